@@ -1,0 +1,117 @@
+"""Customers: the organisation's Account and the people (Users) who log in to it."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+from tidings.core.fields import EncryptedTextField
+
+
+class Account(models.Model):
+    """A customer organisation. Its users, and later its audience, belong to it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed, erasure scheduled"
+        ERASING = "erasing", "Being erased"
+
+    name = models.CharField("organisation name", max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # Erasure starts at erase_after (end of the grace period) and must be complete by
+    # erase_deadline (P13).
+    erase_after = models.DateTimeField(null=True, blank=True)
+    erase_deadline = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+    @property
+    def is_processing_allowed(self) -> bool:
+        """False once closed: closing stops every processing at once (P21)."""
+        return self.status == self.Status.ACTIVE
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username: str | None) -> User:
+        return self.get(email__iexact=normalise_email(username or ""))
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=normalise_email(email), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("staff_role", User.StaffRole.ADMIN)
+        extra.setdefault("email_confirmed_at", timezone.now())
+        return self.create_user(email, password, **extra)
+
+
+def normalise_email(email: str) -> str:
+    """Lower-case the whole address: Tidings treats addresses case-insensitively."""
+    return email.strip().lower()
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in: a customer's user (with an account) or a staff member."""
+
+    class StaffRole(models.TextChoices):
+        NONE = "", "Not staff"
+        SUPPORT = "support", "Support agent"
+        BILLING = "billing", "Billing"
+        PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
+        ADMIN = "admin", "Administrator"
+
+    email = models.EmailField(unique=True, max_length=254)
+    name = models.CharField(max_length=150)
+    # Optional (P1): asked only where needed; encrypted at rest (P8).
+    phone = EncryptedTextField(blank=True, default="")
+    postal_address = EncryptedTextField(blank=True, default="")
+    account = models.ForeignKey(
+        Account, null=True, blank=True, on_delete=models.CASCADE, related_name="users"
+    )
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    staff_role = models.CharField(
+        max_length=20, choices=StaffRole.choices, default=StaffRole.NONE, blank=True
+    )
+    date_joined = models.DateTimeField(default=timezone.now)
+    email_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # An address change takes effect only once the new address is confirmed.
+    pending_email = models.EmailField(blank=True, default="")
+
+    # Optional processing the customer can switch off one by one (P18). Analytics is
+    # off until they switch it on (privacy by default).
+    allow_product_updates = models.BooleanField("product-update emails", default=True)
+    allow_support_followups = models.BooleanField("follow-ups after support", default=True)
+    allow_analytics = models.BooleanField("usage analytics", default=False)
+
+    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["name"]
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                models.functions.Lower("email"), name="accounts_user_email_ci_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def email_confirmed(self) -> bool:
+        return self.email_confirmed_at is not None

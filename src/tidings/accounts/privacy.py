@@ -1,0 +1,94 @@
+"""Data map entries for accounts and users."""
+
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.contrib.admin.models import LogEntry
+from django.contrib.sessions.models import Session
+from django.db.models import QuerySet
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tidings.accounts.models import Account, User
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+
+register(
+    Account,
+    owner=Owner.CUSTOMER,
+    category="identity",
+    purpose="providing the service the customer signed up for",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="while the account is open; erased 45 to 60 days after closing",
+    personal_fields=["name", "created_at", "closed_at", "erase_after", "erase_deadline"],
+    erase=Erasure.DELETE,
+    account_path="",
+)
+register(
+    User,
+    owner=Owner.CUSTOMER,
+    category="identity and contact details",
+    purpose="logging in, contacting the customer about their account, invoicing",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="while the account is open; erased 45 to 60 days after closing",
+    personal_fields=[
+        "name",
+        "email",
+        "pending_email",
+        "phone",
+        "postal_address",
+        "date_joined",
+        "email_confirmed_at",
+        "last_login",
+        "allow_product_updates",
+        "allow_support_followups",
+        "allow_analytics",
+    ],
+    erase=Erasure.DELETE,
+    account_path="account",
+)
+register(
+    TOTPDevice,
+    owner=Owner.CUSTOMER,
+    category="account security",
+    purpose="two-factor authentication",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="until the device is removed or the account erased",
+    personal_fields=["name", "confirmed", "last_used_at"],
+    erase=Erasure.DELETE,
+    account_path="user__account",
+    exported=True,
+)
+declare_free_of_personal_data(
+    Session,
+    "signed session state keyed by a random id; expires after TIDINGS_SESSION_HOURS and "
+    "is flushed at logout and when the account is closed",
+)
+declare_free_of_personal_data(
+    LogEntry,
+    "Tidings's admin writes no LogEntry rows: the audit log (staff.AuditEvent) replaces it",
+)
+
+
+def _login_records(model: type[AccessAttempt | AccessLog | AccessFailureLog]):  # type: ignore[no-untyped-def]
+    def rows(account: Account) -> QuerySet:  # type: ignore[type-arg]
+        return model.objects.filter(username__in=list(account.users.values_list("email", flat=True)))
+
+    return rows
+
+
+for _model in (AccessAttempt, AccessLog, AccessFailureLog):
+    register(
+        _model,
+        owner=Owner.CUSTOMER,
+        category="login records",
+        purpose="throttling and locking out repeated failed logins (P9)",
+        legal_basis=LegalBasis.LEGITIMATE_INTEREST,
+        retention="not written: failures are counted in the cache and expire with the "
+        "lockout (TIDINGS_LOGIN_LOCKOUT_MINUTES)",
+        personal_fields=["username", "ip_address", "user_agent"],
+        erase=Erasure.DELETE,
+        rows_for_account=_login_records(_model),
+    )

@@ -1,0 +1,48 @@
+"""Reads for My Account: everything the data map says Tidings holds on a customer (P15)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models
+
+from tidings.accounts.models import Account
+from tidings.privacy import datamap
+
+# How many rows of one kind My Account shows before linking to the full export.
+SHOWN_ROWS = 50
+
+
+@dataclass
+class HeldData:
+    entry: datamap.Entry
+    columns: list[str]
+    rows: list[list[Any]]
+    total: int
+
+
+def _display(obj: models.Model, field: str) -> Any:
+    value = getattr(obj, field)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
+def data_held_on(account: Account) -> list[HeldData]:
+    """One table per data map entry that holds rows about this account."""
+    held = []
+    for entry in datamap.customer_entries():
+        if not entry.exported:
+            continue
+        qs = entry.queryset_for(account)
+        total = qs.count()
+        if total == 0:
+            continue
+        columns = list(entry.columns)
+        rows = [[_display(obj, c) for c in columns] for obj in qs.order_by("pk")[:SHOWN_ROWS]]
+        labels = [str(entry.model._meta.get_field(c).verbose_name) for c in columns]
+        held.append(HeldData(entry=entry, columns=labels, rows=rows, total=total))
+    return held

@@ -1,0 +1,344 @@
+"""Every write to a customer's account and personal data (DESIGN principle 2).
+
+Each service runs in one transaction, writes the audit event and queues the notice that
+tells the person what changed (P19).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from tidings.accounts import tokens
+from tidings.accounts.models import Account, User, normalise_email
+from tidings.core.mail import send_templated
+from tidings.privacy.models import CollectionRecord
+from tidings.staff import audit
+
+
+class AccountError(Exception):
+    """A problem the user caused and can fix; the message is shown as it is."""
+
+
+# What the registration form collects, and why (P1, P2).
+REGISTRATION_PURPOSES = {
+    "organisation name": ("providing the service to the organisation", "contract"),
+    "name": ("addressing the customer and identifying the account holder", "contract"),
+    "email": ("logging in and messages about the account", "contract"),
+    "password": ("logging in (stored only as an Argon2 hash)", "contract"),
+    "postal address": ("invoices, only if given", "contract"),
+    "phone": ("reaching the customer about the account, only if given", "consent"),
+}
+
+EDITABLE_FIELDS = {"name": "Name", "phone": "Phone", "postal_address": "Postal address"}
+SECRET_FIELDS = {"phone", "postal_address", "email"}
+
+
+def mask(value: str) -> str:
+    """Show enough of a secret value to recognise it, not enough to read it."""
+    if not value:
+        return "(empty)"
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}•••@{domain}"
+    return "•••" + value[-2:] if len(value) > 4 else "•••"
+
+
+def _clean_email(email: str) -> str:
+    email = normalise_email(email)
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise AccountError(f"“{email}” is not a valid email address.") from None
+    return email
+
+
+def register_customer(
+    *,
+    organisation: str,
+    name: str,
+    email: str,
+    password: str,
+    postal_address: str = "",
+    phone: str = "",
+) -> User:
+    """Create an account and its first user, unconfirmed; send the confirmation link."""
+    email = _clean_email(email)
+    candidate = User(email=email, name=name)
+    try:
+        validate_password(password, candidate)
+    except ValidationError as error:
+        raise AccountError(" ".join(error.messages)) from None
+    if User.objects.filter(email__iexact=email).exists():
+        raise AccountError("An account with this email address already exists. Log in or reset your password.")
+    try:
+        with transaction.atomic():
+            account = Account.objects.create(name=organisation.strip())
+            user = User.objects.create_user(
+                email=email,
+                password=password,
+                name=name.strip(),
+                account=account,
+                postal_address=postal_address.strip(),
+                phone=phone.strip(),
+            )
+            collected = ["organisation name", "name", "email", "password"]
+            if postal_address.strip():
+                collected.append("postal address")
+            if phone.strip():
+                collected.append("phone")
+            for item in collected:
+                purpose, basis = REGISTRATION_PURPOSES[item]
+                CollectionRecord.objects.create(
+                    account=account,
+                    user=user,
+                    point="registration",
+                    data_collected=[item],
+                    purpose=purpose,
+                    legal_basis=basis,
+                )
+            audit.record(audit.AuditEvent.Action.CREATE, user, by=user, fields=collected)
+            send_confirmation(user)
+    except IntegrityError:
+        # Two sign-ups with the same address at once: the unique index decides.
+        raise AccountError("An account with this email address already exists.") from None
+    return user
+
+
+def send_confirmation(user: User) -> None:
+    token = tokens.make("confirm", u=user.pk, e=user.email)
+    send_templated(
+        "accounts/mail/confirm",
+        [user.email],
+        {"user": user, "token": token, "days": settings.EMAIL_CONFIRMATION_DAYS},
+    )
+
+
+def confirm_email(token: str) -> User:
+    """Confirm the address a registration link was sent to. Raises InvalidLink."""
+    data = tokens.read("confirm", token, max_age_days=settings.EMAIL_CONFIRMATION_DAYS)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=data["u"], email=data["e"]).first()
+        if user is None:
+            raise tokens.InvalidLink("This link is not valid any more.")
+        if user.email_confirmed_at is None:
+            user.email_confirmed_at = timezone.now()
+            user.save(update_fields=["email_confirmed_at"])
+            audit.record(audit.AuditEvent.Action.UPDATE, user, by=user, fields=["email_confirmed_at"])
+    return user
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    old: str
+    new: str
+    secret: bool
+
+
+def _notify_changes(user: User, changes: list[Change], *, by: User | None, to: list[str]) -> None:
+    send_templated(
+        "accounts/mail/changed",
+        to,
+        {"user": user, "changes": changes, "by_staff": bool(by and by.is_staff)},
+    )
+
+
+def update_profile(user: User, *, by: User, reason: str = "", **values: str) -> list[Change]:
+    """Change name, phone or postal address; tell the person what changed (P16, P19)."""
+    changes: list[Change] = []
+    changed_fields: list[str] = []
+    for field, new in values.items():
+        if field not in EDITABLE_FIELDS:
+            raise AccountError(f"{field} cannot be changed here.")
+        new = (new or "").strip()
+        if field == "name" and not new:
+            raise AccountError("Your name cannot be empty.")
+        old = getattr(user, field)
+        if old == new:
+            continue
+        secret = field in SECRET_FIELDS
+        changes.append(
+            Change(EDITABLE_FIELDS[field], mask(old) if secret else old, mask(new) if secret else new, secret)
+        )
+        changed_fields.append(field)
+        setattr(user, field, new)
+    if not changes:
+        return []
+    with transaction.atomic():
+        user.full_clean(exclude=["password", "email"])
+        user.save(update_fields=changed_fields)
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=changed_fields, reason=reason)
+        _notify_changes(user, changes, by=by, to=[user.email])
+    return changes
+
+
+def rename_account(account: Account, *, name: str, by: User, reason: str = "") -> list[Change]:
+    name = name.strip()
+    if not name:
+        raise AccountError("The organisation name cannot be empty.")
+    if name == account.name:
+        return []
+    change = Change("Organisation name", account.name, name, False)
+    with transaction.atomic():
+        account.name = name
+        account.full_clean()
+        account.save(update_fields=["name"])
+        audit.record(audit.AuditEvent.Action.UPDATE, account, by=by, fields=["name"], reason=reason)
+        for user in account.users.all():
+            _notify_changes(user, [change], by=by, to=[user.email])
+    return [change]
+
+
+def request_email_change(user: User, *, new_email: str, by: User, reason: str = "") -> None:
+    """Send a confirmation link to the new address; warn the old one (P19)."""
+    new_email = _clean_email(new_email)
+    if new_email == user.email:
+        raise AccountError("That is already your email address.")
+    if User.objects.filter(email__iexact=new_email).exclude(pk=user.pk).exists():
+        raise AccountError("Another account already uses this email address.")
+    with transaction.atomic():
+        user.pending_email = new_email
+        user.save(update_fields=["pending_email"])
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=["pending_email"], reason=reason)
+        token = tokens.make("email-change", u=user.pk, e=new_email)
+        send_templated(
+            "accounts/mail/confirm_new_email",
+            [new_email],
+            {"user": user, "token": token, "days": settings.EMAIL_CONFIRMATION_DAYS},
+        )
+        _notify_changes(
+            user,
+            [Change("Email address (waiting for confirmation)", mask(user.email), mask(new_email), True)],
+            by=by,
+            to=[user.email],
+        )
+
+
+def confirm_email_change(token: str) -> User:
+    data = tokens.read("email-change", token, max_age_days=settings.EMAIL_CONFIRMATION_DAYS)
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=data["u"], pending_email=data["e"]).first()
+        if user is None:
+            raise tokens.InvalidLink("This link is not valid any more.")
+        if User.objects.filter(email__iexact=data["e"]).exclude(pk=user.pk).exists():
+            raise tokens.InvalidLink("Another account already uses this email address.")
+        old = user.email
+        user.email = data["e"]
+        user.pending_email = ""
+        user.email_confirmed_at = timezone.now()
+        user.save(update_fields=["email", "pending_email", "email_confirmed_at"])
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=user, fields=["email"])
+        _notify_changes(
+            user, [Change("Email address", mask(old), mask(user.email), True)], by=user, to=[old, user.email]
+        )
+    return user
+
+
+def set_password(user: User, *, password: str, by: User | None, reason: str = "") -> None:
+    """Set a new password (change or reset) and tell the person (P19)."""
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise AccountError(" ".join(error.messages)) from None
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=["password"], reason=reason)
+        _notify_changes(user, [Change("Password", "", "", True)], by=by, to=[user.email])
+
+
+PROCESSING_SWITCHES = {
+    "allow_product_updates": "Product-update emails",
+    "allow_support_followups": "Follow-ups after a support conversation",
+    "allow_analytics": "Usage analytics",
+}
+
+
+def set_processing(user: User, *, by: User, reason: str = "", **switches: bool) -> list[Change]:
+    """Switch single optional processings on or off; effective at once (P18, P21)."""
+    changes = []
+    for field, value in switches.items():
+        if field not in PROCESSING_SWITCHES:
+            raise AccountError(f"Unknown processing: {field}")
+        if getattr(user, field) != value:
+            old = "on" if getattr(user, field) else "off"
+            changes.append(Change(PROCESSING_SWITCHES[field], old, "on" if value else "off", False))
+            setattr(user, field, value)
+    if not changes:
+        return []
+    with transaction.atomic():
+        fields = [f for f in switches if f in PROCESSING_SWITCHES]
+        user.save(update_fields=fields)
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=fields, reason=reason)
+        _notify_changes(user, changes, by=by, to=[user.email])
+    return changes
+
+
+def check_password(user: User, password: str) -> None:
+    if not user.check_password(password):
+        raise AccountError("The password is not correct.")
+
+
+def close_account(account: Account, *, by: User, erase_now: bool = False) -> Account:
+    """Close the account: every processing stops now; erasure is scheduled (P13, P17, P21).
+
+    With erase_now the grace period is skipped and erasure is queued at once.
+    """
+    if account.status != Account.Status.ACTIVE:
+        raise AccountError("This account is already closed.")
+    now = timezone.now()
+    with transaction.atomic():
+        account.status = Account.Status.CLOSED
+        account.closed_at = now
+        account.erase_after = now if erase_now else now + timedelta(days=settings.RETENTION["grace_days"])
+        account.erase_deadline = now + timedelta(days=settings.RETENTION["erasure_deadline_days"])
+        account.save(update_fields=["status", "closed_at", "erase_after", "erase_deadline"])
+        audit.record(
+            audit.AuditEvent.Action.CLOSE,
+            account,
+            by=by,
+            fields=["status"],
+            reason="erase now" if erase_now else "closed by the customer",
+        )
+        send_templated(
+            "accounts/mail/closed",
+            list(account.users.values_list("email", flat=True)),
+            {
+                "account": account,
+                "erase_now": erase_now,
+                "grace_days": settings.RETENTION["grace_days"],
+            },
+        )
+        if erase_now:
+            from tidings.privacy.tasks import erase_account_task
+
+            transaction.on_commit(lambda: erase_account_task.delay(account.pk))
+    return account
+
+
+def reopen_account(account: Account, *, by: User) -> Account:
+    """Reopen a closed account during its grace period; the erasure is cancelled."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.status != Account.Status.CLOSED:
+            raise AccountError("Only a closed account can be reopened.")
+        if account.erase_after and account.erase_after <= timezone.now():
+            raise AccountError("The grace period is over: this account is being erased.")
+        account.status = Account.Status.ACTIVE
+        account.closed_at = account.erase_after = account.erase_deadline = None
+        account.save(update_fields=["status", "closed_at", "erase_after", "erase_deadline"])
+        audit.record(audit.AuditEvent.Action.REOPEN, account, by=by, fields=["status"])
+        send_templated(
+            "accounts/mail/reopened",
+            list(account.users.values_list("email", flat=True)),
+            {"account": account},
+        )
+    return account

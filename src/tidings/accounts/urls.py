@@ -1,0 +1,24 @@
+from django.urls import path
+
+from tidings.accounts import views
+
+app_name = "accounts"
+urlpatterns = [
+    path("register/", views.register, name="register"),
+    path("confirm/<str:token>/", views.confirm, name="confirm"),
+    path("confirm-email/<str:token>/", views.confirm_new_email, name="confirm_new_email"),
+    path("confirm-again/", views.resend_confirmation, name="resend_confirmation"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.logout_view, name="logout"),
+    path("password-reset/", views.password_reset, name="password_reset"),
+    path("password-reset/sent/", views.password_reset_done, name="password_reset_done"),
+    path("password-reset/<uidb64>/<token>/", views.password_reset_confirm, name="password_reset_confirm"),
+    path("password-reset/done/", views.password_reset_complete, name="password_reset_complete"),
+    path("account/", views.my_account, name="my_account"),
+    path("account/edit/", views.edit_profile, name="edit_profile"),
+    path("account/processing/", views.processing, name="processing"),
+    path("account/password/", views.change_password, name="change_password"),
+    path("account/close/", views.close_account, name="close"),
+    path("account/closed/", views.closed, name="closed"),
+    path("account/reopen/", views.reopen, name="reopen"),
+]

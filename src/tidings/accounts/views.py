@@ -1,0 +1,243 @@
+"""Registration, confirmation, login and My Account. Thin: the services do the writing."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.views.decorators.http import require_POST
+
+from tidings.accounts import services, tokens
+from tidings.accounts.forms import (
+    CloseAccountForm,
+    LoginForm,
+    PasswordForm,
+    ProcessingForm,
+    ProfileForm,
+    RegistrationForm,
+    ResendForm,
+)
+from tidings.accounts.models import User
+from tidings.accounts.selectors import data_held_on
+from tidings.accounts.services import AccountError
+
+
+def register(request: HttpRequest) -> HttpResponse:
+    form = RegistrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.register_customer(**form.cleaned_data)
+        except AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            return render(request, "accounts/registered.html", {"email": user.email})
+    return render(request, "accounts/register.html", {"form": form})
+
+
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        user = services.confirm_email(token)
+    except tokens.InvalidLink as error:
+        return render(request, "accounts/link_invalid.html", {"error": error, "resend": ResendForm()}, status=400)
+    messages.success(request, f"Thank you: {user.email} is confirmed. You can log in now.")
+    return redirect("accounts:login")
+
+
+def confirm_new_email(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        user = services.confirm_email_change(token)
+    except tokens.InvalidLink as error:
+        return render(request, "accounts/link_invalid.html", {"error": error}, status=400)
+    messages.success(request, f"Your email address is now {user.email}.")
+    return redirect("accounts:my_account" if request.user.is_authenticated else "accounts:login")
+
+
+@require_POST
+def resend_confirmation(request: HttpRequest) -> HttpResponse:
+    form = ResendForm(request.POST)
+    if form.is_valid():
+        user = User.objects.filter(
+            email__iexact=form.cleaned_data["email"], email_confirmed_at__isnull=True
+        ).first()
+        if user is not None:
+            services.send_confirmation(user)
+    # The same answer whether or not the address is known: no account enumeration.
+    messages.info(request, "If that address is waiting for confirmation, a new link is on its way.")
+    return redirect("accounts:login")
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
+        user = form.get_user()
+        if not user.email_confirmed and not user.is_staff:
+            form.add_error(None, "Confirm your email address first: we sent you a link.")
+            return self.form_invalid(form)
+        return super().form_valid(form)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    messages.info(request, "You are logged out.")
+    return redirect("public:home")
+
+
+class ResetPasswordForm(SetPasswordForm):  # type: ignore[type-arg]
+    """The reset goes through the service, so it is audited and announced (P19)."""
+
+    def save(self, commit: bool = True) -> User:  # type: ignore[override]
+        services.set_password(self.user, password=self.cleaned_data["new_password1"], by=self.user)
+        return self.user  # type: ignore[return-value]
+
+
+password_reset = auth_views.PasswordResetView.as_view(
+    template_name="accounts/password_reset.html",
+    email_template_name="accounts/mail/password_reset.txt",
+    subject_template_name="accounts/mail/password_reset_subject.txt",
+    success_url=reverse_lazy("accounts:password_reset_done"),
+    extra_email_context={"operator": settings.OPERATOR},
+)
+password_reset_done = auth_views.PasswordResetDoneView.as_view(
+    template_name="accounts/password_reset_done.html"
+)
+password_reset_confirm = auth_views.PasswordResetConfirmView.as_view(
+    template_name="accounts/password_reset_confirm.html",
+    form_class=ResetPasswordForm,
+    success_url=reverse_lazy("accounts:password_reset_complete"),
+)
+password_reset_complete = auth_views.PasswordResetCompleteView.as_view(
+    template_name="accounts/password_reset_complete.html"
+)
+
+
+def _customer(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+def my_account(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    return render(
+        request,
+        "accounts/my_account.html",
+        {"user": user, "account": user.account, "held": data_held_on(user.account)},
+    )
+
+
+@login_required
+def edit_profile(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    account = user.account
+    if account is None:
+        return redirect("admin:index")
+    initial = {
+        "organisation": account.name,
+        "name": user.name,
+        "email": user.pending_email or user.email,
+        "phone": user.phone,
+        "postal_address": user.postal_address,
+    }
+    form = ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            changed = services.update_profile(
+                user, by=user, name=data["name"], phone=data["phone"], postal_address=data["postal_address"]
+            )
+            changed += services.rename_account(account, name=data["organisation"], by=user)
+            if data["email"].lower() not in (user.email, user.pending_email):
+                services.request_email_change(user, new_email=data["email"], by=user)
+                messages.info(request, f"We sent a link to {data['email']}: your address changes once you follow it.")
+        except AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            if changed:
+                messages.success(request, "Saved. We emailed you a note of what changed.")
+            return redirect("accounts:my_account")
+    return render(request, "accounts/edit_profile.html", {"form": form})
+
+
+@login_required
+def processing(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    form = ProcessingForm(
+        request.POST or None, initial={f: getattr(user, f) for f in services.PROCESSING_SWITCHES}
+    )
+    if request.method == "POST" and form.is_valid():
+        if services.set_processing(user, by=user, **form.cleaned_data):
+            messages.success(request, "Your choices are saved and apply from now on.")
+        return redirect("accounts:my_account")
+    return render(request, "accounts/processing.html", {"form": form})
+
+
+@login_required
+def change_password(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    form = PasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.check_password(user, form.cleaned_data["current_password"])
+            services.set_password(user, password=form.cleaned_data["new_password"], by=user)
+        except AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Your password is changed.")
+            return redirect("accounts:my_account")
+    return render(request, "accounts/change_password.html", {"form": form})
+
+
+@login_required
+def close_account(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    form = CloseAccountForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.check_password(user, form.cleaned_data["password"])
+            services.close_account(user.account, by=user, erase_now=form.cleaned_data["erase_now"])
+        except AccountError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("accounts:closed")
+    return render(
+        request,
+        "accounts/close.html",
+        {"form": form, "retention": settings.RETENTION},
+    )
+
+
+@login_required
+def closed(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    return render(request, "accounts/closed.html", {"account": user.account, "retention": settings.RETENTION})
+
+
+@login_required
+@require_POST
+def reopen(request: HttpRequest) -> HttpResponse:
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    try:
+        services.reopen_account(user.account, by=user)
+    except AccountError as error:
+        messages.error(request, str(error))
+        return redirect("accounts:closed")
+    messages.success(request, "Welcome back: your account is open again and nothing will be erased.")
+    return redirect("accounts:my_account")

@@ -1,0 +1,192 @@
+"""The `tidings` command: run, administer and inspect a Tidings installation."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+COMMANDS = {
+    "up": "migrate, create the first admin if there is none, then run the web server, a worker and the scheduler",
+    "web": "run only the web server",
+    "worker": "run only a Celery worker (on this or any other machine)",
+    "beat": "run only the scheduler (one per installation)",
+    "migrate": "create or update the database tables",
+    "createadmin": "create an operator admin with a generated password and 2FA secret",
+    "promises": "print each privacy promise with the tests that prove it",
+    "audit": "audit log tools: `tidings audit verify` checks the hash chain",
+    "rotate-keys": "re-encrypt encrypted fields with the newest key",
+    "manage": "run any Django management command (`tidings manage help`)",
+}
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tidings.settings")
+    import django
+
+    django.setup()
+
+
+def _call(name: str, *args: str) -> None:
+    _django()
+    from django.core.management import call_command
+
+    call_command(name, *args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    _call("migrate", "--no-input", "-v", "0")
+    _call("createcachetable")
+    _call("createadmin", "--if-none")
+    _call("publishpolicy")
+    return _supervise(
+        {
+            "web": _web_command(args.host, args.port),
+            "worker": _worker_command(with_beat=True),
+        }
+    )
+
+
+def _web_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "tidings.wsgi:application",
+        "--bind", f"{host}:{port}",
+        "--workers", os.environ.get("TIDINGS_WEB_WORKERS", "2"),
+        "--threads", "4",
+        "--access-logfile", "-",
+        "--graceful-timeout", "5",
+    ]  # fmt: skip
+
+
+def _worker_command(*, with_beat: bool) -> list[str]:
+    command = [
+        sys.executable, "-m", "celery", "-A", "tidings", "worker",
+        "--loglevel", os.environ.get("TIDINGS_WORKER_LOG_LEVEL", "INFO"),
+        "--concurrency", os.environ.get("TIDINGS_WORKER_CONCURRENCY", "2"),
+    ]  # fmt: skip
+    if with_beat:
+        from django.conf import settings
+
+        command += ["--beat", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME]
+    return command
+
+
+def _supervise(commands: dict[str, list[str]]) -> int:
+    """Run the processes together; stop all of them on Ctrl-C or when one dies."""
+    from django.conf import settings
+
+    procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+    print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                print(f"{name} stopped (exit {proc.returncode}); stopping the rest", flush=True)
+                code = proc.returncode or 1
+                stopping = True
+        time.sleep(0.3)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    print("Tidings stopped.", flush=True)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tidings",
+        description="Tidings: self-hosted email marketing that keeps its privacy promises.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    up = sub.add_parser("up", help=COMMANDS["up"])
+    web = sub.add_parser("web", help=COMMANDS["web"])
+    for p in (up, web):
+        p.add_argument("--host", default=os.environ.get("TIDINGS_HOST", "127.0.0.1"))
+        p.add_argument("--port", type=int, default=int(os.environ.get("TIDINGS_PORT", "8000")))
+    sub.add_parser("worker", help=COMMANDS["worker"])
+    sub.add_parser("beat", help=COMMANDS["beat"])
+    sub.add_parser("migrate", help=COMMANDS["migrate"])
+    admin = sub.add_parser("createadmin", help=COMMANDS["createadmin"])
+    admin.add_argument("--email", default="admin@localhost")
+    admin.add_argument("--if-none", action="store_true", help="only if no admin exists yet")
+    promises = sub.add_parser("promises", help=COMMANDS["promises"])
+    promises.add_argument("--markdown", action="store_true")
+    audit = sub.add_parser("audit", help=COMMANDS["audit"])
+    audit.add_argument("action", choices=["verify"])
+    sub.add_parser("rotate-keys", help=COMMANDS["rotate-keys"])
+    manage = sub.add_parser("manage", help=COMMANDS["manage"])
+    manage.add_argument("rest", nargs=argparse.REMAINDER)
+
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "up":
+        return _up(args)
+    if args.command == "web":
+        _django()
+        return _supervise({"web": _web_command(args.host, args.port)})
+    if args.command in ("worker", "beat"):
+        _django()
+        from django.conf import settings
+
+        cmd = (
+            _worker_command(with_beat=False)
+            if args.command == "worker"
+            else [sys.executable, "-m", "celery", "-A", "tidings", "beat", "--schedule",
+                  settings.CELERY_BEAT_SCHEDULE_FILENAME]
+        )  # fmt: skip
+        return _supervise({args.command: cmd})
+    if args.command == "migrate":
+        _call("migrate", "--no-input")
+        _call("createcachetable")
+        _call("publishpolicy")
+        return 0
+    if args.command == "createadmin":
+        _call("createadmin", "--email", args.email, *(["--if-none"] if args.if_none else []))
+        return 0
+    if args.command == "promises":
+        _call("promises", *(["--markdown"] if args.markdown else []))
+        return 0
+    if args.command == "audit":
+        _django()
+        from django.core.management import call_command
+
+        try:
+            call_command("audit", args.action)
+        except SystemExit as exit_:
+            return int(exit_.code or 0)
+        return 0
+    if args.command == "rotate-keys":
+        _call("rotatekeys")
+        return 0
+    if args.command == "manage":
+        _django()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(["tidings manage", *args.rest])
+        return 0
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""The data map (DESIGN principle 1): one registry of every model that holds personal data.
+
+Each app declares its models in its own `privacy.py`. My Account (P15), the erasure job
+(P13, P17), the retention jobs (P12), the audit (P7) and later the records of processing
+read this registry instead of knowing the models themselves. A test fails when a model
+with personal-looking fields is neither registered nor declared free of personal data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+
+if TYPE_CHECKING:
+    from tidings.accounts.models import Account
+
+
+class Owner(StrEnum):
+    """Whose data it is."""
+
+    CUSTOMER = "customer"
+    CONTACT = "contact"
+    STAFF = "staff"
+    VISITOR = "visitor"
+
+
+class LegalBasis(StrEnum):
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal obligation"
+    LEGITIMATE_INTEREST = "legitimate interest"
+
+
+class Erasure(StrEnum):
+    """What the erasure job does with the rows of a closed account."""
+
+    DELETE = "delete"
+    ANONYMISE = "anonymise"  # personal fields blanked, the row stays (counts)
+    KEEP_FOR_LEGAL_REASON = "keep for a legal reason"  # kept until keep_until, then deleted
+    KEEP_WITHOUT_PERSONAL_DATA = "keep (holds no direct identifier)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    model: type[models.Model]
+    owner: Owner
+    category: str
+    purpose: str
+    legal_basis: LegalBasis
+    retention: str
+    personal_fields: tuple[str, ...]
+    erase: Erasure
+    # How to find this model's rows for one account: an ORM path to the Account
+    # ("" for Account itself), or a function for models without such a path.
+    account_path: str | None = None
+    rows_for_account: Callable[[Account], models.QuerySet[Any]] | None = None
+    # For ANONYMISE: field -> value written in place of the personal data.
+    anonymise_with: dict[str, Any] = field(default_factory=dict)
+    # For KEEP_FOR_LEGAL_REASON: the field that gets the date the row may be deleted,
+    # how many years it is kept, and the field values that detach it from the account.
+    keep_until_field: str = ""
+    keep_years: Callable[[], int] | None = None
+    detach_with: dict[str, Any] = field(default_factory=dict)
+    # Shown to the customer in My Account and in their export.
+    exported: bool = True
+    # The columns shown to the customer, when not just the personal fields.
+    shown_fields: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.shown_fields or self.personal_fields
+
+    @property
+    def label(self) -> str:
+        return self.model._meta.label
+
+    @property
+    def verbose_name(self) -> str:
+        return str(self.model._meta.verbose_name_plural).capitalize()
+
+    def queryset_for(self, account: Account) -> models.QuerySet[Any]:
+        if self.rows_for_account is not None:
+            return self.rows_for_account(account)
+        assert self.account_path is not None
+        if self.account_path == "":
+            return self.model._default_manager.filter(pk=account.pk)
+        return self.model._default_manager.filter(**{self.account_path: account})
+
+
+_registry: dict[type[models.Model], Entry] = {}
+_free_of_personal_data: dict[type[models.Model], str] = {}
+
+
+def register(model: type[models.Model], **kwargs: Any) -> Entry:
+    if "account_path" not in kwargs and "rows_for_account" not in kwargs:
+        raise ValueError(f"{model._meta.label}: say how its rows are found for an account")
+    if kwargs.get("erase") == Erasure.KEEP_FOR_LEGAL_REASON and not kwargs.get("keep_years"):
+        raise ValueError(f"{model._meta.label}: a legal hold needs keep_years")
+    fields = tuple(kwargs.pop("personal_fields"))
+    for name in fields:
+        model._meta.get_field(name)  # fails loudly on a typo
+    entry = Entry(model=model, personal_fields=fields, **kwargs)
+    _registry[model] = entry
+    return entry
+
+
+def declare_free_of_personal_data(model: type[models.Model], reason: str) -> None:
+    _free_of_personal_data[model] = reason
+
+
+def entries() -> list[Entry]:
+    return list(_registry.values())
+
+
+def entry_for(model: type[models.Model]) -> Entry | None:
+    return _registry.get(model)
+
+
+def is_declared_free(model: type[models.Model]) -> bool:
+    return model in _free_of_personal_data
+
+
+def customer_entries() -> Iterator[Entry]:
+    return (e for e in _registry.values() if e.owner == Owner.CUSTOMER)
+
+
+# Field names that suggest personal data. Used only to catch a model someone forgot to
+# register; the registry, not this pattern, is the truth.
+PERSONAL_NAME = re.compile(
+    r"(^|_)(e?mail|name|first|last|phone|mobile|address|ip|ip_address|user_agent|birth"
+    r"|tax|vat|iban|username|recipients?|body|message)(_|$)"
+)
+
+
+def looks_personal(model: type[models.Model]) -> list[str]:
+    """The fields of `model` that look like personal data."""
+    found = []
+    for f in model._meta.concrete_fields:
+        if getattr(f, "encrypted", False) or isinstance(f, models.EmailField):
+            found.append(f.name)
+        elif PERSONAL_NAME.search(f.name) and not isinstance(f, models.ForeignKey):
+            found.append(f.name)
+    return found

@@ -1,0 +1,44 @@
+"""Data map entries for what the privacy engine itself keeps."""
+
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+from tidings.privacy.models import CollectionRecord, ErasureRecord, PolicyVersion, SuppressedEmail
+
+register(
+    CollectionRecord,
+    owner=Owner.CUSTOMER,
+    category="records of collection",
+    purpose="proving what was collected, when, why and on which legal basis (P2)",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="as long as the data it describes",
+    personal_fields=["point", "data_collected", "purpose", "legal_basis", "collected_at"],
+    erase=Erasure.DELETE,
+    account_path="account",
+)
+register(
+    ErasureRecord,
+    owner=Owner.CUSTOMER,
+    category="erasure proof",
+    purpose="proving an erasure was done; the last address only until the notice is sent",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="kept; holds counts and dates, the address is blanked once notified",
+    personal_fields=["notice_to"],
+    erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,
+    rows_for_account=lambda account: ErasureRecord.objects.filter(account_ref=account.pk),
+    exported=False,
+)
+declare_free_of_personal_data(
+    SuppressedEmail, "keyed hashes only: the address cannot be read back from them"
+)
+declare_free_of_personal_data(PolicyVersion, "the operator's published policy texts")
+declare_free_of_personal_data(Group, "staff role names")
+declare_free_of_personal_data(Permission, "permission names")
+declare_free_of_personal_data(ContentType, "model names")

@@ -1,0 +1,197 @@
+"""Erasure and legal holds, driven by the data map (P13, P14, P17, P19)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from tidings.accounts.models import Account
+from tidings.core.mail import send_templated
+from tidings.privacy import datamap
+from tidings.privacy.datamap import Erasure
+from tidings.privacy.models import ErasureRecord, SuppressedEmail
+from tidings.staff import audit
+
+log = logging.getLogger(__name__)
+
+# Rows per transaction while erasing: small enough to keep locks short and memory flat.
+ERASURE_BATCH = 2000
+
+
+def email_digest(email: str) -> str:
+    """The keyed hash under which an erased address is suppressed."""
+    key = settings.SUPPRESSION_KEY.encode()
+    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
+
+
+def is_suppressed(email: str) -> bool:
+    return SuppressedEmail.objects.filter(digest=email_digest(email)).exists()
+
+
+def accounts_due_for_erasure() -> list[int]:
+    now = timezone.now()
+    return list(
+        Account.objects.filter(
+            status__in=[Account.Status.CLOSED, Account.Status.ERASING], erase_after__lte=now
+        ).values_list("pk", flat=True)
+    )
+
+
+def _count(record: ErasureRecord, key: str, n: int) -> None:
+    if n:
+        counts = dict(record.counts)
+        counts[key] = counts.get(key, 0) + n
+        record.counts = counts
+        record.save(update_fields=["counts"])
+
+
+def erase_account(account_id: int, *, requested_by: str = "schedule") -> ErasureRecord | None:
+    """Erase everything the data map marks erasable for one closed account.
+
+    Idempotent: each batch commits on its own, so a killed run leaves a consistent
+    state and the next run carries on where it stopped.
+    """
+    with transaction.atomic():
+        account = Account.objects.select_for_update().filter(pk=account_id).first()
+        record = ErasureRecord.objects.filter(account_ref=account_id).first()
+        if account is None and record is None:
+            return None  # no such account, never was
+        if account is not None:
+            record = _start(account, record, requested_by)
+    assert record is not None
+    if account is not None:
+        for entry in erasure_order():
+            if entry.erase == Erasure.KEEP_FOR_LEGAL_REASON:
+                _hold(entry, account, record)
+            elif entry.erase == Erasure.ANONYMISE:
+                _anonymise(entry, account, record)
+            elif entry.erase == Erasure.DELETE:
+                _delete(entry, account, record)
+
+    with transaction.atomic():
+        record = ErasureRecord.objects.select_for_update().get(pk=record.pk)
+        if record.finished_at is None:
+            record.finished_at = timezone.now()
+            to = [e for e in record.notice_to.split(",") if e]
+            record.notice_to = ""
+            record.save(update_fields=["finished_at", "notice_to"])
+            audit.record(
+                audit.AuditEvent.Action.ERASE,
+                by=None,
+                target_type="accounts.Account",
+                target_id=str(account_id),
+                account_id=account_id,
+                reason=requested_by,
+            )
+            if to:
+                send_templated("privacy/mail/erased", to, {"record": record})
+    return record
+
+
+def _start(account: Account, record: ErasureRecord | None, requested_by: str) -> ErasureRecord:
+    """First run: record the erasure and suppress the addresses before anything goes."""
+    if account.status == Account.Status.ACTIVE:
+        raise ValueError(f"account {account.pk} is open: it cannot be erased")
+    if record is None:
+        emails = list(account.users.values_list("email", flat=True))
+        record = ErasureRecord.objects.create(
+            account_ref=account.pk,
+            closed_at=account.closed_at,
+            deadline=account.erase_deadline,
+            requested_by=requested_by,
+            notice_to=",".join(emails),
+        )
+        if settings.SUPPRESSION_ENABLED:
+            for email in emails:
+                SuppressedEmail.objects.get_or_create(
+                    digest=email_digest(email), defaults={"reason": "account erased"}
+                )
+    account.status = Account.Status.ERASING
+    account.save(update_fields=["status"])
+    return record
+
+
+def erasure_order() -> list[datamap.Entry]:
+    """Legal holds first (before the account they hang on goes), then rows found by a
+    lookup through the users, then deeper paths before shallower, the Account last."""
+
+    def key(entry: datamap.Entry) -> tuple[bool, bool, bool, int]:
+        depth = len(entry.account_path.split("__")) if entry.account_path else 0
+        return (
+            entry.model is Account,
+            entry.erase != Erasure.KEEP_FOR_LEGAL_REASON,
+            entry.rows_for_account is None,
+            -depth,
+        )
+
+    return sorted(datamap.customer_entries(), key=key)
+
+
+def _delete(entry: datamap.Entry, account: Account, record: ErasureRecord) -> None:
+    model = entry.model
+    while True:
+        ids = list(entry.queryset_for(account).values_list("pk", flat=True)[:ERASURE_BATCH])
+        if not ids:
+            return
+        with transaction.atomic():
+            _, per_model = model._default_manager.filter(pk__in=ids).delete()
+            for label, n in per_model.items():
+                _count(record, f"deleted {label}", n)
+
+
+def _anonymise(entry: datamap.Entry, account: Account, record: ErasureRecord) -> None:
+    values: dict[str, Any] = dict(entry.anonymise_with)
+    # Rows already anonymised no longer match the account path, or match the values.
+    while True:
+        qs = entry.queryset_for(account).exclude(**values)
+        ids = list(qs.values_list("pk", flat=True)[:ERASURE_BATCH])
+        if not ids:
+            return
+        with transaction.atomic():
+            n = entry.model._default_manager.filter(pk__in=ids).update(**values)
+            _count(record, f"anonymised {entry.label}", n)
+
+
+def _hold(entry: datamap.Entry, account: Account, record: ErasureRecord) -> None:
+    """Keep rows a law requires, detached from the account, until their end date."""
+    assert entry.keep_years is not None
+    keep_until = timezone.now() + timedelta(days=365 * entry.keep_years() + entry.keep_years() // 4)
+    while True:
+        ids = list(entry.queryset_for(account).values_list("pk", flat=True)[:ERASURE_BATCH])
+        if not ids:
+            return
+        with transaction.atomic():
+            n = entry.model._default_manager.filter(pk__in=ids).update(
+                **{entry.keep_until_field: keep_until}, **entry.detach_with
+            )
+            _count(record, f"kept for a legal reason {entry.label}", n)
+
+
+def delete_expired_legal_holds() -> dict[str, int]:
+    """Delete what was kept for a legal reason once its period is over (P14)."""
+    now = timezone.now()
+    deleted = {}
+    for entry in datamap.entries():
+        if entry.erase != Erasure.KEEP_FOR_LEGAL_REASON:
+            continue
+        qs = entry.model._default_manager.filter(**{f"{entry.keep_until_field}__lte": now})
+        n, _ = qs.delete()
+        deleted[entry.label] = n
+    return deleted
+
+
+def overdue_erasures() -> list[int]:
+    """Accounts past their erasure deadline: should never happen; staff are alerted."""
+    return list(
+        Account.objects.exclude(status=Account.Status.ACTIVE)
+        .filter(erase_deadline__lt=timezone.now())
+        .values_list("pk", flat=True)
+    )
+

@@ -1,0 +1,30 @@
+import logging
+
+from celery import shared_task
+
+from tidings.privacy import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True)
+def erase_account_task(account_id: int, requested_by: str = "customer: erase now") -> None:
+    """Erase one closed account; safe to run again after a crash."""
+    services.erase_account(account_id, requested_by=requested_by)
+
+
+@shared_task
+def erase_due_accounts() -> int:
+    """Erase every closed account whose grace period is over (P13)."""
+    due = services.accounts_due_for_erasure()
+    for account_id in due:
+        services.erase_account(account_id)
+    for account_id in services.overdue_erasures():
+        log.error("account %s is past its erasure deadline", account_id)
+    return len(due)
+
+
+@shared_task
+def delete_expired_legal_holds() -> dict[str, int]:
+    """Delete invoices (and anything else held for a legal reason) past their period (P14)."""
+    return services.delete_expired_legal_holds()

@@ -1,0 +1,14 @@
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "public/home.html")
+
+
+def privacy(request: HttpRequest) -> HttpResponse:
+    return render(request, "public/home.html")
+
+
+def contact(request: HttpRequest) -> HttpResponse:
+    return render(request, "public/home.html")

@@ -1,0 +1,307 @@
+"""Tidings settings: one module, driven by environment variables.
+
+Every setting an operator may change is read here with a small typed helper; a bad value
+stops the start with a message that names the variable. Secrets are generated on first
+run and kept in the data directory (never in the repository).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+DATA_DIR = Path(env("TIDINGS_DATA_DIR", str(Path.cwd() / "data"))).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_file(name: str, make: callable) -> str:  # type: ignore[valid-type]
+    """Read a secret from the data directory, creating it (mode 600) on first run."""
+    path = DATA_DIR / name
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make())
+    return path.read_text().strip()
+
+
+DEBUG = envbool("TIDINGS_DEBUG", False)
+# Production hardening (secure cookies, HSTS, SSL redirect) is on unless the operator
+# runs the local embedded default, which serves plain http on 127.0.0.1.
+SECURE = envbool("TIDINGS_SECURE", False)
+SECRET_KEY = env("TIDINGS_SECRET_KEY") or _secret_file(
+    "secret_key", lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = [h.strip() for h in env("TIDINGS_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
+BASE_URL = env("TIDINGS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+CSRF_TRUSTED_ORIGINS = [BASE_URL]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "tidings.core",
+    "tidings.accounts",
+    "tidings.privacy",
+    "tidings.staff",
+    "tidings.billing",
+    "tidings.outbox",
+    "tidings.public",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tidings.accounts.middleware.ClosedAccountMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "tidings.urls"
+WSGI_APPLICATION = "tidings.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "tidings.core.context_processors.operator",
+            ],
+        },
+    },
+]
+
+# Database: embedded SQLite in the data directory unless DATABASE_URL names another.
+DATABASE_URL = env("DATABASE_URL", f"sqlite:///{DATA_DIR / 'tidings.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server and the worker read while the other writes; IMMEDIATE
+    # transactions turn lock upgrades into a short wait instead of "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+# Cache: Redis when configured (login throttling is shared by every web process),
+# otherwise a table in the database (atomic counters, which a file cache lacks).
+REDIS_URL = env("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "tidings_cache",
+        }
+    }
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:my_account"
+LOGOUT_REDIRECT_URL = "public:home"
+
+# Login throttling and lockout (P9): counted in the cache, so no IP address or login
+# name is written to the database.
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler"
+AXES_FAILURE_LIMIT = envint("TIDINGS_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = envint("TIDINGS_LOGIN_LOCKOUT_MINUTES", 15) / 60
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+AXES_DISABLE_ACCESS_LOG = True
+
+# Sessions and CSRF (P8, P9): HttpOnly, SameSite, and Secure + HSTS in production.
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("TIDINGS_SESSION_HOURS", 12) * 3600
+SESSION_COOKIE_SECURE = SECURE
+CSRF_COOKIE_SECURE = SECURE
+CSRF_COOKIE_HTTPONLY = True
+SECURE_SSL_REDIRECT = SECURE
+SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if SECURE else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Field encryption at rest (P8): a list of Fernet keys, newest first; older keys still
+# decrypt, `tidings rotate-keys` re-encrypts everything with the newest.
+FIELD_ENCRYPTION_KEYS = [
+    k.strip()
+    for k in (
+        env("TIDINGS_FIELD_KEYS")
+        or _secret_file(
+            "field_keys", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode()
+        )
+    ).split(",")
+    if k.strip()
+]
+# Keyed hash of erased emails for the suppression list (PROMISES "decisions").
+SUPPRESSION_KEY = env("TIDINGS_SUPPRESSION_KEY") or _secret_file(
+    "suppression_key", lambda: secrets.token_hex(32)
+)
+SUPPRESSION_ENABLED = envbool("TIDINGS_SUPPRESSION", True)
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = env("TIDINGS_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = DATA_DIR / "media"
+
+# Mail: the local outbox (readable by staff in the browser) unless SMTP is configured.
+EMAIL_BACKEND = {
+    "outbox": "tidings.outbox.backend.OutboxBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}.get(env("TIDINGS_EMAIL", "outbox"), "")
+if not EMAIL_BACKEND:
+    raise ImproperlyConfigured("TIDINGS_EMAIL must be 'outbox' or 'smtp'")
+EMAIL_HOST = env("EMAIL_HOST", "127.0.0.1")
+EMAIL_PORT = envint("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = 30
+
+# Celery: Redis or RabbitMQ when configured, otherwise a broker in the data directory
+# that needs no server (kombu's filesystem transport).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue = DATA_DIR / "broker"
+    for sub in ("in", "processed"):
+        (_queue / sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue / "in"),
+        "data_folder_out": str(_queue / "in"),
+        "processed_folder": str(_queue / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_ALWAYS_EAGER = envbool("TIDINGS_TASKS_EAGER", False)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "beat-schedule")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The operator (P11, P34, DESIGN principle 7): everything the policy says about who runs
+# this instance comes from here.
+OPERATOR = {
+    "name": env("TIDINGS_OPERATOR_NAME", "Example Mail Ltd"),
+    "privacy_contact_name": env("TIDINGS_PRIVACY_CONTACT_NAME", "Privacy Officer"),
+    "privacy_email": env("TIDINGS_PRIVACY_EMAIL", "privacy@example.com"),
+    "support_email": env("TIDINGS_SUPPORT_EMAIL", "support@example.com"),
+    "postal_address": env("TIDINGS_POSTAL_ADDRESS", "1 Example Street, 1000 Example City"),
+    "data_location": env("TIDINGS_DATA_LOCATION", "the European Union"),
+    "authority_name": env("TIDINGS_AUTHORITY_NAME", "your national data-protection authority"),
+    "authority_url": env("TIDINGS_AUTHORITY_URL", "https://edpb.europa.eu/about-edpb/about-edpb/members_en"),
+}
+DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
+
+# Retention (P12, P13, P14): days unless named otherwise.
+RETENTION = {
+    "grace_days": envint("TIDINGS_ERASURE_GRACE_DAYS", 45),
+    "erasure_deadline_days": envint("TIDINGS_ERASURE_DEADLINE_DAYS", 60),
+    "invoice_years": envint("TIDINGS_INVOICE_RETENTION_YEARS", 10),
+    "unconfirmed_signup_days": envint("TIDINGS_UNCONFIRMED_SIGNUP_DAYS", 14),
+    "outbox_days": envint("TIDINGS_OUTBOX_DAYS", 30),
+    "audit_years": envint("TIDINGS_AUDIT_RETENTION_YEARS", 3),
+}
+if RETENTION["grace_days"] >= RETENTION["erasure_deadline_days"]:
+    raise ImproperlyConfigured(
+        "TIDINGS_ERASURE_GRACE_DAYS must be shorter than TIDINGS_ERASURE_DEADLINE_DAYS"
+    )
+EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
+PASSWORD_RESET_TIMEOUT = 3600 * 2
+STAFF_REQUIRE_2FA = envbool("TIDINGS_STAFF_2FA", True)
+AUDIT_REASON_MINUTES = envint("TIDINGS_AUDIT_REASON_MINUTES", 60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("TIDINGS_LOG_LEVEL", "WARNING")},
+}

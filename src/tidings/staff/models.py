@@ -1,0 +1,95 @@
+"""The audit log (P7): append-only, each entry chained by hash to the one before."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit events cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, when and why.
+
+    Holds ids and field names, never the personal values themselves, so it can be kept
+    after an account's erasure without keeping its data. No foreign keys: an entry is
+    never rewritten, not even when the actor or the record is deleted.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", "Read"
+        LIST = "list", "Listed"
+        CREATE = "create", "Created"
+        UPDATE = "update", "Changed"
+        DELETE = "delete", "Deleted"
+        EXPORT = "export", "Exported"
+        ERASE = "erase", "Erased"
+        LOGIN = "login", "Logged in"
+        CLOSE = "close", "Closed"
+        REOPEN = "reopen", "Reopened"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text="user id, or empty")
+    actor_kind = models.CharField(max_length=16, help_text="customer, staff or system")
+    actor_role = models.CharField(max_length=32, blank=True)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64, blank=True)
+    account_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    fields = models.JSONField(default=list, help_text="names of the fields read or changed")
+    reason = models.CharField(max_length=500, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("pk",)
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_kind} {self.action} {self.target_type}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AppendOnlyError("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events cannot be deleted")
+
+    def payload(self) -> dict[str, Any]:
+        """The content the hash covers."""
+        return {
+            "at": self.at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_kind": self.actor_kind,
+            "actor_role": self.actor_role,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "account_id": self.account_id,
+            "fields": list(self.fields),
+            "reason": self.reason,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(self.payload(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+GENESIS_HASH = "0" * 64

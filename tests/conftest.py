@@ -1,0 +1,110 @@
+"""Fixtures shared by the whole suite: real SMTP (aiosmtpd), real Redis, factories."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from django.conf import settings
+
+from tests.factories import PASSWORD, AccountFactory, StaffFactory, UserFactory
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in item.iter_markers("promise"):
+            for pid in marker.args:
+                if not (isinstance(pid, str) and pid.startswith("P") and pid[1:].isdigit()):
+                    raise pytest.UsageError(f"{item.nodeid}: bad promise id {pid!r}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_redis() -> None:
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    # Login throttling lives in the cache: no test inherits another's failures.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def customer(db):  # type: ignore[no-untyped-def]
+    return UserFactory(name="Ada Lovelace", email="ada@example.org", phone="+44 20 7946 0018")
+
+
+@pytest.fixture
+def other_customer(db):  # type: ignore[no-untyped-def]
+    return UserFactory(name="Grace Hopper", email="grace@example.org")
+
+
+@pytest.fixture
+def staff(db):  # type: ignore[no-untyped-def]
+    return StaffFactory(email="agent@operator.example", name="Support Agent")
+
+
+@pytest.fixture
+def mailbox(transactional_db, mailoutbox):  # type: ignore[no-untyped-def]
+    """Django's test outbox, with transactions committing so on-commit mail is sent."""
+    return mailoutbox
+
+
+@dataclass
+class SMTPSink:
+    host: str
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        msg["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        self.messages.append(msg)  # type: ignore[arg-type]
+        return "250 OK"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if address in m["X-Envelope-To"]]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    """A real SMTP server on a free loopback port."""
+    sink = SMTPSink("127.0.0.1", free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def smtp_mail(smtp_server: SMTPSink, settings, transactional_db) -> SMTPSink:  # type: ignore[no-untyped-def]
+    """Route Tidings's mail through the real SMTP server."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = smtp_server.host
+    settings.EMAIL_PORT = smtp_server.port
+    return smtp_server
+
+
+__all__ = ["AccountFactory", "StaffFactory", "UserFactory"]

@@ -1,0 +1,11 @@
+"""Settings for the test suite: real PostgreSQL and Redis on 127.0.0.1 unless told otherwise."""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidings")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
+os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-test-"))
+os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
+
+from tidings.settings import *  # noqa: E402, F403
