@@ -8,4 +8,4 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-test-"))
 os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
 
-from tidings.settings import *  # noqa: E402, F403
+from tidings.settings import *  # noqa: F403

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 
 COMMANDS = {
-    "up": "migrate, create the first admin if there is none, then run the web server, a worker and the scheduler",
+    "up": "set up the database and the first admin, then run web server, worker and scheduler",
     "web": "run only the web server",
     "worker": "run only a Celery worker (on this or any other machine)",
     "beat": "run only the scheduler (one per installation)",

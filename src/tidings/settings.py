@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 import dj_database_url
@@ -46,7 +47,7 @@ DATA_DIR = Path(env("TIDINGS_DATA_DIR", str(Path.cwd() / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_file(name: str, make: callable) -> str:  # type: ignore[valid-type]
+def _secret_file(name: str, make: Callable[[], str]) -> str:
     """Read a secret from the data directory, creating it (mode 600) on first run."""
     path = DATA_DIR / name
     if not path.exists():
@@ -205,7 +206,8 @@ FIELD_ENCRYPTION_KEYS = [
     for k in (
         env("TIDINGS_FIELD_KEYS")
         or _secret_file(
-            "field_keys", lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode()
+            "field_keys",
+            lambda: __import__("cryptography.fernet").fernet.Fernet.generate_key().decode(),
         )
     ).split(",")
     if k.strip()
@@ -277,7 +279,9 @@ OPERATOR = {
     "postal_address": env("TIDINGS_POSTAL_ADDRESS", "1 Example Street, 1000 Example City"),
     "data_location": env("TIDINGS_DATA_LOCATION", "the European Union"),
     "authority_name": env("TIDINGS_AUTHORITY_NAME", "your national data-protection authority"),
-    "authority_url": env("TIDINGS_AUTHORITY_URL", "https://edpb.europa.eu/about-edpb/about-edpb/members_en"),
+    "authority_url": env(
+        "TIDINGS_AUTHORITY_URL", "https://edpb.europa.eu/about-edpb/about-edpb/members_en"
+    ),
 }
 DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
 

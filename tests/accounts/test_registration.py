@@ -146,7 +146,9 @@ def test_login_form_without_csrf_token_is_refused(customer, password):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)
-    response = client.post(reverse("accounts:login"), {"username": customer.email, "password": password})
+    response = client.post(
+        reverse("accounts:login"), {"username": customer.email, "password": password}
+    )
     assert response.status_code == 403
     assert "_auth_user_id" not in client.session
 

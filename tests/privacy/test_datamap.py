@@ -31,6 +31,9 @@ def test_the_detector_catches_an_unregistered_model():
             app_label = "privacy"
             managed = False
 
+        def __str__(self) -> str:
+            return self.subscriber_email
+
     try:
         assert datamap.looks_personal(Newsletter) == ["subscriber_email"]
         assert datamap.entry_for(Newsletter) is None

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tidings.core.fields import EncryptedTextField
@@ -96,7 +97,7 @@ class User(AbstractBaseUser, PermissionsMixin):
     allow_support_followups = models.BooleanField("follow-ups after support", default=True)
     allow_analytics = models.BooleanField("usage analytics", default=False)
 
-    objects: ClassVar[UserManager] = UserManager()  # type: ignore[assignment]
+    objects: ClassVar[UserManager] = UserManager()
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -104,9 +105,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         constraints: ClassVar = [
-            models.UniqueConstraint(
-                models.functions.Lower("email"), name="accounts_user_email_ci_unique"
-            )
+            models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique")
         ]
 
     def __str__(self) -> str:

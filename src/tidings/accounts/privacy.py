@@ -1,5 +1,8 @@
 """Data map entries for accounts and users."""
 
+from collections.abc import Callable
+from typing import Any
+
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.admin.models import LogEntry
 from django.contrib.sessions.models import Session
@@ -72,9 +75,13 @@ declare_free_of_personal_data(
 )
 
 
-def _login_records(model: type[AccessAttempt | AccessLog | AccessFailureLog]):  # type: ignore[no-untyped-def]
-    def rows(account: Account) -> QuerySet:  # type: ignore[type-arg]
-        return model.objects.filter(username__in=list(account.users.values_list("email", flat=True)))
+def _login_records(
+    model: type[AccessAttempt | AccessLog | AccessFailureLog],
+) -> Callable[[Account], QuerySet[Any]]:
+    def rows(account: Account) -> QuerySet[Any]:
+        return model.objects.filter(
+            username__in=list(account.users.values_list("email", flat=True))
+        )
 
     return rows
 

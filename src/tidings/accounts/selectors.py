@@ -31,6 +31,11 @@ def _display(obj: models.Model, field: str) -> Any:
     return "" if value is None else value
 
 
+def _label(model: type[models.Model], field: str) -> str:
+    f = model._meta.get_field(field)
+    return str(getattr(f, "verbose_name", field))
+
+
 def data_held_on(account: Account) -> list[HeldData]:
     """One table per data map entry that holds rows about this account."""
     held = []
@@ -43,6 +48,6 @@ def data_held_on(account: Account) -> list[HeldData]:
             continue
         columns = list(entry.columns)
         rows = [[_display(obj, c) for c in columns] for obj in qs.order_by("pk")[:SHOWN_ROWS]]
-        labels = [str(entry.model._meta.get_field(c).verbose_name) for c in columns]
+        labels = [_label(entry.model, c) for c in columns]
         held.append(HeldData(entry=entry, columns=labels, rows=rows, total=total))
     return held

@@ -77,7 +77,9 @@ def register_customer(
     except ValidationError as error:
         raise AccountError(" ".join(error.messages)) from None
     if User.objects.filter(email__iexact=email).exists():
-        raise AccountError("An account with this email address already exists. Log in or reset your password.")
+        raise AccountError(
+            "An account with this email address already exists. Log in or reset your password."
+        )
     try:
         with transaction.atomic():
             account = Account.objects.create(name=organisation.strip())
@@ -131,7 +133,9 @@ def confirm_email(token: str) -> User:
         if user.email_confirmed_at is None:
             user.email_confirmed_at = timezone.now()
             user.save(update_fields=["email_confirmed_at"])
-            audit.record(audit.AuditEvent.Action.UPDATE, user, by=user, fields=["email_confirmed_at"])
+            audit.record(
+                audit.AuditEvent.Action.UPDATE, user, by=user, fields=["email_confirmed_at"]
+            )
     return user
 
 
@@ -166,7 +170,12 @@ def update_profile(user: User, *, by: User, reason: str = "", **values: str) -> 
             continue
         secret = field in SECRET_FIELDS
         changes.append(
-            Change(EDITABLE_FIELDS[field], mask(old) if secret else old, mask(new) if secret else new, secret)
+            Change(
+                EDITABLE_FIELDS[field],
+                mask(old) if secret else old,
+                mask(new) if secret else new,
+                secret,
+            )
         )
         changed_fields.append(field)
         setattr(user, field, new)
@@ -175,7 +184,9 @@ def update_profile(user: User, *, by: User, reason: str = "", **values: str) -> 
     with transaction.atomic():
         user.full_clean(exclude=["password", "email"])
         user.save(update_fields=changed_fields)
-        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=changed_fields, reason=reason)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE, user, by=by, fields=changed_fields, reason=reason
+        )
         _notify_changes(user, changes, by=by, to=[user.email])
     return changes
 
@@ -207,7 +218,9 @@ def request_email_change(user: User, *, new_email: str, by: User, reason: str = 
     with transaction.atomic():
         user.pending_email = new_email
         user.save(update_fields=["pending_email"])
-        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=["pending_email"], reason=reason)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE, user, by=by, fields=["pending_email"], reason=reason
+        )
         token = tokens.make("email-change", u=user.pk, e=new_email)
         send_templated(
             "accounts/mail/confirm_new_email",
@@ -216,7 +229,14 @@ def request_email_change(user: User, *, new_email: str, by: User, reason: str = 
         )
         _notify_changes(
             user,
-            [Change("Email address (waiting for confirmation)", mask(user.email), mask(new_email), True)],
+            [
+                Change(
+                    "Email address (waiting for confirmation)",
+                    mask(user.email),
+                    mask(new_email),
+                    True,
+                )
+            ],
             by=by,
             to=[user.email],
         )
@@ -225,7 +245,9 @@ def request_email_change(user: User, *, new_email: str, by: User, reason: str = 
 def confirm_email_change(token: str) -> User:
     data = tokens.read("email-change", token, max_age_days=settings.EMAIL_CONFIRMATION_DAYS)
     with transaction.atomic():
-        user = User.objects.select_for_update().filter(pk=data["u"], pending_email=data["e"]).first()
+        user = (
+            User.objects.select_for_update().filter(pk=data["u"], pending_email=data["e"]).first()
+        )
         if user is None:
             raise tokens.InvalidLink("This link is not valid any more.")
         if User.objects.filter(email__iexact=data["e"]).exclude(pk=user.pk).exists():
@@ -237,7 +259,10 @@ def confirm_email_change(token: str) -> User:
         user.save(update_fields=["email", "pending_email", "email_confirmed_at"])
         audit.record(audit.AuditEvent.Action.UPDATE, user, by=user, fields=["email"])
         _notify_changes(
-            user, [Change("Email address", mask(old), mask(user.email), True)], by=user, to=[old, user.email]
+            user,
+            [Change("Email address", mask(old), mask(user.email), True)],
+            by=user,
+            to=[old, user.email],
         )
     return user
 
@@ -251,7 +276,9 @@ def set_password(user: User, *, password: str, by: User | None, reason: str = ""
     with transaction.atomic():
         user.set_password(password)
         user.save(update_fields=["password"])
-        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=["password"], reason=reason)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE, user, by=by, fields=["password"], reason=reason
+        )
         _notify_changes(user, [Change("Password", "", "", True)], by=by, to=[user.email])
 
 
@@ -298,7 +325,9 @@ def close_account(account: Account, *, by: User, erase_now: bool = False) -> Acc
     with transaction.atomic():
         account.status = Account.Status.CLOSED
         account.closed_at = now
-        account.erase_after = now if erase_now else now + timedelta(days=settings.RETENTION["grace_days"])
+        account.erase_after = (
+            now if erase_now else now + timedelta(days=settings.RETENTION["grace_days"])
+        )
         account.erase_deadline = now + timedelta(days=settings.RETENTION["erasure_deadline_days"])
         account.save(update_fields=["status", "closed_at", "erase_after", "erase_deadline"])
         audit.record(

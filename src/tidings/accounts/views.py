@@ -8,6 +8,7 @@ from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -44,7 +45,12 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     try:
         user = services.confirm_email(token)
     except tokens.InvalidLink as error:
-        return render(request, "accounts/link_invalid.html", {"error": error, "resend": ResendForm()}, status=400)
+        return render(
+            request,
+            "accounts/link_invalid.html",
+            {"error": error, "resend": ResendForm()},
+            status=400,
+        )
     messages.success(request, f"Thank you: {user.email} is confirmed. You can log in now.")
     return redirect("accounts:login")
 
@@ -92,12 +98,14 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     return redirect("public:home")
 
 
-class ResetPasswordForm(SetPasswordForm):  # type: ignore[type-arg]
+class ResetPasswordForm(SetPasswordForm):
     """The reset goes through the service, so it is audited and announced (P19)."""
 
-    def save(self, commit: bool = True) -> User:  # type: ignore[override]
-        services.set_password(self.user, password=self.cleaned_data["new_password1"], by=self.user)
-        return self.user  # type: ignore[return-value]
+    def save(self, commit: bool = True) -> User:
+        user = self.user
+        assert isinstance(user, User)
+        services.set_password(user, password=self.cleaned_data["new_password1"], by=user)
+        return user
 
 
 password_reset = auth_views.PasswordResetView.as_view(
@@ -154,17 +162,29 @@ def edit_profile(request: HttpRequest) -> HttpResponse:
     form = ProfileForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
+        new_email = data["email"].lower() not in (user.email, user.pending_email)
         try:
-            changed = services.update_profile(
-                user, by=user, name=data["name"], phone=data["phone"], postal_address=data["postal_address"]
-            )
-            changed += services.rename_account(account, name=data["organisation"], by=user)
-            if data["email"].lower() not in (user.email, user.pending_email):
-                services.request_email_change(user, new_email=data["email"], by=user)
-                messages.info(request, f"We sent a link to {data['email']}: your address changes once you follow it.")
+            # All or nothing: a refused address must not leave the other fields saved.
+            with transaction.atomic():
+                changed = services.update_profile(
+                    user,
+                    by=user,
+                    name=data["name"],
+                    phone=data["phone"],
+                    postal_address=data["postal_address"],
+                )
+                changed += services.rename_account(account, name=data["organisation"], by=user)
+                if new_email:
+                    services.request_email_change(user, new_email=data["email"], by=user)
         except AccountError as error:
+            user.refresh_from_db()
             form.add_error(None, str(error))
         else:
+            if new_email:
+                messages.info(
+                    request,
+                    f"We sent a link to {data['email']}: your address changes once you follow it.",
+                )
             if changed:
                 messages.success(request, "Saved. We emailed you a note of what changed.")
             return redirect("accounts:my_account")
@@ -225,7 +245,9 @@ def close_account(request: HttpRequest) -> HttpResponse:
 @login_required
 def closed(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
-    return render(request, "accounts/closed.html", {"account": user.account, "retention": settings.RETENTION})
+    return render(
+        request, "accounts/closed.html", {"account": user.account, "retention": settings.RETENTION}
+    )
 
 
 @login_required
@@ -239,5 +261,7 @@ def reopen(request: HttpRequest) -> HttpResponse:
     except AccountError as error:
         messages.error(request, str(error))
         return redirect("accounts:closed")
-    messages.success(request, "Welcome back: your account is open again and nothing will be erased.")
+    messages.success(
+        request, "Welcome back: your account is open again and nothing will be erased."
+    )
     return redirect("accounts:my_account")

@@ -8,7 +8,11 @@ from tidings.core.fields import EncryptedTextField
 
 class Invoice(models.Model):
     account = models.ForeignKey(
-        "accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices"
+        "accounts.Account",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invoices",
     )
     number = models.CharField(max_length=32, unique=True)
     issued_at = models.DateTimeField(default=timezone.now)

@@ -14,7 +14,7 @@ class OutboxBackend(BaseEmailBackend):
             OutboxMessage(
                 from_email=m.from_email,
                 recipients=", ".join(m.recipients()),
-                subject=m.subject,
+                subject=str(m.subject),
                 body=str(m.body),
                 raw=m.message().as_string(),
             )

@@ -142,8 +142,8 @@ def looks_personal(model: type[models.Model]) -> list[str]:
     """The fields of `model` that look like personal data."""
     found = []
     for f in model._meta.concrete_fields:
-        if getattr(f, "encrypted", False) or isinstance(f, models.EmailField):
-            found.append(f.name)
-        elif PERSONAL_NAME.search(f.name) and not isinstance(f, models.ForeignKey):
+        by_type = getattr(f, "encrypted", False) or isinstance(f, models.EmailField)
+        by_name = PERSONAL_NAME.search(f.name) and not isinstance(f, models.ForeignKey)
+        if by_type or by_name:
             found.append(f.name)
     return found

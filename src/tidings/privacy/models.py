@@ -74,3 +74,6 @@ class SuppressedEmail(models.Model):
     digest = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     reason = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"suppressed {self.digest[:12]}…"

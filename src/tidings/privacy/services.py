@@ -194,4 +194,3 @@ def overdue_erasures() -> list[int]:
         .filter(erase_deadline__lt=timezone.now())
         .values_list("pk", flat=True)
     )
-

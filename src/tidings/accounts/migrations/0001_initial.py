@@ -3,61 +3,149 @@
 import django.db.models.deletion
 import django.db.models.functions.text
 import django.utils.timezone
+from django.db import migrations, models
+
 import tidings.accounts.models
 import tidings.core.fields
-from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Account',
+            name="Account",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='organisation name')),
-                ('status', models.CharField(choices=[('active', 'Active'), ('closed', 'Closed, erasure scheduled'), ('erasing', 'Being erased')], default='active', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('closed_at', models.DateTimeField(blank=True, null=True)),
-                ('erase_after', models.DateTimeField(blank=True, null=True)),
-                ('erase_deadline', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="organisation name")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("closed", "Closed, erasure scheduled"),
+                            ("erasing", "Being erased"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("closed_at", models.DateTimeField(blank=True, null=True)),
+                ("erase_after", models.DateTimeField(blank=True, null=True)),
+                ("erase_deadline", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='User',
+            name="User",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('password', models.CharField(max_length=128, verbose_name='password')),
-                ('last_login', models.DateTimeField(blank=True, null=True, verbose_name='last login')),
-                ('is_superuser', models.BooleanField(default=False, help_text='Designates that this user has all permissions without explicitly assigning them.', verbose_name='superuser status')),
-                ('email', models.EmailField(max_length=254, unique=True)),
-                ('name', models.CharField(max_length=150)),
-                ('phone', tidings.core.fields.EncryptedTextField(blank=True, default='')),
-                ('postal_address', tidings.core.fields.EncryptedTextField(blank=True, default='')),
-                ('is_active', models.BooleanField(default=True)),
-                ('is_staff', models.BooleanField(default=False)),
-                ('staff_role', models.CharField(blank=True, choices=[('', 'Not staff'), ('support', 'Support agent'), ('billing', 'Billing'), ('privacy_officer', 'Privacy officer'), ('admin', 'Administrator')], default='', max_length=20)),
-                ('date_joined', models.DateTimeField(default=django.utils.timezone.now)),
-                ('email_confirmed_at', models.DateTimeField(blank=True, null=True)),
-                ('pending_email', models.EmailField(blank=True, default='', max_length=254)),
-                ('allow_product_updates', models.BooleanField(default=True, verbose_name='product-update emails')),
-                ('allow_support_followups', models.BooleanField(default=True, verbose_name='follow-ups after support')),
-                ('allow_analytics', models.BooleanField(default=False, verbose_name='usage analytics')),
-                ('groups', models.ManyToManyField(blank=True, help_text='The groups this user belongs to. A user will get all permissions granted to each of their groups.', related_name='user_set', related_query_name='user', to='auth.group', verbose_name='groups')),
-                ('user_permissions', models.ManyToManyField(blank=True, help_text='Specific permissions for this user.', related_name='user_set', related_query_name='user', to='auth.permission', verbose_name='user permissions')),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='users', to='accounts.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("password", models.CharField(max_length=128, verbose_name="password")),
+                (
+                    "last_login",
+                    models.DateTimeField(blank=True, null=True, verbose_name="last login"),
+                ),
+                (
+                    "is_superuser",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Designates that this user has all permissions without explicitly assigning them.",
+                        verbose_name="superuser status",
+                    ),
+                ),
+                ("email", models.EmailField(max_length=254, unique=True)),
+                ("name", models.CharField(max_length=150)),
+                ("phone", tidings.core.fields.EncryptedTextField(blank=True, default="")),
+                ("postal_address", tidings.core.fields.EncryptedTextField(blank=True, default="")),
+                ("is_active", models.BooleanField(default=True)),
+                ("is_staff", models.BooleanField(default=False)),
+                (
+                    "staff_role",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not staff"),
+                            ("support", "Support agent"),
+                            ("billing", "Billing"),
+                            ("privacy_officer", "Privacy officer"),
+                            ("admin", "Administrator"),
+                        ],
+                        default="",
+                        max_length=20,
+                    ),
+                ),
+                ("date_joined", models.DateTimeField(default=django.utils.timezone.now)),
+                ("email_confirmed_at", models.DateTimeField(blank=True, null=True)),
+                ("pending_email", models.EmailField(blank=True, default="", max_length=254)),
+                (
+                    "allow_product_updates",
+                    models.BooleanField(default=True, verbose_name="product-update emails"),
+                ),
+                (
+                    "allow_support_followups",
+                    models.BooleanField(default=True, verbose_name="follow-ups after support"),
+                ),
+                (
+                    "allow_analytics",
+                    models.BooleanField(default=False, verbose_name="usage analytics"),
+                ),
+                (
+                    "groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="The groups this user belongs to. A user will get all permissions granted to each of their groups.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.group",
+                        verbose_name="groups",
+                    ),
+                ),
+                (
+                    "user_permissions",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Specific permissions for this user.",
+                        related_name="user_set",
+                        related_query_name="user",
+                        to="auth.permission",
+                        verbose_name="user permissions",
+                    ),
+                ),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="users",
+                        to="accounts.account",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(django.db.models.functions.text.Lower('email'), name='accounts_user_email_ci_unique')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        django.db.models.functions.text.Lower("email"),
+                        name="accounts_user_email_ci_unique",
+                    )
+                ],
             },
             managers=[
-                ('objects', tidings.accounts.models.UserManager()),
+                ("objects", tidings.accounts.models.UserManager()),
             ],
         ),
     ]

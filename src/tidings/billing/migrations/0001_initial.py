@@ -2,31 +2,45 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import tidings.core.fields
 from django.db import migrations, models
+
+import tidings.core.fields
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Invoice',
+            name="Invoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=32, unique=True)),
-                ('issued_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('amount_cents', models.PositiveIntegerField()),
-                ('currency', models.CharField(default='EUR', max_length=3)),
-                ('billing_name', models.CharField(max_length=200)),
-                ('billing_address', tidings.core.fields.EncryptedTextField(blank=True, default='')),
-                ('keep_until', models.DateTimeField(blank=True, null=True)),
-                ('account', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='invoices', to='accounts.account')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=32, unique=True)),
+                ("issued_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("amount_cents", models.PositiveIntegerField()),
+                ("currency", models.CharField(default="EUR", max_length=3)),
+                ("billing_name", models.CharField(max_length=200)),
+                ("billing_address", tidings.core.fields.EncryptedTextField(blank=True, default="")),
+                ("keep_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "account",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="invoices",
+                        to="accounts.account",
+                    ),
+                ),
             ],
         ),
     ]

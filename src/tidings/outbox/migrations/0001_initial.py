@@ -5,26 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxMessage',
+            name="OutboxMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sent_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('from_email', models.CharField(max_length=320)),
-                ('recipients', models.TextField(help_text='comma-separated')),
-                ('subject', models.CharField(max_length=998)),
-                ('body', models.TextField()),
-                ('raw', models.TextField(help_text='the whole message as it would go over SMTP')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sent_at", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("from_email", models.CharField(max_length=320)),
+                ("recipients", models.TextField(help_text="comma-separated")),
+                ("subject", models.CharField(max_length=998)),
+                ("body", models.TextField()),
+                ("raw", models.TextField(help_text="the whole message as it would go over SMTP")),
             ],
             options={
-                'ordering': ('-sent_at', '-pk'),
+                "ordering": ("-sent_at", "-pk"),
             },
         ),
     ]
