@@ -165,3 +165,12 @@ def test_password_reset_sets_a_new_password_and_announces_it(client, customer, m
     customer.refresh_from_db()
     assert customer.check_password(new)
     assert "Password" in mailbox[-1].body and "changed" in mailbox[-1].subject
+
+
+def test_the_confirmation_mail_goes_out_over_real_smtp(client, smtp_mail):
+    client.post(reverse("accounts:register"), FORM)
+    [message] = smtp_mail.to("ada@example.org")
+    assert message["Subject"].startswith("Confirm your email address")
+    link = re.search(r"https?://[^/\s]+(/confirm/[^\s]+/)", message.get_content()).group(1)
+    assert client.get(link, follow=True).status_code == 200
+    assert User.objects.get().email_confirmed
