@@ -1,0 +1,237 @@
+"""The privacy policy (P11, P31, P34): written from configuration and the data map, and
+published as numbered versions that are never edited.
+
+The text is rendered from the template `privacy/policy.md`; a new version is published
+only when the rendered text differs from the latest one (compared by fingerprint).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from tidings.privacy.datamap import LegalBasis, customer_entries
+from tidings.privacy.models import PolicyVersion
+
+TEMPLATE = "privacy/policy.md"
+# The name given to whatever comes before the first section heading.
+INTRODUCTION = "Introduction"
+
+# What each legal basis means for the customer, in the policy's words.
+BASIS_EXPLANATION = {
+    LegalBasis.CONTRACT: "We need this to provide the service you signed up for.",
+    LegalBasis.LEGAL_OBLIGATION: "The law requires us to keep this.",
+    LegalBasis.LEGITIMATE_INTEREST: (
+        "We keep this in our legitimate interest of running a safe and accountable service; "
+        "you may object to it by writing to the privacy contact."
+    ),
+    LegalBasis.CONSENT: "We hold this only because you agreed to it, and you may withdraw "
+    "that agreement at any time, as easily as you gave it.",
+}
+
+
+@dataclass(frozen=True)
+class DataUse:
+    category: str
+    purpose: str
+    retention: str
+
+
+@dataclass(frozen=True)
+class BasisGroup:
+    basis: str
+    explanation: str
+    uses: list[DataUse]
+
+
+@dataclass(frozen=True)
+class DiffLine:
+    kind: Literal["same", "del", "ins"]
+    text: str
+
+
+# The data map speaks to engineers: it cites promise ids and the environment variables
+# that set a period. The policy speaks to customers, so those become plain values.
+_PROMISE_REF = re.compile(r"\s*\(P\d+(?:,\s*P\d+)*\)")
+_PAREN_SETTING = re.compile(r"\s*\((?P<name>TIDINGS_[A-Z_]+)[^()]*\)")
+_BARE_SETTING = re.compile(r"\b(?P<name>TIDINGS_[A-Z_]+)(?: \(default [^()]*\))?")
+
+
+def _setting_values() -> dict[str, str]:
+    retention = settings.RETENTION
+    return {
+        "TIDINGS_INVOICE_RETENTION_YEARS": f"{retention['invoice_years']} years",
+        "TIDINGS_AUDIT_RETENTION_YEARS": f"{retention['audit_years']} years",
+        "TIDINGS_OUTBOX_DAYS": f"{retention['outbox_days']} days",
+        "TIDINGS_UNCONFIRMED_SIGNUP_DAYS": f"{retention['unconfirmed_signup_days']} days",
+        "TIDINGS_ERASURE_GRACE_DAYS": f"{retention['grace_days']} days",
+        "TIDINGS_ERASURE_DEADLINE_DAYS": f"{retention['erasure_deadline_days']} days",
+        "TIDINGS_LOGIN_LOCKOUT_MINUTES": f"{lockout_minutes()} minutes",
+        "TIDINGS_SESSION_HOURS": f"{settings.SESSION_COOKIE_AGE // 3600} hours",
+    }
+
+
+def plain(text: str) -> str:
+    """A data-map phrase in customer's words: no promise ids, settings named by value."""
+    values = _setting_values()
+    text = _PROMISE_REF.sub("", text)
+
+    def in_parentheses(match: re.Match[str]) -> str:
+        value = values.get(match["name"])
+        around = text[: match.start()] + text[match.end() :]
+        # "3 years (TIDINGS_AUDIT_RETENTION_YEARS)" already says the value.
+        return "" if value is None or value in around else f" ({value})"
+
+    text = _PAREN_SETTING.sub(in_parentheses, text)
+    return _BARE_SETTING.sub(lambda m: values.get(m["name"], m[0]), text)
+
+
+def lockout_minutes() -> int:
+    return round(float(settings.AXES_COOLOFF_TIME) * 60)
+
+
+def data_uses() -> list[BasisGroup]:
+    """What the data map says we hold on customers, grouped by legal basis."""
+    grouped: dict[LegalBasis, set[DataUse]] = {}
+    for entry in customer_entries():
+        use = DataUse(entry.category, plain(entry.purpose), plain(entry.retention))
+        grouped.setdefault(LegalBasis(entry.legal_basis), set()).add(use)
+    # Sorted, so that the order the apps register in never changes the text.
+    return [
+        BasisGroup(
+            basis=basis.value,
+            explanation=BASIS_EXPLANATION[basis],
+            uses=sorted(grouped[basis], key=lambda u: (u.category, u.purpose)),
+        )
+        for basis in LegalBasis
+        if basis in grouped
+    ]
+
+
+def policy_context() -> dict[str, Any]:
+    return {
+        "operator": settings.OPERATOR,
+        "retention": settings.RETENTION,
+        "base_url": settings.BASE_URL,
+        "groups": data_uses(),
+        "suppression_enabled": settings.SUPPRESSION_ENABLED,
+        "secure": settings.SECURE,
+        "staff_2fa": settings.STAFF_REQUIRE_2FA,
+        "login_failure_limit": settings.AXES_FAILURE_LIMIT,
+        "lockout_minutes": lockout_minutes(),
+        "session_cookie": settings.SESSION_COOKIE_NAME,
+        "session_hours": settings.SESSION_COOKIE_AGE // 3600,
+        "csrf_cookie": settings.CSRF_COOKIE_NAME,
+    }
+
+
+def render_policy() -> str:
+    """The policy text as the configuration says it today."""
+    text = render_to_string(TEMPLATE, policy_context())
+    # Template tags leave trailing spaces and runs of blank lines: tidy them so that
+    # the fingerprint and the diffs see only real changes.
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sections(text: str) -> dict[str, str]:
+    """The policy's sections (level-2 headings) and their text."""
+    found: dict[str, str] = {}
+    heading = INTRODUCTION
+    body: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            found[heading] = "\n".join(body).strip()
+            heading, body = line[3:].strip(), []
+        else:
+            body.append(line)
+    found[heading] = "\n".join(body).strip()
+    if not found.get(INTRODUCTION):
+        found.pop(INTRODUCTION, None)
+    return found
+
+
+def summarise_changes(old: str | None, new: str) -> str:
+    """A short summary for the version history: which sections changed."""
+    if old is None:
+        return "First version."
+    before, after = sections(old), sections(new)
+    changed = [h for h in after if h in before and before[h] != after[h]]
+    added = [h for h in after if h not in before]
+    removed = [h for h in before if h not in after]
+    parts = []
+    if changed:
+        parts.append("Changed: " + "; ".join(changed) + ".")
+    if added:
+        parts.append("Added: " + "; ".join(added) + ".")
+    if removed:
+        parts.append("Removed: " + "; ".join(removed) + ".")
+    return " ".join(parts) or "Wording only."
+
+
+def latest_version() -> PolicyVersion | None:
+    return PolicyVersion.objects.order_by("-number").first()
+
+
+def publish_policy() -> PolicyVersion:
+    """Publish the policy as configured now; a new version only if its text changed."""
+    text = render_policy()
+    digest = fingerprint(text)
+    for _attempt in range(3):
+        latest = latest_version()
+        if latest is not None and latest.fingerprint == digest:
+            return latest
+        try:
+            with transaction.atomic():
+                return PolicyVersion.objects.create(
+                    number=latest.number + 1 if latest else 1,
+                    published_at=timezone.now(),
+                    text=text,
+                    changes=summarise_changes(latest.text if latest else None, text),
+                    fingerprint=digest,
+                )
+        except IntegrityError:
+            # Another process (a web worker, `tidings up`) published the same number at
+            # the same moment: look at the latest again.
+            continue
+    raise RuntimeError("Could not publish the privacy policy: version numbers kept colliding")
+
+
+def current_policy() -> PolicyVersion:
+    """The policy in force: the latest version, publishing the first if there is none."""
+    return latest_version() or publish_policy()
+
+
+def previous_version(version: PolicyVersion) -> PolicyVersion | None:
+    return PolicyVersion.objects.filter(number__lt=version.number).order_by("-number").first()
+
+
+def diff_lines(old: str, new: str, context: int = 1) -> list[list[DiffLine]]:
+    """The changed passages between two texts, line by line, with a little context."""
+    before, after = old.splitlines(), new.splitlines()
+    if before == after:
+        return []
+    matcher = difflib.SequenceMatcher(None, before, after, autojunk=False)
+    hunks = []
+    for group in matcher.get_grouped_opcodes(context):
+        hunk: list[DiffLine] = []
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                hunk += [DiffLine("same", line) for line in before[i1:i2]]
+            else:
+                hunk += [DiffLine("del", line) for line in before[i1:i2]]
+                hunk += [DiffLine("ins", line) for line in after[j1:j2]]
+        hunks.append(hunk)
+    return hunks
