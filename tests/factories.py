@@ -29,3 +29,43 @@ class StaffFactory(UserFactory):
     account = None
     is_staff = True
     staff_role = User.StaffRole.SUPPORT
+
+
+def populate_account(account: Account) -> None:
+    """One of everything an account can own, made through the services where they exist.
+
+    Tenant isolation and erasure tests use it: add each new kind of data here.
+    """
+    from tidings.accounts import apikeys
+    from tidings.audience import services as audience
+    from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
+    from tidings.campaigns.models import Campaign, Layout
+
+    user = account.users.first()
+    assert user is not None
+    apikeys.create_api_key(account, name="The account's key", by=user)
+    newsletter = MailingList.objects.create(account=account, name="The account's list")
+    audience.add_contact(
+        account,
+        "carol@example.net",
+        name="Carol Contact",
+        attributes={"city": "Carolton"},
+        lists=[newsletter],
+        proof={"method": ConsentProof.Method.FORM, "ip_address": "203.0.113.7",
+               "user_agent": "CarolBrowser/1.0", "consent_text": "Yes please"},
+    )  # fmt: skip
+    Segment.objects.create(account=account, name="The account's segment", rules={})
+    form = SubscriptionForm.objects.create(
+        account=account, name="The account's form", consent_text="yes"
+    )
+    form.lists.add(newsletter)
+    layout = Layout.objects.create(
+        account=account, name="The account's layout", html="{{ content }}"
+    )
+    Campaign.objects.create(
+        account=account,
+        name="The account's campaign",
+        subject="Hello",
+        from_email="news@example.net",
+        layout=layout,
+    )

@@ -12,18 +12,30 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    # The sending engine: scheduled campaigns, dead workers' claims and lost batches,
+    # the bounce mailbox (docs/sending.md).
+    "start-due-campaigns": {"task": "tidings.sending.tasks.start_due_campaigns", "schedule": 60.0},
+    "recover-stalled-sending": {"task": "tidings.sending.tasks.recover_stalled", "schedule": 60.0},
+    "read-bounce-mailbox": {"task": "tidings.sending.tasks.read_bounce_mailbox", "schedule": 300.0},
     # Erasure must finish by day 60 (P13): running every hour leaves ample margin.
     "erase-due-accounts": {"task": "tidings.privacy.tasks.erase_due_accounts", "schedule": 3600.0},
-    "delete-expired-legal-holds": {
-        "task": "tidings.privacy.tasks.delete_expired_legal_holds",
+    # Every retention rule of the data map, once a day (P12, P14): unconfirmed
+    # registrations, the local outbox, what erasure kept for a legal reason, and the
+    # rules later apps add. `tidings retention --dry-run` shows what it would delete.
+    "escalate-due-requests": {
+        "task": "tidings.privacy.tasks.escalate_due_requests",
+        "schedule": crontab(minute=7, hour="8,14"),
+    },
+    "apply-retention": {
+        "task": "tidings.privacy.tasks.apply_retention",
         "schedule": crontab(minute=17, hour=3),
     },
-    "purge-unconfirmed-signups": {
-        "task": "tidings.accounts.tasks.purge_unconfirmed_signups",
-        "schedule": crontab(minute=27, hour=3),
+    "delete-expired-transfer-files": {
+        "task": "tidings.transfer.tasks.delete_expired_transfer_files",
+        "schedule": crontab(minute=47),
     },
-    "purge-old-outbox": {
-        "task": "tidings.outbox.tasks.purge_old_messages",
-        "schedule": crontab(minute=37, hour=3),
+    "resume-stalled-transfers": {
+        "task": "tidings.transfer.tasks.resume_stalled_transfers",
+        "schedule": 300.0,
     },
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ COMMANDS = {
     "createadmin": "create an operator admin with a generated password and 2FA secret",
     "promises": "print each privacy promise with the tests that prove it",
     "audit": "audit log tools: `tidings audit verify` checks the hash chain",
+    "retention": "delete what the retention schedule says has expired (--dry-run: only show)",
     "rotate-keys": "re-encrypt encrypted fields with the newest key",
     "manage": "run any Django management command (`tidings manage help`)",
 }
@@ -52,14 +54,25 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _web_command(host: str, port: int) -> list[str]:
-    return [
+    import gunicorn
+
+    command = [
         sys.executable, "-m", "gunicorn", "tidings.wsgi:application",
         "--bind", f"{host}:{port}",
         "--workers", os.environ.get("TIDINGS_WEB_WORKERS", "2"),
         "--threads", "4",
-        "--access-logfile", "-",
         "--graceful-timeout", "5",
     ]  # fmt: skip
+    # An access log holds visitors' IP addresses and the signed tokens in confirmation
+    # and unsubscribe links: off unless the operator asks for it (docs/operator.md).
+    if os.environ.get("TIDINGS_ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"}:
+        command += ["--access-logfile", "-"]
+    if gunicorn.version_info >= (25, 1):
+        # Gunicorn 25.1+ opens a control socket at one fixed path per user
+        # (~/.gunicorn/gunicorn.ctl): every installation on the machine would share it,
+        # and it hands out runtime control that Tidings does not use.
+        command.append("--no-control-socket")
+    return command
 
 
 def _worker_command(*, with_beat: bool) -> list[str]:
@@ -79,16 +92,21 @@ def _supervise(commands: dict[str, list[str]]) -> int:
     """Run the processes together; stop all of them on Ctrl-C or when one dies."""
     from django.conf import settings
 
-    procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
-    print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # Before the children start: a signal in between would otherwise kill only this
+    # process and leave them running. SIGHUP is the terminal closing.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    # Each child leads a process group of its own, so the terminal's signals (Ctrl-C,
+    # hang-up) reach only this supervisor, which stops every child the same way; left
+    # to themselves, gunicorn reloads on SIGHUP and Celery re-executes itself.
+    procs = {name: subprocess.Popen(cmd, process_group=0) for name, cmd in commands.items()}
+    print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
     code = 0
     while not stopping:
         for name, proc in procs.items():
@@ -102,10 +120,13 @@ def _supervise(commands: dict[str, list[str]]) -> int:
             proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 15
     for proc in procs.values():
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        # Whatever is left of the child's group (it, gunicorn's workers, Celery's pool
+        # and beat) is killed, so that nothing outlives `tidings up`.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     print("Tidings stopped.", flush=True)
     return code
 
@@ -131,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     promises.add_argument("--markdown", action="store_true")
     audit = sub.add_parser("audit", help=COMMANDS["audit"])
     audit.add_argument("action", choices=["verify"])
+    retention = sub.add_parser("retention", help=COMMANDS["retention"])
+    retention.add_argument("--dry-run", action="store_true", help="delete nothing")
     sub.add_parser("rotate-keys", help=COMMANDS["rotate-keys"])
     manage = sub.add_parser("manage", help=COMMANDS["manage"])
     manage.add_argument("rest", nargs=argparse.REMAINDER)
@@ -174,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             call_command("audit", args.action)
         except SystemExit as exit_:
             return int(exit_.code or 0)
+        return 0
+    if args.command == "retention":
+        _call("retention", *(["--dry-run"] if args.dry_run else []))
         return 0
     if args.command == "rotate-keys":
         _call("rotatekeys")

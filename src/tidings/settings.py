@@ -11,6 +11,7 @@ import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    "ninja",  # serves the API docs page's own static files: no CDN
     "tidings.core",
     "tidings.accounts",
     "tidings.privacy",
@@ -85,6 +87,12 @@ INSTALLED_APPS = [
     "tidings.billing",
     "tidings.outbox",
     "tidings.public",
+    "tidings.audience",
+    "tidings.transfer",
+    "tidings.campaigns",
+    "tidings.sending",
+    "tidings.consent",
+    "anymail",
 ]
 
 MIDDLEWARE = [
@@ -99,6 +107,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tidings.accounts.middleware.ClosedAccountMiddleware",
     "axes.middleware.AxesMiddleware",
+    "tidings.consent.middleware.ConsentMiddleware",
+    "tidings.consent.middleware.PageViewMiddleware",
 ]
 
 ROOT_URLCONF = "tidings.urls"
@@ -115,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tidings.core.context_processors.operator",
+                "tidings.consent.context_processors.consent",
             ],
         },
     },
@@ -218,12 +229,31 @@ SUPPRESSION_KEY = env("TIDINGS_SUPPRESSION_KEY") or _secret_file(
 )
 SUPPRESSION_ENABLED = envbool("TIDINGS_SUPPRESSION", True)
 
+# Subscription forms (audience): the double opt-in window (a confirmation link expires,
+# and an unconfirmed signup is deleted, after `confirm_days`), and the limits that keep
+# bots and mail bombing out: sign-ups per IP address and per list each hour, and
+# confirmation mails per address each day. Counted in the cache (Redis in production).
+SIGNUP = {
+    "confirm_days": envint("TIDINGS_SIGNUP_CONFIRM_DAYS", 7),
+    "per_ip_hour": envint("TIDINGS_SIGNUP_PER_IP_HOUR", 10),
+    "per_list_hour": envint("TIDINGS_SIGNUP_PER_LIST_HOUR", 600),
+    "mails_per_address_day": envint("TIDINGS_SIGNUP_MAILS_PER_ADDRESS_DAY", 3),
+}
+# A contact's preference link lets them edit their details for this many days; leaving
+# a list through an authentic link works at any age (P21).
+PREFERENCE_LINK_DAYS = envint("TIDINGS_PREFERENCE_LINK_DAYS", 180)
+# Reverse proxies in front of Tidings that append to X-Forwarded-For (0: none, use the
+# connection's address). Only the client address they report is trusted.
+TRUSTED_PROXIES = envint("TIDINGS_TRUSTED_PROXIES", 0)
+
 LANGUAGE_CODE = "en"
 TIME_ZONE = env("TIDINGS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
+# The site-wide stylesheet lives in src/tidings/static, which is no app's static folder.
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
@@ -260,6 +290,12 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_queue / "processed"),
         "store_processed": False,
     }
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task of a worker that died unacknowledged goes back to the queue after this many
+    # seconds. Re-running a sending batch is harmless (its claims are conditional).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": envint("TIDINGS_BROKER_VISIBILITY_TIMEOUT", 3600)
+    }
 CELERY_TASK_ALWAYS_EAGER = envbool("TIDINGS_TASKS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -268,6 +304,31 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "beat-schedule")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The sending engine (docs/sending.md).
+SENDING: dict[str, Any] = {
+    # A worker that has not finished a claimed delivery within this time is presumed
+    # dead; its claims are recovered (at most once: the one in flight is not retried).
+    "lease_seconds": envint("TIDINGS_SENDING_LEASE_SECONDS", 600),
+    "batch_size": envint("TIDINGS_SENDING_BATCH", 500),
+    "max_attempts": envint("TIDINGS_SENDING_MAX_ATTEMPTS", 6),
+    "retry_base_seconds": envint("TIDINGS_SENDING_RETRY_SECONDS", 60),
+    "soft_bounce_limit": envint("TIDINGS_SOFT_BOUNCE_LIMIT", 3),
+    "smtp_timeout": envint("TIDINGS_SMTP_TIMEOUT", 30),
+    # The envelope sender (Return-Path) of campaigns; DSNs come back there.
+    "bounce_address": env("TIDINGS_BOUNCE_ADDRESS"),
+    # The bounce mailbox read by the scheduler: pop3://user:pass@host:port or pop3s://,
+    # imap:// or imaps:// (empty: no mailbox).
+    "bounce_mailbox": env("TIDINGS_BOUNCE_MAILBOX"),
+    "tracking_days": envint("TIDINGS_TRACKING_DAYS", 30),
+    "transactional_days": envint("TIDINGS_TRANSACTIONAL_DAYS", 30),
+}
+# Provider webhooks (bounces, complaints) need HTTP basic auth "user:password"; without
+# it the webhook URLs are not served at all, so no forged event can be accepted.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env("TIDINGS_WEBHOOK_SECRET"),
+    "MAILGUN_WEBHOOK_SIGNING_KEY": env("TIDINGS_MAILGUN_WEBHOOK_SIGNING_KEY"),
+}
 
 # The operator (P11, P34, DESIGN principle 7): everything the policy says about who runs
 # this instance comes from here.
@@ -293,12 +354,22 @@ RETENTION = {
     "unconfirmed_signup_days": envint("TIDINGS_UNCONFIRMED_SIGNUP_DAYS", 14),
     "outbox_days": envint("TIDINGS_OUTBOX_DAYS", 30),
     "audit_years": envint("TIDINGS_AUDIT_RETENTION_YEARS", 3),
+    "consent_years": envint("TIDINGS_CONSENT_RETENTION_YEARS", 3),
 }
 if RETENTION["grace_days"] >= RETENTION["erasure_deadline_days"]:
     raise ImproperlyConfigured(
         "TIDINGS_ERASURE_GRACE_DAYS must be shorter than TIDINGS_ERASURE_DEADLINE_DAYS"
     )
+# A new third party takes effect this many days after it is announced to customers (P24).
+CONSENT_NOTICE_DAYS = envint("TIDINGS_SUBPROCESSOR_NOTICE_DAYS", 30)
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
+
+# Imports and exports of contacts: where their files live, the largest upload accepted
+# (enforced while the upload streams to disk), and how long exports and import reports
+# stay downloadable before a scheduled job deletes them.
+TRANSFER_DIR = DATA_DIR / "transfer"
+TRANSFER_UPLOAD_MAX_BYTES = envint("TIDINGS_UPLOAD_MAX_BYTES", 2 * 1024**3)
+TRANSFER_FILE_DAYS = envint("TIDINGS_EXPORT_DAYS", 7)
 PASSWORD_RESET_TIMEOUT = 3600 * 2
 STAFF_REQUIRE_2FA = envbool("TIDINGS_STAFF_2FA", True)
 AUDIT_REASON_MINUTES = envint("TIDINGS_AUDIT_REASON_MINUTES", 60)

@@ -1,8 +1,17 @@
-from django.contrib import admin
 from django.urls import include, path
+
+from tidings.api import api
+from tidings.staff.admin_site import site as staff_site
 
 urlpatterns = [
     path("", include("tidings.public.urls")),
     path("", include("tidings.accounts.urls")),
-    path("staff/admin/", admin.site.urls),
+    path("", include("tidings.audience.urls")),
+    path("", include("tidings.transfer.urls")),
+    path("", include("tidings.campaigns.urls")),
+    path("", include("tidings.sending.urls")),
+    path("", include("tidings.consent.urls")),
+    path("api/v1/", api.urls),
+    path("", include("tidings.privacy.urls")),
+    path("staff/admin/", staff_site.urls),
 ]

@@ -201,3 +201,12 @@ def test_a_wrong_current_password_changes_nothing(logged_in, customer, password,
 def test_my_account_requires_login(client, db):
     response = client.get(reverse("accounts:my_account"))
     assert response.status_code == 302 and reverse("accounts:login") in response.url
+
+
+@pytest.mark.promise("P15")
+def test_my_account_speaks_the_customers_language_not_the_codes(logged_in, customer):
+    services.update_profile(customer, by=customer, name="Ada King")  # an audit event
+    page = logged_in.get(reverse("accounts:my_account")).content.decode()
+    assert "Audit events" in page
+    assert "TIDINGS_" not in page
+    assert not re.search(r"\(P\d+", page)

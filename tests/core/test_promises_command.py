@@ -33,3 +33,11 @@ def test_the_command_reads_this_repositorys_tests(capsys):
     out = capsys.readouterr().out
     assert "test_closing_stops_processing_at_once" in out
     assert out.strip().splitlines()[-1].startswith("proven: ")
+
+
+def test_the_promise_matrix_in_docs_is_current():
+    tests = Path(__file__).resolve().parents[1]
+    matrix = (tests.parent / "docs" / "promises.md").read_text()
+    assert matrix.strip() == report(tests, markdown=True).strip(), (
+        "docs/promises.md is stale: `tidings promises --markdown > docs/promises.md`"
+    )

@@ -7,7 +7,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, populate_account
 from tidings.accounts import services
 from tidings.accounts.models import Account, User
 from tidings.billing.models import Invoice
@@ -133,8 +133,10 @@ def test_after_erasure_no_table_holds_the_customers_identifiers(customer, mailbo
     customer.postal_address = "12 Analytical Row, London"
     customer.save()
     services.update_profile(customer, by=customer, name="Ada Byron")
+    populate_account(customer.account)  # application data too: contacts, proofs, keys
     services.close_account(customer.account, by=customer, erase_now=True)
     needles = ["ada@example.org", "Ada Byron", "Ada Lovelace", "7946 0018", "Analytical Row"]
+    needles += ["carol@example.net", "Carol Contact", "Carolton", "203.0.113.7", "CarolBrowser"]
     found = _search_whole_database(needles, skip_tables={"outbox_outboxmessage"})
     assert not found, found
     assert ErasureRecord.objects.filter(account_ref=account_id).exists()

@@ -38,3 +38,31 @@ def test_the_local_outbox_forgets_mail_after_its_period(db):
     OutboxBackend().send_messages([mail.EmailMessage("Fresh", "Body", to=["bob@example.org"])])
     assert purge_old_messages() == 1
     assert list(OutboxMessage.objects.values_list("subject", flat=True)) == ["Fresh"]
+
+
+@pytest.mark.promise("P12")
+def test_retention_dry_run_shows_what_would_go_and_why_and_deletes_nothing(db, capsys):
+    from django.core.management import call_command
+
+    OutboxBackend().send_messages([mail.EmailMessage("Old", "Body", to=["ada@example.org"])])
+    OutboxMessage.objects.update(sent_at=timezone.now() - timedelta(days=31))
+    call_command("retention", "--dry-run")
+    out = capsys.readouterr().out
+    assert "local outbox: would delete 1  (mail in the local outbox is kept 30 days)" in out
+    assert "unconfirmed registrations: would delete 0" in out
+    assert "kept for a legal reason: invoices: would delete 0" in out
+    assert OutboxMessage.objects.count() == 1
+    call_command("retention")
+    assert "local outbox: deleted 1" in capsys.readouterr().out
+    assert OutboxMessage.objects.count() == 0
+
+
+@pytest.mark.promise("P12")
+def test_the_daily_job_applies_every_rule(db):
+    from tidings.privacy.tasks import apply_retention
+
+    OutboxBackend().send_messages([mail.EmailMessage("Old", "Body", to=["ada@example.org"])])
+    OutboxMessage.objects.update(sent_at=timezone.now() - timedelta(days=31))
+    result = apply_retention()
+    assert result["local outbox"] == 1
+    assert {"unconfirmed registrations", "kept for a legal reason: invoices"} <= set(result)

@@ -1,15 +1,18 @@
-"""Data map entries for accounts and users."""
+"""Data map entries and retention rules for accounts and users."""
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tidings.accounts.models import Account, User
+from tidings.accounts.models import Account, ApiKey, User
+from tidings.privacy import retention
 from tidings.privacy.datamap import (
     Erasure,
     LegalBasis,
@@ -99,3 +102,32 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
         erase=Erasure.DELETE,
         rows_for_account=_login_records(_model),
     )
+register(
+    ApiKey,
+    owner=Owner.CUSTOMER,
+    category="programmatic access keys",
+    purpose="letting the customer's own systems use the API",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="until the key is revoked and the account erased",
+    personal_fields=["name", "created_at", "last_used_at", "revoked_at"],
+    shown_fields=("name", "prefix", "created_at", "last_used_at", "revoked_at"),
+    erase=Erasure.DELETE,
+    account_path="account",
+)
+
+
+def _unconfirmed_registrations(now: datetime) -> QuerySet[Account]:
+    cutoff = now - timedelta(days=settings.RETENTION["unconfirmed_signup_days"])
+    return Account.objects.filter(created_at__lt=cutoff).exclude(
+        users__email_confirmed_at__isnull=False
+    )
+
+
+retention.register(
+    "unconfirmed registrations",
+    why=lambda: (
+        "a registration whose email address was never confirmed is deleted after "
+        f"{settings.RETENTION['unconfirmed_signup_days']} days"
+    ),
+    expired=_unconfirmed_registrations,
+)

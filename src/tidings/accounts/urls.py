@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tidings.accounts import views
+from tidings.accounts import api_key_views, views
 
 app_name = "accounts"
 urlpatterns = [
@@ -25,4 +25,10 @@ urlpatterns = [
     path("account/close/", views.close_account, name="close"),
     path("account/closed/", views.closed, name="closed"),
     path("account/reopen/", views.reopen, name="reopen"),
+    path("account/api-keys/", api_key_views.api_keys, name="api_keys"),
+    path(
+        "account/api-keys/<int:key_id>/revoke/",
+        api_key_views.revoke_api_key,
+        name="revoke_api_key",
+    ),
 ]

@@ -1,7 +1,11 @@
+from datetime import datetime, timedelta
+
+from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from tidings.accounts.models import Account
 from tidings.outbox.models import OutboxMessage
+from tidings.privacy import retention
 from tidings.privacy.datamap import Erasure, LegalBasis, Owner, register
 
 
@@ -20,6 +24,20 @@ register(
     legal_basis=LegalBasis.CONTRACT,
     retention="TIDINGS_OUTBOX_DAYS (default 30 days)",
     personal_fields=["recipients", "subject", "body", "raw"],
+    # The raw message repeats the body with its headers: shown in the export, not here.
+    shown_fields=("sent_at", "recipients", "subject", "body"),
     erase=Erasure.DELETE,
     rows_for_account=_messages_to,
+)
+
+
+def _old_messages(now: datetime) -> QuerySet[OutboxMessage]:
+    cutoff = now - timedelta(days=settings.RETENTION["outbox_days"])
+    return OutboxMessage.objects.filter(sent_at__lt=cutoff)
+
+
+retention.register(
+    "local outbox",
+    why=lambda: f"mail in the local outbox is kept {settings.RETENTION['outbox_days']} days",
+    expired=_old_messages,
 )

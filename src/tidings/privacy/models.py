@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -46,6 +48,14 @@ class PolicyVersion(models.Model):
     def __str__(self) -> str:
         return f"Version {self.number} of {self.published_at:%Y-%m-%d}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and PolicyVersion.objects.filter(pk=self.pk).exists():
+            raise ValueError("A published policy version is never edited: publish a new one.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("A published policy version is never deleted.")
+
 
 class ErasureRecord(models.Model):
     """Proof that an account was erased: counts and dates, no personal data.
@@ -77,3 +87,79 @@ class SuppressedEmail(models.Model):
 
     def __str__(self) -> str:
         return f"suppressed {self.digest[:12]}…"
+
+
+class Disclosure(models.Model):
+    """A disclosure of personal data to an authority (P25): what, to whom, on which
+    legal ground. Recorded by the privacy officer; kept as proof, never edited."""
+
+    disclosed_at = models.DateTimeField(default=timezone.now)
+    authority = models.CharField("to whom", max_length=200)
+    legal_ground = models.CharField(
+        max_length=300, help_text="e.g. a court order, the statute and article relied on"
+    )
+    reference = models.CharField(
+        max_length=100, blank=True, default="", help_text="the authority's case or order number"
+    )
+    data_disclosed = models.TextField("what was disclosed")
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The account's number stays when the account is erased: the record must survive it.
+    account_ref = models.PositiveBigIntegerField(null=True, blank=True)
+    recorded_by = models.ForeignKey(
+        "accounts.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    keep_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-disclosed_at",)
+
+    def __str__(self) -> str:
+        return f"Disclosure to {self.authority} on {self.disclosed_at:%Y-%m-%d}"
+
+
+class DataRequest(models.Model):
+    """A request a person sent to the operator about their data (by email, letter, the
+    contact page): answered within one month (GDPR art. 12(3))."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "access"
+        RECTIFICATION = "rectification", "rectification"
+        ERASURE = "erasure", "erasure"
+        RESTRICTION = "restriction", "restriction"
+        OBJECTION = "objection", "objection"
+        PORTABILITY = "portability", "portability"
+        OTHER = "other", "other question"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        DONE = "done", "answered"
+        REFUSED = "refused", "refused, with reasons"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    requester = EncryptedTextField("who asked (name and email)")
+    details = EncryptedTextField(blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    answer = EncryptedTextField(blank=True, default="")
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_by = models.ForeignKey(
+        "accounts.User", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    keep_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("due_at",)
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} request of {self.received_at:%Y-%m-%d}"
+
+    @property
+    def overdue(self) -> bool:
+        return self.status == self.Status.OPEN and self.due_at < timezone.now()

@@ -76,6 +76,9 @@ def _setting_values() -> dict[str, str]:
         "TIDINGS_ERASURE_DEADLINE_DAYS": f"{retention['erasure_deadline_days']} days",
         "TIDINGS_LOGIN_LOCKOUT_MINUTES": f"{lockout_minutes()} minutes",
         "TIDINGS_SESSION_HOURS": f"{settings.SESSION_COOKIE_AGE // 3600} hours",
+        "TIDINGS_SIGNUP_CONFIRM_DAYS": f"{settings.SIGNUP['confirm_days']} days",
+        "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
+        "TIDINGS_TRANSACTIONAL_DAYS": f"{settings.SENDING['transactional_days']} days",
     }
 
 
@@ -117,6 +120,8 @@ def data_uses() -> list[BasisGroup]:
 
 
 def policy_context() -> dict[str, Any]:
+    from tidings.consent.cookies import CONSENT_COOKIE
+
     return {
         "operator": settings.OPERATOR,
         "retention": settings.RETENTION,
@@ -130,6 +135,8 @@ def policy_context() -> dict[str, Any]:
         "session_cookie": settings.SESSION_COOKIE_NAME,
         "session_hours": settings.SESSION_COOKIE_AGE // 3600,
         "csrf_cookie": settings.CSRF_COOKIE_NAME,
+        "consent_cookie": CONSENT_COOKIE,
+        "consent_notice_days": settings.CONSENT_NOTICE_DAYS,
     }
 
 

@@ -1,5 +1,6 @@
 """Data map entries for what the privacy engine itself keeps."""
 
+from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
@@ -10,7 +11,14 @@ from tidings.privacy.datamap import (
     declare_free_of_personal_data,
     register,
 )
-from tidings.privacy.models import CollectionRecord, ErasureRecord, PolicyVersion, SuppressedEmail
+from tidings.privacy.models import (
+    CollectionRecord,
+    DataRequest,
+    Disclosure,
+    ErasureRecord,
+    PolicyVersion,
+    SuppressedEmail,
+)
 
 register(
     CollectionRecord,
@@ -42,3 +50,32 @@ declare_free_of_personal_data(PolicyVersion, "the operator's published policy te
 declare_free_of_personal_data(Group, "staff role names")
 declare_free_of_personal_data(Permission, "permission names")
 declare_free_of_personal_data(ContentType, "model names")
+
+register(
+    Disclosure,
+    owner=Owner.CUSTOMER,
+    category="disclosures to authorities",
+    purpose="recording what was disclosed to an authority, to whom and on which legal ground",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="TIDINGS_AUDIT_RETENTION_YEARS after the account is erased",
+    personal_fields=["data_disclosed", "authority", "legal_ground", "reference", "disclosed_at"],
+    erase=Erasure.KEEP_FOR_LEGAL_REASON,
+    account_path="account",
+    keep_until_field="keep_until",
+    keep_years=lambda: settings.RETENTION["audit_years"],
+    detach_with={"account": None},
+)
+register(
+    DataRequest,
+    owner=Owner.CUSTOMER,
+    category="requests about personal data",
+    purpose="answering people's requests about their data within one month",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="TIDINGS_AUDIT_RETENTION_YEARS after the request is answered",
+    personal_fields=["requester", "details", "answer", "received_at", "closed_at"],
+    erase=Erasure.KEEP_FOR_LEGAL_REASON,
+    account_path="account",
+    keep_until_field="keep_until",
+    keep_years=lambda: settings.RETENTION["audit_years"],
+    detach_with={"account": None},
+)

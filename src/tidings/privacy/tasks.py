@@ -28,3 +28,19 @@ def erase_due_accounts() -> int:
 def delete_expired_legal_holds() -> dict[str, int]:
     """Delete invoices (and anything else held for a legal reason) past their period (P14)."""
     return services.delete_expired_legal_holds()
+
+
+@shared_task
+def apply_retention() -> dict[str, int]:
+    """The daily retention run: every rule of the schedule (P12, P14)."""
+    from tidings.privacy import retention
+
+    return {o.rule.name: o.count for o in retention.apply_all()}
+
+
+@shared_task
+def escalate_due_requests() -> int:
+    """Remind the privacy officers of requests due within a week or overdue."""
+    from tidings.privacy import office
+
+    return office.escalate_due_requests()

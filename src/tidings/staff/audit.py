@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,33 +38,98 @@ def record(
     target_id: str = "",
 ) -> AuditEvent:
     """Append one event to the audit log, in the caller's transaction."""
+    event = _event(
+        action,
+        target,
+        by=by,
+        fields=fields,
+        reason=reason,
+        account_id=account_id,
+        target_type=target_type,
+        target_id=target_id,
+    )
+    _append([event])
+    return event
+
+
+def record_many(
+    action: str,
+    targets: Iterable[models.Model],
+    *,
+    by: User | None,
+    fields: Iterable[str] = (),
+    reason: str = "",
+    account_id_of: Callable[[Any], int | None] | None = None,
+) -> list[AuditEvent]:
+    """Append one event per target (a page of a staff list), under one lock.
+
+    `account_id_of` names the account of a target whose account `record` cannot find by
+    itself (an erasure record, say), so the event shows up in that customer's trail.
+    """
+    fields = list(fields)
+    events = [
+        _event(
+            action,
+            target,
+            by=by,
+            fields=fields,
+            reason=reason,
+            account_id=account_id_of(target) if account_id_of else None,
+        )
+        for target in targets
+    ]
+    _append(events)
+    return events
+
+
+def _event(
+    action: str,
+    target: models.Model | None,
+    *,
+    by: User | None,
+    fields: Iterable[str],
+    reason: str,
+    account_id: int | None,
+    target_type: str = "",
+    target_id: str = "",
+) -> AuditEvent:
     actor_id, actor_kind, actor_role = _actor(by)
     if target is not None:
         target_type = target._meta.label
         target_id = str(target.pk)
         if account_id is None:
             account_id = _account_of(target)
+    return AuditEvent(
+        actor_id=actor_id,
+        actor_kind=actor_kind,
+        actor_role=actor_role,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        account_id=account_id,
+        fields=sorted(fields),
+        reason=reason[:500],
+    )
+
+
+def _append(events: list[AuditEvent]) -> None:
+    """Chain and save events in order; the lock keeps concurrent writers from forking it."""
+    if not events:
+        return
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
         last = AuditEvent.objects.order_by("-pk").values_list("hash", flat=True).first()
-        event = AuditEvent(
-            at=timezone.now(),
-            actor_id=actor_id,
-            actor_kind=actor_kind,
-            actor_role=actor_role,
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            account_id=account_id,
-            fields=sorted(fields),
-            reason=reason[:500],
-            prev_hash=last or GENESIS_HASH,
-        )
-        event.hash = event.compute_hash()
-        event.save()
-    return event
+        prev = last or GENESIS_HASH
+        for event in events:
+            event.at = timezone.now()
+            event.prev_hash = prev
+            event.hash = event.compute_hash()
+            # One INSERT each, not bulk_create: the chain is verified in primary-key
+            # order, so every row must get its key before the next one is written.
+            event.save()
+            prev = event.hash
 
 
 def _account_of(target: models.Model) -> int | None:

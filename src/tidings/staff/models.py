@@ -21,6 +21,14 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def delete(self) -> tuple[int, dict[str, int]]:
         raise AppendOnlyError("audit events cannot be deleted")
 
+    # The internal doors Django itself uses (bulk_update, fast cascade deletes) are shut
+    # too, so no code path reaches the table except an INSERT.
+    def _update(self, values: Any) -> int:
+        raise AppendOnlyError("audit events cannot be changed")
+
+    def _raw_delete(self, using: str | None) -> int:
+        raise AppendOnlyError("audit events cannot be deleted")
+
 
 class AuditEvent(models.Model):
     """Who did what to which record, when and why.

@@ -1,0 +1,418 @@
+"""Benchmark: a personalised campaign through the whole path (Celery workers on Redis,
+rendering, message building, claims in PostgreSQL, pooled SMTP) into an SMTP sink, and
+the same messages from bare senders into the same sink, in one run.
+
+    python bench/send_campaign.py [--size 100000] [--workers 2]
+    python bench/run.py send [--size N]          (where bench/run.py exists)
+
+Prints messages per second, the ratio against the fastest bare sender (pre-rendered
+messages, several connections, SMTP pipelining), the per-message overhead against bare
+smtplib, the time from "send" to the first message, and the workers' peak memory at a
+tenth of the size and at the full size. The last line is `send ratio=R`; the issue's goal
+is R >= 0.5 on 2 cores.
+
+The sink is Postfix's `smtp-sink` when found (PATH, or TIDINGS_SMTP_SINK; it can be
+taken from Debian's package without installing or starting Postfix:
+`apt-get download postfix && dpkg -x postfix_*.deb /opt/postfix`, then
+TIDINGS_SMTP_SINK=/opt/postfix/usr/sbin/smtp-sink), else a minimal asyncio sink in its own
+process. The database is BENCH_DATABASE_URL (default tidings_bench_send on 127.0.0.1,
+created and migrated when missing; its name must contain "bench"); the broker is Redis
+db 6 (BENCH_BROKER_URL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/tidings_bench_send"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
+BODY = (
+    "<h1>Hello {{ contact.first_name | default('friend', true) }}</h1>\n"
+    + "<p>{{ contact.name }}, here is what happened this month in {{ contact.attributes.city }}."
+    " Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor"
+    ' incididunt ut labore. <a href="https://example.org/article">Read more</a></p>\n' * 12
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# The sink -------------------------------------------------------------------------------
+
+
+def _asyncio_sink(port: int) -> None:
+    """A minimal SMTP sink that understands pipelining (one process, no parsing)."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 sink ESMTP\r\n")
+        in_data = False
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    writer.write(b"250 2.0.0 Ok: queued\r\n")
+                continue
+            verb = line[:4].upper()
+            if verb in (b"EHLO",):
+                writer.write(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+            elif verb == b"DATA":
+                in_data = True
+                writer.write(b"354 go ahead\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                break
+            else:
+                writer.write(b"250 2.0.0 Ok\r\n")
+            if reader._buffer == b"":  # type: ignore[attr-defined]  # flush when idle
+                await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(session, "127.0.0.1", port, backlog=1000)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def start_sink(port: int) -> tuple[subprocess.Popen[bytes], str]:
+    binary = os.environ.get("TIDINGS_SMTP_SINK") or shutil.which("smtp-sink")
+    if binary:
+        env = dict(os.environ)
+        libs = Path(binary).resolve().parents[1] / "lib" / "postfix"
+        if libs.is_dir():
+            env["LD_LIBRARY_PATH"] = str(libs)
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        proc = subprocess.Popen(
+            [binary, *user, f"127.0.0.1:{port}", "1000"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        name = "Postfix smtp-sink"
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--sink", str(port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        name = "asyncio sink (smtp-sink not found)"
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, name
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("the SMTP sink did not start")
+
+
+# Bare senders -----------------------------------------------------------------------------
+
+
+def bare_smtplib(port: int, messages: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """One connection, smtplib, one message after the other: messages per second, and
+    CPU milliseconds per message."""
+    smtp = smtplib.SMTP("127.0.0.1", port)
+    start, cpu = time.perf_counter(), time.process_time()
+    for rcpt, data in messages:
+        smtp.sendmail("bounces@news.example.org", [rcpt], data)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    smtp.quit()
+    return len(messages) / elapsed, cpu * 1000 / len(messages)
+
+
+async def _pipelined(port: int, messages: list[tuple[str, bytes]]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    await reader.readline()
+    writer.write(b"EHLO bench\r\n")
+    while not (await reader.readline()).startswith(b"250 "):
+        pass
+    for rcpt, data in messages:
+        writer.write(
+            b"MAIL FROM:<bounces@news.example.org>\r\nRCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n"
+        )
+        for _ in range(3):
+            await reader.readline()
+        writer.write(data + b"\r\n.\r\n")
+        await reader.readline()
+    writer.write(b"QUIT\r\n")
+    await writer.drain()
+    writer.close()
+
+
+def bare_pipelined(port: int, messages: list[tuple[str, bytes]], connections: int = 4) -> float:
+    """Several connections with SMTP pipelining (asyncio): messages per second."""
+    shares = [messages[i::connections] for i in range(connections)]
+
+    async def run() -> None:
+        await asyncio.gather(*(_pipelined(port, share) for share in shares))
+
+    start = time.perf_counter()
+    asyncio.run(run())
+    return len(messages) / (time.perf_counter() - start)
+
+
+# The whole path ------------------------------------------------------------------------------
+
+
+def setup_django(broker: str) -> None:
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
+    name = url.rsplit("/", 1)[-1]
+    if "bench" not in name:
+        raise SystemExit(f"BENCH_DATABASE_URL must name a database for benchmarks, not {name!r}")
+    import psycopg
+
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = url
+    os.environ["CELERY_BROKER_URL"] = broker
+    os.environ["TIDINGS_TASKS_EAGER"] = "false"
+    os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-bench-"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tidings.settings")
+    sys.path.insert(0, str(ROOT / "src"))
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from tidings.accounts.models import Account
+    from tidings.audience.models import Contact, MailingList, Subscription
+    from tidings.campaigns.models import Campaign
+    from tidings.sending.models import Relay
+
+    account = Account.objects.create(name=f"Bench {size}")
+    newsletter = MailingList.objects.create(account=account, name="Everyone")
+    now = timezone.now()
+    batch = 5000
+    for start in range(0, size, batch):
+        contacts = Contact.objects.bulk_create(
+            [
+                Contact(
+                    account=account,
+                    email=f"reader{i}@example.net",
+                    name=f"Reader Number{i}",
+                    attributes={"city": "Ghent"},
+                    basis_at=now,
+                )
+                for i in range(start, min(size, start + batch))
+            ]
+        )
+        Subscription.objects.bulk_create(
+            [Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts]
+        )
+    Relay.objects.create(
+        account=account, name="sink", host="127.0.0.1", port=port, security="none",
+        max_connections=16,
+    )  # fmt: skip
+    campaign = Campaign.objects.create(
+        account=account,
+        name="Bench",
+        subject="News for {{ contact.first_name }}",
+        from_name="Bench News",
+        from_email="news@news.example.org",
+        body=BODY,
+    )
+    campaign.lists.add(newsletter)
+    return campaign
+
+
+def prerendered(campaign, limit: int) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
+    """The campaign's messages as the engine builds them, made before timing."""
+    from tidings.audience.models import Contact
+    from tidings.sending.engine import CampaignMailer
+    from tidings.sending.models import Delivery
+
+    mailer = CampaignMailer(campaign)
+    out = []
+    for contact in Contact.objects.filter(account=campaign.account).order_by("pk")[:limit]:
+        delivery = Delivery(
+            pk=contact.pk,
+            campaign=campaign,
+            contact=contact,
+            message_id=f"<bare.{contact.pk}@news.example.org>",
+        )
+        out.append((contact.email, mailer.message_for(delivery, contact)))
+    return out
+
+
+def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tidings",
+                "worker",
+                "--pool",
+                "solo",
+                "-n",
+                f"bench{i}@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "ERROR",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i in range(count)
+    ]
+
+
+def wait_for_workers(count: int) -> None:
+    from tidings.celery import app
+
+    for _ in range(120):
+        if len(app.control.ping(timeout=0.5)) >= count:
+            return
+    raise SystemExit("the workers did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (load on the machine does not change
+    it, unlike wall time)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_campaign(size: int, workers: int, port: int) -> dict[str, float]:
+    """One campaign of `size` through fresh workers: rate, first-message delay, memory."""
+    from django.db.models import Min
+
+    from tidings.campaigns.models import Campaign
+    from tidings.sending import engine
+    from tidings.sending.models import Delivery
+
+    campaign = make_campaign(size, port)
+    procs = start_workers(workers, dict(os.environ))
+    wait_for_workers(workers)  # the clock starts when every worker listens
+    cpu_before = sum(cpu_seconds(p.pid) for p in procs)
+    try:
+        start = time.perf_counter()
+        started_at = time.time()
+        engine.start_campaign(campaign)
+        while Campaign.objects.get(pk=campaign.pk).status != Campaign.Status.SENT:
+            time.sleep(0.2)
+            if time.perf_counter() - start > 3600:
+                raise SystemExit("the campaign did not finish within an hour")
+        elapsed = time.perf_counter() - start
+        first = Delivery.objects.filter(campaign=campaign).aggregate(m=Min("sent_at"))["m"]
+        sent = Delivery.objects.filter(campaign=campaign, status="sent").count()
+        memory = max(peak_rss_mb(p.pid) for p in procs)
+        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
+    finally:
+        for p in procs:
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait()
+    return {
+        "rate": sent / elapsed,
+        "sent": sent,
+        "elapsed": elapsed,
+        "first": first.timestamp() - started_at,
+        "memory": memory,
+        "cpu_ms": cpu * 1000 / max(1, sent),
+    }
+
+
+def main(size: int | None = None, workers: int = 2) -> None:
+    size = size or 100_000
+    broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
+    setup_django(broker)
+    import redis
+
+    redis.Redis.from_url(broker).flushdb()
+    port = free_port()
+    sink, sink_name = start_sink(port)
+    try:
+        print(f"sink: {sink_name} on 127.0.0.1:{port}; {os.cpu_count()} cores")
+        small = max(1000, size // 10)
+        low = run_campaign(small, workers, port)
+        print(
+            f"whole path, {small:,} recipients, {workers} workers: {low['rate']:,.0f} msg/s, "
+            f"peak worker memory {low['memory']:.0f} MB"
+        )
+        full = run_campaign(size, workers, port)
+        print(
+            f"whole path, {size:,} recipients, {workers} workers: {full['rate']:,.0f} msg/s "
+            f"({full['sent']:,} sent in {full['elapsed']:.1f} s), "
+            f"peak worker memory {full['memory']:.0f} MB"
+        )
+        print(f"time from send to first message delivered: {full['first']:.2f} s (goal < 2 s)")
+        print(
+            f"memory from {small:,} to {size:,} recipients: {low['memory']:.0f} -> "
+            f"{full['memory']:.0f} MB (x{full['memory'] / low['memory']:.2f}; flat is x1)"
+        )
+
+        from tidings.campaigns.models import Campaign
+
+        sample = prerendered(Campaign.objects.order_by("-pk").first(), min(size, 20_000))
+        avg = sum(len(d) for _, d in sample) / len(sample)
+        print(f"bare senders, {len(sample):,} pre-rendered messages of {avg / 1024:.1f} KB:")
+        smtplib_rate, smtplib_cpu = bare_smtplib(port, sample)
+        pipelined_rate = max(bare_pipelined(port, sample, n) for n in (4, 8))
+        print(f"  smtplib, one connection: {smtplib_rate:,.0f} msg/s, {smtplib_cpu:.2f} ms CPU/msg")
+        print(f"  asyncio, 4-8 connections, pipelining: {pipelined_rate:,.0f} msg/s (the limit)")
+        per_message = workers / full["rate"] - 1 / smtplib_rate
+        print(
+            f"overhead of the whole path per message and worker over bare smtplib: "
+            f"{per_message * 1000:.2f} ms wall; CPU in the workers {full['cpu_ms']:.2f} ms/msg "
+            f"against {smtplib_cpu:.2f} ms for bare smtplib "
+            f"(x{full['cpu_ms'] / smtplib_cpu:.1f}; the database's own CPU comes on top)"
+        )
+        load = os.getloadavg()[0]
+        print(f"load average at the end: {load:.1f} on {os.cpu_count()} cores (shared)")
+        ratio = full["rate"] / pipelined_rate
+        print(f"ratio against the bare pipelined sender: {ratio:.2f} (goal >= 0.5)")
+        print(f"send ratio={ratio:.2f}")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+BENCHMARKS = {"send": main}
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.sink:
+        _asyncio_sink(args.sink)
+    else:
+        main(args.size, args.workers)

@@ -1,0 +1,269 @@
+"""Forms of the audience pages. They check the shape of the input; the services check
+the rest and do the writing."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from django import forms
+from django.http import QueryDict
+
+from tidings.accounts.models import Account
+from tidings.audience.models import Contact, MailingList
+from tidings.audience.segments import FIELDS, OPS
+
+
+class ListForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(
+        required=False,
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown on subscription forms under the list's name.",
+    )
+    visibility = forms.ChoiceField(choices=MailingList.Visibility.choices, widget=forms.RadioSelect)
+    optin = forms.ChoiceField(
+        label="Opt-in", choices=MailingList.OptIn.choices, widget=forms.RadioSelect
+    )
+
+
+class NewContactForm(forms.Form):
+    email = forms.CharField(max_length=320, widget=forms.EmailInput)
+    name = forms.CharField(max_length=200, required=False)
+    lists = forms.ModelMultipleChoiceField(
+        queryset=MailingList.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    legal_basis = forms.ChoiceField(
+        label="Legal basis",
+        choices=Contact.LegalBasis.choices,
+        help_text="Why you may mail this person: they consented, or they are a customer.",
+    )
+    basis_at = forms.DateField(
+        label="Date of the consent or contract",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for today.",
+    )
+    note = forms.CharField(
+        label="How the consent was given",
+        required=False,
+        max_length=500,
+        help_text="Kept as proof, e.g. “signed up at our stand, paper form 2025-03”.",
+    )
+
+    def __init__(self, account: Account, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].queryset = MailingList.objects.filter(account=account)  # type: ignore[attr-defined]
+
+    def clean_basis_at(self) -> date | None:
+        value = self.cleaned_data.get("basis_at")
+        if value and value > date.today():
+            raise forms.ValidationError("The date cannot be in the future.")
+        return value
+
+
+ATTRIBUTE_TYPES = (
+    ("text", "text"),
+    ("number", "number"),
+    ("boolean", "yes/no"),
+    ("date", "date"),
+)
+
+
+def type_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            return "text"
+        return "date"
+    return "text"
+
+
+def display_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
+
+
+def typed_value(kind: str, text: str) -> Any:
+    """The JSON value of an attribute typed in the page. Raises ValueError with a
+    message for the person."""
+    text = text.strip()
+    if kind == "number":
+        try:
+            number = float(text.replace(",", "."))
+        except ValueError:
+            raise ValueError(f"“{text[:40]}” is not a number.") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"“{text[:40]}” is not a number.")
+        return int(number) if number.is_integer() and "." not in text else number
+    if kind == "boolean":
+        lowered = text.lower()
+        if lowered in ("yes", "true", "1", "on"):
+            return True
+        if lowered in ("no", "false", "0", "off", ""):
+            return False
+        raise ValueError(f"“{text[:40]}” is not yes or no.")
+    if kind == "date":
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValueError(f"“{text[:40]}” is not a date like 2025-01-31.") from None
+    if kind == "text":
+        return text
+    raise ValueError(f"“{kind[:20]}” is not an attribute type.")
+
+
+def attribute_rows(attributes: dict[str, Any], blank: int = 3) -> list[dict[str, str]]:
+    rows = [
+        {"key": k, "type": type_of(v), "value": display_value(v)}
+        for k, v in sorted(attributes.items())
+    ]
+    return rows + [{"key": "", "type": "text", "value": ""} for _ in range(blank)]
+
+
+def attributes_from_post(data: QueryDict) -> tuple[dict[str, Any], list[str], list[dict[str, str]]]:
+    """The attributes of the contact page's rows (attr_key, attr_type, attr_value), the
+    errors, and the rows as typed (to show them again)."""
+    keys = data.getlist("attr_key")
+    kinds = data.getlist("attr_type")
+    values = data.getlist("attr_value")
+    attributes: dict[str, Any] = {}
+    errors: list[str] = []
+    rows = []
+    for key, kind, text in zip(keys, kinds, values, strict=False):
+        rows.append({"key": key, "type": kind, "value": text})
+        key = key.strip()
+        if not key:
+            continue
+        if key in attributes:
+            errors.append(f"The attribute “{key[:40]}” is there twice.")
+            continue
+        try:
+            attributes[key] = typed_value(kind, text)
+        except ValueError as error:
+            errors.append(f"{key[:40]}: {error}")
+    return attributes, errors, rows
+
+
+def tags_from_text(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class SubscriptionFormForm(forms.Form):
+    name = forms.CharField(max_length=200, help_text="For you; people see the lists' names.")
+    lists = forms.ModelMultipleChoiceField(
+        queryset=MailingList.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Only public lists can be offered on a form.",
+    )
+    consent_text = forms.CharField(
+        label="Consent text",
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="What people agree to when they subscribe. Kept, word for word and with "
+        "its version, with each subscription.",
+    )
+    thank_you_url = forms.URLField(
+        label="Thank-you page (optional)",
+        required=False,
+        assume_scheme="https",
+        help_text="Where people go after subscribing; empty for our own thank-you page.",
+    )
+
+    def __init__(self, account: Account, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["lists"].queryset = MailingList.objects.filter(  # type: ignore[attr-defined]
+            account=account, visibility=MailingList.Visibility.PUBLIC
+        )
+
+
+class SettingsForm(forms.Form):
+    editable_attributes = forms.CharField(
+        label="Attributes contacts may change",
+        required=False,
+        max_length=2000,
+        help_text="Attribute names, separated by commas. Contacts can always change their "
+        "name, leave lists, and refuse tracking on their preference page.",
+    )
+
+
+class SubscribeForm(forms.Form):
+    """The public form. `website` is the honeypot: people never see it, bots fill it."""
+
+    email = forms.CharField(
+        max_length=320, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+    name = forms.CharField(max_length=200, required=False)
+    consent = forms.BooleanField(
+        error_messages={"required": "Tick the box to agree, or we cannot subscribe you."}
+    )
+    website = forms.CharField(required=False)
+
+
+# --- segment rules from the builder's rows ------------------------------------------
+
+FIELD_CHOICES = [(name, f.label) for name, f in FIELDS.items()]
+OP_LABELS = {
+    "eq": "is",
+    "neq": "is not",
+    "contains": "contains",
+    "gt": "greater than",
+    "lt": "less than",
+    "before": "before",
+    "after": "after",
+    "exists": "is set",
+    "in": "is one of",
+}
+OP_CHOICES = [(op, OP_LABELS[op]) for op in OPS]
+
+
+def rules_from_post(data: QueryDict) -> dict[str, Any]:
+    """Rules from the builder's rows (c_field, c_key, c_op, c_value); rows without a
+    field are ignored. The values are text; segments.validate_rules types them."""
+    conditions: list[dict[str, Any]] = []
+    for field, key, op, value in zip(
+        data.getlist("c_field"),
+        data.getlist("c_key"),
+        data.getlist("c_op"),
+        data.getlist("c_value"),
+        strict=False,
+    ):
+        if not field:
+            continue
+        condition: dict[str, Any] = {"field": field, "op": op}
+        if key.strip():
+            condition["key"] = key.strip()
+        if op == "exists":
+            condition["value"] = value.strip().lower() not in ("no", "false", "0")
+        elif op == "in":
+            condition["value"] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            condition["value"] = value
+        conditions.append(condition)
+    return {"match": data.get("match", "all"), "conditions": conditions}
+
+
+def rule_rows(rules: dict[str, Any], blank: int = 2) -> list[dict[str, str]]:
+    rows = []
+    for c in rules.get("conditions", []):
+        value = c.get("value", "")
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append(
+            {
+                "field": c.get("field", ""),
+                "key": c.get("key", ""),
+                "op": c.get("op", ""),
+                "value": str(value),
+            }
+        )
+    return rows + [{"field": "", "key": "", "op": "eq", "value": ""} for _ in range(blank)]

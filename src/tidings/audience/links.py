@@ -1,0 +1,139 @@
+"""Signed links a contact follows without logging in: preferences, unsubscribe, confirm.
+
+The sending engine puts `preference_url(contact)` and `unsubscribe_url(contact, list)` in
+every mail (the latter also as the List-Unsubscribe header: a POST to it unsubscribes at
+once, RFC 8058). Tokens are signed with Django's signing (HMAC with the secret key) and
+carry the contact's uuid, never the address.
+
+A preference link expires after TIDINGS_PREFERENCE_LINK_DAYS (it lets the holder edit
+the contact's name and attributes); leaving a list through an authentic link works
+however old it is, because an objection to direct marketing must always be possible
+(P21). A confirmation link expires with the confirmation window.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core import signing
+from django.urls import reverse
+
+from tidings.audience.models import Contact, MailingList
+
+PREFERENCES = "tidings.audience.preferences"
+UNSUBSCRIBE = "tidings.audience.unsubscribe"
+CONFIRM = "tidings.audience.confirm"
+
+
+class InvalidLink(Exception):
+    """The link was changed or is not one of ours: nothing may happen."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What an authentic link says, and whether it is still within its age."""
+
+    contact: Contact
+    mailing_lists: list[MailingList]
+    expired: bool
+
+
+def _absolute(path: str) -> str:
+    return settings.BASE_URL + path
+
+
+def preference_token(contact: Contact) -> str:
+    return signing.dumps(contact.uuid.hex, salt=PREFERENCES)
+
+
+def unsubscribe_token(contact: Contact, mailing_list: MailingList | None = None) -> str:
+    payload = [contact.uuid.hex, mailing_list.uuid.hex if mailing_list else ""]
+    return signing.dumps(payload, salt=UNSUBSCRIBE)
+
+
+def confirmation_token(contact: Contact, lists: list[MailingList]) -> str:
+    payload = [contact.uuid.hex, [m.uuid.hex for m in lists]]
+    return signing.dumps(payload, salt=CONFIRM, compress=True)
+
+
+def preference_url(contact: Contact) -> str:
+    """The contact's preference page (leave lists, change details), without login."""
+    return _absolute(reverse("audience:preferences", args=[preference_token(contact)]))
+
+
+def unsubscribe_url(contact: Contact, mailing_list: MailingList | None = None) -> str:
+    """Leave `mailing_list` (or everything when None): GET asks, POST leaves at once."""
+    token = unsubscribe_token(contact, mailing_list)
+    return _absolute(reverse("audience:unsubscribe", args=[token]))
+
+
+def confirmation_url(contact: Contact, lists: list[MailingList]) -> str:
+    token = confirmation_token(contact, lists)
+    return _absolute(reverse("audience:confirm", args=[token]))
+
+
+def _load(token: str, salt: str, max_age_days: int | None) -> tuple[Any, bool]:
+    """The payload of an authentic token and whether it has expired."""
+    if len(token) > 2000:
+        raise InvalidLink("This link is not valid.")
+    max_age = max_age_days * 86400 if max_age_days else None
+    try:
+        return signing.loads(token, salt=salt, max_age=max_age), False
+    except signing.SignatureExpired:
+        return signing.loads(token, salt=salt), True
+    except signing.BadSignature:
+        raise InvalidLink("This link is not valid: it may have been cut or changed.") from None
+
+
+def _contact(hex_uuid: Any) -> Contact:
+    try:
+        key = uuid.UUID(str(hex_uuid))
+    except ValueError:
+        raise InvalidLink("This link is not valid.") from None
+    contact = Contact.objects.select_related("account").filter(uuid=key).first()
+    if contact is None:
+        # Erased, or a signup that was never confirmed and has been deleted.
+        raise InvalidLink("We no longer hold this address: there is nothing to change.")
+    return contact
+
+
+def _lists(contact: Contact, hex_uuids: list[Any]) -> list[MailingList]:
+    keys = []
+    for value in hex_uuids:
+        try:
+            keys.append(uuid.UUID(str(value)))
+        except ValueError:
+            raise InvalidLink("This link is not valid.") from None
+    return list(MailingList.objects.filter(account_id=contact.account_id, uuid__in=keys))
+
+
+def open_preferences(token: str) -> Opened:
+    payload, expired = _load(token, PREFERENCES, settings.PREFERENCE_LINK_DAYS)
+    return Opened(_contact(payload), [], expired)
+
+
+def open_unsubscribe(token: str) -> Opened:
+    payload, _ = _load(token, UNSUBSCRIBE, None)
+    if not (isinstance(payload, list) and len(payload) == 2):
+        raise InvalidLink("This link is not valid.")
+    contact = _contact(payload[0])
+    lists = _lists(contact, [payload[1]]) if payload[1] else []
+    if payload[1] and not lists:
+        raise InvalidLink("That list no longer exists: you receive nothing from it.")
+    return Opened(contact, lists, expired=False)
+
+
+def open_confirmation(token: str) -> Opened:
+    payload, expired = _load(token, CONFIRM, settings.SIGNUP["confirm_days"])
+    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], list)):
+        raise InvalidLink("This link is not valid.")
+    if expired:
+        raise InvalidLink(
+            "This confirmation link has expired: nothing was subscribed. Sign up again on "
+            "the form to get a new one."
+        )
+    contact = _contact(payload[0])
+    return Opened(contact, _lists(contact, payload[1]), expired=False)

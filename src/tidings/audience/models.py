@@ -1,0 +1,304 @@
+"""The customer's audience: contacts, lists, subscriptions and the proof of each consent.
+
+This is the customer's application data: the customer is the controller, Tidings the
+processor. Every row belongs to exactly one account, and every query starts from it
+(DESIGN principle 5). Writes go through `tidings.audience.services`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class MailingList(models.Model):
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "public (shown on subscription forms)"
+        PRIVATE = "private", "private (only added by the customer)"
+
+    class OptIn(models.TextChoices):
+        SINGLE = "single", "single opt-in"
+        DOUBLE = "double", "double opt-in (the contact confirms by email)"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="mailing_lists"
+    )
+    # The id that appears in public links and forms, never the sequential pk.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    visibility = models.CharField(
+        max_length=8, choices=Visibility.choices, default=Visibility.PRIVATE
+    )
+    optin = models.CharField(max_length=8, choices=OptIn.choices, default=OptIn.DOUBLE)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="list_name_unique_per_account")
+        ]
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    class Status(models.TextChoices):
+        ACTIVE = "active", "active"
+        # Signed up through a double opt-in form and not confirmed yet: never mailed but
+        # for the confirmation, and deleted when the confirmation window ends (P12).
+        UNCONFIRMED = "unconfirmed", "waiting for confirmation"
+        UNSUBSCRIBED = "unsubscribed", "unsubscribed from everything"
+        BOUNCED = "bounced", "bounced"
+        COMPLAINED = "complained", "marked as spam"
+        BLOCKLISTED = "blocklisted", "blocklisted"
+
+    class LegalBasis(models.TextChoices):
+        CONSENT = "consent", "consent"
+        CONTRACT = "contract", "contract (existing customer)"
+
+    class Source(models.TextChoices):
+        FORM = "form", "subscription form"
+        IMPORT = "import", "import"
+        API = "api", "API"
+        MANUAL = "manual", "added by hand"
+
+    # No index of its own: (account, email) and (account, status) lead with it. A lone
+    # account index misleads the planner when an account has just grown (migration
+    # 0003_transfer_indexes) and costs every import a write per row.
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="contacts", db_index=False
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Normalised by services.normalise_email: lower case, IDNA domain. Unique per account.
+    email = models.CharField(max_length=320)
+    name = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    attributes = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    legal_basis = models.CharField(
+        max_length=16, choices=LegalBasis.choices, default=LegalBasis.CONSENT
+    )
+    # When the consent (or contract) the basis rests on was given, as far as known.
+    basis_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.MANUAL)
+    # Soft bounces since the last delivered message (hard bounces set status at once).
+    soft_bounces = models.PositiveIntegerField(default=0)
+    # The contact's own objections (P18, P21): honoured by tracking and segments.
+    allow_tracking = models.BooleanField(default=True)
+    allow_profiling = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "email"], name="contact_email_unique_per_account"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"], name="contact_account_status"),
+            models.Index(Lower("name"), "account", name="contact_account_name"),
+            # Browsing newest first by keyset (id), and date conditions of segments.
+            models.Index(fields=["account", "id"], name="contact_account_id"),
+            models.Index(fields=["account", "created_at"], name="contact_account_created"),
+        ]
+        ordering = ["email"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split(" ", 1)[0] if self.name else ""
+
+    @property
+    def can_be_mailed(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        UNCONFIRMED = "unconfirmed", "waiting for confirmation"
+        CONFIRMED = "confirmed", "subscribed"
+        UNSUBSCRIBED = "unsubscribed", "unsubscribed"
+
+    # Indexed by one_subscription_per_list (contact, mailing_list).
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
+    )
+    # Indexed by subscription_list_status (mailing_list, status).
+    mailing_list = models.ForeignKey(
+        MailingList, on_delete=models.CASCADE, related_name="subscriptions", db_index=False
+    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CONFIRMED)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["contact", "mailing_list"], name="one_subscription_per_list"
+            )
+        ]
+        indexes = [models.Index(fields=["mailing_list", "status"], name="subscription_list_status")]
+
+    def __str__(self) -> str:
+        return f"{self.contact_id} on {self.mailing_list_id}: {self.status}"
+
+
+class SubscriptionForm(models.Model):
+    """A hosted form (and its embeddable snippet) that subscribes people to lists."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="subscription_forms"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    lists = models.ManyToManyField(MailingList, related_name="forms")
+    # What the person agrees to; a new version whenever the text changes (proof, P22).
+    consent_text = models.TextField()
+    consent_version = models.PositiveIntegerField(default=1)
+    thank_you_url = models.URLField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ConsentProof(models.Model):
+    """What a contact agreed to, how, when and from where (P2, P22).
+
+    Kept as long as the subscription it proves can be relied on; deleted with the
+    contact.
+    """
+
+    class Method(models.TextChoices):
+        FORM = "form", "subscription form"
+        IMPORT = "import", "stated by the customer at import"
+        API = "api", "API"
+        MANUAL = "manual", "added by hand by the customer"
+
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_proofs")
+    # Indexed only where set (see Meta): an import writes a proof per contact with
+    # neither, and an index of a million empty values would only slow it down.
+    mailing_list = models.ForeignKey(
+        MailingList,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    form = models.ForeignKey(
+        SubscriptionForm,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    method = models.CharField(max_length=8, choices=Method.choices)
+    legal_basis = models.CharField(max_length=16, choices=Contact.LegalBasis.choices)
+    consent_text = models.TextField(blank=True, default="")
+    consent_version = models.CharField(max_length=32, blank=True, default="")
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True, default="")
+    given_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # True when the consent must be confirmed from the mail (double opt-in): until
+    # `confirmed_at` is set it proves nothing, and it is deleted when the window ends.
+    double_optin = models.BooleanField(default=False, db_default=False)
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["mailing_list"],
+                condition=models.Q(mailing_list__isnull=False),
+                name="consentproof_list",
+            ),
+            models.Index(
+                fields=["form"], condition=models.Q(form__isnull=False), name="consentproof_form"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"consent of contact {self.contact_id} ({self.method})"
+
+    @property
+    def awaiting_confirmation(self) -> bool:
+        return self.double_optin and self.confirmed_at is None
+
+
+class Segment(models.Model):
+    """A saved filter over the account's contacts, built from safe rules (never SQL)."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="segments"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=200)
+    # Validated by tidings.audience.segments before it is saved; see its docstring.
+    rules = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AudienceSettings(models.Model):
+    """The customer's choices for their audience that are not about one list."""
+
+    account = models.OneToOneField(
+        "accounts.Account", on_delete=models.CASCADE, related_name="audience_settings"
+    )
+    # Attribute keys a contact may change on their own preference page (besides their
+    # name). None by default: the customer decides what their contacts may edit.
+    editable_attributes = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audience settings of account {self.account_id}"
+
+
+class SuppressedContact(models.Model):
+    """An address this account must not mail again without a new consent: erased
+    contacts, kept only as a keyed hash (HMAC-SHA256), never in clear."""
+
+    class Reason(models.TextChoices):
+        ERASED = "erased", "erased at the contact's request"
+        UNSUBSCRIBED = "unsubscribed", "unsubscribed"
+        COMPLAINED = "complained", "marked as spam"
+        BOUNCED = "bounced", "hard bounce"
+
+    # Indexed by suppressed_once_per_account (account, digest).
+    account = models.ForeignKey(
+        "accounts.Account",
+        on_delete=models.CASCADE,
+        related_name="suppressed_contacts",
+        db_index=False,
+    )
+    digest = models.CharField(max_length=64)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "digest"], name="suppressed_once_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"suppressed {self.digest[:12]}…"

@@ -1,0 +1,130 @@
+"""Data map entries for the audience: the customer's contacts (application data, P20),
+and the retention of signups that were never confirmed (P12)."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, QuerySet
+
+from tidings.audience.models import (
+    AudienceSettings,
+    ConsentProof,
+    Contact,
+    MailingList,
+    Segment,
+    Subscription,
+    SubscriptionForm,
+    SuppressedContact,
+)
+from tidings.privacy import retention
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+
+CONTACT_RETENTION = (
+    "as long as the customer keeps the contact; erased with the customer's account, or at "
+    "once when the contact asks the customer for erasure"
+)
+
+register(
+    Contact,
+    owner=Owner.CUSTOMER,
+    category="the customer's contacts (application data)",
+    purpose="sending the customer's newsletters and campaigns on their instructions",
+    legal_basis=LegalBasis.CONTRACT,
+    retention=CONTACT_RETENTION,
+    personal_fields=["email", "name", "attributes", "tags", "status", "basis_at"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,  # exported in full by the application-data export, not My Account
+    description="Contacts are the customer's data; Tidings processes them for the customer.",
+)
+register(
+    Subscription,
+    owner=Owner.CUSTOMER,
+    category="the customer's contacts (application data)",
+    purpose="knowing which lists each contact receives",
+    legal_basis=LegalBasis.CONTRACT,
+    retention=CONTACT_RETENTION,
+    personal_fields=["status", "created_at", "confirmed_at", "unsubscribed_at"],
+    erase=Erasure.DELETE,
+    account_path="contact__account",
+    exported=False,
+)
+register(
+    ConsentProof,
+    owner=Owner.CUSTOMER,
+    category="proof of consent (application data)",
+    purpose="proving, for the customer, that each contact agreed to receive mail",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention=CONTACT_RETENTION,
+    personal_fields=["ip_address", "user_agent", "given_at", "confirmed_at", "note"],
+    erase=Erasure.DELETE,
+    account_path="contact__account",
+    exported=False,
+)
+register(
+    SuppressedContact,
+    owner=Owner.CUSTOMER,
+    category="suppression list (keyed hashes only)",
+    purpose="never mailing again someone who left or asked to be erased",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="erased with the customer's account",
+    personal_fields=["digest"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+declare_free_of_personal_data(MailingList, "a list's name and description, set by the customer")
+declare_free_of_personal_data(Segment, "filter rules set by the customer")
+declare_free_of_personal_data(SubscriptionForm, "a form's settings and consent text")
+declare_free_of_personal_data(
+    AudienceSettings, "which attribute names contacts may edit, set by the customer"
+)
+
+
+# A double opt-in that is never confirmed proves nothing: what it stored goes when the
+# confirmation window (TIDINGS_SIGNUP_CONFIRM_DAYS) ends.
+def _cutoff(now: datetime) -> datetime:
+    return now - timedelta(days=settings.SIGNUP["confirm_days"])
+
+
+def _why() -> str:
+    return (
+        "a subscription that the person did not confirm from the mail is deleted after "
+        f"{settings.SIGNUP['confirm_days']} days"
+    )
+
+
+def _unconfirmed_contacts(now: datetime) -> QuerySet[Contact]:
+    return Contact.objects.filter(status=Contact.Status.UNCONFIRMED, updated_at__lt=_cutoff(now))
+
+
+def _unconfirmed_subscriptions(now: datetime) -> QuerySet[Subscription]:
+    waiting = ConsentProof.objects.filter(
+        contact=OuterRef("contact"),
+        mailing_list=OuterRef("mailing_list"),
+        double_optin=True,
+        confirmed_at__isnull=True,
+        given_at__gte=_cutoff(now),
+    )
+    return Subscription.objects.filter(
+        status=Subscription.Status.UNCONFIRMED, created_at__lt=_cutoff(now)
+    ).exclude(Exists(waiting))
+
+
+def _unconfirmed_proofs(now: datetime) -> QuerySet[ConsentProof]:
+    return ConsentProof.objects.filter(
+        double_optin=True, confirmed_at__isnull=True, given_at__lt=_cutoff(now)
+    )
+
+
+retention.register("unconfirmed signups: contacts", why=_why, expired=_unconfirmed_contacts)
+retention.register(
+    "unconfirmed signups: subscriptions", why=_why, expired=_unconfirmed_subscriptions
+)
+retention.register("unconfirmed signups: proofs of consent", why=_why, expired=_unconfirmed_proofs)

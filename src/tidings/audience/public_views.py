@@ -1,0 +1,250 @@
+"""Pages for the customer's contacts, without login: the hosted subscription form, the
+double opt-in confirmation, the preference page and the unsubscribe link.
+
+They show the customer's organisation, set no cookie but the CSRF one (the form page
+sets none: it is posted from the customer's own site too), and never say whether an
+address is on a list.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.csrf import csrf_exempt
+
+from tidings.audience import links, services, signup
+from tidings.audience.forms import SubscribeForm, type_of, typed_value
+from tidings.audience.models import Contact, MailingList, Subscription, SubscriptionForm
+from tidings.audience.services import AudienceError
+
+
+def _invalid(request: HttpRequest, error: Exception, **extra: Any) -> HttpResponse:
+    return render(
+        request, "audience/public/link_invalid.html", {"error": error, **extra}, status=400
+    )
+
+
+# The hosted form is posted from the customer's own site (the snippet), where no CSRF
+# token can exist; the honeypot and the rate limits stand in for it.
+@csrf_exempt
+def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
+    subscription_form = get_object_or_404(
+        SubscriptionForm.objects.select_related("account"), uuid=form_uuid
+    )
+    offered = signup.public_lists(subscription_form)
+    if not offered or not subscription_form.account.is_processing_allowed:
+        return render(request, "audience/public/form_closed.html", status=404)
+    form = SubscribeForm(request.POST or None)
+    chosen = _chosen_lists(request, offered)
+    context = {
+        "subscription_form": subscription_form,
+        "account": subscription_form.account,
+        "lists": offered,
+        "chosen": {m.pk for m in chosen} if request.method == "POST" else {m.pk for m in offered},
+        "form": form,
+    }
+    if request.method != "POST":
+        return render(request, "audience/public/subscribe.html", context)
+    if request.POST.get("website"):
+        return _thanks(request, subscription_form, chosen or offered)  # a bot: store nothing
+    ip = signup.client_ip(request)
+    if not signup.allow_signup(ip, chosen or offered):
+        return render(request, "audience/public/rate_limited.html", context, status=429)
+    if not form.is_valid():
+        return render(request, "audience/public/subscribe.html", context, status=400)
+    try:
+        signup.request_signup(
+            subscription_form,
+            email=form.cleaned_data["email"],
+            name=form.cleaned_data["name"],
+            lists=chosen,
+            ip=ip,
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    except AudienceError as error:
+        form.add_error("email" if isinstance(error, services.InvalidEmail) else None, str(error))
+        return render(request, "audience/public/subscribe.html", context, status=400)
+    return _thanks(request, subscription_form, chosen)
+
+
+def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[MailingList]:
+    if request.method != "POST":
+        return []
+    if len(offered) == 1 and "l" not in request.POST:
+        return offered
+    wanted = set()
+    for value in request.POST.getlist("l"):
+        try:
+            wanted.add(uuid.UUID(value))
+        except ValueError:
+            continue
+    return [m for m in offered if m.uuid in wanted]
+
+
+def _thanks(
+    request: HttpRequest, subscription_form: SubscriptionForm, chosen: list[MailingList]
+) -> HttpResponse:
+    """The same page for everyone who submitted the form: it depends on the lists' opt-in,
+    never on whether the address was known."""
+    if subscription_form.thank_you_url:
+        return HttpResponseRedirect(subscription_form.thank_you_url)
+    double = any(m.optin == MailingList.OptIn.DOUBLE for m in chosen)
+    return render(
+        request,
+        "audience/public/thanks.html",
+        {"account": subscription_form.account, "lists": chosen, "double": double},
+    )
+
+
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button, POST confirms: mail scanners that open every link in a mail
+    must not be able to subscribe anyone."""
+    try:
+        opened = links.open_confirmation(token)
+    except links.InvalidLink as error:
+        return _invalid(request, error)
+    context = {"account": opened.contact.account, "lists": opened.mailing_lists}
+    if request.method != "POST":
+        return render(request, "audience/public/confirm.html", context)
+    try:
+        opened = signup.confirm_signup(token)
+    except links.InvalidLink as error:
+        return _invalid(request, error)
+    return render(
+        request,
+        "audience/public/confirmed.html",
+        context | {"contact": opened.contact, "preferences": links.preference_url(opened.contact)},
+    )
+
+
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        opened = links.open_preferences(token)
+    except links.InvalidLink as error:
+        return _invalid(request, error)
+    contact = opened.contact
+    action = request.POST.get("action", "") if request.method == "POST" else ""
+    if opened.expired:
+        return _expired_preferences(request, contact, action)
+    notice, errors = "", []
+    if action == "leave":
+        mailing_list = _subscribed_list(contact, request.POST.get("list", ""))
+        if mailing_list is not None:
+            services.unsubscribe(contact, mailing_list)
+            notice = f"You have left “{mailing_list.name}”. It takes effect now."
+    elif action == "leave_all":
+        services.unsubscribe(contact)
+        notice = "You have left every list. You will get no more mail from us."
+    elif action == "save":
+        errors = _save_preferences(request, contact)
+        if not errors:
+            notice = "Your details are saved."
+    contact.refresh_from_db()
+    return render(
+        request,
+        "audience/public/preferences.html",
+        _preference_context(contact, notice=notice, errors=errors),
+        status=400 if errors else 200,
+    )
+
+
+def _subscribed_list(contact: Contact, value: str) -> MailingList | None:
+    try:
+        key = uuid.UUID(value)
+    except ValueError:
+        return None
+    return MailingList.objects.filter(account_id=contact.account_id, uuid=key).first()
+
+
+def _editable_rows(contact: Contact) -> list[dict[str, str]]:
+    rows = []
+    for key in services.editable_attributes(contact.account):
+        value = contact.attributes.get(key)
+        kind = type_of(value) if value is not None else "text"
+        shown = ("yes" if value else "no") if isinstance(value, bool) else str(value or "")
+        rows.append({"key": key, "type": kind, "value": shown})
+    return rows
+
+
+def _save_preferences(request: HttpRequest, contact: Contact) -> list[str]:
+    errors = []
+    attributes: dict[str, Any] = {}
+    for row in _editable_rows(contact):
+        text = request.POST.get(f"attr:{row['key']}", "")
+        if not text.strip():
+            attributes[row["key"]] = None
+            continue
+        try:
+            attributes[row["key"]] = typed_value(row["type"], text)
+        except ValueError as error:
+            errors.append(f"{row['key']}: {error}")
+    if errors:
+        return errors
+    try:
+        services.set_preferences(
+            contact,
+            name=request.POST.get("name", ""),
+            attributes=attributes,
+            allow_tracking=request.POST.get("allow_tracking") == "on",
+            allow_profiling=request.POST.get("allow_profiling") == "on",
+        )
+    except AudienceError as error:
+        return [str(error)]
+    return []
+
+
+def _preference_context(contact: Contact, **extra: Any) -> dict[str, Any]:
+    subscriptions = (
+        contact.subscriptions.select_related("mailing_list")
+        .exclude(status=Subscription.Status.UNSUBSCRIBED)
+        .order_by("mailing_list__name")
+    )
+    return {
+        "account": contact.account,
+        "contact": contact,
+        "subscriptions": subscriptions,
+        "left_everything": contact.status == Contact.Status.UNSUBSCRIBED,
+        "rows": _editable_rows(contact),
+        **extra,
+    }
+
+
+def _expired_preferences(request: HttpRequest, contact: Contact, action: str) -> HttpResponse:
+    """An old but authentic link: leaving still works (P21); editing needs a fresh link,
+    which goes to the contact's own address."""
+    notice = ""
+    if action == "leave_all":
+        services.unsubscribe(contact)
+        notice = "You have left every list. You will get no more mail from us."
+    elif action == "send_link":
+        signup.send_preference_link(contact)
+        notice = "A new link is on its way to your mailbox."
+    return render(
+        request,
+        "audience/public/preferences_expired.html",
+        {"account": contact.account, "notice": notice},
+    )
+
+
+# Mail providers POST to the List-Unsubscribe address without any cookie (RFC 8058): the
+# signed token is the authority here, not a CSRF token.
+@csrf_exempt
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        opened = links.open_unsubscribe(token)
+    except links.InvalidLink as error:
+        return _invalid(request, error)
+    contact = opened.contact
+    mailing_list = opened.mailing_lists[0] if opened.mailing_lists else None
+    context = {
+        "account": contact.account,
+        "mailing_list": mailing_list,
+        "preferences": links.preference_url(contact),
+    }
+    if request.method != "POST":
+        return render(request, "audience/public/unsubscribe.html", context)
+    services.unsubscribe(contact, mailing_list)
+    return render(request, "audience/public/left.html", context)

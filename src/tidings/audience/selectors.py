@@ -1,0 +1,190 @@
+"""Reads of the audience: contact search, keyset pages, counts. Every one starts from
+the account (DESIGN principle 5) and stays fast at a million contacts: pages by id,
+never OFFSET, and no count of the whole table on every page."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, Q, QuerySet
+
+from tidings.accounts.models import Account
+from tidings.audience.lookups import ATTRIBUTE_KEY
+from tidings.audience.models import Contact, MailingList, Subscription
+
+PAGE_SIZE = 50
+# Counting stops here: "1-50 of 1,000+" needs no count of a million rows.
+COUNT_UP_TO = 1000
+
+
+def typed_alternatives(text: str) -> list[Any]:
+    """A value typed as text, and what it may be stored as: "3" may be the number 3,
+    "true" the boolean. Attribute conditions match any of them."""
+    values: list[Any] = [text]
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        values.append(lowered == "true")
+    try:
+        number = float(text)
+    except ValueError:
+        return values
+    if number.is_integer() and "." not in text and "e" not in lowered:
+        values.append(int(number))
+    elif number == number and abs(number) != float("inf"):
+        values.append(number)
+    return values
+
+
+def attribute_equals(key: str, value: Any) -> Q:
+    """The attribute `key` has `value` (text also matches its number or true/false)."""
+    alternatives = typed_alternatives(value) if isinstance(value, str) else [value]
+    q = Q()
+    for alternative in alternatives:
+        q |= Q(attributes__holds={key: alternative})
+    return q
+
+
+class SearchError(ValueError):
+    pass
+
+
+def parse_attribute_query(text: str) -> tuple[str, str] | None:
+    """`city=Ghent`, `attributes__city="Ghent"` or `attributes.city=Ghent` → (key, value)."""
+    if "=" not in text:
+        return None
+    key, _, value = text.partition("=")
+    key = key.strip()
+    for prefix in ("attributes__", "attributes."):
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    if not ATTRIBUTE_KEY.match(key) or "__" in key:
+        raise SearchError(f"“{key[:70]}” is not an attribute name.")
+    return key, value
+
+
+@dataclass(frozen=True)
+class ContactSearch:
+    """A search of the contacts page (and of a bulk action on its whole result)."""
+
+    q: str = ""
+    status: str = ""
+    list: str = ""
+    tag: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ContactSearch:
+        def get(name: str) -> str:
+            value = data.get(name, "")
+            return str(value).strip()[:300] if value is not None else ""
+
+        return cls(q=get("q"), status=get("status"), list=get("list"), tag=get("tag"))
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v}
+
+    def querystring(self, **extra: Any) -> str:
+        return urlencode({**self.as_dict(), **{k: v for k, v in extra.items() if v}})
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.as_dict()
+
+    def contacts(self, account: Account) -> QuerySet[Contact]:
+        """The account's contacts that match. Raises SearchError on a malformed search."""
+        qs = Contact.objects.filter(account=account)
+        if self.q:
+            attribute = parse_attribute_query(self.q)
+            if attribute is not None:
+                qs = qs.filter(attribute_equals(*attribute))
+            else:
+                qs = qs.filter(Q(email__contains=self.q.lower()) | Q(name__icontains=self.q))
+        if self.status:
+            if self.status not in Contact.Status.values:
+                raise SearchError(f"“{self.status[:40]}” is not a contact status.")
+            qs = qs.filter(status=self.status)
+        if self.list:
+            try:
+                list_uuid = uuid.UUID(self.list)
+            except ValueError:
+                raise SearchError("That list does not exist.") from None
+            mailing_list = MailingList.objects.filter(account=account, uuid=list_uuid).first()
+            if mailing_list is None:
+                raise SearchError("That list does not exist.")
+            qs = qs.filter(
+                pk__in=Subscription.objects.filter(mailing_list=mailing_list)
+                .exclude(status=Subscription.Status.UNSUBSCRIBED)
+                .values("contact_id")
+            )
+        if self.tag:
+            qs = qs.filter(tags__has_element=self.tag)
+        return qs
+
+
+@dataclass
+class Page:
+    contacts: list[Contact]
+    first: int  # position of the first row, for "51-100"
+    older: int | None  # cursor of the next page (older contacts)
+    newer: int | None  # cursor of the previous page
+    total: str  # "37", or "1,000+"
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.contacts) - 1
+
+
+def count_label(qs: QuerySet[Any], up_to: int = COUNT_UP_TO) -> str:
+    """The number of rows, or "1,000+": counts at most `up_to` + 1 rows."""
+    found = qs.order_by()[: up_to + 1].count()
+    return f"{up_to:,}+" if found > up_to else f"{found:,}"
+
+
+def page_of(
+    qs: QuerySet[Contact],
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    first: int = 1,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """One page of contacts, newest first, by keyset on the id."""
+    total = count_label(qs)
+    if before is not None:
+        rows = list(qs.filter(pk__gt=before).order_by("pk")[: size + 1])
+        more_newer = len(rows) > size
+        rows = list(reversed(rows[:size]))
+        older = rows[-1].pk if rows else None
+        newer = rows[0].pk if rows and more_newer else None
+        first = max(1, first)
+    else:
+        page = qs.filter(pk__lt=after) if after is not None else qs
+        rows = list(page.order_by("-pk")[: size + 1])
+        older = rows[size - 1].pk if len(rows) > size else None
+        rows = rows[:size]
+        newer = rows[0].pk if rows and after is not None else None
+    return Page(rows, first, older, newer, total)
+
+
+def list_counts(account: Account) -> dict[int, dict[str, int]]:
+    """For each list of the account, its subscriptions by status."""
+    counts: dict[int, dict[str, int]] = {}
+    rows: Any = (
+        Subscription.objects.filter(mailing_list__account=account)
+        .values("mailing_list_id")
+        .annotate(
+            **{
+                status: Count("pk", filter=Q(status=status))
+                for status in Subscription.Status.values
+            }
+        )
+    )
+    for row in rows:
+        counts[row["mailing_list_id"]] = {s: row[s] for s in Subscription.Status.values}
+    return counts

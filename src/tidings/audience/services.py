@@ -1,0 +1,544 @@
+"""Every write of the customer's audience goes through here (DESIGN principle 2).
+
+Functions take the account (or an object that belongs to it) first, so a caller can
+never touch another tenant's rows by passing an id.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from email_validator import EmailNotValidError, validate_email
+
+from tidings.accounts.models import Account
+from tidings.audience.lookups import ATTRIBUTE_KEY
+from tidings.audience.models import (
+    AudienceSettings,
+    ConsentProof,
+    Contact,
+    MailingList,
+    Subscription,
+    SubscriptionForm,
+    SuppressedContact,
+)
+from tidings.privacy.services import email_digest
+
+
+class AudienceError(ValueError):
+    """A change that cannot be made; the message says why, in the customer's words."""
+
+
+class InvalidEmail(AudienceError):
+    pass
+
+
+class Suppressed(AudienceError):
+    """The address is on the account's suppression list and no new consent was given."""
+
+
+# Statuses nothing but a new, proven consent may lift (never an import or an edit).
+STICKY_STATUSES = frozenset(
+    {Contact.Status.UNSUBSCRIBED, Contact.Status.COMPLAINED, Contact.Status.BOUNCED}
+)
+
+
+def normalise_email(raw: str) -> str:
+    """The form under which an address is stored and compared: the local part as given
+    but lower-cased, the domain in its IDNA (ASCII) form, lower-cased."""
+    text = (raw or "").strip()
+    try:
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
+    except EmailNotValidError as error:
+        raise InvalidEmail(f"“{text[:80]}” is not a valid email address: {error}") from None
+    local, _, _ = result.normalized.rpartition("@")
+    domain = result.ascii_domain or result.domain
+    return f"{local}@{domain}".lower()
+
+
+def contact_digest(email: str) -> str:
+    return email_digest(email)
+
+
+def is_suppressed(account: Account, email: str) -> bool:
+    return SuppressedContact.objects.filter(account=account, digest=contact_digest(email)).exists()
+
+
+def suppress(account: Account, email: str, reason: str) -> None:
+    SuppressedContact.objects.get_or_create(
+        account=account, digest=contact_digest(email), defaults={"reason": reason}
+    )
+
+
+def add_contact(
+    account: Account,
+    email: str,
+    *,
+    name: str = "",
+    attributes: dict[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    lists: Iterable[MailingList] = (),
+    legal_basis: str = Contact.LegalBasis.CONSENT,
+    basis_at: datetime | None = None,
+    source: str = Contact.Source.MANUAL,
+    confirmed: bool = True,
+    proof: dict[str, Any] | None = None,
+    new_consent: bool = False,
+) -> Contact:
+    """Create a contact, or add the lists to an existing one, with the proof of consent.
+
+    An address the account suppressed (erased, unsubscribed, complained, bounced) comes
+    back only with `new_consent=True`: the person has just proven a fresh consent
+    (a confirmed double opt-in). Otherwise `Suppressed` is raised and nothing changes.
+    """
+    address = normalise_email(email)
+    now = timezone.now()
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
+        sticky = contact is not None and contact.status in STICKY_STATUSES
+        if (is_suppressed(account, address) or sticky) and not new_consent:
+            raise Suppressed(f"{address} asked not to be mailed; it needs a new consent.")
+        if contact is None:
+            contact = Contact.objects.create(
+                account=account,
+                email=address,
+                name=name.strip(),
+                attributes=attributes or {},
+                tags=sorted(set(tags)),
+                legal_basis=legal_basis,
+                basis_at=basis_at or now,
+                source=source,
+            )
+        else:
+            revived = new_consent and contact.status in STICKY_STATUSES
+            # A pending form signup that the customer adds with a basis of their own.
+            if revived or contact.status == Contact.Status.UNCONFIRMED:
+                contact.status = Contact.Status.ACTIVE
+                contact.legal_basis = legal_basis
+                contact.basis_at = basis_at or now
+            contact.updated_at = now
+            contact.save(update_fields=["status", "legal_basis", "basis_at", "updated_at"])
+        if new_consent:
+            SuppressedContact.objects.filter(
+                account=account, digest=contact_digest(address)
+            ).delete()
+        for mailing_list in lists:
+            _check_same_account(account, mailing_list)
+            subscribe(contact, mailing_list, confirmed=confirmed, new_consent=new_consent)
+        if proof is not None:
+            # An unconfirmed subscription's proof waits for the double opt-in.
+            proof = {"double_optin": not confirmed, **proof}
+            ConsentProof.objects.create(contact=contact, legal_basis=legal_basis, **proof)
+    return contact
+
+
+def subscribe(
+    contact: Contact, mailing_list: MailingList, *, confirmed: bool, new_consent: bool = False
+) -> Subscription:
+    """Put the contact on a list; an unconfirmed one waits for the double opt-in.
+
+    A contact who left this list stays off it (P21) unless `new_consent` says they have
+    just proven a fresh consent: the customer cannot put them back.
+    """
+    _check_same_account(contact.account, mailing_list)
+    now = timezone.now()
+    status = Subscription.Status.CONFIRMED if confirmed else Subscription.Status.UNCONFIRMED
+    sub, created = Subscription.objects.get_or_create(
+        contact=contact,
+        mailing_list=mailing_list,
+        defaults={"status": status, "confirmed_at": now if confirmed else None},
+    )
+    left = sub.status == Subscription.Status.UNSUBSCRIBED
+    if not created and sub.status != Subscription.Status.CONFIRMED and (new_consent or not left):
+        sub.status = status
+        sub.confirmed_at = now if confirmed else None
+        sub.unsubscribed_at = None
+        sub.save(update_fields=["status", "confirmed_at", "unsubscribed_at"])
+    return sub
+
+
+def confirm_subscriptions(contact: Contact, lists: Iterable[MailingList]) -> None:
+    """The contact clicked the double opt-in link: a new, proven consent.
+
+    Their subscriptions to `lists` become confirmed (even to a list they had left), a
+    contact waiting for confirmation, or one who had unsubscribed, bounced or complained,
+    becomes active, and the address leaves the suppression list. A blocklist stays: it
+    is the customer's decision. The waiting proofs of consent get their confirmation time.
+    """
+    lists = list(lists)
+    for mailing_list in lists:
+        _check_same_account(contact.account, mailing_list)
+    now = timezone.now()
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().get(pk=contact.pk)
+        if contact.status == Contact.Status.UNCONFIRMED or contact.status in STICKY_STATUSES:
+            contact.status = Contact.Status.ACTIVE
+            contact.legal_basis = Contact.LegalBasis.CONSENT
+            contact.basis_at = now
+            contact.updated_at = now
+            contact.save(update_fields=["status", "legal_basis", "basis_at", "updated_at"])
+        SuppressedContact.objects.filter(
+            account_id=contact.account_id, digest=contact_digest(contact.email)
+        ).delete()
+        for mailing_list in lists:
+            sub, created = Subscription.objects.get_or_create(
+                contact=contact,
+                mailing_list=mailing_list,
+                defaults={"status": Subscription.Status.CONFIRMED, "confirmed_at": now},
+            )
+            if not created and sub.status != Subscription.Status.CONFIRMED:
+                sub.status = Subscription.Status.CONFIRMED
+                sub.confirmed_at = now
+                sub.unsubscribed_at = None
+                sub.save(update_fields=["status", "confirmed_at", "unsubscribed_at"])
+        ConsentProof.objects.filter(
+            Q(mailing_list__in=lists) | Q(mailing_list__isnull=True),
+            contact=contact,
+            double_optin=True,
+            confirmed_at__isnull=True,
+        ).update(confirmed_at=now)
+
+
+def unsubscribe(contact: Contact, mailing_list: MailingList | None = None) -> int:
+    """Take the contact off one list, or off every list and out of all mail when
+    `mailing_list` is None. Takes effect at once; returns the subscriptions ended."""
+    now = timezone.now()
+    with transaction.atomic():
+        subs = Subscription.objects.filter(contact=contact).exclude(
+            status=Subscription.Status.UNSUBSCRIBED
+        )
+        if mailing_list is not None:
+            _check_same_account(contact.account, mailing_list)
+            subs = subs.filter(mailing_list=mailing_list)
+        ended = subs.update(status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=now)
+        if mailing_list is None and contact.status == Contact.Status.ACTIVE:
+            set_status(contact, Contact.Status.UNSUBSCRIBED)
+    return ended
+
+
+def set_status(contact: Contact, status: str) -> Contact:
+    """Bounced, complained, blocklisted or unsubscribed: the contact is not mailed again
+    from this moment on (the sending engine checks the status before each message)."""
+    if status not in Contact.Status.values:
+        raise AudienceError(f"Unknown contact status: {status!r}")
+    Contact.objects.filter(pk=contact.pk).update(status=status, updated_at=timezone.now())
+    contact.status = status
+    return contact
+
+
+def erase_contact(contact: Contact) -> None:
+    """Delete the contact and everything about them; keep only the keyed hash of the
+    address so this account never mails them again without a new consent."""
+    with transaction.atomic():
+        suppress(contact.account, contact.email, SuppressedContact.Reason.ERASED)
+        contact.delete()
+
+
+def mailable_contacts(account: Account, mailing_list: MailingList) -> QuerySet[Contact]:
+    """Contacts a campaign to `mailing_list` may be sent to right now."""
+    _check_same_account(account, mailing_list)
+    return Contact.objects.filter(
+        account=account,
+        status=Contact.Status.ACTIVE,
+        subscriptions__mailing_list=mailing_list,
+        subscriptions__status=Subscription.Status.CONFIRMED,
+    )
+
+
+def _check_same_account(account: Account, mailing_list: MailingList) -> None:
+    if mailing_list.account_id != account.pk:
+        raise AudienceError("That list belongs to another account.")
+
+
+# --- Contacts edited by the customer -------------------------------------------------
+
+MAX_ATTRIBUTES = 100
+MAX_TAGS = 100
+MAX_TEXT = 1000
+
+
+def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Attributes as stored: keys a customer can type, JSON scalars as values (text,
+    number, true/false; dates as ISO text). Raises AudienceError naming the first fault."""
+    if not isinstance(attributes, dict):
+        raise AudienceError("Attributes must be a set of names and values.")
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise AudienceError(f"A contact can have at most {MAX_ATTRIBUTES} attributes.")
+    cleaned: dict[str, Any] = {}
+    for key, value in attributes.items():
+        key = str(key).strip()
+        if not ATTRIBUTE_KEY.match(key) or "__" in key:
+            raise AudienceError(
+                f"“{key[:70]}” is not an attribute name: use up to 64 letters, digits, "
+                "spaces, dots, dashes or underscores (no double underscore)."
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise AudienceError(f"The attribute “{key}” must be a finite number.")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise AudienceError(f"The attribute “{key}” is longer than {MAX_TEXT} characters.")
+        if not isinstance(value, str | int | float | bool):
+            raise AudienceError(
+                f"The attribute “{key}” must be text, a number, true/false or a date."
+            )
+        cleaned[key] = value
+    return cleaned
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        raise AudienceError("Tags must be a list of words, not one text.")
+    cleaned = set()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise AudienceError("Each tag must be text.")
+        tag = tag.strip()
+        if not tag:
+            continue
+        if len(tag) > 64 or "," in tag:
+            raise AudienceError(f"“{tag[:70]}” is not a tag: up to 64 characters, no comma.")
+        cleaned.add(tag)
+    if len(cleaned) > MAX_TAGS:
+        raise AudienceError(f"A contact can have at most {MAX_TAGS} tags.")
+    return sorted(cleaned)
+
+
+# The statuses a customer may choose on a contact. The others are the contact's own
+# decision or a fact of delivery: an unsubscription, a complaint or a bounce is never
+# undone by the customer (P21), and a pending signup waits for the contact.
+CUSTOMER_STATUSES = (
+    Contact.Status.ACTIVE,
+    Contact.Status.BLOCKLISTED,
+    Contact.Status.UNSUBSCRIBED,
+)
+
+
+def update_contact(
+    contact: Contact,
+    *,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    status: str | None = None,
+) -> Contact:
+    """The customer changes a contact: each argument left None stays as it is.
+    Everything is checked first; on any fault nothing is saved."""
+    fields = ["updated_at"]
+    if name is not None:
+        if len(name.strip()) > 200:
+            raise AudienceError("A name can have at most 200 characters.")
+        contact.name = name.strip()
+        fields.append("name")
+    if attributes is not None:
+        contact.attributes = clean_attributes(attributes)
+        fields.append("attributes")
+    if tags is not None:
+        contact.tags = clean_tags(tags)
+        fields.append("tags")
+    if status is not None and status != contact.status:
+        _check_customer_status(contact, status)
+    with transaction.atomic():
+        contact.updated_at = timezone.now()
+        contact.save(update_fields=fields)
+        if status == Contact.Status.UNSUBSCRIBED and contact.status != status:
+            unsubscribe(contact)
+        elif status is not None and status != contact.status:
+            set_status(contact, status)
+    return contact
+
+
+def _check_customer_status(contact: Contact, status: str) -> None:
+    if status not in CUSTOMER_STATUSES:
+        raise AudienceError(
+            f"You cannot set a contact to “{status}”: choose active, blocklisted or unsubscribed."
+        )
+    if status == Contact.Status.ACTIVE and contact.status != Contact.Status.BLOCKLISTED:
+        label = Contact.Status(contact.status).label
+        raise AudienceError(
+            f"{contact.email} is {label}: only the contact can undo that, by subscribing "
+            "again through a form and confirming."
+        )
+    if status == Contact.Status.BLOCKLISTED and contact.status in STICKY_STATUSES:
+        label = Contact.Status(contact.status).label
+        raise AudienceError(f"{contact.email} is {label} and receives no mail already.")
+
+
+def blocklist(contact: Contact) -> Contact:
+    """The customer never wants to mail this contact (spam trap, abuse, own request)."""
+    if contact.status in STICKY_STATUSES or contact.status == Contact.Status.BLOCKLISTED:
+        return contact
+    return set_status(contact, Contact.Status.BLOCKLISTED)
+
+
+def add_to_list(contact: Contact, mailing_list: MailingList, *, note: str = "") -> Subscription:
+    """The customer puts an existing contact on a list, on the contact's legal basis.
+    Someone who left that list, or left everything, is not put back (P21)."""
+    _check_same_account(contact.account, mailing_list)
+    if contact.status in STICKY_STATUSES:
+        label = Contact.Status(contact.status).label
+        raise Suppressed(f"{contact.email} is {label}: only a new consent brings them back.")
+    with transaction.atomic():
+        sub = subscribe(contact, mailing_list, confirmed=True)
+        if sub.status == Subscription.Status.UNSUBSCRIBED:
+            raise Suppressed(
+                f"{contact.email} left “{mailing_list.name}”: only a new consent, from a "
+                "subscription form, puts them back on it."
+            )
+        ConsentProof.objects.create(
+            contact=contact,
+            mailing_list=mailing_list,
+            method=ConsentProof.Method.MANUAL,
+            legal_basis=contact.legal_basis,
+            note=note[:500] or "added to the list by the customer",
+        )
+    return sub
+
+
+def remove_from_list(contact: Contact, mailing_list: MailingList) -> bool:
+    """The customer takes a contact off a list. The record of a contact's own
+    unsubscription is kept, so they cannot be put back by mistake."""
+    _check_same_account(contact.account, mailing_list)
+    deleted, _ = (
+        Subscription.objects.filter(contact=contact, mailing_list=mailing_list)
+        .exclude(status=Subscription.Status.UNSUBSCRIBED)
+        .delete()
+    )
+    return deleted > 0
+
+
+def set_preferences(
+    contact: Contact,
+    *,
+    name: str,
+    attributes: dict[str, Any],
+    allow_tracking: bool,
+    allow_profiling: bool,
+) -> Contact:
+    """The contact's own changes on their preference page: their name, the attributes
+    the customer lets them edit (other keys are ignored), and their objections to
+    tracking and profiling (P18, P21)."""
+    editable = set(editable_attributes(contact.account))
+    merged = dict(contact.attributes)
+    for key, value in attributes.items():
+        if key not in editable:
+            continue
+        if value is None or value == "":
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    contact.attributes = clean_attributes(merged)
+    if len(name.strip()) > 200:
+        raise AudienceError("A name can have at most 200 characters.")
+    contact.name = name.strip()
+    contact.allow_tracking = allow_tracking
+    contact.allow_profiling = allow_profiling
+    contact.updated_at = timezone.now()
+    contact.save(
+        update_fields=["name", "attributes", "allow_tracking", "allow_profiling", "updated_at"]
+    )
+    return contact
+
+
+# --- Lists, forms and settings -----------------------------------------------------
+
+
+def save_list(
+    account: Account,
+    *,
+    mailing_list: MailingList | None = None,
+    name: str,
+    description: str = "",
+    visibility: str = MailingList.Visibility.PRIVATE,
+    optin: str = MailingList.OptIn.DOUBLE,
+) -> MailingList:
+    """Create a list, or change `mailing_list`; names are unique within the account."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AudienceError("A list needs a name of 1 to 200 characters.")
+    if visibility not in MailingList.Visibility.values:
+        raise AudienceError(f"Visibility must be one of {', '.join(MailingList.Visibility)}.")
+    if optin not in MailingList.OptIn.values:
+        raise AudienceError(f"Opt-in must be one of {', '.join(MailingList.OptIn)}.")
+    taken = MailingList.objects.filter(account=account, name__iexact=name)
+    if mailing_list is not None:
+        _check_same_account(account, mailing_list)
+        taken = taken.exclude(pk=mailing_list.pk)
+    if taken.exists():
+        raise AudienceError(f"You already have a list called “{name}”.")
+    target = mailing_list or MailingList(account=account)
+    target.name = name
+    target.description = description.strip()[:5000]
+    target.visibility = visibility
+    target.optin = optin
+    target.save()
+    if visibility == MailingList.Visibility.PRIVATE:
+        # A private list is never offered on a form.
+        for form in SubscriptionForm.objects.filter(lists=target):
+            form.lists.remove(target)
+    return target
+
+
+def delete_list(mailing_list: MailingList) -> None:
+    """Delete a list and its subscriptions; the contacts stay in the audience."""
+    mailing_list.delete()
+
+
+def save_form(
+    account: Account,
+    *,
+    form: SubscriptionForm | None = None,
+    name: str,
+    lists: Iterable[MailingList],
+    consent_text: str,
+    thank_you_url: str = "",
+) -> SubscriptionForm:
+    """Create or change a subscription form. A changed consent text is a new version:
+    proofs keep the exact text and version each person agreed to (P22)."""
+    name, consent_text = name.strip(), consent_text.strip()
+    lists = list(lists)
+    if not name or len(name) > 200:
+        raise AudienceError("A form needs a name of 1 to 200 characters.")
+    if not consent_text:
+        raise AudienceError("Say what people agree to: the consent text is required.")
+    if not lists:
+        raise AudienceError("Choose at least one public list for the form.")
+    for mailing_list in lists:
+        _check_same_account(account, mailing_list)
+        if mailing_list.visibility != MailingList.Visibility.PUBLIC:
+            raise AudienceError(f"“{mailing_list.name}” is private: forms offer public lists.")
+    if thank_you_url and not thank_you_url.startswith(("https://", "http://")):
+        raise AudienceError("The thank-you address must start with https:// or http://.")
+    with transaction.atomic():
+        if form is None:
+            form = SubscriptionForm(account=account, consent_text=consent_text)
+        elif form.account_id != account.pk:
+            raise AudienceError("That form belongs to another account.")
+        elif form.consent_text != consent_text:
+            form.consent_version += 1
+        form.name = name
+        form.consent_text = consent_text
+        form.thank_you_url = thank_you_url
+        form.save()
+        form.lists.set(lists)
+    return form
+
+
+def editable_attributes(account: Account) -> list[str]:
+    row = AudienceSettings.objects.filter(account=account).first()
+    return list(row.editable_attributes) if row else []
+
+
+def set_editable_attributes(account: Account, keys: Iterable[str]) -> list[str]:
+    """The attribute keys contacts may change on their preference page."""
+    cleaned = sorted({k.strip() for k in keys if k.strip()})
+    for key in cleaned:
+        if not ATTRIBUTE_KEY.match(key) or "__" in key:
+            raise AudienceError(f"“{key[:70]}” is not an attribute name.")
+    AudienceSettings.objects.update_or_create(
+        account=account, defaults={"editable_attributes": cleaned}
+    )
+    return cleaned

@@ -1,0 +1,238 @@
+"""Subscription forms: sign-ups, double opt-in confirmation mails, and the bot brakes.
+
+A sign-up stores its proof of consent at once (text and version, form, time, IP address,
+user agent); a double opt-in list waits for the confirmation link, and so does anyone
+who had left (unsubscribed, complained, bounced, erased): only a confirmed double
+opt-in is a new consent for them, whatever the list's opt-in (P21). What the page says
+depends only on the form, never on the address, so a form does not reveal who is on
+a list; only the owner of the address sees a difference, in their own mailbox.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.utils import formataddr, parseaddr
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
+from tidings.accounts.models import Account
+from tidings.audience import links
+from tidings.audience.models import (
+    ConsentProof,
+    Contact,
+    MailingList,
+    Subscription,
+    SubscriptionForm,
+)
+from tidings.audience.services import (
+    STICKY_STATUSES,
+    AudienceError,
+    confirm_subscriptions,
+    is_suppressed,
+    normalise_email,
+    subscribe,
+)
+
+
+@dataclass
+class SignupOutcome:
+    """What happened, for tests and logs; the page shown never depends on it."""
+
+    subscribed: list[MailingList] = field(default_factory=list)
+    awaiting_confirmation: list[MailingList] = field(default_factory=list)
+    mailed: bool = False
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The visitor's address: the connection's, or the one the trusted proxies report."""
+    hops = settings.TRUSTED_PROXIES
+    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    forwarded = [a for a in forwarded if a]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _within(kind: str, subject: str, limit: int, window: int) -> bool:
+    """Count one event for `subject` in the current window; False once over `limit`.
+    The subject (an IP address, say) is keyed by an HMAC, never stored in clear."""
+    digest = salted_hmac(f"tidings.signup.{kind}", subject).hexdigest()[:32]
+    key = f"signup:{kind}:{digest}:{int(time.time() // window)}"
+    if cache.add(key, 1, timeout=window + 60):
+        return limit >= 1
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=window + 60)
+        count = 1
+    return count <= limit
+
+
+def allow_signup(ip: str | None, lists: list[MailingList]) -> bool:
+    """The brakes for one submission: per IP address, then per list, each hour."""
+    limits = settings.SIGNUP
+    if ip and not _within("ip", ip, limits["per_ip_hour"], 3600):
+        return False
+    return all(_within("list", m.uuid.hex, limits["per_list_hour"], 3600) for m in lists)
+
+
+def public_lists(form: SubscriptionForm) -> list[MailingList]:
+    return list(form.lists.filter(visibility=MailingList.Visibility.PUBLIC).order_by("name"))
+
+
+def request_signup(
+    form: SubscriptionForm,
+    *,
+    email: str,
+    name: str = "",
+    lists: list[MailingList],
+    ip: str | None,
+    user_agent: str,
+) -> SignupOutcome:
+    """Someone submitted the form: record the consent, subscribe single opt-in lists at
+    once, and mail a confirmation link for the rest. Raises InvalidEmail or AudienceError
+    (nothing stored) for a bad address or lists that are not on the form."""
+    address = normalise_email(email)
+    offered = {m.pk for m in public_lists(form)}
+    if not lists:
+        raise AudienceError("Choose at least one list to subscribe to.")
+    if any(m.pk not in offered for m in lists):
+        raise AudienceError("That list is not offered on this form.")
+    account = form.account
+    outcome = SignupOutcome()
+    now = timezone.now()
+    with transaction.atomic():
+        contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
+        if contact is not None and contact.status == Contact.Status.BLOCKLISTED:
+            return outcome  # the customer's decision: nothing to do, and nothing to tell
+        # Someone who left needs a new, proven consent, whatever the list's opt-in.
+        left = is_suppressed(account, address) or (
+            contact is not None and contact.status in STICKY_STATUSES
+        )
+        left_lists = set()
+        if contact is not None:
+            left_lists = set(
+                Subscription.objects.filter(
+                    contact=contact, status=Subscription.Status.UNSUBSCRIBED
+                ).values_list("mailing_list_id", flat=True)
+            )
+        for mailing_list in lists:
+            needs_confirmation = (
+                left
+                or mailing_list.optin == MailingList.OptIn.DOUBLE
+                or mailing_list.pk in left_lists
+            )
+            target = outcome.awaiting_confirmation if needs_confirmation else outcome.subscribed
+            target.append(mailing_list)
+        if contact is None:
+            contact = Contact.objects.create(
+                account=account,
+                email=address,
+                name=name.strip()[:200],
+                status=(
+                    Contact.Status.ACTIVE if outcome.subscribed else Contact.Status.UNCONFIRMED
+                ),
+                legal_basis=Contact.LegalBasis.CONSENT,
+                basis_at=now if outcome.subscribed else None,
+                source=Contact.Source.FORM,
+            )
+        else:
+            if outcome.subscribed and contact.status == Contact.Status.UNCONFIRMED:
+                contact.status = Contact.Status.ACTIVE
+                contact.basis_at = now
+            # A pending signup's window starts again with each request (retention).
+            contact.updated_at = now
+            contact.save(update_fields=["status", "basis_at", "updated_at"])
+        for mailing_list in outcome.subscribed:
+            subscribe(contact, mailing_list, confirmed=True)
+        for mailing_list in outcome.awaiting_confirmation:
+            subscribe(contact, mailing_list, confirmed=False)
+        ConsentProof.objects.bulk_create(
+            ConsentProof(
+                contact=contact,
+                mailing_list=mailing_list,
+                form=form,
+                method=ConsentProof.Method.FORM,
+                legal_basis=Contact.LegalBasis.CONSENT,
+                consent_text=form.consent_text,
+                consent_version=str(form.consent_version),
+                ip_address=ip,
+                user_agent=user_agent[:500],
+                given_at=now,
+                double_optin=mailing_list in outcome.awaiting_confirmation,
+            )
+            for mailing_list in lists
+        )
+        if outcome.awaiting_confirmation and _within(
+            "address", f"{account.pk}:{address}", settings.SIGNUP["mails_per_address_day"], 86400
+        ):
+            send_confirmation(form, contact, outcome.awaiting_confirmation)
+            outcome.mailed = True
+    return outcome
+
+
+def confirm_signup(token: str) -> links.Opened:
+    """The contact followed the link in the confirmation mail (and pressed Confirm)."""
+    opened = links.open_confirmation(token)
+    if not opened.mailing_lists:
+        raise links.InvalidLink("These lists no longer exist: there is nothing to confirm.")
+    confirm_subscriptions(opened.contact, opened.mailing_lists)
+    opened.contact.refresh_from_db()
+    return opened
+
+
+def contact_sender(account: Account) -> str:
+    """From: the customer's organisation, through the operator's own address."""
+    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+    return formataddr((f"{account.name} via {settings.OPERATOR['name']}", address))
+
+
+def send_confirmation(form: SubscriptionForm, contact: Contact, lists: list[MailingList]) -> None:
+    """The double opt-in mail, with the consent text and the signed link; sent when the
+    surrounding transaction commits."""
+    from tidings.audience.tasks import deliver_contact_mail
+
+    context = {
+        "account": form.account,
+        "contact": contact,
+        "lists": lists,
+        "form": form,
+        "url": links.confirmation_url(contact, lists),
+        "days": settings.SIGNUP["confirm_days"],
+        "operator": settings.OPERATOR,
+    }
+    subject = " ".join(render_to_string("audience/mail/confirm_subject.txt", context).split())
+    body = render_to_string("audience/mail/confirm.txt", context)
+    sender = contact_sender(form.account)
+    to = contact.email
+    transaction.on_commit(
+        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    )
+
+
+def send_preference_link(contact: Contact) -> None:
+    """A fresh preference link, asked for from an expired one (goes to the contact only)."""
+    from tidings.audience.tasks import deliver_contact_mail
+
+    if not _within("prefs", f"{contact.account_id}:{contact.email}", 3, 86400):
+        return
+    context = {
+        "account": contact.account,
+        "contact": contact,
+        "url": links.preference_url(contact),
+        "operator": settings.OPERATOR,
+    }
+    subject = " ".join(render_to_string("audience/mail/preferences_subject.txt", context).split())
+    body = render_to_string("audience/mail/preferences.txt", context)
+    sender = contact_sender(contact.account)
+    to = contact.email
+    transaction.on_commit(
+        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    )

@@ -1,0 +1,27 @@
+"""Celery entry points of the audience: a few lines each, the work is in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.core.mail import EmailMessage
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def deliver_contact_mail(*, subject: str, body: str, to: str, sender: str) -> None:
+    """A transactional mail of the customer to one contact (double opt-in, preference
+    link), sent through the operator's mail backend; SMTP hiccups retry with backoff."""
+    EmailMessage(subject=subject, body=body, from_email=sender, to=[to]).send()
+
+
+@shared_task
+def bulk_contacts(*, account_id: int, search: dict[str, Any], action: str, argument: str) -> int:
+    """A bulk action on every contact of a search, however many (set-based)."""
+    from tidings.accounts.models import Account
+    from tidings.audience import bulk
+    from tidings.audience.selectors import ContactSearch
+
+    account = Account.objects.get(pk=account_id)
+    contacts = ContactSearch.from_dict(search).contacts(account)
+    return bulk.apply(account, contacts, action, argument).changed

@@ -1,0 +1,183 @@
+"""Forms of the campaign editor. Choices (layouts, lists, segments) come from the
+customer's own account only, so another account's id is simply not a valid choice."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from typing import Any, cast
+
+from django import forms
+from django.core.validators import MaxLengthValidator
+from django.utils import timezone
+
+from tidings.accounts.models import Account
+from tidings.audience.models import MailingList, Segment
+from tidings.campaigns.models import Campaign, Layout
+from tidings.campaigns.sandbox import MAX_SOURCE
+from tidings.campaigns.services import TEST_RECIPIENTS_MAX
+
+STARTER_BODY = """Hello {{ contact.first_name | default("there") }},
+
+Write your news here. **Bold**, *italic*, [links](https://example.com) and lists:
+
+- one thing
+- another
+
+See you soon!
+"""
+
+
+@functools.cache
+def timezone_choices() -> list[tuple[str, str]]:
+    names = sorted(
+        n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith("Etc/")
+    )
+    return [("UTC", "UTC"), *((n, n.replace("_", " ")) for n in names)]
+
+
+def to_utc(day: dt.date, time: dt.time, zone_name: str) -> dt.datetime:
+    """The UTC instant of a wall-clock time in a zone; a time the clocks skip is refused,
+    and an ambiguous one (clocks going back) is taken at its first occurrence."""
+    zone = zoneinfo.ZoneInfo(zone_name)
+    local = dt.datetime.combine(day, time).replace(tzinfo=zone, fold=0)
+    utc = local.astimezone(dt.UTC)
+    if utc.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise forms.ValidationError(
+            f"{time:%H:%M} does not exist on {day:%d %B %Y} in {zone_name} (the clocks "
+            "change then); choose another time."
+        )
+    return utc
+
+
+def _limit(field: forms.Field) -> None:
+    cast(forms.CharField, field).max_length = MAX_SOURCE
+    field.validators.append(MaxLengthValidator(MAX_SOURCE))
+
+
+class CampaignForm(forms.ModelForm):
+    schedule_date = forms.DateField(
+        label="Date",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+    )
+    schedule_time = forms.TimeField(
+        label="Time", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+    )
+    schedule_timezone = forms.ChoiceField(label="Time zone", choices=timezone_choices)
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name", "subject", "preheader", "from_name", "from_email", "reply_to",
+            "content_format", "body", "layout", "lists", "segments",
+            "track_opens", "track_clicks", "archived",
+        ]  # fmt: skip
+        labels = {
+            "name": "Campaign name (only you see it)",
+            "from_name": "From name",
+            "from_email": "From address",
+            "reply_to": "Reply-to address (optional)",
+            "preheader": "Preheader (the line inboxes show after the subject)",
+            "content_format": "Format",
+            "track_opens": "Count opens (a tracking pixel)",
+            "track_clicks": "Count clicks (links go through Tidings)",
+            "archived": "Show it on the public archive page once sent",
+        }
+        help_texts = {
+            "subject": 'Personalise with {{ contact.first_name | default("there") }}.',
+            "body": (
+                "Use {{ contact.first_name }}, {{ contact.name }}, {{ contact.email }} and "
+                '{{ contact.attributes.city | default("your town") }}; a missing value '
+                "takes the default."
+            ),
+            "lists": "It goes to the subscribed contacts of these lists…",
+            "segments": "…and to the contacts of these segments; each contact once.",
+        }
+        widgets = {
+            "body": forms.Textarea(attrs={"rows": 18, "class": "code", "spellcheck": "true"}),
+            "lists": forms.CheckboxSelectMultiple,
+            "segments": forms.CheckboxSelectMultiple,
+        }
+
+    def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.account = account
+        layout = cast(forms.ModelChoiceField, self.fields["layout"])
+        layout.queryset = Layout.objects.filter(account=account)
+        layout.empty_label = "Tidings default layout"
+        lists = cast(forms.ModelMultipleChoiceField, self.fields["lists"])
+        lists.queryset = MailingList.objects.filter(account=account)
+        segments = cast(forms.ModelMultipleChoiceField, self.fields["segments"])
+        segments.queryset = Segment.objects.filter(account=account)
+        _limit(self.fields["body"])
+        campaign = self.instance
+        if campaign.pk and campaign.scheduled_at:
+            local = timezone.localtime(
+                campaign.scheduled_at, zoneinfo.ZoneInfo(campaign.schedule_timezone)
+            )
+            self.initial.setdefault("schedule_date", local.date())
+            self.initial.setdefault("schedule_time", local.time().replace(second=0))
+        self.initial.setdefault("schedule_timezone", campaign.schedule_timezone or "UTC")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        day, time = data.get("schedule_date"), data.get("schedule_time")
+        zone = data.get("schedule_timezone") or "UTC"
+        data["scheduled_at"] = None
+        if day and time:
+            try:
+                when = to_utc(day, time, zone)
+            except forms.ValidationError as error:
+                self.add_error("schedule_time", error)
+            else:
+                if when <= timezone.now():
+                    self.add_error("schedule_date", "Choose a moment in the future.")
+                data["scheduled_at"] = when
+        elif day or time:
+            self.add_error("schedule_time" if day else "schedule_date", "Give both date and time.")
+        return data
+
+    def service_values(self) -> dict[str, Any]:
+        """What the services take: the campaign fields, lists and segments apart."""
+        data = self.cleaned_data
+        values = {f: data[f] for f in self.Meta.fields if f not in ("lists", "segments")}
+        values["scheduled_at"] = data["scheduled_at"]
+        values["schedule_timezone"] = data["schedule_timezone"]
+        return values
+
+
+class LayoutForm(forms.ModelForm):
+    class Meta:
+        model = Layout
+        fields = ["name", "html"]
+        labels = {"html": "HTML"}
+        help_texts = {
+            "html": (
+                "Put {{ content }} where the campaign goes. Available: {{ subject }}, "
+                "{{ preheader }}, {{ unsubscribe_url }}, {{ preferences_url }}, "
+                "{{ campaign.from_name }}, {{ contact.first_name }}…"
+            )
+        }
+        widgets = {"html": forms.Textarea(attrs={"rows": 24, "class": "code"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _limit(self.fields["html"])
+
+
+class PreviewContactForm(forms.Form):
+    email = forms.CharField(
+        label="Preview as the contact with address",
+        max_length=320,
+        required=False,
+        help_text="Leave empty to use a made-up contact, Alex Sample.",
+    )
+
+
+class TestSendForm(forms.Form):
+    recipients = forms.CharField(
+        label=f"Send a test to (up to {TEST_RECIPIENTS_MAX} addresses, separated by commas)",
+        max_length=2000,
+    )

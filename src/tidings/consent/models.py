@@ -1,0 +1,102 @@
+"""Cookie consent (P22, P28), third parties (P24, P27) and aggregate page views (P26)."""
+
+from __future__ import annotations
+
+import uuid
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import models
+
+
+class Category(models.TextChoices):
+    """What a cookie or a third party is for; every category but the first needs consent."""
+
+    NECESSARY = "necessary", "Strictly necessary"
+    PREFERENCES = "preferences", "Preferences"
+    ANALYTICS = "analytics", "Analytics"
+    ADVERTISING = "advertising", "Advertising"
+    SUPPORT = "support", "Support widget"
+
+
+OPTIONAL = (Category.PREFERENCES, Category.ANALYTICS, Category.ADVERTISING, Category.SUPPORT)
+# Refused whenever the browser sends Do Not Track or Global Privacy Control (P28).
+TRACKING = (Category.ANALYTICS, Category.ADVERTISING)
+
+
+class ConsentRecord(models.Model):
+    """Proof of one cookie choice (P22): what was chosen, on which banner version, when."""
+
+    class Method(models.TextChoices):
+        BANNER = "banner", "banner"
+        SETTINGS = "settings", "cookie settings page"
+        DNT = "dnt", "Do Not Track signal"
+        GPC = "gpc", "Global Privacy Control signal"
+
+    consent_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    categories = models.JSONField("categories allowed", default=list, blank=True)
+    banner_version = models.CharField(max_length=64)
+    given_at = models.DateTimeField("chosen at", db_index=True)
+    # The network, never the address: /24 for IPv4, /48 for IPv6.
+    ip_network = models.CharField("IP network", max_length=64, blank=True, default="")
+    browser = models.CharField("browser family", max_length=40, blank=True, default="")
+    method = models.CharField(max_length=16, choices=Method.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="cookie_choices",
+    )
+
+    class Meta:
+        verbose_name = "cookie choice"
+        ordering = ("-given_at",)
+
+    def __str__(self) -> str:
+        return f"{self.consent_id} {self.given_at:%Y-%m-%d %H:%M}"
+
+
+class ThirdParty(models.Model):
+    """A service that receives data from visitors' browsers (P27), announced first (P24)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    category = models.CharField(max_length=16, choices=Category.choices)
+    purpose = models.CharField(max_length=300)
+    data_received = models.CharField(max_length=300)
+    policy_url = models.URLField("privacy policy")
+    opt_out_url = models.URLField("opt-out", blank=True, default="")
+    # Only a script address: rendered as <script src>, never as HTML of the operator's.
+    script_src = models.URLField("tag (script address)", blank=True, default="")
+    host = models.CharField(max_length=255, blank=True, default="", editable=False)
+    added_at = models.DateTimeField()
+    effective_at = models.DateTimeField()
+    announced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        verbose_name = "third party"
+        verbose_name_plural = "third parties"
+        ordering = ("effective_at", "name")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.host = (urlsplit(self.script_src).hostname or "") if self.script_src else ""
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class PageView(models.Model):
+    """How often a page was seen on one day: a counter, nothing about who saw it (P26)."""
+
+    day = models.DateField()
+    path = models.CharField(max_length=500)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("day", "path"), name="pageview_day_path")]
+        ordering = ("-day", "-count")
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.path}: {self.count}"

@@ -1,0 +1,56 @@
+"""Data map entries and retention rules for cookie consent."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from tidings.consent.models import ConsentRecord, PageView, ThirdParty
+from tidings.privacy import retention
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+
+
+def consent_years() -> int:
+    return int(settings.RETENTION["consent_years"])
+
+
+register(
+    ConsentRecord,
+    # A visitor's choice has no owner we can name; a logged-in customer's is linked to
+    # their user and shown in My Account.
+    owner=Owner.CUSTOMER,
+    category="cookie choices",
+    purpose="proving which cookies each visitor allowed, on which version of the banner",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention=f"{settings.RETENTION['consent_years']} years after the choice, as proof",
+    personal_fields=["consent_id", "categories", "given_at", "ip_network", "browser", "method"],
+    shown_fields=("given_at", "categories", "method", "banner_version", "consent_id"),
+    # The proof outlives the account, detached from it: an anonymous id, a /24 network.
+    erase=Erasure.ANONYMISE,
+    anonymise_with={"user": None},
+    account_path="user__account",
+    description="Each cookie choice you made while logged in.",
+)
+declare_free_of_personal_data(
+    PageView, "a counter per page and day: no cookie, no IP address, no visitor id (P26)"
+)
+declare_free_of_personal_data(
+    ThirdParty, "companies the operator works with: names, purposes and addresses of services"
+)
+
+
+def _old_choices(now: datetime) -> QuerySet[ConsentRecord]:
+    return ConsentRecord.objects.filter(given_at__lt=now - timedelta(days=365 * consent_years()))
+
+
+retention.register(
+    "cookie choices",
+    why=lambda: f"cookie choices are kept {consent_years()} years after they were made, as proof",
+    expired=_old_choices,
+)

@@ -1,0 +1,116 @@
+"""HTTP API of the sending engine: transactional messages and campaign sending actions,
+mounted by tidings.api under /api/v1/."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router, Schema, Status
+from ninja.errors import HttpError
+
+from tidings.campaigns.models import Campaign
+from tidings.sending import engine, transactional
+
+router = Router(tags=["sending"])
+
+
+class TransactionalIn(Schema):
+    to: str
+    template: uuid.UUID | None = None
+    subject: str = ""
+    body: str = ""
+    from_email: str = ""
+    from_name: str = ""
+    data: dict[str, Any] = {}
+
+
+class TransactionalOut(Schema):
+    id: uuid.UUID
+    status: str
+    to: str
+
+
+class ScheduleIn(Schema):
+    at: datetime
+
+
+def _account(request: HttpRequest) -> Any:
+    from tidings.api import account_of
+
+    return account_of(request)
+
+
+@router.post(
+    "/tx",
+    response={202: TransactionalOut},
+    summary="Send one transactional message now",
+    description="Renders a template (a campaign's uuid) or an inline subject and body with "
+    "`contact` and `data`, and sends it to one recipient through the account's relays. "
+    "A suppressed, bounced or complained address is refused with 422.",
+)
+def send_transactional(request: HttpRequest, payload: TransactionalIn) -> Any:
+    try:
+        message = transactional.create(
+            _account(request),
+            to=payload.to,
+            template=payload.template,
+            subject=payload.subject,
+            body=payload.body,
+            from_email=payload.from_email,
+            from_name=payload.from_name,
+            data=payload.data,
+        )
+    except transactional.UnknownTemplate as error:
+        raise HttpError(404, str(error)) from None
+    except transactional.Rejected as error:
+        raise HttpError(422, str(error)) from None
+    message.refresh_from_db()
+    return Status(202, {"id": message.uuid, "status": message.status, "to": message.to_email})
+
+
+def _campaign(request: HttpRequest, campaign_uuid: uuid.UUID) -> Campaign:
+    return get_object_or_404(Campaign, account=_account(request), uuid=campaign_uuid)
+
+
+def _act(request: HttpRequest, campaign_uuid: uuid.UUID, action: Any) -> dict[str, Any]:
+    campaign = _campaign(request, campaign_uuid)
+    try:
+        action(campaign)
+    except engine.SendingError as error:
+        raise HttpError(409, str(error)) from None
+    campaign.refresh_from_db()
+    return engine.progress(campaign)
+
+
+@router.post("/campaigns/{campaign_uuid}/send", summary="Send a campaign now")
+def send_now(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return _act(request, campaign_uuid, engine.start_campaign)
+
+
+@router.post("/campaigns/{campaign_uuid}/schedule", summary="Schedule a campaign")
+def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn) -> dict[str, Any]:
+    return _act(request, campaign_uuid, lambda c: engine.schedule_campaign(c, payload.at))
+
+
+@router.post("/campaigns/{campaign_uuid}/pause", summary="Pause a sending campaign")
+def pause(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return _act(request, campaign_uuid, engine.pause_campaign)
+
+
+@router.post("/campaigns/{campaign_uuid}/resume", summary="Resume a paused campaign")
+def resume(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return _act(request, campaign_uuid, engine.resume_campaign)
+
+
+@router.post("/campaigns/{campaign_uuid}/cancel", summary="Cancel a campaign")
+def cancel(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return _act(request, campaign_uuid, engine.cancel_campaign)
+
+
+@router.get("/campaigns/{campaign_uuid}/progress", summary="Sending progress of a campaign")
+def progress(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return engine.progress(_campaign(request, campaign_uuid))

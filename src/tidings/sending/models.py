@@ -1,0 +1,314 @@
+"""The sending engine's records: who gets which campaign, through which relay, signed by
+which domain, and what came back (bounces, complaints, opens and clicks).
+
+A `Delivery` is the unit of exactly-once: one row per (campaign, contact), claimed by a
+worker with a conditional UPDATE committed before the SMTP transaction starts, and
+marked sent only after the server's 250 (see `tidings.sending.engine`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from tidings.core.fields import EncryptedTextField
+
+
+class Relay(models.Model):
+    """An SMTP relay of one account, or of the operator (account empty) for every account
+    that has none of its own."""
+
+    class Security(models.TextChoices):
+        NONE = "none", "none (plain SMTP, loopback or trusted network only)"
+        STARTTLS = "starttls", "STARTTLS"
+        TLS = "tls", "TLS from the start (SMTPS, port 465)"
+
+    class Esp(models.TextChoices):
+        NONE = "", "plain SMTP server"
+        POSTMARK = "postmark", "Postmark (bounces by webhook)"
+        MAILGUN = "mailgun", "Mailgun (bounces by webhook)"
+
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="relays"
+    )
+    name = models.CharField(max_length=100)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=587)
+    security = models.CharField(max_length=8, choices=Security.choices, default=Security.STARTTLS)
+    username = models.CharField(max_length=255, blank=True, default="")
+    # The customer's credentials for their relay: encrypted at rest (P8).
+    password = EncryptedTextField(blank=True, default="")
+    esp = models.CharField(max_length=10, choices=Esp.choices, blank=True, default="")
+    max_connections = models.PositiveIntegerField(default=4)
+    # 0 means no limit.
+    rate_per_second = models.PositiveIntegerField(default=0)
+    rate_per_hour = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.host}:{self.port})"
+
+
+class SendingDomain(models.Model):
+    """A domain the account sends from, with its DKIM key (RSA-2048, private key
+    encrypted at rest); the public half is published by the customer in DNS."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="sending_domains"
+    )
+    domain = models.CharField(max_length=253)
+    selector = models.CharField(max_length=63, default="tidings")
+    private_key = EncryptedTextField()
+    public_key = models.TextField()  # base64 DER, as published in the TXT record
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "domain"], name="sending_domain_once")
+        ]
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    @property
+    def dns_name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    @property
+    def dns_value(self) -> str:
+        return f"v=DKIM1; k=rsa; p={self.public_key}"
+
+
+class SendingSettings(models.Model):
+    """An account's choices about sending: how much tracking it keeps, and an optional
+    mailto address for List-Unsubscribe."""
+
+    class Tracking(models.TextChoices):
+        PER_CONTACT = "contact", "per contact (who opened or clicked, kept for a limited time)"
+        AGGREGATE = "aggregate", "aggregate only (counts, never who)"
+
+    account = models.OneToOneField(
+        "accounts.Account", on_delete=models.CASCADE, related_name="sending_settings"
+    )
+    tracking = models.CharField(max_length=10, choices=Tracking.choices, default=Tracking.AGGREGATE)
+    unsubscribe_mailto = models.EmailField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"sending settings of account {self.account_id}"
+
+
+class Delivery(models.Model):
+    """One campaign to one contact: created queued when the campaign starts, claimed by
+    one worker, sent at most once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        SENDING = "sending", "being sent"
+        SENT = "sent", "sent"
+        FAILED = "failed", "failed"
+        BOUNCED = "bounced", "bounced"
+        SKIPPED = "skipped", "skipped (no longer mailable)"
+        # The worker died between the claim and the server's answer: the message may or
+        # may not have gone out. Never retried: a duplicate is worse than a miss.
+        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
+
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="deliveries"
+    )
+    contact = models.ForeignKey(
+        "audience.Contact", on_delete=models.CASCADE, related_name="deliveries"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    relay = models.ForeignKey(
+        Relay, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message_id = models.CharField(max_length=200, blank=True, default="")
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Set when a batch task carrying this delivery was queued; the recovery sweep
+    # re-queues deliveries whose task was lost (a broker restart).
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    # A temporary failure waits until then before the next attempt.
+    not_before = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "contact"], name="delivery_once")
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status"], name="delivery_campaign_status"),
+            models.Index(fields=["status", "claimed_at"], name="delivery_claims"),
+            models.Index(fields=["message_id"], name="delivery_message_id"),
+        ]
+        verbose_name_plural = "deliveries"
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id} to contact {self.contact_id}: {self.status}"
+
+
+class BounceRecord(models.Model):
+    """A bounce or complaint that came back for a delivery (DSN or provider webhook)."""
+
+    class Kind(models.TextChoices):
+        HARD = "hard", "hard bounce"
+        SOFT = "soft", "soft bounce"
+        COMPLAINT = "complaint", "complaint (marked as spam)"
+
+    class Source(models.TextChoices):
+        SMTP = "smtp", "refused by the relay"
+        DSN = "dsn", "bounce mailbox"
+        WEBHOOK = "webhook", "provider webhook"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="bounce_records"
+    )
+    contact = models.ForeignKey(
+        "audience.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    # The remote server's words, e.g. "550 5.1.1 user unknown" (may name the address).
+    detail = models.CharField(max_length=500, blank=True, default="")
+    received_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.kind} for contact {self.contact_id}"
+
+
+class TrackingEvent(models.Model):
+    """One open or click of one contact: kept only for accounts that chose per-contact
+    tracking, for contacts who allow it, and only for TIDINGS_TRACKING_DAYS; then
+    folded into `CampaignStat` counts and deleted."""
+
+    class Kind(models.TextChoices):
+        OPEN = "open", "opened"
+        CLICK = "click", "clicked"
+
+    campaign = models.ForeignKey(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="tracking_events"
+    )
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    url = models.URLField(max_length=2000, blank=True, default="")
+    # The first event of its kind for this delivery: counts unique opens and clicks.
+    first = models.BooleanField(default=False)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "kind"], name="tracking_delivery_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of delivery {self.delivery_id}"
+
+
+class CampaignStat(models.Model):
+    """Counts per campaign, kind and hour, without anyone's identity: what aggregate-only
+    tracking keeps, and what per-contact events become when their retention ends."""
+
+    class Kind(models.TextChoices):
+        OPEN = "open", "opens"
+        UNIQUE_OPEN = "unique_open", "unique opens"
+        CLICK = "click", "clicks"
+        UNIQUE_CLICK = "unique_click", "unique clicks"
+        BOUNCE = "bounce", "bounces"
+        COMPLAINT = "complaint", "complaints"
+        UNSUBSCRIBE = "unsubscribe", "unsubscribes"
+        DELIVERED = "delivered", "delivered (confirmed by the provider)"
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    hour = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "kind", "hour"], name="campaign_stat_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.hour:%Y-%m-%d %H}h: {self.count}"
+
+
+class TransactionalMessage(models.Model):
+    """One message sent through the API to one recipient (a receipt, a password mail)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        SENDING = "sending", "being sent"
+        SENT = "sent", "sent"
+        FAILED = "failed", "failed"
+        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="transactional_messages"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    to_email = models.CharField(max_length=320)
+    from_email = models.CharField(max_length=320)
+    subject = models.CharField(max_length=300)
+    html = models.TextField()
+    text = models.TextField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    message_id = models.CharField(max_length=200, blank=True, default="")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"transactional {self.uuid}"
+
+
+class ProductUpdate(models.Model):
+    """The operator's own product-update email to its customers (P5)."""
+
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.subject
+
+
+class ProductUpdateDelivery(models.Model):
+    """One product update to one customer user; at most once, like a campaign delivery."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        SENDING = "sending", "being sent"
+        SENT = "sent", "sent"
+        SKIPPED = "skipped", "skipped (opted out meanwhile)"
+        FAILED = "failed", "failed"
+        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
+
+    update = models.ForeignKey(ProductUpdate, on_delete=models.CASCADE, related_name="deliveries")
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="product_update_deliveries"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["update", "user"], name="product_update_once")
+        ]
+        verbose_name_plural = "product update deliveries"
+
+    def __str__(self) -> str:
+        return f"update {self.update_id} to user {self.user_id}: {self.status}"

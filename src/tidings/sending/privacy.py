@@ -1,0 +1,142 @@
+"""Data map entries and retention rules of the sending engine."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import QuerySet
+
+from tidings.privacy import retention
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+from tidings.sending import tracking
+from tidings.sending.models import (
+    BounceRecord,
+    CampaignStat,
+    Delivery,
+    ProductUpdate,
+    ProductUpdateDelivery,
+    Relay,
+    SendingDomain,
+    SendingSettings,
+    TrackingEvent,
+    TransactionalMessage,
+)
+
+CONTACT_DATA = "the customer's contacts (application data)"
+
+register(
+    Delivery,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose="sending each campaign at most once to each contact, and reporting on it",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="as long as the campaign and the contact exist; erased with either",
+    personal_fields=["status", "message_id", "sent_at", "last_error"],
+    erase=Erasure.DELETE,
+    account_path="campaign__account",
+    exported=False,
+)
+register(
+    BounceRecord,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose="never mailing an address that bounced or complained again",
+    legal_basis=LegalBasis.LEGITIMATE_INTEREST,
+    retention="as long as the contact exists; erased with the contact or the account",
+    personal_fields=["kind", "source", "detail", "received_at"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+register(
+    TrackingEvent,
+    owner=Owner.CUSTOMER,
+    category="opens and clicks of contacts (application data)",
+    purpose="per-contact campaign reports, for accounts that choose them and contacts "
+    "who have not objected",
+    legal_basis=LegalBasis.CONSENT,
+    retention="TIDINGS_TRACKING_DAYS (default 30 days), then turned into anonymous counts",
+    personal_fields=["kind", "url", "at"],
+    erase=Erasure.DELETE,
+    account_path="campaign__account",
+    exported=False,
+)
+register(
+    TransactionalMessage,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose="sending the customer's transactional messages and showing their outcome",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="TIDINGS_TRANSACTIONAL_DAYS (default 30 days)",
+    personal_fields=["to_email", "subject", "html", "text", "sent_at", "last_error"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+register(
+    Relay,
+    owner=Owner.CUSTOMER,
+    category="the customer's relay credentials",
+    purpose="sending the customer's mail through the relay they chose",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="until the customer removes the relay or the account is erased",
+    personal_fields=["host", "username", "password"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+    description="The password is encrypted at rest and never shown again.",
+)
+register(
+    SendingDomain,
+    owner=Owner.CUSTOMER,
+    category="the customer's DKIM keys",
+    purpose="signing the customer's mail so that mailbox providers can trust it",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="until the customer removes the domain or the account is erased",
+    personal_fields=["private_key"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+register(
+    ProductUpdateDelivery,
+    owner=Owner.CUSTOMER,
+    category="communications",
+    purpose="sending the operator's product updates once to customers who did not opt out",
+    legal_basis=LegalBasis.LEGITIMATE_INTEREST,
+    retention="while the account is open; erased with it",
+    personal_fields=["status", "sent_at"],
+    erase=Erasure.DELETE,
+    account_path="user__account",
+)
+declare_free_of_personal_data(CampaignStat, "counts per campaign and hour, nobody's identity")
+declare_free_of_personal_data(SendingSettings, "the account's tracking choice")
+declare_free_of_personal_data(ProductUpdate, "the operator's product-update text")
+
+
+def _old_transactional(now: datetime) -> QuerySet[TransactionalMessage]:
+    days = int(settings.SENDING["transactional_days"])
+    return TransactionalMessage.objects.filter(created_at__lt=now - timedelta(days=days))
+
+
+retention.register(
+    "tracking events",
+    why=lambda: (
+        f"per-contact opens and clicks are kept {settings.SENDING['tracking_days']} "
+        "days, then only their anonymous counts remain"
+    ),
+    expired=tracking.expired_events,
+    before_delete=tracking.fold,
+)
+retention.register(
+    "transactional messages",
+    why=lambda: f"transactional messages are kept {settings.SENDING['transactional_days']} days",
+    expired=_old_transactional,
+)

@@ -1,0 +1,77 @@
+"""Writes of the sending settings an account manages: relays, DKIM domains, tracking
+choice. Campaign actions are in `tidings.sending.engine`."""
+
+from __future__ import annotations
+
+import re
+
+from django.db import IntegrityError, transaction
+
+from tidings.accounts.models import Account
+from tidings.sending.message import generate_dkim_key
+from tidings.sending.models import Relay, SendingDomain, SendingSettings
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class SettingsError(ValueError):
+    """A settings change that cannot be made; the message says why."""
+
+
+def settings_of(account: Account) -> SendingSettings:
+    found, _ = SendingSettings.objects.get_or_create(account=account)
+    return found
+
+
+def set_tracking(account: Account, mode: str, *, unsubscribe_mailto: str = "") -> SendingSettings:
+    if mode not in SendingSettings.Tracking.values:
+        raise SettingsError("Choose per-contact or aggregate-only tracking.")
+    found = settings_of(account)
+    found.tracking = mode
+    found.unsubscribe_mailto = unsubscribe_mailto.strip()
+    found.full_clean()
+    found.save()
+    return found
+
+
+def add_sending_domain(
+    account: Account, domain: str, *, selector: str = "tidings"
+) -> SendingDomain:
+    """A new DKIM key for `domain`; publish `dns_value` at `dns_name` to use it."""
+    name = domain.strip().lower().rstrip(".")
+    try:
+        name = name.encode("idna").decode()
+    except UnicodeError:
+        raise SettingsError(f"“{domain[:80]}” is not a domain name.") from None
+    if not _DOMAIN.match(name):
+        raise SettingsError(f"“{domain[:80]}” is not a domain name.")
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", selector):
+        raise SettingsError("A selector is letters, digits and dashes.")
+    private, public = generate_dkim_key()
+    try:
+        with transaction.atomic():
+            return SendingDomain.objects.create(
+                account=account,
+                domain=name,
+                selector=selector,
+                private_key=private,
+                public_key=public,
+            )
+    except IntegrityError:
+        raise SettingsError(f"{name} is already one of your sending domains.") from None
+
+
+def remove_sending_domain(domain: SendingDomain) -> None:
+    domain.delete()
+
+
+def save_relay(relay: Relay) -> Relay:
+    if relay.rate_per_second > 10_000 or relay.max_connections > 100:
+        raise SettingsError("That rate or number of connections is beyond what a relay takes.")
+    relay.full_clean()
+    relay.save()
+    return relay
+
+
+def remove_relay(relay: Relay) -> None:
+    relay.delete()

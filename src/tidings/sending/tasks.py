@@ -1,0 +1,64 @@
+"""Celery entry points of the sending engine: a few lines each, the work is in engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from django.utils import timezone
+
+from tidings.privacy import retention
+from tidings.sending import bounces, engine, product_updates, transactional
+
+
+@shared_task(acks_late=True)
+def dispatch_campaign(campaign_id: int) -> int:
+    """Queue the batches of a started campaign (idempotent)."""
+    return engine.dispatch(campaign_id)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def send_batch(self: Task, campaign_id: int, lo: int, hi: int) -> dict[str, Any]:
+    """Send one id range of a campaign; re-delivery is harmless (claims are
+    conditional). Temporary failures come back with backoff."""
+    result = engine.send_batch(campaign_id, lo, hi)
+    # Eager runs (tests, `tidings up` without a broker) leave retries to the sweep.
+    if result.retry_at is not None and not self.request.is_eager:
+        countdown = max(1, int((result.retry_at - timezone.now()).total_seconds()) + 1)
+        raise self.retry(countdown=countdown)
+    return {"sent": result.sent, "failed": result.failed, "skipped": result.skipped}
+
+
+@shared_task
+def recover_stalled() -> dict[str, int]:
+    """Every minute: claims of dead workers, lost batches, finished campaigns."""
+    outcome = engine.recover_stalled()
+    return outcome.__dict__
+
+
+@shared_task
+def start_due_campaigns() -> list[int]:
+    """Every minute: scheduled campaigns whose time has come."""
+    return engine.start_due_campaigns()
+
+
+@shared_task
+def read_bounce_mailbox() -> int:
+    """Every few minutes: DSNs in the bounce mailbox (TIDINGS_BOUNCE_MAILBOX)."""
+    return bounces.read_bounce_mailbox()
+
+
+@shared_task
+def fold_tracking_events() -> int:
+    """Daily: per-contact opens and clicks past TIDINGS_TRACKING_DAYS become counts."""
+    return retention.run("tracking events")
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
+def send_transactional(message_id: int) -> str:
+    return transactional.deliver(message_id)
+
+
+@shared_task(acks_late=True)
+def send_product_update(update_id: int) -> int:
+    return product_updates.deliver(update_id)

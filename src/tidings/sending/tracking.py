@@ -1,0 +1,308 @@
+"""Opens, clicks, unsubscribes: the links in each message, and what they record.
+
+Privacy first: nothing is tracked for a contact who objected (allow_tracking=False);
+an account on aggregate-only tracking gets links that do not say who the recipient is
+(the token holds the campaign only) and counts without any per-contact row; per-contact
+events are kept TIDINGS_TRACKING_DAYS, then folded into counts and deleted.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+from django.urls import reverse
+from django.utils import timezone
+
+from tidings.audience.models import Contact
+from tidings.campaigns.models import Campaign
+from tidings.sending import tokens
+from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent
+
+_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'>\s]+)\2""", re.IGNORECASE)
+_BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+
+
+def absolute(path: str) -> str:
+    return settings.BASE_URL + path
+
+
+@cache
+def _url_pattern(name: str) -> str:
+    return absolute(reverse(f"sending:{name}", args=["TOKEN"]))
+
+
+def link(name: str, token: str) -> str:
+    """The absolute URL of a token link (reverse() once, not per message)."""
+    return _url_pattern(name).replace("TOKEN", token)
+
+
+def unsubscribe_url(contact: Contact, campaign_id: int | None = None) -> str:
+    return link("unsubscribe", tokens.unsubscribe_token(contact.uuid.hex, campaign_id))
+
+
+def instrument(
+    html: str, *, campaign: Campaign, delivery_id: int | None, skip: Iterable[str] = ()
+) -> str:
+    """Click links and the open pixel, as the campaign asks for them. `delivery_id` is
+    None under aggregate-only tracking."""
+    skipped = set(skip)
+    if campaign.track_clicks:
+
+        def rewrite(match: re.Match[str]) -> str:
+            url = html_lib.unescape(match.group(3))
+            if url in skipped:
+                return match.group(0)
+            token = tokens.click_token(campaign.pk, delivery_id, url)
+            url = html_lib.escape(link("click", token))
+            return f"{match.group(1)}{match.group(2)}{url}{match.group(2)}"
+
+        html = _HREF.sub(rewrite, html)
+    if campaign.track_opens:
+        token = tokens.open_token(campaign.pk, delivery_id)
+        pixel = (
+            f'<img src="{html_lib.escape(link("open", token))}" '
+            'width="1" height="1" alt="" style="display:block;border:0">'
+        )
+        html = _before_body_end(html, pixel)
+    return html
+
+
+def add_footer(html: str, text: str, *, unsubscribe_url: str) -> tuple[str, str]:
+    """The unsubscribe link every campaign message carries in its body."""
+    link = html_lib.escape(unsubscribe_url)
+    footer = (
+        '<p style="font-size:12px;color:#555;margin-top:24px">'
+        f'You receive this because you subscribed. <a href="{link}">Unsubscribe</a> '
+        "with one click, at any time.</p>"
+    )
+    return _before_body_end(
+        html, footer
+    ), f"{text.rstrip()}\n\n--\nUnsubscribe: {unsubscribe_url}\n"
+
+
+def _before_body_end(html: str, snippet: str) -> str:
+    matches = list(_BODY_END.finditer(html))
+    if not matches:
+        return html + snippet
+    at = matches[-1].start()
+    return html[:at] + snippet + html[at:]
+
+
+# Recording ---------------------------------------------------------------------------------
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def count(campaign_id: int, kind: str, n: int = 1, *, at: datetime | None = None) -> None:
+    """Add `n` to the campaign's counter of `kind` for the hour of `at`."""
+    if n <= 0:
+        return
+    table = CampaignStat._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(  # the table name is the model's own
+            f"INSERT INTO {table} (campaign_id, kind, hour, count) VALUES (%s, %s, %s, %s) "  # noqa: S608
+            "ON CONFLICT (campaign_id, kind, hour) DO UPDATE SET count = "
+            f"{table}.count + excluded.count",
+            [campaign_id, kind, hour_of(at or timezone.now()), n],
+        )
+
+
+def _per_contact(delivery_id: int | None, campaign_id: int) -> Delivery | None:
+    """The delivery whose contact may be tracked individually right now, if any."""
+    if delivery_id is None:
+        return None
+    delivery = (
+        Delivery.objects.select_related("contact", "campaign")
+        .filter(pk=delivery_id, campaign_id=campaign_id)
+        .first()
+    )
+    if delivery is None:
+        return None
+    mode = (
+        SendingSettings.objects.filter(account_id=delivery.campaign.account_id)
+        .values_list("tracking", flat=True)
+        .first()
+    )
+    if mode != SendingSettings.Tracking.PER_CONTACT:
+        return None
+    return delivery
+
+
+def _may_track(token: tokens.TrackingToken) -> tuple[bool, Delivery | None]:
+    """Whether to record anything, and the delivery to record it on (None: counts only).
+    A contact who objected to tracking since the message went is not counted at all."""
+    if not Campaign.objects.filter(pk=token.campaign_id).exists():
+        return False, None
+    delivery = _per_contact(token.delivery_id, token.campaign_id)
+    if token.delivery_id is not None:
+        allowed = Delivery.objects.filter(
+            pk=token.delivery_id, campaign_id=token.campaign_id, contact__allow_tracking=True
+        ).exists()
+        if not allowed:
+            return False, None
+    return True, delivery
+
+
+def record(token: tokens.TrackingToken, kind: str) -> None:
+    """An open or a click happened."""
+    ok, delivery = _may_track(token)
+    if not ok:
+        return
+    if delivery is None:
+        count(token.campaign_id, kind)
+        return
+    with transaction.atomic():
+        first = not TrackingEvent.objects.filter(delivery=delivery, kind=kind).exists()
+        TrackingEvent.objects.create(
+            campaign_id=token.campaign_id,
+            delivery=delivery,
+            kind=kind,
+            url=token.url[:2000],
+            first=first,
+        )
+
+
+def fold(events: QuerySet[TrackingEvent]) -> None:
+    """Turn per-contact events into anonymous counts (before they are deleted)."""
+    rows = (
+        events.annotate(h=TruncHour("at"))
+        .values("campaign_id", "kind", "h")
+        .annotate(n=Count("pk"), firsts=Count("pk", filter=Q(first=True)))
+    )
+    for row in rows:
+        count(row["campaign_id"], row["kind"], row["n"], at=row["h"])
+        count(row["campaign_id"], f"unique_{row['kind']}", row["firsts"], at=row["h"])
+
+
+def expired_events(now: datetime) -> QuerySet[TrackingEvent]:
+    cutoff = now - timedelta(days=int(settings.SENDING["tracking_days"]))
+    return TrackingEvent.objects.filter(at__lt=cutoff)
+
+
+# The report --------------------------------------------------------------------------------
+
+
+def report(campaign: Campaign) -> dict[str, Any]:
+    """Totals and hourly series for the campaign report."""
+    series: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+    for row in (
+        Delivery.objects.filter(campaign=campaign, sent_at__isnull=False)
+        .annotate(h=TruncHour("sent_at"))
+        .values("h")
+        .annotate(n=Count("pk"))
+    ):
+        series["sent"][row["h"]] += row["n"]
+    for kind, hour, n in CampaignStat.objects.filter(campaign=campaign).values_list(
+        "kind", "hour", "count"
+    ):
+        series[kind][hour] += n
+    live = TrackingEvent.objects.filter(campaign=campaign)
+    for row in (
+        live.annotate(h=TruncHour("at"))
+        .values("kind", "h")
+        .annotate(n=Count("pk"), firsts=Count("pk", filter=Q(first=True)))
+    ):
+        series[row["kind"]][row["h"]] += row["n"]
+        series[f"unique_{row['kind']}"][row["h"]] += row["firsts"]
+    totals = {kind: sum(values.values()) for kind, values in series.items()}
+    sent = totals.get("sent", 0)
+    bounced = totals.get("bounce", 0)
+    summary = {
+        "sent": sent,
+        "delivered": max(0, sent - bounced),
+        "bounced": bounced,
+        "opened": totals.get("unique_open") or totals.get("open", 0),
+        "opens": totals.get("open", 0),
+        "clicked": totals.get("unique_click") or totals.get("click", 0),
+        "clicks": totals.get("click", 0),
+        "unsubscribed": totals.get("unsubscribe", 0),
+        "complained": totals.get("complaint", 0),
+    }
+    hours = sorted({h for values in series.values() for h in values})
+    if hours:
+        start, end = hours[0], hours[-1]
+        hours = []
+        while start <= end and len(hours) < 24 * 14:
+            hours.append(start)
+            start += timedelta(hours=1)
+    lines = {
+        kind: [series[kind].get(h, 0) for h in hours]
+        for kind in ("sent", "open", "click", "bounce", "unsubscribe", "complaint")
+    }
+    return {"summary": summary, "hours": hours, "lines": lines}
+
+
+COLOURS = {
+    "sent": "#1f5fa8",
+    "open": "#2e7d32",
+    "click": "#b35c00",
+    "bounce": "#b00020",
+    "unsubscribe": "#6a1b9a",
+    "complaint": "#000000",
+}
+
+
+def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str) -> str:
+    """A line chart as inline SVG (no script): one line per kind, hours along x."""
+    width, height, pad = 640, 240, 36
+    peak = max([1, *[v for values in lines.values() for v in values]])
+    n = max(1, len(hours) - 1)
+
+    def x(i: int) -> float:
+        return pad + (width - 2 * pad) * (i / n if len(hours) > 1 else 0.5)
+
+    def y(v: int) -> float:
+        return height - pad - (height - 2 * pad) * v / peak
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-labelledby="chart-title" class="chart">',
+        f'<title id="chart-title">{html_lib.escape(title)}</title>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'stroke="#888"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
+        f'<text x="{pad - 4}" y="{pad + 4}" text-anchor="end" font-size="10">{peak}</text>',
+        f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="10">0</text>',
+    ]
+    if hours:
+        parts.append(
+            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">{hours[0]:%d %b %H:00}</text>'
+        )
+        parts.append(
+            f'<text x="{width - pad}" y="{height - pad + 14}" font-size="10" '
+            f'text-anchor="end">{hours[-1]:%d %b %H:00}</text>'
+        )
+    legend_x = pad
+    for kind, values in lines.items():
+        colour = COLOURS.get(kind, "#333")
+        if values and any(values):
+            points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+            parts.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
+            )
+        parts.append(
+            f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="17" font-size="11">{kind}</text>'
+        )
+        legend_x += 90
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def stat_total(campaign: Campaign, kind: str) -> int:
+    return int(
+        CampaignStat.objects.filter(campaign=campaign, kind=kind).aggregate(n=Sum("count"))["n"]
+        or 0
+    )

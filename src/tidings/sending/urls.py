@@ -1,0 +1,20 @@
+from django.urls import path
+
+from tidings.sending import views
+
+app_name = "sending"
+urlpatterns = [
+    path("campaigns/<uuid:uuid>/send/", views.send_page, name="send"),
+    path("campaigns/<uuid:uuid>/progress.json", views.progress_json, name="progress"),
+    path("campaigns/<uuid:uuid>/report/", views.report_page, name="report"),
+    path("sending/", views.settings_page, name="settings"),
+    path("sending/relays/<int:pk>/remove/", views.remove_relay, name="remove_relay"),
+    path("sending/domains/<int:pk>/remove/", views.remove_domain, name="remove_domain"),
+    path("oneclick/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("t/o/<str:token>/", views.open_pixel, name="open"),
+    path("t/c/<str:token>/", views.click, name="click"),
+    path("archive/<int:account_id>/", views.archive, name="archive"),
+    path("archive/<int:account_id>/<uuid:uuid>/", views.archived_campaign, name="archived"),
+    path("webhooks/postmark/", views.postmark_webhook, name="postmark_webhook"),
+    path("webhooks/mailgun/", views.mailgun_webhook, name="mailgun_webhook"),
+]

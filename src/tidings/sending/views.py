@@ -1,0 +1,313 @@
+"""Sending pages: send, schedule, pause, resume, cancel, progress, report; the sending
+settings; and the public endpoints in mail (one-click unsubscribe, opens, clicks) and
+the public archive. Thin: engine and services do the work."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from typing import Any
+from uuid import UUID
+
+from anymail.webhooks.mailgun import MailgunTrackingWebhookView
+from anymail.webhooks.postmark import PostmarkTrackingWebhookView
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from tidings.accounts.models import Account
+from tidings.audience import services as audience
+from tidings.audience.models import Contact
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.rendering import TemplateError
+from tidings.campaigns.rendering import render as render_campaign
+from tidings.sending import engine, services, tokens, tracking
+from tidings.sending.forms import DomainForm, RelayForm, ScheduleForm, TrackingForm
+from tidings.sending.models import Relay, SendingDomain
+
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+
+
+def _account(request: HttpRequest) -> Account:
+    account = getattr(request.user, "account", None)
+    if account is None:
+        raise Http404("No account")
+    return account
+
+
+def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
+    return get_object_or_404(Campaign, account=_account(request), uuid=uuid)
+
+
+# Campaign sending ----------------------------------------------------------------------------
+
+ACTIONS = {
+    "send": engine.start_campaign,
+    "pause": engine.pause_campaign,
+    "resume": engine.resume_campaign,
+    "cancel": engine.cancel_campaign,
+    "unschedule": engine.unschedule_campaign,
+}
+DONE = {
+    "send": "Sending has started.",
+    "pause": "Paused: nothing more goes out until you resume.",
+    "resume": "Sending again.",
+    "cancel": "Cancelled: nobody else receives this campaign.",
+    "unschedule": "No longer scheduled: the campaign is a draft again.",
+    "schedule": "Scheduled.",
+}
+
+
+@login_required
+def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    campaign = _campaign(request, uuid)
+    schedule = ScheduleForm(request.POST if request.POST.get("action") == "schedule" else None)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action == "schedule":
+                if not schedule.is_valid():
+                    raise engine.SendingError("Give a date, a time and a time zone.")
+                when = schedule.cleaned_data["when"].replace(tzinfo=None)
+                aware = timezone.make_aware(when, schedule.cleaned_data["timezone"])
+                engine.schedule_campaign(campaign, aware)
+            elif action in ACTIONS:
+                ACTIONS[action](campaign)
+            else:
+                raise engine.SendingError("Unknown action.")
+        except engine.SendingError as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, DONE[action])
+            return redirect("sending:send", uuid=campaign.uuid)
+    estimate = (
+        engine.recipients(campaign).count() if campaign.status in ("draft", "scheduled") else None
+    )
+    context = {
+        "campaign": campaign,
+        "progress": engine.progress(campaign),
+        "estimate": estimate,
+        "schedule": schedule,
+        "relay": engine.pick_relay(campaign.account),
+    }
+    return render(request, "sending/send.html", context)
+
+
+@login_required
+@never_cache
+def progress_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
+    return JsonResponse(engine.progress(_campaign(request, uuid)))
+
+
+@login_required
+def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    campaign = _campaign(request, uuid)
+    data = tracking.report(campaign)
+    chart = tracking.svg_chart(data["hours"], data["lines"], title=f"{campaign.name} by hour")
+    rows = [
+        {"hour": hour, **{kind: values[i] for kind, values in data["lines"].items()}}
+        for i, hour in enumerate(data["hours"])
+    ]
+    return render(
+        request,
+        "sending/report.html",
+        {
+            "campaign": campaign,
+            "summary": data["summary"],
+            "chart": mark_safe(chart),  # noqa: S308
+            "rows": rows,
+            "kinds": list(data["lines"]),
+        },
+    )
+
+
+# Sending settings ----------------------------------------------------------------------------
+
+
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    account = _account(request)
+    current = services.settings_of(account)
+    relay_form = RelayForm(prefix="relay")
+    domain_form = DomainForm(prefix="domain")
+    tracking_form = TrackingForm(instance=current, prefix="tracking")
+    if request.method == "POST":
+        form_name = request.POST.get("form")
+        try:
+            if form_name == "relay":
+                relay_form = RelayForm(
+                    request.POST, prefix="relay", instance=Relay(account=account)
+                )
+                if relay_form.is_valid():
+                    services.save_relay(relay_form.save(commit=False))
+                    messages.success(request, "Relay added.")
+                    return redirect("sending:settings")
+            elif form_name == "domain":
+                domain_form = DomainForm(request.POST, prefix="domain")
+                if domain_form.is_valid():
+                    services.add_sending_domain(account, **domain_form.cleaned_data)
+                    messages.success(request, "Domain added: publish its DNS record below.")
+                    return redirect("sending:settings")
+            elif form_name == "tracking":
+                tracking_form = TrackingForm(request.POST, prefix="tracking", instance=current)
+                if tracking_form.is_valid():
+                    services.set_tracking(
+                        account,
+                        tracking_form.cleaned_data["tracking"],
+                        unsubscribe_mailto=tracking_form.cleaned_data["unsubscribe_mailto"],
+                    )
+                    messages.success(request, "Saved.")
+                    return redirect("sending:settings")
+        except services.SettingsError as error:
+            messages.error(request, str(error))
+    context = {
+        "relays": Relay.objects.filter(account=account),
+        "domains": SendingDomain.objects.filter(account=account),
+        "relay_form": relay_form,
+        "domain_form": domain_form,
+        "tracking_form": tracking_form,
+    }
+    return render(request, "sending/settings.html", context)
+
+
+@login_required
+@require_POST
+def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
+    services.remove_relay(get_object_or_404(Relay, account=_account(request), pk=pk))
+    messages.success(request, "Relay removed.")
+    return redirect("sending:settings")
+
+
+@login_required
+@require_POST
+def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
+    services.remove_sending_domain(
+        get_object_or_404(SendingDomain, account=_account(request), pk=pk)
+    )
+    messages.success(request, "Domain removed.")
+    return redirect("sending:settings")
+
+
+# Public: one-click unsubscribe, opens, clicks ------------------------------------------------
+
+
+def _mask(address: str) -> str:
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+@csrf_exempt  # a mail provider's one-click POST carries no CSRF token (RFC 8058)
+@never_cache
+def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    """GET shows a button (link scanners must not unsubscribe anyone); POST, including
+    the provider's `List-Unsubscribe=One-Click`, unsubscribes at once, no login."""
+    try:
+        data = tokens.read_unsubscribe_token(token)
+    except tokens.InvalidToken:
+        return render(request, "sending/unsubscribe_invalid.html", status=400)
+    contact = Contact.objects.filter(uuid=data.contact_uuid).first()
+    if request.method == "POST":
+        if contact is not None:
+            with transaction.atomic():
+                was_active = contact.status == Contact.Status.ACTIVE
+                audience.unsubscribe(contact)
+                if was_active and data.campaign_id is not None:
+                    tracking.count(data.campaign_id, "unsubscribe")
+        return render(request, "sending/unsubscribed.html")
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    masked = _mask(contact.email) if contact is not None else ""
+    return render(request, "sending/unsubscribe.html", {"masked": masked})
+
+
+@never_cache
+def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
+    # The image is served whatever the token: a broken pixel helps nobody.
+    with contextlib.suppress(tokens.InvalidToken):
+        tracking.record(tokens.read_open_token(token), "open")
+    return HttpResponse(PIXEL, content_type="image/gif")
+
+
+@never_cache
+def click(request: HttpRequest, token: str) -> HttpResponse:
+    """Redirect to a link Tidings itself put in a message (the token is signed: no open
+    redirect), counting the click."""
+    try:
+        data = tokens.read_click_token(token)
+    except tokens.InvalidToken:
+        return render(request, "sending/link_invalid.html", status=400)
+    tracking.record(data, "click")
+    return HttpResponseRedirect(data.url)
+
+
+# Public archive ------------------------------------------------------------------------------
+
+
+def _archived(account_id: int) -> Any:
+    return Campaign.objects.filter(
+        account_id=account_id,
+        account__status=Account.Status.ACTIVE,
+        archived=True,
+        status=Campaign.Status.SENT,
+    ).order_by("-finished_at")
+
+
+def archive(request: HttpRequest, account_id: int) -> HttpResponse:
+    campaigns = list(_archived(account_id))
+    if not campaigns:
+        raise Http404("No archive")
+    return render(
+        request, "sending/archive.html", {"campaigns": campaigns, "account_id": account_id}
+    )
+
+
+def archived_campaign(request: HttpRequest, account_id: int, uuid: UUID) -> HttpResponse:
+    campaign = get_object_or_404(_archived(account_id), uuid=uuid)
+    # A neutral sample contact: the archive never shows anyone's personal data.
+    sample = Contact(
+        account=campaign.account, email="subscriber@example.com", name="", attributes={}
+    )
+    try:
+        rendered = render_campaign(campaign, sample)
+    except TemplateError:
+        raise Http404("Cannot be shown") from None
+    return render(
+        request,
+        "sending/archived_campaign.html",
+        {"campaign": campaign, "rendered": rendered, "account_id": account_id},
+    )
+
+
+# Provider webhooks: served only when TIDINGS_WEBHOOK_SECRET is set -------------------------
+
+
+def _guarded(view: Any, *required: str) -> Any:
+    """The provider's view, served only when its secrets are configured: an empty
+    secret would let anyone sign or authenticate a forged event."""
+    inner = csrf_exempt(view.as_view())
+
+    @csrf_exempt
+    def guarded(request: HttpRequest) -> HttpResponse:
+        if not all(settings.ANYMAIL.get(name) for name in ("WEBHOOK_SECRET", *required)):
+            raise Http404("Webhooks are off")
+        return inner(request)
+
+    return guarded
+
+
+postmark_webhook = _guarded(PostmarkTrackingWebhookView)
+mailgun_webhook = _guarded(MailgunTrackingWebhookView, "MAILGUN_WEBHOOK_SIGNING_KEY")

@@ -1,0 +1,5 @@
+"""HTTP API routes of the transfer app, mounted by tidings.api under /api/v1/."""
+
+from ninja import Router
+
+router = Router(tags=["transfer"])

@@ -1,0 +1,289 @@
+"""The import job: read an uploaded file in chunks and write its contacts, resumably.
+
+Each chunk of CHUNK_ROWS records is written in one transaction that also moves the job's
+checkpoint (records done, counts, size of the rejected-rows report). A job killed at any
+moment is re-run from its last checkpoint: nothing is lost, nothing is written twice.
+
+Rows are refused for what the file says (no or invalid address, a status or opt-out
+column saying the person left, a second row for the same address) and for what the
+account knows (suppressed addresses, contacts who unsubscribed, bounced, complained or
+were blocklisted: an import never makes them active). Each refusal is a line of the
+report, with the row's line number and the reason.
+
+Contacts written by this job carry the job's `stamp` as `updated_at`: a later row whose
+address meets a contact with that stamp repeats an address earlier in the file. So
+duplicates across chunks are found by the unique index, with no set of a million
+addresses kept in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from tidings.accounts.models import Account
+from tidings.audience.models import MailingList
+from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
+from tidings.transfer.models import ImportJob, transfer_path
+from tidings.transfer.neutralise import neutralise_row
+from tidings.transfer.readers import count_records, read_records
+from tidings.transfer.rows import Contact, Refusal, RowReader
+from tidings.transfer.writers import DUPLICATES, ChunkResult, writer_for
+
+log = logging.getLogger(__name__)
+
+# Records per transaction: large enough that per-statement costs vanish, small enough
+# that a chunk's rows (kept for the report) stay a few megabytes.
+CHUNK_ROWS = 25_000
+# A worker holds a job this long without a checkpoint before another may take over.
+LEASE = timedelta(minutes=10)
+REPORT_HEADER = ["line", "reason"]
+
+
+@dataclass
+class Chunk:
+    """Records [start, end) of the file, read and checked."""
+
+    start: int
+    end: int
+    contacts: list[Contact] = field(default_factory=list)
+    # seq -> (line, cells) of every record that may still be refused by the database.
+    rows: dict[int, tuple[str, list[Any]]] = field(default_factory=dict)
+    # (seq, line, reason, kind, cells) of the records refused by the file alone.
+    refused: list[tuple[int, str, str, str, list[Any]]] = field(default_factory=list)
+
+
+def run_import(job_id: int, *, stop_after_chunks: int | None = None) -> ImportJob | None:
+    """Run (or resume) one import; None when another worker holds it or it is over.
+
+    `stop_after_chunks` raises ImportInterrupted after that many committed chunks: the
+    tests use it to kill a job half-way and prove that the re-run resumes."""
+    job = _claim(job_id)
+    if job is None:
+        return None
+    try:
+        _run(job, stop_after_chunks)
+    except (FileRejected, ProcessingStopped) as error:
+        _fail(job, str(error))
+    except (ImportInterrupted, DatabaseError):
+        raise  # resumable: the job stays running and is taken up again
+    except Exception:
+        log.exception("import %s failed", job_id)
+        _fail(job, "The import stopped on an internal error; the rows imported so far stay.")
+        raise
+    finally:
+        ImportJob.objects.filter(pk=job_id).update(lease_until=None)
+    job.refresh_from_db()
+    return job
+
+
+def _claim(job_id: int) -> ImportJob | None:
+    now = timezone.now()
+    with transaction.atomic():
+        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING):
+            return None
+        if job.lease_until is not None and job.lease_until > now:
+            return None
+        if not job.account.is_processing_allowed:
+            # Closing an account stops every processing at once (P21).
+            job.status = ImportJob.Status.FAILED
+            job.error = "The account was closed: the import stopped."
+            job.finished_at = now
+            job.save(update_fields=["status", "error", "finished_at"])
+            return None
+        job.lease_until = now + LEASE
+        if job.status == ImportJob.Status.QUEUED:
+            job.status = ImportJob.Status.RUNNING
+            job.started_at = now
+        # Fixed at the first start and kept on resume: it marks this job's contacts.
+        job.stamp = job.stamp or now
+        job.save(update_fields=["lease_until", "status", "started_at", "stamp"])
+    return job
+
+
+def _fail(job: ImportJob, message: str) -> None:
+    now = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.FAILED,
+        error=message,
+        finished_at=now,
+        expires_at=now + timedelta(days=settings.TRANSFER_FILE_DAYS),
+    )
+    _remove(job.upload_file)
+
+
+def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
+    upload = transfer_path(job.upload_file)
+    info = job.file_info
+    if job.rows_total is None:
+        # Read the whole file once before writing anything: a broken or wrongly
+        # encoded file fails here and changes nothing.
+        job.rows_total = count_records(upload, info)
+        ImportJob.objects.filter(pk=job.pk).update(rows_total=job.rows_total)
+    lists = list(
+        MailingList.objects.filter(account_id=job.account_id, pk__in=job.list_ids).values_list(
+            "pk", flat=True
+        )
+    )
+    writer = writer_for(connection.vendor, job, lists)
+    reader = RowReader(job.columns, job.mapping)
+    counts: dict[str, int] = {k: int(v) for k, v in job.counts.items()}
+    with _report(job) as report:
+        out = csv.writer(report)
+        for done, chunk in enumerate(_chunks_in_background(job, reader), start=1):
+            if not Account.objects.filter(pk=job.account_id, status=Account.Status.ACTIVE).exists():
+                raise ProcessingStopped("The account was closed: the import stopped.")
+            with transaction.atomic():
+                result = writer.write(chunk.contacts) if chunk.contacts else ChunkResult()
+                _report_chunk(out, chunk, result, counts)
+                report.flush()
+                os.fsync(report.fileno())
+                ImportJob.objects.filter(pk=job.pk).update(
+                    rows_done=chunk.end,
+                    counts=counts,
+                    report_size=report.tell(),
+                    progress=min(999, chunk.end * 1000 // max(job.rows_total or 1, 1)),
+                    lease_until=timezone.now() + LEASE,
+                )
+            if stop_after_chunks is not None and done >= stop_after_chunks:
+                raise ImportInterrupted(f"stopped after {done} chunks")
+    now = timezone.now()
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.DONE,
+        progress=1000,
+        finished_at=now,
+        expires_at=now + timedelta(days=settings.TRANSFER_FILE_DAYS),
+        upload_file="",
+    )
+    # The upload held the contacts in clear; the database has them now.
+    _remove(job.upload_file)
+
+
+class _report:
+    """The rejected-rows report, cut back to the checkpoint's size on resume."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
+
+    def __enter__(self) -> Any:
+        job = self.job
+        if not job.report_file:
+            job.report_file = f"imports/{job.pk}-rejected.csv"
+            ImportJob.objects.filter(pk=job.pk).update(report_file=job.report_file)
+        path = transfer_path(job.report_file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = "r+" if path.exists() else "w+"
+        self.handle = open(path, mode, encoding="utf-8", newline="")
+        self.handle.seek(job.report_size)
+        self.handle.truncate()
+        if job.report_size == 0:
+            self.handle.write("\ufeff")  # so spreadsheets read it as UTF-8
+            csv.writer(self.handle).writerow(REPORT_HEADER + list(job.columns))
+        return self.handle
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+
+
+def _report_chunk(out: Any, chunk: Chunk, result: ChunkResult, counts: dict[str, int]) -> None:
+    refused = list(chunk.refused)
+    for seq, (reason, kind) in result.refused.items():
+        line, cells = chunk.rows[seq]
+        refused.append((seq, line, reason, kind, cells))
+    refused.sort(key=lambda r: r[0])
+    for _, line, reason, kind, cells in refused:
+        counts[kind] = counts.get(kind, 0) + 1
+        out.writerow(neutralise_row([line, reason, *cells]))
+    for key, n in (
+        ("added", result.added),
+        ("updated", result.updated),
+        ("unchanged", result.unchanged),
+    ):
+        counts[key] = counts.get(key, 0) + n
+
+
+def read_chunks(job: ImportJob, reader: RowReader) -> Iterator[Chunk]:
+    """The file's records from the checkpoint on, checked, in chunks of CHUNK_ROWS."""
+    chunk = Chunk(start=job.rows_done, end=job.rows_done)
+    first_line: dict[str, str] = {}
+    for record in read_records(transfer_path(job.upload_file), job.file_info, skip=job.rows_done):
+        result = reader(record.seq, record.cells)
+        if isinstance(result, Contact):
+            earlier = first_line.get(result.email)
+            if earlier is None:
+                first_line[result.email] = record.line
+                chunk.contacts.append(result)
+                chunk.rows[record.seq] = (record.line, record.cells)
+            else:
+                reason = f"duplicate of line {earlier}: only the first is used"
+                chunk.refused.append((record.seq, record.line, reason, DUPLICATES, record.cells))
+        elif isinstance(result, Refusal):
+            chunk.refused.append(
+                (record.seq, record.line, result.reason, result.kind, record.cells)
+            )
+        chunk.end = record.seq + 1
+        if chunk.end - chunk.start >= CHUNK_ROWS:
+            yield chunk
+            chunk = Chunk(start=chunk.end, end=chunk.end)
+            first_line = {}
+    if chunk.end > chunk.start:
+        yield chunk
+
+
+_END = object()
+
+
+def _chunks_in_background(job: ImportJob, reader: RowReader) -> Iterator[Chunk]:
+    """read_chunks in a thread: parsing the next chunk overlaps the database writing
+    this one (psycopg releases the GIL while PostgreSQL works), which uses both cores."""
+    channel: queue.Queue[Any] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                channel.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in read_chunks(job, reader):
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as error:  # handed to the consumer, raised there
+            put(error)
+
+    thread = threading.Thread(target=produce, name=f"import-{job.pk}-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = channel.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _remove(relative: str) -> None:
+    if relative:
+        transfer_path(relative).unlink(missing_ok=True)

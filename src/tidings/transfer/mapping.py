@@ -1,0 +1,152 @@
+"""Which column of an uploaded file goes where: suggestions and validation.
+
+A mapping is a list with one target per column: a contact field ("email", "name",
+"first_name", "last_name"), "attribute:<key>" for a custom attribute, "attributes" for a
+column of JSON objects (listmonk's exports), "tags", "status" or "optout" for columns that
+say a person left (their rows are skipped, never imported as active), or "ignore".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from tidings.transfer.errors import TransferError
+
+EMAIL, NAME, FIRST, LAST = "email", "name", "first_name", "last_name"
+ATTRIBUTES, TAGS, STATUS, OPTOUT, IGNORE = "attributes", "tags", "status", "optout", "ignore"
+ATTRIBUTE_PREFIX = "attribute:"
+
+CHOICES = [
+    (EMAIL, "Email address"),
+    (NAME, "Name"),
+    (FIRST, "First name"),
+    (LAST, "Last name"),
+    ("attribute", "Attribute (named below)"),
+    (ATTRIBUTES, "Attributes as JSON (listmonk)"),
+    (TAGS, "Tags (comma-separated)"),
+    (STATUS, "Status (rows not active are skipped)"),
+    (OPTOUT, "Opt-out date (rows with a value are skipped)"),
+    (IGNORE, "Ignore this column"),
+]
+SIMPLE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS, OPTOUT, IGNORE}
+UNIQUE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS}
+ATTRIBUTE_KEY = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,62}$")
+
+# Mailchimp's audience export ("subscribed", "unsubscribed" and "cleaned" members).
+MAILCHIMP = {
+    "email address": EMAIL,
+    "first name": FIRST,
+    "last name": LAST,
+    "tags": TAGS,
+    # Someone in an "unsubscribed" or "cleaned" export left or bounced: never active.
+    "unsub_time": OPTOUT,
+    "clean_time": OPTOUT,
+}
+MAILCHIMP_SYSTEM = {
+    "member_rating", "optin_time", "optin_ip", "confirm_time", "confirm_ip", "latitude",
+    "longitude", "gmtoff", "dstoff", "timezone", "cc", "region", "last_changed", "leid",
+    "euid", "notes", "unsub_campaign_title", "unsub_campaign_id", "unsub_reason",
+    "unsub_reason_other", "clean_campaign_title", "clean_campaign_id",
+}  # fmt: skip
+# listmonk's subscriber export and import format.
+LISTMONK = {"email": EMAIL, "name": NAME, "attributes": ATTRIBUTES, "status": STATUS}
+LISTMONK_SYSTEM = {"uuid", "id", "created_at", "updated_at", "lists"}
+COMMON = {
+    "email": EMAIL, "e-mail": EMAIL, "email address": EMAIL, "e-mail address": EMAIL,
+    "mail": EMAIL, "emailaddress": EMAIL, "courriel": EMAIL,
+    "name": NAME, "full name": NAME, "fullname": NAME,
+    "first name": FIRST, "firstname": FIRST, "given name": FIRST, "forename": FIRST,
+    "last name": LAST, "lastname": LAST, "surname": LAST, "family name": LAST,
+    "tags": TAGS, "status": STATUS,
+}  # fmt: skip
+
+
+def header_key(header: str) -> str:
+    """A column header as compared between files: lower case, "_" as a space, single spaces."""
+    return " ".join(header.replace("_", " ").split()).lower() if header else ""
+
+
+MAILCHIMP = {header_key(k): v for k, v in MAILCHIMP.items()}
+MAILCHIMP_SYSTEM = {header_key(k) for k in MAILCHIMP_SYSTEM}
+LISTMONK_SYSTEM = {header_key(k) for k in LISTMONK_SYSTEM}
+
+
+def attribute_key(header: str) -> str:
+    key = re.sub(r"[^a-z0-9_.-]+", "_", header.strip().lower()).strip("_")
+    return (key or "column")[:63]
+
+
+def recognise(columns: Sequence[str]) -> str:
+    """'mailchimp', 'listmonk' or '' from the header row."""
+    keys = {header_key(c) for c in columns}
+    if "email address" in keys and ({"first name", "last name"} & keys or "leid" in keys):
+        return "mailchimp"
+    if "email" in keys and "attributes" in keys:
+        return "listmonk"
+    return ""
+
+
+def suggest(columns: Sequence[str], remembered: dict[str, str] | None = None) -> list[str]:
+    """A target for every column: the account's last choice for a header it has seen,
+    else what a Mailchimp or listmonk export means, else a guess from the header."""
+    remembered = remembered or {}
+    source = recognise(columns)
+    targets: list[str] = []
+    for column in columns:
+        key = header_key(column)
+        if key in remembered:
+            target = remembered[key]
+        elif source == "mailchimp" and key in MAILCHIMP:
+            target = MAILCHIMP[key]
+        elif source == "mailchimp" and key in MAILCHIMP_SYSTEM:
+            target = IGNORE
+        elif source == "listmonk" and key in LISTMONK:
+            target = LISTMONK[key]
+        elif source == "listmonk" and key in LISTMONK_SYSTEM:
+            target = IGNORE
+        elif key in COMMON:
+            target = COMMON[key]
+        else:
+            target = ATTRIBUTE_PREFIX + attribute_key(column)
+        targets.append(target)
+    # A target that holds one column can be suggested once only: later ones are ignored.
+    seen: set[str] = set()
+    for i, target in enumerate(targets):
+        if target in UNIQUE_TARGETS:
+            if target in seen:
+                targets[i] = IGNORE
+            seen.add(target)
+    return targets
+
+
+def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The mapping as stored, or TransferError saying what is wrong with it."""
+    if len(targets) != len(columns):
+        raise TransferError("Choose what to do with every column.")
+    keys: set[str] = set()
+    used: set[str] = set()
+    for column, target in zip(columns, targets, strict=True):
+        if target.startswith(ATTRIBUTE_PREFIX):
+            key = target[len(ATTRIBUTE_PREFIX) :]
+            if not ATTRIBUTE_KEY.match(key):
+                raise TransferError(
+                    f"Column “{column}”: an attribute name uses lower-case letters, digits, "
+                    "“_”, “-” and “.” (up to 63)."
+                )
+            if key in keys:
+                raise TransferError(f"Two columns are mapped to the attribute “{key}”.")
+            keys.add(key)
+        elif target not in SIMPLE_TARGETS:
+            raise TransferError(f"Column “{column}”: unknown choice {target!r}.")
+        elif target in UNIQUE_TARGETS:
+            if target in used:
+                raise TransferError(f"Only one column can be mapped to {target.replace('_', ' ')}.")
+            used.add(target)
+    if EMAIL not in used:
+        raise TransferError("Choose the column that holds the email address.")
+    return list(targets)
+
+
+def to_remember(columns: Sequence[str], targets: Sequence[str]) -> dict[str, str]:
+    return {header_key(c): t for c, t in zip(columns, targets, strict=True) if header_key(c)}

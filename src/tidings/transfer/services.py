@@ -1,0 +1,411 @@
+"""Every import and export starts and ends here; views (and later the API) call these.
+
+An import goes: `receive_upload` (streamed to disk under a size limit, then analysed) →
+`set_mapping` (columns to fields, lists, add or update) → `start_import` (the legal basis;
+queues the job). An export is one call: `start_export`. Both are run by Celery tasks and
+can be resumed by `resume_stalled` when a worker died.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from tidings.accounts.models import Account, User
+from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.staff import audit
+from tidings.transfer import mapping
+from tidings.transfer.errors import FileRejected, TransferError, UploadTooLarge
+from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
+from tidings.transfer.readers import analyse
+
+
+class UploadWriter:
+    """Writes an upload to disk as it arrives, refusing it the moment it passes the
+    limit: then the partial file is deleted and nothing is stored."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = settings.TRANSFER_UPLOAD_MAX_BYTES if limit is None else limit
+        self.relative = f"imports/{uuid.uuid4().hex}.upload"
+        self.path = transfer_path(self.relative)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle: IO[bytes] | None = open(self.path, "xb")  # noqa: SIM115
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        assert self.handle is not None
+        self.size += len(data)
+        if self.size > self.limit:
+            self.abort()
+            raise UploadTooLarge(
+                f"The file is larger than the limit of {size_label(self.limit)}: nothing was "
+                "stored. Split it into smaller files, or ask the operator to raise the limit."
+            )
+        self.handle.write(data)
+
+    def finish(self) -> tuple[str, int]:
+        assert self.handle is not None
+        self.handle.close()
+        self.handle = None
+        return self.relative, self.size
+
+    def abort(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+        self.path.unlink(missing_ok=True)
+
+
+def size_label(n: int) -> str:
+    if n >= 1024**3:
+        return f"{n / 1024**3:g} GB"
+    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n} bytes"
+
+
+def receive_upload(
+    account: Account, *, by: User | None, name: str, chunks: Iterable[bytes]
+) -> ImportJob:
+    """Stream an upload to disk (UploadTooLarge past the limit) and analyse it."""
+    writer = UploadWriter()
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    relative, size = writer.finish()
+    return create_import(account, by=by, original_name=name, upload_file=relative, size=size)
+
+
+def create_import(
+    account: Account, *, by: User | None, original_name: str, upload_file: str, size: int
+) -> ImportJob:
+    """Analyse a stored upload into a new import waiting for its mapping; a file that
+    cannot be read is deleted and FileRejected says why."""
+    path = transfer_path(upload_file)
+    try:
+        info = analyse(path)
+    except FileRejected:
+        path.unlink(missing_ok=True)
+        raise
+    remembered = ImportMapping.objects.filter(account=account).first()
+    targets = mapping.suggest(info.columns, remembered.targets if remembered else None)
+    if mapping.EMAIL not in targets:
+        # No header names it: the first column whose values look like addresses.
+        for i in range(len(info.columns)):
+            if any("@" in row[i] for row in info.preview if i < len(row)):
+                targets[i] = mapping.EMAIL
+                break
+    return ImportJob.objects.create(
+        account=account,
+        created_by=by,
+        original_name=(original_name or "upload")[:255],
+        upload_file=upload_file,
+        size=size,
+        format=info.format,
+        encoding=info.encoding,
+        delimiter=info.delimiter,
+        has_header=info.has_header,
+        columns=info.columns,
+        mapping=targets,
+        expires_at=timezone.now() + timedelta(days=settings.TRANSFER_FILE_DAYS),
+    )
+
+
+def preview(job: ImportJob) -> list[list[str]]:
+    """The first rows of the upload, for the mapping page (read again, never stored)."""
+    if not job.upload_file or not transfer_path(job.upload_file).exists():
+        return []
+    try:
+        return analyse(transfer_path(job.upload_file)).preview
+    except FileRejected:
+        return []
+
+
+def set_mapping(
+    job: ImportJob, *, targets: list[str], mode: str, list_ids: Iterable[int]
+) -> ImportJob:
+    """Store the column mapping, the mode and the lists, and remember the mapping for
+    the account's next import."""
+    _check_editable(job)
+    if mode not in ImportJob.Mode.values:
+        raise TransferError("Choose whether existing contacts are updated.")
+    wanted = {int(i) for i in list_ids}
+    lists = set(
+        MailingList.objects.filter(account_id=job.account_id, pk__in=wanted).values_list(
+            "pk", flat=True
+        )
+    )
+    if lists != wanted:
+        raise TransferError("One of the chosen lists does not exist.")
+    job.mapping = mapping.validate(job.columns, targets)
+    job.mode = mode
+    job.list_ids = sorted(lists)
+    job.status = ImportJob.Status.MAPPED
+    with transaction.atomic():
+        job.save(update_fields=["mapping", "mode", "list_ids", "status"])
+        ImportMapping.objects.update_or_create(
+            account_id=job.account_id,
+            defaults={"targets": mapping.to_remember(job.columns, job.mapping)},
+        )
+    return job
+
+
+def start_import(
+    job: ImportJob,
+    *,
+    by: User | None,
+    legal_basis: str,
+    basis_date: date | None,
+    statement: str,
+) -> ImportJob:
+    """Record the legal basis the customer states for the whole file and queue the job.
+
+    Consent needs the date it was collected; a contract may give one."""
+    from tidings.transfer.tasks import run_import_task
+
+    if job.status != ImportJob.Status.MAPPED:
+        raise TransferError("Map the columns first.")
+    if legal_basis not in ImportJob.Basis.values:
+        raise TransferError("Choose the legal basis on which you may mail these people.")
+    statement = " ".join((statement or "").split())
+    if not statement:
+        raise TransferError("Say how and where these people gave their consent or contract.")
+    if legal_basis == ImportJob.Basis.CONSENT and basis_date is None:
+        raise TransferError("Give the date on which the consent was collected.")
+    if basis_date is not None and basis_date > timezone.localdate():
+        raise TransferError("The date of the consent cannot be in the future.")
+    job.legal_basis = legal_basis
+    job.basis_at = (
+        timezone.make_aware(datetime.combine(basis_date, time(12))) if basis_date else None
+    )
+    job.statement = statement[:400]
+    job.status = ImportJob.Status.QUEUED
+    with transaction.atomic():
+        job.save(update_fields=["legal_basis", "basis_at", "statement", "status"])
+        audit.record(
+            audit.AuditEvent.Action.CREATE,
+            job,
+            by=by,
+            fields=["contacts"],
+            account_id=job.account_id,
+            reason=f"import of contacts (legal basis: {legal_basis})",
+        )
+        transaction.on_commit(lambda: run_import_task.delay(job.pk))
+    return job
+
+
+def discard_import(job: ImportJob) -> None:
+    """Drop an import that was not started, and its upload."""
+    _check_editable(job)
+    job.delete()  # the files go with the row (signals.py)
+
+
+def _check_editable(job: ImportJob) -> None:
+    if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
+        raise TransferError("This import has started; it can no longer be changed.")
+
+
+# Exports -----------------------------------------------------------------------------
+
+
+def start_export(
+    account: Account,
+    *,
+    by: User | None,
+    fmt: str,
+    scope: str = ExportJob.Scope.ALL,
+    list_id: int | None = None,
+    q: str = "",
+    status: str = "",
+) -> ExportJob:
+    """Queue the export of the whole audience, one list or a search, as CSV/XLSX/XLS."""
+    from tidings.transfer.tasks import run_export_task
+
+    if not account.is_processing_allowed:
+        raise TransferError("The account is closed: nothing more is processed.")
+    if fmt not in ExportJob.Format.values:
+        raise TransferError("Choose CSV, XLSX or XLS.")
+    criteria: dict[str, Any] = {}
+    if scope == ExportJob.Scope.LIST:
+        mailing_list = (
+            MailingList.objects.filter(account=account, pk=list_id).first() if list_id else None
+        )
+        if mailing_list is None:
+            raise TransferError("Choose one of your lists.")
+        criteria = {"list": mailing_list.pk}
+        description = f"list “{mailing_list.name}”"
+    elif scope == ExportJob.Scope.SEARCH:
+        if status and status not in Contact.Status.values:
+            raise TransferError("Unknown status.")
+        criteria = {"q": q.strip()[:200], "status": status}
+        parts = [f"containing “{criteria['q']}”"] if criteria["q"] else []
+        parts += [f"status {status}"] if status else []
+        description = "contacts " + (" and ".join(parts) or "(no filter)")
+    elif scope == ExportJob.Scope.ALL:
+        description = "the whole audience"
+    else:
+        raise TransferError("Choose what to export.")
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            account=account,
+            created_by=by,
+            format=fmt,
+            scope=scope,
+            criteria=criteria,
+            description=description[:300],
+        )
+        audit.record(
+            audit.AuditEvent.Action.EXPORT,
+            job,
+            by=by,
+            fields=["contacts"],
+            account_id=account.pk,
+            reason=f"export of contacts ({scope}) as {fmt}",
+        )
+        transaction.on_commit(lambda: run_export_task.delay(job.pk))
+    return job
+
+
+def export_queryset(job: ExportJob) -> QuerySet[Contact]:
+    """The contacts an export covers: always within the job's account."""
+    contacts = Contact.objects.filter(account_id=job.account_id)
+    if job.scope == ExportJob.Scope.LIST:
+        contacts = contacts.filter(
+            subscriptions__mailing_list_id=job.criteria["list"],
+            subscriptions__status__in=[
+                Subscription.Status.CONFIRMED,
+                Subscription.Status.UNCONFIRMED,
+            ],
+        )
+    elif job.scope == ExportJob.Scope.SEARCH:
+        q = job.criteria.get("q", "")
+        if q:
+            contacts = contacts.filter(Q(email__icontains=q) | Q(name__icontains=q))
+        if job.criteria.get("status"):
+            contacts = contacts.filter(status=job.criteria["status"])
+    return contacts
+
+
+def run_export(job_id: int) -> ExportJob | None:
+    """Build the file of one export; safe to run again (it starts the file afresh)."""
+    from tidings.transfer.exporter import export_contacts
+
+    now = timezone.now()
+    with transaction.atomic():
+        job = ExportJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.status not in (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING):
+            return None
+        if job.lease_until is not None and job.lease_until > now:
+            return None
+        if not job.account.is_processing_allowed:
+            job.status = ExportJob.Status.FAILED
+            job.error = "The account was closed: the export was not built."
+            job.save(update_fields=["status", "error"])
+            return None
+        job.status = ExportJob.Status.RUNNING
+        job.lease_until = now + timedelta(hours=1)
+        job.save(update_fields=["status", "lease_until"])
+    relative = f"exports/{job.pk}-{uuid.uuid4().hex}.{job.format}"
+    path = transfer_path(relative)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    try:
+        rows = export_contacts(export_queryset(job), job.format, partial)
+        partial.rename(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        ExportJob.objects.filter(pk=job.pk).update(lease_until=None)
+        raise
+    finished = timezone.now()
+    ExportJob.objects.filter(pk=job.pk).update(
+        status=ExportJob.Status.DONE,
+        file=relative,
+        size=path.stat().st_size,
+        rows=rows,
+        finished_at=finished,
+        expires_at=finished + timedelta(days=settings.TRANSFER_FILE_DAYS),
+        lease_until=None,
+    )
+    job.refresh_from_db()
+    return job
+
+
+def export_file(job: ExportJob, *, by: User | None) -> Path:
+    """The file of a finished export, for its download (recorded in the audit log)."""
+    if job.status != ExportJob.Status.DONE or not job.file:
+        raise TransferError("This export is not ready.")
+    path = transfer_path(job.file)
+    if not path.exists():
+        raise TransferError("This export has expired.")
+    audit.record(
+        audit.AuditEvent.Action.EXPORT,
+        job,
+        by=by,
+        fields=["file"],
+        account_id=job.account_id,
+        reason="export downloaded",
+    )
+    return path
+
+
+# Housekeeping ------------------------------------------------------------------------
+
+
+def delete_expired_files() -> dict[str, int]:
+    """Delete exports past their expiry, and the reports and unused uploads of imports
+    past theirs; the import's row (its counts, its stated basis) stays."""
+    now = timezone.now()
+    exports = 0
+    for export in ExportJob.objects.filter(expires_at__lte=now):
+        export.delete()  # with its file (signals.py)
+        exports += 1
+    imports = 0
+    expired = ImportJob.objects.filter(expires_at__lte=now).exclude(
+        status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
+    )
+    for job in expired:
+        if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
+            job.delete()  # never started: nothing to keep
+        else:
+            for relative in (job.report_file, job.upload_file):
+                if relative:
+                    transfer_path(relative).unlink(missing_ok=True)
+            ImportJob.objects.filter(pk=job.pk).update(
+                report_file="", upload_file="", expires_at=None
+            )
+        imports += 1
+    return {"exports": exports, "imports": imports}
+
+
+def resume_stalled() -> list[str]:
+    """Queue again the imports and exports whose worker died (lease run out)."""
+    from tidings.transfer.tasks import run_export_task, run_import_task
+
+    now = timezone.now()
+    stale = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    queued_before = now - timedelta(minutes=5)
+    resumed = []
+    for pk in ImportJob.objects.filter(
+        stale,
+        Q(status=ImportJob.Status.RUNNING)
+        | Q(status=ImportJob.Status.QUEUED, created_at__lt=queued_before),
+    ).values_list("pk", flat=True):
+        run_import_task.delay(pk)
+        resumed.append(f"import {pk}")
+    for pk in ExportJob.objects.filter(
+        stale,
+        Q(status=ExportJob.Status.RUNNING)
+        | Q(status=ExportJob.Status.QUEUED, created_at__lt=queued_before),
+    ).values_list("pk", flat=True):
+        run_export_task.delay(pk)
+        resumed.append(f"export {pk}")
+    return resumed

@@ -1,0 +1,82 @@
+"""Fixtures of the sending tests: an account with a list, contacts, a relay pointing at a
+real aiosmtpd server, and a campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tidings.audience import services as audience
+from tidings.audience.models import Contact, MailingList
+from tidings.campaigns.models import Campaign
+from tidings.sending.models import Relay
+
+
+@pytest.fixture
+def account(customer):  # type: ignore[no-untyped-def]
+    return customer.account
+
+
+@pytest.fixture
+def newsletter(account):  # type: ignore[no-untyped-def]
+    return MailingList.objects.create(account=account, name="Newsletter")
+
+
+def add_contacts(account: Any, mailing_list: MailingList, n: int, **kwargs: Any) -> list[Contact]:
+    return [
+        audience.add_contact(
+            account, f"reader{i}@example.net", name=f"Reader {i}", lists=[mailing_list], **kwargs
+        )
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def relay(account, smtp_server):  # type: ignore[no-untyped-def]
+    return Relay.objects.create(
+        account=account,
+        name="test relay",
+        host=smtp_server.host,
+        port=smtp_server.port,
+        security=Relay.Security.NONE,
+    )
+
+
+@pytest.fixture
+def campaign(account, newsletter):  # type: ignore[no-untyped-def]
+    campaign = Campaign.objects.create(
+        account=account,
+        name="November news",
+        subject="News for {{ contact.first_name }}",
+        from_name="Example News",
+        from_email="news@news.example.org",
+        body='<p>Hello {{ contact.name }}, read <a href="https://example.org/a?x=1&amp;y=2">this</a>.</p>',
+    )
+    campaign.lists.add(newsletter)
+    return campaign
+
+
+class RawSink:
+    """An aiosmtpd handler that keeps each message's bytes as they arrived."""
+
+    def __init__(self) -> None:
+        self.raw: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.raw.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+
+@pytest.fixture
+def raw_sink(account):  # type: ignore[no-untyped-def]
+    from aiosmtpd.controller import Controller
+
+    from tests.conftest import free_port
+
+    sink, port = RawSink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    Relay.objects.create(account=account, name="raw", host="127.0.0.1", port=port, security="none")
+    yield sink
+    controller.stop()

@@ -1,0 +1,161 @@
+"""The campaign pipeline, run eagerly against a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from tests.sending.conftest import add_contacts
+from tidings.audience import services as audience
+from tidings.audience.models import Contact
+from tidings.campaigns.models import Campaign
+from tidings.sending import engine
+from tidings.sending.models import Delivery
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def envelope_counts(sink) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    counts: dict[str, int] = {}
+    for message in sink.messages:
+        for to in message["X-Envelope-To"].split(", "):
+            counts[to] = counts.get(to, 0) + 1
+    return counts
+
+
+def test_sending_a_campaign_mails_every_confirmed_contact_once(
+    account, newsletter, relay, campaign, smtp_server
+):
+    add_contacts(account, newsletter, 7)
+    audience.add_contact(account, "pending@example.net", lists=[newsletter], confirmed=False)
+    assert engine.start_campaign(campaign) == 7
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    counts = envelope_counts(smtp_server)
+    assert counts == {f"reader{i}@example.net": 1 for i in range(7)}
+    message = smtp_server.to("reader3@example.net")[0]
+    assert message["Subject"] == "News for Reader"
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_starting_twice_or_redelivering_a_batch_sends_nobody_twice(
+    account, newsletter, relay, campaign, smtp_server
+):
+    add_contacts(account, newsletter, 5)
+    engine.start_campaign(campaign)
+    with pytest.raises(engine.SendingError):
+        engine.start_campaign(campaign)
+    first, last = Delivery.objects.order_by("pk").values_list("pk", flat=True)[::4]
+    # The broker hands the same batch to a worker again: nothing is queued any more.
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    result = engine.send_batch(campaign.pk, first, last)
+    assert result.sent == 0
+    assert engine.materialise(campaign) == 0
+    assert all(n == 1 for n in envelope_counts(smtp_server).values())
+    assert len(smtp_server.messages) == 5
+
+
+@pytest.mark.promise("P21")
+def test_a_contact_who_unsubscribes_mid_campaign_gets_nothing_more(
+    account, newsletter, relay, campaign, smtp_server
+):
+    contacts = add_contacts(account, newsletter, 4)
+    with pytest.MonkeyPatch.context():
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+        engine.materialise(campaign)
+    # After the recipients are fixed, one leaves and one is erased-and-suppressed.
+    audience.unsubscribe(contacts[1])
+    audience.suppress(account, contacts[2].email, "unsubscribed")
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    engine.send_batch(campaign.pk, ids[0], ids[-1])
+    assert set(envelope_counts(smtp_server)) == {contacts[0].email, contacts[3].email}
+    skipped = Delivery.objects.filter(status="skipped").values_list("contact_id", flat=True)
+    assert set(skipped) == {contacts[1].pk, contacts[2].pk}
+
+
+def test_a_paused_campaign_sends_nothing_until_resumed(
+    account, newsletter, relay, campaign, smtp_server, django_capture_on_commit_callbacks
+):
+    add_contacts(account, newsletter, 3)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    engine.materialise(campaign)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert engine.send_batch(campaign.pk, ids[0], ids[-1]).sent == 0
+    assert smtp_server.messages == []
+    engine.resume_campaign(campaign)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert len(smtp_server.messages) == 3
+
+
+def test_cancelling_leaves_the_rest_unsent(account, newsletter, relay, campaign, smtp_server):
+    add_contacts(account, newsletter, 3)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    engine.materialise(campaign)
+    engine.cancel_campaign(campaign)
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"skipped"}
+    with pytest.raises(engine.SendingError):
+        engine.resume_campaign(campaign)
+    assert smtp_server.messages == []
+
+
+def test_a_scheduled_campaign_starts_when_due(account, newsletter, relay, campaign, smtp_server):
+    add_contacts(account, newsletter, 2)
+    when = timezone.now() + timezone.timedelta(hours=1)
+    engine.schedule_campaign(campaign, when)
+    assert engine.start_due_campaigns() == []
+    assert engine.start_due_campaigns(now=when + timezone.timedelta(seconds=1)) == [campaign.pk]
+    assert len(smtp_server.messages) == 2
+
+
+def test_a_stalled_claim_is_recovered_at_most_once(
+    account, newsletter, relay, campaign, smtp_server
+):
+    add_contacts(account, newsletter, 5)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    engine.materialise(campaign)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    # A worker claimed three, then died before any answer came back.
+    claimed = engine.claim(campaign, ids[0], ids[-1], "dead-worker", limit=3)
+    assert claimed == ids[:3]
+    later = timezone.now() + timezone.timedelta(hours=1)
+    outcome = engine.recover_stalled(now=later)
+    assert outcome.unknown == 1 and outcome.requeued == 2
+    assert Delivery.objects.get(pk=ids[0]).status == "unknown"
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert set(envelope_counts(smtp_server)) == set(
+        Contact.objects.filter(deliveries__pk__in=ids[1:]).values_list("email", flat=True)
+    )
+
+
+def test_after_a_database_restart_no_stalled_delivery_is_retried(
+    account, newsletter, relay, campaign, smtp_server, monkeypatch
+):
+    # "Sent" marks do not wait for the disk: a database crash may lose the last ones, so
+    # every claim older than the restart is ambiguous as a whole.
+    add_contacts(account, newsletter, 4)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    engine.materialise(campaign)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    engine.claim(campaign, ids[0], ids[-1], "worker-before-the-crash", limit=3)
+    later = timezone.now() + timezone.timedelta(hours=1)
+    monkeypatch.setattr(
+        engine, "database_started_at", lambda: later - timezone.timedelta(minutes=5)
+    )
+    outcome = engine.recover_stalled(now=later)
+    assert outcome.unknown == 3 and outcome.requeued == 0
+    assert len(smtp_server.messages) == 1  # only the unclaimed fourth
+
+
+def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, campaign, settings):
+    from tidings.outbox.models import OutboxMessage
+
+    settings.EMAIL_BACKEND = "tidings.outbox.backend.OutboxBackend"
+    add_contacts(account, newsletter, 2)
+    engine.start_campaign(campaign)
+    rows = OutboxMessage.objects.order_by("recipients")
+    assert [r.recipients for r in rows] == ["reader0@example.net", "reader1@example.net"]
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in rows[0].raw
+    assert rows[0].subject == "News for Reader"
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}

@@ -1,0 +1,273 @@
+"""Exactly once, with real parts: `celery worker` processes on a Redis broker send a
+campaign of a few thousand contacts to a real SMTP server (aiosmtpd, in this process).
+A worker is SIGKILLed mid-campaign, or the broker's Redis is killed and restarted; then
+the messages are counted per recipient at the SMTP server: nobody twice, everyone but
+the documented ambiguous deliveries (at most one per killed worker process) once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from celery import Celery
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import free_port
+from tidings.audience.models import Contact, Subscription
+from tidings.campaigns.models import Campaign
+from tidings.sending import engine
+from tidings.sending.models import Delivery, Relay
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPIENTS = 3000
+LEASE = 6  # seconds: short, so the test sees recovery quickly
+
+
+class CountingServer:
+    """Counts messages per recipient; a little slow, so a campaign lasts a while."""
+
+    def __init__(self) -> None:
+        self.count: Counter[str] = Counter()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.002)
+        self.count.update(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@pytest.fixture
+def counting_smtp() -> Iterator[tuple[CountingServer, int]]:
+    handler, port = CountingServer(), free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+def big_campaign(account, port: int) -> Campaign:  # type: ignore[no-untyped-def]
+    from tidings.audience.models import MailingList
+
+    newsletter = MailingList.objects.create(account=account, name="Everyone")
+    now = timezone.now()
+    Contact.objects.bulk_create(
+        [
+            Contact(account=account, email=f"r{i}@example.net", name=f"Reader {i}", basis_at=now)
+            for i in range(RECIPIENTS)
+        ],
+        batch_size=1000,
+    )
+    Subscription.objects.bulk_create(
+        [
+            Subscription(contact=c, mailing_list=newsletter, confirmed_at=now)
+            for c in Contact.objects.filter(account=account)
+        ],
+        batch_size=1000,
+    )
+    Relay.objects.create(
+        account=account,
+        name="sink",
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        max_connections=10,
+    )
+    campaign = Campaign.objects.create(
+        account=account,
+        name="Big",
+        subject="Hello {{ contact.first_name }}",
+        from_email="news@news.example.org",
+        body="<p>Dear {{ contact.name }}</p>",
+    )
+    campaign.lists.add(newsletter)
+    # Started as start_campaign does, without queueing the dispatch in this (eager) process.
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=timezone.now())
+    assert engine.materialise(campaign) == RECIPIENTS
+    return campaign
+
+
+class Workers:
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        self.procs: list[subprocess.Popen[bytes]] = []
+        db = dict(connection.settings_dict)
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CELERY_BROKER_URL": broker,
+            "TIDINGS_TASKS_EAGER": "false",
+            "TIDINGS_DATA_DIR": str(django_settings.DATA_DIR),
+            "TIDINGS_SENDING_LEASE_SECONDS": str(LEASE),
+            "TIDINGS_SENDING_BATCH": "100",
+            "TIDINGS_BROKER_VISIBILITY_TIMEOUT": "15",
+            "PYTHONPATH": str(ROOT),
+        }
+        # Not the current app: tasks queued by later tests must keep using Tidings's own.
+        self.client = Celery(broker=broker, set_as_current=False)
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tidings", "worker", "-c", "2",
+             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+            cwd=ROOT, env=self.env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def send(self, task: str, *args: object) -> None:
+        self.client.send_task(f"tidings.sending.tasks.{task}", args=list(args))
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its pool: as if the machine died
+        proc.wait()
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.client.close()
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, every: Callable[[], None] | None = None
+) -> None:
+    end = time.monotonic() + timeout
+    last = 0.0
+    while time.monotonic() < end:
+        if condition():
+            return
+        if every is not None and time.monotonic() - last > 2:
+            every()
+            last = time.monotonic()
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def finished(campaign: Campaign) -> bool:
+    return Campaign.objects.get(pk=campaign.pk).status == Campaign.Status.SENT
+
+
+def assert_exactly_once(campaign: Campaign, counts: Counter[str], *, killed_processes: int) -> None:
+    statuses = Counter(Delivery.objects.filter(campaign=campaign).values_list("status", flat=True))
+    assert set(statuses) <= {"sent", "unknown"}, statuses
+    twice = {rcpt: n for rcpt, n in counts.items() if n > 1}
+    assert not twice, f"sent twice: {twice}"
+    sent = set(
+        Delivery.objects.filter(campaign=campaign, status="sent").values_list(
+            "contact__email", flat=True
+        )
+    )
+    unknown = set(
+        Delivery.objects.filter(campaign=campaign, status="unknown").values_list(
+            "contact__email", flat=True
+        )
+    )
+    assert sent <= set(counts), "marked sent but never received"
+    assert set(counts) <= sent | unknown
+    assert len(unknown) <= killed_processes
+    assert len(counts) >= RECIPIENTS - len(unknown)
+
+
+def test_a_worker_killed_mid_campaign_sends_nobody_twice(account, counting_smtp, settings):
+    settings.SENDING = {**settings.SENDING, "lease_seconds": LEASE}
+    server, port = counting_smtp
+    campaign = big_campaign(account, port)
+    workers = Workers("redis://127.0.0.1:6379/6")
+    redis_client = __import__("redis").Redis.from_url(workers.broker)
+    redis_client.flushdb()
+    try:
+        first = workers.start("first")
+        workers.send("dispatch_campaign", campaign.pk)
+        wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 4, 120)
+        workers.kill(first)
+        in_flight = Delivery.objects.filter(campaign=campaign, status="sending").count()
+        received_at_kill = sum(server.count.values())
+        assert received_at_kill < RECIPIENTS, "the campaign finished before the kill"
+        workers.start("second")
+        # Beat's sweep, every minute in production: here every two seconds.
+        wait_until(lambda: finished(campaign), 240, every=lambda: workers.send("recover_stalled"))
+        assert_exactly_once(campaign, server.count, killed_processes=2)
+        assert in_flight <= 2 * engine.CHUNK
+
+        # The broker delivers a batch again: nothing is sent twice.
+        ids = list(
+            Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True)
+        )
+        before = sum(server.count.values())
+        Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+        workers.send("send_batch", campaign.pk, ids[0], ids[-1])
+        workers.send("send_batch", campaign.pk, ids[0], ids[-1])
+        wait_until(lambda: finished(campaign), 60, every=lambda: workers.send("recover_stalled"))
+        time.sleep(1)
+        assert sum(server.count.values()) == before
+        assert_exactly_once(campaign, server.count, killed_processes=2)
+    finally:
+        workers.stop_all()
+
+
+def test_a_broker_restart_mid_campaign_loses_and_duplicates_nothing(
+    account, counting_smtp, settings
+):
+    settings.SENDING = {**settings.SENDING, "lease_seconds": LEASE}
+    server, port = counting_smtp
+    campaign = big_campaign(account, port)
+    redis_port = free_port()
+
+    def start_redis() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        client = __import__("redis").Redis(port=redis_port)
+        wait_until(lambda: _pings(client), 10)
+        return proc
+
+    broker = start_redis()
+    workers = Workers(f"redis://127.0.0.1:{redis_port}/0")
+    try:
+        workers.start("only")
+        workers.send("dispatch_campaign", campaign.pk)
+        wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 4, 120)
+        broker.kill()  # SIGKILL: every queued batch task is gone with it
+        broker.wait()
+        time.sleep(1)
+        broker = start_redis()
+        wait_until(
+            lambda: finished(campaign), 240, every=lambda: _try(workers.send, "recover_stalled")
+        )
+        assert_exactly_once(campaign, server.count, killed_processes=0)
+        assert len(server.count) == RECIPIENTS
+    finally:
+        workers.stop_all()
+        broker.kill()
+        broker.wait()
+
+
+def _pings(client) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def _try(fn: Callable[..., None], *args: object) -> None:
+    with contextlib.suppress(Exception):  # the broker may still be coming back
+        fn(*args)

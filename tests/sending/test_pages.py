@@ -1,0 +1,122 @@
+"""The sending pages: scoped to the account, work without JavaScript, and the public
+archive shows no personal data."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sending.conftest import add_contacts
+from tidings.campaigns.models import Campaign
+from tidings.sending import engine
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_send_now_from_the_page_and_follow_progress(
+    client, customer, account, newsletter, campaign, relay, smtp_server
+):
+    add_contacts(account, newsletter, 3)
+    client.force_login(customer)
+    page = client.get(f"/campaigns/{campaign.uuid}/send/")
+    assert page.status_code == 200
+    assert b"3 contacts would receive it now" in page.content
+    response = client.post(f"/campaigns/{campaign.uuid}/send/", {"action": "send"}, follow=True)
+    assert b"Sending has started." in response.content
+    progress = client.get(f"/campaigns/{campaign.uuid}/progress.json").json()
+    assert progress["sent"] == 3 and progress["remaining"] == 0 and progress["status"] == "sent"
+    assert len(smtp_server.messages) == 3
+    report = client.get(f"/campaigns/{campaign.uuid}/report/")
+    assert (
+        report.status_code == 200 and b"<svg" in report.content and b"<script" not in report.content
+    )
+
+
+def test_schedule_with_a_time_zone_then_unschedule(client, customer, campaign):
+    client.force_login(customer)
+    response = client.post(
+        f"/campaigns/{campaign.uuid}/send/",
+        {"action": "schedule", "when": "2099-05-01T09:30", "timezone": "Europe/Paris"},
+        follow=True,
+    )
+    assert b"Scheduled." in response.content
+    campaign.refresh_from_db()
+    assert campaign.status == "scheduled"
+    assert campaign.scheduled_at.isoformat() == "2099-05-01T07:30:00+00:00"
+    client.post(f"/campaigns/{campaign.uuid}/send/", {"action": "unschedule"})
+    campaign.refresh_from_db()
+    assert campaign.status == "draft" and campaign.scheduled_at is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"action": "schedule", "when": "yesterday", "timezone": "UTC"},
+        {"action": "schedule", "when": "2099-05-01T09:30", "timezone": "Mars/Olympus"},
+        {"action": "schedule", "when": "2001-05-01T09:30", "timezone": "UTC"},
+        {"action": "pause"},
+        {"action": "explode"},
+    ],
+)
+def test_bad_actions_say_why_and_change_nothing(client, customer, campaign, data):
+    client.force_login(customer)
+    response = client.post(f"/campaigns/{campaign.uuid}/send/", data, follow=True)
+    assert response.status_code == 200 and b'class="message error"' in response.content
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
+
+
+def test_another_accounts_campaign_is_not_found_and_not_sent(client, other_customer, campaign):
+    client.force_login(other_customer)
+    for path in ("send/", "progress.json", "report/"):
+        assert client.get(f"/campaigns/{campaign.uuid}/{path}").status_code == 404
+    assert client.post(f"/campaigns/{campaign.uuid}/send/", {"action": "send"}).status_code == 404
+    campaign.refresh_from_db()
+    assert campaign.status == "draft"
+
+
+def test_the_public_archive_shows_sent_archived_campaigns_without_personal_data(
+    client, account, newsletter, campaign, relay, smtp_server
+):
+    add_contacts(account, newsletter, 1)
+    assert client.get(f"/archive/{account.pk}/").status_code == 404
+    campaign.archived = True
+    campaign.save()
+    engine.start_campaign(campaign)
+    listing = client.get(f"/archive/{account.pk}/")
+    assert listing.status_code == 200 and b"November news" in listing.content
+    page = client.get(f"/archive/{account.pk}/{campaign.uuid}/")
+    assert page.status_code == 200
+    assert b"Reader 0" not in page.content and b"reader0@example.net" not in page.content
+    assert b"sandbox" in page.content
+    Campaign.objects.filter(pk=campaign.pk).update(archived=False)
+    assert client.get(f"/archive/{account.pk}/{campaign.uuid}/").status_code == 404
+
+
+def test_the_settings_page_adds_a_relay_and_a_domain(client, customer, account):
+    client.force_login(customer)
+    response = client.post(
+        "/sending/",
+        {
+            "form": "relay",
+            "relay-name": "Mine",
+            "relay-host": "smtp.example.org",
+            "relay-port": "587",
+            "relay-security": "starttls",
+            "relay-username": "u",
+            "relay-password": "pw-123",
+            "relay-esp": "",
+            "relay-max_connections": "4",
+            "relay-rate_per_second": "10",
+            "relay-rate_per_hour": "0",
+            "relay-active": "on",
+        },
+        follow=True,
+    )
+    assert b"Relay added." in response.content and b"pw-123" not in response.content
+    response = client.post(
+        "/sending/",
+        {"form": "domain", "domain-domain": "news.example.org", "domain-selector": "tidings"},
+        follow=True,
+    )
+    assert b"tidings._domainkey.news.example.org" in response.content
+    assert b"v=DKIM1; k=rsa; p=" in response.content

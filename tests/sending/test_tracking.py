@@ -1,0 +1,123 @@
+"""Opens and clicks: optional per campaign, never for a contact who objected, counts only
+under aggregate-only tracking, signed links that redirect only where the campaign
+pointed, per-contact events folded into counts when their retention ends."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+
+import pytest
+from django.utils import timezone
+
+from tests.sending.conftest import add_contacts
+from tidings.privacy import retention
+from tidings.sending import engine, services, tokens, tracking
+from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def html_of(raw: bytes) -> str:
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    return message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def links(html: str, kind: str) -> list[str]:
+    return [
+        u.replace("&amp;", "&").removeprefix("http://127.0.0.1:8000")
+        for u in re.findall(r'(?:href|src)="([^"]+)"', html)
+        if f"/t/{kind}/" in u
+    ]
+
+
+@pytest.fixture
+def tracked(campaign):  # type: ignore[no-untyped-def]
+    campaign.track_opens = campaign.track_clicks = True
+    campaign.save()
+    return campaign
+
+
+@pytest.mark.promise("P18")
+def test_per_contact_tracking_records_who_and_never_for_an_objector(
+    client, account, newsletter, tracked, raw_sink
+):
+    services.set_tracking(account, "contact")
+    fan, objector = add_contacts(account, newsletter, 2)
+    objector.allow_tracking = False
+    objector.save()
+    engine.start_campaign(tracked)
+    by_rcpt = {rcpt[0]: html_of(raw) for rcpt, raw in raw_sink.raw}
+    assert links(by_rcpt[objector.email], "c") == [] and links(by_rcpt[objector.email], "o") == []
+    assert 'href="https://example.org/a?x=1&amp;y=2"' in by_rcpt[objector.email]
+
+    (click,) = links(by_rcpt[fan.email], "c")
+    (pixel,) = links(by_rcpt[fan.email], "o")
+    response = client.get(click)
+    assert response.status_code == 302 and response["Location"] == "https://example.org/a?x=1&y=2"
+    assert client.get(pixel)["Content-Type"] == "image/gif"
+    client.get(pixel)
+    delivery = Delivery.objects.get(contact=fan)
+    events = TrackingEvent.objects.filter(delivery=delivery)
+    assert sorted(events.values_list("kind", flat=True)) == ["click", "open", "open"]
+    summary = tracking.report(tracked)["summary"]
+    assert summary["opened"] == 1 and summary["opens"] == 2 and summary["clicked"] == 1
+
+
+@pytest.mark.promise("P26")
+def test_aggregate_only_tracking_counts_without_knowing_who(
+    client, account, newsletter, tracked, raw_sink
+):
+    services.set_tracking(account, "aggregate")
+    add_contacts(account, newsletter, 2)
+    engine.start_campaign(tracked)
+    pages = [html_of(raw) for _, raw in raw_sink.raw]
+    # Both recipients get the very same tracking links: they say nothing about who.
+    assert links(pages[0], "c") == links(pages[1], "c")
+    assert links(pages[0], "o") == links(pages[1], "o")
+    client.get(links(pages[0], "o")[0])
+    client.get(links(pages[1], "c")[0])
+    assert not TrackingEvent.objects.exists()
+    counts = dict(CampaignStat.objects.values_list("kind", "count"))
+    assert counts == {"open": 1, "click": 1}
+
+
+def test_untracked_campaigns_have_plain_links(account, newsletter, campaign, raw_sink):
+    add_contacts(account, newsletter, 1)
+    engine.start_campaign(campaign)
+    html = html_of(raw_sink.raw[0][1])
+    assert "/t/" not in html and "https://example.org/a?x=1&amp;y=2" in html
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        tokens.click_token(1, None, "https://example.org/")[:-2] + "xx",
+        tokens.open_token(1, None),  # an open token is no click token
+        tokens.click_token(1, None, "javascript:alert(1)"),
+    ],
+)
+def test_the_click_redirect_is_no_open_redirect(client, account, token):
+    response = client.get(f"/t/c/{token}/")
+    assert response.status_code == 400
+    assert "Location" not in response
+
+
+def test_expired_events_become_counts_and_are_deleted(
+    client, account, newsletter, tracked, raw_sink, settings
+):
+    services.set_tracking(account, "contact")
+    add_contacts(account, newsletter, 2)
+    engine.start_campaign(tracked)
+    for _, raw in raw_sink.raw:
+        client.get(links(html_of(raw), "o")[0])
+    client.get(links(html_of(raw_sink.raw[0][1]), "o")[0])
+    before = tracking.report(tracked)["summary"]
+    later = timezone.now() + timezone.timedelta(days=settings.SENDING["tracking_days"] + 1)
+    rule = next(r for r in retention.rules() if r.name == "tracking events")
+    assert retention.apply(rule, now=later).count == 3
+    assert not TrackingEvent.objects.exists()
+    after = tracking.report(tracked)["summary"]
+    assert after == before and after["opened"] == 2 and after["opens"] == 3

@@ -1,0 +1,164 @@
+"""Importing contacts: what is written, what is refused and why, and nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.transfer.conftest import prepare, report_rows, run
+from tidings.audience import services as audience
+from tidings.audience.models import ConsentProof, Contact, Subscription
+from tidings.transfer import importer, writers
+from tidings.transfer.models import ImportJob
+
+
+@pytest.fixture(autouse=True, params=["postgres", "orm"])
+def writer(request, monkeypatch):  # type: ignore[no-untyped-def]
+    """Every test runs with the PostgreSQL fast path and with the ORM path of SQLite."""
+    if request.param == "orm":
+        monkeypatch.setattr(
+            importer, "writer_for", lambda vendor, job, lists: writers.OrmWriter(job, lists)
+        )
+    return request.param
+
+
+CSV = (
+    b"Email,Name,City\n"
+    b"ada@example.org,Ada Lovelace,London\n"
+    b"GRACE@Example.ORG,Grace Hopper,Arlington\n"
+    b"not-an-address,Nobody,Nowhere\n"
+    b"ada@example.org,Ada Again,Paris\n"
+    b",,\n"
+    b"j\xc3\xb6rg@b\xc3\xbccher.example,J\xc3\xb6rg,Berlin\n"
+)
+
+
+@pytest.mark.promise("P2")
+def test_an_import_writes_contacts_with_the_stated_basis_and_a_proof(customer, newsletter):
+    job = run(prepare(customer, CSV, lists=[newsletter]))
+    assert job.status == ImportJob.Status.DONE, job.error
+    contacts = Contact.objects.filter(account=customer.account).order_by("email")
+    assert [c.email for c in contacts] == [
+        "ada@example.org",
+        "grace@example.org",
+        "jörg@xn--bcher-kva.example",
+    ]
+    ada = contacts[0]
+    assert ada.name == "Ada Lovelace"
+    assert ada.attributes == {"city": "London"}
+    assert ada.source == Contact.Source.IMPORT
+    assert ada.legal_basis == Contact.LegalBasis.CONSENT
+    assert ada.basis_at is not None and ada.basis_at.date().isoformat() == "2024-03-01"
+    assert Subscription.objects.filter(mailing_list=newsletter, status="confirmed").count() == 3
+    proof = ConsentProof.objects.get(contact=ada)
+    assert proof.method == ConsentProof.Method.IMPORT
+    assert "newsletter box ticked" in proof.note
+    assert proof.consent_text == job.statement
+    assert job.counts == {"added": 3, "updated": 0, "unchanged": 0, "rejected": 1, "duplicates": 1}
+    rows = report_rows(job)
+    assert [(r[0], r[1][:30]) for r in rows] == [
+        ("4", "“not-an-address” is not a vali"),
+        ("5", "duplicate of line 2: only the "),
+    ]
+    assert rows[0][2:] == ["not-an-address", "Nobody", "Nowhere"]
+
+
+def test_an_import_never_makes_an_unsubscribed_or_erased_contact_active(customer, newsletter):
+    left = audience.add_contact(customer.account, "left@example.org")
+    audience.unsubscribe(left)
+    bounced = audience.add_contact(customer.account, "bounced@example.org")
+    audience.set_status(bounced, Contact.Status.BOUNCED)
+    erased = audience.add_contact(customer.account, "erased@example.org")
+    audience.erase_contact(erased)
+    content = b"email\nleft@example.org\nbounced@example.org\nERASED@example.org\nnew@example.org\n"
+    job = run(prepare(customer, content, mode="update", lists=[newsletter]))
+    assert job.counts["added"] == 1
+    assert job.counts["skipped"] == 3
+    statuses = dict(Contact.objects.values_list("email", "status"))
+    assert statuses == {
+        "left@example.org": "unsubscribed",
+        "bounced@example.org": "bounced",
+        "new@example.org": "active",
+    }
+    assert not Subscription.objects.exclude(contact__email="new@example.org").exists()
+    reasons = {r[0]: r[1] for r in report_rows(job)}
+    assert "“unsubscribed”" in reasons["2"]
+    assert "“bounced”" in reasons["3"]
+    assert "suppression list" in reasons["4"]
+
+
+def test_add_only_leaves_existing_contacts_alone_and_update_merges(customer):
+    audience.add_contact(customer.account, "ada@example.org", name="Ada", attributes={"a": 1})
+    content = b"email,name,city\nada@example.org,Ada Lovelace,London\n"
+    job = run(prepare(customer, content, mode="add"))
+    assert job.counts["unchanged"] == 1
+    ada = Contact.objects.get(email="ada@example.org")
+    assert (ada.name, ada.attributes) == ("Ada", {"a": 1})
+    job = run(prepare(customer, content, mode="update"))
+    assert job.counts["updated"] == 1
+    ada.refresh_from_db()
+    assert (ada.name, ada.attributes) == ("Ada Lovelace", {"a": 1, "city": "London"})
+    assert ada.source == Contact.Source.MANUAL  # how it first came stays
+
+
+def test_the_same_file_twice_adds_nothing_the_second_time(customer, newsletter):
+    first = run(prepare(customer, CSV, lists=[newsletter]))
+    second = run(prepare(customer, CSV, lists=[newsletter]))
+    assert first.counts["added"] == 3
+    assert second.counts["added"] == 0
+    assert second.counts["unchanged"] == 3
+    assert Contact.objects.count() == 3
+    assert Subscription.objects.count() == 3
+
+
+def _big_csv(n: int) -> bytes:
+    lines = ["email,name"] + [f"person{i}@example.org,Person {i}" for i in range(n)]
+    lines.insert(5, "person1@example.org,Again")  # a duplicate across chunks
+    lines.insert(9, "broken@,Broken")
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_an_import_killed_mid_way_resumes_without_losing_or_duplicating(
+    transactional_db, no_worker, customer, newsletter, monkeypatch, stop_after
+):
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
+    job = prepare(customer, _big_csv(20), lists=[newsletter])
+    with pytest.raises(importer.ImportInterrupted):
+        run(job, stop_after_chunks=stop_after)
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.RUNNING
+    assert job.rows_done == 4 * stop_after
+    assert Contact.objects.count() < 20
+    job = run(job)
+    assert job.status == ImportJob.Status.DONE
+    assert Contact.objects.count() == 20
+    assert Subscription.objects.count() == 20
+    assert ConsentProof.objects.count() == 20
+    assert job.counts == {"added": 20, "updated": 0, "unchanged": 0, "rejected": 1, "duplicates": 1}
+    assert [r[0] for r in report_rows(job)] == ["6", "10"]
+
+
+def test_a_second_worker_cannot_take_a_job_that_is_running(transactional_db, no_worker, customer):
+    job = prepare(customer, CSV)
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING,
+        lease_until=job.created_at.replace(year=job.created_at.year + 1),
+    )
+    assert importer.run_import(job.pk) is None
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.promise("P21")
+def test_closing_the_account_stops_an_import_at_once(
+    transactional_db, no_worker, customer, monkeypatch
+):
+    from tidings.accounts.models import Account
+
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
+    job = prepare(customer, _big_csv(20))
+    with pytest.raises(importer.ImportInterrupted):
+        run(job, stop_after_chunks=1)
+    Account.objects.filter(pk=customer.account_id).update(status=Account.Status.CLOSED)
+    job = run(job)
+    assert job.status == ImportJob.Status.FAILED and "closed" in job.error
+    assert Contact.objects.count() == 4
