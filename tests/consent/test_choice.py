@@ -89,6 +89,13 @@ def test_settings_page_reopens_the_choice_and_records_its_method(client, db):
     assert ConsentRecord.objects.order_by("-pk").first().method == "settings"  # type: ignore[union-attr]
 
 
+def test_the_settings_page_before_a_choice_shows_its_form_once_without_the_banner(client, db):
+    page = client.get("/cookies/").content.decode()
+    assert 'aria-labelledby="consent-banner-h"' not in page
+    assert page.count(">Refuse all</button>") == 1
+    assert "You have not made a choice yet" in page
+
+
 @pytest.mark.promise("P22")
 def test_footer_links_to_cookie_settings_on_every_page(client, db):
     for url in ("/", "/privacy/", "/contact/", "/login/", "/cookies/"):

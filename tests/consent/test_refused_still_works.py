@@ -69,3 +69,70 @@ def test_with_no_choice_at_all_registration_login_and_my_account_work(
     page.get_by_role("link", name="Change my details").click()
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
+
+
+def write_and_preview_a_campaign(page: Page, site: str) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Campaigns").click()
+    page.get_by_role("link", name="New campaign").click()
+    page.get_by_label("Campaign name (only you see it)").fill("Spring news")
+    page.get_by_label("Subject", exact=True).fill("Hello {{ contact.first_name }}")
+    page.get_by_label("Format", exact=True).select_option("richtext")
+    editor = page.get_by_role("textbox", name="Body")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Our spring opening hours")
+    page.get_by_role("button", name="Save and preview").click()
+    expect(page.get_by_role("heading", name="Preview “Spring news”")).to_be_visible()
+    frame = page.frame_locator("iframe.preview")
+    expect(frame.get_by_text("Our spring opening hours")).to_be_visible()
+    # And it can be edited again.
+    page.get_by_role("link", name="Edit").first.click()
+    page.get_by_label("Campaign name (only you see it)").fill("Spring news, corrected")
+    page.get_by_role("button", name="Save and preview").click()
+    expect(page.get_by_role("heading", name="Preview “Spring news, corrected”")).to_be_visible()
+
+
+@pytest.mark.promise("P23")
+def test_everything_refused_campaign_editing_works(
+    site: str, smtp_mail: SMTPSink, page: Page, screenshot: Screenshot
+) -> None:
+    page.goto(site + "/")
+    page.get_by_role("region", name="Cookie choices").get_by_role(
+        "button", name="Refuse all"
+    ).click()
+    sign_up_confirm_and_log_in(page, site, smtp_mail, "carla@example.org")
+
+    write_and_preview_a_campaign(page, site)
+
+    screenshot(page, "campaign-preview-after-refusal")
+    assert cookie_names(page) <= {"sessionid", "csrftoken", "tidings_consent"}
+
+
+@pytest.mark.promise("P23")
+def test_a_browser_that_keeps_only_the_session_cookies_can_do_everything(
+    site: str, smtp_mail: SMTPSink, page: Page
+) -> None:
+    """As if the browser blocked every cookie but the session's and the form token's:
+    after each response the rest are thrown away."""
+    kept = {"sessionid", "csrftoken"}
+    dropped: set[str] = set()
+
+    def block_others(_response: object) -> None:
+        for cookie in page.context.cookies():
+            if cookie["name"] not in kept:
+                dropped.add(cookie["name"])
+                page.context.clear_cookies(name=cookie["name"])
+
+    page.on("response", block_others)
+    page.goto(site + "/")
+    page.get_by_role("region", name="Cookie choices").get_by_role(
+        "button", name="Accept all"
+    ).click()
+    sign_up_confirm_and_log_in(page, site, smtp_mail, "bea@example.org")
+    page.get_by_role("link", name="Change my details").click()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("heading", name="My Account")).to_be_visible()
+    write_and_preview_a_campaign(page, site)
+
+    assert "tidings_consent" in dropped  # the choice itself could not be kept
+    assert cookie_names(page) <= kept

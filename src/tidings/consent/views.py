@@ -98,6 +98,8 @@ def cookie_settings(request: HttpRequest) -> HttpResponse:
             "parties": state.parties,
             "upcoming": upcoming_third_parties(),
             "categories": OPTIONAL,
+            # This page is the settings: the banner would only repeat its form.
+            "is_cookie_settings": True,
         },
     )
 

@@ -44,6 +44,8 @@ class AuditedModelAdmin(admin.ModelAdmin):
     list_max_show_all = LIST_PAGE_SIZE
     change_list_template = "staff/admin/change_list.html"
     change_form_template = "staff/admin/change_form.html"
+    # An address typed without a scheme is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     # -- reads ---------------------------------------------------------------------------
 
