@@ -15,11 +15,11 @@ from tidings.audience.models import Contact, MailingList
 from tidings.transfer.models import ExportJob, ImportJob
 
 CSV = (
-    "Email Address,First Name,Last Name,City\n"
-    "ada@example.org,Ada,Lovelace,London\n"
-    "not-an-address,Bad,Row,Nowhere\n"
-    "grace@example.org,Grace,Hopper,Arlington\n"
-).encode()
+    b"Email Address,First Name,Last Name,City\n"
+    b"ada@example.org,Ada,Lovelace,London\n"
+    b"not-an-address,Bad,Row,Nowhere\n"
+    b"grace@example.org,Grace,Hopper,Arlington\n"
+)
 
 
 class Api:

@@ -355,4 +355,3 @@ def download_export(request: HttpRequest, export_id: int) -> FileResponse:
     except TransferError as error:
         raise HttpError(409, str(error)) from None
     return FileResponse(path.open("rb"), as_attachment=True, filename=f"contacts.{job.format}")
-
