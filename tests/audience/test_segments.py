@@ -104,6 +104,25 @@ def test_list_and_list_status(account, audience, newsletter, offers):
     assert names(account, {"conditions": not_news}) == ["cy", "dee", "old"]
 
 
+def test_the_size_shown_is_the_number_of_contacts_that_match(
+    account, audience, newsletter, offers, other_customer
+):
+    # Another account's subscriptions never count (the fast path for "on list X").
+    theirs = services.save_list(other_customer.account, name="Theirs")
+    services.add_contact(other_customer.account, "ada@example.org", lists=[theirs])
+    for conditions in (
+        [cond("list", "eq", offers.uuid.hex)],
+        [cond("list", "eq", newsletter.uuid.hex)],
+        [cond("list", "neq", newsletter.uuid.hex)],
+        [cond("list", "eq", newsletter.uuid.hex), cond("tag", "eq", "speaker")],
+        [cond("list_status", "eq", "unconfirmed", key=str(offers.uuid))],
+        [cond("attribute", "eq", "Ghent", key="city")],
+        [],
+    ):
+        rules = {"match": "all", "conditions": conditions}
+        assert segments.size(account, rules) == len(names(account, rules)), conditions
+
+
 def test_all_and_any(account, audience):
     both = [cond("tag", "eq", "vip"), cond("attribute", "eq", "Paris", key="city")]
     assert names(account, {"match": "all", "conditions": both}) == ["bob"]

@@ -474,7 +474,7 @@ def count_rules(request: HttpRequest, data: RulesIn) -> dict[str, int]:
     """How many contacts match `rules`, without saving a segment."""
     account = account_of(request)
     with _refusals():
-        return {"count": segments.matching(account, data.rules).count()}
+        return {"count": segments.size(account, data.rules)}
 
 
 @router.get("/segments/{segment_uuid}", response={200: SegmentOut, 404: Error})
@@ -505,7 +505,7 @@ def delete_segment(request: HttpRequest, segment_uuid: uuid.UUID) -> Status[None
 @router.get("/segments/{segment_uuid}/count", response={200: Count, 404: Error})
 def count_segment(request: HttpRequest, segment_uuid: uuid.UUID) -> dict[str, int]:
     segment = _segment(account_of(request), segment_uuid)
-    return {"count": segments.contacts_in(segment).count()}
+    return {"count": segments.size(segment.account, segment.rules or {})}
 
 
 @router.get(

@@ -249,12 +249,17 @@ def _tag(account: Account, c: Condition) -> Q:
 
 
 def _membership(account: Account, list_hex: str, statuses: Sequence[str]) -> Exists:
+    # The list's id, looked up first (within the account): with the id in the query,
+    # PostgreSQL knows from its statistics how many subscriptions the list has and picks
+    # a hash semi-join, instead of one index probe per contact.
+    list_id = (
+        MailingList.objects.filter(account=account, uuid=uuid.UUID(list_hex))
+        .values_list("pk", flat=True)
+        .first()
+    )
     return Exists(
         Subscription.objects.filter(
-            contact=OuterRef("pk"),
-            mailing_list__account=account,
-            mailing_list__uuid=uuid.UUID(list_hex),
-            status__in=statuses,
+            contact=OuterRef("pk"), mailing_list_id=list_id, status__in=statuses
         )
     )
 
@@ -352,6 +357,23 @@ def matching(account: Account, rules: dict[str, Any]) -> QuerySet[Contact]:
     if profiling:
         contacts = contacts.filter(allow_profiling=True)
     return contacts
+
+
+def size(account: Account, rules: dict[str, Any]) -> int:
+    """How many contacts match: the number the segment editor shows as it changes.
+
+    "Everyone on list X", the most common segment, is counted from the list's
+    subscriptions alone (one row per contact and list, the list within the account):
+    the same number as counting `matching`, without joining a million contacts."""
+    checked = validate_rules(account, rules)
+    only = checked["conditions"][0] if len(checked["conditions"]) == 1 else None
+    if only is not None and only["field"] == "list" and only["op"] == "eq":
+        return Subscription.objects.filter(
+            mailing_list__account=account,
+            mailing_list__uuid=uuid.UUID(only["value"]),
+            status=Subscription.Status.CONFIRMED,
+        ).count()
+    return matching(account, rules).count()
 
 
 def contacts_in(segment: Segment) -> QuerySet[Contact]:

@@ -456,7 +456,7 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
         rules = _rules_with_list_uuids(account, rules_from_post(request.POST))
         try:
             if "preview" in request.POST:
-                count = segments.matching(account, rules).count()
+                count = segments.size(account, rules)
             else:
                 saved = segments.save_segment(account, segment=segment, name=name, rules=rules)
                 messages.success(request, f"The segment “{saved.name}” is saved.")
@@ -464,7 +464,7 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
         except AudienceError as problem:
             error, status = str(problem), 400
     elif segment is not None:
-        count = segments.contacts_in(segment).count()
+        count = segments.size(account, segment.rules or {})
     return render(
         request,
         "audience/segment_form.html",
@@ -492,7 +492,7 @@ def segment_count(request: HttpRequest) -> JsonResponse:
     account = _account(request)
     rules = _rules_with_list_uuids(account, rules_from_post(request.POST))
     try:
-        return JsonResponse({"count": segments.matching(account, rules).count()})
+        return JsonResponse({"count": segments.size(account, rules)})
     except AudienceError as error:
         return JsonResponse({"error": str(error)}, status=400)
 
