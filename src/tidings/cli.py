@@ -40,6 +40,14 @@ def _call(name: str, *args: str) -> None:
     call_command(name, *args)
 
 
+def serve_at(host: str, port: int) -> None:
+    """Links in mail point where this server listens, unless TIDINGS_BASE_URL says
+    otherwise (behind a proxy). Set before Django starts: every process inherits it."""
+    if not os.environ.get("TIDINGS_BASE_URL"):
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        os.environ["TIDINGS_BASE_URL"] = f"http://{shown}:{port}"
+
+
 def _up(args: argparse.Namespace) -> int:
     _call("migrate", "--no-input", "-v", "0")
     _call("createcachetable")
@@ -163,8 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "up":
+        serve_at(args.host, args.port)
         return _up(args)
     if args.command == "web":
+        serve_at(args.host, args.port)
         _django()
         return _supervise({"web": _web_command(args.host, args.port)})
     if args.command in ("worker", "beat"):
