@@ -9,27 +9,8 @@ from typing import Any
 
 import pytest
 
-from tidings.accounts import apikeys
 from tidings.audience import segments, services
 from tidings.audience.models import ConsentProof, Contact, MailingList, Segment, Subscription
-
-
-class Api:
-    def __init__(self, client, key: str) -> None:  # type: ignore[no-untyped-def]
-        self.client = client
-        self.headers = {"Authorization": f"Bearer {key}"}
-
-    def __call__(self, method: str, path: str, body: Any = None):  # type: ignore[no-untyped-def]
-        kwargs: dict[str, Any] = {"headers": self.headers}
-        if body is not None:
-            kwargs |= {"data": json.dumps(body), "content_type": "application/json"}
-        return getattr(self.client, method)(f"/api/v1{path}", **kwargs)
-
-
-@pytest.fixture
-def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
-    return Api(client, key)
 
 
 @pytest.fixture

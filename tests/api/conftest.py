@@ -1,0 +1,43 @@
+"""An API client with an account's key, for the HTTP API tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tidings.accounts import apikeys
+
+
+class Api:
+    def __init__(self, client, key: str) -> None:  # type: ignore[no-untyped-def]
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def __call__(self, method: str, path: str, body: Any = None):  # type: ignore[no-untyped-def]
+        kwargs: dict[str, Any] = {"headers": self.headers}
+        if body is not None:
+            kwargs |= {"data": json.dumps(body), "content_type": "application/json"}
+        return getattr(self.client, method)(f"/api/v1{path}", **kwargs)
+
+    def upload(self, content: bytes, name: str = "contacts.csv"):  # type: ignore[no-untyped-def]
+        """A file as the request body, as `curl --data-binary` sends it."""
+        return self.client.post(
+            f"/api/v1/imports?name={name}",
+            data=content,
+            content_type="application/octet-stream",
+            headers=self.headers,
+        )
+
+
+@pytest.fixture
+def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
+    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
+    return Api(client, key)
+
+
+@pytest.fixture
+def other_api(client, other_customer) -> Api:  # type: ignore[no-untyped-def]
+    _, key = apikeys.create_api_key(other_customer.account, name="theirs", by=other_customer)
+    return Api(client, key)
