@@ -17,6 +17,7 @@ from tidings.core.mail import send_templated
 from tidings.privacy import datamap
 from tidings.privacy.datamap import Erasure
 from tidings.privacy.models import ErasureRecord, SuppressedEmail
+from tidings.privacy.portability import delete_archives_of
 from tidings.staff import audit
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,10 @@ def erase_account(account_id: int, *, requested_by: str = "schedule") -> Erasure
                 _anonymise(entry, account, record)
             elif entry.erase == Erasure.DELETE:
                 _delete(entry, account, record)
+
+    # Archives of all the account's data went with their rows; this also removes a file
+    # that a killed archive job left behind.
+    delete_archives_of(account_id)
 
     with transaction.atomic():
         record = ErasureRecord.objects.select_for_update().get(pk=record.pk)
