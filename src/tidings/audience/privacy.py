@@ -88,6 +88,11 @@ declare_free_of_personal_data(
     SubscriptionForm, "a form's settings and consent text", account_path="account"
 )
 declare_free_of_personal_data(
+    SubscriptionForm.lists.through,
+    "which lists a form subscribes to",
+    account_path="subscriptionform__account",
+)
+declare_free_of_personal_data(
     AudienceSettings,
     "which attribute names contacts may edit, set by the customer",
     account_path="account",
