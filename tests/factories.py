@@ -69,3 +69,10 @@ def populate_account(account: Account) -> None:
         from_email="news@example.net",
         layout=layout,
     )
+    # An archive of all the account's data, as the job leaves it (without its file: the
+    # tests that need the file ask for one through tidings.privacy.portability).
+    from tidings.privacy.models import AccountExport
+
+    AccountExport.objects.create(
+        account=account, requested_by=user, format="csv", status=AccountExport.Status.FAILED
+    )

@@ -371,6 +371,14 @@ EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 TRANSFER_DIR = DATA_DIR / "transfer"
 TRANSFER_UPLOAD_MAX_BYTES = envint("TIDINGS_UPLOAD_MAX_BYTES", 2 * 1024**3)
 TRANSFER_FILE_DAYS = envint("TIDINGS_EXPORT_DAYS", 7)
+# "All my data" (P20): the customer's archive stays downloadable this many days, then the
+# retention job deletes it. XLS sheets hold at most 65,535 rows (the format's limit), and
+# xlwt keeps a workbook in memory until it is saved: a table goes on to a new .xls file
+# after so many sheets, so memory stays bounded.
+ACCOUNT_EXPORT_DIR = DATA_DIR / "archives"
+ACCOUNT_EXPORT_DAYS = envint("TIDINGS_ACCOUNT_EXPORT_DAYS", 7)
+ACCOUNT_EXPORT_XLS_SHEET_ROWS = 65_535
+ACCOUNT_EXPORT_XLS_SHEETS_PER_FILE = envint("TIDINGS_ACCOUNT_EXPORT_XLS_SHEETS_PER_FILE", 2)
 PASSWORD_RESET_TIMEOUT = 3600 * 2
 STAFF_REQUIRE_2FA = envbool("TIDINGS_STAFF_2FA", True)
 AUDIT_REASON_MINUTES = envint("TIDINGS_AUDIT_REASON_MINUTES", 60)

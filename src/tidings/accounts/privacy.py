@@ -52,6 +52,7 @@ register(
         "allow_support_followups",
         "allow_analytics",
     ],
+    secret_fields=["password"],
     erase=Erasure.DELETE,
     account_path="account",
 )
@@ -63,6 +64,7 @@ register(
     legal_basis=LegalBasis.CONTRACT,
     retention="until the device is removed or the account erased",
     personal_fields=["name", "confirmed", "last_used_at"],
+    secret_fields=["key"],
     erase=Erasure.DELETE,
     account_path="user__account",
     exported=True,
@@ -111,6 +113,7 @@ register(
     retention="until the key is revoked and the account erased",
     personal_fields=["name", "created_at", "last_used_at", "revoked_at"],
     shown_fields=("name", "prefix", "created_at", "last_used_at", "revoked_at"),
+    secret_fields=["digest"],
     erase=Erasure.DELETE,
     account_path="account",
 )

@@ -25,6 +25,8 @@ urlpatterns = [
     path("account/close/", views.close_account, name="close"),
     path("account/closed/", views.closed, name="closed"),
     path("account/reopen/", views.reopen, name="reopen"),
+    path("account/export/", views.request_export, name="request_export"),
+    path("account/export/<int:pk>/", views.download_export, name="download_export"),
     path("account/api-keys/", api_key_views.api_keys, name="api_keys"),
     path(
         "account/api-keys/<int:key_id>/revoke/",

@@ -9,13 +9,14 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import services, tokens
 from tidings.accounts.forms import (
+    AccountExportForm,
     CloseAccountForm,
     LoginForm,
     PasswordForm,
@@ -27,6 +28,7 @@ from tidings.accounts.forms import (
 from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
+from tidings.privacy import portability
 
 
 def register(request: HttpRequest) -> HttpResponse:
@@ -142,8 +144,57 @@ def my_account(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/my_account.html",
-        {"user": user, "account": user.account, "held": data_held_on(user.account)},
+        {
+            "user": user,
+            "account": user.account,
+            "held": data_held_on(user.account),
+            "export_form": AccountExportForm(),
+            "archives": user.account.account_exports.all()[:5],
+            "archive_days": settings.ACCOUNT_EXPORT_DAYS,
+        },
     )
+
+
+@login_required
+@require_POST
+def request_export(request: HttpRequest) -> HttpResponse:
+    """ "All my data" (P20): queue the archive; the link comes by email."""
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    form = AccountExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose CSV, XLSX or XLS.")
+        return redirect("accounts:my_account")
+    try:
+        portability.request_account_export(user.account, by=user, fmt=form.cleaned_data["format"])
+    except portability.ExportRefused as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"We are gathering all your data; we email {user.email} a link when it is ready.",
+        )
+    return redirect("accounts:my_account")
+
+
+@login_required
+def download_export(request: HttpRequest, pk: int) -> HttpResponse | FileResponse:
+    """The archive, for the users of the account it belongs to; 404 for anyone else."""
+    user = _customer(request)
+    if user.account is None:
+        raise Http404
+    try:
+        export = portability.archive_for_download(user.account, pk, by=user)
+    except portability.ExportRefused as error:
+        gone = isinstance(error, portability.ArchiveExpired)
+        return render(
+            request, "accounts/archive_gone.html", {"error": error}, status=410 if gone else 409
+        )
+    if export is None:
+        raise Http404
+    path = portability.archive_path(export.file)
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=export.filename)
 
 
 @login_required

@@ -25,6 +25,7 @@ from tidings.audience.models import (
     SuppressedContact,
 )
 from tidings.audience.services import STICKY_STATUSES, AudienceError, clean_tags, contact_digest
+from tidings.privacy.services import keep_campaign_counts
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
 ERASE_BATCH = 2000
@@ -154,7 +155,7 @@ def blocklist(contacts: QuerySet[Contact]) -> int:
 
 def erase(account: Account, contacts: QuerySet[Contact]) -> int:
     """Erase the contacts (services.erase_contact for many): each address is kept only as
-    a keyed hash on the suppression list."""
+    a keyed hash on the suppression list, their part in campaign reports as counts."""
     erased = 0
     while True:
         batch = list(contacts.order_by("pk").values_list("pk", "email")[:ERASE_BATCH])
@@ -172,5 +173,7 @@ def erase(account: Account, contacts: QuerySet[Contact]) -> int:
                 ],
                 ignore_conflicts=True,
             )
-            Contact.objects.filter(account=account, pk__in=[pk for pk, _ in batch]).delete()
+            ids = [pk for pk, _ in batch]
+            keep_campaign_counts(ids)
+            Contact.objects.filter(account=account, pk__in=ids).delete()
         erased += len(batch)

@@ -40,7 +40,7 @@ register(
     personal_fields=["email", "name", "attributes", "tags", "status", "basis_at"],
     erase=Erasure.DELETE,
     account_path="account",
-    exported=False,  # exported in full by the application-data export, not My Account
+    exported=False,  # too many for a page: in the "all my data" archive only (P20)
     description="Contacts are the customer's data; Tidings processes them for the customer.",
 )
 register(
@@ -79,11 +79,23 @@ register(
     account_path="account",
     exported=False,
 )
-declare_free_of_personal_data(MailingList, "a list's name and description, set by the customer")
-declare_free_of_personal_data(Segment, "filter rules set by the customer")
-declare_free_of_personal_data(SubscriptionForm, "a form's settings and consent text")
+# The customer's own application data: no one's personal data, but in their archive (P20).
 declare_free_of_personal_data(
-    AudienceSettings, "which attribute names contacts may edit, set by the customer"
+    MailingList, "a list's name and description, set by the customer", account_path="account"
+)
+declare_free_of_personal_data(Segment, "filter rules set by the customer", account_path="account")
+declare_free_of_personal_data(
+    SubscriptionForm, "a form's settings and consent text", account_path="account"
+)
+declare_free_of_personal_data(
+    SubscriptionForm.lists.through,
+    "which lists a form subscribes to",
+    account_path="subscriptionform__account",
+)
+declare_free_of_personal_data(
+    AudienceSettings,
+    "which attribute names contacts may edit, set by the customer",
+    account_path="account",
 )
 
 

@@ -27,7 +27,7 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
-from tidings.privacy.services import email_digest
+from tidings.privacy.services import email_digest, keep_campaign_counts
 
 
 class AudienceError(ValueError):
@@ -233,9 +233,11 @@ def set_status(contact: Contact, status: str) -> Contact:
 
 def erase_contact(contact: Contact) -> None:
     """Delete the contact and everything about them; keep only the keyed hash of the
-    address so this account never mails them again without a new consent."""
+    address so this account never mails them again without a new consent, and their
+    part in campaign reports only as anonymous counts."""
     with transaction.atomic():
         suppress(contact.account, contact.email, SuppressedContact.Reason.ERASED)
+        keep_campaign_counts([contact.pk])
         contact.delete()
 
 

@@ -6,4 +6,7 @@ class PrivacyConfig(AppConfig):
     label = "privacy"
 
     def ready(self) -> None:
-        from tidings.privacy import privacy  # noqa: F401  (data map entries)
+        from tidings.privacy import (  # noqa: F401
+            portability,  # deleting an archive's row deletes its file
+            privacy,  # data map entries
+        )

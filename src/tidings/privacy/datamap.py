@@ -45,6 +45,11 @@ class Erasure(StrEnum):
     KEEP_WITHOUT_PERSONAL_DATA = "keep (holds no direct identifier)"
 
 
+# Secrets are never exported, whatever the model: password hashes, API key digests,
+# TOTP seeds, DKIM private keys, relay passwords, keyed hashes of addresses.
+SECRET_FIELD_NAMES = frozenset({"password", "digest", "key", "private_key"})
+
+
 @dataclass(frozen=True)
 class Entry:
     model: type[models.Model]
@@ -66,8 +71,14 @@ class Entry:
     keep_until_field: str = ""
     keep_years: Callable[[], int] | None = None
     detach_with: dict[str, Any] = field(default_factory=dict)
-    # Shown to the customer in My Account and in their export.
+    # Shown to the customer in My Account.
     exported: bool = True
+    # In the customer's "all my data" archive (P20): everything of theirs, including the
+    # application data too big for a page (contacts, deliveries), but not the working
+    # files of jobs (imports, exports) nor what outlives the account (erasure records).
+    in_archive: bool = True
+    # Never exported, not even to the customer, besides SECRET_FIELD_NAMES.
+    secret_fields: tuple[str, ...] = ()
     # The columns shown to the customer, when not just the personal fields.
     shown_fields: tuple[str, ...] = ()
     description: str = ""
@@ -93,8 +104,31 @@ class Entry:
         return self.model._default_manager.filter(**{self.account_path: account})
 
 
+@dataclass(frozen=True)
+class ApplicationData:
+    """A table of the customer's own application data with no personal data in it (lists,
+    campaigns, layouts): not part of the privacy machinery, but part of "all my data"."""
+
+    model: type[models.Model]
+    reason: str
+    account_path: str
+    secret_fields: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return self.model._meta.label
+
+    @property
+    def verbose_name(self) -> str:
+        return str(self.model._meta.verbose_name_plural).capitalize()
+
+    def queryset_for(self, account: Account) -> models.QuerySet[Any]:
+        return self.model._default_manager.filter(**{self.account_path: account})
+
+
 _registry: dict[type[models.Model], Entry] = {}
 _free_of_personal_data: dict[type[models.Model], str] = {}
+_application_data: dict[type[models.Model], ApplicationData] = {}
 
 
 def register(model: type[models.Model], **kwargs: Any) -> Entry:
@@ -103,15 +137,28 @@ def register(model: type[models.Model], **kwargs: Any) -> Entry:
     if kwargs.get("erase") == Erasure.KEEP_FOR_LEGAL_REASON and not kwargs.get("keep_years"):
         raise ValueError(f"{model._meta.label}: a legal hold needs keep_years")
     fields = tuple(kwargs.pop("personal_fields"))
-    for name in fields:
+    secrets = tuple(kwargs.pop("secret_fields", ()))
+    for name in (*fields, *secrets):
         model._meta.get_field(name)  # fails loudly on a typo
-    entry = Entry(model=model, personal_fields=fields, **kwargs)
+    entry = Entry(model=model, personal_fields=fields, secret_fields=secrets, **kwargs)
     _registry[model] = entry
     return entry
 
 
-def declare_free_of_personal_data(model: type[models.Model], reason: str) -> None:
+def declare_free_of_personal_data(
+    model: type[models.Model],
+    reason: str,
+    *,
+    account_path: str | None = None,
+    secret_fields: tuple[str, ...] = (),
+) -> None:
+    """`account_path` (the ORM path to the Account) makes the table part of the
+    customer's "all my data" archive: their application data, though not personal."""
     _free_of_personal_data[model] = reason
+    if account_path is not None:
+        for name in secret_fields:
+            model._meta.get_field(name)
+        _application_data[model] = ApplicationData(model, reason, account_path, secret_fields)
 
 
 def entries() -> list[Entry]:
@@ -128,6 +175,10 @@ def is_declared_free(model: type[models.Model]) -> bool:
 
 def customer_entries() -> Iterator[Entry]:
     return (e for e in _registry.values() if e.owner == Owner.CUSTOMER)
+
+
+def application_data() -> list[ApplicationData]:
+    return list(_application_data.values())
 
 
 # Field names that suggest personal data. Used only to catch a model someone forgot to

@@ -163,3 +163,56 @@ class DataRequest(models.Model):
     @property
     def overdue(self) -> bool:
         return self.status == self.Status.OPEN and self.due_at < timezone.now()
+
+
+class AccountExport(models.Model):
+    """A customer's request for all their data (P20): one zip archive, built in the
+    background, downloadable by the account's users until it expires."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "being built"
+        DONE = "done", "ready"
+        FAILED = "failed", "failed"
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (XLSX)"
+        XLS = "xls", "Excel 97-2003 (XLS, several sheets past 65,535 rows)"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="account_exports"
+    )
+    requested_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    format = models.CharField(max_length=4, choices=Format.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    # The archive, relative to settings.ACCOUNT_EXPORT_DIR; rows per file of the archive.
+    file = models.CharField(max_length=255, blank=True, default="")
+    size = models.BigIntegerField(default=0)
+    counts = models.JSONField(default=dict)
+    error = models.TextField(blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"archive #{self.pk} ({self.format})"
+
+    @property
+    def filename(self) -> str:
+        stamp = (self.finished_at or self.created_at).strftime("%Y%m%d-%H%M")
+        return f"all-my-data-{stamp}-{self.pk}-{self.format}.zip"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def is_downloadable(self) -> bool:
+        return self.status == self.Status.DONE and bool(self.file) and not self.is_expired

@@ -1,9 +1,13 @@
 """Data map entries for what the privacy engine itself keeps."""
 
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
+from django.db.models import QuerySet
 
+from tidings.privacy import retention
 from tidings.privacy.datamap import (
     Erasure,
     LegalBasis,
@@ -12,6 +16,7 @@ from tidings.privacy.datamap import (
     register,
 )
 from tidings.privacy.models import (
+    AccountExport,
     CollectionRecord,
     DataRequest,
     Disclosure,
@@ -42,6 +47,7 @@ register(
     erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,
     rows_for_account=lambda account: ErasureRecord.objects.filter(account_ref=account.pk),
     exported=False,
+    in_archive=False,
 )
 declare_free_of_personal_data(
     SuppressedEmail, "keyed hashes only: the address cannot be read back from them"
@@ -78,4 +84,33 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
     detach_with={"account": None},
+)
+register(
+    AccountExport,
+    owner=Owner.CUSTOMER,
+    category="archives of all the customer's data",
+    purpose="giving the customer all their data, personal and application data (P20)",
+    legal_basis=LegalBasis.CONTRACT,
+    retention="the archive and its row are deleted when it expires "
+    "(TIDINGS_ACCOUNT_EXPORT_DAYS, default 7 days)",
+    personal_fields=["file", "created_at", "finished_at", "expires_at"],
+    shown_fields=("created_at", "format", "status", "finished_at", "expires_at"),
+    erase=Erasure.DELETE,
+    account_path="account",
+    in_archive=False,
+    description="Deleting the row deletes the archive.",
+)
+
+
+def _expired_archives(now: datetime) -> QuerySet[AccountExport]:
+    return AccountExport.objects.filter(expires_at__lte=now)
+
+
+retention.register(
+    "archives of all my data",
+    why=lambda: (
+        "an archive of all a customer's data is deleted "
+        f"{settings.ACCOUNT_EXPORT_DAYS} days after it was made"
+    ),
+    expired=_expired_archives,
 )

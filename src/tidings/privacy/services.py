@@ -17,6 +17,7 @@ from tidings.core.mail import send_templated
 from tidings.privacy import datamap
 from tidings.privacy.datamap import Erasure
 from tidings.privacy.models import ErasureRecord, SuppressedEmail
+from tidings.privacy.portability import delete_archives_of
 from tidings.staff import audit
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,31 @@ def email_digest(email: str) -> str:
 
 def is_suppressed(email: str) -> bool:
     return SuppressedEmail.objects.filter(digest=email_digest(email)).exists()
+
+
+def keep_campaign_counts(contact_ids: list[int]) -> None:
+    """Before contacts are erased, turn their part in campaign reports into anonymous
+    counts per campaign and hour (sent, opens, clicks), so the campaign's totals stay
+    the same while nothing about the people remains (P13, P17). Call it in the
+    transaction that deletes the contacts."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncHour
+
+    from tidings.sending import tracking
+    from tidings.sending.models import Delivery, TrackingEvent
+
+    sent = (
+        Delivery.objects.filter(contact_id__in=contact_ids, sent_at__isnull=False)
+        .annotate(h=TruncHour("sent_at"))
+        .values("campaign_id", "h")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in sent:
+        # The report adds every kind of CampaignStat to its series: "sent" joins the
+        # deliveries still there.
+        tracking.count(row["campaign_id"], "sent", row["n"], at=row["h"])
+    tracking.fold(TrackingEvent.objects.filter(delivery__contact_id__in=contact_ids))
 
 
 def accounts_due_for_erasure() -> list[int]:
@@ -74,6 +100,10 @@ def erase_account(account_id: int, *, requested_by: str = "schedule") -> Erasure
                 _anonymise(entry, account, record)
             elif entry.erase == Erasure.DELETE:
                 _delete(entry, account, record)
+
+    # Archives of all the account's data went with their rows; this also removes a file
+    # that a killed archive job left behind.
+    delete_archives_of(account_id)
 
     with transaction.atomic():
         record = ErasureRecord.objects.select_for_update().get(pk=record.pk)

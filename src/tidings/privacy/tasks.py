@@ -13,6 +13,14 @@ def erase_account_task(account_id: int, requested_by: str = "customer: erase now
     services.erase_account(account_id, requested_by=requested_by)
 
 
+@shared_task(acks_late=True)
+def build_account_export_task(export_id: int) -> None:
+    """Build the archive of all of one account's data (P20)."""
+    from tidings.privacy import portability
+
+    portability.build_account_export(export_id)
+
+
 @shared_task
 def erase_due_accounts() -> int:
     """Erase every closed account whose grace period is over (P13)."""

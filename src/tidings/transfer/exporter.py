@@ -177,7 +177,9 @@ def _clip(value: Any) -> Any:
 
 
 class CsvSink:
-    def __init__(self, path: Path, header: list[str]) -> None:
+    def __init__(
+        self, path: Path, header: list[str], title: str = "", sheet_rows: int | None = None
+    ) -> None:
         # With a BOM, so that Excel reads the file as UTF-8; LibreOffice does either way.
         self.handle = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
         self.writer = csv.writer(self.handle)
@@ -195,8 +197,12 @@ class _SheetSink:
 
     sheet_rows = XLSX_SHEET_ROWS
 
-    def __init__(self, header: list[str]) -> None:
+    def __init__(self, header: list[str], title: str, sheet_rows: int | None) -> None:
         self.header = header
+        # Sheet names hold at most 31 characters; room is left for " 123".
+        self.title = title[:26]
+        if sheet_rows is not None:
+            self.sheet_rows = min(sheet_rows, self.sheet_rows)
         self.row = self.sheet_rows + 1  # start a sheet on the first row
         self.sheets = 0
 
@@ -205,7 +211,7 @@ class _SheetSink:
         for values in rows:
             if self.row > self.sheet_rows:
                 self.sheets += 1
-                self._new_sheet("Contacts" if self.sheets == 1 else f"Contacts {self.sheets}")
+                self._new_sheet(self.title if self.sheets == 1 else f"{self.title} {self.sheets}")
                 self._write_row(0, self.header)
                 self.row = 1
             write_row(self.row, [_clip(v) for v in values])
@@ -222,10 +228,12 @@ class _SheetSink:
 
 
 class XlsxSink(_SheetSink):
-    def __init__(self, path: Path, header: list[str]) -> None:
+    def __init__(
+        self, path: Path, header: list[str], title: str = "Contacts", sheet_rows: int | None = None
+    ) -> None:
         import xlsxwriter
 
-        super().__init__(header)
+        super().__init__(header, title, sheet_rows)
         # Constant memory: each row goes to disk once the next begins. Strings are never
         # read as formulas, numbers or links: a cell holds exactly the contact's value.
         self.book = xlsxwriter.Workbook(
@@ -248,7 +256,7 @@ class XlsxSink(_SheetSink):
 
     def close(self) -> None:
         if self.sheet is None:
-            self._new_sheet("Contacts")
+            self._new_sheet(self.title)
             self._write_row(0, self.header)
         self.book.close()
 
@@ -256,10 +264,12 @@ class XlsxSink(_SheetSink):
 class XlsSink(_SheetSink):
     sheet_rows = XLS_SHEET_ROWS
 
-    def __init__(self, path: Path, header: list[str]) -> None:
+    def __init__(
+        self, path: Path, header: list[str], title: str = "Contacts", sheet_rows: int | None = None
+    ) -> None:
         import xlwt
 
-        super().__init__(header)
+        super().__init__(header, title, sheet_rows)
         self.path = path
         self.book = xlwt.Workbook(encoding="utf-8")
         self.sheet: Any = None
@@ -280,6 +290,6 @@ class XlsSink(_SheetSink):
 
     def close(self) -> None:
         if self.sheet is None:
-            self._new_sheet("Contacts")
+            self._new_sheet(self.title)
             self._write_row(0, self.header)
         self.book.save(str(self.path))

@@ -31,6 +31,7 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    in_archive=False,
     description="Deleting the row deletes its files (the upload and the rejected-rows report).",
 )
 register(
@@ -44,6 +45,7 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    in_archive=False,
     description="Deleting the row deletes its file.",
 )
 declare_free_of_personal_data(ImportMapping, "column headers and the fields they map to")
