@@ -87,10 +87,15 @@ def fresh(browser: Browser, site: str) -> Iterator[Visit]:
 def test_before_a_choice_no_cookie_and_no_third_party_request(
     fresh: Visit, tracker: ThirdParty, screenshot: Screenshot
 ) -> None:
-    for path in ("/", "/privacy/", "/contact/", "/cookies/", "/subprocessors/"):
+    for path in ("/", "/privacy/", "/contact/", "/subprocessors/"):
         fresh.page.goto(fresh.site + path)
         expect(fresh.banner()).to_be_visible()
         assert fresh.cookies() == set(), path
+    # The settings page is the choice itself: its form, and no banner repeating it.
+    fresh.page.goto(fresh.site + "/cookies/")
+    expect(fresh.banner()).to_have_count(0)
+    expect(fresh.page.get_by_role("button", name="Refuse all")).to_have_count(1)
+    assert fresh.cookies() == set()
     screenshot(fresh.page, "settings-before-choice")
     fresh.page.goto(fresh.site + "/")
     screenshot(fresh.page, "banner")
