@@ -10,6 +10,7 @@ from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactRequest,
     MailingList,
     Segment,
     Subscription,
@@ -75,6 +76,21 @@ register(
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention="erased with the customer's account",
     personal_fields=["digest"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+register(
+    ContactRequest,
+    owner=Owner.CUSTOMER,
+    category="contacts' requests about their data (application data)",
+    purpose="letting the customer answer their contacts' data-protection requests in time",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention=(
+        "erased with the customer's account; the contact's address leaves the request "
+        "when the contact is erased"
+    ),
+    personal_fields=["email", "details", "answer", "received_at"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
