@@ -275,3 +275,17 @@ def test_overdue_requests_escalate_to_the_accounts_users_once_a_day(
     assert rights.escalate_overdue_requests(after_due + timedelta(days=1, hours=1)) == 1
     rights.answer_request(account, req, answer="Done.")
     assert rights.escalate_overdue_requests(after_due + timedelta(days=3)) == 0
+
+
+@pytest.mark.promise("P12")
+def test_closed_requests_are_deleted_when_their_retention_ends(account, reader, settings):
+    from tidings.privacy import retention
+
+    answered, _ = rights.request_from_contact(reader, kind="access")
+    rights.answer_request(account, answered, answer="Here it is.")
+    still_open, _ = rights.request_from_contact(reader, kind="objection")
+    rule = next(r for r in retention.rules() if r.name == "contacts' requests, closed")
+    years = settings.RETENTION["audit_years"]
+    assert retention.apply(rule, now=timezone.now() + timedelta(days=365 * years - 1)).count == 0
+    assert retention.apply(rule, now=timezone.now() + timedelta(days=365 * years + 1)).count == 1
+    assert list(ContactRequest.objects.all()) == [still_open]

@@ -87,8 +87,9 @@ register(
     purpose="letting the customer answer their contacts' data-protection requests in time",
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention=(
-        "erased with the customer's account; the contact's address leaves the request "
-        "when the contact is erased"
+        "deleted TIDINGS_AUDIT_RETENTION_YEARS after it is closed (the proof that it was "
+        "answered), or with the customer's account; the contact's address leaves the "
+        "request when the contact is erased"
     ),
     personal_fields=["email", "details", "answer", "received_at"],
     erase=Erasure.DELETE,
@@ -144,3 +145,22 @@ retention.register(
     "unconfirmed signups: subscriptions", why=_why, expired=_unconfirmed_subscriptions
 )
 retention.register("unconfirmed signups: proofs of consent", why=_why, expired=_unconfirmed_proofs)
+
+
+# A closed request is the customer's proof that it was answered in time; it goes when
+# that proof is no longer needed (the period of the privacy office's own requests).
+def _closed_requests(now: datetime) -> QuerySet[ContactRequest]:
+    cutoff = now - timedelta(days=365 * settings.RETENTION["audit_years"])
+    return ContactRequest.objects.exclude(status=ContactRequest.Status.OPEN).filter(
+        closed_at__lt=cutoff
+    )
+
+
+retention.register(
+    "contacts' requests, closed",
+    why=lambda: (
+        "a contact's request to a customer is kept as proof of the answer for "
+        f"{settings.RETENTION['audit_years']} years after it is closed"
+    ),
+    expired=_closed_requests,
+)
