@@ -238,6 +238,26 @@ def test_erasure_is_fulfilled_in_one_click_and_the_contact_is_told(
     assert logged_in.post(f"/requests/{req.uuid}/", {"action": "erase"}).status_code == 400
 
 
+@pytest.mark.parametrize("how", ["contact page", "bulk"])
+def test_erasing_a_contact_any_other_way_closes_their_requests_and_forgets_the_address(
+    logged_in, account, reader, how
+):
+    from tidings.audience import bulk
+
+    erasure, _ = rights.request_from_contact(reader, kind="erasure")
+    access, _ = rights.request_from_contact(reader, kind="access")
+    if how == "bulk":
+        bulk.erase(account, Contact.objects.filter(pk=reader.pk))
+    else:
+        logged_in.post(f"/contacts/{reader.uuid}/delete/")
+    assert not Contact.objects.filter(pk=reader.pk).exists()
+    statuses = dict(ContactRequest.objects.values_list("kind", "status"))
+    assert statuses == {"erasure": "fulfilled", "access": "answered"}
+    assert set(ContactRequest.objects.values_list("email", flat=True)) == {""}
+    assert logged_in.get(f"/requests/{erasure.uuid}/").status_code == 200
+    assert logged_in.get(f"/requests/{access.uuid}/").status_code == 200
+
+
 def test_only_an_erasure_request_is_fulfilled_by_erasing(logged_in, reader):
     req, _ = rights.request_from_contact(reader, kind="access")
     response = logged_in.post(f"/requests/{req.uuid}/", {"action": "erase"})

@@ -24,7 +24,13 @@ from tidings.audience.models import (
     Subscription,
     SuppressedContact,
 )
-from tidings.audience.services import STICKY_STATUSES, AudienceError, clean_tags, contact_digest
+from tidings.audience.services import (
+    STICKY_STATUSES,
+    AudienceError,
+    clean_tags,
+    close_requests_of_erased,
+    contact_digest,
+)
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
 ERASE_BATCH = 2000
@@ -172,5 +178,6 @@ def erase(account: Account, contacts: QuerySet[Contact]) -> int:
                 ],
                 ignore_conflicts=True,
             )
+            close_requests_of_erased(account, [pk for pk, _ in batch])
             Contact.objects.filter(account=account, pk__in=[pk for pk, _ in batch]).delete()
         erased += len(batch)

@@ -253,37 +253,26 @@ def _open(account: Account, request: ContactRequest) -> ContactRequest:
 def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
     """Erase the contact across all the account's lists and keep only the keyed hash of
     the address, so that no import or signup brings them back without a new consent.
-    The contact is told; then their address leaves every request of theirs."""
+    The contact is told; then their address leaves every request of theirs
+    (`services.close_requests_of_erased`)."""
     with transaction.atomic():
         request = _open(account, request)
         if request.kind != ContactRequest.Kind.ERASURE:
             raise RequestError("Only an erasure request is fulfilled by erasing the contact.")
-        now = timezone.now()
-        request.status = ContactRequest.Status.FULFILLED
-        request.answer = "All the data we held on you has been erased."
-        request.closed_at = now
+        request.answer = services.ERASED_ANSWER
         _mail_contact(request, account, "audience/mail/request_erased")
-        contact = (
-            Contact.objects.filter(pk=request.contact_id, account=account).first()
-            if request.contact_id
-            else None
-        )
+        contact = Contact.objects.filter(pk=request.contact_id, account=account).first()
         if contact is not None:
-            services.erase_contact(contact)  # the requests' contact becomes null
-        # Other requests of the same person: nothing is left to give access to.
-        ContactRequest.objects.filter(
-            account=account, email=request.email, status=ContactRequest.Status.OPEN
-        ).exclude(pk=request.pk).update(
-            status=ContactRequest.Status.ANSWERED,
-            answer="Closed: all the data we held on you has been erased.",
-            closed_at=now,
-        )
-        ContactRequest.objects.filter(account=account, email=request.email).update(
-            email="", contact=None
-        )
-        request.email = ""
-        request.contact = None
-        request.save(update_fields=["status", "answer", "closed_at", "email", "contact"])
+            services.erase_contact(contact)
+        else:  # erased already, some other way
+            ContactRequest.objects.filter(pk=request.pk).update(
+                status=ContactRequest.Status.FULFILLED,
+                answer=services.ERASED_ANSWER,
+                closed_at=timezone.now(),
+                email="",
+                contact=None,
+            )
+        request.refresh_from_db()
     return request
 
 
