@@ -261,7 +261,11 @@ def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
             raise RequestError("Only an erasure request is fulfilled by erasing the contact.")
         request.answer = services.ERASED_ANSWER
         _mail_contact(request, account, "audience/mail/request_erased")
-        contact = Contact.objects.filter(pk=request.contact_id, account=account).first()
+        contact = (
+            Contact.objects.filter(pk=request.contact_id, account=account).first()
+            if request.contact_id is not None
+            else None
+        )
         if contact is not None:
             services.erase_contact(contact)
         else:  # erased already, some other way
