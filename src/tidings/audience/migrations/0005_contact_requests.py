@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0002_api_keys'),
-        ('audience', '0003_transfer_indexes'),
+        ('audience', '0004_segment_gin_indexes'),
     ]
 
     operations = [
