@@ -37,6 +37,7 @@ def populate_account(account: Account) -> None:
     Tenant isolation and erasure tests use it: add each new kind of data here.
     """
     from tidings.accounts import apikeys
+    from tidings.audience import rights
     from tidings.audience import services as audience
     from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
     from tidings.campaigns.models import Campaign, Layout
@@ -45,7 +46,7 @@ def populate_account(account: Account) -> None:
     assert user is not None
     apikeys.create_api_key(account, name="The account's key", by=user)
     newsletter = MailingList.objects.create(account=account, name="The account's list")
-    audience.add_contact(
+    carol = audience.add_contact(
         account,
         "carol@example.net",
         name="Carol Contact",
@@ -54,6 +55,7 @@ def populate_account(account: Account) -> None:
         proof={"method": ConsentProof.Method.FORM, "ip_address": "203.0.113.7",
                "user_agent": "CarolBrowser/1.0", "consent_text": "Yes please"},
     )  # fmt: skip
+    rights.request_from_contact(carol, kind="erasure", details="Carol asks to be forgotten")
     Segment.objects.create(account=account, name="The account's segment", rules={})
     form = SubscriptionForm.objects.create(
         account=account, name="The account's form", consent_text="yes"

@@ -26,6 +26,11 @@ app.conf.beat_schedule = {
         "task": "tidings.privacy.tasks.escalate_due_requests",
         "schedule": crontab(minute=7, hour="8,14"),
     },
+    # Contacts' requests to customers past their one-month deadline (docs/rights.md).
+    "escalate-overdue-contact-requests": {
+        "task": "tidings.audience.tasks.escalate_overdue_contact_requests",
+        "schedule": crontab(minute=37, hour="8,14"),
+    },
     "apply-retention": {
         "task": "tidings.privacy.tasks.apply_retention",
         "schedule": crontab(minute=17, hour=3),

@@ -24,7 +24,13 @@ from tidings.audience.models import (
     Subscription,
     SuppressedContact,
 )
-from tidings.audience.services import STICKY_STATUSES, AudienceError, clean_tags, contact_digest
+from tidings.audience.services import (
+    STICKY_STATUSES,
+    AudienceError,
+    clean_tags,
+    close_requests_of_erased,
+    contact_digest,
+)
 from tidings.privacy.services import keep_campaign_counts
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
@@ -175,5 +181,6 @@ def erase(account: Account, contacts: QuerySet[Contact]) -> int:
             )
             ids = [pk for pk, _ in batch]
             keep_campaign_counts(ids)
+            close_requests_of_erased(account, ids)
             Contact.objects.filter(account=account, pk__in=ids).delete()
         erased += len(batch)

@@ -302,3 +302,60 @@ class SuppressedContact(models.Model):
 
     def __str__(self) -> str:
         return f"suppressed {self.digest[:12]}…"
+
+
+class ContactRequest(models.Model):
+    """A contact's data-protection request to the customer (the controller), made from
+    the preference page: answered in the customer's request inbox within one month
+    (GDPR art. 12(3)), escalated to the account's users when overdue."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "access to my data"
+        RECTIFICATION = "rectification", "correction of my data"
+        ERASURE = "erasure", "erasure of my data"
+        OBJECTION = "objection", "objection to the processing of my data"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "open"
+        FULFILLED = "fulfilled", "fulfilled"
+        ANSWERED = "answered", "answered"
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="contact_requests"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Null once the contact is erased: the request stays as a record without them.
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.SET_NULL, related_name="requests"
+    )
+    # Where the answer goes; cleared when the contact is erased.
+    email = models.CharField(max_length=320, blank=True, default="")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    details = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.OPEN)
+    received_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField()
+    answer = models.TextField(blank=True, default="")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # One open request per kind and contact: a second submission is the same one.
+            models.UniqueConstraint(
+                fields=["contact", "kind"],
+                condition=models.Q(status="open"),
+                name="one_open_request_per_kind",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["account", "status", "due_at"], name="request_account_due"),
+        ]
+        ordering = ["due_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.uuid.hex[:8]} ({self.status})"
+
+    @property
+    def is_overdue(self) -> bool:
+        return self.status == self.Status.OPEN and self.due_at < timezone.now()

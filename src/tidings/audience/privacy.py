@@ -10,6 +10,7 @@ from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactRequest,
     MailingList,
     Segment,
     Subscription,
@@ -53,7 +54,7 @@ register(
     personal_fields=["status", "created_at", "confirmed_at", "unsubscribed_at"],
     erase=Erasure.DELETE,
     account_path="contact__account",
-    exported=False,
+    exported=True,
 )
 register(
     ConsentProof,
@@ -75,6 +76,22 @@ register(
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention="erased with the customer's account",
     personal_fields=["digest"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=False,
+)
+register(
+    ContactRequest,
+    owner=Owner.CUSTOMER,
+    category="contacts' requests about their data (application data)",
+    purpose="letting the customer answer their contacts' data-protection requests in time",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention=(
+        "deleted TIDINGS_AUDIT_RETENTION_YEARS after it is closed (the proof that it was "
+        "answered), or with the customer's account; the contact's address leaves the "
+        "request when the contact is erased"
+    ),
+    personal_fields=["email", "details", "answer", "received_at"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
@@ -140,3 +157,22 @@ retention.register(
     "unconfirmed signups: subscriptions", why=_why, expired=_unconfirmed_subscriptions
 )
 retention.register("unconfirmed signups: proofs of consent", why=_why, expired=_unconfirmed_proofs)
+
+
+# A closed request is the customer's proof that it was answered in time; it goes when
+# that proof is no longer needed (the period of the privacy office's own requests).
+def _closed_requests(now: datetime) -> QuerySet[ContactRequest]:
+    cutoff = now - timedelta(days=365 * settings.RETENTION["audit_years"])
+    return ContactRequest.objects.exclude(status=ContactRequest.Status.OPEN).filter(
+        closed_at__lt=cutoff
+    )
+
+
+retention.register(
+    "contacts' requests, closed",
+    why=lambda: (
+        "a contact's request to a customer is kept as proof of the answer for "
+        f"{settings.RETENTION['audit_years']} years after it is closed"
+    ),
+    expired=_closed_requests,
+)

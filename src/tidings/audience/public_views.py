@@ -11,13 +11,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 
-from tidings.audience import links, services, signup
+from tidings.audience import links, rights, services, signup
 from tidings.audience.forms import SubscribeForm, type_of, typed_value
-from tidings.audience.models import Contact, MailingList, Subscription, SubscriptionForm
+from tidings.audience.models import (
+    Contact,
+    ContactRequest,
+    MailingList,
+    Subscription,
+    SubscriptionForm,
+)
 from tidings.audience.services import AudienceError
 
 
@@ -129,7 +135,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     action = request.POST.get("action", "") if request.method == "POST" else ""
     if opened.expired:
         return _expired_preferences(request, contact, action)
-    notice, errors = "", []
+    notice, errors, status = "", [], 200
     if action == "leave":
         mailing_list = _subscribed_list(contact, request.POST.get("list", ""))
         if mailing_list is not None:
@@ -142,13 +148,81 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         errors = _save_preferences(request, contact)
         if not errors:
             notice = "Your details are saved."
+    elif action == "request":
+        notice, errors, status = _send_request(request, contact)
     contact.refresh_from_db()
     return render(
         request,
         "audience/public/preferences.html",
-        _preference_context(contact, notice=notice, errors=errors),
-        status=400 if errors else 200,
+        _preference_context(contact, notice=notice, errors=errors, token=token),
+        status=status if status != 200 else (400 if errors else 200),
     )
+
+
+def _send_request(request: HttpRequest, contact: Contact) -> tuple[str, list[str], int]:
+    """The contact's request to the customer: a notice, errors, and the status code."""
+    try:
+        made, new = rights.request_from_contact(
+            contact,
+            kind=request.POST.get("kind", ""),
+            details=request.POST.get("details", ""),
+            ip=signup.client_ip(request),
+        )
+    except rights.TooManyRequests as error:
+        return "", [str(error)], 429
+    except rights.RequestError as error:
+        return "", [str(error)], 400
+    due = f"{made.due_at:%-d %B %Y}"
+    if new:
+        notice = (
+            f"{contact.account.name} has your request ({made.get_kind_display()}). "
+            f"They must answer by {due}; the answer comes to {contact.email}."
+        )
+    else:
+        notice = (
+            f"You already asked for this on {made.received_at:%-d %B %Y}: the request is "
+            f"open and must be answered by {due}."
+        )
+    return notice, [], 200
+
+
+def _opened_fresh(token: str) -> Contact:
+    """The contact of a preference link that is authentic and not expired, else 404."""
+    try:
+        opened = links.open_preferences(token)
+    except links.InvalidLink:
+        raise Http404("Invalid link") from None
+    if opened.expired:
+        raise Http404("Expired link")
+    return opened.contact
+
+
+def my_data(request: HttpRequest, token: str) -> HttpResponse:
+    """Everything the customer holds on the contact (GDPR art. 15)."""
+    try:
+        contact = _opened_fresh(token)
+    except Http404:
+        return _invalid(request, links.InvalidLink("This link is not valid or has expired."))
+    return render(
+        request,
+        "audience/public/my_data.html",
+        {"account": contact.account, "contact": contact, "token": token,
+         "sections": rights.contact_data(contact)},
+    )  # fmt: skip
+
+
+def my_data_download(request: HttpRequest, token: str, fmt: str) -> HttpResponse:
+    """The same data as a CSV or XLSX file."""
+    if fmt not in rights.EXPORT_FORMATS:
+        raise Http404("Unknown format")
+    contact = _opened_fresh(token)
+    content_type, extension = rights.EXPORT_FORMATS[fmt]
+    response = HttpResponse(rights.export_contact_data(contact, fmt), content_type=content_type)
+    name = f"my-data-{contact.account.name}"[:60]
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    response["Content-Disposition"] = f'attachment; filename="{safe}.{extension}"'
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _subscribed_list(contact: Contact, value: str) -> MailingList | None:
@@ -208,6 +282,8 @@ def _preference_context(contact: Contact, **extra: Any) -> dict[str, Any]:
         "subscriptions": subscriptions,
         "left_everything": contact.status == Contact.Status.UNSUBSCRIBED,
         "rows": _editable_rows(contact),
+        "request_kinds": ContactRequest.Kind.choices,
+        "open_requests": contact.requests.filter(status=ContactRequest.Status.OPEN),
         **extra,
     }
 

@@ -10,9 +10,11 @@ takes, whether it needs a key, what its value must be) and compiled to a Django 
 an unknown field or operator, or a value of the wrong kind, raises `SegmentError` with
 a message naming the condition, and nothing is saved.
 
-Extension point for engagement (opens, clicks; a later issue): register a field with
-`register_field(Field(..., profiling=True))`. A segment that uses any profiling field
-leaves out the contacts who objected to profiling (`Contact.allow_profiling`, P18/P21).
+Engagement fields ("opened", "clicked": per-contact tracking events, kept
+TIDINGS_TRACKING_DAYS) are profiling fields (`Field(..., profiling=True)`): a segment that
+uses any of them leaves out the contacts who objected to profiling
+(`Contact.allow_profiling`, P18/P21), at once and wherever the segment is evaluated
+(counts, previews, the sending engine).
 """
 
 from __future__ import annotations
@@ -297,6 +299,25 @@ def _created_at(account: Account, c: Condition) -> Q:
     return Q(created_at__gt=_moment(c.value, end_of_day=True))
 
 
+def _engaged(kind: str) -> Compiler:
+    """Opened or clicked a mail of the account (per-contact tracking events)."""
+
+    def compile(account: Account, c: Condition) -> Q:
+        from tidings.sending.models import TrackingEvent
+
+        events = TrackingEvent.objects.filter(
+            delivery__contact=OuterRef("pk"), campaign__account=account, kind=kind
+        )
+        if c.op == "exists":
+            q = Q(Exists(events))
+            return q if c.value else ~q
+        if c.op == "before":
+            return Q(Exists(events.filter(at__lt=_moment(c.value, end_of_day=False))))
+        return Q(Exists(events.filter(at__gt=_moment(c.value, end_of_day=True))))
+
+    return compile
+
+
 def _attribute(account: Account, c: Condition) -> Q:
     if c.op == "exists":
         q = Q(attributes__has_key=c.key)
@@ -331,6 +352,20 @@ for _field in (
         ("eq", "neq", "contains", "gt", "lt", "before", "after", "exists", "in"),
         _attribute,
         key="attribute",
+    ),
+    Field(
+        "opened",
+        "Opened a mail",
+        ("after", "before", "exists"),
+        _engaged("open"),
+        profiling=True,
+    ),
+    Field(
+        "clicked",
+        "Clicked a link in a mail",
+        ("after", "before", "exists"),
+        _engaged("click"),
+        profiling=True,
     ),
 ):
     register_field(_field)

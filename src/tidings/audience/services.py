@@ -22,6 +22,7 @@ from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactRequest,
     MailingList,
     Subscription,
     SubscriptionForm,
@@ -238,7 +239,26 @@ def erase_contact(contact: Contact) -> None:
     with transaction.atomic():
         suppress(contact.account, contact.email, SuppressedContact.Reason.ERASED)
         keep_campaign_counts([contact.pk])
+        close_requests_of_erased(contact.account, [contact.pk])
         contact.delete()
+
+
+ERASED_ANSWER = "All the data we held on you has been erased."
+
+
+def close_requests_of_erased(account: Account, contact_ids: list[int]) -> None:
+    """These contacts are being erased: their open erasure requests are fulfilled, their
+    other open requests closed (nothing is left to give or correct), and their address
+    leaves every request, which stays as the record that it was answered."""
+    requests = ContactRequest.objects.filter(account=account, contact_id__in=contact_ids)
+    now = timezone.now()
+    requests.filter(status=ContactRequest.Status.OPEN, kind=ContactRequest.Kind.ERASURE).update(
+        status=ContactRequest.Status.FULFILLED, answer=ERASED_ANSWER, closed_at=now
+    )
+    requests.filter(status=ContactRequest.Status.OPEN).update(
+        status=ContactRequest.Status.ANSWERED, answer=f"Closed: {ERASED_ANSWER}", closed_at=now
+    )
+    requests.update(email="", contact=None)
 
 
 def mailable_contacts(account: Account, mailing_list: MailingList) -> QuerySet[Contact]:

@@ -25,3 +25,11 @@ def bulk_contacts(*, account_id: int, search: dict[str, Any], action: str, argum
     account = Account.objects.get(pk=account_id)
     contacts = ContactSearch.from_dict(search).contacts(account)
     return bulk.apply(account, contacts, action, argument).changed
+
+
+@shared_task
+def escalate_overdue_contact_requests() -> int:
+    """Mail each account's users about their contacts' overdue requests (once a day each)."""
+    from tidings.audience import rights
+
+    return rights.escalate_overdue_requests()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tidings.audience import public_views, views
+from tidings.audience import public_views, request_views, views
 
 app_name = "audience"
 urlpatterns = [
@@ -29,9 +29,13 @@ urlpatterns = [
     path("forms/<uuid:form_uuid>/", views.form_edit, name="form"),
     path("forms/<uuid:form_uuid>/delete/", views.form_delete, name="form_delete"),
     path("audience/settings/", views.audience_settings, name="settings"),
+    path("requests/", request_views.inbox, name="requests"),
+    path("requests/<uuid:request_uuid>/", request_views.detail, name="request"),
     # Public pages for the customer's contacts (no login).
     path("subscribe/<uuid:form_uuid>/", public_views.subscribe, name="subscribe"),
     path("subscribe/confirm/<str:token>/", public_views.confirm, name="confirm"),
     path("p/<str:token>/", public_views.preferences, name="preferences"),
+    path("p/<str:token>/data/", public_views.my_data, name="my_data"),
+    path("p/<str:token>/data/<str:fmt>/", public_views.my_data_download, name="my_data_download"),
     path("u/<str:token>/", public_views.unsubscribe, name="unsubscribe"),
 ]

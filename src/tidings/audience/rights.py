@@ -1,0 +1,339 @@
+"""A contact's rights towards the customer (the controller; Tidings is the processor).
+
+From the preference page a contact sees everything the customer holds on them
+(`contact_data`), downloads it (`export_contact_data`, the transfer app's sinks), and
+sends a request (`request_from_contact`): one open request per kind, rate-limited. The
+customer answers it in their request inbox: an erasure in one click (`fulfil_erasure`:
+the contact is erased across all lists and its keyed hash suppressed), anything else with
+a message mailed to the contact (`answer_request`). Requests still open after their due
+date (one month, GDPR art. 12(3)) are mailed to the account's users once a day
+(`escalate_overdue_requests`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from tidings.accounts.models import Account, User
+from tidings.audience import services, signup
+from tidings.audience.models import Contact, ContactRequest
+from tidings.core.mail import send_templated
+from tidings.privacy.office import one_month_after
+
+MAX_DETAILS = 2000
+MAX_ANSWER = 10_000
+# The public form: per contact per day, per address of the sender per hour.
+REQUESTS_PER_CONTACT_DAY = 5
+REQUESTS_PER_IP_HOUR = 20
+# Escalate an overdue request at most this often.
+ESCALATE_EVERY = timedelta(days=1)
+
+
+class RequestError(services.AudienceError):
+    """A request that cannot be made or answered; the message says why."""
+
+
+class TooManyRequests(RequestError):
+    pass
+
+
+# --- what the customer holds on a contact -------------------------------------------
+
+
+@dataclass
+class Section:
+    """One table of the contact's data, as shown and as downloaded."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+def contact_data(contact: Contact) -> list[Section]:
+    """Everything the account holds on this contact, table by table (GDPR art. 15)."""
+    from tidings.sending.models import Delivery, TrackingEvent
+
+    details = Section("Your details", ["field", "value"])
+    for label, value in (
+        ("email", contact.email),
+        ("name", contact.name),
+        ("status", Contact.Status(contact.status).label),
+        ("legal basis", Contact.LegalBasis(contact.legal_basis).label),
+        ("basis since", _when(contact.basis_at)),
+        ("how you were added", Contact.Source(contact.source).label),
+        ("added", _when(contact.created_at)),
+        ("last changed", _when(contact.updated_at)),
+        ("opens and clicks may be recorded", "yes" if contact.allow_tracking else "no"),
+        ("reading habits may choose what you get", "yes" if contact.allow_profiling else "no"),
+    ):
+        details.rows.append([label, value])
+    attributes = Section("Attributes", ["attribute", "value"])
+    for key, value in sorted((contact.attributes or {}).items()):
+        attributes.rows.append([key, json.dumps(value) if isinstance(value, bool) else value])
+    tags = Section("Tags", ["tag"], [[t] for t in contact.tags or []])
+    subscriptions = Section("Subscriptions", ["list", "status", "since", "confirmed", "left"])
+    for sub in contact.subscriptions.select_related("mailing_list").order_by("mailing_list__name"):
+        subscriptions.rows.append(
+            [
+                sub.mailing_list.name,
+                sub.get_status_display(),
+                _when(sub.created_at),
+                _when(sub.confirmed_at),
+                _when(sub.unsubscribed_at),
+            ]
+        )
+    proofs = Section(
+        "Proofs of consent",
+        ["given", "confirmed", "how", "legal basis", "list", "text agreed to", "version",
+         "IP address", "browser", "note"],
+    )  # fmt: skip
+    for proof in contact.consent_proofs.select_related("mailing_list").order_by("given_at"):
+        proofs.rows.append(
+            [
+                _when(proof.given_at),
+                _when(proof.confirmed_at),
+                proof.get_method_display(),
+                proof.get_legal_basis_display(),
+                proof.mailing_list.name if proof.mailing_list else "",
+                proof.consent_text,
+                proof.consent_version,
+                proof.ip_address or "",
+                proof.user_agent,
+                proof.note,
+            ]
+        )
+    deliveries = Section("Mail sent to you", ["campaign", "status", "sent"])
+    for delivery in (
+        Delivery.objects.filter(contact=contact).select_related("campaign").order_by("pk")
+    ):
+        deliveries.rows.append(
+            [delivery.campaign.name, delivery.get_status_display(), _when(delivery.sent_at)]
+        )
+    events = Section("Opens and clicks recorded", ["campaign", "what", "link", "when"])
+    for event in (
+        TrackingEvent.objects.filter(delivery__contact=contact)
+        .select_related("campaign")
+        .order_by("at")
+    ):
+        events.rows.append(
+            [event.campaign.name, event.get_kind_display(), event.url, _when(event.at)]
+        )
+    requests = Section("Your requests", ["received", "about", "status", "due", "answer"])
+    for req in contact.requests.order_by("received_at"):
+        requests.rows.append(
+            [
+                _when(req.received_at),
+                req.get_kind_display(),
+                req.get_status_display(),
+                _when(req.due_at),
+                req.answer,
+            ]
+        )
+    return [details, attributes, tags, subscriptions, proofs, deliveries, events, requests]
+
+
+EXPORT_HEADER = ["table", "row", "column", "value"]
+EXPORT_FORMATS = {
+    "csv": ("text/csv", "csv"),
+    "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+}
+
+
+def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
+    """One row per value: every table of the contact's data fits one sheet or file."""
+    from tidings.transfer.neutralise import neutralise
+
+    for section in sections:
+        for number, row in enumerate(section.rows, start=1):
+            for column, value in zip(section.columns, row, strict=True):
+                shown = neutralise(value) if isinstance(value, str) else value
+                yield [section.title, number, column, shown]
+
+
+def export_contact_data(contact: Contact, fmt: str) -> bytes:
+    """The contact's data as a CSV or XLSX file, written by the export sinks (which
+    neutralise nothing themselves: the values are neutralised here)."""
+    from tidings.transfer.exporter import CsvSink, XlsxSink
+
+    if fmt not in EXPORT_FORMATS:
+        raise RequestError("Choose CSV or XLSX.")
+    with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:
+        path = Path(tmp) / f"data.{fmt}"
+        sink = CsvSink(path, EXPORT_HEADER) if fmt == "csv" else XlsxSink(path, EXPORT_HEADER)
+        try:
+            sink.write(list(_export_rows(contact_data(contact))))
+        finally:
+            sink.close()
+        return path.read_bytes()
+
+
+# --- requests ----------------------------------------------------------------------
+
+
+def request_from_contact(
+    contact: Contact, *, kind: str, details: str = "", ip: str | None = None
+) -> tuple[ContactRequest, bool]:
+    """The contact asks the customer for access, correction, erasure or to stop a
+    processing. Returns the request and whether it is new: while one of that kind is
+    open, asking again returns it unchanged."""
+    if kind not in ContactRequest.Kind.values:
+        raise RequestError("Choose what you are asking for.")
+    details = details.strip()
+    if len(details) > MAX_DETAILS:
+        raise RequestError(f"Please say it in at most {MAX_DETAILS} characters.")
+    existing = ContactRequest.objects.filter(
+        contact=contact, kind=kind, status=ContactRequest.Status.OPEN
+    ).first()
+    if existing is not None:
+        return existing, False
+    if ip and not signup._within("request-ip", ip, REQUESTS_PER_IP_HOUR, 3600):
+        raise TooManyRequests("Too many requests from your network: please try again later.")
+    if not signup._within("request", contact.uuid.hex, REQUESTS_PER_CONTACT_DAY, 86400):
+        raise TooManyRequests("You have sent many requests today: please try again tomorrow.")
+    received = timezone.now()
+    try:
+        with transaction.atomic():
+            request = ContactRequest.objects.create(
+                account_id=contact.account_id,
+                contact=contact,
+                email=contact.email,
+                kind=kind,
+                details=details,
+                received_at=received,
+                due_at=one_month_after(received),
+            )
+    except IntegrityError:
+        # The same request sent twice at once: the other submission made it.
+        return ContactRequest.objects.get(
+            contact=contact, kind=kind, status=ContactRequest.Status.OPEN
+        ), False
+    return request, True
+
+
+def _mail_contact(request: ContactRequest, account: Account, template: str) -> None:
+    from tidings.audience.tasks import deliver_contact_mail
+
+    if not request.email:
+        return
+    context = {"account": account, "request": request, "operator": settings.OPERATOR}
+    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+    body = render_to_string(f"{template}.txt", context)
+    sender, to = signup.contact_sender(account), request.email
+    transaction.on_commit(
+        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    )
+
+
+def _open(account: Account, request: ContactRequest) -> ContactRequest:
+    locked = ContactRequest.objects.select_for_update().filter(pk=request.pk, account=account)
+    current = locked.first()
+    if current is None:
+        raise RequestError("That request belongs to another account.")
+    if current.status != ContactRequest.Status.OPEN:
+        raise RequestError("This request is already closed.")
+    return current
+
+
+def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
+    """Erase the contact across all the account's lists and keep only the keyed hash of
+    the address, so that no import or signup brings them back without a new consent.
+    The contact is told; then their address leaves every request of theirs
+    (`services.close_requests_of_erased`)."""
+    with transaction.atomic():
+        request = _open(account, request)
+        if request.kind != ContactRequest.Kind.ERASURE:
+            raise RequestError("Only an erasure request is fulfilled by erasing the contact.")
+        request.answer = services.ERASED_ANSWER
+        _mail_contact(request, account, "audience/mail/request_erased")
+        contact = (
+            Contact.objects.filter(pk=request.contact_id, account=account).first()
+            if request.contact_id is not None
+            else None
+        )
+        if contact is not None:
+            services.erase_contact(contact)
+        else:  # erased already, some other way
+            ContactRequest.objects.filter(pk=request.pk).update(
+                status=ContactRequest.Status.FULFILLED,
+                answer=services.ERASED_ANSWER,
+                closed_at=timezone.now(),
+                email="",
+                contact=None,
+            )
+        request.refresh_from_db()
+    return request
+
+
+def answer_request(account: Account, request: ContactRequest, *, answer: str) -> ContactRequest:
+    """Close a request with the customer's message, which is mailed to the contact."""
+    answer = answer.strip()
+    if not answer:
+        raise RequestError("Write the answer the contact will receive.")
+    if len(answer) > MAX_ANSWER:
+        raise RequestError(f"An answer can have at most {MAX_ANSWER} characters.")
+    with transaction.atomic():
+        request = _open(account, request)
+        request.status = ContactRequest.Status.ANSWERED
+        request.answer = answer
+        request.closed_at = timezone.now()
+        request.save(update_fields=["status", "answer", "closed_at"])
+        _mail_contact(request, account, "audience/mail/request_answer")
+    return request
+
+
+def open_requests(account: Account) -> int:
+    return ContactRequest.objects.filter(account=account, status=ContactRequest.Status.OPEN).count()
+
+
+def escalate_overdue_requests(now: datetime | None = None) -> int:
+    """Mail the users of each account with overdue open requests, at most once a day
+    per request. Returns how many requests were escalated."""
+    now = now or timezone.now()
+    overdue = ContactRequest.objects.filter(
+        status=ContactRequest.Status.OPEN, due_at__lt=now
+    ).exclude(escalated_at__gt=now - ESCALATE_EVERY)
+    escalated = 0
+    for account_id in overdue.values_list("account_id", flat=True).distinct().order_by():
+        account = Account.objects.filter(pk=account_id).first()
+        if account is None:
+            continue
+        users = list(
+            User.objects.filter(account=account, is_active=True)
+            .order_by("pk")
+            .values_list("email", flat=True)
+        )
+        if not users:
+            continue
+        with transaction.atomic():
+            due = list(overdue.filter(account=account).select_for_update().order_by("due_at"))
+            if not due:
+                continue
+            ContactRequest.objects.filter(pk__in=[r.pk for r in due]).update(escalated_at=now)
+            send_templated(
+                "audience/mail/requests_overdue",
+                users,
+                {
+                    "account": account,
+                    "requests": due,
+                    "now": now,
+                    "inbox_path": reverse("audience:requests"),
+                },
+            )
+        escalated += len(due)
+    return escalated
