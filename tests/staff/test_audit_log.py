@@ -143,3 +143,80 @@ def test_nobody_changes_the_log_in_the_console_not_even_a_superuser(client, even
     assert client.post(url + "delete/", {"post": "yes"}).status_code == 403
     assert client.get("/staff/admin/staff/auditevent/add/").status_code == 403
     assert AuditEvent.objects.get(pk=events[0].pk).reason == "ticket 0"
+
+
+# --- retention: the oldest entries expire, the rest still verify (P12) -------------------
+
+
+@pytest.fixture
+def old_and_new(customer, staff) -> tuple[list[AuditEvent], list[AuditEvent]]:
+    import time_machine
+
+    with time_machine.travel("2020-01-10 09:00Z", tick=False):
+        old = [
+            audit.record(AuditEvent.Action.READ, customer, by=staff, reason=f"old {n}")
+            for n in range(3)
+        ]
+    new = [
+        audit.record(AuditEvent.Action.READ, customer, by=staff, reason=f"new {n}")
+        for n in range(2)
+    ]
+    return old, new
+
+
+@pytest.mark.promise("P12")
+def test_the_retention_job_deletes_entries_past_their_period_and_the_chain_still_holds(
+    old_and_new, settings
+):
+    from tidings.privacy import retention
+    from tidings.staff.models import AuditExpiry
+
+    settings.RETENTION = {**settings.RETENTION, "audit_years": 3}
+    old, new = old_and_new
+    preview = {o.rule.name: o.count for o in retention.apply_all(dry_run=True)}
+    assert preview["audit trail"] == 3
+    assert AuditEvent.objects.count() == 5
+
+    assert retention.run("audit trail") == 3
+
+    assert list(AuditEvent.objects.values_list("pk", flat=True)) == [e.pk for e in new]
+    expiry = AuditExpiry.objects.get()
+    assert (expiry.through_pk, expiry.through_hash, expiry.count) == (old[-1].pk, old[-1].hash, 3)
+    report = audit.verify_chain()
+    assert report.ok and report.checked == 2
+    assert retention.run("audit trail") == 0  # nothing more has expired
+
+
+@needs_postgresql
+def test_after_an_expiry_newer_entries_and_the_expiry_record_still_cannot_be_deleted(old_and_new):
+    from tidings.staff.models import AuditExpiry
+
+    _old, new = old_and_new
+    audit.expire(new[0].at)
+    for sql, pk in [
+        ("DELETE FROM staff_auditevent WHERE id = %s", new[0].pk),
+        ("DELETE FROM staff_auditexpiry WHERE id = %s", AuditExpiry.objects.get().pk),
+        (
+            "UPDATE staff_auditexpiry SET through_pk = 999999 WHERE id = %s",
+            AuditExpiry.objects.get().pk,
+        ),
+    ]:
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [pk])
+    assert AuditEvent.objects.count() == 2 and AuditExpiry.objects.count() == 1
+
+
+@needs_postgresql
+def test_oldest_entries_deleted_without_an_expiry_record_break_the_chain(old_and_new):
+    old, new = old_and_new
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE staff_auditevent DISABLE TRIGGER USER")
+        cursor.execute("DELETE FROM staff_auditevent WHERE id <= %s", [old[-1].pk])
+
+    report = audit.verify_chain()
+    assert report.first_broken is not None and report.first_broken.pk == new[0].pk
+    assert "link" in report.problem

@@ -32,6 +32,9 @@ class Rule:
     expired: Callable[[datetime], models.QuerySet[Any]]
     # Optional work before deleting (aggregating events into counts, say).
     before_delete: Callable[[models.QuerySet[Any]], None] | None = None
+    # For data that deletes itself its own way (the audit log): called instead of the
+    # batched delete, returns how many rows went.
+    remove: Callable[[datetime], int] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ def register(
     why: Callable[[], str],
     expired: Callable[[datetime], models.QuerySet[Any]],
     before_delete: Callable[[models.QuerySet[Any]], None] | None = None,
+    remove: Callable[[datetime], int] | None = None,
 ) -> Rule:
-    rule = Rule(name=name, why=why, expired=expired, before_delete=before_delete)
+    rule = Rule(name=name, why=why, expired=expired, before_delete=before_delete, remove=remove)
     _rules[name] = rule
     return rule
 
@@ -78,6 +82,8 @@ def apply(rule: Rule, *, now: datetime | None = None, dry_run: bool = False) -> 
     qs = rule.expired(now)
     if dry_run:
         return Outcome(rule, qs.count())
+    if rule.remove is not None:
+        return Outcome(rule, rule.remove(now))
     deleted = 0
     while True:
         ids = list(rule.expired(now).values_list("pk", flat=True)[:BATCH])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from tidings.staff.models import GENESIS_HASH, AuditEvent
+from tidings.staff.models import GENESIS_HASH, AuditEvent, AuditExpiry
 
 if TYPE_CHECKING:
     from tidings.accounts.models import User
@@ -153,10 +154,14 @@ class ChainReport:
 
 
 def verify_chain(batch_size: int = 2000) -> ChainReport:
-    """Walk the log in order; report the first entry whose hash or link does not hold."""
-    expected_prev = None
+    """Walk the log in order; report the first entry whose hash or link does not hold.
+
+    The first entry links to the genesis hash, or, once the oldest entries have expired,
+    to the last expired one's hash, kept in its AuditExpiry record."""
+    expiry = AuditExpiry.objects.order_by("-through_pk").first()
+    expected_prev: str | None = expiry.through_hash if expiry else GENESIS_HASH
     checked = 0
-    last_pk = 0
+    last_pk = expiry.through_pk if expiry else 0
     while True:
         batch = list(AuditEvent.objects.filter(pk__gt=last_pk).order_by("pk")[:batch_size])
         if not batch:
@@ -169,3 +174,43 @@ def verify_chain(batch_size: int = 2000) -> ChainReport:
             expected_prev = event.hash
             checked += 1
             last_pk = event.pk
+
+
+def expire(written_before: datetime, batch_size: int = 5000) -> int:
+    """Delete the entries written before `written_before`: the oldest part of the chain,
+    from its start, after recording where it now begins (the database refuses any other
+    deletion). Returns how many went."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK])
+        last = (
+            AuditEvent.objects.filter(at__lt=written_before)
+            .order_by("-pk")
+            .values_list("pk", "hash")
+            .first()
+        )
+        if last is None:
+            return 0
+        through_pk, through_hash = last
+        start = AuditExpiry.objects.order_by("-through_pk").values_list("through_pk", flat=True)
+        count = AuditEvent.objects.filter(pk__gt=start.first() or 0, pk__lte=through_pk).count()
+        AuditExpiry.objects.create(
+            written_before=written_before,
+            through_pk=through_pk,
+            through_hash=through_hash,
+            count=count,
+        )
+    table = AuditEvent._meta.db_table
+    deleted = 0
+    with connection.cursor() as cursor:
+        while True:  # in batches: short transactions, flat memory
+            with transaction.atomic():
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+                    "WHERE id <= %s ORDER BY id LIMIT %s)",
+                    [through_pk, batch_size],
+                )
+                if cursor.rowcount <= 0:
+                    return deleted
+                deleted += cursor.rowcount

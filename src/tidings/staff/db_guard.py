@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 TABLE = "staff_auditevent"
+EXPIRY = "staff_auditexpiry"
 # Set (per session) only by `flush`, which wipes the whole database on purpose.
 MAINTENANCE_SETTING = "tidings.audit_maintenance"
 
@@ -26,6 +27,12 @@ POSTGRESQL_INSTALL = [
     BEGIN
         IF TG_OP = 'TRUNCATE' AND current_setting('{MAINTENANCE_SETTING}', true) = 'on' THEN
             RETURN NULL;
+        END IF;
+        -- The retention job deletes the oldest entries, at or below a recorded expiry.
+        IF TG_OP = 'DELETE' AND TG_TABLE_NAME = '{TABLE}' AND OLD.id <= (
+            SELECT COALESCE(MAX(through_pk), 0) FROM {EXPIRY}
+        ) THEN
+            RETURN OLD;
         END IF;
         RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
     END;
@@ -41,8 +48,20 @@ POSTGRESQL_INSTALL = [
     BEFORE TRUNCATE ON {TABLE}
     FOR EACH STATEMENT EXECUTE FUNCTION tidings_audit_append_only()
     """,
+    f"""
+    CREATE TRIGGER {EXPIRY}_append_only
+    BEFORE UPDATE OR DELETE ON {EXPIRY}
+    FOR EACH ROW EXECUTE FUNCTION tidings_audit_append_only()
+    """,
+    f"""
+    CREATE TRIGGER {EXPIRY}_no_truncate
+    BEFORE TRUNCATE ON {EXPIRY}
+    FOR EACH STATEMENT EXECUTE FUNCTION tidings_audit_append_only()
+    """,
 ]
 POSTGRESQL_REMOVE = [
+    f"DROP TRIGGER IF EXISTS {EXPIRY}_no_truncate ON {EXPIRY}",
+    f"DROP TRIGGER IF EXISTS {EXPIRY}_append_only ON {EXPIRY}",
     f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}",
     f"DROP TRIGGER IF EXISTS {TABLE}_append_only ON {TABLE}",
     "DROP FUNCTION IF EXISTS tidings_audit_append_only()",
@@ -54,10 +73,28 @@ SQLITE_INSTALL = [
     """,
     f"""
     CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
+    WHEN OLD.id > (SELECT COALESCE(MAX(through_pk), 0) FROM {EXPIRY})
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END
+    """,
+    f"""
+    CREATE TRIGGER IF NOT EXISTS {EXPIRY}_no_update BEFORE UPDATE ON {EXPIRY}
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE refused'); END
+    """,
+    f"""
+    CREATE TRIGGER IF NOT EXISTS {EXPIRY}_no_delete BEFORE DELETE ON {EXPIRY}
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END
+    """,
+]
+SQLITE_BEFORE_EXPIRY = [
+    SQLITE_INSTALL[0],
+    f"""
+    CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE}
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE refused'); END
     """,
 ]
 SQLITE_REMOVE = [
+    f"DROP TRIGGER IF EXISTS {EXPIRY}_no_update",
+    f"DROP TRIGGER IF EXISTS {EXPIRY}_no_delete",
     f"DROP TRIGGER IF EXISTS {TABLE}_no_update",
     f"DROP TRIGGER IF EXISTS {TABLE}_no_delete",
 ]
@@ -70,10 +107,12 @@ def _run(connection: BaseDatabaseWrapper, statements: list[str]) -> None:
 
 
 def install(connection: BaseDatabaseWrapper) -> None:
+    # Before migration staff.0003 there is no expiry table: no deletion is allowed then.
+    with_expiry = EXPIRY in connection.introspection.table_names()
     if connection.vendor == "postgresql":
-        _run(connection, POSTGRESQL_INSTALL)
+        _run(connection, POSTGRESQL_INSTALL if with_expiry else POSTGRESQL_INSTALL[:3])
     elif connection.vendor == "sqlite":
-        _run(connection, SQLITE_INSTALL)
+        _run(connection, SQLITE_INSTALL if with_expiry else SQLITE_BEFORE_EXPIRY)
 
 
 def remove(connection: BaseDatabaseWrapper) -> None:

@@ -101,3 +101,32 @@ class AuditEvent(models.Model):
 
 
 GENESIS_HASH = "0" * 64
+
+
+class AuditExpiry(models.Model):
+    """The oldest audit entries were deleted when their retention ended (P12): up to and
+    including entry `through_pk`, whose hash is kept, so the entries that remain still
+    verify from here. The database lets an audit entry be deleted only at or below such
+    a record, and never changes or deletes the record itself."""
+
+    at = models.DateTimeField(default=timezone.now)
+    written_before = models.DateTimeField(help_text="entries written before this went")
+    through_pk = models.BigIntegerField()
+    through_hash = models.CharField(max_length=64)
+    count = models.PositiveBigIntegerField()
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("through_pk",)
+
+    def __str__(self) -> str:
+        return f"{self.count} audit entries up to #{self.through_pk} deleted at {self.at:%Y-%m-%d}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AppendOnlyError("audit expiry records cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit expiry records cannot be deleted")

@@ -1,7 +1,17 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
 
-from tidings.privacy.datamap import Erasure, LegalBasis, Owner, register
-from tidings.staff.models import AuditEvent
+from tidings.privacy import retention
+from tidings.privacy.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
+from tidings.staff import audit
+from tidings.staff.models import AuditEvent, AuditExpiry
 
 register(
     AuditEvent,
@@ -9,10 +19,31 @@ register(
     category="audit trail",
     purpose="accountability: who read or changed personal data, when and why (P7)",
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention=f"{settings.RETENTION['audit_years']} years (TIDINGS_AUDIT_RETENTION_YEARS)",
+    retention=(
+        f"{settings.RETENTION['audit_years']} years after each entry is written "
+        "(TIDINGS_AUDIT_RETENTION_YEARS), then deleted, oldest first"
+    ),
     personal_fields=[],
     erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,
     rows_for_account=lambda account: AuditEvent.objects.filter(account_id=account.pk),
     shown_fields=("at", "actor_kind", "actor_role", "action", "target_type", "fields", "reason"),
     description="Ids and field names only; kept after erasure as proof of what was done.",
+)
+
+
+def _audit_cutoff(now: datetime) -> datetime:
+    return now - timedelta(days=365 * settings.RETENTION["audit_years"])
+
+
+retention.register(
+    "audit trail",
+    why=lambda: (
+        f"audit entries are kept {settings.RETENTION['audit_years']} years after they are "
+        "written; the record of each deletion keeps the rest verifiable"
+    ),
+    expired=lambda now: AuditEvent.objects.filter(at__lt=_audit_cutoff(now)),
+    remove=lambda now: audit.expire(_audit_cutoff(now)),
+)
+declare_free_of_personal_data(
+    AuditExpiry, "where the audit trail begins after its oldest entries expired"
 )
