@@ -176,7 +176,9 @@ def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
         if locked.status not in (S.DRAFT, S.SCHEDULED):
             raise SendingError(f"A {locked.get_status_display()} campaign cannot be scheduled.")
         locked.status, locked.scheduled_at = S.SCHEDULED, when
-        locked.save(update_fields=["status", "scheduled_at", "updated_at"])
+        # Kept to show the time again as the customer chose it.
+        locked.schedule_timezone = getattr(when.tzinfo, "key", None) or "UTC"
+        locked.save(update_fields=["status", "scheduled_at", "schedule_timezone", "updated_at"])
     campaign.refresh_from_db()
     return campaign
 

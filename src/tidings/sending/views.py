@@ -24,6 +24,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -35,7 +36,7 @@ from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
-from tidings.sending import engine, services, tokens, tracking
+from tidings.sending import controls, engine, services, tokens, tracking
 from tidings.sending.forms import DomainForm, RelayForm, ScheduleForm, TrackingForm
 from tidings.sending.models import Relay, SendingDomain
 
@@ -72,15 +73,25 @@ DONE = {
 }
 
 
+def _back(request: HttpRequest, campaign: Campaign) -> HttpResponse:
+    """Back to the page the buttons were on (the campaign page or the send page)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("sending:send", uuid=campaign.uuid)
+
+
 @login_required
 def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
-    schedule = ScheduleForm(request.POST if request.POST.get("action") == "schedule" else None)
+    schedule = ScheduleForm(request.POST) if request.POST.get("action") == "schedule" else None
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
             if action == "schedule":
-                if not schedule.is_valid():
+                if schedule is None or not schedule.is_valid():
                     raise engine.SendingError("Give a date, a time and a time zone.")
                 when = schedule.cleaned_data["when"].replace(tzinfo=None)
                 aware = timezone.make_aware(when, schedule.cleaned_data["timezone"])
@@ -93,18 +104,11 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
             messages.error(request, str(error))
         else:
             messages.success(request, DONE[action])
-            return redirect("sending:send", uuid=campaign.uuid)
-    estimate = (
-        engine.recipients(campaign).count() if campaign.status in ("draft", "scheduled") else None
+            return _back(request, campaign)
+    context = controls.context_for(campaign, user=request.user, schedule=schedule)
+    return render(
+        request, "sending/send.html", {**context, "back": request.path, "with_test": True}
     )
-    context = {
-        "campaign": campaign,
-        "progress": engine.progress(campaign),
-        "estimate": estimate,
-        "schedule": schedule,
-        "relay": engine.pick_relay(campaign.account),
-    }
-    return render(request, "sending/send.html", context)
 
 
 @login_required
