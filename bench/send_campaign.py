@@ -200,7 +200,7 @@ def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
     from tidings.accounts.models import Account
     from tidings.audience.models import Contact, MailingList, Subscription
     from tidings.campaigns.models import Campaign
-    from tidings.sending.models import Relay
+    from tidings.sending.models import Relay, SendingSettings
 
     account = Account.objects.create(name=f"Bench {size}")
     newsletter = MailingList.objects.create(account=account, name="Everyone")
@@ -222,6 +222,7 @@ def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
         Subscription.objects.bulk_create(
             [Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts]
         )
+    SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
     Relay.objects.create(
         account=account, name="sink", host="127.0.0.1", port=port, security="none",
         max_connections=16,

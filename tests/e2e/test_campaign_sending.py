@@ -87,6 +87,14 @@ def test_write_test_send_pause_resume_follow_and_report(
     expect(controls.get_by_label("Time zone")).to_have_value("UTC")
     screenshot(page, "campaign-draft")
 
+    # Nothing goes out before the postal address is there (CAN-SPAM): add it.
+    controls.get_by_role("link", name="add your postal address").click()
+    page.get_by_label("Postal address shown in every campaign").fill("12 Baker Lane\n1000 Brussels")
+    page.get_by_role("button", name="Save address").click()
+    expect(page.get_by_text("Postal address saved.")).to_be_visible()
+    page.goto(f"{site}/campaigns/{Campaign.objects.get().uuid}/")
+    expect(controls.get_by_role("link", name="add your postal address")).to_have_count(0)
+
     controls.get_by_label("Send a test to").fill("me@example.org")
     controls.get_by_role("button", name="Send test").click()
     expect(page.get_by_text("Test sent to me@example.org.")).to_be_visible()
@@ -135,4 +143,5 @@ def test_write_test_send_pause_resume_follow_and_report(
     sent = OutboxMessage.objects.exclude(recipients="me@example.org")
     assert sorted(m.recipients for m in sent) == [f"reader{i}@example.org" for i in range(4)]
     assert {m.subject for m in sent} == {"Rye for Reader"}
+    assert all(m.raw.count("12 Baker Lane, 1000 Brussels") >= 1 for m in sent)
     assert failed == [] and script_errors == []

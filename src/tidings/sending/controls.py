@@ -10,6 +10,7 @@ from tidings.campaigns.forms import TestSendForm
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine
 from tidings.sending.forms import ScheduleForm
+from tidings.sending.services import postal_address_of
 
 S = Campaign.Status
 
@@ -49,4 +50,5 @@ def context_for(
         "can_cancel": campaign.status in (S.SCHEDULED, S.SENDING, S.PAUSED),
         "has_report": campaign.status in (S.SENT, S.CANCELLED),
         "started": not not_started,
+        "needs_postal_address": not_started and not postal_address_of(campaign.account),
     }

@@ -48,6 +48,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.audience.links import preference_url
 from tidings.audience.models import Contact, Subscription, SuppressedContact
 from tidings.audience.services import contact_digest
 from tidings.campaigns.models import Campaign
@@ -133,6 +134,15 @@ def _locked(campaign: Campaign) -> Campaign:
     return Campaign.objects.select_for_update().get(pk=campaign.pk)
 
 
+def _check_postal_address(campaign: Campaign) -> None:
+    settings_ = SendingSettings.objects.filter(account_id=campaign.account_id).first()
+    if settings_ is None or not settings_.postal_address.strip():
+        raise SendingError(
+            "Add your postal address in the sending settings first: every campaign must "
+            "show a valid physical postal address (CAN-SPAM). Nothing was sent."
+        )
+
+
 def _check_content(campaign: Campaign) -> None:
     try:
         check(campaign.subject, html=False)
@@ -148,6 +158,7 @@ def start_campaign(campaign: Campaign) -> int:
 
     if not campaign.account.is_processing_allowed:
         raise SendingError("This account is closed: nothing is sent.")
+    _check_postal_address(campaign)
     _check_content(campaign)
     with transaction.atomic():
         locked = _locked(campaign)
@@ -170,6 +181,7 @@ def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
         raise SendingError("Give the time with its time zone.")
     if when <= timezone.now():
         raise SendingError("That time has passed: choose a time in the future, or send now.")
+    _check_postal_address(campaign)
     _check_content(campaign)
     with transaction.atomic():
         locked = _locked(campaign)
@@ -489,6 +501,7 @@ class CampaignMailer:
         account = campaign.account
         self.relay = pick_relay(account)
         self.settings = SendingSettings.objects.filter(account=account).first()
+        self.postal_address = self.settings.postal_address if self.settings else ""
         self.aggregate_only = (
             self.settings is None or self.settings.tracking == SendingSettings.Tracking.AGGREGATE
         )
@@ -506,18 +519,30 @@ class CampaignMailer:
         self.is_mailable = MailableCheck(campaign)
 
     def message_for(self, delivery: Delivery, contact: Contact) -> bytes:
-        rendered = render(self.campaign, contact)
-        html, text = rendered.html, rendered.text
         unsubscribe = tracking.unsubscribe_url(contact, self.campaign.pk)
+        preferences = preference_url(contact)
+        rendered = render(
+            self.campaign,
+            contact,
+            links={"unsubscribe_url": unsubscribe, "preferences_url": preferences},
+            postal_address=self.postal_address,
+        )
+        html, text = rendered.html, rendered.text
         if contact.allow_tracking:
             delivery_ref = None if self.aggregate_only else delivery.pk
             html = tracking.instrument(
                 html,
                 campaign=self.campaign,
                 delivery_id=delivery_ref,
-                skip=(unsubscribe,),
+                skip=(unsubscribe, preferences),
             )
-        html, text = tracking.add_footer(html, text, unsubscribe_url=unsubscribe)
+        # The layout's own footer may already carry the link and the address: never twice.
+        html, text = tracking.add_footer(
+            html,
+            text,
+            unsubscribe_url=None if "unsubscribe_url" in rendered.links_used else unsubscribe,
+            postal_address=self.postal_address,
+        )
         urls = [unsubscribe]
         if self.settings is not None and self.settings.unsubscribe_mailto:
             urls.append(f"mailto:{self.settings.unsubscribe_mailto}?subject=unsubscribe")

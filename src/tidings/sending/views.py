@@ -30,14 +30,20 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
 from tidings.sending import controls, engine, services, tokens, tracking
-from tidings.sending.forms import DomainForm, RelayForm, ScheduleForm, TrackingForm
+from tidings.sending.forms import (
+    DomainForm,
+    PostalAddressForm,
+    RelayForm,
+    ScheduleForm,
+    TrackingForm,
+)
 from tidings.sending.models import Relay, SendingDomain
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -48,6 +54,13 @@ def _account(request: HttpRequest) -> Account:
     if account is None:
         raise Http404("No account")
     return account
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):
+        raise Http404("No account")
+    return user
 
 
 def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
@@ -149,6 +162,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     relay_form = RelayForm(prefix="relay")
     domain_form = DomainForm(prefix="domain")
     tracking_form = TrackingForm(instance=current, prefix="tracking")
+    address_form = PostalAddressForm(initial={"postal_address": current.postal_address})
     if request.method == "POST":
         form_name = request.POST.get("form")
         try:
@@ -165,6 +179,14 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 if domain_form.is_valid():
                     services.add_sending_domain(account, **domain_form.cleaned_data)
                     messages.success(request, "Domain added: publish its DNS record below.")
+                    return redirect("sending:settings")
+            elif form_name == "address":
+                address_form = PostalAddressForm(request.POST)
+                if address_form.is_valid():
+                    services.set_postal_address(
+                        account, address_form.cleaned_data["postal_address"], by=_user(request)
+                    )
+                    messages.success(request, "Postal address saved.")
                     return redirect("sending:settings")
             elif form_name == "tracking":
                 tracking_form = TrackingForm(request.POST, prefix="tracking", instance=current)
@@ -184,6 +206,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "relay_form": relay_form,
         "domain_form": domain_form,
         "tracking_form": tracking_form,
+        "address_form": address_form,
     }
     return render(request, "sending/settings.html", context)
 
