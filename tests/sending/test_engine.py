@@ -159,3 +159,20 @@ def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, c
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in rows[0].raw
     assert rows[0].subject == "News for Reader"
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
+    account, newsletter, campaign, settings, monkeypatch
+):
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    engine.materialise(campaign)
+    queued: list[tuple[int, int]] = []
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert engine.dispatch(campaign.pk) == 4
+    assert queued == [(ids[0], ids[2]), (ids[3], ids[5]), (ids[6], ids[8]), (ids[9], ids[9])]
+    assert not Delivery.objects.filter(dispatched_at__isnull=True).exists()
+    # Carried by live tasks: a second pass (the recovery sweep) queues nothing.
+    assert engine.dispatch(campaign.pk) == 0 and len(queued) == 4

@@ -279,7 +279,12 @@ def finish_if_done(campaign_id: int) -> bool:
 
 def dispatch(campaign_id: int, *, now: datetime | None = None) -> int:
     """Queue one batch task per BATCH queued, due deliveries that no live task carries.
-    Returns the number of batches queued."""
+    Returns the number of batches queued.
+
+    One pass over the pending ids in id order (a server-side cursor), each batch marked
+    and queued as soon as its range is known: the first message goes out while the rest
+    is still being dispatched, and a million recipients cost one scan, not one per
+    batch."""
     from tidings.sending.tasks import send_batch
 
     now = now or timezone.now()
@@ -291,15 +296,25 @@ def dispatch(campaign_id: int, *, now: datetime | None = None) -> int:
         campaign_id=campaign_id,
         status=D.QUEUED,
     )
-    batches, last = 0, 0
-    while True:
-        ids = list(pending.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
-        if not ids:
-            return batches
-        last = ids[-1]
-        Delivery.objects.filter(pk__in=ids).update(dispatched_at=now)
-        _queue_batch(send_batch, campaign_id, ids[0], last)
+    batches = 0
+    ids = pending.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=size * 4)
+    for chunk in _batches(ids, size):
+        lo, hi = chunk[0], chunk[-1]
+        pending.filter(pk__gte=lo, pk__lte=hi).update(dispatched_at=now)
+        _queue_batch(send_batch, campaign_id, lo, hi)
         batches += 1
+    return batches
+
+
+def _batches(ids: Iterable[int], size: int) -> Iterable[list[int]]:
+    batch: list[int] = []
+    for pk in ids:
+        batch.append(pk)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _queue_batch(task: Any, campaign_id: int, lo: int, hi: int) -> None:
