@@ -1,13 +1,15 @@
-"""Run one benchmark: `python bench/run.py NAME [--size N]`.
+"""Run one benchmark: `python bench/run.py NAME [--size N] [--workers W]`.
 
 Each bench/*.py module that defines BENCHMARKS = {"name": main} adds its benchmarks;
-`main(size)` prints its figures and, last, `NAME ratio=R` (or `NAME ms=M`).
+`main(size)` prints its figures and, last, `NAME ratio=R` (or `NAME ms=M`). A benchmark
+whose main takes `workers` (send) gets --workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 from pathlib import Path
 
@@ -30,8 +32,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("name", choices=sorted(known))
     parser.add_argument("--size", type=int, default=None, help="rows (default: 1,000,000)")
+    parser.add_argument("--workers", type=int, default=None, help="Celery workers (send)")
     args = parser.parse_args()
-    known[args.name](args.size)
+    run = known[args.name]
+    if args.workers is None:
+        run(args.size)
+    elif "workers" in inspect.signature(run).parameters:
+        run(args.size, workers=args.workers)
+    else:
+        parser.error(f"{args.name} takes no --workers")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 rendering, message building, claims in PostgreSQL, pooled SMTP) into an SMTP sink, and
 the same messages from bare senders into the same sink, in one run.
 
-    python bench/send_campaign.py [--size 100000] [--workers 2]
-    python bench/run.py send [--size N]          (where bench/run.py exists)
+    python bench/send_campaign.py [--size 100000] [--workers 1]
+    python bench/run.py send [--size N] [--workers W]
 
 Prints messages per second, the ratio against the fastest bare sender (pre-rendered
 messages, several connections, SMTP pipelining), the per-message overhead against bare
@@ -16,8 +16,9 @@ taken from Debian's package without installing or starting Postfix:
 `apt-get download postfix && dpkg -x postfix_*.deb /opt/postfix`, then
 TIDINGS_SMTP_SINK=/opt/postfix/usr/sbin/smtp-sink), else a minimal asyncio sink in its own
 process. The database is BENCH_DATABASE_URL (default tidings_bench_send on 127.0.0.1,
-created and migrated when missing; its name must contain "bench"); the broker is Redis
-db 6 (BENCH_BROKER_URL).
+created and migrated when missing; its name must contain "bench"); the broker is
+BENCH_BROKER_URL, else REDIS_URL, else Redis db 6, and it is EMPTIED at the start: give
+it a database nobody else uses.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/tidings_bench_send"
-DEFAULT_BROKER = "redis://127.0.0.1:6379/6"
+DEFAULT_BROKER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/6")
 BODY = (
     "<h1>Hello {{ contact.first_name | default('friend', true) }}</h1>\n"
     + "<p>{{ contact.name }}, here is what happened this month in {{ contact.attributes.city }}."
@@ -200,7 +201,7 @@ def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
     from tidings.accounts.models import Account
     from tidings.audience.models import Contact, MailingList, Subscription
     from tidings.campaigns.models import Campaign
-    from tidings.sending.models import Relay
+    from tidings.sending.models import Relay, SendingSettings
 
     account = Account.objects.create(name=f"Bench {size}")
     newsletter = MailingList.objects.create(account=account, name="Everyone")
@@ -222,6 +223,7 @@ def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
         Subscription.objects.bulk_create(
             [Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts]
         )
+    SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
     Relay.objects.create(
         account=account, name="sink", host="127.0.0.1", port=port, security="none",
         max_connections=16,
@@ -349,7 +351,7 @@ def run_campaign(size: int, workers: int, port: int) -> dict[str, float]:
     }
 
 
-def main(size: int | None = None, workers: int = 2) -> None:
+def main(size: int | None = None, workers: int = 1) -> None:
     size = size or 100_000
     broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
     setup_django(broker)
@@ -409,7 +411,7 @@ BENCHMARKS = {"send": main}
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--sink", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.sink:

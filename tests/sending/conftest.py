@@ -10,11 +10,16 @@ import pytest
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
+from tidings.sending import services
 from tidings.sending.models import Relay
+
+POSTAL_ADDRESS = "12 Baker Lane, 1000 Brussels, Belgium"
 
 
 @pytest.fixture
 def account(customer):  # type: ignore[no-untyped-def]
+    # Every campaign must show one (CAN-SPAM): without it nothing is sent.
+    services.set_postal_address(customer.account, POSTAL_ADDRESS, by=customer)
     return customer.account
 
 

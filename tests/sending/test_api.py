@@ -32,7 +32,7 @@ def test_send_and_follow_a_campaign_through_the_api(
 def test_schedule_through_the_api_needs_a_future_time(client, customer, account, campaign):
     key = apikeys.create_api_key(account, name="ci", by=customer)[1]
     path = f"/campaigns/{campaign.uuid}/schedule"
-    assert call(client, key, "post", path, at="2001-01-01T00:00:00Z").status_code == 409
+    assert call(client, key, "post", path, at="2001-01-01T00:00:00Z").status_code == 422
     response = call(client, key, "post", path, at="2099-01-01T09:00:00+01:00")
     assert response.status_code == 200 and response.json()["status"] == "scheduled"
 

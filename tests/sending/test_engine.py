@@ -159,3 +159,49 @@ def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, c
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in rows[0].raw
     assert rows[0].subject == "News for Reader"
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
+    account, newsletter, campaign, settings, monkeypatch
+):
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    engine.materialise(campaign)
+    queued: list[tuple[int, int]] = []
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert engine.dispatch(campaign.pk) == 4
+    assert queued == [(ids[0], ids[2]), (ids[3], ids[5]), (ids[6], ids[8]), (ids[9], ids[9])]
+    assert not Delivery.objects.filter(dispatched_at__isnull=True).exists()
+    # Carried by live tasks: a second pass (the recovery sweep) queues nothing.
+    assert engine.dispatch(campaign.pk) == 0 and len(queued) == 4
+
+
+def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistics(
+    account, newsletter, campaign
+):
+    from django.db import connection
+
+    from tidings.audience.models import Subscription
+
+    now = timezone.now()
+    contacts = Contact.objects.bulk_create(
+        Contact(account=account, email=f"n{i}@example.net", basis_at=now)
+        for i in range(engine.STALE_STATISTICS + 1)
+    )
+    Subscription.objects.bulk_create(
+        Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts
+    )
+
+    def analysed() -> object:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute(
+                "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'audience_contact'"
+            )
+            return cursor.fetchone()[0]
+
+    before = analysed()
+    assert engine.materialise(campaign) == engine.STALE_STATISTICS + 1
+    assert analysed() != before

@@ -189,7 +189,9 @@ def test_a_worker_killed_mid_campaign_sends_nobody_twice(account, counting_smtp,
     settings.SENDING = {**settings.SENDING, "lease_seconds": LEASE}
     server, port = counting_smtp
     campaign = big_campaign(account, port)
-    workers = Workers("redis://127.0.0.1:6379/6")
+    # The suite's own Redis database (REDIS_URL, emptied when the session starts): a
+    # fixed one would collide with other runs on the same Redis.
+    workers = Workers(django_settings.REDIS_URL)
     redis_client = __import__("redis").Redis.from_url(workers.broker)
     redis_client.flushdb()
     try:

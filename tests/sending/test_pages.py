@@ -3,11 +3,15 @@ archive shows no personal data."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine
+from tidings.sending.models import Delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,3 +124,71 @@ def test_the_settings_page_adds_a_relay_and_a_domain(client, customer, account):
     )
     assert b"tidings._domainkey.news.example.org" in response.content
     assert b"v=DKIM1; k=rsa; p=" in response.content
+
+
+def controls_of(page: bytes) -> str:
+    text = page.decode()
+    start = text.index('<section class="card send-controls"')
+    return text[start : text.index("</section>", start)]
+
+
+def test_a_draft_shows_test_send_and_schedule_prefilled_from_the_campaign(
+    client, customer, campaign
+):
+    campaign.scheduled_at = datetime(2099, 5, 1, 7, 30, tzinfo=UTC)
+    campaign.schedule_timezone = "Europe/Paris"
+    campaign.save()
+    client.force_login(customer)
+    controls = controls_of(client.get(f"/campaigns/{campaign.uuid}/").content)
+    for button in ("Send test", "Send now", "Schedule"):
+        assert f">{button}</button>" in controls
+    for button in ("Pause", "Resume", "Cancel"):
+        assert f">{button}</button>" not in controls
+    assert 'value="2099-05-01T09:30"' in controls and 'value="Europe/Paris"' in controls
+    assert "Open the report" not in controls and "<progress" not in controls
+
+
+@pytest.mark.parametrize(
+    ("status", "shown", "hidden"),
+    [
+        ("sending", ["Pause", "Cancel"], ["Resume", "Send now", "Send test"]),
+        ("paused", ["Resume", "Cancel"], ["Pause", "Send now"]),
+        ("sent", [], ["Pause", "Resume", "Cancel", "Send now"]),
+    ],
+)
+def test_a_started_campaign_shows_progress_and_the_actions_its_status_allows(
+    client, customer, account, newsletter, campaign, status, shown, hidden
+):
+    add_contacts(account, newsletter, 4)
+    engine.materialise(campaign)
+    Delivery.objects.filter(pk__in=Delivery.objects.order_by("pk")[:3].values("pk")).update(
+        status="sent", sent_at=timezone.now()
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    client.force_login(customer)
+    controls = controls_of(client.get(f"/campaigns/{campaign.uuid}/").content)
+    for button in shown:
+        assert f">{button}</button>" in controls
+    for button in hidden:
+        assert f">{button}</button>" not in controls
+    assert '<progress id="p-bar" max="4" value="3"' in controls
+    assert '<span id="p-percent">75</span>' in controls
+    assert ("Open the report" in controls) == (status == "sent")
+
+
+def test_actions_from_the_campaign_page_return_to_it_and_never_elsewhere(
+    client, customer, campaign
+):
+    client.force_login(customer)
+    page = f"/campaigns/{campaign.uuid}/"
+    data = {"action": "schedule", "when": "2099-05-01T09:30", "timezone": "Asia/Tokyo"}
+    response = client.post(f"/campaigns/{campaign.uuid}/send/", {**data, "next": page})
+    assert response.status_code == 302 and response["Location"] == page
+    campaign.refresh_from_db()
+    assert campaign.schedule_timezone == "Asia/Tokyo"
+    assert 'value="2099-05-01T09:30"' in controls_of(client.get(page).content)
+    response = client.post(
+        f"/campaigns/{campaign.uuid}/send/",
+        {"action": "unschedule", "next": "https://evil.example/"},
+    )
+    assert response["Location"] == f"/campaigns/{campaign.uuid}/send/"

@@ -7,7 +7,8 @@ links; the CSS is inlined (css-inline, never loading a stylesheet from anywhere)
 plain-text part comes from the same templates turned into text by html2text.
 
 A template sees plain data only: the contact it is rendered for (email, name,
-first_name, last_name, attributes), the campaign's name and sender, the rendered
+first_name, last_name, attributes), the campaign's name, sender and the sender's postal
+address (`campaign.postal_address`, given by the sending engine), the rendered
 subject and preheader, and the links the sending engine passes
 (`unsubscribe_url`, `preferences_url`; "#" when none are given). Never settings,
 files, models or other contacts.
@@ -103,11 +104,12 @@ def contact_context(contact: Contact) -> dict[str, Any]:
     }
 
 
-def campaign_context(campaign: Campaign) -> dict[str, Any]:
+def campaign_context(campaign: Campaign, *, postal_address: str = "") -> dict[str, Any]:
     return {
         "name": campaign.name,
         "from_name": campaign.from_name,
         "from_email": campaign.from_email,
+        "postal_address": postal_address,
     }
 
 
@@ -224,7 +226,12 @@ def _inlined_template(prepared: Prepared, body_source: str, layout: str) -> Guar
             contact = Contact(email=person["email"], name=person["name"], attributes={})
             context = {
                 "contact": contact_context(contact),
-                "campaign": {"name": "N & Co", "from_name": "N & Co", "from_email": "n@x.example"},
+                "campaign": {
+                    "name": "N & Co",
+                    "from_name": "N & Co",
+                    "from_email": "n@x.example",
+                    "postal_address": "1 <N> & Co Street, 1000 City",
+                },
                 **DEFAULT_LINKS,
             }
             expected = prepared.render(context)
@@ -283,13 +290,18 @@ def _links(links: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def render(
-    campaign: Campaign, contact: Contact, *, links: Mapping[str, str] | None = None
+    campaign: Campaign,
+    contact: Contact,
+    *,
+    links: Mapping[str, str] | None = None,
+    postal_address: str = "",
 ) -> Rendered:
     """The subject, HTML and plain text of `campaign` for `contact`; `links` holds the
-    URLs the footer offers (`unsubscribe_url`, `preferences_url`, ...)."""
+    URLs the footer offers (`unsubscribe_url`, `preferences_url`, ...), `postal_address`
+    the sender's address the footer shows."""
     context = {
         "contact": contact_context(contact),
-        "campaign": campaign_context(campaign),
+        "campaign": campaign_context(campaign, postal_address=postal_address),
         **_links(links),
     }
     return prepare(campaign).render(context)
@@ -361,7 +373,10 @@ def problems(
     for contact in [sample_contact(), *contacts]:
         context: dict[str, Any] = {
             "contact": contact_context(contact),
-            "campaign": dict(campaign or {"name": "", "from_name": "", "from_email": ""}),
+            "campaign": {
+                "postal_address": "",
+                **(campaign or {"name": "", "from_name": "", "from_email": ""}),
+            },
             "subject": "",
             "preheader": "",
             **_links(links),

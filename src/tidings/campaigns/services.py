@@ -119,7 +119,7 @@ def _save(
 def create_campaign(
     account: Account,
     *,
-    by: User,
+    by: User | None,
     lists: Sequence[MailingList] = (),
     segments: Sequence[Segment] = (),
     **values: Any,
@@ -133,7 +133,7 @@ def create_campaign(
 def update_campaign(
     campaign: Campaign,
     *,
-    by: User,
+    by: User | None,
     lists: Sequence[MailingList] | None = None,
     segments: Sequence[Segment] | None = None,
     **values: Any,
@@ -272,7 +272,7 @@ def _spend_test_quota(account: Account, messages: int) -> None:
 
 
 def send_test(
-    campaign: Campaign, *, to: Sequence[str], contact: Contact | None = None, by: User
+    campaign: Campaign, *, to: Sequence[str], contact: Contact | None = None, by: User | None
 ) -> int:
     """Send the campaign, personalised for `contact` (or a made-up one), to each of
     `to` separately through Tidings's mail backend. Returns the number sent."""

@@ -45,7 +45,7 @@ def keep_campaign_counts(contact_ids: list[int]) -> None:
     from django.db.models.functions import TruncHour
 
     from tidings.sending import tracking
-    from tidings.sending.models import Delivery, TrackingEvent
+    from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 
     sent = (
         Delivery.objects.filter(contact_id__in=contact_ids, sent_at__isnull=False)
@@ -57,7 +57,7 @@ def keep_campaign_counts(contact_ids: list[int]) -> None:
     for row in sent:
         # The report adds every kind of CampaignStat to its series: "sent" joins the
         # deliveries still there.
-        tracking.count(row["campaign_id"], "sent", row["n"], at=row["h"])
+        tracking.count(row["campaign_id"], CampaignStat.Kind.SENT, row["n"], at=row["h"])
     tracking.fold(TrackingEvent.objects.filter(delivery__contact_id__in=contact_ids))
 
 

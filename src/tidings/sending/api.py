@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
-from ninja import Router, Schema, Status
+from django.utils import timezone
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from tidings.campaigns.models import Campaign
@@ -35,7 +37,10 @@ class TransactionalOut(Schema):
 
 
 class ScheduleIn(Schema):
-    at: datetime
+    at: datetime = Field(..., description="With its UTC offset, e.g. 2026-12-01T09:00:00+01:00.")
+    timezone: str = Field(
+        "", max_length=64, description="The time zone to show it in again, e.g. Europe/Paris."
+    )
 
 
 def _account(request: HttpRequest) -> Any:
@@ -93,7 +98,18 @@ def send_now(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
 
 @router.post("/campaigns/{campaign_uuid}/schedule", summary="Schedule a campaign")
 def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn) -> dict[str, Any]:
-    return _act(request, campaign_uuid, lambda c: engine.schedule_campaign(c, payload.at))
+    _campaign(request, campaign_uuid)  # another account's campaign: 404 before anything
+    at = payload.at
+    if timezone.is_naive(at):
+        raise HttpError(422, "Give the time with its UTC offset, e.g. +01:00 or Z.")
+    if at <= timezone.now():
+        raise HttpError(422, "That time has passed: choose a time in the future, or send now.")
+    if payload.timezone:
+        try:
+            at = at.astimezone(ZoneInfo(payload.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise HttpError(422, f"“{payload.timezone[:64]}” is not a time zone.") from None
+    return _act(request, campaign_uuid, lambda c: engine.schedule_campaign(c, at))
 
 
 @router.post("/campaigns/{campaign_uuid}/pause", summary="Pause a sending campaign")

@@ -42,6 +42,15 @@ class RelayForm(forms.ModelForm):
         ]  # fmt: skip
 
 
+class PostalAddressForm(forms.Form):
+    postal_address = forms.CharField(
+        label="Postal address shown in every campaign",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        help_text="Street and number or post office box, postcode, place, country.",
+    )
+
+
 class DomainForm(forms.Form):
     domain = forms.CharField(max_length=253, help_text="e.g. news.example.com")
     selector = forms.CharField(max_length=63, initial="tidings")

@@ -87,8 +87,9 @@ class SendingDomain(models.Model):
 
 
 class SendingSettings(models.Model):
-    """An account's choices about sending: how much tracking it keeps, and an optional
-    mailto address for List-Unsubscribe."""
+    """An account's choices about sending: how much tracking it keeps, an optional
+    mailto address for List-Unsubscribe, and the postal address every campaign shows
+    (required before sending: CAN-SPAM asks for a valid physical postal address)."""
 
     class Tracking(models.TextChoices):
         PER_CONTACT = "contact", "per contact (who opened or clicked, kept for a limited time)"
@@ -99,6 +100,9 @@ class SendingSettings(models.Model):
     )
     tracking = models.CharField(max_length=10, choices=Tracking.choices, default=Tracking.AGGREGATE)
     unsubscribe_mailto = models.EmailField(blank=True, default="")
+    # Printed in every campaign's footer; may be a sole trader's home address (P1 data,
+    # encrypted at rest like the customer's own postal address).
+    postal_address = EncryptedTextField(blank=True, default="")
 
     def __str__(self) -> str:
         return f"sending settings of account {self.account_id}"
@@ -228,6 +232,8 @@ class CampaignStat(models.Model):
         COMPLAINT = "complaint", "complaints"
         UNSUBSCRIBE = "unsubscribe", "unsubscribes"
         DELIVERED = "delivered", "delivered (confirmed by the provider)"
+        # Messages sent to contacts since erased: their deliveries are gone, their count stays.
+        SENT = "sent", "sent (to contacts since erased)"
 
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=12, choices=Kind.choices)

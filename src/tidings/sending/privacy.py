@@ -117,7 +117,21 @@ register(
     account_path="user__account",
 )
 declare_free_of_personal_data(CampaignStat, "counts per campaign and hour, nobody's identity")
-declare_free_of_personal_data(SendingSettings, "the account's tracking choice")
+register(
+    SendingSettings,
+    owner=Owner.CUSTOMER,
+    category="identity and contact details",
+    purpose="the postal address every campaign must show (CAN-SPAM) and the mailbox "
+    "contacts may unsubscribe by mail at",
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention="while the account is open; erased with the account",
+    personal_fields=["postal_address", "unsubscribe_mailto"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    exported=True,
+    description="The postal address is encrypted at rest and printed in every campaign "
+    "footer: the customer publishes it to their contacts.",
+)
 declare_free_of_personal_data(ProductUpdate, "the operator's product-update text")
 
 

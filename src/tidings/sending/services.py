@@ -7,9 +7,12 @@ import re
 
 from django.db import IntegrityError, transaction
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.sending.message import generate_dkim_key
 from tidings.sending.models import Relay, SendingDomain, SendingSettings
+from tidings.staff import audit
+
+POSTAL_ADDRESS_MAX = 400
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
@@ -32,6 +35,42 @@ def set_tracking(account: Account, mode: str, *, unsubscribe_mailto: str = "") -
     found.full_clean()
     found.save()
     return found
+
+
+def clean_postal_address(raw: str) -> str:
+    """One line, parts separated by commas, as a footer shows it; refused when it cannot
+    be a postal address (empty, too long, no street or box number nor postcode)."""
+    parts = [" ".join(line.split()) for line in raw.replace("\r", "").split("\n")]
+    address = ", ".join(p.strip(" ,") for p in parts if p.strip(" ,"))
+    if not address:
+        raise SettingsError("Give the postal address your campaigns show.")
+    if len(address) > POSTAL_ADDRESS_MAX:
+        raise SettingsError(f"A postal address is at most {POSTAL_ADDRESS_MAX} characters.")
+    if not (re.search(r"\d", address) and re.search(r"[^\W\d_]", address)):
+        raise SettingsError(
+            "A postal address has a street or box number or a postcode, and a place name."
+        )
+    return address
+
+
+def set_postal_address(account: Account, raw: str, *, by: User | None) -> SendingSettings:
+    """The physical postal address printed in every campaign's footer (CAN-SPAM);
+    required before a campaign can be sent. Audited."""
+    address = clean_postal_address(raw)
+    with transaction.atomic():
+        found, _ = SendingSettings.objects.select_for_update().get_or_create(account=account)
+        if found.postal_address == address:
+            return found
+        found.postal_address = address
+        found.full_clean()
+        found.save(update_fields=["postal_address"])
+        audit.record(audit.AuditEvent.Action.UPDATE, found, by=by, fields=["postal_address"])
+    return found
+
+
+def postal_address_of(account: Account) -> str:
+    found = SendingSettings.objects.filter(account=account).first()
+    return found.postal_address if found is not None else ""
 
 
 def add_sending_domain(

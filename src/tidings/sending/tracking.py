@@ -22,6 +22,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from markupsafe import escape
 
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
@@ -77,17 +78,30 @@ def instrument(
     return html
 
 
-def add_footer(html: str, text: str, *, unsubscribe_url: str) -> tuple[str, str]:
-    """The unsubscribe link every campaign message carries in its body."""
-    link = html_lib.escape(unsubscribe_url)
-    footer = (
-        '<p style="font-size:12px;color:#555;margin-top:24px">'
-        f'You receive this because you subscribed. <a href="{link}">Unsubscribe</a> '
-        "with one click, at any time.</p>"
-    )
-    return _before_body_end(
-        html, footer
-    ), f"{text.rstrip()}\n\n--\nUnsubscribe: {unsubscribe_url}\n"
+def add_footer(
+    html: str, text: str, *, unsubscribe_url: str | None, postal_address: str = ""
+) -> tuple[str, str]:
+    """What every campaign message must carry and its layout left out: the unsubscribe
+    link (None when the layout prints it) and the sender's postal address (added unless
+    the message already shows it)."""
+    html_parts, text_parts = [], []
+    if unsubscribe_url:
+        link = html_lib.escape(unsubscribe_url)
+        html_parts.append(
+            f'You receive this because you subscribed. <a href="{link}">Unsubscribe</a> '
+            "with one click, at any time."
+        )
+        text_parts.append(f"Unsubscribe: {unsubscribe_url}")
+    if postal_address and str(escape(postal_address)) not in html:
+        html_parts.append(str(escape(postal_address)))
+    if postal_address and postal_address not in " ".join(text.split()):
+        text_parts.append(postal_address)
+    if html_parts:
+        footer = '<p style="font-size:12px;color:#555;margin-top:24px">{}</p>'
+        html = _before_body_end(html, footer.format("<br>".join(html_parts)))
+    if text_parts:
+        text = f"{text.rstrip()}\n\n--\n" + "\n".join(text_parts) + "\n"
+    return html, text
 
 
 def _before_body_end(html: str, snippet: str) -> str:

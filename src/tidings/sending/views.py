@@ -24,19 +24,26 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
-from tidings.sending import engine, services, tokens, tracking
-from tidings.sending.forms import DomainForm, RelayForm, ScheduleForm, TrackingForm
+from tidings.sending import controls, engine, services, tokens, tracking
+from tidings.sending.forms import (
+    DomainForm,
+    PostalAddressForm,
+    RelayForm,
+    ScheduleForm,
+    TrackingForm,
+)
 from tidings.sending.models import Relay, SendingDomain
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
@@ -47,6 +54,13 @@ def _account(request: HttpRequest) -> Account:
     if account is None:
         raise Http404("No account")
     return account
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):
+        raise Http404("No account")
+    return user
 
 
 def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
@@ -72,15 +86,25 @@ DONE = {
 }
 
 
+def _back(request: HttpRequest, campaign: Campaign) -> HttpResponse:
+    """Back to the page the buttons were on (the campaign page or the send page)."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("sending:send", uuid=campaign.uuid)
+
+
 @login_required
 def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
-    schedule = ScheduleForm(request.POST if request.POST.get("action") == "schedule" else None)
+    schedule = ScheduleForm(request.POST) if request.POST.get("action") == "schedule" else None
     if request.method == "POST":
         action = request.POST.get("action", "")
         try:
             if action == "schedule":
-                if not schedule.is_valid():
+                if schedule is None or not schedule.is_valid():
                     raise engine.SendingError("Give a date, a time and a time zone.")
                 when = schedule.cleaned_data["when"].replace(tzinfo=None)
                 aware = timezone.make_aware(when, schedule.cleaned_data["timezone"])
@@ -93,18 +117,11 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
             messages.error(request, str(error))
         else:
             messages.success(request, DONE[action])
-            return redirect("sending:send", uuid=campaign.uuid)
-    estimate = (
-        engine.recipients(campaign).count() if campaign.status in ("draft", "scheduled") else None
+            return _back(request, campaign)
+    context = controls.context_for(campaign, user=request.user, schedule=schedule)
+    return render(
+        request, "sending/send.html", {**context, "back": request.path, "with_test": True}
     )
-    context = {
-        "campaign": campaign,
-        "progress": engine.progress(campaign),
-        "estimate": estimate,
-        "schedule": schedule,
-        "relay": engine.pick_relay(campaign.account),
-    }
-    return render(request, "sending/send.html", context)
 
 
 @login_required
@@ -145,6 +162,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     relay_form = RelayForm(prefix="relay")
     domain_form = DomainForm(prefix="domain")
     tracking_form = TrackingForm(instance=current, prefix="tracking")
+    address_form = PostalAddressForm(initial={"postal_address": current.postal_address})
     if request.method == "POST":
         form_name = request.POST.get("form")
         try:
@@ -161,6 +179,14 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 if domain_form.is_valid():
                     services.add_sending_domain(account, **domain_form.cleaned_data)
                     messages.success(request, "Domain added: publish its DNS record below.")
+                    return redirect("sending:settings")
+            elif form_name == "address":
+                address_form = PostalAddressForm(request.POST)
+                if address_form.is_valid():
+                    services.set_postal_address(
+                        account, address_form.cleaned_data["postal_address"], by=_user(request)
+                    )
+                    messages.success(request, "Postal address saved.")
                     return redirect("sending:settings")
             elif form_name == "tracking":
                 tracking_form = TrackingForm(request.POST, prefix="tracking", instance=current)
@@ -180,6 +206,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "relay_form": relay_form,
         "domain_form": domain_form,
         "tracking_form": tracking_form,
+        "address_form": address_form,
     }
     return render(request, "sending/settings.html", context)
 

@@ -1,0 +1,54 @@
+"""What the send controls of a campaign show, for the campaign page and the send page."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tidings.campaigns.forms import TestSendForm
+from tidings.campaigns.models import Campaign
+from tidings.sending import engine
+from tidings.sending.forms import ScheduleForm
+from tidings.sending.services import postal_address_of
+
+S = Campaign.Status
+
+
+def schedule_initial(campaign: Campaign) -> dict[str, Any]:
+    """The schedule form's values: the campaign's planned time, shown in the time zone it
+    was chosen in."""
+    name = campaign.schedule_timezone or "UTC"
+    try:
+        zone = ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        name, zone = "UTC", ZoneInfo("UTC")
+    initial: dict[str, Any] = {"timezone": name}
+    when: datetime | None = campaign.scheduled_at
+    if when is not None:
+        initial["when"] = when.astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+    return initial
+
+
+def context_for(
+    campaign: Campaign, *, user: Any, schedule: ScheduleForm | None = None
+) -> dict[str, Any]:
+    progress = engine.progress(campaign)
+    done = progress["total"] - progress["remaining"]
+    not_started = campaign.status in (S.DRAFT, S.SCHEDULED)
+    return {
+        "campaign": campaign,
+        "progress": progress,
+        "done": done,
+        "percent": int(100 * done / progress["total"]) if progress["total"] else 0,
+        "estimate": engine.recipients(campaign).count() if not_started else None,
+        "schedule": schedule or ScheduleForm(initial=schedule_initial(campaign)),
+        "test_form": TestSendForm(initial={"recipients": getattr(user, "email", "")}),
+        "relay": engine.pick_relay(campaign.account),
+        "can_pause": campaign.status == S.SENDING,
+        "can_resume": campaign.status == S.PAUSED,
+        "can_cancel": campaign.status in (S.SCHEDULED, S.SENDING, S.PAUSED),
+        "has_report": campaign.status in (S.SENT, S.CANCELLED),
+        "started": not not_started,
+        "needs_postal_address": not_started and not postal_address_of(campaign.account),
+    }
