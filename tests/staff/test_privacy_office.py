@@ -144,3 +144,18 @@ def test_the_records_of_processing_cover_every_purpose_with_every_field(console,
     assert len(rows) == len(activities) + 1
     sheet = load_workbook(io.BytesIO(client.get(f"{OFFICE}records.xlsx").content)).active
     assert sheet.max_row == len(activities) + 1
+
+
+@pytest.mark.promise("P20")
+def test_the_office_lists_the_archives_issued_without_personal_data(
+    console, privacy_officer, customer
+):
+    from tidings.privacy.models import AccountExport
+
+    AccountExport.objects.create(account=customer.account, requested_by=customer, format="xlsx")
+
+    page = console(privacy_officer).get(OFFICE).content.decode()
+
+    assert "1 archive asked for in the last 30 days" in page
+    assert f"<td>#{customer.account_id}</td><td>XLSX</td>" in page
+    assert customer.email not in page

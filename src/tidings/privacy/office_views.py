@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import asdict, fields
+from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -17,7 +18,7 @@ from openpyxl import Workbook
 
 from tidings.accounts.models import Account
 from tidings.privacy import office
-from tidings.privacy.models import DataRequest, Disclosure, ErasureRecord
+from tidings.privacy.models import AccountExport, DataRequest, Disclosure, ErasureRecord
 from tidings.staff import audit
 from tidings.staff.admin_site import site
 
@@ -101,6 +102,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "scheduled": scheduled.values("pk", "status", "closed_at", "erase_after", "erase_deadline"),
         "erasures": ErasureRecord.objects.order_by("-started_at")[:20],
         "erasures_done": ErasureRecord.objects.filter(finished_at__isnull=False).count(),
+        # Archives of "all my data" (P20): account numbers, formats and dates only.
+        "exports": AccountExport.objects.order_by("-created_at").values(
+            "account_id", "format", "status", "created_at", "finished_at", "expires_at"
+        )[:20],
+        "exports_month": AccountExport.objects.filter(
+            created_at__gte=timezone.now() - timedelta(days=30)
+        ).count(),
         "disclosure_form": disclosure_form,
         "request_form": request_form,
         "activities": office.records_of_processing(),
