@@ -88,6 +88,9 @@ def _worker_command(*, with_beat: bool) -> list[str]:
         sys.executable, "-m", "celery", "-A", "tidings", "worker",
         "--loglevel", os.environ.get("TIDINGS_WORKER_LOG_LEVEL", "INFO"),
         "--concurrency", os.environ.get("TIDINGS_WORKER_CONCURRENCY", "2"),
+        # A name of its own, so that several workers on one machine (`tidings up` and
+        # `tidings worker`) do not clash as duplicate node names.
+        "--hostname", f"tidings-{os.getpid()}@%h",
     ]  # fmt: skip
     if with_beat:
         from django.conf import settings
