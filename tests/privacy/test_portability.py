@@ -71,7 +71,8 @@ def test_the_archive_holds_every_table_of_the_account_and_no_secret(populated, t
                       "consent-proofs", "mailing-lists", "segments", "subscription-forms",
                       "layouts", "campaigns", "deliveries", "tracking-events", "invoices",
                       "audit-events", "collection-records",
-                      "subscriptionform-mailinglist-relationships"]:  # fmt: skip
+                      "subscription-form-lists", "campaign-lists", "campaign-segments",
+                      "sending-settings"]:  # fmt: skip
             assert f"{table}.csv" in names, table
         assert "README.txt" in names
         users = _csv(archive, "users.csv")

@@ -268,6 +268,9 @@ class AudienceSettings(models.Model):
     editable_attributes = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name_plural = "audience settings"
+
     def __str__(self) -> str:
         return f"audience settings of account {self.account_id}"
 

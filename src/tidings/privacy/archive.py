@@ -59,7 +59,18 @@ class Table:
 
     @property
     def title(self) -> str:
-        return str(self.model._meta.verbose_name_plural).capitalize()
+        return _plural(self.model).capitalize()
+
+
+def _plural(model: type[models.Model]) -> str:
+    """ "campaign lists" for the table Django makes behind Campaign.lists, the model's
+    plural name otherwise."""
+    owner = model._meta.auto_created
+    if owner:
+        for field in owner._meta.many_to_many:
+            if field.remote_field.through is model:  # type: ignore[union-attr]
+                return f"{owner._meta.verbose_name} {field.name}"
+    return str(model._meta.verbose_name_plural)
 
 
 def tables_for(account: Account) -> list[Table]:
@@ -69,7 +80,7 @@ def tables_for(account: Account) -> list[Table]:
 
     def add(model: type[models.Model], rows: models.QuerySet[Any], secrets: tuple[str, ...],
             about: list[str]) -> None:  # fmt: skip
-        name = slugify(str(model._meta.verbose_name_plural))
+        name = slugify(_plural(model))
         if name in names:
             name = f"{model._meta.app_label}-{name}"
         names.add(name)

@@ -104,6 +104,9 @@ class SendingSettings(models.Model):
     # encrypted at rest like the customer's own postal address).
     postal_address = EncryptedTextField(blank=True, default="")
 
+    class Meta:
+        verbose_name_plural = "sending settings"
+
     def __str__(self) -> str:
         return f"sending settings of account {self.account_id}"
 
