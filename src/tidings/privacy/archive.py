@@ -65,10 +65,10 @@ class Table:
 def _plural(model: type[models.Model]) -> str:
     """ "campaign lists" for the table Django makes behind Campaign.lists, the model's
     plural name otherwise."""
-    owner = model._meta.auto_created
+    owner: Any = model._meta.auto_created  # the model with the ManyToManyField, or False
     if owner:
         for field in owner._meta.many_to_many:
-            if field.remote_field.through is model:  # type: ignore[union-attr]
+            if field.remote_field.through is model:
                 return f"{owner._meta.verbose_name} {field.name}"
     return str(model._meta.verbose_name_plural)
 
