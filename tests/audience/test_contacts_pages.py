@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tidings.audience import services
 from tidings.audience.models import ConsentProof, Contact, Subscription
-from tidings.audience.selectors import COUNT_UP_TO
+from tidings.audience.selectors import COUNT_UP_TO, PAGE_SIZE
 
 
 def make(account, n, *, prefix="p", **extra):  # type: ignore[no-untyped-def]
@@ -351,3 +351,16 @@ def test_bulk_never_touches_another_accounts_contacts(logged_in, bulk, account, 
     assert not Contact.objects.filter(pk=mine.pk).exists()
     theirs.refresh_from_db()
     assert theirs.status == "active"
+
+
+@pytest.mark.parametrize("n", [0, 3, PAGE_SIZE, PAGE_SIZE + 1])
+def test_a_first_page_that_holds_every_match_is_the_count(logged_in, account, n):
+    Contact.objects.bulk_create(
+        Contact(account=account, email=f"q{i:03d}@example.org") for i in range(n)
+    )
+    with CaptureQueriesContext(connection) as queries:
+        page = logged_in.get("/contacts/?q=example").context["page"]
+    assert page.total == f"{n:,}"
+    counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
+    # Only a full page leaves the count unknown.
+    assert bool(counts) == (n > PAGE_SIZE), counts
