@@ -178,6 +178,28 @@ def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
     assert engine.dispatch(campaign.pk) == 0 and len(queued) == 4
 
 
+def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
+    account, newsletter, campaign, settings, monkeypatch
+):
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    engine.materialise(campaign)
+    queued: list[tuple[int, int]] = []
+    rest: list[int] = []
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(engine, "_queue_rest", lambda task, cid, *, after: rest.append(after))
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    # A worker running one task at a time sends these two batches before dispatching more.
+    assert engine.dispatch(campaign.pk, limit=2) == 2
+    assert queued == [(ids[0], ids[2]), (ids[3], ids[5])]
+    assert rest == [ids[6] - 1]
+    assert Delivery.objects.filter(dispatched_at__isnull=True).count() == 4
+    assert engine.dispatch(campaign.pk, after=rest[0], limit=2) == 2
+    assert queued[2:] == [(ids[6], ids[8]), (ids[9], ids[9])]
+    assert len(rest) == 1  # nothing left: no further dispatch task
+
+
 def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistics(
     account, newsletter, campaign
 ):

@@ -12,9 +12,10 @@ from tidings.sending import bounces, engine, product_updates, transactional
 
 
 @shared_task(acks_late=True)
-def dispatch_campaign(campaign_id: int) -> int:
-    """Queue the batches of a started campaign (idempotent)."""
-    return engine.dispatch(campaign_id)
+def dispatch_campaign(campaign_id: int, after: int = 0) -> int:
+    """Queue the batches of a started campaign (idempotent), a few at a time: the rest
+    (deliveries above the last id queued) goes to a new dispatch task behind them."""
+    return engine.dispatch(campaign_id, after=after, limit=engine.DISPATCH_STEP)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
