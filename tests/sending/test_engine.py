@@ -200,6 +200,45 @@ def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
     assert len(rest) == 1  # nothing left: no further dispatch task
 
 
+def test_a_large_audience_gets_its_first_batch_before_the_rest_is_fixed(
+    account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
+):
+    from tidings.sending import tasks
+
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    lost: list[int] = []  # the broker loses the task that fixes the rest
+    monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: lost.append(cid))
+    assert engine.start_campaign(campaign) == 3
+    assert lost == [campaign.pk]
+    assert len(smtp_server.messages) == 3
+    campaign.refresh_from_db()
+    # Nothing queued any more, but the campaign is not done while recipients are missing.
+    assert campaign.status == Campaign.Status.SENDING and campaign.recipients_fixed_at is None
+    assert engine.progress(campaign)["recipients_fixed"] is False
+    monkeypatch.undo()
+    engine.recover_stalled(now=timezone.now() + timezone.timedelta(hours=1))
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert envelope_counts(smtp_server) == {f"reader{i}@example.net": 1 for i in range(10)}
+
+
+def test_fixing_the_rest_of_a_cancelled_campaign_adds_nobody(
+    account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
+):
+    from tidings.sending import tasks
+
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: None)
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: None)
+    engine.start_campaign(campaign)
+    engine.cancel_campaign(campaign)
+    assert engine.materialise_rest(campaign.pk) == 0
+    assert Delivery.objects.filter(campaign=campaign).count() == 3
+    assert smtp_server.messages == []
+
+
 def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistics(
     account, newsletter, campaign
 ):

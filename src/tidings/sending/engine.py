@@ -39,6 +39,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     Value,
@@ -133,10 +134,18 @@ def _fresh_statistics() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def materialise(campaign: Campaign) -> int:
-    """Insert one queued delivery per recipient; existing ones are left as they are."""
-    _fresh_statistics()
-    select_sql, params = recipients(campaign).order_by().values_list("pk").query.sql_with_params()
+def materialise(campaign: Campaign, *, after: int = 0, limit: int | None = None) -> int:
+    """Insert one queued delivery per recipient (contact ids above `after`; with
+    `limit`, only the first so many by id); existing ones are left as they are.
+    Without `limit` the campaign's recipients are then all fixed."""
+    wanted = recipients(campaign).filter(pk__gt=after).order_by()
+    if limit is None:
+        _fresh_statistics()
+    else:
+        # The first contacts by id: an index walk that stops early, whatever the
+        # statistics say.
+        wanted = wanted.order_by("pk")[:limit]
+    select_sql, params = wanted.values_list("pk").query.sql_with_params()
     table = Delivery._meta.db_table
     # The table name is the model's own; the recipients query is Django's, with params.
     sql = (
@@ -147,9 +156,15 @@ def materialise(campaign: Campaign) -> int:
     )
     if connection.vendor == "sqlite":  # no column list on a derived table
         sql = sql.replace("AS r(id)", "AS r").replace("r.id", "r.*")
+    now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, D.QUEUED, timezone.now(), *params])
-        return cursor.rowcount
+        cursor.execute(sql, [campaign.pk, D.QUEUED, now, *params])
+        added = cursor.rowcount
+    if limit is None:
+        Campaign.objects.filter(pk=campaign.pk, recipients_fixed_at__isnull=True).update(
+            recipients_fixed_at=now
+        )
+    return added
 
 
 # Campaign actions --------------------------------------------------------------------------
@@ -178,8 +193,9 @@ def _check_content(campaign: Campaign) -> None:
 
 def start_campaign(campaign: Campaign) -> int:
     """Send now: the campaign starts, its recipients are fixed, batches are queued.
-    Returns the number of recipients."""
-    from tidings.sending.tasks import dispatch_campaign
+    Returns the number of recipients fixed now: all of them, or the first batch's when
+    there are more (the rest follows in `materialise_rest`)."""
+    from tidings.sending.tasks import materialise_campaign
 
     if not campaign.account.is_processing_allowed:
         raise SendingError("This account is closed: nothing is sent.")
@@ -193,11 +209,44 @@ def start_campaign(campaign: Campaign) -> int:
             raise SendingError("Choose at least one list or segment to send to.")
         locked.status = S.SENDING
         locked.started_at = timezone.now()
-        locked.save(update_fields=["status", "started_at", "updated_at"])
-        count = materialise(locked)
-        transaction.on_commit(lambda: dispatch_campaign.delay(locked.pk))
+        # The first batch's recipients now, queued at once; a large audience's rest is
+        # written by a task behind that batch (a minute's work at a million), so the
+        # first message need not wait for it.
+        first = settings.SENDING["batch_size"]
+        count = materialise(locked, limit=first)
+        if count < first:
+            locked.recipients_fixed_at = locked.started_at
+        locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
+        dispatch(locked.pk)
+        if locked.recipients_fixed_at is None:
+            transaction.on_commit(lambda: materialise_campaign.delay(locked.pk))
     campaign.refresh_from_db()
     return count
+
+
+def materialise_rest(campaign_id: int) -> int:
+    """The recipients `start_campaign` left for later (contacts after the first
+    batch's), then their dispatch. Idempotent; returns the number added."""
+    from tidings.sending.tasks import dispatch_campaign
+
+    with transaction.atomic():
+        # Locked: a pause or a cancel waits, so a cancelled campaign gets no new queue.
+        campaign = (
+            Campaign.objects.select_for_update()
+            .filter(pk=campaign_id, recipients_fixed_at__isnull=True)
+            .first()
+        )
+        if campaign is None:
+            return 0
+        if campaign.status not in (S.SENDING, S.PAUSED):  # cancelled meanwhile
+            campaign.recipients_fixed_at = timezone.now()
+            campaign.save(update_fields=["recipients_fixed_at", "updated_at"])
+            return 0
+        last = Delivery.objects.filter(campaign=campaign).aggregate(m=Max("contact_id"))["m"]
+        added = materialise(campaign, after=last or 0)
+        if campaign.status == S.SENDING:
+            transaction.on_commit(lambda: dispatch_campaign.delay(campaign_id))
+    return added
 
 
 def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
@@ -288,14 +337,15 @@ def start_due_campaigns(now: datetime | None = None) -> list[int]:
 
 
 def finish_if_done(campaign_id: int) -> bool:
-    """A sending campaign with nothing queued or in flight is sent."""
+    """A sending campaign whose recipients are all fixed, with nothing queued or in
+    flight, is sent."""
     open_ = Delivery.objects.filter(campaign_id=campaign_id, status__in=[D.QUEUED, D.SENDING])
     if open_.exists():
         return False
     return bool(
-        Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-            status=S.SENT, finished_at=timezone.now()
-        )
+        Campaign.objects.filter(
+            pk=campaign_id, status=S.SENDING, recipients_fixed_at__isnull=False
+        ).update(status=S.SENT, finished_at=timezone.now())
     )
 
 
@@ -872,6 +922,13 @@ def recover_stalled(now: datetime | None = None) -> Recovery:
             outcome.requeued += Delivery.objects.filter(pk__in=rest).update(
                 status=D.QUEUED, claimed_by="", claimed_at=None, dispatched_at=None
             )
+    # The task fixing the rest of a campaign's recipients was lost (a broker restart).
+    from tidings.sending.tasks import materialise_campaign
+
+    for campaign_id in Campaign.objects.filter(
+        status__in=[S.SENDING, S.PAUSED], recipients_fixed_at__isnull=True, started_at__lt=cutoff
+    ).values_list("pk", flat=True):
+        materialise_campaign.delay(campaign_id)
     for campaign_id in Campaign.objects.filter(status=S.SENDING).values_list("pk", flat=True):
         outcome.batches += dispatch(campaign_id, now=now)
         outcome.finished += int(finish_if_done(campaign_id))
@@ -915,6 +972,9 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         "skipped": counts[D.SKIPPED],
         "unknown": counts[D.UNKNOWN],
         "remaining": counts[D.QUEUED] + counts[D.SENDING],
+        # False for the few seconds after the start in which a large audience's
+        # deliveries are still being written: `total` is still growing.
+        "recipients_fixed": campaign.recipients_fixed_at is not None,
         "rate_per_minute": per_minute,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
