@@ -2,8 +2,9 @@
 
 Exactly once, in this order (docs/sending.md):
 
-1. `start_campaign` materialises one queued `Delivery` per recipient in one
-   INSERT ... SELECT ... ON CONFLICT DO NOTHING: starting twice adds nobody twice.
+1. `start_campaign` materialises one queued `Delivery` per recipient with
+   INSERT ... SELECT ... ON CONFLICT DO NOTHING (the first batch's at once, the rest in
+   `materialise_rest`): starting twice adds nobody twice.
 2. `dispatch` queues a batch task per id range of queued deliveries.
 3. `send_batch` claims a few deliveries at a time (queued -> sending, with a claim token
    and time) and COMMITS the claim before any SMTP traffic. It then sends them one by
