@@ -178,6 +178,67 @@ def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
     assert engine.dispatch(campaign.pk) == 0 and len(queued) == 4
 
 
+def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
+    account, newsletter, campaign, settings, monkeypatch
+):
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+    engine.materialise(campaign)
+    queued: list[tuple[int, int]] = []
+    rest: list[int] = []
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(engine, "_queue_rest", lambda task, cid, *, after: rest.append(after))
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    # A worker running one task at a time sends these two batches before dispatching more.
+    assert engine.dispatch(campaign.pk, limit=2) == 2
+    assert queued == [(ids[0], ids[2]), (ids[3], ids[5])]
+    assert rest == [ids[6] - 1]
+    assert Delivery.objects.filter(dispatched_at__isnull=True).count() == 4
+    assert engine.dispatch(campaign.pk, after=rest[0], limit=2) == 2
+    assert queued[2:] == [(ids[6], ids[8]), (ids[9], ids[9])]
+    assert len(rest) == 1  # nothing left: no further dispatch task
+
+
+def test_a_large_audience_gets_its_first_batch_before_the_rest_is_fixed(
+    account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
+):
+    from tidings.sending import tasks
+
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    lost: list[int] = []  # the broker loses the task that fixes the rest
+    monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: lost.append(cid))
+    assert engine.start_campaign(campaign) == 3
+    assert lost == [campaign.pk]
+    assert len(smtp_server.messages) == 3
+    campaign.refresh_from_db()
+    # Nothing queued any more, but the campaign is not done while recipients are missing.
+    assert campaign.status == Campaign.Status.SENDING and campaign.recipients_fixed_at is None
+    assert engine.progress(campaign)["recipients_fixed"] is False
+    monkeypatch.undo()
+    engine.recover_stalled(now=timezone.now() + timezone.timedelta(hours=1))
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT
+    assert envelope_counts(smtp_server) == {f"reader{i}@example.net": 1 for i in range(10)}
+
+
+def test_fixing_the_rest_of_a_cancelled_campaign_adds_nobody(
+    account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
+):
+    from tidings.sending import tasks
+
+    settings.SENDING = {**settings.SENDING, "batch_size": 3}
+    add_contacts(account, newsletter, 10)
+    monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: None)
+    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: None)
+    engine.start_campaign(campaign)
+    engine.cancel_campaign(campaign)
+    assert engine.materialise_rest(campaign.pk) == 0
+    assert Delivery.objects.filter(campaign=campaign).count() == 3
+    assert smtp_server.messages == []
+
+
 def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistics(
     account, newsletter, campaign
 ):

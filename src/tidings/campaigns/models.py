@@ -67,6 +67,9 @@ class Campaign(models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     schedule_timezone = models.CharField(max_length=64, default="UTC")
     started_at = models.DateTimeField(null=True, blank=True)
+    # When every recipient had its delivery: the first ones are fixed when the campaign
+    # starts, the rest by a task right after (sending.engine); never finished before.
+    recipients_fixed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     track_opens = models.BooleanField(default=False)
     track_clicks = models.BooleanField(default=False)

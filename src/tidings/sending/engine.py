@@ -2,8 +2,9 @@
 
 Exactly once, in this order (docs/sending.md):
 
-1. `start_campaign` materialises one queued `Delivery` per recipient in one
-   INSERT ... SELECT ... ON CONFLICT DO NOTHING: starting twice adds nobody twice.
+1. `start_campaign` materialises one queued `Delivery` per recipient with
+   INSERT ... SELECT ... ON CONFLICT DO NOTHING (the first batch's at once, the rest in
+   `materialise_rest`): starting twice adds nobody twice.
 2. `dispatch` queues a batch task per id range of queued deliveries.
 3. `send_batch` claims a few deliveries at a time (queued -> sending, with a claim token
    and time) and COMMITS the claim before any SMTP traffic. It then sends them one by
@@ -39,6 +40,7 @@ from django.db.models import (
     Exists,
     F,
     IntegerField,
+    Max,
     OuterRef,
     Q,
     Value,
@@ -133,10 +135,18 @@ def _fresh_statistics() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def materialise(campaign: Campaign) -> int:
-    """Insert one queued delivery per recipient; existing ones are left as they are."""
-    _fresh_statistics()
-    select_sql, params = recipients(campaign).order_by().values_list("pk").query.sql_with_params()
+def materialise(campaign: Campaign, *, after: int = 0, limit: int | None = None) -> int:
+    """Insert one queued delivery per recipient (contact ids above `after`; with
+    `limit`, only the first so many by id); existing ones are left as they are.
+    Without `limit` the campaign's recipients are then all fixed."""
+    wanted = recipients(campaign).filter(pk__gt=after).order_by()
+    if limit is None:
+        _fresh_statistics()
+    else:
+        # The first contacts by id: an index walk that stops early, whatever the
+        # statistics say.
+        wanted = wanted.order_by("pk")[:limit]
+    select_sql, params = wanted.values_list("pk").query.sql_with_params()
     table = Delivery._meta.db_table
     # The table name is the model's own; the recipients query is Django's, with params.
     sql = (
@@ -147,9 +157,15 @@ def materialise(campaign: Campaign) -> int:
     )
     if connection.vendor == "sqlite":  # no column list on a derived table
         sql = sql.replace("AS r(id)", "AS r").replace("r.id", "r.*")
+    now = timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [campaign.pk, D.QUEUED, timezone.now(), *params])
-        return cursor.rowcount
+        cursor.execute(sql, [campaign.pk, D.QUEUED, now, *params])
+        added = cursor.rowcount
+    if limit is None:
+        Campaign.objects.filter(pk=campaign.pk, recipients_fixed_at__isnull=True).update(
+            recipients_fixed_at=now
+        )
+    return added
 
 
 # Campaign actions --------------------------------------------------------------------------
@@ -178,8 +194,9 @@ def _check_content(campaign: Campaign) -> None:
 
 def start_campaign(campaign: Campaign) -> int:
     """Send now: the campaign starts, its recipients are fixed, batches are queued.
-    Returns the number of recipients."""
-    from tidings.sending.tasks import dispatch_campaign
+    Returns the number of recipients fixed now: all of them, or the first batch's when
+    there are more (the rest follows in `materialise_rest`)."""
+    from tidings.sending.tasks import materialise_campaign
 
     if not campaign.account.is_processing_allowed:
         raise SendingError("This account is closed: nothing is sent.")
@@ -193,11 +210,44 @@ def start_campaign(campaign: Campaign) -> int:
             raise SendingError("Choose at least one list or segment to send to.")
         locked.status = S.SENDING
         locked.started_at = timezone.now()
-        locked.save(update_fields=["status", "started_at", "updated_at"])
-        count = materialise(locked)
-        transaction.on_commit(lambda: dispatch_campaign.delay(locked.pk))
+        # The first batch's recipients now, queued at once; a large audience's rest is
+        # written by a task behind that batch (a minute's work at a million), so the
+        # first message need not wait for it.
+        first = settings.SENDING["batch_size"]
+        count = materialise(locked, limit=first)
+        if count < first:
+            locked.recipients_fixed_at = locked.started_at
+        locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
+        dispatch(locked.pk)
+        if locked.recipients_fixed_at is None:
+            transaction.on_commit(lambda: materialise_campaign.delay(locked.pk))
     campaign.refresh_from_db()
     return count
+
+
+def materialise_rest(campaign_id: int) -> int:
+    """The recipients `start_campaign` left for later (contacts after the first
+    batch's), then their dispatch. Idempotent; returns the number added."""
+    from tidings.sending.tasks import dispatch_campaign
+
+    with transaction.atomic():
+        # Locked: a pause or a cancel waits, so a cancelled campaign gets no new queue.
+        campaign = (
+            Campaign.objects.select_for_update()
+            .filter(pk=campaign_id, recipients_fixed_at__isnull=True)
+            .first()
+        )
+        if campaign is None:
+            return 0
+        if campaign.status not in (S.SENDING, S.PAUSED):  # cancelled meanwhile
+            campaign.recipients_fixed_at = timezone.now()
+            campaign.save(update_fields=["recipients_fixed_at", "updated_at"])
+            return 0
+        last = Delivery.objects.filter(campaign=campaign).aggregate(m=Max("contact_id"))["m"]
+        added = materialise(campaign, after=last or 0)
+        if campaign.status == S.SENDING:
+            transaction.on_commit(lambda: dispatch_campaign.delay(campaign_id))
+    return added
 
 
 def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
@@ -288,29 +338,40 @@ def start_due_campaigns(now: datetime | None = None) -> list[int]:
 
 
 def finish_if_done(campaign_id: int) -> bool:
-    """A sending campaign with nothing queued or in flight is sent."""
+    """A sending campaign whose recipients are all fixed, with nothing queued or in
+    flight, is sent."""
     open_ = Delivery.objects.filter(campaign_id=campaign_id, status__in=[D.QUEUED, D.SENDING])
     if open_.exists():
         return False
     return bool(
-        Campaign.objects.filter(pk=campaign_id, status=S.SENDING).update(
-            status=S.SENT, finished_at=timezone.now()
-        )
+        Campaign.objects.filter(
+            pk=campaign_id, status=S.SENDING, recipients_fixed_at__isnull=False
+        ).update(status=S.SENT, finished_at=timezone.now())
     )
 
 
 # Dispatch ----------------------------------------------------------------------------------
 
 
-def dispatch(campaign_id: int, *, now: datetime | None = None) -> int:
-    """Queue one batch task per BATCH queued, due deliveries that no live task carries.
-    Returns the number of batches queued.
+# Batches one dispatch task queues before it hands the rest of the campaign to a new
+# dispatch task, queued behind them: a worker running one task at a time (`--pool
+# solo`) sends those first, instead of dispatching a whole campaign before its first
+# message.
+DISPATCH_STEP = 20
+
+
+def dispatch(
+    campaign_id: int, *, now: datetime | None = None, after: int = 0, limit: int | None = None
+) -> int:
+    """Queue one batch task per BATCH queued, due deliveries (ids above `after`) that no
+    live task carries. With `limit`, stop after that many batches and queue a dispatch
+    task for the rest. Returns the number of batches queued.
 
     One pass over the pending ids in id order (a server-side cursor), each batch marked
     and queued as soon as its range is known: the first message goes out while the rest
     is still being dispatched, and a million recipients cost one scan, not one per
     batch."""
-    from tidings.sending.tasks import send_batch
+    from tidings.sending.tasks import dispatch_campaign, send_batch
 
     now = now or timezone.now()
     size = settings.SENDING["batch_size"]
@@ -320,11 +381,15 @@ def dispatch(campaign_id: int, *, now: datetime | None = None) -> int:
         Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=stale),
         campaign_id=campaign_id,
         status=D.QUEUED,
+        pk__gt=after,
     )
     batches = 0
     ids = pending.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=size * 4)
     for chunk in _batches(ids, size):
         lo, hi = chunk[0], chunk[-1]
+        if batches == limit:
+            _queue_rest(dispatch_campaign, campaign_id, after=lo - 1)
+            break
         pending.filter(pk__gte=lo, pk__lte=hi).update(dispatched_at=now)
         _queue_batch(send_batch, campaign_id, lo, hi)
         batches += 1
@@ -344,6 +409,10 @@ def _batches(ids: Iterable[int], size: int) -> Iterable[list[int]]:
 
 def _queue_batch(task: Any, campaign_id: int, lo: int, hi: int) -> None:
     transaction.on_commit(lambda: task.delay(campaign_id, lo, hi))
+
+
+def _queue_rest(task: Any, campaign_id: int, *, after: int) -> None:
+    transaction.on_commit(lambda: task.delay(campaign_id, after))
 
 
 # The batch ----------------------------------------------------------------------------------
@@ -372,9 +441,11 @@ def claim(campaign: Campaign, lo: int, hi: int, token: str, *, limit: int = CHUN
     now = timezone.now()
     domain = domain_of(campaign.from_email)
     if connection.vendor == "postgresql":
-        # One statement: pick, lock (skipping rows another worker holds) and claim.
+        # One statement, its own transaction (one round trip), committed with the
+        # session's synchronous commit: pick, lock (skipping rows another worker holds)
+        # and claim.
         table = Delivery._meta.db_table
-        with transaction.atomic(), connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET status = %s, claimed_by = %s, claimed_at = %s, "  # noqa: S608
                 "attempts = attempts + 1, message_id = %s || id || %s "
@@ -425,29 +496,23 @@ def _mark(delivery_id: int, token: str, **values: Any) -> None:
     Delivery.objects.filter(pk=delivery_id, claimed_by=token, status=D.SENDING).update(**values)
 
 
-def _no_flush_wait(cursor: Any) -> None:
-    """A "sent" mark need not wait for the disk: a dead worker cannot lose it (the
-    database has it), and after a crash of the database itself `recover_stalled` treats
-    every claim older than the restart as entirely ambiguous (docs/sending.md)."""
-    if connection.vendor == "postgresql":
-        cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def _mark_sent(delivery_id: int, token: str, relay_id: int | None) -> None:
-    """The hot path's one write per message, as plain SQL (the ORM costs a millisecond)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        _no_flush_wait(cursor)
-        cursor.execute(
-            f"UPDATE {Delivery._meta.db_table} SET status = %s, sent_at = %s, relay_id = %s, "  # noqa: S608
-            "last_error = '' WHERE id = %s AND claimed_by = %s AND status = %s",
-            [D.SENT, timezone.now(), relay_id, delivery_id, token, D.SENDING],
-        )
+def _asynchronous_commit() -> str:
+    """A select-list item that lets the statement's own transaction commit without
+    waiting for the disk (`SET LOCAL` in the statement: PostgreSQL reads the setting
+    at commit, before the transaction's settings are undone). A "sent" mark need not
+    wait: a dead worker cannot lose it (the database has it), and after a crash of the
+    database itself `recover_stalled` treats every claim older than the restart as
+    entirely ambiguous (docs/sending.md). Inside a caller's transaction it would apply
+    to all of it, claims included, so there it is left out."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return "NULL"
+    return "set_config('synchronous_commit', 'off', true)"
 
 
 class MailableCheck:
     """Whether a contact may get `campaign` right now: active, confirmed on one of its
     lists (for segment campaigns: on some list), not suppressed, account open. One
-    query per message, prepared once per campaign."""
+    boolean expression (`sql`), prepared once per campaign."""
 
     def __init__(self, campaign: Campaign) -> None:
         list_ids = list(campaign.lists.values_list("pk", flat=True))
@@ -461,13 +526,13 @@ class MailableCheck:
             )
             self.list_params = list_ids
         self.sql = (
-            f"SELECT 1 FROM {Contact._meta.db_table} c "  # noqa: S608
+            f"EXISTS (SELECT 1 FROM {Contact._meta.db_table} c "  # noqa: S608
             f"JOIN {Account._meta.db_table} a ON a.id = c.account_id "
             "WHERE c.id = %s AND c.status = %s AND a.status = %s "
             f"AND EXISTS (SELECT 1 FROM {Subscription._meta.db_table} s "
             f"WHERE s.contact_id = c.id AND s.status = %s{on_lists}) "
             f"AND NOT EXISTS (SELECT 1 FROM {SuppressedContact._meta.db_table} x "
-            "WHERE x.account_id = c.account_id AND x.digest = %s)"
+            "WHERE x.account_id = c.account_id AND x.digest = %s))"
         )
 
     def params(self, contact: Contact) -> list[Any]:
@@ -482,49 +547,77 @@ class MailableCheck:
 
     def __call__(self, contact: Contact) -> bool:
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, self.params(contact))
-            return cursor.fetchone() is not None
+            cursor.execute(f"SELECT {self.sql}", self.params(contact))
+            row = cursor.fetchone()
+        return bool(row and row[0])
 
 
 class SentMarks:
-    """Records "sent" marks; on PostgreSQL the pending mark travels with the next
-    message's mailability check in one statement (a data-modifying CTE)."""
+    """Records "sent" marks and asks, before each message, whether the campaign is still
+    sending and the contact still mailable. On PostgreSQL that is one autocommit
+    statement per message: the pending mark of the previous message (a data-modifying
+    CTE, committed without waiting for the disk) with the next message's two checks."""
 
-    def __init__(self, check: MailableCheck, token: str, relay_id: int | None) -> None:
+    def __init__(
+        self, check: MailableCheck, campaign_id: int, token: str, relay_id: int | None
+    ) -> None:
         self.check_one = check
+        self.campaign_id = campaign_id
         self.token, self.relay_id = token, relay_id
         self.pending: int | None = None
         self.combined = connection.vendor == "postgresql"
+        table = Delivery._meta.db_table
+        self.mark_sql = (
+            f"UPDATE {table} SET status = %s, sent_at = %s, relay_id = %s, "  # noqa: S608
+            "last_error = '' WHERE id = %s AND claimed_by = %s AND status = %s"
+        )
+        self.sending_sql = (
+            f"EXISTS (SELECT 1 FROM {Campaign._meta.db_table} m "  # noqa: S608
+            f"JOIN {Account._meta.db_table} a ON a.id = m.account_id "
+            "WHERE m.id = %s AND m.status = %s AND a.status = %s)"
+        )
+
+    def _mark_params(self, delivery_id: int | None) -> list[Any]:
+        return [D.SENT, timezone.now(), self.relay_id, delivery_id, self.token, D.SENDING]
 
     def sent(self, delivery_id: int) -> None:
         self.flush()
         self.pending = delivery_id
 
     def flush(self) -> None:
-        if self.pending is not None:
-            _mark_sent(self.pending, self.token, self.relay_id)
-            self.pending = None
+        if self.pending is None:
+            return
+        sql = self.mark_sql
+        if self.combined:
+            sql = f"WITH done AS ({sql} RETURNING id) SELECT {_asynchronous_commit()}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, self._mark_params(self.pending))
+        self.pending = None
 
-    def check(self, contact: Contact) -> bool:
-        if self.pending is None or not self.combined:
+    def check(self, contact: Contact) -> tuple[bool, bool]:
+        """(the campaign is still sending, `contact` may be mailed), after recording the
+        pending mark."""
+        sending_params = [self.campaign_id, S.SENDING, Account.Status.ACTIVE]
+        if self.combined:
+            sql = (
+                f"WITH done AS ({self.mark_sql} RETURNING id) "  # noqa: S608
+                f"SELECT {_asynchronous_commit()}, (SELECT count(*) FROM done), "
+                f"{self.sending_sql}, {self.check_one.sql}"
+            )
+            params = [
+                *self._mark_params(self.pending),
+                *sending_params,
+                *self.check_one.params(contact),
+            ]
+        else:
             self.flush()
-            return self.check_one(contact)
-        table = Delivery._meta.db_table
-        sql = (
-            f"WITH done AS (UPDATE {table} SET status = %s, sent_at = %s, relay_id = %s, "  # noqa: S608
-            "last_error = '' WHERE id = %s AND claimed_by = %s AND status = %s RETURNING id) "
-            f"SELECT (SELECT count(*) FROM done), EXISTS ({self.check_one.sql})"
-        )
-        params = [
-            D.SENT, timezone.now(), self.relay_id, self.pending, self.token, D.SENDING,
-            *self.check_one.params(contact),
-        ]  # fmt: skip
-        with transaction.atomic(), connection.cursor() as cursor:
-            _no_flush_wait(cursor)
+            sql = f"SELECT NULL, 0, {self.sending_sql}, {self.check_one.sql}"
+            params = [*sending_params, *self.check_one.params(contact)]
+        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         self.pending = None
-        return bool(row and row[1])
+        return (bool(row and row[2]), bool(row and row[3]))
 
 
 def is_mailable(contact: Contact, campaign: Campaign) -> bool:
@@ -686,25 +779,24 @@ def _send_chunk(
         d.pk: d
         for d in Delivery.objects.select_related("contact").filter(pk__in=ids, claimed_by=token)
     }
-    campaign = mailer.campaign
     relay_config = getattr(transport, "config", None)
-    # The "sent" mark of a message is written together with the next message's
-    # mailability check (one round trip), always before the next message goes out.
-    outcomes = SentMarks(mailer.is_mailable, token, transport.relay_id)
+    # The "sent" mark of a message is written together with the next message's checks
+    # (one round trip), always before the next message goes out.
+    outcomes = SentMarks(mailer.is_mailable, mailer.campaign.pk, token, transport.relay_id)
     try:
         for position, delivery_id in enumerate(ids):
             delivery = deliveries.get(delivery_id)
             if delivery is None:
                 continue
-            rest = ids[position:]
             stop = time.monotonic() > deadline or (
                 relay_config is not None and not wait_for_rate(relay_config, deadline=deadline)
             )
-            if stop or (position % 10 == 9 and not _still_sending(campaign.pk)):
+            sending, mailable = (False, False) if stop else outcomes.check(delivery.contact)
+            if not sending:
                 outcomes.flush()
-                result.released += _release(rest, token)
+                result.released += _release(ids[position:], token)
                 return
-            _send_one(mailer, transport, delivery, token, result, outcomes)
+            _send_one(mailer, transport, delivery, token, result, outcomes, mailable=mailable)
     finally:
         outcomes.flush()
 
@@ -716,9 +808,11 @@ def _send_one(
     token: str,
     result: BatchResult,
     outcomes: SentMarks,
+    *,
+    mailable: bool,
 ) -> None:
     campaign, contact, delivery_id = mailer.campaign, delivery.contact, delivery.pk
-    if not outcomes.check(contact):
+    if not mailable:
         _mark(delivery_id, token, status=D.SKIPPED, last_error="no longer mailable")
         result.skipped += 1
         return
@@ -779,12 +873,6 @@ def _release(ids: Iterable[int], token: str) -> int:
     )
 
 
-def _still_sending(campaign_id: int) -> bool:
-    return Campaign.objects.filter(
-        pk=campaign_id, status=S.SENDING, account__status=Account.Status.ACTIVE
-    ).exists()
-
-
 # Recovery ------------------------------------------------------------------------------------
 
 
@@ -835,6 +923,13 @@ def recover_stalled(now: datetime | None = None) -> Recovery:
             outcome.requeued += Delivery.objects.filter(pk__in=rest).update(
                 status=D.QUEUED, claimed_by="", claimed_at=None, dispatched_at=None
             )
+    # The task fixing the rest of a campaign's recipients was lost (a broker restart).
+    from tidings.sending.tasks import materialise_campaign
+
+    for campaign_id in Campaign.objects.filter(
+        status__in=[S.SENDING, S.PAUSED], recipients_fixed_at__isnull=True, started_at__lt=cutoff
+    ).values_list("pk", flat=True):
+        materialise_campaign.delay(campaign_id)
     for campaign_id in Campaign.objects.filter(status=S.SENDING).values_list("pk", flat=True):
         outcome.batches += dispatch(campaign_id, now=now)
         outcome.finished += int(finish_if_done(campaign_id))
@@ -878,6 +973,9 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         "skipped": counts[D.SKIPPED],
         "unknown": counts[D.UNKNOWN],
         "remaining": counts[D.QUEUED] + counts[D.SENDING],
+        # False for the few seconds after the start in which a large audience's
+        # deliveries are still being written: `total` is still growing.
+        "recipients_fixed": campaign.recipients_fixed_at is not None,
         "rate_per_minute": per_minute,
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,

@@ -5,16 +5,34 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Task, shared_task
+from celery.signals import worker_process_init, worker_ready
+from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.privacy import retention
 from tidings.sending import bounces, engine, product_updates, transactional
 
 
+@worker_ready.connect  # the process that runs tasks with `--pool solo`
+@worker_process_init.connect  # each process of a prefork pool
+def load_url_patterns(**_: Any) -> None:
+    """Every message carries links made with reverse(): load the URL patterns (every
+    app's views, most of a second) when a worker starts, not before the first message
+    of the first campaign it sends."""
+    get_resolver().reverse_dict  # noqa: B018
+
+
 @shared_task(acks_late=True)
-def dispatch_campaign(campaign_id: int) -> int:
-    """Queue the batches of a started campaign (idempotent)."""
-    return engine.dispatch(campaign_id)
+def dispatch_campaign(campaign_id: int, after: int = 0) -> int:
+    """Queue the batches of a started campaign (idempotent), a few at a time: the rest
+    (deliveries above the last id queued) goes to a new dispatch task behind them."""
+    return engine.dispatch(campaign_id, after=after, limit=engine.DISPATCH_STEP)
+
+
+@shared_task(acks_late=True)
+def materialise_campaign(campaign_id: int) -> int:
+    """Fix the rest of a started campaign's recipients, then dispatch them."""
+    return engine.materialise_rest(campaign_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
