@@ -23,7 +23,10 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -39,7 +42,7 @@ from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.neutralise import neutralise_row
 from tidings.transfer.readers import count_records, read_records
 from tidings.transfer.rows import Contact, Refusal, RowReader
-from tidings.transfer.writers import DUPLICATES, ChunkResult, writer_for
+from tidings.transfer.writers import DUPLICATES, ChunkResult, Writer, writer_for
 
 log = logging.getLogger(__name__)
 
@@ -139,26 +142,15 @@ def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
     )
     writer = writer_for(connection.vendor, job, lists)
     reader = RowReader(job.columns, job.mapping)
-    counts: dict[str, int] = {k: int(v) for k, v in job.counts.items()}
     with _report(job) as report:
-        out = csv.writer(report)
-        for done, chunk in enumerate(_chunks_in_background(job, reader), start=1):
-            if not Account.objects.filter(pk=job.account_id, status=Account.Status.ACTIVE).exists():
-                raise ProcessingStopped("The account was closed: the import stopped.")
-            with transaction.atomic():
-                result = writer.write(chunk.contacts) if chunk.contacts else ChunkResult()
-                _report_chunk(out, chunk, result, counts)
-                report.flush()
-                os.fsync(report.fileno())
-                ImportJob.objects.filter(pk=job.pk).update(
-                    rows_done=chunk.end,
-                    counts=counts,
-                    report_size=report.tell(),
-                    progress=min(999, chunk.end * 1000 // max(job.rows_total or 1, 1)),
-                    lease_until=timezone.now() + LEASE,
-                )
-            if stop_after_chunks is not None and done >= stop_after_chunks:
-                raise ImportInterrupted(f"stopped after {done} chunks")
+        checkpoints = _Checkpoints(job, writer, report, stop_after_chunks)
+        with closing(_chunks_in_background(job, reader)) as chunks:
+            # Other connections cannot see a transaction the job was called in (tests).
+            if writer.lanes > 1 and not connection.in_atomic_block:
+                _write_in_lanes(checkpoints, chunks, writer.lanes)
+            else:
+                for number, chunk in enumerate(chunks, start=1):
+                    checkpoints.write(chunk, number)
     now = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE,
@@ -195,6 +187,88 @@ class _report:
 
     def __exit__(self, *exc: object) -> None:
         self.handle.close()
+
+
+class _Checkpoints:
+    """Writes chunks, each in one transaction that moves the job's checkpoint past it;
+    the commits, the counts and the report follow the file's order."""
+
+    def __init__(
+        self, job: ImportJob, writer: Writer, report: Any, stop_after_chunks: int | None
+    ) -> None:
+        self.job = job
+        self.writer = writer
+        self.report = report
+        self.out = csv.writer(report)
+        self.counts: dict[str, int] = {k: int(v) for k, v in job.counts.items()}
+        self.stop_after_chunks = stop_after_chunks
+
+    def write(
+        self,
+        chunk: Chunk,
+        number: int,
+        before: Future[None] | None = None,
+        earlier: frozenset[str] = frozenset(),
+    ) -> None:
+        """Write the `number`th chunk of this run. With `before`, the chunk just before it
+        is being written on another connection: this one commits only after it, and its
+        rows whose address is also in that chunk (`earlier`) are written only then, so
+        each row meets the audience exactly as it would one chunk after the other, and
+        the two transactions never wait for each other's rows."""
+        job = self.job
+        if not Account.objects.filter(pk=job.account_id, status=Account.Status.ACTIVE).exists():
+            raise ProcessingStopped("The account was closed: the import stopped.")
+        now = [c for c in chunk.contacts if c.email not in earlier]
+        later = [c for c in chunk.contacts if c.email in earlier]
+        with transaction.atomic():
+            result = self.writer.write(now) if now else ChunkResult()
+            if before is not None:
+                before.result()  # its error (or interruption) rolls this chunk back too
+            if later:
+                result.add(self.writer.write(later))
+            _report_chunk(self.out, chunk, result, self.counts)
+            self.report.flush()
+            os.fsync(self.report.fileno())
+            ImportJob.objects.filter(pk=job.pk).update(
+                rows_done=chunk.end,
+                counts=self.counts,
+                report_size=self.report.tell(),
+                progress=min(999, chunk.end * 1000 // max(job.rows_total or 1, 1)),
+                lease_until=timezone.now() + LEASE,
+            )
+        if self.stop_after_chunks is not None and number >= self.stop_after_chunks:
+            raise ImportInterrupted(f"stopped after {number} chunks")
+
+    def write_in_lane(
+        self, chunk: Chunk, number: int, before: Future[None] | None, earlier: frozenset[str]
+    ) -> None:
+        """`write` in a lane's thread, on that thread's own connection."""
+        try:
+            self.write(chunk, number, before, earlier)
+        finally:
+            connection.close()
+
+
+def _write_in_lanes(checkpoints: _Checkpoints, chunks: Iterator[Chunk], lanes: int) -> None:
+    """Write `lanes` chunks at once, each on its own connection: PostgreSQL works on one
+    core per connection, and its part (upsert, index updates, the foreign-key checks at
+    commit) is most of an import's time. The first error stops the job; the chunks not
+    committed then are rolled back, and a re-run resumes after the last committed one."""
+    writing: deque[Future[None]] = deque()
+    earlier: frozenset[str] = frozenset()
+    # Leaving the pool waits for every chunk still being written (committed or rolled
+    # back) before the job's lease is let go.
+    with ThreadPoolExecutor(lanes, thread_name_prefix=f"import-{checkpoints.job.pk}") as pool:
+        for number, chunk in enumerate(chunks, start=1):
+            before = writing[-1] if writing else None
+            writing.append(pool.submit(checkpoints.write_in_lane, chunk, number, before, earlier))
+            earlier = frozenset(c.email for c in chunk.contacts)
+            if len(writing) == lanes:
+                # A lane is free before the next chunk is taken: no more chunks in
+                # memory than lanes, plus the reader's one ready and one being read.
+                writing.popleft().result()
+        while writing:
+            writing.popleft().result()
 
 
 def _report_chunk(out: Any, chunk: Chunk, result: ChunkResult, counts: dict[str, int]) -> None:
@@ -245,10 +319,11 @@ def read_chunks(job: ImportJob, reader: RowReader) -> Iterator[Chunk]:
 _END = object()
 
 
-def _chunks_in_background(job: ImportJob, reader: RowReader) -> Iterator[Chunk]:
-    """read_chunks in a thread: parsing the next chunk overlaps the database writing
-    this one (psycopg releases the GIL while PostgreSQL works), which uses both cores."""
-    channel: queue.Queue[Any] = queue.Queue(maxsize=2)
+def _chunks_in_background(job: ImportJob, reader: RowReader) -> Generator[Chunk, None, None]:
+    """read_chunks in a thread: parsing the next chunks overlaps the database writing
+    the ones before (psycopg releases the GIL while PostgreSQL works). One chunk waits
+    ready: with the lanes, more would only hold memory."""
+    channel: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
     def put(item: Any) -> bool:
