@@ -293,7 +293,7 @@ class _Turn:
 
     def take(self) -> None:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", self.key)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", self.key)
         self.held.set()
 
     def wait(self) -> None:
@@ -301,7 +301,7 @@ class _Turn:
         chunk is then rolled back too)."""
         self.held.wait()
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", self.key)
+            cursor.execute("SELECT pg_advisory_xact_lock(%s::int, %s::int)", self.key)
         self.result()
 
     def result(self) -> None:
