@@ -162,3 +162,96 @@ def test_closing_the_account_stops_an_import_at_once(
     job = run(job)
     assert job.status == ImportJob.Status.FAILED and "closed" in job.error
     assert Contact.objects.count() == 4
+
+
+def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
+    transactional_db, no_worker, customer, newsletter, monkeypatch, writer
+):
+    """PostgreSQL writes two chunks at once on two connections. A row whose address is
+    in the chunk just before waits for that chunk's commit, so the first line still wins
+    even when the later chunk is written first (forced here by holding the first back)."""
+    if writer == "orm":
+        pytest.skip("SQLite takes one writer at a time: one chunk after the other")
+    import threading
+    import time
+
+    audience.add_contact(customer.account, "old@example.org", name="Old")
+    audience.unsubscribe(audience.add_contact(customer.account, "gone@example.org"))
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
+    threads = set()
+    write = writers.PostgresWriter.write
+
+    def held_back(self, rows):  # type: ignore[no-untyped-def]
+        threads.add(threading.get_ident())
+        if rows and rows[0].seq == 0:
+            time.sleep(0.5)
+        return write(self, rows)
+
+    monkeypatch.setattr(writers.PostgresWriter, "write", held_back)
+    emails = ["a", "b", "old", "a", "old", "c", "gone", "c", "d", "gone", "e", "b"]
+    content = "email\n" + "".join(f"{e}@example.org\n" for e in emails)
+    job = run(prepare(customer, content.encode(), mode="update", lists=[newsletter]))
+    assert job.status == ImportJob.Status.DONE, job.error
+    assert len(threads) == 2
+    assert job.counts == {
+        "added": 5, "updated": 1, "unchanged": 0, "duplicates": 4, "skipped": 2
+    }  # fmt: skip
+    assert [(r[0], r[1] == writers.EARLIER) for r in report_rows(job)] == [
+        ("5", True), ("6", True), ("8", False), ("9", True), ("11", False), ("13", True)
+    ]  # fmt: skip
+    assert Contact.objects.get(email="old@example.org").updated_at == job.stamp
+    assert Contact.objects.get(email="gone@example.org").status == Contact.Status.UNSUBSCRIBED
+    assert ConsentProof.objects.filter(method="import").count() == 6
+    assert Subscription.objects.filter(mailing_list=newsletter).count() == 6
+
+
+def test_a_session_waiting_across_two_chunks_being_written_is_a_deadlock_not_a_hang(
+    transactional_db, no_worker, customer, monkeypatch, writer
+):
+    """The second chunk waits for the first through PostgreSQL (an advisory lock), so
+    a third session caught between them is a deadlock PostgreSQL breaks: here it
+    changed a contact of the first chunk and waits for one the second chunk updated."""
+    if writer == "orm":
+        pytest.skip("SQLite takes one writer at a time: one chunk after the other")
+    import threading
+    import time
+
+    from django.db import DatabaseError, connection, transaction
+
+    for email in ("first@example.org", "second@example.org"):
+        audience.add_contact(customer.account, email)
+    monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
+    write = writers.PostgresWriter.write
+
+    def held_back(self, rows):  # type: ignore[no-untyped-def]
+        if rows and rows[0].seq == 0:
+            time.sleep(1.5)  # the second chunk updates its contact, the other session waits
+        return write(self, rows)
+
+    def other_session() -> None:
+        time.sleep(0.5)
+        try:
+            with transaction.atomic():
+                Contact.objects.filter(email="first@example.org").update(name="Changed")
+                Contact.objects.filter(email="second@example.org").update(name="Changed")
+        except DatabaseError as error:
+            outcome.append(error)
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(writers.PostgresWriter, "write", held_back)
+    content = b"email\nfirst@example.org\na@example.org\nsecond@example.org\nb@example.org\n"
+    job = prepare(customer, content, mode="update")
+    outcome: list[Exception] = []
+    session = threading.Thread(target=other_session)
+    session.start()
+    try:
+        run(job)
+    except DatabaseError as error:
+        outcome.append(error)
+    session.join(timeout=30)
+    assert not session.is_alive()
+    assert len(outcome) == 1 and "deadlock" in str(outcome[0])  # one of the three gave way
+    job = run(job)
+    assert job.status == ImportJob.Status.DONE
+    assert job.counts["added"] == 2 and job.counts["updated"] + job.counts["unchanged"] == 2
