@@ -239,8 +239,11 @@ def test_fixing_the_rest_of_a_cancelled_campaign_adds_nobody(
     assert smtp_server.messages == []
 
 
+# Both the first batch's recipients (`start_campaign`) and the rest: with stale
+# statistics the first 500 took minutes at 100,000 (the planner's nested loop).
+@pytest.mark.parametrize("limit", [500, None])
 def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistics(
-    account, newsletter, campaign
+    account, newsletter, campaign, limit
 ):
     from django.db import connection
 
@@ -264,5 +267,6 @@ def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistic
             return cursor.fetchone()[0]
 
     before = analysed()
-    assert engine.materialise(campaign) == engine.STALE_STATISTICS + 1
+    expected = engine.STALE_STATISTICS + 1 if limit is None else limit
+    assert engine.materialise(campaign, limit=limit) == expected
     assert analysed() != before
