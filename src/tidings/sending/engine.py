@@ -104,10 +104,8 @@ def recipients(campaign: Campaign) -> Any:
 
 
 def _segment_members(campaign: Campaign) -> list[Any]:
-    try:
-        from tidings.audience.segments import contacts_in
-    except ImportError:
-        return []
+    from tidings.audience.segments import contacts_in
+
     return [contacts_in(segment).values("pk") for segment in campaign.segments.all()]
 
 
