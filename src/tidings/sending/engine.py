@@ -96,8 +96,6 @@ def recipients(campaign: Campaign) -> Any:
         contact=OuterRef("pk"), status=Subscription.Status.CONFIRMED
     )
     wanted = Q(Exists(confirmed.filter(mailing_list__in=campaign.lists.all())))
-    # SEGMENTS: segment membership comes from tidings.audience.segments.contacts_in,
-    # written in the audience branch; until it is merged, campaigns go to lists only.
     for segment_contacts in _segment_members(campaign):
         wanted |= Q(Exists(confirmed)) & Q(pk__in=segment_contacts)
     return Contact.objects.filter(wanted, account_id=campaign.account_id, status="active")
