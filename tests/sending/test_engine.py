@@ -161,13 +161,18 @@ def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, c
     assert set(Delivery.objects.values_list("status", flat=True)) == {"sent"}
 
 
-def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
-    account, newsletter, campaign, settings, monkeypatch
-):
+@pytest.fixture
+def ten_in_batches_of_three(account, newsletter, campaign, settings):  # type: ignore[no-untyped-def]
+    """A sending campaign with ten queued deliveries and batches of three."""
     settings.SENDING = {**settings.SENDING, "batch_size": 3}
     add_contacts(account, newsletter, 10)
     Campaign.objects.filter(pk=campaign.pk).update(status="sending")
     engine.materialise(campaign)
+
+
+def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
+    campaign, ten_in_batches_of_three, monkeypatch
+):
     queued: list[tuple[int, int]] = []
     monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
@@ -179,12 +184,8 @@ def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
 
 
 def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
-    account, newsletter, campaign, settings, monkeypatch
+    campaign, ten_in_batches_of_three, monkeypatch
 ):
-    settings.SENDING = {**settings.SENDING, "batch_size": 3}
-    add_contacts(account, newsletter, 10)
-    Campaign.objects.filter(pk=campaign.pk).update(status="sending")
-    engine.materialise(campaign)
     queued: list[tuple[int, int]] = []
     rest: list[int] = []
     monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
