@@ -557,7 +557,6 @@ class SentMarks:
         self, check: MailableCheck, campaign_id: int, token: str, relay_id: int | None
     ) -> None:
         self.check_one = check
-        self.campaign_id = campaign_id
         self.token, self.relay_id = token, relay_id
         self.pending: int | None = None
         self.combined = connection.vendor == "postgresql"
@@ -566,11 +565,24 @@ class SentMarks:
             f"UPDATE {table} SET status = %s, sent_at = %s, relay_id = %s, "  # noqa: S608
             "last_error = '' WHERE id = %s AND claimed_by = %s AND status = %s"
         )
-        self.sending_sql = (
+        sending = (
             f"EXISTS (SELECT 1 FROM {Campaign._meta.db_table} m "  # noqa: S608
             f"JOIN {Account._meta.db_table} a ON a.id = m.account_id "
             "WHERE m.id = %s AND m.status = %s AND a.status = %s)"
         )
+        self.sending_params = [campaign_id, S.SENDING, Account.Status.ACTIVE]
+        # Built once per batch, not per message. The batch runs in one transaction state
+        # throughout, so the commit mode chosen now holds for each of its statements.
+        if self.combined:
+            mark = f"WITH done AS ({self.mark_sql} RETURNING id) "
+            self.flush_sql = f"{mark}SELECT {_asynchronous_commit()}"
+            self.check_sql = (
+                f"{mark}SELECT {_asynchronous_commit()}, (SELECT count(*) FROM done), "  # noqa: S608
+                f"{sending}, {check.sql}"
+            )
+        else:
+            self.flush_sql = self.mark_sql
+            self.check_sql = f"SELECT NULL, 0, {sending}, {check.sql}"
 
     def _mark_params(self, delivery_id: int | None) -> list[Any]:
         return [D.SENT, timezone.now(), self.relay_id, delivery_id, self.token, D.SENDING]
@@ -582,34 +594,20 @@ class SentMarks:
     def flush(self) -> None:
         if self.pending is None:
             return
-        sql = self.mark_sql
-        if self.combined:
-            sql = f"WITH done AS ({sql} RETURNING id) SELECT {_asynchronous_commit()}"
         with connection.cursor() as cursor:
-            cursor.execute(sql, self._mark_params(self.pending))
+            cursor.execute(self.flush_sql, self._mark_params(self.pending))
         self.pending = None
 
     def check(self, contact: Contact) -> tuple[bool, bool]:
         """(the campaign is still sending, `contact` may be mailed), after recording the
         pending mark."""
-        sending_params = [self.campaign_id, S.SENDING, Account.Status.ACTIVE]
+        params = [*self.sending_params, *self.check_one.params(contact)]
         if self.combined:
-            sql = (
-                f"WITH done AS ({self.mark_sql} RETURNING id) "  # noqa: S608
-                f"SELECT {_asynchronous_commit()}, (SELECT count(*) FROM done), "
-                f"{self.sending_sql}, {self.check_one.sql}"
-            )
-            params = [
-                *self._mark_params(self.pending),
-                *sending_params,
-                *self.check_one.params(contact),
-            ]
+            params = [*self._mark_params(self.pending), *params]
         else:
             self.flush()
-            sql = f"SELECT NULL, 0, {self.sending_sql}, {self.check_one.sql}"
-            params = [*sending_params, *self.check_one.params(contact)]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(self.check_sql, params)
             row = cursor.fetchone()
         self.pending = None
         return (bool(row and row[2]), bool(row and row[3]))
