@@ -49,6 +49,35 @@ def test_closing_stops_processing_at_once_and_mails_the_erasure_date(
     assert "15 April 2026" in page
 
 
+@pytest.mark.promise("P21")
+@pytest.mark.parametrize(
+    "page",
+    [
+        "audience:contacts",
+        "audience:segments",
+        "campaigns:list",
+        "campaigns:new",
+        "transfer:imports",
+        "transfer:exports",
+        "sending:settings",
+        "accounts:api_keys",
+    ],
+)
+def test_a_closed_accounts_pages_lead_to_the_closing_page_until_it_is_reopened(
+    client, customer, password, mailbox, page
+):
+    client.force_login(customer)
+    client.post(reverse("accounts:close"), {"password": password})
+    assert client.get(reverse(page)).url == reverse("accounts:closed")
+    header = client.get(reverse("accounts:closed")).content.decode().split("</header>")[0]
+    assert "My Account" in header and "Log out" in header
+    assert not any(link in header for link in ("Audience", "Campaigns", "Import", "Export"))
+    client.post(reverse("accounts:reopen"))
+    assert client.get(reverse(page)).status_code == 200
+    header = client.get(reverse(page)).content.decode().split("</header>")[0]
+    assert all(link in header for link in ("Audience", "Campaigns", "Import", "Export"))
+
+
 @pytest.mark.promise("P13")
 def test_closing_needs_the_password(client, customer, mailbox):
     client.force_login(customer)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import apikeys
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import ApiKey, User
 from tidings.accounts.services import AccountError
 
@@ -21,7 +21,7 @@ def _customer(request: HttpRequest) -> User:
     return user
 
 
-@login_required
+@customer_required
 def api_keys(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     new_key = ""
@@ -49,7 +49,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     user = _customer(request)

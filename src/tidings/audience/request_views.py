@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from tidings.accounts.decorators import customer_required
 from tidings.audience import rights
 from tidings.audience.models import ContactRequest
 from tidings.audience.views import _account
@@ -21,7 +21,7 @@ from tidings.audience.views import _account
 PAGE = 200
 
 
-@login_required
+@customer_required
 def inbox(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     show = "closed" if request.GET.get("show") == "closed" else "open"
@@ -33,7 +33,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     return render(request, "audience/requests.html", {"rows": rows[:PAGE], "show": show})
 
 
-@login_required
+@customer_required
 def detail(request: HttpRequest, request_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     req = get_object_or_404(

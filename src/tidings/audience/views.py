@@ -12,7 +12,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import Account
 from tidings.audience import bulk, segments, services, tasks
 from tidings.audience.forms import (
@@ -67,7 +67,7 @@ def _int(value: str | None) -> int | None:
 # --- lists ------------------------------------------------------------------------
 
 
-@login_required
+@customer_required
 def lists(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     counts = list_counts(account)
@@ -78,7 +78,7 @@ def lists(request: HttpRequest) -> HttpResponse:
     return render(request, "audience/lists.html", {"rows": rows})
 
 
-@login_required
+@customer_required
 def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpResponse:
     account = _account(request)
     mailing_list = (
@@ -107,7 +107,7 @@ def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpR
     return render(request, "audience/list_form.html", {"form": form, "mailing_list": mailing_list})
 
 
-@login_required
+@customer_required
 def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     mailing_list = get_object_or_404(MailingList, account=account, uuid=list_uuid)
@@ -131,7 +131,7 @@ def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
 # --- contacts ---------------------------------------------------------------------
 
 
-@login_required
+@customer_required
 def contacts(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     search = ContactSearch.from_dict(request.GET)
@@ -162,7 +162,7 @@ def contacts(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def contacts_bulk(request: HttpRequest) -> HttpResponse:
     """A bulk action on the ticked contacts, or on every contact of the search."""
@@ -215,7 +215,7 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
     return redirect(back)
 
 
-@login_required
+@customer_required
 def contact_new(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     form = NewContactForm(account, request.POST or None)
@@ -261,7 +261,7 @@ def _normalised_or_raw(email: str) -> str:
         return email
 
 
-@login_required
+@customer_required
 def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
@@ -320,7 +320,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     """Add the contact to a list, or take them off one."""
@@ -344,7 +344,7 @@ def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse
     return redirect("audience:contact", contact_uuid=contact.uuid)
 
 
-@login_required
+@customer_required
 @require_POST
 def contact_blocklist(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
@@ -358,7 +358,7 @@ def contact_blocklist(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResp
     return redirect("audience:contact", contact_uuid=contact.uuid)
 
 
-@login_required
+@customer_required
 def contact_delete(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
@@ -429,7 +429,7 @@ def _rules_for_display(account: Account, rules: dict[str, Any]) -> dict[str, Any
     return shown
 
 
-@login_required
+@customer_required
 def segment_list(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     return render(
@@ -439,7 +439,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) -> HttpResponse:
     account = _account(request)
     segment = (
@@ -484,7 +484,7 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def segment_count(request: HttpRequest) -> JsonResponse:
     """The live size on the segment page: the builder's rows in, a count (or the
@@ -497,7 +497,7 @@ def segment_count(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": str(error)}, status=400)
 
 
-@login_required
+@customer_required
 def segment_delete(request: HttpRequest, segment_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     segment = get_object_or_404(Segment, account=account, uuid=segment_uuid)
@@ -519,7 +519,7 @@ def segment_delete(request: HttpRequest, segment_uuid: uuid.UUID) -> HttpRespons
 # --- subscription forms -----------------------------------------------------------
 
 
-@login_required
+@customer_required
 def form_list(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     return render(
@@ -529,7 +529,7 @@ def form_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 def form_edit(request: HttpRequest, form_uuid: uuid.UUID | None = None) -> HttpResponse:
     account = _account(request)
     subscription_form = (
@@ -579,7 +579,7 @@ def _snippet(subscription_form: SubscriptionForm, hosted: str) -> str:
     ).strip()
 
 
-@login_required
+@customer_required
 def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     account = _account(request)
     subscription_form = get_object_or_404(SubscriptionForm, account=account, uuid=form_uuid)
@@ -602,7 +602,7 @@ def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
 # --- settings ---------------------------------------------------------------------
 
 
-@login_required
+@customer_required
 def audience_settings(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     form = SettingsForm(

@@ -14,7 +14,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,6 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact
 from tidings.audience.services import InvalidEmail, normalise_email
@@ -53,7 +53,7 @@ View = Callable[..., HttpResponse]
 
 
 def customer_page(view: View) -> View:
-    """Logged in, with an account, and the editor's CSP on the answer."""
+    """Logged in, with an open account, and the editor's CSP on the answer."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -62,7 +62,7 @@ def customer_page(view: View) -> View:
         response.headers.setdefault("Content-Security-Policy", EDITOR_CSP)
         return response
 
-    return login_required(wrapper)
+    return customer_required(wrapper)
 
 
 def _account(request: HttpRequest) -> Account:
@@ -219,7 +219,7 @@ def campaign_preview(request: HttpRequest, uuid: UUID) -> HttpResponse:
     return render(request, "campaigns/preview.html", _preview_context(request, campaign, contact))
 
 
-@login_required
+@customer_required
 @never_cache
 @xframe_options_sameorigin
 def campaign_preview_html(request: HttpRequest, uuid: UUID) -> HttpResponse:
@@ -387,14 +387,14 @@ def _layout_preview(html: str) -> HttpResponse:
         return _sandboxed(f"<p>This layout cannot be rendered: {escape(error)}</p>", status=422)
 
 
-@login_required
+@customer_required
 @never_cache
 @xframe_options_sameorigin
 def layout_preview_html(request: HttpRequest, pk: int) -> HttpResponse:
     return _layout_preview(_layout(request, pk).html)
 
 
-@login_required
+@customer_required
 @never_cache
 @xframe_options_sameorigin
 def layout_default_preview_html(request: HttpRequest) -> HttpResponse:

@@ -13,7 +13,6 @@ from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import (
     Http404,
@@ -30,6 +29,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import Account, User
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
@@ -96,7 +96,7 @@ def _back(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     return redirect("sending:send", uuid=campaign.uuid)
 
 
-@login_required
+@customer_required
 def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
     schedule = ScheduleForm(request.POST) if request.POST.get("action") == "schedule" else None
@@ -124,13 +124,13 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 @never_cache
 def progress_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
     return JsonResponse(engine.progress(_campaign(request, uuid)))
 
 
-@login_required
+@customer_required
 def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
     data = tracking.report(campaign)
@@ -155,7 +155,7 @@ def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
 # Sending settings ----------------------------------------------------------------------------
 
 
-@login_required
+@customer_required
 def settings_page(request: HttpRequest) -> HttpResponse:
     account = _account(request)
     current = services.settings_of(account)
@@ -211,7 +211,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
     return render(request, "sending/settings.html", context)
 
 
-@login_required
+@customer_required
 @require_POST
 def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_relay(get_object_or_404(Relay, account=_account(request), pk=pk))
@@ -219,7 +219,7 @@ def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("sending:settings")
 
 
-@login_required
+@customer_required
 @require_POST
 def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_sending_domain(

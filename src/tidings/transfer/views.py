@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import Account
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError
@@ -42,7 +42,7 @@ def _export(request: HttpRequest, pk: int) -> ExportJob:
     return get_object_or_404(ExportJob, pk=pk, account_id=_account_id(request))
 
 
-@login_required
+@customer_required
 def imports(request: HttpRequest) -> HttpResponse:
     jobs = Paginator(ImportJob.objects.filter(account_id=_account_id(request)), 25)
     return render(
@@ -55,7 +55,7 @@ def imports(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 @csrf_exempt
 def upload(request: HttpRequest) -> HttpResponse:
     """Upload handlers must be set before the body is read, hence CSRF checked below."""
@@ -92,7 +92,7 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
     return redirect("transfer:import_map", pk=job.pk)
 
 
-@login_required
+@customer_required
 def import_map(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
@@ -117,7 +117,7 @@ def import_map(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 def import_basis(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
     if job.status == ImportJob.Status.UPLOADED:
@@ -141,7 +141,7 @@ def import_basis(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "transfer/import_basis.html", {"job": job, "form": form})
 
 
-@login_required
+@customer_required
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
     if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
@@ -149,7 +149,7 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "transfer/import_detail.html", {"job": job})
 
 
-@login_required
+@customer_required
 def import_status(request: HttpRequest, pk: int) -> JsonResponse:
     job = _import(request, pk)
     return JsonResponse(
@@ -166,7 +166,7 @@ def import_status(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-@login_required
+@customer_required
 def import_report(request: HttpRequest, pk: int) -> FileResponse:
     job = _import(request, pk)
     path = transfer_path(job.report_file) if job.report_file else None
@@ -180,7 +180,7 @@ def import_report(request: HttpRequest, pk: int) -> FileResponse:
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def import_discard(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
@@ -193,7 +193,7 @@ def import_discard(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("transfer:imports")
 
 
-@login_required
+@customer_required
 def exports(request: HttpRequest) -> HttpResponse:
     account_id = _account_id(request)
     form = ExportForm(request.POST or None, account_id=account_id)
@@ -228,7 +228,7 @@ def exports(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 def export_download(request: HttpRequest, pk: int) -> FileResponse:
     job = _export(request, pk)
     try:

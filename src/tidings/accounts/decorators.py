@@ -1,0 +1,28 @@
+"""The customer's pages: logged in, and an account that has not been closed."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+
+View = Callable[..., HttpResponse]
+
+
+def customer_required(view: View) -> View:
+    """`login_required`, and a closed account's pages lead to the closing page: closing
+    stops every processing of the account's data at once (P21), showing it included.
+    Staff and other users without an account pass through to the view, which decides."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        account = getattr(request.user, "account", None)
+        if account is not None and not account.is_processing_allowed:
+            return redirect("accounts:closed")
+        return view(request, *args, **kwargs)
+
+    return login_required(wrapper)
