@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 
-View = Callable[..., HttpResponse]
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def customer_required(view: View) -> View:
@@ -19,10 +20,10 @@ def customer_required(view: View) -> View:
     Staff and other users without an account pass through to the view, which decides."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         account = getattr(request.user, "account", None)
         if account is not None and not account.is_processing_allowed:
             return redirect("accounts:closed")
         return view(request, *args, **kwargs)
 
-    return login_required(wrapper)
+    return cast(View, login_required(wrapper))
