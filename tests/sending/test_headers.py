@@ -100,3 +100,20 @@ def test_no_header_can_be_injected_through_names_or_subjects(
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert rcpts == ["x@example.net"]
     assert b"\r\nBcc:" not in head and b"\nBcc:" not in head
+
+
+@pytest.mark.parametrize(
+    ("data", "on_the_wire"),
+    [
+        (b"Subject: x\r\n\r\nplain\r\n", b"Subject: x\r\n\r\nplain\r\n"),
+        (b".first line\r\n", b"..first line\r\n"),
+        (b"a\r\n.\r\nb\r\n..c\r\nd.e\r\n", b"a\r\n..\r\nb\r\n...c\r\nd.e\r\n"),
+        (b"a\r\n.", b"a\r\n.."),
+    ],
+)
+def test_a_line_that_starts_with_a_dot_gets_another_on_the_wire(data, on_the_wire):
+    """RFC 5321 4.5.2: otherwise a line of one dot would end the message early, and the
+    receiver would drop the first dot of every other such line."""
+    from tidings.sending.message import dot_stuff
+
+    assert dot_stuff(data) == on_the_wire
