@@ -364,3 +364,42 @@ def test_a_first_page_that_holds_every_match_is_the_count(logged_in, account, n)
     counts = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     # Only a full page leaves the count unknown.
     assert bool(counts) == (n > PAGE_SIZE), counts
+
+
+@pytest.mark.parametrize(
+    "search",
+    [
+        {},  # everyone
+        {"q": "old"},  # only among the oldest
+        {"q": "even"},  # every other contact
+        {"q": "new"},  # only among the newest
+        {"q": "nobody"},
+    ],
+)
+@pytest.mark.parametrize("window", [1, 7, 30, 1000])
+def test_pages_are_the_same_whichever_contacts_are_looked_among_first(account, search, window):
+    """A page looks among the newest contacts first and then sorts the older matches
+    (`_newest`); whatever the window, every page holds exactly the matches a plain
+    "newest first" query gives, in the same order, and the cursors go on from them."""
+    from tidings.audience.selectors import ContactSearch, page_of
+
+    names = ["old" if i < 8 else "new" if i > 52 else "" for i in range(60)]
+    Contact.objects.bulk_create(
+        Contact(
+            account=account,
+            email=f"c{i:03d}@example.org",
+            name=f"{names[i]} {'even' if i % 2 == 0 else 'odd'}",
+        )
+        for i in range(60)
+    )
+    qs = ContactSearch.from_dict(search).contacts(account)
+    expected = list(qs.order_by("-pk").values_list("pk", flat=True))
+    seen: list[int] = []
+    after = None
+    while True:
+        page = page_of(qs, after=after, size=7, window=window)
+        seen += [c.pk for c in page.contacts]
+        if page.older is None:
+            break
+        after = page.older
+    assert seen == expected
