@@ -33,6 +33,8 @@ def test_send_now_from_the_page_and_follow_progress(
     assert (
         report.status_code == 200 and b"<svg" in report.content and b"<script" not in report.content
     )
+    # Sent within the hour: one point, which a line alone would not show; a dot does.
+    assert b'r="3" fill="#1f5fa8"/>' in report.content
 
 
 def test_schedule_with_a_time_zone_then_unschedule(client, customer, campaign):

@@ -306,11 +306,17 @@ def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str)
             parts.append(
                 f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>'
             )
+            # A line needs two hours; a campaign sent within one hour is a dot each.
+            parts.extend(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{colour}"/>'
+                for i, v in enumerate(values)
+                if v
+            )
         parts.append(
             f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{colour}"/>'
             f'<text x="{legend_x + 14}" y="17" font-size="11">{kind}</text>'
         )
-        legend_x += 90
+        legend_x += 98
     parts.append("</svg>")
     return "".join(parts)
 
