@@ -290,7 +290,12 @@ def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str)
         f'<text x="{pad - 4}" y="{pad + 4}" text-anchor="end" font-size="10">{peak}</text>',
         f'<text x="{pad - 4}" y="{height - pad}" text-anchor="end" font-size="10">0</text>',
     ]
-    if hours:
+    if len(hours) == 1:
+        parts.append(
+            f'<text x="{x(0):.1f}" y="{height - pad + 14}" font-size="10" '
+            f'text-anchor="middle">{hours[0]:%d %b %H:00}</text>'
+        )
+    elif hours:
         parts.append(
             f'<text x="{pad}" y="{height - pad + 14}" font-size="10">{hours[0]:%d %b %H:00}</text>'
         )
