@@ -16,8 +16,9 @@ View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 def customer_required(view: View) -> View:
     """`login_required`, and a closed account's pages lead to the closing page: closing
-    stops every processing of the account's data at once (P21), showing it included.
-    Staff and other users without an account pass through to the view, which decides."""
+    stops all processing of the account's data at once (P21), and showing that data is
+    processing too. Staff and other users without an account pass through to the view,
+    which decides."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
