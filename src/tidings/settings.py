@@ -106,7 +106,6 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "tidings.accounts.middleware.ClosedAccountMiddleware",
     "axes.middleware.AxesMiddleware",
     "tidings.consent.middleware.ConsentMiddleware",
     "tidings.consent.middleware.PageViewMiddleware",

@@ -61,6 +61,9 @@ def test_closing_stops_processing_at_once_and_mails_the_erasure_date(
         "transfer:exports",
         "sending:settings",
         "accounts:api_keys",
+        "accounts:my_account",
+        "accounts:processing",
+        "accounts:change_password",
     ],
 )
 def test_a_closed_accounts_pages_lead_to_the_closing_page_until_it_is_reopened(

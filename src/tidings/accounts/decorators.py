@@ -1,4 +1,8 @@
-"""The customer's pages: logged in, and an account that has not been closed."""
+"""The customer's pages: logged in, and an account that has not been closed.
+
+Every page of a customer's account (My Account, audience, campaigns, imports and exports,
+sending, API keys) is decorated with `customer_required`; only the closing page itself
+and reopening take a closed account (`accounts.views.closed`, `reopen`)."""
 
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import services, tokens
+from tidings.accounts.decorators import customer_required
 from tidings.accounts.forms import (
     AccountExportForm,
     CloseAccountForm,
@@ -136,7 +137,7 @@ def _customer(request: HttpRequest) -> User:
     return user
 
 
-@login_required
+@customer_required
 def my_account(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     if user.account is None:
@@ -155,7 +156,7 @@ def my_account(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@customer_required
 @require_POST
 def request_export(request: HttpRequest) -> HttpResponse:
     """ "All my data" (P20): queue the archive; the link comes by email."""
@@ -178,7 +179,7 @@ def request_export(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:my_account")
 
 
-@login_required
+@customer_required
 def download_export(request: HttpRequest, pk: int) -> HttpResponse | FileResponse:
     """The archive, for the users of the account it belongs to; 404 for anyone else."""
     user = _customer(request)
@@ -197,7 +198,7 @@ def download_export(request: HttpRequest, pk: int) -> HttpResponse | FileRespons
     return FileResponse(open(path, "rb"), as_attachment=True, filename=export.filename)
 
 
-@login_required
+@customer_required
 def edit_profile(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     account = user.account
@@ -242,7 +243,7 @@ def edit_profile(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/edit_profile.html", {"form": form})
 
 
-@login_required
+@customer_required
 def processing(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     form = ProcessingForm(
@@ -255,7 +256,7 @@ def processing(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/processing.html", {"form": form})
 
 
-@login_required
+@customer_required
 def change_password(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     form = PasswordForm(request.POST or None)
@@ -272,7 +273,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/change_password.html", {"form": form})
 
 
-@login_required
+@customer_required
 def close_account(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
     if user.account is None:
@@ -293,6 +294,7 @@ def close_account(request: HttpRequest) -> HttpResponse:
     )
 
 
+# A closed account's own pages: where customer_required leads, and the way back.
 @login_required
 def closed(request: HttpRequest) -> HttpResponse:
     user = _customer(request)
