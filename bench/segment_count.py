@@ -73,7 +73,7 @@ def main(size: int | None) -> None:
             t0 = time.perf_counter()
             found = segments.size(account, rules)
             t1 = time.perf_counter()
-            page = selectors.page_of(segments.matching(account, rules))
+            page = selectors.page_of(segments.matching(account, rules), account)
             t2 = time.perf_counter()
             counts.append((t1 - t0) * 1000)
             pages.append((t2 - t1) * 1000)

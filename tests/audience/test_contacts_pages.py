@@ -397,9 +397,33 @@ def test_pages_are_the_same_whichever_contacts_are_looked_among_first(account, s
     seen: list[int] = []
     after = None
     while True:
-        page = page_of(qs, after=after, size=7, window=window)
+        page = page_of(qs, account, after=after, size=7, window=window)
         seen += [c.pk for c in page.contacts]
         if page.older is None:
             break
         after = page.older
     assert seen == expected
+
+
+def test_another_accounts_newer_contacts_do_not_slow_this_accounts_page(account, other_customer):
+    """The window of newest contacts is the account's own: with one made of the whole
+    table, another account's import would leave none of this account's contacts in it,
+    and every first page would find and sort all of them (a million, at scale) instead of
+    reading the newest few."""
+    from tidings.audience.selectors import ContactSearch, page_of
+
+    Contact.objects.bulk_create(
+        Contact(account=account, email=f"mine{i:02d}@example.org") for i in range(20)
+    )
+    Contact.objects.bulk_create(
+        Contact(account=other_customer.account, email=f"theirs{i:02d}@example.org")
+        for i in range(20)
+    )
+    qs = ContactSearch().contacts(account)
+    with CaptureQueriesContext(connection) as queries:
+        page = page_of(qs, account, size=7, window=10)
+    assert [c.email for c in page.contacts] == [
+        f"mine{i:02d}@example.org" for i in range(19, 12, -1)
+    ]
+    sorted_by_filter = [q["sql"] for q in queries if "+ 0" in q["sql"]]
+    assert sorted_by_filter == [], sorted_by_filter

@@ -148,17 +148,21 @@ def count_label(qs: QuerySet[Any], up_to: int = COUNT_UP_TO) -> str:
     return f"{up_to:,}+" if found > up_to else f"{found:,}"
 
 
-def _newest(qs: QuerySet[Contact], limit: int, *, below: int | None, window: int) -> list[Contact]:
-    """The `limit` newest rows of `qs` (highest ids first), older than `below` if given.
+def _newest(
+    qs: QuerySet[Contact], account: Account, limit: int, *, below: int | None, window: int
+) -> list[Contact]:
+    """The `limit` newest rows of `qs`, a query on `account`'s contacts (highest ids
+    first), older than `below` if given.
 
     Asked for in one query, PostgreSQL walks the id index from the newest contact and
     checks each one, expecting the matches spread evenly over the ages. When they are
     not (a part of a name shared by contacts imported together, a list whose members all
     came long ago) it reads most of a million contacts one by one before the first
-    match. So the newest `window` contacts are looked among first (of any account: only
-    their ids serve, as a bound); only if they hold too few matches are the older ones
-    found by the filter itself and sorted, which costs what finding them costs."""
-    newest = qs.model._default_manager.order_by("-pk").values_list("pk", flat=True)
+    match. So the account's newest `window` contacts are looked among first; only if
+    they hold too few matches are the older ones found by the filter itself and sorted,
+    which costs what finding them costs. (The account's own: another account's import
+    must not push all of this one's contacts out of the window.)"""
+    newest = Contact.objects.filter(account=account).order_by("-pk").values_list("pk", flat=True)
     if below is not None:
         qs = qs.filter(pk__lt=below)
         newest = newest.filter(pk__lt=below)
@@ -175,6 +179,7 @@ def _newest(qs: QuerySet[Contact], limit: int, *, below: int | None, window: int
 
 def page_of(
     qs: QuerySet[Contact],
+    account: Account,
     *,
     after: int | None = None,
     before: int | None = None,
@@ -182,7 +187,8 @@ def page_of(
     size: int = PAGE_SIZE,
     window: int = NEWEST_WINDOW,
 ) -> Page:
-    """One page of contacts, newest first, by keyset on the id."""
+    """One page of `qs`, a query on `account`'s contacts, newest first, by keyset on
+    the id."""
     total = ""
     if before is not None:
         rows = list(qs.filter(pk__gt=before).order_by("pk")[: size + 1])
@@ -192,7 +198,7 @@ def page_of(
         newer = rows[0].pk if rows and more_newer else None
         first = max(1, first)
     else:
-        rows = _newest(qs, size + 1, below=after, window=window)
+        rows = _newest(qs, account, size + 1, below=after, window=window)
         older = rows[size - 1].pk if len(rows) > size else None
         rows = rows[:size]
         newer = rows[0].pk if rows and after is not None else None

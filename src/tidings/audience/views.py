@@ -140,6 +140,7 @@ def contacts(request: HttpRequest) -> HttpResponse:
         found = search.contacts(account)
         page = page_of(
             found,
+            account,
             after=_int(request.GET.get("after")),
             before=_int(request.GET.get("before")),
             first=_int(request.GET.get("n")) or 1,
