@@ -52,6 +52,7 @@ from django.utils import timezone
 from tidings.accounts.models import Account
 from tidings.audience.links import preference_url
 from tidings.audience.models import Contact, Subscription, SuppressedContact
+from tidings.audience.segments import contacts_in
 from tidings.audience.services import contact_digest
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check, render
@@ -102,8 +103,6 @@ def recipients(campaign: Campaign) -> Any:
 
 
 def _segment_members(campaign: Campaign) -> list[Any]:
-    from tidings.audience.segments import contacts_in
-
     return [contacts_in(segment).values("pk") for segment in campaign.segments.all()]
 
 
