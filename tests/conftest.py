@@ -31,6 +31,13 @@ def _clean_redis() -> None:
 
 
 @pytest.fixture(autouse=True)
+def _mail_through_the_pipeline(settings) -> None:  # type: ignore[no-untyped-def]
+    # pytest-django points Django's mail at its memory backend; Tidings's own backend
+    # hands it to the pipeline, whose local end (TIDINGS_EMAIL=memory) is that memory.
+    settings.EMAIL_BACKEND = "tidings.sending.backend.PipelineBackend"
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache() -> None:
     # Login throttling lives in the cache: no test inherits another's failures.
     from django.core.cache import cache
@@ -100,8 +107,8 @@ def smtp_server() -> Iterator[SMTPSink]:
 
 @pytest.fixture
 def smtp_mail(smtp_server: SMTPSink, settings, transactional_db) -> SMTPSink:  # type: ignore[no-untyped-def]
-    """Route Tidings's mail through the real SMTP server."""
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    """Route Tidings's mail through the real SMTP server (the operator's, from settings)."""
+    settings.EMAIL_DELIVERY = "smtp"
     settings.EMAIL_HOST = smtp_server.host
     settings.EMAIL_PORT = smtp_server.port
     return smtp_server

@@ -7,5 +7,7 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tiding
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-test-"))
 os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
+# Mail without a relay is kept in Django's test list (django.core.mail.outbox).
+os.environ.setdefault("TIDINGS_EMAIL", "memory")
 
 from tidings.settings import *  # noqa: F403

@@ -263,18 +263,25 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 MEDIA_ROOT = DATA_DIR / "media"
 
-# Mail: the local outbox (readable by staff in the browser) unless SMTP is configured.
-EMAIL_BACKEND = {
-    "outbox": "tidings.outbox.backend.OutboxBackend",
-    "smtp": "django.core.mail.backends.smtp.EmailBackend",
-}.get(env("TIDINGS_EMAIL", "outbox"), "")
-if not EMAIL_BACKEND:
+# Mail: every message goes through Tidings's one pipeline (tidings.sending: ledger,
+# connection slots, rate limits, DKIM); Django's own mail (password resets) enters it
+# through this backend. Where it ends without a relay: the local outbox (readable by
+# staff in the browser), the operator's SMTP server, or (tests only) memory.
+EMAIL_BACKEND = "tidings.sending.backend.PipelineBackend"
+EMAIL_DELIVERY = env("TIDINGS_EMAIL", "outbox")
+if EMAIL_DELIVERY not in ("outbox", "smtp", "memory"):
     raise ImproperlyConfigured("TIDINGS_EMAIL must be 'outbox' or 'smtp'")
 EMAIL_HOST = env("EMAIL_HOST", "127.0.0.1")
 EMAIL_PORT = envint("EMAIL_PORT", 25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = envbool("EMAIL_USE_SSL", False)
+# The operator's SMTP server's limits, as a relay's: connections at once (all workers
+# together), messages per second and per hour (0: no limit).
+EMAIL_MAX_CONNECTIONS = envint("TIDINGS_EMAIL_MAX_CONNECTIONS", 4)
+EMAIL_RATE_PER_SECOND = envint("TIDINGS_EMAIL_RATE_PER_SECOND", 0)
+EMAIL_RATE_PER_HOUR = envint("TIDINGS_EMAIL_RATE_PER_HOUR", 0)
 EMAIL_TIMEOUT = 30
 
 # Celery: Redis or RabbitMQ when configured, otherwise a broker in the data directory
@@ -321,7 +328,12 @@ SENDING: dict[str, Any] = {
     # imap:// or imaps:// (empty: no mailbox).
     "bounce_mailbox": env("TIDINGS_BOUNCE_MAILBOX"),
     "tracking_days": envint("TIDINGS_TRACKING_DAYS", 30),
-    "transactional_days": envint("TIDINGS_TRANSACTIONAL_DAYS", 30),
+    # The ledger of messages other than campaign deliveries (core.mail.post) keeps them
+    # this long (TIDINGS_TRANSACTIONAL_DAYS is the older name of the same setting).
+    "outbound_days": envint("TIDINGS_OUTBOUND_DAYS", envint("TIDINGS_TRANSACTIONAL_DAYS", 30)),
+    # Connections one batch of a campaign opens to its relay at once, each with its
+    # own claims (within the relay's max_connections): docs/sending.md.
+    "streams": envint("TIDINGS_SENDING_STREAMS", 4),
 }
 # Provider webhooks (bounces, complaints) need HTTP basic auth "user:password"; without
 # it the webhook URLs are not served at all, so no forged event can be accepted.

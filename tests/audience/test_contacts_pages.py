@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tidings.audience import services
+from tidings.audience import mailability, services
 from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.audience.selectors import COUNT_UP_TO, PAGE_SIZE
 
@@ -220,7 +220,7 @@ def test_blocklisting_a_contact_stops_their_mail(logged_in, account, newsletter)
     logged_in.post(f"/contacts/{contact.uuid}/blocklist/")
     contact.refresh_from_db()
     assert contact.status == Contact.Status.BLOCKLISTED
-    assert not services.mailable_contacts(account, newsletter).exists()
+    assert not mailability.recipients(account, [newsletter.pk]).exists()
 
 
 def test_adding_to_and_taking_off_a_list_from_the_contact_page(logged_in, account, newsletter):

@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import path_of
-from tidings.audience import links, services
+from tidings.audience import links, mailability, services
 from tidings.audience.models import Contact, Subscription
 
 
@@ -45,8 +45,8 @@ def test_leaving_one_list_takes_effect_at_once_and_is_recorded(
     assert "You have left “Newsletter”" in response.content.decode()
     sub = Subscription.objects.get(contact=reader, mailing_list=newsletter)
     assert sub.status == "unsubscribed" and sub.unsubscribed_at is not None
-    assert not services.mailable_contacts(account, newsletter).exists()
-    assert services.mailable_contacts(account, offers).exists()
+    assert not mailability.recipients(account, [newsletter.pk]).exists()
+    assert mailability.recipients(account, [offers.pk]).exists()
 
 
 @pytest.mark.promise("P21")
@@ -57,7 +57,7 @@ def test_leaving_everything_stops_all_mail(client, account, reader, offers):
     assert set(Subscription.objects.filter(contact=reader).values_list("status", flat=True)) == {
         "unsubscribed"
     }
-    assert not services.mailable_contacts(account, offers).exists()
+    assert not mailability.recipients(account, [offers.pk]).exists()
 
 
 def test_the_contact_edits_their_name_and_the_attributes_the_customer_allows(

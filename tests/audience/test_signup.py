@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import link_in, path_of
-from tidings.audience import services, signup
+from tidings.audience import mailability, services, signup
 from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.privacy import retention
 
@@ -43,7 +43,7 @@ def test_double_opt_in_mails_a_link_and_subscribes_only_after_confirming(
     contact = Contact.objects.get(email="new@example.org")
     assert contact.status == Contact.Status.UNCONFIRMED
     assert Subscription.objects.get(contact=contact).status == "unconfirmed"
-    assert not services.mailable_contacts(contact.account, newsletter).exists()
+    assert not mailability.recipients(contact.account, [newsletter.pk]).exists()
     proof = ConsentProof.objects.get(contact=contact)
     assert proof.consent_text == "I agree to receive the newsletter by email."
     assert proof.consent_version == "1" and proof.form == signup_form
@@ -69,7 +69,7 @@ def test_double_opt_in_mails_a_link_and_subscribes_only_after_confirming(
     assert Subscription.objects.get(contact=contact).status == "confirmed"
     proof.refresh_from_db()
     assert proof.confirmed_at is not None
-    assert list(services.mailable_contacts(contact.account, newsletter)) == [contact]
+    assert list(mailability.recipients(contact.account, [newsletter.pk])) == [contact]
 
 
 def test_single_opt_in_subscribes_at_once(client, mailbox, signup_form, offers):
@@ -77,7 +77,7 @@ def test_single_opt_in_subscribes_at_once(client, mailbox, signup_form, offers):
     assert "Thank you" in response.content.decode()
     contact = Contact.objects.get(email="new@example.org")
     assert contact.status == "active"
-    assert list(services.mailable_contacts(contact.account, offers)) == [contact]
+    assert list(mailability.recipients(contact.account, [offers.pk])) == [contact]
     proof = ConsentProof.objects.get(contact=contact)
     assert not proof.double_optin and proof.consent_text
     assert mailbox == []
@@ -246,7 +246,7 @@ def test_an_erased_address_comes_back_only_by_a_confirmed_double_opt_in(
     contact = Contact.objects.get(email="erased@example.org")
     assert contact.status == "unconfirmed"
     assert services.is_suppressed(account, "erased@example.org")
-    assert not services.mailable_contacts(account, offers).exists()
+    assert not mailability.recipients(account, [offers.pk]).exists()
     opened = signup.confirm_signup(_token(mailbox[-1].body))
     assert opened.contact.status == "active"
     assert not services.is_suppressed(account, "erased@example.org")

@@ -43,7 +43,7 @@ def test_write_test_send_pause_resume_follow_and_report(
 ) -> None:
     settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
     # The embedded default: no SMTP server, mail lands in the local outbox.
-    settings.EMAIL_BACKEND = "tidings.outbox.backend.OutboxBackend"
+    settings.EMAIL_DELIVERY = "outbox"
     site = str(live_server.url)
     news = MailingList.objects.create(account=customer.account, name="Bakery news")
     for i in range(4):

@@ -290,7 +290,7 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
         output = log_path.read_text()
         assert "Tidings stopped." in output
         # The mail went through the worker, not in the web process.
-        assert re.search(r"Task tidings\.core\.tasks\.deliver_mail\[\S+\] succeeded", output)
+        assert re.search(r"Task tidings\.sending\.tasks\.deliver\[\S+\] succeeded", output)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=2).close()
     except BaseException:

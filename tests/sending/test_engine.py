@@ -151,7 +151,7 @@ def test_after_a_database_restart_no_stalled_delivery_is_retried(
 def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, campaign, settings):
     from tidings.outbox.models import OutboxMessage
 
-    settings.EMAIL_BACKEND = "tidings.outbox.backend.OutboxBackend"
+    settings.EMAIL_DELIVERY = "outbox"
     add_contacts(account, newsletter, 2)
     engine.start_campaign(campaign)
     rows = OutboxMessage.objects.order_by("recipients")

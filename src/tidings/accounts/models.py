@@ -28,6 +28,12 @@ class Account(models.Model):
     # erase_deadline (P13).
     erase_after = models.DateTimeField(null=True, blank=True)
     erase_deadline = models.DateTimeField(null=True, blank=True)
+    # Restriction of processing (GDPR art. 18, P18): the account and its data are kept,
+    # nothing is processed (no campaign, import or export to a third party, no mail to
+    # its users but legal notices) until it is lifted, and its users are told before.
+    restricted_at = models.DateTimeField(null=True, blank=True)
+    restriction_reason = models.CharField(max_length=500, blank=True, default="")
+    restriction_lifts_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
@@ -36,6 +42,16 @@ class Account(models.Model):
     def is_processing_allowed(self) -> bool:
         """False once closed: closing stops every processing at once (P21)."""
         return self.status == self.Status.ACTIVE
+
+    @property
+    def may_process(self) -> bool:
+        """Open and not restricted (P18): what sending, importing and collecting need.
+        A restricted account's users still log in, see and download their data."""
+        return self.is_processing_allowed and self.restricted_at is None
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.restricted_at is not None
 
 
 class UserManager(BaseUserManager["User"]):

@@ -226,6 +226,7 @@ def request_email_change(user: User, *, new_email: str, by: User, reason: str = 
             "accounts/mail/confirm_new_email",
             [new_email],
             {"user": user, "token": token, "days": settings.EMAIL_CONFIRMATION_DAYS},
+            user_ids={new_email: user.pk},
         )
         _notify_changes(
             user,

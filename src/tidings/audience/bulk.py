@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account
 from tidings.audience.lookups import AppendElement
+from tidings.audience.mailability import OPTED_OUT
 from tidings.audience.models import (
     ConsentProof,
     Contact,
@@ -24,13 +25,8 @@ from tidings.audience.models import (
     Subscription,
     SuppressedContact,
 )
-from tidings.audience.services import (
-    STICKY_STATUSES,
-    AudienceError,
-    clean_tags,
-    close_requests_of_erased,
-    contact_digest,
-)
+from tidings.audience.services import AudienceError, clean_tags, close_requests_of_erased
+from tidings.core.digests import email_digest
 from tidings.privacy.services import keep_campaign_counts
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
@@ -107,7 +103,7 @@ def add_tag(contacts: QuerySet[Contact], tag: str) -> int:
 def add_to_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
     """Subscribe the contacts, on their own legal basis, with a proof row each. Those who
     left (the list or everything) and pending signups are left as they are (P21)."""
-    eligible = contacts.exclude(status__in=[*STICKY_STATUSES, Contact.Status.UNCONFIRMED])
+    eligible = contacts.exclude(status__in=[*OPTED_OUT, Contact.Status.UNCONFIRMED])
     try:
         ids_sql, ids_params = eligible.values("pk").query.sql_with_params()
     except EmptyResultSet:
@@ -154,7 +150,7 @@ def remove_from_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> 
 
 
 def blocklist(contacts: QuerySet[Contact]) -> int:
-    return contacts.exclude(status__in=[*STICKY_STATUSES, Contact.Status.BLOCKLISTED]).update(
+    return contacts.exclude(status__in=[*OPTED_OUT, Contact.Status.BLOCKLISTED]).update(
         status=Contact.Status.BLOCKLISTED, updated_at=timezone.now()
     )
 
@@ -172,7 +168,7 @@ def erase(account: Account, contacts: QuerySet[Contact]) -> int:
                 [
                     SuppressedContact(
                         account=account,
-                        digest=contact_digest(email),
+                        digest=email_digest(email),
                         reason=SuppressedContact.Reason.ERASED,
                     )
                     for _, email in batch

@@ -13,6 +13,7 @@ however old it is, because an objection to direct marketing must always be possi
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,11 @@ def _absolute(path: str) -> str:
 
 
 def preference_token(contact: Contact) -> str:
-    return signing.dumps(contact.uuid.hex, salt=PREFERENCES)
+    return preference_token_for(contact.uuid.hex)
+
+
+def preference_token_for(contact_uuid: str) -> str:
+    return signing.dumps(contact_uuid, salt=PREFERENCES)
 
 
 def unsubscribe_token(contact: Contact, mailing_list: MailingList | None = None) -> str:
@@ -61,7 +66,17 @@ def confirmation_token(contact: Contact, lists: list[MailingList]) -> str:
 
 def preference_url(contact: Contact) -> str:
     """The contact's preference page (leave lists, change details), without login."""
-    return _absolute(reverse("audience:preferences", args=[preference_token(contact)]))
+    return preference_url_for(contact.uuid.hex)
+
+
+@functools.cache
+def _preferences_pattern() -> str:
+    return _absolute(reverse("audience:preferences", args=["TOKEN"]))
+
+
+def preference_url_for(contact_uuid: str) -> str:
+    """`preference_url` from the contact's uuid (hex), as the sending engine has it."""
+    return _preferences_pattern().replace("TOKEN", preference_token_for(contact_uuid))
 
 
 def unsubscribe_url(contact: Contact, mailing_list: MailingList | None = None) -> str:

@@ -8,9 +8,13 @@ processor. Every row belongs to exactly one account, and every query starts from
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import models
 from django.utils import timezone
+
+from tidings.core.digests import email_digest
 
 
 class MailingList(models.Model):
@@ -46,6 +50,15 @@ class MailingList(models.Model):
         return self.name
 
 
+class ContactManager(models.Manager["Contact"]):
+    def bulk_create(self, objs: Iterable[Contact], *args: Any, **kwargs: Any) -> list[Contact]:
+        """As Django's, with each contact's address digest filled in (see Contact.digest)."""
+        objs = list(objs)
+        for contact in objs:
+            contact.fill_digest()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Contact(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", "active"
@@ -76,6 +89,11 @@ class Contact(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     # Normalised by services.normalise_email: lower case, IDNA domain. Unique per account.
     email = models.CharField(max_length=320)
+    # The keyed hash of the address (core.digests.email_digest), the form in which the
+    # account's suppression list holds addresses: the mailability rule compares the two
+    # in SQL (audience.mailability). Filled in by save() and bulk_create(); the import
+    # writes the one it computed for the suppression check.
+    digest = models.CharField(max_length=64, default="", editable=False)
     name = models.CharField(max_length=200, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     attributes = models.JSONField(default=dict, blank=True)
@@ -91,8 +109,17 @@ class Contact(models.Model):
     # The contact's own objections (P18, P21): honoured by tracking and segments.
     allow_tracking = models.BooleanField(default=True)
     allow_profiling = models.BooleanField(default=True)
+    # Restriction of processing (GDPR art. 18, P18): while set, the contact's data is
+    # stored and nothing else: no mail but legal notices, no segment, no automation, no
+    # export to a third party (audience.mailability, audience.restriction).
+    restricted_at = models.DateTimeField(null=True, blank=True)
+    restriction_reason = models.CharField(max_length=500, blank=True, default="")
+    # The contact was told the restriction ends then (art. 18(3): told before it is lifted).
+    restriction_lifts_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    objects: ContactManager = ContactManager()
 
     class Meta:
         constraints = [
@@ -107,19 +134,37 @@ class Contact(models.Model):
             # Browsing newest first by keyset (id), and date conditions of segments.
             models.Index(fields=["account", "id"], name="contact_account_id"),
             models.Index(fields=["account", "created_at"], name="contact_account_created"),
+            # Restricted contacts are few: segments' counts subtract them by this index.
+            models.Index(
+                fields=["account"],
+                condition=models.Q(restricted_at__isnull=False),
+                name="contact_restricted",
+            ),
         ]
         ordering = ["email"]
 
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.fill_digest()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "email" in update_fields:
+            self.digest = email_digest(self.email)
+            kwargs["update_fields"] = {*update_fields, "digest"}
+        super().save(*args, **kwargs)
+
+    def fill_digest(self) -> None:
+        if self.email and not self.digest:
+            self.digest = email_digest(self.email)
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.restricted_at is not None
+
     @property
     def first_name(self) -> str:
         return self.name.split(" ", 1)[0] if self.name else ""
-
-    @property
-    def can_be_mailed(self) -> bool:
-        return self.status == self.Status.ACTIVE
 
 
 class Subscription(models.Model):
@@ -266,6 +311,10 @@ class AudienceSettings(models.Model):
     # Attribute keys a contact may change on their own preference page (besides their
     # name). None by default: the customer decides what their contacts may edit.
     editable_attributes = models.JSONField(default=list, blank=True)
+    # The sender of the account's mail to its contacts (the double opt-in, answers to
+    # their requests), sent through the account's relay and signed with its DKIM key;
+    # empty: "<account> via <operator>" at the operator's address.
+    contact_sender = models.EmailField(blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -317,6 +366,7 @@ class ContactRequest(models.Model):
         RECTIFICATION = "rectification", "correction of my data"
         ERASURE = "erasure", "erasure of my data"
         OBJECTION = "objection", "objection to the processing of my data"
+        RESTRICTION = "restriction", "restriction of the processing of my data"
 
     class Status(models.TextChoices):
         OPEN = "open", "open"

@@ -20,16 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
-from tidings.audience import services, signup
+from tidings.audience import notices, services, signup
 from tidings.audience.models import Contact, ContactRequest
-from tidings.core.mail import send_templated
+from tidings.core.mail import Purpose, send_templated
 from tidings.privacy.office import one_month_after
 
 MAX_DETAILS = 2000
@@ -226,17 +224,21 @@ def request_from_contact(
     return request, True
 
 
-def _mail_contact(request: ContactRequest, account: Account, template: str) -> None:
-    from tidings.audience.tasks import deliver_contact_mail
-
+def _mail_contact(
+    request: ContactRequest, account: Account, template: str, *, erased: bool = False
+) -> None:
+    """An answer to a contact's request: a legal notice, sent even to the unsubscribed.
+    The notice that they are `erased` is tied to nobody and forgotten once sent."""
     if not request.email:
         return
-    context = {"account": account, "request": request, "operator": settings.OPERATOR}
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-    body = render_to_string(f"{template}.txt", context)
-    sender, to = signup.contact_sender(account), request.email
-    transaction.on_commit(
-        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    notices.mail_contact(
+        account,
+        to=request.email,
+        template=template,
+        context={"request": request},
+        purpose=Purpose.NOTICE,
+        contact_id=None if erased else request.contact_id,
+        forget=erased,
     )
 
 
@@ -260,7 +262,7 @@ def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
         if request.kind != ContactRequest.Kind.ERASURE:
             raise RequestError("Only an erasure request is fulfilled by erasing the contact.")
         request.answer = services.ERASED_ANSWER
-        _mail_contact(request, account, "audience/mail/request_erased")
+        _mail_contact(request, account, "audience/mail/request_erased", erased=True)
         contact = (
             Contact.objects.filter(pk=request.contact_id, account=account).first()
             if request.contact_id is not None

@@ -12,12 +12,13 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 from email_validator import EmailNotValidError, validate_email
 
 from tidings.accounts.models import Account
 from tidings.audience.lookups import ATTRIBUTE_KEY
+from tidings.audience.mailability import OPTED_OUT, is_suppressed
 from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
@@ -28,7 +29,8 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
-from tidings.privacy.services import email_digest, keep_campaign_counts
+from tidings.core.digests import email_digest as contact_digest
+from tidings.privacy.services import keep_campaign_counts
 
 
 class AudienceError(ValueError):
@@ -43,12 +45,6 @@ class Suppressed(AudienceError):
     """The address is on the account's suppression list and no new consent was given."""
 
 
-# Statuses nothing but a new, proven consent may lift (never an import or an edit).
-STICKY_STATUSES = frozenset(
-    {Contact.Status.UNSUBSCRIBED, Contact.Status.COMPLAINED, Contact.Status.BOUNCED}
-)
-
-
 def normalise_email(raw: str) -> str:
     """The form under which an address is stored and compared: the local part as given
     but lower-cased, the domain in its IDNA (ASCII) form, lower-cased."""
@@ -60,14 +56,6 @@ def normalise_email(raw: str) -> str:
     local, _, _ = result.normalized.rpartition("@")
     domain = result.ascii_domain or result.domain
     return f"{local}@{domain}".lower()
-
-
-def contact_digest(email: str) -> str:
-    return email_digest(email)
-
-
-def is_suppressed(account: Account, email: str) -> bool:
-    return SuppressedContact.objects.filter(account=account, digest=contact_digest(email)).exists()
 
 
 def suppress(account: Account, email: str, reason: str) -> None:
@@ -101,7 +89,7 @@ def add_contact(
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
-        sticky = contact is not None and contact.status in STICKY_STATUSES
+        sticky = contact is not None and contact.status in OPTED_OUT
         if (is_suppressed(account, address) or sticky) and not new_consent:
             raise Suppressed(f"{address} asked not to be mailed; it needs a new consent.")
         if contact is None:
@@ -116,7 +104,7 @@ def add_contact(
                 source=source,
             )
         else:
-            revived = new_consent and contact.status in STICKY_STATUSES
+            revived = new_consent and contact.status in OPTED_OUT
             # A pending form signup that the customer adds with a basis of their own.
             if revived or contact.status == Contact.Status.UNCONFIRMED:
                 contact.status = Contact.Status.ACTIVE
@@ -177,7 +165,7 @@ def confirm_subscriptions(contact: Contact, lists: Iterable[MailingList]) -> Non
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
-        if contact.status == Contact.Status.UNCONFIRMED or contact.status in STICKY_STATUSES:
+        if contact.status == Contact.Status.UNCONFIRMED or contact.status in OPTED_OUT:
             contact.status = Contact.Status.ACTIVE
             contact.legal_basis = Contact.LegalBasis.CONSENT
             contact.basis_at = now
@@ -259,17 +247,6 @@ def close_requests_of_erased(account: Account, contact_ids: list[int]) -> None:
         status=ContactRequest.Status.ANSWERED, answer=f"Closed: {ERASED_ANSWER}", closed_at=now
     )
     requests.update(email="", contact=None)
-
-
-def mailable_contacts(account: Account, mailing_list: MailingList) -> QuerySet[Contact]:
-    """Contacts a campaign to `mailing_list` may be sent to right now."""
-    _check_same_account(account, mailing_list)
-    return Contact.objects.filter(
-        account=account,
-        status=Contact.Status.ACTIVE,
-        subscriptions__mailing_list=mailing_list,
-        subscriptions__status=Subscription.Status.CONFIRMED,
-    )
 
 
 def _check_same_account(account: Account, mailing_list: MailingList) -> None:
@@ -384,14 +361,14 @@ def _check_customer_status(contact: Contact, status: str) -> None:
             f"{contact.email} is {label}: only the contact can undo that, by subscribing "
             "again through a form and confirming."
         )
-    if status == Contact.Status.BLOCKLISTED and contact.status in STICKY_STATUSES:
+    if status == Contact.Status.BLOCKLISTED and contact.status in OPTED_OUT:
         label = Contact.Status(contact.status).label
         raise AudienceError(f"{contact.email} is {label} and receives no mail already.")
 
 
 def blocklist(contact: Contact) -> Contact:
     """The customer never wants to mail this contact (spam trap, abuse, own request)."""
-    if contact.status in STICKY_STATUSES or contact.status == Contact.Status.BLOCKLISTED:
+    if contact.status in OPTED_OUT or contact.status == Contact.Status.BLOCKLISTED:
         return contact
     return set_status(contact, Contact.Status.BLOCKLISTED)
 
@@ -400,7 +377,7 @@ def add_to_list(contact: Contact, mailing_list: MailingList, *, note: str = "") 
     """The customer puts an existing contact on a list, on the contact's legal basis.
     Someone who left that list, or left everything, is not put back (P21)."""
     _check_same_account(contact.account, mailing_list)
-    if contact.status in STICKY_STATUSES:
+    if contact.status in OPTED_OUT:
         label = Contact.Status(contact.status).label
         raise Suppressed(f"{contact.email} is {label}: only a new consent brings them back.")
     with transaction.atomic():

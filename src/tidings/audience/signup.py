@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpRequest
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from tidings.accounts.models import Account
-from tidings.audience import links
+from tidings.audience import links, notices
+from tidings.audience.mailability import OPTED_OUT, is_suppressed
 from tidings.audience.models import (
     ConsentProof,
     Contact,
@@ -32,13 +30,12 @@ from tidings.audience.models import (
     SubscriptionForm,
 )
 from tidings.audience.services import (
-    STICKY_STATUSES,
     AudienceError,
     confirm_subscriptions,
-    is_suppressed,
     normalise_email,
     subscribe,
 )
+from tidings.core.mail import Purpose
 
 
 @dataclass
@@ -114,7 +111,7 @@ def request_signup(
             return outcome  # the customer's decision: nothing to do, and nothing to tell
         # Someone who left needs a new, proven consent, whatever the list's opt-in.
         left = is_suppressed(account, address) or (
-            contact is not None and contact.status in STICKY_STATUSES
+            contact is not None and contact.status in OPTED_OUT
         )
         left_lists = set()
         if contact is not None:
@@ -188,51 +185,36 @@ def confirm_signup(token: str) -> links.Opened:
     return opened
 
 
-def contact_sender(account: Account) -> str:
-    """From: the customer's organisation, through the operator's own address."""
-    _, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-    return formataddr((f"{account.name} via {settings.OPERATOR['name']}", address))
-
-
 def send_confirmation(form: SubscriptionForm, contact: Contact, lists: list[MailingList]) -> None:
     """The double opt-in mail, with the consent text and the signed link; sent when the
-    surrounding transaction commits."""
-    from tidings.audience.tasks import deliver_contact_mail
-
-    context = {
-        "account": form.account,
-        "contact": contact,
-        "lists": lists,
-        "form": form,
-        "url": links.confirmation_url(contact, lists),
-        "days": settings.SIGNUP["confirm_days"],
-        "operator": settings.OPERATOR,
-    }
-    subject = " ".join(render_to_string("audience/mail/confirm_subject.txt", context).split())
-    body = render_to_string("audience/mail/confirm.txt", context)
-    sender = contact_sender(form.account)
-    to = contact.email
-    transaction.on_commit(
-        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    surrounding transaction commits. A notice: the person has just asked for it, and it
+    is how someone who left comes back (never to a hard-bounced address)."""
+    notices.mail_contact(
+        form.account,
+        to=contact.email,
+        template="audience/mail/confirm",
+        context={
+            "contact": contact,
+            "lists": lists,
+            "form": form,
+            "url": links.confirmation_url(contact, lists),
+            "days": settings.SIGNUP["confirm_days"],
+        },
+        purpose=Purpose.NOTICE,
+        contact_id=contact.pk,
     )
 
 
 def send_preference_link(contact: Contact) -> None:
-    """A fresh preference link, asked for from an expired one (goes to the contact only)."""
-    from tidings.audience.tasks import deliver_contact_mail
-
+    """A fresh preference link, asked for from an expired one (goes to the contact only).
+    Service mail: the contact asked for it, so it reaches the unsubscribed too."""
     if not _within("prefs", f"{contact.account_id}:{contact.email}", 3, 86400):
         return
-    context = {
-        "account": contact.account,
-        "contact": contact,
-        "url": links.preference_url(contact),
-        "operator": settings.OPERATOR,
-    }
-    subject = " ".join(render_to_string("audience/mail/preferences_subject.txt", context).split())
-    body = render_to_string("audience/mail/preferences.txt", context)
-    sender = contact_sender(contact.account)
-    to = contact.email
-    transaction.on_commit(
-        lambda: deliver_contact_mail.delay(subject=subject, body=body, to=to, sender=sender)
+    notices.mail_contact(
+        contact.account,
+        to=contact.email,
+        template="audience/mail/preferences",
+        context={"contact": contact, "url": links.preference_url(contact)},
+        purpose=Purpose.SERVICE,
+        contact_id=contact.pk,
     )

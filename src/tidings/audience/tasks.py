@@ -5,14 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
-from django.core.mail import EmailMessage
-
-
-@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
-def deliver_contact_mail(*, subject: str, body: str, to: str, sender: str) -> None:
-    """A transactional mail of the customer to one contact (double opt-in, preference
-    link), sent through the operator's mail backend; SMTP hiccups retry with backoff."""
-    EmailMessage(subject=subject, body=body, from_email=sender, to=[to]).send()
 
 
 @shared_task

@@ -26,7 +26,7 @@ from tidings.api import account_of
 from tidings.audience.models import Contact, MailingList, Segment
 from tidings.campaigns import rendering, services
 from tidings.campaigns.models import Campaign, Layout
-from tidings.sending import engine, tracking
+from tidings.sending import engine, proofs, tracking
 
 router = Router(tags=["campaigns"])
 
@@ -334,7 +334,7 @@ def send_test(request: HttpRequest, campaign_uuid: UUID, payload: TestIn) -> Any
         contact = _owned(Contact, account, [payload.contact], "contact")[0]
     with _refusals():
         to = services.parse_test_recipients(" ".join(payload.to))
-        sent = services.send_test(campaign, to=to, contact=contact, by=_actor(request))
+        sent = proofs.send_test(campaign, to=to, contact=contact, by=_actor(request))
     return {"sent": sent}
 
 

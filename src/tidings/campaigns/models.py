@@ -71,6 +71,9 @@ class Campaign(models.Model):
     # starts, the rest by a task right after (sending.engine); never finished before.
     recipients_fixed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Why the sending engine paused it (the relay refused the login or the sender, or
+    # refused message after message): shown to the customer, cleared on resume.
+    pause_reason = models.CharField(max_length=500, blank=True, default="")
     track_opens = models.BooleanField(default=False)
     track_clicks = models.BooleanField(default=False)
     archived = models.BooleanField("show on the public archive page", default=False)

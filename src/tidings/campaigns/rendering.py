@@ -93,14 +93,19 @@ class Attributes(dict[str, Any]):
 
 
 def contact_context(contact: Contact) -> dict[str, Any]:
-    name = contact.name or ""
+    return person(contact.email, contact.name, contact.attributes)
+
+
+def person(email: str, name: str | None, attributes: dict[str, Any] | None) -> dict[str, Any]:
+    """What a template sees of a contact, from its values."""
+    name = name or ""
     first, _, last = name.strip().partition(" ")
     return {
-        "email": contact.email,
+        "email": email,
         "name": name,
         "first_name": first,
         "last_name": last.strip(),
-        "attributes": Attributes(contact.attributes or {}),
+        "attributes": Attributes(attributes or {}),
     }
 
 
@@ -127,11 +132,17 @@ def body_html_source(body: str, content_format: str) -> str:
     return body
 
 
-def _text_template(html_source: str) -> GuardedTemplate | None:
+def _text_source(html_source: str) -> str | None:
+    source = content.html_to_text_template(html_source)
     try:
-        return compile_template(content.html_to_text_template(html_source), html=False)
+        compile_template(source, html=False)
     except TemplateError:
         return None  # a tag the text conversion dropped broke a block: convert per message
+    return source
+
+
+def _text_template(source: str | None) -> GuardedTemplate | None:
+    return compile_template(source, html=False) if source is not None else None
 
 
 def _inline(html: str) -> str:
@@ -157,6 +168,10 @@ class Prepared:
     layout_text: GuardedTemplate | None
     links_used: frozenset[str] = frozenset()
     inlined: GuardedTemplate | None = None
+    # The sources of the inlined and text templates, for `splice`.
+    inlined_source: str | None = None
+    body_text_source: str | None = None
+    layout_text_source: str | None = None
 
     def _body(self, context: dict[str, Any]) -> Markup:
         # The body's own template escaped every value it printed: it is safe HTML.
@@ -209,9 +224,11 @@ def _same_html(a: str, b: str) -> bool:
     return _inline(a).split() == _inline(b).split()
 
 
-def _inlined_template(prepared: Prepared, body_source: str, layout: str) -> GuardedTemplate | None:
-    """The body in the layout with the CSS inlined, as one template, if rendering it is
-    the same as inlining each rendered message; None otherwise."""
+def _inlined_template(
+    prepared: Prepared, body_source: str, layout: str
+) -> tuple[GuardedTemplate, str] | None:
+    """The body in the layout with the CSS inlined, as one template (and its source), if
+    rendering it is the same as inlining each rendered message; None otherwise."""
     slots = _CONTENT_SLOT.findall(layout)
     names = environment(html=True).parse(layout).find_all(nodes.Name)
     if len(slots) != 1 or sum(n.name == "content" for n in names) != 1:
@@ -242,12 +259,13 @@ def _inlined_template(prepared: Prepared, body_source: str, layout: str) -> Guar
                 return None
     except TemplateError:
         return None
-    return template
+    return template, inlined
 
 
 @functools.lru_cache(maxsize=32)
 def _prepare(subject: str, preheader: str, body: str, content_format: str, layout: str) -> Prepared:
     body_source = body_html_source(body, content_format)
+    body_text, layout_text = _text_source(body_source), _text_source(layout)
     html = environment(html=True)
     names = meta.find_undeclared_variables(html.parse(body_source)) | (
         meta.find_undeclared_variables(html.parse(layout))
@@ -257,12 +275,16 @@ def _prepare(subject: str, preheader: str, body: str, content_format: str, layou
         preheader=compile_template(preheader, html=False),
         body_html=compile_template(body_source, html=True),
         layout_html=compile_template(layout, html=True),
-        body_text=_text_template(body_source),
-        layout_text=_text_template(layout),
+        body_text=_text_template(body_text),
+        layout_text=_text_template(layout_text),
         links_used=frozenset(n for n in names if _LINK_NAME.fullmatch(n)),
+        body_text_source=body_text,
+        layout_text_source=layout_text,
     )
     inlined = _inlined_template(prepared, body_source, layout)
-    return dataclasses.replace(prepared, inlined=inlined) if inlined else prepared
+    if inlined is None:
+        return prepared
+    return dataclasses.replace(prepared, inlined=inlined[0], inlined_source=inlined[1])
 
 
 def layout_source(campaign: Campaign) -> str:

@@ -8,12 +8,10 @@ are checked before anything is saved: a broken one changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from email.utils import formataddr
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 
 from tidings.accounts.models import Account, User
@@ -260,7 +258,8 @@ def parse_test_recipients(raw: str) -> list[str]:
     return list(dict.fromkeys(addresses))
 
 
-def _spend_test_quota(account: Account, messages: int) -> None:
+def spend_test_quota(account: Account, messages: int) -> None:
+    """Count `messages` test messages against the account's hourly allowance."""
     key = f"campaigns:test-messages:{account.pk}"
     cache.add(key, 0, timeout=3600)
     if cache.incr(key, messages) > TEST_MESSAGES_PER_HOUR:
@@ -269,38 +268,3 @@ def _spend_test_quota(account: Account, messages: int) -> None:
             f"This account sent {TEST_MESSAGES_PER_HOUR} test messages in the last hour; "
             "try again later."
         )
-
-
-def send_test(
-    campaign: Campaign, *, to: Sequence[str], contact: Contact | None = None, by: User | None
-) -> int:
-    """Send the campaign, personalised for `contact` (or a made-up one), to each of
-    `to` separately through Tidings's mail backend. Returns the number sent."""
-    account = campaign.account
-    if not account.is_processing_allowed:
-        raise CampaignError("This account is closed: it sends nothing.")
-    if contact is not None and contact.account_id != account.pk:
-        raise CampaignError("That contact does not belong to this account.")
-    if not 1 <= len(to) <= TEST_RECIPIENTS_MAX:
-        raise CampaignError(f"A test goes to one to {TEST_RECIPIENTS_MAX} addresses.")
-    try:
-        rendered = rendering.render(campaign, contact or rendering.sample_contact(account))
-    except rendering.TemplateError as error:
-        raise CampaignError(f"The campaign cannot be rendered: {error}") from None
-    _spend_test_quota(account, len(to))
-    sender = formataddr((campaign.from_name, campaign.from_email))
-    messages = []
-    for address in to:
-        message = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=sender,
-            to=[address],
-            reply_to=[campaign.reply_to] if campaign.reply_to else None,
-        )
-        message.attach_alternative(rendered.html, "text/html")
-        messages.append(message)
-    try:
-        return get_connection().send_messages(messages) or 0
-    except OSError as error:  # smtplib's errors are OSErrors
-        raise CampaignError(f"The mail server did not take the test: {error}") from None

@@ -36,6 +36,7 @@ from tidings.campaigns.forms import (
 )
 from tidings.campaigns.models import Campaign, Layout
 from tidings.campaigns.services import CampaignError, InvalidTemplates
+from tidings.sending import proofs
 
 # The editor pages run only Tidings's own script and styles.
 EDITOR_CSP = (
@@ -249,7 +250,7 @@ def campaign_test(request: HttpRequest, uuid: UUID) -> HttpResponse:
     if form.is_valid():
         try:
             to = services.parse_test_recipients(form.cleaned_data["recipients"])
-            sent = services.send_test(campaign, to=to, contact=contact, by=_user(request))
+            sent = proofs.send_test(campaign, to=to, contact=contact, by=_user(request))
         except CampaignError as error:
             form.add_error("recipients", str(error))
         else:

@@ -1,29 +1,128 @@
-"""Sending Tidings's own mail (confirmations, notices) from templates, after commit."""
+"""Mail as a value, and the one door to the outbound pipeline.
+
+Every producer of mail (campaign tests, transactional messages, product updates,
+Tidings's own notices, mail to contacts, Django's password reset through
+`tidings.sending.backend`) describes a message as an `OutboundMessage` and hands it to
+`post()`. The pipeline (the postman of `tidings.sending`, the delivery layer) registers
+itself in its AppConfig.ready(); `post()` writes the message to its ledger in the
+caller's transaction and the postman sends it after the commit, so a rolled-back
+change never announces itself and a message whose job was lost is found again. What
+happens next (relay, connection slots, rate limits, DKIM, outcome, recovery) is the
+same for every message: docs/sending.md.
+
+Every message has a purpose, which decides who may get it (`audience.mailability` for
+contacts, `accounts.selectors.users_who_may_receive` for customers' users).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import models
 from django.template.loader import render_to_string
 
 
-def send_templated(template: str, to: list[str], context: dict[str, Any]) -> None:
-    """Queue a mail rendered from `<template>_subject.txt` and `<template>.txt`.
+class Purpose(models.TextChoices):
+    MARKETING = "marketing", "marketing (campaigns, product updates)"
+    SERVICE = "service", "service (mail the person asked for)"
+    NOTICE = "notice", "legal or security notice"
 
-    It is queued when the surrounding transaction commits, so a rolled-back change never
-    announces itself.
-    """
-    from tidings.core.tasks import deliver_mail
 
+class Kind(models.TextChoices):
+    """Who produced a message: shown in the ledger, and the producer's own rules
+    (a test send carries a footer, a product update a way to switch them off)."""
+
+    TRANSACTIONAL = "transactional", "transactional message (API)"
+    TEST = "test", "campaign test"
+    NOTICE = "notice", "Tidings's notice"
+    PRODUCT_UPDATE = "product_update", "product update"
+    CONTACT = "contact", "mail to a contact (confirmation, answer to a request)"
+    DJANGO = "django", "Django's own mail (password reset)"
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message to one recipient, as a producer describes it.
+
+    `account_id` says whose mail it is: that account's relay sends it and its DKIM key
+    signs it (None: the operator's). `contact_id` and `user_id` name the person it goes
+    to, when it is one: the pipeline checks again, just before sending, that they may
+    still get mail of this purpose, and erasing them erases the message. `key` makes
+    posting idempotent: a second message with the same key is the first one."""
+
+    to: str
+    subject: str
+    text: str
+    purpose: Purpose
+    kind: Kind
+    html: str = ""
+    from_email: str = ""
+    from_name: str = ""
+    reply_to: str = ""
+    account_id: int | None = None
+    contact_id: int | None = None
+    user_id: int | None = None
+    key: str = ""
+    headers: tuple[tuple[str, str], ...] = field(default=())
+    # The last word to someone erased: the ledger forgets it once it has an outcome.
+    forget: bool = False
+
+    def with_operator_sender(self) -> OutboundMessage:
+        """The operator's address (DEFAULT_FROM_EMAIL) where no sender was given."""
+        if self.from_email:
+            return self
+        name, address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+        return replace(self, from_email=address, from_name=self.from_name or name)
+
+
+Postman = Callable[[OutboundMessage], str]
+_postman: list[Postman] = []
+
+
+def register_postman(postman: Postman) -> None:
+    """Called once by the delivery layer's AppConfig.ready()."""
+    _postman[:] = [postman]
+
+
+def post(message: OutboundMessage) -> str:
+    """Hand one message to the pipeline: recorded now, in the current transaction,
+    sent after the commit. Returns its public id (a UUID)."""
+    if not _postman:
+        raise RuntimeError("no outbound pipeline is installed (tidings.sending)")
+    return _postman[0](message.with_operator_sender())
+
+
+def send_templated(
+    template: str,
+    to: list[str],
+    context: dict[str, Any],
+    *,
+    purpose: Purpose = Purpose.NOTICE,
+    account_id: int | None = None,
+    user_ids: dict[str, int] | None = None,
+    forget: bool = False,
+) -> None:
+    """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
+    `<template>.txt`, to each address of `to` separately. `user_ids` names the user
+    behind an address the pipeline could not tell (a new address not confirmed yet);
+    `forget` is for the last word to someone erased."""
     context = {**context, "operator": settings.OPERATOR, "base_url": settings.BASE_URL}
     subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
     body = render_to_string(f"{template}.txt", context)
-    transaction.on_commit(lambda: deliver_mail.delay(subject=subject, body=body, to=to))
-
-
-def deliver_now(subject: str, body: str, to: list[str]) -> None:
-    message = EmailMultiAlternatives(subject=subject, body=body, to=to)
-    message.send()
+    for address in to:
+        post(
+            OutboundMessage(
+                to=address,
+                subject=subject,
+                text=body,
+                purpose=purpose,
+                kind=Kind.NOTICE,
+                account_id=account_id,
+                user_id=(user_ids or {}).get(address),
+                forget=forget,
+            )
+        )

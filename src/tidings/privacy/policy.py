@@ -78,7 +78,7 @@ def _setting_values() -> dict[str, str]:
         "TIDINGS_SESSION_HOURS": f"{settings.SESSION_COOKIE_AGE // 3600} hours",
         "TIDINGS_SIGNUP_CONFIRM_DAYS": f"{settings.SIGNUP['confirm_days']} days",
         "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
-        "TIDINGS_TRANSACTIONAL_DAYS": f"{settings.SENDING['transactional_days']} days",
+        "TIDINGS_OUTBOUND_DAYS": f"{settings.SENDING['outbound_days']} days",
     }
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from datetime import timedelta
 from typing import Any
@@ -13,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.core.digests import email_digest
 from tidings.core.mail import send_templated
 from tidings.privacy import datamap
 from tidings.privacy.datamap import Erasure
@@ -24,12 +23,6 @@ log = logging.getLogger(__name__)
 
 # Rows per transaction while erasing: small enough to keep locks short and memory flat.
 ERASURE_BATCH = 2000
-
-
-def email_digest(email: str) -> str:
-    """The keyed hash under which an erased address is suppressed."""
-    key = settings.SUPPRESSION_KEY.encode()
-    return hmac.new(key, email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 def is_suppressed(email: str) -> bool:
@@ -121,7 +114,7 @@ def erase_account(account_id: int, *, requested_by: str = "schedule") -> Erasure
                 reason=requested_by,
             )
             if to:
-                send_templated("privacy/mail/erased", to, {"record": record})
+                send_templated("privacy/mail/erased", to, {"record": record}, forget=True)
     return record
 
 

@@ -15,7 +15,9 @@ from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from tidings.campaigns.models import Campaign
+from tidings.core.mail import Kind
 from tidings.sending import engine, transactional
+from tidings.sending.models import OutboundMail
 
 router = Router(tags=["sending"])
 
@@ -32,8 +34,9 @@ class TransactionalIn(Schema):
 
 class TransactionalOut(Schema):
     id: uuid.UUID
-    status: str
+    status: str = Field(..., description="queued, sending, sent, failed, skipped or unknown")
     to: str
+    error: str = Field("", description="What the relay answered, when it failed")
 
 
 class ScheduleIn(Schema):
@@ -74,7 +77,28 @@ def send_transactional(request: HttpRequest, payload: TransactionalIn) -> Any:
     except transactional.Rejected as error:
         raise HttpError(422, str(error)) from None
     message.refresh_from_db()
-    return Status(202, {"id": message.uuid, "status": message.status, "to": message.to_email})
+    return Status(202, _tx_out(message))
+
+
+def _tx_out(message: OutboundMail) -> dict[str, Any]:
+    return {
+        "id": message.uuid,
+        "status": message.status,
+        "to": message.to_email,
+        "error": message.last_error,
+    }
+
+
+@router.get(
+    "/tx/{message_id}",
+    response=TransactionalOut,
+    summary="The outcome of a transactional message",
+)
+def transactional_outcome(request: HttpRequest, message_id: uuid.UUID) -> Any:
+    message = get_object_or_404(
+        OutboundMail, account=_account(request), uuid=message_id, kind=Kind.TRANSACTIONAL
+    )
+    return _tx_out(message)
 
 
 def _campaign(request: HttpRequest, campaign_uuid: uuid.UUID) -> Campaign:

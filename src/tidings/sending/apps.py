@@ -6,4 +6,7 @@ class SendingConfig(AppConfig):
     label = "sending"
 
     def ready(self) -> None:
-        from tidings.sending import privacy, signals  # noqa: F401  (data map, webhooks)
+        from tidings.core.mail import register_postman
+        from tidings.sending import postman, privacy, signals  # noqa: F401  (data map, webhooks)
+
+        register_postman(postman.accept)

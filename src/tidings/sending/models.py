@@ -14,6 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from tidings.core.fields import EncryptedTextField
+from tidings.core.mail import Kind, Purpose
 
 
 class Relay(models.Model):
@@ -57,10 +58,15 @@ class Relay(models.Model):
 
 class SendingDomain(models.Model):
     """A domain the account sends from, with its DKIM key (RSA-2048, private key
-    encrypted at rest); the public half is published by the customer in DNS."""
+    encrypted at rest); the public half is published by the customer in DNS. Without an
+    account, a domain of the operator's own mail (`tidings manage dkim`)."""
 
     account = models.ForeignKey(
-        "accounts.Account", on_delete=models.CASCADE, related_name="sending_domains"
+        "accounts.Account",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sending_domains",
     )
     domain = models.CharField(max_length=253)
     selector = models.CharField(max_length=63, default="tidings")
@@ -70,7 +76,12 @@ class SendingDomain(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["account", "domain"], name="sending_domain_once")
+            models.UniqueConstraint(fields=["account", "domain"], name="sending_domain_once"),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(account__isnull=True),
+                name="operator_domain_once",
+            ),
         ]
         ordering = ["domain"]
 
@@ -252,35 +263,72 @@ class CampaignStat(models.Model):
         return f"{self.kind} {self.hour:%Y-%m-%d %H}h: {self.count}"
 
 
-class TransactionalMessage(models.Model):
-    """One message sent through the API to one recipient (a receipt, a password mail)."""
+class OutboundMail(models.Model):
+    """The ledger of every message that is not a campaign delivery: one row per message
+    and recipient, written when a producer posts it (core.mail.post), in the producer's
+    transaction, then claimed, sent at most once and given its outcome by the postman
+    (tidings.sending.postman). Kept TIDINGS_OUTBOUND_DAYS, then deleted; erased with the
+    contact, user or account it was for."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
         SENDING = "sending", "being sent"
         SENT = "sent", "sent"
         FAILED = "failed", "failed"
+        SKIPPED = "skipped", "not sent (no longer allowed to be mailed)"
         UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
 
-    account = models.ForeignKey(
-        "accounts.Account", on_delete=models.CASCADE, related_name="transactional_messages"
-    )
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices)
+    # Whose mail it is: that account's relay and DKIM key (none: the operator's).
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # The person it goes to, when known: checked again before sending, erased with them.
+    contact = models.ForeignKey(
+        "audience.Contact", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    # A producer's own name for the message: posting it twice records it once.
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     to_email = models.CharField(max_length=320)
     from_email = models.CharField(max_length=320)
-    subject = models.CharField(max_length=300)
-    html = models.TextField()
+    from_name = models.CharField(max_length=200, blank=True, default="")
+    reply_to = models.CharField(max_length=320, blank=True, default="")
+    subject = models.CharField(max_length=998)
     text = models.TextField()
+    html = models.TextField(blank=True, default="")
+    headers = models.JSONField(default=list, blank=True)
+    # Deleted as soon as it has an outcome (the notice to someone that they are erased).
+    forget = models.BooleanField(default=False)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
-    message_id = models.CharField(max_length=200, blank=True, default="")
+    not_before = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=64, blank=True, default="")
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When a delivery job for it was last queued: the sweep queues again one that was lost.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    relay = models.CharField(max_length=200, blank=True, default="")
+    message_id = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
 
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "not_before"], name="outbound_due"),
+            models.Index(fields=["status", "claimed_at"], name="outbound_claims"),
+            models.Index(fields=["account", "to_email"], name="outbound_account_to"),
+            models.Index(fields=["created_at"], name="outbound_created"),
+        ]
+        verbose_name = "outbound mail"
+        verbose_name_plural = "outbound mail"
+
     def __str__(self) -> str:
-        return f"transactional {self.uuid}"
+        return f"{self.kind} {self.uuid} to {self.to_email}: {self.status}"
 
 
 class ProductUpdate(models.Model):
@@ -292,32 +340,3 @@ class ProductUpdate(models.Model):
 
     def __str__(self) -> str:
         return self.subject
-
-
-class ProductUpdateDelivery(models.Model):
-    """One product update to one customer user; at most once, like a campaign delivery."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        SENDING = "sending", "being sent"
-        SENT = "sent", "sent"
-        SKIPPED = "skipped", "skipped (opted out meanwhile)"
-        FAILED = "failed", "failed"
-        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
-
-    update = models.ForeignKey(ProductUpdate, on_delete=models.CASCADE, related_name="deliveries")
-    user = models.ForeignKey(
-        "accounts.User", on_delete=models.CASCADE, related_name="product_update_deliveries"
-    )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["update", "user"], name="product_update_once")
-        ]
-        verbose_name_plural = "product update deliveries"
-
-    def __str__(self) -> str:
-        return f"update {self.update_id} to user {self.user_id}: {self.status}"

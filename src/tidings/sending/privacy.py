@@ -20,13 +20,12 @@ from tidings.sending.models import (
     BounceRecord,
     CampaignStat,
     Delivery,
+    OutboundMail,
     ProductUpdate,
-    ProductUpdateDelivery,
     Relay,
     SendingDomain,
     SendingSettings,
     TrackingEvent,
-    TransactionalMessage,
 )
 
 CONTACT_DATA = "the customer's contacts (application data)"
@@ -69,13 +68,15 @@ register(
     exported=False,
 )
 register(
-    TransactionalMessage,
+    OutboundMail,
     owner=Owner.CUSTOMER,
-    category=CONTACT_DATA,
-    purpose="sending the customer's transactional messages and showing their outcome",
+    category="communications (addresses and the messages sent to them)",
+    purpose="sending each message other than a campaign at most once (transactional "
+    "messages, tests, notices, product updates, mail to contacts) and showing its outcome",
     legal_basis=LegalBasis.CONTRACT,
-    retention="TIDINGS_TRANSACTIONAL_DAYS (default 30 days)",
-    personal_fields=["to_email", "subject", "html", "text", "sent_at", "last_error"],
+    retention="TIDINGS_OUTBOUND_DAYS (default 30 days); erased at once with the contact, "
+    "user or account it was for",
+    personal_fields=["to_email", "subject", "text", "html", "sent_at", "last_error"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
@@ -105,17 +106,6 @@ register(
     account_path="account",
     exported=False,
 )
-register(
-    ProductUpdateDelivery,
-    owner=Owner.CUSTOMER,
-    category="communications",
-    purpose="sending the operator's product updates once to customers who did not opt out",
-    legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention="while the account is open; erased with it",
-    personal_fields=["status", "sent_at"],
-    erase=Erasure.DELETE,
-    account_path="user__account",
-)
 declare_free_of_personal_data(CampaignStat, "counts per campaign and hour, nobody's identity")
 register(
     SendingSettings,
@@ -135,9 +125,12 @@ register(
 declare_free_of_personal_data(ProductUpdate, "the operator's product-update text")
 
 
-def _old_transactional(now: datetime) -> QuerySet[TransactionalMessage]:
-    days = int(settings.SENDING["transactional_days"])
-    return TransactionalMessage.objects.filter(created_at__lt=now - timedelta(days=days))
+def _old_outbound(now: datetime) -> QuerySet[OutboundMail]:
+    """Messages past their period, once they are done (a queued one is still work)."""
+    days = int(settings.SENDING["outbound_days"])
+    return OutboundMail.objects.filter(created_at__lt=now - timedelta(days=days)).exclude(
+        status__in=[OutboundMail.Status.QUEUED, OutboundMail.Status.SENDING]
+    )
 
 
 retention.register(
@@ -150,7 +143,7 @@ retention.register(
     before_delete=tracking.fold,
 )
 retention.register(
-    "transactional messages",
-    why=lambda: f"transactional messages are kept {settings.SENDING['transactional_days']} days",
-    expired=_old_transactional,
+    "outbound mail",
+    why=lambda: f"the ledger of messages sent keeps them {settings.SENDING['outbound_days']} days",
+    expired=_old_outbound,
 )

@@ -10,7 +10,7 @@ from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.privacy import retention
-from tidings.sending import bounces, engine, product_updates, transactional
+from tidings.sending import bounces, engine, postman
 
 
 @worker_ready.connect  # the process that runs tasks with `--pool solo`
@@ -49,9 +49,11 @@ def send_batch(self: Task, campaign_id: int, lo: int, hi: int) -> dict[str, Any]
 
 @shared_task
 def recover_stalled() -> dict[str, int]:
-    """Every minute: claims of dead workers, lost batches, finished campaigns."""
+    """Every minute: claims of dead workers, lost batches and messages, finished
+    campaigns."""
     outcome = engine.recover_stalled()
-    return outcome.__dict__
+    messages = postman.recover()
+    return {**outcome.__dict__, "messages_unknown": messages.unknown, "messages": messages.requeued}
 
 
 @shared_task
@@ -72,11 +74,7 @@ def fold_tracking_events() -> int:
     return retention.run("tracking events")
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=8)
-def send_transactional(message_id: int) -> str:
-    return transactional.deliver(message_id)
-
-
 @shared_task(acks_late=True)
-def send_product_update(update_id: int) -> int:
-    return product_updates.deliver(update_id)
+def deliver(mail_id: int) -> dict[str, int]:
+    """Send one posted message (and the next due ones of its relay): core.mail.post."""
+    return postman.deliver(mail_id).__dict__

@@ -29,7 +29,7 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import tokens
 from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent
 
-_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'>\s]+)\2""", re.IGNORECASE)
+HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'>\s]+)\2""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
@@ -48,7 +48,11 @@ def link(name: str, token: str) -> str:
 
 
 def unsubscribe_url(contact: Contact, campaign_id: int | None = None) -> str:
-    return link("unsubscribe", tokens.unsubscribe_token(contact.uuid.hex, campaign_id))
+    return unsubscribe_url_for(contact.uuid.hex, campaign_id)
+
+
+def unsubscribe_url_for(contact_uuid: str, campaign_id: int | None = None) -> str:
+    return link("unsubscribe", tokens.unsubscribe_token(contact_uuid, campaign_id))
 
 
 def instrument(
@@ -67,7 +71,7 @@ def instrument(
             url = html_lib.escape(link("click", token))
             return f"{match.group(1)}{match.group(2)}{url}{match.group(2)}"
 
-        html = _HREF.sub(rewrite, html)
+        html = HREF.sub(rewrite, html)
     if campaign.track_opens:
         token = tokens.open_token(campaign.pk, delivery_id)
         pixel = (
@@ -79,11 +83,18 @@ def instrument(
 
 
 def add_footer(
-    html: str, text: str, *, unsubscribe_url: str | None, postal_address: str = ""
+    html: str,
+    text: str,
+    *,
+    unsubscribe_url: str | None,
+    postal_address: str = "",
+    in_html: bool = True,
+    in_text: bool = True,
 ) -> tuple[str, str]:
     """What every campaign message must carry and its layout left out: the unsubscribe
-    link (None when the layout prints it) and the sender's postal address (added unless
-    the message already shows it)."""
+    link (None when the layout prints it) and the sender's postal address (`in_html`,
+    `in_text`: whether it must be added there; `shows_postal_address` decides it once
+    per campaign)."""
     html_parts, text_parts = [], []
     if unsubscribe_url:
         link = html_lib.escape(unsubscribe_url)
@@ -92,9 +103,9 @@ def add_footer(
             "with one click, at any time."
         )
         text_parts.append(f"Unsubscribe: {unsubscribe_url}")
-    if postal_address and str(escape(postal_address)) not in html:
+    if postal_address and in_html:
         html_parts.append(str(escape(postal_address)))
-    if postal_address and postal_address not in " ".join(text.split()):
+    if postal_address and in_text:
         text_parts.append(postal_address)
     if html_parts:
         footer = '<p style="font-size:12px;color:#555;margin-top:24px">{}</p>'
@@ -102,6 +113,18 @@ def add_footer(
     if text_parts:
         text = f"{text.rstrip()}\n\n--\n" + "\n".join(text_parts) + "\n"
     return html, text
+
+
+def shows_postal_address(html: str, text: str, postal_address: str) -> tuple[bool, bool]:
+    """Whether the address must be added to the HTML and to the text part of a message
+    like this one (decided once per campaign, on a sample message: it is the layout,
+    not a contact, that shows it)."""
+    if not postal_address:
+        return False, False
+    return (
+        str(escape(postal_address)) not in html,
+        postal_address not in " ".join(text.split()),
+    )
 
 
 def _before_body_end(html: str, snippet: str) -> str:

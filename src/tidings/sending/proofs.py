@@ -1,0 +1,70 @@
+"""Test sends ("proofs") of a campaign: the message a contact would get, built as the
+engine builds it (the layout, the footer with the unsubscribe line and the postal
+address), sent through the account's relay and signed with its DKIM key like the
+campaign itself, to up to five of the customer's own addresses. The links in a proof
+lead nowhere: a tester who clicks "unsubscribe" must not unsubscribe the contact the
+proof was personalised for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tidings.accounts.models import User
+from tidings.audience.models import Contact
+from tidings.campaigns import rendering
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.services import (
+    TEST_RECIPIENTS_MAX,
+    CampaignError,
+    spend_test_quota,
+)
+from tidings.core.mail import Kind, OutboundMessage, Purpose, post
+from tidings.sending.mailer import CampaignMailer, Recipient
+
+
+def send_test(
+    campaign: Campaign, *, to: Sequence[str], contact: Contact | None = None, by: User | None
+) -> int:
+    """Post the campaign, personalised for `contact` (or a made-up one), to each of `to`
+    separately. Returns the number posted."""
+    account = campaign.account
+    if not account.may_process:
+        raise CampaignError("This account is closed or restricted: it sends nothing.")
+    if contact is not None and contact.account_id != account.pk:
+        raise CampaignError("That contact does not belong to this account.")
+    if not 1 <= len(to) <= TEST_RECIPIENTS_MAX:
+        raise CampaignError(f"A test goes to one to {TEST_RECIPIENTS_MAX} addresses.")
+    person = contact or rendering.sample_contact(account)
+    mailer = CampaignMailer(campaign)
+    recipient = Recipient(
+        delivery_id=0,
+        message_id="",
+        email=person.email,
+        name=person.name,
+        attributes=person.attributes or {},
+        uuid=person.uuid.hex,
+        allow_tracking=False,
+    )
+    context = mailer.context_for(recipient, unsubscribe="#", preferences="#")
+    try:
+        subject, html, text = mailer.body(recipient, context)
+    except rendering.TemplateError as error:
+        raise CampaignError(f"The campaign cannot be rendered: {error}") from None
+    spend_test_quota(account, len(to))
+    for address in to:
+        post(
+            OutboundMessage(
+                to=address,
+                subject=subject,
+                text=text,
+                html=html,
+                from_email=campaign.from_email,
+                from_name=campaign.from_name,
+                reply_to=campaign.reply_to,
+                purpose=Purpose.SERVICE,
+                kind=Kind.TEST,
+                account_id=account.pk,
+                user_id=by.pk if by is not None and by.email == address else None,
+            )
+        )
+    return len(to)
