@@ -119,7 +119,7 @@ class Claims:
     def __init__(self, campaign: Campaign, lists: mailability.Lists) -> None:
         self.campaign, self.lists = campaign, lists
         self.rule, self.rule_params = mailability.sql(Purpose.MARKETING, lists)
-        self.open_params = [campaign.pk, S.SENDING, Account.Status.ACTIVE]
+        self.open_params: list[Any] = [campaign.pk, S.SENDING, Account.Status.ACTIVE]
         self.message_id = (f"<{campaign.uuid.hex}.", f"@{domain_of(campaign.from_email)}>")
         table, contacts = Delivery._meta.db_table, Contact._meta.db_table
         self.claim_sql = (

@@ -122,8 +122,12 @@ class CampaignMailer:
         self.postal_address = options.postal_address if options else ""
         self.unsubscribe_mailto = options.unsubscribe_mailto if options else ""
         self.aggregate_only = options is None or options.tracking == options.Tracking.AGGREGATE
-        key = signing_domain(account_id, campaign.from_email)
-        self.dkim = signer(key.domain, key.selector, key.private_key) if key else None
+        domain_key = signing_domain(account_id, campaign.from_email)
+        self.dkim = (
+            signer(domain_key.domain, domain_key.selector, domain_key.private_key)
+            if domain_key is not None
+            else None
+        )
         first_list = campaign.lists.order_by("pk").first()
         self.skeleton = Skeleton.make(
             from_name=campaign.from_name,
@@ -134,7 +138,7 @@ class CampaignMailer:
         )
         self.sender = settings.SENDING["bounce_address"] or campaign.from_email
         # What depends on the templates alone is made once per worker process.
-        key = (
+        key: tuple[Any, ...] = (
             campaign.pk,
             campaign.updated_at,
             self.postal_address,
@@ -256,9 +260,8 @@ class CampaignMailer:
         for tracked in (False, True):
             variant = Variant()
             if html_part is not None:
-                html = html_part.join([f"\ue000{i}\ue001" for i in range(html_part.count)])
-                if tracked:
-                    html = self._instrument_fixed(html)
+                marked = html_part.join([f"\ue000{i}\ue001" for i in range(html_part.count)])
+                html = self._instrument_fixed(marked) if tracked else marked
                 if html is not None:
                     html, _ = self._footer(html, "", _FOOTER_LINK)
                     variant.html = Pieces.of(html)

@@ -272,10 +272,11 @@ class MemoryTransport:
     lock = threading.Lock()
 
     def send(self, sender: str, recipient: str, data: bytes) -> str:
+        outbox: Any = mail  # Django's test list, made by the test runner
         with self.lock:
-            if not hasattr(mail, "outbox"):
-                mail.outbox = []
-            mail.outbox.append(CapturedMail(from_email=sender, to=[recipient], raw=data))
+            if not hasattr(outbox, "outbox"):
+                outbox.outbox = []
+            outbox.outbox.append(CapturedMail(from_email=sender, to=[recipient], raw=data))
         return "250 kept in memory"
 
     def close(self) -> None:
