@@ -11,3 +11,11 @@ os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
 os.environ.setdefault("TIDINGS_EMAIL", "memory")
 
 from tidings.settings import *  # noqa: F403
+
+# A second database, SQLite (the embedded default's), for the tests that prove a rule
+# gives the same answer on both (`@pytest.mark.django_db(databases=["default", "sqlite"])`).
+DATABASES["sqlite"] = {  # noqa: F405
+    "ENGINE": "django.db.backends.sqlite3",
+    "NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "second.sqlite3"),
+    "TEST": {"NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "test-second.sqlite3")},
+}

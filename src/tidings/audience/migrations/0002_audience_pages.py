@@ -7,8 +7,9 @@ from django.db import migrations, models
 
 def give_segments_a_uuid(apps, schema_editor):
     Segment = apps.get_model("audience", "Segment")
-    for segment in Segment.objects.filter(uuid__isnull=True).only("pk"):
-        Segment.objects.filter(pk=segment.pk).update(uuid=uuid.uuid4())
+    segments = Segment.objects.using(schema_editor.connection.alias)
+    for segment in segments.filter(uuid__isnull=True).only("pk"):
+        segments.filter(pk=segment.pk).update(uuid=uuid.uuid4())
 
 
 class Migration(migrations.Migration):

@@ -9,16 +9,17 @@ from tidings.core.digests import email_digest
 
 def fill_digests(apps, schema_editor):  # type: ignore[no-untyped-def]
     Contact = apps.get_model("audience", "Contact")
+    contacts = Contact.objects.using(schema_editor.connection.alias)
     batch = []
-    for pk, email in Contact.objects.filter(digest="").values_list("pk", "email").iterator(
+    for pk, email in contacts.filter(digest="").values_list("pk", "email").iterator(
         chunk_size=5000
     ):
         batch.append(Contact(pk=pk, digest=email_digest(email)))
         if len(batch) == 5000:
-            Contact.objects.bulk_update(batch, ["digest"])
+            contacts.bulk_update(batch, ["digest"])
             batch = []
     if batch:
-        Contact.objects.bulk_update(batch, ["digest"])
+        contacts.bulk_update(batch, ["digest"])
 
 
 class Migration(migrations.Migration):

@@ -13,9 +13,10 @@ from django.db import migrations, models
 def copy_transactional(apps, schema_editor):  # type: ignore[no-untyped-def]
     Old = apps.get_model("sending", "TransactionalMessage")
     New = apps.get_model("sending", "OutboundMail")
-    for old in Old.objects.iterator(chunk_size=1000):
+    db = schema_editor.connection.alias
+    for old in Old.objects.using(db).iterator(chunk_size=1000):
         name, _, address = old.from_email.rpartition(" <")
-        New.objects.create(
+        New.objects.using(db).create(
             uuid=old.uuid,
             kind="transactional",
             purpose="service",
