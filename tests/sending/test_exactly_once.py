@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -21,12 +18,11 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from celery import Celery
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
 from tests.conftest import free_port
+from tests.sending.workers import Workers, wait_until
 from tidings.audience.models import Contact, Subscription
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine
@@ -102,67 +98,6 @@ def big_campaign(account, port: int) -> Campaign:  # type: ignore[no-untyped-def
     Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=timezone.now())
     assert engine.materialise(campaign) == RECIPIENTS
     return campaign
-
-
-class Workers:
-    def __init__(self, broker: str) -> None:
-        self.broker = broker
-        self.procs: list[subprocess.Popen[bytes]] = []
-        db = dict(connection.settings_dict)
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "CELERY_BROKER_URL": broker,
-            "TIDINGS_TASKS_EAGER": "false",
-            "TIDINGS_DATA_DIR": str(django_settings.DATA_DIR),
-            "TIDINGS_SENDING_LEASE_SECONDS": str(LEASE),
-            "TIDINGS_SENDING_BATCH": "100",
-            "TIDINGS_SENDING_STREAMS": str(STREAMS),
-            "TIDINGS_BROKER_VISIBILITY_TIMEOUT": "15",
-            "PYTHONPATH": str(ROOT),
-        }
-        # Not the current app: tasks queued by later tests must keep using Tidings's own.
-        self.client = Celery(broker=broker, set_as_current=False)
-
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tidings", "worker", "-c", "2",
-             "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-            cwd=ROOT, env=self.env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.procs.append(proc)
-        return proc
-
-    def send(self, task: str, *args: object) -> None:
-        self.client.send_task(f"tidings.sending.tasks.{task}", args=list(args))
-
-    def kill(self, proc: subprocess.Popen[bytes]) -> None:
-        os.killpg(proc.pid, signal.SIGKILL)  # the worker and its pool: as if the machine died
-        proc.wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.client.close()
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, every: Callable[[], None] | None = None
-) -> None:
-    end = time.monotonic() + timeout
-    last = 0.0
-    while time.monotonic() < end:
-        if condition():
-            return
-        if every is not None and time.monotonic() - last > 2:
-            every()
-            last = time.monotonic()
-        time.sleep(0.2)
-    raise AssertionError("timed out")
 
 
 def finished(campaign: Campaign) -> bool:
@@ -248,7 +183,7 @@ def test_a_broker_restart_mid_campaign_loses_and_duplicates_nothing(
         return proc
 
     broker = start_redis()
-    workers = Workers(f"redis://127.0.0.1:{redis_port}/0")
+    workers = Workers(f"redis://127.0.0.1:{redis_port}/0", lease=LEASE, streams=STREAMS)
     try:
         workers.start("only")
         workers.send("dispatch_campaign", campaign.pk)

@@ -74,9 +74,10 @@ def postal_address_of(account: Account) -> str:
 
 
 def add_sending_domain(
-    account: Account, domain: str, *, selector: str = "tidings"
+    account: Account | None, domain: str, *, selector: str = "tidings"
 ) -> SendingDomain:
-    """A new DKIM key for `domain`; publish `dns_value` at `dns_name` to use it."""
+    """A new DKIM key for `domain` (of `account`, or of the operator's own mail when
+    None); publish `dns_value` at `dns_name` to use it."""
     name = domain.strip().lower().rstrip(".")
     try:
         name = name.encode("idna").decode()
