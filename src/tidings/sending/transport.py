@@ -113,8 +113,15 @@ class SMTPTransport:
                 smtp.login(c.username, c.password)
         except smtplib.SMTPAuthenticationError as error:
             raise PermanentFailure(
-                f"the relay refused the login: {error.smtp_code}",
+                f"the relay refused the login: {error.smtp_code} "
+                f"{error.smtp_error.decode(errors='replace')}",
                 error.smtp_code,
+                recipient=False,
+                stage="auth",
+            ) from None
+        except smtplib.SMTPNotSupportedError:
+            raise PermanentFailure(
+                "the relay offers no login (AUTH), yet a username is set for it",
                 recipient=False,
                 stage="auth",
             ) from None
