@@ -31,6 +31,15 @@ app.conf.beat_schedule = {
         "task": "tidings.audience.tasks.escalate_overdue_contact_requests",
         "schedule": crontab(minute=37, hour="8,14"),
     },
+    # Restrictions of processing end when their announced date comes (P18, art. 18(3)).
+    "lift-due-contact-restrictions": {
+        "task": "tidings.audience.tasks.lift_due_restrictions",
+        "schedule": 3600.0,
+    },
+    "lift-due-account-restrictions": {
+        "task": "tidings.accounts.tasks.lift_due_restrictions",
+        "schedule": 3600.0,
+    },
     "apply-retention": {
         "task": "tidings.privacy.tasks.apply_retention",
         "schedule": crontab(minute=17, hour=3),

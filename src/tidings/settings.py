@@ -239,6 +239,9 @@ SIGNUP = {
     "per_list_hour": envint("TIDINGS_SIGNUP_PER_LIST_HOUR", 600),
     "mails_per_address_day": envint("TIDINGS_SIGNUP_MAILS_PER_ADDRESS_DAY", 3),
 }
+# A restriction of processing (GDPR art. 18) ends this many days after the person was
+# told it will (art. 18(3): told before it is lifted).
+RESTRICTION_NOTICE_DAYS = envint("TIDINGS_RESTRICTION_NOTICE_DAYS", 14)
 # A contact's preference link lets them edit their details for this many days; leaving
 # a list through an authentic link works at any age (P21).
 PREFERENCE_LINK_DAYS = envint("TIDINGS_PREFERENCE_LINK_DAYS", 180)

@@ -28,7 +28,16 @@ register(
     purpose="providing the service the customer signed up for",
     legal_basis=LegalBasis.CONTRACT,
     retention="while the account is open; erased 45 to 60 days after closing",
-    personal_fields=["name", "created_at", "closed_at", "erase_after", "erase_deadline"],
+    personal_fields=[
+        "name",
+        "created_at",
+        "closed_at",
+        "erase_after",
+        "erase_deadline",
+        "restricted_at",
+        "restriction_reason",
+        "restriction_lifts_at",
+    ],
     erase=Erasure.DELETE,
     account_path="",
 )

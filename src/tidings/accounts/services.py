@@ -7,7 +7,7 @@ tells the person what changed (P19).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -372,3 +372,75 @@ def reopen_account(account: Account, *, by: User) -> Account:
             {"account": account},
         )
     return account
+
+
+# --- restriction of processing (GDPR art. 18, P18) -------------------------------------
+
+
+def restrict_account(account: Account, *, by: User, reason: str) -> Account:
+    """Freeze every processing of the account's data but storage: no campaign, import,
+    signup or mail to its users but legal notices, until it is lifted. Its users can
+    still log in, see and download their data. They are told."""
+    reason = " ".join(reason.split())
+    if not reason:
+        raise AccountError("Say why processing is restricted.")
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.restricted_at is not None and account.restriction_lifts_at is None:
+            raise AccountError("Processing of this account is restricted already.")
+        account.restricted_at = account.restricted_at or timezone.now()
+        account.restriction_reason, account.restriction_lifts_at = reason[:500], None
+        account.save(update_fields=["restricted_at", "restriction_reason", "restriction_lifts_at"])
+        audit.record(
+            audit.AuditEvent.Action.UPDATE, account, by=by, fields=["restricted_at"], reason=reason
+        )
+        send_templated(
+            "accounts/mail/restricted",
+            list(account.users.values_list("email", flat=True)),
+            {"account": account, "by_staff": by.is_staff},
+        )
+    return account
+
+
+def lift_account_restriction(account: Account, *, by: User, reason: str = "") -> Account:
+    """End the restriction. Asked by the account's own user, it ends now; decided by
+    the operator's staff, its users are told first and it ends after the notice period
+    (art. 18(3))."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        if account.restricted_at is None:
+            raise AccountError("Processing of this account is not restricted.")
+        users = list(account.users.values_list("email", flat=True))
+        if by.is_staff:
+            if account.restriction_lifts_at is None:
+                account.restriction_lifts_at = timezone.now() + timedelta(
+                    days=settings.RESTRICTION_NOTICE_DAYS
+                )
+                account.save(update_fields=["restriction_lifts_at"])
+                send_templated(
+                    "accounts/mail/restriction_lifts",
+                    users,
+                    {"account": account, "days": settings.RESTRICTION_NOTICE_DAYS},
+                )
+        else:
+            account.restricted_at = account.restriction_lifts_at = None
+            account.restriction_reason = ""
+            account.save(
+                update_fields=["restricted_at", "restriction_reason", "restriction_lifts_at"]
+            )
+            send_templated("accounts/mail/restriction_lifted", users, {"account": account})
+        audit.record(
+            audit.AuditEvent.Action.UPDATE,
+            account,
+            by=by,
+            fields=["restricted_at"],
+            reason=reason or "restriction lifted",
+        )
+    return account
+
+
+def lift_due_account_restrictions(now: datetime | None = None) -> int:
+    """Beat, hourly: accounts whose announced end of restriction has come."""
+    return Account.objects.filter(
+        restricted_at__isnull=False, restriction_lifts_at__lte=now or timezone.now()
+    ).update(restricted_at=None, restriction_reason="", restriction_lifts_at=None)

@@ -21,6 +21,7 @@ urlpatterns = [
     path("account/", views.my_account, name="my_account"),
     path("account/edit/", views.edit_profile, name="edit_profile"),
     path("account/processing/", views.processing, name="processing"),
+    path("account/restriction/", views.restriction, name="restriction"),
     path("account/password/", views.change_password, name="change_password"),
     path("account/close/", views.close_account, name="close"),
     path("account/closed/", views.closed, name="closed"),

@@ -253,7 +253,30 @@ def processing(request: HttpRequest) -> HttpResponse:
         if services.set_processing(user, by=user, **form.cleaned_data):
             messages.success(request, "Your choices are saved and apply from now on.")
         return redirect("accounts:my_account")
-    return render(request, "accounts/processing.html", {"form": form})
+    return render(
+        request, "accounts/processing.html", {"form": form, "account": user.account}
+    )
+
+
+@customer_required
+@require_POST
+def restriction(request: HttpRequest) -> HttpResponse:
+    """Restrict all processing of the account's data (GDPR art. 18), or lift it."""
+    user = _customer(request)
+    assert user.account is not None
+    try:
+        if request.POST.get("action") == "lift":
+            services.lift_account_restriction(user.account, by=user)
+            messages.success(request, "The restriction is lifted: everything works as before.")
+        else:
+            services.restrict_account(user.account, by=user, reason=request.POST.get("reason", ""))
+            messages.success(
+                request,
+                "Processing is restricted: your data is kept, nothing else is done with it.",
+            )
+    except AccountError as error:
+        messages.error(request, str(error))
+    return redirect("accounts:processing")
 
 
 @customer_required

@@ -38,7 +38,16 @@ register(
     purpose="sending the customer's newsletters and campaigns on their instructions",
     legal_basis=LegalBasis.CONTRACT,
     retention=CONTACT_RETENTION,
-    personal_fields=["email", "name", "attributes", "tags", "status", "basis_at"],
+    personal_fields=[
+        "email",
+        "name",
+        "attributes",
+        "tags",
+        "status",
+        "basis_at",
+        "restricted_at",
+        "restriction_reason",
+    ],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,  # too many for a page: in the "all my data" archive only (P20)

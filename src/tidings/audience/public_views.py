@@ -41,7 +41,7 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         SubscriptionForm.objects.select_related("account"), uuid=form_uuid
     )
     offered = signup.public_lists(subscription_form)
-    if not offered or not subscription_form.account.is_processing_allowed:
+    if not offered or not subscription_form.account.may_process:
         return render(request, "audience/public/form_closed.html", status=404)
     form = SubscribeForm(request.POST or None)
     chosen = _chosen_lists(request, offered)

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from tidings.accounts.decorators import customer_required
-from tidings.audience import rights
+from tidings.audience import restriction, rights
 from tidings.audience.models import ContactRequest
 from tidings.audience.views import _account
 
@@ -53,17 +53,30 @@ def detail(request: HttpRequest, request_uuid: uuid.UUID) -> HttpResponse:
                     "been told.",
                 )
                 return redirect("audience:requests")
+            if action == "restrict":
+                rights.fulfil_restriction(account, req)
+                messages.success(
+                    request,
+                    "Processing of the contact's data is restricted: it is kept and used for "
+                    "nothing else. They have been told.",
+                )
+                return redirect("audience:requests")
             if action == "answer":
                 rights.answer_request(account, req, answer=answer)
                 messages.success(request, "Your answer is on its way; the request is closed.")
                 return redirect("audience:requests")
-            errors.append("Choose to erase the contact or to answer.")
+            errors.append("Choose what to do with the request.")
         except rights.RequestError as error:
             errors.append(str(error))
         req.refresh_from_db()
     return render(
         request,
         "audience/request.html",
-        {"req": req, "errors": errors, "answer": answer},
+        {
+            "req": req,
+            "errors": errors,
+            "answer": answer,
+            "notice_days": restriction.notice_days(),
+        },
         status=400 if errors else 200,
     )

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
-from tidings.audience import notices, services, signup
+from tidings.audience import notices, restriction, services, signup
 from tidings.audience.models import Contact, ContactRequest
 from tidings.core.mail import Purpose, send_templated
 from tidings.privacy.office import one_month_after
@@ -79,6 +79,8 @@ def contact_data(contact: Contact) -> list[Section]:
         ("last changed", _when(contact.updated_at)),
         ("opens and clicks may be recorded", "yes" if contact.allow_tracking else "no"),
         ("reading habits may choose what you get", "yes" if contact.allow_profiling else "no"),
+        ("processing restricted since", _when(contact.restricted_at)),
+        ("restriction ends", _when(contact.restriction_lifts_at)),
     ):
         details.rows.append([label, value])
     attributes = Section("Attributes", ["attribute", "value"])
@@ -280,6 +282,25 @@ def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
             )
         request.refresh_from_db()
     return request
+
+
+def fulfil_restriction(account: Account, request: ContactRequest) -> ContactRequest:
+    """Restrict the processing of the contact's data, as they asked (art. 18): from now
+    on it is only kept. The contact is told (audience.restriction)."""
+    with transaction.atomic():
+        request = _open(account, request)
+        if request.kind != ContactRequest.Kind.RESTRICTION or request.contact is None:
+            raise RequestError("Only a restriction request of a contact is fulfilled this way.")
+        received = request.received_at.astimezone(UTC).strftime("%Y-%m-%d")
+        restriction.restrict(request.contact, reason=f"the contact asked on {received}")
+        request.status = ContactRequest.Status.FULFILLED
+        request.answer = RESTRICTED_ANSWER
+        request.closed_at = timezone.now()
+        request.save(update_fields=["status", "answer", "closed_at"])
+    return request
+
+
+RESTRICTED_ANSWER = "Processing of your data is restricted: it is kept, and used for nothing else."
 
 
 def answer_request(account: Account, request: ContactRequest, *, answer: str) -> ContactRequest:

@@ -386,9 +386,11 @@ def compile_rules(account: Account, rules: dict[str, Any]) -> tuple[Q, bool]:
 
 
 def matching(account: Account, rules: dict[str, Any]) -> QuerySet[Contact]:
-    """The account's contacts that match `rules`, whatever their status."""
+    """The account's contacts that match `rules`, whatever their status (but not those
+    whose processing is restricted)."""
     q, profiling = compile_rules(account, rules)
-    contacts = Contact.objects.filter(account=account).filter(q)
+    # A restricted contact is in no segment (P18): their data is only kept.
+    contacts = Contact.objects.filter(account=account, restricted_at__isnull=True).filter(q)
     if profiling:
         contacts = contacts.filter(allow_profiling=True)
     return contacts
@@ -403,11 +405,16 @@ def size(account: Account, rules: dict[str, Any]) -> int:
     checked = validate_rules(account, rules)
     only = checked["conditions"][0] if len(checked["conditions"]) == 1 else None
     if only is not None and only["field"] == "list" and only["op"] == "eq":
-        return Subscription.objects.filter(
+        on_list = Subscription.objects.filter(
             mailing_list__account=account,
             mailing_list__uuid=uuid.UUID(only["value"]),
             status=Subscription.Status.CONFIRMED,
-        ).count()
+        )
+        # The few restricted contacts (an index of their own) are taken off the count.
+        restricted = on_list.filter(
+            contact__in=Contact.objects.filter(account=account, restricted_at__isnull=False)
+        )
+        return on_list.count() - restricted.count()
     return matching(account, rules).count()
 
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from celery import shared_task
 
+from tidings.audience import restriction
+
 
 @shared_task
 def bulk_contacts(*, account_id: int, search: dict[str, Any], action: str, argument: str) -> int:
@@ -25,3 +27,9 @@ def escalate_overdue_contact_requests() -> int:
     from tidings.audience import rights
 
     return rights.escalate_overdue_requests()
+
+
+@shared_task
+def lift_due_restrictions() -> int:
+    """Hourly: contacts whose announced end of a restriction of processing has come."""
+    return restriction.lift_due_restrictions()

@@ -18,6 +18,11 @@ urlpatterns = [
         views.contact_blocklist,
         name="contact_blocklist",
     ),
+    path(
+        "contacts/<uuid:contact_uuid>/restriction/",
+        views.contact_restriction,
+        name="contact_restriction",
+    ),
     path("contacts/<uuid:contact_uuid>/delete/", views.contact_delete, name="contact_delete"),
     path("segments/", views.segment_list, name="segments"),
     path("segments/new/", views.segment_edit, name="segment_new"),

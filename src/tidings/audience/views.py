@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import Account
-from tidings.audience import bulk, segments, services, tasks
+from tidings.audience import bulk, restriction, segments, services, tasks
 from tidings.audience.forms import (
     ATTRIBUTE_TYPES,
     FIELD_CHOICES,
@@ -313,6 +313,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
             "statuses": statuses,
             "subscriptions": subscriptions,
             "other_lists": MailingList.objects.filter(account=account).exclude(pk__in=on_lists),
+            "notice_days": restriction.notice_days(),
             "proofs": contact.consent_proofs.select_related("mailing_list", "form").order_by(
                 "-given_at"
             ),
@@ -340,6 +341,34 @@ def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse
         else:
             services.add_to_list(contact, mailing_list)
             messages.success(request, f"Added to “{mailing_list.name}”.")
+    except AudienceError as error:
+        messages.error(request, str(error))
+    return redirect("audience:contact", contact_uuid=contact.uuid)
+
+
+@customer_required
+@require_POST
+def contact_restriction(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
+    """Restrict processing of a contact's data, announce the end of it, or keep it."""
+    account = _account(request)
+    contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
+    action = request.POST.get("action", "")
+    try:
+        if action == "restrict":
+            restriction.restrict(contact, reason=request.POST.get("reason", ""))
+            messages.success(request, "Processing is restricted; the contact has been told.")
+        elif action == "lift":
+            contact = restriction.announce_lift(contact)
+            messages.success(
+                request,
+                f"The contact has been told; the restriction ends on "
+                f"{contact.restriction_lifts_at:%Y-%m-%d}.",
+            )
+        elif action == "keep":
+            restriction.keep(contact)
+            messages.success(request, "The restriction stays.")
+        else:
+            messages.error(request, "Choose what to do.")
     except AudienceError as error:
         messages.error(request, str(error))
     return redirect("audience:contact", contact_uuid=contact.uuid)

@@ -103,10 +103,15 @@ def _claim(job_id: int) -> ImportJob | None:
             return None
         if job.lease_until is not None and job.lease_until > now:
             return None
-        if not job.account.is_processing_allowed:
-            # Closing an account stops every processing at once (P21).
+        if not job.account.may_process:
+            # Closing an account stops every processing at once (P21), so does a
+            # restriction (P18).
             job.status = ImportJob.Status.FAILED
-            job.error = "The account was closed: the import stopped."
+            job.error = (
+                "The account was closed: the import stopped."
+                if not job.account.is_processing_allowed
+                else "Processing is restricted for this account: the import stopped."
+            )
             job.finished_at = now
             job.save(update_fields=["status", "error", "finished_at"])
             return None
@@ -237,8 +242,10 @@ class _Checkpoints:
         the two transactions never wait for each other's rows."""
         job = self.job
         try:
-            if not Account.objects.filter(pk=job.account_id, status=Account.Status.ACTIVE).exists():
-                raise ProcessingStopped("The account was closed: the import stopped.")
+            if not Account.objects.filter(
+                pk=job.account_id, status=Account.Status.ACTIVE, restricted_at__isnull=True
+            ).exists():
+                raise ProcessingStopped("The account was closed or restricted: the import stopped.")
             now = [c for c in chunk.contacts if c.email not in earlier]
             later = [c for c in chunk.contacts if c.email in earlier]
             with transaction.atomic():

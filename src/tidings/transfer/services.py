@@ -174,6 +174,8 @@ def start_import(
 
     if job.status != ImportJob.Status.MAPPED:
         raise TransferError("Map the columns first.")
+    if job.account.is_restricted:
+        raise TransferError("Processing is restricted for this account: nothing is imported.")
     if legal_basis not in ImportJob.Basis.values:
         raise TransferError("Choose the legal basis on which you may mail these people.")
     statement = " ".join((statement or "").split())
