@@ -253,9 +253,7 @@ def processing(request: HttpRequest) -> HttpResponse:
         if services.set_processing(user, by=user, **form.cleaned_data):
             messages.success(request, "Your choices are saved and apply from now on.")
         return redirect("accounts:my_account")
-    return render(
-        request, "accounts/processing.html", {"form": form, "account": user.account}
-    )
+    return render(request, "accounts/processing.html", {"form": form, "account": user.account})
 
 
 @customer_required

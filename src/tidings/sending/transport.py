@@ -113,8 +113,7 @@ class SMTPTransport:
                 smtp.login(c.username, c.password)
         except smtplib.SMTPAuthenticationError as error:
             raise PermanentFailure(
-                f"the relay refused the login: {error.smtp_code} "
-                f"{error.smtp_error.decode(errors='replace')}",
+                f"the relay refused the login: {error.smtp_code} {error.smtp_error!r}",
                 error.smtp_code,
                 recipient=False,
                 stage="auth",
