@@ -112,8 +112,10 @@ class SMTPTransport:
             if c.username:
                 smtp.login(c.username, c.password)
         except smtplib.SMTPAuthenticationError as error:
+            said = error.smtp_error
             raise PermanentFailure(
-                f"the relay refused the login: {error.smtp_code} {error.smtp_error!r}",
+                "the relay refused the login: "
+                f"{error.smtp_code} {said.decode(errors='replace') if isinstance(said, bytes) else said}",
                 error.smtp_code,
                 recipient=False,
                 stage="auth",
