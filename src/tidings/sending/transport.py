@@ -113,9 +113,9 @@ class SMTPTransport:
                 smtp.login(c.username, c.password)
         except smtplib.SMTPAuthenticationError as error:
             said = error.smtp_error
+            words = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
             raise PermanentFailure(
-                "the relay refused the login: "
-                f"{error.smtp_code} {said.decode(errors='replace') if isinstance(said, bytes) else said}",
+                f"the relay refused the login: {error.smtp_code} {words}",
                 error.smtp_code,
                 recipient=False,
                 stage="auth",
