@@ -54,6 +54,12 @@ SPLICED = st.sampled_from(
         "{{ contact.first_name | default('friend', true) }}",
         "{{ contact.attributes.city }}",
         "{{ contact.attributes.city | upper }}",
+        "{{ contact.attributes.city | default('nowhere') | capitalize }}",
+        "{{ contact.attributes.missing | trim }}",
+        "{{ contact['name'] | lower }}",
+        "{{ contact.attributes.city | title }}",
+        "{{ contact.attributes.city | upper | default('none', true) }}",
+        "{{ contact.first_name | default('friend') | upper }}",
         "{{ contact.email }}",
         "{{ contact.name ~ '!' }}",
         '<a href="{{ unsubscribe_url }}">leave</a>',
@@ -93,7 +99,14 @@ def recipients(draw: st.DrawFn) -> Recipient:
         message_id="<test@news.example.org>",
         email="reader@example.net",
         name=draw(st.one_of(st.just(""), st.just("Ada Lovelace"), TEXT)),
-        attributes=draw(st.one_of(st.just({}), st.fixed_dictionaries({"city": TEXT}))),
+        attributes=draw(
+            st.one_of(
+                st.just({}),
+                st.fixed_dictionaries(
+                    {"city": st.one_of(TEXT, st.integers(), st.booleans(), st.none(), st.floats())}
+                ),
+            )
+        ),
         uuid=uuid.uuid4().hex,
         allow_tracking=draw(st.booleans()),
     )

@@ -23,6 +23,7 @@ from django.core import signing
 from django.urls import reverse
 
 from tidings.audience.models import Contact, MailingList
+from tidings.core import signing as fast_signing
 
 PREFERENCES = "tidings.audience.preferences"
 UNSUBSCRIBE = "tidings.audience.unsubscribe"
@@ -51,7 +52,7 @@ def preference_token(contact: Contact) -> str:
 
 
 def preference_token_for(contact_uuid: str) -> str:
-    return signing.dumps(contact_uuid, salt=PREFERENCES)
+    return fast_signing.dumps(contact_uuid, salt=PREFERENCES)
 
 
 def unsubscribe_token(contact: Contact, mailing_list: MailingList | None = None) -> str:

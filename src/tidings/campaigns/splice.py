@@ -18,11 +18,14 @@ templates for random contacts both ways and compares them byte for byte
 
 from __future__ import annotations
 
+import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import meta, nodes
+from jinja2 import Undefined, meta, nodes
+from markupsafe import escape
 
 from tidings.campaigns import content
 from tidings.campaigns.sandbox import GuardedTemplate, TemplateError, environment, run
@@ -93,6 +96,78 @@ def _names(expression: nodes.Node) -> set[str]:
     return {n.name for n in [*names, *expression.find_all(nodes.Name)]}
 
 
+# The filters a simple output may carry, evaluated directly (Jinja's own, on text).
+_TEXT_FILTERS: dict[str, Callable[[str], str]] = {
+    "upper": str.upper,
+    "lower": str.lower,
+    "capitalize": str.capitalize,
+    "trim": str.strip,
+}
+_MISSING = object()
+
+
+def _direct(expression: nodes.Node, *, html: bool) -> Callable[[dict[str, Any]], str] | None:
+    """The most common outputs (`contact.name`, `contact.attributes.city`,
+    `x | default('friend', true)`, `x | upper`, `unsubscribe_url`) computed without a
+    template render, exactly as the sandbox would print them; None for anything else.
+    The property test of the mailer compares both ways."""
+    node: Any = expression
+    text_filters: list[Callable[[str], str]] = []
+    fallback: tuple[str, bool] | None = None
+    # Filters from the outside in: text filters, then at most one `default` innermost
+    # (a text filter inside a default would apply before it).
+    while isinstance(node, nodes.Filter):
+        if node.name in _TEXT_FILTERS and not node.args and not node.kwargs and fallback is None:
+            text_filters.insert(0, _TEXT_FILTERS[node.name])
+        elif node.name in ("default", "d") and fallback is None and not node.kwargs:
+            args: list[Any] = list(node.args)
+            if not (1 <= len(args) <= 2 and all(isinstance(a, nodes.Const) for a in args)):
+                return None
+            if not isinstance(args[0].value, str):
+                return None
+            fallback = (args[0].value, bool(args[1].value) if len(args) == 2 else False)
+        else:
+            return None
+        node = node.node
+    path: list[str] = []
+    while isinstance(node, nodes.Getattr | nodes.Getitem):
+        key = node.attr if isinstance(node, nodes.Getattr) else node.arg
+        if isinstance(key, nodes.Const):
+            key = key.value
+        if not isinstance(key, str) or hasattr(dict, key):
+            return None  # a dict's own attribute (`items`) resolves differently
+        path.insert(0, key)
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    root = node.name
+
+    def evaluate(context: dict[str, Any]) -> str:
+        value: Any = context.get(root, _MISSING)
+        for key in path:
+            if not isinstance(value, dict):
+                raise _NotSimple
+            value = dict.get(value, key, _MISSING)
+        if isinstance(value, Undefined):
+            value = _MISSING
+        if value is not _MISSING and not isinstance(value, str | int | float | bool | None):
+            raise _NotSimple  # a dict or a list prints as the template would decide
+        if fallback is not None:
+            default, boolean = fallback
+            if value is _MISSING or value is None or value == "" or (boolean and not value):
+                value = default
+        text = "" if value is _MISSING else str(value)
+        for apply in text_filters:
+            text = apply(text)
+        return str(escape(text)) if html else text
+
+    return evaluate
+
+
+class _NotSimple(Exception):
+    """A value the direct evaluation does not handle: the template renders it."""
+
+
 @dataclass(frozen=True)
 class Part:
     """One template as fixed pieces and the outputs between them: message = pieces[0]
@@ -101,15 +176,35 @@ class Part:
 
     pieces: tuple[str, ...]
     holes: tuple[int, ...]
+    # The outputs the template renders (all of them, in order), and those that are
+    # computed directly instead (see `_direct`; None where the template must).
     values: GuardedTemplate | None
     count: int
+    direct: tuple[Callable[[dict[str, Any]], str] | None, ...] = ()
+    # The outputs only the template renders, in order: rendered alone when the direct
+    # ones can be (a template render per message is the costly part).
+    rest: GuardedTemplate | None = None
 
     def values_for(self, context: dict[str, Any]) -> list[str] | None:
         """This message's values, or None when they cannot be told apart."""
         if self.values is None:
             return []
-        values = run(self.values, context).split(_SEPARATOR)
-        return values if len(values) == self.count else None
+        try:
+            return self._direct_values(context)
+        except _NotSimple:
+            values = run(self.values, context).split(_SEPARATOR)
+            return values if len(values) == self.count else None
+
+    def _direct_values(self, context: dict[str, Any]) -> list[str] | None:
+        rendered: list[str] = []
+        if self.rest is not None:
+            rendered = run(self.rest, context).split(_SEPARATOR)
+            if len(rendered) != sum(d is None for d in self.direct):
+                return None
+        values, taken = [], iter(rendered)
+        for evaluate in self.direct:
+            values.append(evaluate(context) if evaluate is not None else next(taken))
+        return values
 
     def join(self, values: list[str]) -> str:
         out = [self.pieces[0]]
@@ -159,15 +254,21 @@ def plan(
         found.append(int(match.group(1)))
         at = match.end()
     pieces.append(fixed[at:])
-    values = None
-    if holes:
-        body: list[nodes.Expr] = []
-        for index, hole in enumerate(holes):
-            if index:
-                body.append(nodes.TemplateData(_SEPARATOR))
-            body.append(hole)
-        values = _compile(env, nodes.Template([nodes.Output(body)]))
-    return Part(tuple(pieces), tuple(found), values, len(holes))
+    direct = tuple(_direct(hole, html=html) for hole in holes)
+    values = _outputs(env, holes) if holes else None
+    rest_holes = [hole for hole, d in zip(holes, direct, strict=True) if d is None]
+    rest = _outputs(env, copy.deepcopy(rest_holes)) if rest_holes else None
+    return Part(tuple(pieces), tuple(found), values, len(holes), direct, rest)
+
+
+def _outputs(env: Any, holes: list[nodes.Expr]) -> GuardedTemplate:
+    """One template that prints `holes`, separated by \x1f."""
+    body: list[nodes.Expr] = []
+    for index, hole in enumerate(holes):
+        if index:
+            body.append(nodes.TemplateData(_SEPARATOR))
+        body.append(hole)
+    return _compile(env, nodes.Template([nodes.Output(body)]))
 
 
 def _compile(env: Any, tree: nodes.Template) -> GuardedTemplate:

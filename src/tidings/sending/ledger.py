@@ -3,13 +3,15 @@ other message (`OutboundMail`). Both follow one protocol (docs/sending.md):
 
 1. a row is claimed (queued -> sending, with a claim token and time) by a statement
    committed before any SMTP traffic;
-2. its outcome is recorded before the same claimant starts its next message;
-3. a claim older than the lease belongs to a dead worker: the claimant's first row still
-   "sending" may have been in flight and becomes *unknown*, never retried (a duplicate
-   is worse than a miss); the claimant's other rows were never attempted and go back to
-   the queue. After a restart of the database, whose last "sent" marks may be lost
-   (they are written without waiting for the disk), every row of such a claim is
-   unknown.
+2. its outcome is recorded before the same claimant starts its next message (a
+   campaign delivery's "sent" is first its `sent_at`, which becomes status "sent" with
+   the rest of its chunk);
+3. a claim older than the lease belongs to a dead worker: its rows with `sent_at` were
+   sent; of the others, the claimant's first may have been in flight and becomes
+   *unknown*, never retried (a duplicate is worse than a miss), and the rest were never
+   attempted and go back to the queue. After a restart of the database, whose last
+   marks may be lost (they are written without waiting for the disk), every unmarked
+   row of such a claim is unknown.
 """
 
 from __future__ import annotations
@@ -53,19 +55,6 @@ def database_started_at() -> datetime | None:
     return row[0] if row else None
 
 
-def asynchronous_commit() -> str:
-    """A select-list item that lets the statement's own transaction commit without
-    waiting for the disk (`set_config(..., true)`: PostgreSQL reads the setting at
-    commit, before the transaction's settings are undone). A "sent" mark need not wait:
-    a dead worker cannot lose it (the database has it), and after a crash of the
-    database itself `recover_stale_claims` treats every claim older than the restart as
-    ambiguous as a whole. Inside a caller's transaction it would apply to all of it, so
-    there it is left out."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return "NULL"
-    return "set_config('synchronous_commit', 'off', true)"
-
-
 @dataclass
 class Recovered:
     unknown: int = 0
@@ -83,11 +72,14 @@ def recover_stale_claims(
     tokens = list(rows.values_list("claimed_by", flat=True).distinct())
     for token in tokens:
         with transaction.atomic():
+            claim = rows.select_for_update().filter(claimed_by=token)
+            # Marked sent before the worker died: sent.
+            claim.filter(sent_at__isnull=False).update(
+                status=model.Status.SENT,  # type: ignore[attr-defined]
+                last_error="",
+            )
             stuck = list(
-                rows.select_for_update()
-                .filter(claimed_by=token)
-                .order_by("pk")
-                .values_list("pk", "claimed_at")
+                claim.filter(sent_at__isnull=True).order_by("pk").values_list("pk", "claimed_at")
             )
             if not stuck:
                 continue

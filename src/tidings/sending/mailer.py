@@ -24,7 +24,14 @@ from tidings.campaigns import rendering, splice
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.sandbox import run
 from tidings.sending import tracking
-from tidings.sending.message import DkimSigner, Skeleton, qp_piece, signer
+from tidings.sending.message import (
+    DkimSigner,
+    Skeleton,
+    dot_stuff,
+    qp_piece,
+    signer,
+    undo_dot_stuffing,
+)
 from tidings.sending.models import Relay, SendingSettings
 from tidings.sending.postman import signing_domain
 from tidings.sending.relays import RelayConfig, relay_for
@@ -54,6 +61,9 @@ class Pieces:
 
     encoded: tuple[bytes, ...]
     holes: tuple[int | None, ...]
+    # The same pieces as they go over SMTP, dot-stuffed: each piece starts a line (the
+    # one before ends with a soft line break), so each is stuffed once, on its own.
+    stuffed: tuple[bytes, ...] = ()
 
     @classmethod
     def of(cls, marked: str) -> Pieces:
@@ -63,17 +73,19 @@ class Pieces:
             holes.append(int(match.group(1)) if match.group(1) is not None else None)
             at = match.end()
         encoded.append(qp_piece(marked[at:]))
-        return cls(tuple(encoded), tuple(holes))
+        return cls(tuple(encoded), tuple(holes), tuple(dot_stuff(p) for p in encoded))
 
-    def fill(self, values: list[str], link: str) -> list[bytes]:
+    def fill(self, values: list[str], link: str, *, stuffed: bool) -> list[bytes]:
+        """The part for these values, as it is or as it goes over SMTP (`stuffed`)."""
+        fixed = self.stuffed if stuffed else self.encoded
         encoded: dict[int | None, bytes] = {}  # each value encoded once
-        out = [self.encoded[0]]
-        for hole, piece in zip(self.holes, self.encoded[1:], strict=True):
+        out = [fixed[0]]
+        for hole, piece in zip(self.holes, fixed[1:], strict=True):
             value = encoded.get(hole)
             if value is None:
-                value = encoded[hole] = qp_piece(values[hole] if hole is not None else link)
-            out.append(value)
-            out.append(piece)
+                value = qp_piece(values[hole] if hole is not None else link)
+                value = encoded[hole] = dot_stuff(value) if stuffed else value
+            out += (value, piece)
         return out
 
 
@@ -290,16 +302,27 @@ class CampaignMailer:
 
     def message_for(self, recipient: Recipient) -> bytes:
         """The message's bytes, DKIM-signed where the sender's domain has a key."""
+        return self.build(recipient, stuffed=False)
+
+    def wire_for(self, recipient: Recipient) -> bytes:
+        """The same message as it goes after SMTP's DATA: dot-stuffed (RFC 5321 4.5.2),
+        the campaign's fixed pieces stuffed once for all its messages."""
+        return self.build(recipient, stuffed=True)
+
+    def build(self, recipient: Recipient, *, stuffed: bool) -> bytes:
+        """The message, as it is or dot-stuffed; DKIM-signed where the sender's domain
+        has a key (the signature covers the message, not its SMTP form)."""
         assert self.skeleton is not None
         unsubscribe = tracking.unsubscribe_url_for(recipient.uuid, self.campaign.pk)
         preferences = preference_url_for(recipient.uuid)
         context = self.context_for(recipient, unsubscribe=unsubscribe, preferences=preferences)
         subject = context["subject"]
-        html, text = self._spliced(recipient, context, unsubscribe)
+        html, text = self._spliced(recipient, context, unsubscribe, stuffed=stuffed)
         if html is None or text is None:
             subject, full_html, full_text = self.body(recipient, context)
-            html = [qp_piece(full_html)] if html is None else html
-            text = [qp_piece(full_text)] if text is None else text
+            html_piece, text_piece = qp_piece(full_html), qp_piece(full_text)
+            html = html or [dot_stuff(html_piece) if stuffed else html_piece]
+            text = text or [dot_stuff(text_piece) if stuffed else text_piece]
         head = self.skeleton.head(
             to=recipient.email,
             subject=subject,
@@ -308,10 +331,13 @@ class CampaignMailer:
             headers=self._esp_headers(recipient.delivery_id),
         )
         data = self.skeleton.assemble(head, text, html)
-        return self.dkim.sign(data) if self.dkim is not None else data
+        if self.dkim is None:
+            return data
+        # The signature covers the message as it is, not its SMTP form.
+        return self.dkim.header(undo_dot_stuffing(data) if stuffed else data) + data
 
     def _spliced(
-        self, recipient: Recipient, context: dict[str, Any], unsubscribe: str
+        self, recipient: Recipient, context: dict[str, Any], unsubscribe: str, *, stuffed: bool
     ) -> tuple[list[bytes] | None, list[bytes] | None]:
         variant = self.variants.get(self._tracked(recipient))
         if variant is None:
@@ -320,11 +346,11 @@ class CampaignMailer:
         if variant.html is not None and self.html_part is not None:
             values = self.html_part.values_for(context)
             if values is not None:
-                html = variant.html.fill(values, html_lib.escape(unsubscribe))
+                html = variant.html.fill(values, html_lib.escape(unsubscribe), stuffed=stuffed)
         if variant.text is not None and self.text_plan is not None:
             values_text = self.text_plan.values({**context, "preheader": ""})
             if values_text is not None:
-                text = variant.text.fill(values_text, unsubscribe)
+                text = variant.text.fill(values_text, unsubscribe, stuffed=stuffed)
         return html, text
 
     def _unsubscribe_urls(self, unsubscribe: str) -> list[str]:

@@ -55,6 +55,19 @@ def _qp(text: str) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
+_dates: dict[int, str] = {}
+
+
+def _date() -> str:
+    """The Date header, made once a second (a thousand messages share it)."""
+    now = int(time.time())
+    date = _dates.get(now)
+    if date is None:
+        _dates.clear()
+        date = _dates[now] = formatdate(now, usegmt=True)
+    return date
+
+
 def from_header(name: str, address: str) -> str:
     """`Name <address>`, the name encoded when it is not ASCII; whitespace collapsed, so
     a line break in a name can never start a header. An international address
@@ -148,7 +161,7 @@ class Skeleton:
             f"From: {self.from_header}",
             f"To: {to}",
             f"Subject: {_header_text(subject)}",
-            f"Date: {formatdate(usegmt=True)}",
+            f"Date: {_date()}",
             f"Message-ID: {message_id}",
         ]
         if self.reply_to:
@@ -224,6 +237,12 @@ def dot_stuff(data: bytes) -> bytes:
     return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
 
+def undo_dot_stuffing(data: bytes) -> bytes:
+    """What a server keeps of a dot-stuffed message (for the local mailboxes)."""
+    unstuffed = data.replace(b"\n..", b"\n.")
+    return unstuffed[1:] if unstuffed.startswith(b"..") else unstuffed
+
+
 # DKIM ----------------------------------------------------------------------------------
 
 
@@ -291,6 +310,10 @@ class DkimSigner:
 
     def sign(self, message: bytes) -> bytes:
         """`message` with a DKIM-Signature header in front."""
+        return self.header(message) + message
+
+    def header(self, message: bytes) -> bytes:
+        """The DKIM-Signature header line(s) of `message`, ending with CRLF."""
         head, _, body = message.partition(b"\r\n\r\n")
         body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest()).decode()
         present: dict[bytes, bytes] = {}
@@ -306,7 +329,7 @@ class DkimSigner:
         signed += _relaxed_header(b"dkim-signature", header.encode())
         signature = base64.b64encode(self.key.sign(signed, padding.PKCS1v15(), hashes.SHA256()))
         folded = b"\r\n\t".join(signature[i : i + 72] for i in range(0, len(signature), 72))
-        return b"DKIM-Signature: " + header.encode() + folded + b"\r\n" + message
+        return b"DKIM-Signature: " + header.encode() + folded + b"\r\n"
 
 
 def _fold_list(names: list[str], width: int = 60) -> str:
