@@ -253,3 +253,34 @@ def test_every_producer_signs_with_the_key_of_its_senders_domain(
         )
     kinds = set(OutboundMail.objects.values_list("kind", flat=True))
     assert kinds == {"test", "notice", "django"}
+
+
+def test_the_campaign_page_says_why_the_relay_paused_it(client, customer, campaign):
+    from tidings.sending.engine import pause_for_relay
+
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    pause_for_relay(campaign, "The relay refused the campaign: AUTH: 535 bad credentials")
+    client.force_login(customer)
+    page = client.get(f"/campaigns/{campaign.uuid}/").content.decode()
+    assert "535 bad credentials" in page and "nobody was marked failed" in page
+
+
+def test_mail_to_contacts_comes_from_the_sender_the_customer_chose_through_their_relay(
+    client, customer, account, newsletter, plain_relay, answers
+):
+    key = services.add_sending_domain(account, "news.example.org")
+    client.force_login(customer)
+    response = client.post(
+        "/audience/settings/",
+        {"editable_attributes": "", "contact_sender": "Hello@News.Example.org"},
+    )
+    assert response.status_code == 302
+    from tidings.audience import signup
+
+    newsletter.visibility = "public"
+    newsletter.save()
+    form = audience.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
+    signup.request_signup(form, email="fan@example.net", lists=[newsletter], ip=None, user_agent="")
+    ((rcpts, raw),) = answers.received
+    assert rcpts == ["fan@example.net"] and b"<hello@news.example.org>" in raw
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: key.dns_value.encode())

@@ -37,3 +37,23 @@ def test_a_missing_password_variable_adds_nothing(monkeypatch):
     with pytest.raises(CommandError):
         call_command("relay", "add", "--name", "x", "--host", "h", "--password-env", "NOPE")
     assert not Relay.objects.exists()
+
+
+def test_the_operators_dkim_keys_are_managed_with_a_command(account):
+    from tidings.sending.models import SendingDomain
+    from tidings.sending.postman import signing_domain
+
+    out = StringIO()
+    call_command("dkim", "add", "Operator.Example", stdout=out)
+    assert 'tidings._domainkey.operator.example TXT "v=DKIM1; k=rsa; p=' in out.getvalue()
+    key = SendingDomain.objects.get(account__isnull=True)
+    # The operator's own mail and mail "via" the operator from that domain are signed.
+    assert signing_domain(None, "no-reply@operator.example") == key
+    assert signing_domain(account.pk, "no-reply@operator.example") == key
+    with pytest.raises(CommandError):
+        call_command("dkim", "add", "operator.example", stdout=StringIO())  # once
+    listing = StringIO()
+    call_command("dkim", "list", stdout=listing)
+    assert "operator.example" in listing.getvalue() and "PRIVATE" not in listing.getvalue()
+    call_command("dkim", "remove", "operator.example", stdout=StringIO())
+    assert not SendingDomain.objects.exists()

@@ -131,3 +131,15 @@ def test_opting_out_after_the_update_was_queued_still_stops_it(customer, mailbox
         User.objects.filter(pk=customer.pk).update(allow_product_updates=False)
     assert mailbox == []
     assert OutboundMail.objects.get().status == "skipped"
+
+
+def test_an_erased_contact_leaves_nothing_in_the_ledger(client, key, account, relay, smtp_server):
+    from tidings.sending.models import OutboundMail
+
+    # A receipt to an address that is no contact yet, then it becomes one and is erased.
+    assert tx(client, key, to="later@example.net", subject="s", body="b", from_email="a@b.org")
+    contact = audience.add_contact(account, "later@example.net")
+    assert tx(client, key, to="later@example.net", subject="s", body="b", from_email="a@b.org")
+    assert OutboundMail.objects.filter(to_email="later@example.net").count() == 2
+    audience.erase_contact(contact)
+    assert not OutboundMail.objects.filter(to_email="later@example.net").exists()

@@ -25,7 +25,12 @@ from tidings.audience.models import (
     Subscription,
     SuppressedContact,
 )
-from tidings.audience.services import AudienceError, clean_tags, close_requests_of_erased
+from tidings.audience.services import (
+    AudienceError,
+    clean_tags,
+    close_requests_of_erased,
+    forget_addresses,
+)
 from tidings.core.digests import email_digest
 from tidings.privacy.services import keep_campaign_counts
 
@@ -178,5 +183,6 @@ def erase(account: Account, contacts: QuerySet[Contact]) -> int:
             ids = [pk for pk, _ in batch]
             keep_campaign_counts(ids)
             close_requests_of_erased(account, ids)
+            forget_addresses(account, [email for _, email in batch])
             Contact.objects.filter(account=account, pk__in=ids).delete()
         erased += len(batch)

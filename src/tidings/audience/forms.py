@@ -192,6 +192,14 @@ class SettingsForm(forms.Form):
         help_text="Attribute names, separated by commas. Contacts can always change their "
         "name, leave lists, and refuse tracking on their preference page.",
     )
+    contact_sender = forms.CharField(
+        label="Sender of your mail to contacts",
+        required=False,
+        max_length=320,
+        help_text="The confirmation of a subscription and your answers to contacts' requests "
+        "come from this address, through your relay, signed with your DKIM key for its "
+        "domain. Empty: your organisation's name, sent via us from our address.",
+    )
 
 
 class SubscribeForm(forms.Form):

@@ -7,7 +7,7 @@ never touch another tenant's rows by passing an id.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -220,6 +220,22 @@ def set_status(contact: Contact, status: str) -> Contact:
     return contact
 
 
+# What other apps keep of a contact by address rather than by the contact's row (the
+# outbound ledger's messages to an address before it was a contact): each registers a
+# hook in its AppConfig.ready(), called with the account and the erased addresses.
+_erasure_hooks: list[Callable[[Account, list[str]], None]] = []
+
+
+def on_contact_erasure(hook: Callable[[Account, list[str]], None]) -> None:
+    _erasure_hooks.append(hook)
+
+
+def forget_addresses(account: Account, emails: list[str]) -> None:
+    """Call every app's erasure hook for these addresses (in the erasing transaction)."""
+    for hook in _erasure_hooks:
+        hook(account, emails)
+
+
 def erase_contact(contact: Contact) -> None:
     """Delete the contact and everything about them; keep only the keyed hash of the
     address so this account never mails them again without a new consent, and their
@@ -228,6 +244,7 @@ def erase_contact(contact: Contact) -> None:
         suppress(contact.account, contact.email, SuppressedContact.Reason.ERASED)
         keep_campaign_counts([contact.pk])
         close_requests_of_erased(contact.account, [contact.pk])
+        forget_addresses(contact.account, [contact.email])
         contact.delete()
 
 
@@ -529,6 +546,15 @@ def save_form(
 def editable_attributes(account: Account) -> list[str]:
     row = AudienceSettings.objects.filter(account=account).first()
     return list(row.editable_attributes) if row else []
+
+
+def set_contact_sender(account: Account, address: str) -> str:
+    """The address the account's mail to its contacts comes from (confirmations,
+    answers to requests); empty: "<account> via <operator>" at the operator's address.
+    Sign it with the account's DKIM key for that domain (Sending settings)."""
+    address = normalise_email(address) if address.strip() else ""
+    AudienceSettings.objects.update_or_create(account=account, defaults={"contact_sender": address})
+    return address
 
 
 def set_editable_attributes(account: Account, keys: Iterable[str]) -> list[str]:

@@ -37,6 +37,7 @@ from tidings.audience.forms import (
     tags_from_text,
 )
 from tidings.audience.models import (
+    AudienceSettings,
     ConsentProof,
     Contact,
     MailingList,
@@ -635,17 +636,24 @@ def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
 @customer_required
 def audience_settings(request: HttpRequest) -> HttpResponse:
     account = _account(request)
+    chosen = AudienceSettings.objects.filter(account=account).values_list(
+        "contact_sender", flat=True
+    )
     form = SettingsForm(
         request.POST or None,
-        initial={"editable_attributes": ", ".join(services.editable_attributes(account))},
+        initial={
+            "editable_attributes": ", ".join(services.editable_attributes(account)),
+            "contact_sender": chosen.first() or "",
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:
             services.set_editable_attributes(
                 account, form.cleaned_data["editable_attributes"].split(",")
             )
+            services.set_contact_sender(account, form.cleaned_data["contact_sender"])
         except AudienceError as error:
-            form.add_error("editable_attributes", str(error))
+            form.add_error(None, str(error))
         else:
             messages.success(request, "Saved.")
             return redirect("audience:settings")

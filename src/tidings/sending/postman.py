@@ -375,6 +375,12 @@ def recover() -> Recovered:
     return outcome
 
 
+def forget(account: Account, emails: list[str]) -> None:
+    """Contacts of `account` with these addresses are erased: so are the messages to
+    them that are not tied to their row (sent before the address was a contact)."""
+    OutboundMail.objects.filter(account=account, to_email__in=emails).delete()
+
+
 def outcome_of(uuid: str, account: Account) -> OutboundMail | None:
     """A message of `account`, by its public id."""
     return OutboundMail.objects.filter(uuid=uuid, account=account).first()
