@@ -31,6 +31,17 @@ def test_links_are_absolute_and_carry_no_address(reader, settings):
         assert "reader" not in url and "example.org" not in url.split("://", 1)[1].split("/", 1)[1]
 
 
+def test_links_follow_the_base_url_when_it_changes(reader, settings):
+    """The link builders keep their parsed paths, never the base URL: a server that
+    moves (or a test's live server) gets links to where it is now."""
+    from tidings.sending import tracking
+
+    links.preference_url(reader), tracking.unsubscribe_url(reader)
+    settings.BASE_URL = "https://news.example.net"
+    for url in (links.preference_url(reader), tracking.unsubscribe_url(reader)):
+        assert url.startswith("https://news.example.net/"), url
+
+
 def test_the_preference_page_shows_the_contacts_lists(client, reader):
     page = client.get(path_of(links.preference_url(reader))).content.decode()
     assert "reader@example.org" in page and "Newsletter" in page and "Offers" in page

@@ -131,7 +131,7 @@ def test_a_worker_killed_mid_campaign_sends_nobody_twice(account, counting_smtp,
     campaign = big_campaign(account, port)
     # The suite's own Redis database (REDIS_URL, emptied when the session starts): a
     # fixed one would collide with other runs on the same Redis.
-    workers = Workers(django_settings.REDIS_URL)
+    workers = Workers(django_settings.REDIS_URL, lease=LEASE, streams=STREAMS)
     redis_client = __import__("redis").Redis.from_url(workers.broker)
     redis_client.flushdb()
     try:

@@ -71,13 +71,17 @@ def preference_url(contact: Contact) -> str:
 
 
 @functools.cache
-def _preferences_pattern() -> str:
-    return _absolute(reverse("audience:preferences", args=["TOKEN"]))
+def _preferences_path() -> tuple[str, str]:
+    """The preference page's path around its token (the URLconf never changes while a
+    process runs; the base URL is a setting, read at each call)."""
+    before, _, after = reverse("audience:preferences", args=["TOKEN"]).partition("TOKEN")
+    return before, after
 
 
 def preference_url_for(contact_uuid: str) -> str:
     """`preference_url` from the contact's uuid (hex), as the sending engine has it."""
-    return _preferences_pattern().replace("TOKEN", preference_token_for(contact_uuid))
+    before, after = _preferences_path()
+    return _absolute(before + preference_token_for(contact_uuid) + after)
 
 
 def unsubscribe_url(contact: Contact, mailing_list: MailingList | None = None) -> str:

@@ -377,8 +377,10 @@ def recover() -> Recovered:
 
 def forget(account: Account, emails: list[str]) -> None:
     """Contacts of `account` with these addresses are erased: so are the messages to
-    them that are not tied to their row (sent before the address was a contact)."""
-    OutboundMail.objects.filter(account=account, to_email__in=emails).delete()
+    them that are not tied to their row (sent before the address was a contact). The
+    last word to them (`forget`: the notice that they are erased) is left to go: it
+    leaves the ledger itself once it has an outcome."""
+    OutboundMail.objects.filter(account=account, to_email__in=emails).exclude(forget=True).delete()
 
 
 def outcome_of(uuid: str, account: Account) -> OutboundMail | None:

@@ -38,13 +38,16 @@ def absolute(path: str) -> str:
 
 
 @cache
-def _url_pattern(name: str) -> str:
-    return absolute(reverse(f"sending:{name}", args=["TOKEN"]))
+def _path_around_token(name: str) -> tuple[str, str]:
+    before, _, after = reverse(f"sending:{name}", args=["TOKEN"]).partition("TOKEN")
+    return before, after
 
 
 def link(name: str, token: str) -> str:
-    """The absolute URL of a token link (reverse() once, not per message)."""
-    return _url_pattern(name).replace("TOKEN", token)
+    """The absolute URL of a token link (reverse() once, not per message; the base URL
+    is a setting, read at each call)."""
+    before, after = _path_around_token(name)
+    return absolute(before + token + after)
 
 
 def unsubscribe_url(contact: Contact, campaign_id: int | None = None) -> str:
