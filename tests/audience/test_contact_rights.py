@@ -299,7 +299,7 @@ def test_overdue_requests_escalate_to_the_accounts_users_once_a_day(
 
 @pytest.mark.promise("P12")
 def test_closed_requests_are_deleted_when_their_retention_ends(account, reader, settings):
-    from tidings.privacy import retention
+    from tidings.core import retention
 
     answered, _ = rights.request_from_contact(reader, kind="access")
     rights.answer_request(account, answered, answer="Here it is.")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from tests.audience.conftest import link_in, path_of
 from tidings.audience import mailability, services, signup
 from tidings.audience.models import ConsentProof, Contact, Subscription
-from tidings.privacy import retention
+from tidings.core import retention
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 

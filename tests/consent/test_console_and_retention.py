@@ -12,7 +12,7 @@ from tests.factories import StaffFactory, UserFactory
 from tidings.accounts.models import User
 from tidings.consent.models import ConsentRecord, ThirdParty
 from tidings.consent.services import record_choice
-from tidings.privacy import retention
+from tidings.core import retention
 
 
 @pytest.mark.promise("P24")

@@ -10,7 +10,7 @@ import time_machine
 from tests.factories import StaffFactory
 from tidings.accounts.models import User
 from tidings.consent.models import PageView
-from tidings.privacy import datamap
+from tidings.core import datamap
 
 
 @pytest.mark.promise("P26")

@@ -2,7 +2,7 @@
 
 from django.apps import apps
 
-from tidings.privacy import datamap
+from tidings.core import datamap
 
 
 def test_every_model_with_personal_looking_fields_is_registered_or_declared_free():

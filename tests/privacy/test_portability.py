@@ -19,7 +19,8 @@ from tests.factories import UserFactory, populate_account
 from tidings.audience.models import Contact
 from tidings.billing.models import Invoice
 from tidings.campaigns.models import Campaign
-from tidings.privacy import portability, retention
+from tidings.core import retention
+from tidings.privacy import portability
 from tidings.privacy.archive import write_archive
 from tidings.privacy.models import AccountExport
 from tidings.sending.models import Delivery, TrackingEvent

@@ -9,7 +9,7 @@ from django.utils import dateformat, timezone
 from django.utils.text import capfirst
 
 from tests.public.pages import read
-from tidings.privacy.datamap import customer_entries
+from tidings.core.datamap import customer_entries
 from tidings.privacy.models import PolicyVersion
 from tidings.privacy.policy import current_policy, publish_policy
 

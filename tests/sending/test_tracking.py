@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
-from tidings.privacy import retention
+from tidings.core import retention
 from tidings.sending import engine, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 

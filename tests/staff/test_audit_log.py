@@ -168,7 +168,7 @@ def old_and_new(customer, staff) -> tuple[list[AuditEvent], list[AuditEvent]]:
 def test_the_retention_job_deletes_entries_past_their_period_and_the_chain_still_holds(
     old_and_new, settings
 ):
-    from tidings.privacy import retention
+    from tidings.core import retention
     from tidings.staff.models import AuditExpiry
 
     settings.RETENTION = {**settings.RETENTION, "audit_years": 3}

@@ -11,9 +11,10 @@ import pytest
 from openpyxl import load_workbook
 
 from tidings.accounts import services as accounts
-from tidings.privacy import datamap, office
+from tidings.core import datamap
+from tidings.core.datamap import plain
+from tidings.privacy import office
 from tidings.privacy.models import DataRequest, Disclosure
-from tidings.privacy.policy import plain
 from tidings.privacy.services import erase_account
 from tidings.staff.models import AuditEvent
 

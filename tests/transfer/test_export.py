@@ -198,7 +198,7 @@ def test_import_jobs_of_an_erased_account_go_with_their_files(customer):
 
 @pytest.mark.promise("P12")
 def test_the_retention_schedule_deletes_expired_exports_and_abandoned_uploads(customer, settings):
-    from tidings.privacy import retention
+    from tidings.core import retention
 
     export = services.run_export(services.start_export(customer.account, by=customer, fmt="csv").pk)
     upload = services.receive_upload(

@@ -2,7 +2,6 @@ from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
 from tidings.accounts.services import PROCESSING_SWITCHES
-from tidings.privacy.models import AccountExport
 
 
 class RegistrationForm(forms.Form):
@@ -66,12 +65,3 @@ class CloseAccountForm(forms.Form):
 
 class ResendForm(forms.Form):
     email = forms.EmailField(max_length=254)
-
-
-class AccountExportForm(forms.Form):
-    format = forms.ChoiceField(
-        label="Format",
-        choices=AccountExport.Format.choices,
-        initial=AccountExport.Format.XLSX,
-        widget=forms.RadioSelect,
-    )

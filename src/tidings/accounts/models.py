@@ -10,6 +10,7 @@ from django.db.models.functions import Lower
 from django.utils import timezone
 
 from tidings.core.fields import EncryptedTextField
+from tidings.staff.models import StaffRole
 
 
 class Account(models.Model):
@@ -82,12 +83,7 @@ def normalise_email(email: str) -> str:
 class User(AbstractBaseUser, PermissionsMixin):
     """A person who logs in: a customer's user (with an account) or a staff member."""
 
-    class StaffRole(models.TextChoices):
-        NONE = "", "Not staff"
-        SUPPORT = "support", "Support agent"
-        BILLING = "billing", "Billing"
-        PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
-        ADMIN = "admin", "Administrator"
+    StaffRole = StaffRole
 
     email = models.EmailField(unique=True, max_length=254)
     name = models.CharField(max_length=150)

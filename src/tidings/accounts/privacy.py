@@ -12,8 +12,8 @@ from django.db.models import QuerySet
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tidings.accounts.models import Account, ApiKey, User
-from tidings.privacy import retention
-from tidings.privacy.datamap import (
+from tidings.core import retention
+from tidings.core.datamap import (
     Erasure,
     LegalBasis,
     Owner,

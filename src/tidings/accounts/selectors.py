@@ -8,7 +8,7 @@ from typing import Any
 from django.db import models
 
 from tidings.accounts.models import Account
-from tidings.privacy import datamap
+from tidings.core import datamap
 
 # How many rows of one kind My Account shows before linking to the full export.
 SHOWN_ROWS = 50

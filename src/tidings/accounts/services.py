@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from tidings.accounts import tokens
 from tidings.accounts.models import Account, User, normalise_email
+from tidings.core import collection, jobs
 from tidings.core.mail import send_templated
-from tidings.privacy.models import CollectionRecord
 from tidings.staff import audit
 
 
@@ -28,6 +28,9 @@ class AccountError(Exception):
 
 
 # What the registration form collects, and why (P1, P2).
+# The job that erases a closed account (privacy owns it; queued by name).
+ERASE_ACCOUNT = "tidings.privacy.tasks.erase_account_task"
+
 REGISTRATION_PURPOSES = {
     "organisation name": ("providing the service to the organisation", "contract"),
     "name": ("addressing the customer and identifying the account holder", "contract"),
@@ -96,16 +99,16 @@ def register_customer(
                 collected.append("postal address")
             if phone.strip():
                 collected.append("phone")
-            for item in collected:
-                purpose, basis = REGISTRATION_PURPOSES[item]
-                CollectionRecord.objects.create(
+            collection.record(
+                collection.Collection(
+                    point="registration",
+                    items=[
+                        collection.Item(item, *REGISTRATION_PURPOSES[item]) for item in collected
+                    ],
                     account=account,
                     user=user,
-                    point="registration",
-                    data_collected=[item],
-                    purpose=purpose,
-                    legal_basis=basis,
                 )
+            )
             audit.record(audit.AuditEvent.Action.CREATE, user, by=user, fields=collected)
             send_confirmation(user)
     except IntegrityError:
@@ -348,9 +351,7 @@ def close_account(account: Account, *, by: User, erase_now: bool = False) -> Acc
             },
         )
         if erase_now:
-            from tidings.privacy.tasks import erase_account_task
-
-            transaction.on_commit(lambda: erase_account_task.delay(account.pk))
+            jobs.enqueue(ERASE_ACCOUNT, account.pk)
     return account
 
 

@@ -1,7 +1,7 @@
 from celery import shared_task
 
 from tidings.accounts.services import lift_due_account_restrictions
-from tidings.privacy import retention
+from tidings.core import retention
 
 
 @shared_task

@@ -17,7 +17,6 @@ from django.views.decorators.http import require_POST
 from tidings.accounts import services, tokens
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.forms import (
-    AccountExportForm,
     CloseAccountForm,
     LoginForm,
     PasswordForm,
@@ -30,6 +29,7 @@ from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
 from tidings.privacy import portability
+from tidings.privacy.forms import AccountExportForm
 
 
 def register(request: HttpRequest) -> HttpResponse:

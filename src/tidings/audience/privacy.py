@@ -17,8 +17,8 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
-from tidings.privacy import retention
-from tidings.privacy.datamap import (
+from tidings.core import retention
+from tidings.core.datamap import (
     Erasure,
     LegalBasis,
     Owner,

@@ -299,21 +299,40 @@ def _created_at(account: Account, c: Condition) -> Q:
     return Q(created_at__gt=_moment(c.value, end_of_day=True))
 
 
+# Opens and clicks are facts the delivery layer records (per-contact tracking events).
+# It tells segments how to find them (`register_engagement`, from its AppConfig.ready()),
+# so the rule below reads them without domain importing delivery, and without a second
+# copy of anyone's events.
+EngagementSource = Callable[[Account, str, datetime | None, datetime | None], QuerySet[Any]]
+_engagement: list[EngagementSource] = []
+
+
+def register_engagement(source: EngagementSource) -> None:
+    """`source(account, kind, before, after)`: the events of `kind` ("open", "click") of
+    the account's mail, between those moments when given, with a `contact_id` column."""
+    _engagement[:] = [source]
+
+
+def _engagement_events(
+    account: Account, kind: str, *, before: datetime | None = None, after: datetime | None = None
+) -> QuerySet[Any]:
+    if not _engagement:
+        raise SegmentError("Opens and clicks are not recorded on this installation.")
+    return _engagement[0](account, kind, before, after)
+
+
 def _engaged(kind: str) -> Compiler:
     """Opened or clicked a mail of the account (per-contact tracking events)."""
 
     def compile(account: Account, c: Condition) -> Q:
-        from tidings.sending.models import TrackingEvent
-
-        events = TrackingEvent.objects.filter(
-            delivery__contact=OuterRef("pk"), campaign__account=account, kind=kind
-        )
         if c.op == "exists":
-            q = Q(Exists(events))
-            return q if c.value else ~q
-        if c.op == "before":
-            return Q(Exists(events.filter(at__lt=_moment(c.value, end_of_day=False))))
-        return Q(Exists(events.filter(at__gt=_moment(c.value, end_of_day=True))))
+            events = _engagement_events(account, kind)
+        elif c.op == "before":
+            events = _engagement_events(account, kind, before=_moment(c.value, end_of_day=False))
+        else:
+            events = _engagement_events(account, kind, after=_moment(c.value, end_of_day=True))
+        q = Q(Exists(events.filter(contact_id=OuterRef("pk"))))
+        return q if c.op != "exists" or c.value else ~q
 
     return compile
 

@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from tidings.billing.models import Invoice
-from tidings.privacy.datamap import Erasure, LegalBasis, Owner, register
+from tidings.core.datamap import Erasure, LegalBasis, Owner, register
 
 register(
     Invoice,

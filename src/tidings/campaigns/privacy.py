@@ -1,7 +1,7 @@
 """Data map entries for campaigns."""
 
 from tidings.campaigns.models import Campaign, Layout
-from tidings.privacy.datamap import declare_free_of_personal_data
+from tidings.core.datamap import declare_free_of_personal_data
 
 # Not personal data, but the customer's application data: in their archive (P20).
 declare_free_of_personal_data(

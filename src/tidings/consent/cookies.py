@@ -13,7 +13,7 @@ from django.conf import settings
 
 from tidings.consent.models import Category
 
-CONSENT_COOKIE = "tidings_consent"
+CONSENT_COOKIE = settings.CONSENT_COOKIE_NAME
 CONSENT_MAX_AGE = 183 * 24 * 3600  # six months
 
 

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 
 from tidings.consent.models import ConsentRecord, PageView, ThirdParty
-from tidings.privacy import retention
-from tidings.privacy.datamap import (
+from tidings.core import retention
+from tidings.core.datamap import (
     Erasure,
     LegalBasis,
     Owner,

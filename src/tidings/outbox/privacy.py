@@ -4,9 +4,9 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 
 from tidings.accounts.models import Account
+from tidings.core import retention
+from tidings.core.datamap import Erasure, LegalBasis, Owner, register
 from tidings.outbox.models import OutboxMessage
-from tidings.privacy import retention
-from tidings.privacy.datamap import Erasure, LegalBasis, Owner, register
 
 
 def _messages_to(account: Account) -> QuerySet[OutboxMessage]:

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from tidings.privacy import retention
+from tidings.core import retention
 
 
 @shared_task

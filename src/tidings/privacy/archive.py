@@ -32,8 +32,8 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from tidings.accounts.models import Account
-from tidings.privacy import datamap
-from tidings.privacy.policy import plain
+from tidings.core import datamap
+from tidings.core.datamap import plain
 from tidings.transfer.exporter import CsvSink, XlsSink, XlsxSink
 from tidings.transfer.neutralise import neutralise
 

@@ -14,11 +14,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
+from tidings.core import datamap
+from tidings.core.datamap import Owner, plain
 from tidings.core.mail import send_templated
-from tidings.privacy import datamap
-from tidings.privacy.datamap import Owner
 from tidings.privacy.models import DataRequest, Disclosure
-from tidings.privacy.policy import plain
 from tidings.staff import audit
 
 # Open requests due within this many days are escalated to the privacy officers.

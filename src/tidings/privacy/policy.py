@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from tidings.privacy.datamap import LegalBasis, customer_entries
+from tidings.core.datamap import LegalBasis, customer_entries, lockout_minutes, plain
 from tidings.privacy.models import PolicyVersion
 
 TEMPLATE = "privacy/policy.md"
@@ -58,49 +58,6 @@ class DiffLine:
     text: str
 
 
-# The data map speaks to engineers: it cites promise ids and the environment variables
-# that set a period. The policy speaks to customers, so those become plain values.
-_PROMISE_REF = re.compile(r"\s*\(P\d+(?:,\s*P\d+)*\)")
-_PAREN_SETTING = re.compile(r"\s*\((?P<name>TIDINGS_[A-Z_]+)[^()]*\)")
-_BARE_SETTING = re.compile(r"\b(?P<name>TIDINGS_[A-Z_]+)(?: \(default [^()]*\))?")
-
-
-def _setting_values() -> dict[str, str]:
-    retention = settings.RETENTION
-    return {
-        "TIDINGS_INVOICE_RETENTION_YEARS": f"{retention['invoice_years']} years",
-        "TIDINGS_AUDIT_RETENTION_YEARS": f"{retention['audit_years']} years",
-        "TIDINGS_OUTBOX_DAYS": f"{retention['outbox_days']} days",
-        "TIDINGS_UNCONFIRMED_SIGNUP_DAYS": f"{retention['unconfirmed_signup_days']} days",
-        "TIDINGS_ERASURE_GRACE_DAYS": f"{retention['grace_days']} days",
-        "TIDINGS_ERASURE_DEADLINE_DAYS": f"{retention['erasure_deadline_days']} days",
-        "TIDINGS_LOGIN_LOCKOUT_MINUTES": f"{lockout_minutes()} minutes",
-        "TIDINGS_SESSION_HOURS": f"{settings.SESSION_COOKIE_AGE // 3600} hours",
-        "TIDINGS_SIGNUP_CONFIRM_DAYS": f"{settings.SIGNUP['confirm_days']} days",
-        "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
-        "TIDINGS_OUTBOUND_DAYS": f"{settings.SENDING['outbound_days']} days",
-    }
-
-
-def plain(text: str) -> str:
-    """A data-map phrase in customer's words: no promise ids, settings named by value."""
-    values = _setting_values()
-    text = _PROMISE_REF.sub("", text)
-
-    def in_parentheses(match: re.Match[str]) -> str:
-        value = values.get(match["name"])
-        around = text[: match.start()] + text[match.end() :]
-        # "3 years (TIDINGS_AUDIT_RETENTION_YEARS)" already says the value.
-        return "" if value is None or value in around else f" ({value})"
-
-    text = _PAREN_SETTING.sub(in_parentheses, text)
-    return _BARE_SETTING.sub(lambda m: values.get(m["name"], m[0]), text)
-
-
-def lockout_minutes() -> int:
-    return round(float(settings.AXES_COOLOFF_TIME) * 60)
-
-
 def data_uses() -> list[BasisGroup]:
     """What the data map says we hold on customers, grouped by legal basis."""
     grouped: dict[LegalBasis, set[DataUse]] = {}
@@ -120,8 +77,6 @@ def data_uses() -> list[BasisGroup]:
 
 
 def policy_context() -> dict[str, Any]:
-    from tidings.consent.cookies import CONSENT_COOKIE
-
     return {
         "operator": settings.OPERATOR,
         "retention": settings.RETENTION,
@@ -135,7 +90,7 @@ def policy_context() -> dict[str, Any]:
         "session_cookie": settings.SESSION_COOKIE_NAME,
         "session_hours": settings.SESSION_COOKIE_AGE // 3600,
         "csrf_cookie": settings.CSRF_COOKIE_NAME,
-        "consent_cookie": CONSENT_COOKIE,
+        "consent_cookie": settings.CONSENT_COOKIE_NAME,
         "consent_notice_days": settings.CONSENT_NOTICE_DAYS,
     }
 

@@ -22,10 +22,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
+from tidings.core import jobs
 from tidings.core.mail import send_templated
 from tidings.privacy.archive import write_archive
 from tidings.privacy.models import AccountExport
 from tidings.staff import audit
+
+# The job that builds an archive, queued by name after the commit (core.jobs).
+BUILD_ARCHIVE = "tidings.privacy.tasks.build_account_export_task"
 
 
 class ExportRefused(Exception):
@@ -47,8 +51,6 @@ def account_archive_dir(account_id: int) -> Path:
 
 def request_account_export(account: Account, *, by: User, fmt: str) -> AccountExport:
     """Queue the archive of all the account's data as CSV, XLSX or XLS files."""
-    from tidings.privacy.tasks import build_account_export_task
-
     if not account.is_processing_allowed:
         raise ExportRefused("The account is closed: nothing more is processed.")
     if fmt not in AccountExport.Format.values:
@@ -70,7 +72,7 @@ def request_account_export(account: Account, *, by: User, fmt: str) -> AccountEx
             account_id=account.pk,
             reason=f"all my data requested as {fmt}",
         )
-        transaction.on_commit(lambda: build_account_export_task.delay(export.pk))
+        jobs.enqueue(BUILD_ARCHIVE, export.pk)
     return export
 
 

@@ -7,8 +7,8 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import QuerySet
 
-from tidings.privacy import retention
-from tidings.privacy.datamap import (
+from tidings.core import retention
+from tidings.core.datamap import (
     Erasure,
     LegalBasis,
     Owner,

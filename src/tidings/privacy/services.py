@@ -11,11 +11,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.core import datamap
+from tidings.core.collection import Collection
+from tidings.core.datamap import Erasure
 from tidings.core.digests import email_digest
 from tidings.core.mail import send_templated
-from tidings.privacy import datamap
-from tidings.privacy.datamap import Erasure
-from tidings.privacy.models import ErasureRecord, SuppressedEmail
+from tidings.privacy.models import CollectionRecord, ErasureRecord, SuppressedEmail
 from tidings.privacy.portability import delete_archives_of
 from tidings.staff import audit
 
@@ -23,6 +24,22 @@ log = logging.getLogger(__name__)
 
 # Rows per transaction while erasing: small enough to keep locks short and memory flat.
 ERASURE_BATCH = 2000
+
+
+def record_collection(sender: Any, *, collection: Collection, **kwargs: Any) -> None:
+    """The record of a point of collection (P2): one row per piece of data collected,
+    with its purpose and legal basis (connected to `core.collection` in ready())."""
+    CollectionRecord.objects.bulk_create(
+        CollectionRecord(
+            account=collection.account,
+            user=collection.user,
+            point=collection.point,
+            data_collected=[item.what],
+            purpose=item.purpose,
+            legal_basis=item.legal_basis,
+        )
+        for item in collection.items
+    )
 
 
 def is_suppressed(email: str) -> bool:

@@ -41,7 +41,7 @@ def delete_expired_legal_holds() -> dict[str, int]:
 @shared_task
 def apply_retention() -> dict[str, int]:
     """The daily retention run: every rule of the schedule (P12, P14)."""
-    from tidings.privacy import retention
+    from tidings.core import retention
 
     return {o.rule.name: o.count for o in retention.apply_all()}
 

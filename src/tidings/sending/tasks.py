@@ -9,7 +9,7 @@ from celery.signals import worker_process_init, worker_ready
 from django.urls import get_resolver
 from django.utils import timezone
 
-from tidings.privacy import retention
+from tidings.core import retention
 from tidings.sending import bounces, engine, postman
 
 

@@ -18,12 +18,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 from markupsafe import escape
 
+from tidings.accounts.models import Account
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.sending import tokens
@@ -193,6 +194,19 @@ def _may_track(token: tokens.TrackingToken) -> tuple[bool, Delivery | None]:
         if not allowed:
             return False, None
     return True, delivery
+
+
+def engagement_events(
+    account: Account, kind: str, before: datetime | None, after: datetime | None
+) -> QuerySet[TrackingEvent]:
+    """The per-contact events of `kind` of the account's mail, with the contact's id as
+    `contact_id`: what segments read as "opened" and "clicked" (registered in ready())."""
+    events = TrackingEvent.objects.filter(campaign__account=account, kind=kind)
+    if before is not None:
+        events = events.filter(at__lt=before)
+    if after is not None:
+        events = events.filter(at__gt=after)
+    return events.alias(contact_id=F("delivery__contact_id"))
 
 
 def record(token: tokens.TrackingToken, kind: str) -> None:

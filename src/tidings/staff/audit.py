@@ -133,11 +133,13 @@ def _append(events: list[AuditEvent]) -> None:
             prev = event.hash
 
 
-def _account_of(target: models.Model) -> int | None:
-    from tidings.accounts.models import Account
+# The account model, by label: the audit sits below accounts and imports none of it.
+ACCOUNT_LABEL = "accounts.Account"
 
-    if isinstance(target, Account):
-        return target.pk
+
+def _account_of(target: models.Model) -> int | None:
+    if target._meta.label == ACCOUNT_LABEL:
+        return int(target.pk)
     value: Any = getattr(target, "account_id", None)
     return int(value) if value is not None else None
 

@@ -27,7 +27,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from tidings.privacy.datamap import entry_for
+from tidings.core.datamap import entry_for
 from tidings.staff import audit
 from tidings.staff.reason import stated_reason
 

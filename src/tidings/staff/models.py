@@ -10,6 +10,17 @@ from django.db import models
 from django.utils import timezone
 
 
+class StaffRole(models.TextChoices):
+    """What a staff member may reach (staff.roles gives each role its permissions);
+    `accounts.User.staff_role` holds it."""
+
+    NONE = "", "Not staff"
+    SUPPORT = "support", "Support agent"
+    BILLING = "billing", "Billing"
+    PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
+    ADMIN = "admin", "Administrator"
+
+
 class AppendOnlyError(Exception):
     """Raised on any attempt to change or delete an audit event."""
 

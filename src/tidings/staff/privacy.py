@@ -2,8 +2,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from tidings.privacy import retention
-from tidings.privacy.datamap import (
+from tidings.core import retention
+from tidings.core.datamap import (
     Erasure,
     LegalBasis,
     Owner,

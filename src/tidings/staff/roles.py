@@ -7,7 +7,7 @@ database is removed again: roles are code, reviewed like code.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
@@ -15,9 +15,12 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS
 
-from tidings.accounts.models import User
+from tidings.staff.models import StaffRole
 
-Role = User.StaffRole
+if TYPE_CHECKING:
+    from tidings.accounts.models import User
+
+Role = StaffRole
 
 # A permission Django does not create by itself: billing may see the fields of a user
 # that invoices need, and nothing else (no phone, no processing choices).

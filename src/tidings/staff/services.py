@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db import transaction
 
-from tidings.accounts.models import User
 from tidings.staff import audit
+from tidings.staff.models import StaffRole
+
+if TYPE_CHECKING:
+    from tidings.accounts.models import User
 
 
 class StaffError(Exception):
@@ -18,7 +23,7 @@ def set_staff_role(user: User, role: str, *, by: User | None, reason: str = "") 
     Only the operator's own people can be staff: a customer's user never gets a role, so
     no customer login can ever reach another tenant's data.
     """
-    if role not in User.StaffRole.values:
+    if role not in StaffRole.values:
         raise StaffError(f"Unknown staff role: {role!r}")
     if role and user.account_id is not None:
         raise StaffError("A customer's user cannot be given a staff role.")
@@ -26,7 +31,7 @@ def set_staff_role(user: User, role: str, *, by: User | None, reason: str = "") 
         user.staff_role = role
         user.is_staff = bool(role)
         # A superuser bypasses every permission: only an administrator may stay one.
-        if role != User.StaffRole.ADMIN:
+        if role != StaffRole.ADMIN:
             user.is_superuser = False
         fields = ["is_staff", "is_superuser", "staff_role"]
         user.save(update_fields=fields)  # the post_save hook moves the user to the role's group

@@ -21,11 +21,17 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.core import jobs
 from tidings.staff import audit
 from tidings.transfer import mapping
 from tidings.transfer.errors import FileRejected, TransferError, UploadTooLarge
+from tidings.transfer.exporter import export_contacts
 from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
 from tidings.transfer.readers import analyse
+
+# The jobs of imports and exports, queued by name after the commit (core.jobs).
+RUN_IMPORT = "tidings.transfer.tasks.run_import_task"
+RUN_EXPORT = "tidings.transfer.tasks.run_export_task"
 
 
 class UploadWriter:
@@ -170,8 +176,6 @@ def start_import(
     """Record the legal basis the customer states for the whole file and queue the job.
 
     Consent needs the date it was collected; a contract may give one."""
-    from tidings.transfer.tasks import run_import_task
-
     if job.status != ImportJob.Status.MAPPED:
         raise TransferError("Map the columns first.")
     if job.account.is_restricted:
@@ -201,7 +205,7 @@ def start_import(
             account_id=job.account_id,
             reason=f"import of contacts (legal basis: {legal_basis})",
         )
-        transaction.on_commit(lambda: run_import_task.delay(job.pk))
+        jobs.enqueue(RUN_IMPORT, job.pk)
     return job
 
 
@@ -230,8 +234,6 @@ def start_export(
     status: str = "",
 ) -> ExportJob:
     """Queue the export of the whole audience, one list or a search, as CSV/XLSX/XLS."""
-    from tidings.transfer.tasks import run_export_task
-
     if not account.is_processing_allowed:
         raise TransferError("The account is closed: nothing more is processed.")
     if fmt not in ExportJob.Format.values:
@@ -273,7 +275,7 @@ def start_export(
             account_id=account.pk,
             reason=f"export of contacts ({scope}) as {fmt}",
         )
-        transaction.on_commit(lambda: run_export_task.delay(job.pk))
+        jobs.enqueue(RUN_EXPORT, job.pk)
     return job
 
 
@@ -299,8 +301,6 @@ def export_queryset(job: ExportJob) -> QuerySet[Contact]:
 
 def run_export(job_id: int) -> ExportJob | None:
     """Build the file of one export; safe to run again (it starts the file afresh)."""
-    from tidings.transfer.exporter import export_contacts
-
     now = timezone.now()
     with transaction.atomic():
         job = ExportJob.objects.select_for_update().filter(pk=job_id).first()
@@ -390,8 +390,6 @@ def delete_expired_files() -> dict[str, int]:
 
 def resume_stalled() -> list[str]:
     """Queue again the imports and exports whose worker died (lease run out)."""
-    from tidings.transfer.tasks import run_export_task, run_import_task
-
     now = timezone.now()
     stale = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     queued_before = now - timedelta(minutes=5)
@@ -401,13 +399,13 @@ def resume_stalled() -> list[str]:
         Q(status=ImportJob.Status.RUNNING)
         | Q(status=ImportJob.Status.QUEUED, created_at__lt=queued_before),
     ).values_list("pk", flat=True):
-        run_import_task.delay(pk)
+        jobs.send_now(RUN_IMPORT, pk)
         resumed.append(f"import {pk}")
     for pk in ExportJob.objects.filter(
         stale,
         Q(status=ExportJob.Status.RUNNING)
         | Q(status=ExportJob.Status.QUEUED, created_at__lt=queued_before),
     ).values_list("pk", flat=True):
-        run_export_task.delay(pk)
+        jobs.send_now(RUN_EXPORT, pk)
         resumed.append(f"export {pk}")
     return resumed

@@ -2,7 +2,7 @@
 
 from django import template
 
-from tidings.privacy.policy import plain as plain_text
+from tidings.core.datamap import plain as plain_text
 
 register = template.Library()
 

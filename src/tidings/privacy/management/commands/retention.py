@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from tidings.privacy import retention
+from tidings.core import retention
 
 
 class Command(BaseCommand):

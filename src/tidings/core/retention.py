@@ -15,9 +15,8 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from tidings.privacy import datamap
-from tidings.privacy.datamap import Erasure
-from tidings.privacy.policy import plain
+from tidings.core import datamap
+from tidings.core.datamap import Erasure, plain
 
 # Rows deleted per transaction: short locks, flat memory, resumable after a crash.
 BATCH = 5000

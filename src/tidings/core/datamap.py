@@ -1,9 +1,11 @@
 """The data map (DESIGN principle 1): one registry of every model that holds personal data.
 
-Each app declares its models in its own `privacy.py`. My Account (P15), the erasure job
-(P13, P17), the retention jobs (P12), the audit (P7) and later the records of processing
-read this registry instead of knowing the models themselves. A test fails when a model
-with personal-looking fields is neither registered nor declared free of personal data.
+It lives in core, the lowest layer, so that every app can declare its models in its own
+`privacy.py` (loaded from its `AppConfig.ready()`); its readers live in privacy: My
+Account (P15), the erasure job (P13, P17), the retention jobs (P12), the audit (P7) and
+later the records of processing read this registry instead of knowing the models. A
+test fails when a model with personal-looking fields is neither registered nor declared
+free of personal data.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from django.conf import settings
 from django.db import models
 
-if TYPE_CHECKING:
-    from tidings.accounts.models import Account
+# The account a row belongs to (accounts.Account: core names no app above it).
+Account = models.Model
 
 
 class Owner(StrEnum):
@@ -198,3 +201,48 @@ def looks_personal(model: type[models.Model]) -> list[str]:
         if by_type or by_name:
             found.append(f.name)
     return found
+
+
+# --- in the customer's words -----------------------------------------------------------
+
+# The data map speaks to engineers: it cites promise ids and the environment variables
+# that set a period. The policy speaks to customers, so those become plain values.
+_PROMISE_REF = re.compile(r"\s*\(P\d+(?:,\s*P\d+)*\)")
+_PAREN_SETTING = re.compile(r"\s*\((?P<name>TIDINGS_[A-Z_]+)[^()]*\)")
+_BARE_SETTING = re.compile(r"\b(?P<name>TIDINGS_[A-Z_]+)(?: \(default [^()]*\))?")
+
+
+def _setting_values() -> dict[str, str]:
+    retention = settings.RETENTION
+    return {
+        "TIDINGS_INVOICE_RETENTION_YEARS": f"{retention['invoice_years']} years",
+        "TIDINGS_AUDIT_RETENTION_YEARS": f"{retention['audit_years']} years",
+        "TIDINGS_OUTBOX_DAYS": f"{retention['outbox_days']} days",
+        "TIDINGS_UNCONFIRMED_SIGNUP_DAYS": f"{retention['unconfirmed_signup_days']} days",
+        "TIDINGS_ERASURE_GRACE_DAYS": f"{retention['grace_days']} days",
+        "TIDINGS_ERASURE_DEADLINE_DAYS": f"{retention['erasure_deadline_days']} days",
+        "TIDINGS_LOGIN_LOCKOUT_MINUTES": f"{lockout_minutes()} minutes",
+        "TIDINGS_SESSION_HOURS": f"{settings.SESSION_COOKIE_AGE // 3600} hours",
+        "TIDINGS_SIGNUP_CONFIRM_DAYS": f"{settings.SIGNUP['confirm_days']} days",
+        "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
+        "TIDINGS_OUTBOUND_DAYS": f"{settings.SENDING['outbound_days']} days",
+    }
+
+
+def plain(text: str) -> str:
+    """A data-map phrase in customer's words: no promise ids, settings named by value."""
+    values = _setting_values()
+    text = _PROMISE_REF.sub("", text)
+
+    def in_parentheses(match: re.Match[str]) -> str:
+        value = values.get(match["name"])
+        around = text[: match.start()] + text[match.end() :]
+        # "3 years (TIDINGS_AUDIT_RETENTION_YEARS)" already says the value.
+        return "" if value is None or value in around else f" ({value})"
+
+    text = _PAREN_SETTING.sub(in_parentheses, text)
+    return _BARE_SETTING.sub(lambda m: values.get(m["name"], m[0]), text)
+
+
+def lockout_minutes() -> int:
+    return round(float(settings.AXES_COOLOFF_TIME) * 60)
