@@ -358,7 +358,7 @@ def run_campaign(size: int, workers: int, port: int) -> dict[str, float]:
     from django.db.models import Min
 
     from tidings.campaigns.models import Campaign
-    from tidings.sending import engine
+    from tidings.sending import lifecycle
     from tidings.sending.models import Delivery
 
     campaign = make_campaign(size, port)
@@ -368,7 +368,7 @@ def run_campaign(size: int, workers: int, port: int) -> dict[str, float]:
     try:
         start = time.perf_counter()
         started_at = time.time()
-        engine.start_campaign(campaign)
+        lifecycle.start_campaign(campaign)
         while Campaign.objects.get(pk=campaign.pk).status != Campaign.Status.SENT:
             time.sleep(0.2)
             if time.perf_counter() - start > 3600:

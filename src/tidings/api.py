@@ -11,22 +11,12 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import NinjaAPI
-from ninja.security import HttpBearer
 
-from tidings.accounts import apikeys
-from tidings.accounts.models import Account, ApiKey
-
-
-class ApiKeyAuth(HttpBearer):
-    def authenticate(self, request: HttpRequest, token: str) -> ApiKey | None:
-        return apikeys.authenticate(token)
-
-
-def account_of(request: HttpRequest) -> Account:
-    api_key: Any = getattr(request, "auth", None)
-    assert isinstance(api_key, ApiKey), "route without API key authentication"
-    return api_key.account
-
+from tidings.accounts.api import ApiKeyAuth, account_of
+from tidings.audience.api import router as audience
+from tidings.campaigns.api import router as campaigns
+from tidings.sending.api import router as sending
+from tidings.transfer.api import router as transfer
 
 api = NinjaAPI(
     title="Tidings API",
@@ -38,19 +28,10 @@ api = NinjaAPI(
 )
 
 
-def _mount() -> None:
-    from tidings.audience.api import router as audience
-    from tidings.campaigns.api import router as campaigns
-    from tidings.sending.api import router as sending
-    from tidings.transfer.api import router as transfer
-
-    api.add_router("/", audience)
-    api.add_router("/", transfer)
-    api.add_router("/", campaigns)
-    api.add_router("/", sending)
-
-
-_mount()
+api.add_router("/", audience)
+api.add_router("/", transfer)
+api.add_router("/", campaigns)
+api.add_router("/", sending)
 
 
 @api.get("/account", summary="The account this key belongs to", tags=["account"])

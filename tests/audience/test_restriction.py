@@ -16,7 +16,7 @@ from tidings.accounts import services as accounts
 from tidings.audience import links, mailability, restriction, rights, segments, services
 from tidings.audience.models import ContactRequest
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, transactional
+from tidings.sending import lifecycle, recipients, transactional
 from tidings.sending import services as sending
 from tidings.sending.product_updates import send_product_update
 
@@ -53,7 +53,7 @@ def test_a_restricted_contact_is_kept_and_gets_nothing_but_notices(
     restriction.restrict(reader, reason="the contact disputes their data")
     assert "restricted" in to(mailbox, reader.email)[0]  # told at once
     # No campaign, no segment, no service mail; the data is still there.
-    assert list(engine.recipients(campaign)) == [fan]
+    assert list(recipients.recipients(campaign)) == [fan]
     rules = {
         "match": "all",
         "conditions": [{"field": "list", "op": "eq", "value": str(newsletter.uuid)}],
@@ -62,7 +62,7 @@ def test_a_restricted_contact_is_kept_and_gets_nothing_but_notices(
     assert segments.size(account, rules) == 1
     with pytest.raises(transactional.Rejected, match="restricted"):
         transactional.create(account, to=reader.email, subject="s", body="b", from_email="a@b.org")
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert to(mailbox, reader.email) == [to(mailbox, reader.email)[0]]
     assert to(mailbox, fan.email) == ["News"]
     # An answer to their request is a legal notice: it reaches them.
@@ -147,8 +147,8 @@ def test_a_restricted_account_processes_nothing_but_keeps_and_shows_its_data(
     account.refresh_from_db()
     assert account.restricted_at is not None
     assert any("restricted" in s for s in to(mailbox, customer.email))  # told
-    with pytest.raises(engine.SendingError, match="restricted"):
-        engine.start_campaign(campaign)
+    with pytest.raises(lifecycle.SendingError, match="restricted"):
+        lifecycle.start_campaign(campaign)
     with pytest.raises(transactional.Rejected, match="restricted"):
         transactional.create(
             account, to="x@example.org", subject="s", body="b", from_email="a@b.org"
@@ -164,7 +164,7 @@ def test_a_restricted_account_processes_nothing_but_keeps_and_shows_its_data(
     account.refresh_from_db()
     assert account.restricted_at is None
     assert any("lifted" in s for s in to(mailbox, customer.email))
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
 
 
 def test_the_privacy_office_lifting_a_restriction_tells_the_customer_first(

@@ -17,7 +17,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact, SuppressedContact
 from tidings.audience.services import contact_digest
 from tidings.campaigns.models import Campaign
-from tidings.sending import bounces, engine
+from tidings.sending import bounces, engine, recipients
 from tidings.sending.models import BounceRecord, CampaignStat, Delivery
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def sent(account, newsletter, campaign):  # type: ignore[no-untyped-def]
     """reader0 and reader1 have been sent the campaign."""
     add_contacts(account, newsletter, 2)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
     for d in Delivery.objects.all():
         d.status, d.message_id = "sent", f"<{campaign.uuid.hex}.{d.pk}@news.example.org>"
         d.save()

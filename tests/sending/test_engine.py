@@ -9,7 +9,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import dispatcher, engine, lifecycle, recipients
 from tidings.sending.models import Delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ def test_sending_a_campaign_mails_every_confirmed_contact_once(
 ):
     add_contacts(account, newsletter, 7)
     audience.add_contact(account, "pending@example.net", lists=[newsletter], confirmed=False)
-    assert engine.start_campaign(campaign) == 7
+    assert lifecycle.start_campaign(campaign) == 7
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT
     counts = envelope_counts(smtp_server)
@@ -42,15 +42,15 @@ def test_starting_twice_or_redelivering_a_batch_sends_nobody_twice(
     account, newsletter, relay, campaign, smtp_server
 ):
     add_contacts(account, newsletter, 5)
-    engine.start_campaign(campaign)
-    with pytest.raises(engine.SendingError):
-        engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
+    with pytest.raises(lifecycle.SendingError):
+        lifecycle.start_campaign(campaign)
     first, last = Delivery.objects.order_by("pk").values_list("pk", flat=True)[::4]
     # The broker hands the same batch to a worker again: nothing is queued any more.
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     result = engine.send_batch(campaign.pk, first, last)
     assert result.sent == 0
-    assert engine.materialise(campaign) == 0
+    assert recipients.materialise(campaign) == 0
     assert all(n == 1 for n in envelope_counts(smtp_server).values())
     assert len(smtp_server.messages) == 5
 
@@ -62,7 +62,7 @@ def test_a_contact_who_unsubscribes_mid_campaign_gets_nothing_more(
     contacts = add_contacts(account, newsletter, 4)
     with pytest.MonkeyPatch.context():
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
-        engine.materialise(campaign)
+        recipients.materialise(campaign)
     # After the recipients are fixed, one leaves and one is erased-and-suppressed.
     audience.unsubscribe(contacts[1])
     audience.suppress(account, contacts[2].email, "unsubscribed")
@@ -78,11 +78,11 @@ def test_a_paused_campaign_sends_nothing_until_resumed(
 ):
     add_contacts(account, newsletter, 3)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     assert engine.send_batch(campaign.pk, ids[0], ids[-1]).sent == 0
     assert smtp_server.messages == []
-    engine.resume_campaign(campaign)
+    lifecycle.resume_campaign(campaign)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT
     assert len(smtp_server.messages) == 3
@@ -91,20 +91,20 @@ def test_a_paused_campaign_sends_nothing_until_resumed(
 def test_cancelling_leaves_the_rest_unsent(account, newsletter, relay, campaign, smtp_server):
     add_contacts(account, newsletter, 3)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
-    engine.materialise(campaign)
-    engine.cancel_campaign(campaign)
+    recipients.materialise(campaign)
+    lifecycle.cancel_campaign(campaign)
     assert set(Delivery.objects.values_list("status", flat=True)) == {"skipped"}
-    with pytest.raises(engine.SendingError):
-        engine.resume_campaign(campaign)
+    with pytest.raises(lifecycle.SendingError):
+        lifecycle.resume_campaign(campaign)
     assert smtp_server.messages == []
 
 
 def test_a_scheduled_campaign_starts_when_due(account, newsletter, relay, campaign, smtp_server):
     add_contacts(account, newsletter, 2)
     when = timezone.now() + timezone.timedelta(hours=1)
-    engine.schedule_campaign(campaign, when)
-    assert engine.start_due_campaigns() == []
-    assert engine.start_due_campaigns(now=when + timezone.timedelta(seconds=1)) == [campaign.pk]
+    lifecycle.schedule_campaign(campaign, when)
+    assert lifecycle.start_due_campaigns() == []
+    assert lifecycle.start_due_campaigns(now=when + timezone.timedelta(seconds=1)) == [campaign.pk]
     assert len(smtp_server.messages) == 2
 
 
@@ -113,7 +113,7 @@ def test_a_stalled_claim_is_recovered_at_most_once(
 ):
     add_contacts(account, newsletter, 5)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     # A worker claimed three, then died before any answer came back.
     claimed = engine.claim(campaign, ids[0], ids[-1], "dead-worker", limit=3)
@@ -136,7 +136,7 @@ def test_after_a_database_restart_no_stalled_delivery_is_retried(
     # every claim older than the restart is ambiguous as a whole.
     add_contacts(account, newsletter, 4)
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     engine.claim(campaign, ids[0], ids[-1], "worker-before-the-crash", limit=3)
     later = timezone.now() + timezone.timedelta(hours=1)
@@ -153,7 +153,7 @@ def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, c
 
     settings.EMAIL_DELIVERY = "outbox"
     add_contacts(account, newsletter, 2)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     rows = OutboxMessage.objects.order_by("recipients")
     assert [r.recipients for r in rows] == ["reader0@example.net", "reader1@example.net"]
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in rows[0].raw
@@ -167,20 +167,20 @@ def ten_in_batches_of_three(account, newsletter, campaign, settings):  # type: i
     settings.SENDING = {**settings.SENDING, "batch_size": 3}
     add_contacts(account, newsletter, 10)
     Campaign.objects.filter(pk=campaign.pk).update(status="sending")
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
 
 
 def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
     campaign, ten_in_batches_of_three, monkeypatch
 ):
     queued: list[tuple[int, int]] = []
-    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
-    assert engine.dispatch(campaign.pk) == 4
+    assert dispatcher.dispatch(campaign.pk) == 4
     assert queued == [(ids[0], ids[2]), (ids[3], ids[5]), (ids[6], ids[8]), (ids[9], ids[9])]
     assert not Delivery.objects.filter(dispatched_at__isnull=True).exists()
     # Carried by live tasks: a second pass (the recovery sweep) queues nothing.
-    assert engine.dispatch(campaign.pk) == 0 and len(queued) == 4
+    assert dispatcher.dispatch(campaign.pk) == 0 and len(queued) == 4
 
 
 def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
@@ -188,15 +188,15 @@ def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
 ):
     queued: list[tuple[int, int]] = []
     rest: list[int] = []
-    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
-    monkeypatch.setattr(engine, "_queue_rest", lambda task, cid, *, after: rest.append(after))
+    monkeypatch.setattr(dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(dispatcher, "_queue_rest", lambda task, cid, *, after: rest.append(after))
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     # A worker running one task at a time sends these two batches before dispatching more.
-    assert engine.dispatch(campaign.pk, limit=2) == 2
+    assert dispatcher.dispatch(campaign.pk, limit=2) == 2
     assert queued == [(ids[0], ids[2]), (ids[3], ids[5])]
     assert rest == [ids[6] - 1]
     assert Delivery.objects.filter(dispatched_at__isnull=True).count() == 4
-    assert engine.dispatch(campaign.pk, after=rest[0], limit=2) == 2
+    assert dispatcher.dispatch(campaign.pk, after=rest[0], limit=2) == 2
     assert queued[2:] == [(ids[6], ids[8]), (ids[9], ids[9])]
     assert len(rest) == 1  # nothing left: no further dispatch task
 
@@ -210,7 +210,7 @@ def test_a_large_audience_gets_its_first_batch_before_the_rest_is_fixed(
     add_contacts(account, newsletter, 10)
     lost: list[int] = []  # the broker loses the task that fixes the rest
     monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: lost.append(cid))
-    assert engine.start_campaign(campaign) == 3
+    assert lifecycle.start_campaign(campaign) == 3
     assert lost == [campaign.pk]
     assert len(smtp_server.messages) == 3
     campaign.refresh_from_db()
@@ -232,10 +232,10 @@ def test_fixing_the_rest_of_a_cancelled_campaign_adds_nobody(
     settings.SENDING = {**settings.SENDING, "batch_size": 3}
     add_contacts(account, newsletter, 10)
     monkeypatch.setattr(tasks.materialise_campaign, "delay", lambda cid: None)
-    monkeypatch.setattr(engine, "_queue_batch", lambda task, cid, lo, hi: None)
-    engine.start_campaign(campaign)
-    engine.cancel_campaign(campaign)
-    assert engine.materialise_rest(campaign.pk) == 0
+    monkeypatch.setattr(dispatcher, "_queue_batch", lambda task, cid, lo, hi: None)
+    lifecycle.start_campaign(campaign)
+    lifecycle.cancel_campaign(campaign)
+    assert lifecycle.materialise_rest(campaign.pk) == 0
     assert Delivery.objects.filter(campaign=campaign).count() == 3
     assert smtp_server.messages == []
 
@@ -253,7 +253,7 @@ def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistic
     now = timezone.now()
     contacts = Contact.objects.bulk_create(
         Contact(account=account, email=f"n{i}@example.net", basis_at=now)
-        for i in range(engine.STALE_STATISTICS + 1)
+        for i in range(recipients.STALE_STATISTICS + 1)
     )
     Subscription.objects.bulk_create(
         Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts
@@ -268,6 +268,6 @@ def test_a_campaign_to_a_list_just_imported_is_materialised_with_fresh_statistic
             return cursor.fetchone()[0]
 
     before = analysed()
-    expected = engine.STALE_STATISTICS + 1 if limit is None else limit
-    assert engine.materialise(campaign, limit=limit) == expected
+    expected = recipients.STALE_STATISTICS + 1 if limit is None else limit
+    assert recipients.materialise(campaign, limit=limit) == expected
     assert analysed() != before

@@ -11,7 +11,7 @@ from tests.transfer.conftest import prepare, report_rows, run
 from tidings.audience import links, mailability, rights, services, signup
 from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import lifecycle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,7 +63,7 @@ def test_an_erased_contact_is_not_mailed_after_an_import_or_an_unconfirmed_signu
     signup.request_signup(form, email=ADDRESS, lists=[newsletter], ip=None, user_agent="")
     assert not mailability.recipients(account, [newsletter.pk]).filter(email=ADDRESS).exists()
 
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert recipients(raw_sink) == {fan.email}
 
     # The person confirms from the mail: a new, proven consent, and only now are they back.
@@ -71,5 +71,5 @@ def test_an_erased_contact_is_not_mailed_after_an_import_or_an_unconfirmed_signu
     token = links.confirmation_token(contact, [newsletter])
     signup.confirm_signup(token)
     raw_sink.raw.clear()
-    engine.start_campaign(another_campaign(campaign, "December news"))
+    lifecycle.start_campaign(another_campaign(campaign, "December news"))
     assert recipients(raw_sink) == {fan.email, ADDRESS}

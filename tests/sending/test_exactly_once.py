@@ -25,7 +25,7 @@ from tests.conftest import free_port
 from tests.sending.workers import Workers, wait_until
 from tidings.audience.models import Contact, Subscription
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import engine, recipients
 from tidings.sending.models import Delivery, Relay
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -96,7 +96,7 @@ def big_campaign(account, port: int) -> Campaign:  # type: ignore[no-untyped-def
     campaign.lists.add(newsletter)
     # Started as start_campaign does, without queueing the dispatch in this (eager) process.
     Campaign.objects.filter(pk=campaign.pk).update(status="sending", started_at=timezone.now())
-    assert engine.materialise(campaign) == RECIPIENTS
+    assert recipients.materialise(campaign) == RECIPIENTS
     return campaign
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.sending.conftest import POSTAL_ADDRESS, add_contacts
 from tidings.campaigns.models import Layout
-from tidings.sending import engine, services
+from tidings.sending import lifecycle, services
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff.models import AuditEvent
 
@@ -34,7 +34,7 @@ def test_the_default_layout_carries_the_unsubscribe_link_and_the_address_once(
     account, newsletter, campaign, raw_sink
 ):
     add_contacts(account, newsletter, 2)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert len(raw_sink.raw) == 2
     for url, html, text in sent_parts(raw_sink):
         assert "/oneclick/" in url
@@ -53,7 +53,7 @@ def test_a_raw_html_layout_without_the_link_still_gets_the_footer(
     )
     campaign.save()
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((url, html, text),) = sent_parts(raw_sink)
     assert html.count(url) == 1 and "Unsubscribe</a>" in html
     assert text.count(url) == 1
@@ -70,7 +70,7 @@ def test_a_layout_printing_the_address_but_no_link_gets_only_the_link(
     )
     campaign.save()
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((url, html, text),) = sent_parts(raw_sink)
     assert html.count(url) == 1
     assert html.count(POSTAL_ADDRESS) == 1 and text.count(POSTAL_ADDRESS) == 1
@@ -81,14 +81,14 @@ def test_without_a_postal_address_nothing_is_sent_or_scheduled(
 ):
     SendingSettings.objects.filter(account=account).update(postal_address="")
     add_contacts(account, newsletter, 2)
-    with pytest.raises(engine.SendingError, match="postal address"):
-        engine.start_campaign(campaign)
+    with pytest.raises(lifecycle.SendingError, match="postal address"):
+        lifecycle.start_campaign(campaign)
     from datetime import timedelta
 
     from django.utils import timezone
 
-    with pytest.raises(engine.SendingError, match="postal address"):
-        engine.schedule_campaign(campaign, timezone.now() + timedelta(days=1))
+    with pytest.raises(lifecycle.SendingError, match="postal address"):
+        lifecycle.schedule_campaign(campaign, timezone.now() + timedelta(days=1))
     campaign.refresh_from_db()
     assert campaign.status == "draft" and campaign.scheduled_at is None
     assert not Delivery.objects.exists() and raw_sink.raw == []

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.sending.conftest import add_contacts
-from tidings.sending import engine, services
+from tidings.sending import lifecycle, services
 from tidings.sending.models import Delivery, SendingDomain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,7 +28,7 @@ def test_every_message_has_its_own_id_and_one_click_unsubscribe(
 ):
     services.set_tracking(account, "aggregate", unsubscribe_mailto="leave@news.example.org")
     add_contacts(account, newsletter, 3)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     messages = [parsed(raw) for _, raw in raw_sink.raw]
     ids = {m["Message-ID"] for m in messages}
     assert len(ids) == 3 and all(i.endswith("@news.example.org>") for i in ids)
@@ -50,7 +50,7 @@ def test_messages_from_a_sending_domain_carry_a_valid_dkim_signature(
 ):
     domain = services.add_sending_domain(account, "news.example.org")
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((_, raw),) = raw_sink.raw
     assert raw.startswith(b"DKIM-Signature:")
 
@@ -97,7 +97,7 @@ def test_no_header_can_be_injected_through_names_or_subjects(
     audience.add_contact(
         account, "x@example.net", name="Eve\nBcc: spy@example.com", lists=[newsletter]
     )
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((rcpts, raw),) = raw_sink.raw
     head = raw.split(b"\r\n\r\n", 1)[0]
     assert rcpts == ["x@example.net"]

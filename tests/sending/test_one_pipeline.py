@@ -31,7 +31,7 @@ from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.campaigns.models import Campaign
 from tidings.celery import app as celery_app
-from tidings.sending import engine, proofs, services
+from tidings.sending import lifecycle, proofs, services
 from tidings.sending.models import Delivery, OutboundMail, Relay, SendingDomain
 from tidings.sending.product_updates import send_product_update
 
@@ -179,7 +179,7 @@ def test_every_producer_at_once_through_one_limited_relay(
         workers.start("one")
         workers.start("two")
         producers = [
-            lambda: engine.start_campaign(campaign),
+            lambda: lifecycle.start_campaign(campaign),
             lambda: [_order(client, key, i) for i in range(6)],
             lambda: proofs.send_test(
                 campaign, to=["me@example.org", "boss@example.org"], by=customer

@@ -19,7 +19,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, services
+from tidings.sending import engine, lifecycle, services
 from tidings.sending.models import Delivery, OutboundMail, Relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -98,7 +98,7 @@ def test_an_international_address_fails_alone_where_the_relay_cannot_carry_it(
 ):
     add_contacts(account, newsletter, 2)
     jorg = international(account, newsletter)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert sorted(answers.to()) == ["reader0@example.net", "reader1@example.net"]
     delivery = Delivery.objects.get(contact=jorg)
     assert delivery.status == "failed" and "SMTPUTF8" in delivery.last_error
@@ -113,7 +113,7 @@ def test_an_international_address_goes_through_a_relay_that_offers_smtputf8(
     account, newsletter, campaign, utf8_relay, answers
 ):
     international(account, newsletter)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((rcpts, raw),) = answers.received
     assert rcpts == [STORED]
     assert f"To: {STORED}".encode() in raw
@@ -140,7 +140,7 @@ def test_a_relay_refusing_the_login_or_the_sender_pauses_the_campaign_and_says_w
             account=account, name="strict", host="127.0.0.1", port=port, security="none",
             username="shop" if where == "login" else "", password="wrong",
         )  # fmt: skip
-        engine.start_campaign(campaign)
+        lifecycle.start_campaign(campaign)
         campaign.refresh_from_db()
         assert campaign.status == Campaign.Status.PAUSED
         assert "refused" in campaign.pause_reason
@@ -152,7 +152,7 @@ def test_a_relay_refusing_the_login_or_the_sender_pauses_the_campaign_and_says_w
         answers.mail_from = "250 OK"
         relay.password = "right"
         relay.save()
-        engine.resume_campaign(campaign)
+        lifecycle.resume_campaign(campaign)
     assert sorted(answers.to()) == [f"reader{i}@example.net" for i in range(3)]
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT and campaign.pause_reason == ""
@@ -163,7 +163,7 @@ def test_ten_refusals_in_a_row_after_data_pause_the_campaign(
 ):
     answers.data = "554 5.7.1 message refused as spam"
     add_contacts(account, newsletter, 14)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.PAUSED and "10 messages" in campaign.pause_reason
     statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
@@ -177,7 +177,7 @@ def test_a_550_on_rcpt_stays_that_recipients_hard_bounce(
 ):
     add_contacts(account, newsletter, 2)
     answers.data = "550 5.1.1 no such user"  # after DATA, about the mailbox
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert Contact.objects.filter(status=Contact.Status.BOUNCED).count() == 2
     campaign.refresh_from_db()
     assert campaign.status == Campaign.Status.SENT
@@ -187,7 +187,7 @@ def test_campaigns_go_through_the_operators_smtp_server_when_the_customer_has_no
     account, newsletter, campaign, smtp_mail
 ):
     add_contacts(account, newsletter, 2)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert sorted(m["X-Envelope-To"] for m in smtp_mail.messages) == [
         "reader0@example.net",
         "reader1@example.net",
@@ -204,7 +204,7 @@ def test_the_local_outbox_keeps_the_message_as_it_would_have_gone(
 
     settings.EMAIL_DELIVERY = "outbox"
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     raw = OutboxMessage.objects.get().raw
     assert "\r\nList-Unsubscribe: <http://" in raw and "=?utf-8?" not in raw.split("\r\n\r\n")[0]
 
@@ -216,7 +216,7 @@ def test_a_rate_limit_gives_the_rest_back_instead_of_sleeping(
     plain_relay.save()
     add_contacts(account, newsletter, 5)
     started = time.monotonic()
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     assert time.monotonic() - started < 1.5  # nobody slept through the limit
     assert len(answers.received) == 2
     assert Delivery.objects.filter(status="queued").count() == 3
@@ -235,7 +235,7 @@ def test_every_producer_signs_with_the_key_of_its_senders_domain(
         key = services.add_sending_domain(owner, domain)
         keys[key.dns_name] = key.dns_value
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     from tidings.sending import proofs
 
     proofs.send_test(campaign, to=["me@example.org"], by=customer)
@@ -256,7 +256,7 @@ def test_every_producer_signs_with_the_key_of_its_senders_domain(
 
 
 def test_the_campaign_page_says_why_the_relay_paused_it(client, customer, campaign):
-    from tidings.sending.engine import pause_for_relay
+    from tidings.sending.lifecycle import pause_for_relay
 
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     pause_for_relay(campaign, "The relay refused the campaign: AUTH: 535 bad credentials")

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import lifecycle, recipients
 from tidings.sending.models import Delivery
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,7 +87,7 @@ def test_the_public_archive_shows_sent_archived_campaigns_without_personal_data(
     assert client.get(f"/archive/{account.pk}/").status_code == 404
     campaign.archived = True
     campaign.save()
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     listing = client.get(f"/archive/{account.pk}/")
     assert listing.status_code == 200 and b"November news" in listing.content
     page = client.get(f"/archive/{account.pk}/{campaign.uuid}/")
@@ -162,7 +162,7 @@ def test_a_started_campaign_shows_progress_and_the_actions_its_status_allows(
     client, customer, account, newsletter, campaign, status, shown, hidden
 ):
     add_contacts(account, newsletter, 4)
-    engine.materialise(campaign)
+    recipients.materialise(campaign)
     Delivery.objects.filter(pk__in=Delivery.objects.order_by("pk")[:3].values("pk")).update(
         status="sent", sent_at=timezone.now()
     )

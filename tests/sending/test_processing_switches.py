@@ -21,7 +21,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience import links, segments
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, services, tracking
+from tidings.sending import lifecycle, services, tracking
 from tidings.sending.models import TrackingEvent
 from tidings.sending.product_updates import deliver, send_product_update
 
@@ -108,7 +108,7 @@ def test_objecting_to_tracking_stops_it_at_once_and_in_every_later_mail(
 ):
     services.set_tracking(account, "contact")
     fan, objector = add_contacts(account, newsletter, 2)
-    engine.start_campaign(tracked)
+    lifecycle.start_campaign(tracked)
     first = by_recipient(raw_sink)
     object_on_preference_page(client, objector, tracking=False, profiling=True)
     # Links of a mail sent before the objection record nothing from now on.
@@ -124,7 +124,7 @@ def test_objecting_to_tracking_stops_it_at_once_and_in_every_later_mail(
     raw_sink.raw.clear()
     second = copy_of(tracked, "Second")
     second.lists.add(newsletter)
-    engine.start_campaign(second)
+    lifecycle.start_campaign(second)
     later = by_recipient(raw_sink)
     # No pixel, plain links for the objector; the fan's mail is tracked.
     assert tracking_links(later[objector.email]) == []
@@ -141,7 +141,7 @@ def test_objecting_to_profiling_takes_the_contact_out_of_engagement_segments(
 ):
     services.set_tracking(account, "contact")
     fan, objector, idle = add_contacts(account, newsletter, 3)
-    engine.start_campaign(tracked)
+    lifecycle.start_campaign(tracked)
     first = by_recipient(raw_sink)
     for person in (fan, objector):
         client.get(next(u for u in tracking_links(first[person.email]) if "/t/o/" in u))
@@ -167,7 +167,7 @@ def test_objecting_to_profiling_takes_the_contact_out_of_engagement_segments(
     raw_sink.raw.clear()
     follow_up = copy_of(tracked, "For openers")
     follow_up.segments.add(openers)
-    engine.start_campaign(follow_up)
+    lifecycle.start_campaign(follow_up)
     assert set(by_recipient(raw_sink)) == {fan.email}
 
 

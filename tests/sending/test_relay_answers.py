@@ -16,7 +16,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact, SuppressedContact
 from tidings.audience.services import contact_digest
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import engine, lifecycle
 from tidings.sending.models import BounceRecord, Delivery, Relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -64,7 +64,7 @@ def test_4xx_retries_with_backoff_and_5xx_is_a_hard_bounce(
     add_contacts(account, newsletter, 2)
     gone = audience.add_contact(account, "bounce@example.net", lists=[newsletter])
     slow = audience.add_contact(account, "later@example.net", lists=[newsletter])
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
 
     assert sorted(server.accepted) == ["reader0@example.net", "reader1@example.net"]
     bounced = Delivery.objects.get(contact=gone)
@@ -101,7 +101,7 @@ def test_temporary_failures_give_up_after_the_last_attempt(
     from tidings.audience import services as audience
 
     slow = audience.add_contact(account, "later@example.net", lists=[newsletter])
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     delivery = Delivery.objects.get(contact=slow)
     assert delivery.status == "queued" and delivery.attempts == 1
     Delivery.objects.filter(pk=delivery.pk).update(not_before=None)
@@ -117,6 +117,6 @@ def test_an_unreachable_relay_is_a_temporary_failure(account, newsletter, campai
         account=account, name="down", host="127.0.0.1", port=free_port(), security="none"
     )
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     delivery = Delivery.objects.get()
     assert delivery.status == "queued" and "connect" in delivery.last_error

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.sending.conftest import add_contacts
-from tidings.sending import engine
+from tidings.sending import lifecycle
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -37,7 +37,7 @@ def send_one(account, newsletter, campaign, raw_sink, *, tracked: bool) -> bytes
     campaign.track_clicks = campaign.track_opens = tracked
     campaign.save()
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     ((_, raw),) = raw_sink.raw
     return raw
 

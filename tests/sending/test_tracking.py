@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tidings.core import retention
-from tidings.sending import engine, services, tokens, tracking
+from tidings.sending import lifecycle, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +47,7 @@ def test_per_contact_tracking_records_who_and_never_for_an_objector(
     fan, objector = add_contacts(account, newsletter, 2)
     objector.allow_tracking = False
     objector.save()
-    engine.start_campaign(tracked)
+    lifecycle.start_campaign(tracked)
     by_rcpt = {rcpt[0]: html_of(raw) for rcpt, raw in raw_sink.raw}
     assert links(by_rcpt[objector.email], "c") == [] and links(by_rcpt[objector.email], "o") == []
     assert 'href="https://example.org/a?x=1&amp;y=2"' in by_rcpt[objector.email]
@@ -71,7 +71,7 @@ def test_aggregate_only_tracking_counts_without_knowing_who(
 ):
     services.set_tracking(account, "aggregate")
     add_contacts(account, newsletter, 2)
-    engine.start_campaign(tracked)
+    lifecycle.start_campaign(tracked)
     pages = [html_of(raw) for _, raw in raw_sink.raw]
     # Both recipients get the very same tracking links: they say nothing about who.
     assert links(pages[0], "c") == links(pages[1], "c")
@@ -85,7 +85,7 @@ def test_aggregate_only_tracking_counts_without_knowing_who(
 
 def test_untracked_campaigns_have_plain_links(account, newsletter, campaign, raw_sink):
     add_contacts(account, newsletter, 1)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     html = html_of(raw_sink.raw[0][1])
     assert "/t/" not in html and "https://example.org/a?x=1&amp;y=2" in html
 
@@ -110,7 +110,7 @@ def test_expired_events_become_counts_and_are_deleted(
 ):
     services.set_tracking(account, "contact")
     add_contacts(account, newsletter, 2)
-    engine.start_campaign(tracked)
+    lifecycle.start_campaign(tracked)
     for _, raw in raw_sink.raw:
         client.get(links(html_of(raw), "o")[0])
     client.get(links(html_of(raw_sink.raw[0][1]), "o")[0])

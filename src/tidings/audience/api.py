@@ -20,8 +20,8 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
+from tidings.accounts.api import account_of
 from tidings.accounts.models import Account
-from tidings.api import account_of
 from tidings.audience import segments, services
 from tidings.audience.models import ConsentProof, Contact, MailingList, Segment, Subscription
 from tidings.audience.selectors import ContactSearch, SearchError, list_counts

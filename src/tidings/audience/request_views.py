@@ -13,17 +13,16 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from tidings.accounts.decorators import customer_required
+from tidings.accounts.decorators import account_of, customer_required
 from tidings.audience import restriction, rights
 from tidings.audience.models import ContactRequest
-from tidings.audience.views import _account
 
 PAGE = 200
 
 
 @customer_required
 def inbox(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     show = "closed" if request.GET.get("show") == "closed" else "open"
     rows = ContactRequest.objects.filter(account=account)
     if show == "open":
@@ -35,7 +34,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
 
 @customer_required
 def detail(request: HttpRequest, request_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     req = get_object_or_404(
         ContactRequest.objects.select_related("contact"), account=account, uuid=request_uuid
     )

@@ -6,16 +6,14 @@ from typing import Any
 
 from celery import shared_task
 
-from tidings.audience import restriction
+from tidings.accounts.models import Account
+from tidings.audience import bulk, restriction, rights
+from tidings.audience.selectors import ContactSearch
 
 
 @shared_task
 def bulk_contacts(*, account_id: int, search: dict[str, Any], action: str, argument: str) -> int:
     """A bulk action on every contact of a search, however many (set-based)."""
-    from tidings.accounts.models import Account
-    from tidings.audience import bulk
-    from tidings.audience.selectors import ContactSearch
-
     account = Account.objects.get(pk=account_id)
     contacts = ContactSearch.from_dict(search).contacts(account)
     return bulk.apply(account, contacts, action, argument).changed
@@ -24,8 +22,6 @@ def bulk_contacts(*, account_id: int, search: dict[str, Any], action: str, argum
 @shared_task
 def escalate_overdue_contact_requests() -> int:
     """Mail each account's users about their contacts' overdue requests (once a day each)."""
-    from tidings.audience import rights
-
     return rights.escalate_overdue_requests()
 
 

@@ -13,13 +13,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.decorators import customer_required
+from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import Account
 from tidings.audience import bulk, restriction, segments, services, tasks
 from tidings.audience.forms import (
@@ -50,14 +50,6 @@ from tidings.audience.services import AudienceError
 from tidings.audience.signup import public_lists
 
 
-def _account(request: HttpRequest) -> Account:
-    """The customer's account; staff (who have none) see no audience pages."""
-    account = getattr(request.user, "account", None)
-    if account is None:
-        raise Http404("No account")
-    return account
-
-
 def _int(value: str | None) -> int | None:
     try:
         return int(value) if value else None
@@ -70,7 +62,7 @@ def _int(value: str | None) -> int | None:
 
 @customer_required
 def lists(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     counts = list_counts(account)
     rows = [
         (m, counts.get(m.pk, {s: 0 for s in Subscription.Status.values}))
@@ -81,7 +73,7 @@ def lists(request: HttpRequest) -> HttpResponse:
 
 @customer_required
 def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     mailing_list = (
         get_object_or_404(MailingList, account=account, uuid=list_uuid) if list_uuid else None
     )
@@ -110,7 +102,7 @@ def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpR
 
 @customer_required
 def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     mailing_list = get_object_or_404(MailingList, account=account, uuid=list_uuid)
     if request.method == "POST":
         services.delete_list(mailing_list)
@@ -134,7 +126,7 @@ def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
 
 @customer_required
 def contacts(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     search = ContactSearch.from_dict(request.GET)
     error = ""
     try:
@@ -168,7 +160,7 @@ def contacts(request: HttpRequest) -> HttpResponse:
 @require_POST
 def contacts_bulk(request: HttpRequest) -> HttpResponse:
     """A bulk action on the ticked contacts, or on every contact of the search."""
-    account = _account(request)
+    account = account_of(request)
     action = request.POST.get("action", "")
     argument = request.POST.get("tag", "") if action == "tag" else request.POST.get("list", "")
     search = ContactSearch.from_dict(
@@ -219,7 +211,7 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
 
 @customer_required
 def contact_new(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     form = NewContactForm(account, request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -265,7 +257,7 @@ def _normalised_or_raw(email: str) -> str:
 
 @customer_required
 def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     errors: list[str] = []
     rows = attribute_rows(contact.attributes)
@@ -327,7 +319,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
 @require_POST
 def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     """Add the contact to a list, or take them off one."""
-    account = _account(request)
+    account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     try:
         list_uuid = uuid.UUID(request.POST.get("list", ""))
@@ -351,7 +343,7 @@ def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse
 @require_POST
 def contact_restriction(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
     """Restrict processing of a contact's data, announce the end of it, or keep it."""
-    account = _account(request)
+    account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     action = request.POST.get("action", "")
     try:
@@ -378,7 +370,7 @@ def contact_restriction(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRe
 @customer_required
 @require_POST
 def contact_blocklist(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     before = contact.status
     services.blocklist(contact)
@@ -391,7 +383,7 @@ def contact_blocklist(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResp
 
 @customer_required
 def contact_delete(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     if request.method == "POST":
         services.erase_contact(contact)
@@ -462,7 +454,7 @@ def _rules_for_display(account: Account, rules: dict[str, Any]) -> dict[str, Any
 
 @customer_required
 def segment_list(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     return render(
         request,
         "audience/segments.html",
@@ -472,7 +464,7 @@ def segment_list(request: HttpRequest) -> HttpResponse:
 
 @customer_required
 def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     segment = (
         get_object_or_404(Segment, account=account, uuid=segment_uuid) if segment_uuid else None
     )
@@ -520,7 +512,7 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
 def segment_count(request: HttpRequest) -> JsonResponse:
     """The live size on the segment page: the builder's rows in, a count (or the
     problem) out. Nothing is saved."""
-    account = _account(request)
+    account = account_of(request)
     rules = _rules_with_list_uuids(account, rules_from_post(request.POST))
     try:
         return JsonResponse({"count": segments.size(account, rules)})
@@ -530,7 +522,7 @@ def segment_count(request: HttpRequest) -> JsonResponse:
 
 @customer_required
 def segment_delete(request: HttpRequest, segment_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     segment = get_object_or_404(Segment, account=account, uuid=segment_uuid)
     if request.method == "POST":
         segment.delete()
@@ -552,7 +544,7 @@ def segment_delete(request: HttpRequest, segment_uuid: uuid.UUID) -> HttpRespons
 
 @customer_required
 def form_list(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     return render(
         request,
         "audience/forms.html",
@@ -562,7 +554,7 @@ def form_list(request: HttpRequest) -> HttpResponse:
 
 @customer_required
 def form_edit(request: HttpRequest, form_uuid: uuid.UUID | None = None) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     subscription_form = (
         get_object_or_404(SubscriptionForm, account=account, uuid=form_uuid) if form_uuid else None
     )
@@ -612,7 +604,7 @@ def _snippet(subscription_form: SubscriptionForm, hosted: str) -> str:
 
 @customer_required
 def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     subscription_form = get_object_or_404(SubscriptionForm, account=account, uuid=form_uuid)
     if request.method == "POST":
         subscription_form.delete()
@@ -635,7 +627,7 @@ def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
 
 @customer_required
 def audience_settings(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     chosen = AudienceSettings.objects.filter(account=account).values_list(
         "contact_sender", flat=True
     )

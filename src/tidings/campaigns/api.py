@@ -21,8 +21,8 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
+from tidings.accounts.api import account_of
 from tidings.accounts.models import Account, User
-from tidings.api import account_of
 from tidings.audience.models import Contact, MailingList, Segment
 from tidings.campaigns import rendering, services
 from tidings.campaigns.models import Campaign, Layout

@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape
@@ -22,8 +22,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.decorators import customer_required
-from tidings.accounts.models import Account, User
+from tidings.accounts.decorators import account_of, customer_required
+from tidings.accounts.models import User
 from tidings.audience.models import Contact
 from tidings.audience.services import InvalidEmail, normalise_email
 from tidings.campaigns import rendering, services
@@ -58,19 +58,12 @@ def customer_page(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        _account(request)
+        account_of(request)
         response = view(request, *args, **kwargs)
         response.headers.setdefault("Content-Security-Policy", EDITOR_CSP)
         return response
 
     return customer_required(wrapper)
-
-
-def _account(request: HttpRequest) -> Account:
-    account = getattr(request.user, "account", None)
-    if account is None:
-        raise Http404("No account")
-    return account
 
 
 def _user(request: HttpRequest) -> User:
@@ -80,12 +73,12 @@ def _user(request: HttpRequest) -> User:
 
 def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
     return get_object_or_404(
-        Campaign.objects.select_related("layout"), account=_account(request), uuid=uuid
+        Campaign.objects.select_related("layout"), account=account_of(request), uuid=uuid
     )
 
 
 def _layout(request: HttpRequest, pk: int) -> Layout:
-    return get_object_or_404(Layout, account=_account(request), pk=pk)
+    return get_object_or_404(Layout, account=account_of(request), pk=pk)
 
 
 def _contact(request: HttpRequest, value: str | None) -> Contact | None:
@@ -96,7 +89,7 @@ def _contact(request: HttpRequest, value: str | None) -> Contact | None:
         key = UUID(value)
     except ValueError:
         return None
-    return Contact.objects.filter(account=_account(request), uuid=key).first()
+    return Contact.objects.filter(account=account_of(request), uuid=key).first()
 
 
 # Campaigns ------------------------------------------------------------------------------
@@ -105,7 +98,7 @@ def _contact(request: HttpRequest, value: str | None) -> Contact | None:
 @customer_page
 def campaign_list(request: HttpRequest) -> HttpResponse:
     campaigns = (
-        Campaign.objects.filter(account=_account(request))
+        Campaign.objects.filter(account=account_of(request))
         .select_related("layout")
         .order_by("-created_at")
     )
@@ -142,7 +135,7 @@ def _after_save(request: HttpRequest, campaign: Campaign) -> HttpResponse:
 
 @customer_page
 def campaign_new(request: HttpRequest) -> HttpResponse:
-    account, user = _account(request), _user(request)
+    account, user = account_of(request), _user(request)
     initial = {
         "from_name": account.name,
         "from_email": user.email,
@@ -290,7 +283,7 @@ def campaign_delete(request: HttpRequest, uuid: UUID) -> HttpResponse:
 
 @customer_page
 def layout_list(request: HttpRequest) -> HttpResponse:
-    layouts = Layout.objects.filter(account=_account(request)).order_by("name")
+    layouts = Layout.objects.filter(account=account_of(request)).order_by("name")
     return render(request, "campaigns/layouts.html", {"layouts": layouts})
 
 
@@ -299,7 +292,7 @@ def _save_layout(request: HttpRequest, form: LayoutForm, layout: Layout | None) 
     try:
         if layout is None:
             return services.create_layout(
-                _account(request), name=data["name"], html=data["html"], by=user
+                account_of(request), name=data["name"], html=data["html"], by=user
             )
         return services.update_layout(layout, name=data["name"], html=data["html"], by=user)
     except InvalidTemplates as error:
@@ -360,7 +353,7 @@ def layout_default(request: HttpRequest) -> HttpResponse:
 @customer_page
 @require_POST
 def layout_copy_default(request: HttpRequest) -> HttpResponse:
-    layout = services.copy_default_layout(_account(request), by=_user(request))
+    layout = services.copy_default_layout(account_of(request), by=_user(request))
     messages.success(request, "Made an editable copy of the default layout.")
     return redirect("campaigns:layout_edit", pk=layout.pk)
 
@@ -399,5 +392,5 @@ def layout_preview_html(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @xframe_options_sameorigin
 def layout_default_preview_html(request: HttpRequest) -> HttpResponse:
-    _account(request)
+    account_of(request)
     return _layout_preview(rendering.default_layout_html())

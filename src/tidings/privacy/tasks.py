@@ -2,7 +2,8 @@ import logging
 
 from celery import shared_task
 
-from tidings.privacy import services
+from tidings.core import retention
+from tidings.privacy import office, portability, services
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +17,6 @@ def erase_account_task(account_id: int, requested_by: str = "customer: erase now
 @shared_task(acks_late=True)
 def build_account_export_task(export_id: int) -> None:
     """Build the archive of all of one account's data (P20)."""
-    from tidings.privacy import portability
-
     portability.build_account_export(export_id)
 
 
@@ -41,14 +40,10 @@ def delete_expired_legal_holds() -> dict[str, int]:
 @shared_task
 def apply_retention() -> dict[str, int]:
     """The daily retention run: every rule of the schedule (P12, P14)."""
-    from tidings.core import retention
-
     return {o.rule.name: o.count for o in retention.apply_all()}
 
 
 @shared_task
 def escalate_due_requests() -> int:
     """Remind the privacy officers of requests due within a week or overdue."""
-    from tidings.privacy import office
-
     return office.escalate_due_requests()

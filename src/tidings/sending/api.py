@@ -14,9 +14,10 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
+from tidings.accounts.api import account_of
 from tidings.campaigns.models import Campaign
 from tidings.core.mail import Kind
-from tidings.sending import engine, transactional
+from tidings.sending import engine, lifecycle, transactional
 from tidings.sending.models import OutboundMail
 
 router = Router(tags=["sending"])
@@ -46,12 +47,6 @@ class ScheduleIn(Schema):
     )
 
 
-def _account(request: HttpRequest) -> Any:
-    from tidings.api import account_of
-
-    return account_of(request)
-
-
 @router.post(
     "/tx",
     response={202: TransactionalOut},
@@ -63,7 +58,7 @@ def _account(request: HttpRequest) -> Any:
 def send_transactional(request: HttpRequest, payload: TransactionalIn) -> Any:
     try:
         message = transactional.create(
-            _account(request),
+            account_of(request),
             to=payload.to,
             template=payload.template,
             subject=payload.subject,
@@ -96,20 +91,20 @@ def _tx_out(message: OutboundMail) -> dict[str, Any]:
 )
 def transactional_outcome(request: HttpRequest, message_id: uuid.UUID) -> Any:
     message = get_object_or_404(
-        OutboundMail, account=_account(request), uuid=message_id, kind=Kind.TRANSACTIONAL
+        OutboundMail, account=account_of(request), uuid=message_id, kind=Kind.TRANSACTIONAL
     )
     return _tx_out(message)
 
 
 def _campaign(request: HttpRequest, campaign_uuid: uuid.UUID) -> Campaign:
-    return get_object_or_404(Campaign, account=_account(request), uuid=campaign_uuid)
+    return get_object_or_404(Campaign, account=account_of(request), uuid=campaign_uuid)
 
 
 def _act(request: HttpRequest, campaign_uuid: uuid.UUID, action: Any) -> dict[str, Any]:
     campaign = _campaign(request, campaign_uuid)
     try:
         action(campaign)
-    except engine.SendingError as error:
+    except lifecycle.SendingError as error:
         raise HttpError(409, str(error)) from None
     campaign.refresh_from_db()
     return engine.progress(campaign)
@@ -117,7 +112,7 @@ def _act(request: HttpRequest, campaign_uuid: uuid.UUID, action: Any) -> dict[st
 
 @router.post("/campaigns/{campaign_uuid}/send", summary="Send a campaign now")
 def send_now(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
-    return _act(request, campaign_uuid, engine.start_campaign)
+    return _act(request, campaign_uuid, lifecycle.start_campaign)
 
 
 @router.post("/campaigns/{campaign_uuid}/schedule", summary="Schedule a campaign")
@@ -133,22 +128,22 @@ def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn
             at = at.astimezone(ZoneInfo(payload.timezone))
         except (ZoneInfoNotFoundError, ValueError):
             raise HttpError(422, f"“{payload.timezone[:64]}” is not a time zone.") from None
-    return _act(request, campaign_uuid, lambda c: engine.schedule_campaign(c, at))
+    return _act(request, campaign_uuid, lambda c: lifecycle.schedule_campaign(c, at))
 
 
 @router.post("/campaigns/{campaign_uuid}/pause", summary="Pause a sending campaign")
 def pause(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
-    return _act(request, campaign_uuid, engine.pause_campaign)
+    return _act(request, campaign_uuid, lifecycle.pause_campaign)
 
 
 @router.post("/campaigns/{campaign_uuid}/resume", summary="Resume a paused campaign")
 def resume(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
-    return _act(request, campaign_uuid, engine.resume_campaign)
+    return _act(request, campaign_uuid, lifecycle.resume_campaign)
 
 
 @router.post("/campaigns/{campaign_uuid}/cancel", summary="Cancel a campaign")
 def cancel(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
-    return _act(request, campaign_uuid, engine.cancel_campaign)
+    return _act(request, campaign_uuid, lifecycle.cancel_campaign)
 
 
 @router.get("/campaigns/{campaign_uuid}/progress", summary="Sending progress of a campaign")

@@ -309,7 +309,7 @@ def send_batch(
     campaign_id: int, lo: int, hi: int, *, pause: Callable[[Campaign, str], None]
 ) -> BatchResult:
     """Send the queued deliveries of one id range, at most once each. `pause` is how
-    the campaign is paused when the relay refuses it (engine.pause_for_relay)."""
+    the campaign is paused when the relay refuses it (lifecycle.pause_for_relay)."""
     result = BatchResult()
     campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
     if campaign is None or campaign.status != S.SENDING:

@@ -28,6 +28,7 @@ from tidings.audience import services as audience
 from tidings.audience.models import Contact, SuppressedContact
 from tidings.campaigns.models import Campaign
 from tidings.sending.models import BounceRecord, Delivery
+from tidings.sending.tracking import count
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,6 @@ def hard_bounce(
     contact: Contact, *, campaign: Campaign | None = None, source: str, detail: str = ""
 ) -> None:
     """The address does not exist (or refuses us for good): never mail it again."""
-    from tidings.sending.tracking import count
-
     with transaction.atomic():
         _record(contact, BounceRecord.Kind.HARD, campaign=campaign, source=source, detail=detail)
         if contact.status == Contact.Status.ACTIVE:
@@ -85,8 +84,6 @@ def complaint(
     contact: Contact, *, campaign: Campaign | None = None, source: str, detail: str = ""
 ) -> None:
     """The contact marked a message as spam: they get nothing more from this account."""
-    from tidings.sending.tracking import count
-
     with transaction.atomic():
         _record(
             contact, BounceRecord.Kind.COMPLAINT, campaign=campaign, source=source, detail=detail
@@ -101,8 +98,6 @@ def complaint(
 
 def delivered(delivery: Delivery) -> None:
     """A delivery confirmed by the provider resets the contact's soft-bounce count."""
-    from tidings.sending.tracking import count
-
     Contact.objects.filter(pk=delivery.contact_id).update(soft_bounces=0)
     count(delivery.campaign_id, "delivered")
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tidings.campaigns.forms import TestSendForm
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine
+from tidings.sending import engine, recipients
 from tidings.sending.forms import ScheduleForm
 from tidings.sending.services import postal_address_of
 
@@ -41,7 +41,7 @@ def context_for(
         "progress": progress,
         "done": done,
         "percent": int(100 * done / progress["total"]) if progress["total"] else 0,
-        "estimate": engine.recipients(campaign).count() if not_started else None,
+        "estimate": recipients.recipients(campaign).count() if not_started else None,
         "schedule": schedule or ScheduleForm(initial=schedule_initial(campaign)),
         "test_form": TestSendForm(initial={"recipients": getattr(user, "email", "")}),
         "relay": engine.pick_relay(campaign.account),

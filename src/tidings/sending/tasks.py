@@ -10,7 +10,7 @@ from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.core import retention
-from tidings.sending import bounces, engine, postman
+from tidings.sending import bounces, dispatcher, engine, lifecycle, postman
 
 
 @worker_ready.connect  # the process that runs tasks with `--pool solo`
@@ -26,13 +26,13 @@ def load_url_patterns(**_: Any) -> None:
 def dispatch_campaign(campaign_id: int, after: int = 0) -> int:
     """Queue the batches of a started campaign (idempotent), a few at a time: the rest
     (deliveries above the last id queued) goes to a new dispatch task behind them."""
-    return engine.dispatch(campaign_id, after=after, limit=engine.DISPATCH_STEP)
+    return dispatcher.dispatch(campaign_id, after=after, limit=dispatcher.DISPATCH_STEP)
 
 
 @shared_task(acks_late=True)
 def materialise_campaign(campaign_id: int) -> int:
     """Fix the rest of a started campaign's recipients, then dispatch them."""
-    return engine.materialise_rest(campaign_id)
+    return lifecycle.materialise_rest(campaign_id)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)
@@ -59,7 +59,7 @@ def recover_stalled() -> dict[str, int]:
 @shared_task
 def start_due_campaigns() -> list[int]:
     """Every minute: scheduled campaigns whose time has come."""
-    return engine.start_due_campaigns()
+    return lifecycle.start_due_campaigns()
 
 
 @shared_task

@@ -29,14 +29,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.decorators import customer_required
+from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import Account, User
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
-from tidings.sending import controls, engine, services, tokens, tracking
+from tidings.sending import controls, engine, lifecycle, services, tokens, tracking
 from tidings.sending.forms import (
     DomainForm,
     PostalAddressForm,
@@ -49,13 +49,6 @@ from tidings.sending.models import Relay, SendingDomain
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-def _account(request: HttpRequest) -> Account:
-    account = getattr(request.user, "account", None)
-    if account is None:
-        raise Http404("No account")
-    return account
-
-
 def _user(request: HttpRequest) -> User:
     user = request.user
     if not isinstance(user, User):
@@ -64,17 +57,17 @@ def _user(request: HttpRequest) -> User:
 
 
 def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
-    return get_object_or_404(Campaign, account=_account(request), uuid=uuid)
+    return get_object_or_404(Campaign, account=account_of(request), uuid=uuid)
 
 
 # Campaign sending ----------------------------------------------------------------------------
 
 ACTIONS = {
-    "send": engine.start_campaign,
-    "pause": engine.pause_campaign,
-    "resume": engine.resume_campaign,
-    "cancel": engine.cancel_campaign,
-    "unschedule": engine.unschedule_campaign,
+    "send": lifecycle.start_campaign,
+    "pause": lifecycle.pause_campaign,
+    "resume": lifecycle.resume_campaign,
+    "cancel": lifecycle.cancel_campaign,
+    "unschedule": lifecycle.unschedule_campaign,
 }
 DONE = {
     "send": "Sending has started.",
@@ -105,15 +98,15 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
         try:
             if action == "schedule":
                 if schedule is None or not schedule.is_valid():
-                    raise engine.SendingError("Give a date, a time and a time zone.")
+                    raise lifecycle.SendingError("Give a date, a time and a time zone.")
                 when = schedule.cleaned_data["when"].replace(tzinfo=None)
                 aware = timezone.make_aware(when, schedule.cleaned_data["timezone"])
-                engine.schedule_campaign(campaign, aware)
+                lifecycle.schedule_campaign(campaign, aware)
             elif action in ACTIONS:
                 ACTIONS[action](campaign)
             else:
-                raise engine.SendingError("Unknown action.")
-        except engine.SendingError as error:
+                raise lifecycle.SendingError("Unknown action.")
+        except lifecycle.SendingError as error:
             messages.error(request, str(error))
         else:
             messages.success(request, DONE[action])
@@ -157,7 +150,7 @@ def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
 
 @customer_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    account = _account(request)
+    account = account_of(request)
     current = services.settings_of(account)
     relay_form = RelayForm(prefix="relay")
     domain_form = DomainForm(prefix="domain")
@@ -214,7 +207,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @customer_required
 @require_POST
 def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
-    services.remove_relay(get_object_or_404(Relay, account=_account(request), pk=pk))
+    services.remove_relay(get_object_or_404(Relay, account=account_of(request), pk=pk))
     messages.success(request, "Relay removed.")
     return redirect("sending:settings")
 
@@ -223,7 +216,7 @@ def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_sending_domain(
-        get_object_or_404(SendingDomain, account=_account(request), pk=pk)
+        get_object_or_404(SendingDomain, account=account_of(request), pk=pk)
     )
     messages.success(request, "Domain removed.")
     return redirect("sending:settings")

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
 
+from tidings.staff.console import AuditedModelAdmin
 from tidings.staff.reason import ReasonForm, state_reason, stated_reason
 
 # How a staff member gets an authenticator; shown on the login page, and as the error
@@ -81,8 +82,6 @@ class StaffAdminSite(admin.AdminSite):
     def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
         # Every page of the console must audit its reads and skip LogEntry: refuse a
         # plain ModelAdmin rather than let one slip in unaudited.
-        from tidings.staff.console import AuditedModelAdmin
-
         if admin_class is None or not issubclass(admin_class, AuditedModelAdmin):
             raise ImproperlyConfigured("Register staff console pages with an AuditedModelAdmin")
         super().register(model_or_iterable, admin_class, **options)

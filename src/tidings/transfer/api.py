@@ -24,8 +24,8 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
+from tidings.accounts.api import account_of
 from tidings.accounts.models import Account
-from tidings.api import account_of
 from tidings.audience.models import MailingList
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError, UploadTooLarge

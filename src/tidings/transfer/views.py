@@ -14,8 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
-from tidings.accounts.decorators import customer_required
-from tidings.accounts.models import Account
+from tidings.accounts.decorators import account_of, customer_required
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError
 from tidings.transfer.forms import BasisForm, ExportForm, MappingForm
@@ -24,14 +23,7 @@ from tidings.transfer.uploads import ImportUploadHandler, StoredUpload
 
 
 def _account_id(request: HttpRequest) -> int:
-    account_id = getattr(request.user, "account_id", None)
-    if not account_id:
-        raise Http404("No audience here.")
-    return int(account_id)
-
-
-def _account(request: HttpRequest) -> Account:
-    return Account.objects.get(pk=_account_id(request))
+    return int(account_of(request).pk)
 
 
 def _import(request: HttpRequest, pk: int) -> ImportJob:
@@ -80,7 +72,7 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
         return redirect("transfer:imports")
     try:
         job = services.create_import(
-            _account(request),
+            account_of(request),
             by=request.user,  # type: ignore[arg-type]
             original_name=stored.name or "upload",
             upload_file=stored.relative,
@@ -201,7 +193,7 @@ def exports(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             services.start_export(
-                _account(request),
+                account_of(request),
                 by=request.user,  # type: ignore[arg-type]
                 fmt=data["format"],
                 scope=data["scope"],

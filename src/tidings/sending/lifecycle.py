@@ -1,0 +1,277 @@
+"""A campaign's life: draft, scheduled, sending, paused, sent or cancelled.
+
+Every action a customer (or the relay, or the clock) takes on a campaign is one
+transition of `TRANSITIONS`: the states it leaves from, the state it leads to, and what
+the customer is told when the campaign is in no state to take it. Each action locks the
+campaign's row, checks the table, moves, and does its work in the same transaction; the
+campaign page offers exactly the actions `allowed` returns."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from tidings.campaigns.models import Campaign
+from tidings.campaigns.rendering import TemplateError, check
+from tidings.core import jobs
+from tidings.core.mail import Purpose, send_templated
+from tidings.sending.dispatcher import DISPATCH, MATERIALISE, dispatch
+from tidings.sending.models import Delivery, SendingSettings
+from tidings.sending.recipients import materialise
+
+log = logging.getLogger(__name__)
+
+S = Campaign.Status
+D = Delivery.Status
+
+
+class SendingError(ValueError):
+    """A sending action that cannot be done now; the message says why."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[str]
+    target: str
+    # What the customer reads when the campaign is in another state ({status}: its state).
+    refusal: str
+
+
+TRANSITIONS: dict[str, Transition] = {
+    "start": Transition(
+        frozenset({S.DRAFT, S.SCHEDULED}), S.SENDING, "A {status} campaign cannot be started."
+    ),
+    "schedule": Transition(
+        frozenset({S.DRAFT, S.SCHEDULED}), S.SCHEDULED, "A {status} campaign cannot be scheduled."
+    ),
+    "unschedule": Transition(
+        frozenset({S.SCHEDULED}), S.DRAFT, "Only a scheduled campaign can be unscheduled."
+    ),
+    "pause": Transition(
+        frozenset({S.SENDING}), S.PAUSED, "Only a campaign that is sending can be paused."
+    ),
+    "resume": Transition(
+        frozenset({S.PAUSED}), S.SENDING, "Only a paused campaign can be resumed."
+    ),
+    "cancel": Transition(
+        frozenset({S.SCHEDULED, S.SENDING, S.PAUSED}),
+        S.CANCELLED,
+        "A {status} campaign cannot be cancelled.",
+    ),
+    # Not the customer's: every recipient had their outcome; the relay refused the
+    # campaign itself.
+    "finish": Transition(frozenset({S.SENDING}), S.SENT, "Only a sending campaign is sent."),
+    "relay refused": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
+}
+CUSTOMER_ACTIONS = ("start", "schedule", "unschedule", "pause", "resume", "cancel")
+
+
+def allowed(campaign: Campaign) -> list[str]:
+    """The customer's actions the campaign can take now, in the table's order."""
+    return [a for a in CUSTOMER_ACTIONS if campaign.status in TRANSITIONS[a].sources]
+
+
+def _move(locked: Campaign, action: str) -> None:
+    """Take `action` on the locked campaign, or say why it cannot be taken."""
+    transition = TRANSITIONS[action]
+    if locked.status not in transition.sources:
+        raise SendingError(transition.refusal.format(status=locked.get_status_display()))
+    locked.status = transition.target
+
+
+def _locked(campaign: Campaign) -> Campaign:
+    return Campaign.objects.select_for_update().get(pk=campaign.pk)
+
+
+def _check_postal_address(campaign: Campaign) -> None:
+    settings_ = SendingSettings.objects.filter(account_id=campaign.account_id).first()
+    if settings_ is None or not settings_.postal_address.strip():
+        raise SendingError(
+            "Add your postal address in the sending settings first: every campaign must "
+            "show a valid physical postal address (CAN-SPAM). Nothing was sent."
+        )
+
+
+def _check_content(campaign: Campaign) -> None:
+    try:
+        check(campaign.subject, html=False)
+        check(campaign.body)
+    except TemplateError as error:
+        raise SendingError(f"The campaign's content has an error ({error}).") from None
+
+
+def start_campaign(campaign: Campaign) -> int:
+    """Send now: the campaign starts, its recipients are fixed, batches are queued.
+    Returns the number of recipients fixed now: all of them, or the first batch's when
+    there are more (the rest follows in `materialise_rest`)."""
+    if not campaign.account.is_processing_allowed:
+        raise SendingError("This account is closed: nothing is sent.")
+    if campaign.account.is_restricted:
+        raise SendingError("Processing is restricted for this account: nothing is sent.")
+    _check_postal_address(campaign)
+    _check_content(campaign)
+    with transaction.atomic():
+        locked = _locked(campaign)
+        if not locked.lists.exists() and not locked.segments.exists():
+            raise SendingError("Choose at least one list or segment to send to.")
+        _move(locked, "start")
+        locked.started_at = timezone.now()
+        # The first batch's recipients now, queued at once; a large audience's rest is
+        # written by a task behind that batch (a minute's work at a million), so the
+        # first message need not wait for it.
+        first = settings.SENDING["batch_size"]
+        count = materialise(locked, limit=first)
+        if count < first:
+            locked.recipients_fixed_at = locked.started_at
+        locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
+        dispatch(locked.pk)
+        if locked.recipients_fixed_at is None:
+            jobs.enqueue(MATERIALISE, locked.pk)
+    campaign.refresh_from_db()
+    return count
+
+
+def materialise_rest(campaign_id: int) -> int:
+    """The recipients `start_campaign` left for later (contacts after the first
+    batch's), then their dispatch. Idempotent; returns the number added."""
+    with transaction.atomic():
+        # Locked: a pause or a cancel waits, so a cancelled campaign gets no new queue.
+        campaign = (
+            Campaign.objects.select_for_update()
+            .filter(pk=campaign_id, recipients_fixed_at__isnull=True)
+            .first()
+        )
+        if campaign is None:
+            return 0
+        if campaign.status not in (S.SENDING, S.PAUSED):  # cancelled meanwhile
+            campaign.recipients_fixed_at = timezone.now()
+            campaign.save(update_fields=["recipients_fixed_at", "updated_at"])
+            return 0
+        last = Delivery.objects.filter(campaign=campaign).aggregate(m=Max("contact_id"))["m"]
+        added = materialise(campaign, after=last or 0)
+        if campaign.status == S.SENDING:
+            jobs.enqueue(DISPATCH, campaign_id)
+    return added
+
+
+def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
+    """Send at `when` (aware); beat starts it within the minute."""
+    if timezone.is_naive(when):
+        raise SendingError("Give the time with its time zone.")
+    if when <= timezone.now():
+        raise SendingError("That time has passed: choose a time in the future, or send now.")
+    _check_postal_address(campaign)
+    _check_content(campaign)
+    with transaction.atomic():
+        locked = _locked(campaign)
+        _move(locked, "schedule")
+        locked.scheduled_at = when
+        # Kept to show the time again as the customer chose it.
+        locked.schedule_timezone = getattr(when.tzinfo, "key", None) or "UTC"
+        locked.save(update_fields=["status", "scheduled_at", "schedule_timezone", "updated_at"])
+    campaign.refresh_from_db()
+    return campaign
+
+
+def unschedule_campaign(campaign: Campaign) -> Campaign:
+    with transaction.atomic():
+        locked = _locked(campaign)
+        _move(locked, "unschedule")
+        locked.scheduled_at = None
+        locked.save(update_fields=["status", "scheduled_at", "updated_at"])
+    campaign.refresh_from_db()
+    return campaign
+
+
+def pause_campaign(campaign: Campaign) -> Campaign:
+    """Workers stop after the message they are sending; the rest waits, queued."""
+    with transaction.atomic():
+        locked = _locked(campaign)
+        _move(locked, "pause")
+        locked.save(update_fields=["status", "updated_at"])
+    campaign.refresh_from_db()
+    return campaign
+
+
+def resume_campaign(campaign: Campaign) -> Campaign:
+    with transaction.atomic():
+        locked = _locked(campaign)
+        _move(locked, "resume")
+        locked.pause_reason = ""
+        locked.save(update_fields=["status", "pause_reason", "updated_at"])
+        Delivery.objects.filter(campaign=locked, status=D.QUEUED).update(dispatched_at=None)
+        jobs.enqueue(DISPATCH, locked.pk)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def cancel_campaign(campaign: Campaign) -> Campaign:
+    """Stop for good: whoever has not been sent to yet gets nothing."""
+    with transaction.atomic():
+        locked = _locked(campaign)
+        _move(locked, "cancel")
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at", "updated_at"])
+        Delivery.objects.filter(campaign=locked, status=D.QUEUED).update(
+            status=D.SKIPPED, last_error="campaign cancelled"
+        )
+    campaign.refresh_from_db()
+    return campaign
+
+
+def start_due_campaigns(now: datetime | None = None) -> list[int]:
+    """Start every scheduled campaign whose time has come (beat, every minute)."""
+    now = now or timezone.now()
+    started = []
+    for campaign in Campaign.objects.filter(status=S.SCHEDULED, scheduled_at__lte=now):
+        try:
+            start_campaign(campaign)
+        except SendingError as error:
+            log.warning("scheduled campaign %s not started: %s", campaign.pk, error)
+            continue
+        started.append(campaign.pk)
+    return started
+
+
+def finish_if_done(campaign_id: int) -> bool:
+    """A sending campaign whose recipients are all fixed, with nothing queued or in
+    flight, is sent."""
+    open_ = Delivery.objects.filter(campaign_id=campaign_id, status__in=[D.QUEUED, D.SENDING])
+    if open_.exists():
+        return False
+    return bool(
+        Campaign.objects.filter(
+            pk=campaign_id,
+            status__in=TRANSITIONS["finish"].sources,
+            recipients_fixed_at__isnull=False,
+        ).update(status=TRANSITIONS["finish"].target, finished_at=timezone.now())
+    )
+
+
+def pause_for_relay(campaign: Campaign, reason: str) -> None:
+    """The relay refuses the campaign itself (the login, the sender, message after
+    message): pause it with the reason and tell the account's users, instead of failing
+    every recipient for good. Resuming retries where it stopped."""
+    with transaction.atomic():
+        locked = _locked(campaign)
+        if locked.status not in TRANSITIONS["relay refused"].sources:
+            return
+        _move(locked, "relay refused")
+        locked.pause_reason = reason[:500]
+        locked.save(update_fields=["status", "pause_reason", "updated_at"])
+        users = locked.account.users.filter(is_active=True)
+        send_templated(
+            "sending/mail/campaign_paused",
+            [u.email for u in users],
+            {"campaign": locked, "reason": reason},
+            purpose=Purpose.SERVICE,
+            account_id=locked.account_id,
+            user_ids={u.email: u.pk for u in users},
+        )
+    log.warning("campaign %s paused: %s", campaign.pk, reason)

@@ -1,0 +1,54 @@
+"""A campaign's life is one table (sending.lifecycle.TRANSITIONS): every action leaves
+from the states it names, leads to its state, and is refused, with the same words, from
+every other state, changing nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tidings.campaigns.models import Campaign
+from tidings.sending import lifecycle
+
+S = Campaign.Status
+
+ACTIONS = {
+    "schedule": lambda c: lifecycle.schedule_campaign(c, timezone.now() + timedelta(days=1)),
+    "unschedule": lifecycle.unschedule_campaign,
+    "pause": lifecycle.pause_campaign,
+    "resume": lifecycle.resume_campaign,
+    "cancel": lifecycle.cancel_campaign,
+}
+
+
+def test_the_table_knows_every_state_and_every_customer_action():
+    states = set(S.values)
+    for name, transition in lifecycle.TRANSITIONS.items():
+        assert transition.sources <= states and transition.target in states, name
+    assert set(ACTIONS) | {"start"} == set(lifecycle.CUSTOMER_ACTIONS)
+    assert lifecycle.allowed(Campaign(status=S.DRAFT)) == ["start", "schedule"]
+    assert lifecycle.allowed(Campaign(status=S.SENDING)) == ["pause", "cancel"]
+    assert lifecycle.allowed(Campaign(status=S.SENT)) == []
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+@pytest.mark.parametrize("status", sorted(S.values))
+def test_each_action_moves_or_is_refused_by_the_table(account, action, status):
+    campaign = Campaign.objects.create(
+        account=account, name="c", subject="Hello", from_email="news@example.org", body="Hi",
+        status=status,
+    )  # fmt: skip
+    transition = lifecycle.TRANSITIONS[action]
+    if status in transition.sources:
+        ACTIONS[action](campaign)
+        campaign.refresh_from_db()
+        assert campaign.status == transition.target
+    else:
+        with pytest.raises(lifecycle.SendingError) as refused:
+            ACTIONS[action](campaign)
+        shown = Campaign(status=status).get_status_display()
+        assert str(refused.value) == transition.refusal.format(status=shown)
+        campaign.refresh_from_db()
+        assert campaign.status == status
