@@ -6,9 +6,7 @@ class SendingConfig(AppConfig):
     label = "sending"
 
     def ready(self) -> None:
-        from tidings.audience.services import on_contact_erasure
         from tidings.core.mail import register_postman
         from tidings.sending import postman, privacy, signals  # noqa: F401  (data map, webhooks)
 
         register_postman(postman.accept)
-        on_contact_erasure(postman.forget)
