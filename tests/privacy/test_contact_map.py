@@ -111,6 +111,7 @@ def notes_table(db):  # type: ignore[no-untyped-def]
         apps.clear_cache()
 
 
+@pytest.mark.promise("P17", "P20")
 @pytest.mark.parametrize("how", ["one", "bulk"])
 def test_a_table_added_to_the_map_is_shown_downloaded_and_erased_with_no_code(
     account, newsletter, notes_table, how

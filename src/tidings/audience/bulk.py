@@ -1,8 +1,9 @@
 """Bulk actions on a selection of contacts or on a whole search result.
 
 Each action is one set-based statement (UPDATE, INSERT ... SELECT, DELETE) over the
-query, whatever its size, except erasure, which must compute each address's keyed hash
-for the suppression list and so goes through the rows in batches by id.
+query, whatever its size, except erasure, which goes through the rows in batches by id:
+each batch is erased from every table of the data map (privacy.contacts.erase), the
+keyed hash of each address computed for the suppression list.
 """
 
 from __future__ import annotations
