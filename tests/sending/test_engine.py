@@ -174,7 +174,9 @@ def test_dispatch_queues_consecutive_ranges_once_in_one_pass(
     campaign, ten_in_batches_of_three, monkeypatch
 ):
     queued: list[tuple[int, int]] = []
-    monkeypatch.setattr(dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(
+        dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi))
+    )
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     assert dispatcher.dispatch(campaign.pk) == 4
     assert queued == [(ids[0], ids[2]), (ids[3], ids[5]), (ids[6], ids[8]), (ids[9], ids[9])]
@@ -188,7 +190,9 @@ def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
 ):
     queued: list[tuple[int, int]] = []
     rest: list[int] = []
-    monkeypatch.setattr(dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi)))
+    monkeypatch.setattr(
+        dispatcher, "_queue_batch", lambda task, cid, lo, hi: queued.append((lo, hi))
+    )
     monkeypatch.setattr(dispatcher, "_queue_rest", lambda task, cid, *, after: rest.append(after))
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
     # A worker running one task at a time sends these two batches before dispatching more.

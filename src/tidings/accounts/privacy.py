@@ -40,6 +40,7 @@ register(
     ],
     erase=Erasure.DELETE,
     account_path="",
+    contact="the customer's own identity and access: no contact's data",
 )
 register(
     User,
@@ -64,6 +65,7 @@ register(
     secret_fields=["password"],
     erase=Erasure.DELETE,
     account_path="account",
+    contact="the customer's own identity and access: no contact's data",
 )
 register(
     TOTPDevice,
@@ -77,6 +79,7 @@ register(
     erase=Erasure.DELETE,
     account_path="user__account",
     exported=True,
+    contact="the customer's own identity and access: no contact's data",
 )
 declare_free_of_personal_data(
     Session,
@@ -112,6 +115,7 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
         personal_fields=["username", "ip_address", "user_agent"],
         erase=Erasure.DELETE,
         rows_for_account=_login_records(_model),
+        contact="the customer's own identity and access: no contact's data",
     )
 register(
     ApiKey,
@@ -125,6 +129,7 @@ register(
     secret_fields=["digest"],
     erase=Erasure.DELETE,
     account_path="account",
+    contact="the customer's own identity and access: no contact's data",
 )
 
 

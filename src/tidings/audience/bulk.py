@@ -1,8 +1,9 @@
 """Bulk actions on a selection of contacts or on a whole search result.
 
 Each action is one set-based statement (UPDATE, INSERT ... SELECT, DELETE) over the
-query, whatever its size, except erasure, which must compute each address's keyed hash
-for the suppression list and so goes through the rows in batches by id.
+query, whatever its size, except erasure, which goes through the rows in batches by id:
+each batch is erased from every table of the data map (privacy.contacts.erase), the
+keyed hash of each address computed for the suppression list.
 """
 
 from __future__ import annotations
@@ -23,16 +24,9 @@ from tidings.audience.models import (
     Contact,
     MailingList,
     Subscription,
-    SuppressedContact,
 )
-from tidings.audience.services import (
-    AudienceError,
-    clean_tags,
-    close_requests_of_erased,
-    forget_addresses,
-)
-from tidings.core.digests import email_digest
-from tidings.privacy.services import keep_campaign_counts
+from tidings.audience.services import AudienceError, clean_tags, contacts_ref
+from tidings.privacy import contacts as privacy_contacts
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
 ERASE_BATCH = 2000
@@ -161,28 +155,15 @@ def blocklist(contacts: QuerySet[Contact]) -> int:
 
 
 def erase(account: Account, contacts: QuerySet[Contact]) -> int:
-    """Erase the contacts (services.erase_contact for many): each address is kept only as
-    a keyed hash on the suppression list, their part in campaign reports as counts."""
+    """Erase the contacts (services.erase_contact for many), a batch per transaction:
+    every table of the data map, each address kept only as a keyed hash on the
+    suppression list, their part in campaign reports as counts."""
     erased = 0
+    mine = contacts.filter(account=account).order_by("pk")
     while True:
-        batch = list(contacts.order_by("pk").values_list("pk", "email")[:ERASE_BATCH])
+        batch = list(mine.only("pk", "email", "digest", "created_at")[:ERASE_BATCH])
         if not batch:
             return erased
         with transaction.atomic():
-            SuppressedContact.objects.bulk_create(
-                [
-                    SuppressedContact(
-                        account=account,
-                        digest=email_digest(email),
-                        reason=SuppressedContact.Reason.ERASED,
-                    )
-                    for _, email in batch
-                ],
-                ignore_conflicts=True,
-            )
-            ids = [pk for pk, _ in batch]
-            keep_campaign_counts(ids)
-            close_requests_of_erased(account, ids)
-            forget_addresses(account, [email for _, email in batch])
-            Contact.objects.filter(account=account, pk__in=ids).delete()
+            privacy_contacts.erase(contacts_ref(account.pk, batch))
         erased += len(batch)

@@ -1,10 +1,13 @@
 """Data map entries for the audience: the customer's contacts (application data, P20),
 and the retention of signups that were never confirmed (P12)."""
 
+import json
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from tidings.audience.models import (
     AudienceSettings,
@@ -17,19 +20,101 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
+from tidings.audience.services import ERASED_ANSWER
 from tidings.core import retention
 from tidings.core.datamap import (
+    Column,
+    ContactErasure,
+    ContactPart,
+    Contacts,
     Erasure,
     LegalBasis,
     Owner,
+    Section,
     declare_free_of_personal_data,
     register,
 )
+from tidings.core.digests import email_digest
+from tidings.privacy.contacts import when
 
 CONTACT_RETENTION = (
     "as long as the customer keeps the contact; erased with the customer's account, or at "
     "once when the contact asks the customer for erasure"
 )
+
+# --- the contact's side: how their rows are shown to them and erased -----------------
+
+# What stays of an answer the customer mailed before the contact was erased.
+ANSWER_ERASED = "(the answer was erased with the contact)"
+
+
+def _present_contact(rows: QuerySet[Contact]) -> list[Section]:
+    """The contact's own row as three sections: details, attributes, tags."""
+    details = Section("Your details", ["field", "value"])
+    attributes = Section("Attributes", ["attribute", "value"])
+    tags = Section("Tags", ["tag"])
+    for contact in rows:
+        for label, value in (
+            ("email", contact.email),
+            ("name", contact.name),
+            ("status", Contact.Status(contact.status).label),
+            ("legal basis", Contact.LegalBasis(contact.legal_basis).label),
+            ("basis since", when(contact.basis_at)),
+            ("how you were added", Contact.Source(contact.source).label),
+            ("added", when(contact.created_at)),
+            ("last changed", when(contact.updated_at)),
+            ("opens and clicks may be recorded", "yes" if contact.allow_tracking else "no"),
+            ("reading habits may choose what you get", "yes" if contact.allow_profiling else "no"),
+            ("processing restricted since", when(contact.restricted_at)),
+            ("restriction ends", when(contact.restriction_lifts_at)),
+        ):
+            details.rows.append([label, value])
+        for key, value in sorted((contact.attributes or {}).items()):
+            attributes.rows.append([key, json.dumps(value) if isinstance(value, bool) else value])
+        tags.rows.extend([t] for t in contact.tags or [])
+    return [details, attributes, tags]
+
+
+def _suppress(rows: QuerySet[Contact], contacts: Contacts) -> None:
+    """What erasing leaves of a contact: the keyed hash of the address on the account's
+    suppression list, so that no import or signup brings them back without a new
+    consent (a reason already there, a bounce, stays)."""
+    SuppressedContact.objects.bulk_create(
+        [
+            SuppressedContact(
+                account_id=contacts.account_id,
+                digest=email_digest(email),
+                reason=SuppressedContact.Reason.ERASED,
+            )
+            for email in rows.values_list("email", flat=True)
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _close_requests(rows: QuerySet[ContactRequest], contacts: Contacts) -> None:
+    """The contacts are being erased: answers already mailed to them leave the request;
+    their open erasure requests are fulfilled, their other open requests closed (nothing
+    is left to give or correct). The request stays as the record that it was answered."""
+    now = timezone.now()
+    rows.exclude(status=ContactRequest.Status.OPEN).update(answer=ANSWER_ERASED)
+    rows.filter(status=ContactRequest.Status.OPEN, kind=ContactRequest.Kind.ERASURE).update(
+        status=ContactRequest.Status.FULFILLED, answer=ERASED_ANSWER, closed_at=now
+    )
+    rows.filter(status=ContactRequest.Status.OPEN).update(
+        status=ContactRequest.Status.ANSWERED, answer=f"Closed: {ERASED_ANSWER}", closed_at=now
+    )
+
+
+def _suppressed(contacts: Contacts) -> QuerySet[SuppressedContact]:
+    return SuppressedContact.objects.filter(
+        account_id=contacts.account_id, digest__in=contacts.digests
+    )
+
+
+def _reason(row: Any) -> str:
+    return str(SuppressedContact.Reason(row.reason).label)
+
 
 register(
     Contact,
@@ -52,6 +137,14 @@ register(
     account_path="account",
     exported=False,  # too many for a page: in the "all my data" archive only (P20)
     description="Contacts are the customer's data; Tidings processes them for the customer.",
+    contact=ContactPart(
+        title="Your details",
+        path="",
+        present=_present_contact,
+        position=10,
+        erase=ContactErasure.DELETE,
+        fold=_suppress,
+    ),
 )
 register(
     Subscription,
@@ -64,6 +157,20 @@ register(
     erase=Erasure.DELETE,
     account_path="contact__account",
     exported=True,
+    contact=ContactPart(
+        title="Subscriptions",
+        path="contact",
+        columns=(
+            Column("list", "mailing_list__name"),
+            Column("status", "status"),
+            Column("since", "created_at"),
+            Column("confirmed", "confirmed_at"),
+            Column("left", "unsubscribed_at"),
+        ),
+        order_by=("mailing_list__name",),
+        position=40,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     ConsentProof,
@@ -76,6 +183,25 @@ register(
     erase=Erasure.DELETE,
     account_path="contact__account",
     exported=False,
+    contact=ContactPart(
+        title="Proofs of consent",
+        path="contact",
+        columns=(
+            Column("given", "given_at"),
+            Column("confirmed", "confirmed_at"),
+            Column("how", "method"),
+            Column("legal basis", "legal_basis"),
+            Column("list", "mailing_list__name"),
+            Column("text agreed to", "consent_text"),
+            Column("version", "consent_version"),
+            Column("IP address", "ip_address"),
+            Column("browser", "user_agent"),
+            Column("note", "note"),
+        ),
+        order_by=("given_at", "pk"),
+        position=50,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     SuppressedContact,
@@ -88,6 +214,14 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    # What erasing a contact leaves, on purpose: a keyed hash cannot be read back.
+    contact=ContactPart(
+        title="Suppression list (a keyed hash of your address, never the address)",
+        rows=_suppressed,
+        columns=(Column("why", _reason), Column("since", "created_at")),
+        position=90,
+        erase=ContactErasure.KEEP,
+    ),
 )
 register(
     ContactRequest,
@@ -104,8 +238,25 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    contact=ContactPart(
+        title="Your requests",
+        path="contact",
+        columns=(
+            Column("received", "received_at"),
+            Column("about", "kind"),
+            Column("status", "status"),
+            Column("due", "due_at"),
+            Column("answer", "answer"),
+        ),
+        order_by=("received_at", "pk"),
+        position=80,
+        fold=_close_requests,
+        erase=ContactErasure.ANONYMISE,
+        anonymise_with={"email": "", "details": "", "contact": None},
+    ),
 )
 # The customer's own application data: no one's personal data, but in their archive (P20).
+# (declare_free_of_personal_data: no contact's data either.)
 declare_free_of_personal_data(
     MailingList, "a list's name and description, set by the customer", account_path="account"
 )

@@ -1,21 +1,20 @@
 """A contact's rights towards the customer (the controller; Tidings is the processor).
 
 From the preference page a contact sees everything the customer holds on them
-(`contact_data`), downloads it (`export_contact_data`, the transfer app's sinks), and
-sends a request (`request_from_contact`): one open request per kind, rate-limited. The
-customer answers it in their request inbox: an erasure in one click (`fulfil_erasure`:
-the contact is erased across all lists and its keyed hash suppressed), anything else with
-a message mailed to the contact (`answer_request`). Requests still open after their due
+(`contact_data`, generated from the data map's contact parts), downloads it
+(`export_contact_data`, the transfer app's sinks), and sends a request
+(`request_from_contact`): one open request per kind, rate-limited. The customer answers
+it in their request inbox: an erasure in one click (`fulfil_erasure`: the contact is
+erased across all lists and its keyed hash suppressed), anything else with a message
+mailed to the contact (`answer_request`). Requests still open after their due
 date (one month, GDPR art. 12(3)) are mailed to the account's users once a day
 (`escalate_overdue_requests`).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,9 @@ from django.utils import timezone
 from tidings.accounts.models import Account, User
 from tidings.audience import notices, restriction, services, signup
 from tidings.audience.models import Contact, ContactRequest
+from tidings.core.datamap import Section
 from tidings.core.mail import Purpose, send_templated
+from tidings.privacy import contacts as privacy_contacts
 from tidings.privacy.office import one_month_after
 
 MAX_DETAILS = 2000
@@ -50,102 +51,10 @@ class TooManyRequests(RequestError):
 # --- what the customer holds on a contact -------------------------------------------
 
 
-@dataclass
-class Section:
-    """One table of the contact's data, as shown and as downloaded."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[Any]] = field(default_factory=list)
-
-
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
-
-
 def contact_data(contact: Contact) -> list[Section]:
-    """Everything the account holds on this contact, table by table (GDPR art. 15)."""
-    from tidings.sending.models import Delivery, TrackingEvent
-
-    details = Section("Your details", ["field", "value"])
-    for label, value in (
-        ("email", contact.email),
-        ("name", contact.name),
-        ("status", Contact.Status(contact.status).label),
-        ("legal basis", Contact.LegalBasis(contact.legal_basis).label),
-        ("basis since", _when(contact.basis_at)),
-        ("how you were added", Contact.Source(contact.source).label),
-        ("added", _when(contact.created_at)),
-        ("last changed", _when(contact.updated_at)),
-        ("opens and clicks may be recorded", "yes" if contact.allow_tracking else "no"),
-        ("reading habits may choose what you get", "yes" if contact.allow_profiling else "no"),
-        ("processing restricted since", _when(contact.restricted_at)),
-        ("restriction ends", _when(contact.restriction_lifts_at)),
-    ):
-        details.rows.append([label, value])
-    attributes = Section("Attributes", ["attribute", "value"])
-    for key, value in sorted((contact.attributes or {}).items()):
-        attributes.rows.append([key, json.dumps(value) if isinstance(value, bool) else value])
-    tags = Section("Tags", ["tag"], [[t] for t in contact.tags or []])
-    subscriptions = Section("Subscriptions", ["list", "status", "since", "confirmed", "left"])
-    for sub in contact.subscriptions.select_related("mailing_list").order_by("mailing_list__name"):
-        subscriptions.rows.append(
-            [
-                sub.mailing_list.name,
-                sub.get_status_display(),
-                _when(sub.created_at),
-                _when(sub.confirmed_at),
-                _when(sub.unsubscribed_at),
-            ]
-        )
-    proofs = Section(
-        "Proofs of consent",
-        ["given", "confirmed", "how", "legal basis", "list", "text agreed to", "version",
-         "IP address", "browser", "note"],
-    )  # fmt: skip
-    for proof in contact.consent_proofs.select_related("mailing_list").order_by("given_at"):
-        proofs.rows.append(
-            [
-                _when(proof.given_at),
-                _when(proof.confirmed_at),
-                proof.get_method_display(),
-                proof.get_legal_basis_display(),
-                proof.mailing_list.name if proof.mailing_list else "",
-                proof.consent_text,
-                proof.consent_version,
-                proof.ip_address or "",
-                proof.user_agent,
-                proof.note,
-            ]
-        )
-    deliveries = Section("Mail sent to you", ["campaign", "status", "sent"])
-    for delivery in (
-        Delivery.objects.filter(contact=contact).select_related("campaign").order_by("pk")
-    ):
-        deliveries.rows.append(
-            [delivery.campaign.name, delivery.get_status_display(), _when(delivery.sent_at)]
-        )
-    events = Section("Opens and clicks recorded", ["campaign", "what", "link", "when"])
-    for event in (
-        TrackingEvent.objects.filter(delivery__contact=contact)
-        .select_related("campaign")
-        .order_by("at")
-    ):
-        events.rows.append(
-            [event.campaign.name, event.get_kind_display(), event.url, _when(event.at)]
-        )
-    requests = Section("Your requests", ["received", "about", "status", "due", "answer"])
-    for req in contact.requests.order_by("received_at"):
-        requests.rows.append(
-            [
-                _when(req.received_at),
-                req.get_kind_display(),
-                req.get_status_display(),
-                _when(req.due_at),
-                req.answer,
-            ]
-        )
-    return [details, attributes, tags, subscriptions, proofs, deliveries, events, requests]
+    """Everything the account holds on this contact, table by table (GDPR art. 15): read
+    from the data map, so a table added to it is shown here with no code of its own."""
+    return privacy_contacts.sections(services.contacts_ref(contact.account_id, [contact]))
 
 
 EXPORT_HEADER = ["table", "row", "column", "value"]
@@ -257,8 +166,8 @@ def _open(account: Account, request: ContactRequest) -> ContactRequest:
 def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
     """Erase the contact across all the account's lists and keep only the keyed hash of
     the address, so that no import or signup brings them back without a new consent.
-    The contact is told; then their address leaves every request of theirs
-    (`services.close_requests_of_erased`)."""
+    The contact is told; then their address leaves every request of theirs (the
+    request's part in the data map)."""
     with transaction.atomic():
         request = _open(account, request)
         if request.kind != ContactRequest.Kind.ERASURE:

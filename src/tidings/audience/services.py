@@ -7,7 +7,7 @@ never touch another tenant's rows by passing an id.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,14 +23,14 @@ from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
-    ContactRequest,
     MailingList,
     Subscription,
     SubscriptionForm,
     SuppressedContact,
 )
+from tidings.core.datamap import Contacts
 from tidings.core.digests import email_digest as contact_digest
-from tidings.privacy.services import keep_campaign_counts
+from tidings.privacy import contacts as privacy_contacts
 
 
 class AudienceError(ValueError):
@@ -220,50 +220,28 @@ def set_status(contact: Contact, status: str) -> Contact:
     return contact
 
 
-# What other apps keep of a contact by address rather than by the contact's row (the
-# outbound ledger's messages to an address before it was a contact): each registers a
-# hook in its AppConfig.ready(), called with the account and the erased addresses.
-_erasure_hooks: list[Callable[[Account, list[str]], None]] = []
-
-
-def on_contact_erasure(hook: Callable[[Account, list[str]], None]) -> None:
-    _erasure_hooks.append(hook)
-
-
-def forget_addresses(account: Account, emails: list[str]) -> None:
-    """Call every app's erasure hook for these addresses (in the erasing transaction)."""
-    for hook in _erasure_hooks:
-        hook(account, emails)
-
-
-def erase_contact(contact: Contact) -> None:
-    """Delete the contact and everything about them; keep only the keyed hash of the
-    address so this account never mails them again without a new consent, and their
-    part in campaign reports only as anonymous counts."""
-    with transaction.atomic():
-        suppress(contact.account, contact.email, SuppressedContact.Reason.ERASED)
-        keep_campaign_counts([contact.pk])
-        close_requests_of_erased(contact.account, [contact.pk])
-        forget_addresses(contact.account, [contact.email])
-        contact.delete()
-
-
 ERASED_ANSWER = "All the data we held on you has been erased."
 
 
-def close_requests_of_erased(account: Account, contact_ids: list[int]) -> None:
-    """These contacts are being erased: their open erasure requests are fulfilled, their
-    other open requests closed (nothing is left to give or correct), and their address
-    leaves every request, which stays as the record that it was answered."""
-    requests = ContactRequest.objects.filter(account=account, contact_id__in=contact_ids)
-    now = timezone.now()
-    requests.filter(status=ContactRequest.Status.OPEN, kind=ContactRequest.Kind.ERASURE).update(
-        status=ContactRequest.Status.FULFILLED, answer=ERASED_ANSWER, closed_at=now
+def contacts_ref(account_id: int, contacts: Iterable[Contact]) -> Contacts:
+    """Some of an account's contacts as the data map reaches them (privacy.contacts)."""
+    rows = list(contacts)
+    return Contacts(
+        account_id=account_id,
+        ids=tuple(c.pk for c in rows),
+        emails=tuple(c.email for c in rows),
+        digests=tuple(c.digest or contact_digest(c.email) for c in rows),
+        since=min((c.created_at for c in rows), default=None),
     )
-    requests.filter(status=ContactRequest.Status.OPEN).update(
-        status=ContactRequest.Status.ANSWERED, answer=f"Closed: {ERASED_ANSWER}", closed_at=now
-    )
-    requests.update(email="", contact=None)
+
+
+def erase_contact(contact: Contact) -> None:
+    """Delete the contact and everything about them, table by table as the data map
+    says (privacy.contacts.erase); keep only the keyed hash of the address so this
+    account never mails them again without a new consent, and their part in campaign
+    reports only as anonymous counts."""
+    with transaction.atomic():
+        privacy_contacts.erase(contacts_ref(contact.account_id, [contact]))
 
 
 def _check_same_account(account: Account, mailing_list: MailingList) -> None:

@@ -17,4 +17,5 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["invoice_years"],
     detach_with={"account": None},
+    contact="the customer's invoices: no contact's data",
 )

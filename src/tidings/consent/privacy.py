@@ -36,6 +36,7 @@ register(
     anonymise_with={"user": None},
     account_path="user__account",
     description="Each cookie choice you made while logged in.",
+    contact="visitors' cookie choices on Tidings's own pages, not tied to any contact",
 )
 declare_free_of_personal_data(
     PageView, "a counter per page and day: no cookie, no IP address, no visitor id (P26)"

@@ -6,6 +6,13 @@ Account (P15), the erasure job (P13, P17), the retention jobs (P12), the audit (
 later the records of processing read this registry instead of knowing the models. A
 test fails when a model with personal-looking fields is neither registered nor declared
 free of personal data.
+
+The map reaches the customer's contacts too: an entry's `contact` part says how one
+contact's rows are found (a path from the contact, or by address for rows not tied to
+the contact's row) and what erasing the contact does to them. The contact's view of
+their data, its download and the erasure of contacts (privacy.contacts) read only that.
+A test fails when an entry does not say whether it holds contacts' data, and when a
+model that points at a contact has no contact part.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -53,6 +61,82 @@ class Erasure(StrEnum):
 SECRET_FIELD_NAMES = frozenset({"password", "digest", "key", "private_key"})
 
 
+class ContactErasure(StrEnum):
+    """What erasing a contact does with their rows in one table."""
+
+    DELETE = "delete"
+    ANONYMISE = "anonymise"  # the fields of `anonymise_with` overwritten, the row stays
+    KEEP = "keep (holds no direct identifier)"  # e.g. the keyed hash of the suppression list
+
+
+@dataclass(frozen=True)
+class Contacts:
+    """Some contacts of one account, as the map's entries reach them: by their rows' ids,
+    by their addresses (as stored: lower case, IDNA domain) or by the keyed hashes of
+    those addresses (core.digests.email_digest)."""
+
+    account_id: int
+    ids: tuple[int, ...]
+    emails: tuple[str, ...]
+    digests: tuple[str, ...]
+    # When the oldest of them was added: files made before hold none of them.
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the contact's view: its label and where the value comes from (an
+    ORM-style path on the row, "mailing_list__name", or a function of the row)."""
+
+    label: str
+    source: str | Callable[[Any], Any]
+
+
+@dataclass
+class Section:
+    """One table of a contact's data, as shown and as downloaded."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContactPart:
+    """What an entry holds of the customer's contacts, for the contact.
+
+    Rows are reached by `path` (the ORM path from this model to the contact; "" for
+    the contact's own row, of which there is one entry) or, for rows not tied to the
+    contact's row, by `rows` (a function of `Contacts`). Erasing the contacts first
+    calls `fold` with their rows (an app turns them into anonymous counts), then
+    deletes, anonymises (`anonymise_with`) or keeps them (`erase`).
+    """
+
+    title: str
+    erase: ContactErasure
+    path: str | None = None
+    rows: Callable[[Contacts], models.QuerySet[Any]] | None = None
+    anonymise_with: dict[str, Any] = field(default_factory=dict)
+    fold: Callable[[models.QuerySet[Any], Contacts], None] | None = None
+    # The contact's view: the columns (default: the entry's shown or personal fields),
+    # the order of rows, or a function that lays the rows out as sections of its own.
+    columns: tuple[Column, ...] = ()
+    order_by: tuple[str, ...] = ("pk",)
+    present: Callable[[models.QuerySet[Any]], list[Section]] | None = None
+    # Where the section comes in the contact's view (lower first).
+    position: int = 100
+    # False for what the contact's view does not list (working files that may hold
+    # them); erased all the same.
+    shown: bool = True
+
+    def queryset(self, model: type[models.Model], contacts: Contacts) -> models.QuerySet[Any]:
+        if self.rows is not None:
+            return self.rows(contacts)
+        assert self.path is not None
+        key = f"{self.path}__in" if self.path else "pk__in"
+        return model._default_manager.filter(**{key: contacts.ids})
+
+
 @dataclass(frozen=True)
 class Entry:
     model: type[models.Model]
@@ -85,6 +169,13 @@ class Entry:
     # The columns shown to the customer, when not just the personal fields.
     shown_fields: tuple[str, ...] = ()
     description: str = ""
+    # For the customer's contacts: how one contact's rows are reached and erased, or,
+    # as text, why this table holds no contact's data.
+    contact: ContactPart | str | None = None
+
+    @property
+    def contact_part(self) -> ContactPart | None:
+        return self.contact if isinstance(self.contact, ContactPart) else None
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -143,6 +234,14 @@ def register(model: type[models.Model], **kwargs: Any) -> Entry:
     secrets = tuple(kwargs.pop("secret_fields", ()))
     for name in (*fields, *secrets):
         model._meta.get_field(name)  # fails loudly on a typo
+    part = kwargs.get("contact")
+    if isinstance(part, ContactPart):
+        if (part.path is None) == (part.rows is None):
+            raise ValueError(f"{model._meta.label}: reach a contact's rows by path or rows")
+        if part.erase == ContactErasure.ANONYMISE and not part.anonymise_with:
+            raise ValueError(f"{model._meta.label}: say which fields anonymising blanks")
+        for name in part.anonymise_with:
+            model._meta.get_field(name)
     entry = Entry(model=model, personal_fields=fields, secret_fields=secrets, **kwargs)
     _registry[model] = entry
     return entry
@@ -178,6 +277,21 @@ def is_declared_free(model: type[models.Model]) -> bool:
 
 def customer_entries() -> Iterator[Entry]:
     return (e for e in _registry.values() if e.owner == Owner.CUSTOMER)
+
+
+def contact_entries() -> list[Entry]:
+    """The entries that hold contacts' data, in the order of the contact's view."""
+    found = [e for e in _registry.values() if e.contact_part is not None]
+    return sorted(found, key=lambda e: e.contact_part.position if e.contact_part else 0)
+
+
+def contact_root() -> Entry:
+    """The entry of the contact's own row (its part's path is "")."""
+    for entry in _registry.values():
+        part = entry.contact_part
+        if part is not None and part.path == "":
+            return entry
+    raise LookupError("no entry is the contact's own row")
 
 
 def application_data() -> list[ApplicationData]:

@@ -2,10 +2,19 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower, Trim
 
 from tidings.accounts.models import Account
 from tidings.core import retention
-from tidings.core.datamap import Erasure, LegalBasis, Owner, register
+from tidings.core.datamap import (
+    ContactErasure,
+    ContactPart,
+    Contacts,
+    Erasure,
+    LegalBasis,
+    Owner,
+    register,
+)
 from tidings.outbox.models import OutboxMessage
 
 
@@ -14,6 +23,14 @@ def _messages_to(account: Account) -> QuerySet[OutboxMessage]:
     for email in account.users.values_list("email", flat=True):
         query |= Q(recipients__icontains=email)
     return OutboxMessage.objects.filter(query)
+
+
+def _messages_to_contacts(contacts: Contacts) -> QuerySet[OutboxMessage]:
+    """The local copies of mail to these contacts (one recipient a message: the
+    postman hands each message over for one address)."""
+    return OutboxMessage.objects.annotate(to=Lower(Trim("recipients"))).filter(
+        to__in=[e.lower() for e in contacts.emails]
+    )
 
 
 register(
@@ -28,6 +45,12 @@ register(
     shown_fields=("sent_at", "recipients", "subject", "body"),
     erase=Erasure.DELETE,
     rows_for_account=_messages_to,
+    contact=ContactPart(
+        title="Local copies of mail sent to you",
+        rows=_messages_to_contacts,
+        shown=False,  # the same messages as the ledger's, which the contact's view lists
+        erase=ContactErasure.DELETE,
+    ),
 )
 
 

@@ -9,6 +9,9 @@ from django.db.models import QuerySet
 
 from tidings.core import retention
 from tidings.core.datamap import (
+    ContactErasure,
+    ContactPart,
+    Contacts,
     Erasure,
     LegalBasis,
     Owner,
@@ -25,6 +28,19 @@ from tidings.privacy.models import (
     SuppressedEmail,
 )
 
+NOT_CONTACTS = "the operator's records about its customers: no contact of a customer's"
+
+
+def _archives_holding(contacts: Contacts) -> QuerySet[AccountExport]:
+    """Archives of all the account's data made since the first of these contacts was
+    added: they hold the contacts (P20)."""
+    if contacts.since is None:
+        return AccountExport.objects.none()
+    return AccountExport.objects.filter(
+        account_id=contacts.account_id, created_at__gte=contacts.since
+    )
+
+
 register(
     CollectionRecord,
     owner=Owner.CUSTOMER,
@@ -35,6 +51,7 @@ register(
     personal_fields=["point", "data_collected", "purpose", "legal_basis", "collected_at"],
     erase=Erasure.DELETE,
     account_path="account",
+    contact=NOT_CONTACTS,
 )
 register(
     ErasureRecord,
@@ -48,6 +65,7 @@ register(
     rows_for_account=lambda account: ErasureRecord.objects.filter(account_ref=account.pk),
     exported=False,
     in_archive=False,
+    contact=NOT_CONTACTS,
 )
 declare_free_of_personal_data(
     SuppressedEmail, "keyed hashes only: the address cannot be read back from them"
@@ -70,6 +88,7 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
     detach_with={"account": None},
+    contact=NOT_CONTACTS,
 )
 register(
     DataRequest,
@@ -84,6 +103,7 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
     detach_with={"account": None},
+    contact=NOT_CONTACTS,
 )
 register(
     AccountExport,
@@ -99,6 +119,12 @@ register(
     account_path="account",
     in_archive=False,
     description="Deleting the row deletes the archive.",
+    contact=ContactPart(
+        title="Archives of the customer's data that may hold you",
+        rows=_archives_holding,
+        shown=False,  # the customer's copy, gone within days
+        erase=ContactErasure.DELETE,  # the customer asks for a new one if they need it
+    ),
 )
 
 

@@ -46,31 +46,6 @@ def is_suppressed(email: str) -> bool:
     return SuppressedEmail.objects.filter(digest=email_digest(email)).exists()
 
 
-def keep_campaign_counts(contact_ids: list[int]) -> None:
-    """Before contacts are erased, turn their part in campaign reports into anonymous
-    counts per campaign and hour (sent, opens, clicks), so the campaign's totals stay
-    the same while nothing about the people remains (P13, P17). Call it in the
-    transaction that deletes the contacts."""
-    from django.db.models import Count
-    from django.db.models.functions import TruncHour
-
-    from tidings.sending import tracking
-    from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
-
-    sent = (
-        Delivery.objects.filter(contact_id__in=contact_ids, sent_at__isnull=False)
-        .annotate(h=TruncHour("sent_at"))
-        .values("campaign_id", "h")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    for row in sent:
-        # The report adds every kind of CampaignStat to its series: "sent" joins the
-        # deliveries still there.
-        tracking.count(row["campaign_id"], CampaignStat.Kind.SENT, row["n"], at=row["h"])
-    tracking.fold(TrackingEvent.objects.filter(delivery__contact_id__in=contact_ids))
-
-
 def accounts_due_for_erasure() -> list[int]:
     now = timezone.now()
     return list(

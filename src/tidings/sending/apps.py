@@ -7,11 +7,9 @@ class SendingConfig(AppConfig):
 
     def ready(self) -> None:
         from tidings.audience.segments import register_engagement
-        from tidings.audience.services import on_contact_erasure
         from tidings.core.mail import register_postman
         from tidings.sending import postman, privacy, signals  # noqa: F401  (data map, webhooks)
         from tidings.sending.tracking import engagement_events
 
         register_postman(postman.accept)
-        on_contact_erasure(postman.forget)
         register_engagement(engagement_events)

@@ -270,6 +270,12 @@ def _send(
     message_id = f"<{mail.uuid.hex}@{domain_of(mail.from_email) or 'tidings.invalid'}>"
     data = build(mail, message_id)
     relay_name = config.name if config is not None else settings.EMAIL_DELIVERY
+    if mail.forget and transport.keeps_copy:
+        # The last word to an erased person would stay in the local outbox, with their
+        # address, for TIDINGS_OUTBOX_DAYS: that erasure leaves no copy.
+        _mark(mail, status=M.SENT, sent_at=timezone.now(), relay=relay_name)
+        result.sent += 1
+        return True
     try:
         transport.send(mail.from_email, mail.to_email, data)
     except TemporaryFailure as error:
@@ -373,14 +379,6 @@ def recover() -> Recovered:
         jobs.send_now(DELIVER, pk)
         outcome.requeued += 1
     return outcome
-
-
-def forget(account: Account, emails: list[str]) -> None:
-    """Contacts of `account` with these addresses are erased: so are the messages to
-    them that are not tied to their row (sent before the address was a contact). The
-    last word to them (`forget`: the notice that they are erased) is left to go: it
-    leaves the ledger itself once it has an outcome."""
-    OutboundMail.objects.filter(account=account, to_email__in=emails).exclude(forget=True).delete()
 
 
 def outcome_of(uuid: str, account: Account) -> OutboundMail | None:

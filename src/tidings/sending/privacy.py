@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Lower, TruncHour
 
 from tidings.core import retention
 from tidings.core.datamap import (
+    Column,
+    ContactErasure,
+    ContactPart,
+    Contacts,
     Erasure,
     LegalBasis,
     Owner,
@@ -29,6 +34,43 @@ from tidings.sending.models import (
 )
 
 CONTACT_DATA = "the customer's contacts (application data)"
+NOT_CONTACTS = "the customer's own settings: no contact's data"
+
+
+def fold_deliveries(rows: QuerySet[Delivery], contacts: Contacts) -> None:
+    """Before contacts' deliveries are erased, their part in campaign reports becomes an
+    anonymous count of messages sent per campaign and hour (P13, P17); the report adds
+    it to the deliveries still there."""
+    sent = (
+        rows.filter(sent_at__isnull=False)
+        .annotate(h=TruncHour("sent_at"))
+        .values("campaign_id", "h")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    for row in sent:
+        tracking.count(row["campaign_id"], CampaignStat.Kind.SENT, row["n"], at=row["h"])
+
+
+def fold_events(rows: QuerySet[TrackingEvent], contacts: Contacts) -> None:
+    """Opens and clicks become anonymous counts before they are erased."""
+    tracking.fold(rows)
+
+
+def mail_to(contacts: Contacts) -> QuerySet[OutboundMail]:
+    """The account's messages to these contacts: tied to their row, or to their address
+    (sent before it was a contact, or by the API to an address given in another case).
+    The last word to an erased person (`forget`) is not theirs to erase: it leaves the
+    ledger by itself once it has an outcome."""
+    return (
+        OutboundMail.objects.annotate(to_lower=Lower("to_email"))
+        .filter(
+            Q(contact_id__in=contacts.ids)
+            | Q(account_id=contacts.account_id, to_lower__in=[e.lower() for e in contacts.emails])
+        )
+        .exclude(forget=True)
+    )
+
 
 register(
     Delivery,
@@ -41,6 +83,18 @@ register(
     erase=Erasure.DELETE,
     account_path="campaign__account",
     exported=False,
+    contact=ContactPart(
+        title="Mail sent to you",
+        path="contact",
+        columns=(
+            Column("campaign", "campaign__name"),
+            Column("status", "status"),
+            Column("sent", "sent_at"),
+        ),
+        position=60,
+        fold=fold_deliveries,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     BounceRecord,
@@ -53,6 +107,19 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    contact=ContactPart(
+        title="Bounces and complaints",
+        path="contact",
+        columns=(
+            Column("when", "received_at"),
+            Column("what", "kind"),
+            Column("reported by", "source"),
+            Column("the receiving server's words", "detail"),
+        ),
+        order_by=("received_at", "pk"),
+        position=66,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     TrackingEvent,
@@ -66,6 +133,20 @@ register(
     erase=Erasure.DELETE,
     account_path="campaign__account",
     exported=False,
+    contact=ContactPart(
+        title="Opens and clicks recorded",
+        path="delivery__contact",
+        columns=(
+            Column("campaign", "campaign__name"),
+            Column("what", "kind"),
+            Column("link", "url"),
+            Column("when", "at"),
+        ),
+        order_by=("at", "pk"),
+        position=70,
+        fold=fold_events,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     OutboundMail,
@@ -80,6 +161,21 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    contact=ContactPart(
+        title="Other mail sent to you",
+        rows=mail_to,
+        columns=(
+            Column("what", "kind"),
+            Column("subject", "subject"),
+            Column("to", "to_email"),
+            Column("status", "status"),
+            Column("written", "created_at"),
+            Column("sent", "sent_at"),
+        ),
+        order_by=("created_at", "pk"),
+        position=64,
+        erase=ContactErasure.DELETE,
+    ),
 )
 register(
     Relay,
@@ -93,6 +189,7 @@ register(
     account_path="account",
     exported=False,
     description="The password is encrypted at rest and never shown again.",
+    contact=NOT_CONTACTS,
 )
 register(
     SendingDomain,
@@ -105,6 +202,7 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
+    contact=NOT_CONTACTS,
 )
 declare_free_of_personal_data(CampaignStat, "counts per campaign and hour, nobody's identity")
 register(
@@ -121,6 +219,7 @@ register(
     exported=True,
     description="The postal address is encrypted at rest and printed in every campaign "
     "footer: the customer publishes it to their contacts.",
+    contact=NOT_CONTACTS,
 )
 declare_free_of_personal_data(ProductUpdate, "the operator's product-update text")
 

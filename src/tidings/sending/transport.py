@@ -79,6 +79,8 @@ def _fail(stage: str, code: int, reply: bytes, *, recipient: bool) -> SendFailur
 
 class Transport(Protocol):
     relay_id: int | None
+    # True where a copy of each message stays on this machine (the local outbox).
+    keeps_copy: bool
 
     def send(self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False) -> str: ...
 
@@ -122,6 +124,7 @@ class SMTPTransport:
     def __init__(self, config: RelayConfig) -> None:
         self.config = config
         self.relay_id: int | None = config.id
+        self.keeps_copy = False
         self._smtp: smtplib.SMTP | None = None
         self.last_used = 0.0
 
@@ -271,6 +274,7 @@ class OutboxTransport:
     stored exactly as it would go over SMTP, for staff to read in the browser."""
 
     relay_id: int | None = None
+    keeps_copy = True
 
     def send(self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False) -> str:
         store(sender=sender, recipient=recipient, data=undo_dot_stuffing(data) if stuffed else data)
@@ -315,6 +319,7 @@ class MemoryTransport:
     `django.core.mail.outbox` (Django's test list) as `CapturedMail`."""
 
     relay_id: int | None = None
+    keeps_copy = False
     lock = threading.Lock()
 
     def send(self, sender: str, recipient: str, data: bytes, *, stuffed: bool = False) -> str:

@@ -28,6 +28,7 @@ register(
     rows_for_account=lambda account: AuditEvent.objects.filter(account_id=account.pk),
     shown_fields=("at", "actor_kind", "actor_role", "action", "target_type", "fields", "reason"),
     description="Ids and field names only; kept after erasure as proof of what was done.",
+    contact="ids and field names only: a contact's id stays as a number that points nowhere",
 )
 
 
