@@ -25,8 +25,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
-from tidings.audience import notices, restriction, services, signup
+from tidings.audience import notices, restriction, services
 from tidings.audience.models import Contact, ContactRequest
+from tidings.core import ratelimit
 from tidings.core.mail import Purpose, send_templated
 from tidings.privacy.office import one_month_after
 
@@ -202,9 +203,11 @@ def request_from_contact(
     ).first()
     if existing is not None:
         return existing, False
-    if ip and not signup._within("request-ip", ip, REQUESTS_PER_IP_HOUR, 3600):
+    if ip and not ratelimit.allow("request.ip", ip, limit=REQUESTS_PER_IP_HOUR, seconds=3600):
         raise TooManyRequests("Too many requests from your network: please try again later.")
-    if not signup._within("request", contact.uuid.hex, REQUESTS_PER_CONTACT_DAY, 86400):
+    if not ratelimit.allow(
+        "request.contact", contact.uuid.hex, limit=REQUESTS_PER_CONTACT_DAY, seconds=86400
+    ):
         raise TooManyRequests("You have sent many requests today: please try again tomorrow.")
     received = timezone.now()
     try:
