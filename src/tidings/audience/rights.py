@@ -29,6 +29,7 @@ from tidings.audience import notices, restriction, services
 from tidings.audience.models import Contact, ContactRequest
 from tidings.core import ratelimit
 from tidings.core.mail import Purpose, send_templated
+from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
 from tidings.privacy.office import one_month_after
 
 MAX_DETAILS = 2000
@@ -158,8 +159,6 @@ EXPORT_FORMATS = {
 
 def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
     """One row per value: every table of the contact's data fits one sheet or file."""
-    from tidings.transfer.neutralise import neutralise
-
     for section in sections:
         for number, row in enumerate(section.rows, start=1):
             for column, value in zip(section.columns, row, strict=True):
@@ -170,8 +169,6 @@ def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
 def export_contact_data(contact: Contact, fmt: str) -> bytes:
     """The contact's data as a CSV or XLSX file, written by the export sinks (which
     neutralise nothing themselves: the values are neutralised here)."""
-    from tidings.transfer.exporter import CsvSink, XlsxSink
-
     if fmt not in EXPORT_FORMATS:
         raise RequestError("Choose CSV or XLSX.")
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:

@@ -32,19 +32,12 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from tidings.accounts.models import Account
+from tidings.core.spreadsheets import SINKS, CsvSink, XlsSink, XlsxSink, neutralise
 from tidings.privacy import datamap
 from tidings.privacy.policy import plain
-from tidings.transfer.exporter import CsvSink, XlsSink, XlsxSink
-from tidings.transfer.neutralise import neutralise
 
 # Rows fetched per round trip of the server-side cursor, and written per call to a sink.
 BATCH = 5_000
-
-SINKS: dict[str, type[CsvSink | XlsxSink | XlsSink]] = {
-    "csv": CsvSink,
-    "xlsx": XlsxSink,
-    "xls": XlsSink,
-}
 
 
 @dataclass(frozen=True)
