@@ -189,6 +189,8 @@ AXES_FAILURE_LIMIT = envint("TIDINGS_LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = envint("TIDINGS_LOGIN_LOCKOUT_MINUTES", 15) / 60
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
+# Behind trusted proxies, the client address they report (TIDINGS_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "tidings.core.clientip.client_ip"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False

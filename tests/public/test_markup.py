@@ -32,3 +32,18 @@ def test_html_in_the_text_is_escaped():
     assert "<img" not in html and "<script>" not in html and "<b>" not in html
     assert "&lt;script&gt;" in html
     assert "<code>&lt;b&gt;</code>" in html
+
+
+def test_markdown_emphasis_numbered_lists_and_continued_items():
+    html = to_html("Some *stress* and **weight**.\n\n3. third\n4. fourth\n\n- one\n  more")
+
+    assert "<em>stress</em>" in html and "<strong>weight</strong>" in html
+    assert '<ol start="3">' in html and "<li>third</li><li>fourth</li>" in html
+    assert "<ul><li>one more</li></ul>" in html
+
+
+def test_images_and_raw_html_blocks_never_become_elements():
+    html = to_html('![pixel](https://t.example/p.gif)\n\n<div onclick="x()">\nhi\n</div>')
+
+    assert "<img" not in html and "<div" not in html and "onclick=" not in html.split("&lt;")[0]
+    assert "&lt;div" in html

@@ -16,6 +16,7 @@ from tests.transfer.conftest import prepare, run
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.celery import app
+from tidings.core import spreadsheets
 from tidings.transfer import exporter, services
 from tidings.transfer.models import ExportJob, ImportJob, transfer_path
 
@@ -78,7 +79,7 @@ def test_every_format_holds_every_contact_with_formulas_neutralised(audience_of,
 def test_xls_starts_a_new_sheet_past_its_row_limit_and_reads_back_as_one_table(
     customer, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(exporter.XlsSink, "sheet_rows", 3)
+    monkeypatch.setattr(spreadsheets.XlsSink, "sheet_rows", 3)
     for i in range(7):
         audience.add_contact(customer.account, f"p{i}@example.org", name=f"P {i}")
     path = tmp_path / "out.xls"

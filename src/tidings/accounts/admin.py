@@ -14,7 +14,8 @@ from django.db import models
 from django.http import HttpRequest
 
 from tidings.accounts import services
-from tidings.accounts.models import Account, User, normalise_email
+from tidings.accounts.models import Account, User
+from tidings.core import addresses
 from tidings.staff.admin_site import site
 from tidings.staff.console import AuditedModelAdmin, ServiceRefused
 from tidings.staff.reason import stated_reason
@@ -52,7 +53,10 @@ def _reason(request: HttpRequest) -> str:
 class UserChangeForm(forms.ModelForm):
     def clean_email(self) -> str:
         # Said the way the customer's own form says it, not as a database constraint.
-        email = normalise_email(self.cleaned_data["email"])
+        try:
+            email = addresses.normalise_email(self.cleaned_data["email"])
+        except addresses.InvalidAddress as error:
+            raise forms.ValidationError(str(error)) from None
         if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("Another account already uses this email address.")
         return email

@@ -6,9 +6,11 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from tidings.core.addresses import canonical
 from tidings.core.fields import EncryptedTextField
 from tidings.staff.models import StaffRole
 
@@ -59,10 +61,20 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def get_by_natural_key(self, username: str | None) -> User:
-        return self.get(email__iexact=normalise_email(username or ""))
+        # A user saved before addresses were stored with an IDNA domain keeps the
+        # Unicode one; either form finds them.
+        typed = (username or "").strip().lower()
+        found = (
+            self.filter(Q(email__iexact=canonical(typed)) | Q(email__iexact=typed))
+            .order_by("pk")
+            .first()
+        )
+        if found is None:
+            raise self.model.DoesNotExist(f"No user {typed!r}")
+        return found
 
     def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
-        user = self.model(email=normalise_email(email), **extra)
+        user = self.model(email=canonical(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -73,11 +85,6 @@ class UserManager(BaseUserManager["User"]):
         extra.setdefault("staff_role", User.StaffRole.ADMIN)
         extra.setdefault("email_confirmed_at", timezone.now())
         return self.create_user(email, password, **extra)
-
-
-def normalise_email(email: str) -> str:
-    """Lower-case the whole address: Tidings treats addresses case-insensitively."""
-    return email.strip().lower()
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -17,8 +17,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tidings.accounts import tokens
-from tidings.accounts.models import Account, User, normalise_email
-from tidings.core import collection, jobs
+from tidings.accounts.models import Account, User
+from tidings.core import addresses, collection, jobs
 from tidings.core.mail import send_templated
 from tidings.staff import audit
 
@@ -55,11 +55,11 @@ def mask(value: str) -> str:
 
 
 def _clean_email(email: str) -> str:
-    email = normalise_email(email)
     try:
+        email = addresses.normalise_email(email)
         validate_email(email)
-    except ValidationError:
-        raise AccountError(f"“{email}” is not a valid email address.") from None
+    except (addresses.InvalidAddress, ValidationError):
+        raise AccountError(f"“{email.strip().lower()}” is not a valid email address.") from None
     return email
 
 

@@ -5,6 +5,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
@@ -322,7 +323,7 @@ retention.register("unconfirmed signups: proofs of consent", why=_why, expired=_
 # A closed request is the customer's proof that it was answered in time; it goes when
 # that proof is no longer needed (the period of the privacy office's own requests).
 def _closed_requests(now: datetime) -> QuerySet[ContactRequest]:
-    cutoff = now - timedelta(days=365 * settings.RETENTION["audit_years"])
+    cutoff = now - relativedelta(years=settings.RETENTION["audit_years"])
     return ContactRequest.objects.exclude(status=ContactRequest.Status.OPEN).filter(
         closed_at__lt=cutoff
     )

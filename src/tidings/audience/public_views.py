@@ -25,6 +25,7 @@ from tidings.audience.models import (
     SubscriptionForm,
 )
 from tidings.audience.services import AudienceError
+from tidings.core.clientip import client_ip
 
 
 def _invalid(request: HttpRequest, error: Exception, **extra: Any) -> HttpResponse:
@@ -56,7 +57,7 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         return render(request, "audience/public/subscribe.html", context)
     if request.POST.get("website"):
         return _thanks(request, subscription_form, chosen or offered)  # a bot: store nothing
-    ip = signup.client_ip(request)
+    ip = client_ip(request)
     if not signup.allow_signup(ip, chosen or offered):
         return render(request, "audience/public/rate_limited.html", context, status=429)
     if not form.is_valid():
@@ -166,7 +167,7 @@ def _send_request(request: HttpRequest, contact: Contact) -> tuple[str, list[str
             contact,
             kind=request.POST.get("kind", ""),
             details=request.POST.get("details", ""),
-            ip=signup.client_ip(request),
+            ip=client_ip(request),
         )
     except rights.TooManyRequests as error:
         return "", [str(error)], 429

@@ -24,10 +24,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
-from tidings.audience import notices, restriction, services, signup
+from tidings.audience import notices, restriction, services
 from tidings.audience.models import Contact, ContactRequest
+from tidings.core import ratelimit
 from tidings.core.datamap import Section
 from tidings.core.mail import Purpose, send_templated
+from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
 from tidings.privacy import contacts as privacy_contacts
 from tidings.privacy.office import one_month_after
 
@@ -66,8 +68,6 @@ EXPORT_FORMATS = {
 
 def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
     """One row per value: every table of the contact's data fits one sheet or file."""
-    from tidings.transfer.neutralise import neutralise
-
     for section in sections:
         for number, row in enumerate(section.rows, start=1):
             for column, value in zip(section.columns, row, strict=True):
@@ -78,8 +78,6 @@ def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
 def export_contact_data(contact: Contact, fmt: str) -> bytes:
     """The contact's data as a CSV or XLSX file, written by the export sinks (which
     neutralise nothing themselves: the values are neutralised here)."""
-    from tidings.transfer.exporter import CsvSink, XlsxSink
-
     if fmt not in EXPORT_FORMATS:
         raise RequestError("Choose CSV or XLSX.")
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:
@@ -111,9 +109,11 @@ def request_from_contact(
     ).first()
     if existing is not None:
         return existing, False
-    if ip and not signup._within("request-ip", ip, REQUESTS_PER_IP_HOUR, 3600):
+    if ip and not ratelimit.allow("request.ip", ip, limit=REQUESTS_PER_IP_HOUR, seconds=3600):
         raise TooManyRequests("Too many requests from your network: please try again later.")
-    if not signup._within("request", contact.uuid.hex, REQUESTS_PER_CONTACT_DAY, 86400):
+    if not ratelimit.allow(
+        "request.contact", contact.uuid.hex, limit=REQUESTS_PER_CONTACT_DAY, seconds=86400
+    ):
         raise TooManyRequests("You have sent many requests today: please try again tomorrow.")
     received = timezone.now()
     try:

@@ -14,7 +14,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from email_validator import EmailNotValidError, validate_email
 
 from tidings.accounts.models import Account
 from tidings.audience.lookups import ATTRIBUTE_KEY
@@ -28,6 +27,7 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
+from tidings.core import addresses
 from tidings.core.datamap import Contacts
 from tidings.core.digests import email_digest as contact_digest
 from tidings.privacy import contacts as privacy_contacts
@@ -46,16 +46,12 @@ class Suppressed(AudienceError):
 
 
 def normalise_email(raw: str) -> str:
-    """The form under which an address is stored and compared: the local part as given
-    but lower-cased, the domain in its IDNA (ASCII) form, lower-cased."""
-    text = (raw or "").strip()
+    """The form under which an address is stored and compared (`core.addresses`: the
+    local part lower-cased, the domain in its IDNA form); InvalidEmail when it is not one."""
     try:
-        result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as error:
-        raise InvalidEmail(f"“{text[:80]}” is not a valid email address: {error}") from None
-    local, _, _ = result.normalized.rpartition("@")
-    domain = result.ascii_domain or result.domain
-    return f"{local}@{domain}".lower()
+        return addresses.normalise_email(raw)
+    except addresses.InvalidAddress as error:
+        raise InvalidEmail(str(error)) from None
 
 
 def suppress(account: Account, email: str, reason: str) -> None:

@@ -10,15 +10,11 @@ a list; only the owner of the address sees a difference, in their own mailbox.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
-from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 
 from tidings.audience import links, notices
 from tidings.audience.mailability import OPTED_OUT, is_suppressed
@@ -35,6 +31,7 @@ from tidings.audience.services import (
     normalise_email,
     subscribe,
 )
+from tidings.core import ratelimit
 from tidings.core.mail import Purpose
 
 
@@ -47,37 +44,15 @@ class SignupOutcome:
     mailed: bool = False
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    """The visitor's address: the connection's, or the one the trusted proxies report."""
-    hops = settings.TRUSTED_PROXIES
-    forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    forwarded = [a for a in forwarded if a]
-    if hops and len(forwarded) >= hops:
-        return forwarded[-hops]
-    return request.META.get("REMOTE_ADDR") or None
-
-
-def _within(kind: str, subject: str, limit: int, window: int) -> bool:
-    """Count one event for `subject` in the current window; False once over `limit`.
-    The subject (an IP address, say) is keyed by an HMAC, never stored in clear."""
-    digest = salted_hmac(f"tidings.signup.{kind}", subject).hexdigest()[:32]
-    key = f"signup:{kind}:{digest}:{int(time.time() // window)}"
-    if cache.add(key, 1, timeout=window + 60):
-        return limit >= 1
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=window + 60)
-        count = 1
-    return count <= limit
-
-
 def allow_signup(ip: str | None, lists: list[MailingList]) -> bool:
     """The brakes for one submission: per IP address, then per list, each hour."""
     limits = settings.SIGNUP
-    if ip and not _within("ip", ip, limits["per_ip_hour"], 3600):
+    if ip and not ratelimit.allow("signup.ip", ip, limit=limits["per_ip_hour"], seconds=3600):
         return False
-    return all(_within("list", m.uuid.hex, limits["per_list_hour"], 3600) for m in lists)
+    return all(
+        ratelimit.allow("signup.list", m.uuid.hex, limit=limits["per_list_hour"], seconds=3600)
+        for m in lists
+    )
 
 
 def public_lists(form: SubscriptionForm) -> list[MailingList]:
@@ -167,8 +142,11 @@ def request_signup(
             )
             for mailing_list in lists
         )
-        if outcome.awaiting_confirmation and _within(
-            "address", f"{account.pk}:{address}", settings.SIGNUP["mails_per_address_day"], 86400
+        if outcome.awaiting_confirmation and ratelimit.allow(
+            "signup.address",
+            f"{account.pk}:{address}",
+            limit=settings.SIGNUP["mails_per_address_day"],
+            seconds=86400,
         ):
             send_confirmation(form, contact, outcome.awaiting_confirmation)
             outcome.mailed = True
@@ -208,7 +186,9 @@ def send_confirmation(form: SubscriptionForm, contact: Contact, lists: list[Mail
 def send_preference_link(contact: Contact) -> None:
     """A fresh preference link, asked for from an expired one (goes to the contact only).
     Service mail: the contact asked for it, so it reaches the unsubscribed too."""
-    if not _within("prefs", f"{contact.account_id}:{contact.email}", 3, 86400):
+    if not ratelimit.allow(
+        "signup.prefs", f"{contact.account_id}:{contact.email}", limit=3, seconds=86400
+    ):
         return
     notices.mail_contact(
         contact.account,

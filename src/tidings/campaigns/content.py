@@ -14,9 +14,14 @@ import secrets
 from collections.abc import Callable
 from html.parser import HTMLParser
 
-import html2text
-import html2text.utils
+import lxml.etree
+import lxml.html
 import nh3
+from inscriptis import Inscriptis
+from inscriptis.css_profiles import CSS_PROFILES
+from inscriptis.html_properties import Display
+from inscriptis.model.config import ParserConfig
+from inscriptis.model.html_element import HtmlElement
 from markdown_it import MarkdownIt
 
 from tidings.campaigns.sandbox import TemplateError
@@ -126,39 +131,52 @@ def markdown_to_html(source: str) -> str:
     return sanitise(protected.restore(html))
 
 
-# HTML5 blocks html2text does not know: each starts and ends a paragraph of the text.
-_BLOCKS = frozenset(
-    {"main", "header", "footer", "section", "article", "aside", "nav", "address", "figure",
-     "figcaption", "center"}
-)  # fmt: skip
+# The text part: inscriptis lays the HTML out as text (blocks, lists, tables, hidden
+# elements left out) and writes each link as [text](url) so the address stays readable;
+# a link to "#" is just its text. Every block is a paragraph of its own (blank lines
+# around it; `tidy_text` keeps one), as mail clients show a text part best.
+_TEXT_CSS = CSS_PROFILES["strict"] | {
+    tag: HtmlElement(
+        tag,
+        display=Display.block,
+        margin_before=1,
+        margin_after=1,
+    )
+    for tag in (
+        "div", "address", "article", "aside", "footer", "header", "main", "nav", "section",
+        "center", "figcaption", "blockquote", "pre",
+    )
+}  # fmt: skip
+_TEXT_CONFIG = ParserConfig(css=_TEXT_CSS, display_links=True, display_anchors=False)
 
 
-class _TextMaker(html2text.HTML2Text):
-    """html2text for the plain-text part: no Markdown emphasis, escapes, images or
-    table pipes; links kept as [text](url)."""
+_TABLE_PARTS = ("table", "thead", "tbody", "tfoot", "tr", "td", "th")
+_BLOCKS_IN_CELLS = ".//td//*[self::p or self::div or self::table or self::h1 or self::h2]"
 
-    def __init__(self) -> None:
-        super().__init__(bodywidth=0)
-        self.unicode_snob = True
-        self.ignore_emphasis = True
-        self.ignore_images = True
-        self.ignore_tables = True
-        self.skip_internal_links = True
-        self.single_line_break = False
 
-    def handle_tag(self, tag: str, attrs: dict[str, str | None], start: bool) -> None:
-        # Headings are paragraphs of plain text, not "# Markdown" lines.
-        if html2text.utils.hn(tag) and not self.astack:
-            self.p()
-            self.inheader = start
-            return
-        if tag in _BLOCKS:
-            self.p()
-        super().handle_tag(tag, attrs, start)
-
-    def handle_data(self, data: str, entity_char: bool = False) -> None:
-        # Plain text is not Markdown: never backslash-escape "1." or "-" at line starts.
-        super().handle_data(data, entity_char=True)
+def _text_of(html: str) -> str:
+    """A layout table (role="presentation", or one whose cells hold paragraphs or
+    tables) is read as the blocks it lays out; a table of data stays a grid."""
+    if not html.strip():
+        return ""
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except lxml.etree.ParserError:
+        return ""  # nothing but a comment or a doctype: no text
+    layout = [
+        table
+        for table in tree.iter("table")
+        if table.get("role") == "presentation" or table.xpath(_BLOCKS_IN_CELLS)
+    ]
+    parts = [
+        part
+        for table in layout
+        for part in table.iter(*_TABLE_PARTS)
+        if part is table or (part.tag != "table" and next(part.iterancestors("table")) is table)
+    ]
+    for part in parts:
+        part.tag = "div"
+    return Inscriptis(tree, _TEXT_CONFIG).get_text()
 
 
 _BLANK_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
@@ -175,7 +193,7 @@ def tidy_text(text: str) -> str:
 
 
 def html_to_text(html: str) -> str:
-    return tidy_text(_TextMaker().handle(html))
+    return tidy_text(_text_of(html))
 
 
 def html_to_text_template(source: str) -> str:
@@ -184,7 +202,7 @@ def html_to_text_template(source: str) -> str:
     compiles the result and falls back to converting each rendered message if that
     broke a block."""
     protected = Protected(source)
-    return protected.restore(_TextMaker().handle(protected.text))
+    return protected.restore(_text_of(protected.text))
 
 
 class _TagPlaces(HTMLParser):

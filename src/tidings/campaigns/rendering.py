@@ -4,7 +4,7 @@ The pipeline: the content (rich text or Markdown made into sanitised HTML, or th
 customer's own HTML) is a Jinja template rendered in the sandbox (`sandbox.py`,
 autoescaped); the layout wraps it (`{{ content }}`) with the preheader and the footer
 links; the CSS is inlined (css-inline, never loading a stylesheet from anywhere); the
-plain-text part comes from the same templates turned into text by html2text.
+plain-text part comes from the same templates turned into text by inscriptis.
 
 A template sees plain data only: the contact it is rendered for (email, name,
 first_name, last_name, attributes), the campaign's name, sender and the sender's postal

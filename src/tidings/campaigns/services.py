@@ -11,7 +11,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 
 from tidings.accounts.models import Account, User
@@ -19,6 +18,7 @@ from tidings.audience.models import Contact, MailingList, Segment
 from tidings.audience.services import InvalidEmail, normalise_email
 from tidings.campaigns import content, rendering
 from tidings.campaigns.models import Campaign, Layout
+from tidings.core import ratelimit
 
 # Fields a customer edits on the campaign form.
 CAMPAIGN_FIELDS = (
@@ -260,10 +260,13 @@ def parse_test_recipients(raw: str) -> list[str]:
 
 def spend_test_quota(account: Account, messages: int) -> None:
     """Count `messages` test messages against the account's hourly allowance."""
-    key = f"campaigns:test-messages:{account.pk}"
-    cache.add(key, 0, timeout=3600)
-    if cache.incr(key, messages) > TEST_MESSAGES_PER_HOUR:
-        cache.decr(key, messages)
+    if not ratelimit.spend(
+        "campaigns.test-messages",
+        str(account.pk),
+        messages,
+        limit=TEST_MESSAGES_PER_HOUR,
+        seconds=3600,
+    ):
         raise CampaignError(
             f"This account sent {TEST_MESSAGES_PER_HOUR} test messages in the last hour; "
             "try again later."

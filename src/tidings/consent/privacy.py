@@ -1,7 +1,8 @@
 """Data map entries and retention rules for cookie consent."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import QuerySet
 
@@ -47,7 +48,7 @@ declare_free_of_personal_data(
 
 
 def _old_choices(now: datetime) -> QuerySet[ConsentRecord]:
-    return ConsentRecord.objects.filter(given_at__lt=now - timedelta(days=365 * consent_years()))
+    return ConsentRecord.objects.filter(given_at__lt=now - relativedelta(years=consent_years()))
 
 
 retention.register(

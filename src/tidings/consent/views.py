@@ -22,6 +22,7 @@ from tidings.consent.cookies import CONSENT_COOKIE, CONSENT_MAX_AGE, own_cookies
 from tidings.consent.models import OPTIONAL, ConsentRecord, PageView
 from tidings.consent.services import ChoiceRejected, record_choice, upcoming_third_parties
 from tidings.consent.state import ConsentState, encode_choice
+from tidings.core.clientip import client_ip
 from tidings.staff.admin_site import site
 
 # When Tidings's handling of the GPC signal last changed (the GPC spec's "lastUpdate").
@@ -74,7 +75,7 @@ def cookie_settings(request: HttpRequest) -> HttpResponse:
                 version=state.version,
                 signal=state.signal,
                 consent_id=state.consent_id,
-                ip=request.META.get("REMOTE_ADDR", ""),
+                ip=client_ip(request) or "",
                 user_agent=request.headers.get("User-Agent", ""),
                 user=request.user if request.user.is_authenticated else None,
             )

@@ -34,17 +34,10 @@ from django.utils.text import slugify
 from tidings.accounts.models import Account
 from tidings.core import datamap
 from tidings.core.datamap import plain
-from tidings.transfer.exporter import CsvSink, XlsSink, XlsxSink
-from tidings.transfer.neutralise import neutralise
+from tidings.core.spreadsheets import SINKS, CsvSink, XlsSink, XlsxSink, neutralise
 
 # Rows fetched per round trip of the server-side cursor, and written per call to a sink.
 BATCH = 5_000
-
-SINKS: dict[str, type[CsvSink | XlsxSink | XlsSink]] = {
-    "csv": CsvSink,
-    "xlsx": XlsxSink,
-    "xls": XlsSink,
-}
 
 
 @dataclass(frozen=True)

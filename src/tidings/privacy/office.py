@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -30,13 +30,11 @@ class OfficeError(ValueError):
 
 def one_month_after(moment: datetime) -> datetime:
     """The same day next month (art. 12(3)); the month's last day when it has no such day."""
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+    return moment + relativedelta(months=1)
 
 
 def _keep_until() -> datetime:
-    return timezone.now() + timedelta(days=365 * settings.RETENTION["audit_years"])
+    return timezone.now() + relativedelta(years=settings.RETENTION["audit_years"])
 
 
 def record_disclosure(

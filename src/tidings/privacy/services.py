@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -177,7 +177,7 @@ def _anonymise(entry: datamap.Entry, account: Account, record: ErasureRecord) ->
 def _hold(entry: datamap.Entry, account: Account, record: ErasureRecord) -> None:
     """Keep rows a law requires, detached from the account, until their end date."""
     assert entry.keep_years is not None
-    keep_until = timezone.now() + timedelta(days=365 * entry.keep_years() + entry.keep_years() // 4)
+    keep_until = timezone.now() + relativedelta(years=entry.keep_years())
     while True:
         ids = list(entry.queryset_for(account).values_list("pk", flat=True)[:ERASURE_BATCH])
         if not ids:

@@ -1,75 +1,82 @@
-"""A small, safe subset of Markdown for the policy text.
+"""The policy text, written in Markdown, as safe HTML.
 
-Headings, paragraphs, "- " lists, [label](url) links and `code`. Every piece of text is
-escaped; only links to http(s), mailto: and this site's own paths become <a> elements.
+markdown-it-py parses CommonMark with raw HTML turned off (any HTML in the text shows as
+text); only links to http(s), mailto: and this site's own paths become <a> elements
+(`//host`, `javascript:` and `data:` stay text). nh3 then keeps only the elements and
+attributes listed here, whatever the parser made. Headings start at <h2> (the page has
+its own <h1>) and carry an id to link to; a line break inside a paragraph is a space.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
-from django.utils.html import escape
+import nh3
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import slugify
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
-_ITEM = re.compile(r"^[-*]\s+(.*)$")
-_INLINE = re.compile(r"\[(?P<label>[^\]\n]+)\]\((?P<url>[^()\s]+)\)|`(?P<code>[^`\n]+)`")
 # "//host" would leave the site; "javascript:" and "data:" must never become links.
 _SAFE_URL = re.compile(r"^(https?://|mailto:|/(?!/))", re.IGNORECASE)
 
+TAGS = {
+    "h2", "h3", "h4", "h5", "h6", "p", "ul", "ol", "li", "a", "code", "pre", "em",
+    "strong", "blockquote", "hr", "br",
+}  # fmt: skip
+ATTRIBUTES = {"a": {"href"}, "ol": {"start"}, **{f"h{n}": {"id"} for n in range(2, 7)}}
 
-def inline(text: str) -> str:
-    """One line of text as escaped HTML, with its links and code spans."""
-    out: list[str] = []
-    pos = 0
-    for match in _INLINE.finditer(text):
-        out.append(escape(text[pos : match.start()]))
-        if match["code"] is not None:
-            out.append(f"<code>{escape(match['code'])}</code>")
-        elif _SAFE_URL.match(match["url"]):
-            out.append(f'<a href="{escape(match["url"])}">{escape(match["label"])}</a>')
-        else:
-            out.append(escape(match[0]))
-        pos = match.end()
-    out.append(escape(text[pos:]))
-    return "".join(out)
+
+def _fixed(html: str) -> Any:
+    def rule(self: Any, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+        return html
+
+    return rule
+
+
+class _PolicyMarkdown(MarkdownIt):
+    def validateLink(self, url: str) -> bool:
+        return bool(_SAFE_URL.match(url))
+
+
+def _markdown() -> MarkdownIt:
+    md = _PolicyMarkdown("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.add_render_rule("softbreak", _fixed(" "))
+    # Lists on one line each, as the policy pages have always shown them.
+    for kind, tag in (("bullet_list", "ul"), ("ordered_list", "ol")):
+        md.add_render_rule(f"{kind}_close", _fixed(f"</{tag}>\n"))
+    md.add_render_rule("bullet_list_open", _fixed("<ul>"))
+    md.add_render_rule("list_item_open", _fixed("<li>"))
+    md.add_render_rule("list_item_close", _fixed("</li>"))
+    return md
+
+
+_MARKDOWN = _markdown()
+
+
+def _headings_from_h2(tokens: list[Token]) -> None:
+    for index, token in enumerate(tokens):
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{max(2, int(token.tag[1]))}"
+        if token.type == "heading_open":
+            token.attrSet("id", slugify(tokens[index + 1].content))
+        if token.type == "ordered_list_open":
+            start = token.attrGet("start")
+            token.attrs = {"start": start} if start else {}
 
 
 def to_html(text: str) -> SafeString:
     """The text as HTML. Headings start at <h2>: the page has its own <h1>."""
-    html: list[str] = []
-    paragraph: list[str] = []
-    items: list[str] = []
-
-    def close_block() -> None:
-        if paragraph:
-            html.append(f"<p>{inline(' '.join(paragraph))}</p>")
-            paragraph.clear()
-        if items:
-            html.append("<ul>" + "".join(f"<li>{inline(item)}</li>" for item in items) + "</ul>")
-            items.clear()
-
-    for raw in text.splitlines():
-        line = raw.strip()
-        heading = _HEADING.match(line)
-        item = _ITEM.match(line)
-        if not line:
-            close_block()
-        elif heading:
-            close_block()
-            level = max(2, len(heading[1]))
-            title = heading[2]
-            html.append(f'<h{level} id="{escape(slugify(title))}">{inline(title)}</h{level}>')
-        elif item:
-            if paragraph:
-                close_block()
-            items.append(item[1])
-        elif items and raw[:1].isspace():
-            items[-1] += " " + line  # an indented line continues the list item
-        else:
-            if items:
-                close_block()
-            paragraph.append(line)
-    close_block()
-    return mark_safe("\n".join(html))  # noqa: S308  every piece of text was escaped above
+    tokens = _MARKDOWN.parse(text)
+    _headings_from_h2(tokens)
+    html = _MARKDOWN.renderer.render(tokens, _MARKDOWN.options, {})
+    clean = nh3.clean(
+        html.rstrip("\n"),
+        tags=TAGS,
+        attributes=ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel=None,
+    )
+    return mark_safe(clean)  # noqa: S308  parsed without raw HTML, then sanitised by nh3

@@ -37,13 +37,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from email_validator import EmailNotValidError, validate_email
 
 from tidings.accounts.mailability import user_may_receive
 from tidings.accounts.models import Account, User
 from tidings.audience import mailability
 from tidings.audience.models import Contact
-from tidings.core import jobs
+from tidings.core import addresses, jobs
 from tidings.core.digests import email_digest
 from tidings.core.mail import Kind, OutboundMessage
 from tidings.sending import bounces, limits
@@ -86,11 +85,9 @@ class InvalidRecipient(ValueError):
 
 def _address(raw: str) -> str:
     try:
-        result = validate_email(raw.strip(), check_deliverability=False, allow_smtputf8=True)
-    except EmailNotValidError as error:
-        raise InvalidRecipient(f"“{raw[:80]}” is not a valid email address: {error}") from None
-    local, _, _ = result.normalized.rpartition("@")
-    return f"{local}@{result.ascii_domain or result.domain}"
+        return addresses.mailbox(raw)
+    except addresses.InvalidAddress as error:
+        raise InvalidRecipient(str(error)) from None
 
 
 def accept(message: OutboundMessage) -> str:

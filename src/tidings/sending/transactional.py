@@ -7,12 +7,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import html2text
-
 from tidings.accounts.models import Account
 from tidings.audience import mailability
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
+from tidings.campaigns import content
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, contact_context, render_string
 from tidings.core.mail import Kind, OutboundMessage, Purpose, post
@@ -92,7 +91,7 @@ def create(
         OutboundMessage(
             to=address,
             subject=rendered_subject[:300],
-            text=html2text.html2text(html),
+            text=content.html_to_text(html),
             html=html,
             from_email=from_email,
             from_name=from_name,

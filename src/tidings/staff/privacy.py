@@ -1,5 +1,6 @@
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from dateutil.relativedelta import relativedelta
 from django.conf import settings
 
 from tidings.core import retention
@@ -33,7 +34,7 @@ register(
 
 
 def _audit_cutoff(now: datetime) -> datetime:
-    return now - timedelta(days=365 * settings.RETENTION["audit_years"])
+    return now - relativedelta(years=settings.RETENTION["audit_years"])
 
 
 retention.register(

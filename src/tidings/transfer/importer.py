@@ -38,9 +38,9 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.core.spreadsheets import neutralise_row
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
-from tidings.transfer.neutralise import neutralise_row
 from tidings.transfer.readers import count_records, read_records
 from tidings.transfer.rows import Contact, Refusal, RowReader
 from tidings.transfer.writers import DUPLICATES, ChunkResult, Writer, writer_for

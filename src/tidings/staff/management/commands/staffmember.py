@@ -17,7 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tidings.accounts.models import User, normalise_email
+from tidings.accounts.models import User
+from tidings.core.addresses import canonical
 from tidings.staff import audit
 from tidings.staff.services import StaffError, set_staff_role
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
         reason: str,
         **options: Any,
     ) -> None:
-        email = normalise_email(email)
+        email = canonical(email)
         lines: list[str] = []
         with transaction.atomic():
             user = User.objects.filter(email__iexact=email).first()
