@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -229,8 +230,20 @@ def verify_chain(batch_size: int = 2000, *, extra_checkpoints: Iterable[Path] = 
 def _expired_part_problem(
     marks: list[checkpoints.Checkpoint], expiries: list[AuditExpiry], start_pk: int
 ) -> str:
-    """Checkpoints against the expiry records: an expiry that removed entries a
-    checkpoint saw must have removed them as old, and no expiry record may be missing."""
+    """The expiry records against the retention period and the checkpoints: an expiry
+    removes only entries past their retention, it removed a checkpoint's entry only as
+    old, and no expiry record a checkpoint saw may be missing."""
+    # An expiry record made up to cover a deletion must still respect the retention
+    # period (the current setting), and cannot be dated after today.
+    for expiry in expiries:
+        if expiry.at > timezone.now() + _SLACK or (
+            expiry.written_before > expiry.at - _retention() + _SLACK
+        ):
+            return (
+                f"the expiry of {expiry.at:%Y-%m-%d} removed entries written up to "
+                f"{expiry.written_before:%Y-%m-%d}, before their "
+                f"{settings.RETENTION['audit_years']}-year retention ended"
+            )
     for mark in marks:
         if mark.expired_through_pk > start_pk:
             return (
@@ -245,13 +258,23 @@ def _expired_part_problem(
                 f"the expiry record of {covering.at:%Y-%m-%d} names entry "
                 f"#{covering.through_pk} with another hash than {mark.label()}"
             )
-        if mark.head_at and datetime.fromisoformat(mark.head_at) >= covering.written_before:
+        if not mark.head_at:
+            continue
+        written = datetime.fromisoformat(mark.head_at)
+        seen = f"entry #{mark.head_pk}, written {mark.head_at[:10]} and seen by {mark.label()}"
+        if written >= covering.written_before:
             return (
-                f"entry #{mark.head_pk}, seen by {mark.label()}, was written "
-                f"{mark.head_at[:19]}, but the expiry of {covering.at:%Y-%m-%d} only removed "
+                f"{seen}, is gone, but the expiry of {covering.at:%Y-%m-%d} only removed "
                 f"entries written before {covering.written_before:%Y-%m-%d %H:%M}"
             )
     return ""
+
+
+_SLACK = timedelta(days=1)
+
+
+def _retention() -> timedelta:
+    return timedelta(days=365 * settings.RETENTION["audit_years"])
 
 
 def expire(written_before: datetime, batch_size: int = 5000) -> int:
