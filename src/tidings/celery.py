@@ -44,6 +44,12 @@ app.conf.beat_schedule = {
         "task": "tidings.privacy.tasks.apply_retention",
         "schedule": crontab(minute=17, hour=3),
     },
+    # The audit log's head, signed, to the data directory and mailed to the privacy
+    # contact, after the retention job so today's expiry is in it (P7, docs/operator.md).
+    "audit-checkpoint": {
+        "task": "tidings.staff.tasks.write_audit_checkpoint",
+        "schedule": crontab(minute=37, hour=3),
+    },
     "delete-expired-transfer-files": {
         "task": "tidings.transfer.tasks.delete_expired_transfer_files",
         "schedule": crontab(minute=47),

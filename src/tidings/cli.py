@@ -19,7 +19,7 @@ COMMANDS = {
     "migrate": "create or update the database tables",
     "createadmin": "create an operator admin with a generated password and 2FA secret",
     "promises": "print each privacy promise with the tests that prove it",
-    "audit": "audit log tools: `tidings audit verify` checks the hash chain",
+    "audit": "audit log: `verify` (chain and checkpoints), `checkpoint`, `protect` (PostgreSQL)",
     "retention": "delete what the retention schedule says has expired (--dry-run: only show)",
     "rotate-keys": "re-encrypt encrypted fields with the newest key",
     "manage": "run any Django management command (`tidings manage help`)",
@@ -162,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     promises = sub.add_parser("promises", help=COMMANDS["promises"])
     promises.add_argument("--markdown", action="store_true")
     audit = sub.add_parser("audit", help=COMMANDS["audit"])
-    audit.add_argument("action", choices=["verify"])
+    audit.add_argument("action", choices=["verify", "checkpoint", "protect"])
+    audit.add_argument("options", nargs=argparse.REMAINDER, help="see `tidings audit -h`")
     retention = sub.add_parser("retention", help=COMMANDS["retention"])
     retention.add_argument("--dry-run", action="store_true", help="delete nothing")
     sub.add_parser("rotate-keys", help=COMMANDS["rotate-keys"])
@@ -204,12 +205,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "audit":
         _django()
-        from django.core.management import call_command
+        from django.core.management import CommandError, call_command
 
         try:
-            call_command("audit", args.action)
+            call_command("audit", args.action, *args.options)
         except SystemExit as exit_:
             return int(exit_.code or 0)
+        except CommandError as error:
+            print(f"tidings audit {args.action}: {error}", file=sys.stderr)
+            return 1
         return 0
     if args.command == "retention":
         _call("retention", *(["--dry-run"] if args.dry_run else []))

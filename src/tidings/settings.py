@@ -400,6 +400,15 @@ ACCOUNT_EXPORT_XLS_SHEETS_PER_FILE = envint("TIDINGS_ACCOUNT_EXPORT_XLS_SHEETS_P
 PASSWORD_RESET_TIMEOUT = 3600 * 2
 STAFF_REQUIRE_2FA = envbool("TIDINGS_STAFF_2FA", True)
 AUDIT_REASON_MINUTES = envint("TIDINGS_AUDIT_REASON_MINUTES", 60)
+# The audit log's head, anchored outside the database (docs/operator.md, "The audit log"):
+# signed checkpoints written here every day and mailed to the privacy contact. The key is
+# an Ed25519 private key (32 random bytes, base64); its public half is in each checkpoint.
+AUDIT_CHECKPOINT_DIR = Path(
+    env("TIDINGS_AUDIT_CHECKPOINT_DIR", str(DATA_DIR / "audit-checkpoints"))
+).resolve()
+AUDIT_SIGNING_KEY = env("TIDINGS_AUDIT_SIGNING_KEY") or _secret_file(
+    "audit_signing_key", lambda: __import__("base64").b64encode(secrets.token_bytes(32)).decode()
+)
 
 LOGGING = {
     "version": 1,
