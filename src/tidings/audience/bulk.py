@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
@@ -26,6 +27,7 @@ from tidings.audience.models import (
     Subscription,
 )
 from tidings.audience.services import AudienceError, clean_tags, contacts_ref
+from tidings.core import jobs
 from tidings.privacy import contacts as privacy_contacts
 
 # Contacts erased per transaction: short locks, and a killed job resumes where it was.
@@ -44,6 +46,17 @@ ACTIONS = {
 class BulkResult:
     action: str
     changed: int
+
+
+# The job that applies an action to every contact of a search (audience.tasks).
+BULK = "tidings.audience.tasks.bulk_contacts"
+
+
+def apply_later(account: Account, search: dict[str, Any], action: str, argument: str) -> None:
+    """Apply `action` to every contact of a search (`ContactSearch.as_dict()`), however
+    many, in a job queued after the commit; a wrong action, tag or list is refused now."""
+    check(account, action, argument)
+    jobs.enqueue(BULK, account_id=account.pk, search=search, action=action, argument=argument)
 
 
 def check(account: Account, action: str, argument: str = "") -> str | MailingList | None:

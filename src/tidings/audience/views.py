@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import Account
-from tidings.audience import bulk, restriction, segments, services, tasks
+from tidings.audience import bulk, restriction, segments, services
 from tidings.audience.forms import (
     ATTRIBUTE_TYPES,
     FIELD_CHOICES,
@@ -176,16 +176,8 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
         if request.POST.get("scope") == "all":
             found = search.contacts(account)
             total = found.count()
-            # Checked here, so a wrong tag or list is told now, not lost in a job.
-            bulk.check(account, action, argument)
-            transaction.on_commit(
-                lambda: tasks.bulk_contacts.delay(
-                    account_id=account.pk,
-                    search=search.as_dict(),
-                    action=action,
-                    argument=argument,
-                )
-            )
+            # Checked now, so a wrong tag or list is told now, not lost in a job.
+            bulk.apply_later(account, search.as_dict(), action, argument)
             messages.success(
                 request,
                 f"“{bulk.ACTIONS[action]}” is applied to all {total:,} matching contacts. "
