@@ -1,0 +1,47 @@
+"""The audience settings: the sender of mail to contacts, the double opt-in.
+
+Thin: every page starts from the account `customer_required` hands it (another
+account's uuid is a 404) and every write goes through a service."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from tidings.accounts.decorators import account_of, customer_required
+from tidings.audience import services
+from tidings.audience.forms import (
+    SettingsForm,
+)
+from tidings.audience.models import (
+    AudienceSettings,
+)
+from tidings.audience.services import AudienceError
+
+
+@customer_required
+def audience_settings(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    chosen = AudienceSettings.objects.filter(account=account).values_list(
+        "contact_sender", flat=True
+    )
+    form = SettingsForm(
+        request.POST or None,
+        initial={
+            "editable_attributes": ", ".join(services.editable_attributes(account)),
+            "contact_sender": chosen.first() or "",
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.set_editable_attributes(
+                account, form.cleaned_data["editable_attributes"].split(",")
+            )
+            services.set_contact_sender(account, form.cleaned_data["contact_sender"])
+        except AudienceError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, "Saved.")
+            return redirect("audience:settings")
+    return render(request, "audience/settings.html", {"form": form})
