@@ -23,7 +23,7 @@ from tidings.audience.models import Contact, ContactRequest, MailingList, Suppre
 from tidings.campaigns.models import Campaign
 from tidings.core.digests import email_digest
 from tidings.privacy import portability
-from tidings.sending import bounces, engine
+from tidings.sending import bounces, lifecycle
 from tidings.sending import services as sending
 from tidings.sending.models import Relay, TrackingEvent
 from tidings.transfer import services as transfer
@@ -178,7 +178,7 @@ def test_an_erased_contact_leaves_nothing_but_the_keyed_hash(
         track_clicks=True,
     )
     campaign.lists.add(newsletter)
-    engine.start_campaign(campaign)
+    lifecycle.start_campaign(campaign)
     (message,) = [m for m in smtp_server.messages if m["Subject"] == "News for Cana"]
     raw = message.as_bytes()
     for link in html_links(raw, "o") + html_links(raw, "c"):

@@ -170,7 +170,7 @@ def test_an_expiry_by_the_retention_job_verifies_against_older_checkpoints(
 ):
     import time_machine
 
-    from tidings.privacy import retention
+    from tidings.core import retention
 
     settings.RETENTION = {**settings.RETENTION, "audit_years": 3}
     with time_machine.travel("2020-01-10 09:00Z", tick=False):

@@ -209,7 +209,7 @@ def test_retention_runs_as_the_application_role_but_never_takes_young_entries(
 ):
     import time_machine
 
-    from tidings.privacy import retention
+    from tidings.core import retention
 
     with time_machine.travel("2020-01-10 09:00Z", tick=False):
         old = [audit.record(AuditEvent.Action.READ, customer, by=staff) for _ in range(2)]

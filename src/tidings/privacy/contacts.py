@@ -1,5 +1,5 @@
 """The contact's side of the data map: what the customer holds on some of their contacts,
-and the erasure of contacts, read from the entries' contact parts (privacy.datamap).
+and the erasure of contacts, read from the entries' contact parts (core.datamap).
 
 `sections` is the contact's view of their data (and, through audience.rights, its
 download); `erase` is the one erasure of contacts (audience's `erase_contact` and bulk
