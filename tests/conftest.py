@@ -14,6 +14,7 @@ import redis
 from aiosmtpd.controller import Controller
 from django.conf import settings
 
+from tests.commits import run_on_commit_callbacks
 from tests.factories import PASSWORD, AccountFactory, StaffFactory, UserFactory
 
 
@@ -23,6 +24,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             for pid in marker.args:
                 if not (isinstance(pid, str) and pid.startswith("P") and pid[1:].isdigit()):
                     raise pytest.UsageError(f"{item.nodeid}: bad promise id {pid!r}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _on_commit_callbacks_run() -> Iterator[None]:
+    # Inside `db`'s transaction, on-commit callbacks run as they would in production
+    # (tests/commits.py): no test needs `transactional_db` only to see on-commit mail.
+    with run_on_commit_callbacks():
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,8 +75,8 @@ def staff(db):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def mailbox(transactional_db, mailoutbox):  # type: ignore[no-untyped-def]
-    """Django's test outbox, with transactions committing so on-commit mail is sent."""
+def mailbox(db, mailoutbox):  # type: ignore[no-untyped-def]
+    """Django's test outbox; on-commit mail is sent (tests/commits.py)."""
     return mailoutbox
 
 
@@ -106,7 +115,7 @@ def smtp_server() -> Iterator[SMTPSink]:
 
 
 @pytest.fixture
-def smtp_mail(smtp_server: SMTPSink, settings, transactional_db) -> SMTPSink:  # type: ignore[no-untyped-def]
+def smtp_mail(smtp_server: SMTPSink, settings, db) -> SMTPSink:  # type: ignore[no-untyped-def]
     """Route Tidings's mail through the real SMTP server (the operator's, from settings)."""
     settings.EMAIL_DELIVERY = "smtp"
     settings.EMAIL_HOST = smtp_server.host

@@ -12,6 +12,11 @@ os.environ.setdefault("TIDINGS_EMAIL", "memory")
 
 from tidings.settings import *  # noqa: F403
 
+# Argon2 costs tens of milliseconds a hash, and every factory user has a password: the
+# suite hashes with MD5 (fast, never for production). One test keeps Argon2, the
+# production hasher (tests/accounts/test_registration.py::test_passwords_are_hashed_with_argon2).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
+
 # A second database, SQLite (the embedded default's), for the tests that prove a rule
 # gives the same answer on both (`@pytest.mark.django_db(databases=["default", "sqlite"])`).
 DATABASES["sqlite"] = {  # noqa: F405

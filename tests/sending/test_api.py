@@ -7,7 +7,7 @@ import pytest
 from tests.sending.conftest import add_contacts
 from tidings.accounts import apikeys
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def call(client, key: str, method: str, path: str, **json: object):  # type: ignore[no-untyped-def]

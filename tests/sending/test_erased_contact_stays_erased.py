@@ -13,7 +13,7 @@ from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ADDRESS = "gone@example.net"
 

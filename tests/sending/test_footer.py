@@ -15,7 +15,7 @@ from tidings.sending import engine, services
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff.models import AuditEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def sent_parts(raw_sink) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from tests.sending.conftest import add_contacts
 from tidings.sending import engine, services
 from tidings.sending.models import Delivery, SendingDomain
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def parsed(raw: bytes) -> email.message.EmailMessage:

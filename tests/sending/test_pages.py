@@ -13,7 +13,7 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import engine
 from tidings.sending.models import Delivery
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_send_now_from_the_page_and_follow_progress(

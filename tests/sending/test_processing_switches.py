@@ -25,7 +25,7 @@ from tidings.sending import engine, services, tracking
 from tidings.sending.models import TrackingEvent
 from tidings.sending.product_updates import deliver, send_product_update
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def html_of(raw: bytes) -> str:

@@ -16,7 +16,7 @@ from tidings.privacy import retention
 from tidings.sending import engine, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def html_of(raw: bytes) -> str:

@@ -12,7 +12,7 @@ from tidings.audience import services as audience
 from tidings.sending.models import OutboundMail
 from tidings.sending.product_updates import send_product_update
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
