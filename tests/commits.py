@@ -5,7 +5,8 @@ rolls back at the end: they never commit, so `transaction.on_commit` callbacks (
 service queues, the job it enqueues) would never run, and tests used `transactional_db`
 instead, which commits for real and then empties every table (about ten times slower).
 
-`run_on_commit_callbacks()` gives the code under test production's semantics inside the
+`run_on_commit_callbacks()` (the `on_commit_runs` fixture; `mailbox` and `smtp_mail`
+use it) gives the code under test production's semantics inside the
 test case's transaction: a callback registered outside any block of the code's own runs at
 once (as in autocommit), one registered inside runs when the code's outermost block exits
 without error, and is dropped when that block rolls back. Nothing commits, so a second
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,11 @@ def run_on_commit_callbacks() -> Iterator[None]:
                 _run(func, robust)
         return result
 
+    # Callbacks queued before (by fixtures set up without this) stay as Django leaves
+    # them in a test: never run.
+    earlier = {}
+    for connection in connections.all(initialized_only=True):
+        earlier[connection.alias], connection.run_on_commit = connection.run_on_commit, []
     BaseDatabaseWrapper.on_commit = on_commit  # type: ignore[method-assign]
     transaction.Atomic.__exit__ = exit  # type: ignore[method-assign]
     try:
@@ -86,3 +92,5 @@ def run_on_commit_callbacks() -> Iterator[None]:
     finally:
         BaseDatabaseWrapper.on_commit = original_on_commit  # type: ignore[method-assign]
         transaction.Atomic.__exit__ = original_exit  # type: ignore[method-assign]
+        for alias, pending in earlier.items():
+            connections[alias].run_on_commit[:0] = pending

@@ -16,7 +16,8 @@ from tidings.privacy import retention
 from tidings.sending import engine, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 
-pytestmark = pytest.mark.django_db
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def html_of(raw: bytes) -> str:

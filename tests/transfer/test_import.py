@@ -164,6 +164,7 @@ def test_closing_the_account_stops_an_import_at_once(
     assert Contact.objects.count() == 4
 
 
+@pytest.mark.postgres  # two writers at once
 def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     transactional_db, no_worker, customer, newsletter, monkeypatch, writer
 ):
@@ -208,6 +209,7 @@ def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     assert Subscription.objects.filter(mailing_list=newsletter).count() == 6
 
 
+@pytest.mark.postgres  # two writers at once, a deadlock
 def test_a_session_waiting_across_two_chunks_being_written_is_a_deadlock_not_a_hang(
     transactional_db, no_worker, customer, monkeypatch, writer
 ):
