@@ -6,29 +6,11 @@ import tempfile
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tidings")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/14")
 os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-test-"))
-
-# pytest-xdist (`-n 2`): each worker (gw0, gw1, ...) has a database of its own
-# (pytest-django adds the suffix), and here a Redis database (REDIS_URL's number plus the
-# worker's) and a data directory of its own: ids, rate-limit keys and files would collide.
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _worker and not os.environ.get("TIDINGS_TEST_WORKER_SET_UP"):
-    _base, _, _db = os.environ["REDIS_URL"].rpartition("/")
-    _number = int(_db or 0) + int(_worker.removeprefix("gw"))
-    if _number > 15:
-        raise RuntimeError(
-            f"REDIS_URL's database {_db} + xdist worker {_worker} is past Redis's 16 databases: "
-            "give REDIS_URL a lower number, or run fewer workers"
-        )
-    os.environ["REDIS_URL"] = f"{_base}/{_number}"
-    os.environ["TIDINGS_DATA_DIR"] = os.path.join(os.environ["TIDINGS_DATA_DIR"], _worker)
-    os.makedirs(os.environ["TIDINGS_DATA_DIR"], exist_ok=True)
-    # Once: subprocesses of the worker (tidings up, workers) inherit the environment.
-    os.environ["TIDINGS_TEST_WORKER_SET_UP"] = "1"
 os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
 # Mail without a relay is kept in Django's test list (django.core.mail.outbox).
 os.environ.setdefault("TIDINGS_EMAIL", "memory")
 
-from tidings.settings import *  # noqa: E402, F403
+from tidings.settings import *  # noqa: F403
 
 # Argon2 costs tens of milliseconds a hash, and every factory user has a password: the
 # suite hashes with MD5 (fast, never for production). One test keeps Argon2, the
