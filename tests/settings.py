@@ -12,6 +12,18 @@ os.environ.setdefault("TIDINGS_EMAIL", "memory")
 
 from tidings.settings import *  # noqa: F403
 
+# Argon2 costs tens of milliseconds a hash, and every factory user has a password: the
+# suite hashes with MD5 (fast, never for production). One test keeps Argon2, the
+# production hasher (tests/accounts/test_registration.py::test_passwords_are_hashed_with_argon2).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]  # noqa: F405
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # The SQLite run (./dev test's second): a file, like the embedded default's, so that
+    # the sending streams' threads open connections of their own as they do there.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "test-default.sqlite3")
+    }
+
 # A second database, SQLite (the embedded default's), for the tests that prove a rule
 # gives the same answer on both (`@pytest.mark.django_db(databases=["default", "sqlite"])`).
 DATABASES["sqlite"] = {  # noqa: F405

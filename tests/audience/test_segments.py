@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tidings.accounts.models import Account
 from tidings.audience import segments, services
 from tidings.audience.models import Contact, Segment
 
@@ -91,6 +92,38 @@ def cond(field, op, value=None, key=None):  # type: ignore[no-untyped-def]
 )
 def test_each_field_and_operator(account, audience, conditions, expected):
     assert names(account, {"match": "all", "conditions": conditions}) == expected
+
+
+@pytest.mark.django_db(databases=["default", "sqlite"])
+@pytest.mark.parametrize("database", ["default", "sqlite"])
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        (cond("attribute", "neq", "Ghent", key="city"), ["bob", "cy"]),
+        (cond("attribute", "neq", "36", key="age"), ["bob", "cy"]),
+        (cond("attribute", "neq", 36, key="age"), ["bob", "cy"]),
+        (cond("attribute", "neq", True, key="member"), ["bob", "cy"]),
+        (cond("attribute", "eq", "Ghent", key="city"), ["ada"]),
+        (cond("attribute", "gt", 40, key="age"), ["bob"]),
+    ],
+)
+def test_is_not_keeps_the_contacts_without_the_attribute_on_both_databases(
+    database, condition, expected
+):
+    """A contact without the attribute "is not" any value of it: on SQLite the missing
+    JSON key once compared as NULL and dropped them under NOT, not on PostgreSQL."""
+    account = Account.objects.using(database).create(name="Both databases")
+    for name, attributes in (
+        ("ada", {"city": "Ghent", "age": 36, "member": True}),
+        ("bob", {"city": "Paris", "age": 52, "member": False}),
+        ("cy", {}),
+    ):
+        Contact.objects.using(database).create(
+            account=account, email=f"{name}@example.org", attributes=attributes
+        )
+    rules = {"match": "all", "conditions": [condition]}
+    found = segments.matching(account, rules).using(database)
+    assert sorted(c.email.split("@")[0] for c in found) == expected
 
 
 def test_list_and_list_status(account, audience, newsletter, offers):

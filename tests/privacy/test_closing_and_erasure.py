@@ -176,19 +176,24 @@ def test_after_erasure_no_table_holds_the_customers_identifiers(customer, mailbo
 
 
 def _search_whole_database(needles: list[str], skip_tables: set[str]) -> list[str]:
-    """Every text column of every table, searched for each needle (PostgreSQL)."""
+    """Every text column of every table, searched for each needle (PostgreSQL or SQLite)."""
     found = []
+    introspection = connection.introspection
+    like = "::text ILIKE" if connection.vendor == "postgresql" else " LIKE"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb')"
-        )
-        for table, column in cursor.fetchall():
+        columns = [
+            (table, column.name)
+            for table in introspection.table_names(cursor)
+            for column in introspection.get_table_description(cursor, table)
+            if introspection.get_field_type(column.type_code, column)
+            in ("TextField", "CharField", "JSONField")
+        ]
+        for table, column in columns:
             if table in skip_tables:
                 continue
             for needle in needles:
                 cursor.execute(
-                    f'SELECT count(*) FROM "{table}" WHERE "{column}"::text ILIKE %s',  # noqa: S608
+                    f'SELECT count(*) FROM "{table}" WHERE "{column}"{like} %s',  # noqa: S608
                     [f"%{needle}%"],
                 )
                 if cursor.fetchone()[0]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -127,16 +127,20 @@ def test_an_erasure_killed_mid_batch_finishes_when_run_again(customer, mailbox, 
 
 
 CHILD = """
-import os, sys, time
+import signal, sys
 import django
 django.setup()
 from tidings.privacy import services
 services.ERASURE_BATCH = 3
 real_count = services._count
-def slow_count(record, key, n):
+def count_then_wait_mid_batch(record, key, n):
     real_count(record, key, n)
-    time.sleep(0.05)  # room for the parent to kill it mid-way
-services._count = slow_count
+    if record.counts.get("deleted audience.Contact", 0) > 6:
+        # Two batches of contacts committed, the third deleted but not: say so, and
+        # wait for the parent's SIGKILL here, mid-way.
+        print("mid-batch", flush=True)
+        signal.pause()
+services._count = count_then_wait_mid_batch
 services.erase_account(int(sys.argv[1]))
 print("finished")
 """
@@ -144,7 +148,10 @@ print("finished")
 
 @pytest.mark.slow
 @pytest.mark.promise("P13", "P17")
-def test_an_erasure_process_killed_with_sigkill_finishes_when_run_again(customer, mailbox):
+def test_an_erasure_process_killed_with_sigkill_finishes_when_run_again(
+    customer, mailbox, transactional_db
+):
+    # transactional_db: the child process sees only committed rows.
     expected = _big_account(customer)
     _close(customer)
     account_id = customer.account_id
@@ -163,13 +170,13 @@ def test_an_erasure_process_killed_with_sigkill_finishes_when_run_again(customer
         [sys.executable, "-c", CHILD, str(account_id)], env=env, stdout=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            record = ErasureRecord.objects.filter(account_ref=account_id).first()
-            if record is not None and record.counts.get("deleted audience.Contact", 0) >= 6:
-                break
-            assert child.poll() is None, "the erasure ended before it could be killed"
-            time.sleep(0.01)
+        assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready and child.stdout.readline() == b"mid-batch\n", (
+            "the erasure ended before it could be killed"
+        )
+        record = ErasureRecord.objects.get(account_ref=account_id)
+        assert record.counts.get("deleted audience.Contact", 0) >= 6
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
     finally:

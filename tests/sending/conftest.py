@@ -38,7 +38,9 @@ def add_contacts(account: Any, mailing_list: MailingList, n: int, **kwargs: Any)
 
 
 @pytest.fixture
-def relay(account, smtp_server):  # type: ignore[no-untyped-def]
+def relay(account, smtp_server, transactional_db):  # type: ignore[no-untyped-def]
+    # A relay takes several connections: the campaign's streams send on threads of their
+    # own, which see only committed rows (hence transactional_db).
     return Relay.objects.create(
         account=account,
         name="test relay",
@@ -74,7 +76,8 @@ class RawSink:
 
 
 @pytest.fixture
-def raw_sink(account):  # type: ignore[no-untyped-def]
+def raw_sink(account, transactional_db):  # type: ignore[no-untyped-def]
+    # A relay of its own: streams on threads, which see only committed rows.
     from aiosmtpd.controller import Controller
 
     from tests.conftest import free_port

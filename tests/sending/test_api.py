@@ -7,7 +7,8 @@ import pytest
 from tests.sending.conftest import add_contacts
 from tidings.accounts import apikeys
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def call(client, key: str, method: str, path: str, **json: object):  # type: ignore[no-untyped-def]

@@ -13,7 +13,8 @@ from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 ADDRESS = "gone@example.net"
 

@@ -15,7 +15,8 @@ from tidings.sending import lifecycle, services
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff.models import AuditEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def sent_parts(raw_sink) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
@@ -105,6 +106,7 @@ def test_the_send_page_says_the_address_is_missing(client, customer, account, ca
     assert campaign.status == "draft"
 
 
+@pytest.mark.postgres  # `contains` on a JSON list
 def test_the_address_is_set_on_the_settings_page_audited_and_encrypted(client, customer):
     client.force_login(customer)
     response = client.post(

@@ -16,7 +16,8 @@ from tests.sending.conftest import add_contacts
 from tidings.sending import lifecycle, services
 from tidings.sending.models import Delivery, SendingDomain
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def parsed(raw: bytes) -> email.message.EmailMessage:

@@ -13,7 +13,8 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle, recipients
 from tidings.sending.models import Delivery
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def test_send_now_from_the_page_and_follow_progress(

@@ -25,7 +25,8 @@ from tidings.sending import lifecycle, services, tracking
 from tidings.sending.models import TrackingEvent
 from tidings.sending.product_updates import deliver, send_product_update
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def html_of(raw: bytes) -> str:

@@ -16,7 +16,8 @@ from tidings.core import retention
 from tidings.sending import lifecycle, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 def html_of(raw: bytes) -> str:

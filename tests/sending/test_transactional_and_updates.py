@@ -12,7 +12,8 @@ from tidings.audience import services as audience
 from tidings.sending.models import OutboundMail
 from tidings.sending.product_updates import send_product_update
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
 
 
 @pytest.fixture

@@ -164,6 +164,7 @@ def test_closing_the_account_stops_an_import_at_once(
     assert Contact.objects.count() == 4
 
 
+@pytest.mark.postgres  # two writers at once
 def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     transactional_db, no_worker, customer, newsletter, monkeypatch, writer
 ):
@@ -173,19 +174,22 @@ def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     if writer == "orm":
         pytest.skip("SQLite takes one writer at a time: one chunk after the other")
     import threading
-    import time
 
     audience.add_contact(customer.account, "old@example.org", name="Old")
     audience.unsubscribe(audience.add_contact(customer.account, "gone@example.org"))
     monkeypatch.setattr(importer, "CHUNK_ROWS", 3)
     threads = set()
     write = writers.PostgresWriter.write
+    second_chunk_written = threading.Event()
 
     def held_back(self, rows):  # type: ignore[no-untyped-def]
         threads.add(threading.get_ident())
         if rows and rows[0].seq == 0:
-            time.sleep(0.5)
-        return write(self, rows)
+            assert second_chunk_written.wait(timeout=30)
+        written = write(self, rows)
+        if rows and 3 <= rows[0].seq < 6:
+            second_chunk_written.set()
+        return written
 
     monkeypatch.setattr(writers.PostgresWriter, "write", held_back)
     emails = ["a", "b", "old", "a", "old", "c", "gone", "c", "d", "gone", "e", "b"]
@@ -205,6 +209,7 @@ def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     assert Subscription.objects.filter(mailing_list=newsletter).count() == 6
 
 
+@pytest.mark.postgres  # two writers at once, a deadlock
 def test_a_session_waiting_across_two_chunks_being_written_is_a_deadlock_not_a_hang(
     transactional_db, no_worker, customer, monkeypatch, writer
 ):
@@ -222,17 +227,37 @@ def test_a_session_waiting_across_two_chunks_being_written_is_a_deadlock_not_a_h
         audience.add_contact(customer.account, email)
     monkeypatch.setattr(importer, "CHUNK_ROWS", 2)
     write = writers.PostgresWriter.write
+    second_chunk_written, first_changed = threading.Event(), threading.Event()
+    other: list[int] = []  # the other session's backend pid
+
+    def waiting_for_a_lock(pid: int) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            row = cursor.fetchone()
+        return row is not None and row[0] == "Lock"
 
     def held_back(self, rows):  # type: ignore[no-untyped-def]
         if rows and rows[0].seq == 0:
-            time.sleep(1.5)  # the second chunk updates its contact, the other session waits
-        return write(self, rows)
+            # The second chunk has updated its contact, the other session has changed
+            # the first chunk's and waits for the second's: only then does the first go on.
+            assert first_changed.wait(timeout=30)
+            deadline = time.monotonic() + 30
+            while not waiting_for_a_lock(other[0]):
+                assert time.monotonic() < deadline, "the other session never waited"
+        written = write(self, rows)
+        if rows and rows[0].seq == 2:
+            second_chunk_written.set()
+        return written
 
     def other_session() -> None:
-        time.sleep(0.5)
         try:
+            assert second_chunk_written.wait(timeout=30)
             with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    other.append(cursor.fetchone()[0])
                 Contact.objects.filter(email="first@example.org").update(name="Changed")
+                first_changed.set()
                 Contact.objects.filter(email="second@example.org").update(name="Changed")
         except DatabaseError as error:
             outcome.append(error)

@@ -68,10 +68,13 @@ class Holds(models.Lookup):
         path = f'$."{key}"'
         types = _sqlite_json_type(value)
         marks = ", ".join("%s" for _ in types)
+        # A missing key makes json_type NULL, and NULL IN (...) is NULL, which NOT keeps
+        # NULL: "is not" would drop the contacts without the attribute. COALESCE makes
+        # it false, as `@>` is on PostgreSQL.
         if isinstance(value, bool) or value is None:
-            return f"json_type({lhs}, %s) IN ({marks})", [*params, path, *types]
+            return f"COALESCE(json_type({lhs}, %s) IN ({marks}), 0)", [*params, path, *types]
         return (
-            f"(json_type({lhs}, %s) IN ({marks}) AND json_extract({lhs}, %s) = %s)",
+            f"COALESCE(json_type({lhs}, %s) IN ({marks}) AND json_extract({lhs}, %s) = %s, 0)",
             [*params, path, *types, *params, path, value],
         )
 
@@ -100,8 +103,10 @@ class _AttributeOrder(models.Lookup):
         path = f'$."{key}"'
         types = ("integer", "real") if numeric else ("text",)
         marks = ", ".join("%s" for _ in types)
+        # COALESCE: false, not NULL, without the key (as on PostgreSQL), also under NOT.
         return (
-            f"(json_type({lhs}, %s) IN ({marks}) AND json_extract({lhs}, %s) {self.operator} %s)",
+            f"COALESCE(json_type({lhs}, %s) IN ({marks}) "
+            f"AND json_extract({lhs}, %s) {self.operator} %s, 0)",
             [*params, path, *types, *params, path, value],
         )
 
