@@ -86,25 +86,30 @@ def notes_table(db):  # type: ignore[no-untyped-def]
         def __str__(self) -> str:
             return self.text
 
-    # Made in the test's transaction: its rollback drops the table.
-    with connection.schema_editor() as editor:
-        editor.create_model(CanaryNote)
     before = datamap._registry.copy()
-    datamap.register(
-        CanaryNote,
-        owner=datamap.Owner.CUSTOMER,
-        category="notes about contacts",
-        purpose="remembering things",
-        legal_basis=datamap.LegalBasis.CONTRACT,
-        retention="as long as the contact",
-        personal_fields=["text"],
-        erase=datamap.Erasure.DELETE,
-        account_path="contact__account",
-        contact=ContactPart(title="Notes about you", path="contact", erase=ContactErasure.DELETE),
-    )
     try:
+        # Made in the test's transaction: its rollback drops the table. The statement
+        # alone (SQLite's schema editor refuses to open inside a transaction).
+        sql, params = connection.schema_editor().table_sql(CanaryNote)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+        datamap.register(
+            CanaryNote,
+            owner=datamap.Owner.CUSTOMER,
+            category="notes about contacts",
+            purpose="remembering things",
+            legal_basis=datamap.LegalBasis.CONTRACT,
+            retention="as long as the contact",
+            personal_fields=["text"],
+            erase=datamap.Erasure.DELETE,
+            account_path="contact__account",
+            contact=ContactPart(
+                title="Notes about you", path="contact", erase=ContactErasure.DELETE
+            ),
+        )
         yield CanaryNote
     finally:
+        # However the set-up ended: no other test may meet the model or its entry.
         datamap._registry.clear()
         datamap._registry.update(before)
         apps.all_models["privacy"].pop("canarynote", None)
