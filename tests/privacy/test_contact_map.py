@@ -88,11 +88,15 @@ def notes_table(db):  # type: ignore[no-untyped-def]
 
     before = datamap._registry.copy()
     try:
-        # Made in the test's transaction: its rollback drops the table. The statement
-        # alone (SQLite's schema editor refuses to open inside a transaction).
-        sql, params = connection.schema_editor().table_sql(CanaryNote)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        # Made in the test's transaction: its rollback drops the table. SQLite's schema
+        # editor will not open inside a transaction: there, the statement alone.
+        if connection.vendor == "sqlite":
+            sql, params = connection.schema_editor().table_sql(CanaryNote)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        else:
+            with connection.schema_editor() as editor:
+                editor.create_model(CanaryNote)
         datamap.register(
             CanaryNote,
             owner=datamap.Owner.CUSTOMER,
