@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from tidings.audience import segments, services
+from tidings.audience import mailing_lists, segments, services
 from tidings.audience.models import ConsentProof, Contact, MailingList, Segment, Subscription
 
 
 @pytest.fixture
 def news(customer) -> MailingList:  # type: ignore[no-untyped-def]
-    return services.save_list(customer.account, name="News", visibility="public")
+    return mailing_lists.save_list(customer.account, name="News", visibility="public")
 
 
 def test_create_get_update_and_erase_a_contact(api, customer, news):
@@ -182,7 +182,7 @@ def test_bad_segment_rules_are_refused_and_nothing_is_saved(api, customer, rules
 
 def _theirs(other) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     account = other.account
-    their_list = services.save_list(account, name="Their list")
+    their_list = mailing_lists.save_list(account, name="Their list")
     contact = services.add_contact(account, "their@example.net", name="Theirs", lists=[their_list])
     segment = segments.save_segment(account, name="Their segment", rules={})
     return {"contact": contact.uuid, "list": their_list.uuid, "segment": segment.uuid}

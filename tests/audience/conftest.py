@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tidings.audience import services
+from tidings.audience import mailing_lists
 from tidings.audience.models import MailingList, SubscriptionForm
 
 
@@ -19,7 +19,7 @@ def account(customer):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def newsletter(account):  # type: ignore[no-untyped-def]
-    return services.save_list(
+    return mailing_lists.save_list(
         account,
         name="Newsletter",
         description="Once a month",
@@ -30,7 +30,7 @@ def newsletter(account):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def offers(account):  # type: ignore[no-untyped-def]
-    return services.save_list(
+    return mailing_lists.save_list(
         account,
         name="Offers",
         visibility=MailingList.Visibility.PUBLIC,
@@ -40,7 +40,7 @@ def offers(account):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def signup_form(account, newsletter, offers) -> SubscriptionForm:  # type: ignore[no-untyped-def]
-    return services.save_form(
+    return mailing_lists.save_form(
         account,
         name="Website footer",
         lists=[newsletter, offers],

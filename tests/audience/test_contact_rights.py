@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from tests.audience.conftest import path_of
 from tests.factories import UserFactory
-from tidings.audience import links, rights, services
+from tidings.audience import links, rights, services, setup
 from tidings.audience.models import Contact, ContactRequest, SuppressedContact
 from tidings.campaigns.models import Campaign
 from tidings.privacy.office import one_month_after
@@ -118,7 +118,7 @@ def test_a_changed_or_expired_link_shows_no_data(client, reader, suffix, setting
 
 
 def test_the_contact_corrects_their_name_and_allowed_attributes(client, account, reader):
-    services.set_editable_attributes(account, ["city"])
+    setup.set_editable_attributes(account, ["city"])
     client.post(
         prefs(reader),
         {"action": "save", "name": "Rea Der-Smith", "attr:city": "Bruges", "attr:vip": "no"},

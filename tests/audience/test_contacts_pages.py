@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tidings.audience import mailability, services
+from tidings.audience import mailability, mailing_lists, services
 from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.audience.selectors import COUNT_UP_TO, PAGE_SIZE
 
@@ -77,7 +77,7 @@ def test_filter_by_list_shows_its_subscribers_not_those_who_left(logged_in, acco
 
 
 def test_a_bad_search_says_why(logged_in, account, other_customer):
-    theirs = services.save_list(other_customer.account, name="Theirs")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs")
     for query, message in [
         ("q=no%22good%3Dx", "is not an attribute name"),
         ("status=gone", "is not a contact status"),
@@ -331,7 +331,7 @@ def test_bulk_blocklist_and_delete_a_search_result(logged_in, bulk, account):
 
 def test_bulk_with_a_bad_argument_changes_nothing(logged_in, bulk, account, other_customer):
     a = make(account, 1)[0]
-    theirs = services.save_list(other_customer.account, name="Theirs")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs")
     page = bulk(logged_in, "add_to_list", contacts=[a], list=theirs.uuid.hex).content.decode()
     assert "That list does not exist" in page
     page = bulk(logged_in, "tag", scope="all", tag="a,b").content.decode()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.audience import services
+from tidings.audience import mailing_lists, services
 from tidings.audience.models import MailingList, Subscription
 
 
@@ -41,7 +41,7 @@ def test_the_lists_page_counts_subscriptions_by_status(logged_in, account, newsl
 
 
 def test_a_duplicate_list_name_is_refused_and_nothing_changes(logged_in, account, newsletter):
-    other = services.save_list(account, name="Offers")
+    other = mailing_lists.save_list(account, name="Offers")
     response = logged_in.post(
         f"/lists/{other.uuid}/",
         {"name": "newsletter", "visibility": "private", "optin": "double"},
@@ -86,7 +86,7 @@ def test_deleting_a_list_keeps_its_contacts(logged_in, account, newsletter):
 
 @pytest.mark.parametrize("suffix", ["", "delete/"])
 def test_another_accounts_list_is_not_found_and_not_changed(logged_in, other_customer, suffix):
-    theirs = services.save_list(other_customer.account, name="Their list")
+    theirs = mailing_lists.save_list(other_customer.account, name="Their list")
     for method in ("get", "post"):
         response = getattr(logged_in, method)(
             f"/lists/{theirs.uuid}/{suffix}",

@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import path_of
-from tidings.audience import links, mailability, services
+from tidings.audience import links, mailability, mailing_lists, services, setup
 from tidings.audience.models import Contact, Subscription
 
 
@@ -74,7 +74,7 @@ def test_leaving_everything_stops_all_mail(client, account, reader, offers):
 def test_the_contact_edits_their_name_and_the_attributes_the_customer_allows(
     client, account, reader
 ):
-    services.set_editable_attributes(account, ["city", "birthday"])
+    setup.set_editable_attributes(account, ["city", "birthday"])
     path = path_of(links.preference_url(reader))
     page = client.get(path).content.decode()
     assert 'name="attr:city"' in page and 'name="attr:vip"' not in page
@@ -176,7 +176,7 @@ def test_the_link_of_an_erased_contact_says_so(client, reader):
 
 
 def test_a_list_of_another_account_cannot_be_left_through_a_link(client, reader, other_customer):
-    theirs = services.save_list(other_customer.account, name="Theirs")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs")
     stranger = services.add_contact(other_customer.account, "reader@example.org", lists=[theirs])
     client.post(
         path_of(links.preference_url(reader)), {"action": "leave", "list": str(theirs.uuid)}

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from tidings.accounts.models import Account
-from tidings.audience import segments, services
+from tidings.audience import mailing_lists, segments, services
 from tidings.audience.models import Contact, Segment
 
 
@@ -141,7 +141,7 @@ def test_the_size_shown_is_the_number_of_contacts_that_match(
     account, audience, newsletter, offers, other_customer
 ):
     # Another account's subscriptions never count (the fast path for "on list X").
-    theirs = services.save_list(other_customer.account, name="Theirs")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs")
     services.add_contact(other_customer.account, "ada@example.org", lists=[theirs])
     for conditions in (
         [cond("list", "eq", offers.uuid.hex)],
@@ -207,7 +207,7 @@ def test_unsafe_or_unknown_rules_are_refused_and_nothing_is_saved(account, rules
 
 
 def test_another_accounts_list_cannot_be_used_in_rules(account, other_customer):
-    theirs = services.save_list(other_customer.account, name="Theirs")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs")
     with pytest.raises(segments.SegmentError, match=r"Condition 1: .* is not one of your lists"):
         segments.validate_rules(account, {"conditions": [cond("list", "eq", theirs.uuid.hex)]})
 

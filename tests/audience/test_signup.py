@@ -10,7 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import link_in, path_of
-from tidings.audience import mailability, services, signup
+from tidings.audience import mailability, mailing_lists, services, signup
 from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.core import retention
 
@@ -94,7 +94,7 @@ def test_the_snippet_posts_to_the_hosted_form_without_a_csrf_token(logged_in, si
 
 
 def test_a_thank_you_address_of_the_customer_is_followed(client, account, offers, mailbox):
-    form = services.save_form(
+    form = mailing_lists.save_form(
         account,
         name="Shop",
         lists=[offers],
@@ -124,8 +124,8 @@ def test_bad_input_on_the_form_is_explained_and_nothing_is_stored(
 
 
 def test_a_list_that_is_not_on_the_form_is_ignored(client, account, signup_form, other_customer):
-    private = services.save_list(account, name="Staff only")
-    theirs = services.save_list(other_customer.account, name="Theirs", visibility="public")
+    private = mailing_lists.save_list(account, name="Staff only")
+    theirs = mailing_lists.save_list(other_customer.account, name="Theirs", visibility="public")
     response = submit(client, signup_form, l=[private.uuid, theirs.uuid])
     assert response.status_code == 400
     assert not Contact.objects.exists()
@@ -263,7 +263,7 @@ def test_a_changed_consent_text_is_a_new_version_and_proofs_keep_theirs(
     client, account, signup_form, offers, mailbox
 ):
     submit(client, signup_form, email="first@example.org", l=[offers.uuid])
-    services.save_form(
+    mailing_lists.save_form(
         account, form=signup_form, name="Website footer", lists=[offers], consent_text="New words."
     )
     signup_form.refresh_from_db()
@@ -323,8 +323,8 @@ def test_the_form_of_a_closed_account_takes_no_more_signups(client, customer, si
 
 @pytest.mark.parametrize("suffix", ["", "delete/"])
 def test_another_accounts_form_cannot_be_edited(logged_in, other_customer, suffix):
-    theirs_list = services.save_list(other_customer.account, name="L", visibility="public")
-    theirs = services.save_form(
+    theirs_list = mailing_lists.save_list(other_customer.account, name="L", visibility="public")
+    theirs = mailing_lists.save_form(
         other_customer.account, name="Their form", lists=[theirs_list], consent_text="ok"
     )
     for method in ("get", "post"):
@@ -335,7 +335,7 @@ def test_another_accounts_form_cannot_be_edited(logged_in, other_customer, suffi
 
 
 def test_a_form_is_created_from_the_page(logged_in, account, newsletter):
-    private = services.save_list(account, name="Private")
+    private = mailing_lists.save_list(account, name="Private")
     response = logged_in.post(
         "/forms/new/",
         {"name": "Footer", "lists": [newsletter.pk, private.pk], "consent_text": "Yes please"},

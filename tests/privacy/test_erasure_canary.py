@@ -18,7 +18,7 @@ from django.db import connection
 from tests.audience.conftest import path_of
 from tests.transfer.conftest import prepare, run
 from tidings.accounts import apikeys
-from tidings.audience import links, rights, services, signup
+from tidings.audience import links, mailing_lists, rights, services, signup
 from tidings.audience.models import Contact, ContactRequest, MailingList, SuppressedContact
 from tidings.campaigns.models import Campaign
 from tidings.core.digests import email_digest
@@ -156,7 +156,9 @@ def test_an_erased_contact_leaves_nothing_but_the_keyed_hash(
 
     # A signup through the form, with its proof of consent and the double opt-in mail
     # (through the operator's relay: no relay of the account's yet, so the local outbox).
-    form = services.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes please")
+    form = mailing_lists.save_form(
+        account, name="Footer", lists=[newsletter], consent_text="Yes please"
+    )
     signup.request_signup(
         form, email=address, lists=[newsletter], ip="192.0.2.77", user_agent=f"Firefox {marker}"
     )

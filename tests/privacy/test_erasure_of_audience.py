@@ -7,7 +7,7 @@ import pytest
 
 from tests.privacy.test_closing_and_erasure import _search_whole_database
 from tidings.accounts import services as accounts
-from tidings.audience import segments, services, signup
+from tidings.audience import mailing_lists, segments, services, setup, signup
 from tidings.audience.models import (
     AudienceSettings,
     Contact,
@@ -21,8 +21,8 @@ from tidings.audience.models import (
 @pytest.mark.promise("P13", "P17")
 def test_after_erasure_no_table_holds_the_customers_contacts(customer, other_customer, mailbox):
     account = customer.account
-    news = services.save_list(account, name="Zebra Gazette", visibility="public")
-    form = services.save_form(
+    news = mailing_lists.save_list(account, name="Zebra Gazette", visibility="public")
+    form = mailing_lists.save_form(
         account, name="Okapi form", lists=[news], consent_text="Quagga consent words"
     )
     services.add_contact(
@@ -43,7 +43,7 @@ def test_after_erasure_no_table_holds_the_customers_contacts(customer, other_cus
     )
     services.erase_contact(services.add_contact(account, "gone@example.net"))
     segments.save_segment(account, name="Walrus segment", rules={})
-    services.set_editable_attributes(account, ["city"])
+    setup.set_editable_attributes(account, ["city"])
     # Another customer's contact stays.
     theirs = services.add_contact(other_customer.account, "reader.one@example.org")
 

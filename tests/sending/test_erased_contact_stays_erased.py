@@ -8,7 +8,7 @@ import pytest
 
 from tests.sending.conftest import add_contacts
 from tests.transfer.conftest import prepare, report_rows, run
-from tidings.audience import links, mailability, rights, services, signup
+from tidings.audience import links, mailability, mailing_lists, rights, services, signup
 from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle
@@ -60,7 +60,7 @@ def test_an_erased_contact_is_not_mailed_after_an_import_or_an_unconfirmed_signu
         services.add_contact(account, ADDRESS, lists=[newsletter])
     # Someone types the address into the form (of a single opt-in list): that alone is no
     # consent of the person's; a confirmation mail goes, nothing else.
-    form = services.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
+    form = mailing_lists.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
     signup.request_signup(form, email=ADDRESS, lists=[newsletter], ip=None, user_agent="")
     assert not mailability.recipients(account, [newsletter.pk]).filter(email=ADDRESS).exists()
 

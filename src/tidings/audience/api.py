@@ -22,7 +22,7 @@ from ninja.errors import HttpError
 
 from tidings.accounts.api import account_of
 from tidings.accounts.models import Account
-from tidings.audience import segments, services
+from tidings.audience import mailing_lists, segments, services
 from tidings.audience.models import ConsentProof, Contact, MailingList, Segment, Subscription
 from tidings.audience.selectors import ContactSearch, SearchError, list_counts
 
@@ -376,7 +376,7 @@ def list_lists(request: HttpRequest) -> list[dict[str, Any]]:
 def create_list(request: HttpRequest, data: ListIn) -> Status[dict[str, Any]]:
     account = account_of(request)
     with _refusals():
-        mailing_list = services.save_list(account, **data.dict())
+        mailing_list = mailing_lists.save_list(account, **data.dict())
     return Status(201, _list_out(mailing_list, {}))
 
 
@@ -398,14 +398,14 @@ def update_list(request: HttpRequest, list_uuid: uuid.UUID, data: ListPatch) -> 
     }
     changes = {k: v for k, v in data.dict().items() if v is not None}
     with _refusals():
-        services.save_list(account, mailing_list=mailing_list, **(current | changes))
+        mailing_lists.save_list(account, mailing_list=mailing_list, **(current | changes))
     return _list_out(mailing_list, list_counts(account))
 
 
 @router.delete("/lists/{list_uuid}", response={204: None, 404: Error})
 def delete_list(request: HttpRequest, list_uuid: uuid.UUID) -> Status[None]:
     """Deletes the list and its subscriptions; the contacts stay."""
-    services.delete_list(_list(account_of(request), list_uuid))
+    mailing_lists.delete_list(_list(account_of(request), list_uuid))
     return Status(204, None)
 
 

@@ -24,7 +24,6 @@ from tidings.audience.models import (
     Contact,
     MailingList,
     Subscription,
-    SubscriptionForm,
     SuppressedContact,
 )
 from tidings.core import addresses
@@ -113,7 +112,7 @@ def add_contact(
                 account=account, digest=contact_digest(address)
             ).delete()
         for mailing_list in lists:
-            _check_same_account(account, mailing_list)
+            check_same_account(account, mailing_list)
             subscribe(contact, mailing_list, confirmed=confirmed, new_consent=new_consent)
         if proof is not None:
             # An unconfirmed subscription's proof waits for the double opt-in.
@@ -130,7 +129,7 @@ def subscribe(
     A contact who left this list stays off it (P21) unless `new_consent` says they have
     just proven a fresh consent: the customer cannot put them back.
     """
-    _check_same_account(contact.account, mailing_list)
+    check_same_account(contact.account, mailing_list)
     now = timezone.now()
     status = Subscription.Status.CONFIRMED if confirmed else Subscription.Status.UNCONFIRMED
     sub, created = Subscription.objects.get_or_create(
@@ -157,7 +156,7 @@ def confirm_subscriptions(contact: Contact, lists: Iterable[MailingList]) -> Non
     """
     lists = list(lists)
     for mailing_list in lists:
-        _check_same_account(contact.account, mailing_list)
+        check_same_account(contact.account, mailing_list)
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().get(pk=contact.pk)
@@ -198,7 +197,7 @@ def unsubscribe(contact: Contact, mailing_list: MailingList | None = None) -> in
             status=Subscription.Status.UNSUBSCRIBED
         )
         if mailing_list is not None:
-            _check_same_account(contact.account, mailing_list)
+            check_same_account(contact.account, mailing_list)
             subs = subs.filter(mailing_list=mailing_list)
         ended = subs.update(status=Subscription.Status.UNSUBSCRIBED, unsubscribed_at=now)
         if mailing_list is None and contact.status == Contact.Status.ACTIVE:
@@ -240,7 +239,7 @@ def erase_contact(contact: Contact) -> None:
         privacy_contacts.erase(contacts_ref(contact.account_id, [contact]))
 
 
-def _check_same_account(account: Account, mailing_list: MailingList) -> None:
+def check_same_account(account: Account, mailing_list: MailingList) -> None:
     if mailing_list.account_id != account.pk:
         raise AudienceError("That list belongs to another account.")
 
@@ -367,7 +366,7 @@ def blocklist(contact: Contact) -> Contact:
 def add_to_list(contact: Contact, mailing_list: MailingList, *, note: str = "") -> Subscription:
     """The customer puts an existing contact on a list, on the contact's legal basis.
     Someone who left that list, or left everything, is not put back (P21)."""
-    _check_same_account(contact.account, mailing_list)
+    check_same_account(contact.account, mailing_list)
     if contact.status in OPTED_OUT:
         label = Contact.Status(contact.status).label
         raise Suppressed(f"{contact.email} is {label}: only a new consent brings them back.")
@@ -391,7 +390,7 @@ def add_to_list(contact: Contact, mailing_list: MailingList, *, note: str = "") 
 def remove_from_list(contact: Contact, mailing_list: MailingList) -> bool:
     """The customer takes a contact off a list. The record of a contact's own
     unsubscription is kept, so they cannot be put back by mistake."""
-    _check_same_account(contact.account, mailing_list)
+    check_same_account(contact.account, mailing_list)
     deleted, _ = (
         Subscription.objects.filter(contact=contact, mailing_list=mailing_list)
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
@@ -436,108 +435,6 @@ def set_preferences(
 # --- Lists, forms and settings -----------------------------------------------------
 
 
-def save_list(
-    account: Account,
-    *,
-    mailing_list: MailingList | None = None,
-    name: str,
-    description: str = "",
-    visibility: str = MailingList.Visibility.PRIVATE,
-    optin: str = MailingList.OptIn.DOUBLE,
-) -> MailingList:
-    """Create a list, or change `mailing_list`; names are unique within the account."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise AudienceError("A list needs a name of 1 to 200 characters.")
-    if visibility not in MailingList.Visibility.values:
-        raise AudienceError(f"Visibility must be one of {', '.join(MailingList.Visibility)}.")
-    if optin not in MailingList.OptIn.values:
-        raise AudienceError(f"Opt-in must be one of {', '.join(MailingList.OptIn)}.")
-    taken = MailingList.objects.filter(account=account, name__iexact=name)
-    if mailing_list is not None:
-        _check_same_account(account, mailing_list)
-        taken = taken.exclude(pk=mailing_list.pk)
-    if taken.exists():
-        raise AudienceError(f"You already have a list called “{name}”.")
-    target = mailing_list or MailingList(account=account)
-    target.name = name
-    target.description = description.strip()[:5000]
-    target.visibility = visibility
-    target.optin = optin
-    target.save()
-    if visibility == MailingList.Visibility.PRIVATE:
-        # A private list is never offered on a form.
-        for form in SubscriptionForm.objects.filter(lists=target):
-            form.lists.remove(target)
-    return target
-
-
-def delete_list(mailing_list: MailingList) -> None:
-    """Delete a list and its subscriptions; the contacts stay in the audience."""
-    mailing_list.delete()
-
-
-def save_form(
-    account: Account,
-    *,
-    form: SubscriptionForm | None = None,
-    name: str,
-    lists: Iterable[MailingList],
-    consent_text: str,
-    thank_you_url: str = "",
-) -> SubscriptionForm:
-    """Create or change a subscription form. A changed consent text is a new version:
-    proofs keep the exact text and version each person agreed to (P22)."""
-    name, consent_text = name.strip(), consent_text.strip()
-    lists = list(lists)
-    if not name or len(name) > 200:
-        raise AudienceError("A form needs a name of 1 to 200 characters.")
-    if not consent_text:
-        raise AudienceError("Say what people agree to: the consent text is required.")
-    if not lists:
-        raise AudienceError("Choose at least one public list for the form.")
-    for mailing_list in lists:
-        _check_same_account(account, mailing_list)
-        if mailing_list.visibility != MailingList.Visibility.PUBLIC:
-            raise AudienceError(f"“{mailing_list.name}” is private: forms offer public lists.")
-    if thank_you_url and not thank_you_url.startswith(("https://", "http://")):
-        raise AudienceError("The thank-you address must start with https:// or http://.")
-    with transaction.atomic():
-        if form is None:
-            form = SubscriptionForm(account=account, consent_text=consent_text)
-        elif form.account_id != account.pk:
-            raise AudienceError("That form belongs to another account.")
-        elif form.consent_text != consent_text:
-            form.consent_version += 1
-        form.name = name
-        form.consent_text = consent_text
-        form.thank_you_url = thank_you_url
-        form.save()
-        form.lists.set(lists)
-    return form
-
-
 def editable_attributes(account: Account) -> list[str]:
     row = AudienceSettings.objects.filter(account=account).first()
     return list(row.editable_attributes) if row else []
-
-
-def set_contact_sender(account: Account, address: str) -> str:
-    """The address the account's mail to its contacts comes from (confirmations,
-    answers to requests); empty: "<account> via <operator>" at the operator's address.
-    Sign it with the account's DKIM key for that domain (Sending settings)."""
-    address = normalise_email(address) if address.strip() else ""
-    AudienceSettings.objects.update_or_create(account=account, defaults={"contact_sender": address})
-    return address
-
-
-def set_editable_attributes(account: Account, keys: Iterable[str]) -> list[str]:
-    """The attribute keys contacts may change on their preference page."""
-    cleaned = sorted({k.strip() for k in keys if k.strip()})
-    for key in cleaned:
-        if not ATTRIBUTE_KEY.match(key) or "__" in key:
-            raise AudienceError(f"“{key[:70]}” is not an attribute name.")
-    AudienceSettings.objects.update_or_create(
-        account=account, defaults={"editable_attributes": cleaned}
-    )
-    return cleaned

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import services
+from tidings.audience import mailing_lists
 from tidings.audience.forms import (
     SubscriptionFormForm,
 )
@@ -57,7 +57,7 @@ def form_edit(request: HttpRequest, form_uuid: uuid.UUID | None = None) -> HttpR
     form = SubscriptionFormForm(account, request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.save_form(account, form=subscription_form, **form.cleaned_data)
+            saved = mailing_lists.save_form(account, form=subscription_form, **form.cleaned_data)
         except AudienceError as error:
             form.add_error(None, str(error))
         else:

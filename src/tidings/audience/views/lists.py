@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import services
+from tidings.audience import mailing_lists
 from tidings.audience.forms import (
     ListForm,
 )
@@ -56,7 +56,7 @@ def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpR
     form = ListForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.save_list(account, mailing_list=mailing_list, **form.cleaned_data)
+            saved = mailing_lists.save_list(account, mailing_list=mailing_list, **form.cleaned_data)
         except AudienceError as error:
             form.add_error(None, str(error))
         else:
@@ -70,7 +70,7 @@ def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
     account = account_of(request)
     mailing_list = get_object_or_404(MailingList, account=account, uuid=list_uuid)
     if request.method == "POST":
-        services.delete_list(mailing_list)
+        mailing_lists.delete_list(mailing_list)
         messages.success(request, f"The list “{mailing_list.name}” is deleted.")
         return redirect("audience:lists")
     counts = list_counts(account).get(mailing_list.pk, {})

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import services
+from tidings.audience import services, setup
 from tidings.audience.forms import (
     SettingsForm,
 )
@@ -35,10 +35,10 @@ def audience_settings(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            services.set_editable_attributes(
+            setup.set_editable_attributes(
                 account, form.cleaned_data["editable_attributes"].split(",")
             )
-            services.set_contact_sender(account, form.cleaned_data["contact_sender"])
+            setup.set_contact_sender(account, form.cleaned_data["contact_sender"])
         except AudienceError as error:
             form.add_error(None, str(error))
         else:

@@ -1,0 +1,96 @@
+"""The customer's lists and the subscription forms that offer them: written here, checked
+here (names, visibility, opt-in, public lists only on a form, one account's lists only)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import transaction
+
+from tidings.accounts.models import Account
+from tidings.audience.models import (
+    MailingList,
+    SubscriptionForm,
+)
+from tidings.audience.services import AudienceError, check_same_account
+
+
+def save_list(
+    account: Account,
+    *,
+    mailing_list: MailingList | None = None,
+    name: str,
+    description: str = "",
+    visibility: str = MailingList.Visibility.PRIVATE,
+    optin: str = MailingList.OptIn.DOUBLE,
+) -> MailingList:
+    """Create a list, or change `mailing_list`; names are unique within the account."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AudienceError("A list needs a name of 1 to 200 characters.")
+    if visibility not in MailingList.Visibility.values:
+        raise AudienceError(f"Visibility must be one of {', '.join(MailingList.Visibility)}.")
+    if optin not in MailingList.OptIn.values:
+        raise AudienceError(f"Opt-in must be one of {', '.join(MailingList.OptIn)}.")
+    taken = MailingList.objects.filter(account=account, name__iexact=name)
+    if mailing_list is not None:
+        check_same_account(account, mailing_list)
+        taken = taken.exclude(pk=mailing_list.pk)
+    if taken.exists():
+        raise AudienceError(f"You already have a list called “{name}”.")
+    target = mailing_list or MailingList(account=account)
+    target.name = name
+    target.description = description.strip()[:5000]
+    target.visibility = visibility
+    target.optin = optin
+    target.save()
+    if visibility == MailingList.Visibility.PRIVATE:
+        # A private list is never offered on a form.
+        for form in SubscriptionForm.objects.filter(lists=target):
+            form.lists.remove(target)
+    return target
+
+
+def delete_list(mailing_list: MailingList) -> None:
+    """Delete a list and its subscriptions; the contacts stay in the audience."""
+    mailing_list.delete()
+
+
+def save_form(
+    account: Account,
+    *,
+    form: SubscriptionForm | None = None,
+    name: str,
+    lists: Iterable[MailingList],
+    consent_text: str,
+    thank_you_url: str = "",
+) -> SubscriptionForm:
+    """Create or change a subscription form. A changed consent text is a new version:
+    proofs keep the exact text and version each person agreed to (P22)."""
+    name, consent_text = name.strip(), consent_text.strip()
+    lists = list(lists)
+    if not name or len(name) > 200:
+        raise AudienceError("A form needs a name of 1 to 200 characters.")
+    if not consent_text:
+        raise AudienceError("Say what people agree to: the consent text is required.")
+    if not lists:
+        raise AudienceError("Choose at least one public list for the form.")
+    for mailing_list in lists:
+        check_same_account(account, mailing_list)
+        if mailing_list.visibility != MailingList.Visibility.PUBLIC:
+            raise AudienceError(f"“{mailing_list.name}” is private: forms offer public lists.")
+    if thank_you_url and not thank_you_url.startswith(("https://", "http://")):
+        raise AudienceError("The thank-you address must start with https:// or http://.")
+    with transaction.atomic():
+        if form is None:
+            form = SubscriptionForm(account=account, consent_text=consent_text)
+        elif form.account_id != account.pk:
+            raise AudienceError("That form belongs to another account.")
+        elif form.consent_text != consent_text:
+            form.consent_version += 1
+        form.name = name
+        form.consent_text = consent_text
+        form.thank_you_url = thank_you_url
+        form.save()
+        form.lists.set(lists)
+    return form
