@@ -26,7 +26,7 @@ from tests.factories import UserFactory
 from tests.sending.workers import Workers, wait_until
 from tidings.accounts import apikeys
 from tidings.accounts import services as accounts
-from tidings.audience import rights, signup
+from tidings.audience import mailing_lists, rights, signup
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.campaigns.models import Campaign
@@ -164,7 +164,7 @@ def test_every_producer_at_once_through_one_limited_relay(
         )
     asker = audience.add_contact(account, "asker@example.net", lists=[newsletter])
     request, _ = rights.request_from_contact(asker, kind="access")
-    form = audience.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
+    form = mailing_lists.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
     campaign = Campaign.objects.create(
         account=account, name="November", subject="News for {{ contact.first_name }}",
         from_email="news@news.example.org", body="<p>Hello {{ contact.name }}</p>",

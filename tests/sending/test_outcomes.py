@@ -16,6 +16,7 @@ from aiosmtpd.smtp import AuthResult
 
 from tests.conftest import free_port
 from tests.sending.conftest import add_contacts
+from tidings.audience import mailing_lists
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
@@ -279,7 +280,7 @@ def test_mail_to_contacts_comes_from_the_sender_the_customer_chose_through_their
 
     newsletter.visibility = "public"
     newsletter.save()
-    form = audience.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
+    form = mailing_lists.save_form(account, name="Footer", lists=[newsletter], consent_text="Yes")
     signup.request_signup(form, email="fan@example.net", lists=[newsletter], ip=None, user_agent="")
     ((rcpts, raw),) = answers.received
     assert rcpts == ["fan@example.net"] and b"<hello@news.example.org>" in raw
