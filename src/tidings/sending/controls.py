@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tidings.campaigns.forms import TestSendForm
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, recipients
+from tidings.sending import engine, lifecycle, recipients
 from tidings.sending.forms import ScheduleForm
 from tidings.sending.services import postal_address_of
 
@@ -35,7 +35,9 @@ def context_for(
 ) -> dict[str, Any]:
     progress = engine.progress(campaign)
     done = progress["total"] - progress["remaining"]
-    not_started = campaign.status in (S.DRAFT, S.SCHEDULED)
+    # The buttons are the actions the lifecycle's table allows now, nothing of their own.
+    allowed = lifecycle.allowed(campaign)
+    not_started = "start" in allowed
     return {
         "campaign": campaign,
         "progress": progress,
@@ -45,9 +47,10 @@ def context_for(
         "schedule": schedule or ScheduleForm(initial=schedule_initial(campaign)),
         "test_form": TestSendForm(initial={"recipients": getattr(user, "email", "")}),
         "relay": engine.pick_relay(campaign.account),
-        "can_pause": campaign.status == S.SENDING,
-        "can_resume": campaign.status == S.PAUSED,
-        "can_cancel": campaign.status in (S.SCHEDULED, S.SENDING, S.PAUSED),
+        "can_pause": "pause" in allowed,
+        "can_resume": "resume" in allowed,
+        "can_cancel": "cancel" in allowed,
+        "can_unschedule": "unschedule" in allowed,
         "has_report": campaign.status in (S.SENT, S.CANCELLED),
         "started": not not_started,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),
