@@ -191,6 +191,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_USERNAME_FORM_FIELD = "username"
 # Behind trusted proxies, the client address they report (TIDINGS_TRUSTED_PROXIES).
 AXES_CLIENT_IP_CALLABLE = "tidings.core.clientip.client_ip"
+# Failures are counted for the address in its stored form: a change of case is no new try.
+AXES_USERNAME_CALLABLE = "tidings.accounts.throttling.login_identity"
+# Failed logins one client may make in an hour, across all addresses (a password spray).
+LOGIN_IP_FAILURE_LIMIT = envint("TIDINGS_LOGIN_IP_FAILURE_LIMIT", 30)
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False

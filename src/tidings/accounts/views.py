@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
@@ -14,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
-from tidings.accounts import services, tokens
+from tidings.accounts import services, throttling, tokens
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.forms import (
     CloseAccountForm,
@@ -85,6 +87,11 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if throttling.client_blocked(request):
+            return render(request, "accounts/locked_out.html", status=429)
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
         user = form.get_user()

@@ -1,11 +1,12 @@
 """Brakes on what people can set off: sign-ups, confirmation mails, contacts' requests,
-campaign test sends. One limiter for all of them.
+campaign test sends, failed logins per client. One limiter for all of them.
 
 The strategy is `limits`'s fixed window (a window starts at the first event and lasts
 `seconds`); the counters live in Django's cache, the store every web process already
 shares (Redis when configured, else the database's cache table), so a limit holds across
 processes and clearing the cache clears them. A subject (an IP address, an address) is
-keyed by an HMAC, never stored in clear. Login throttling is django-axes's, and the
+keyed by an HMAC, never stored in clear. Login throttling per address is django-axes's
+(accounts.throttling adds the limit per client), and the
 relay's sending rate is `sending.limits` (a sliding window in Redis): neither is this.
 """
 
@@ -72,6 +73,12 @@ def allow(name: str, subject: str, *, limit: int, seconds: int) -> bool:
     """Count one event of `name` for `subject`; False once more than `limit` were
     counted in the window (an event refused still counts: a flood stays held back)."""
     return _limiter.hit(_item(limit, seconds), name, _key(name, subject))
+
+
+def exceeded(name: str, subject: str, *, limit: int, seconds: int) -> bool:
+    """Whether `subject` has used up its allowance of `name` in the window (counts
+    nothing)."""
+    return not _limiter.test(_item(limit, seconds), name, _key(name, subject))
 
 
 def spend(name: str, subject: str, amount: int, *, limit: int, seconds: int) -> bool:
