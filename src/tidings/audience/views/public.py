@@ -13,6 +13,7 @@ from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from tidings.audience import links, rights, services, signup
@@ -106,6 +107,7 @@ def _thanks(
     )
 
 
+@never_cache
 def confirm(request: HttpRequest, token: str) -> HttpResponse:
     """GET shows a button, POST confirms: mail scanners that open every link in a mail
     must not be able to subscribe anyone."""
@@ -127,6 +129,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
+@never_cache
 def preferences(request: HttpRequest, token: str) -> HttpResponse:
     try:
         opened = links.open_preferences(token)
@@ -198,6 +201,7 @@ def _opened_fresh(token: str) -> Contact:
     return opened.contact
 
 
+@never_cache
 def my_data(request: HttpRequest, token: str) -> HttpResponse:
     """Everything the customer holds on the contact (GDPR art. 15)."""
     try:
@@ -212,6 +216,7 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
     )  # fmt: skip
 
 
+@never_cache
 def my_data_download(request: HttpRequest, token: str, fmt: str) -> HttpResponse:
     """The same data as a CSV or XLSX file."""
     if fmt not in rights.EXPORT_FORMATS:
@@ -309,6 +314,7 @@ def _expired_preferences(request: HttpRequest, contact: Contact, action: str) ->
 # Mail providers POST to the List-Unsubscribe address without any cookie (RFC 8058): the
 # signed token is the authority here, not a CSRF token.
 @csrf_exempt
+@never_cache
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     try:
         opened = links.open_unsubscribe(token)
