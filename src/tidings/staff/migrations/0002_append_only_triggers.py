@@ -2,16 +2,14 @@
 
 from django.db import migrations
 
+from tidings.staff import db_guard
+
 
 def install(apps, schema_editor):
-    from tidings.staff import db_guard
-
     db_guard.install(schema_editor.connection)
 
 
 def remove(apps, schema_editor):
-    from tidings.staff import db_guard
-
     db_guard.remove(schema_editor.connection)
 
 

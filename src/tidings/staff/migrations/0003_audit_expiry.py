@@ -3,11 +3,11 @@
 import django.utils.timezone
 from django.db import migrations, models
 
+from tidings.staff import db_guard
+
 
 def reinstall(apps, schema_editor):
     """The guard again, with the expiry rule (db_guard.py holds the SQL)."""
-    from tidings.staff import db_guard
-
     db_guard.remove(schema_editor.connection)
     db_guard.install(schema_editor.connection)
 

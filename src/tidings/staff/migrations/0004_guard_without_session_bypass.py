@@ -4,10 +4,10 @@ that `tidings audit protect` hands to the log's own owner role (P7, P12)."""
 
 from django.db import migrations
 
+from tidings.staff import db_guard
+
 
 def reinstall(apps, schema_editor):
-    from tidings.staff import db_guard
-
     db_guard.remove(schema_editor.connection)
     db_guard.install(schema_editor.connection)
 
