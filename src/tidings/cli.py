@@ -99,8 +99,69 @@ def _worker_command(*, with_beat: bool) -> list[str]:
     return command
 
 
+# A child that dies is started again after a pause that doubles with each quick death
+# (a crash loop must not spin), and drops back once it has run a while.
+RESTART_PAUSE_FIRST = 1.0
+RESTART_PAUSE_MAX = 30.0
+RESTART_STEADY_SECONDS = 60.0
+
+
+class _Child:
+    """One supervised process: its command, the running process, when to start it again."""
+
+    def __init__(self, name: str, command: list[str]) -> None:
+        self.name = name
+        self.command = command
+        self.pause = RESTART_PAUSE_FIRST
+        self.restart_at: float | None = None
+        self.proc = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # Each child leads a process group of its own, so the terminal's signals (Ctrl-C,
+        # hang-up) reach only the supervisor, which stops every child the same way; left
+        # to themselves, gunicorn reloads on SIGHUP and Celery re-executes itself.
+        self.started = time.monotonic()
+        return subprocess.Popen(self.command, process_group=0)
+
+    def check(self) -> None:
+        """Note a death (logged, with what killed it) and restart when the pause is over."""
+        now = time.monotonic()
+        if self.restart_at is None:
+            if self.proc.poll() is None:
+                return
+            code = self.proc.returncode
+            how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            # What is left of its group (gunicorn's workers, Celery's pool) goes with it,
+            # or the new one would find the port taken and the pool doubled.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            if now - self.started >= RESTART_STEADY_SECONDS:
+                self.pause = RESTART_PAUSE_FIRST
+            print(f"{self.name} died ({how}); restarting in {self.pause:.0f} s", flush=True)
+            self.restart_at = now + self.pause
+            self.pause = min(self.pause * 2, RESTART_PAUSE_MAX)
+        elif now >= self.restart_at:
+            self.restart_at = None
+            self.proc = self._start()
+            print(f"{self.name} restarted (pid {self.proc.pid})", flush=True)
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def reap(self, deadline: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        # Whatever is left of the child's group (it, gunicorn's workers, Celery's pool
+        # and beat) is killed, so that nothing outlives `tidings up`.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+
 def _supervise(commands: dict[str, list[str]]) -> int:
-    """Run the processes together; stop all of them on Ctrl-C or when one dies."""
+    """Run the processes together and keep them running: a child that dies (killed, out
+    of memory, crashed) is logged and started again; Ctrl-C stops all of them."""
     from django.conf import settings
 
     stopping = False
@@ -113,33 +174,19 @@ def _supervise(commands: dict[str, list[str]]) -> int:
     # process and leave them running. SIGHUP is the terminal closing.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
-    # Each child leads a process group of its own, so the terminal's signals (Ctrl-C,
-    # hang-up) reach only this supervisor, which stops every child the same way; left
-    # to themselves, gunicorn reloads on SIGHUP and Celery re-executes itself.
-    procs = {name: subprocess.Popen(cmd, process_group=0) for name, cmd in commands.items()}
+    children = [_Child(name, command) for name, command in commands.items()]
     print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
-    code = 0
     while not stopping:
-        for name, proc in procs.items():
-            if proc.poll() is not None:
-                print(f"{name} stopped (exit {proc.returncode}); stopping the rest", flush=True)
-                code = proc.returncode or 1
-                stopping = True
+        for child in children:
+            child.check()
         time.sleep(0.3)
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+    for child in children:
+        child.terminate()
     deadline = time.monotonic() + 15
-    for proc in procs.values():
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        # Whatever is left of the child's group (it, gunicorn's workers, Celery's pool
-        # and beat) is killed, so that nothing outlives `tidings up`.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    for child in children:
+        child.reap(deadline)
     print("Tidings stopped.", flush=True)
-    return code
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -301,3 +301,86 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
         if live_processes(session):
             kill_session(session)
             process.wait(timeout=10)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live direct children of a process, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def the_worker(supervisor: int) -> int:
+    workers = [pid for pid, cmd in children_of(supervisor).items() if " celery " in f" {cmd} "]
+    assert len(workers) == 1, children_of(supervisor)
+    return workers[0]
+
+
+def test_tidings_up_restarts_a_killed_worker_and_logs_its_death(tmp_path: Path) -> None:
+    """The worker (with the scheduler in it) is killed as the kernel's OOM killer would:
+    `tidings up` says so, starts it again, and mail goes out through the new one."""
+    installation = next(embedded_default(tmp_path / "data"))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
+    env |= {
+        "TIDINGS_DATA_DIR": str(tmp_path / "data"),
+        "TIDINGS_BASE_URL": base_url,
+        "TIDINGS_ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path / "tidings-up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*tidings_command(), "up", "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    session = process.pid
+    try:
+        wait_until_up(base_url + "/", process)
+        first = the_worker(process.pid)
+        os.killpg(first, signal.SIGKILL)  # the worker, its pool and the scheduler in it
+
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "worker restarted" not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        output = log_path.read_text()
+        assert "worker died (killed by SIGKILL); restarting" in output
+        assert "worker restarted" in output
+        second = the_worker(process.pid)
+        assert second != first
+        # Nothing of the old group is left behind to double the pool.
+        assert not [line for line in live_processes(session) if line.startswith(f"{first} ")]
+
+        # The new worker does the work: a sign-up's confirmation reaches the outbox.
+        browser = Browser(base_url)
+        _, html = browser.submit(
+            "/register/",
+            {"organisation": "Acme", "name": "Ada", "email": EMAIL, "password": PASSWORD},
+        )
+        assert "Check your email" in html, html
+        wait_for_mail(installation, EMAIL, "Confirm your email address")
+
+        os.kill(process.pid, signal.SIGINT)
+        assert process.wait(timeout=STOP_SECONDS) == 0
+        deadline = time.monotonic() + STOP_SECONDS
+        while live_processes(session) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert live_processes(session) == [], "orphans left behind"
+    except BaseException:
+        print(log_path.read_text(errors="replace"))
+        raise
+    finally:
+        if live_processes(session):
+            kill_session(session)
+            process.wait(timeout=10)
