@@ -10,7 +10,9 @@ import pytest
 from django.utils import timezone
 
 from tidings.campaigns.models import Campaign
+from tidings.audience.models import Contact
 from tidings.sending import lifecycle
+from tidings.sending.models import Delivery
 
 S = Campaign.Status
 
@@ -20,7 +22,15 @@ ACTIONS = {
     "pause": lifecycle.pause_campaign,
     "resume": lifecycle.resume_campaign,
     "cancel": lifecycle.cancel_campaign,
+    "resend unknown": lambda c: _resend_one_unknown(c),
 }
+
+
+def _resend_one_unknown(campaign: Campaign) -> None:
+    """The action needs a message of unknown outcome to send again."""
+    contact = Contact.objects.create(account=campaign.account, email="lost@example.net")
+    Delivery.objects.create(campaign=campaign, contact=contact, status=Delivery.Status.UNKNOWN)
+    lifecycle.resend_unknown(campaign)
 
 
 def test_the_table_knows_every_state_and_every_customer_action():
@@ -29,8 +39,8 @@ def test_the_table_knows_every_state_and_every_customer_action():
         assert transition.sources <= states and transition.target in states, name
     assert set(ACTIONS) | {"start"} == set(lifecycle.CUSTOMER_ACTIONS)
     assert lifecycle.allowed(Campaign(status=S.DRAFT)) == ["start", "schedule"]
-    assert lifecycle.allowed(Campaign(status=S.SENDING)) == ["pause", "cancel"]
-    assert lifecycle.allowed(Campaign(status=S.SENT)) == []
+    assert lifecycle.allowed(Campaign(status=S.SENDING)) == ["pause", "cancel", "resend unknown"]
+    assert lifecycle.allowed(Campaign(status=S.SENT)) == ["resend unknown"]
 
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))

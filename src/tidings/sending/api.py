@@ -146,6 +146,14 @@ def cancel(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.cancel_campaign)
 
 
+@router.post(
+    "/campaigns/{campaign_uuid}/resend-unknown",
+    summary="Send again the messages whose outcome is unknown (a worker was lost mid-send)",
+)
+def resend_unknown(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
+    return _act(request, campaign_uuid, lifecycle.resend_unknown)
+
+
 @router.get("/campaigns/{campaign_uuid}/progress", summary="Sending progress of a campaign")
 def progress(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return engine.progress(_campaign(request, campaign_uuid))

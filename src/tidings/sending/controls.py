@@ -13,6 +13,8 @@ from tidings.sending.forms import ScheduleForm
 from tidings.sending.services import postal_address_of
 
 S = Campaign.Status
+# Addresses of messages with an unknown outcome listed on the page (the count is exact).
+UNKNOWN_SHOWN = 50
 
 
 def schedule_initial(campaign: Campaign) -> dict[str, Any]:
@@ -51,6 +53,10 @@ def context_for(
         "can_resume": "resume" in allowed,
         "can_cancel": "cancel" in allowed,
         "can_unschedule": "unschedule" in allowed,
+        "can_resend_unknown": "resend unknown" in allowed and progress["unknown"] > 0,
+        "unknown_recipients": (
+            engine.unknown_recipients(campaign, limit=UNKNOWN_SHOWN) if progress["unknown"] else []
+        ),
         "has_report": campaign.status in (S.SENT, S.CANCELLED),
         "started": not not_started,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),

@@ -105,6 +105,15 @@ def recover_stalled(now: datetime | None = None) -> Recovery:
     return outcome
 
 
+def unknown_recipients(campaign: Campaign, *, limit: int) -> list[str]:
+    """Addresses whose message a lost worker may or may not have sent, first ones first."""
+    return list(
+        Delivery.objects.filter(campaign=campaign, status=D.UNKNOWN)
+        .order_by("id")
+        .values_list("contact__email", flat=True)[:limit]
+    )
+
+
 # Progress -------------------------------------------------------------------------------------
 
 

@@ -64,12 +64,22 @@ TRANSITIONS: dict[str, Transition] = {
         S.CANCELLED,
         "A {status} campaign cannot be cancelled.",
     ),
+    # Messages whose outcome is unknown (a worker was lost mid-send) are queued again
+    # at the customer's word; a campaign that had finished sends again (a paused one
+    # is resumed first: resending must not resume it behind the customer's back).
+    "resend unknown": Transition(
+        frozenset({S.SENDING, S.SENT}),
+        S.SENDING,
+        "Only a sending or sent campaign can send its messages of unknown outcome again.",
+    ),
     # Not the customer's: every recipient had their outcome; the relay refused the
     # campaign itself.
     "finish": Transition(frozenset({S.SENDING}), S.SENT, "Only a sending campaign is sent."),
     "relay refused": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
 }
-CUSTOMER_ACTIONS = ("start", "schedule", "unschedule", "pause", "resume", "cancel")
+CUSTOMER_ACTIONS = (
+    "start", "schedule", "unschedule", "pause", "resume", "cancel", "resend unknown",
+)  # fmt: skip
 
 
 def allowed(campaign: Campaign) -> list[str]:
@@ -223,6 +233,31 @@ def cancel_campaign(campaign: Campaign) -> Campaign:
         )
     campaign.refresh_from_db()
     return campaign
+
+
+def resend_unknown(campaign: Campaign) -> int:
+    """Queue again the messages a lost worker may or may not have sent: the customer
+    decides, since a resend may deliver twice. Each is checked again as every message
+    is (an address that left since gets nothing); a finished campaign sends again.
+    Returns how many were queued."""
+    with transaction.atomic():
+        locked = _locked(campaign)
+        was_sent = locked.status == S.SENT
+        _move(locked, "resend unknown")  # or refused, with the table's words
+        unknown = Delivery.objects.filter(campaign=locked, status=D.UNKNOWN)
+        count = unknown.update(
+            status=D.QUEUED, claimed_by="", claimed_at=None, dispatched_at=None,
+            not_before=None, last_error="",
+        )  # fmt: skip
+        if not count:
+            raise SendingError("No message of this campaign has an unknown outcome.")
+        if was_sent:
+            locked.finished_at = None
+            locked.save(update_fields=["status", "finished_at", "updated_at"])
+        jobs.enqueue(DISPATCH, locked.pk)
+    log.info("campaign %s: %s messages of unknown outcome queued again", campaign.pk, count)
+    campaign.refresh_from_db()
+    return count
 
 
 def start_due_campaigns(now: datetime | None = None) -> list[int]:

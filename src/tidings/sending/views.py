@@ -68,6 +68,7 @@ ACTIONS = {
     "resume": lifecycle.resume_campaign,
     "cancel": lifecycle.cancel_campaign,
     "unschedule": lifecycle.unschedule_campaign,
+    "resend_unknown": lifecycle.resend_unknown,
 }
 DONE = {
     "send": "Sending has started.",
@@ -76,6 +77,7 @@ DONE = {
     "cancel": "Cancelled: nobody else receives this campaign.",
     "unschedule": "No longer scheduled: the campaign is a draft again.",
     "schedule": "Scheduled.",
+    "resend_unknown": "The messages of unknown outcome are queued again.",
 }
 
 
