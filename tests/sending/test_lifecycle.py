@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tidings.campaigns.models import Campaign
 from tidings.audience.models import Contact
+from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle
 from tidings.sending.models import Delivery
 
