@@ -58,4 +58,9 @@ app.conf.beat_schedule = {
         "task": "tidings.transfer.tasks.resume_stalled_transfers",
         "schedule": 300.0,
     },
+    # The "all my data" archives (P20) whose worker died or whose job was lost.
+    "resume-stalled-archives": {
+        "task": "tidings.privacy.tasks.resume_stalled_archives",
+        "schedule": 300.0,
+    },
 }

@@ -394,6 +394,9 @@ EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 TRANSFER_DIR = DATA_DIR / "transfer"
 TRANSFER_UPLOAD_MAX_BYTES = envint("TIDINGS_UPLOAD_MAX_BYTES", 2 * 1024**3)
 TRANSFER_FILE_DAYS = envint("TIDINGS_EXPORT_DAYS", 7)
+# How long a worker holds a long job (import, export, archive) between two signs of life
+# before the recovery sweep (every 5 minutes) gives it to another (core/leases.py).
+JOB_LEASE_SECONDS = envint("TIDINGS_JOB_LEASE_SECONDS", 600)
 # "All my data" (P20): the customer's archive stays downloadable this many days, then the
 # retention job deletes it. XLS sheets hold at most 65,535 rows (the format's limit), and
 # xlwt keeps a workbook in memory until it is saved: a table goes on to a new .xls file

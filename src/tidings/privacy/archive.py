@@ -103,8 +103,11 @@ def tables_for(account: Account) -> list[Table]:
     return tables
 
 
-def write_archive(account: Account, fmt: str, path: Path) -> dict[str, int]:
-    """Write the account's archive to `path` (a zip); the rows written per table."""
+def write_archive(
+    account: Account, fmt: str, path: Path, *, heartbeat: Callable[[], None] = lambda: None
+) -> dict[str, int]:
+    """Write the account's archive to `path` (a zip); the rows written per table.
+    `heartbeat` is called after each batch of rows (the job's lease)."""
     if fmt not in SINKS:
         raise ValueError(f"unknown format {fmt!r}")
     workdir = path.parent / f"{path.name}.tables"
@@ -114,7 +117,7 @@ def write_archive(account: Account, fmt: str, path: Path) -> dict[str, int]:
     try:
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for table in tables_for(account):
-                written, names = _write_table(table, fmt, workdir, archive)
+                written, names = _write_table(table, fmt, workdir, archive, heartbeat)
                 counts[table.name] = written
                 files[table.name] = names
             archive.writestr("README.txt", readme(account, fmt, counts, files))
@@ -126,7 +129,11 @@ def write_archive(account: Account, fmt: str, path: Path) -> dict[str, int]:
 
 
 def _write_table(
-    table: Table, fmt: str, workdir: Path, archive: zipfile.ZipFile
+    table: Table,
+    fmt: str,
+    workdir: Path,
+    archive: zipfile.ZipFile,
+    heartbeat: Callable[[], None],
 ) -> tuple[int, list[str]]:
     """Write one table as one file, or for XLS as several once a file holds
     ACCOUNT_EXPORT_XLS_SHEETS_PER_FILE sheets (xlwt keeps a workbook in memory)."""
@@ -171,6 +178,7 @@ def _write_table(
             sink.write(part)
             in_file += len(part)
             written += len(part)
+        heartbeat()
     close()
     return written, names
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account, User
 from tidings.core import jobs
+from tidings.core.leases import Lease, remove_partial_files
 from tidings.core.mail import send_templated
 from tidings.privacy.archive import write_archive
 from tidings.privacy.models import AccountExport
@@ -98,15 +100,18 @@ def build_account_export(export_id: int) -> AccountExport | None:
             export.error = "The account was closed: the archive was not built."
             export.save(update_fields=["status", "error"])
             return None
+        lease = Lease(AccountExport, export.pk)
         export.status = AccountExport.Status.RUNNING
-        export.lease_until = now + timedelta(hours=6)
+        export.lease_until = lease.until
         export.save(update_fields=["status", "lease_until"])
     relative = f"{export.account_id}/{export.pk}-{uuid.uuid4().hex}.zip"
     path = archive_path(relative)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-way left its half-written archive (personal data) behind.
+    remove_partial_files(path.parent, f"{export.pk}-")
     partial = path.with_suffix(".part")
     try:
-        counts = write_archive(export.account, export.format, partial)
+        counts = write_archive(export.account, export.format, partial, heartbeat=lease.beat)
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -129,6 +134,22 @@ def build_account_export(export_id: int) -> AccountExport | None:
             link = settings.BASE_URL + reverse("accounts:download_export", args=[export.pk])
             send_templated("privacy/mail/archive_ready", to, {"export": export, "link": link})
     return export
+
+
+def resume_stalled_archives() -> list[int]:
+    """Queue again the archives whose worker died (lease run out) or whose job the
+    broker lost (queued for more than five minutes): without it the customer would wait
+    forever, and could not ask again while one is "being built"."""
+    now = timezone.now()
+    stalled = AccountExport.objects.filter(
+        Q(lease_until__isnull=True) | Q(lease_until__lt=now),
+        Q(status=AccountExport.Status.RUNNING)
+        | Q(status=AccountExport.Status.QUEUED, created_at__lt=now - timedelta(minutes=5)),
+    ).values_list("pk", flat=True)
+    resumed = list(stalled)
+    for pk in resumed:
+        jobs.send_now(BUILD_ARCHIVE, pk)
+    return resumed
 
 
 def _recipients(export: AccountExport) -> list[str]:

@@ -21,6 +21,12 @@ def build_account_export_task(export_id: int) -> None:
 
 
 @shared_task
+def resume_stalled_archives() -> list[int]:
+    """Build again the archives whose worker died or whose job was lost."""
+    return portability.resume_stalled_archives()
+
+
+@shared_task
 def erase_due_accounts() -> int:
     """Erase every closed account whose grace period is over (P13)."""
     due = services.accounts_due_for_erasure()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,15 @@ HEADER = [
 ]  # fmt: skip
 
 
-def export_contacts(contacts: QuerySet[Contact], fmt: str, path: Path) -> int:
-    """Write `contacts` to `path` as csv, xlsx or xls; the number of contacts written."""
+def _nothing() -> None:
+    pass
+
+
+def export_contacts(
+    contacts: QuerySet[Contact], fmt: str, path: Path, *, heartbeat: Callable[[], None] = _nothing
+) -> int:
+    """Write `contacts` to `path` as csv, xlsx or xls; the number of contacts written.
+    `heartbeat` is called after each batch (the job's lease)."""
     keys = attribute_keys(contacts)
     header = HEADER + keys + (["other_attributes"] if len(keys) == MAX_ATTRIBUTE_COLUMNS else [])
     sink = SINKS[fmt](path, header)
@@ -47,6 +54,7 @@ def export_contacts(contacts: QuerySet[Contact], fmt: str, path: Path) -> int:
         for batch in contact_rows(contacts, keys):
             sink.write(batch)
             n += len(batch)
+            heartbeat()
     finally:
         sink.close()
     return n

@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.core.leases import lease_length
 from tidings.core.spreadsheets import neutralise_row
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
@@ -50,8 +51,6 @@ log = logging.getLogger(__name__)
 # Records per transaction: large enough that per-statement costs vanish, small enough
 # that a chunk's rows (kept for the report) stay a few megabytes.
 CHUNK_ROWS = 25_000
-# A worker holds a job this long without a checkpoint before another may take over.
-LEASE = timedelta(minutes=10)
 REPORT_HEADER = ["line", "reason"]
 # Allocations between two collections of the youngest generation during a job (the
 # default is 700): see _rare_collections.
@@ -115,7 +114,7 @@ def _claim(job_id: int) -> ImportJob | None:
             job.finished_at = now
             job.save(update_fields=["status", "error", "finished_at"])
             return None
-        job.lease_until = now + LEASE
+        job.lease_until = now + lease_length()
         if job.status == ImportJob.Status.QUEUED:
             job.status = ImportJob.Status.RUNNING
             job.started_at = now
@@ -264,7 +263,7 @@ class _Checkpoints:
                     counts=self.counts,
                     report_size=self.report.tell(),
                     progress=min(999, chunk.end * 1000 // max(job.rows_total or 1, 1)),
-                    lease_until=timezone.now() + LEASE,
+                    lease_until=timezone.now() + lease_length(),
                 )
         finally:
             if turn is not None:

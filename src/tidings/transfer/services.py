@@ -22,6 +22,7 @@ from django.utils import timezone
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Subscription
 from tidings.core import jobs
+from tidings.core.leases import Lease, remove_partial_files
 from tidings.staff import audit
 from tidings.transfer import mapping
 from tidings.transfer.errors import FileRejected, TransferError, UploadTooLarge
@@ -313,15 +314,18 @@ def run_export(job_id: int) -> ExportJob | None:
             job.error = "The account was closed: the export was not built."
             job.save(update_fields=["status", "error"])
             return None
+        lease = Lease(ExportJob, job.pk)
         job.status = ExportJob.Status.RUNNING
-        job.lease_until = now + timedelta(hours=1)
+        job.lease_until = lease.until
         job.save(update_fields=["status", "lease_until"])
     relative = f"exports/{job.pk}-{uuid.uuid4().hex}.{job.format}"
     path = transfer_path(relative)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A run killed mid-way left its half-written file behind.
+    remove_partial_files(path.parent, f"{job.pk}-")
     partial = path.with_suffix(".part")
     try:
-        rows = export_contacts(export_queryset(job), job.format, partial)
+        rows = export_contacts(export_queryset(job), job.format, partial, heartbeat=lease.beat)
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)

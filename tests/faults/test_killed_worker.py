@@ -1,0 +1,178 @@
+"""A worker SIGKILLed in the middle of each long job: an export, an "all my data"
+archive, an import. Real `celery worker` processes on the suite's Redis; the job's
+lease runs out, the recovery sweep (beat's, every five minutes in production) gives it
+to a second worker, and the job finishes with every row once and nothing half-written
+left on disk. (The killed campaign and the broker restarted mid-campaign are in
+tests/sending/test_exactly_once.py; the killed erasure in
+tests/privacy/test_erasure_resumes.py.)"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.utils import timezone
+
+from tests.sending.workers import Workers, wait_until
+from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.core import jobs
+from tidings.privacy import portability
+from tidings.privacy.models import AccountExport
+from tidings.transfer import services as transfer
+from tidings.transfer.models import ExportJob, ImportJob, transfer_path
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+CONTACTS = 60_000
+LEASE = 3  # seconds: a killed worker's job is taken over quickly
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[object, ...]]]:
+    """Jobs the services queue are kept here, for the test to hand to its workers."""
+    held: list[tuple[str, tuple[object, ...]]] = []
+    monkeypatch.setattr(jobs, "send_now", lambda name, *args, **kw: held.append((name, args)))
+    return held
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    # The suite's own Redis database (emptied here): a fixed one would collide with
+    # other runs on the same Redis.
+    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+    pool = Workers(
+        django_settings.REDIS_URL, lease=LEASE, streams=1,
+        extra={"TIDINGS_JOB_LEASE_SECONDS": str(LEASE)},
+    )  # fmt: skip
+    try:
+        yield pool
+    finally:
+        pool.stop_all()
+
+
+def many_contacts(account) -> MailingList:  # type: ignore[no-untyped-def]
+    newsletter = MailingList.objects.create(account=account, name="Everyone")
+    now = timezone.now()
+    Contact.objects.bulk_create(
+        [
+            Contact(account=account, email=f"r{i}@example.net", name=f"Reader {i}", basis_at=now)
+            for i in range(CONTACTS)
+        ],
+        batch_size=5000,
+    )
+    return newsletter
+
+
+def killed_mid_way_then_recovered(
+    workers: Workers,
+    job: tuple[str, tuple[object, ...]],
+    *,
+    mid_way: Callable[[], bool],
+    finished: Callable[[], bool],
+    sweep: str,
+) -> None:
+    first = workers.start("first")
+    workers.client.send_task(job[0], args=list(job[1]))
+    wait_until(mid_way, 120)
+    workers.kill(first)  # the worker and its pool, as if the machine died
+    assert not finished(), "the job finished before the kill"
+    time.sleep(LEASE + 1)  # its lease runs out
+    workers.start("second")
+    wait_until(finished, 240, every=lambda: workers.client.send_task(sweep))
+
+
+def leftovers(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if ".part" in p.name]
+
+
+def test_an_export_whose_worker_is_killed_is_built_again_whole(customer, queued, workers):
+    many_contacts(customer.account)
+    job = transfer.start_export(customer.account, by=customer, fmt="csv")
+    exports = transfer_path("exports")
+
+    def mid_way() -> bool:
+        job.refresh_from_db()
+        return job.status == ExportJob.Status.RUNNING and any(
+            p.stat().st_size > 0 for p in leftovers(exports)
+        )
+
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.status == ExportJob.Status.DONE
+
+    killed_mid_way_then_recovered(
+        workers, queued[-1], mid_way=mid_way, finished=finished,
+        sweep="tidings.transfer.tasks.resume_stalled_transfers",
+    )  # fmt: skip
+    with open(transfer_path(job.file), encoding="utf-8-sig", newline="") as handle:
+        emails = [row["email"] for row in csv.DictReader(handle)]
+    assert job.rows == CONTACTS and sorted(emails) == sorted(
+        f"r{i}@example.net" for i in range(CONTACTS)
+    )
+    assert leftovers(exports) == [], "the killed run's half-written file is still there"
+
+
+def test_an_archive_whose_worker_is_killed_is_built_again_whole(customer, queued, workers):
+    many_contacts(customer.account)
+    export = portability.request_account_export(customer.account, by=customer, fmt="csv")
+    folder = portability.account_archive_dir(customer.account_id)
+
+    def mid_way() -> bool:
+        export.refresh_from_db()
+        return export.status == AccountExport.Status.RUNNING and bool(
+            folder.exists() and leftovers(folder)
+        )
+
+    def finished() -> bool:
+        export.refresh_from_db()
+        return export.status == AccountExport.Status.DONE
+
+    killed_mid_way_then_recovered(
+        workers, queued[-1], mid_way=mid_way, finished=finished,
+        sweep="tidings.privacy.tasks.resume_stalled_archives",
+    )  # fmt: skip
+    with zipfile.ZipFile(portability.archive_path(export.file)) as archive:
+        contacts = archive.read("contacts.csv").decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(contacts)))
+    assert len(rows) == len({r["email"] for r in rows}) == CONTACTS
+    assert export.counts["contacts"] == CONTACTS
+    assert leftovers(folder) == [], "the killed run's half-written archive is still there"
+
+
+def test_an_import_whose_worker_is_killed_resumes_and_writes_each_row_once(
+    customer, queued, workers
+):
+    newsletter = MailingList.objects.create(account=customer.account, name="Imported")
+    content = "email,name\n" + "".join(f"i{i}@example.org,Person {i}\n" for i in range(CONTACTS))
+    job = transfer.receive_upload(
+        customer.account, by=customer, name="big.csv", chunks=[content.encode()]
+    )
+    transfer.set_mapping(job, targets=job.mapping, mode="add", list_ids=[newsletter.pk])
+    transfer.start_import(
+        job, by=customer, legal_basis="consent", basis_date=timezone.now().date(),
+        statement="Ticked the newsletter box at checkout.",
+    )  # fmt: skip
+    name, args = next((n, a) for n, a in queued if n.endswith("run_import_task"))
+
+    def mid_way() -> bool:
+        job.refresh_from_db()
+        return job.status == ImportJob.Status.RUNNING and job.rows_done > 0
+
+    def finished() -> bool:
+        job.refresh_from_db()
+        return job.status == ImportJob.Status.DONE
+
+    killed_mid_way_then_recovered(
+        workers, (name, args), mid_way=mid_way, finished=finished,
+        sweep="tidings.transfer.tasks.resume_stalled_transfers",
+    )  # fmt: skip
+    assert job.counts["added"] == CONTACTS, job.counts
+    assert Contact.objects.filter(account=customer.account).count() == CONTACTS
+    assert Subscription.objects.filter(mailing_list=newsletter).count() == CONTACTS
