@@ -8,8 +8,10 @@ tests/privacy/test_erasure_resumes.py.)"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -18,8 +20,10 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 
+from tests.conftest import free_port
 from tests.sending.workers import Workers, wait_until
 from tidings.audience.models import Contact, MailingList, Subscription
 from tidings.core import jobs
@@ -32,6 +36,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.django_db(tran
 
 CONTACTS = 60_000
 LEASE = 3  # seconds: a killed worker's job is taken over quickly
+RUN_IMPORT = "tidings.transfer.tasks.run_import_task"
+SWEEP_TRANSFERS = "tidings.transfer.tasks.resume_stalled_transfers"
 
 
 @pytest.fixture
@@ -109,7 +115,7 @@ def test_an_export_whose_worker_is_killed_is_built_again_whole(customer, queued,
 
     killed_mid_way_then_recovered(
         workers, queued[-1], mid_way=mid_way, finished=finished,
-        sweep="tidings.transfer.tasks.resume_stalled_transfers",
+        sweep=SWEEP_TRANSFERS,
     )  # fmt: skip
     with open(transfer_path(job.file), encoding="utf-8-sig", newline="") as handle:
         emails = [row["email"] for row in csv.DictReader(handle)]
@@ -146,9 +152,8 @@ def test_an_archive_whose_worker_is_killed_is_built_again_whole(customer, queued
     assert leftovers(folder) == [], "the killed run's half-written archive is still there"
 
 
-def test_an_import_whose_worker_is_killed_resumes_and_writes_each_row_once(
-    customer, queued, workers
-):
+def big_import(customer) -> tuple[ImportJob, MailingList, tuple[str, tuple[object, ...]]]:  # type: ignore[no-untyped-def]
+    """A mapped CSV of CONTACTS rows with a stated basis, its job held for the workers."""
     newsletter = MailingList.objects.create(account=customer.account, name="Imported")
     content = "email,name\n" + "".join(f"i{i}@example.org,Person {i}\n" for i in range(CONTACTS))
     job = transfer.receive_upload(
@@ -159,20 +164,134 @@ def test_an_import_whose_worker_is_killed_resumes_and_writes_each_row_once(
         job, by=customer, legal_basis="consent", basis_date=timezone.now().date(),
         statement="Ticked the newsletter box at checkout.",
     )  # fmt: skip
-    name, args = next((n, a) for n, a in queued if n.endswith("run_import_task"))
+    return job, newsletter, (RUN_IMPORT, (job.pk,))
 
+
+def import_mid_way(job: ImportJob) -> Callable[[], bool]:
     def mid_way() -> bool:
         job.refresh_from_db()
         return job.status == ImportJob.Status.RUNNING and job.rows_done > 0
 
+    return mid_way
+
+
+def import_finished(job: ImportJob) -> Callable[[], bool]:
     def finished() -> bool:
         job.refresh_from_db()
         return job.status == ImportJob.Status.DONE
 
-    killed_mid_way_then_recovered(
-        workers, (name, args), mid_way=mid_way, finished=finished,
-        sweep="tidings.transfer.tasks.resume_stalled_transfers",
-    )  # fmt: skip
+    return finished
+
+
+def assert_each_row_once(job: ImportJob, customer, newsletter: MailingList) -> None:  # type: ignore[no-untyped-def]
     assert job.counts["added"] == CONTACTS, job.counts
     assert Contact.objects.filter(account=customer.account).count() == CONTACTS
     assert Subscription.objects.filter(mailing_list=newsletter).count() == CONTACTS
+
+
+def test_an_import_whose_worker_is_killed_resumes_and_writes_each_row_once(
+    customer, queued, workers
+):
+    job, newsletter, task = big_import(customer)
+    killed_mid_way_then_recovered(
+        workers, task, mid_way=import_mid_way(job), finished=import_finished(job),
+        sweep=SWEEP_TRANSFERS,
+    )  # fmt: skip
+    assert_each_row_once(job, customer, newsletter)
+
+
+def cut_every_other_connection() -> int:
+    """What the workers see when PostgreSQL restarts: every connection to the database
+    is cut (the test's own is kept, to watch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_an_import_whose_database_connections_are_cut_finishes_each_row_once(
+    customer, queued, workers
+):
+    job, newsletter, task = big_import(customer)
+    workers.start("only")
+    workers.client.send_task(task[0], args=list(task[1]))
+    wait_until(import_mid_way(job), 120)
+    assert cut_every_other_connection() > 0
+    assert not import_finished(job)(), "the import finished before the cut"
+    time.sleep(LEASE + 1)
+    wait_until(import_finished(job), 240, every=lambda: workers.client.send_task(SWEEP_TRANSFERS))
+    assert_each_row_once(job, customer, newsletter)
+
+
+class PrivateRedis:
+    """A Redis of the test's own on a free port (never the shared one)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.start()
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no"]  # fmt: skip
+        self.procs.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10)
+
+    def restart(self) -> None:
+        """Killed (no persistence: every queued message is lost), then started again."""
+        self.procs[-1].kill()
+        self.procs[-1].wait()
+        self.start()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def test_an_import_survives_its_broker_restarting_mid_way(customer, queued):
+    job, newsletter, task = big_import(customer)
+    broker = PrivateRedis()
+    pool = Workers(
+        broker.url, lease=LEASE, streams=1, extra={"TIDINGS_JOB_LEASE_SECONDS": str(LEASE)}
+    )
+    try:
+        first = pool.start("first")
+        pool.client.send_task(task[0], args=list(task[1]))
+        wait_until(import_mid_way(job), 120)
+        broker.restart()  # the queue is gone; the worker loses its broker mid-job
+        pool.kill(first)  # and then its machine, before it could finish
+        assert not import_finished(job)(), "the import finished before the restart"
+        time.sleep(LEASE + 1)
+        pool.start("second")
+        wait_until(
+            import_finished(job), 240,
+            every=lambda: _try(pool.client.send_task, SWEEP_TRANSFERS),
+        )  # fmt: skip
+    finally:
+        pool.stop_all()
+        broker.stop()
+    assert_each_row_once(job, customer, newsletter)
+
+
+def _try(fn: Callable[..., object], *args: object) -> None:
+    with contextlib.suppress(Exception):  # the broker may still be coming back
+        fn(*args)

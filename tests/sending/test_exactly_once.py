@@ -213,3 +213,41 @@ def _pings(client) -> bool:  # type: ignore[no-untyped-def]
 def _try(fn: Callable[..., None], *args: object) -> None:
     with contextlib.suppress(Exception):  # the broker may still be coming back
         fn(*args)
+
+
+def drop_every_other_connection() -> int:
+    """What the workers see when PostgreSQL restarts: every connection to the database
+    is cut (the test's own is kept, to watch)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+def test_database_connections_cut_mid_campaign_lose_and_duplicate_nothing(
+    account, counting_smtp, settings
+):
+    settings.SENDING = {**settings.SENDING, "lease_seconds": LEASE}
+    server, port = counting_smtp
+    campaign = big_campaign(account, port)
+    workers = Workers(django_settings.REDIS_URL, lease=LEASE, streams=STREAMS)
+    __import__("redis").Redis.from_url(workers.broker).flushdb()
+    try:
+        workers.start("only")
+        workers.send("dispatch_campaign", campaign.pk)
+        wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 4, 120)
+        assert drop_every_other_connection() > 0
+        wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 2, 120)
+        assert drop_every_other_connection() > 0
+        assert not finished(campaign), "the campaign finished before the cuts"
+        wait_until(lambda: finished(campaign), 240, every=lambda: workers.send("recover_stalled"))
+        # A cut between the relay's answer and the commit that records it leaves that
+        # message unknown: at most one per stream of each worker process, per cut.
+        assert_exactly_once(campaign, server.count, killed_processes=2 * 2)
+    finally:
+        workers.stop_all()
