@@ -15,6 +15,7 @@ from tidings.sending.services import postal_address_of
 S = Campaign.Status
 # Addresses of messages with an unknown outcome listed on the page (the count is exact).
 UNKNOWN_SHOWN = 50
+FAILURE_REASONS_SHOWN = 5
 
 
 def schedule_initial(campaign: Campaign) -> dict[str, Any]:
@@ -54,6 +55,11 @@ def context_for(
         "can_cancel": "cancel" in allowed,
         "can_unschedule": "unschedule" in allowed,
         "can_resend_unknown": "resend unknown" in allowed and progress["unknown"] > 0,
+        "failure_reasons": (
+            engine.failure_reasons(campaign, limit=FAILURE_REASONS_SHOWN)
+            if progress["failed"]
+            else []
+        ),
         "unknown_recipients": (
             engine.unknown_recipients(campaign, limit=UNKNOWN_SHOWN) if progress["unknown"] else []
         ),

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from tidings.audience import mailability
@@ -120,13 +120,18 @@ def unknown_recipients(campaign: Campaign, *, limit: int) -> list[str]:
 def progress(campaign: Campaign) -> dict[str, Any]:
     """Counts for the live progress view."""
     counts = dict.fromkeys(D.values, 0)
-    for status, n in (
+    # The last sign of life rides on the counting scan: no second pass over the rows.
+    last_activity = campaign.started_at
+    for status, n, last_sent, last_claim in (
         Delivery.objects.filter(campaign=campaign)
         .values("status")
-        .annotate(n=Count("pk"))
-        .values_list("status", "n")
+        .annotate(n=Count("pk"), sent=Max("sent_at"), claimed=Max("claimed_at"))
+        .values_list("status", "n", "sent", "claimed")
     ):
         counts[status] = n
+        for when in (last_sent, last_claim):
+            if when is not None and (last_activity is None or when > last_activity):
+                last_activity = when
     since = timezone.now() - timedelta(minutes=1)
     per_minute = Delivery.objects.filter(
         campaign=campaign, status=D.SENT, sent_at__gte=since
@@ -144,6 +149,41 @@ def progress(campaign: Campaign) -> dict[str, Any]:
         # deliveries are still being written: `total` is still growing.
         "recipients_fixed": campaign.recipients_fixed_at is not None,
         "rate_per_minute": per_minute,
+        # Minutes without any message claimed or sent while some wait to go (no worker
+        # running, the broker down): the page says so instead of standing still.
+        "stalled_minutes": _stalled_minutes(campaign, counts, last_activity),
         "started_at": campaign.started_at.isoformat() if campaign.started_at else None,
         "finished_at": campaign.finished_at.isoformat() if campaign.finished_at else None,
     }
+
+
+# A sending campaign with messages waiting and no sign of life for this long is stalled.
+STALLED_AFTER = timedelta(minutes=3)
+
+
+def _stalled_minutes(
+    campaign: Campaign, counts: dict[str, int], last_activity: datetime | None
+) -> int:
+    waiting = counts[D.QUEUED] > 0 and campaign.status == S.SENDING
+    if not waiting or last_activity is None:
+        return 0
+    # Messages waiting for a retry's time are not stalled: nothing is due.
+    idle = timezone.now() - last_activity
+    if idle < STALLED_AFTER:
+        return 0
+    due = Delivery.objects.filter(campaign=campaign, status=D.QUEUED).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=timezone.now())
+    )
+    return int(idle.total_seconds() // 60) if due.exists() else 0
+
+
+def failure_reasons(campaign: Campaign, *, limit: int) -> list[tuple[str, int]]:
+    """The most frequent reasons messages of the campaign failed, with their counts."""
+    return list(
+        Delivery.objects.filter(campaign=campaign, status=D.FAILED)
+        .exclude(last_error="")
+        .values("last_error")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "last_error")
+        .values_list("last_error", "n")[:limit]
+    )
