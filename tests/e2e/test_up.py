@@ -109,9 +109,17 @@ def postgres_and_redis(data_dir: Path) -> Iterator[Installation]:
             redis.Redis.from_url(url).flushdb()
 
 
-def live_processes(session: int) -> list[str]:
-    """The processes of a session that have not exited (zombies have)."""
-    found = []
+@dataclass
+class Process:
+    pid: int
+    state: str
+    ppid: int
+    session: int
+    cmdline: str
+
+
+def processes() -> Iterator[Process]:
+    """Every process that has not exited (zombies have), read from /proc."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -121,10 +129,14 @@ def live_processes(session: int) -> list[str]:
         except OSError:
             continue  # it exited while we looked
         # pid (comm) state ppid pgrp session ...: comm may hold spaces and parentheses.
-        state, _ppid, _pgrp, sid = raw[raw.rindex(")") + 2 :].split()[:4]
-        if int(sid) == session and state != "Z":
-            found.append(f"{entry.name} {state} {cmdline}")
-    return found
+        state, ppid, _pgrp, sid = raw[raw.rindex(")") + 2 :].split()[:4]
+        if state != "Z":
+            yield Process(int(entry.name), state, int(ppid), int(sid), cmdline)
+
+
+def live_processes(session: int) -> list[str]:
+    """The processes of a session that have not exited."""
+    return [f"{p.pid} {p.state} {p.cmdline}" for p in processes() if p.session == session]
 
 
 def kill_session(session: int) -> None:
@@ -202,6 +214,34 @@ def admin_password_hash(installation: Installation, data_dir: Path) -> str:
     return str(row[0])
 
 
+def start_up(
+    tmp_path: Path, installation: Installation
+) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`tidings up` on a free port with a data directory in `tmp_path`: the process, its
+    base URL and its log."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
+    env |= {
+        "TIDINGS_DATA_DIR": str(tmp_path / "data"),
+        "TIDINGS_BASE_URL": base_url,
+        "TIDINGS_ALLOWED_HOSTS": "127.0.0.1",
+        "PYTHONUNBUFFERED": "1",
+        **installation.env,
+    }
+    log_path = tmp_path / "tidings-up.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*tidings_command(), "up", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a session of its own: every descendant is findable
+        )
+    return process, base_url, log_path
+
+
 @pytest.fixture(params=["sqlite-filesystem-broker", "postgres-redis"])
 def installation(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Installation]:
     make = embedded_default if request.param == "sqlite-filesystem-broker" else postgres_and_redis
@@ -224,27 +264,9 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
-    env |= {
-        "TIDINGS_DATA_DIR": str(data_dir),
-        "TIDINGS_BASE_URL": base_url,
-        "TIDINGS_ALLOWED_HOSTS": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-        **installation.env,
-    }
-    log_path = tmp_path / "tidings-up.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*tidings_command(), "up", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # a session of its own: every descendant is findable
-        )
+    process, base_url, log_path = start_up(tmp_path, installation)
+    port = int(base_url.rsplit(":", 1)[1])
     session = process.pid
     try:
         wait_until_up(base_url + "/", process)
@@ -305,19 +327,7 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
 
 def children_of(pid: int) -> dict[int, str]:
     """The live direct children of a process, with their command lines."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            continue
-        state, ppid = raw[raw.rindex(")") + 2 :].split()[:2]
-        if int(ppid) == pid and state != "Z":
-            found[int(entry.name)] = cmdline
-    return found
+    return {p.pid: p.cmdline for p in processes() if p.ppid == pid}
 
 
 def the_worker(supervisor: int) -> int:
@@ -330,21 +340,7 @@ def test_tidings_up_restarts_a_killed_worker_and_logs_its_death(tmp_path: Path) 
     """The worker (with the scheduler in it) is killed as the kernel's OOM killer would:
     `tidings up` says so, starts it again, and mail goes out through the new one."""
     installation = next(embedded_default(tmp_path / "data"))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
-    env |= {
-        "TIDINGS_DATA_DIR": str(tmp_path / "data"),
-        "TIDINGS_BASE_URL": base_url,
-        "TIDINGS_ALLOWED_HOSTS": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = tmp_path / "tidings-up.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [*tidings_command(), "up", "--port", str(port)],
-            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    process, base_url, log_path = start_up(tmp_path, installation)
     session = process.pid
     try:
         wait_until_up(base_url + "/", process)

@@ -8,10 +8,8 @@ tests/privacy/test_erasure_resumes.py.)"""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
-import subprocess
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -20,11 +18,15 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 
-from tests.conftest import free_port
-from tests.sending.workers import Workers, wait_until
+from tests.sending.workers import (
+    PrivateRedis,
+    Workers,
+    attempt,
+    cut_every_other_connection,
+    wait_until,
+)
 from tidings.audience.models import Contact, MailingList, Subscription
 from tidings.core import jobs
 from tidings.privacy import portability
@@ -200,17 +202,6 @@ def test_an_import_whose_worker_is_killed_resumes_and_writes_each_row_once(
     assert_each_row_once(job, customer, newsletter)
 
 
-def cut_every_other_connection() -> int:
-    """What the workers see when PostgreSQL restarts: every connection to the database
-    is cut (the test's own is kept, to watch)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return int(cursor.fetchone()[0])
-
-
 def test_an_import_whose_database_connections_are_cut_finishes_each_row_once(
     customer, queued, workers
 ):
@@ -223,48 +214,6 @@ def test_an_import_whose_database_connections_are_cut_finishes_each_row_once(
     time.sleep(LEASE + 1)
     wait_until(import_finished(job), 240, every=lambda: workers.client.send_task(SWEEP_TRANSFERS))
     assert_each_row_once(job, customer, newsletter)
-
-
-class PrivateRedis:
-    """A Redis of the test's own on a free port (never the shared one)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self.start()
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                   "--save", "", "--appendonly", "no"]  # fmt: skip
-        self.procs.append(
-            subprocess.Popen(
-                command,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        )
-        client = redis.Redis(port=self.port)
-        wait_until(lambda: _pings(client), 10)
-
-    def restart(self) -> None:
-        """Killed (no persistence: every queued message is lost), then started again."""
-        self.procs[-1].kill()
-        self.procs[-1].wait()
-        self.start()
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.kill()
-            proc.wait()
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
 
 
 def test_an_import_survives_its_broker_restarting_mid_way(customer, queued):
@@ -284,14 +233,9 @@ def test_an_import_survives_its_broker_restarting_mid_way(customer, queued):
         pool.start("second")
         wait_until(
             import_finished(job), 240,
-            every=lambda: _try(pool.client.send_task, SWEEP_TRANSFERS),
+            every=lambda: attempt(pool.client.send_task, SWEEP_TRANSFERS),
         )  # fmt: skip
     finally:
         pool.stop_all()
         broker.stop()
     assert_each_row_once(job, customer, newsletter)
-
-
-def _try(fn: Callable[..., object], *args: object) -> None:
-    with contextlib.suppress(Exception):  # the broker may still be coming back
-        fn(*args)

@@ -9,11 +9,9 @@ once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,13 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from tests.conftest import free_port
-from tests.sending.workers import Workers, wait_until
+from tests.sending.workers import (
+    PrivateRedis,
+    Workers,
+    attempt,
+    cut_every_other_connection,
+    wait_until,
+)
 from tidings.audience.models import Contact, Subscription
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine, recipients
@@ -170,62 +174,21 @@ def test_a_broker_restart_mid_campaign_loses_and_duplicates_nothing(
     settings.SENDING = {**settings.SENDING, "lease_seconds": LEASE}
     server, port = counting_smtp
     campaign = big_campaign(account, port)
-    redis_port = free_port()
-
-    def start_redis() -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
-        client = __import__("redis").Redis(port=redis_port)
-        wait_until(lambda: _pings(client), 10)
-        return proc
-
-    broker = start_redis()
-    workers = Workers(f"redis://127.0.0.1:{redis_port}/0", lease=LEASE, streams=STREAMS)
+    broker = PrivateRedis()
+    workers = Workers(broker.url, lease=LEASE, streams=STREAMS)
     try:
         workers.start("only")
         workers.send("dispatch_campaign", campaign.pk)
         wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 4, 120)
-        broker.kill()  # SIGKILL: every queued batch task is gone with it
-        broker.wait()
-        time.sleep(1)
-        broker = start_redis()
+        broker.restart()  # SIGKILL, no persistence: every queued batch task is gone with it
         wait_until(
-            lambda: finished(campaign), 240, every=lambda: _try(workers.send, "recover_stalled")
+            lambda: finished(campaign), 240, every=lambda: attempt(workers.send, "recover_stalled")
         )
         assert_exactly_once(campaign, server.count, killed_processes=0)
         assert len(server.count) == RECIPIENTS
     finally:
         workers.stop_all()
-        broker.kill()
-        broker.wait()
-
-
-def _pings(client) -> bool:  # type: ignore[no-untyped-def]
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-
-
-def _try(fn: Callable[..., None], *args: object) -> None:
-    with contextlib.suppress(Exception):  # the broker may still be coming back
-        fn(*args)
-
-
-def drop_every_other_connection() -> int:
-    """What the workers see when PostgreSQL restarts: every connection to the database
-    is cut (the test's own is kept, to watch)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        return int(cursor.fetchone()[0])
+        broker.stop()
 
 
 @pytest.mark.postgres
@@ -241,9 +204,9 @@ def test_database_connections_cut_mid_campaign_lose_and_duplicate_nothing(
         workers.start("only")
         workers.send("dispatch_campaign", campaign.pk)
         wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 4, 120)
-        assert drop_every_other_connection() > 0
+        assert cut_every_other_connection() > 0
         wait_until(lambda: sum(server.count.values()) >= RECIPIENTS // 2, 120)
-        assert drop_every_other_connection() > 0
+        assert cut_every_other_connection() > 0
         assert not finished(campaign), "the campaign finished before the cuts"
         wait_until(lambda: finished(campaign), 240, every=lambda: workers.send("recover_stalled"))
         # A cut between the relay's answer and the commit that records it leaves that

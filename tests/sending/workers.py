@@ -3,6 +3,7 @@ the Redis broker given, and short leases, so recovery shows within the test."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,9 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from celery import Celery
 from django.conf import settings as django_settings
 from django.db import connection
+
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,3 +84,62 @@ def wait_until(
             last = time.monotonic()
         time.sleep(0.2)
     raise AssertionError("timed out")
+
+
+def cut_every_other_connection() -> int:
+    """What the workers see when PostgreSQL restarts: every connection to the database
+    is cut (the test's own is kept, to watch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+class PrivateRedis:
+    """A Redis of the test's own on a free port (never the shared one)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.start()
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                   "--save", "", "--appendonly", "no"]  # fmt: skip
+        self.procs.append(
+            subprocess.Popen(
+                command,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), 10)
+
+    def restart(self) -> None:
+        """Killed (no persistence: every queued message is lost), then started again."""
+        self.procs[-1].kill()
+        self.procs[-1].wait()
+        self.start()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def attempt(fn: Callable[..., object], *args: object) -> None:
+    """Call `fn`, ignoring failure: the broker may still be coming back."""
+    with contextlib.suppress(Exception):
+        fn(*args)
