@@ -180,3 +180,9 @@ def test_check_now_is_for_the_owners_domain_only(client, other_customer, account
     client.force_login(other_customer)
     assert client.post(f"/sending/domains/{domain.pk}/check/").status_code == 404
     assert SendingDomain.objects.get(pk=domain.pk).checked_at is None
+
+
+def test_the_campaign_page_says_which_from_it_will_go_out_with(client, customer, campaign):
+    client.force_login(customer)
+    page = client.get(f"/campaigns/{campaign.uuid}/").content.decode()
+    assert "goes out from no-reply@example.com, with replies to news@news.example.org" in page

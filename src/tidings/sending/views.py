@@ -174,7 +174,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 domain_form = DomainForm(request.POST, prefix="domain")
                 if domain_form.is_valid():
                     services.add_sending_domain(account, **domain_form.cleaned_data)
-                    messages.success(request, "Domain added: publish its two DNS records below, then check it.")
+                    messages.success(
+                        request, _("Domain added: publish both DNS records below, then check it.")
+                    )
                     return redirect("sending:settings")
             elif form_name == "address":
                 address_form = PostalAddressForm(request.POST)
