@@ -6,17 +6,27 @@ customer's and keep working on loopback."""
 
 from __future__ import annotations
 
+import datetime
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 
 import pytest
+from aiosmtpd.controller import Controller
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from tests.conftest import SMTPSink, free_port
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
 from tidings.core.mail import Kind, OutboundMessage, Purpose, post
 from tidings.sending import lifecycle
 from tidings.sending.models import Delivery, OutboundMail, Relay
+from tidings.sending.relays import RelayConfig
+from tidings.sending.transport import SMTPTransport, TemporaryFailure
 
 pytestmark = pytest.mark.django_db
 # The connection tests send from threads (streams), which see only committed rows.
@@ -165,3 +175,69 @@ def test_the_operators_own_relay_on_loopback_is_not_a_customers(
     add_contacts(account, newsletter, 2)
     lifecycle.start_campaign(campaign)
     assert len(smtp_server.messages) == 2
+
+
+def _certificate(tmp_path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` (its own CA), as files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return str(cert_file), str(key_file)
+
+
+@pytest.mark.parametrize("certified", ["the relay's name", "another name"])
+def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
+    tmp_path, settings, monkeypatch, certified
+):
+    """The connection goes to the address the guard checked, yet STARTTLS still checks
+    the certificate against the relay's name (not the address): a certificate for
+    another name is refused."""
+    name = socket.gethostname()  # resolves to 127.0.0.1 here (/etc/hosts)
+    if socket.getaddrinfo(name, 25)[0][4][0] != "127.0.0.1":
+        pytest.skip("this machine's name does not resolve to loopback")
+    cert, key = _certificate(tmp_path, name if certified == "the relay's name" else "other.example")
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts this certificate alone
+    settings.ALLOWED_RELAY_HOSTS = [name]  # the operator allows it by name
+    sink = SMTPSink("127.0.0.1", free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, tls_context=server_tls)
+    controller.start()
+    relay = RelayConfig(
+        key="tls", id=None, name="tls", host=name, port=sink.port, security="starttls",
+        username="", password="", max_connections=1, rate_per_second=0, rate_per_hour=0,
+        guarded=True,
+    )  # fmt: skip
+    transport = SMTPTransport(relay)
+    try:
+        if certified == "the relay's name":
+            transport.send("a@example.org", "b@example.net", b"Subject: hi\r\n\r\nhello\r\n")
+            assert len(sink.messages) == 1
+        else:
+            with pytest.raises(TemporaryFailure, match="certificate"):
+                transport.send("a@example.org", "b@example.net", b"Subject: hi\r\n\r\nhello\r\n")
+            assert sink.messages == []
+    finally:
+        transport.close()
+        controller.stop()
