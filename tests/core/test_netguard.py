@@ -148,3 +148,25 @@ def test_an_allowed_address_is_connected_to_with_the_command_timeout(listener):
         assert sock.gettimeout() == 7
     finally:
         sock.close()
+
+
+@pytest.fixture
+def blackhole() -> Iterator[int]:
+    """A loopback port whose accept queue is full: the kernel drops further SYNs, so a
+    connection to it hangs like one to a host that swallows packets."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port))
+    yield port
+    filler.close()
+    server.close()
+
+
+def test_a_host_that_swallows_packets_is_given_up_at_the_connect_timeout(blackhole):
+    # No timeout for the commands (None: wait for ever): only the connect timeout ends it.
+    with pytest.raises(TimeoutError):
+        netguard.connect(
+            "127.0.0.1", blackhole, allow=["127.0.0.1"], connect_timeout=0.5, timeout=None
+        )
