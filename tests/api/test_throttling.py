@@ -13,6 +13,7 @@ from tidings.audience.models import MailingList
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.promise("P9")
 def test_a_key_beyond_its_rate_gets_429_with_retry_after(api, settings):
     settings.API_RATE_PER_KEY = 3
     for _ in range(3):
@@ -31,6 +32,7 @@ def test_a_throttled_write_changes_nothing(api, settings, customer):
     assert not MailingList.objects.filter(account=customer.account, name="Flood").exists()
 
 
+@pytest.mark.promise("P9")
 def test_more_keys_do_not_raise_an_accounts_limit(client, customer, settings):
     settings.API_RATE_PER_KEY = 100
     settings.API_RATE_PER_ACCOUNT = 4
