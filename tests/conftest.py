@@ -15,6 +15,7 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 
 from tests.commits import run_on_commit_callbacks
+from tests.dnsserver import dns_server  # noqa: F401  (a fixture: a real DNS server on loopback)
 from tests.factories import PASSWORD, AccountFactory, StaffFactory, UserFactory
 
 
@@ -118,6 +119,15 @@ def smtp_server() -> Iterator[SMTPSink]:
         yield sink
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def customer_relays_on_loopback(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """A customer's relay on 127.0.0.1 is refused (core.netguard) unless the operator
+    allows it: the tests' relays are aiosmtpd on loopback, so they allow it, explicitly,
+    as an operator would (also for worker processes the test starts)."""
+    settings.ALLOWED_RELAY_HOSTS = ["127.0.0.1"]
+    monkeypatch.setenv("TIDINGS_ALLOWED_RELAY_HOSTS", "127.0.0.1")
 
 
 @pytest.fixture

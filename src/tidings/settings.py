@@ -334,6 +334,9 @@ SENDING: dict[str, Any] = {
     "retry_base_seconds": envint("TIDINGS_SENDING_RETRY_SECONDS", 60),
     "soft_bounce_limit": envint("TIDINGS_SOFT_BOUNCE_LIMIT", 3),
     "smtp_timeout": envint("TIDINGS_SMTP_TIMEOUT", 30),
+    # Seconds to open a connection to a relay: a host that swallows packets gives up
+    # here instead of holding a worker for the whole command timeout.
+    "smtp_connect_timeout": envint("TIDINGS_SMTP_CONNECT_TIMEOUT", 5),
     # The envelope sender (Return-Path) of campaigns; DSNs come back there.
     "bounce_address": env("TIDINGS_BOUNCE_ADDRESS"),
     # The bounce mailbox read by the scheduler: pop3://user:pass@host:port or pop3s://,
@@ -347,6 +350,21 @@ SENDING: dict[str, Any] = {
     # own claims (within the relay's max_connections): docs/sending.md.
     "streams": envint("TIDINGS_SENDING_STREAMS", 4),
 }
+# Hosts a customer names (their SMTP relay) must be public addresses (core.netguard):
+# never loopback, private, link-local or the cloud's metadata service. The operator may
+# allow some explicitly: comma-separated names, addresses or CIDRs, e.g. "10.0.5.0/24".
+ALLOWED_RELAY_HOSTS = [
+    h.strip() for h in env("TIDINGS_ALLOWED_RELAY_HOSTS").split(",") if h.strip()
+]
+# Sending domains (docs/sending.md, "Sending domains"): a customer's domain is used in
+# From only once a TXT record proves it is theirs and its DKIM key is published. The
+# resolver asked ("host:port"; empty: the system's), and how often proof is checked again.
+DNS_RESOLVER = env("TIDINGS_DNS_RESOLVER")
+DNS_TIMEOUT_SECONDS = envint("TIDINGS_DNS_TIMEOUT", 5)
+DOMAIN_RECHECK_HOURS = envint("TIDINGS_DOMAIN_RECHECK_HOURS", 24)
+# The HTTP API's brakes, per key and per account: requests per minute (0: no limit).
+API_RATE_PER_KEY = envint("TIDINGS_API_RATE_PER_KEY", 600)
+API_RATE_PER_ACCOUNT = envint("TIDINGS_API_RATE_PER_ACCOUNT", 1200)
 # Provider webhooks (bounces, complaints) need HTTP basic auth "user:password"; without
 # it the webhook URLs are not served at all, so no forged event can be accepted.
 ANYMAIL = {

@@ -16,7 +16,10 @@ from tidings.campaigns.models import Campaign, Layout
 from tidings.sending import services as sending
 from tidings.sending.models import Relay
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("customer_relays_on_loopback"),
+]
 
 NEW = {
     "name": "December news",

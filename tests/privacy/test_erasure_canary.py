@@ -29,7 +29,11 @@ from tidings.sending.models import Relay, TrackingEvent
 from tidings.transfer import services as transfer
 from tidings.transfer.models import ImportJob
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("customer_relays_on_loopback"),
+]
 
 TEXT_TYPES = ("text", "character varying", "character", "json", "jsonb", "bytea")
 

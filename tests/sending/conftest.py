@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
 from tidings.sending import services
-from tidings.sending.models import Relay
+from tidings.sending.models import Relay, SendingDomain
 
 POSTAL_ADDRESS = "12 Baker Lane, 1000 Brussels, Belgium"
 
@@ -37,8 +38,16 @@ def add_contacts(account: Any, mailing_list: MailingList, n: int, **kwargs: Any)
     ]
 
 
+def proven(domain: SendingDomain) -> SendingDomain:
+    """`domain` as if its proof and DKIM records were found in DNS: its address may be
+    in From (tests/sending/test_domains.py proves the check itself against real DNS)."""
+    SendingDomain.objects.filter(pk=domain.pk).update(proven_at=timezone.now())
+    domain.refresh_from_db()
+    return domain
+
+
 @pytest.fixture
-def relay(account, smtp_server, transactional_db):  # type: ignore[no-untyped-def]
+def relay(account, smtp_server, transactional_db, customer_relays_on_loopback):  # type: ignore[no-untyped-def]
     # A relay takes several connections: the campaign's streams send on threads of their
     # own, which see only committed rows (hence transactional_db).
     return Relay.objects.create(
@@ -76,7 +85,7 @@ class RawSink:
 
 
 @pytest.fixture
-def raw_sink(account, transactional_db):  # type: ignore[no-untyped-def]
+def raw_sink(account, transactional_db, customer_relays_on_loopback):  # type: ignore[no-untyped-def]
     # A relay of its own: streams on threads, which see only committed rows.
     from aiosmtpd.controller import Controller
 

@@ -32,7 +32,11 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import engine, recipients
 from tidings.sending.models import Delivery, Relay
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("customer_relays_on_loopback"),
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPIENTS = 3000

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.sending.conftest import add_contacts
+from tests.sending.conftest import add_contacts, proven
 from tidings.sending import lifecycle, services
 from tidings.sending.models import Delivery, SendingDomain
 
@@ -28,6 +28,7 @@ def test_every_message_has_its_own_id_and_one_click_unsubscribe(
     account, newsletter, campaign, raw_sink
 ):
     services.set_tracking(account, "aggregate", unsubscribe_mailto="leave@news.example.org")
+    proven(services.add_sending_domain(account, "news.example.org"))
     add_contacts(account, newsletter, 3)
     lifecycle.start_campaign(campaign)
     messages = [parsed(raw) for _, raw in raw_sink.raw]
@@ -49,7 +50,7 @@ def test_every_message_has_its_own_id_and_one_click_unsubscribe(
 def test_messages_from_a_sending_domain_carry_a_valid_dkim_signature(
     account, newsletter, campaign, raw_sink
 ):
-    domain = services.add_sending_domain(account, "news.example.org")
+    domain = proven(services.add_sending_domain(account, "news.example.org"))
     add_contacts(account, newsletter, 1)
     lifecycle.start_campaign(campaign)
     ((_, raw),) = raw_sink.raw

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from tests.conftest import free_port
-from tests.sending.conftest import add_contacts
+from tests.sending.conftest import add_contacts, proven
 from tidings.audience import mailing_lists
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
@@ -23,7 +23,10 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import engine, lifecycle, services
 from tidings.sending.models import Delivery, OutboundMail, Relay
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("customer_relays_on_loopback"),
+]
 
 INTERNATIONAL = "jörg@exämple.de"
 STORED = "jörg@xn--exmple-cua.de"  # as Tidings keeps it: the domain in its ASCII form
@@ -269,7 +272,7 @@ def test_the_campaign_page_says_why_the_relay_paused_it(client, customer, campai
 def test_mail_to_contacts_comes_from_the_sender_the_customer_chose_through_their_relay(
     client, customer, account, newsletter, plain_relay, answers
 ):
-    key = services.add_sending_domain(account, "news.example.org")
+    key = proven(services.add_sending_domain(account, "news.example.org"))
     client.force_login(customer)
     response = client.post(
         "/audience/settings/",

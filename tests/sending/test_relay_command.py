@@ -41,7 +41,7 @@ def test_a_missing_password_variable_adds_nothing(monkeypatch):
 
 def test_the_operators_dkim_keys_are_managed_with_a_command(account):
     from tidings.sending.models import SendingDomain
-    from tidings.sending.postman import signing_domain
+    from tidings.sending.senders import signing_domain
 
     out = StringIO()
     call_command("dkim", "add", "Operator.Example", stdout=out)

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import UserFactory
+from tests.sending.conftest import proven
 from tidings.accounts import apikeys
 from tidings.accounts.models import User
 from tidings.audience import services as audience
+from tidings.sending import services
 from tidings.sending.models import OutboundMail
 from tidings.sending.product_updates import send_product_update
 
@@ -49,6 +51,7 @@ def test_an_inline_transactional_message_is_sent_at_once(client, key, relay, smt
 
 
 def test_a_campaign_can_serve_as_the_template(client, key, relay, smtp_server, campaign):
+    proven(services.add_sending_domain(campaign.account, "news.example.org"))
     response = tx(client, key, to="buyer@example.net", template=str(campaign.uuid))
     assert response.status_code == 202
     assert smtp_server.to("buyer@example.net")[0]["From"] == "Example News <news@news.example.org>"

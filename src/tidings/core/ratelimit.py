@@ -12,6 +12,7 @@ relay's sending rate is `sending.limits` (a sliding window in Redis): neither is
 
 from __future__ import annotations
 
+import math
 import time
 
 from django.core.cache import cache
@@ -90,3 +91,11 @@ def spend(name: str, subject: str, amount: int, *, limit: int, seconds: int) -> 
         return True
     _storage.incr(item.key_for(name, key), item.get_expiry(), amount=-amount)
     return False
+
+
+def seconds_left(name: str, subject: str, *, limit: int, seconds: int) -> int:
+    """Whole seconds until `subject`'s window of `name` ends (at least 1): what a
+    `Retry-After` header says."""
+    item = _item(limit, seconds)
+    stats = _limiter.get_window_stats(item, name, _key(name, subject))
+    return max(1, math.ceil(stats.reset_time - time.time()))

@@ -45,8 +45,8 @@ from tidings.core.mail import Purpose
 from tidings.sending import bounces, limits
 from tidings.sending.ledger import backoff_seconds, claim_token
 from tidings.sending.mailer import CampaignMailer, Recipient
-from tidings.sending.message import domain_of
 from tidings.sending.models import Delivery
+from tidings.sending.senders import sender_for
 from tidings.sending.transport import (
     Ambiguous,
     PermanentFailure,
@@ -123,7 +123,8 @@ class Claims:
         self._local = threading.local()
         self.rule, self.rule_params = mailability.sql(Purpose.MARKETING, lists)
         self.open_params: list[Any] = [campaign.pk, S.SENDING, Account.Status.ACTIVE]
-        self.message_id = (f"<{campaign.uuid.hex}.", f"@{domain_of(campaign.from_email)}>")
+        domain = sender_for(campaign.account_id, from_email=campaign.from_email).domain
+        self.message_id = (f"<{campaign.uuid.hex}.", f"@{domain}>")
         table, contacts = Delivery._meta.db_table, Contact._meta.db_table
         self.claim_sql = (
             f"WITH claimed AS (UPDATE {table} SET status = %s, claimed_by = %s, "  # noqa: S608
@@ -473,7 +474,7 @@ class _Stream:
 
     def _refused(self, recipient: Recipient, token: str, error: PermanentFailure) -> bool:
         result, delivery_id = self.result, recipient.delivery_id
-        if error.stage in ("auth", "mail"):
+        if error.stage in ("relay", "auth", "mail"):
             release([delivery_id], token)
             with result.lock:
                 result.paused = f"The relay refused the campaign: {error}"

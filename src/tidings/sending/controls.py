@@ -10,6 +10,7 @@ from tidings.campaigns.forms import TestSendForm
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine, lifecycle, recipients
 from tidings.sending.forms import ScheduleForm
+from tidings.sending.senders import sender_for
 from tidings.sending.services import postal_address_of
 
 S = Campaign.Status
@@ -41,6 +42,12 @@ def context_for(
     # The buttons are the actions the lifecycle's table allows now, nothing of their own.
     allowed = lifecycle.allowed(campaign)
     not_started = "start" in allowed
+    sender = sender_for(
+        campaign.account_id,
+        from_email=campaign.from_email,
+        from_name=campaign.from_name,
+        reply_to=campaign.reply_to,
+    )
     return {
         "campaign": campaign,
         "progress": progress,
@@ -66,4 +73,7 @@ def context_for(
         "has_report": campaign.status in (S.SENT, S.CANCELLED),
         "started": not not_started,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),
+        # The From it actually goes out with: the operator's until the domain is proven.
+        "sender": sender,
+        "sender_differs": sender.from_email.lower() != campaign.from_email.lower(),
     }

@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from tidings.sending.models import Relay, SendingSettings
+from tidings.sending.services import SettingsError, check_relay_host
 
 
 class ScheduleForm(forms.Form):
@@ -40,6 +41,16 @@ class RelayForm(forms.ModelForm):
             "name", "host", "port", "security", "username", "password", "esp",
             "max_connections", "rate_per_second", "rate_per_hour", "active",
         ]  # fmt: skip
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        host, port = cleaned.get("host"), cleaned.get("port")
+        if host and port:
+            try:
+                check_relay_host(host, port)
+            except SettingsError as error:
+                self.add_error("host", str(error))
+        return cleaned
 
 
 class PostalAddressForm(forms.Form):

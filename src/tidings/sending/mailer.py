@@ -17,8 +17,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from tidings.audience.links import preference_url_for
 from tidings.campaigns import rendering, splice
 from tidings.campaigns.models import Campaign
@@ -33,8 +31,8 @@ from tidings.sending.message import (
     undo_dot_stuffing,
 )
 from tidings.sending.models import Relay, SendingSettings
-from tidings.sending.postman import signing_domain
 from tidings.sending.relays import RelayConfig, relay_for
+from tidings.sending.senders import sender_for
 
 # Marks in a campaign's fixed text: a template's value, and the footer's unsubscribe link.
 _HOLE = re.compile("\ue000(\\d+)\ue001|\ue003")
@@ -134,7 +132,14 @@ class CampaignMailer:
         self.postal_address = options.postal_address if options else ""
         self.unsubscribe_mailto = options.unsubscribe_mailto if options else ""
         self.aggregate_only = options is None or options.tracking == options.Tracking.AGGREGATE
-        domain_key = signing_domain(account_id, campaign.from_email)
+        # The From a customer asked for, if its domain is proven theirs (`senders`).
+        sender = sender_for(
+            account_id,
+            from_email=campaign.from_email,
+            from_name=campaign.from_name,
+            reply_to=campaign.reply_to,
+        )
+        domain_key = sender.dkim
         self.dkim = (
             signer(domain_key.domain, domain_key.selector, domain_key.private_key)
             if domain_key is not None
@@ -142,13 +147,13 @@ class CampaignMailer:
         )
         first_list = campaign.lists.order_by("pk").first()
         self.skeleton = Skeleton.make(
-            from_name=campaign.from_name,
-            from_email=campaign.from_email,
-            reply_to=campaign.reply_to,
+            from_name=sender.from_name,
+            from_email=sender.from_email,
+            reply_to=sender.reply_to,
             list_name=first_list.name if first_list else campaign.name,
             list_key=(first_list.uuid.hex if first_list else campaign.uuid.hex),
         )
-        self.sender = settings.SENDING["bounce_address"] or campaign.from_email
+        self.sender = sender.envelope
         # What depends on the templates alone is made once per worker process.
         key: tuple[Any, ...] = (
             campaign.pk,

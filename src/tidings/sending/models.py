@@ -8,6 +8,7 @@ marked sent only after the server's 250 (see `tidings.sending.engine`).
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.db import models
@@ -56,10 +57,18 @@ class Relay(models.Model):
         return f"{self.name} ({self.host}:{self.port})"
 
 
+def verification_token() -> str:
+    return secrets.token_hex(16)
+
+
 class SendingDomain(models.Model):
     """A domain the account sends from, with its DKIM key (RSA-2048, private key
     encrypted at rest); the public half is published by the customer in DNS. Without an
-    account, a domain of the operator's own mail (`tidings manage dkim`)."""
+    account, a domain of the operator's own mail (`tidings manage dkim`).
+
+    A customer's domain is used in From only while `proven_at` is set: its TXT record
+    `tidings-verification=<token>` and its DKIM key were found in DNS at the last check
+    (`sending.domains`); a check that finds either gone clears it."""
 
     account = models.ForeignKey(
         "accounts.Account",
@@ -73,6 +82,12 @@ class SendingDomain(models.Model):
     private_key = EncryptedTextField()
     public_key = models.TextField()  # base64 DER, as published in the TXT record
     created_at = models.DateTimeField(default=timezone.now)
+    # The value of the TXT record that proves the domain is the customer's.
+    token = models.CharField(max_length=64, default=verification_token)
+    proven_at = models.DateTimeField(null=True, blank=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # What the last check found: ownership, dkim, spf, dmarc and their alignment.
+    dns_status = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [
@@ -95,6 +110,14 @@ class SendingDomain(models.Model):
     @property
     def dns_value(self) -> str:
         return f"v=DKIM1; k=rsa; p={self.public_key}"
+
+    @property
+    def proof_name(self) -> str:
+        return f"_tidings.{self.domain}"
+
+    @property
+    def proof_value(self) -> str:
+        return f"tidings-verification={self.token}"
 
 
 class SendingSettings(models.Model):

@@ -54,9 +54,10 @@ from tidings.sending.ledger import (
     lease_cutoff,
     recover_stale_claims,
 )
-from tidings.sending.message import Skeleton, domain_of, signer
-from tidings.sending.models import OutboundMail, SendingDomain
+from tidings.sending.message import Skeleton, signer
+from tidings.sending.models import OutboundMail
 from tidings.sending.relays import RelayConfig, relay_for
+from tidings.sending.senders import Sender, sender_for
 from tidings.sending.transport import (
     Ambiguous,
     PermanentFailure,
@@ -264,8 +265,9 @@ def _send(
             _give_back(mail, wait_seconds=wait_ms / 1000)
             result.deferred += 1
             return False
-    message_id = f"<{mail.uuid.hex}@{domain_of(mail.from_email) or 'tidings.invalid'}>"
-    data = build(mail, message_id)
+    sender = sender_of(mail)
+    message_id = f"<{mail.uuid.hex}@{sender.domain or 'tidings.invalid'}>"
+    data = build(mail, message_id, sender)
     relay_name = config.name if config is not None else settings.EMAIL_DELIVERY
     if mail.forget and transport.keeps_copy:
         # The last word to an erased person would stay in the local outbox, with their
@@ -274,7 +276,7 @@ def _send(
         result.sent += 1
         return True
     try:
-        transport.send(mail.from_email, mail.to_email, data)
+        transport.send(sender.envelope, mail.to_email, data)
     except TemporaryFailure as error:
         _retry_or_fail(mail, str(error), result)
     except PermanentFailure as error:
@@ -326,10 +328,19 @@ def _retry_or_fail(mail: OutboundMail, error: str, result: Delivered) -> None:
 _AUTOMATIC = (("Auto-Submitted", "auto-generated"),)
 
 
-def build(mail: OutboundMail, message_id: str) -> bytes:
+def sender_of(mail: OutboundMail) -> Sender:
+    """Its From, Reply-To, envelope and DKIM key (`senders`: a customer's domain only
+    once proven)."""
+    return sender_for(
+        _route(mail), from_email=mail.from_email, from_name=mail.from_name, reply_to=mail.reply_to
+    )
+
+
+def build(mail: OutboundMail, message_id: str, sender: Sender | None = None) -> bytes:
     """The message's bytes, DKIM-signed where a key for the sender's domain exists."""
+    sender = sender or sender_of(mail)
     skeleton = Skeleton.make(
-        from_name=mail.from_name, from_email=mail.from_email, reply_to=mail.reply_to
+        from_name=sender.from_name, from_email=sender.from_email, reply_to=sender.reply_to
     )
     automatic = mail.kind in (Kind.NOTICE, Kind.CONTACT, Kind.DJANGO)
     headers = tuple((str(n), str(v)) for n, v in mail.headers) + (_AUTOMATIC if automatic else ())
@@ -342,19 +353,10 @@ def build(mail: OutboundMail, message_id: str) -> bytes:
         headers=headers,
         alternative=bool(mail.html) or mail.kind in (Kind.TRANSACTIONAL, Kind.TEST),
     )
-    key = signing_domain(None if mail.kind in OPERATOR_KINDS else mail.account_id, mail.from_email)
+    key = sender.dkim
     if key is not None:
         data = signer(key.domain, key.selector, key.private_key).sign(data)
     return data
-
-
-def signing_domain(account_id: int | None, from_email: str) -> SendingDomain | None:
-    """The DKIM key for mail from `from_email`: the account's own for its domain, else
-    the operator's for it (mail sent "via" the operator), else none."""
-    domain = domain_of(from_email)
-    keys = SendingDomain.objects.filter(domain=domain)
-    own = keys.filter(account_id=account_id).first() if account_id is not None else None
-    return own or keys.filter(account__isnull=True).first()
 
 
 # --- recovery ------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ class RelayConfig:
     rate_per_second: int
     rate_per_hour: int
     esp: str = ""
+    # A customer's relay: connected to only at public addresses (core.netguard), unless
+    # the operator allows its host (TIDINGS_ALLOWED_RELAY_HOSTS). The operator's are not.
+    guarded: bool = False
 
     @classmethod
     def of(cls, relay: Relay) -> RelayConfig:
@@ -54,6 +57,7 @@ class RelayConfig:
             rate_per_second=relay.rate_per_second,
             rate_per_hour=relay.rate_per_hour,
             esp=relay.esp,
+            guarded=relay.account_id is not None,
         )
 
     @classmethod

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from tidings.accounts.models import Account, User
+from tidings.core import netguard
 from tidings.sending.message import generate_dkim_key
 from tidings.sending.models import Relay, SendingDomain, SendingSettings
 from tidings.staff import audit
@@ -105,9 +107,22 @@ def remove_sending_domain(domain: SendingDomain) -> None:
     domain.delete()
 
 
+def check_relay_host(host: str, port: int) -> None:
+    """SettingsError when a customer's relay names a host Tidings will not connect to
+    (loopback, private, link-local, metadata...; core.netguard), unless the operator
+    allows it (TIDINGS_ALLOWED_RELAY_HOSTS). Checked again at every connection."""
+    try:
+        netguard.check_host(host, port, allow=settings.ALLOWED_RELAY_HOSTS)
+    except netguard.ForbiddenHost as error:
+        raise SettingsError(str(error)) from None
+
+
 def save_relay(relay: Relay) -> Relay:
+    """Save a relay; a customer's must name a public host (`check_relay_host`)."""
     if relay.rate_per_second > 10_000 or relay.max_connections > 100:
         raise SettingsError("That rate or number of connections is beyond what a relay takes.")
+    if relay.account_id is not None:
+        check_relay_host(relay.host, relay.port)
     relay.full_clean()
     relay.save()
     return relay

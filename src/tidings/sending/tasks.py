@@ -10,7 +10,7 @@ from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.core import retention
-from tidings.sending import bounces, dispatcher, engine, lifecycle, postman
+from tidings.sending import bounces, dispatcher, domains, engine, lifecycle, postman
 
 
 @worker_ready.connect  # the process that runs tasks with `--pool solo`
@@ -78,3 +78,9 @@ def fold_tracking_events() -> int:
 def deliver(mail_id: int) -> dict[str, int]:
     """Send one posted message (and the next due ones of its relay): core.mail.post."""
     return postman.deliver(mail_id).__dict__
+
+
+@shared_task
+def recheck_sending_domains() -> int:
+    """Hourly: customers' sending domains due for a check; a record gone loses the proof."""
+    return domains.recheck_domains()

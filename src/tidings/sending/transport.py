@@ -21,6 +21,7 @@ import email
 import email.policy
 import logging
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.core import mail
 
+from tidings.core import netguard
 from tidings.outbox.services import store
 from tidings.sending.message import dot_stuff, undo_dot_stuffing
 from tidings.sending.models import Relay
@@ -42,7 +44,8 @@ IDLE_SECONDS = 50
 
 
 class SendFailure(Exception):
-    """`stage` is where it happened: connect, auth, mail, rcpt, data or address."""
+    """`stage` is where it happened: relay (its address is refused), connect, auth,
+    mail, rcpt, data or address."""
 
     def __init__(self, message: str, code: int = 0, *, stage: str = "") -> None:
         super().__init__(message)
@@ -117,6 +120,34 @@ class _Replies:
                     raise smtplib.SMTPServerDisconnected("the server's reply is garbled") from None
 
 
+class _Opener(Protocol):
+    def __call__(self, host: str, port: int, timeout: float | None) -> socket.socket: ...
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib's client, its socket opened by `open` (the guard's checked address)."""
+
+    def __init__(self, host: str, port: int, *, open: _Opener, timeout: float) -> None:
+        self._open = open
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        return self._open(host, port, timeout)
+
+
+class _SMTP_SSL(smtplib.SMTP_SSL):
+    def __init__(
+        self, host: str, port: int, *, open: _Opener, timeout: float, context: ssl.SSLContext
+    ) -> None:
+        self._open = open
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        # The certificate is verified against the name given (self._host), not the address.
+        name: str = self._host  # type: ignore[attr-defined]
+        return self.context.wrap_socket(self._open(host, port, timeout), server_hostname=name)
+
+
 class SMTPTransport:
     """One SMTP connection to a relay, opened lazily, reused for the messages of one
     holder of a connection slot, and closed when the slot is given back."""
@@ -128,17 +159,37 @@ class SMTPTransport:
         self._smtp: smtplib.SMTP | None = None
         self.last_used = 0.0
 
+    def _open(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        """The TCP connection: to a customer's relay only at an address the guard
+        checked (core.netguard); within the connect timeout either way."""
+        connect_timeout = settings.SENDING["smtp_connect_timeout"]
+        if self.config.guarded:
+            return netguard.connect(
+                host,
+                port,
+                allow=settings.ALLOWED_RELAY_HOSTS,
+                connect_timeout=connect_timeout,
+                timeout=timeout,
+            )
+        sock = socket.create_connection((host, port), timeout=connect_timeout)
+        sock.settimeout(timeout)
+        return sock
+
     def _connect(self) -> smtplib.SMTP:
         c = self.config
         timeout = settings.SENDING["smtp_timeout"]
         try:
             smtp: smtplib.SMTP
             if c.security == Relay.Security.TLS:
-                smtp = smtplib.SMTP_SSL(
-                    c.host, c.port, timeout=timeout, context=ssl.create_default_context()
+                smtp = _SMTP_SSL(
+                    c.host,
+                    c.port,
+                    open=self._open,
+                    timeout=timeout,
+                    context=ssl.create_default_context(),
                 )
             else:
-                smtp = smtplib.SMTP(c.host, c.port, timeout=timeout)
+                smtp = _SMTP(c.host, c.port, open=self._open, timeout=timeout)
                 if c.security == Relay.Security.STARTTLS:
                     smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo_or_helo_if_needed()
@@ -152,6 +203,11 @@ class SMTPTransport:
                 error.smtp_code,
                 recipient=False,
                 stage="auth",
+            ) from None
+        except netguard.ForbiddenHost as error:
+            # Stage "relay": the customer must mend the relay; a campaign pauses.
+            raise PermanentFailure(
+                f"the relay's address is refused: {error}", recipient=False, stage="relay"
             ) from None
         except smtplib.SMTPNotSupportedError:
             raise PermanentFailure(

@@ -10,6 +10,7 @@ urlpatterns = [
     path("sending/", views.settings_page, name="settings"),
     path("sending/relays/<int:pk>/remove/", views.remove_relay, name="remove_relay"),
     path("sending/domains/<int:pk>/remove/", views.remove_domain, name="remove_domain"),
+    path("sending/domains/<int:pk>/check/", views.check_domain, name="check_domain"),
     path("oneclick/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("t/o/<str:token>/", views.open_pixel, name="open"),
     path("t/c/<str:token>/", views.click, name="click"),

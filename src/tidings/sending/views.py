@@ -25,6 +25,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -36,7 +37,8 @@ from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
-from tidings.sending import controls, engine, lifecycle, services, tokens, tracking
+from tidings.core import ratelimit
+from tidings.sending import controls, domains, engine, lifecycle, services, tokens, tracking
 from tidings.sending.forms import (
     DomainForm,
     PostalAddressForm,
@@ -45,6 +47,7 @@ from tidings.sending.forms import (
     TrackingForm,
 )
 from tidings.sending.models import Relay, SendingDomain
+from tidings.sending.senders import operator_address
 
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
@@ -173,7 +176,9 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 domain_form = DomainForm(request.POST, prefix="domain")
                 if domain_form.is_valid():
                     services.add_sending_domain(account, **domain_form.cleaned_data)
-                    messages.success(request, "Domain added: publish its DNS record below.")
+                    messages.success(
+                        request, _("Domain added: publish both DNS records below, then check it.")
+                    )
                     return redirect("sending:settings")
             elif form_name == "address":
                 address_form = PostalAddressForm(request.POST)
@@ -202,6 +207,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "domain_form": domain_form,
         "tracking_form": tracking_form,
         "address_form": address_form,
+        "operator_from": operator_address()[1],
     }
     return render(request, "sending/settings.html", context)
 
@@ -221,6 +227,32 @@ def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
         get_object_or_404(SendingDomain, account=account_of(request), pk=pk)
     )
     messages.success(request, "Domain removed.")
+    return redirect("sending:settings")
+
+
+@customer_required
+@require_POST
+def check_domain(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Check now": read the domain's records from DNS at once."""
+    domain = get_object_or_404(SendingDomain, account=account_of(request), pk=pk)
+    if not ratelimit.allow("domain-check", str(domain.account_id), limit=20, seconds=600):
+        messages.error(request, _("Too many checks: wait a few minutes, then try again."))
+        return redirect("sending:settings")
+    domains.check_domain(domain)
+    if domain.proven_at is not None:
+        messages.success(
+            request,
+            _("%(domain)s is proven yours: mail from it is sent as it.")
+            % {"domain": domain.domain},
+        )
+    elif domain.dns_status.get("error"):
+        messages.error(request, domain.dns_status["error"])
+    else:
+        messages.error(
+            request,
+            _("%(domain)s is not proven yet: publish both records below, then check again.")
+            % {"domain": domain.domain},
+        )
     return redirect("sending:settings")
 
 
