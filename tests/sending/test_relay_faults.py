@@ -19,7 +19,10 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import engine, lifecycle
 from tidings.sending.models import Delivery, Relay
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("customer_relays_on_loopback"),
+]
 
 D = Delivery.Status
 
