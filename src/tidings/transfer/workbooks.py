@@ -6,9 +6,10 @@ memory whole. So the workbook is read here, streamed, under `SheetLimits`:
 
 1. The central directory's sizes are added up before anything is inflated: a workbook
    that says it unpacks past `bytes` is refused at once.
-2. Each part is inflated by us from its raw bytes (never trusting the sizes a header
-   states), counting the bytes actually inflated against the same budget, and its length
-   and CRC are compared with what the directory said: a part whose header lies is refused.
+2. Each part is inflated by us from its raw bytes, counting the bytes actually inflated
+   against the same budget and against the size the directory states for it: a part
+   that inflates past its stated size is refused at that byte (headers can lie), and its
+   CRC must match.
 3. The shared strings are read one by one under `strings` and `string_chars`; the sheets
    are parsed row by row (elements cleared as they are read), every cell position a row
    spans counted against `cells` (so a lone cell at column XFD counts 16,384).
@@ -38,7 +39,8 @@ INFLATE_CHUNK = 256 * 1024
 LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
 LOCAL_MAGIC = b"PK\x03\x04"
 REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-SAVE_AS_CSV = "Save it as CSV (or split it) and upload it again; nothing was imported."
+FORGED = "The workbook is damaged or forged: one of its parts does not have the size it states."
+SAVE_AS_CSV = "Save it as CSV (or split it) and upload it again."
 
 
 @dataclass(frozen=True)
@@ -144,28 +146,26 @@ class _Archive:
                     pending = b""
             size += len(data)
             self.budget.add_bytes(len(data))
+            if size > info.file_size:
+                raise FileRejected(FORGED)
             crc = zlib.crc32(data, crc)
             if data:
                 yield data
             if inflater is not None and inflater.eof:
                 break
         if size != info.file_size or crc != info.CRC:
-            raise FileRejected(
-                "The workbook is damaged or forged: one of its parts does not have the size "
-                "it states. Nothing was imported."
-            )
+            raise FileRejected(FORGED)
 
     def elements(self, name: str, tags: set[str]) -> Iterator[tuple[Element, Element | None]]:
         """Each finished element with one of these (local) tags, with its parent open
         element so that the caller's clearing keeps memory flat."""
         parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
         stack: list[Element] = []
-        first = True
         for data in self.chunks(name):
-            if first and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
-                # Office never writes a DTD; one is only there to expand entities.
+            if not stack and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
+                # Before the root element: Office never writes a DTD, one is only there
+                # to expand entities (expat limits their amplification too).
                 raise FileRejected("The workbook is damaged: it declares XML entities.")
-            first = False
             parser.feed(data)
             for event, elem in cast(Iterator[tuple[str, Element]], parser.read_events()):
                 if event == "start":
