@@ -125,6 +125,26 @@ def test_a_zip_whose_sizes_lie_is_refused_by_the_bytes_actually_inflated(limits,
     assert _files(limits) == [] and not Contact.objects.exists()
 
 
+def test_a_part_declaring_xml_entities_is_refused(customer):
+    laughs = _workbook([])
+    doctype = b'<!DOCTYPE w [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+    forged = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(laughs)) as source,
+        zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = doctype + data.replace(
+                    b"<sheetData>", b"<sheetData><row><c><v>&b;</v></c></row>"
+                )
+            target.writestr(info.filename, data)
+    job = upload(customer, forged.getvalue(), "laughs.xlsx")
+    assert job.status == ImportJob.Status.FAILED
+    assert "declares XML entities" in job.error
+
+
 def test_too_many_cells_are_refused(settings, customer):
     settings.TRANSFER_SHEET_MAX_CELLS = 100_000
     # One cell at the last column makes each row 16,384 cells wide: 20 rows of 3 cells.

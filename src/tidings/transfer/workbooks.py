@@ -11,7 +11,8 @@ memory whole. So the workbook is read here, streamed, under `SheetLimits`:
    that inflates past its stated size is refused at that byte (headers can lie), and its
    CRC must match.
 3. The shared strings are read one by one under `strings` and `string_chars`; the sheets
-   are parsed row by row (elements cleared as they are read), every cell position a row
+   are parsed row by row (lxml's iterparse, entities never resolved, elements released
+   as they are read), every cell position a row
    spans counted against `cells` (so a lone cell at column XFD counts 16,384).
 
 XLS (xlrd) is not compressed: the file size is checked against `bytes`, and the shared
@@ -28,10 +29,11 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
-from xml.etree.ElementTree import Element, XMLPullParser
+from typing import IO, Any
 
 from django.conf import settings
+from lxml import etree
+from lxml.etree import _Element as Element
 
 from tidings.transfer.errors import FileRejected
 
@@ -156,25 +158,51 @@ class _Archive:
         if size != info.file_size or crc != info.CRC:
             raise FileRejected(FORGED)
 
-    def elements(self, name: str, tags: set[str]) -> Iterator[tuple[Element, Element | None]]:
-        """Each finished element with one of these (local) tags, with its parent open
-        element so that the caller's clearing keeps memory flat."""
-        parser: XMLPullParser[Element] = XMLPullParser(events=("start", "end"))
-        stack: list[Element] = []
-        for data in self.chunks(name):
-            if not stack and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
-                # Before the root element: Office never writes a DTD, one is only there
-                # to expand entities (expat limits their amplification too).
+    def elements(self, name: str, tags: set[str]) -> Iterator[tuple[str, Element]]:
+        """(event, element) for each finished element with one of these (local) tags, in
+        document order. The caller releases it (`_release`) once read: memory stays flat."""
+        return iter(
+            etree.iterparse(
+                _PartStream(self.chunks(name)),
+                events=("end",),
+                tag=[f"{{*}}{tag}" for tag in tags],
+                resolve_entities=False,
+                no_network=True,
+                load_dtd=False,
+            )
+        )
+
+
+class _PartStream:
+    """A part's inflated chunks as the file object lxml reads from."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.pending = b""
+        self.first = True
+
+    def read(self, size: int = -1) -> bytes:
+        while not self.pending:
+            data = next(self.chunks, b"")
+            if not data:
+                return b""
+            if self.first and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
+                # Office never writes a DTD; one is only there to expand entities.
                 raise FileRejected("The workbook is damaged: it declares XML entities.")
-            parser.feed(data)
-            for event, elem in cast(Iterator[tuple[str, Element]], parser.read_events()):
-                if event == "start":
-                    stack.append(elem)
-                    continue
-                stack.pop()
-                if _local(elem.tag) in tags:
-                    yield elem, stack[-1] if stack else None
-        parser.close()
+            self.first = False
+            self.pending = data
+        size = len(self.pending) if size is None or size < 0 else size
+        data, self.pending = self.pending[:size], self.pending[size:]
+        return data
+
+
+def _release(elem: Element) -> None:
+    """Drop an element read, and the siblings before it, from the tree being built."""
+    elem.clear(keep_tail=True)
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
 
 
 def _text(elem: Element) -> str:
@@ -194,7 +222,7 @@ def _shared_strings(archive: _Archive, name: str | None, limits: SheetLimits) ->
     if name is None or not archive.has(name):
         return strings
     chars = 0
-    for elem, parent in archive.elements(name, {"si"}):
+    for _, elem in archive.elements(name, {"si"}):
         text = _text(elem)
         strings.append(text)
         chars += len(text)
@@ -203,8 +231,7 @@ def _shared_strings(archive: _Archive, name: str | None, limits: SheetLimits) ->
                 f"The workbook holds more than {limits.strings:,} different texts or more "
                 f"than {limits.string_chars:,} characters of text. {SAVE_AS_CSV}"
             )
-        if parent is not None:
-            parent.clear()
+        _release(elem)
     return strings
 
 
@@ -218,8 +245,9 @@ def _date_styles(archive: _Archive, name: str | None) -> tuple[set[int], set[int
     dates: set[int] = set()
     durations: set[int] = set()
     index = 0
-    for elem, parent in archive.elements(name, {"numFmt", "xf"}):
+    for _, elem in archive.elements(name, {"numFmt", "xf"}):
         tag = _local(elem.tag)
+        parent = elem.getparent()
         if tag == "numFmt":
             formats[int(elem.get("numFmtId", "0"))] = elem.get("formatCode", "")
         elif tag == "xf" and parent is not None and _local(parent.tag) == "cellXfs":
@@ -274,12 +302,12 @@ class _Xlsx:
         targets: dict[str, tuple[str, str]] = {}
         rels = "xl/_rels/workbook.xml.rels"
         if archive.has(rels):
-            for elem, _ in archive.elements(rels, {"Relationship"}):
+            for _, elem in archive.elements(rels, {"Relationship"}):
                 kind = elem.get("Type", "").rsplit("/", 1)[-1]
                 targets[elem.get("Id", "")] = (kind, _part(workbook, elem.get("Target", "")))
         self.sheets: list[tuple[str, str]] = []
         self.epoch = CALENDAR_WINDOWS_1900
-        for elem, _ in archive.elements(workbook, {"sheet", "workbookPr"}):
+        for _, elem in archive.elements(workbook, {"sheet", "workbookPr"}):
             if _local(elem.tag) == "workbookPr":
                 if elem.get("date1904", "").lower() in ("1", "true"):
                     self.epoch = CALENDAR_MAC_1904
@@ -294,7 +322,7 @@ class _Xlsx:
 
     def rows(self, part: str) -> Iterator[tuple[int, list[Any]]]:
         number = 0
-        for row, parent in self.archive.elements(part, {"row"}):
+        for _, row in self.archive.elements(part, {"row"}):
             number = int(row.get("r") or number + 1)
             values: list[Any] = []
             for cell in row:
@@ -306,8 +334,7 @@ class _Xlsx:
                     self.archive.budget.add_cells(col + 1 - len(values))
                     values.extend([None] * (col + 1 - len(values)))
                 values[col] = self._value(cell)
-            if parent is not None:
-                parent.clear()
+            _release(row)
             yield number, values
 
     def _value(self, cell: Element) -> Any:
