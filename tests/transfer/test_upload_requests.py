@@ -74,7 +74,6 @@ def browser(transactional_db, customer) -> tuple[str, str]:  # type: ignore[no-u
     return header, cookies[django_settings.CSRF_COOKIE_NAME].value
 
 
-@pytest.mark.slow
 def test_a_2_gb_form_upload_is_refused_with_413_before_its_body_is_read(
     live_server, browser, settings
 ):
@@ -101,7 +100,6 @@ def test_a_2_gb_form_upload_is_refused_with_413_before_its_body_is_read(
     assert not ImportJob.objects.exists()
 
 
-@pytest.mark.slow
 def test_a_2_gb_api_upload_is_refused_with_413_by_the_same_check(
     live_server, transactional_db, customer, settings
 ):
