@@ -10,6 +10,7 @@ import zipfile
 
 import openpyxl
 import pytest
+import xlwt
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -153,6 +154,21 @@ def test_too_many_cells_are_refused(settings, customer):
     job = upload(customer, _workbook(rows), "wide.xlsx")
     assert job.status == ImportJob.Status.FAILED
     assert "more than 100,000 cells" in job.error
+    assert not Contact.objects.exists()
+
+
+def test_an_xls_workbook_is_held_to_the_same_limits(settings, customer):
+    settings.TRANSFER_SHEET_MAX_CELLS = 100
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Contacts")
+    for r in range(60):
+        for c, value in enumerate([f"p{r}@example.org", "Name", "City"]):
+            sheet.write(r, c, value)
+    content = io.BytesIO()
+    book.save(content)
+    job = upload(customer, content.getvalue(), "old.xls")
+    assert job.status == ImportJob.Status.FAILED and job.format == "xls"
+    assert "more than 100 cells" in job.error
     assert not Contact.objects.exists()
 
 
