@@ -59,6 +59,12 @@ app.conf.beat_schedule = {
         "task": "tidings.transfer.tasks.delete_expired_transfer_files",
         "schedule": crontab(minute=47),
     },
+    # Upload files no import names (a request or an analysis killed half-way), once
+    # TIDINGS_ORPHAN_UPLOAD_HOURS old (docs/transfer.md).
+    "sweep-orphaned-transfer-files": {
+        "task": "tidings.transfer.tasks.sweep_orphaned_transfer_files",
+        "schedule": crontab(minute=27),
+    },
     "resume-stalled-transfers": {
         "task": "tidings.transfer.tasks.resume_stalled_transfers",
         "schedule": 300.0,

@@ -106,6 +106,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Before anything reads a body (CSRF's check reads the form): a body over the upload
+    # limit is refused with 413 unread (core/uploads.py).
+    "tidings.core.uploads.BodySizeLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
     "tidings.consent.middleware.ConsentMiddleware",
@@ -415,6 +418,19 @@ TRANSFER_FILE_DAYS = envint("TIDINGS_EXPORT_DAYS", 7)
 # How long a worker holds a long job (import, export, archive) between two signs of life
 # before the recovery sweep (every 5 minutes) gives it to another (core/leases.py).
 JOB_LEASE_SECONDS = envint("TIDINGS_JOB_LEASE_SECONDS", 600)
+# What a workbook (XLSX, XLS) may unpack to and hold, checked while it is read in the
+# worker (transfer/workbooks.py): a 254 KB zip can unpack to 100 MB. A million contacts
+# with a few columns fit well within these; past them the customer is asked for a CSV.
+TRANSFER_SHEET_MAX_BYTES = envint("TIDINGS_SHEET_MAX_BYTES", 1024**3)
+TRANSFER_SHEET_MAX_CELLS = envint("TIDINGS_SHEET_MAX_CELLS", 30_000_000)
+TRANSFER_SHEET_MAX_STRINGS = envint("TIDINGS_SHEET_MAX_STRINGS", 3_000_000)
+TRANSFER_SHEET_MAX_STRING_CHARS = envint("TIDINGS_SHEET_MAX_STRING_CHARS", 128 * 1024**2)
+# Files under TRANSFER_DIR/imports that no import names (a request killed mid-upload, a
+# worker killed mid-analysis) are deleted by the hourly sweep once this old.
+# Files are taken only by the import's own upload handler; any other file part is dropped
+# as it streams (core/uploads.py), so no temporary upload file can outlive its request.
+FILE_UPLOAD_HANDLERS = ["tidings.core.uploads.DiscardFileUploadHandler"]
+TRANSFER_ORPHAN_HOURS = envint("TIDINGS_ORPHAN_UPLOAD_HOURS", 6)
 # "All my data" (P20): the customer's archive stays downloadable this many days, then the
 # retention job deletes it. XLS sheets hold at most 65,535 rows (the format's limit), and
 # xlwt keeps a workbook in memory until it is saved: a table goes on to a new .xls file

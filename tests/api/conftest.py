@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tidings.accounts import apikeys
+from tidings.transfer import services
 
 
 class Api:
@@ -29,6 +30,15 @@ class Api:
             content_type="application/octet-stream",
             headers=self.headers,
         )
+
+    def analysed(self, content: bytes, name: str = "contacts.csv") -> dict[str, Any]:
+        """Upload, then the analysis the worker runs after the upload's commit, and the
+        import as `GET /imports/{id}` shows it then."""
+        response = self.upload(content, name)
+        assert response.status_code == 201, response.content
+        assert response.json()["status"] == "analysing"
+        services.analyse_upload(response.json()["id"])
+        return self("get", f"/imports/{response.json()['id']}").json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture

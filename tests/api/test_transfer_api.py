@@ -35,9 +35,7 @@ def stored_files(settings) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_an_import_in_three_calls(api, customer, news, django_capture_on_commit_callbacks):
-    uploaded = api.upload(CSV)
-    assert uploaded.status_code == 201, uploaded.content
-    job = uploaded.json()
+    job = api.analysed(CSV)
     assert job["format"] == "csv" and job["status"] == "uploaded"
     assert job["columns"] == ["Email Address", "First Name", "Last Name", "City"]
     # Mailchimp's columns are recognised; the city is offered as an attribute.
@@ -94,25 +92,35 @@ def test_a_file_over_the_limit_is_refused_and_nothing_is_kept(api, settings):
     assert stored_files(settings) == []
 
 
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (b"", "Send the file"),
-        (b"%PDF-1.4\x00\x00\x01binary", "not a text file"),
-        (b"PK\x03\x04broken zip", "not a readable XLSX"),
-    ],
-)
-def test_a_file_that_cannot_be_read_is_refused_and_not_kept(api, settings, content, message):
-    response = api.upload(content, name="f.csv")
+def test_an_empty_body_is_refused_and_nothing_is_kept(api, settings):
+    response = api.upload(b"", name="f.csv")
 
     assert response.status_code == 422
-    assert message in response.json()["detail"]
+    assert "Send the file" in response.json()["detail"]
     assert not ImportJob.objects.exists()
     assert stored_files(settings) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"%PDF-1.4\x00\x00\x01binary", "not a text file"),
+        (b"PK\x03\x04broken zip", "not a readable XLSX"),
+    ],
+)
+def test_a_file_that_cannot_be_read_fails_its_analysis_and_is_not_kept(
+    api, settings, content, message
+):
+    job = api.analysed(content, name="f.csv")
+
+    assert job["status"] == "failed"
+    assert message in job["error"] and "Nothing was imported" in job["error"]
+    assert stored_files(settings) == []
+    assert not Contact.objects.exists()
+
+
 def test_a_bad_mapping_or_basis_changes_nothing(api, customer, other_customer):
-    job = api.upload(CSV).json()
+    job = api.analysed(CSV)
     theirs = MailingList.objects.create(account=other_customer.account, name="Theirs")
 
     no_email = api(
@@ -148,7 +156,7 @@ def test_a_bad_mapping_or_basis_changes_nothing(api, customer, other_customer):
 
 
 def test_another_accounts_imports_and_exports_are_not_found(api, other_api, customer, settings):
-    job = api.upload(CSV).json()
+    job = api.analysed(CSV)
     export = api("post", "/exports", {"format": "csv"}).json()
 
     for method, path, body in [

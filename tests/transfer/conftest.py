@@ -34,7 +34,9 @@ def newsletter(customer):  # type: ignore[no-untyped-def]
 
 
 def upload(user, content: bytes, name: str = "contacts.csv") -> ImportJob:  # type: ignore[no-untyped-def]
-    return services.receive_upload(user.account, by=user, name=name, chunks=[content])
+    """Upload and analyse, as the worker does after the upload's commit."""
+    job = services.receive_upload(user.account, by=user, name=name, chunks=[content])
+    return services.analyse_upload(job.pk) or job
 
 
 def prepare(

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.transfer.conftest import prepare, run
+from tests.transfer.conftest import prepare, run, upload
 from tidings.audience import services as audience
 from tidings.audience.models import ConsentProof, Contact
 from tidings.transfer import services
@@ -42,6 +42,11 @@ def test_a_customer_imports_a_file_through_the_three_steps(client_in, customer, 
     job = ImportJob.objects.get(account=customer.account)
     assert response.status_code == 302
     assert response["Location"] == reverse("transfer:import_map", args=[job.pk])
+    # The request only stored the file: a worker analyses it, the page waits for it.
+    assert job.status == ImportJob.Status.ANALYSING and job.columns == []
+    page = client_in.get(response["Location"]).content.decode()
+    assert "analysing…" in page and 'http-equiv="refresh"' in page
+    services.analyse_upload(job.pk)
     page = client_in.get(response["Location"]).content.decode()
     assert "Email Address" in page and "Analytical Engines" in page
     form = {
@@ -75,7 +80,7 @@ def test_a_customer_imports_a_file_through_the_three_steps(client_in, customer, 
     report = client_in.get(reverse("transfer:import_report", args=[job.pk]))
     assert b"line,reason" in b"".join(report.streaming_content)
     # The mapping is remembered for the next file with these headers.
-    again = services.receive_upload(customer.account, by=customer, name="b.csv", chunks=[content])
+    again = upload(customer, content, "b.csv")
     assert again.mapping[5] == "attribute:company"
     assert again.mapping[:3] == ["email", "first_name", "last_name"]
 
@@ -110,23 +115,36 @@ def test_a_generated_oversized_stream_is_cut_at_the_limit(customer, settings):
     assert not ImportJob.objects.exists()
 
 
+def test_an_empty_file_is_refused_and_not_kept(client_in, settings):
+    response = client_in.post(
+        reverse("transfer:upload"), {"file": SimpleUploadedFile("f.csv", b"")}, follow=True
+    )
+    assert "Choose a CSV" in response.content.decode()
+    assert not ImportJob.objects.exists()
+    assert _files(settings) == []
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"", "empty"),
         (b"%PDF-1.4\x00\x00\x01binary", "not a text file"),
         (b"PK\x03\x04broken zip", "not a readable XLSX"),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1broken", "not a readable XLS"),
     ],
 )
-def test_a_file_that_cannot_be_read_is_refused_and_not_kept(client_in, settings, content, message):
+def test_a_file_that_cannot_be_read_fails_its_analysis_and_is_not_kept(
+    client_in, settings, content, message
+):
     response = client_in.post(
-        reverse("transfer:upload"), {"file": SimpleUploadedFile("f.csv", content)}, follow=True
+        reverse("transfer:upload"), {"file": SimpleUploadedFile("f.csv", content)}
     )
-    page = response.content.decode()
-    assert message in page or (message == "empty" and "Choose a CSV" in page)
-    assert not ImportJob.objects.exists()
+    job = ImportJob.objects.get()
+    services.analyse_upload(job.pk)  # the worker
+    page = client_in.get(response["Location"], follow=True).content.decode()
+    assert message in page and "Nothing was imported" in page
+    assert ImportJob.objects.get().status == ImportJob.Status.FAILED
     assert _files(settings) == []
+    assert not Contact.objects.exists()
 
 
 def test_another_accounts_import_and_export_are_not_found(client_in, other_customer):

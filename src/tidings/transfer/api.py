@@ -2,8 +2,9 @@
 under /api/v1/.
 
 An import is three calls, as in the browser: send the file as the request body
-(`POST /imports?name=contacts.csv`, streamed to disk under the same size limit), set the
-mapping (`PUT /imports/{id}/mapping`, the suggestion comes with the upload), then state
+(`POST /imports?name=contacts.csv`, streamed to disk under the same size limit; a worker
+then analyses it: poll until its status is `uploaded`), set the mapping
+(`PUT /imports/{id}/mapping`, the suggestion comes with the analysis), then state
 the legal basis (`POST /imports/{id}/start`). Poll `GET /imports/{id}` for progress and
 fetch the refused rows from `GET /imports/{id}/rejected.csv`. An export is one call,
 `POST /exports`; poll it, then download `GET /exports/{id}/file`.
@@ -19,7 +20,6 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, Literal
 
-from django.conf import settings
 from django.http import FileResponse, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
@@ -27,6 +27,7 @@ from ninja.errors import HttpError
 from tidings.accounts.api import account_of
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.core.uploads import declared_length
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError, UploadTooLarge
 from tidings.transfer.models import ExportJob, ImportJob, transfer_path
@@ -192,18 +193,14 @@ def _body(request: HttpRequest) -> Iterator[bytes]:
 def upload_import(
     request: HttpRequest, name: str = Query("upload", max_length=255)
 ) -> Status[dict[str, Any]]:
-    """Send the file itself as the body (`curl --data-binary @contacts.csv`). The answer
-    says what was found (format, encoding, columns) and the suggested mapping."""
+    """Send the file itself as the body (`curl --data-binary @contacts.csv`). The file is
+    analysed by a worker: the answer has status `analysing`; poll `GET /imports/{id}`
+    until it is `uploaded` (format, encoding, columns and the suggested mapping found) or
+    `failed` (`error` says why, the file is deleted)."""
     account = account_of(request)
-    declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    limit = settings.TRANSFER_UPLOAD_MAX_BYTES
-    if declared > limit:
-        raise HttpError(
-            413,
-            f"The file is larger than the limit of {services.size_label(limit)}: nothing "
-            "was stored.",
-        )
-    if declared == 0:
+    # A body declared over the limit never gets here (core.uploads answers 413 unread);
+    # one that streams past it without saying its length is cut by the writer.
+    if declared_length(request) == 0:
         raise HttpError(422, "Send the file as the request body.")
     try:
         job = services.receive_upload(account, by=None, name=name, chunks=_body(request))

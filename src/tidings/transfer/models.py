@@ -25,6 +25,8 @@ class ImportJob(models.Model):
     """One uploaded file on its way into the audience: mapping, legal basis, progress."""
 
     class Status(models.TextChoices):
+        # The upload is read in the worker (format, columns, limits): never in the request.
+        ANALYSING = "analysing", "analysing the file"
         UPLOADED = "uploaded", "waiting for the column mapping"
         MAPPED = "mapped", "waiting for the legal basis"
         QUEUED = "queued", "queued"
@@ -51,7 +53,7 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.UPLOADED)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.UPLOADED)
     # The upload, as the customer named it, and where it is stored until the import ends.
     original_name = models.CharField(max_length=255)
     upload_file = models.CharField(max_length=255, blank=True, default="")
@@ -62,6 +64,9 @@ class ImportJob(models.Model):
     delimiter = models.CharField(max_length=1, blank=True, default="")
     has_header = models.BooleanField(default=True)
     columns = models.JSONField(default=list)
+    # The first rows, for the mapping page (read by the analysis, so no web request opens
+    # the file); emptied when the import starts.
+    preview = models.JSONField(default=list, blank=True)
     # Which column goes where: one target per column, see importer.TARGETS.
     mapping = models.JSONField(default=list)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)

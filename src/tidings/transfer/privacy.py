@@ -27,7 +27,7 @@ from tidings.core.datamap import (
 )
 from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
 
-PENDING = (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
+PENDING = (ImportJob.Status.ANALYSING, ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
 # Something shaped like an address inside a cell ("Name <a@b.example>", "'=a@b").
 ADDRESS = re.compile(r"[^\s<>\"',;:()\[\]]+@[^\s<>\"',;:()\[\]]+")
 
@@ -115,7 +115,7 @@ register(
         "repeats those rows) for the export period, 7 days by default; the job's counts "
         "and stated legal basis until the account is erased"
     ),
-    personal_fields=["original_name", "upload_file", "report_file", "statement"],
+    personal_fields=["original_name", "upload_file", "preview", "report_file", "statement"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
@@ -161,9 +161,7 @@ def _expired_exports(now: datetime) -> QuerySet[ExportJob]:
 
 
 def _abandoned_uploads(now: datetime) -> QuerySet[ImportJob]:
-    return ImportJob.objects.filter(
-        status__in=[ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED], expires_at__lte=now
-    )
+    return ImportJob.objects.filter(status__in=PENDING, expires_at__lte=now)
 
 
 # Deleting the rows deletes their files (signals.py). The hourly task

@@ -1,10 +1,10 @@
 """Reading uploaded contact files: which format, which encoding and delimiter, which
 columns, and then the records one by one with a position a re-run can restart from.
 
-CSV is read with the standard library (any delimiter, found by `csv.Sniffer`), XLSX with
-openpyxl in read-only (streaming) mode, XLS with xlrd. A workbook whose later sheets
-repeat the first sheet's header is read as one table (that is how Tidings's own XLS
-exports split past 65,535 rows).
+CSV is read with the standard library (any delimiter, found by `csv.Sniffer`), XLSX and
+XLS by `workbooks` (streamed, within limits on what a workbook may unpack to and hold).
+A workbook whose later sheets repeat the first sheet's header is read as one table (that
+is how Tidings's own XLS exports split past 65,535 rows).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 import charset_normalizer
 
 from tidings.transfer.errors import FileRejected
+from tidings.transfer.workbooks import SheetLimits, xls_sheets, xlsx_sheets
 
 SAMPLE_BYTES = 64 * 1024
 PREVIEW_ROWS = 3
@@ -244,14 +245,18 @@ def _sheet_rows(path: Path, fmt: str, *, has_header: bool) -> Iterator[Record]:
 def _sheet_records(path: Path, fmt: str, *, has_header: bool) -> Iterator[Record]:
     seq = 0
     header: list[Any] | None = None
-    sheets = _xlsx_sheets(path) if fmt == "xlsx" else _xls_sheets(path)
+    limits = SheetLimits.from_settings()
+    sheets = xlsx_sheets(path, limits) if fmt == "xlsx" else xls_sheets(path, limits)
     for index, (title, rows) in enumerate(sheets):
-        for number, row in enumerate(rows, start=1):
+        first = True
+        for number, row in rows:
             cells = _trim(row)
-            if has_header and index > 0 and number == 1:
+            if has_header and index > 0 and first:
                 if cells != header:
                     return  # another table, not a continuation of the first sheet
+                first = False
                 continue
+            first = False
             if has_header and header is None:
                 if any(c != "" for c in cells):
                     header = cells
@@ -277,52 +282,6 @@ def _cell(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     return value
-
-
-def _xlsx_sheets(path: Path) -> Iterator[tuple[str, Iterator[Any]]]:
-    import openpyxl
-
-    # A file object, not the name: openpyxl refuses names without an Excel extension.
-    with open(path, "rb") as handle:
-        book = openpyxl.load_workbook(handle, read_only=True, data_only=True)
-        try:
-            for sheet in book.worksheets:
-                yield sheet.title, sheet.iter_rows(values_only=True)
-        finally:
-            book.close()
-
-
-def _xls_sheets(path: Path) -> Iterator[tuple[str, Iterator[Any]]]:
-    import xlrd
-
-    book = xlrd.open_workbook(str(path), on_demand=True)
-    try:
-        for index in range(book.nsheets):
-            sheet = book.sheet_by_index(index)
-            yield sheet.name, _xls_rows(book, sheet)
-            book.unload_sheet(index)
-    finally:
-        book.release_resources()
-
-
-def _xls_rows(book: Any, sheet: Any) -> Iterator[list[Any]]:
-    import xlrd
-
-    for r in range(sheet.nrows):
-        row = []
-        for cell in sheet.row(r):
-            if cell.ctype == xlrd.XL_CELL_DATE:
-                try:
-                    row.append(xlrd.xldate.xldate_as_datetime(cell.value, book.datemode))
-                except (ValueError, OverflowError, xlrd.xldate.XLDateError):
-                    row.append(cell.value)
-            elif cell.ctype == xlrd.XL_CELL_BOOLEAN:
-                row.append(bool(cell.value))
-            elif cell.ctype in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
-                row.append(None)
-            else:
-                row.append(cell.value)
-        yield row
 
 
 def _first_rows(records: Iterator[Record], n: int) -> list[list[str]]:

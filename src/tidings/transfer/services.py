@@ -1,6 +1,7 @@
 """Every import and export starts and ends here; views (and later the API) call these.
 
-An import goes: `receive_upload` (streamed to disk under a size limit, then analysed) →
+An import goes: `receive_upload` (streamed to disk under a size limit) → `analyse_upload`
+in the worker (format, columns, limits of what a workbook may unpack to) →
 `set_mapping` (columns to fields, lists, add or update) → `start_import` (the legal basis;
 queues the job). An export is one call: `start_export`. Both are run by Celery tasks and
 can be resumed by `resume_stalled` when a worker died.
@@ -23,16 +24,18 @@ from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Subscription
 from tidings.core import jobs
 from tidings.core.leases import Lease, remove_partial_files
+from tidings.core.uploads import too_large_message
 from tidings.staff import audit
 from tidings.transfer import mapping
 from tidings.transfer.errors import FileRejected, TransferError, UploadTooLarge
 from tidings.transfer.exporter import export_contacts
 from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
-from tidings.transfer.readers import analyse
+from tidings.transfer.readers import analyse, count_records, sniff_format
 
 # The jobs of imports and exports, queued by name after the commit (core.jobs).
 RUN_IMPORT = "tidings.transfer.tasks.run_import_task"
 RUN_EXPORT = "tidings.transfer.tasks.run_export_task"
+ANALYSE_IMPORT = "tidings.transfer.tasks.analyse_import_task"
 
 
 class UploadWriter:
@@ -52,10 +55,7 @@ class UploadWriter:
         self.size += len(data)
         if self.size > self.limit:
             self.abort()
-            raise UploadTooLarge(
-                f"The file is larger than the limit of {size_label(self.limit)}: nothing was "
-                "stored. Split it into smaller files, or ask the operator to raise the limit."
-            )
+            raise UploadTooLarge(too_large_message(self.limit))
         self.handle.write(data)
 
     def finish(self) -> tuple[str, int]:
@@ -71,16 +71,10 @@ class UploadWriter:
         self.path.unlink(missing_ok=True)
 
 
-def size_label(n: int) -> str:
-    if n >= 1024**3:
-        return f"{n / 1024**3:g} GB"
-    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n} bytes"
-
-
 def receive_upload(
     account: Account, *, by: User | None, name: str, chunks: Iterable[bytes]
 ) -> ImportJob:
-    """Stream an upload to disk (UploadTooLarge past the limit) and analyse it."""
+    """Stream an upload to disk (UploadTooLarge past the limit) and queue its analysis."""
     writer = UploadWriter()
     try:
         for chunk in chunks:
@@ -95,15 +89,50 @@ def receive_upload(
 def create_import(
     account: Account, *, by: User | None, original_name: str, upload_file: str, size: int
 ) -> ImportJob:
-    """Analyse a stored upload into a new import waiting for its mapping; a file that
-    cannot be read is deleted and FileRejected says why."""
-    path = transfer_path(upload_file)
+    """A new import of a stored upload, its analysis queued for a worker: reading a file
+    (a workbook may unpack to a hundred times its size) never holds a web request."""
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            account=account,
+            created_by=by,
+            status=ImportJob.Status.ANALYSING,
+            original_name=(original_name or "upload")[:255],
+            upload_file=upload_file,
+            size=size,
+            format=sniff_format(transfer_path(upload_file)),
+            expires_at=timezone.now() + timedelta(days=settings.TRANSFER_FILE_DAYS),
+        )
+        jobs.enqueue(ANALYSE_IMPORT, job.pk)
+    # Where the job ran at once (eager tasks, outside a transaction), show its result.
+    job.refresh_from_db()
+    return job
+
+
+def analyse_upload(job_id: int) -> ImportJob | None:
+    """Read an upload whole in the worker, streamed and within the workbook limits: its
+    format, header, columns, a preview and the suggested mapping, or a failed import
+    whose error says why (the file is deleted, nothing else changes)."""
+    job = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.ANALYSING).first()
+    if job is None:
+        return None
+    path = transfer_path(job.upload_file)
     try:
         info = analyse(path)
-    except FileRejected:
+        # The whole file once, now: a limit passed or a broken line further down is
+        # reported before the customer maps anything, and the import need not count.
+        total = count_records(path, info)
+    except FileRejected as error:
+        now = timezone.now()
+        ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.ANALYSING).update(
+            status=ImportJob.Status.FAILED,
+            error=f"{job.original_name}: {error} Nothing was imported.",
+            upload_file="",
+            finished_at=now,
+        )
         path.unlink(missing_ok=True)
-        raise
-    remembered = ImportMapping.objects.filter(account=account).first()
+        job.refresh_from_db()
+        return job
+    remembered = ImportMapping.objects.filter(account_id=job.account_id).first()
     targets = mapping.suggest(info.columns, remembered.targets if remembered else None)
     if mapping.EMAIL not in targets:
         # No header names it: the first column whose values look like addresses.
@@ -111,30 +140,24 @@ def create_import(
             if any("@" in row[i] for row in info.preview if i < len(row)):
                 targets[i] = mapping.EMAIL
                 break
-    return ImportJob.objects.create(
-        account=account,
-        created_by=by,
-        original_name=(original_name or "upload")[:255],
-        upload_file=upload_file,
-        size=size,
+    ImportJob.objects.filter(pk=job.pk, status=ImportJob.Status.ANALYSING).update(
+        status=ImportJob.Status.UPLOADED,
         format=info.format,
         encoding=info.encoding,
         delimiter=info.delimiter,
         has_header=info.has_header,
         columns=info.columns,
+        preview=info.preview,
         mapping=targets,
-        expires_at=timezone.now() + timedelta(days=settings.TRANSFER_FILE_DAYS),
+        rows_total=total,
     )
+    job.refresh_from_db()
+    return job
 
 
 def preview(job: ImportJob) -> list[list[str]]:
-    """The first rows of the upload, for the mapping page (read again, never stored)."""
-    if not job.upload_file or not transfer_path(job.upload_file).exists():
-        return []
-    try:
-        return analyse(transfer_path(job.upload_file)).preview
-    except FileRejected:
-        return []
+    """The first rows of the upload, for the mapping page (found by the analysis)."""
+    return [[str(cell) for cell in row] for row in job.preview]
 
 
 def set_mapping(
@@ -196,8 +219,9 @@ def start_import(
     )
     job.statement = statement[:400]
     job.status = ImportJob.Status.QUEUED
+    job.preview = []  # personal data the finished import's row need not keep
     with transaction.atomic():
-        job.save(update_fields=["legal_basis", "basis_at", "statement", "status"])
+        job.save(update_fields=["legal_basis", "basis_at", "statement", "status", "preview"])
         audit.record(
             audit.AuditEvent.Action.CREATE,
             job,
@@ -212,11 +236,14 @@ def start_import(
 
 def discard_import(job: ImportJob) -> None:
     """Drop an import that was not started, and its upload."""
-    _check_editable(job)
+    if job.status != ImportJob.Status.ANALYSING:
+        _check_editable(job)
     job.delete()  # the files go with the row (signals.py)
 
 
 def _check_editable(job: ImportJob) -> None:
+    if job.status == ImportJob.Status.ANALYSING:
+        raise TransferError("The file is still being analysed: try again in a moment.")
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
         raise TransferError("This import has started; it can no longer be changed.")
 
@@ -379,7 +406,11 @@ def delete_expired_files() -> dict[str, int]:
         status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING]
     )
     for job in expired:
-        if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
+        if job.status in (
+            ImportJob.Status.ANALYSING,
+            ImportJob.Status.UPLOADED,
+            ImportJob.Status.MAPPED,
+        ):
             job.delete()  # never started: nothing to keep
         else:
             for relative in (job.report_file, job.upload_file):
@@ -390,6 +421,30 @@ def delete_expired_files() -> dict[str, int]:
             )
         imports += 1
     return {"exports": exports, "imports": imports}
+
+
+def sweep_orphaned_files(now: datetime | None = None) -> list[str]:
+    """Delete the files under the imports folder that no import names once they are
+    TRANSFER_ORPHAN_HOURS old: uploads whose request or analysis was killed before an
+    import owned them (a refused or failed request deletes its own at once)."""
+    folder = transfer_path("imports")
+    if not folder.is_dir():
+        return []
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.TRANSFER_ORPHAN_HOURS)
+    swept = []
+    for path in folder.iterdir():
+        try:
+            old = path.is_file() and path.stat().st_mtime < cutoff.timestamp()
+        except FileNotFoundError:
+            continue  # deleted meanwhile by its own import
+        if not old:
+            continue  # may belong to a request still streaming, or a row not yet committed
+        relative = f"imports/{path.name}"
+        if ImportJob.objects.filter(Q(upload_file=relative) | Q(report_file=relative)).exists():
+            continue
+        path.unlink(missing_ok=True)
+        swept.append(relative)
+    return swept
 
 
 def resume_stalled() -> list[str]:
@@ -405,6 +460,13 @@ def resume_stalled() -> list[str]:
     ).values_list("pk", flat=True):
         jobs.send_now(RUN_IMPORT, pk)
         resumed.append(f"import {pk}")
+    # An analysis has no lease: one queued this long ago is taken as lost with its worker
+    # (a second run of a slow one only repeats the reading).
+    for pk in ImportJob.objects.filter(
+        status=ImportJob.Status.ANALYSING, created_at__lt=now - timedelta(minutes=30)
+    ).values_list("pk", flat=True):
+        jobs.send_now(ANALYSE_IMPORT, pk)
+        resumed.append(f"analysis {pk}")
     for pk in ExportJob.objects.filter(
         stale,
         Q(status=ExportJob.Status.RUNNING)

@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
+from tidings.core.uploads import size_label
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError
 from tidings.transfer.forms import BasisForm, ExportForm, MappingForm
@@ -42,7 +43,7 @@ def imports(request: HttpRequest) -> HttpResponse:
         "transfer/imports.html",
         {
             "jobs": jobs.get_page(request.GET.get("page")),
-            "limit": services.size_label(settings.TRANSFER_UPLOAD_MAX_BYTES),
+            "limit": size_label(settings.TRANSFER_UPLOAD_MAX_BYTES),
         },
     )
 
@@ -56,7 +57,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     _account_id(request)
     handler = ImportUploadHandler(request)
     request.upload_handlers = [handler]
-    return _receive(request, handler)
+    try:
+        return _receive(request, handler)
+    finally:
+        # Refused (CSRF, an empty or bad form) or failed: the stored file goes at once.
+        # Only an import made from it keeps it.
+        handler.discard_unclaimed()
 
 
 @csrf_protect
@@ -66,8 +72,6 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
         messages.error(request, handler.error)
         return redirect("transfer:imports")
     if not isinstance(stored, StoredUpload) or stored.size == 0:
-        if isinstance(stored, StoredUpload):
-            transfer_path(stored.relative).unlink(missing_ok=True)
         messages.error(request, "Choose a CSV, XLSX or XLS file to upload.")
         return redirect("transfer:imports")
     try:
@@ -81,12 +85,15 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
     except TransferError as error:
         messages.error(request, f"{stored.name}: {error} Nothing was imported.")
         return redirect("transfer:imports")
+    handler.claimed = True
     return redirect("transfer:import_map", pk=job.pk)
 
 
 @customer_required
 def import_map(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
+    if job.status == ImportJob.Status.ANALYSING:
+        return render(request, "transfer/import_analysing.html", {"job": job})
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
         return redirect("transfer:import_detail", pk=job.pk)
     form = MappingForm(request.POST or None, job=job)
@@ -112,7 +119,7 @@ def import_map(request: HttpRequest, pk: int) -> HttpResponse:
 @customer_required
 def import_basis(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
-    if job.status == ImportJob.Status.UPLOADED:
+    if job.status in (ImportJob.Status.ANALYSING, ImportJob.Status.UPLOADED):
         return redirect("transfer:import_map", pk=job.pk)
     if job.status != ImportJob.Status.MAPPED:
         return redirect("transfer:import_detail", pk=job.pk)
@@ -136,7 +143,11 @@ def import_basis(request: HttpRequest, pk: int) -> HttpResponse:
 @customer_required
 def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
     job = _import(request, pk)
-    if job.status in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
+    if job.status in (
+        ImportJob.Status.ANALYSING,
+        ImportJob.Status.UPLOADED,
+        ImportJob.Status.MAPPED,
+    ):
         return redirect("transfer:import_map", pk=job.pk)
     return render(request, "transfer/import_detail.html", {"job": job})
 
