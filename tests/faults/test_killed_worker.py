@@ -161,6 +161,7 @@ def big_import(customer) -> tuple[ImportJob, MailingList, tuple[str, tuple[objec
     job = transfer.receive_upload(
         customer.account, by=customer, name="big.csv", chunks=[content.encode()]
     )
+    job = transfer.analyse_upload(job.pk) or job  # the worker's first step, done here
     transfer.set_mapping(job, targets=job.mapping, mode="add", list_ids=[newsletter.pk])
     transfer.start_import(
         job, by=customer, legal_basis="consent", basis_date=timezone.now().date(),
