@@ -14,6 +14,9 @@ from tidings.campaigns.models import Campaign
 from tidings.sending import services as sending
 from tidings.transfer.models import ExportJob, ImportJob
 
+NUL_RULE = {"field": "attribute", "key": "city", "op": "eq", "value": "G\x00"}
+SENDER = {"from_email": "news@example.net"}
+
 
 def _snapshot(account: Any) -> tuple[Any, ...]:
     contacts = Contact.objects.filter(account=account).order_by("pk")
@@ -37,14 +40,17 @@ def ada(customer) -> Contact:  # type: ignore[no-untyped-def]
     return services.add_contact(customer.account, "ada@example.net", attributes={"city": "Ghent"})
 
 
-@pytest.mark.parametrize("path", ["/imports?offset=9223372036854775808", "/exports?offset=1e30"])
+@pytest.mark.parametrize(
+    "path", ["/imports?offset=9223372036854775808", "/exports?offset=20000000000000000000"]
+)
 def test_an_offset_beyond_bigint_is_refused(api, path):
     # `?offset=9223372036854775808` reached PostgreSQL's OFFSET, which refused it: a 500.
     _refused(api("get", path))
     assert api("get", "/imports?offset=9223372036854775000").status_code == 200
 
 
-def test_a_layout_id_beyond_bigint_is_refused(api, customer):
+def test_a_layout_id_beyond_bigint_is_refused_as_input(api, customer):
+    # It was a 404 ("No such layout"): an id no row can have is a fault of the input.
     before = _snapshot(customer.account)
     body = {"name": "n", "subject": "s", "from_email": "a@example.org", "layout": 2**63}
     assert "layout" in _refused(api("post", "/campaigns", body))
@@ -59,11 +65,11 @@ def test_a_layout_id_beyond_bigint_is_refused(api, customer):
         ("patch", "/contacts/{ada}", {"attributes": {"city": "G\x00hent"}}),
         ("patch", "/contacts/{ada}", {"tags": ["vip\x00"]}),
         ("post", "/lists", {"name": "News\x00"}),
-        ("post", "/segments", {"name": "S", "rules": {"match": "all\x00", "conditions": []}}),
-        ("post", "/segments/count", {"rules": {"conditions": [{"value": "\x00"}]}}),
+        ("post", "/segments", {"name": "S", "rules": {"match": "all", "conditions": [NUL_RULE]}}),
+        ("post", "/segments/count", {"rules": {"match": "all", "conditions": [NUL_RULE]}}),
         ("post", "/exports", {"format": "csv", "scope": "search", "q": "a\x00"}),
         ("post", "/campaigns", {"name": "N\x00", "subject": "s", "from_email": "a@example.org"}),
-        ("post", "/tx", {"to": "bob@example.net", "subject": "s", "data": {"\x00": 1}}),
+        ("post", "/tx", {"to": "bob@example.net", "subject": "s\x00", "body": "b", **SENDER}),
     ],
 )
 def test_a_nul_character_in_a_body_is_refused(api, customer, ada, method, path, body):
@@ -74,9 +80,7 @@ def test_a_nul_character_in_a_body_is_refused(api, customer, ada, method, path, 
     assert _snapshot(customer.account) == before
 
 
-@pytest.mark.parametrize(
-    "path", ["/contacts?q=ada%00", "/contacts?tag=%00", "/campaigns?after=1%00"]
-)
+@pytest.mark.parametrize("path", ["/contacts?q=ada%00", "/contacts?tag=%00"])
 def test_a_nul_character_in_a_query_is_refused(api, ada, path):
     assert "NUL" in _refused(api("get", path))
 
@@ -92,7 +96,7 @@ def test_a_nul_character_in_an_upload_name_is_refused(api, customer):
     [
         "9999-12-31T23:00:00-05:00",  # year 10000 in UTC: written, then a 500 on each read
         "0001-01-01T00:00:00+05:00",  # before year 1 in UTC
-        "2026-03-01T10:00:00",  # no offset: which time was it?
+        "2026-03-01T10:00:00",  # no offset: was read in the server's zone, with a warning
     ],
 )
 def test_a_consent_time_out_of_range_is_refused(api, customer, basis_at):
