@@ -108,6 +108,16 @@ def _tenant(client: Any, n: int) -> Tenant:
     return tenant
 
 
+# Fields of request bodies that name an object, and the path parameter of its kind.
+BODY_IDS = {
+    "contact": "contact_uuid",
+    "list": "list_uuid",
+    "lists": "list_uuid",
+    "segments": "segment_uuid",
+    "template": "campaign_uuid",
+}
+
+
 @pytest.fixture
 def tenants(client, settings) -> Iterator[list[Tenant]]:  # type: ignore[no-untyped-def]
     # The API's throttle (429) must not cut the run short: TIDINGS_API_RATE_PER_KEY and
@@ -151,6 +161,16 @@ def test_every_operation_answers_as_documented(case, data, tenants):  # type: ig
         value = data.draw(st.sampled_from(choices), label=name)
         foreign |= value in other.ids.get(name, [])
         case.path_parameters[name] = value
+    if isinstance(case.body, dict):
+        # Ids in bodies too (a contact to subscribe, a campaign's lists), or no call past
+        # the validation would reach a real object.
+        for name, kind in BODY_IDS.items():
+            given = case.body.get(name)
+            pool = caller.ids[kind] + other.ids[kind]
+            if isinstance(given, str):
+                case.body[name] = data.draw(st.sampled_from([given, *pool]), label=name)
+            elif isinstance(given, list):
+                case.body[name] = data.draw(st.lists(st.sampled_from(pool), max_size=3))
     response = case.call_and_validate(
         headers={"Authorization": f"Bearer {caller.key}"}, checks=CHECKS
     )
