@@ -20,7 +20,7 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from tidings.accounts.api import account_of
+from tidings.accounts.api import Input, UtcDatetime, account_of
 from tidings.accounts.models import Account
 from tidings.audience import mailing_lists, segments, services
 from tidings.audience.models import ConsentProof, Contact, MailingList, Segment, Subscription
@@ -70,18 +70,18 @@ class ContactPage(Schema):
     next: str | None = Field(None, description="Pass as `after` for the next page.")
 
 
-class ContactIn(Schema):
+class ContactIn(Input):
     email: str = Field(..., max_length=320)
     name: str = Field("", max_length=200)
     attributes: dict[str, Scalar] = {}
     tags: list[str] = []
     lists: list[uuid.UUID] = Field([], description="Lists to subscribe the contact to.")
     legal_basis: Literal["consent", "contract"] = "consent"
-    basis_at: datetime | None = Field(None, description="When the consent was given.")
+    basis_at: UtcDatetime | None = Field(None, description="When the consent was given.")
     note: str = Field("", max_length=500, description="How the consent was given (proof).")
 
 
-class ContactPatch(Schema):
+class ContactPatch(Input):
     name: str | None = Field(None, max_length=200)
     attributes: dict[str, Scalar | None] | None = Field(
         None, description="Merged into the attributes; null removes a key."
@@ -92,7 +92,7 @@ class ContactPatch(Schema):
     )
 
 
-class ContactFilter(Schema):
+class ContactFilter(Input):
     q: str = Field("", description="Email or name part, or attribute=value.")
     status: str = ""
     list: str = Field("", description="A list's uuid.")
@@ -101,14 +101,14 @@ class ContactFilter(Schema):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
-class ListIn(Schema):
+class ListIn(Input):
     name: str = Field(..., max_length=200)
     description: str = Field("", max_length=5000)
     visibility: Literal["public", "private"] = "private"
     optin: Literal["single", "double"] = "double"
 
 
-class ListPatch(Schema):
+class ListPatch(Input):
     name: str | None = Field(None, max_length=200)
     description: str | None = Field(None, max_length=5000)
     visibility: Literal["public", "private"] | None = None
@@ -125,12 +125,12 @@ class ListOut(Schema):
     counts: dict[str, int]
 
 
-class SubscribeIn(Schema):
+class SubscribeIn(Input):
     contact: uuid.UUID
     note: str = Field("", max_length=500, description="Why the contact may be added (proof).")
 
 
-class SegmentIn(Schema):
+class SegmentIn(Input):
     name: str = Field(..., max_length=200)
     rules: dict[str, Any] = Field(
         ...,
@@ -138,12 +138,12 @@ class SegmentIn(Schema):
     )
 
 
-class SegmentPatch(Schema):
+class SegmentPatch(Input):
     name: str | None = Field(None, max_length=200)
     rules: dict[str, Any] | None = None
 
 
-class RulesIn(Schema):
+class RulesIn(Input):
     rules: dict[str, Any]
 
 

@@ -30,6 +30,7 @@ from tidings.core import ratelimit
 from tidings.core.datamap import Section
 from tidings.core.mail import Purpose, send_templated
 from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
+from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
 from tidings.privacy.office import one_month_after
 
@@ -102,6 +103,8 @@ def request_from_contact(
     if kind not in ContactRequest.Kind.values:
         raise RequestError("Choose what you are asking for.")
     details = details.strip()
+    if nul_at(details) is not None:
+        raise RequestError(str(NUL_REFUSED))
     if len(details) > MAX_DETAILS:
         raise RequestError(f"Please say it in at most {MAX_DETAILS} characters.")
     existing = ContactRequest.objects.filter(

@@ -29,6 +29,7 @@ from tidings.audience.models import (
 from tidings.core import addresses
 from tidings.core.datamap import Contacts
 from tidings.core.digests import email_digest as contact_digest
+from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
 
 
@@ -258,6 +259,8 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         raise AudienceError("Attributes must be a set of names and values.")
     if len(attributes) > MAX_ATTRIBUTES:
         raise AudienceError(f"A contact can have at most {MAX_ATTRIBUTES} attributes.")
+    if nul_at(attributes) is not None:
+        raise AudienceError(str(NUL_REFUSED))
     cleaned: dict[str, Any] = {}
     for key, value in attributes.items():
         key = str(key).strip()
@@ -278,6 +281,15 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
+def clean_name(name: str) -> str:
+    """A contact's name as stored; raises AudienceError when it cannot be."""
+    if nul_at(name) is not None:
+        raise AudienceError(str(NUL_REFUSED))
+    if len(name.strip()) > 200:
+        raise AudienceError("A name can have at most 200 characters.")
+    return name.strip()
+
+
 def clean_tags(tags: Iterable[str]) -> list[str]:
     if isinstance(tags, str):
         raise AudienceError("Tags must be a list of words, not one text.")
@@ -285,6 +297,8 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str):
             raise AudienceError("Each tag must be text.")
+        if nul_at(tag) is not None:
+            raise AudienceError(str(NUL_REFUSED))
         tag = tag.strip()
         if not tag:
             continue
@@ -318,9 +332,7 @@ def update_contact(
     Everything is checked first; on any fault nothing is saved."""
     fields = ["updated_at"]
     if name is not None:
-        if len(name.strip()) > 200:
-            raise AudienceError("A name can have at most 200 characters.")
-        contact.name = name.strip()
+        contact.name = clean_name(name)
         fields.append("name")
     if attributes is not None:
         contact.attributes = clean_attributes(attributes)
@@ -420,9 +432,7 @@ def set_preferences(
         else:
             merged[key] = value
     contact.attributes = clean_attributes(merged)
-    if len(name.strip()) > 200:
-        raise AudienceError("A name can have at most 200 characters.")
-    contact.name = name.strip()
+    contact.name = clean_name(name)
     contact.allow_tracking = allow_tracking
     contact.allow_profiling = allow_profiling
     contact.updated_at = timezone.now()

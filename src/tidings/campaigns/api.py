@@ -21,7 +21,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from tidings.accounts.api import account_of
+from tidings.accounts.api import MAX_ID, Input, account_of
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Segment
 from tidings.campaigns import rendering, services
@@ -71,13 +71,13 @@ class CampaignPage(Schema):
     next: str | None = Field(None, description="Pass as `after` for the next page.")
 
 
-class CampaignFilter(Schema):
+class CampaignFilter(Input):
     status: Literal["", "draft", "scheduled", "sending", "paused", "cancelled", "sent"] = ""
     after: str = Field("", description="The `next` of the previous page.")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
 
 
-class CampaignIn(Schema):
+class CampaignIn(Input):
     name: str = Field(..., min_length=1, max_length=200)
     subject: str = Field(..., min_length=1, max_length=300)
     from_email: str = Field(..., max_length=254)
@@ -86,7 +86,7 @@ class CampaignIn(Schema):
     preheader: str = Field("", max_length=300)
     content_format: Format = "markdown"
     body: str = ""
-    layout: int | None = None
+    layout: int | None = Field(None, ge=1, le=MAX_ID)
     lists: list[UUID] = []
     segments: list[UUID] = []
     track_opens: bool = False
@@ -94,7 +94,7 @@ class CampaignIn(Schema):
     archived: bool = False
 
 
-class CampaignPatch(Schema):
+class CampaignPatch(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     subject: str | None = Field(None, min_length=1, max_length=300)
     from_email: str | None = Field(None, max_length=254)
@@ -103,7 +103,9 @@ class CampaignPatch(Schema):
     preheader: str | None = Field(None, max_length=300)
     content_format: Format | None = None
     body: str | None = None
-    layout: int | None = Field(None, description="Set `default_layout` to go back to it.")
+    layout: int | None = Field(
+        None, ge=1, le=MAX_ID, description="Set `default_layout` to go back to it."
+    )
     default_layout: bool = False
     lists: list[UUID] | None = Field(None, description="Replaces the lists.")
     segments: list[UUID] | None = Field(None, description="Replaces the segments.")
@@ -120,7 +122,7 @@ class PreviewOut(Schema):
     text: str
 
 
-class TestIn(Schema):
+class TestIn(Input):
     to: list[str] = Field(..., min_length=1, max_length=services.TEST_RECIPIENTS_MAX)
     contact: UUID | None = Field(None, description="Personalise for this contact.")
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
-from tidings.accounts.api import account_of
+from tidings.accounts.api import Input, UtcDatetime, account_of
 from tidings.campaigns.models import Campaign
 from tidings.core.mail import Kind
 from tidings.sending import engine, lifecycle, transactional
@@ -23,7 +23,7 @@ from tidings.sending.models import OutboundMail
 router = Router(tags=["sending"])
 
 
-class TransactionalIn(Schema):
+class TransactionalIn(Input):
     to: str
     template: uuid.UUID | None = None
     subject: str = ""
@@ -40,16 +40,42 @@ class TransactionalOut(Schema):
     error: str = Field("", description="What the relay answered, when it failed")
 
 
-class ScheduleIn(Schema):
-    at: datetime = Field(..., description="With its UTC offset, e.g. 2026-12-01T09:00:00+01:00.")
+class ScheduleIn(Input):
+    at: UtcDatetime = Field(..., description="With its UTC offset, e.g. 2026-12-01T09:00:00+01:00.")
     timezone: str = Field(
         "", max_length=64, description="The time zone to show it in again, e.g. Europe/Paris."
     )
 
 
+class ProgressOut(Schema):
+    status: str
+    total: int
+    sent: int
+    failed: int
+    skipped: int
+    unknown: int = Field(..., description="Outcome unknown after a crash: resend or not.")
+    remaining: int
+    recipients_fixed: bool = Field(
+        ..., description="False while a large audience's deliveries are still being written."
+    )
+    rate_per_minute: int
+    stalled_minutes: int = Field(
+        ..., description="Minutes with messages due and none claimed or sent (0: not stalled)."
+    )
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class Error(Schema):
+    detail: str
+
+
+ACTION = {200: ProgressOut, 404: Error, 409: Error}
+
+
 @router.post(
     "/tx",
-    response={202: TransactionalOut},
+    response={202: TransactionalOut, 404: Error, 422: Error},
     summary="Send one transactional message now",
     description="Renders a template (a campaign's uuid) or an inline subject and body with "
     "`contact` and `data`, and sends it to one recipient through the account's relays. "
@@ -86,7 +112,7 @@ def _tx_out(message: OutboundMail) -> dict[str, Any]:
 
 @router.get(
     "/tx/{message_id}",
-    response=TransactionalOut,
+    response={200: TransactionalOut, 404: Error},
     summary="The outcome of a transactional message",
 )
 def transactional_outcome(request: HttpRequest, message_id: uuid.UUID) -> Any:
@@ -110,17 +136,15 @@ def _act(request: HttpRequest, campaign_uuid: uuid.UUID, action: Any) -> dict[st
     return engine.progress(campaign)
 
 
-@router.post("/campaigns/{campaign_uuid}/send", summary="Send a campaign now")
+@router.post("/campaigns/{campaign_uuid}/send", response=ACTION, summary="Send a campaign now")
 def send_now(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.start_campaign)
 
 
-@router.post("/campaigns/{campaign_uuid}/schedule", summary="Schedule a campaign")
+@router.post("/campaigns/{campaign_uuid}/schedule", response=ACTION, summary="Schedule a campaign")
 def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn) -> dict[str, Any]:
     _campaign(request, campaign_uuid)  # another account's campaign: 404 before anything
     at = payload.at
-    if timezone.is_naive(at):
-        raise HttpError(422, "Give the time with its UTC offset, e.g. +01:00 or Z.")
     if at <= timezone.now():
         raise HttpError(422, "That time has passed: choose a time in the future, or send now.")
     if payload.timezone:
@@ -131,29 +155,38 @@ def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn
     return _act(request, campaign_uuid, lambda c: lifecycle.schedule_campaign(c, at))
 
 
-@router.post("/campaigns/{campaign_uuid}/pause", summary="Pause a sending campaign")
+@router.post(
+    "/campaigns/{campaign_uuid}/pause", response=ACTION, summary="Pause a sending campaign"
+)
 def pause(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.pause_campaign)
 
 
-@router.post("/campaigns/{campaign_uuid}/resume", summary="Resume a paused campaign")
+@router.post(
+    "/campaigns/{campaign_uuid}/resume", response=ACTION, summary="Resume a paused campaign"
+)
 def resume(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.resume_campaign)
 
 
-@router.post("/campaigns/{campaign_uuid}/cancel", summary="Cancel a campaign")
+@router.post("/campaigns/{campaign_uuid}/cancel", response=ACTION, summary="Cancel a campaign")
 def cancel(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.cancel_campaign)
 
 
 @router.post(
     "/campaigns/{campaign_uuid}/resend-unknown",
+    response=ACTION,
     summary="Send again the messages whose outcome is unknown (a worker was lost mid-send)",
 )
 def resend_unknown(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return _act(request, campaign_uuid, lifecycle.resend_unknown)
 
 
-@router.get("/campaigns/{campaign_uuid}/progress", summary="Sending progress of a campaign")
+@router.get(
+    "/campaigns/{campaign_uuid}/progress",
+    response={200: ProgressOut, 404: Error},
+    summary="Sending progress of a campaign",
+)
 def progress(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
     return engine.progress(_campaign(request, campaign_uuid))

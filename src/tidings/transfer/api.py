@@ -24,7 +24,7 @@ from django.http import FileResponse, HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
-from tidings.accounts.api import account_of
+from tidings.accounts.api import MAX_ID, Input, account_of
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
 from tidings.core.uploads import declared_length
@@ -68,7 +68,7 @@ class ImportOut(Schema):
     finished_at: datetime | None
 
 
-class MappingIn(Schema):
+class MappingIn(Input):
     targets: list[str]
     mode: Literal["add", "update"] = Field(
         "add", description="add: new contacts only; update: existing ones are updated too."
@@ -76,7 +76,7 @@ class MappingIn(Schema):
     lists: list[uuid.UUID] = Field([], description="Lists every imported contact joins.")
 
 
-class StartIn(Schema):
+class StartIn(Input):
     legal_basis: Literal["consent", "contract"]
     basis_date: date | None = Field(None, description="When the consent was collected.")
     statement: str = Field(
@@ -84,7 +84,7 @@ class StartIn(Schema):
     )
 
 
-class ExportIn(Schema):
+class ExportIn(Input):
     format: Literal["csv", "xlsx", "xls"]
     scope: Literal["all", "list", "search"] = "all"
     list: uuid.UUID | None = Field(None, description="The list, for scope `list`.")
@@ -106,12 +106,23 @@ class ExportOut(Schema):
     expires_at: datetime | None
 
 
-class Paging(Schema):
-    offset: int = Field(0, ge=0)
+class Paging(Input):
+    offset: int = Field(0, ge=0, le=MAX_ID - 200)
     limit: int = Field(50, ge=1, le=200)
 
 
 # --- helpers -------------------------------------------------------------------------
+
+EXPORT_TYPES = {
+    "text/csv": "csv",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.ms-excel": "xls",
+}
+
+
+def _file(description: str, media_types: list[str]) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {"description": description, "content": dict.fromkeys(media_types, binary)}
 
 
 def _import(account: Account, pk: int) -> ImportJob:
@@ -268,6 +279,7 @@ def start_import(request: HttpRequest, import_id: int, data: StartIn) -> Status[
     "/imports/{import_id}/rejected.csv",
     response={404: Error},
     summary="The refused rows, each with its line number and reason",
+    openapi_extra={"responses": {"200": _file("The refused rows.", ["text/csv"])}},
 )
 def import_rejected(request: HttpRequest, import_id: int) -> FileResponse:
     job = _import(account_of(request), import_id)
@@ -344,6 +356,9 @@ def get_export(request: HttpRequest, export_id: int) -> dict[str, Any]:
     "/exports/{export_id}/file",
     response={404: Error, 409: Error},
     summary="Download a finished export",
+    openapi_extra={
+        "responses": {"200": _file("The file, in the export's format.", list(EXPORT_TYPES))}
+    },
 )
 def download_export(request: HttpRequest, export_id: int) -> FileResponse:
     job = _export(account_of(request), export_id)
