@@ -66,4 +66,5 @@ def test_every_authenticated_operation_documents_the_429(client):
         throttled = operation["responses"]["429"]
         assert throttled["headers"]["Retry-After"]["schema"]["type"] == "integer"
         body = throttled["content"]["application/json"]["schema"]
-        assert body["required"] == ["detail"]
+        assert body == {"$ref": "#/components/schemas/Problem"}
+    assert schema["components"]["schemas"]["Problem"]["required"] == ["detail"]
