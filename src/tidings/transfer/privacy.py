@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from tidings.core import retention
+from tidings.core.spreadsheets import csv_writer
 from tidings.core.datamap import (
     ContactErasure,
     ContactPart,
@@ -67,7 +68,7 @@ def _rewrite_report(relative: str, emails: set[str]) -> None:
         os.fdopen(handle, "w", encoding="utf-8", newline="") as out,
         path.open(encoding="utf-8", newline="") as source,
     ):
-        writer = csv.writer(out)
+        writer = csv_writer(out)
         for number, row in enumerate(csv.reader(source)):
             if number and _names_one_of(row, emails):
                 dropped += 1
