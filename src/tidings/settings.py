@@ -340,6 +340,9 @@ SENDING: dict[str, Any] = {
     # imap:// or imaps:// (empty: no mailbox).
     "bounce_mailbox": env("TIDINGS_BOUNCE_MAILBOX"),
     "tracking_days": envint("TIDINGS_TRACKING_DAYS", 30),
+    # A click link in a campaign redirects this long after the campaign was sent, then
+    # shows a page saying it has expired.
+    "click_link_days": envint("TIDINGS_CLICK_LINK_DAYS", 365),
     # The ledger of messages other than campaign deliveries (core.mail.post) keeps them
     # this long (TIDINGS_TRANSACTIONAL_DAYS is the older name of the same setting).
     "outbound_days": envint("TIDINGS_OUTBOUND_DAYS", envint("TIDINGS_TRANSACTIONAL_DAYS", 30)),

@@ -265,13 +265,17 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 def click(request: HttpRequest, token: str) -> HttpResponse:
     """Redirect to a link Tidings itself put in a message (the token is signed: no open
-    redirect), counting the click."""
+    redirect) while it is bound to its campaign (`tracking.click_destination`), counting
+    the click."""
     try:
         data = tokens.read_click_token(token)
     except tokens.InvalidToken:
         return render(request, "sending/link_invalid.html", status=400)
+    destination = tracking.click_destination(data)
+    if destination is None:
+        return render(request, "sending/link_expired.html", status=410)
     tracking.record(data, "click")
-    return HttpResponseRedirect(data.url)
+    return HttpResponseRedirect(destination)
 
 
 # Public archive ------------------------------------------------------------------------------
