@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tidings.audience import links, rights, services, signup
+from tidings.audience import links, mailing_lists, rights, services, signup
 from tidings.audience.forms import SubscribeForm, type_of, typed_value
 from tidings.audience.models import (
     Contact,
@@ -57,7 +57,8 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     if request.method != "POST":
         return render(request, "audience/public/subscribe.html", context)
     if request.POST.get("website"):
-        return _thanks(request, subscription_form, chosen or offered)  # a bot: store nothing
+        # A bot: store nothing, and our own page, never a redirect elsewhere.
+        return _thanks(request, subscription_form, chosen or offered, bot=True)
     ip = client_ip(request)
     if not signup.allow_signup(ip, chosen or offered):
         return render(request, "audience/public/rate_limited.html", context, status=429)
@@ -93,12 +94,21 @@ def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[Mail
 
 
 def _thanks(
-    request: HttpRequest, subscription_form: SubscriptionForm, chosen: list[MailingList]
+    request: HttpRequest,
+    subscription_form: SubscriptionForm,
+    chosen: list[MailingList],
+    *,
+    bot: bool = False,
 ) -> HttpResponse:
     """The same page for everyone who submitted the form: it depends on the lists' opt-in,
-    never on whether the address was known."""
-    if subscription_form.thank_you_url:
-        return HttpResponseRedirect(subscription_form.thank_you_url)
+    never on whether the address was known. A person goes to the customer's own thank-you
+    page if they saved one (checked again: it may predate the rule); a bot never does."""
+    saved = subscription_form.thank_you_url
+    if saved and not bot:
+        try:
+            return HttpResponseRedirect(mailing_lists.check_thank_you_url(saved))
+        except AudienceError:
+            pass
     double = any(m.optin == MailingList.OptIn.DOUBLE for m in chosen)
     return render(
         request,
