@@ -335,9 +335,17 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "account": contact.account,
         "mailing_list": mailing_list,
-        "preferences": links.preference_url(contact),
+        # An old link leaves as well as a new one, but leads to the contact's data (a
+        # fresh preference link) only within the preference link's age.
+        "preferences": None if opened.expired else links.preference_url(contact),
+        "notice": "",
     }
     if request.method != "POST":
         return render(request, "audience/public/unsubscribe.html", context)
+    if opened.expired and request.POST.get("action") == "send_link":
+        signup.send_preference_link(contact)
+        context["notice"] = "A new link is on its way to your mailbox."
+        return render(request, "audience/public/unsubscribe.html", context)
+    # Anything else posted here (RFC 8058's "List-Unsubscribe=One-Click") leaves.
     services.unsubscribe(contact, mailing_list)
     return render(request, "audience/public/left.html", context)
