@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 from typing import Any
 from uuid import UUID
 
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from django.conf import settings
@@ -36,7 +38,7 @@ from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
-from tidings.sending import controls, engine, lifecycle, services, tokens, tracking
+from tidings.sending import bounces, controls, engine, lifecycle, services, tokens, tracking
 from tidings.sending.forms import (
     DomainForm,
     PostalAddressForm,
@@ -333,5 +335,21 @@ def _guarded(view: Any, *required: str) -> Any:
     return guarded
 
 
+class FreshMailgunWebhookView(MailgunTrackingWebhookView):
+    """Anymail's Mailgun view, which checks the signature, and then refuses a signature
+    made long ago or whose one-time token was seen before (a replayed request)."""
+
+    def validate_request(self, request: HttpRequest) -> None:
+        super().validate_request(request)
+        if request.content_type == "application/json":
+            block = json.loads(request.body.decode("utf-8"))["signature"]
+            timestamp, token = block["timestamp"], block["token"]
+        else:
+            timestamp, token = request.POST["timestamp"], request.POST["token"]
+        refused = bounces.fresh_webhook_signature("mailgun", str(timestamp), str(token))
+        if refused:
+            raise AnymailWebhookValidationFailure(f"Mailgun webhook refused: {refused}")
+
+
 postmark_webhook = _guarded(PostmarkTrackingWebhookView)
-mailgun_webhook = _guarded(MailgunTrackingWebhookView, "MAILGUN_WEBHOOK_SIGNING_KEY")
+mailgun_webhook = _guarded(FreshMailgunWebhookView, "MAILGUN_WEBHOOK_SIGNING_KEY")
