@@ -38,11 +38,11 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.register_customer(**form.cleaned_data)
+            email = services.register_customer(**form.cleaned_data)
         except AccountError as error:
             form.add_error(None, str(error))
         else:
-            return render(request, "accounts/registered.html", {"email": user.email})
+            return render(request, "accounts/registered.html", {"email": email})
     return render(request, "accounts/register.html", {"form": form})
 
 
