@@ -66,8 +66,11 @@ SECRET_KEY = env("TIDINGS_SECRET_KEY") or _secret_file(
     "secret_key", lambda: secrets.token_urlsafe(50)
 )
 ALLOWED_HOSTS = [h.strip() for h in env("TIDINGS_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
+# Links use it with https when SECURE is on, whatever its scheme (core.baseurl).
 BASE_URL = env("TIDINGS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = [BASE_URL]
+if SECURE and BASE_URL.lower().startswith("http://"):
+    CSRF_TRUSTED_ORIGINS.append("https://" + BASE_URL[len("http://") :])
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -367,9 +367,7 @@ def test_a_bot_filling_the_honeypot_is_never_redirected_to_the_thank_you_address
     ["javascript:alert(1)", "http:///evil.example", "https://user@evil.example/",
      "https://evil.example\\@shop.example/", "https://shop.example/" + "x" * 500, "//evil.example"],
 )  # fmt: skip
-def test_a_thank_you_address_that_is_no_plain_web_address_is_refused_at_save(
-    account, offers, url
-):
+def test_a_thank_you_address_that_is_no_plain_web_address_is_refused_at_save(account, offers, url):
     with pytest.raises(AudienceError, match="thank-you address"):
         mailing_lists.save_form(
             account, name="Shop", lists=[offers], consent_text="Yes", thank_you_url=url

@@ -8,13 +8,15 @@ import pytest
 from tidings.core.spreadsheets import CsvSink, neutralise
 
 
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠"])
+@pytest.mark.parametrize(
+    "start", ["=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20"]
+)
 def test_a_value_a_spreadsheet_would_run_is_made_text(start):
     assert neutralise(f"{start}1+1") == f"'{start}1+1"
 
 
 def test_neutralising_twice_changes_nothing_more():
-    assert neutralise(neutralise("＝1+1")) == "'＝1+1"
+    assert neutralise(neutralise("\uff1d1+1")) == "'\uff1d1+1"
 
 
 def test_every_csv_field_is_quoted_so_a_semicolon_locale_cannot_split_a_formula_out(tmp_path):

@@ -145,8 +145,6 @@ def _tell_of_second_signup(user: User) -> None:
     )
 
 
-
-
 def send_confirmation(user: User) -> None:
     token = tokens.make("confirm", u=user.pk, e=user.email)
     send_templated(

@@ -30,6 +30,7 @@ from tidings.accounts.forms import (
 from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
+from tidings.core import baseurl
 from tidings.privacy import portability
 from tidings.privacy.forms import AccountExportForm
 
@@ -118,13 +119,21 @@ class ResetPasswordForm(SetPasswordForm):
         return user
 
 
-password_reset = auth_views.PasswordResetView.as_view(
-    template_name="accounts/password_reset.html",
-    email_template_name="accounts/mail/password_reset.txt",
-    subject_template_name="accounts/mail/password_reset_subject.txt",
-    success_url=reverse_lazy("accounts:password_reset_done"),
-    extra_email_context={"operator": settings.OPERATOR},
-)
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, with the link built from the configured base URL (https when secure),
+    never from the request's Host header and scheme."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/mail/password_reset.txt"
+    subject_template_name = "accounts/mail/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    @property
+    def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"operator": settings.OPERATOR, "base_url": baseurl.base_url()}
+
+
+password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(
     template_name="accounts/password_reset_done.html"
 )

@@ -25,6 +25,7 @@ from django.core import signing
 from django.urls import reverse
 
 from tidings.audience.models import Contact, MailingList
+from tidings.core import baseurl
 from tidings.core import signing as fast_signing
 
 PREFERENCES = "tidings.audience.preferences"
@@ -46,7 +47,7 @@ class Opened:
 
 
 def _absolute(path: str) -> str:
-    return settings.BASE_URL + path
+    return baseurl.absolute(path)
 
 
 def preference_token(contact: Contact) -> str:

@@ -7,8 +7,8 @@ flushes each batch of rows into its compact binary form. Each sheet repeats the 
 
 Cells that a spreadsheet would run as a formula are written as plain text (`neutralise`,
 the one rule for every CSV, XLSX and XLS Tidings writes): a value that starts with "=",
-"+", "-", "@", a tab or a carriage return, or their full-width forms "＝", "＋", "－",
-"＠" (which some spreadsheets read as the ASCII ones), may be taken as a formula by
+"+", "-", "@", a tab or a carriage return, or their full-width forms (U+FF1D, U+FF0B, U+FF0D,
+U+FF20, which some spreadsheets read as the ASCII ones) may be taken as a formula by
 Excel or LibreOffice (CSV injection): it gets a leading single quote, which makes it
 text in every format. Numbers are written as numbers and need nothing. The sinks
 neutralise the header row themselves (its names may come from customers' data); the

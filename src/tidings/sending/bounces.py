@@ -285,7 +285,6 @@ def fresh_webhook_signature(provider: str, timestamp: str, token: str) -> str:
     return ""
 
 
-
 def delivery_from_metadata(metadata: dict[str, Any], recipient: str | None) -> Delivery | None:
     """The delivery a verified webhook event is about: named by the metadata header we
     set, and only if the event's recipient is that delivery's contact."""

@@ -33,6 +33,7 @@ from markupsafe import escape
 from tidings.accounts.models import Account
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
+from tidings.core import baseurl
 from tidings.sending import tokens
 from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent
 
@@ -41,7 +42,7 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 def absolute(path: str) -> str:
-    return settings.BASE_URL + path
+    return baseurl.absolute(path)
 
 
 @cache

@@ -18,7 +18,6 @@ addresses kept in memory.
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import os

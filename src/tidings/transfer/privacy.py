@@ -15,7 +15,6 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from tidings.core import retention
-from tidings.core.spreadsheets import csv_writer
 from tidings.core.datamap import (
     ContactErasure,
     ContactPart,
@@ -26,6 +25,7 @@ from tidings.core.datamap import (
     declare_free_of_personal_data,
     register,
 )
+from tidings.core.spreadsheets import csv_writer
 from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
 
 PENDING = (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
