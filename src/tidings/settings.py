@@ -7,6 +7,7 @@ run and kept in the data directory (never in the repository).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -42,6 +43,24 @@ def envint(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def envnetworks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or networks, as networks ("10.0.0.0/8")."""
+    networks = []
+    for entry in (e.strip() for e in env(name).split(",")):
+        if not entry:
+            continue
+        try:
+            if entry.isdigit():  # "0", "1": the number of hops this setting once was
+                raise ValueError
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} lists the proxies' IP addresses or networks "
+                f"(e.g. 10.0.0.5,10.1.0.0/16), not {entry!r}"
+            ) from None
+    return networks
 
 
 DATA_DIR = Path(env("TIDINGS_DATA_DIR", str(Path.cwd() / "data"))).resolve()
@@ -100,6 +119,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tidings.core.clientip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tidings.core.headers.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -257,9 +277,9 @@ RESTRICTION_NOTICE_DAYS = envint("TIDINGS_RESTRICTION_NOTICE_DAYS", 14)
 # A contact's preference link lets them edit their details for this many days; leaving
 # a list through an authentic link works at any age (P21).
 PREFERENCE_LINK_DAYS = envint("TIDINGS_PREFERENCE_LINK_DAYS", 180)
-# Reverse proxies in front of Tidings that append to X-Forwarded-For (0: none, use the
-# connection's address). Only the client address they report is trusted.
-TRUSTED_PROXIES = envint("TIDINGS_TRUSTED_PROXIES", 0)
+# Reverse proxies in front of Tidings (addresses or networks, comma-separated; empty:
+# none). X-Forwarded-For and X-Forwarded-Proto are believed only from them.
+TRUSTED_PROXIES = envnetworks("TIDINGS_TRUSTED_PROXIES")
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env("TIDINGS_TIME_ZONE", "UTC")
