@@ -128,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "tidings.accounts.sessions.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -229,6 +230,10 @@ AXES_DISABLE_ACCESS_LOG = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("TIDINGS_SESSION_HOURS", 12) * 3600
+# A session unused this long ends (accounts.sessions): customers, and staff (shorter:
+# they see personal data of every account).
+SESSION_IDLE_MINUTES = envint("TIDINGS_SESSION_IDLE_MINUTES", 120)
+STAFF_SESSION_IDLE_MINUTES = envint("TIDINGS_STAFF_SESSION_IDLE_MINUTES", 30)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 CSRF_COOKIE_HTTPONLY = True

@@ -39,9 +39,7 @@ def test_login_throttling_reads_the_same_address(settings):
 
 
 @pytest.mark.parametrize(("remote", "secure"), [("10.0.0.1", True), ("203.0.113.50", False)])
-def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(
-    client, db, settings, remote, secure
-):
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(client, db, settings, remote, secure):
     settings.TRUSTED_PROXIES = ["10.0.0.1/32"]
     settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     settings.SECURE_SSL_REDIRECT = True
