@@ -283,6 +283,13 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
 # Public archive ------------------------------------------------------------------------------
 
 
+ARCHIVE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' https: http: data:; font-src 'self' https: data:; frame-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
 def _archived(account_id: int) -> Any:
     return Campaign.objects.filter(
         account_id=account_id,
@@ -311,11 +318,16 @@ def archived_campaign(request: HttpRequest, account_id: int, uuid: UUID) -> Http
         rendered = render_campaign(campaign, sample)
     except TemplateError:
         raise Http404("Cannot be shown") from None
-    return render(
+    response = render(
         request,
         "sending/archived_campaign.html",
         {"campaign": campaign, "rendered": rendered, "account_id": account_id},
     )
+    # The mail is shown in a sandboxed srcdoc frame, which inherits the page's policy:
+    # its inline styles and remote images are allowed, scripts stay Tidings's own only
+    # (and the sandbox runs none in the frame).
+    response["Content-Security-Policy"] = ARCHIVE_CSP
+    return response
 
 
 # Provider webhooks: served only when TIDINGS_WEBHOOK_SECRET is set -------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
@@ -26,6 +27,7 @@ from tidings.audience.models import (
     SubscriptionForm,
 )
 from tidings.audience.services import AudienceError
+from tidings.core import headers
 from tidings.core.clientip import client_ip
 
 
@@ -47,6 +49,7 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         return render(request, "audience/public/form_closed.html", status=404)
     form = SubscribeForm(request.POST or None)
     chosen = _chosen_lists(request, offered)
+    _allow_thank_you_page(request, subscription_form)
     context = {
         "subscription_form": subscription_form,
         "account": subscription_form.account,
@@ -77,6 +80,18 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         form.add_error("email" if isinstance(error, services.InvalidEmail) else None, str(error))
         return render(request, "audience/public/subscribe.html", context, status=400)
     return _thanks(request, subscription_form, chosen)
+
+
+def _allow_thank_you_page(request: HttpRequest, subscription_form: SubscriptionForm) -> None:
+    """The form's page may be left for the customer's thank-you page after it is posted
+    (a browser applies the policy's form-action to that redirect)."""
+    try:
+        url = mailing_lists.check_thank_you_url(subscription_form.thank_you_url)
+    except AudienceError:
+        return
+    if url:
+        parts = urlsplit(url)
+        headers.allow(request, "form-action", [f"{parts.scheme}://{parts.netloc}"])
 
 
 def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[MailingList]:
