@@ -54,9 +54,11 @@ def page(browser: Browser) -> Iterator[Page]:
         opened = context.new_page()
         opened.on(
             "console",
-            lambda message: violations.append(message.text)
-            if "Content Security Policy" in message.text
-            else None,
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
         )
         yield opened
     finally:

@@ -4,7 +4,6 @@ counts page views without knowing who viewed them (P26)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
