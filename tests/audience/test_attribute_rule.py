@@ -165,3 +165,20 @@ def test_the_contacts_own_download_shows_a_nested_value_instead_of_failing(clien
     if fmt == "csv":
         text = response.content.decode("utf-8-sig")
         assert '{""city"": ""Ghent""}' in text
+
+
+@pytest.mark.parametrize("writer", ["postgres", "orm"])
+def test_repeated_imports_never_grow_a_contact_past_the_limit(customer, monkeypatch, writer):
+    from tidings.transfer import importer, writers
+
+    if writer == "orm":
+        monkeypatch.setattr(
+            importer, "writer_for", lambda vendor, job, lists: writers.OrmWriter(job, lists)
+        )
+    for batch in ("a", "b"):
+        names = [f"{batch}{i}" for i in range(60)]
+        content = (",".join(["email", *names]) + "\nada@example.org," + ",".join(names)).encode()
+        job = run(prepare(customer, content, mode="update"))
+        assert job.status == ImportJob.Status.DONE, job.error
+    attributes = Contact.objects.get().attributes
+    assert len(attributes) == 60 and "a0" in attributes
