@@ -210,7 +210,7 @@ class PostgresWriter:
                 else ""
             )
             conflict = (
-                "DO UPDATE SET name = COALESCE(NULLIF(EXCLUDED.name, ''), c.name), "
+                "DO UPDATE SET name = COALESCE(NULLIF(EXCLUDED.name, ''), c.name), "  # noqa: S608
                 # Merged only while the contact stays within the audience's limit on
                 # attributes: repeated imports must not grow a contact past it.
                 "attributes = CASE WHEN EXCLUDED.attributes = '{}'::jsonb THEN c.attributes "
