@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -83,6 +84,9 @@ def register_customer(
         raise AccountError(" ".join(error.messages)) from None
     existing = User.objects.filter(email__iexact=email).first()
     if existing is not None:
+        # As long as a real sign-up takes (the password's hash is its cost), so the time
+        # of the answer tells nothing either.
+        make_password(password)
         _tell_of_second_signup(existing)
         return email
     try:
