@@ -7,9 +7,10 @@ its account.
 Every error is JSON with a `detail` that says what is wrong. The answers any route can
 give are documented once, here, on every operation: 401 without a valid key, 422 for
 input that does not validate (with `errors`, one per problem, each with its `loc`), 400
-for a body that is not JSON, 404 for an unknown id in the path, and 429 when the key or
-the account makes too many requests a minute (accounts.api; with `Retry-After`). Schemathesis checks the whole schema against the
-routes (tests/api/test_schemathesis.py).
+for a body that is not JSON, 404 for an unknown id in the path, and 429 with
+`Retry-After` when the key or the account makes too many requests a minute
+(accounts.api). Schemathesis checks the whole schema against the routes
+(tests/api/test_schemathesis.py).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ run and kept in the data directory (never in the repository).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable
@@ -44,6 +45,24 @@ def envint(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def envnetworks(name: str) -> list[str]:
+    """A comma-separated list of IP addresses or networks, as networks ("10.0.0.0/8")."""
+    networks = []
+    for entry in (e.strip() for e in env(name).split(",")):
+        if not entry:
+            continue
+        try:
+            if entry.isdigit():  # "0", "1": the number of hops this setting once was
+                raise ValueError
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} lists the proxies' IP addresses or networks "
+                f"(e.g. 10.0.0.5,10.1.0.0/16), not {entry!r}"
+            ) from None
+    return networks
+
+
 DATA_DIR = Path(env("TIDINGS_DATA_DIR", str(Path.cwd() / "data"))).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
@@ -66,8 +85,11 @@ SECRET_KEY = env("TIDINGS_SECRET_KEY") or _secret_file(
     "secret_key", lambda: secrets.token_urlsafe(50)
 )
 ALLOWED_HOSTS = [h.strip() for h in env("TIDINGS_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
+# Links use it with https when SECURE is on, whatever its scheme (core.baseurl).
 BASE_URL = env("TIDINGS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = [BASE_URL]
+if SECURE and BASE_URL.lower().startswith("http://"):
+    CSRF_TRUSTED_ORIGINS.append("https://" + BASE_URL[len("http://") :])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -97,6 +119,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tidings.core.clientip.TrustedProxyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tidings.core.headers.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -105,6 +128,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "tidings.accounts.sessions.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Before anything reads a body (CSRF's check reads the form): a body over the upload
     # limit is refused with 413 unread (core/uploads.py).
@@ -209,6 +233,10 @@ AXES_DISABLE_ACCESS_LOG = True
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("TIDINGS_SESSION_HOURS", 12) * 3600
+# A session unused this long ends (accounts.sessions): customers, and staff (shorter:
+# they see personal data of every account).
+SESSION_IDLE_MINUTES = envint("TIDINGS_SESSION_IDLE_MINUTES", 120)
+STAFF_SESSION_IDLE_MINUTES = envint("TIDINGS_STAFF_SESSION_IDLE_MINUTES", 30)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 CSRF_COOKIE_HTTPONLY = True
@@ -257,9 +285,9 @@ RESTRICTION_NOTICE_DAYS = envint("TIDINGS_RESTRICTION_NOTICE_DAYS", 14)
 # A contact's preference link lets them edit their details for this many days; leaving
 # a list through an authentic link works at any age (P21).
 PREFERENCE_LINK_DAYS = envint("TIDINGS_PREFERENCE_LINK_DAYS", 180)
-# Reverse proxies in front of Tidings that append to X-Forwarded-For (0: none, use the
-# connection's address). Only the client address they report is trusted.
-TRUSTED_PROXIES = envint("TIDINGS_TRUSTED_PROXIES", 0)
+# Reverse proxies in front of Tidings (addresses or networks, comma-separated; empty:
+# none). X-Forwarded-For and X-Forwarded-Proto are believed only from them.
+TRUSTED_PROXIES = envnetworks("TIDINGS_TRUSTED_PROXIES")
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = env("TIDINGS_TIME_ZONE", "UTC")
@@ -346,6 +374,9 @@ SENDING: dict[str, Any] = {
     # imap:// or imaps:// (empty: no mailbox).
     "bounce_mailbox": env("TIDINGS_BOUNCE_MAILBOX"),
     "tracking_days": envint("TIDINGS_TRACKING_DAYS", 30),
+    # A click link in a campaign redirects this long after the campaign was sent, then
+    # shows a page saying it has expired.
+    "click_link_days": envint("TIDINGS_CLICK_LINK_DAYS", 365),
     # The ledger of messages other than campaign deliveries (core.mail.post) keeps them
     # this long (TIDINGS_TRANSACTIONAL_DAYS is the older name of the same setting).
     "outbound_days": envint("TIDINGS_OUTBOUND_DAYS", envint("TIDINGS_TRANSACTIONAL_DAYS", 30)),

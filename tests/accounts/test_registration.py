@@ -114,11 +114,33 @@ def test_an_expired_confirmation_link_is_refused(client, mailbox, time_machine):
     assert not User.objects.get().email_confirmed
 
 
-def test_duplicate_email_is_refused_whatever_its_case(client, mailbox):
+def test_a_known_address_gets_the_same_answer_and_its_owner_a_mail(client, mailbox, customer):
+    """No account enumeration: the page cannot tell a known address from a new one; the
+    owner of the address, and only they, hears of the attempt."""
+    new = client.post(reverse("accounts:register"), {**FORM, "email": "new@example.org"})
+    known = client.post(reverse("accounts:register"), {**FORM, "email": "ADA@example.ORG"})
+    assert known.status_code == new.status_code == 200
+    assert known.content.decode().replace("ada@example.org", "new@example.org") == (
+        new.content.decode()
+    )
+    assert User.objects.filter(email="ada@example.org").count() == 1
+    assert Account.objects.count() == 2  # the customer's and new@'s
+    warning = [m for m in mailbox if m.to == ["ada@example.org"]]
+    assert len(warning) == 1
+    assert "Someone tried" in warning[0].subject and "/login/" in warning[0].body
+
+
+def test_an_unconfirmed_known_address_gets_its_confirmation_link_again(client, mailbox):
     client.post(reverse("accounts:register"), FORM)
-    response = client.post(reverse("accounts:register"), {**FORM, "email": "ADA@example.ORG"})
-    assert b"already exists" in response.content
+    client.post(reverse("accounts:register"), {**FORM, "email": "ADA@example.ORG"})
     assert User.objects.count() == 1 and Account.objects.count() == 1
+    assert [confirmation_link(m)[:9] for m in mailbox] == ["/confirm/", "/confirm/"]
+
+
+def test_mails_about_a_known_address_are_limited(client, mailbox, customer):
+    for _ in range(5):
+        client.post(reverse("accounts:register"), {**FORM, "email": "ada@example.org"})
+    assert len([m for m in mailbox if m.to == ["ada@example.org"]]) == 3
 
 
 @pytest.mark.parametrize(

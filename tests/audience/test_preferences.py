@@ -190,3 +190,30 @@ def test_the_settings_page_chooses_the_editable_attributes(logged_in, account):
     response = logged_in.post("/audience/settings/", {"editable_attributes": 'ok, bad"key'})
     assert "is not an attribute name" in response.content.decode()
     assert services.editable_attributes(account) == ["birthday", "city"]
+
+
+def test_an_unsubscribe_link_older_than_a_preference_link_leaves_but_shows_no_data(
+    client, reader, newsletter, settings, mailbox
+):
+    path = path_of(links.unsubscribe_url(reader, newsletter))
+    later = timezone.now() + timedelta(days=settings.PREFERENCE_LINK_DAYS + 1)
+    with time_machine.travel(later):
+        page = client.get(path).content.decode()
+        assert "/p/" not in page and "Mail me a new link" in page
+        page = client.post(path, {"action": "send_link"}).content.decode()
+        assert "/p/" not in page
+        assert Subscription.objects.get(contact=reader, mailing_list=newsletter).status == (
+            "confirmed"
+        )
+        page = client.post(path, {"List-Unsubscribe": "One-Click"}).content.decode()
+        assert "/p/" not in page
+    assert Subscription.objects.get(contact=reader, mailing_list=newsletter).status == (
+        "unsubscribed"
+    )
+    (mail,) = [m for m in mailbox if "reader@example.org" in m.to]
+    assert "/p/" in mail.body
+
+
+def test_a_recent_unsubscribe_link_leads_to_the_preference_page(client, reader):
+    page = client.get(path_of(links.unsubscribe_url(reader))).content.decode()
+    assert "/p/" in page

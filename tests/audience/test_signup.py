@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from tests.audience.conftest import link_in, path_of
 from tidings.audience import mailability, mailing_lists, services, signup
-from tidings.audience.models import ConsentProof, Contact, Subscription
+from tidings.audience.models import ConsentProof, Contact, Subscription, SubscriptionForm
+from tidings.audience.services import AudienceError
 from tidings.core import retention
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
@@ -347,3 +348,37 @@ def test_a_form_is_created_from_the_page(logged_in, account, newsletter):
     assert response.status_code == 302
     page = logged_in.get(response["Location"]).content.decode()
     assert "/subscribe/" in page and "Copy" in page
+
+
+def test_a_bot_filling_the_honeypot_is_never_redirected_to_the_thank_you_address(
+    client, account, offers, mailbox
+):
+    form = mailing_lists.save_form(
+        account, name="Shop", lists=[offers], consent_text="Yes",
+        thank_you_url="https://shop.example/thanks",
+    )  # fmt: skip
+    response = submit(client, form, website="http://spam.example")
+    assert response.status_code == 200 and "Location" not in response
+    assert not Contact.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "http:///evil.example", "https://user@evil.example/",
+     "https://evil.example\\@shop.example/", "https://shop.example/" + "x" * 500, "//evil.example"],
+)  # fmt: skip
+def test_a_thank_you_address_that_is_no_plain_web_address_is_refused_at_save(account, offers, url):
+    with pytest.raises(AudienceError, match="thank-you address"):
+        mailing_lists.save_form(
+            account, name="Shop", lists=[offers], consent_text="Yes", thank_you_url=url
+        )
+    assert not SubscriptionForm.objects.exists()
+
+
+def test_a_stored_thank_you_address_that_breaks_the_rule_is_not_followed(
+    client, account, offers, mailbox
+):
+    form = mailing_lists.save_form(account, name="Shop", lists=[offers], consent_text="Yes")
+    SubscriptionForm.objects.filter(pk=form.pk).update(thank_you_url="http:///evil.example")
+    response = submit(client, form)
+    assert response.status_code == 200 and "Location" not in response

@@ -93,6 +93,7 @@ def test_create_a_campaign_with_lists_segments_tracking_and_schedule(logged_in, 
     # 09:30 in Brussels in winter is 08:30 UTC; the zone is kept to show it again.
     assert campaign.scheduled_at == dt.datetime(2026, 12, 1, 8, 30, tzinfo=dt.UTC)
     assert campaign.schedule_timezone == "Europe/Brussels" and campaign.status == "draft"
+    logged_in.force_login(customer)  # back from 2026-11-20: the session idled out
     page = logged_in.get(response["Location"]).content.decode()
     assert 'value="2026-12-01"' in page and 'value="09:30"' in page
     listed = logged_in.get(reverse("campaigns:list")).content.decode()

@@ -74,6 +74,7 @@ def test_announced_party_is_upcoming_not_rendered_until_it_takes_effect(client, 
         assert "upcoming, from 2026-03-31" in listing
     with time_machine.travel(START + dt.timedelta(days=31)):
         accept(client, ["analytics"])  # the list changed: consent is asked again
+        client.force_login(customer)  # three weeks later: the session idled out
         page = client.get("/account/").content.decode()
         assert f'<script src="{TAG}" async></script>' in page
         assert "From 31 March 2026" not in page

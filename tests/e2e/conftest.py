@@ -45,13 +45,25 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    """A page in a fresh context: no cookies, no storage from any other test."""
+    """A page in a fresh context: no cookies, no storage from any other test. A test
+    fails if any page it visited reported a Content-Security-Policy violation."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(10_000)
+    violations: list[str] = []
     try:
-        yield context.new_page()
+        opened = context.new_page()
+        opened.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
+        yield opened
     finally:
         context.close()
+    assert violations == [], violations
 
 
 @pytest.fixture

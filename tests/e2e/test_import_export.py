@@ -70,7 +70,7 @@ def test_a_customer_imports_then_exports_in_the_browser(
     with page.expect_download() as report:
         page.get_by_role("link", name="Download the refused rows").click()
     rejected = report.value.path().read_text(encoding="utf-8-sig")
-    assert "not-an-address" in rejected and rejected.splitlines()[1].startswith("4,")
+    assert "not-an-address" in rejected and rejected.splitlines()[1].startswith('"4",')
     assert Contact.objects.filter(account=customer.account).count() == 2
     assert ConsentProof.objects.filter(contact__account=customer.account).count() == 2
 

@@ -133,7 +133,7 @@ def test_a_table_added_to_the_map_is_shown_downloaded_and_erased_with_no_code(
     (section,) = [s for s in rights.contact_data(contact) if s.title == "Notes about you"]
     assert section.columns == ["what the note says"] and section.rows == [["likes tulips"]]
     download = rights.export_contact_data(contact, "csv").decode("utf-8-sig")
-    assert "Notes about you,1,what the note says,likes tulips" in download
+    assert '"Notes about you","1","what the note says","likes tulips"' in download
     assert "roses" not in download
 
     if how == "bulk":

@@ -225,11 +225,20 @@ def test_without_a_configured_secret_the_webhook_does_not_exist(client, sent, se
 MAILGUN_KEY = "key-0123456789abcdef"
 
 
-def mailgun_event(delivery: Delivery, *, key: str = MAILGUN_KEY) -> str:
+def mailgun_event(
+    delivery: Delivery,
+    *,
+    key: str = MAILGUN_KEY,
+    timestamp: str | None = None,
+    token: str | None = None,
+) -> str:
     import hashlib
     import hmac
+    import secrets
+    import time
 
-    timestamp, token = "1764000903", "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+    timestamp = timestamp or str(int(time.time()))
+    token = token or secrets.token_hex(25)
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
     return json.dumps(
         {
@@ -274,4 +283,22 @@ def test_a_mailgun_event_with_a_forged_signature_changes_nothing(client, sent, m
 def test_mailgun_webhooks_are_off_without_a_signing_key(client, sent, mailgun, settings):
     settings.ANYMAIL = {**settings.ANYMAIL, "MAILGUN_WEBHOOK_SIGNING_KEY": ""}
     assert post_mailgun(client, mailgun_event(sent, key="")).status_code == 404
+    assert set(Contact.objects.values_list("status", flat=True)) == {"active"}
+
+
+def test_a_mailgun_event_signed_long_ago_is_refused(client, sent, mailgun):
+    import time
+
+    year_ago = str(int(time.time()) - 365 * 86400)
+    assert post_mailgun(client, mailgun_event(sent, timestamp=year_ago)).status_code == 400
+    in_future = str(int(time.time()) + 3600)
+    assert post_mailgun(client, mailgun_event(sent, timestamp=in_future)).status_code == 400
+    assert set(Contact.objects.values_list("status", flat=True)) == {"active"}
+
+
+def test_a_replayed_mailgun_event_is_refused(client, sent, mailgun):
+    event = mailgun_event(sent, token="0123456789abcdef0123456789abcdef0123456789abcdef01")
+    assert post_mailgun(client, event).status_code == 200
+    Contact.objects.update(status=Contact.Status.ACTIVE)
+    assert post_mailgun(client, event).status_code == 400
     assert set(Contact.objects.values_list("status", flat=True)) == {"active"}

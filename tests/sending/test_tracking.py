@@ -7,11 +7,14 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
+from tidings.campaigns.models import Campaign
 from tidings.core import retention
 from tidings.sending import lifecycle, services, tokens, tracking
 from tidings.sending.models import CampaignStat, Delivery, TrackingEvent
@@ -122,3 +125,53 @@ def test_expired_events_become_counts_and_are_deleted(
     assert not TrackingEvent.objects.exists()
     after = tracking.report(tracked)["summary"]
     assert after == before and after["opened"] == 2 and after["opens"] == 3
+
+
+# --- click links are bound to their campaign and expire --------------------------------
+
+
+def _sent_click(client, account, newsletter, tracked, raw_sink) -> str:  # type: ignore[no-untyped-def]
+    services.set_tracking(account, "aggregate")
+    add_contacts(account, newsletter, 1)
+    lifecycle.start_campaign(tracked)
+    (click,) = links(html_of(raw_sink.raw[0][1]), "c")
+    assert client.get(click).status_code == 302
+    return click
+
+
+def test_a_click_link_expires_after_the_configured_days(
+    client, account, newsletter, tracked, raw_sink, settings
+):
+    click = _sent_click(client, account, newsletter, tracked, raw_sink)
+    days = settings.SENDING["click_link_days"]
+    with time_machine.travel(timezone.now() + timedelta(days=days + 1)):
+        response = client.get(click)
+    assert response.status_code == 410 and "Location" not in response
+    assert dict(CampaignStat.objects.values_list("kind", "count")) == {"click": 1}
+
+
+def test_a_click_link_dies_with_its_campaign(client, account, newsletter, tracked, raw_sink):
+    click = _sent_click(client, account, newsletter, tracked, raw_sink)
+    Campaign.objects.filter(pk=tracked.pk).delete()
+    response = client.get(click)
+    assert response.status_code == 410 and "Location" not in response
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://evil.example/login", "https://example.org.evil.example/a", "http://example.org/a"],
+)
+def test_a_signed_click_link_to_a_site_the_campaign_never_named_does_not_redirect(
+    client, tracked, url
+):
+    token = tokens.click_token(tracked.pk, None, url)
+    response = client.get(f"/t/c/{token}/")
+    assert response.status_code == 410 and "Location" not in response
+
+
+def test_a_click_link_to_a_personalised_path_on_the_campaigns_site_redirects(client, tracked):
+    tracked.body += '<a href="https://example.org/u/{{ contact.uuid }}">you</a>'
+    tracked.save()
+    token = tokens.click_token(tracked.pk, None, "https://example.org/u/abc")
+    response = client.get(f"/t/c/{token}/")
+    assert response.status_code == 302 and response["Location"] == "https://example.org/u/abc"

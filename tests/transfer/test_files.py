@@ -180,7 +180,7 @@ def test_a_listmonk_export_is_recognised_and_blocklisted_rows_skipped(customer):
     [
         (["name", "ignore"], "holds the email address"),
         (["email", "email"], "Only one column"),
-        (["email", "attribute:Bad Key"], "attribute name"),
+        (["email", "attribute:=Bad"], "attribute name"),
         (["email", "nonsense"], "unknown choice"),
     ],
 )

@@ -78,7 +78,7 @@ def test_a_customer_imports_a_file_through_the_three_steps(client_in, customer, 
     status = client_in.get(reverse("transfer:import_status", args=[job.pk])).json()
     assert status["finished"] and status["counts"]["added"] == 1
     report = client_in.get(reverse("transfer:import_report", args=[job.pk]))
-    assert b"line,reason" in b"".join(report.streaming_content)
+    assert b'"line","reason"' in b"".join(report.streaming_content)
     # The mapping is remembered for the next file with these headers.
     again = upload(customer, content, "b.csv")
     assert again.mapping[5] == "attribute:company"
@@ -183,7 +183,7 @@ def test_a_customer_exports_a_list_and_downloads_it(client_in, customer, newslet
     assert "Download" in page and "Newsletter" in page
     response = client_in.get(reverse("transfer:export_download", args=[job.pk]))
     body = b"".join(response.streaming_content).decode("utf-8-sig")
-    assert "ada@example.org,'=cmd()" in body
+    assert '"ada@example.org","\'=cmd()"' in body
     assert "bob@example.org" not in body
     assert response["Content-Disposition"].startswith("attachment")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +11,7 @@ from tidings.accounts import apikeys
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import ApiKey, User
 from tidings.accounts.services import AccountError
+from tidings.core import baseurl
 
 
 def _customer(request: HttpRequest) -> User:
@@ -43,7 +43,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             "new_key": new_key,
             "error": error,
             "keys": ApiKey.objects.filter(account=user.account),
-            "api_base": settings.BASE_URL + "/api/v1/",
+            "api_base": baseurl.absolute("/api/v1/"),
         },
         status=400 if error else 200,
     )

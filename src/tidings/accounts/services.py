@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -18,7 +19,7 @@ from django.utils import timezone
 
 from tidings.accounts import tokens
 from tidings.accounts.models import Account, User
-from tidings.core import addresses, collection, jobs
+from tidings.core import addresses, collection, jobs, ratelimit
 from tidings.core.mail import send_templated
 from tidings.staff import audit
 
@@ -71,18 +72,23 @@ def register_customer(
     password: str,
     postal_address: str = "",
     phone: str = "",
-) -> User:
-    """Create an account and its first user, unconfirmed; send the confirmation link."""
+) -> str:
+    """Create an account and its first user, unconfirmed, and send the confirmation link;
+    the address mailed. An address that already has an account gets the same answer (no
+    one learns who has an account here) and its owner a mail saying someone tried."""
     email = _clean_email(email)
     candidate = User(email=email, name=name)
     try:
         validate_password(password, candidate)
     except ValidationError as error:
         raise AccountError(" ".join(error.messages)) from None
-    if User.objects.filter(email__iexact=email).exists():
-        raise AccountError(
-            "An account with this email address already exists. Log in or reset your password."
-        )
+    existing = User.objects.filter(email__iexact=email).first()
+    if existing is not None:
+        # As long as a real sign-up takes (the password's hash is its cost), so the time
+        # of the answer tells nothing either.
+        make_password(password)
+        _tell_of_second_signup(existing)
+        return email
     try:
         with transaction.atomic():
             account = Account.objects.create(name=organisation.strip())
@@ -112,9 +118,35 @@ def register_customer(
             audit.record(audit.AuditEvent.Action.CREATE, user, by=user, fields=collected)
             send_confirmation(user)
     except IntegrityError:
-        # Two sign-ups with the same address at once: the unique index decides.
-        raise AccountError("An account with this email address already exists.") from None
-    return user
+        # Two sign-ups with the same address at once: the unique index decided for the
+        # other one, and this one is answered as any sign-up with a known address.
+        existing = User.objects.filter(email__iexact=email).first()
+        if existing is not None:
+            _tell_of_second_signup(existing)
+        return email
+    return user.email
+
+
+# Mails to the owner of an address someone tried to register again, per address a day.
+SECOND_SIGNUP_MAILS_PER_DAY = 3
+
+
+def _tell_of_second_signup(user: User) -> None:
+    """The owner of the address hears of it, not the person who tried: an account not
+    confirmed yet gets its confirmation link again, a confirmed one a warning."""
+    if not ratelimit.allow(
+        "register.known", user.email, limit=SECOND_SIGNUP_MAILS_PER_DAY, seconds=86400
+    ):
+        return
+    if user.email_confirmed_at is None:
+        send_confirmation(user)
+        return
+    send_templated(
+        "accounts/mail/signup_again",
+        [user.email],
+        {"user": user},
+        account_id=user.account_id,
+    )
 
 
 def send_confirmation(user: User) -> None:

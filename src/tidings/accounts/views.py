@@ -30,6 +30,7 @@ from tidings.accounts.forms import (
 from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
+from tidings.core import baseurl
 from tidings.privacy import portability
 from tidings.privacy.forms import AccountExportForm
 
@@ -38,11 +39,11 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.register_customer(**form.cleaned_data)
+            email = services.register_customer(**form.cleaned_data)
         except AccountError as error:
             form.add_error(None, str(error))
         else:
-            return render(request, "accounts/registered.html", {"email": user.email})
+            return render(request, "accounts/registered.html", {"email": email})
     return render(request, "accounts/register.html", {"form": form})
 
 
@@ -118,13 +119,21 @@ class ResetPasswordForm(SetPasswordForm):
         return user
 
 
-password_reset = auth_views.PasswordResetView.as_view(
-    template_name="accounts/password_reset.html",
-    email_template_name="accounts/mail/password_reset.txt",
-    subject_template_name="accounts/mail/password_reset_subject.txt",
-    success_url=reverse_lazy("accounts:password_reset_done"),
-    extra_email_context={"operator": settings.OPERATOR},
-)
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, with the link built from the configured base URL (https when secure),
+    never from the request's Host header and scheme."""
+
+    template_name = "accounts/password_reset.html"
+    email_template_name = "accounts/mail/password_reset.txt"
+    subject_template_name = "accounts/mail/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    @property
+    def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"operator": settings.OPERATOR, "base_url": baseurl.base_url()}
+
+
+password_reset = PasswordResetView.as_view()
 password_reset_done = auth_views.PasswordResetDoneView.as_view(
     template_name="accounts/password_reset_done.html"
 )

@@ -8,7 +8,9 @@ carry the contact's uuid, never the address.
 A preference link expires after TIDINGS_PREFERENCE_LINK_DAYS (it lets the holder edit
 the contact's name and attributes); leaving a list through an authentic link works
 however old it is, because an objection to direct marketing must always be possible
-(P21). A confirmation link expires with the confirmation window.
+(P21). An unsubscribe link older than that still unsubscribes, but no longer leads to
+the contact's data: the holder asks for a fresh link, which goes to the contact's own
+mailbox. A confirmation link expires with the confirmation window.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from django.core import signing
 from django.urls import reverse
 
 from tidings.audience.models import Contact, MailingList
+from tidings.core import baseurl
 from tidings.core import signing as fast_signing
 
 PREFERENCES = "tidings.audience.preferences"
@@ -44,7 +47,7 @@ class Opened:
 
 
 def _absolute(path: str) -> str:
-    return settings.BASE_URL + path
+    return baseurl.absolute(path)
 
 
 def preference_token(contact: Contact) -> str:
@@ -136,14 +139,16 @@ def open_preferences(token: str) -> Opened:
 
 
 def open_unsubscribe(token: str) -> Opened:
-    payload, _ = _load(token, UNSUBSCRIBE, None)
+    """Leaving works at any age (P21); `expired` says whether the link is older than a
+    preference link may be, so that it no longer leads to the contact's data."""
+    payload, expired = _load(token, UNSUBSCRIBE, settings.PREFERENCE_LINK_DAYS)
     if not (isinstance(payload, list) and len(payload) == 2):
         raise InvalidLink("This link is not valid.")
     contact = _contact(payload[0])
     lists = _lists(contact, [payload[1]]) if payload[1] else []
     if payload[1] and not lists:
         raise InvalidLink("That list no longer exists: you receive nothing from it.")
-    return Opened(contact, lists, expired=False)
+    return Opened(contact, lists, expired=expired)
 
 
 def open_confirmation(token: str) -> Opened:

@@ -4,7 +4,10 @@ here (names, visibility, opt-in, public lists only on a form, one account's list
 from __future__ import annotations
 
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 
 from tidings.accounts.models import Account
@@ -56,6 +59,30 @@ def delete_list(mailing_list: MailingList) -> None:
     mailing_list.delete()
 
 
+THANK_YOU_URL_MAX = 500
+_web_address = URLValidator(schemes=["http", "https"])
+
+
+def check_thank_you_url(url: str) -> str:
+    """The thank-you address as saved: empty, or a plain http(s) web address (no user
+    name or password in it, no spaces or backslashes). The hosted form redirects only to
+    an address that passes this, so it is never a redirect to whatever a request says."""
+    url = url.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        if len(url) > THANK_YOU_URL_MAX or "@" in parts.netloc or "\\" in url:
+            raise ValidationError("unsafe")
+        _web_address(url)
+    except ValidationError:
+        raise AudienceError(
+            "The thank-you address must be a web address that starts with https:// or "
+            f"http://, names a site, and has at most {THANK_YOU_URL_MAX} characters."
+        ) from None
+    return url
+
+
 def save_form(
     account: Account,
     *,
@@ -79,8 +106,7 @@ def save_form(
         check_same_account(account, mailing_list)
         if mailing_list.visibility != MailingList.Visibility.PUBLIC:
             raise AudienceError(f"“{mailing_list.name}” is private: forms offer public lists.")
-    if thank_you_url and not thank_you_url.startswith(("https://", "http://")):
-        raise AudienceError("The thank-you address must start with https:// or http://.")
+    thank_you_url = check_thank_you_url(thank_you_url)
     with transaction.atomic():
         if form is None:
             form = SubscriptionForm(account=account, consent_text=consent_text)

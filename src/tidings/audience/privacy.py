@@ -71,7 +71,10 @@ def _present_contact(rows: QuerySet[Contact]) -> list[Section]:
         ):
             details.rows.append([label, value])
         for key, value in sorted((contact.attributes or {}).items()):
-            attributes.rows.append([key, json.dumps(value) if isinstance(value, bool) else value])
+            # Values stored before the attribute rule was kept everywhere may be lists or
+            # objects: shown as JSON text, so every reader (page, CSV, XLSX) can show them.
+            shown = value if isinstance(value, str | int | float) else json.dumps(value)
+            attributes.rows.append([key, json.dumps(value) if isinstance(value, bool) else shown])
         tags.rows.extend([t] for t in contact.tags or [])
     return [details, attributes, tags]
 

@@ -82,6 +82,7 @@ def add_contact(
     (a confirmed double opt-in). Otherwise `Suppressed` is raised and nothing changes.
     """
     address = normalise_email(email)
+    attributes = clean_attributes(attributes or {})
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
@@ -93,7 +94,7 @@ def add_contact(
                 account=account,
                 email=address,
                 name=name.strip(),
-                attributes=attributes or {},
+                attributes=attributes,
                 tags=sorted(set(tags)),
                 legal_basis=legal_basis,
                 basis_at=basis_at or now,
@@ -252,9 +253,35 @@ MAX_TAGS = 100
 MAX_TEXT = 1000
 
 
+def check_attribute_name(key: str) -> str:
+    """The one rule for an attribute's name, wherever it comes from (a form, the API, an
+    import's header or JSON column): letters, digits, spaces, dots, dashes, underscores.
+    So no name can start a spreadsheet formula or reach a JSON path unquoted."""
+    key = str(key).strip()
+    if not ATTRIBUTE_KEY.fullmatch(key) or "__" in key:
+        raise AudienceError(
+            f"“{key[:70]}” is not an attribute name: use up to 64 letters, digits, "
+            "spaces, dots, dashes or underscores (no double underscore)."
+        )
+    return key
+
+
+def check_attribute_value(key: str, value: Any) -> Any:
+    """The one rule for an attribute's value: a JSON scalar (text of at most MAX_TEXT
+    characters, a finite number, true/false; dates as ISO text), never a list or object."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise AudienceError(f"The attribute “{key}” must be a finite number.")
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise AudienceError(f"The attribute “{key}” is longer than {MAX_TEXT} characters.")
+    if not isinstance(value, str | int | float | bool):
+        raise AudienceError(f"The attribute “{key}” must be text, a number, true/false or a date.")
+    return value
+
+
 def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Attributes as stored: keys a customer can type, JSON scalars as values (text,
-    number, true/false; dates as ISO text). Raises AudienceError naming the first fault."""
+    """Attributes as stored: at most MAX_ATTRIBUTES, each name and value checked by the
+    rules above. Raises AudienceError naming the first fault. Every path that writes
+    attributes (forms, the API, the preference page, imports) goes through here."""
     if not isinstance(attributes, dict):
         raise AudienceError("Attributes must be a set of names and values.")
     if len(attributes) > MAX_ATTRIBUTES:
@@ -263,21 +290,8 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
         raise AudienceError(str(NUL_REFUSED))
     cleaned: dict[str, Any] = {}
     for key, value in attributes.items():
-        key = str(key).strip()
-        if not ATTRIBUTE_KEY.match(key) or "__" in key:
-            raise AudienceError(
-                f"“{key[:70]}” is not an attribute name: use up to 64 letters, digits, "
-                "spaces, dots, dashes or underscores (no double underscore)."
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise AudienceError(f"The attribute “{key}” must be a finite number.")
-        if isinstance(value, str) and len(value) > MAX_TEXT:
-            raise AudienceError(f"The attribute “{key}” is longer than {MAX_TEXT} characters.")
-        if not isinstance(value, str | int | float | bool):
-            raise AudienceError(
-                f"The attribute “{key}” must be text, a number, true/false or a date."
-            )
-        cleaned[key] = value
+        name = check_attribute_name(key)
+        cleaned[name] = check_attribute_value(name, value)
     return cleaned
 
 

@@ -4,13 +4,15 @@ counts page views without knowing who viewed them (P26)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
+from django.utils.functional import SimpleLazyObject, empty
 
 from tidings.consent.cookies import category_of
 from tidings.consent.services import count_page_view
 from tidings.consent.state import read_state
+from tidings.core import headers
 
 # Pages not counted: assets, the staff console and the API are not visits.
 NOT_COUNTED = ("/static/", "/staff/", "/api/", "/.well-known/", "/favicon")
@@ -24,7 +26,22 @@ class ConsentMiddleware:
         request.consent = SimpleLazyObject(lambda: read_state(request))  # type: ignore[attr-defined]
         response = self.get_response(request)
         self._drop_unconsented_cookies(request, response)
+        self._allow_consented_tags(request)
         return response
+
+    @staticmethod
+    def _allow_consented_tags(request: HttpRequest) -> None:
+        # The third-party tags a page rendered (the visitor consented to them) may load
+        # and report home: their origins join the page's Content-Security-Policy.
+        state = request.consent  # type: ignore[attr-defined]
+        if state._wrapped is empty:
+            return  # no page read the consent state: no tag was rendered
+        origins = []
+        for party in state.tags:
+            parts = urlsplit(party.script_src)
+            origins.append(f"{parts.scheme}://{parts.netloc}")
+        for directive in ("script-src", "connect-src", "img-src"):
+            headers.allow(request, directive, origins)
 
     @staticmethod
     def _drop_unconsented_cookies(request: HttpRequest, response: HttpResponse) -> None:

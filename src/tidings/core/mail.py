@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db import models
 from django.template.loader import render_to_string
 
+from tidings.core import baseurl
+
 
 class Purpose(models.TextChoices):
     MARKETING = "marketing", "marketing (campaigns, product updates)"
@@ -110,7 +112,7 @@ def send_templated(
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
     behind an address the pipeline could not tell (a new address not confirmed yet);
     `forget` is for the last word to someone erased."""
-    context = {**context, "operator": settings.OPERATOR, "base_url": settings.BASE_URL}
+    context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
     subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
     body = render_to_string(f"{template}.txt", context)
     for address in to:

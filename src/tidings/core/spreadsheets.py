@@ -5,11 +5,17 @@ CSV with the csv module (with a BOM, for Excel), XLSX with XlsxWriter in constan
 mode, XLS with xlwt, which starts a new sheet every 65,535 rows (the format's limit) and
 flushes each batch of rows into its compact binary form. Each sheet repeats the header.
 
-Cells that a spreadsheet would run as a formula are written as plain text (`neutralise`):
-a value that starts with "=", "+", "-", "@", a tab or a carriage return may be taken as
-a formula by Excel or LibreOffice (CSV injection): it gets a leading single quote, which
-makes it text in every format. Numbers are written as numbers and need nothing. The
-sinks write what they are given: callers neutralise their values.
+Cells that a spreadsheet would run as a formula are written as plain text (`neutralise`,
+the one rule for every CSV, XLSX and XLS Tidings writes): a value that starts with "=",
+"+", "-", "@", a tab or a carriage return, or their full-width forms (U+FF1D, U+FF0B, U+FF0D,
+U+FF20, which some spreadsheets read as the ASCII ones) may be taken as a formula by
+Excel or LibreOffice (CSV injection): it gets a leading single quote, which makes it
+text in every format. Numbers are written as numbers and need nothing. The sinks
+neutralise the header row themselves (its names may come from customers' data); the
+callers neutralise their values, which the hot paths do only where text can be.
+
+Every CSV quotes every field (`csv_writer`): a spreadsheet opened in a locale whose
+separator is ";" would otherwise split an unquoted `a;=1+1` into a cell `=1+1`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ from typing import Any
 CELL_MAX = 32_767  # the longest text a cell holds in XLSX and XLS
 XLSX_SHEET_ROWS = 1_048_575  # data rows per sheet, after the header row
 XLS_SHEET_ROWS = 65_535
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def csv_writer(handle: Any) -> Any:
+    """The csv writer every CSV of Tidings is written with: every field quoted."""
+    return csv.writer(handle, quoting=csv.QUOTE_ALL)
 
 
 def neutralise(value: Any) -> Any:
@@ -47,8 +58,8 @@ class CsvSink:
     ) -> None:
         # With a BOM, so that Excel reads the file as UTF-8; LibreOffice does either way.
         self.handle = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
-        self.writer = csv.writer(self.handle)
-        self.writer.writerow(header)
+        self.writer = csv_writer(self.handle)
+        self.writer.writerow(neutralise_row(header))
 
     def write(self, rows: list[list[Any]]) -> None:
         self.writer.writerows(rows)
@@ -63,7 +74,7 @@ class _SheetSink:
     sheet_rows = XLSX_SHEET_ROWS
 
     def __init__(self, header: list[str], title: str, sheet_rows: int | None) -> None:
-        self.header = header
+        self.header = neutralise_row(header)
         # Sheet names hold at most 31 characters; room is left for " 123".
         self.title = title[:26]
         if sheet_rows is not None:

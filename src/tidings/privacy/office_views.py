@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import asdict, fields
 from datetime import timedelta
@@ -17,6 +16,7 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from tidings.accounts.models import Account
+from tidings.core.spreadsheets import csv_writer, neutralise_row
 from tidings.privacy import office
 from tidings.privacy.models import AccountExport, DataRequest, Disclosure, ErasureRecord
 from tidings.staff import audit
@@ -138,11 +138,11 @@ def records_download(request: HttpRequest, fmt: str) -> HttpResponse:
     _officer(request)
     activities = office.records_of_processing()
     headers = [f.name.replace("_", " ") for f in fields(office.Activity)]
-    rows = [list(asdict(a).values()) for a in activities]
+    rows = [neutralise_row(asdict(a).values()) for a in activities]
     stamp = timezone.now().strftime("%Y-%m-%d")
     if fmt == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer)
+        writer = csv_writer(buffer)
         writer.writerow(headers)
         writer.writerows(rows)
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from tidings.core import baseurl
 from tidings.core.datamap import LegalBasis, customer_entries, lockout_minutes, plain
 from tidings.privacy.models import PolicyVersion
 
@@ -80,7 +81,7 @@ def policy_context() -> dict[str, Any]:
     return {
         "operator": settings.OPERATOR,
         "retention": settings.RETENTION,
-        "base_url": settings.BASE_URL,
+        "base_url": baseurl.base_url(),
         "groups": data_uses(),
         "suppression_enabled": settings.SUPPRESSION_ENABLED,
         "secure": settings.SECURE,

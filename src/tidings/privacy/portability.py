@@ -23,7 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.accounts.models import Account, User
-from tidings.core import jobs
+from tidings.core import baseurl, jobs
 from tidings.core.leases import Lease, remove_partial_files
 from tidings.core.mail import send_templated
 from tidings.privacy.archive import write_archive
@@ -131,7 +131,7 @@ def build_account_export(export_id: int) -> AccountExport | None:
         export.refresh_from_db()
         to = _recipients(export)
         if to:
-            link = settings.BASE_URL + reverse("accounts:download_export", args=[export.pk])
+            link = baseurl.absolute(reverse("accounts:download_export", args=[export.pk]))
             send_templated("privacy/mail/archive_ready", to, {"export": export, "link": link})
     return export
 

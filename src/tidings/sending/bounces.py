@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
 import imaplib
 import logging
+import math
 import poplib
 import re
+import time
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from flufl.bounce import all_failures
@@ -252,6 +256,33 @@ def _read_imap(scheme: str, host: str, port: int | None, user: str, password: st
 
 
 # Provider webhooks (django-anymail) ----------------------------------------------------------
+
+# A signed webhook (Mailgun's) is accepted only this close to its signing time, and each
+# of its one-time tokens only once: a captured request cannot be replayed later.
+WEBHOOK_MAX_AGE = 300
+WEBHOOK_CLOCK_SKEW = 60
+
+
+def fresh_webhook_signature(provider: str, timestamp: str, token: str) -> str:
+    """Why a verified webhook signature must still be refused ("" when it may pass): it
+    was made more than WEBHOOK_MAX_AGE seconds ago or in the future (beyond the clocks'
+    skew), or its token was seen before. Tokens are remembered in the cache (Redis in
+    production, shared by every web process) for as long as their timestamp is good."""
+    try:
+        signed_at = float(timestamp)
+    except (TypeError, ValueError):
+        return "no signing time"
+    now = time.time()
+    if not math.isfinite(signed_at) or signed_at < now - WEBHOOK_MAX_AGE:
+        return "signed too long ago"
+    if signed_at > now + WEBHOOK_CLOCK_SKEW:
+        return "signed in the future"
+    if not token or len(token) > 200:
+        return "no token"
+    key = f"webhook-token:{provider}:{hashlib.sha256(token.encode()).hexdigest()}"
+    if not cache.add(key, 1, timeout=WEBHOOK_MAX_AGE + WEBHOOK_CLOCK_SKEW):
+        return "token used before"
+    return ""
 
 
 def delivery_from_metadata(metadata: dict[str, Any], recipient: str | None) -> Delivery | None:

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from tidings.accounts.mailability import users_q
 from tidings.accounts.models import User
+from tidings.core import baseurl
 from tidings.core.mail import Kind, OutboundMessage, Purpose, post
 from tidings.sending.models import OutboundMail, ProductUpdate
 
@@ -35,7 +36,7 @@ def deliver(update_id: int) -> int:
 def post_update(update: ProductUpdate) -> int:
     """Post the update to its audience as it is now; posting it again adds nobody twice
     (each message's key names the update and the user). Returns how many are new."""
-    switch_off = settings.BASE_URL + reverse("accounts:processing")
+    switch_off = baseurl.absolute(reverse("accounts:processing"))
     text = (
         f"{update.body}\n\n--\nYou receive product updates from {settings.OPERATOR['name']} "
         f"because they are switched on in My Account. Switch them off: {switch_off}\n"

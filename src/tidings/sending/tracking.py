@@ -4,6 +4,11 @@ Privacy first: nothing is tracked for a contact who objected (allow_tracking=Fal
 an account on aggregate-only tracking gets links that do not say who the recipient is
 (the token holds the campaign only) and counts without any per-contact row; per-contact
 events are kept TIDINGS_TRACKING_DAYS, then folded into counts and deleted.
+
+A click link redirects only while it is bound to its campaign (`click_destination`): the
+campaign still exists, was sent less than TIDINGS_CLICK_LINK_DAYS ago, and its content
+names the link's site. A signed link is thus no redirect on the operator's domain that a
+customer could hand out forever to any address they like.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -27,6 +33,7 @@ from markupsafe import escape
 from tidings.accounts.models import Account
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
+from tidings.core import baseurl
 from tidings.sending import tokens
 from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent
 
@@ -35,7 +42,7 @@ _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
 def absolute(path: str) -> str:
-    return settings.BASE_URL + path
+    return baseurl.absolute(path)
 
 
 @cache
@@ -179,6 +186,42 @@ def _per_contact(delivery_id: int | None, campaign_id: int) -> Delivery | None:
     if mode != SendingSettings.Tracking.PER_CONTACT:
         return None
     return delivery
+
+
+def click_destination(token: tokens.TrackingToken) -> str | None:
+    """Where a click link leads, or None when it no longer may: its campaign is gone, was
+    sent more than TIDINGS_CLICK_LINK_DAYS ago, or its content (body and layout) does not
+    name the link's site (scheme and host; a path may hold a contact's value)."""
+    row = (
+        Campaign.objects.filter(pk=token.campaign_id)
+        .values("body", "layout__html", "started_at", "created_at")
+        .first()
+    )
+    if row is None:
+        return None
+    sent = row["started_at"] or row["created_at"]
+    if timezone.now() - sent > timedelta(days=int(settings.SENDING["click_link_days"])):
+        return None
+    parts = urlsplit(token.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    content = html_lib.unescape(row["body"] + (row["layout__html"] or "")).lower()
+    site = f"{parts.scheme}://{parts.netloc}".lower()
+    if token.url.lower() in content or _names_site(content, site):
+        return token.url
+    return None
+
+
+def _names_site(content: str, site: str) -> bool:
+    """Whether `content` holds a link to `site` itself: followed by a path, a query, a
+    fragment or the end of the address (so https://a.example is not https://a.example.evil)."""
+    at = content.find(site)
+    while at != -1:
+        after = content[at + len(site) : at + len(site) + 1]
+        if after == "" or after in "/?#\"'<> )]\n\t":
+            return True
+        at = content.find(site, at + 1)
+    return False
 
 
 def _may_track(token: tokens.TrackingToken) -> tuple[bool, Delivery | None]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 from typing import Any
 from uuid import UUID
 
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from django.conf import settings
@@ -38,7 +40,16 @@ from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError
 from tidings.campaigns.rendering import render as render_campaign
 from tidings.core import ratelimit
-from tidings.sending import controls, domains, engine, lifecycle, services, tokens, tracking
+from tidings.sending import (
+    bounces,
+    controls,
+    domains,
+    engine,
+    lifecycle,
+    services,
+    tokens,
+    tracking,
+)
 from tidings.sending.forms import (
     DomainForm,
     PostalAddressForm,
@@ -299,16 +310,27 @@ def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
 @never_cache
 def click(request: HttpRequest, token: str) -> HttpResponse:
     """Redirect to a link Tidings itself put in a message (the token is signed: no open
-    redirect), counting the click."""
+    redirect) while it is bound to its campaign (`tracking.click_destination`), counting
+    the click."""
     try:
         data = tokens.read_click_token(token)
     except tokens.InvalidToken:
         return render(request, "sending/link_invalid.html", status=400)
+    destination = tracking.click_destination(data)
+    if destination is None:
+        return render(request, "sending/link_expired.html", status=410)
     tracking.record(data, "click")
-    return HttpResponseRedirect(data.url)
+    return HttpResponseRedirect(destination)
 
 
 # Public archive ------------------------------------------------------------------------------
+
+
+ARCHIVE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' https: http: data:; font-src 'self' https: data:; frame-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def _archived(account_id: int) -> Any:
@@ -339,11 +361,16 @@ def archived_campaign(request: HttpRequest, account_id: int, uuid: UUID) -> Http
         rendered = render_campaign(campaign, sample)
     except TemplateError:
         raise Http404("Cannot be shown") from None
-    return render(
+    response = render(
         request,
         "sending/archived_campaign.html",
         {"campaign": campaign, "rendered": rendered, "account_id": account_id},
     )
+    # The mail is shown in a sandboxed srcdoc frame, which inherits the page's policy:
+    # its inline styles and remote images are allowed, scripts stay Tidings's own only
+    # (and the sandbox runs none in the frame).
+    response["Content-Security-Policy"] = ARCHIVE_CSP
+    return response
 
 
 # Provider webhooks: served only when TIDINGS_WEBHOOK_SECRET is set -------------------------
@@ -363,5 +390,21 @@ def _guarded(view: Any, *required: str) -> Any:
     return guarded
 
 
+class FreshMailgunWebhookView(MailgunTrackingWebhookView):
+    """Anymail's Mailgun view, which checks the signature, and then refuses a signature
+    made long ago or whose one-time token was seen before (a replayed request)."""
+
+    def validate_request(self, request: HttpRequest) -> None:
+        super().validate_request(request)
+        if request.content_type == "application/json":
+            block = json.loads(request.body.decode("utf-8"))["signature"]
+            timestamp, token = block["timestamp"], block["token"]
+        else:
+            timestamp, token = request.POST["timestamp"], request.POST["token"]
+        refused = bounces.fresh_webhook_signature("mailgun", str(timestamp), str(token))
+        if refused:
+            raise AnymailWebhookValidationFailure(f"Mailgun webhook refused: {refused}")
+
+
 postmark_webhook = _guarded(PostmarkTrackingWebhookView)
-mailgun_webhook = _guarded(MailgunTrackingWebhookView, "MAILGUN_WEBHOOK_SIGNING_KEY")
+mailgun_webhook = _guarded(FreshMailgunWebhookView, "MAILGUN_WEBHOOK_SIGNING_KEY")

@@ -18,7 +18,6 @@ addresses kept in memory.
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import os
@@ -39,7 +38,7 @@ from django.utils import timezone
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
 from tidings.core.leases import lease_length
-from tidings.core.spreadsheets import neutralise_row
+from tidings.core.spreadsheets import csv_writer, neutralise_row
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.readers import count_records, read_records
@@ -205,7 +204,7 @@ class _report:
         self.handle.truncate()
         if job.report_size == 0:
             self.handle.write("\ufeff")  # so spreadsheets read it as UTF-8
-            csv.writer(self.handle).writerow(REPORT_HEADER + list(job.columns))
+            csv_writer(self.handle).writerow(neutralise_row(REPORT_HEADER + list(job.columns)))
         return self.handle
 
     def __exit__(self, *exc: object) -> None:
@@ -222,7 +221,7 @@ class _Checkpoints:
         self.job = job
         self.writer = writer
         self.report = report
-        self.out = csv.writer(report)
+        self.out = csv_writer(report)
         self.counts: dict[str, int] = {k: int(v) for k, v in job.counts.items()}
         self.stop_after_chunks = stop_after_chunks
 

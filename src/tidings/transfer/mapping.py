@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from tidings.audience.services import MAX_ATTRIBUTES, AudienceError, check_attribute_name
 from tidings.transfer.errors import TransferError
 
 EMAIL, NAME, FIRST, LAST = "email", "name", "first_name", "last_name"
@@ -31,7 +32,6 @@ CHOICES = [
 ]
 SIMPLE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS, OPTOUT, IGNORE}
 UNIQUE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS}
-ATTRIBUTE_KEY = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,62}$")
 
 # Mailchimp's audience export ("subscribed", "unsubscribed" and "cleaned" members).
 MAILCHIMP = {
@@ -129,11 +129,12 @@ def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
     for column, target in zip(columns, targets, strict=True):
         if target.startswith(ATTRIBUTE_PREFIX):
             key = target[len(ATTRIBUTE_PREFIX) :]
-            if not ATTRIBUTE_KEY.match(key):
-                raise TransferError(
-                    f"Column “{column}”: an attribute name uses lower-case letters, digits, "
-                    "“_”, “-” and “.” (up to 63)."
-                )
+            try:
+                check_attribute_name(key)
+            except AudienceError as error:
+                raise TransferError(f"Column “{column[:70]}”: {error}") from None
+            if key != key.strip():
+                raise TransferError(f"Column “{column[:70]}”: “{key}” has spaces around it.")
             if key in keys:
                 raise TransferError(f"Two columns are mapped to the attribute “{key}”.")
             keys.add(key)
@@ -145,6 +146,8 @@ def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
             used.add(target)
     if EMAIL not in used:
         raise TransferError("Choose the column that holds the email address.")
+    if len(keys) > MAX_ATTRIBUTES:
+        raise TransferError(f"A contact can have at most {MAX_ATTRIBUTES} attributes.")
     return list(targets)
 
 

@@ -25,6 +25,7 @@ from tidings.core.datamap import (
     declare_free_of_personal_data,
     register,
 )
+from tidings.core.spreadsheets import csv_writer
 from tidings.transfer.models import ExportJob, ImportJob, ImportMapping, transfer_path
 
 PENDING = (ImportJob.Status.ANALYSING, ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED)
@@ -67,7 +68,7 @@ def _rewrite_report(relative: str, emails: set[str]) -> None:
         os.fdopen(handle, "w", encoding="utf-8", newline="") as out,
         path.open(encoding="utf-8", newline="") as source,
     ):
-        writer = csv.writer(out)
+        writer = csv_writer(out)
         for number, row in enumerate(csv.reader(source)):
             if number and _names_one_of(row, emails):
                 dropped += 1

@@ -19,7 +19,14 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
-from tidings.audience.services import InvalidEmail, normalise_email
+from tidings.audience.services import (
+    MAX_TEXT,
+    AudienceError,
+    InvalidEmail,
+    check_attribute_value,
+    clean_attributes,
+    normalise_email,
+)
 from tidings.transfer import mapping as m
 
 _quote = json.encoder.encode_basestring
@@ -177,7 +184,8 @@ class RowReader:
 
     def _json(self, values: dict[str, Any]) -> str:
         """json.dumps, four times faster for the usual case of text values whose keys
-        (checked by mapping.ATTRIBUTE_KEY) need no escaping."""
+        (checked by the audience's attribute name rule: no quote, no backslash) need no
+        escaping."""
         if self.json_attributes is None and all(type(v) is str for v in values.values()):
             return "{" + ",".join(f'"{k}":{_quote(v)}' for k, v in values.items()) + "}"
         return json.dumps(values, ensure_ascii=False)
@@ -191,24 +199,38 @@ class RowReader:
         return " ".join(p for p in parts if p) or None
 
     def _attributes(self, cells: list[Any], n: int) -> dict[str, Any] | Refusal:
+        """The row's attributes, checked by the audience's one rule (names, count, scalar
+        values, their size); the names of attribute columns were checked with the mapping."""
         values: dict[str, Any] = {}
-        if self.json_attributes is not None and self.json_attributes < n:
-            text = str(cells[self.json_attributes]).strip()
-            if text:
-                try:
-                    loaded = json.loads(text)
-                except ValueError:
-                    loaded = None
-                if not isinstance(loaded, dict):
-                    return Refusal("the attributes column does not hold a JSON object", "rejected")
-                values.update(loaded)
-        for i, key in self.attributes:
-            if i < n:
-                value = cells[i]
-                if isinstance(value, str):
-                    value = value.strip()
-                if value != "":
-                    values[key] = value
+        try:
+            if self.json_attributes is not None and self.json_attributes < n:
+                text = str(cells[self.json_attributes]).strip()
+                if text:
+                    try:
+                        loaded = json.loads(text)
+                    except ValueError:
+                        loaded = None
+                    if not isinstance(loaded, dict):
+                        return Refusal(
+                            "the attributes column does not hold a JSON object", "rejected"
+                        )
+                    # A null says the file has no value: there is nothing to store.
+                    values.update((k, v) for k, v in loaded.items() if v is not None)
+            for i, key in self.attributes:
+                if i < n:
+                    value = cells[i]
+                    if type(value) is str:
+                        value = value.strip()
+                        if len(value) > MAX_TEXT:
+                            check_attribute_value(key, value)
+                    elif value is not None:
+                        check_attribute_value(key, value)
+                    if value != "" and value is not None:
+                        values[key] = value
+            if self.json_attributes is not None and values:
+                values = clean_attributes(values)
+        except AudienceError as error:
+            return Refusal(str(error), "rejected")
         return values
 
 

@@ -25,6 +25,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from tidings.audience.models import ConsentProof, Contact, Subscription, SuppressedContact
+from tidings.audience.services import MAX_ATTRIBUTES
 from tidings.transfer.models import ImportJob
 from tidings.transfer.rows import Contact as Row
 
@@ -154,6 +155,7 @@ class PostgresWriter:
             "lists": list(lists),
             "add_only": not self.update,
             "active": ACTIVE,
+            "max_attributes": MAX_ATTRIBUTES,
         }
         self.upsert = self._upsert_sql(has_tags=job.mapping.count("tags") > 0, lists=bool(lists))
 
@@ -208,8 +210,13 @@ class PostgresWriter:
                 else ""
             )
             conflict = (
-                "DO UPDATE SET name = COALESCE(NULLIF(EXCLUDED.name, ''), c.name), "
-                f"attributes = c.attributes || EXCLUDED.attributes{tags}, "
+                "DO UPDATE SET name = COALESCE(NULLIF(EXCLUDED.name, ''), c.name), "  # noqa: S608
+                # Merged only while the contact stays within the audience's limit on
+                # attributes: repeated imports must not grow a contact past it.
+                "attributes = CASE WHEN EXCLUDED.attributes = '{}'::jsonb THEN c.attributes "
+                "WHEN (SELECT count(*) FROM jsonb_object_keys(c.attributes || "
+                "EXCLUDED.attributes)) <= %(max_attributes)s "
+                f"THEN c.attributes || EXCLUDED.attributes ELSE c.attributes END{tags}, "
                 "updated_at = EXCLUDED.updated_at "
                 # Not a contact who left, nor one this job wrote from an earlier line.
                 "WHERE c.status = %(active)s AND c.updated_at <> EXCLUDED.updated_at"
@@ -410,7 +417,9 @@ class OrmWriter:
         if row.name:
             contact.name = row.name
         if row.attributes:
-            contact.attributes = {**contact.attributes, **json.loads(row.attributes)}
+            merged = {**contact.attributes, **json.loads(row.attributes)}
+            if len(merged) <= MAX_ATTRIBUTES:  # as the PostgreSQL writer's CASE
+                contact.attributes = merged
         if row.tags and self.has_tags:
             contact.tags = sorted(set(contact.tags) | set(json.loads(row.tags)))
         contact.updated_at = self.consent.stamp

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,6 +24,7 @@ from tidings.audience.models import (
 )
 from tidings.audience.services import AudienceError
 from tidings.audience.signup import public_lists
+from tidings.core import baseurl
 
 
 @customer_required
@@ -65,7 +65,7 @@ def form_edit(request: HttpRequest, form_uuid: uuid.UUID | None = None) -> HttpR
             return redirect("audience:form", form_uuid=saved.uuid)
     context: dict[str, Any] = {"form": form, "subscription_form": subscription_form}
     if subscription_form is not None:
-        hosted = settings.BASE_URL + reverse("audience:subscribe", args=[subscription_form.uuid])
+        hosted = baseurl.absolute(reverse("audience:subscribe", args=[subscription_form.uuid]))
         context |= {
             "hosted_url": hosted,
             "snippet": _snippet(subscription_form, hosted),

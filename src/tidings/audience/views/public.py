@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tidings.audience import links, rights, services, signup
+from tidings.audience import links, mailing_lists, rights, services, signup
 from tidings.audience.forms import SubscribeForm, type_of, typed_value
 from tidings.audience.models import (
     Contact,
@@ -26,6 +27,7 @@ from tidings.audience.models import (
     SubscriptionForm,
 )
 from tidings.audience.services import AudienceError
+from tidings.core import headers
 from tidings.core.clientip import client_ip
 
 
@@ -47,6 +49,7 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         return render(request, "audience/public/form_closed.html", status=404)
     form = SubscribeForm(request.POST or None)
     chosen = _chosen_lists(request, offered)
+    _allow_thank_you_page(request, subscription_form)
     context = {
         "subscription_form": subscription_form,
         "account": subscription_form.account,
@@ -57,7 +60,8 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     if request.method != "POST":
         return render(request, "audience/public/subscribe.html", context)
     if request.POST.get("website"):
-        return _thanks(request, subscription_form, chosen or offered)  # a bot: store nothing
+        # A bot: store nothing, and our own page, never a redirect elsewhere.
+        return _thanks(request, subscription_form, chosen or offered, bot=True)
     ip = client_ip(request)
     if not signup.allow_signup(ip, chosen or offered):
         return render(request, "audience/public/rate_limited.html", context, status=429)
@@ -78,6 +82,18 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     return _thanks(request, subscription_form, chosen)
 
 
+def _allow_thank_you_page(request: HttpRequest, subscription_form: SubscriptionForm) -> None:
+    """The form's page may be left for the customer's thank-you page after it is posted
+    (a browser applies the policy's form-action to that redirect)."""
+    try:
+        url = mailing_lists.check_thank_you_url(subscription_form.thank_you_url)
+    except AudienceError:
+        return
+    if url:
+        parts = urlsplit(url)
+        headers.allow(request, "form-action", [f"{parts.scheme}://{parts.netloc}"])
+
+
 def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[MailingList]:
     if request.method != "POST":
         return []
@@ -93,12 +109,21 @@ def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[Mail
 
 
 def _thanks(
-    request: HttpRequest, subscription_form: SubscriptionForm, chosen: list[MailingList]
+    request: HttpRequest,
+    subscription_form: SubscriptionForm,
+    chosen: list[MailingList],
+    *,
+    bot: bool = False,
 ) -> HttpResponse:
     """The same page for everyone who submitted the form: it depends on the lists' opt-in,
-    never on whether the address was known."""
-    if subscription_form.thank_you_url:
-        return HttpResponseRedirect(subscription_form.thank_you_url)
+    never on whether the address was known. A person goes to the customer's own thank-you
+    page if they saved one (checked again: it may predate the rule); a bot never does."""
+    saved = subscription_form.thank_you_url
+    if saved and not bot:
+        try:
+            return HttpResponseRedirect(mailing_lists.check_thank_you_url(saved))
+        except AudienceError:
+            pass
     double = any(m.optin == MailingList.OptIn.DOUBLE for m in chosen)
     return render(
         request,
@@ -325,9 +350,17 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     context = {
         "account": contact.account,
         "mailing_list": mailing_list,
-        "preferences": links.preference_url(contact),
+        # An old link leaves as well as a new one, but leads to the contact's data (a
+        # fresh preference link) only within the preference link's age.
+        "preferences": None if opened.expired else links.preference_url(contact),
+        "notice": "",
     }
     if request.method != "POST":
         return render(request, "audience/public/unsubscribe.html", context)
+    if opened.expired and request.POST.get("action") == "send_link":
+        signup.send_preference_link(contact)
+        context["notice"] = "A new link is on its way to your mailbox."
+        return render(request, "audience/public/unsubscribe.html", context)
+    # Anything else posted here (RFC 8058's "List-Unsubscribe=One-Click") leaves.
     services.unsubscribe(contact, mailing_list)
     return render(request, "audience/public/left.html", context)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tidings.accounts.models import User
+from tidings.core import baseurl
 
 
 class Command(BaseCommand):
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         path.touch(mode=0o600)
         path.write_text(
             f"# Created {timezone.now():%Y-%m-%d %H:%M} UTC by `tidings createadmin`.\n"
-            f"# Log in at {settings.BASE_URL}/staff/admin/ ; then delete this file.\n"
+            f"# Log in at {baseurl.base_url()}/staff/admin/ ; then delete this file.\n"
             f"email: {email}\n"
             f"password: {password}\n"
             f"totp (add to your authenticator app): {device.config_url}\n"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tidings.accounts.models import User
+from tidings.core import baseurl
 from tidings.core.addresses import canonical
 from tidings.staff import audit
 from tidings.staff.services import StaffError, set_staff_role
@@ -105,7 +106,7 @@ def _write_credentials(user: User, lines: list[str]) -> Path:
         handle.write(
             f"# Written {timezone.now():%Y-%m-%d %H:%M} UTC by `tidings manage staffmember`.\n"
             f"# Hand it to {user.email} safely, then delete this file.\n"
-            f"# Log in at {settings.BASE_URL}/staff/admin/\n"
+            f"# Log in at {baseurl.base_url()}/staff/admin/\n"
             f"email: {user.email}\n" + "".join(f"{line}\n" for line in lines)
         )
     return path

@@ -1,0 +1,33 @@
+(function () {
+  // The live size: the builder's rows to the count endpoint, 400 ms after the last change.
+  var form = document.getElementById("segment-form");
+  var out = document.getElementById("segment-count");
+  var problem = document.getElementById("count-error");
+  var timer = null;
+  function refresh() {
+    var data = new FormData(form);
+    fetch(form.dataset.countUrl, { method: "POST", body: data, credentials: "same-origin",
+      headers: { "X-CSRFToken": data.get("csrfmiddlewaretoken") } })
+      .then(function (r) { return r.json(); })
+      .then(function (body) {
+        if (body.error) { problem.textContent = body.error; out.textContent = "—"; }
+        else { problem.textContent = ""; out.textContent = body.count; }
+      });
+  }
+  function later() { clearTimeout(timer); timer = setTimeout(refresh, 400); }
+  // Another empty row, labelled for its number (without JavaScript: save for more rows).
+  var add = document.getElementById("add-condition");
+  add.hidden = false;
+  add.addEventListener("click", function () {
+    var body = form.querySelector("table.rows tbody");
+    var row = body.rows[body.rows.length - 1].cloneNode(true);
+    var number = body.rows.length + 1;
+    row.querySelectorAll("input, select").forEach(function (field) {
+      field.value = field.tagName === "SELECT" ? field.options[0].value : "";
+      field.setAttribute("aria-label", field.getAttribute("aria-label").replace(/\d+$/, number));
+    });
+    body.appendChild(row);
+  });
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+})();
