@@ -190,3 +190,15 @@ def test_the_settings_page_chooses_the_editable_attributes(logged_in, account):
     response = logged_in.post("/audience/settings/", {"editable_attributes": 'ok, bad"key'})
     assert "is not an attribute name" in response.content.decode()
     assert services.editable_attributes(account) == ["birthday", "city"]
+
+
+def test_viewing_the_preference_page_reads_the_contact_once(
+    client, reader, django_assert_max_num_queries
+):
+    """Every mail links here: a look changes nothing, so nothing is read twice (the
+    contact, then its account, were read again after the view had them)."""
+    path = path_of(links.preference_url(reader))
+    client.get(path)
+    # Contact with account, settings, open requests, subscriptions, the page counter.
+    with django_assert_max_num_queries(5):
+        assert client.get(path).status_code == 200
