@@ -18,7 +18,10 @@ links does. The last line is `web ratio=R`: the requests/s of all endpoints toge
 (total requests over total time) over the bare view's.
 
 With 200 clients that wait for their answer and send again at once, the latency is the
-queue: 200 / (requests per second), 100 ms at 2,000 req/s, whatever the code.
+queue: 200 / (requests per second), 100 ms at 2,000 req/s, whatever the code. So the run
+ends with an open-loop phase too: the endpoints mixed, requests arriving at a fixed rate
+(half the rate the closed loop reached, as readers of a campaign arrive, whatever the
+server answers), whose latency is the server's own rather than the queue's.
 
 The clients are asyncio streams speaking HTTP/1.1 with keep-alive, one connection each:
 a client library would spend the CPU the server needs (2 cores are shared between them).
@@ -39,6 +42,7 @@ import tempfile
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -49,6 +53,10 @@ FLOOR = "/bench/floor/"
 GOAL_RATIO, GOAL_P99_MS = 0.5, 100.0
 # Requests per endpoint for the cost per request (spare contacts beyond the load's).
 COST_SAMPLES = 50
+# The open-loop phase: requests arrive at a fixed rate whatever the answers (as a
+# campaign's readers do), all endpoints mixed, this many per endpoint, at this share of
+# the rate the closed loop reached just before (a server half busy).
+AT_RATE, LOAD_SHARE = 300, 0.5
 
 
 # --- the set-up, in a child process (Django on the bench database) -------------------
@@ -305,6 +313,7 @@ async def drive(
     """Send the requests over `clients` keep-alive connections at once; latencies in ms."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
+    failed: dict[str, int] = {}
     queue = iter(requests)
 
     async def client() -> None:
@@ -320,11 +329,13 @@ async def drive(
                 latencies.append((time.perf_counter() - t) * 1000)
                 if status not in expected:
                     errors[str(status)] = errors.get(str(status), 0) + 1
+                    failed["all"] = failed.get("all", 0) + 1
                 if not keep:
                     writer.close()
                     reader = writer = None
             except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
                 errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                failed["all"] = failed.get("all", 0) + 1
                 if writer is not None:
                     writer.close()
                 reader = writer = None
@@ -346,29 +357,109 @@ async def drive(
         "p50": pct(0.50),
         "p99": pct(0.99),
         "errors": errors,
+        "failed": failed,
     }
 
 
-def plan(paths: dict, n: int) -> list[tuple[str, list[bytes], set[int]]]:
+async def drive_at_rate(
+    port: int, rate: float, requests: list[tuple[str, bytes]], expected: set[int]
+) -> dict:
+    """Start the requests at `rate` per second whatever the answers, over at most CLIENTS
+    connections; a latency counts from the request's due time (waiting for a free
+    connection included). A connection the server closed while idle (gunicorn's
+    keep-alive is 2 s) is opened again, as any HTTP client does; failures are counted
+    per endpoint."""
+    idle: asyncio.Queue[Any] = asyncio.Queue()
+    for _ in range(CLIENTS):
+        idle.put_nowait(None)
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    failed: dict[str, int] = {}
+
+    async def send(conn: Any, raw: bytes) -> tuple[Any, int]:
+        if conn is None:
+            conn = await asyncio.open_connection("127.0.0.1", port)
+        conn[1].write(raw)
+        status, keep = await asyncio.wait_for(_response(conn[0]), TIMEOUT)
+        if not keep:
+            conn[1].close()
+            conn = None
+        return conn, status
+
+    async def one(kind: str, raw: bytes, due: float) -> None:
+        conn = await idle.get()
+        try:
+            try:
+                conn, status = await send(conn, raw)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                if conn is None:
+                    raise
+                conn[1].close()
+                conn, status = await send(None, raw)  # closed while idle: once more
+            latencies.append((time.perf_counter() - due) * 1000)
+            if status not in expected:
+                errors[str(status)] = errors.get(str(status), 0) + 1
+                failed[kind] = failed.get(kind, 0) + 1
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            failed[kind] = failed.get(kind, 0) + 1
+            if conn is not None:
+                conn[1].close()
+            conn = None
+        finally:
+            idle.put_nowait(conn)
+
+    start = time.perf_counter()
+    tasks = []
+    for i, (kind, raw) in enumerate(requests):
+        due = start + i / rate
+        if (delay := due - time.perf_counter()) > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(kind, raw, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    while not idle.empty():
+        conn = idle.get_nowait()
+        if conn is not None:
+            conn[1].close()
+    return {
+        "requests": len(requests),
+        "seconds": elapsed,
+        "rps": len(requests) / elapsed,
+        "p50": latencies[len(latencies) // 2] if latencies else 0.0,
+        "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else 0.0,
+        "errors": errors,
+        "failed": failed,
+    }
+
+
+def plan(paths: dict, start: int, n: int) -> list[tuple[str, list[bytes], set[int]]]:
+    """n requests per endpoint; the per-contact links from the start-th contact on."""
+    end = start + n
     form_body = [
         urllib.parse.urlencode(
             {"email": f"new{i}@example.org", "name": f"New {i}", "consent": "on"}
         ).encode()
-        for i in range(n)
+        for i in range(start, end)
     ]
     urlencoded = "Content-Type: application/x-www-form-urlencoded\r\n"
     return [
-        ("open pixel", [request_bytes("GET", p) for p in paths["open"][:n]], {200}),
-        ("click redirect", [request_bytes("GET", p) for p in paths["click"][:n]], {302}),
+        ("open pixel", [request_bytes("GET", p) for p in paths["open"][start:end]], {200}),
+        ("click redirect", [request_bytes("GET", p) for p in paths["click"][start:end]], {302}),
         (
             "one-click unsubscribe (POST)",
             [
                 request_bytes("POST", p, b"List-Unsubscribe=One-Click", urlencoded)
-                for p in paths["unsubscribe"][:n]
+                for p in paths["unsubscribe"][start:end]
             ],
             {200},
         ),
-        ("preference page", [request_bytes("GET", p) for p in paths["preferences"][:n]], {200}),
+        (
+            "preference page",
+            [request_bytes("GET", p) for p in paths["preferences"][start:end]],
+            {200},
+        ),
         ("hosted form (GET)", [request_bytes("GET", paths["form"])] * n, {200}),
         (
             "hosted form (POST)",
@@ -376,6 +467,13 @@ def plan(paths: dict, n: int) -> list[tuple[str, list[bytes], set[int]]]:
             {200, 302},
         ),
     ]
+
+
+def mixed(paths: dict, start: int, n: int) -> tuple[list[tuple[str, bytes]], set[int]]:
+    """The endpoints' requests interleaved, as a campaign's readers send them."""
+    parts = plan(paths, start, n)
+    labelled = [[(name, r) for r in requests] for name, requests, _ in parts]
+    return [r for group in zip(*labelled, strict=True) for r in group], {200, 302}
 
 
 def _child(what: str, *args: str, env: dict[str, str], stdin: str = "") -> dict:
@@ -409,7 +507,7 @@ def main(size: int | None) -> None:
     }
     if "bench" not in env["DATABASE_URL"].rsplit("/", 1)[-1]:
         sys.exit("BENCH_DATABASE_URL must name a database for benchmarks")
-    paths = _child("setup", str(n + COST_SAMPLES + 2), env=env)
+    paths = _child("setup", str(n + AT_RATE + COST_SAMPLES + 2), env=env)
     port = free_port()
     load_before = os.getloadavg()[0]
     server = start_server(port, env)
@@ -418,10 +516,13 @@ def main(size: int | None) -> None:
         warm = [request_bytes("GET", BARE), request_bytes("GET", paths["form"])] * 50
         asyncio.run(drive(port, warm, {200}, clients=20))
         results = []
-        for name, requests, expected in plan(paths, n):
+        for name, requests, expected in plan(paths, 0, n):
             results.append((name, asyncio.run(drive(port, requests, expected))))
         bare = asyncio.run(drive(port, [request_bytes("GET", BARE)] * n, {200}))
         floor = asyncio.run(drive(port, [request_bytes("GET", FLOOR)] * n, {200}))
+        together = sum(r["requests"] for _, r in results) / sum(r["seconds"] for _, r in results)
+        rate = max(5.0, LOAD_SHARE * together)
+        at_rate = asyncio.run(drive_at_rate(port, rate, *mixed(paths, n, AT_RATE)))
     finally:
         stop_server(server)
     load_after = os.getloadavg()[0]
@@ -434,15 +535,36 @@ def main(size: int | None) -> None:
     for name, r in [*results, ("bare Django view", bare), ("bare view + 1 statement", floor)]:
         errors = ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0"
         print(f"{name:<30} {r['rps']:>8.0f} {r['p50']:>8.1f} {r['p99']:>8.1f}  {errors}")
+    errors = ", ".join(f"{k}: {v}" for k, v in at_rate["errors"].items()) or "0"
+    print(
+        f"open loop, all endpoints mixed, {rate:.0f} requests/s arriving whatever the answers "
+        f"({LOAD_SHARE:.0%} of the rate above; up to {CLIENTS} connections): "
+        f"{at_rate['rps']:.0f} req/s served, p50 "
+        f"{at_rate['p50']:.1f} ms, p99 {at_rate['p99']:.1f} ms, errors {errors}"
+    )
     counts = _child("recorded", str(paths["campaign"]), str(paths["account"]), env=env)
     # After the count of events: the cost probe records some of its own.
-    cost = _child("costs", str(n), env=env, stdin=json.dumps(paths))
+    cost = _child("costs", str(n + AT_RATE), env=env, stdin=json.dumps(paths))
     print("one request, in process (Django's test client), load-independent:")
     for name, c in cost.items():
         print(f"  {name:<30} {c['queries']:>3} statements  {c['cpu_ms']:>6.2f} ms CPU (Python)")
+    # Requests answered as expected: a request that failed may or may not have been
+    # recorded, and is counted as an error above.
+    failed = {name: sum(r["failed"].values()) for name, r in results}
+    for name, n_failed in at_rate["failed"].items():
+        failed[name] = failed.get(name, 0) + n_failed
+    m = n + AT_RATE
+
+    def answered(name: str) -> int:
+        return m - failed.get(name, 0)
+
     made = {
-        "open": n, "click": n, "unsubscribe": n, "unsubscribe_counted": n, "form_post": n,
-    }  # fmt: skip
+        "open": answered("open pixel"),
+        "click": answered("click redirect"),
+        "unsubscribe": answered("one-click unsubscribe (POST)"),
+        "unsubscribe_counted": answered("one-click unsubscribe (POST)"),
+        "form_post": answered("hosted form (POST)"),
+    }
     lost = {k: (counts[k], made[k]) for k in made if counts[k] != made[k]}
     print(
         "events recorded: "
