@@ -98,3 +98,17 @@ def test_an_import_that_subscribes_no_one_leaves_no_proof(customer, newsletter):
     assert job.status == ImportJob.Status.DONE, job.error
     assert job.count("skipped") == 1
     assert not ConsentProof.objects.exists()
+
+
+def test_each_chunk_reports_the_subscriptions_it_wrote_per_list(customer, newsletter, monkeypatch):
+    """What per-list counters are brought up to date from (importer.chunk_written)."""
+    seen: list[dict[int, int]] = []
+    monkeypatch.setattr(
+        importer, "chunk_written", lambda job, result: seen.append(result.subscribed)
+    )
+    audience.add_contact(customer.account, "ada@example.org", lists=[newsletter])
+    audience.add_contact(customer.account, "grace@example.org")
+    job = run(prepare(customer, CSV, mode="update", lists=[newsletter]))
+    assert job.status == ImportJob.Status.DONE, job.error
+    # Ada was on the list already: Grace (updated) and Alan (new) are subscribed now.
+    assert seen == [{newsletter.pk: 2}]
