@@ -75,11 +75,11 @@ def make_account(name: str, n: int) -> int:
                 [newsletter.pk, account.pk],
             )
             cursor.execute(
-                "INSERT INTO audience_consentproof (contact_id, mailing_list_id, method,"
-                " legal_basis, consent_text, consent_version, ip_address, user_agent, given_at,"
-                " double_optin, note) SELECT id, %s, 'form', 'consent', 'Yes please', '1',"
-                " '192.0.2.1', 'BenchBrowser/1.0', now(), false, ''"
-                " FROM audience_contact WHERE account_id = %s",
+                "INSERT INTO audience_consentproof (account_id, contact_id, mailing_list_id,"
+                " method, legal_basis, consent_text, consent_version, ip_address, user_agent,"
+                " given_at, double_optin, note, source, file_digest) SELECT account_id, id, %s,"
+                " 'form', 'consent', 'Yes please', '1', '192.0.2.1', 'BenchBrowser/1.0', now(),"
+                " false, '', '', '' FROM audience_contact WHERE account_id = %s",
                 [newsletter.pk, account.pk],
             )
             cursor.execute(

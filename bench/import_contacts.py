@@ -1,7 +1,10 @@
 """Benchmark: import contacts from a CSV file through the whole pipeline (read, check,
-dedupe, suppression, consent fields, write) against a bare COPY of the same file into a
-table of the same columns, in the same run. Each size runs in its own process so its
-peak memory is its own.
+dedupe, suppression, consent fields, write) against a bare SQL load of the same rows into
+the same tables, with the same indexes and constraints, in the same run: the contacts,
+subscriptions and proof of consent the import wrote, copied out and loaded again with one
+COPY per table in one transaction (the least any import must write). The old figure, a
+bare COPY of the file into an unindexed table of four text columns, is printed too,
+labelled. Each size runs in its own process so its peak memory is its own.
 
     python bench/run.py import [--size N]      (default 1,000,000; 100,000 is run too)
 """
@@ -41,6 +44,36 @@ def generate(path: Path, n: int) -> None:
                 email = f"person{i}@example.org"
             name = f"{first[i % len(first)]} Example{i}"
             out.writerow([email, name, cities[i % len(cities)], "pro" if i % 7 else "free"])
+
+
+# What an import writes, in the order the foreign keys need.
+WRITTEN = ["audience_consentproof", "audience_contact", "audience_subscription"]
+
+
+def same_tables_load() -> float:
+    """Copy out what the import wrote, empty those tables, and time loading it back with
+    one COPY per table in one transaction: every index and foreign key checked as the
+    import's are. Returns the seconds of the load (commit included)."""
+    import tempfile
+
+    from django.db import connection, transaction
+
+    dumps = {table: tempfile.TemporaryFile() for table in WRITTEN}  # noqa: SIM115
+    with connection.cursor() as cursor:
+        for table, dump in dumps.items():
+            with cursor.copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
+                for block in copy:
+                    dump.write(block)
+            dump.seek(0)
+        cursor.execute(f"TRUNCATE {', '.join(WRITTEN)} CASCADE")
+        cursor.execute("CHECKPOINT")
+    t = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        for table, dump in dumps.items():
+            with cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+                while block := dump.read(1 << 20):
+                    copy.write(block)
+    return time.perf_counter() - t
 
 
 def child(n: int) -> dict:
@@ -107,6 +140,10 @@ def child(n: int) -> dict:
     import_s = time.perf_counter() - t
     job = ImportJob.objects.get(pk=job.pk)
     assert job.status == ImportJob.Status.DONE, job.error
+    contacts = Contact.objects.filter(account=account).count()
+    peak_rss_mb = benchdb.peak_rss_mb()  # the import's, before the bare load
+    load_s = same_tables_load()
+    assert Contact.objects.filter(account=account).count() == contacts
     return {
         "rows": n,
         "bytes": size,
@@ -114,8 +151,9 @@ def child(n: int) -> dict:
         "upload_s": upload_s,
         "import_s": import_s,
         "counts": job.counts,
-        "contacts": Contact.objects.filter(account=account).count(),
-        "peak_rss_mb": benchdb.peak_rss_mb(),
+        "contacts": contacts,
+        "load_s": load_s,
+        "peak_rss_mb": peak_rss_mb,
     }
 
 
@@ -134,19 +172,23 @@ def main(size: int | None) -> None:
             sys.exit(proc.stderr)
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         results.append(result)
-        copy_rate = n / result["copy_s"]
         rate = n / result["import_s"]
         print(
-            f"{n:>9,} rows ({result['bytes'] / 1e6:.0f} MB): bare COPY {result['copy_s']:.2f} s "
-            f"({copy_rate:,.0f} rows/s); import {result['import_s']:.2f} s ({rate:,.0f} rows/s), "
-            f"ratio {rate / copy_rate:.3f}; upload to disk {result['upload_s']:.2f} s; "
-            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+            f"{n:>9,} rows ({result['bytes'] / 1e6:.0f} MB): import {result['import_s']:.2f} s "
+            f"({rate:,.0f} rows/s); same rows loaded bare into the same tables "
+            f"{result['load_s']:.2f} s, ratio {result['load_s'] / result['import_s']:.3f}; "
+            f"upload to disk {result['upload_s']:.2f} s; peak RSS {result['peak_rss_mb']:.0f} MB"
+        )
+        print(
+            f"          (old figure: bare COPY of the file into an unindexed table of four "
+            f"text columns {result['copy_s']:.2f} s, ratio "
+            f"{result['copy_s'] / result['import_s']:.3f})"
         )
         print(f"          counts {result['counts']}, contacts written {result['contacts']:,}")
     big = results[-1]
-    ratio = big["copy_s"] / big["import_s"]
+    ratio = big["load_s"] / big["import_s"]
     print(
-        f"goal: ratio >= 0.333 (is {ratio:.3f}), 1M under 60 s (is {big['import_s']:.1f} s), "
+        f"goal: ratio >= 0.5 (is {ratio:.3f}), 1M under 30 s (is {big['import_s']:.1f} s), "
         f"peak RSS < 300 MB and flat (is {results[0]['peak_rss_mb']:.0f} MB -> "
         f"{big['peak_rss_mb']:.0f} MB)"
     )

@@ -217,3 +217,15 @@ def test_an_unsubscribe_link_older_than_a_preference_link_leaves_but_shows_no_da
 def test_a_recent_unsubscribe_link_leads_to_the_preference_page(client, reader):
     page = client.get(path_of(links.unsubscribe_url(reader))).content.decode()
     assert "/p/" in page
+
+
+def test_viewing_the_preference_page_reads_the_contact_once(
+    client, reader, django_assert_max_num_queries
+):
+    """Every mail links here: a look changes nothing, so nothing is read twice (the
+    contact, then its account, were read again after the view had them)."""
+    path = path_of(links.preference_url(reader))
+    client.get(path)
+    # Contact with account, settings, open requests, subscriptions, the page counter.
+    with django_assert_max_num_queries(5):
+        assert client.get(path).status_code == 200

@@ -9,6 +9,7 @@ import time_machine
 
 from tests.factories import StaffFactory
 from tidings.accounts.models import User
+from tidings.audience import links, services
 from tidings.consent.models import PageView
 from tidings.core import datamap
 
@@ -56,3 +57,17 @@ def test_staff_page_shows_counts_to_admins_only(client, db, settings):
     assert page.status_code == 200
     html = page.content.decode()
     assert "<td>/</td><td>2</td>" in html
+
+
+@pytest.mark.promise("P26")
+def test_a_contacts_own_link_is_counted_by_its_route_without_the_token(client, customer):
+    """The token in a preference link says who the contact is: the counter must not
+    keep it, nor grow a row per contact."""
+    tokens = []
+    for email in ("one@example.org", "two@example.org"):
+        contact = services.add_contact(customer.account, email)
+        path = links.preference_url(contact).split("://", 1)[1].split("/", 1)[1]
+        tokens.append(path.split("/")[1])
+        assert client.get(f"/{path}").status_code == 200
+    assert {(v.path, v.count) for v in PageView.objects.all()} == {("/p/<str:token>/", 2)}
+    assert not any(t in v.path for v in PageView.objects.all() for t in tokens)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from tests.transfer.conftest import prepare, report_rows, run
@@ -16,7 +18,9 @@ def writer(request, monkeypatch):  # type: ignore[no-untyped-def]
     """Every test runs with the PostgreSQL fast path and with the ORM path of SQLite."""
     if request.param == "orm":
         monkeypatch.setattr(
-            importer, "writer_for", lambda vendor, job, lists: writers.OrmWriter(job, lists)
+            importer,
+            "writer_for",
+            lambda vendor, job, lists, proof: writers.OrmWriter(job, lists, proof),
         )
     return request.param
 
@@ -49,10 +53,16 @@ def test_an_import_writes_contacts_with_the_stated_basis_and_a_proof(customer, n
     assert ada.legal_basis == Contact.LegalBasis.CONSENT
     assert ada.basis_at is not None and ada.basis_at.date().isoformat() == "2024-03-01"
     assert Subscription.objects.filter(mailing_list=newsletter, status="confirmed").count() == 3
-    proof = ConsentProof.objects.get(contact=ada)
+    # One proof for the file, referenced by every subscription the import wrote.
+    proof = ConsentProof.objects.get()
+    assert proof.contact is None and proof.account == customer.account
     assert proof.method == ConsentProof.Method.IMPORT
     assert "newsletter box ticked" in proof.note
     assert proof.consent_text == job.statement
+    assert proof.stated_by == customer and proof.stated_at == job.stamp
+    assert proof.source == job.original_name
+    assert proof.file_digest == hashlib.sha256(CSV).hexdigest()
+    assert set(Subscription.objects.values_list("consent", flat=True)) == {proof.pk}
     assert job.counts == {"added": 3, "updated": 0, "unchanged": 0, "rejected": 1, "duplicates": 1}
     rows = report_rows(job)
     assert [(r[0], r[1][:30]) for r in rows] == [
@@ -133,7 +143,9 @@ def test_an_import_killed_mid_way_resumes_without_losing_or_duplicating(
     assert job.status == ImportJob.Status.DONE
     assert Contact.objects.count() == 20
     assert Subscription.objects.count() == 20
-    assert ConsentProof.objects.count() == 20
+    # One proof, made at the first start and found again by the re-run.
+    assert ConsentProof.objects.count() == 1
+    assert not Subscription.objects.filter(consent__isnull=True).exists()
     assert job.counts == {"added": 20, "updated": 0, "unchanged": 0, "rejected": 1, "duplicates": 1}
     assert [r[0] for r in report_rows(job)] == ["6", "10"]
 
@@ -205,7 +217,7 @@ def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     ]  # fmt: skip
     assert Contact.objects.get(email="old@example.org").updated_at == job.stamp
     assert Contact.objects.get(email="gone@example.org").status == Contact.Status.UNSUBSCRIBED
-    assert ConsentProof.objects.filter(method="import").count() == 6
+    assert ConsentProof.objects.filter(method="import").count() == 1
     assert Subscription.objects.filter(mailing_list=newsletter).count() == 6
 
 

@@ -72,7 +72,8 @@ def test_a_customer_imports_a_file_through_the_three_steps(client_in, customer, 
     contact = Contact.objects.get(account=customer.account)
     assert (contact.email, contact.name) == ("ada@example.org", "Ada Lovelace")
     assert contact.attributes == {"company": "Analytical Engines"}
-    assert ConsentProof.objects.get(contact=contact).note.endswith("Webinar sign-up form")
+    proof = ConsentProof.objects.get(subscriptions__contact=contact)
+    assert proof.note.endswith("Webinar sign-up form")
     page = client_in.get(reverse("transfer:import_detail", args=[job.pk])).content.decode()
     assert "Finished" in page and "rejected.csv" in page
     status = client_in.get(reverse("transfer:import_status", args=[job.pk])).json()

@@ -133,9 +133,11 @@ def add_to_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
         )
         added = cursor.rowcount
         cursor.execute(
-            f"INSERT INTO {proof} (contact_id, mailing_list_id, method, legal_basis, "  # noqa: S608
-            "consent_text, consent_version, user_agent, given_at, double_optin, note) "
-            f"SELECT c.id, %s, %s, c.legal_basis, '', '', '', %s, %s, %s FROM {contact} c "
+            f"INSERT INTO {proof} (account_id, contact_id, mailing_list_id, method, "  # noqa: S608
+            "legal_basis, consent_text, consent_version, user_agent, given_at, double_optin, "
+            "note, source, file_digest) "
+            f"SELECT c.account_id, c.id, %s, %s, c.legal_basis, '', '', '', %s, %s, %s, '', '' "
+            f"FROM {contact} c "
             f"JOIN {sub} s ON s.contact_id = c.id AND s.mailing_list_id = %s "
             "AND s.created_at = %s",
             [

@@ -185,6 +185,17 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # The proof this subscription rests on when it is shared with other contacts' (one
+    # per import: what the customer stated for the whole file). A proof of the contact's
+    # own (a form, an API call) points at the contact instead; see ConsentProof.
+    consent = models.ForeignKey(
+        "ConsentProof",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="subscriptions",
+        db_index=False,
+    )
 
     class Meta:
         constraints = [
@@ -192,7 +203,16 @@ class Subscription(models.Model):
                 fields=["contact", "mailing_list"], name="one_subscription_per_list"
             )
         ]
-        indexes = [models.Index(fields=["mailing_list", "status"], name="subscription_list_status")]
+        indexes = [
+            models.Index(fields=["mailing_list", "status"], name="subscription_list_status"),
+            # Whether a shared proof is still relied on (erasure), and the foreign key's
+            # check when a proof is deleted.
+            models.Index(
+                fields=["consent"],
+                condition=models.Q(consent__isnull=False),
+                name="subscription_consent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.contact_id} on {self.mailing_list_id}: {self.status}"
@@ -217,11 +237,26 @@ class SubscriptionForm(models.Model):
         return self.name
 
 
+class ConsentProofManager(models.Manager["ConsentProof"]):
+    def bulk_create(
+        self, objs: Iterable[ConsentProof], *args: Any, **kwargs: Any
+    ) -> list[ConsentProof]:
+        """As Django's, with each proof's account taken from its contact."""
+        objs = list(objs)
+        for proof in objs:
+            proof.fill_account()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class ConsentProof(models.Model):
     """What a contact agreed to, how, when and from where (P2, P22).
 
-    Kept as long as the subscription it proves can be relied on; deleted with the
-    contact.
+    Most proofs are one contact's own (`contact` set: a form, an API call, the customer
+    adding them by hand) and go with the contact. An import's proof is one for the whole
+    file (`contact` empty: who stated it, when, the legal basis, the file's name and
+    digest), referenced by every subscription the import wrote (`Subscription.consent`):
+    it appears in each of those contacts' data, stays while one of them is left, and goes
+    with the last one or with the account (audience.privacy).
     """
 
     class Method(models.TextChoices):
@@ -230,7 +265,14 @@ class ConsentProof(models.Model):
         API = "api", "API"
         MANUAL = "manual", "added by hand by the customer"
 
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="consent_proofs")
+    # Indexed by consentproof_account (see Meta).
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="consent_proofs", db_index=False
+    )
+    # Empty for a proof shared by the subscriptions that reference it (an import's).
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="consent_proofs"
+    )
     # Indexed only where set (see Meta): an import writes a proof per contact with
     # neither, and an index of a million empty values would only slow it down.
     mailing_list = models.ForeignKey(
@@ -261,9 +303,30 @@ class ConsentProof(models.Model):
     # `confirmed_at` is set it proves nothing, and it is deleted when the window ends.
     double_optin = models.BooleanField(default=False, db_default=False)
     note = models.CharField(max_length=500, blank=True, default="")
+    # An import's statement: who made it and when, and the file it covers.
+    stated_by = models.ForeignKey(
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+    )
+    stated_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=255, blank=True, default="")
+    # SHA-256 of the imported file, as uploaded.
+    file_digest = models.CharField(max_length=64, blank=True, default="")
+
+    objects: ConsentProofManager = ConsentProofManager()
 
     class Meta:
         indexes = [
+            models.Index(fields=["account"], name="consentproof_account"),
+            models.Index(
+                fields=["stated_by"],
+                condition=models.Q(stated_by__isnull=False),
+                name="consentproof_stated_by",
+            ),
             models.Index(
                 fields=["mailing_list"],
                 condition=models.Q(mailing_list__isnull=False),
@@ -275,7 +338,17 @@ class ConsentProof(models.Model):
         ]
 
     def __str__(self) -> str:
+        if self.contact_id is None:
+            return f"consent stated for {self.source or 'an import'} ({self.method})"
         return f"consent of contact {self.contact_id} ({self.method})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.fill_account()
+        super().save(*args, **kwargs)
+
+    def fill_account(self) -> None:
+        if self.account_id is None and self.contact is not None:
+            self.account_id = self.contact.account_id
 
     @property
     def awaiting_confirmation(self) -> bool:

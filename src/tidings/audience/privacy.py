@@ -7,7 +7,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from tidings.audience.models import (
@@ -21,6 +21,7 @@ from tidings.audience.models import (
     SubscriptionForm,
     SuppressedContact,
 )
+from tidings.audience.selectors import consent_proofs_of, shared_proofs_left_by
 from tidings.audience.services import ERASED_ANSWER
 from tidings.core import retention
 from tidings.core.datamap import (
@@ -176,6 +177,20 @@ register(
         erase=ContactErasure.DELETE,
     ),
 )
+
+
+def _proofs(contacts: Contacts) -> QuerySet[ConsentProof]:
+    return consent_proofs_of(contacts.ids)
+
+
+def _proofs_erased(contacts: Contacts) -> QuerySet[ConsentProof]:
+    """The contacts' own proofs, and the shared ones (an import's) that no other
+    contact's subscription rests on."""
+    own = ConsentProof.objects.filter(contact_id__in=contacts.ids).values("pk")
+    left = shared_proofs_left_by(contacts.ids).values("pk")
+    return ConsentProof.objects.filter(Q(pk__in=own) | Q(pk__in=left))
+
+
 register(
     ConsentProof,
     owner=Owner.CUSTOMER,
@@ -185,11 +200,15 @@ register(
     retention=CONTACT_RETENTION,
     personal_fields=["ip_address", "user_agent", "given_at", "confirmed_at", "note"],
     erase=Erasure.DELETE,
-    account_path="contact__account",
+    # Shared proofs have no contact: every proof names its account.
+    account_path="account",
     exported=False,
     contact=ContactPart(
         title="Proofs of consent",
-        path="contact",
+        # An import's proof is shared by the subscriptions it wrote: it is in each of
+        # those contacts' data, and goes with the last of them.
+        rows=_proofs,
+        erase_rows=_proofs_erased,
         columns=(
             Column("given", "given_at"),
             Column("confirmed", "confirmed_at"),
@@ -200,6 +219,9 @@ register(
             Column("version", "consent_version"),
             Column("IP address", "ip_address"),
             Column("browser", "user_agent"),
+            Column("stated", "stated_at"),
+            Column("file", "source"),
+            Column("file's SHA-256", "file_digest"),
             Column("note", "note"),
         ),
         order_by=("given_at", "pk"),

@@ -5,16 +5,25 @@ never OFFSET, and no count of the whole table on every page."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import BigIntegerField, Count, ExpressionWrapper, F, Q, QuerySet
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+)
 
 from tidings.accounts.models import Account
 from tidings.audience.lookups import ATTRIBUTE_KEY
-from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.audience.models import ConsentProof, Contact, MailingList, Subscription
 
 PAGE_SIZE = 50
 # Counting stops here: "1-50 of 1,000+" needs no count of a million rows.
@@ -225,3 +234,19 @@ def list_counts(account: Account) -> dict[int, dict[str, int]]:
     for row in rows:
         counts[row["mailing_list_id"]] = {s: row[s] for s in Subscription.Status.values}
     return counts
+
+
+def consent_proofs_of(contact_ids: Sequence[int]) -> QuerySet[ConsentProof]:
+    """The proofs of consent these contacts' data holds: their own, and the shared ones
+    (an import's) that their subscriptions rest on."""
+    shared = Subscription.objects.filter(contact_id__in=contact_ids, consent__isnull=False).values(
+        "consent_id"
+    )
+    return ConsentProof.objects.filter(Q(contact_id__in=contact_ids) | Q(pk__in=shared))
+
+
+def shared_proofs_left_by(contact_ids: Sequence[int]) -> QuerySet[ConsentProof]:
+    """The shared proofs that only these contacts' subscriptions rest on: they go when
+    these contacts go; one that another contact still relies on stays."""
+    others = Subscription.objects.filter(consent=OuterRef("pk")).exclude(contact_id__in=contact_ids)
+    return consent_proofs_of(contact_ids).filter(contact__isnull=True).exclude(Exists(others))

@@ -67,5 +67,15 @@ class PageViewMiddleware:
             and response.get("Content-Type", "").startswith("text/html")
             and not request.path.startswith(NOT_COUNTED)
         ):
-            count_page_view(request.path)
+            count_page_view(counted_path(request))
         return response
+
+
+def counted_path(request: HttpRequest) -> str:
+    """The page as counted. A contact's own link (preferences, unsubscribe, confirmation)
+    carries a token that says who they are: it is counted by its route, one counter for
+    everyone, so the counters neither hold a token nor grow a row per person."""
+    match = request.resolver_match
+    if match is not None and "token" in match.kwargs:
+        return "/" + match.route
+    return request.path

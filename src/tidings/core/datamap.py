@@ -128,6 +128,16 @@ class ContactPart:
     # False for what the contact's view does not list (working files that may hold
     # them); erased all the same.
     shown: bool = True
+    # For rows shared by several contacts (an import's one proof of consent): the part
+    # of the rows that erasing these contacts removes, those no other contact relies
+    # on. Decided before any other table of the contacts is erased (privacy.contacts).
+    erase_rows: Callable[[Contacts], models.QuerySet[Any]] | None = None
+
+    def erased(self, model: type[models.Model], contacts: Contacts) -> models.QuerySet[Any]:
+        """The rows that erasing these contacts deletes or anonymises."""
+        if self.erase_rows is not None:
+            return self.erase_rows(contacts)
+        return self.queryset(model, contacts)
 
     def queryset(self, model: type[models.Model], contacts: Contacts) -> models.QuerySet[Any]:
         if self.rows is not None:

@@ -6,8 +6,10 @@ download); `erase` is the one erasure of contacts (audience's `erase_contact` an
 erase). Neither names a table: a table added to the map with a contact part appears in
 the view and is erased with no code here. Erasing goes, for each entry:
 
-1. deepest paths first, the contact's own row last (so that no cascade deletes a row
-   before its app folded it, and rows found through the contact are still found);
+1. rows shared with other contacts first (what only these contacts relied on is found
+   while their rows still point at it), then the deepest paths, the contact's own row
+   last (so that no cascade deletes a row before its app folded it, and rows found
+   through the contact are still found);
 2. the part's `fold` hook, if any, with the rows about to go (campaign counts);
 3. then delete, anonymise or keep, as the part says.
 
@@ -102,13 +104,14 @@ def sections(contacts: Contacts) -> list[Section]:
 
 
 def erasure_order() -> list[Entry]:
-    """Deeper paths first, rows found by address with them, the contact's row last."""
+    """Shared rows first, then deeper paths, rows found by address with them, the
+    contact's row last."""
 
-    def key(entry: Entry) -> tuple[bool, int]:
+    def key(entry: Entry) -> tuple[bool, bool, int]:
         part = entry.contact_part
         assert part is not None
         depth = len(part.path.split("__")) if part.path else (0 if part.path == "" else 1)
-        return (part.path == "", -depth)
+        return (part.path == "", part.erase_rows is None, -depth)
 
     return sorted(datamap.contact_entries(), key=key)
 
@@ -120,7 +123,7 @@ def erase(contacts: Contacts) -> dict[str, int]:
     for entry in erasure_order():
         part = entry.contact_part
         assert part is not None
-        rows = rows_of(entry, contacts)
+        rows = part.erased(entry.model, contacts)
         if part.fold is not None:
             part.fold(rows, contacts)
         if part.erase == ContactErasure.DELETE:

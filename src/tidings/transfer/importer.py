@@ -43,7 +43,14 @@ from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingS
 from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.readers import count_records, read_records
 from tidings.transfer.rows import Contact, Refusal, RowReader
-from tidings.transfer.writers import DUPLICATES, ChunkResult, Writer, writer_for
+from tidings.transfer.writers import (
+    DUPLICATES,
+    ChunkResult,
+    Writer,
+    drop_unused_proof,
+    import_proof,
+    writer_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +154,10 @@ def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
             "pk", flat=True
         )
     )
-    writer = writer_for(connection.vendor, job, lists)
+    # What the customer stated for the whole file, once, referenced by every
+    # subscription the import writes (writers.py).
+    proof = import_proof(job) if lists else None
+    writer = writer_for(connection.vendor, job, lists, proof)
     reader = RowReader(job.columns, job.mapping)
     with _report(job) as report, _rare_collections():
         checkpoints = _Checkpoints(job, writer, report, stop_after_chunks)
@@ -158,6 +168,8 @@ def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
             else:
                 for number, chunk in enumerate(chunks, start=1):
                     checkpoints.write(chunk, number)
+    if proof is not None:
+        drop_unused_proof(job)
     now = timezone.now()
     ImportJob.objects.filter(pk=job.pk).update(
         status=ImportJob.Status.DONE,
@@ -254,6 +266,7 @@ class _Checkpoints:
                     before.wait()
                 if later:
                     result.add(self.writer.write(later))
+                chunk_written(job, result)
                 _report_chunk(self.out, chunk, result, self.counts)
                 self.report.flush()
                 os.fsync(self.report.fileno())
@@ -339,6 +352,13 @@ def _write_in_lanes(checkpoints: _Checkpoints, chunks: Iterator[Chunk], lanes: i
                 writing.popleft().result()
         while writing:
             writing.popleft().result()
+
+
+def chunk_written(job: ImportJob, result: ChunkResult) -> None:
+    """Called once per chunk, in its transaction, after its rows are written: the place
+    where what is maintained from an import's rows is brought up to date (per-list
+    subscription counters from `result.subscribed`, list id -> confirmed subscriptions
+    added). Nothing is maintained yet."""
 
 
 def _report_chunk(out: Any, chunk: Chunk, result: ChunkResult, counts: dict[str, int]) -> None:

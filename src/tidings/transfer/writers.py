@@ -3,17 +3,26 @@
 Two writers with one behaviour (the tests run both on PostgreSQL):
 - `PostgresWriter`, the fast path: COPY the chunk into a temporary staging table, find the
   rows the account refuses with two index joins, then one set-based INSERT ... ON
-  CONFLICT (account_id, email) for the contacts, their subscriptions and their proofs of
-  consent, in a single statement.
+  CONFLICT (account_id, email) for the contacts and their subscriptions, in a single
+  statement.
 - `OrmWriter`, for SQLite (the embedded default) and any other database: the same
   decisions made in Python over the chunk, written with bulk_create / bulk_update.
 
 Both take the column list from the models, so a field added to Contact later is written
 with its default.
+
+The proof of consent is what the customer stated for the whole file, so it is written
+once (`import_proof`: who stated it, when, the legal basis, the file's name and SHA-256)
+and every subscription the import writes references it, instead of a copy per contact.
+An import to no list writes no subscription: its contacts then get a proof row each, as
+nothing else would tie them to the statement. The file has no per-row consent columns
+today (Mailchimp's optin_time / optin_ip are ignored); such details would go in per-row
+proofs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -26,7 +35,7 @@ from django.db.models import Field, Model
 
 from tidings.audience.models import ConsentProof, Contact, Subscription, SuppressedContact
 from tidings.audience.services import MAX_ATTRIBUTES
-from tidings.transfer.models import ImportJob
+from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.rows import Contact as Row
 
 SUPPRESSED = "on this account's suppression list (erased or opted out): never imported"
@@ -46,6 +55,8 @@ class ChunkResult:
     unchanged: int = 0
     # seq -> (reason, kind) for rows the account refuses.
     refused: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # list id -> subscriptions written (confirmed), for per-list counters.
+    subscribed: dict[int, int] = field(default_factory=dict)
 
     def add(self, other: ChunkResult) -> None:
         """Count in the result of another part of the same chunk."""
@@ -53,6 +64,8 @@ class ChunkResult:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.refused.update(other.refused)
+        for list_id, n in other.subscribed.items():
+            self.subscribed[list_id] = self.subscribed.get(list_id, 0) + n
 
 
 @dataclass
@@ -69,7 +82,7 @@ class Consent:
     @classmethod
     def of(cls, job: ImportJob) -> Consent:
         """The customer's own words as the consent text, and a short note naming the
-        import; one proof row per contact, so kept short (a million of them is normal)."""
+        import."""
         assert job.stamp is not None
         when = f" on {job.basis_at:%Y-%m-%d}" if job.basis_at else ""
         basis = (
@@ -83,14 +96,65 @@ class Consent:
             stamp=job.stamp,
             text=job.statement,
             version=f"import-{job.pk}",
-            note=f"stated by the customer at import #{job.pk} ({basis}): {job.statement}"[:500],
+            note=(
+                f"stated by the customer at import #{job.pk} of “{job.original_name}” "
+                f"({basis}): {job.statement}"
+            )[:500],
         )
 
 
-def writer_for(vendor: str, job: ImportJob, lists: Sequence[int]) -> Writer:
+def import_proof(job: ImportJob) -> ConsentProof:
+    """The import's one proof of consent, made at its first start (with the file's
+    digest) and found again when the job resumes."""
+    consent = Consent.of(job)
+    found = ConsentProof.objects.filter(
+        account_id=job.account_id,
+        contact__isnull=True,
+        method=ConsentProof.Method.IMPORT,
+        consent_version=consent.version,
+    ).first()
+    if found is not None:
+        return found
+    return ConsentProof.objects.create(
+        account_id=job.account_id,
+        method=ConsentProof.Method.IMPORT,
+        legal_basis=consent.basis,
+        consent_text=consent.text,
+        consent_version=consent.version,
+        given_at=consent.basis_at or consent.stamp,
+        note=consent.note,
+        stated_by_id=job.created_by_id,
+        stated_at=job.stamp,
+        source=job.original_name[:255],
+        file_digest=_file_digest(job),
+    )
+
+
+def drop_unused_proof(job: ImportJob) -> None:
+    """An import that subscribed no one leaves no proof behind."""
+    ConsentProof.objects.filter(
+        account_id=job.account_id,
+        contact__isnull=True,
+        method=ConsentProof.Method.IMPORT,
+        consent_version=Consent.of(job).version,
+        subscriptions__isnull=True,
+    ).delete()
+
+
+def _file_digest(job: ImportJob) -> str:
+    digest = hashlib.sha256()
+    with open(transfer_path(job.upload_file), "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def writer_for(
+    vendor: str, job: ImportJob, lists: Sequence[int], proof: ConsentProof | None
+) -> Writer:
     if vendor == "postgresql":
-        return PostgresWriter(job, lists)
-    return OrmWriter(job, lists)
+        return PostgresWriter(job, lists, proof)
+    return OrmWriter(job, lists, proof)
 
 
 def _defaults(model: type[Model], given: dict[str, str]) -> tuple[list[str], list[str], dict]:
@@ -139,12 +203,13 @@ class PostgresWriter:
         "attributes jsonb, tags jsonb, digest text, uuid uuid) ON COMMIT DELETE ROWS"
     )
 
-    def __init__(self, job: ImportJob, lists: Sequence[int]) -> None:
+    def __init__(self, job: ImportJob, lists: Sequence[int], proof: ConsentProof | None) -> None:
         self.job = job
         self.consent = Consent.of(job)
         self.update = job.mode == ImportJob.Mode.UPDATE
         self.params: dict[str, Any] = {
             "account": job.account_id,
+            "proof": proof.pk if proof is not None else None,
             "stamp": self.consent.stamp,
             "basis": self.consent.basis,
             "basis_at": self.consent.basis_at,
@@ -186,11 +251,13 @@ class PostgresWriter:
                 "status": "'confirmed'",
                 "created_at": "%(stamp)s",
                 "confirmed_at": "%(stamp)s",
+                "consent_id": "%(proof)s",
             },
         )
         p_cols, p_sql, p_params = _defaults(
             ConsentProof,
             {
+                "account_id": "%(account)s",
                 "contact_id": "up.id",
                 "method": "'import'",
                 "legal_basis": "%(basis)s",
@@ -224,12 +291,23 @@ class PostgresWriter:
         else:
             conflict = "DO NOTHING"
         # Built from the models' column names and fixed SQL; every value is a parameter.
-        subscriptions = (
+        # With lists, the subscriptions reference the import's one proof; without, each
+        # contact gets a proof row (nothing else would tie them to the statement).
+        # Built from the models' column names and fixed SQL; every value is a parameter.
+        written = (
             f", subs AS (INSERT INTO audience_subscription ({', '.join(s_cols)}) "  # noqa: S608
             f"SELECT {', '.join(s_sql)} FROM up CROSS JOIN unnest(%(lists)s::bigint[]) AS l(id) "
-            "ON CONFLICT (contact_id, mailing_list_id) DO NOTHING)"
+            "ON CONFLICT (contact_id, mailing_list_id) DO NOTHING RETURNING mailing_list_id)"
             if lists
-            else ""
+            else f", proofs AS (INSERT INTO audience_consentproof ({', '.join(p_cols)}) "  # noqa: S608
+            f"SELECT {', '.join(p_sql)} FROM up)"
+        )
+        # Subscriptions written per list, once per statement (an InitPlan).
+        per_list = (
+            "(SELECT jsonb_object_agg(mailing_list_id, n) FROM (SELECT mailing_list_id, "
+            "count(*) AS n FROM subs GROUP BY mailing_list_id) AS per_list)"
+            if lists
+            else "NULL::jsonb"
         )
         return (
             f"WITH up AS (INSERT INTO audience_contact AS c ({', '.join(c_cols)}) "  # noqa: S608
@@ -238,10 +316,8 @@ class PostgresWriter:
             f"WHERE x.account_id = {ACCOUNT} AND x.digest = s.digest) "
             f"ON CONFLICT (account_id, email) {conflict} "
             "RETURNING c.id, c.email, (c.xmax = 0) AS inserted)"
-            f"{subscriptions}, "
-            f"proofs AS (INSERT INTO audience_consentproof ({', '.join(p_cols)}) "
-            f"SELECT {', '.join(p_sql)} FROM up) "
-            "SELECT email, inserted FROM up"
+            f"{written} "
+            f"SELECT email, inserted, {per_list} FROM up"
         )
 
     CLASSIFY = (
@@ -276,10 +352,14 @@ class PostgresWriter:
                 cursor.execute(f"SET LOCAL {setting} = off")
             cursor.execute(self.upsert, self.params)
             written = cursor.fetchall()
-            result.added = sum(1 for _, inserted in written if inserted)
+            result.added = sum(1 for _, inserted, _ in written if inserted)
             result.updated = len(written) - result.added
+            if written and written[0][2]:
+                # Django has psycopg hand JSON over as text.
+                per_list = json.loads(written[0][2])
+                result.subscribed = {int(k): int(n) for k, n in per_list.items()}
             # Only the rows not written need a reason: usually none or a few.
-            done = {email for email, _ in written}
+            done = {email for email, _, _ in written}
             left = [row for row in rows if row.email not in done]
             if left:
                 cursor.execute(
@@ -317,11 +397,12 @@ class OrmWriter:
     BATCH = 500  # SQLite allows at most 32,766 parameters per statement
     lanes = 1  # SQLite takes one writer at a time
 
-    def __init__(self, job: ImportJob, lists: Sequence[int]) -> None:
+    def __init__(self, job: ImportJob, lists: Sequence[int], proof: ConsentProof | None) -> None:
         self.job = job
         self.consent = Consent.of(job)
         self.update = job.mode == ImportJob.Mode.UPDATE
         self.lists = list(lists)
+        self.proof = proof
         self.has_tags = "tags" in job.mapping
 
     def write(self, rows: list[Row]) -> ChunkResult:
@@ -364,36 +445,49 @@ class OrmWriter:
         )
         written = new + changed
         if self.lists:
-            Subscription.objects.bulk_create(
-                [
-                    Subscription(
-                        contact_id=c.pk,
-                        mailing_list_id=list_id,
-                        status=Subscription.Status.CONFIRMED,
-                        created_at=stamp,
-                        confirmed_at=stamp,
-                    )
-                    for c in written
-                    for list_id in self.lists
-                ],
-                batch_size=self.BATCH,
-                ignore_conflicts=True,
-            )
-        ConsentProof.objects.bulk_create(
-            [
-                ConsentProof(
+            assert self.proof is not None
+            had: set[tuple[int, int]] = set()
+            for i in range(0, len(changed), self.BATCH):
+                had.update(
+                    Subscription.objects.filter(
+                        contact_id__in=[c.pk for c in changed[i : i + self.BATCH]],
+                        mailing_list_id__in=self.lists,
+                    ).values_list("contact_id", "mailing_list_id")
+                )
+            subs = [
+                Subscription(
                     contact_id=c.pk,
-                    method=ConsentProof.Method.IMPORT,
-                    legal_basis=self.consent.basis,
-                    consent_text=self.consent.text,
-                    consent_version=self.consent.version,
-                    given_at=self.consent.basis_at or stamp,
-                    note=self.consent.note,
+                    mailing_list_id=list_id,
+                    status=Subscription.Status.CONFIRMED,
+                    created_at=stamp,
+                    confirmed_at=stamp,
+                    consent_id=self.proof.pk,
                 )
                 for c in written
-            ],
-            batch_size=self.BATCH,
-        )
+                for list_id in self.lists
+                if (c.pk, list_id) not in had
+            ]
+            Subscription.objects.bulk_create(subs, batch_size=self.BATCH)
+            for sub in subs:
+                n = result.subscribed.get(sub.mailing_list_id, 0)
+                result.subscribed[sub.mailing_list_id] = n + 1
+        else:
+            ConsentProof.objects.bulk_create(
+                [
+                    ConsentProof(
+                        account_id=account_id,
+                        contact_id=c.pk,
+                        method=ConsentProof.Method.IMPORT,
+                        legal_basis=self.consent.basis,
+                        consent_text=self.consent.text,
+                        consent_version=self.consent.version,
+                        given_at=self.consent.basis_at or stamp,
+                        note=self.consent.note,
+                    )
+                    for c in written
+                ],
+                batch_size=self.BATCH,
+            )
         result.added, result.updated = len(new), len(changed)
         return result
 

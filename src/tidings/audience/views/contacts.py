@@ -31,7 +31,7 @@ from tidings.audience.models import (
     Contact,
     MailingList,
 )
-from tidings.audience.selectors import ContactSearch, SearchError, page_of
+from tidings.audience.selectors import ContactSearch, SearchError, consent_proofs_of, page_of
 from tidings.audience.services import AudienceError
 from tidings.audience.views.common import int_or_none
 
@@ -211,9 +211,9 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
             "subscriptions": subscriptions,
             "other_lists": MailingList.objects.filter(account=account).exclude(pk__in=on_lists),
             "notice_days": restriction.notice_days(),
-            "proofs": contact.consent_proofs.select_related("mailing_list", "form").order_by(
-                "-given_at"
-            ),
+            "proofs": consent_proofs_of([contact.pk])
+            .select_related("mailing_list", "form")
+            .order_by("-given_at"),
         },
         status=400 if errors else 200,
     )

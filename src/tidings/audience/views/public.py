@@ -179,7 +179,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             notice = "Your details are saved."
     elif action == "request":
         notice, errors, status = _send_request(request, contact)
-    contact.refresh_from_db()
+    if action:
+        # What the action changed (a plain view reads nothing twice).
+        contact.refresh_from_db()
     return render(
         request,
         "audience/public/preferences.html",
