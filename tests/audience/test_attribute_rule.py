@@ -173,7 +173,9 @@ def test_repeated_imports_never_grow_a_contact_past_the_limit(customer, monkeypa
 
     if writer == "orm":
         monkeypatch.setattr(
-            importer, "writer_for", lambda vendor, job, lists: writers.OrmWriter(job, lists)
+            importer,
+            "writer_for",
+            lambda vendor, job, lists, proof: writers.OrmWriter(job, lists, proof),
         )
     for batch in ("a", "b"):
         names = [f"{batch}{i}" for i in range(60)]
