@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+ERASURE_GOAL_S = 120
+
 
 def make_account(name: str, n: int) -> int:
     """An account of n contacts and their subscriptions, proofs, deliveries and opens."""
@@ -58,15 +60,16 @@ def make_account(name: str, n: int) -> int:
         )
         with connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO audience_contact (account_id, uuid, email, name, status, attributes,"
-                " tags, legal_basis, basis_at, source, soft_bounces, allow_tracking,"
-                " allow_profiling, created_at, updated_at) "
+                "INSERT INTO audience_contact (account_id, uuid, email, digest, name, status,"
+                " attributes, tags, legal_basis, basis_at, source, soft_bounces, allow_tracking,"
+                " allow_profiling, restriction_reason, created_at, updated_at) "
                 "SELECT %s, gen_random_uuid(), 'person' || i || '-' || %s || '@example.org',"
+                " md5(i::text || '-' || %s),"
                 " 'Person ' || i, 'active', jsonb_build_object('city', 'City ' || (i %% 100),"
                 " 'plan', CASE WHEN i %% 7 = 0 THEN 'free' ELSE 'pro' END), '[]'::jsonb,"
-                " 'consent', now(), 'import', 0, true, true, now(), now() "
+                " 'consent', now(), 'import', 0, true, true, '', now(), now() "
                 "FROM generate_series(1, %s) AS i",
-                [account.pk, account.pk, n],
+                [account.pk, account.pk, account.pk, n],
             )
             cursor.execute(
                 "INSERT INTO audience_subscription (contact_id, mailing_list_id, status,"
@@ -194,6 +197,10 @@ def erasure(size: int | None) -> None:
         f"peak RSS {got['peak_rss_mb']:.0f} MB"
     )
     print(f"counts: {json.dumps(got['counts'], sort_keys=True)}")
+    print(
+        f"goal: under {ERASURE_GOAL_S} s at 1,000,000 contacts; ratio to the goal "
+        f"{got['seconds'] / ERASURE_GOAL_S:.2f} (under 1 meets it)"
+    )
     print(f"erasure s={got['seconds']:.1f} rss_mb={got['peak_rss_mb']:.0f}")
 
 
