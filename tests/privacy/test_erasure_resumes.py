@@ -103,8 +103,8 @@ def test_an_erasure_killed_mid_batch_finishes_when_run_again(customer, mailbox, 
     monkeypatch.setattr(privacy, "ERASURE_BATCH", 7)
     real_count = privacy._count
 
-    def killed_in_the_second_batch(record, key, n):  # type: ignore[no-untyped-def]
-        real_count(record, key, n)
+    def killed_in_the_second_batch(record, done):  # type: ignore[no-untyped-def]
+        real_count(record, done)
         if record.counts.get("deleted audience.Contact", 0) > 7:
             raise KeyboardInterrupt("worker killed")  # the second batch: the first committed
 
@@ -154,8 +154,8 @@ django.setup()
 from tidings.privacy import services
 services.ERASURE_BATCH = 3
 real_count = services._count
-def count_then_wait_mid_batch(record, key, n):
-    real_count(record, key, n)
+def count_then_wait_mid_batch(record, done):
+    real_count(record, done)
     if record.counts.get("deleted audience.Contact", 0) > 6:
         # Two batches of contacts committed, the third deleted but not: say so, and
         # wait for the parent's SIGKILL here, mid-way.

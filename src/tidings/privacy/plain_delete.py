@@ -17,6 +17,7 @@ events) have neither.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from django.db import models
@@ -40,10 +41,17 @@ def _needs_collector(model: type[models.Model]) -> bool:
 
 
 def delete_rows(
-    qs: models.QuerySet[Any], _chain: tuple[type[models.Model], ...] = ()
+    qs: models.QuerySet[Any],
+    *,
+    skip: Collection[type[models.Model]] = (),
+    _chain: tuple[type[models.Model], ...] = (),
 ) -> Counter[str]:
     """Delete the rows of `qs` and what the foreign keys say goes with them, in the
-    caller's transaction. Returns the rows deleted per model label."""
+    caller's transaction. Returns the rows deleted per model label.
+
+    Foreign keys from the models in `skip` are not followed (the caller emptied those
+    tables of these rows' dependents already: following them would probe an index per
+    row for nothing); the database's own check at commit still refuses a row left."""
     model = qs.model
     if qs.query.annotations or qs.query.combinator:
         # A DELETE cannot carry an annotation or a union: the same rows by their ids.
@@ -62,8 +70,10 @@ def delete_rows(
         related = relation.related_model._base_manager.filter(
             **{f"{field.name}__in": qs.values(field.target_field.attname)}
         )
+        if relation.related_model in skip:
+            continue
         if relation.on_delete is CASCADE:
-            done += delete_rows(related, (*_chain, model))
+            done += delete_rows(related, skip=skip, _chain=(*_chain, model))
         elif relation.on_delete is SET_NULL:
             related.update(**{field.name: None})
         elif relation.on_delete in (PROTECT, RESTRICT):
