@@ -60,18 +60,19 @@ def delete_rows(
         _, per_model = qs.delete()
         return Counter({label: n for label, n in per_model.items() if n})
     done: Counter[str] = Counter()
-    relations = list(get_candidate_relations_to_delete(model._meta))
+    # Reverse relations (ForeignObjectRel): the foreign keys of other tables to this one.
+    relations: list[Any] = list(get_candidate_relations_to_delete(model._meta))
     on_delete = [r.on_delete for r in relations]
     if any(h not in (CASCADE, SET_NULL, PROTECT, RESTRICT, DO_NOTHING) for h in on_delete):
         _, per_model = qs.delete()
         return Counter({label: n for label, n in per_model.items() if n})
     for relation in relations:
         field = relation.field
+        if relation.related_model in skip:
+            continue
         related = relation.related_model._base_manager.filter(
             **{f"{field.name}__in": qs.values(field.target_field.attname)}
         )
-        if relation.related_model in skip:
-            continue
         if relation.on_delete is CASCADE:
             done += delete_rows(related, skip=skip, _chain=(*_chain, model))
         elif relation.on_delete is SET_NULL:
