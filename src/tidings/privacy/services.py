@@ -7,7 +7,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account
@@ -184,11 +184,21 @@ def _delete(
         if parent is not None:
             batch = entry.model._default_manager.filter(**{f"{parent}__in": batch.values("pk")})
         with transaction.atomic():
+            _no_wait_for_disk()
             done = delete_rows(batch, skip=emptied)
             _count(record, {f"deleted {label}": n for label, n in sorted(done.items())})
         if not edge:
             return
         low = edge[0]
+
+
+def _no_wait_for_disk() -> None:
+    """The batch's commit does not wait for its WAL to reach the disk (PostgreSQL): a
+    crash may lose the last batches' commits, never half a batch, and the next run does
+    them again. On a busy disk the flush cost more than the batch (up to 0.1 s each)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit = off")
 
 
 def _driving_rows(
