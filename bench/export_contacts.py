@@ -39,15 +39,16 @@ def ensure_audience(n: int) -> int:
         newsletter = MailingList.objects.create(account=account, name="Newsletter")
         with connection.cursor() as cursor:
             cursor.execute(
-                "INSERT INTO audience_contact (account_id, uuid, email, name, status, attributes,"
-                " tags, legal_basis, basis_at, source, soft_bounces, allow_tracking,"
-                " allow_profiling, created_at, updated_at) "
+                "INSERT INTO audience_contact (account_id, uuid, email, digest, name, status,"
+                " attributes, tags, legal_basis, basis_at, source, soft_bounces, allow_tracking,"
+                " allow_profiling, restriction_reason, created_at, updated_at) "
                 "SELECT %s, gen_random_uuid(), 'person' || i || '@example.org',"
+                " md5(i::text || '-' || %s),"
                 " 'Person ' || i, 'active', jsonb_build_object('city', 'City ' || (i %% 100),"
                 " 'plan', CASE WHEN i %% 7 = 0 THEN 'free' ELSE 'pro' END), '[]'::jsonb,"
-                " 'consent', now(), 'import', 0, true, true, now(), now() "
+                " 'consent', now(), 'import', 0, true, true, '', now(), now() "
                 "FROM generate_series(1, %s) AS i",
-                [account.pk, n],
+                [account.pk, account.pk, n],
             )
             cursor.execute(
                 "INSERT INTO audience_subscription (contact_id, mailing_list_id, status,"

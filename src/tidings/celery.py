@@ -41,6 +41,11 @@ app.conf.beat_schedule = {
         "task": "tidings.audience.tasks.lift_due_restrictions",
         "schedule": 3600.0,
     },
+    # The lists' maintained counters: one row per list and status again (audience.counters).
+    "compact-list-counts": {
+        "task": "tidings.audience.tasks.compact_list_counts",
+        "schedule": crontab(minute=27),
+    },
     "lift-due-account-restrictions": {
         "task": "tidings.accounts.tasks.lift_due_restrictions",
         "schedule": 3600.0,

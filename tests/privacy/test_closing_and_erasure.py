@@ -224,11 +224,11 @@ def test_an_interrupted_erasure_finishes_when_run_again(customer, mailbox, monke
     real_delete = privacy._delete
     calls = {"n": 0}
 
-    def dying_delete(entry, account, record):  # type: ignore[no-untyped-def]
+    def dying_delete(entry, account, record, *rest):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if entry.model is User:
             raise KeyboardInterrupt("worker killed")
-        return real_delete(entry, account, record)
+        return real_delete(entry, account, record, *rest)
 
     monkeypatch.setattr(privacy, "_delete", dying_delete)
     with pytest.raises(KeyboardInterrupt):

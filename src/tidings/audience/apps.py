@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AudienceConfig(AppConfig):
@@ -7,4 +8,7 @@ class AudienceConfig(AppConfig):
     verbose_name = "audience"
 
     def ready(self) -> None:
-        from tidings.audience import lookups, privacy  # noqa: F401  (JSON lookups, data map)
+        from tidings.audience import counters, lookups, privacy  # noqa: F401  (JSON lookups, data map)
+
+        # SQLite drops a table's triggers when a migration rebuilds the table.
+        post_migrate.connect(counters.after_migrate, sender=self)

@@ -218,6 +218,29 @@ class Subscription(models.Model):
         return f"{self.contact_id} on {self.mailing_list_id}: {self.status}"
 
 
+class ListCount(models.Model):
+    """A change of a list's subscriptions in one status: the list's count in a status is
+    the sum of its rows (audience.counters).
+
+    Written by database triggers on audience_subscription (migration 0009_list_counts),
+    so every way a subscription is written (the services, bulk actions, the import's
+    COPY and INSERT ... SELECT, cascades, the erasure's plain deletes, raw SQL) keeps
+    them in the same transaction. On PostgreSQL each statement appends a row per list
+    and status it changed, so that two imports into one list never wait on one counter
+    row; `counters.compact` folds them, `counters.recount` repairs them.
+    """
+
+    mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="counts")
+    status = models.CharField(max_length=12, choices=Subscription.Status.choices)
+    n = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["mailing_list", "status"], name="listcount_list_status")]
+
+    def __str__(self) -> str:
+        return f"{self.n:+} {self.status} on list {self.mailing_list_id}"
+
+
 class SubscriptionForm(models.Model):
     """A hosted form (and its embeddable snippet) that subscribes people to lists."""
 

@@ -30,6 +30,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.audience import counters
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.models import Contact, MailingList, Segment, Subscription
 from tidings.audience.selectors import attribute_equals, typed_alternatives
@@ -418,22 +419,26 @@ def matching(account: Account, rules: dict[str, Any]) -> QuerySet[Contact]:
 def size(account: Account, rules: dict[str, Any]) -> int:
     """How many contacts match: the number the segment editor shows as it changes.
 
-    "Everyone on list X", the most common segment, is counted from the list's
-    subscriptions alone (one row per contact and list, the list within the account):
-    the same number as counting `matching`, without joining a million contacts."""
+    "Everyone on list X", the most common segment, is the list's counter of confirmed
+    subscriptions (audience.counters, kept by the database in the transaction of every
+    change) less its few restricted contacts: the same number as counting `matching`,
+    without reading a million subscriptions."""
     checked = validate_rules(account, rules)
     only = checked["conditions"][0] if len(checked["conditions"]) == 1 else None
     if only is not None and only["field"] == "list" and only["op"] == "eq":
-        on_list = Subscription.objects.filter(
-            mailing_list__account=account,
-            mailing_list__uuid=uuid.UUID(only["value"]),
-            status=Subscription.Status.CONFIRMED,
+        list_id = (
+            MailingList.objects.filter(account=account, uuid=uuid.UUID(only["value"]))
+            .values_list("pk", flat=True)
+            .get()
         )
+        confirmed = Subscription.Status.CONFIRMED
         # The few restricted contacts (an index of their own) are taken off the count.
-        restricted = on_list.filter(
-            contact__in=Contact.objects.filter(account=account, restricted_at__isnull=False)
+        restricted = Subscription.objects.filter(
+            mailing_list_id=list_id,
+            status=confirmed,
+            contact__in=Contact.objects.filter(account=account, restricted_at__isnull=False),
         )
-        return on_list.count() - restricted.count()
+        return counters.size(list_id, confirmed) - restricted.count()
     return matching(account, rules).count()
 
 

@@ -10,18 +10,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import (
-    BigIntegerField,
-    Count,
-    Exists,
-    ExpressionWrapper,
-    F,
-    OuterRef,
-    Q,
-    QuerySet,
-)
+from django.db.models import BigIntegerField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
 
 from tidings.accounts.models import Account
+from tidings.audience import counters
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.models import ConsentProof, Contact, MailingList, Subscription
 
@@ -219,21 +211,9 @@ def page_of(
 
 
 def list_counts(account: Account) -> dict[int, dict[str, int]]:
-    """For each list of the account, its subscriptions by status."""
-    counts: dict[int, dict[str, int]] = {}
-    rows: Any = (
-        Subscription.objects.filter(mailing_list__account=account)
-        .values("mailing_list_id")
-        .annotate(
-            **{
-                status: Count("pk", filter=Q(status=status))
-                for status in Subscription.Status.values
-            }
-        )
-    )
-    for row in rows:
-        counts[row["mailing_list_id"]] = {s: row[s] for s in Subscription.Status.values}
-    return counts
+    """For each list of the account, its subscriptions by status (maintained counters,
+    audience.counters: no subscription is read)."""
+    return counters.sizes(MailingList.objects.filter(account=account).values_list("pk", flat=True))
 
 
 def consent_proofs_of(contact_ids: Sequence[int]) -> QuerySet[ConsentProof]:

@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from tidings.accounts.models import Account
-from tidings.audience import bulk, restriction, rights
+from tidings.audience import bulk, counters, restriction, rights
 from tidings.audience.selectors import ContactSearch
 
 
@@ -29,3 +29,16 @@ def escalate_overdue_contact_requests() -> int:
 def lift_due_restrictions() -> int:
     """Hourly: contacts whose announced end of a restriction of processing has come."""
     return restriction.lift_due_restrictions()
+
+
+@shared_task
+def compact_list_counts() -> int:
+    """Hourly: fold the lists' counter deltas (one per statement on PostgreSQL)."""
+    return counters.compact()
+
+
+@shared_task
+def recount_lists() -> int:
+    """Count every list's subscriptions again and repair the counters; returns how many
+    lists were wrong (0 unless the triggers were off)."""
+    return len(counters.recount())
