@@ -347,6 +347,15 @@ SENDING: dict[str, Any] = {
     # own claims (within the relay's max_connections): docs/sending.md.
     "streams": envint("TIDINGS_SENDING_STREAMS", 4),
 }
+# Hard limits on rendering a customer's template (docs/campaigns.md): every render runs
+# in a render process of its own, killed when one message takes longer than `timeout`
+# seconds of wall-clock time or allocates more than `memory_mb` beyond what the process
+# holds at its start; `processes` such processes at most per web or worker process.
+RENDER: dict[str, Any] = {
+    "timeout": envint("TIDINGS_RENDER_TIMEOUT", 5),
+    "memory_mb": envint("TIDINGS_RENDER_MEMORY_MB", 512),
+    "processes": envint("TIDINGS_RENDER_PROCESSES", 2),
+}
 # Provider webhooks (bounces, complaints) need HTTP basic auth "user:password"; without
 # it the webhook URLs are not served at all, so no forged event can be accepted.
 ANYMAIL = {

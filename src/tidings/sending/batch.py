@@ -36,11 +36,13 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
 from tidings.audience import mailability
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.sandbox import TemplateError
 from tidings.core.mail import Purpose
 from tidings.sending import bounces, limits
 from tidings.sending.ledger import backoff_seconds, claim_token
@@ -83,6 +85,8 @@ class BatchResult:
     streams: int = 0
     stopped: str = ""
     paused: str = ""
+    # Why: the relay refused the campaign, or a message exceeded the rendering limits.
+    paused_by_template: bool = False
     # Refusals after DATA in a row, across the batch's streams.
     refusals: int = 0
     errors: list[str] = field(default_factory=list)
@@ -306,10 +310,17 @@ def release(ids: list[int], token: str) -> int:
 
 
 def send_batch(
-    campaign_id: int, lo: int, hi: int, *, pause: Callable[[Campaign, str], None]
+    campaign_id: int,
+    lo: int,
+    hi: int,
+    *,
+    pause: Callable[[Campaign, str], None],
+    pause_for_template: Callable[[Campaign, str], None] | None = None,
 ) -> BatchResult:
     """Send the queued deliveries of one id range, at most once each. `pause` is how
-    the campaign is paused when the relay refuses it (lifecycle.pause_for_relay)."""
+    the campaign is paused when the relay refuses it (lifecycle.pause_for_relay),
+    `pause_for_template` when a message exceeds the rendering limits
+    (lifecycle.pause_for_template; `pause` when not given)."""
     result = BatchResult()
     campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
     if campaign is None or campaign.status != S.SENDING:
@@ -333,7 +344,10 @@ def send_batch(
         result.stopped = "no free connection to the relay"
         result.retry_after(timezone.now() + timedelta(seconds=5))
     if result.paused:
-        pause(campaign, result.paused)
+        if result.paused_by_template and pause_for_template is not None:
+            pause_for_template(campaign, result.paused)
+        else:
+            pause(campaign, result.paused)
     return result
 
 
@@ -406,6 +420,9 @@ class _Stream:
             )
             result.add(skipped=len(skipped))
         todo = [(r, attempts) for r, mailable, attempts in chunk if mailable]
+        # The chunk's messages are made in one call to a render process, within the
+        # rendering limits (campaigns.renderpool); the worker only waits for them.
+        made = self.mailer.wire_many([r for r, _ in todo])
         checked = time.monotonic()
         for position, (recipient, attempts) in enumerate(todo):
             rest = [r.delivery_id for r, _ in todo[position:]]
@@ -433,7 +450,7 @@ class _Stream:
                     result.add(released=release(rest, token))
                     result.retry_after(timezone.now() + timedelta(milliseconds=wait_ms))
                     return False
-            if not self._send(recipient, attempts, token, transport):
+            if not self._send(recipient, attempts, token, transport, made[position]):
                 result.add(released=release(rest[1:], token))
                 return False
         return True
@@ -445,13 +462,31 @@ class _Stream:
             account__restricted_at__isnull=True,
         ).exists()  # fmt: skip
 
-    def _send(self, recipient: Recipient, attempts: int, token: str, transport: Transport) -> bool:
-        """One message to its outcome; False when the campaign must pause."""
+    def _send(
+        self,
+        recipient: Recipient,
+        attempts: int,
+        token: str,
+        transport: Transport,
+        data: bytes | Exception | None,
+    ) -> bool:
+        """One message (`data`: its bytes, or what stopped them being made) to its
+        outcome; False when the campaign must pause."""
         result, mailer = self.result, self.mailer
         delivery_id = recipient.delivery_id
-        try:
-            data = mailer.wire_for(recipient)
-        except Exception as error:
+        if isinstance(data, TemplateError) and data.limit:
+            # The customer's template, not this contact: pause with the reason rather
+            # than fail every recipient, or hold the worker for each of them.
+            release([delivery_id], token)
+            with result.lock:
+                result.paused_by_template = True
+                result.paused = _(
+                    "A message of this campaign exceeds the rendering limits (for %(email)s): "
+                    "%(error)s. Change the template, then resume the campaign."
+                ) % {"email": recipient.email, "error": data}
+            return False
+        if not isinstance(data, bytes):
+            error = data or RuntimeError("the message was not made")
             _mark(delivery_id, token, status=D.FAILED, last_error=str(error)[:500])
             result.add(failed=1)
             return True
