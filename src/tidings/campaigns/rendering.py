@@ -356,6 +356,23 @@ def _string(source: str, context: dict[str, Any], html: bool) -> Iterator[str]:
     yield run(compile_template(source, html=html), context)
 
 
+def warm_up() -> None:
+    """Render a made-up Markdown campaign in the default layout, in this process (the
+    render processes' fork server): the first render of a process sets up the
+    converters, the CSS inliner and the sandbox's compiler, seconds on a busy machine
+    that no render process forked from it then pays."""
+    context = {
+        "contact": contact_context(sample_contact()),
+        "campaign": {"name": "N", "from_name": "N", "from_email": "n@example.com"},
+        **DEFAULT_LINKS,
+    }
+    body = "# Hello {{ contact.first_name }}\n\nSome *news*, [a link](https://example.com)."
+    _prepare("Hi {{ contact.name }}", "Hi", body, Campaign.Format.MARKDOWN, default_layout_html())
+    _prepare.cache_clear()  # then once more, as a campaign's first message is made
+    _prepare("Hi", "Hi", body, Campaign.Format.MARKDOWN, default_layout_html()).render(context)
+    _prepare.cache_clear()
+
+
 def check(source: str, *, html: bool = True) -> None:
     """Raise TemplateError naming the line if `source` cannot be compiled (syntax,
     unknown filters or tests, includes, size)."""

@@ -1,7 +1,7 @@
 """Provider webhooks: anymail verifies the request (basic auth, signatures) and sends
 the `tracking` signal; a forged request never gets here. And a worker that starts makes
-its first render process at once (campaigns.renderpool), so that a campaign's first
-message does not wait for one to start."""
+its first render process (campaigns.renderpool) before it takes work, so that a
+campaign's first message does not wait for one to start."""
 
 from __future__ import annotations
 
@@ -27,13 +27,15 @@ def on_tracking_event(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> 
 
 @worker_ready.connect
 def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
-    # A worker whose tasks run in its own process (solo, threads); a prefork worker's
+    # A worker whose tasks run in its own process (solo, threads) is ready when it can
+    # render: its render process starts before it takes work. A prefork worker's
     # children start theirs below.
     pool = type(getattr(sender, "pool", None)).__module__
     if pool.endswith((".solo", ".thread")):
-        on_worker_process_init()
+        start_render_process()
 
 
 @worker_process_init.connect
 def on_worker_process_init(**kwargs: Any) -> None:
+    # In the background: Celery gives a prefork child a few seconds to start.
     threading.Thread(target=start_render_process, name="render-warm", daemon=True).start()
