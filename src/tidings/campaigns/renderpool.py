@@ -42,6 +42,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
 from typing import Any
 
 import django
@@ -208,6 +209,9 @@ def _portable(error: Exception) -> Exception:
 # --- the caller -------------------------------------------------------------------------------
 
 
+_starting = threading.Lock()
+
+
 class _Child:
     def __init__(self) -> None:
         context = _context()
@@ -216,7 +220,22 @@ class _Child:
         self.process = context.Process(
             target=_child, args=(theirs, module), name="tidings-render", daemon=True
         )
-        self.process.start()
+        with _starting:
+            # A Celery prefork child is marked daemonic, and multiprocessing refuses
+            # children to daemonic processes lest they be orphaned; a render process is
+            # not: it exits when its pipe to us closes, its fork server likewise. Its
+            # key is billiard's, which multiprocessing cannot pass on: a key of our own.
+            config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+            saved = dict(config)
+            config.pop("daemon", None)
+            if not isinstance(config.get("authkey"), AuthenticationString):
+                config["authkey"] = AuthenticationString(os.urandom(32))
+            self.process.authkey = os.urandom(32)
+            try:
+                self.process.start()
+            finally:
+                config.clear()
+                config.update(saved)
         theirs.close()
         if not self.conn.poll(START_SECONDS):
             self.kill()

@@ -156,6 +156,9 @@ class CampaignMailer:
             list_key=(first_list.uuid.hex if first_list else campaign.uuid.hex),
         )
         self.sender = settings.SENDING["bounce_address"] or campaign.from_email
+        # Read here: a render process is given the campaign with its layout, and never
+        # reads the database.
+        _ = campaign.layout
         # What depends on the templates alone is made once per process that renders
         # (a render process, renderpool), when it is first needed.
         self.key = (
