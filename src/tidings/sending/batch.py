@@ -8,16 +8,19 @@ empty, the campaign stops or half the lease has passed:
    and asks the mailability rule (`audience.mailability.sql`, marketing) and whether the
    campaign is still sending; the claim is committed before any SMTP traffic;
 2. mark the contacts who may no longer be mailed skipped, in one statement;
-3. send the others one by one, each outcome recorded by one statement before the next
-   message starts; when more than CHECK_SECONDS passed since the chunk was checked, the
-   rest of it is checked again first (a contact who unsubscribes mid-campaign is skipped
-   within a second, a pause stops the stream within a second);
+3. make their messages in one call to the worker's render process (campaigns.renderpool,
+   within the rendering limits), then send them one by one, each outcome recorded by one
+   statement before the next message starts; when more than CHECK_SECONDS passed since
+   the chunk was checked, the rest of it is checked again first (a contact who
+   unsubscribes mid-campaign is skipped within a second, a pause stops the stream
+   within a second);
 4. when the relay's rate says wait, give back what was not attempted and come back with
    the countdown; the worker never sleeps.
 
 The relay refusing the login or the sender, or refusing CONSECUTIVE_REFUSALS messages in
 a row after DATA, pauses the campaign with the reason (the customer mends the relay and
-resumes); the delivery that met it goes back to the queue, not to "failed".
+resumes); so does a message that exceeds the rendering limits (the customer mends the
+template); the delivery that met it goes back to the queue, not to "failed".
 """
 
 from __future__ import annotations
