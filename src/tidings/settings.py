@@ -399,6 +399,15 @@ DOMAIN_RECHECK_HOURS = envint("TIDINGS_DOMAIN_RECHECK_HOURS", 24)
 # The HTTP API's brakes, per key and per account: requests per minute (0: no limit).
 API_RATE_PER_KEY = envint("TIDINGS_API_RATE_PER_KEY", 600)
 API_RATE_PER_ACCOUNT = envint("TIDINGS_API_RATE_PER_ACCOUNT", 1200)
+# Hard limits on rendering a customer's template (docs/campaigns.md): every render runs
+# in a render process of its own, killed when one message takes longer than `timeout`
+# seconds of wall-clock time or allocates more than `memory_mb` beyond what the process
+# holds at its start; `processes` such processes at most per web or worker process.
+RENDER: dict[str, Any] = {
+    "timeout": envint("TIDINGS_RENDER_TIMEOUT", 5),
+    "memory_mb": envint("TIDINGS_RENDER_MEMORY_MB", 512),
+    "processes": envint("TIDINGS_RENDER_PROCESSES", 2),
+}
 # Provider webhooks (bounces, complaints) need HTTP basic auth "user:password"; without
 # it the webhook URLs are not served at all, so no forged event can be accepted.
 ANYMAIL = {

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from jinja2 import ChainableUndefined, meta, nodes
 from markupsafe import Markup
 
 from tidings.audience.models import Contact
-from tidings.campaigns import content
+from tidings.campaigns import content, renderpool
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.sandbox import (
     GuardedTemplate,
@@ -326,12 +326,51 @@ def render(
         "campaign": campaign_context(campaign, postal_address=postal_address),
         **_links(links),
     }
-    return prepare(campaign).render(context)
+    sources = (
+        campaign.subject,
+        campaign.preheader,
+        campaign.body,
+        campaign.content_format,
+        layout_source(campaign),
+    )
+    # In a render process, within the limits (renderpool): a preview of a template
+    # that would take minutes or gigabytes gets a clear error, the web worker nothing.
+    rendered: Rendered = renderpool.one(_rendered, sources, context)
+    return rendered
+
+
+def _rendered(
+    sources: tuple[str, str, str, str, str], context: dict[str, Any]
+) -> Iterator[Rendered]:
+    yield _prepare(*sources).render(context)
 
 
 def render_string(source: str, context: dict[str, Any], *, html: bool) -> str:
-    """Render one template string in the sandbox (transactional messages, previews)."""
-    return run(compile_template(source, html=html), context)
+    """Render one template string in the sandbox (transactional messages, previews), in
+    a render process within the limits."""
+    text: str = renderpool.one(_string, source, context, html)
+    return text
+
+
+def _string(source: str, context: dict[str, Any], html: bool) -> Iterator[str]:
+    yield run(compile_template(source, html=html), context)
+
+
+def warm_up() -> None:
+    """Render a made-up Markdown campaign in the default layout, in this process (the
+    render processes' fork server): the first render of a process sets up the
+    converters, the CSS inliner and the sandbox's compiler, seconds on a busy machine
+    that no render process forked from it then pays."""
+    context = {
+        "contact": contact_context(sample_contact()),
+        "campaign": {"name": "N", "from_name": "N", "from_email": "n@example.com"},
+        **DEFAULT_LINKS,
+    }
+    body = "# Hello {{ contact.first_name }}\n\nSome *news*, [a link](https://example.com)."
+    _prepare("Hi {{ contact.name }}", "Hi", body, Campaign.Format.MARKDOWN, default_layout_html())
+    _prepare.cache_clear()  # then once more, as a campaign's first message is made
+    _prepare("Hi", "Hi", body, Campaign.Format.MARKDOWN, default_layout_html()).render(context)
+    _prepare.cache_clear()
 
 
 def check(source: str, *, html: bool = True) -> None:
@@ -371,8 +410,42 @@ def problems(
     Each part is compiled, then rendered with undefined names as errors for a sample
     contact and for `contacts`, so a typo or a failing expression is reported with its
     line now, not when the campaign is sent. A missing attribute is not an error (a
-    contact may not have it): use `default`.
+    contact may not have it): use `default`. The renders run in a render process within
+    the limits (a message's time for each contact), so a template that would exhaust
+    them is reported here too; one whose cost hides behind a condition on the contact
+    is still stopped when it is sent.
     """
+    people = [sample_contact(), *contacts]
+    limits = renderpool.Limits.current()
+    outcome = renderpool.run(
+        _problems,
+        dict(
+            subject=subject, preheader=preheader, body=body, content_format=content_format,
+            layout=layout, contacts=people, campaign=campaign, links=links,
+        ),
+        limits=renderpool.Limits(limits.timeout * len(people), limits.memory_mb),
+    )  # fmt: skip
+    if outcome.error is not None:
+        return {"body" if body else "layout": str(outcome.error)}
+    found: dict[str, str] = outcome.results[0]
+    return found
+
+
+def _problems(arguments: dict[str, Any]) -> Iterator[dict[str, str]]:
+    yield _find_problems(**arguments)
+
+
+def _find_problems(
+    *,
+    subject: str,
+    preheader: str,
+    body: str,
+    content_format: str,
+    layout: str,
+    contacts: list[Contact],
+    campaign: Mapping[str, str] | None,
+    links: Mapping[str, str] | None,
+) -> dict[str, str]:
     found: dict[str, str] = {}
     parts = {"subject": (subject, False), "preheader": (preheader, False), "body": (body, True)}
     templates: dict[str, GuardedTemplate] = {}
@@ -392,7 +465,7 @@ def problems(
         found["layout"] = str(error)
     if found:
         return found
-    for contact in [sample_contact(), *contacts]:
+    for contact in contacts:
         context: dict[str, Any] = {
             "contact": contact_context(contact),
             "campaign": {

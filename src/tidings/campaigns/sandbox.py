@@ -3,7 +3,9 @@
 Customers write these templates: they must never read settings, files or other
 contacts, and never take a worker down. Jinja2's ImmutableSandboxedEnvironment already
 refuses internals (`__class__`, `__globals__`, `mro`, ...) and mutation of the data it is
-given; on top of it this module bounds the work one render may do, without timers:
+given; on top of it this module bounds the work one render may do with counters and
+size checks (the hard limits on time and memory are the render processes',
+`renderpool.py`):
 
 - a template is at most MAX_SOURCE characters and cannot include or import another;
 - every loop iteration and every call spends one step of a per-render budget
@@ -12,7 +14,9 @@ given; on top of it this module bounds the work one render may do, without timer
 - no string or list a template builds may exceed MAX_SIZE items, checked *before*
   the operators and filters that multiply sizes (`*`, `**`, `%`, `center`, `indent`,
   `format`, `join`, `replace`, `wordwrap`, `batch`, `slice`, `tojson`, `str.ljust`, ...)
-  allocate anything, and after every call and concatenation;
+  allocate anything, and after every call and concatenation; a repetition, a list
+  concatenation and the filters that print a whole value count what the items hold
+  (`[x] * 2000` of a long `x` is gigabytes once printed);
 - the whole output is at most MAX_OUTPUT characters.
 
 `lipsum` is gone (a generator of unbounded text); `range`, `dict`, `cycler`, `joiner`
@@ -47,12 +51,23 @@ MAX_INT_BITS = 4_096
 
 
 class TemplateError(ValueError):
-    """A template that cannot be used; the message names the line when it is known."""
+    """A template that cannot be used; the message names the line when it is known.
+    `limit` tells that it did more work than a message may take (a size, the step
+    budget, or the render process's time or memory), not that it is wrong."""
 
-    def __init__(self, message: str, *, line: int | None = None) -> None:
+    def __init__(self, message: str, *, line: int | None = None, limit: bool = False) -> None:
         self.line = line
         self.detail = message
+        self.limit = limit
         super().__init__(f"line {line}: {message}" if line else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Crosses from a render process to its caller (renderpool) whole.
+        return (_template_error, (self.detail, self.line, self.limit))
+
+
+def _template_error(message: str, line: int | None, limit: bool) -> TemplateError:
+    return TemplateError(message, line=line, limit=limit)
 
 
 class LimitExceeded(TemplateRuntimeError):
@@ -81,7 +96,7 @@ def _spend(steps: int = 1) -> None:
 
 
 def _size(value: Any) -> int:
-    if isinstance(value, str | list | tuple | dict | set | frozenset):
+    if isinstance(value, str | bytes | bytearray | list | tuple | dict | set | frozenset):
         return len(value)
     return 0
 
@@ -92,6 +107,24 @@ def _bounded(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise LimitExceeded("a number in the template is too large")
     return value
+
+
+def _weight(value: Any, budget: int = MAX_SIZE) -> int:
+    """The characters and items `value` holds, nested lists and dicts included, counted
+    until `budget` is passed (then any number above it): what printing it would make."""
+    if isinstance(value, str | bytes | bytearray):
+        return len(value)
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if not isinstance(value, list | tuple | set | frozenset):
+        return 0
+    total = len(value)
+    for item in value:
+        if total > budget:
+            break
+        if isinstance(item, str | bytes | bytearray | list | tuple | dict | set | frozenset):
+            total += _weight(item, budget - total)
+    return total
 
 
 def _refuse_if(condition: bool, what: str) -> None:
@@ -150,7 +183,7 @@ _wordwrap.jinja_pass_arg = FILTERS["wordwrap"].jinja_pass_arg  # type: ignore[at
 
 def _join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
     items = list(value)
-    _refuse_if(len(items) * len(str(d)) > MAX_SIZE, "joining")
+    _refuse_if(len(items) * len(str(d)) + _weight(items) > MAX_SIZE, "joining")
     return _bounded(FILTERS["join"](eval_ctx, items, d, attribute))
 
 
@@ -186,6 +219,18 @@ def _tojson(eval_ctx: Any, value: Any, indent: int | None = None) -> Markup:
 _tojson.jinja_pass_arg = FILTERS["tojson"].jinja_pass_arg  # type: ignore[attr-defined]
 
 
+def _printing(name: str) -> Callable[..., Any]:
+    """A filter that prints a whole value (`string`, `pprint`, ...), refused before it
+    prints one that holds too much."""
+    original = FILTERS[name]
+
+    def bounded(value: Any, *args: Any, **kwargs: Any) -> Any:
+        _refuse_if(_weight(value) > MAX_SIZE, "printing a value")
+        return original(value, *args, **kwargs)
+
+    return bounded
+
+
 def _default(value: Any, default_value: Any = "", boolean: bool = False) -> Any:
     """Like Jinja's `default`, but an empty value (a contact without a name) is missing too."""
     if isinstance(value, Undefined) or value is None or value == "" or (boolean and not value):
@@ -205,6 +250,7 @@ BOUNDED_FILTERS: dict[str, Callable[..., Any]] = {
     "tojson": _tojson,
     "default": _default,
     "d": _default,
+    **{name: _printing(name) for name in ("string", "pprint", "e", "escape")},
 }
 
 # str methods that take a width or a count and can build a huge string from a small one.
@@ -306,8 +352,12 @@ class CampaignSandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
-                if _size(seq) and isinstance(times, int):
-                    _refuse_if(_size(seq) * times > MAX_SIZE, "repeating")
+                if _size(seq) and isinstance(times, int) and times > 1:
+                    # What the repeated items hold counts, not only how many they are:
+                    # `[x] * 2000` of a long `x` prints as gigabytes.
+                    _refuse_if(_weight(seq, MAX_SIZE // times + 1) * times > MAX_SIZE, "repeating")
+        elif operator == "+" and isinstance(left, list | tuple) and isinstance(right, list | tuple):
+            _refuse_if(_weight(left) + _weight(right) > MAX_SIZE, "joining lists")
             if isinstance(left, int) and isinstance(right, int):
                 _refuse_if(
                     left.bit_length() + right.bit_length() > MAX_INT_BITS, "multiplying numbers"
@@ -382,7 +432,11 @@ def run(template: Template, context: dict[str, Any]) -> str:
     try:
         return template.render(context)
     except RENDER_ERRORS as error:
-        raise TemplateError(_describe(error), line=_template_line(error)) from None
+        raise TemplateError(
+            _describe(error),
+            line=_template_line(error),
+            limit=isinstance(error, LimitExceeded | RecursionError),
+        ) from None
 
 
 def _describe(error: BaseException) -> str:

@@ -8,16 +8,19 @@ empty, the campaign stops or half the lease has passed:
    and asks the mailability rule (`audience.mailability.sql`, marketing) and whether the
    campaign is still sending; the claim is committed before any SMTP traffic;
 2. mark the contacts who may no longer be mailed skipped, in one statement;
-3. send the others one by one, each outcome recorded by one statement before the next
-   message starts; when more than CHECK_SECONDS passed since the chunk was checked, the
-   rest of it is checked again first (a contact who unsubscribes mid-campaign is skipped
-   within a second, a pause stops the stream within a second);
+3. make their messages in one call to the worker's render process (campaigns.renderpool,
+   within the rendering limits), then send them one by one, each outcome recorded by one
+   statement before the next message starts; when more than CHECK_SECONDS passed since
+   the chunk was checked, the rest of it is checked again first (a contact who
+   unsubscribes mid-campaign is skipped within a second, a pause stops the stream
+   within a second);
 4. when the relay's rate says wait, give back what was not attempted and come back with
    the countdown; the worker never sleeps.
 
 The relay refusing the login or the sender, or refusing CONSECUTIVE_REFUSALS messages in
 a row after DATA, pauses the campaign with the reason (the customer mends the relay and
-resumes); the delivery that met it goes back to the queue, not to "failed".
+resumes); so does a message that exceeds the rendering limits (the customer mends the
+template); the delivery that met it goes back to the queue, not to "failed".
 """
 
 from __future__ import annotations
@@ -36,11 +39,13 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, close_old_connections, connection, connections, transaction
 from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
 from tidings.audience import mailability
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
+from tidings.campaigns.sandbox import TemplateError
 from tidings.core.mail import Purpose
 from tidings.sending import bounces, limits
 from tidings.sending.ledger import backoff_seconds, claim_token
@@ -83,6 +88,8 @@ class BatchResult:
     streams: int = 0
     stopped: str = ""
     paused: str = ""
+    # Why: the relay refused the campaign, or a message exceeded the rendering limits.
+    paused_by_template: bool = False
     # Refusals after DATA in a row, across the batch's streams.
     refusals: int = 0
     errors: list[str] = field(default_factory=list)
@@ -307,10 +314,17 @@ def release(ids: list[int], token: str) -> int:
 
 
 def send_batch(
-    campaign_id: int, lo: int, hi: int, *, pause: Callable[[Campaign, str], None]
+    campaign_id: int,
+    lo: int,
+    hi: int,
+    *,
+    pause: Callable[[Campaign, str], None],
+    pause_for_template: Callable[[Campaign, str], None] | None = None,
 ) -> BatchResult:
     """Send the queued deliveries of one id range, at most once each. `pause` is how
-    the campaign is paused when the relay refuses it (lifecycle.pause_for_relay)."""
+    the campaign is paused when the relay refuses it (lifecycle.pause_for_relay),
+    `pause_for_template` when a message exceeds the rendering limits
+    (lifecycle.pause_for_template; `pause` when not given)."""
     result = BatchResult()
     campaign = Campaign.objects.select_related("account").filter(pk=campaign_id).first()
     if campaign is None or campaign.status != S.SENDING:
@@ -334,7 +348,10 @@ def send_batch(
         result.stopped = "no free connection to the relay"
         result.retry_after(timezone.now() + timedelta(seconds=5))
     if result.paused:
-        pause(campaign, result.paused)
+        if result.paused_by_template and pause_for_template is not None:
+            pause_for_template(campaign, result.paused)
+        else:
+            pause(campaign, result.paused)
     return result
 
 
@@ -407,6 +424,9 @@ class _Stream:
             )
             result.add(skipped=len(skipped))
         todo = [(r, attempts) for r, mailable, attempts in chunk if mailable]
+        # The chunk's messages are made in one call to a render process, within the
+        # rendering limits (campaigns.renderpool); the worker only waits for them.
+        made = self.mailer.wire_many([r for r, _ in todo])
         checked = time.monotonic()
         for position, (recipient, attempts) in enumerate(todo):
             rest = [r.delivery_id for r, _ in todo[position:]]
@@ -434,7 +454,7 @@ class _Stream:
                     result.add(released=release(rest, token))
                     result.retry_after(timezone.now() + timedelta(milliseconds=wait_ms))
                     return False
-            if not self._send(recipient, attempts, token, transport):
+            if not self._send(recipient, attempts, token, transport, made[position]):
                 result.add(released=release(rest[1:], token))
                 return False
         return True
@@ -446,13 +466,31 @@ class _Stream:
             account__restricted_at__isnull=True,
         ).exists()  # fmt: skip
 
-    def _send(self, recipient: Recipient, attempts: int, token: str, transport: Transport) -> bool:
-        """One message to its outcome; False when the campaign must pause."""
+    def _send(
+        self,
+        recipient: Recipient,
+        attempts: int,
+        token: str,
+        transport: Transport,
+        data: bytes | Exception | None,
+    ) -> bool:
+        """One message (`data`: its bytes, or what stopped them being made) to its
+        outcome; False when the campaign must pause."""
         result, mailer = self.result, self.mailer
         delivery_id = recipient.delivery_id
-        try:
-            data = mailer.wire_for(recipient)
-        except Exception as error:
+        if isinstance(data, TemplateError) and data.limit:
+            # The customer's template, not this contact: pause with the reason rather
+            # than fail every recipient, or hold the worker for each of them.
+            release([delivery_id], token)
+            with result.lock:
+                result.paused_by_template = True
+                result.paused = _(
+                    "A message of this campaign exceeds the rendering limits (for %(email)s): "
+                    "%(error)s. Change the template, then resume the campaign."
+                ) % {"email": recipient.email, "error": data}
+            return False
+        if not isinstance(data, bytes):
+            error = data or RuntimeError("the message was not made")
             _mark(delivery_id, token, status=D.FAILED, last_error=str(error)[:500])
             result.add(failed=1)
             return True

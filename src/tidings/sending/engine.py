@@ -39,7 +39,7 @@ from tidings.sending import batch
 from tidings.sending.batch import CHUNK, BatchResult
 from tidings.sending.dispatcher import MATERIALISE, dispatch
 from tidings.sending.ledger import database_started_at, lease_cutoff, recover_stale_claims
-from tidings.sending.lifecycle import finish_if_done, pause_for_relay
+from tidings.sending.lifecycle import finish_if_done, pause_for_relay, pause_for_template
 from tidings.sending.models import Delivery
 from tidings.sending.relays import pick_relay
 
@@ -56,7 +56,9 @@ D = Delivery.Status
 
 def send_batch(campaign_id: int, lo: int, hi: int) -> BatchResult:
     """Send the queued deliveries of one id range, at most once each (sending.batch)."""
-    result = batch.send_batch(campaign_id, lo, hi, pause=pause_for_relay)
+    result = batch.send_batch(
+        campaign_id, lo, hi, pause=pause_for_relay, pause_for_template=pause_for_template
+    )
     finish_if_done(campaign_id)
     return result
 

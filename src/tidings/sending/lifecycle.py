@@ -76,6 +76,8 @@ TRANSITIONS: dict[str, Transition] = {
     # campaign itself.
     "finish": Transition(frozenset({S.SENDING}), S.SENT, "Only a sending campaign is sent."),
     "relay refused": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
+    # A message of the campaign exceeded the rendering limits (campaigns.renderpool).
+    "template too costly": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
 }
 CUSTOMER_ACTIONS = (
     "start", "schedule", "unschedule", "pause", "resume", "cancel", "resend unknown",
@@ -293,16 +295,30 @@ def pause_for_relay(campaign: Campaign, reason: str) -> None:
     """The relay refuses the campaign itself (the login, the sender, message after
     message): pause it with the reason and tell the account's users, instead of failing
     every recipient for good. Resuming retries where it stopped."""
+    _pause_with_reason(campaign, reason, "relay refused", "sending/mail/campaign_paused")
+
+
+def pause_for_template(campaign: Campaign, reason: str) -> None:
+    """A message of the campaign exceeded the rendering limits (its template, for that
+    contact, takes too long or too much memory): pause it with the reason and tell the
+    account's users; the worker goes on with other work. Resuming after the template is
+    mended retries where it stopped."""
+    _pause_with_reason(
+        campaign, reason, "template too costly", "sending/mail/campaign_paused_template"
+    )
+
+
+def _pause_with_reason(campaign: Campaign, reason: str, action: str, mail: str) -> None:
     with transaction.atomic():
         locked = _locked(campaign)
-        if locked.status not in TRANSITIONS["relay refused"].sources:
+        if locked.status not in TRANSITIONS[action].sources:
             return
-        _move(locked, "relay refused")
+        _move(locked, action)
         locked.pause_reason = reason[:500]
         locked.save(update_fields=["status", "pause_reason", "updated_at"])
         users = locked.account.users.filter(is_active=True)
         send_templated(
-            "sending/mail/campaign_paused",
+            mail,
             [u.email for u in users],
             {"campaign": locked, "reason": reason},
             purpose=Purpose.SERVICE,

@@ -12,15 +12,17 @@ give the same bytes (tests/sending/test_mailer.py).
 from __future__ import annotations
 
 import html as html_lib
+import logging
 import re
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from tidings.audience.links import preference_url_for
-from tidings.campaigns import rendering, splice
+from tidings.campaigns import rendering, renderpool, splice
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.sandbox import run
+from tidings.campaigns.sandbox import TemplateError, run
 from tidings.sending import tracking
 from tidings.sending.message import (
     DkimSigner,
@@ -33,6 +35,10 @@ from tidings.sending.message import (
 from tidings.sending.models import Relay, SendingSettings
 from tidings.sending.relays import RelayConfig, relay_for
 from tidings.sending.senders import sender_for
+
+log = logging.getLogger(__name__)
+# The render processes make this module's messages: loaded once in their fork server.
+renderpool.preload(__name__)
 
 # Marks in a campaign's fixed text: a template's value, and the footer's unsubscribe link.
 _HOLE = re.compile("\ue000(\\d+)\ue001|\ue003")
@@ -122,7 +128,8 @@ class CampaignMailer:
     postal_address: str = ""
     aggregate_only: bool = True
     unsubscribe_mailto: str = ""
-    variants: dict[bool, Variant] = field(default_factory=dict)
+    # What identifies the template state (`_TEMPLATE_STATE`) in the process's cache.
+    key: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         campaign = self.campaign
@@ -154,8 +161,12 @@ class CampaignMailer:
             list_key=(first_list.uuid.hex if first_list else campaign.uuid.hex),
         )
         self.sender = sender.envelope
-        # What depends on the templates alone is made once per worker process.
-        key: tuple[Any, ...] = (
+        # Read here: a render process is given the campaign with its layout, and never
+        # reads the database.
+        _ = campaign.layout
+        # What depends on the templates alone is made once per process that renders
+        # (a render process, renderpool), when it is first needed.
+        self.key = (
             campaign.pk,
             campaign.updated_at,
             self.postal_address,
@@ -163,11 +174,37 @@ class CampaignMailer:
             campaign.track_opens,
             campaign.track_clicks,
         )
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not set: the template state, made on first use.
+        if name in _TEMPLATE_STATE and not self.__dict__.get("_loading"):
+            self._load_templates()
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled templates do not pickle; a render process makes its own.
+        return {k: v for k, v in self.__dict__.items() if k not in _TEMPLATE_STATE}
+
+    def _load_templates(self) -> None:
         with _cache_lock:
-            known = _cache.get(key)
+            known = _cache.get(self.key)
         if known is not None:
             self.__dict__.update(known)
             return
+        self.__dict__["_loading"] = True
+        try:
+            self._make_templates()
+        finally:
+            self.__dict__.pop("_loading", None)
+        with _cache_lock:
+            if len(_cache) >= 16:
+                _cache.clear()
+            _cache[self.key] = {name: self.__dict__[name] for name in _TEMPLATE_STATE}
+
+    def _make_templates(self) -> None:
+        campaign = self.campaign
+        self.variants: dict[bool, Variant] = {}
         self.prepared = rendering.prepare(campaign)
         self.fixed = rendering.campaign_context(campaign, postal_address=self.postal_address)
         self.layout_links = "unsubscribe_url" in self.prepared.links_used
@@ -178,10 +215,6 @@ class CampaignMailer:
         self.subject_fixed = self._fixed_line(campaign.subject, self.prepared.subject)
         self.preheader_fixed = self._fixed_line(campaign.preheader, self.prepared.preheader)
         self._plan()
-        with _cache_lock:
-            if len(_cache) >= 16:
-                _cache.clear()
-            _cache[key] = {name: self.__dict__[name] for name in _TEMPLATE_STATE}
 
     # --- the two ways to a body --------------------------------------------------------
 
@@ -303,6 +336,27 @@ class CampaignMailer:
             return None
         return tracking.instrument(html, campaign=campaign, delivery_id=None)
 
+    # --- in a render process -------------------------------------------------------------
+
+    def wire_many(self, recipients: list[Recipient]) -> list[bytes | Exception | None]:
+        """`wire_for` of each recipient, made in a render process within the limits
+        (renderpool), in one round trip: for each, its bytes or the error that stopped
+        its message. When a message hits a limit, its entry is that TemplateError (with
+        `limit`) and those after it are None (not made)."""
+        if not recipients:
+            return []
+        outcome = renderpool.run(_wire_units, self, recipients, prepare=True)
+        made: list[bytes | Exception | None] = list(outcome.results[1:])
+        if outcome.error is not None:
+            made.append(outcome.error)
+        return made + [None] * (len(recipients) - len(made))
+
+    def proof(self, recipient: Recipient) -> tuple[str, str, str]:
+        """(subject, HTML, text) of a test send for `recipient`, its links leading
+        nowhere, made in a render process within the limits."""
+        made: tuple[str, str, str] = renderpool.one(_proof_units, self, recipient)
+        return made
+
     # --- one message ---------------------------------------------------------------------
 
     def message_for(self, recipient: Recipient) -> bytes:
@@ -373,3 +427,54 @@ class CampaignMailer:
         if esp == Relay.Esp.MAILGUN:
             return (("X-Mailgun-Variables", f'{{"tidings": "d{delivery_id}"}}'),)
         return ()
+
+
+def start_render_process() -> None:
+    """Start a render process for this worker now, with the modules a message needs."""
+    try:
+        renderpool.run(_ready, prepare=True)
+    except Exception:  # it is made again when the first batch needs it
+        log.exception("a render process did not start")
+
+
+def _ready() -> Iterator[None]:
+    yield None
+
+
+# Whether this process has made a message yet (the first costs tenfold).
+_warm = False
+
+
+def _wire_units(mailer: CampaignMailer, recipients: list[Recipient]) -> Iterator[Any]:
+    """In a render process: the campaign's templates made ready, and in a fresh process
+    a first message for the sample contact (the preparation, a unit of its own), then
+    each recipient's message or what stopped it."""
+    global _warm
+    try:
+        mailer.variants  # noqa: B018  (made on first use)
+        if not _warm:
+            sample = rendering.sample_contact()
+            mailer.wire_for(
+                Recipient(
+                    0, "<warm@localhost>", sample.email, sample.name or "", {}, "0" * 32, True
+                )
+            )
+            _warm = True
+    except TemplateError as error:
+        yield error
+    else:
+        yield None
+    for recipient in recipients:
+        try:
+            yield mailer.wire_for(recipient)
+        except MemoryError:
+            raise  # the render process reports it as the memory limit
+        except TemplateError as error:
+            yield error
+        except Exception as error:  # this one message fails, as it did in the worker
+            yield RuntimeError(str(error) or type(error).__name__)
+
+
+def _proof_units(mailer: CampaignMailer, recipient: Recipient) -> Iterator[tuple[str, str, str]]:
+    context = mailer.context_for(recipient, unsubscribe="#", preferences="#")
+    yield mailer.body(recipient, context)

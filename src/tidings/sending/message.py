@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -315,6 +316,12 @@ class DkimSigner:
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError("a DKIM key must be an RSA key")
         self.key = key
+        self._pem = private_key
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # To a render process (campaigns.renderpool), which signs the messages it makes:
+        # the key as PEM, loaded there once.
+        return (_loaded_signer, (self.domain, self.selector, self._pem))
 
     def sign(self, message: bytes) -> bytes:
         """`message` with a DKIM-Signature header in front."""
@@ -355,6 +362,11 @@ def _fold_list(names: list[str], width: int = 60) -> str:
 @functools.lru_cache(maxsize=64)
 def signer(domain: str, selector: str, private_key: str) -> DkimSigner:
     return DkimSigner(domain=domain, selector=selector, private_key=private_key)
+
+
+@functools.lru_cache(maxsize=16)
+def _loaded_signer(domain: str, selector: str, private_key: str) -> DkimSigner:
+    return signer(domain, selector, private_key)
 
 
 def dkim_sign(message: bytes, *, domain: str, selector: str, private_key: str) -> bytes:

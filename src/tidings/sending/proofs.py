@@ -45,9 +45,8 @@ def send_test(
         uuid=person.uuid.hex,
         allow_tracking=False,
     )
-    context = mailer.context_for(recipient, unsubscribe="#", preferences="#")
     try:
-        subject, html, text = mailer.body(recipient, context)
+        subject, html, text = mailer.proof(recipient)
     except rendering.TemplateError as error:
         raise CampaignError(f"The campaign cannot be rendered: {error}") from None
     spend_test_quota(account, len(to))
