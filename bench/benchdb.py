@@ -32,6 +32,9 @@ def setup() -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    # Without REDIS_URL the cache (and the rate limits in it) is a table, as `tidings
+    # migrate` makes it.
+    call_command("createcachetable")
 
 
 def _create_database(url: str, name: str) -> None:

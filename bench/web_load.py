@@ -110,7 +110,8 @@ def setup(n: int) -> dict:
         name="Bench",
         subject="Bench",
         from_email="news@example.org",
-        body="Hello",
+        # A click link redirects only to a site the campaign's content names.
+        body='<p>Hello, read <a href="https://example.org/article">the article</a>.</p>',
         status=Campaign.Status.SENT,
         track_opens=True,
         track_clicks=True,
