@@ -1,6 +1,7 @@
 """The home page: open to anyone, and one click from the privacy policy."""
 
 import pytest
+from django.contrib.staticfiles import finders
 from django.urls import reverse
 
 from tests.public.pages import read
@@ -24,3 +25,11 @@ def test_other_pages_link_to_the_policy_from_the_footer(client, db, name):
         "privacy" in link.text.lower() and link.href == reverse("public:privacy")
         for link in page.links
     )
+
+
+def test_pages_name_their_own_icon_so_no_browser_asks_for_a_missing_one(client, db):
+    """Without a declared icon every browser asks for /favicon.ico and logs a 404 in the
+    console on every page."""
+    page = client.get("/").content.decode()
+    assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+    assert finders.find("favicon.svg")
