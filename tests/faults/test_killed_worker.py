@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import redis
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 
 from tests.sending.workers import (
+    PrivatePostgres,
     PrivateRedis,
     Workers,
     attempt,
@@ -240,3 +242,43 @@ def test_an_import_survives_its_broker_restarting_mid_way(customer, queued):
         pool.stop_all()
         broker.stop()
     assert_each_row_once(job, customer, newsletter)
+
+
+def test_an_import_survives_its_postgresql_crashing_mid_way(customer, queued):
+    """The workers' PostgreSQL (a private server holding a copy of the test's data) is
+    stopped as a crash would stop it, mid-import, and started again."""
+    job, newsletter, task = big_import(customer)
+    database = PrivatePostgres(connection.settings_dict)
+    broker = PrivateRedis()
+    pool = Workers(
+        broker.url, lease=LEASE, streams=1,
+        extra={"TIDINGS_JOB_LEASE_SECONDS": str(LEASE), "DATABASE_URL": database.url},
+    )  # fmt: skip
+
+    def state() -> tuple[str, int]:
+        sql = "SELECT status, rows_done FROM transfer_importjob WHERE id = %s"
+        status, rows_done = database.query(sql, job.pk)[0]
+        return str(status), int(rows_done)  # type: ignore[call-overload]
+
+    try:
+        pool.start("only")
+        pool.client.send_task(task[0], args=list(task[1]))
+        wait_until(lambda: state()[0] == "running" and state()[1] > 0, 120)
+        database.crash_and_restart()
+        assert state()[0] != "done", "the import finished before the crash"
+        wait_until(lambda: state()[0] == "done", 240, every=lambda: attempt(
+            pool.client.send_task, SWEEP_TRANSFERS
+        ))  # fmt: skip
+        (counts,) = database.query("SELECT counts FROM transfer_importjob WHERE id = %s", job.pk)[0]
+        contacts = database.query(
+            "SELECT count(*) FROM audience_contact WHERE account_id = %s", customer.account_id
+        )[0][0]
+        subscriptions = database.query(
+            "SELECT count(*) FROM audience_subscription WHERE mailing_list_id = %s", newsletter.pk
+        )[0][0]
+    finally:
+        pool.stop_all()
+        broker.stop()
+        database.remove()
+    assert counts["added"] == CONTACTS, counts  # type: ignore[index]
+    assert contacts == subscriptions == CONTACTS

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import redis
 from celery import Celery
 from django.conf import settings as django_settings
@@ -143,3 +146,63 @@ def attempt(fn: Callable[..., object], *args: object) -> None:
     """Call `fn`, ignoring failure: the broker may still be coming back."""
     with contextlib.suppress(Exception):
         fn(*args)
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (initdb on a free port, never the shared
+    one), holding a copy of the test database, that the test can crash and start again."""
+
+    def __init__(self, source: dict[str, object]) -> None:
+        self.port = free_port()
+        self.home = Path(tempfile.mkdtemp(prefix="tidings-pg-"))
+        self.data = self.home / "data"
+        self.home.chmod(0o755)
+        self.name = "tidings_private"
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/{self.name}"
+        self._as_owner(["initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                        "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])  # fmt: skip
+        self.start()
+        # The test's data, as it committed it: schema, rows, triggers.
+        source_url = (
+            f"postgresql://{source['USER']}@{source['HOST']}:{source['PORT']}/{source['NAME']}"
+        )
+        target = f"postgresql://postgres@127.0.0.1:{self.port}"
+        with psycopg.connect(f"{target}/postgres", autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {self.name}")
+        dump = subprocess.run(
+            ["pg_dump", "--no-owner", "--no-privileges", source_url],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{target}/{self.name}"],
+            input=dump.stdout, check=True, capture_output=True,
+        )  # fmt: skip
+
+    def _as_owner(self, command: list[str]) -> None:
+        # PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
+        if os.geteuid() == 0:
+            shutil.chown(self.home, "postgres")
+            command = ["runuser", "-u", "postgres", "--", *command]
+        subprocess.run(command, check=True, capture_output=True)
+
+    def _ctl(self, *args: str) -> None:
+        self._as_owner([str(Path(shutil.which("pg_ctl") or "pg_ctl")), "-D", str(self.data), *args])
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.home} -c fsync=off"
+        self._ctl("-o", options, "-l", str(self.home / "log"), "-w", "start")
+
+    def crash_and_restart(self) -> None:
+        """Stopped as a crash would (immediate: no shutdown checkpoint, every connection
+        cut), then started again (it recovers from its log)."""
+        self._ctl("-m", "immediate", "-w", "stop")
+        self.start()
+
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.url.replace("postgres://", "postgresql://")) as conn:
+            return list(conn.execute(sql, params).fetchall())
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._ctl("-m", "immediate", "stop")
+        shutil.rmtree(self.home, ignore_errors=True)
