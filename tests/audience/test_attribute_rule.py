@@ -13,9 +13,11 @@ import pytest
 
 from tests.audience.conftest import path_of
 from tests.transfer.conftest import prepare, report_rows, run
+from tidings.accounts import apikeys
 from tidings.audience import links, services
 from tidings.audience.models import Contact
-from tidings.transfer import exporter
+from tidings.transfer import exporter, importer, mapping, writers
+from tidings.transfer.errors import TransferError
 from tidings.transfer.models import ImportJob
 
 FORMULA = '=HYPERLINK("http://evil.example","x")'
@@ -29,7 +31,6 @@ def _transfer_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def api(client, customer):  # type: ignore[no-untyped-def]
     from tests.api.conftest import Api
-    from tidings.accounts import apikeys
 
     _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
     return Api(client, key)
@@ -114,8 +115,6 @@ def test_an_import_refuses_an_attribute_cell_longer_than_the_rule(customer):
 
 
 def test_an_import_mapping_uses_the_same_name_rule(customer):
-    from tidings.transfer import mapping
-    from tidings.transfer.errors import TransferError
 
     with pytest.raises(TransferError, match="not an attribute name"):
         mapping.validate(["email", "x"], ["email", "attribute:a__b"])
@@ -169,7 +168,6 @@ def test_the_contacts_own_download_shows_a_nested_value_instead_of_failing(clien
 
 @pytest.mark.parametrize("writer", ["postgres", "orm"])
 def test_repeated_imports_never_grow_a_contact_past_the_limit(customer, monkeypatch, writer):
-    from tidings.transfer import importer, writers
 
     if writer == "orm":
         monkeypatch.setattr(

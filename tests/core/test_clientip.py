@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import RequestFactory
 
 from tidings.core.clientip import client_ip
+from tidings.settings import envnetworks
 
 
 def request(forwarded: str = "", remote: str = "10.0.0.1"):  # type: ignore[no-untyped-def]
@@ -50,7 +51,6 @@ def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(client, db, settings
 
 @pytest.mark.parametrize("value", ["1", "proxy.example", "10.0.0.300"])
 def test_a_trusted_proxy_that_is_no_address_stops_the_start(monkeypatch, value):
-    from tidings.settings import envnetworks
 
     monkeypatch.setenv("TIDINGS_TRUSTED_PROXIES", value)
     with pytest.raises(ImproperlyConfigured, match="TIDINGS_TRUSTED_PROXIES"):
@@ -58,7 +58,6 @@ def test_a_trusted_proxy_that_is_no_address_stops_the_start(monkeypatch, value):
 
 
 def test_trusted_proxies_are_read_as_networks(monkeypatch):
-    from tidings.settings import envnetworks
 
     monkeypatch.setenv("TIDINGS_TRUSTED_PROXIES", "10.0.0.5, 10.1.0.0/16,::1")
     assert envnetworks("TIDINGS_TRUSTED_PROXIES") == ["10.0.0.5/32", "10.1.0.0/16", "::1/128"]

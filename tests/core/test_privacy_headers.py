@@ -3,8 +3,11 @@ and the like, and no page with someone's data stays in a cache."""
 
 from __future__ import annotations
 
+import tidings
 from tests.audience.conftest import path_of
-from tidings.audience import links, services
+from tidings.audience import links, mailing_lists, services
+from tidings.campaigns.views import EDITOR_CSP
+from tidings.core import headers
 
 
 def test_every_page_refuses_the_browsers_powerful_features(client, db):
@@ -57,7 +60,6 @@ def test_every_page_has_a_content_security_policy_of_its_own_sources(client, cus
 
 
 def test_the_campaign_editor_keeps_its_own_policy(client, customer):
-    from tidings.campaigns.views import EDITOR_CSP
 
     client.force_login(customer)
     response = client.get("/campaigns/new/")
@@ -70,8 +72,6 @@ def test_no_template_has_an_inline_script_or_style_attribute():
     under it (mail layouts and the snippet for the customer's own site are not pages)."""
     import re
     from pathlib import Path
-
-    import tidings
 
     root = Path(tidings.__file__).parent
     found = []
@@ -87,7 +87,6 @@ def test_no_template_has_an_inline_script_or_style_attribute():
 
 
 def test_a_hosted_form_may_lead_to_the_customers_thank_you_page(client, customer):
-    from tidings.audience import mailing_lists
 
     offers = mailing_lists.save_list(customer.account, name="Offers", visibility="public")
     form = mailing_lists.save_form(
@@ -101,7 +100,6 @@ def test_a_hosted_form_may_lead_to_the_customers_thank_you_page(client, customer
 
 
 def test_a_policy_source_cannot_rewrite_the_policy(rf):
-    from tidings.core import headers
 
     request = rf.get("/")
     headers.allow(request, "script-src", ["https://ok.example", "https://x.example; script-src *"])

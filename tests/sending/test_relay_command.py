@@ -8,7 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tidings.sending import engine
-from tidings.sending.models import Relay
+from tidings.sending.models import Relay, SendingDomain
+from tidings.sending.senders import signing_domain
 
 pytestmark = pytest.mark.django_db
 
@@ -40,8 +41,6 @@ def test_a_missing_password_variable_adds_nothing(monkeypatch):
 
 
 def test_the_operators_dkim_keys_are_managed_with_a_command(account):
-    from tidings.sending.models import SendingDomain
-    from tidings.sending.senders import signing_domain
 
     out = StringIO()
     call_command("dkim", "add", "Operator.Example", stdout=out)

@@ -16,8 +16,11 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
+from tidings.celery import app
+from tidings.core import retention
 from tidings.staff import audit, checkpoints, db_guard
 from tidings.staff.models import AuditEvent, AuditExpiry
+from tidings.staff.tasks import write_audit_checkpoint
 
 pytestmark = pytest.mark.promise("P7")
 
@@ -170,8 +173,6 @@ def test_an_expiry_by_the_retention_job_verifies_against_older_checkpoints(
 ):
     import time_machine
 
-    from tidings.core import retention
-
     settings.RETENTION = {**settings.RETENTION, "audit_years": 3}
     with time_machine.travel("2020-01-10 09:00Z", tick=False):
         old = [audit.record(AuditEvent.Action.READ, customer, by=staff) for _ in range(3)]
@@ -223,8 +224,6 @@ def test_a_bad_signing_key_is_a_clear_error(events, settings):
 def test_the_daily_job_mails_the_checkpoint_and_a_kept_copy_catches_a_cut_tail(
     mailbox, events, settings, checkpoint_dir, tmp_path, capsys
 ):
-    from tidings.celery import app
-    from tidings.staff.tasks import write_audit_checkpoint
 
     entry = app.conf.beat_schedule["audit-checkpoint"]
     assert (

@@ -14,6 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 
+from tidings.core import retention
 from tidings.staff import audit, db_guard
 from tidings.staff.models import AuditEvent, AuditExpiry
 
@@ -208,8 +209,6 @@ def test_retention_runs_as_the_application_role_but_never_takes_young_entries(
     three_year_minimum, as_app_role, customer, staff, settings
 ):
     import time_machine
-
-    from tidings.core import retention
 
     with time_machine.travel("2020-01-10 09:00Z", tick=False):
         old = [audit.record(AuditEvent.Action.READ, customer, by=staff) for _ in range(2)]
