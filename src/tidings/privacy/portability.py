@@ -115,7 +115,9 @@ def build_account_export(export_id: int) -> AccountExport | None:
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)
-        AccountExport.objects.filter(pk=export.pk).update(lease_until=None)
+        # Given back only if still ours: a job whose lease was taken over (LeaseLost)
+        # must not clear the lease of the worker that now holds it.
+        AccountExport.objects.filter(pk=export.pk, lease_until=lease.until).update(lease_until=None)
         raise
     finished = timezone.now()
     with transaction.atomic():

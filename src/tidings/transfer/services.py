@@ -356,7 +356,9 @@ def run_export(job_id: int) -> ExportJob | None:
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)
-        ExportJob.objects.filter(pk=job.pk).update(lease_until=None)
+        # Given back only if still ours: a job whose lease was taken over (LeaseLost)
+        # must not clear the lease of the worker that now holds it.
+        ExportJob.objects.filter(pk=job.pk, lease_until=lease.until).update(lease_until=None)
         raise
     finished = timezone.now()
     ExportJob.objects.filter(pk=job.pk).update(
