@@ -186,3 +186,9 @@ def test_the_campaign_page_says_which_from_it_will_go_out_with(client, customer,
     client.force_login(customer)
     page = client.get(f"/campaigns/{campaign.uuid}/").content.decode()
     assert "goes out from no-reply@example.com, with replies to news@news.example.org" in page
+
+
+def test_the_send_page_names_the_from_the_campaign_really_goes_out_with(client, customer, campaign):
+    client.force_login(customer)
+    page = client.get(f"/campaigns/{campaign.uuid}/send/").content.decode()
+    assert "From: no-reply@example.com (replies to news@news.example.org)" in page
