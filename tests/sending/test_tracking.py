@@ -87,6 +87,25 @@ def test_aggregate_only_tracking_counts_without_knowing_who(
     assert counts == {"open": 1, "click": 1}
 
 
+def test_an_aggregate_open_is_one_statement_and_counts_nothing_once_its_campaign_is_gone(
+    client, account, newsletter, tracked, raw_sink, django_assert_num_queries
+):
+    """The open pixel is the hottest link of a big send: under aggregate tracking it is
+    one round trip to the database, which also checks that the campaign still exists."""
+    services.set_tracking(account, "aggregate")
+    add_contacts(account, newsletter, 1)
+    lifecycle.start_campaign(tracked)
+    (pixel,) = links(html_of(raw_sink.raw[0][1]), "o")
+    client.get(pixel)  # the session and the URL resolver warmed
+    with django_assert_num_queries(1):
+        assert client.get(pixel).status_code == 200
+    assert dict(CampaignStat.objects.values_list("kind", "count")) == {"open": 2}
+    Campaign.objects.filter(pk=tracked.pk).delete()
+    response = client.get(pixel)
+    assert response.status_code == 200 and response["Content-Type"] == "image/gif"
+    assert not CampaignStat.objects.exists()
+
+
 def test_untracked_campaigns_have_plain_links(account, newsletter, campaign, raw_sink):
     add_contacts(account, newsletter, 1)
     lifecycle.start_campaign(campaign)
