@@ -197,3 +197,10 @@ def test_actions_from_the_campaign_page_return_to_it_and_never_elsewhere(
         {"action": "unschedule", "next": "https://evil.example/"},
     )
     assert response["Location"] == f"/campaigns/{campaign.uuid}/send/"
+
+
+def test_the_customer_menu_leads_to_the_sending_settings(client, customer):
+    client.force_login(customer)
+    page = client.get("/campaigns/").content.decode()
+    menu = page[page.index('<nav aria-label="Main">') : page.index("</nav>")]
+    assert '<a href="/sending/">Sending settings</a>' in menu
