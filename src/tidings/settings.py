@@ -86,7 +86,10 @@ SECRET_KEY = env("TIDINGS_SECRET_KEY") or _secret_file(
 )
 ALLOWED_HOSTS = [h.strip() for h in env("TIDINGS_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")]
 # Links use it with https when SECURE is on, whatever its scheme (core.baseurl).
-BASE_URL = env("TIDINGS_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# Without it, links point at the port this server listens on (TIDINGS_PORT), as
+# `tidings up --port` makes them: a worker started alone makes the same links.
+PORT = envint("TIDINGS_PORT", 8000)
+BASE_URL = env("TIDINGS_BASE_URL", f"http://127.0.0.1:{PORT}").rstrip("/")
 CSRF_TRUSTED_ORIGINS = [BASE_URL]
 if SECURE and BASE_URL.lower().startswith("http://"):
     CSRF_TRUSTED_ORIGINS.append("https://" + BASE_URL[len("http://") :])
@@ -383,6 +386,9 @@ SENDING: dict[str, Any] = {
     # Connections one batch of a campaign opens to its relay at once, each with its
     # own claims (within the relay's max_connections): docs/sending.md.
     "streams": envint("TIDINGS_SENDING_STREAMS", 4),
+    # A send to more recipients than this asks the customer to confirm their number
+    # (sending.checklist; the page and the API both).
+    "confirm_over": envint("TIDINGS_CONFIRM_SEND_OVER", 1_000),
 }
 # Hosts a customer names (their SMTP relay) must be public addresses (core.netguard):
 # never loopback, private, link-local or the cloud's metadata service. The operator may

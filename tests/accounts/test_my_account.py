@@ -172,6 +172,20 @@ def test_each_optional_processing_can_be_switched_off_alone(logged_in, customer,
     assert "Product-update emails: on -> off" in mailbox[0].body
 
 
+def test_the_processing_page_says_its_switches_need_a_save(logged_in, customer, mailbox):
+    page = logged_in.get(reverse("accounts:processing")).content.decode()
+    assert "Nothing changes until you press “Save my choices”" in page
+    assert ">Save my choices</button>" in page and "Each switch applies at once" not in page
+    unchanged = {
+        f: "on"
+        for f in ("allow_product_updates", "allow_support_followups")
+        if getattr(customer, f)
+    }
+    saved = logged_in.post(reverse("accounts:processing"), unchanged, follow=True)
+    assert "Nothing changed: these were already your choices." in saved.content.decode()
+    assert not mailbox
+
+
 @pytest.mark.promise("P18")
 def test_usage_analytics_is_off_until_the_customer_switches_it_on(customer):
     assert customer.allow_analytics is False

@@ -118,9 +118,13 @@ def test_a_consent_time_with_an_offset_beyond_postgresqls_is_kept_in_utc(api):
 def draft(customer) -> Campaign:  # type: ignore[no-untyped-def]
     sending.set_postal_address(customer.account, POSTAL_ADDRESS, by=customer)
     campaign = Campaign.objects.create(
-        account=customer.account, name="n", subject="s", from_email="news@example.net"
-    )
-    campaign.lists.add(mailing_lists.save_list(customer.account, name="News"))
+        account=customer.account, name="n", subject="s", from_email="news@example.net",
+        body="<p>Our news.</p>",
+    )  # fmt: skip
+    news = mailing_lists.save_list(customer.account, name="News")
+    campaign.lists.add(news)
+    # Somebody to send to: a campaign without recipients can be neither sent nor scheduled.
+    services.add_contact(customer.account, "reader@example.net", lists=[news])
     return campaign
 
 

@@ -99,7 +99,7 @@ def test_write_preview_test_send_and_report_a_campaign(
     assert tested.status_code == 200 and tested.json() == {"sent": 1}
     # Tests go through the account's relay, as the campaign does.
     tests = [m["Subject"] for m in smtp_server.to("me@example.org")]
-    assert tests == ["Hi Reader"]
+    assert tests == ["[Test] Hi Reader"]
 
     sent = api("post", f"{path}/send")
     assert sent.status_code == 200 and sent.json()["sent"] == 3

@@ -243,7 +243,7 @@ def test_send_a_test_through_the_real_smtp_server(client, customer, smtp_mail):
     ]
     for message in smtp_mail.messages:
         assert message.get_content_type() == "multipart/alternative"
-        assert message["Subject"] == "Hello Alex"
+        assert message["Subject"] == "[Test] Hello Alex"
         # acme.example is not proven the customer's (sending.domains): the operator's
         # address, the customer's name, replies to the customer (docs/sending.md).
         assert message["From"] == "Acme <no-reply@example.com>"
@@ -266,7 +266,7 @@ def test_a_test_is_personalised_for_the_chosen_contact(client, customer, smtp_ma
         {"recipients": "me@example.org", "contact": str(bob.uuid)},
     )
     (message,) = smtp_mail.messages
-    assert message["Subject"] == "Hello Bob" and message["To"] == "me@example.org"
+    assert message["Subject"] == "[Test] Hello Bob" and message["To"] == "me@example.org"
 
 
 @pytest.mark.parametrize(

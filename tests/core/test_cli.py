@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -27,3 +29,22 @@ def test_a_configured_public_address_is_kept(monkeypatch):
     monkeypatch.setenv("TIDINGS_BASE_URL", "https://mail.example.com")
     serve_at("127.0.0.1", 8765)
     assert os.environ["TIDINGS_BASE_URL"] == "https://mail.example.com"
+
+
+def test_tidings_port_alone_gives_links_on_that_port(tmp_path):
+    """A process started with TIDINGS_PORT and no TIDINGS_BASE_URL (a worker started by
+    itself, a management command) makes mail links on that port, as `tidings up` does."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TIDINGS_BASE_URL", "DJANGO_SETTINGS_MODULE")
+    }
+    env |= {"TIDINGS_PORT": "8123", "TIDINGS_DATA_DIR": str(tmp_path)}
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'tidings.settings'; "
+        "django.setup(); from tidings.core.baseurl import absolute; print(absolute('/p/x'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "http://127.0.0.1:8123/p/x", done.stderr

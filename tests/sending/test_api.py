@@ -30,7 +30,10 @@ def test_send_and_follow_a_campaign_through_the_api(
     assert progress["status"] == "sent" and progress["remaining"] == 0
 
 
-def test_schedule_through_the_api_needs_a_future_time(client, customer, account, campaign):
+def test_schedule_through_the_api_needs_a_future_time(
+    client, customer, account, newsletter, campaign
+):
+    add_contacts(account, newsletter, 1)
     key = apikeys.create_api_key(account, name="ci", by=customer)[1]
     path = f"/campaigns/{campaign.uuid}/schedule"
     assert call(client, key, "post", path, at="2001-01-01T00:00:00Z").status_code == 422

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle
@@ -45,11 +46,13 @@ def test_the_table_knows_every_state_and_every_customer_action():
 
 @pytest.mark.parametrize("action", sorted(ACTIONS))
 @pytest.mark.parametrize("status", sorted(S.values))
-def test_each_action_moves_or_is_refused_by_the_table(account, action, status):
+def test_each_action_moves_or_is_refused_by_the_table(account, newsletter, action, status):
     campaign = Campaign.objects.create(
         account=account, name="c", subject="Hello", from_email="news@example.org", body="Hi",
         status=status,
     )  # fmt: skip
+    campaign.lists.add(newsletter)
+    add_contacts(account, newsletter, 1)  # someone to send to, or nothing can be scheduled
     transition = lifecycle.TRANSITIONS[action]
     if status in transition.sources:
         ACTIONS[action](campaign)

@@ -38,7 +38,8 @@ def test_send_now_from_the_page_and_follow_progress(
     assert b'r="3" fill="#1f5fa8"/>' in report.content
 
 
-def test_schedule_with_a_time_zone_then_unschedule(client, customer, campaign):
+def test_schedule_with_a_time_zone_then_unschedule(client, customer, account, newsletter, campaign):
+    add_contacts(account, newsletter, 1)
     client.force_login(customer)
     response = client.post(
         f"/campaigns/{campaign.uuid}/send/",
@@ -180,8 +181,9 @@ def test_a_started_campaign_shows_progress_and_the_actions_its_status_allows(
 
 
 def test_actions_from_the_campaign_page_return_to_it_and_never_elsewhere(
-    client, customer, campaign
+    client, customer, account, newsletter, campaign
 ):
+    add_contacts(account, newsletter, 1)
     client.force_login(customer)
     page = f"/campaigns/{campaign.uuid}/"
     data = {"action": "schedule", "when": "2099-05-01T09:30", "timezone": "Asia/Tokyo"}
@@ -195,3 +197,10 @@ def test_actions_from_the_campaign_page_return_to_it_and_never_elsewhere(
         {"action": "unschedule", "next": "https://evil.example/"},
     )
     assert response["Location"] == f"/campaigns/{campaign.uuid}/send/"
+
+
+def test_the_customer_menu_leads_to_the_sending_settings(client, customer):
+    client.force_login(customer)
+    page = client.get("/campaigns/").content.decode()
+    menu = page[page.index('<nav aria-label="Main">') : page.index("</nav>")]
+    assert '<a href="/sending/">Sending settings</a>' in menu

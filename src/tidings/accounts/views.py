@@ -14,6 +14,7 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import services, throttling, tokens
@@ -268,6 +269,8 @@ def processing(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         if services.set_processing(user, by=user, **form.cleaned_data):
             messages.success(request, "Your choices are saved and apply from now on.")
+        else:
+            messages.info(request, _("Nothing changed: these were already your choices."))
         return redirect("accounts:my_account")
     return render(request, "accounts/processing.html", {"form": form, "account": user.account})
 

@@ -37,6 +37,38 @@ _JINJA_TAG = re.compile(
 )
 
 
+# The body the editor starts a new campaign with. Its words and its link are not meant
+# to reach anyone: a message still showing one of `PLACEHOLDERS` cannot be sent
+# (sending.checklist), whatever was changed around it.
+STARTER_BODY = """Hello {{ contact.first_name | default("there") }},
+
+Write your news here. **Bold**, *italic*, [links](https://example.com) and lists:
+
+- one thing
+- another
+
+See you soon!
+"""
+# Text of the starter body and of the layouts' sample content, as a message shows it.
+PLACEHOLDERS = (
+    "Write your news here",
+    "this is how your campaigns look in this layout",
+)
+# The starter's link, to a domain reserved for examples (RFC 2606).
+_PLACEHOLDER_LINK = re.compile(r"""href\s*=\s*["']https?://example\.com/?["']""", re.I)
+
+
+def placeholder_left(html: str, text: str) -> str | None:
+    """The starter or sample text a rendered message still shows, if any."""
+    flat = " ".join(text.split()).lower()
+    for words in PLACEHOLDERS:
+        if words.lower() in flat:
+            return words
+    if _PLACEHOLDER_LINK.search(html):
+        return "https://example.com"
+    return None
+
+
 class Protected:
     """`source` with its template tags replaced by tokens made of letters and digits."""
 

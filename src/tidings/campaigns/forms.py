@@ -18,16 +18,6 @@ from tidings.campaigns.models import Campaign, Layout
 from tidings.campaigns.sandbox import MAX_SOURCE
 from tidings.campaigns.services import TEST_RECIPIENTS_MAX
 
-STARTER_BODY = """Hello {{ contact.first_name | default("there") }},
-
-Write your news here. **Bold**, *italic*, [links](https://example.com) and lists:
-
-- one thing
-- another
-
-See you soon!
-"""
-
 
 @functools.cache
 def timezone_choices() -> list[tuple[str, str]]:

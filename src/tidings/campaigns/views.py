@@ -27,8 +27,8 @@ from tidings.accounts.models import User
 from tidings.audience.models import Contact
 from tidings.audience.services import InvalidEmail, normalise_email
 from tidings.campaigns import rendering, services
+from tidings.campaigns.content import STARTER_BODY
 from tidings.campaigns.forms import (
-    STARTER_BODY,
     CampaignForm,
     LayoutForm,
     PreviewContactForm,

@@ -40,11 +40,23 @@ class TransactionalOut(Schema):
     error: str = Field("", description="What the relay answered, when it failed")
 
 
+CONFIRM = (
+    "The campaign's exact number of recipients: required when it goes to more than "
+    "TIDINGS_CONFIRM_SEND_OVER contacts (1,000 unless the operator says otherwise); a "
+    "missing or different number is refused with 409, which says the number."
+)
+
+
 class ScheduleIn(Input):
     at: UtcDatetime = Field(..., description="With its UTC offset, e.g. 2026-12-01T09:00:00+01:00.")
     timezone: str = Field(
         "", max_length=64, description="The time zone to show it in again, e.g. Europe/Paris."
     )
+    confirm_recipients: int | None = Field(None, ge=0, le=10**12, description=CONFIRM)
+
+
+class SendIn(Input):
+    confirm_recipients: int | None = Field(None, ge=0, le=10**12, description=CONFIRM)
 
 
 class ProgressOut(Schema):
@@ -136,9 +148,23 @@ def _act(request: HttpRequest, campaign_uuid: uuid.UUID, action: Any) -> dict[st
     return engine.progress(campaign)
 
 
-@router.post("/campaigns/{campaign_uuid}/send", response=ACTION, summary="Send a campaign now")
-def send_now(request: HttpRequest, campaign_uuid: uuid.UUID) -> dict[str, Any]:
-    return _act(request, campaign_uuid, lifecycle.start_campaign)
+@router.post(
+    "/campaigns/{campaign_uuid}/send",
+    response=ACTION,
+    summary="Send a campaign now",
+    description="Refused with 409, saying why, while the send page's checklist has a "
+    "blocking item (no recipients, no subject, the starter text left, no unsubscribe "
+    "link, no postal address), or when a large send lacks its confirmation.",
+)
+def send_now(
+    request: HttpRequest, campaign_uuid: uuid.UUID, payload: SendIn | None = None
+) -> dict[str, Any]:
+    confirmed = payload.confirm_recipients if payload is not None else None
+    return _act(
+        request,
+        campaign_uuid,
+        lambda c: lifecycle.start_campaign(c, confirmed_recipients=confirmed),
+    )
 
 
 @router.post("/campaigns/{campaign_uuid}/schedule", response=ACTION, summary="Schedule a campaign")
@@ -152,7 +178,12 @@ def schedule(request: HttpRequest, campaign_uuid: uuid.UUID, payload: ScheduleIn
             at = at.astimezone(ZoneInfo(payload.timezone))
         except (ZoneInfoNotFoundError, ValueError):
             raise HttpError(422, f"“{payload.timezone[:64]}” is not a time zone.") from None
-    return _act(request, campaign_uuid, lambda c: lifecycle.schedule_campaign(c, at))
+    confirmed = payload.confirm_recipients
+    return _act(
+        request,
+        campaign_uuid,
+        lambda c: lifecycle.schedule_campaign(c, at, confirmed_recipients=confirmed),
+    )
 
 
 @router.post(

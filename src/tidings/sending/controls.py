@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tidings.campaigns.forms import TestSendForm
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, lifecycle, recipients
+from tidings.sending import checklist, engine, lifecycle
 from tidings.sending.forms import ScheduleForm
 from tidings.sending.senders import sender_for
 from tidings.sending.services import postal_address_of
@@ -42,6 +42,8 @@ def context_for(
     # The buttons are the actions the lifecycle's table allows now, nothing of their own.
     allowed = lifecycle.allowed(campaign)
     not_started = "start" in allowed
+    # The rails: every check of the message as it would go out, before it may go.
+    rails = checklist.checklist(campaign) if not_started else None
     sender = sender_for(
         campaign.account_id,
         from_email=campaign.from_email,
@@ -53,7 +55,8 @@ def context_for(
         "progress": progress,
         "done": done,
         "percent": int(100 * done / progress["total"]) if progress["total"] else 0,
-        "estimate": recipients.recipients(campaign).count() if not_started else None,
+        "estimate": rails.recipients if rails is not None else None,
+        "checklist": rails,
         "schedule": schedule or ScheduleForm(initial=schedule_initial(campaign)),
         "test_form": TestSendForm(initial={"recipients": getattr(user, "email", "")}),
         "relay": engine.pick_relay(campaign.account),

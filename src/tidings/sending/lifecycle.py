@@ -21,8 +21,9 @@ from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
 from tidings.core import jobs
 from tidings.core.mail import Purpose, send_templated
+from tidings.sending import checklist
 from tidings.sending.dispatcher import DISPATCH, MATERIALISE, dispatch
-from tidings.sending.models import Delivery, SendingSettings
+from tidings.sending.models import Delivery
 from tidings.sending.recipients import materialise
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,6 @@ def _locked(campaign: Campaign) -> Campaign:
     return Campaign.objects.select_for_update().get(pk=campaign.pk)
 
 
-def _check_postal_address(campaign: Campaign) -> None:
-    settings_ = SendingSettings.objects.filter(account_id=campaign.account_id).first()
-    if settings_ is None or not settings_.postal_address.strip():
-        raise SendingError(
-            "Add your postal address in the sending settings first: every campaign must "
-            "show a valid physical postal address (CAN-SPAM). Nothing was sent."
-        )
-
-
 def _check_content(campaign: Campaign) -> None:
     try:
         check(campaign.subject, html=False)
@@ -118,20 +110,41 @@ def _check_content(campaign: Campaign) -> None:
         raise SendingError(f"The campaign's content has an error ({error}).") from None
 
 
-def start_campaign(campaign: Campaign) -> int:
+def _check_ready(
+    campaign: Campaign, action: str, confirmed_recipients: int | None, *, confirming: bool
+) -> None:
+    """The checklist's blocking rules and the confirmation of a large send
+    (`sending.checklist`: the one place that says when a campaign may go), for a
+    campaign in a state to take `action` (else the table's refusal, checked again
+    under the lock)."""
+    transition = TRANSITIONS[action]
+    if campaign.status not in transition.sources:
+        raise SendingError(transition.refusal.format(status=campaign.get_status_display()))
+    _check_content(campaign)
+    try:
+        checklist.refuse_unready(
+            campaign, confirmed_recipients=confirmed_recipients, confirming=confirming
+        )
+    except checklist.NotReady as error:
+        raise SendingError(str(error)) from None
+
+
+def start_campaign(campaign: Campaign, *, confirmed_recipients: int | None = None) -> int:
     """Send now: the campaign starts, its recipients are fixed, batches are queued.
-    Returns the number of recipients fixed now: all of them, or the first batch's when
-    there are more (the rest follows in `materialise_rest`)."""
+    A send to more than SENDING["confirm_over"] recipients needs their exact number in
+    `confirmed_recipients`. Returns the number of recipients fixed now: all of them, or
+    the first batch's when there are more (the rest follows in `materialise_rest`)."""
+    return _start(campaign, confirmed_recipients, confirming=True)
+
+
+def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: bool) -> int:
     if not campaign.account.is_processing_allowed:
         raise SendingError("This account is closed: nothing is sent.")
     if campaign.account.is_restricted:
         raise SendingError("Processing is restricted for this account: nothing is sent.")
-    _check_postal_address(campaign)
-    _check_content(campaign)
+    _check_ready(campaign, "start", confirmed_recipients, confirming=confirming)
     with transaction.atomic():
         locked = _locked(campaign)
-        if not locked.lists.exists() and not locked.segments.exists():
-            raise SendingError("Choose at least one list or segment to send to.")
         _move(locked, "start")
         locked.started_at = timezone.now()
         # The first batch's recipients now, queued at once; a large audience's rest is
@@ -172,14 +185,17 @@ def materialise_rest(campaign_id: int) -> int:
     return added
 
 
-def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
-    """Send at `when` (aware); beat starts it within the minute."""
+def schedule_campaign(
+    campaign: Campaign, when: datetime, *, confirmed_recipients: int | None = None
+) -> Campaign:
+    """Send at `when` (aware); beat starts it within the minute. The checklist's rules
+    and the confirmation of a large send apply now, as to a send now; the blocking
+    rules again when it starts."""
     if timezone.is_naive(when):
         raise SendingError("Give the time with its time zone.")
     if when <= timezone.now():
         raise SendingError("That time has passed: choose a time in the future, or send now.")
-    _check_postal_address(campaign)
-    _check_content(campaign)
+    _check_ready(campaign, "schedule", confirmed_recipients, confirming=True)
     with transaction.atomic():
         locked = _locked(campaign)
         _move(locked, "schedule")
@@ -268,7 +284,8 @@ def start_due_campaigns(now: datetime | None = None) -> list[int]:
     started = []
     for campaign in Campaign.objects.filter(status=S.SCHEDULED, scheduled_at__lte=now):
         try:
-            start_campaign(campaign)
+            # Confirmed when it was scheduled; the blocking rules hold again now.
+            _start(campaign, None, confirming=False)
         except SendingError as error:
             log.warning("scheduled campaign %s not started: %s", campaign.pk, error)
             continue

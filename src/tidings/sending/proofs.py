@@ -1,7 +1,8 @@
 """Test sends ("proofs") of a campaign: the message a contact would get, built as the
 engine builds it (the layout, the footer with the unsubscribe line and the postal
 address), sent through the account's relay and signed with its DKIM key like the
-campaign itself, to up to five of the customer's own addresses. The links in a proof
+campaign itself, to up to five of the customer's own addresses, its subject marked
+"[Test] ". The links in a proof
 lead nowhere: a tester who clicks "unsubscribe" must not unsubscribe the contact the
 proof was personalised for."""
 
@@ -20,6 +21,9 @@ from tidings.campaigns.services import (
 )
 from tidings.core.mail import Kind, OutboundMessage, Purpose, post
 from tidings.sending.mailer import CampaignMailer, Recipient
+
+# Every test message says so in its subject, where the recipient sees it first.
+TEST_PREFIX = "[Test] "
 
 
 def send_test(
@@ -54,7 +58,7 @@ def send_test(
         post(
             OutboundMessage(
                 to=address,
-                subject=subject,
+                subject=TEST_PREFIX + subject,
                 text=text,
                 html=html,
                 from_email=campaign.from_email,

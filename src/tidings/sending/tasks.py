@@ -10,7 +10,7 @@ from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.core import retention
-from tidings.sending import bounces, dispatcher, domains, engine, lifecycle, postman
+from tidings.sending import bounces, checklist, dispatcher, domains, engine, lifecycle, postman
 
 
 @worker_ready.connect  # the process that runs tasks with `--pool solo`
@@ -84,3 +84,9 @@ def deliver(mail_id: int) -> dict[str, int]:
 def recheck_sending_domains() -> int:
     """Hourly: customers' sending domains due for a check; a record gone loses the proof."""
     return domains.recheck_domains()
+
+
+@shared_task(acks_late=True, time_limit=3 * checklist.SPAM_TIMEOUT)
+def score_campaign_spam(campaign_id: int) -> dict[str, Any] | None:
+    """Score a campaign's message with SpamAssassin for its send page's checklist."""
+    return checklist.score_spam(campaign_id)

@@ -6,6 +6,7 @@ app_name = "sending"
 urlpatterns = [
     path("campaigns/<uuid:uuid>/send/", views.send_page, name="send"),
     path("campaigns/<uuid:uuid>/progress.json", views.progress_json, name="progress"),
+    path("campaigns/<uuid:uuid>/send/spam.json", views.spam_json, name="spam"),
     path("campaigns/<uuid:uuid>/report/", views.report_page, name="report"),
     path("sending/", views.settings_page, name="settings"),
     path("sending/relays/<int:pk>/remove/", views.remove_relay, name="remove_relay"),

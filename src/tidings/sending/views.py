@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import re
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +43,7 @@ from tidings.campaigns.rendering import render as render_campaign
 from tidings.core import ratelimit
 from tidings.sending import (
     bounces,
+    checklist,
     controls,
     domains,
     engine,
@@ -77,7 +79,6 @@ def _campaign(request: HttpRequest, uuid: UUID) -> Campaign:
 # Campaign sending ----------------------------------------------------------------------------
 
 ACTIONS = {
-    "send": lifecycle.start_campaign,
     "pause": lifecycle.pause_campaign,
     "resume": lifecycle.resume_campaign,
     "cancel": lifecycle.cancel_campaign,
@@ -92,6 +93,7 @@ DONE = {
     "unschedule": "No longer scheduled: the campaign is a draft again.",
     "schedule": "Scheduled.",
     "resend_unknown": "The messages of unknown outcome are queued again.",
+    "score_spam": "SpamAssassin is scoring the message: its score shows here when it is done.",
 }
 
 
@@ -103,6 +105,14 @@ def _back(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     ):
         return redirect(target)
     return redirect("sending:send", uuid=campaign.uuid)
+
+
+def _confirmed(request: HttpRequest) -> int | None:
+    """The number of recipients the customer typed to confirm a large send ("5,000" and
+    "5 000" are 5000); None when there is none, which a large send refuses."""
+    typed = "".join(request.POST.get("confirm_recipients", "").split())
+    digits = re.sub(r"[,.'\u2019]", "", typed)
+    return int(digits) if digits.isdigit() and len(digits) <= 12 else None
 
 
 @customer_required
@@ -117,7 +127,13 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
                     raise lifecycle.SendingError("Give a date, a time and a time zone.")
                 when = schedule.cleaned_data["when"].replace(tzinfo=None)
                 aware = timezone.make_aware(when, schedule.cleaned_data["timezone"])
-                lifecycle.schedule_campaign(campaign, aware)
+                lifecycle.schedule_campaign(
+                    campaign, aware, confirmed_recipients=_confirmed(request)
+                )
+            elif action == "send":
+                lifecycle.start_campaign(campaign, confirmed_recipients=_confirmed(request))
+            elif action == "score_spam":
+                checklist.request_spam_score(campaign)
             elif action in ACTIONS:
                 ACTIONS[action](campaign)
             else:
@@ -130,6 +146,23 @@ def send_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     context = controls.context_for(campaign, user=request.user, schedule=schedule)
     return render(
         request, "sending/send.html", {**context, "back": request.path, "with_test": True}
+    )
+
+
+@customer_required
+@never_cache
+def spam_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
+    """The checklist's SpamAssassin line, scored in a worker job (queued by the first
+    ask): the send page asks again until it is no longer pending."""
+    check = checklist.request_spam_score(_campaign(request, uuid))
+    return JsonResponse(
+        {
+            "state": check.state,
+            "state_label": str(checklist.STATE_LABELS[check.state]),
+            "detail": check.detail,
+            "hint": check.hint,
+            "fix_url": check.fix_url,
+        }
     )
 
 

@@ -63,6 +63,8 @@ class StaffAdminSite(admin.AdminSite):
     site_title = "Tidings staff"
     index_title = "Staff console"
     login_template = "staff/admin/login.html"
+    # Django's index with the privacy office on top, for the staff who may open it.
+    index_template = "staff/admin/index.html"
 
     @property
     def site_header(self) -> str:  # type: ignore[override]
