@@ -14,14 +14,18 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
+from tidings.audience import attribute_types
+from tidings.audience.errors import AudienceError
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.mailability import OPTED_OUT, is_suppressed
 from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactAttribute,
     MailingList,
     Subscription,
     SuppressedContact,
@@ -31,10 +35,6 @@ from tidings.core.datamap import Contacts
 from tidings.core.digests import email_digest as contact_digest
 from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
-
-
-class AudienceError(ValueError):
-    """A change that cannot be made; the message says why, in the customer's words."""
 
 
 class InvalidEmail(AudienceError):
@@ -82,7 +82,7 @@ def add_contact(
     (a confirmed double opt-in). Otherwise `Suppressed` is raised and nothing changes.
     """
     address = normalise_email(email)
-    attributes = clean_attributes(attributes or {})
+    attributes = attribute_types.typed_attributes(account, clean_attributes(attributes or {}))
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
@@ -349,7 +349,9 @@ def update_contact(
         contact.name = clean_name(name)
         fields.append("name")
     if attributes is not None:
-        contact.attributes = clean_attributes(attributes)
+        contact.attributes = attribute_types.typed_attributes(
+            contact.account_id, clean_attributes(attributes)
+        )
         fields.append("attributes")
     if tags is not None:
         contact.tags = clean_tags(tags)
@@ -417,7 +419,7 @@ def remove_from_list(contact: Contact, mailing_list: MailingList) -> bool:
     """The customer takes a contact off a list. The record of a contact's own
     unsubscription is kept, so they cannot be put back by mistake."""
     check_same_account(contact.account, mailing_list)
-    deleted, _ = (
+    deleted, _kinds = (
         Subscription.objects.filter(contact=contact, mailing_list=mailing_list)
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
         .delete()
@@ -445,7 +447,9 @@ def set_preferences(
             merged.pop(key, None)
         else:
             merged[key] = value
-    contact.attributes = clean_attributes(merged)
+    contact.attributes = attribute_types.typed_attributes(
+        contact.account_id, clean_attributes(merged)
+    )
     contact.name = clean_name(name)
     contact.allow_tracking = allow_tracking
     contact.allow_profiling = allow_profiling
@@ -462,3 +466,36 @@ def set_preferences(
 def editable_attributes(account: Account) -> list[str]:
     row = AudienceSettings.objects.filter(account=account).first()
     return list(row.editable_attributes) if row else []
+
+
+def declare_attributes(account: Account | int, wanted: dict[str, str]) -> dict[str, str]:
+    """Declare attribute names with their types (text, number, date, yes/no). One
+    already declared keeps its type: asking for another is refused, nothing changes."""
+    checked = check_declarations(account, wanted)
+    account_id = account if isinstance(account, int) else account.pk
+    ContactAttribute.objects.bulk_create(
+        [ContactAttribute(account_id=account_id, key=k, kind=v) for k, v in checked.items()],
+        ignore_conflicts=True,
+    )
+    return checked
+
+
+def check_declarations(account: Account | int, wanted: dict[str, str]) -> dict[str, str]:
+    """`wanted` (name -> type) checked against the name rule and the account's
+    declarations; AudienceError names the first fault."""
+    declared = attribute_types.types_of(account)
+    checked: dict[str, str] = {}
+    for key, kind in wanted.items():
+        name = check_attribute_name(key)
+        if kind not in attribute_types.KINDS:
+            raise AudienceError(_("“%(kind)s” is not an attribute type.") % {"kind": kind[:20]})
+        if name in declared and declared[name] != kind:
+            raise AudienceError(
+                _(
+                    "The attribute “%(key)s” is declared as %(declared)s: keep that type, "
+                    "or choose another attribute name."
+                )
+                % {"key": name, "declared": attribute_types.KIND_LABELS[declared[name]]}
+            )
+        checked[name] = kind
+    return checked

@@ -56,6 +56,11 @@ class ImportOut(Schema):
         description='One target per column: "email", "name", "first_name", "last_name", '
         '"attribute:<key>", "attributes" (JSON), "tags", "status", "optout" or "ignore".',
     )
+    types: list[str] = Field(
+        ...,
+        description="The type of each column, used where it is imported as an attribute: "
+        '"text", "number", "date" or "boolean" (guessed from the first rows by the analysis).',
+    )
     mode: str
     lists: list[uuid.UUID]
     legal_basis: str
@@ -74,6 +79,11 @@ class MappingIn(Input):
         "add", description="add: new contacts only; update: existing ones are updated too."
     )
     lists: list[uuid.UUID] = Field([], description="Lists every imported contact joins.")
+    types: list[Literal["text", "number", "date", "boolean", ""]] | None = Field(
+        None,
+        description="The type of each column imported as an attribute; values that do not "
+        "fit are refused with their reason. Omitted: the types the analysis guessed.",
+    )
 
 
 class StartIn(Input):
@@ -159,6 +169,7 @@ def _import_out(job: ImportJob) -> dict[str, Any]:
         "has_header": job.has_header,
         "columns": job.columns,
         "mapping": job.mapping,
+        "types": list(job.types),
         "mode": job.mode,
         "lists": _list_uuids(job.account, job.list_ids),
         "legal_basis": job.legal_basis,
@@ -248,7 +259,13 @@ def map_import(request: HttpRequest, import_id: int, data: MappingIn) -> dict[st
     if set(lists) != wanted:
         raise HttpError(422, "One of the chosen lists does not exist.")
     try:
-        services.set_mapping(job, targets=data.targets, mode=data.mode, list_ids=lists.values())
+        services.set_mapping(
+            job,
+            targets=data.targets,
+            mode=data.mode,
+            list_ids=lists.values(),
+            types=list(data.types) if data.types is not None else None,
+        )
     except TransferError as error:
         raise HttpError(422, str(error)) from None
     return _import_out(job)

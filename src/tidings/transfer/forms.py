@@ -6,7 +6,9 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from tidings.audience import attribute_types
 from tidings.audience.models import Contact, MailingList
 from tidings.transfer import mapping
 from tidings.transfer.models import ExportJob, ImportJob
@@ -39,6 +41,14 @@ class MappingForm(forms.Form):
             self.fields[f"key_{i}"] = forms.CharField(
                 label=f"Attribute name for “{column}”", required=False, max_length=63
             )
+            self.fields[f"type_{i}"] = forms.ChoiceField(
+                label=_("Type of the attribute “%(column)s”") % {"column": column},
+                choices=attribute_types.KIND_CHOICES,
+                required=False,
+            )
+            self.initial.setdefault(
+                f"type_{i}", job.types[i] if i < len(job.types) and job.types[i] else "text"
+            )
             self.initial.setdefault(f"target_{i}", "attribute" if is_attribute else target)
             self.initial.setdefault(
                 f"key_{i}",
@@ -55,9 +65,14 @@ class MappingForm(forms.Form):
                 "samples": [r[i] for r in preview if i < len(r) and str(r[i]).strip()][:3],
                 "target": self[f"target_{i}"],
                 "key": self[f"key_{i}"],
+                "type": self[f"type_{i}"],
             }
             for i, column in enumerate(self.job.columns)
         ]
+
+    def types(self) -> list[str]:
+        """The type chosen for each column (used where it is imported as an attribute)."""
+        return [self.cleaned_data.get(f"type_{i}") or "text" for i in range(len(self.job.columns))]
 
     def targets(self) -> list[str]:
         result = []

@@ -36,6 +36,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.audience import attribute_types
 from tidings.audience.models import MailingList
 from tidings.core.leases import lease_length
 from tidings.core.spreadsheets import csv_writer, neutralise_row
@@ -158,7 +159,11 @@ def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
     # subscription the import writes (writers.py).
     proof = import_proof(job) if lists else None
     writer = writer_for(connection.vendor, job, lists, proof)
-    reader = RowReader(job.columns, job.mapping)
+    # Values of typed attributes are stored in their type's form; a value that does not
+    # fit refuses its row, with the reason in the report.
+    reader = RowReader(
+        job.columns, job.mapping, job.types, attribute_types.types_of(job.account_id)
+    )
     with _report(job) as report, _rare_collections():
         checkpoints = _Checkpoints(job, writer, report, stop_after_chunks)
         with closing(_chunks_in_background(job, reader)) as chunks:

@@ -69,6 +69,10 @@ class ImportJob(models.Model):
     preview = models.JSONField(default=list, blank=True)
     # Which column goes where: one target per column, see importer.TARGETS.
     mapping = models.JSONField(default=list)
+    # The type of each column imported as an attribute ("text", "number", "date",
+    # "boolean"; audience.attribute_types): guessed by the analysis from the first rows,
+    # changed on the mapping page, declared for the account when the import starts.
+    types = models.JSONField(default=list, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)
     list_ids = models.JSONField(default=list)
     # The legal basis the customer stated for the whole file (P2).
@@ -124,6 +128,11 @@ class ImportJob(models.Model):
 
     def count(self, key: str) -> int:
         return int(self.counts.get(key, 0))
+
+    @property
+    def refused(self) -> int:
+        """Rows the report lists: rejected, skipped and duplicates."""
+        return sum(self.count(k) for k in ("rejected", "skipped", "duplicates"))
 
 
 class ImportMapping(models.Model):

@@ -19,9 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
+from tidings.audience import attribute_types
 from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.audience.services import declare_attributes
 from tidings.core import jobs
 from tidings.core.leases import Lease, remove_partial_files
 from tidings.core.uploads import too_large_message
@@ -149,6 +152,7 @@ def analyse_upload(job_id: int) -> ImportJob | None:
         columns=info.columns,
         preview=info.preview,
         mapping=targets,
+        types=mapping.guess_types(info.columns, info.preview),
         rows_total=total,
     )
     job.refresh_from_db()
@@ -161,10 +165,16 @@ def preview(job: ImportJob) -> list[list[str]]:
 
 
 def set_mapping(
-    job: ImportJob, *, targets: list[str], mode: str, list_ids: Iterable[int]
+    job: ImportJob,
+    *,
+    targets: list[str],
+    mode: str,
+    list_ids: Iterable[int],
+    types: list[str] | None = None,
 ) -> ImportJob:
-    """Store the column mapping, the mode and the lists, and remember the mapping for
-    the account's next import."""
+    """Store the column mapping, the types of the attribute columns (the guessed ones
+    when not given), the mode and the lists, and remember the mapping for the account's
+    next import."""
     _check_editable(job)
     if mode not in ImportJob.Mode.values:
         raise TransferError("Choose whether existing contacts are updated.")
@@ -177,11 +187,18 @@ def set_mapping(
     if lists != wanted:
         raise TransferError("One of the chosen lists does not exist.")
     job.mapping = mapping.validate(job.columns, targets)
+    chosen = list(types) if types is not None else list(job.types)
+    chosen += [""] * (len(job.columns) - len(chosen))
+    for kind in chosen:
+        if kind and kind not in attribute_types.KINDS:
+            raise TransferError(_("Choose text, number, date or yes/no as a column's type."))
+    mapping.attribute_kinds(job.account_id, job.columns, job.mapping, chosen)
+    job.types = chosen[: len(job.columns)]
     job.mode = mode
     job.list_ids = sorted(lists)
     job.status = ImportJob.Status.MAPPED
     with transaction.atomic():
-        job.save(update_fields=["mapping", "mode", "list_ids", "status"])
+        job.save(update_fields=["mapping", "types", "mode", "list_ids", "status"])
         ImportMapping.objects.update_or_create(
             account_id=job.account_id,
             defaults={"targets": mapping.to_remember(job.columns, job.mapping)},
@@ -220,7 +237,11 @@ def start_import(
     job.statement = statement[:400]
     job.status = ImportJob.Status.QUEUED
     job.preview = []  # personal data the finished import's row need not keep
+    kinds = mapping.attribute_kinds(job.account_id, job.columns, job.mapping, job.types)
     with transaction.atomic():
+        # The attribute columns' types become the account's: the import stores their
+        # values in that typed form, and segments compare them by it.
+        declare_attributes(job.account_id, kinds)
         job.save(update_fields=["legal_basis", "basis_at", "statement", "status", "preview"])
         audit.record(
             audit.AuditEvent.Action.CREATE,

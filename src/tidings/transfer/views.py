@@ -102,6 +102,7 @@ def import_map(request: HttpRequest, pk: int) -> HttpResponse:
             services.set_mapping(
                 job,
                 targets=form.targets(),
+                types=form.types(),
                 mode=form.cleaned_data["mode"],
                 list_ids=[m.pk for m in form.cleaned_data["lists"]],
             )

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import bulk, restriction, services
+from tidings.audience import attribute_types, bulk, restriction, services
 from tidings.audience.forms import (
     ATTRIBUTE_TYPES,
     NewContactForm,
@@ -164,7 +164,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
     account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     errors: list[str] = []
-    rows = attribute_rows(contact.attributes)
+    rows = attribute_rows(contact.attributes, declared=attribute_types.types_of(account))
     tags_text = ", ".join(contact.tags)
     name = contact.name
     if request.method == "POST":
