@@ -172,8 +172,13 @@ def people(account):  # type: ignore[no-untyped-def]
         services.add_contact(account, email, attributes=attributes)
 
 
+def _rules(key: str, op: str, value: str) -> dict:
+    condition = {"field": "attribute", "key": key, "op": op, "value": value}
+    return {"match": "all", "conditions": [condition]}
+
+
 def _found(account, key, op, value):  # type: ignore[no-untyped-def]
-    rules = {"match": "all", "conditions": [{"field": "attribute", "key": key, "op": op, "value": value}]}  # fmt: skip
+    rules = _rules(key, op, value)
     emails = set(segments.matching(account, rules).values_list("email", flat=True))
     assert segments.size(account, rules) == len(emails)
     return {e.split("@")[0] for e in emails}
@@ -206,7 +211,7 @@ def test_numbers_and_dates_compare_as_numbers_and_dates(account, people):
 def test_operators_and_values_that_do_not_fit_the_type_are_refused(
     account, people, key, op, value, message
 ):
-    rules = {"match": "all", "conditions": [{"field": "attribute", "key": key, "op": op, "value": value}]}  # fmt: skip
+    rules = _rules(key, op, value)
     with pytest.raises(SegmentError, match=message):
         segments.save_segment(account, name="x", rules=rules)
     assert not account.segments.exists()
