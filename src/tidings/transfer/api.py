@@ -26,7 +26,7 @@ from ninja.errors import HttpError
 
 from tidings.accounts.api import MAX_ID, Input, account_of
 from tidings.accounts.models import Account
-from tidings.audience.models import MailingList
+from tidings.audience.models import MailingList, Segment
 from tidings.core.uploads import declared_length
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError, UploadTooLarge
@@ -96,8 +96,9 @@ class StartIn(Input):
 
 class ExportIn(Input):
     format: Literal["csv", "xlsx", "xls"]
-    scope: Literal["all", "list", "search"] = "all"
+    scope: Literal["all", "list", "search", "segment"] = "all"
     list: uuid.UUID | None = Field(None, description="The list, for scope `list`.")
+    segment: uuid.UUID | None = Field(None, description="The segment, for scope `segment`.")
     q: str = Field("", max_length=200, description="Email or name part, for scope `search`.")
     status: str = Field("", description="A contact status, for scope `search`.")
 
@@ -330,11 +331,18 @@ def discard_import(request: HttpRequest, import_id: int) -> Status[None]:
 @router.post(
     "/exports",
     response={202: ExportOut, 404: Error, 422: Error},
-    summary="Export the audience, a list or a search",
+    summary="Export the audience, a list, a search or a segment",
 )
 def create_export(request: HttpRequest, data: ExportIn) -> Status[dict[str, Any]]:
     account = account_of(request)
-    list_id = None
+    list_id = segment_id = None
+    if data.scope == "segment":
+        if data.segment is None:
+            raise HttpError(422, "Give the segment to export.")
+        segment = Segment.objects.filter(account=account, uuid=data.segment).first()
+        if segment is None:
+            raise HttpError(404, "No such segment.")
+        segment_id = segment.pk
     if data.scope == "list":
         if data.list is None:
             raise HttpError(422, "Give the list to export.")
@@ -349,6 +357,7 @@ def create_export(request: HttpRequest, data: ExportIn) -> Status[dict[str, Any]
             fmt=data.format,
             scope=data.scope,
             list_id=list_id,
+            segment_id=segment_id,
             q=data.q,
             status=data.status,
         )

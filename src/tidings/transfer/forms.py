@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.audience import attribute_types
-from tidings.audience.models import Contact, MailingList
+from tidings.audience.models import Contact, MailingList, Segment
 from tidings.transfer import mapping
 from tidings.transfer.models import ExportJob, ImportJob
 
@@ -130,6 +130,9 @@ class ExportForm(forms.Form):
     mailing_list = forms.ModelChoiceField(
         label="List", queryset=MailingList.objects.none(), required=False
     )
+    segment = forms.ModelChoiceField(
+        label=_("Segment"), queryset=Segment.objects.none(), required=False
+    )
     q = forms.CharField(label="Email or name contains", required=False, max_length=200)
     status = forms.ChoiceField(
         label="Status", required=False, choices=[("", "any"), *Contact.Status.choices]
@@ -144,9 +147,12 @@ class ExportForm(forms.Form):
     def __init__(self, *args: Any, account_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mailing_list"].queryset = MailingList.objects.filter(account_id=account_id)  # type: ignore[attr-defined]
+        self.fields["segment"].queryset = Segment.objects.filter(account_id=account_id)  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("scope") == ExportJob.Scope.LIST and not data.get("mailing_list"):
             self.add_error("mailing_list", "Choose the list to export.")
+        if data.get("scope") == ExportJob.Scope.SEGMENT and not data.get("segment"):
+            self.add_error("segment", _("Choose the segment to export."))
         return data

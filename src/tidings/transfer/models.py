@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.transfer.readers import FileInfo
 
@@ -167,6 +168,7 @@ class ExportJob(models.Model):
         ALL = "all", "the whole audience"
         LIST = "list", "one list"
         SEARCH = "search", "a search"
+        SEGMENT = "segment", _("a segment")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="export_jobs"
@@ -177,7 +179,8 @@ class ExportJob(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     format = models.CharField(max_length=4, choices=Format.choices)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
-    # The scope's parameters: {"list": id} or {"q": "...", "status": "..."}.
+    # The scope's parameters: {"list": id}, {"q": "...", "status": "..."} or
+    # {"segment": id}.
     criteria = models.JSONField(default=dict)
     description = models.CharField(max_length=300, blank=True, default="")
     file = models.CharField(max_length=255, blank=True, default="")

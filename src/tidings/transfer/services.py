@@ -22,9 +22,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
-from tidings.audience import attribute_types
-from tidings.audience.models import Contact, MailingList, Subscription
-from tidings.audience.services import declare_attributes
+from tidings.audience import attribute_types, segments
+from tidings.audience.models import Contact, MailingList, Segment, Subscription
+from tidings.audience.services import AudienceError, declare_attributes
 from tidings.core import jobs
 from tidings.core.leases import Lease, remove_partial_files
 from tidings.core.uploads import too_large_message
@@ -281,8 +281,10 @@ def start_export(
     list_id: int | None = None,
     q: str = "",
     status: str = "",
+    segment_id: int | None = None,
 ) -> ExportJob:
-    """Queue the export of the whole audience, one list or a search, as CSV/XLSX/XLS."""
+    """Queue the export of the whole audience, one list, a search or a segment, as
+    CSV/XLSX/XLS."""
     if not account.is_processing_allowed:
         raise TransferError("The account is closed: nothing more is processed.")
     if fmt not in ExportJob.Format.values:
@@ -303,6 +305,12 @@ def start_export(
         parts = [f"containing “{criteria['q']}”"] if criteria["q"] else []
         parts += [f"status {status}"] if status else []
         description = "contacts " + (" and ".join(parts) or "(no filter)")
+    elif scope == ExportJob.Scope.SEGMENT:
+        segment = Segment.objects.filter(account=account, pk=segment_id).first()
+        if segment is None:
+            raise TransferError(_("Choose one of your segments."))
+        criteria = {"segment": segment.pk}
+        description = _("segment “%(name)s”") % {"name": segment.name}
     elif scope == ExportJob.Scope.ALL:
         description = "the whole audience"
     else:
@@ -345,6 +353,14 @@ def export_queryset(job: ExportJob) -> QuerySet[Contact]:
             contacts = contacts.filter(Q(email__icontains=q) | Q(name__icontains=q))
         if job.criteria.get("status"):
             contacts = contacts.filter(status=job.criteria["status"])
+    elif job.scope == ExportJob.Scope.SEGMENT:
+        # The segment's contacts as they are when the file is built (as its campaigns
+        # see them): restricted contacts are in no segment (P18).
+        segment = Segment.objects.filter(account_id=job.account_id, pk=job.criteria["segment"])
+        found = segment.first()
+        if found is None:
+            raise TransferError(_("The segment was deleted: nothing was exported."))
+        contacts = segments.contacts_in(found)
     return contacts
 
 
@@ -373,7 +389,16 @@ def run_export(job_id: int) -> ExportJob | None:
     remove_partial_files(path.parent, f"{job.pk}-")
     partial = path.with_suffix(".part")
     try:
-        rows = export_contacts(export_queryset(job), job.format, partial, heartbeat=lease.beat)
+        contacts = export_queryset(job)
+    except (TransferError, AudienceError) as error:
+        # A segment deleted, or whose rules name a list deleted, since it was asked for.
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error=str(error), lease_until=None
+        )
+        job.refresh_from_db()
+        return job
+    try:
+        rows = export_contacts(contacts, job.format, partial, heartbeat=lease.beat)
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)
