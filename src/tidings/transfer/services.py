@@ -306,7 +306,9 @@ def start_export(
         parts += [f"status {status}"] if status else []
         description = "contacts " + (" and ".join(parts) or "(no filter)")
     elif scope == ExportJob.Scope.SEGMENT:
-        segment = Segment.objects.filter(account=account, pk=segment_id).first()
+        segment = (
+            Segment.objects.filter(account=account, pk=segment_id).first() if segment_id else None
+        )
         if segment is None:
             raise TransferError(_("Choose one of your segments."))
         criteria = {"segment": segment.pk}
