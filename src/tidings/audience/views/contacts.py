@@ -42,6 +42,7 @@ from tidings.audience.selectors import (
     sorted_page,
 )
 from tidings.audience.services import AudienceError
+from tidings.audience.timeline import timeline
 from tidings.audience.views.common import int_or_none
 
 
@@ -253,6 +254,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
             "subscriptions": subscriptions,
             "other_lists": MailingList.objects.filter(account=account).exclude(pk__in=on_lists),
             "notice_days": restriction.notice_days(),
+            "activity": timeline(contact, page=int_or_none(request.GET.get("activity")) or 1),
             "proofs": consent_proofs_of([contact.pk])
             .select_related("mailing_list", "form")
             .order_by("-given_at"),
