@@ -5,7 +5,7 @@ which it hands in through `register_source` from its AppConfig.ready(), so that 
 domain module never imports delivery.
 
 A page of the timeline is found without reading a contact's whole history: each source
-gives at most the newest `limit` events (page × size + 1), and the merged list is cut.
+gives at most the newest `limit` events (page * size + 1), and the merged list is cut.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from tidings.audience.models import Contact, ContactRequest, Subscription
 
 PAGE_SIZE = 25
-# Deep pages cost a source's newest page × size rows: past this, the page is the last.
+# Deep pages cost a source's newest page * size rows: past this, the page is the last.
 MAX_PAGE = 200
 
 
