@@ -222,3 +222,38 @@ def test_the_rule_builder_offers_the_operators_of_each_type(logged_in, account, 
     assert 'id="attribute-types"' in page
     assert '"age": "number"' in page
     assert '"number": ["eq", "neq", "gt", "lt", "in", "exists"]' in page
+
+
+def test_declaring_a_type_converts_the_values_contacts_already_hold(account):
+    ada = services.add_contact(account, "ada@example.org", attributes={"age": "41"})
+    bob = services.add_contact(account, "bob@example.org", attributes={"age": "3,5"})
+    services.add_contact(account, "eve@example.org", attributes={"city": "Ghent"})
+    assert _found(account, "age", "gt", "40") == set()  # "41" is text, not a number
+    services.declare_attributes(account, {"age": "number"})
+    ada.refresh_from_db()
+    bob.refresh_from_db()
+    assert (ada.attributes, bob.attributes) == ({"age": 41}, {"age": 3.5})
+    assert _found(account, "age", "gt", "40") == {"ada"}
+
+
+def test_a_type_that_values_already_held_do_not_fit_is_refused_and_nothing_changes(
+    account, logged_in
+):
+    services.add_contact(account, "ada@example.org", attributes={"age": "41"})
+    services.add_contact(account, "bob@example.org", attributes={"age": "old"})
+    response = logged_in.post(
+        reverse("audience:settings"), {"action": "declare", "key": "age", "kind": "number"}
+    )
+    assert response.status_code == 400
+    assert (
+        "1 of your contacts hold a value of “age” that is not a number (for example “old”)"
+        in response.content.decode()
+    )
+    assert not ContactAttribute.objects.exists()
+    assert Contact.objects.get(email="ada@example.org").attributes == {"age": "41"}
+    response = logged_in.post(
+        reverse("audience:settings"), {"action": "declare", "key": "since", "kind": "date"}
+    )
+    assert response.status_code == 302
+    page = logged_in.get(reverse("audience:settings")).content.decode()
+    assert "<td>since</td><td>date</td>" in page

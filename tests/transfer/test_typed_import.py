@@ -211,3 +211,20 @@ def test_headers_are_recognised_in_six_languages(headers, expected):
 def test_an_unrecognised_header_becomes_a_readable_attribute_name(header, key):
     assert mapping.attribute_key(header) == key
     services.check_attribute_name(key)
+
+
+def test_an_import_brings_the_values_already_held_to_the_declared_type(customer):
+    services.add_contact(customer.account, "old@example.fr", attributes={"age": "58"})
+    run(prepare(customer, FRENCH.encode()))
+    assert Contact.objects.get(email="old@example.fr").attributes == {"age": 58}
+    assert _age_over(customer.account, 40) == {
+        "marie@example.fr", "zoe@example.fr", "elise@example.fr", "old@example.fr",
+    }  # fmt: skip
+
+
+def test_a_type_that_values_already_held_do_not_fit_is_refused_at_mapping(customer):
+    services.add_contact(customer.account, "old@example.fr", attributes={"age": "old"})
+    job = upload(customer, FRENCH.encode(), "contacts.csv")
+    with pytest.raises(TransferError, match="“age” that is not a number"):
+        transfer.set_mapping(job, targets=job.mapping, mode="add", list_ids=[])
+    assert not ContactAttribute.objects.exists()

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -468,22 +468,85 @@ def editable_attributes(account: Account) -> list[str]:
     return list(row.editable_attributes) if row else []
 
 
-def declare_attributes(account: Account | int, wanted: dict[str, str]) -> dict[str, str]:
+# Contacts read and rewritten at a time when a declaration converts existing values.
+CONVERT_BATCH = 2_000
+
+
+def declare_attributes(
+    account: Account | int, wanted: dict[str, str], *, convert: bool = True
+) -> dict[str, str]:
     """Declare attribute names with their types (text, number, date, yes/no). One
-    already declared keeps its type: asking for another is refused, nothing changes."""
-    checked = check_declarations(account, wanted)
+    already declared keeps its type: asking for another is refused, nothing changes.
+
+    The values contacts already hold for a newly declared name are checked first (a
+    value that does not fit refuses the declaration, naming it) and then rewritten in
+    the type's form (`convert_existing`), unless `convert` is False: the import does
+    that in its worker, not in the web request."""
+    checked = check_declarations(account, wanted, existing=True)
     account_id = account if isinstance(account, int) else account.pk
-    ContactAttribute.objects.bulk_create(
-        [ContactAttribute(account_id=account_id, key=k, kind=v) for k, v in checked.items()],
-        ignore_conflicts=True,
-    )
+    declared = attribute_types.types_of(account_id)
+    with transaction.atomic():
+        ContactAttribute.objects.bulk_create(
+            [ContactAttribute(account_id=account_id, key=k, kind=v) for k, v in checked.items()],
+            ignore_conflicts=True,
+        )
+        if convert:
+            for key, kind in checked.items():
+                if key not in declared:
+                    convert_existing(account_id, key, kind)
     return checked
 
 
-def check_declarations(account: Account | int, wanted: dict[str, str]) -> dict[str, str]:
+def _holding(account_id: int, key: str) -> QuerySet[Contact]:
+    return Contact.objects.filter(account_id=account_id, attributes__has_key=key).order_by("pk")
+
+
+def misfits(account_id: int, key: str, kind: str) -> tuple[int, str]:
+    """How many of the account's contacts hold a value of `key` that does not fit
+    `kind`, and the first such value."""
+    count, first = 0, ""
+    rows = _holding(account_id, key).values_list("attributes", flat=True)
+    for attributes in rows.iterator(chunk_size=CONVERT_BATCH):
+        try:
+            attribute_types.convert(kind, attributes.get(key))
+        except attribute_types.AttributeValueError:
+            count += 1
+            first = first or str(attributes.get(key))[:40]
+    return count, first
+
+
+def convert_existing(account_id: int, key: str, kind: str) -> int:
+    """Rewrite the values of `key` that contacts already hold in `kind`'s form (those
+    that do not fit stay as they are); the number of contacts changed. In batches by id."""
+    changed = 0
+    after = 0
+    while True:
+        batch = list(_holding(account_id, key).filter(pk__gt=after)[:CONVERT_BATCH])
+        if not batch:
+            return changed
+        after = batch[-1].pk
+        rewritten = []
+        for contact in batch:
+            value = contact.attributes.get(key)
+            try:
+                typed = attribute_types.convert(kind, value)
+            except attribute_types.AttributeValueError:
+                continue
+            if typed != value or type(typed) is not type(value):
+                contact.attributes = {**contact.attributes, key: typed}
+                rewritten.append(contact)
+        Contact.objects.bulk_update(rewritten, ["attributes"])
+        changed += len(rewritten)
+
+
+def check_declarations(
+    account: Account | int, wanted: dict[str, str], *, existing: bool = False
+) -> dict[str, str]:
     """`wanted` (name -> type) checked against the name rule and the account's
-    declarations; AudienceError names the first fault."""
-    declared = attribute_types.types_of(account)
+    declarations; with `existing`, also against the values contacts already hold for a
+    name not declared yet. AudienceError names the first fault."""
+    account_id = account if isinstance(account, int) else account.pk
+    declared = attribute_types.types_of(account_id)
     checked: dict[str, str] = {}
     for key, kind in wanted.items():
         name = check_attribute_name(key)
@@ -497,5 +560,21 @@ def check_declarations(account: Account | int, wanted: dict[str, str]) -> dict[s
                 )
                 % {"key": name, "declared": attribute_types.KIND_LABELS[declared[name]]}
             )
+        if existing and name not in declared and kind != attribute_types.TEXT:
+            count, first = misfits(account_id, name, kind)
+            if count:
+                raise AudienceError(
+                    _(
+                        "%(count)s of your contacts hold a value of “%(key)s” that is not a "
+                        "%(kind)s (for example “%(value)s”): correct them first, or keep "
+                        "“%(key)s” as text."
+                    )
+                    % {
+                        "count": count,
+                        "key": name,
+                        "kind": attribute_types.KIND_LABELS[kind],
+                        "value": first,
+                    }
+                )
         checked[name] = kind
     return checked

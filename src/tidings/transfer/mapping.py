@@ -219,11 +219,16 @@ def guess_types(columns: Sequence[str], preview: Sequence[Sequence[object]]) -> 
 
 
 def attribute_kinds(
-    account_id: int, columns: Sequence[str], targets: Sequence[str], types: Sequence[str]
+    account_id: int,
+    columns: Sequence[str],
+    targets: Sequence[str],
+    types: Sequence[str],
+    *,
+    existing: bool = False,
 ) -> dict[str, str]:
     """Attribute name -> type of the columns imported as attributes, checked against the
-    account's declarations (an attribute declared already keeps its type), or
-    TransferError naming the column."""
+    account's declarations (an attribute declared already keeps its type) and, with
+    `existing`, the values contacts already hold; or TransferError naming the column."""
     kinds: dict[str, str] = {}
     for i, (column, target) in enumerate(zip(columns, targets, strict=True)):
         if not target.startswith(ATTRIBUTE_PREFIX):
@@ -231,7 +236,7 @@ def attribute_kinds(
         key = target[len(ATTRIBUTE_PREFIX) :]
         kind = types[i] if i < len(types) and types[i] else attribute_types.TEXT
         try:
-            kinds.update(check_declarations(account_id, {key: kind}))
+            kinds.update(check_declarations(account_id, {key: kind}, existing=existing))
         except AudienceError as error:
             raise TransferError(f"Column “{column[:70]}”: {error}") from None
     return kinds

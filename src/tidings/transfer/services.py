@@ -192,7 +192,7 @@ def set_mapping(
     for kind in chosen:
         if kind and kind not in attribute_types.KINDS:
             raise TransferError(_("Choose text, number, date or yes/no as a column's type."))
-    mapping.attribute_kinds(job.account_id, job.columns, job.mapping, chosen)
+    mapping.attribute_kinds(job.account_id, job.columns, job.mapping, chosen, existing=True)
     job.types = chosen[: len(job.columns)]
     job.mode = mode
     job.list_ids = sorted(lists)
@@ -241,7 +241,8 @@ def start_import(
     with transaction.atomic():
         # The attribute columns' types become the account's: the import stores their
         # values in that typed form, and segments compare them by it.
-        declare_attributes(job.account_id, kinds)
+        # (The values contacts already hold are converted by the job, in the worker.)
+        declare_attributes(job.account_id, kinds, convert=False)
         job.save(update_fields=["legal_basis", "basis_at", "statement", "status", "preview"])
         audit.record(
             audit.AuditEvent.Action.CREATE,
