@@ -268,8 +268,10 @@ def _subscribed_list(contact: Contact, value: str) -> MailingList | None:
 
 def _editable_rows(contact: Contact) -> list[dict[str, str]]:
     rows = []
-    declared = attribute_types.types_of(contact.account_id)
-    for key in services.editable_attributes(contact.account):
+    editable = services.editable_attributes(contact.account)
+    # Read only where the contact may edit attributes (every mail links to this page).
+    declared = attribute_types.types_of(contact.account_id) if editable else {}
+    for key in editable:
         value = contact.attributes.get(key)
         kind = declared.get(key) or (type_of(value) if value is not None else "text")
         shown = ("yes" if value else "no") if isinstance(value, bool) else str(value or "")
