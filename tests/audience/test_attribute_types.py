@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tidings.audience import attribute_types, segments, services
+from tests.audience.conftest import path_of
+from tidings.audience import attribute_types, links, segments, services, setup
 from tidings.audience.errors import AudienceError
 from tidings.audience.models import Contact, ContactAttribute
 from tidings.audience.segments import SegmentError
@@ -257,3 +258,17 @@ def test_a_type_that_values_already_held_do_not_fit_is_refused_and_nothing_chang
     assert response.status_code == 302
     page = logged_in.get(reverse("audience:settings")).content.decode()
     assert "<td>since</td><td>date</td>" in page
+
+
+def test_the_contact_corrects_a_declared_attribute_by_its_type_on_their_page(client, account):
+    services.declare_attributes(account, {"birthday": "date"})
+    setup.set_editable_attributes(account, ["birthday"])
+    ada = services.add_contact(account, "ada@example.org", attributes={"birthday": "1990-04-01"})
+    path = path_of(links.preference_url(ada))
+    response = client.post(path, {"action": "save", "name": "Ada", "attr:birthday": "someday"})
+    assert "“someday” is not a date" in response.content.decode()
+    ada.refresh_from_db()
+    assert ada.attributes == {"birthday": "1990-04-01"} and ada.name == ""
+    client.post(path, {"action": "save", "name": "Ada", "attr:birthday": "02/05/1991"})
+    ada.refresh_from_db()
+    assert ada.attributes == {"birthday": "1991-05-02"}
