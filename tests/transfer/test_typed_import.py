@@ -6,6 +6,10 @@ fit refused with the reason; then "age greater than 40" finds exactly the right 
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+
+import openpyxl
 import pytest
 from django.urls import reverse
 
@@ -228,3 +232,22 @@ def test_a_type_that_values_already_held_do_not_fit_is_refused_at_mapping(custom
     with pytest.raises(TransferError, match="“age” that is not a number"):
         transfer.set_mapping(job, targets=job.mapping, mode="add", list_ids=[])
     assert not ContactAttribute.objects.exists()
+
+
+def test_a_workbooks_typed_cells_fit_their_types(customer):
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["Courriel", "Âge", "Inscription", "Code postal", "Actif"])
+    sheet.append(["ada@example.org", 41, dt.datetime(2024, 3, 15), 75001, True])
+    sheet.append(["bob@example.org", 39.5, dt.date(2025, 1, 2), "01000", False])
+    out = io.BytesIO()
+    book.save(out)
+    job = upload(customer, out.getvalue(), "contacts.xlsx")
+    assert job.types[1:] == ["number", "date", "text", "boolean"]
+    run(prepare(customer, out.getvalue(), name="contacts.xlsx"))
+    assert Contact.objects.get(email="ada@example.org").attributes == {
+        "age": 41, "inscription": "2024-03-15", "code_postal": "75001", "actif": True,
+    }  # fmt: skip
+    assert Contact.objects.get(email="bob@example.org").attributes == {
+        "age": 39.5, "inscription": "2025-01-02", "code_postal": "01000", "actif": False,
+    }  # fmt: skip

@@ -117,12 +117,9 @@ class RowReader:
             for i, t in enumerate(targets)
             if t.startswith(m.ATTRIBUTE_PREFIX)
         ]
-        # Column index -> type, for the attribute columns whose values are converted.
-        self.kinds = {
-            i: types[i]
-            for i, _key in self.attributes
-            if i < len(types) and types[i] and types[i] != attribute_types.TEXT
-        }
+        # Column index -> type, for the attribute columns whose values are converted
+        # (a text column's values are converted only when a workbook cell is no text).
+        self.kinds = {i: types[i] for i, _key in self.attributes if i < len(types) and types[i]}
         self.declared = {k: v for k, v in (declared or {}).items() if v != attribute_types.TEXT}
         self.has_name = any(x is not None for x in (self.name, self.first, self.last))
         # The keyed hash of privacy.services.email_digest, its key set up once.
@@ -249,7 +246,10 @@ class RowReader:
                         check_attribute_value(key, value)
                     if value != "" and value is not None:
                         kind = self.kinds.get(i)
-                        values[key] = value if kind is None else self._typed(kind, value, i)
+                        if kind is None or (kind == attribute_types.TEXT and type(value) is str):
+                            values[key] = value
+                        else:
+                            values[key] = self._typed(kind, value, i)
             if self.json_attributes is not None and values:
                 values = clean_attributes(values)
         except AudienceError as error:
