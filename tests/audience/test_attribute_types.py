@@ -8,7 +8,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from tests.api.conftest import Api
 from tests.audience.conftest import path_of
+from tidings.accounts import apikeys
 from tidings.audience import attribute_types, links, segments, services, setup
 from tidings.audience.errors import AudienceError
 from tidings.audience.models import Contact, ContactAttribute
@@ -272,3 +274,20 @@ def test_the_contact_corrects_a_declared_attribute_by_its_type_on_their_page(cli
     client.post(path, {"action": "save", "name": "Ada", "attr:birthday": "02/05/1991"})
     ada.refresh_from_db()
     assert ada.attributes == {"birthday": "1991-05-02"}
+
+
+def test_the_api_stores_declared_attributes_typed_and_refuses_what_does_not_fit(client, customer):
+    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
+    api = Api(client, key)
+    services.declare_attributes(customer.account, {"age": "number", "since": "date"})
+    response = api("post", "/contacts", {"email": "ada@example.org", "attributes": {"age": "41"}})
+    assert response.status_code == 201, response.content
+    assert Contact.objects.get(email="ada@example.org").attributes == {"age": 41}
+    response = api("post", "/contacts", {"email": "bob@example.org", "attributes": {"age": "old"}})
+    assert response.status_code == 422
+    assert "“age” is a number: “old” is not a number" in response.json()["detail"]
+    assert not Contact.objects.filter(email="bob@example.org").exists()
+    uuid = Contact.objects.get(email="ada@example.org").uuid
+    response = api("patch", f"/contacts/{uuid}", {"attributes": {"since": "yesterday"}})
+    assert response.status_code == 422
+    assert Contact.objects.get(email="ada@example.org").attributes == {"age": 41}
