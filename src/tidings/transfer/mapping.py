@@ -12,6 +12,8 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+from django.utils.translation import gettext as _
+
 from tidings.audience import attribute_types
 from tidings.audience.services import (
     MAX_ATTRIBUTES,
@@ -238,5 +240,7 @@ def attribute_kinds(
         try:
             kinds.update(check_declarations(account_id, {key: kind}, existing=existing))
         except AudienceError as error:
-            raise TransferError(f"Column “{column[:70]}”: {error}") from None
+            raise TransferError(
+                _("Column “%(column)s”: %(error)s") % {"column": column[:70], "error": error}
+            ) from None
     return kinds
