@@ -8,6 +8,7 @@ import io
 
 import pytest
 
+from tidings.audience import segments, services
 from tidings.audience.models import Contact, MailingList
 from tidings.transfer.models import ExportJob, ImportJob
 
@@ -230,3 +231,24 @@ def test_a_bad_export_request_is_refused_and_queues_nothing(api, body, status, m
     assert response.status_code == status, response.content
     assert message in response.content.decode()
     assert not ExportJob.objects.exists()
+
+
+def test_export_a_segment_and_never_another_accounts(
+    api, other_api, customer, django_capture_on_commit_callbacks
+):
+    services.declare_attributes(customer.account, {"age": "number"})
+    for email, age in (("a@example.org", "41"), ("b@example.org", "40")):
+        services.add_contact(customer.account, email, attributes={"age": age})
+    rules = {"conditions": [{"field": "attribute", "key": "age", "op": "gt", "value": "40"}]}
+    segment = segments.save_segment(customer.account, name="Over 40", rules=rules)
+    body = {"format": "csv", "scope": "segment", "segment": str(segment.uuid)}
+    assert other_api("post", "/exports", body).status_code == 404
+    assert api("post", "/exports", {"format": "csv", "scope": "segment"}).status_code == 422
+    with django_capture_on_commit_callbacks(execute=True):
+        created = api("post", "/exports", body)
+    assert created.status_code == 202, created.content
+    export = api("get", f"/exports/{created.json()['id']}").json()
+    assert export["status"] == "done" and export["rows"] == 1
+    text = b"".join(api("get", f"/exports/{export['id']}/file").streaming_content)
+    assert b"a@example.org" in text and b"b@example.org" not in text
+    assert ExportJob.objects.count() == 1

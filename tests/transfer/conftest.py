@@ -47,12 +47,18 @@ def prepare(
     mode: str = "add",
     lists: Sequence[MailingList] = (),
     targets: list[str] | None = None,
+    types: list[str] | None = None,
     basis: str = "consent",
 ) -> ImportJob:
-    """Upload, map (suggested mapping unless given) and state the basis: a queued job."""
+    """Upload, map (suggested mapping and guessed types unless given) and state the
+    basis: a queued job."""
     job = upload(user, content, name)
     services.set_mapping(
-        job, targets=targets or job.mapping, mode=mode, list_ids=[m.pk for m in lists]
+        job,
+        targets=targets or job.mapping,
+        types=types,
+        mode=mode,
+        list_ids=[m.pk for m in lists],
     )
     return services.start_import(
         job,

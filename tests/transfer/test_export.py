@@ -11,13 +11,16 @@ import openpyxl
 import pytest
 import time_machine
 import xlrd
+from django.urls import reverse
 
 from tests.transfer.conftest import prepare, run
+from tidings.audience import restriction, segments
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.celery import app
 from tidings.core import spreadsheets
 from tidings.transfer import exporter, services
+from tidings.transfer.errors import TransferError
 from tidings.transfer.models import ExportJob, ImportJob, transfer_path
 
 EVIL = ['=HYPERLINK("http://x")', "+1+2", "-3+4", "@SUM(A1)", "\tTab", "\rCR"]
@@ -229,3 +232,69 @@ def test_an_export_of_a_closed_account_is_not_built(customer):
     customer.account.refresh_from_db()
     with pytest.raises(TransferError, match="closed"):
         services.start_export(customer.account, by=customer, fmt="csv")
+
+
+def _age_segment(account, name: str = "Over 40"):  # type: ignore[no-untyped-def]
+    rules = {
+        "match": "all",
+        "conditions": [{"field": "attribute", "key": "age", "op": "gt", "value": "40"}],
+    }
+    return segments.save_segment(account, name=name, rules=rules)
+
+
+@pytest.mark.promise("P20")
+def test_a_segment_exports_like_a_list(customer, other_customer, client):
+    account = customer.account
+    audience.declare_attributes(account, {"age": "number"})
+    for email, age in (("a@example.org", 41), ("b@example.org", 40), ("c@example.org", 67.5)):
+        audience.add_contact(account, email, attributes={"age": age})
+    restricted = audience.add_contact(account, "r@example.org", attributes={"age": 90})
+    restriction.restrict(restricted, reason="contested accuracy")
+    audience.add_contact(other_customer.account, "o@example.org", attributes={"age": 50})
+    segment = _age_segment(account)
+    # From the segment's page to the export page, the segment already chosen.
+    client.force_login(customer)
+    page = client.get(reverse("audience:segment", args=[segment.uuid])).content.decode()
+    link = f"{reverse('transfer:exports')}?segment={segment.pk}"
+    assert link in page
+    page = client.get(link).content.decode()
+    assert f'<option value="{segment.pk}" selected>' in page
+    response = client.post(
+        reverse("transfer:exports"), {"scope": "segment", "segment": segment.pk, "format": "csv"}
+    )
+    assert response.status_code == 302
+    job = ExportJob.objects.get(account=account)
+    assert job.description == "segment “Over 40”"
+    job = services.run_export(job.pk) or job
+    job.refresh_from_db()
+    assert job.status == ExportJob.Status.DONE and job.rows == 2
+    rows = read(transfer_path(job.file), "csv")
+    assert sorted(r[0] for r in rows[1:]) == ["a@example.org", "c@example.org"]
+    assert rows[0][-1] == "age" and sorted(r[-1] for r in rows[1:]) == ["41", "67.5"]
+
+
+def test_a_segment_export_without_a_segment_or_of_another_account_is_refused(
+    customer, other_customer, client
+):
+    theirs = _age_segment(other_customer.account)
+    client.force_login(customer)
+    for data in ({"scope": "segment", "format": "csv"},
+                 {"scope": "segment", "segment": theirs.pk, "format": "csv"}):  # fmt: skip
+        response = client.post(reverse("transfer:exports"), data)
+        assert response.status_code == 200
+    with pytest.raises(TransferError):
+        services.start_export(
+            customer.account, by=customer, fmt="csv", scope="segment", segment_id=theirs.pk
+        )
+    assert not ExportJob.objects.filter(account=customer.account).exists()
+
+
+def test_a_segment_deleted_before_its_export_is_built_fails_the_export_with_the_reason(customer):
+    segment = _age_segment(customer.account)
+    job = services.start_export(
+        customer.account, by=customer, fmt="csv", scope="segment", segment_id=segment.pk
+    )
+    segment.delete()
+    job = services.run_export(job.pk)
+    assert job is not None and job.status == ExportJob.Status.FAILED
+    assert job.error == "The segment was deleted: nothing was exported." and not job.file

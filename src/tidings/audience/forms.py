@@ -10,6 +10,7 @@ from django import forms
 from django.http import QueryDict
 
 from tidings.accounts.models import Account
+from tidings.audience import attribute_types
 from tidings.audience.models import Contact, MailingList
 from tidings.audience.segments import FIELDS, OPS
 
@@ -92,37 +93,23 @@ def display_value(value: Any) -> str:
 
 
 def typed_value(kind: str, text: str) -> Any:
-    """The JSON value of an attribute typed in the page. Raises ValueError with a
-    message for the person."""
+    """The JSON value of an attribute typed in the page (audience.attribute_types, the
+    one rule for typed values). Raises ValueError with a message for the person."""
     text = text.strip()
-    if kind == "number":
-        try:
-            number = float(text.replace(",", "."))
-        except ValueError:
-            raise ValueError(f"“{text[:40]}” is not a number.") from None
-        if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError(f"“{text[:40]}” is not a number.")
-        return int(number) if number.is_integer() and "." not in text else number
-    if kind == "boolean":
-        lowered = text.lower()
-        if lowered in ("yes", "true", "1", "on"):
-            return True
-        if lowered in ("no", "false", "0", "off", ""):
-            return False
-        raise ValueError(f"“{text[:40]}” is not yes or no.")
-    if kind == "date":
-        try:
-            return date.fromisoformat(text).isoformat()
-        except ValueError:
-            raise ValueError(f"“{text[:40]}” is not a date like 2025-01-31.") from None
-    if kind == "text":
-        return text
-    raise ValueError(f"“{kind[:20]}” is not an attribute type.")
+    if kind == "boolean" and text.lower() in ("", "on", "off"):
+        return text.lower() == "on"
+    if kind not in attribute_types.KINDS:
+        raise ValueError(f"“{kind[:20]}” is not an attribute type.")
+    return attribute_types.convert(kind, text)
 
 
-def attribute_rows(attributes: dict[str, Any], blank: int = 3) -> list[dict[str, str]]:
+def attribute_rows(
+    attributes: dict[str, Any], blank: int = 3, declared: dict[str, str] | None = None
+) -> list[dict[str, str]]:
+    """The contact page's rows: a declared attribute shows its declared type."""
+    declared = declared or {}
     rows = [
-        {"key": k, "type": type_of(v), "value": display_value(v)}
+        {"key": k, "type": declared.get(k) or type_of(v), "value": display_value(v)}
         for k, v in sorted(attributes.items())
     ]
     return rows + [{"key": "", "type": "text", "value": ""} for _ in range(blank)]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.digests import email_digest
 
@@ -396,6 +397,41 @@ class Segment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ContactAttribute(models.Model):
+    """An attribute name the account declared with a type (audience.attribute_types).
+
+    Not personal data itself (a name and a type, chosen by the customer): the values
+    stay in each contact's `attributes`, in the typed JSON form of this type."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("text")
+        NUMBER = "number", _("number")
+        DATE = "date", _("date")
+        BOOLEAN = "boolean", _("yes/no")
+
+    # Indexed by contact_attribute_once_per_account (account, key).
+    account = models.ForeignKey(
+        "accounts.Account",
+        on_delete=models.CASCADE,
+        related_name="contact_attributes",
+        db_index=False,
+    )
+    key = models.CharField(max_length=64)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "key"], name="contact_attribute_once_per_account"
+            )
+        ]
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.kind})"
 
 
 class AudienceSettings(models.Model):

@@ -14,6 +14,7 @@ from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactAttribute,
     ContactRequest,
     MailingList,
     Segment,
@@ -294,6 +295,11 @@ declare_free_of_personal_data(
     SubscriptionForm.lists.through,
     "which lists a form subscribes to",
     account_path="subscriptionform__account",
+)
+declare_free_of_personal_data(
+    ContactAttribute,
+    "attribute names and their types (text, number, date, yes/no), declared by the customer",
+    account_path="account",
 )
 declare_free_of_personal_data(
     AudienceSettings,

@@ -28,9 +28,10 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
-from tidings.audience import counters
+from tidings.audience import attribute_types, counters
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.models import Contact, MailingList, Segment, Subscription
 from tidings.audience.selectors import attribute_equals, typed_alternatives
@@ -133,11 +134,36 @@ def _check(account: Account, raw: Any) -> Condition:
         key = _list_uuid(account, key)
     elif key:
         raise SegmentError(f"{field.label} takes no key.")
-    value = _check_value(account, field, op, raw.get("value"))
+    # A declared attribute is compared as its type: the operators that fit it, and the
+    # value in its typed form (audience.attribute_types).
+    kind = attribute_types.kind_of(account, key) if field.key == "attribute" else None
+    # "greater than" a date is "after" it (a rule saved before the attribute was declared
+    # keeps its meaning), and "before" a number is "less than" it.
+    op = _SAME_OPERATOR.get((kind, op), op)
+    if kind is not None and op not in attribute_types.OPS_BY_KIND[kind]:
+        raise SegmentError(
+            _("the attribute “%(key)s” is a %(kind)s: use one of %(ops)s.")
+            % {
+                "key": key,
+                "kind": attribute_types.KIND_LABELS[kind],
+                "ops": ", ".join(attribute_types.OPS_BY_KIND[kind]),
+            }
+        )
+    value = _check_value(account, field, op, raw.get("value"), kind)
     return Condition(field.name, op, value, key)
 
 
-def _check_value(account: Account, field: Field, op: str, value: Any) -> Any:
+_SAME_OPERATOR = {
+    (attribute_types.DATE, "gt"): "after",
+    (attribute_types.DATE, "lt"): "before",
+    (attribute_types.NUMBER, "after"): "gt",
+    (attribute_types.NUMBER, "before"): "lt",
+}
+
+
+def _check_value(
+    account: Account, field: Field, op: str, value: Any, kind: str | None = None
+) -> Any:
     if op == "exists":
         if value in (None, ""):
             return True
@@ -151,11 +177,13 @@ def _check_value(account: Account, field: Field, op: str, value: Any) -> Any:
             raise SegmentError("“in” takes a non-empty list of values.")
         if len(value) > MAX_VALUES:
             raise SegmentError(f"“in” takes at most {MAX_VALUES} values.")
-        return [_one_value(account, field, "eq", v) for v in value]
-    return _one_value(account, field, op, value)
+        return [_one_value(account, field, "eq", v, kind) for v in value]
+    return _one_value(account, field, op, value, kind)
 
 
-def _one_value(account: Account, field: Field, op: str, value: Any) -> Any:
+def _one_value(account: Account, field: Field, op: str, value: Any, kind: str | None) -> Any:
+    if kind is not None:
+        return _typed_value(kind, value)
     if op in ("before", "after"):
         return _date_text(value)
     if field.name == "status":
@@ -186,6 +214,19 @@ def _one_value(account: Account, field: Field, op: str, value: Any) -> Any:
     if len(value) > MAX_TEXT:
         raise SegmentError(f"values are at most {MAX_TEXT} characters.")
     return value.strip()
+
+
+def _typed_value(kind: str, value: Any) -> Any:
+    """A declared attribute's value in the form its contacts' values are stored in."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise SegmentError(_("the condition needs a value."))
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        raise SegmentError(f"values are at most {MAX_TEXT} characters.")
+    try:
+        typed = attribute_types.convert(kind, value.strip() if isinstance(value, str) else value)
+    except attribute_types.AttributeValueError as error:
+        raise SegmentError(f"{error}.") from None
+    return typed
 
 
 def _date_text(value: Any) -> str:

@@ -210,6 +210,112 @@ def page_of(
     return Page(rows, first, older, newer, total or count_label(qs))
 
 
+# The contacts table's sortable columns: the name in the address -> the order. Every
+# order ends with the id, so pages never overlap or skip a contact.
+SORTS: dict[str, tuple[str, ...]] = {
+    "added": ("pk",),
+    "email": ("email", "pk"),
+    "name": ("name", "pk"),
+    "status": ("status", "pk"),
+}
+DEFAULT_SORT = "-added"
+# Page numbers shown around the current page, besides the first and the last.
+PAGES_AROUND = 2
+
+
+def sort_order(sort: str) -> tuple[str, tuple[str, ...]]:
+    """The sort asked for ("email", "-name", …; anything else: newest first) and its
+    ORDER BY."""
+    column = sort.removeprefix("-")
+    if column not in SORTS:
+        sort, column = DEFAULT_SORT, DEFAULT_SORT.removeprefix("-")
+    descending = sort.startswith("-")
+    return sort, tuple(("-" + f) if descending else f for f in SORTS[column])
+
+
+@dataclass
+class NumberedPage:
+    """One page of the contacts table, sorted, with its number among all the pages."""
+
+    contacts: list[Contact]
+    number: int
+    total: int
+    size: int
+    sort: str
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def first(self) -> int:
+        return (self.number - 1) * self.size + 1
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.contacts) - 1
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.pages else None
+
+    def numbers(self) -> list[int | None]:
+        """The page numbers to link: the first, the last and those around this one;
+        None where some are left out."""
+        shown = {1, self.pages, *range(self.number - PAGES_AROUND, self.number + PAGES_AROUND + 1)}
+        result: list[int | None] = []
+        for n in sorted(x for x in shown if 1 <= x <= self.pages):
+            if result and result[-1] is not None and n - result[-1] > 1:
+                result.append(None)
+            result.append(n)
+        return result
+
+
+def contacts_total(search: ContactSearch, account: Account, qs: QuerySet[Contact]) -> int:
+    """The exact number of contacts a search finds. A whole list (the list filter alone)
+    is read from the list's maintained counters (audience.counters: its subscriptions
+    that are not unsubscribed), so a list of a million is counted without reading it;
+    any other search is counted."""
+    if search.list and search.as_dict().keys() == {"list"}:
+        mailing_list = MailingList.objects.filter(
+            account=account, uuid=uuid.UUID(search.list)
+        ).values_list("pk", flat=True)
+        list_id = mailing_list.first()
+        if list_id is not None:
+            counts = counters.sizes([list_id])[list_id]
+            left = Subscription.Status.UNSUBSCRIBED
+            return sum(n for status, n in counts.items() if status != left)
+    return qs.order_by().count()
+
+
+def sorted_page(
+    qs: QuerySet[Contact],
+    account: Account,
+    *,
+    total: int,
+    sort: str = DEFAULT_SORT,
+    number: int = 1,
+    size: int = PAGE_SIZE,
+) -> NumberedPage:
+    """Page `number` of `qs` (a query on `account`'s contacts) in the order `sort`.
+    Newest first, the first page is found as `page_of` finds it (the newest contacts
+    looked among first); other pages by offset, each order backed by an index of the
+    contact table (account and id, email, status) but the name's."""
+    sort, order = sort_order(sort)
+    pages = max(1, -(-total // size))
+    number = min(max(1, number), pages)
+    if sort == DEFAULT_SORT and number == 1:
+        rows = _newest(qs, account, size, below=None, window=NEWEST_WINDOW)
+    else:
+        start = (number - 1) * size
+        rows = list(qs.order_by(*order)[start : start + size])
+    return NumberedPage(rows, number, total, size, sort)
+
+
 def list_counts(account: Account) -> dict[int, dict[str, int]]:
     """For each list of the account, its subscriptions by status (maintained counters,
     audience.counters: no subscription is read)."""

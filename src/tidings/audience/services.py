@@ -12,16 +12,20 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
+from tidings.audience import attribute_types
+from tidings.audience.errors import AudienceError
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.mailability import OPTED_OUT, is_suppressed
 from tidings.audience.models import (
     AudienceSettings,
     ConsentProof,
     Contact,
+    ContactAttribute,
     MailingList,
     Subscription,
     SuppressedContact,
@@ -31,10 +35,6 @@ from tidings.core.datamap import Contacts
 from tidings.core.digests import email_digest as contact_digest
 from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
-
-
-class AudienceError(ValueError):
-    """A change that cannot be made; the message says why, in the customer's words."""
 
 
 class InvalidEmail(AudienceError):
@@ -82,7 +82,7 @@ def add_contact(
     (a confirmed double opt-in). Otherwise `Suppressed` is raised and nothing changes.
     """
     address = normalise_email(email)
-    attributes = clean_attributes(attributes or {})
+    attributes = attribute_types.typed_attributes(account, clean_attributes(attributes or {}))
     now = timezone.now()
     with transaction.atomic():
         contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
@@ -349,7 +349,9 @@ def update_contact(
         contact.name = clean_name(name)
         fields.append("name")
     if attributes is not None:
-        contact.attributes = clean_attributes(attributes)
+        contact.attributes = attribute_types.typed_attributes(
+            contact.account_id, clean_attributes(attributes)
+        )
         fields.append("attributes")
     if tags is not None:
         contact.tags = clean_tags(tags)
@@ -417,7 +419,7 @@ def remove_from_list(contact: Contact, mailing_list: MailingList) -> bool:
     """The customer takes a contact off a list. The record of a contact's own
     unsubscription is kept, so they cannot be put back by mistake."""
     check_same_account(contact.account, mailing_list)
-    deleted, _ = (
+    deleted, _kinds = (
         Subscription.objects.filter(contact=contact, mailing_list=mailing_list)
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
         .delete()
@@ -445,7 +447,9 @@ def set_preferences(
             merged.pop(key, None)
         else:
             merged[key] = value
-    contact.attributes = clean_attributes(merged)
+    contact.attributes = attribute_types.typed_attributes(
+        contact.account_id, clean_attributes(merged)
+    )
     contact.name = clean_name(name)
     contact.allow_tracking = allow_tracking
     contact.allow_profiling = allow_profiling
@@ -462,3 +466,115 @@ def set_preferences(
 def editable_attributes(account: Account) -> list[str]:
     row = AudienceSettings.objects.filter(account=account).first()
     return list(row.editable_attributes) if row else []
+
+
+# Contacts read and rewritten at a time when a declaration converts existing values.
+CONVERT_BATCH = 2_000
+
+
+def declare_attributes(
+    account: Account | int, wanted: dict[str, str], *, convert: bool = True
+) -> dict[str, str]:
+    """Declare attribute names with their types (text, number, date, yes/no). One
+    already declared keeps its type: asking for another is refused, nothing changes.
+
+    The values contacts already hold for a newly declared name are checked first (a
+    value that does not fit refuses the declaration, naming it) and then rewritten in
+    the type's form (`convert_existing`), unless `convert` is False: the import does
+    that in its worker, not in the web request."""
+    checked = check_declarations(account, wanted, existing=True)
+    account_id = account if isinstance(account, int) else account.pk
+    declared = attribute_types.types_of(account_id)
+    with transaction.atomic():
+        ContactAttribute.objects.bulk_create(
+            [ContactAttribute(account_id=account_id, key=k, kind=v) for k, v in checked.items()],
+            ignore_conflicts=True,
+        )
+        if convert:
+            for key, kind in checked.items():
+                if key not in declared:
+                    convert_existing(account_id, key, kind)
+    return checked
+
+
+def _holding(account_id: int, key: str) -> QuerySet[Contact]:
+    return Contact.objects.filter(account_id=account_id, attributes__has_key=key).order_by("pk")
+
+
+def misfits(account_id: int, key: str, kind: str) -> tuple[int, str]:
+    """How many of the account's contacts hold a value of `key` that does not fit
+    `kind`, and the first such value."""
+    count, first = 0, ""
+    rows = _holding(account_id, key).values_list("attributes", flat=True)
+    for attributes in rows.iterator(chunk_size=CONVERT_BATCH):
+        try:
+            attribute_types.convert(kind, attributes.get(key))
+        except attribute_types.AttributeValueError:
+            count += 1
+            first = first or str(attributes.get(key))[:40]
+    return count, first
+
+
+def convert_existing(account_id: int, key: str, kind: str) -> int:
+    """Rewrite the values of `key` that contacts already hold in `kind`'s form (those
+    that do not fit stay as they are); the number of contacts changed. In batches by id."""
+    changed = 0
+    after = 0
+    while True:
+        batch = list(_holding(account_id, key).filter(pk__gt=after)[:CONVERT_BATCH])
+        if not batch:
+            return changed
+        after = batch[-1].pk
+        rewritten = []
+        for contact in batch:
+            value = contact.attributes.get(key)
+            try:
+                typed = attribute_types.convert(kind, value)
+            except attribute_types.AttributeValueError:
+                continue
+            if typed != value or type(typed) is not type(value):
+                contact.attributes = {**contact.attributes, key: typed}
+                rewritten.append(contact)
+        Contact.objects.bulk_update(rewritten, ["attributes"])
+        changed += len(rewritten)
+
+
+def check_declarations(
+    account: Account | int, wanted: dict[str, str], *, existing: bool = False
+) -> dict[str, str]:
+    """`wanted` (name -> type) checked against the name rule and the account's
+    declarations; with `existing`, also against the values contacts already hold for a
+    name not declared yet. AudienceError names the first fault."""
+    account_id = account if isinstance(account, int) else account.pk
+    declared = attribute_types.types_of(account_id)
+    checked: dict[str, str] = {}
+    for key, kind in wanted.items():
+        name = check_attribute_name(key)
+        if kind not in attribute_types.KINDS:
+            raise AudienceError(_("“%(kind)s” is not an attribute type.") % {"kind": kind[:20]})
+        if name in declared and declared[name] != kind:
+            raise AudienceError(
+                _(
+                    "The attribute “%(key)s” is declared as %(declared)s: keep that type, "
+                    "or choose another attribute name."
+                )
+                % {"key": name, "declared": attribute_types.KIND_LABELS[declared[name]]}
+            )
+        if existing and name not in declared and kind != attribute_types.TEXT:
+            count, first = misfits(account_id, name, kind)
+            if count:
+                raise AudienceError(
+                    _(
+                        "%(count)s of your contacts hold a value of “%(key)s” that is not a "
+                        "%(kind)s (for example “%(value)s”): correct them first, or keep "
+                        "“%(key)s” as text."
+                    )
+                    % {
+                        "count": count,
+                        "key": name,
+                        "kind": attribute_types.KIND_LABELS[kind],
+                        "value": first,
+                    }
+                )
+        checked[name] = kind
+    return checked

@@ -26,7 +26,7 @@ from ninja.errors import HttpError
 
 from tidings.accounts.api import MAX_ID, Input, account_of
 from tidings.accounts.models import Account
-from tidings.audience.models import MailingList
+from tidings.audience.models import MailingList, Segment
 from tidings.core.uploads import declared_length
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError, UploadTooLarge
@@ -56,6 +56,11 @@ class ImportOut(Schema):
         description='One target per column: "email", "name", "first_name", "last_name", '
         '"attribute:<key>", "attributes" (JSON), "tags", "status", "optout" or "ignore".',
     )
+    types: list[str] = Field(
+        ...,
+        description="The type of each column, used where it is imported as an attribute: "
+        '"text", "number", "date" or "boolean" (guessed from the first rows by the analysis).',
+    )
     mode: str
     lists: list[uuid.UUID]
     legal_basis: str
@@ -74,6 +79,11 @@ class MappingIn(Input):
         "add", description="add: new contacts only; update: existing ones are updated too."
     )
     lists: list[uuid.UUID] = Field([], description="Lists every imported contact joins.")
+    types: list[Literal["text", "number", "date", "boolean", ""]] | None = Field(
+        None,
+        description="The type of each column imported as an attribute; values that do not "
+        "fit are refused with their reason. Omitted: the types the analysis guessed.",
+    )
 
 
 class StartIn(Input):
@@ -86,8 +96,9 @@ class StartIn(Input):
 
 class ExportIn(Input):
     format: Literal["csv", "xlsx", "xls"]
-    scope: Literal["all", "list", "search"] = "all"
+    scope: Literal["all", "list", "search", "segment"] = "all"
     list: uuid.UUID | None = Field(None, description="The list, for scope `list`.")
+    segment: uuid.UUID | None = Field(None, description="The segment, for scope `segment`.")
     q: str = Field("", max_length=200, description="Email or name part, for scope `search`.")
     status: str = Field("", description="A contact status, for scope `search`.")
 
@@ -159,6 +170,7 @@ def _import_out(job: ImportJob) -> dict[str, Any]:
         "has_header": job.has_header,
         "columns": job.columns,
         "mapping": job.mapping,
+        "types": list(job.types),
         "mode": job.mode,
         "lists": _list_uuids(job.account, job.list_ids),
         "legal_basis": job.legal_basis,
@@ -248,7 +260,13 @@ def map_import(request: HttpRequest, import_id: int, data: MappingIn) -> dict[st
     if set(lists) != wanted:
         raise HttpError(422, "One of the chosen lists does not exist.")
     try:
-        services.set_mapping(job, targets=data.targets, mode=data.mode, list_ids=lists.values())
+        services.set_mapping(
+            job,
+            targets=data.targets,
+            mode=data.mode,
+            list_ids=lists.values(),
+            types=list(data.types) if data.types is not None else None,
+        )
     except TransferError as error:
         raise HttpError(422, str(error)) from None
     return _import_out(job)
@@ -313,11 +331,18 @@ def discard_import(request: HttpRequest, import_id: int) -> Status[None]:
 @router.post(
     "/exports",
     response={202: ExportOut, 404: Error, 422: Error},
-    summary="Export the audience, a list or a search",
+    summary="Export the audience, a list, a search or a segment",
 )
 def create_export(request: HttpRequest, data: ExportIn) -> Status[dict[str, Any]]:
     account = account_of(request)
-    list_id = None
+    list_id = segment_id = None
+    if data.scope == "segment":
+        if data.segment is None:
+            raise HttpError(422, "Give the segment to export.")
+        segment = Segment.objects.filter(account=account, uuid=data.segment).first()
+        if segment is None:
+            raise HttpError(404, "No such segment.")
+        segment_id = segment.pk
     if data.scope == "list":
         if data.list is None:
             raise HttpError(422, "Give the list to export.")
@@ -332,6 +357,7 @@ def create_export(request: HttpRequest, data: ExportIn) -> Status[dict[str, Any]
             fmt=data.format,
             scope=data.scope,
             list_id=list_id,
+            segment_id=segment_id,
             q=data.q,
             status=data.status,
         )

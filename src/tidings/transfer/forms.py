@@ -6,8 +6,10 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from tidings.audience.models import Contact, MailingList
+from tidings.audience import attribute_types
+from tidings.audience.models import Contact, MailingList, Segment
 from tidings.transfer import mapping
 from tidings.transfer.models import ExportJob, ImportJob
 
@@ -39,6 +41,14 @@ class MappingForm(forms.Form):
             self.fields[f"key_{i}"] = forms.CharField(
                 label=f"Attribute name for “{column}”", required=False, max_length=63
             )
+            self.fields[f"type_{i}"] = forms.ChoiceField(
+                label=_("Type of the attribute “%(column)s”") % {"column": column},
+                choices=attribute_types.KIND_CHOICES,
+                required=False,
+            )
+            self.initial.setdefault(
+                f"type_{i}", job.types[i] if i < len(job.types) and job.types[i] else "text"
+            )
             self.initial.setdefault(f"target_{i}", "attribute" if is_attribute else target)
             self.initial.setdefault(
                 f"key_{i}",
@@ -55,9 +65,14 @@ class MappingForm(forms.Form):
                 "samples": [r[i] for r in preview if i < len(r) and str(r[i]).strip()][:3],
                 "target": self[f"target_{i}"],
                 "key": self[f"key_{i}"],
+                "type": self[f"type_{i}"],
             }
             for i, column in enumerate(self.job.columns)
         ]
+
+    def types(self) -> list[str]:
+        """The type chosen for each column (used where it is imported as an attribute)."""
+        return [self.cleaned_data.get(f"type_{i}") or "text" for i in range(len(self.job.columns))]
 
     def targets(self) -> list[str]:
         result = []
@@ -115,6 +130,9 @@ class ExportForm(forms.Form):
     mailing_list = forms.ModelChoiceField(
         label="List", queryset=MailingList.objects.none(), required=False
     )
+    segment = forms.ModelChoiceField(
+        label=_("Segment"), queryset=Segment.objects.none(), required=False
+    )
     q = forms.CharField(label="Email or name contains", required=False, max_length=200)
     status = forms.ChoiceField(
         label="Status", required=False, choices=[("", "any"), *Contact.Status.choices]
@@ -129,9 +147,12 @@ class ExportForm(forms.Form):
     def __init__(self, *args: Any, account_id: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mailing_list"].queryset = MailingList.objects.filter(account_id=account_id)  # type: ignore[attr-defined]
+        self.fields["segment"].queryset = Segment.objects.filter(account_id=account_id)  # type: ignore[attr-defined]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("scope") == ExportJob.Scope.LIST and not data.get("mailing_list"):
             self.add_error("mailing_list", "Choose the list to export.")
+        if data.get("scope") == ExportJob.Scope.SEGMENT and not data.get("segment"):
+            self.add_error("segment", _("Choose the segment to export."))
         return data

@@ -36,9 +36,12 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from tidings.accounts.models import Account
+from tidings.audience import attribute_types
 from tidings.audience.models import MailingList
+from tidings.audience.services import convert_existing
 from tidings.core.leases import lease_length
 from tidings.core.spreadsheets import csv_writer, neutralise_row
+from tidings.transfer import mapping
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.readers import count_records, read_records
@@ -158,7 +161,17 @@ def _run(job: ImportJob, stop_after_chunks: int | None) -> None:
     # subscription the import writes (writers.py).
     proof = import_proof(job) if lists else None
     writer = writer_for(connection.vendor, job, lists, proof)
-    reader = RowReader(job.columns, job.mapping)
+    # Values of typed attributes are stored in their type's form; a value that does not
+    # fit refuses its row, with the reason in the report. The values other contacts
+    # already held for an attribute this import declared are brought to that form
+    # first (checked on the mapping page; converting twice changes nothing).
+    declared = attribute_types.types_of(job.account_id)
+    if job.rows_done == 0:
+        for key in job_attribute_keys(job):
+            kind = declared.get(key, attribute_types.TEXT)
+            if kind != attribute_types.TEXT:
+                convert_existing(job.account_id, key, kind)
+    reader = RowReader(job.columns, job.mapping, job.types, declared)
     with _report(job) as report, _rare_collections():
         checkpoints = _Checkpoints(job, writer, report, stop_after_chunks)
         with closing(_chunks_in_background(job, reader)) as chunks:
@@ -352,6 +365,12 @@ def _write_in_lanes(checkpoints: _Checkpoints, chunks: Iterator[Chunk], lanes: i
                 writing.popleft().result()
         while writing:
             writing.popleft().result()
+
+
+def job_attribute_keys(job: ImportJob) -> list[str]:
+    """The attribute names the job's columns are imported as."""
+    prefix = mapping.ATTRIBUTE_PREFIX
+    return [t[len(prefix) :] for t in job.mapping if t.startswith(prefix)]
 
 
 def chunk_written(job: ImportJob, result: ChunkResult) -> None:

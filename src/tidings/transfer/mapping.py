@@ -9,9 +9,18 @@ say a person left (their rows are skipped, never imported as active), or "ignore
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
-from tidings.audience.services import MAX_ATTRIBUTES, AudienceError, check_attribute_name
+from django.utils.translation import gettext as _
+
+from tidings.audience import attribute_types
+from tidings.audience.services import (
+    MAX_ATTRIBUTES,
+    AudienceError,
+    check_attribute_name,
+    check_declarations,
+)
 from tidings.transfer.errors import TransferError
 
 EMAIL, NAME, FIRST, LAST = "email", "name", "first_name", "last_name"
@@ -54,17 +63,57 @@ LISTMONK = {"email": EMAIL, "name": NAME, "attributes": ATTRIBUTES, "status": ST
 LISTMONK_SYSTEM = {"uuid", "id", "created_at", "updated_at", "lists"}
 COMMON = {
     "email": EMAIL, "e-mail": EMAIL, "email address": EMAIL, "e-mail address": EMAIL,
-    "mail": EMAIL, "emailaddress": EMAIL, "courriel": EMAIL,
+    "mail": EMAIL, "emailaddress": EMAIL,
     "name": NAME, "full name": NAME, "fullname": NAME,
     "first name": FIRST, "firstname": FIRST, "given name": FIRST, "forename": FIRST,
     "last name": LAST, "lastname": LAST, "surname": LAST, "family name": LAST,
     "tags": TAGS, "status": STATUS,
+    # French
+    "courriel": EMAIL, "adresse e-mail": EMAIL, "adresse email": EMAIL, "adresse mail": EMAIL,
+    "adresse courriel": EMAIL, "adresse electronique": EMAIL, "mel": EMAIL,
+    "prenom": FIRST, "nom de famille": LAST, "nom complet": NAME,
+    "etiquettes": TAGS, "statut": STATUS,
+    # German
+    "e-mail-adresse": EMAIL, "e-mail adresse": EMAIL, "emailadresse": EMAIL,
+    "mailadresse": EMAIL, "vorname": FIRST, "nachname": LAST, "familienname": LAST,
+    "vollstandiger name": NAME,
+    # Spanish
+    "correo": EMAIL, "correo electronico": EMAIL, "correo-e": EMAIL,
+    "direccion de correo": EMAIL, "direccion de correo electronico": EMAIL,
+    "nombre": FIRST, "apellido": LAST, "apellidos": LAST, "nombre completo": NAME,
+    "etiquetas": TAGS, "estado": STATUS,
+    # Italian
+    "posta elettronica": EMAIL, "indirizzo email": EMAIL, "indirizzo e-mail": EMAIL,
+    "nome": FIRST, "cognome": LAST, "nome completo": NAME, "etichette": TAGS, "stato": STATUS,
+    # Dutch
+    "e-mailadres": EMAIL, "emailadres": EMAIL, "mailadres": EMAIL,
+    "voornaam": FIRST, "achternaam": LAST, "familienaam": LAST, "volledige naam": NAME,
+    "naam": NAME,
 }  # fmt: skip
+# "Nom" (French), "Name" (German) and "Naam" (Dutch) beside a first name in that
+# language are the family name; alone, they are the whole name.
+SURNAME_BESIDE = {"nom": {"prenom"}, "name": {"vorname"}, "naam": {"voornaam"}}
 
 
 def header_key(header: str) -> str:
-    """A column header as compared between files: lower case, "_" as a space, single spaces."""
-    return " ".join(header.replace("_", " ").split()).lower() if header else ""
+    """A column header as compared between files: lower case without accents, "_" as a
+    space, single spaces ("Prénom" and "prenom" are the same header)."""
+    if not header:
+        return ""
+    return " ".join(_plain_letters(header).replace("_", " ").split()).lower()
+
+
+# Letters that decomposition leaves as they are, written as people type them plainly.
+_LIGATURES = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
+     "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "\u0131": "i"}
+)  # fmt: skip
+
+
+def _plain_letters(text: str) -> str:
+    """`text` with its accents taken off (é → e, Ä → A, ß → ss); other scripts stay."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 MAILCHIMP = {header_key(k): v for k, v in MAILCHIMP.items()}
@@ -73,7 +122,11 @@ LISTMONK_SYSTEM = {header_key(k) for k in LISTMONK_SYSTEM}
 
 
 def attribute_key(header: str) -> str:
-    key = re.sub(r"[^a-z0-9_.-]+", "_", header.strip().lower()).strip("_")
+    """A readable attribute name for a header: "Âge" → "age", "Date d'inscription" →
+    "date_d_inscription" (letters of other scripts are kept as they are)."""
+    plain = _plain_letters(header).strip().lower()
+    key = re.sub(r"[^\w.-]+", "_", plain).strip("_.-")
+    key = re.sub(r"_{2,}", "_", key)
     return (key or "column")[:63]
 
 
@@ -92,6 +145,7 @@ def suggest(columns: Sequence[str], remembered: dict[str, str] | None = None) ->
     else what a Mailchimp or listmonk export means, else a guess from the header."""
     remembered = remembered or {}
     source = recognise(columns)
+    keys = {header_key(c) for c in columns}
     targets: list[str] = []
     for column in columns:
         key = header_key(column)
@@ -105,6 +159,8 @@ def suggest(columns: Sequence[str], remembered: dict[str, str] | None = None) ->
             target = LISTMONK[key]
         elif source == "listmonk" and key in LISTMONK_SYSTEM:
             target = IGNORE
+        elif key in SURNAME_BESIDE:
+            target = LAST if SURNAME_BESIDE[key] & keys else NAME
         elif key in COMMON:
             target = COMMON[key]
         else:
@@ -153,3 +209,38 @@ def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
 
 def to_remember(columns: Sequence[str], targets: Sequence[str]) -> dict[str, str]:
     return {header_key(c): t for c, t in zip(columns, targets, strict=True) if header_key(c)}
+
+
+def guess_types(columns: Sequence[str], preview: Sequence[Sequence[object]]) -> list[str]:
+    """A type for every column, guessed from the file's first rows (used when the column
+    is imported as an attribute)."""
+    return [
+        attribute_types.guess(row[i] for row in preview if i < len(row))
+        for i in range(len(columns))
+    ]
+
+
+def attribute_kinds(
+    account_id: int,
+    columns: Sequence[str],
+    targets: Sequence[str],
+    types: Sequence[str],
+    *,
+    existing: bool = False,
+) -> dict[str, str]:
+    """Attribute name -> type of the columns imported as attributes, checked against the
+    account's declarations (an attribute declared already keeps its type) and, with
+    `existing`, the values contacts already hold; or TransferError naming the column."""
+    kinds: dict[str, str] = {}
+    for i, (column, target) in enumerate(zip(columns, targets, strict=True)):
+        if not target.startswith(ATTRIBUTE_PREFIX):
+            continue
+        key = target[len(ATTRIBUTE_PREFIX) :]
+        kind = types[i] if i < len(types) and types[i] else attribute_types.TEXT
+        try:
+            kinds.update(check_declarations(account_id, {key: kind}, existing=existing))
+        except AudienceError as error:
+            raise TransferError(
+                _("Column “%(column)s”: %(error)s") % {"column": column[:70], "error": error}
+            ) from None
+    return kinds

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.transfer.readers import FileInfo
 
@@ -69,6 +70,10 @@ class ImportJob(models.Model):
     preview = models.JSONField(default=list, blank=True)
     # Which column goes where: one target per column, see importer.TARGETS.
     mapping = models.JSONField(default=list)
+    # The type of each column imported as an attribute ("text", "number", "date",
+    # "boolean"; audience.attribute_types): guessed by the analysis from the first rows,
+    # changed on the mapping page, declared for the account when the import starts.
+    types = models.JSONField(default=list, blank=True)
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.ADD)
     list_ids = models.JSONField(default=list)
     # The legal basis the customer stated for the whole file (P2).
@@ -125,6 +130,11 @@ class ImportJob(models.Model):
     def count(self, key: str) -> int:
         return int(self.counts.get(key, 0))
 
+    @property
+    def refused(self) -> int:
+        """Rows the report lists: rejected, skipped and duplicates."""
+        return sum(self.count(k) for k in ("rejected", "skipped", "duplicates"))
+
 
 class ImportMapping(models.Model):
     """The last column mapping an account used, to suggest it again next time."""
@@ -158,6 +168,7 @@ class ExportJob(models.Model):
         ALL = "all", "the whole audience"
         LIST = "list", "one list"
         SEARCH = "search", "a search"
+        SEGMENT = "segment", _("a segment")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="export_jobs"
@@ -168,7 +179,8 @@ class ExportJob(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     format = models.CharField(max_length=4, choices=Format.choices)
     scope = models.CharField(max_length=8, choices=Scope.choices, default=Scope.ALL)
-    # The scope's parameters: {"list": id} or {"q": "...", "status": "..."}.
+    # The scope's parameters: {"list": id}, {"q": "...", "status": "..."} or
+    # {"segment": id}.
     criteria = models.JSONField(default=dict)
     description = models.CharField(max_length=300, blank=True, default="")
     file = models.CharField(max_length=255, blank=True, default="")

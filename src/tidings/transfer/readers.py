@@ -24,7 +24,7 @@ from tidings.transfer.errors import FileRejected
 from tidings.transfer.workbooks import SheetLimits, xls_sheets, xlsx_sheets
 
 SAMPLE_BYTES = 64 * 1024
-PREVIEW_ROWS = 3
+PREVIEW_ROWS = 10  # also the rows from which each column's type is guessed
 DELIMITERS = ",;\t|"
 XLS_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ZIP_MAGIC = b"PK\x03\x04"

@@ -13,12 +13,14 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 
+from tidings.audience import attribute_types
 from tidings.audience.services import (
     MAX_TEXT,
     AudienceError,
@@ -52,7 +54,7 @@ def import_email(raw: str) -> str:
     """The address as `normalise_email` stores it; InvalidEmail when it is not one."""
     text = raw.strip()
     if len(text) <= 254 and _FAST_EMAIL.fullmatch(text):
-        local, _, domain = text.rpartition("@")
+        local, _at, domain = text.rpartition("@")
         if (
             len(local) <= 64
             and "--" not in domain
@@ -90,7 +92,16 @@ _LEFT_WORDS = {
 class RowReader:
     """Compiled once per import from the mapping; called once per record."""
 
-    def __init__(self, columns: Sequence[str], targets: Sequence[str]) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        targets: Sequence[str],
+        types: Sequence[str] = (),
+        declared: Mapping[str, str] | None = None,
+    ) -> None:
+        """`types`: the type of each column imported as an attribute (text when not
+        given); `declared`: the account's declared types, which the keys of a JSON
+        attributes column must fit too."""
         self.width = len(columns)
         self.columns = list(columns)
         self.email = targets.index(m.EMAIL)
@@ -106,6 +117,10 @@ class RowReader:
             for i, t in enumerate(targets)
             if t.startswith(m.ATTRIBUTE_PREFIX)
         ]
+        # Column index -> type, for the attribute columns whose values are converted
+        # (a text column's values are converted only when a workbook cell is no text).
+        self.kinds = {i: types[i] for i, _key in self.attributes if i < len(types) and types[i]}
+        self.declared = {k: v for k, v in (declared or {}).items() if v != attribute_types.TEXT}
         self.has_name = any(x is not None for x in (self.name, self.first, self.last))
         # The keyed hash of privacy.services.email_digest, its key set up once.
         self.hmac = hmac.new(settings.SUPPRESSION_KEY.encode(), digestmod=hashlib.sha256)
@@ -216,6 +231,10 @@ class RowReader:
                         )
                     # A null says the file has no value: there is nothing to store.
                     values.update((k, v) for k, v in loaded.items() if v is not None)
+                    for key, value in list(values.items()):
+                        kind = self.declared.get(key)
+                        if kind is not None:
+                            values[key] = self._typed(kind, value, key)
             for i, key in self.attributes:
                 if i < n:
                     value = cells[i]
@@ -226,12 +245,32 @@ class RowReader:
                     elif value is not None:
                         check_attribute_value(key, value)
                     if value != "" and value is not None:
-                        values[key] = value
+                        kind = self.kinds.get(i)
+                        if kind is None or (kind == attribute_types.TEXT and type(value) is str):
+                            values[key] = value
+                        else:
+                            values[key] = self._typed(kind, value, i)
             if self.json_attributes is not None and values:
                 values = clean_attributes(values)
         except AudienceError as error:
             return Refusal(str(error), "rejected")
         return values
+
+    def _typed(self, kind: str, value: Any, where: int | str) -> Any:
+        """The value in its type's stored form; AttributeValueError naming the column
+        (or the key of the JSON column) and why, which refuses the row."""
+        try:
+            return attribute_types.convert(kind, value)
+        except attribute_types.AttributeValueError as error:
+            label = (
+                _("column “%(column)s”") % {"column": self.columns[where][:70]}
+                if isinstance(where, int)
+                else _("attribute “%(key)s”") % {"key": where}
+            )
+            raise attribute_types.AttributeValueError(
+                _("%(where)s is a %(kind)s: %(reason)s")
+                % {"where": label, "kind": attribute_types.KIND_LABELS[kind], "reason": error}
+            ) from None
 
 
 def _uuid7(r: str) -> str:

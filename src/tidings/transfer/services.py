@@ -19,9 +19,12 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
-from tidings.audience.models import Contact, MailingList, Subscription
+from tidings.audience import attribute_types, segments
+from tidings.audience.models import Contact, MailingList, Segment, Subscription
+from tidings.audience.services import AudienceError, declare_attributes
 from tidings.core import jobs
 from tidings.core.leases import Lease, remove_partial_files
 from tidings.core.uploads import too_large_message
@@ -149,6 +152,7 @@ def analyse_upload(job_id: int) -> ImportJob | None:
         columns=info.columns,
         preview=info.preview,
         mapping=targets,
+        types=mapping.guess_types(info.columns, info.preview),
         rows_total=total,
     )
     job.refresh_from_db()
@@ -161,10 +165,16 @@ def preview(job: ImportJob) -> list[list[str]]:
 
 
 def set_mapping(
-    job: ImportJob, *, targets: list[str], mode: str, list_ids: Iterable[int]
+    job: ImportJob,
+    *,
+    targets: list[str],
+    mode: str,
+    list_ids: Iterable[int],
+    types: list[str] | None = None,
 ) -> ImportJob:
-    """Store the column mapping, the mode and the lists, and remember the mapping for
-    the account's next import."""
+    """Store the column mapping, the types of the attribute columns (the guessed ones
+    when not given), the mode and the lists, and remember the mapping for the account's
+    next import."""
     _check_editable(job)
     if mode not in ImportJob.Mode.values:
         raise TransferError("Choose whether existing contacts are updated.")
@@ -177,11 +187,18 @@ def set_mapping(
     if lists != wanted:
         raise TransferError("One of the chosen lists does not exist.")
     job.mapping = mapping.validate(job.columns, targets)
+    chosen = list(types) if types is not None else list(job.types)
+    chosen += [""] * (len(job.columns) - len(chosen))
+    for kind in chosen:
+        if kind and kind not in attribute_types.KINDS:
+            raise TransferError(_("Choose text, number, date or yes/no as a column's type."))
+    mapping.attribute_kinds(job.account_id, job.columns, job.mapping, chosen, existing=True)
+    job.types = chosen[: len(job.columns)]
     job.mode = mode
     job.list_ids = sorted(lists)
     job.status = ImportJob.Status.MAPPED
     with transaction.atomic():
-        job.save(update_fields=["mapping", "mode", "list_ids", "status"])
+        job.save(update_fields=["mapping", "types", "mode", "list_ids", "status"])
         ImportMapping.objects.update_or_create(
             account_id=job.account_id,
             defaults={"targets": mapping.to_remember(job.columns, job.mapping)},
@@ -220,7 +237,12 @@ def start_import(
     job.statement = statement[:400]
     job.status = ImportJob.Status.QUEUED
     job.preview = []  # personal data the finished import's row need not keep
+    kinds = mapping.attribute_kinds(job.account_id, job.columns, job.mapping, job.types)
     with transaction.atomic():
+        # The attribute columns' types become the account's: the import stores their
+        # values in that typed form, and segments compare them by it.
+        # (The values contacts already hold are converted by the job, in the worker.)
+        declare_attributes(job.account_id, kinds, convert=False)
         job.save(update_fields=["legal_basis", "basis_at", "statement", "status", "preview"])
         audit.record(
             audit.AuditEvent.Action.CREATE,
@@ -260,8 +282,10 @@ def start_export(
     list_id: int | None = None,
     q: str = "",
     status: str = "",
+    segment_id: int | None = None,
 ) -> ExportJob:
-    """Queue the export of the whole audience, one list or a search, as CSV/XLSX/XLS."""
+    """Queue the export of the whole audience, one list, a search or a segment, as
+    CSV/XLSX/XLS."""
     if not account.is_processing_allowed:
         raise TransferError("The account is closed: nothing more is processed.")
     if fmt not in ExportJob.Format.values:
@@ -282,6 +306,14 @@ def start_export(
         parts = [f"containing “{criteria['q']}”"] if criteria["q"] else []
         parts += [f"status {status}"] if status else []
         description = "contacts " + (" and ".join(parts) or "(no filter)")
+    elif scope == ExportJob.Scope.SEGMENT:
+        segment = (
+            Segment.objects.filter(account=account, pk=segment_id).first() if segment_id else None
+        )
+        if segment is None:
+            raise TransferError(_("Choose one of your segments."))
+        criteria = {"segment": segment.pk}
+        description = _("segment “%(name)s”") % {"name": segment.name}
     elif scope == ExportJob.Scope.ALL:
         description = "the whole audience"
     else:
@@ -324,6 +356,14 @@ def export_queryset(job: ExportJob) -> QuerySet[Contact]:
             contacts = contacts.filter(Q(email__icontains=q) | Q(name__icontains=q))
         if job.criteria.get("status"):
             contacts = contacts.filter(status=job.criteria["status"])
+    elif job.scope == ExportJob.Scope.SEGMENT:
+        # The segment's contacts as they are when the file is built (as its campaigns
+        # see them): restricted contacts are in no segment (P18).
+        segment = Segment.objects.filter(account_id=job.account_id, pk=job.criteria["segment"])
+        found = segment.first()
+        if found is None:
+            raise TransferError(_("The segment was deleted: nothing was exported."))
+        contacts = segments.contacts_in(found)
     return contacts
 
 
@@ -352,7 +392,16 @@ def run_export(job_id: int) -> ExportJob | None:
     remove_partial_files(path.parent, f"{job.pk}-")
     partial = path.with_suffix(".part")
     try:
-        rows = export_contacts(export_queryset(job), job.format, partial, heartbeat=lease.beat)
+        contacts = export_queryset(job)
+    except (TransferError, AudienceError) as error:
+        # A segment deleted, or whose rules name a list deleted, since it was asked for.
+        ExportJob.objects.filter(pk=job.pk).update(
+            status=ExportJob.Status.FAILED, error=str(error), lease_until=None
+        )
+        job.refresh_from_db()
+        return job
+    try:
+        rows = export_contacts(contacts, job.format, partial, heartbeat=lease.beat)
         partial.rename(path)
     except BaseException:
         partial.unlink(missing_ok=True)

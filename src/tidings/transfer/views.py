@@ -102,6 +102,7 @@ def import_map(request: HttpRequest, pk: int) -> HttpResponse:
             services.set_mapping(
                 job,
                 targets=form.targets(),
+                types=form.types(),
                 mode=form.cleaned_data["mode"],
                 list_ids=[m.pk for m in form.cleaned_data["lists"]],
             )
@@ -199,7 +200,11 @@ def import_discard(request: HttpRequest, pk: int) -> HttpResponse:
 @customer_required
 def exports(request: HttpRequest) -> HttpResponse:
     account_id = _account_id(request)
-    form = ExportForm(request.POST or None, account_id=account_id)
+    # A segment's page links here with its segment chosen (?segment=<id>).
+    initial = {}
+    if request.method == "GET" and request.GET.get("segment", "").isdigit():
+        initial = {"scope": ExportJob.Scope.SEGMENT, "segment": int(request.GET["segment"])}
+    form = ExportForm(request.POST or None, account_id=account_id, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -209,6 +214,7 @@ def exports(request: HttpRequest) -> HttpResponse:
                 fmt=data["format"],
                 scope=data["scope"],
                 list_id=data["mailing_list"].pk if data["mailing_list"] else None,
+                segment_id=data["segment"].pk if data["segment"] else None,
                 q=data["q"],
                 status=data["status"],
             )

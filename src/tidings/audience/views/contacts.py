@@ -15,10 +15,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import bulk, restriction, services
+from tidings.audience import attribute_types, bulk, restriction, services
 from tidings.audience.forms import (
     ATTRIBUTE_TYPES,
     NewContactForm,
@@ -31,8 +32,17 @@ from tidings.audience.models import (
     Contact,
     MailingList,
 )
-from tidings.audience.selectors import ContactSearch, SearchError, consent_proofs_of, page_of
+from tidings.audience.selectors import (
+    DEFAULT_SORT,
+    ContactSearch,
+    SearchError,
+    consent_proofs_of,
+    contacts_total,
+    sort_order,
+    sorted_page,
+)
 from tidings.audience.services import AudienceError
+from tidings.audience.timeline import timeline
 from tidings.audience.views.common import int_or_none
 
 
@@ -41,14 +51,15 @@ def contacts(request: HttpRequest) -> HttpResponse:
     account = account_of(request)
     search = ContactSearch.from_dict(request.GET)
     error = ""
+    sort, _order = sort_order(request.GET.get("sort", DEFAULT_SORT))
     try:
         found = search.contacts(account)
-        page = page_of(
+        page = sorted_page(
             found,
             account,
-            after=int_or_none(request.GET.get("after")),
-            before=int_or_none(request.GET.get("before")),
-            first=int_or_none(request.GET.get("n")) or 1,
+            total=contacts_total(search, account, found),
+            sort=sort,
+            number=int_or_none(request.GET.get("page")) or 1,
         )
     except SearchError as problem:
         error, page = str(problem), None
@@ -64,8 +75,40 @@ def contacts(request: HttpRequest) -> HttpResponse:
             "statuses": Contact.Status.choices,
             "actions": bulk.ACTIONS.items(),
             "page_size": 50,
+            "sort": sort,
+            "columns": _sortable_columns(search, sort),
+            # The search and the sort, for the page links ("…&page=N").
+            "page_query": _then(search.querystring(sort=sort if sort != DEFAULT_SORT else "")),
         },
     )
+
+
+def _then(query: str) -> str:
+    return f"{query}&" if query else ""
+
+
+def _sortable_columns(search: ContactSearch, sort: str) -> list[dict[str, str]]:
+    """The table's headers: each a link that sorts by it (again: the other way)."""
+    columns = []
+    for column, label in (
+        ("email", _("Email")),
+        ("name", _("Name")),
+        ("status", _("Status")),
+        ("added", _("Added")),
+    ):
+        current = sort.removeprefix("-") == column
+        descending = sort.startswith("-")
+        # Newest first is what people expect of "Added"; a name or an address A to Z.
+        first = "-added" if column == "added" else column
+        target = (column if descending else "-" + column) if current else first
+        columns.append(
+            {
+                "label": str(label),
+                "query": search.querystring(sort=target),
+                "aria": ("descending" if descending else "ascending") if current else "",
+            }
+        )
+    return columns
 
 
 @customer_required
@@ -164,7 +207,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
     account = account_of(request)
     contact = get_object_or_404(Contact, account=account, uuid=contact_uuid)
     errors: list[str] = []
-    rows = attribute_rows(contact.attributes)
+    rows = attribute_rows(contact.attributes, declared=attribute_types.types_of(account))
     tags_text = ", ".join(contact.tags)
     name = contact.name
     if request.method == "POST":
@@ -211,6 +254,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
             "subscriptions": subscriptions,
             "other_lists": MailingList.objects.filter(account=account).exclude(pk__in=on_lists),
             "notice_days": restriction.notice_days(),
+            "activity": timeline(contact, page=int_or_none(request.GET.get("activity")) or 1),
             "proofs": consent_proofs_of([contact.pk])
             .select_related("mailing_list", "form")
             .order_by("-given_at"),

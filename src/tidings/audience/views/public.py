@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
-from tidings.audience import links, mailing_lists, rights, services, signup
+from tidings.audience import attribute_types, links, mailing_lists, rights, services, signup
 from tidings.audience.forms import SubscribeForm, type_of, typed_value
 from tidings.audience.models import (
     Contact,
@@ -268,9 +268,12 @@ def _subscribed_list(contact: Contact, value: str) -> MailingList | None:
 
 def _editable_rows(contact: Contact) -> list[dict[str, str]]:
     rows = []
-    for key in services.editable_attributes(contact.account):
+    editable = services.editable_attributes(contact.account)
+    # Read only where the contact may edit attributes (every mail links to this page).
+    declared = attribute_types.types_of(contact.account_id) if editable else {}
+    for key in editable:
         value = contact.attributes.get(key)
-        kind = type_of(value) if value is not None else "text"
+        kind = declared.get(key) or (type_of(value) if value is not None else "text")
         shown = ("yes" if value else "no") if isinstance(value, bool) else str(value or "")
         rows.append({"key": key, "type": kind, "value": shown})
     return rows

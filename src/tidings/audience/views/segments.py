@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import Account
-from tidings.audience import segments
+from tidings.audience import attribute_types, segments
 from tidings.audience.forms import (
     FIELD_CHOICES,
     OP_CHOICES,
@@ -124,6 +124,9 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
             "error": error,
             "count": count,
             "list_names": sorted(_list_names(account).values()),
+            # The builder offers, for a declared attribute, the operators of its type.
+            "attribute_types": attribute_types.types_of(account),
+            "ops_by_kind": attribute_types.OPS_BY_KIND,
             "statuses": [*Contact.Status.values, *Subscription.Status.values],
         },
         status=status,

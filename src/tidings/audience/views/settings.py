@@ -8,14 +8,16 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.audience import services, setup
+from tidings.audience import attribute_types, services, setup
 from tidings.audience.forms import (
     SettingsForm,
 )
 from tidings.audience.models import (
     AudienceSettings,
+    ContactAttribute,
 )
 from tidings.audience.services import AudienceError
 
@@ -33,6 +35,8 @@ def audience_settings(request: HttpRequest) -> HttpResponse:
             "contact_sender": chosen.first() or "",
         },
     )
+    if request.method == "POST" and request.POST.get("action") == "declare":
+        return _declare_attribute(request)
     if request.method == "POST" and form.is_valid():
         try:
             setup.set_editable_attributes(
@@ -44,4 +48,34 @@ def audience_settings(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Saved.")
             return redirect("audience:settings")
-    return render(request, "audience/settings.html", {"form": form})
+    return render(request, "audience/settings.html", _context(request, form))
+
+
+def _context(request: HttpRequest, form: SettingsForm, **extra: object) -> dict[str, object]:
+    return {
+        "form": form,
+        "declared": ContactAttribute.objects.filter(account=account_of(request)),
+        "kinds": attribute_types.KIND_CHOICES,
+        **extra,
+    }
+
+
+def _declare_attribute(request: HttpRequest) -> HttpResponse:
+    """Declare an attribute name with its type (one already declared keeps its type)."""
+    account = account_of(request)
+    key = request.POST.get("key", "").strip()
+    kind = request.POST.get("kind", "")
+    try:
+        services.declare_attributes(account, {key: kind})
+    except AudienceError as error:
+        form = SettingsForm(
+            initial={"editable_attributes": ", ".join(services.editable_attributes(account))}
+        )
+        context = _context(request, form, declare_error=str(error), key=key)
+        return render(request, "audience/settings.html", context, status=400)
+    messages.success(
+        request,
+        _("“%(key)s” is declared as %(kind)s.")
+        % {"key": key, "kind": attribute_types.KIND_LABELS[kind]},
+    )
+    return redirect("audience:settings")

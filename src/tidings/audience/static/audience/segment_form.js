@@ -15,6 +15,26 @@
       });
   }
   function later() { clearTimeout(timer); timer = setTimeout(refresh, 400); }
+  // A declared attribute offers the operators of its type only (numbers: greater and
+  // less than; dates: before and after; yes/no: is, is not).
+  var types = JSON.parse(document.getElementById("attribute-types").textContent);
+  var opsByKind = JSON.parse(document.getElementById("ops-by-kind").textContent);
+  function fitOperators(row) {
+    var field = row.querySelector('select[name="c_field"]');
+    var key = row.querySelector('input[name="c_key"]');
+    var op = row.querySelector('select[name="c_op"]');
+    if (!field || !key || !op) { return; }
+    var kind = field.value === "attribute" ? types[key.value.trim()] : undefined;
+    var allowed = kind ? opsByKind[kind] : null;
+    Array.prototype.forEach.call(op.options, function (option) {
+      var fits = !allowed || allowed.indexOf(option.value) >= 0;
+      option.hidden = !fits;
+      option.disabled = !fits;
+    });
+    if (allowed && allowed.indexOf(op.value) < 0) { op.value = allowed[0]; }
+  }
+  function fitAll() { form.querySelectorAll("table.rows tbody tr").forEach(fitOperators); }
+  fitAll();
   // Another empty row, labelled for its number (without JavaScript: save for more rows).
   var add = document.getElementById("add-condition");
   add.hidden = false;
@@ -28,6 +48,14 @@
     });
     body.appendChild(row);
   });
-  form.addEventListener("input", later);
-  form.addEventListener("change", later);
+  form.addEventListener("input", function (event) {
+    var row = event.target.closest("tr");
+    if (row) { fitOperators(row); }
+    later();
+  });
+  form.addEventListener("change", function (event) {
+    var row = event.target.closest("tr");
+    if (row) { fitOperators(row); }
+    later();
+  });
 })();
