@@ -37,8 +37,9 @@ from tidings.sending.relays import RelayConfig, relay_for
 from tidings.sending.senders import sender_for
 
 log = logging.getLogger(__name__)
-# The render processes make this module's messages: loaded once in their fork server.
-renderpool.preload(__name__)
+# The render processes make this module's messages: it and the URL patterns its links
+# need are loaded once in their fork server.
+renderpool.preload("tidings.sending.renderpreload")
 
 # Marks in a campaign's fixed text: a template's value, and the footer's unsubscribe link.
 _HOLE = re.compile("\ue000(\\d+)\ue001|\ue003")
