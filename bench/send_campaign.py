@@ -236,6 +236,7 @@ def setup_django(broker: str) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    call_command("createcachetable")  # as `tidings up` does: the cache without Redis
 
 
 def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]

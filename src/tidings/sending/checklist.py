@@ -428,7 +428,7 @@ def content_key(campaign: Campaign) -> str:
 def checklist(campaign: Campaign) -> Checklist:
     """Every check of `campaign` as it would go out now."""
     confirm_over = settings.SENDING["confirm_over"]
-    count = recipients.recipients(campaign).count()
+    count = recipients.count(campaign)
     try:
         raw = sample_message(campaign)
     except rendering.TemplateError as error:

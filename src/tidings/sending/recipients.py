@@ -69,6 +69,14 @@ def _fresh_statistics() -> None:
             cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
+def count(campaign: Campaign) -> int:
+    """How many contacts the campaign would go to now (the send page's checklist and
+    its confirmation), exactly: with fresh statistics, or a list imported a minute ago
+    took 30 s to count at 20,000 contacts (the nested loop above)."""
+    _fresh_statistics()
+    return recipients(campaign).count()
+
+
 def materialise(campaign: Campaign, *, after: int = 0, limit: int | None = None) -> int:
     """Insert one queued delivery per recipient (contact ids above `after`; with
     `limit`, only the first so many by id); existing ones are left as they are.
