@@ -220,6 +220,7 @@ def test_erasure_is_fulfilled_in_one_click_and_the_contact_is_told(
 ):
     req, _ = rights.request_from_contact(reader, kind="erasure")
     access, _ = rights.request_from_contact(reader, kind="access")
+    mailbox.clear()  # the receipts and the customer's notices (test_request_receipts)
     response = logged_in.post(f"/requests/{req.uuid}/", {"action": "erase"})
     assert response.status_code == 302
     assert not Contact.objects.filter(email="reader@example.org").exists()
@@ -267,6 +268,7 @@ def test_only_an_erasure_request_is_fulfilled_by_erasing(logged_in, reader):
 
 def test_an_answer_is_mailed_to_the_contact_and_closes_the_request(logged_in, reader, mailbox):
     req, _ = rights.request_from_contact(reader, kind="rectification", details="My address.")
+    mailbox.clear()  # the receipt and the customer's notice (test_request_receipts)
     response = logged_in.post(f"/requests/{req.uuid}/", {"action": "answer", "answer": " "})
     assert response.status_code == 400 and "Write the answer" in response.content.decode()
     assert ContactRequest.objects.get(pk=req.pk).status == "open" and not mailbox
@@ -284,6 +286,7 @@ def test_overdue_requests_escalate_to_the_accounts_users_once_a_day(
 ):
     colleague = UserFactory(account=account, email="colleague@example.org")
     req, _ = rights.request_from_contact(reader, kind="erasure")
+    mailbox.clear()  # the receipt and the customer's notices (test_request_receipts)
     assert rights.escalate_overdue_requests() == 0  # not due yet
     after_due = req.due_at + timedelta(hours=1)
     assert rights.escalate_overdue_requests(after_due) == 1

@@ -3,10 +3,11 @@
 From the preference page a contact sees everything the customer holds on them
 (`contact_data`, generated from the data map's contact parts), downloads it
 (`export_contact_data`, the transfer app's sinks), and sends a request
-(`request_from_contact`): one open request per kind, rate-limited. The customer answers
-it in their request inbox: an erasure in one click (`fulfil_erasure`: the contact is
-erased across all lists and its keyed hash suppressed), anything else with a message
-mailed to the contact (`answer_request`). Requests still open after their due
+(`request_from_contact`): one open request per kind, rate-limited; the contact gets a
+receipt by mail (what, when, the due date) and the account's users are told at once. The
+customer answers it in their request inbox: an erasure in one click (`fulfil_erasure`:
+the contact is erased across all lists and its keyed hash suppressed), anything else with
+a message mailed to the contact (`answer_request`). Requests still open after their due
 date (one month, GDPR art. 12(3)) are mailed to the account's users once a day
 (`escalate_overdue_requests`).
 """
@@ -130,12 +131,36 @@ def request_from_contact(
                 received_at=received,
                 due_at=one_month_after(received),
             )
+            _acknowledge(request, contact.account)
     except IntegrityError:
         # The same request sent twice at once: the other submission made it.
         return ContactRequest.objects.get(
             contact=contact, kind=kind, status=ContactRequest.Status.OPEN
         ), False
     return request, True
+
+
+def _account_users(account: Account) -> list[str]:
+    return list(
+        User.objects.filter(account=account, is_active=True)
+        .order_by("pk")
+        .values_list("email", flat=True)
+    )
+
+
+def _acknowledge(request: ContactRequest, account: Account) -> None:
+    """A new request: the contact gets a receipt (what they asked, when, the due date)
+    and the account's users are told at once, both through the one pipeline."""
+    _mail_contact(request, account, "audience/mail/request_received")
+    send_templated(
+        "audience/mail/request_new",
+        _account_users(account),
+        {
+            "account": account,
+            "request": request,
+            "request_path": reverse("audience:request", args=[request.uuid]),
+        },
+    )
 
 
 def _mail_contact(
@@ -248,11 +273,7 @@ def escalate_overdue_requests(now: datetime | None = None) -> int:
         account = Account.objects.filter(pk=account_id).first()
         if account is None:
             continue
-        users = list(
-            User.objects.filter(account=account, is_active=True)
-            .order_by("pk")
-            .values_list("email", flat=True)
-        )
+        users = _account_users(account)
         if not users:
             continue
         with transaction.atomic():
