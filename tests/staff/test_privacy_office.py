@@ -67,7 +67,7 @@ def test_a_disclosure_without_its_ground_or_recipient_is_refused(console, privac
     }
     data[missing] = ""
     response = console(privacy_officer).post(OFFICE, data)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert not Disclosure.objects.exists()
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,7 +34,9 @@ from tidings.core.mail import Purpose, send_templated
 from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
 from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
+from tidings.privacy import office
 from tidings.privacy.office import one_month_after
+from tidings.staff import audit
 
 MAX_DETAILS = 2000
 MAX_ANSWER = 10_000
@@ -255,6 +258,91 @@ def answer_request(account: Account, request: ContactRequest, *, answer: str) ->
         request.save(update_fields=["status", "answer", "closed_at"])
         _mail_contact(request, account, "audience/mail/request_answer")
     return request
+
+
+# --- the privacy office, for accounts that were closed --------------------------------
+#
+# A closed account's users no longer see its pages, but its contacts' open requests must
+# still be answered in time (art. 12(3); the operator assists the controller, art.
+# 28(3)(e)): the privacy office sees them and answers them, audited, until the erasure.
+# At the erasure, those still open are handed to the office's own register
+# (`hand_over_to_office`), so none is ever hidden before it is answered.
+
+
+def open_requests_of_closed_accounts() -> QuerySet[ContactRequest]:
+    return (
+        ContactRequest.objects.filter(status=ContactRequest.Status.OPEN)
+        .exclude(account__status=Account.Status.ACTIVE)
+        .select_related("account")
+        .order_by("due_at", "pk")
+    )
+
+
+def request_of_closed_account(request_uuid: Any) -> ContactRequest | None:
+    return open_requests_of_closed_accounts().filter(uuid=request_uuid).first()
+
+
+def answer_for_closed_account(request: ContactRequest, *, by: User, answer: str) -> ContactRequest:
+    """The privacy office answers a contact's request to a closed account: mailed to the
+    contact in the account's name, as the customer's own answer is, and audited."""
+    if request.account.status == Account.Status.ACTIVE:
+        raise RequestError("The account is open: its users answer this request.")
+    with transaction.atomic():
+        request = answer_request(request.account, request, answer=answer)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE,
+            request,
+            by=by,
+            fields=["status", "answer"],
+            reason="privacy office: answered a contact's request to a closed account",
+            account_id=request.account_id,
+        )
+    return request
+
+
+def erase_for_closed_account(request: ContactRequest, *, by: User) -> ContactRequest:
+    """The privacy office fulfils a contact's erasure request to a closed account now,
+    without waiting for the account's erasure; audited."""
+    if request.account.status == Account.Status.ACTIVE:
+        raise RequestError("The account is open: its users answer this request.")
+    with transaction.atomic():
+        account, pk = request.account, request.pk
+        request = fulfil_erasure(account, request)
+        audit.record(
+            audit.AuditEvent.Action.ERASE,
+            by=by,
+            target_type="audience.ContactRequest",
+            target_id=str(pk),
+            reason="privacy office: a contact's erasure request to a closed account",
+            account_id=account.pk,
+        )
+    return request
+
+
+def hand_over_to_office(account: Account) -> int:
+    """The account is being erased: each of its contacts' requests still open becomes a
+    request in the privacy office's register (the contact's address, what they asked,
+    when, the same due date), to be answered there. Returns how many."""
+    handed = 0
+    for request in ContactRequest.objects.filter(
+        account=account, status=ContactRequest.Status.OPEN
+    ).order_by("pk"):
+        office.take_over_request(
+            kind=request.kind,
+            requester=request.email or "(contact erased: no address kept)",
+            details=(
+                f"Sent to the customer account #{account.pk}, which was closed and is being "
+                f"erased. {request.details}"
+            ).strip(),
+            received_at=request.received_at,
+            due_at=request.due_at,
+        )
+        handed += 1
+    return handed
+
+
+def on_erasure_starting(sender: Any, *, account: Account, **kwargs: Any) -> None:
+    hand_over_to_office(account)
 
 
 def open_requests(account: Account) -> int:

@@ -100,6 +100,30 @@ def log_request(
     return request
 
 
+def take_over_request(
+    *, kind: str, requester: str, details: str, received_at: datetime, due_at: datetime
+) -> DataRequest:
+    """A contact's request to a customer whose account is being erased, still open: it
+    becomes one of the office's requests, with its own receipt date and due date, so it
+    stays visible and is answered there (see audience.rights.hand_over_to_office)."""
+    with transaction.atomic():
+        request = DataRequest.objects.create(
+            kind=kind if kind in DataRequest.Kind.values else DataRequest.Kind.OTHER,
+            requester=requester,
+            details=details,
+            received_at=received_at,
+            due_at=due_at,
+        )
+        audit.record(
+            audit.AuditEvent.Action.CREATE,
+            request,
+            by=None,
+            fields=["requester", "details"],
+            reason="a contact's open request, handed over when its customer's account was erased",
+        )
+    return request
+
+
 def close_request(request: DataRequest, *, by: User, status: str, answer: str) -> DataRequest:
     if status not in (DataRequest.Status.DONE, DataRequest.Status.REFUSED):
         raise OfficeError("A request is closed as answered or refused.")

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import io
+import uuid
 from dataclasses import asdict, fields
 from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from openpyxl import Workbook
 
 from tidings.accounts.models import Account
+from tidings.audience import rights
 from tidings.core.spreadsheets import csv_writer, neutralise_row
 from tidings.privacy import office
 from tidings.privacy.models import AccountExport, DataRequest, Disclosure, ErasureRecord
@@ -77,20 +83,30 @@ def dashboard(request: HttpRequest) -> HttpResponse:
                 disclosure_form = DisclosureForm(request.POST, prefix="d")
                 if disclosure_form.is_valid():
                     office.record_disclosure(by=officer, **disclosure_form.cleaned_data)
+                    messages.success(request, _("The disclosure is recorded."))
                     return redirect("privacy_office")
             else:
                 request_form = RequestForm(request.POST, prefix="r")
                 if request_form.is_valid():
-                    office.log_request(by=officer, **request_form.cleaned_data)
+                    logged = office.log_request(by=officer, **request_form.cleaned_data)
+                    messages.success(
+                        request,
+                        _("The request is logged: it is due on %(due)s.")
+                        % {"due": date_format(logged.due_at, "j F Y")},
+                    )
                     return redirect("privacy_office")
         except office.OfficeError as error:
             (disclosure_form if "d-authority" in request.POST else request_form).add_error(
                 None, str(error)
             )
     open_requests = list(DataRequest.objects.filter(status=DataRequest.Status.OPEN))
+    contact_requests = list(rights.open_requests_of_closed_accounts())
     disclosures = list(Disclosure.objects.all()[:50])
     audit.record_many(
-        audit.AuditEvent.Action.LIST, [*open_requests, *disclosures], by=officer, reason=REASON
+        audit.AuditEvent.Action.LIST,
+        [*open_requests, *contact_requests, *disclosures],
+        by=officer,
+        reason=REASON,
     )
     scheduled = Account.objects.exclude(status=Account.Status.ACTIVE).order_by("erase_after")
     context = {
@@ -98,6 +114,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "title": "Privacy office",
         "now": timezone.now(),
         "open_requests": open_requests,
+        "contact_requests": contact_requests,
         "disclosures": disclosures,
         "scheduled": scheduled.values("pk", "status", "closed_at", "erase_after", "erase_deadline"),
         "erasures": ErasureRecord.objects.order_by("-started_at")[:20],
@@ -113,7 +130,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "request_form": request_form,
         "activities": office.records_of_processing(),
     }
-    return TemplateResponse(request, "privacy/office/dashboard.html", context)
+    status = 400 if disclosure_form.errors or request_form.errors else 200
+    return TemplateResponse(request, "privacy/office/dashboard.html", context, status=status)
 
 
 def close_request(request: HttpRequest, pk: int) -> HttpResponse:
@@ -123,6 +141,7 @@ def close_request(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             office.close_request(data_request, by=officer, **form.cleaned_data)
+            messages.success(request, _("The request is closed."))
             return redirect("privacy_office")
         except office.OfficeError as error:
             form.add_error(None, str(error))
@@ -130,7 +149,42 @@ def close_request(request: HttpRequest, pk: int) -> HttpResponse:
                  fields=["requester", "details"])  # fmt: skip
     context = {**site.each_context(request), "title": str(data_request), "item": data_request,
                "form": form}  # fmt: skip
-    return TemplateResponse(request, "privacy/office/close_request.html", context)
+    status = 400 if form.errors else 200
+    return TemplateResponse(request, "privacy/office/close_request.html", context, status=status)
+
+
+class ContactAnswerForm(forms.Form):
+    answer = forms.CharField(
+        label=gettext_lazy("Answer mailed to the contact"), widget=forms.Textarea, required=False
+    )
+
+
+def contact_request(request: HttpRequest, request_uuid: uuid.UUID) -> HttpResponse:
+    """A contact's open request to a closed account: the privacy office answers it (or
+    fulfils an erasure) in the account's place, until the erasure hands it over."""
+    officer = _officer(request)
+    item = rights.request_of_closed_account(request_uuid)
+    if item is None:
+        raise Http404
+    form = ContactAnswerForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            if request.POST.get("action") == "erase":
+                rights.erase_for_closed_account(item, by=officer)
+                messages.success(request, _("The contact is erased and has been told."))
+            else:
+                rights.answer_for_closed_account(
+                    item, by=officer, answer=form.cleaned_data["answer"]
+                )
+                messages.success(request, _("The answer is mailed; the request is closed."))
+            return redirect("privacy_office")
+        except rights.RequestError as error:
+            form.add_error(None, str(error))
+    audit.record(audit.AuditEvent.Action.READ, item, by=officer, reason=REASON,
+                 fields=["email", "details"], account_id=item.account_id)  # fmt: skip
+    context = {**site.each_context(request), "title": str(item), "item": item, "form": form}
+    status = 400 if form.errors else 200
+    return TemplateResponse(request, "privacy/office/contact_request.html", context, status=status)
 
 
 def records_download(request: HttpRequest, fmt: str) -> HttpResponse:

@@ -103,7 +103,10 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
     detach_with={"account": None},
-    contact=NOT_CONTACTS,
+    contact=(
+        "the privacy office's register: a contact's request is in it only once handed over "
+        "at the erasure of the customer's account, when no contact of the account is left"
+    ),
 )
 register(
     AccountExport,
