@@ -182,6 +182,15 @@ class Entry:
     # For the customer's contacts: how one contact's rows are reached and erased, or,
     # as text, why this table holds no contact's data.
     contact: ContactPart | str | None = None
+    # Whose personal data the rows are (the records of processing, art. 30), when not
+    # just the contacts' (an entry with a contact part) or else the owner's.
+    data_subjects: tuple[Owner, ...] = ()
+
+    @property
+    def subjects(self) -> tuple[Owner, ...]:
+        if self.data_subjects:
+            return self.data_subjects
+        return (Owner.CONTACT,) if self.contact_part is not None else (self.owner,)
 
     @property
     def contact_part(self) -> ContactPart | None:

@@ -176,7 +176,7 @@ def escalate_due_requests(now: datetime | None = None) -> int:
 
 OWNER_AS_SUBJECTS = {
     Owner.CUSTOMER: "customers (the operator's clients and their users)",
-    Owner.CONTACT: "contacts of customers",
+    Owner.CONTACT: "contacts of customers (processed for the customer, their controller)",
     Owner.STAFF: "the operator's staff",
     Owner.VISITOR: "visitors of the website",
 }
@@ -222,7 +222,9 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
             Activity(
                 purpose=purpose,
                 legal_basis=basis,
-                data_subjects="; ".join(sorted({OWNER_AS_SUBJECTS[e.owner] for e in entries})),
+                data_subjects="; ".join(
+                    sorted({OWNER_AS_SUBJECTS[owner] for e in entries for owner in e.subjects})
+                ),
                 data_categories="; ".join(sorted({e.category for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
                 transfers=f"none: data stored in {settings.OPERATOR['data_location']}",

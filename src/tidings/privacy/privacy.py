@@ -107,10 +107,13 @@ register(
         "the privacy office's register: a contact's request is in it only once handed over "
         "at the erasure of the customer's account, when no contact of the account is left"
     ),
+    # Anyone may write to the operator; contacts' requests come from erased accounts.
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT, Owner.VISITOR),
 )
 register(
     AccountExport,
     owner=Owner.CUSTOMER,
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
     category="archives of all the customer's data",
     purpose="giving the customer all their data, personal and application data (P20)",
     legal_basis=LegalBasis.CONTRACT,
