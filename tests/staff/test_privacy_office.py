@@ -140,7 +140,9 @@ def test_the_records_of_processing_cover_every_purpose_with_every_field(console,
     for activity in activities:
         assert all(str(value).strip() for value in vars(activity).values()), activity
     client = console(privacy_officer)
-    rows = list(csv.reader(io.StringIO(client.get(f"{OFFICE}records.csv").content.decode())))
+    rows = list(
+        csv.reader(io.StringIO(client.get(f"{OFFICE}records.csv").content.decode("utf-8-sig")))
+    )
     assert rows[0][:3] == ["purpose", "legal basis", "data subjects"]
     assert len(rows) == len(activities) + 1
     sheet = load_workbook(io.BytesIO(client.get(f"{OFFICE}records.xlsx").content)).active

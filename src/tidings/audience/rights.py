@@ -31,7 +31,7 @@ from tidings.audience.models import Contact, ContactRequest
 from tidings.core import ratelimit
 from tidings.core.datamap import Section
 from tidings.core.mail import Purpose, send_templated
-from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
+from tidings.core.spreadsheets import CsvSink, XlsxSink
 from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
 from tidings.privacy import office
@@ -76,13 +76,12 @@ def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
     for section in sections:
         for number, row in enumerate(section.rows, start=1):
             for column, value in zip(section.columns, row, strict=True):
-                shown = neutralise(value) if isinstance(value, str) else value
-                yield [section.title, number, column, shown]
+                yield [section.title, number, column, value]
 
 
 def export_contact_data(contact: Contact, fmt: str) -> bytes:
-    """The contact's data as a CSV or XLSX file, written by the export sinks (which
-    neutralise nothing themselves: the values are neutralised here)."""
+    """The contact's data as a CSV or XLSX file, written by the export sinks (each with
+    its format's formula safety: core.spreadsheets)."""
     if fmt not in EXPORT_FORMATS:
         raise RequestError("Choose CSV or XLSX.")
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 import uuid
 from dataclasses import asdict, fields
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django import forms
@@ -18,11 +19,10 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from openpyxl import Workbook
 
 from tidings.accounts.models import Account
 from tidings.audience import rights
-from tidings.core.spreadsheets import csv_writer, neutralise_row
+from tidings.core.spreadsheets import SINKS
 from tidings.privacy import office
 from tidings.privacy.models import AccountExport, DataRequest, Disclosure, ErasureRecord
 from tidings.staff import audit
@@ -188,36 +188,26 @@ def contact_request(request: HttpRequest, request_uuid: uuid.UUID) -> HttpRespon
 
 
 def records_download(request: HttpRequest, fmt: str) -> HttpResponse:
-    """The records of processing activities as CSV or XLSX, for the authority."""
+    """The records of processing activities as CSV or XLSX, for the authority, written by
+    the spreadsheet sinks (each format with its rule of formula safety)."""
     _officer(request)
+    if fmt not in ("csv", "xlsx"):
+        raise PermissionDenied
     activities = office.records_of_processing()
     headers = [f.name.replace("_", " ") for f in fields(office.Activity)]
-    rows = [neutralise_row(asdict(a).values()) for a in activities]
     stamp = timezone.now().strftime("%Y-%m-%d")
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv_writer(buffer)
-        writer.writerow(headers)
-        writer.writerows(rows)
-        response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = (
-            f'attachment; filename="records-of-processing-{stamp}.csv"'
-        )
-        return response
-    if fmt == "xlsx":
-        workbook = Workbook(write_only=True)
-        sheet = workbook.create_sheet("Records of processing")
-        sheet.append(headers)
-        for row in rows:
-            sheet.append(row)
-        out = io.BytesIO()
-        workbook.save(out)
-        response = HttpResponse(
-            out.getvalue(),
-            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-        response["Content-Disposition"] = (
-            f'attachment; filename="records-of-processing-{stamp}.xlsx"'
-        )
-        return response
-    raise PermissionDenied
+    with tempfile.TemporaryDirectory(prefix="tidings-records-") as tmp:
+        path = Path(tmp) / f"records.{fmt}"
+        sink = SINKS[fmt](path, headers, "Records of processing")
+        try:
+            sink.write([list(asdict(a).values()) for a in activities])
+        finally:
+            sink.close()
+        body = path.read_bytes()
+    content_type = {
+        "csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }[fmt]
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="records-of-processing-{stamp}.{fmt}"'
+    return response

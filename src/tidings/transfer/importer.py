@@ -38,7 +38,7 @@ from django.utils import timezone
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
 from tidings.core.leases import lease_length
-from tidings.core.spreadsheets import csv_writer, neutralise_row
+from tidings.core.spreadsheets import csv_writer
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.readers import count_records, read_records
@@ -216,7 +216,7 @@ class _report:
         self.handle.truncate()
         if job.report_size == 0:
             self.handle.write("\ufeff")  # so spreadsheets read it as UTF-8
-            csv_writer(self.handle).writerow(neutralise_row(REPORT_HEADER + list(job.columns)))
+            csv_writer(self.handle).writerow(REPORT_HEADER + list(job.columns))
         return self.handle
 
     def __exit__(self, *exc: object) -> None:
@@ -369,7 +369,7 @@ def _report_chunk(out: Any, chunk: Chunk, result: ChunkResult, counts: dict[str,
     refused.sort(key=lambda r: r[0])
     for _, line, reason, kind, cells in refused:
         counts[kind] = counts.get(kind, 0) + 1
-        out.writerow(neutralise_row([line, reason, *cells]))
+        out.writerow([line, reason, *cells])
     for key, n in (
         ("added", result.added),
         ("updated", result.updated),
