@@ -4,7 +4,6 @@ for a text that starts a formula, and touches nothing else. Every CSV field is q
 
 from __future__ import annotations
 
-import csv
 import shutil
 import subprocess
 
