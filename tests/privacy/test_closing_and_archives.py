@@ -4,6 +4,7 @@ reopening until the archive's own expiry, and with "erase now" the archives are 
 
 from __future__ import annotations
 
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,9 @@ from django.urls import reverse
 
 from tests.factories import populate_account
 from tidings.accounts import services as accounts
+from tidings.core.spreadsheets import FORMULA_NOTE
 from tidings.privacy import portability
+from tidings.privacy.archive import write_archive
 from tidings.privacy.models import AccountExport
 from tidings.privacy.services import erase_account
 
@@ -69,3 +72,14 @@ def test_erase_now_says_the_archives_are_erased_and_they_are(customer, archive, 
 def test_without_a_ready_archive_the_mail_says_nothing_of_links(customer, mailbox):
     accounts.close_account(customer.account, by=customer)
     assert "archive" not in _closing_mail(mailbox)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "xls"])
+def test_the_archive_readme_states_its_format_s_formula_rule(customer, tmp_path, fmt):
+    path = tmp_path / "all.zip"
+    write_archive(customer.account, fmt, path)
+    with zipfile.ZipFile(path) as archive:
+        readme = " ".join(archive.read("README.txt").decode().split())
+    assert FORMULA_NOTE[fmt] in readme
+    others = [note for other, note in FORMULA_NOTE.items() if other != fmt]
+    assert not any(note in readme for note in others)
