@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 
 class Category(models.TextChoices):
@@ -21,10 +23,10 @@ class Category(models.TextChoices):
     SUPPORT = "support", "Support widget"
     # Service providers that receive personal data on the servers' side, never through
     # the browser: no tag, no cookie, never a consent category.
-    MAIL = "mail", "Mail delivery (SMTP relay or mail provider)"
-    HOSTING = "hosting", "Hosting"
-    BACKUPS = "backups", "Backups"
-    PROCESSOR = "processor", "Other service provider"
+    MAIL = "mail", gettext_lazy("Mail delivery (SMTP relay or mail provider)")
+    HOSTING = "hosting", gettext_lazy("Hosting")
+    BACKUPS = "backups", gettext_lazy("Backups")
+    PROCESSOR = "processor", gettext_lazy("Other service provider")
 
 
 OPTIONAL = (Category.PREFERENCES, Category.ANALYTICS, Category.ADVERTISING, Category.SUPPORT)
@@ -91,17 +93,6 @@ class ThirdParty(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    @property
-    def is_server_side(self) -> bool:
-        return self.category in SERVER_SIDE
-
-    def clean(self) -> None:
-        errors = notice_errors(self)
-        if self.script_src and self.is_server_side:
-            errors["script_src"] = "A service provider on the servers' side has no tag."
-        if errors:
-            raise ValidationError(errors)
-
     def save(self, *args: object, **kwargs: object) -> None:
         # Refused however it is saved (service, console, shell): a shorter notice would
         # let a third party take effect before the announced date the policy promises.
@@ -111,6 +102,17 @@ class ThirdParty(models.Model):
         self.host = (urlsplit(self.script_src).hostname or "") if self.script_src else ""
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
+    def clean(self) -> None:
+        errors = notice_errors(self)
+        if self.script_src and self.is_server_side:
+            errors["script_src"] = _("A service provider on the servers' side has no tag.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_server_side(self) -> bool:
+        return self.category in SERVER_SIDE
+
 
 def notice_errors(party: ThirdParty) -> dict[str, str]:
     """What is wrong with a party's notice period, by field (P24)."""
@@ -119,10 +121,11 @@ def notice_errors(party: ThirdParty) -> dict[str, str]:
         return {}
     if party.effective_at - party.added_at < least:
         return {
-            "effective_at": (
-                f"A third party takes effect at least {settings.MIN_SUBPROCESSOR_NOTICE_DAYS} "
-                "days after it is announced, as the policy states."
+            "effective_at": _(
+                "A third party takes effect at least %(days)d days after it is announced, "
+                "as the policy states."
             )
+            % {"days": settings.MIN_SUBPROCESSOR_NOTICE_DAYS}
         }
     return {}
 
