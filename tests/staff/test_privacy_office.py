@@ -43,6 +43,7 @@ def test_a_disclosure_is_recorded_with_what_to_whom_and_why_and_audited(
             "d-authority": "Ghent public prosecutor",
             "d-legal_ground": "court order under art. 46bis Code of Criminal Procedure",
             "d-reference": "GH-2026-118",
+            "d-disclosed_at": "2026-11-20",
             "d-data_disclosed": "the account holder's name and email",
             "d-account": customer.account_id,
         },
@@ -63,6 +64,7 @@ def test_a_disclosure_without_its_ground_or_recipient_is_refused(console, privac
     data = {
         "d-authority": "Police",
         "d-legal_ground": "order 12",
+        "d-disclosed_at": "2026-11-20",
         "d-data_disclosed": "an address",
     }
     data[missing] = ""

@@ -185,6 +185,14 @@ class Entry:
     # Whose personal data the rows are (the records of processing, art. 30), when not
     # just the contacts' (an entry with a contact part) or else the owner's.
     data_subjects: tuple[Owner, ...] = ()
+    # The rows the customer is shown (My Account, the archive), when not all of theirs:
+    # e.g. a disclosure under a legal prohibition on telling, until it ends. Erasure and
+    # retention still reach every row.
+    shown_to_customer: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] | None = None
+
+    def customer_rows(self, account: Account) -> models.QuerySet[Any]:
+        rows = self.queryset_for(account)
+        return self.shown_to_customer(rows) if self.shown_to_customer is not None else rows
 
     @property
     def subjects(self) -> tuple[Owner, ...]:

@@ -91,7 +91,7 @@ def tables_for(account: Account) -> list[Table]:
         ]
         if entry.description:
             about.append(entry.description)
-        add(entry.model, entry.queryset_for(account), entry.secret_fields, about)
+        add(entry.model, entry.customer_rows(account), entry.secret_fields, about)
     for table in datamap.application_data():
         about = [
             "What it is: your application data (settings and content you made).",

@@ -22,6 +22,8 @@ from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import Account
 from tidings.audience import rights
+from tidings.audience.models import Contact
+from tidings.core.addresses import InvalidAddress, normalise_email
 from tidings.core.spreadsheets import SINKS
 from tidings.privacy import office
 from tidings.privacy.models import AccountExport, DataRequest, Disclosure, ErasureRecord
@@ -42,9 +44,35 @@ class DisclosureForm(forms.Form):
     authority = forms.CharField(label="To whom (authority)", max_length=200)
     legal_ground = forms.CharField(max_length=300, help_text="The order, statute or article.")
     reference = forms.CharField(required=False, max_length=100)
+    disclosed_at = forms.DateTimeField(
+        label=gettext_lazy("Disclosed on"),
+        help_text=gettext_lazy("The day it was made (YYYY-MM-DD, or YYYY-MM-DD HH:MM)."),
+    )
     data_disclosed = forms.CharField(label="What was disclosed", widget=forms.Textarea)
     account = forms.IntegerField(
         label="Customer account number", required=False, help_text="When it concerns one."
+    )
+    contact = forms.CharField(
+        label=gettext_lazy("Contact's address"),
+        required=False,
+        max_length=320,
+        help_text=gettext_lazy(
+            "When it concerns one of that account's contacts rather than the customer."
+        ),
+    )
+    withheld_until = forms.DateTimeField(
+        label=gettext_lazy("Not told to the customer until"),
+        required=False,
+        help_text=gettext_lazy(
+            "Only while a legal prohibition on telling applies (YYYY-MM-DD): the customer "
+            "is told on that day."
+        ),
+    )
+    withheld_ground = forms.CharField(
+        label=gettext_lazy("Prohibition on telling"),
+        required=False,
+        max_length=300,
+        help_text=gettext_lazy("The order or statute that forbids telling the customer."),
     )
 
     def clean_account(self) -> Account | None:
@@ -55,6 +83,26 @@ class DisclosureForm(forms.Form):
         if account is None:
             raise forms.ValidationError("No account has that number.")
         return account
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        address = (data.get("contact") or "").strip()
+        if not address:
+            data["contact"] = None
+            return data
+        account = data.get("account")
+        if account is None:
+            self.add_error("account", _("Give the number of the account the contact is in."))
+            return data
+        try:
+            email = normalise_email(address)
+        except InvalidAddress:
+            email = address.lower()
+        contact = Contact.objects.filter(account=account, email=email).first()
+        if contact is None:
+            self.add_error("contact", _("That account has no contact with this address."))
+        data["contact"] = contact
+        return data
 
 
 class RequestForm(forms.Form):
@@ -104,10 +152,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     disclosures = list(Disclosure.objects.all()[:50])
     audit.record_many(
         audit.AuditEvent.Action.LIST,
-        [*open_requests, *contact_requests, *disclosures],
+        [*open_requests, *contact_requests, *[d for d in disclosures if not d.is_withheld]],
         by=officer,
         reason=REASON,
     )
+    for withheld in (d for d in disclosures if d.is_withheld):
+        # Out of the customer's trail while they may not be told (privacy.office).
+        audit.record(
+            audit.AuditEvent.Action.LIST,
+            by=officer,
+            target_type=Disclosure._meta.label,
+            target_id=str(withheld.pk),
+            reason=REASON,
+        )
     scheduled = Account.objects.exclude(status=Account.Status.ACTIVE).order_by("erase_after")
     context = {
         **site.each_context(request),
