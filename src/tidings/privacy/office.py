@@ -120,6 +120,8 @@ def _tell_customer(disclosure: Disclosure, now: datetime) -> None:
     """Mail the account's users about the disclosure; from now on it shows in My Account."""
     disclosure.customer_told_at = now
     disclosure.save(update_fields=["customer_told_at"])
+    if disclosure.account_id is None:
+        return
     users = list(
         User.objects.filter(account_id=disclosure.account_id, is_active=True)
         .order_by("pk")

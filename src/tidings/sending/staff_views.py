@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from tidings.accounts.models import User
 from tidings.sending import product_updates
 from tidings.sending.models import ProductUpdate
 from tidings.staff.admin_site import site
@@ -32,7 +33,8 @@ class UpdateForm(forms.Form):
 
 
 def product_updates_page(request: HttpRequest) -> HttpResponse:
-    if not request.user.has_perm(PERMISSION):
+    staff = request.user
+    if not isinstance(staff, User) or not staff.has_perm(PERMISSION):
         raise PermissionDenied
     form = UpdateForm(request.POST or None)
     shown: tuple[str, str] | None = None
@@ -41,7 +43,7 @@ def product_updates_page(request: HttpRequest) -> HttpResponse:
         subject, body = form.cleaned_data["subject"], form.cleaned_data["body"]
         try:
             if action == "send":
-                update = product_updates.send_product_update(subject, body, by=request.user)
+                update = product_updates.send_product_update(subject, body, by=staff)
                 sent = product_updates.sent_count(update)
                 messages.success(
                     request,
