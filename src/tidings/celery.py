@@ -31,6 +31,12 @@ app.conf.beat_schedule = {
         "task": "tidings.privacy.tasks.escalate_due_requests",
         "schedule": crontab(minute=7, hour="8,14"),
     },
+    # A disclosure to an authority withheld from the customer while the law forbade
+    # telling is told to them when that ends (P25, docs/rights.md).
+    "tell-customers-of-ended-withholdings": {
+        "task": "tidings.privacy.tasks.tell_customers_of_ended_withholdings",
+        "schedule": crontab(minute=12),
+    },
     # Contacts' requests to customers past their one-month deadline (docs/rights.md).
     "escalate-overdue-contact-requests": {
         "task": "tidings.audience.tasks.escalate_overdue_contact_requests",

@@ -451,8 +451,16 @@ if RETENTION["grace_days"] >= RETENTION["erasure_deadline_days"]:
     raise ImproperlyConfigured(
         "TIDINGS_ERASURE_GRACE_DAYS must be shorter than TIDINGS_ERASURE_DEADLINE_DAYS"
     )
-# A new third party takes effect this many days after it is announced to customers (P24).
-CONSENT_NOTICE_DAYS = envint("TIDINGS_SUBPROCESSOR_NOTICE_DAYS", 30)
+# A new third party takes effect this many days after it is announced to customers (P24);
+# the policy promises at least MIN_SUBPROCESSOR_NOTICE_DAYS, so less stops the start.
+MIN_SUBPROCESSOR_NOTICE_DAYS = 30
+CONSENT_NOTICE_DAYS = envint("TIDINGS_SUBPROCESSOR_NOTICE_DAYS", MIN_SUBPROCESSOR_NOTICE_DAYS)
+if CONSENT_NOTICE_DAYS < MIN_SUBPROCESSOR_NOTICE_DAYS:
+    raise ImproperlyConfigured(
+        f"TIDINGS_SUBPROCESSOR_NOTICE_DAYS must be at least {MIN_SUBPROCESSOR_NOTICE_DAYS} "
+        f"(the notice the policy promises before a new sub-processor takes effect), "
+        f"not {CONSENT_NOTICE_DAYS}"
+    )
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

@@ -68,7 +68,7 @@ def test_a_restricted_contact_is_kept_and_gets_nothing_but_notices(
     # An answer to their request is a legal notice: it reaches them.
     request, _ = rights.request_from_contact(reader, kind="access")
     rights.answer_request(account, request, answer="Here is your data.")
-    assert len(to(mailbox, reader.email)) == 2
+    assert len(to(mailbox, reader.email)) == 3  # the restriction, the receipt, the answer
 
 
 def test_lifting_is_told_first_and_happens_after_the_notice_period(

@@ -43,6 +43,7 @@ def test_a_disclosure_is_recorded_with_what_to_whom_and_why_and_audited(
             "d-authority": "Ghent public prosecutor",
             "d-legal_ground": "court order under art. 46bis Code of Criminal Procedure",
             "d-reference": "GH-2026-118",
+            "d-disclosed_at": "2026-11-20",
             "d-data_disclosed": "the account holder's name and email",
             "d-account": customer.account_id,
         },
@@ -63,11 +64,12 @@ def test_a_disclosure_without_its_ground_or_recipient_is_refused(console, privac
     data = {
         "d-authority": "Police",
         "d-legal_ground": "order 12",
+        "d-disclosed_at": "2026-11-20",
         "d-data_disclosed": "an address",
     }
     data[missing] = ""
     response = console(privacy_officer).post(OFFICE, data)
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert not Disclosure.objects.exists()
 
 
@@ -140,7 +142,9 @@ def test_the_records_of_processing_cover_every_purpose_with_every_field(console,
     for activity in activities:
         assert all(str(value).strip() for value in vars(activity).values()), activity
     client = console(privacy_officer)
-    rows = list(csv.reader(io.StringIO(client.get(f"{OFFICE}records.csv").content.decode())))
+    rows = list(
+        csv.reader(io.StringIO(client.get(f"{OFFICE}records.csv").content.decode("utf-8-sig")))
+    )
     assert rows[0][:3] == ["purpose", "legal basis", "data subjects"]
     assert len(rows) == len(activities) + 1
     sheet = load_workbook(io.BytesIO(client.get(f"{OFFICE}records.xlsx").content)).active

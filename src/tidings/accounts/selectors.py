@@ -42,7 +42,7 @@ def data_held_on(account: Account) -> list[HeldData]:
     for entry in datamap.customer_entries():
         if not entry.exported:
             continue
-        qs = entry.queryset_for(account)
+        qs = entry.customer_rows(account)
         total = qs.count()
         if total == 0:
             continue

@@ -380,6 +380,13 @@ def close_account(account: Account, *, by: User, erase_now: bool = False) -> Acc
                 "account": account,
                 "erase_now": erase_now,
                 "grace_days": settings.RETENTION["grace_days"],
+                # Ready archives of all the account's data: a closed account's pages,
+                # their download included, lead to reopening it (decorators).
+                "archives": list(
+                    account.account_exports.filter(status="done", expires_at__gt=now)
+                    .exclude(file="")
+                    .order_by("created_at")
+                ),
             },
         )
         if erase_now:

@@ -3,10 +3,11 @@
 From the preference page a contact sees everything the customer holds on them
 (`contact_data`, generated from the data map's contact parts), downloads it
 (`export_contact_data`, the transfer app's sinks), and sends a request
-(`request_from_contact`): one open request per kind, rate-limited. The customer answers
-it in their request inbox: an erasure in one click (`fulfil_erasure`: the contact is
-erased across all lists and its keyed hash suppressed), anything else with a message
-mailed to the contact (`answer_request`). Requests still open after their due
+(`request_from_contact`): one open request per kind, rate-limited; the contact gets a
+receipt by mail (what, when, the due date) and the account's users are told at once. The
+customer answers it in their request inbox: an erasure in one click (`fulfil_erasure`:
+the contact is erased across all lists and its keyed hash suppressed), anything else with
+a message mailed to the contact (`answer_request`). Requests still open after their due
 date (one month, GDPR art. 12(3)) are mailed to the account's users once a day
 (`escalate_overdue_requests`).
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -29,10 +31,12 @@ from tidings.audience.models import Contact, ContactRequest
 from tidings.core import ratelimit
 from tidings.core.datamap import Section
 from tidings.core.mail import Purpose, send_templated
-from tidings.core.spreadsheets import CsvSink, XlsxSink, neutralise
+from tidings.core.spreadsheets import CsvSink, XlsxSink
 from tidings.core.text import NUL_REFUSED, nul_at
 from tidings.privacy import contacts as privacy_contacts
+from tidings.privacy import office
 from tidings.privacy.office import one_month_after
+from tidings.staff import audit
 
 MAX_DETAILS = 2000
 MAX_ANSWER = 10_000
@@ -72,13 +76,12 @@ def _export_rows(sections: list[Section]) -> Iterator[list[Any]]:
     for section in sections:
         for number, row in enumerate(section.rows, start=1):
             for column, value in zip(section.columns, row, strict=True):
-                shown = neutralise(value) if isinstance(value, str) else value
-                yield [section.title, number, column, shown]
+                yield [section.title, number, column, value]
 
 
 def export_contact_data(contact: Contact, fmt: str) -> bytes:
-    """The contact's data as a CSV or XLSX file, written by the export sinks (which
-    neutralise nothing themselves: the values are neutralised here)."""
+    """The contact's data as a CSV or XLSX file, written by the export sinks (each with
+    its format's formula safety: core.spreadsheets)."""
     if fmt not in EXPORT_FORMATS:
         raise RequestError("Choose CSV or XLSX.")
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:
@@ -130,12 +133,36 @@ def request_from_contact(
                 received_at=received,
                 due_at=one_month_after(received),
             )
+            _acknowledge(request, contact.account)
     except IntegrityError:
         # The same request sent twice at once: the other submission made it.
         return ContactRequest.objects.get(
             contact=contact, kind=kind, status=ContactRequest.Status.OPEN
         ), False
     return request, True
+
+
+def _account_users(account: Account) -> list[str]:
+    return list(
+        User.objects.filter(account=account, is_active=True)
+        .order_by("pk")
+        .values_list("email", flat=True)
+    )
+
+
+def _acknowledge(request: ContactRequest, account: Account) -> None:
+    """A new request: the contact gets a receipt (what they asked, when, the due date)
+    and the account's users are told at once, both through the one pipeline."""
+    _mail_contact(request, account, "audience/mail/request_received")
+    send_templated(
+        "audience/mail/request_new",
+        _account_users(account),
+        {
+            "account": account,
+            "request": request,
+            "request_path": reverse("audience:request", args=[request.uuid]),
+        },
+    )
 
 
 def _mail_contact(
@@ -232,6 +259,91 @@ def answer_request(account: Account, request: ContactRequest, *, answer: str) ->
     return request
 
 
+# --- the privacy office, for accounts that were closed --------------------------------
+#
+# A closed account's users no longer see its pages, but its contacts' open requests must
+# still be answered in time (art. 12(3); the operator assists the controller, art.
+# 28(3)(e)): the privacy office sees them and answers them, audited, until the erasure.
+# At the erasure, those still open are handed to the office's own register
+# (`hand_over_to_office`), so none is ever hidden before it is answered.
+
+
+def open_requests_of_closed_accounts() -> QuerySet[ContactRequest]:
+    return (
+        ContactRequest.objects.filter(status=ContactRequest.Status.OPEN)
+        .exclude(account__status=Account.Status.ACTIVE)
+        .select_related("account")
+        .order_by("due_at", "pk")
+    )
+
+
+def request_of_closed_account(request_uuid: Any) -> ContactRequest | None:
+    return open_requests_of_closed_accounts().filter(uuid=request_uuid).first()
+
+
+def answer_for_closed_account(request: ContactRequest, *, by: User, answer: str) -> ContactRequest:
+    """The privacy office answers a contact's request to a closed account: mailed to the
+    contact in the account's name, as the customer's own answer is, and audited."""
+    if request.account.status == Account.Status.ACTIVE:
+        raise RequestError("The account is open: its users answer this request.")
+    with transaction.atomic():
+        request = answer_request(request.account, request, answer=answer)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE,
+            request,
+            by=by,
+            fields=["status", "answer"],
+            reason="privacy office: answered a contact's request to a closed account",
+            account_id=request.account_id,
+        )
+    return request
+
+
+def erase_for_closed_account(request: ContactRequest, *, by: User) -> ContactRequest:
+    """The privacy office fulfils a contact's erasure request to a closed account now,
+    without waiting for the account's erasure; audited."""
+    if request.account.status == Account.Status.ACTIVE:
+        raise RequestError("The account is open: its users answer this request.")
+    with transaction.atomic():
+        account, pk = request.account, request.pk
+        request = fulfil_erasure(account, request)
+        audit.record(
+            audit.AuditEvent.Action.ERASE,
+            by=by,
+            target_type="audience.ContactRequest",
+            target_id=str(pk),
+            reason="privacy office: a contact's erasure request to a closed account",
+            account_id=account.pk,
+        )
+    return request
+
+
+def hand_over_to_office(account: Account) -> int:
+    """The account is being erased: each of its contacts' requests still open becomes a
+    request in the privacy office's register (the contact's address, what they asked,
+    when, the same due date), to be answered there. Returns how many."""
+    handed = 0
+    for request in ContactRequest.objects.filter(
+        account=account, status=ContactRequest.Status.OPEN
+    ).order_by("pk"):
+        office.take_over_request(
+            kind=request.kind,
+            requester=request.email or "(contact erased: no address kept)",
+            details=(
+                f"Sent to the customer account #{account.pk}, which was closed and is being "
+                f"erased. {request.details}"
+            ).strip(),
+            received_at=request.received_at,
+            due_at=request.due_at,
+        )
+        handed += 1
+    return handed
+
+
+def on_erasure_starting(sender: Any, *, account: Account, **kwargs: Any) -> None:
+    hand_over_to_office(account)
+
+
 def open_requests(account: Account) -> int:
     return ContactRequest.objects.filter(account=account, status=ContactRequest.Status.OPEN).count()
 
@@ -248,11 +360,7 @@ def escalate_overdue_requests(now: datetime | None = None) -> int:
         account = Account.objects.filter(pk=account_id).first()
         if account is None:
             continue
-        users = list(
-            User.objects.filter(account=account, is_active=True)
-            .order_by("pk")
-            .values_list("email", flat=True)
-        )
+        users = _account_users(account)
         if not users:
             continue
         with transaction.atomic():

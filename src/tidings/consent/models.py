@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 
 class Category(models.TextChoices):
@@ -17,9 +21,16 @@ class Category(models.TextChoices):
     ANALYTICS = "analytics", "Analytics"
     ADVERTISING = "advertising", "Advertising"
     SUPPORT = "support", "Support widget"
+    # Service providers that receive personal data on the servers' side, never through
+    # the browser: no tag, no cookie, never a consent category.
+    MAIL = "mail", gettext_lazy("Mail delivery (SMTP relay or mail provider)")
+    HOSTING = "hosting", gettext_lazy("Hosting")
+    BACKUPS = "backups", gettext_lazy("Backups")
+    PROCESSOR = "processor", gettext_lazy("Other service provider")
 
 
 OPTIONAL = (Category.PREFERENCES, Category.ANALYTICS, Category.ADVERTISING, Category.SUPPORT)
+SERVER_SIDE = (Category.MAIL, Category.HOSTING, Category.BACKUPS, Category.PROCESSOR)
 # Refused whenever the browser sends Do Not Track or Global Privacy Control (P28).
 TRACKING = (Category.ANALYTICS, Category.ADVERTISING)
 
@@ -83,8 +94,40 @@ class ThirdParty(models.Model):
         return self.name
 
     def save(self, *args: object, **kwargs: object) -> None:
+        # Refused however it is saved (service, console, shell): a shorter notice would
+        # let a third party take effect before the announced date the policy promises.
+        errors = notice_errors(self)
+        if errors:
+            raise ValidationError(errors)
         self.host = (urlsplit(self.script_src).hostname or "") if self.script_src else ""
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def clean(self) -> None:
+        errors = notice_errors(self)
+        if self.script_src and self.is_server_side:
+            errors["script_src"] = _("A service provider on the servers' side has no tag.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_server_side(self) -> bool:
+        return self.category in SERVER_SIDE
+
+
+def notice_errors(party: ThirdParty) -> dict[str, str]:
+    """What is wrong with a party's notice period, by field (P24)."""
+    least = timedelta(days=settings.MIN_SUBPROCESSOR_NOTICE_DAYS)
+    if party.added_at is None or party.effective_at is None:
+        return {}
+    if party.effective_at - party.added_at < least:
+        return {
+            "effective_at": _(
+                "A third party takes effect at least %(days)d days after it is announced, "
+                "as the policy states."
+            )
+            % {"days": settings.MIN_SUBPROCESSOR_NOTICE_DAYS}
+        }
+    return {}
 
 
 class PageView(models.Model):

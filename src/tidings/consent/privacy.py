@@ -38,6 +38,7 @@ register(
     account_path="user__account",
     description="Each cookie choice you made while logged in.",
     contact="visitors' cookie choices on Tidings's own pages, not tied to any contact",
+    data_subjects=(Owner.VISITOR, Owner.CUSTOMER),
 )
 declare_free_of_personal_data(
     PageView, "a counter per page and day: no cookie, no IP address, no visitor id (P26)"

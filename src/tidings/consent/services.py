@@ -100,6 +100,8 @@ def record_choice(
 
 
 def notice_days() -> int:
+    """The configured notice period (settings refuse to start below the policy's; a
+    party saved with less is refused by the model)."""
     return int(settings.CONSENT_NOTICE_DAYS)
 
 

@@ -40,7 +40,10 @@ def banner_version(parties: list[ThirdParty] | None = None) -> str:
         "text": BANNER_TEXT,
         "cookies": [(c.name, c.category, c.purpose) for c in own_cookies()],
         "parties": sorted(
-            (p.name, p.category, p.purpose, p.data_received, p.host) for p in parties
+            (p.name, p.category, p.purpose, p.data_received, p.host)
+            for p in parties
+            # A service provider on the servers' side is no cookie choice.
+            if not p.is_server_side
         ),
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from tidings.consent.cookies import CONSENT_COOKIE, CONSENT_MAX_AGE, own_cookies
-from tidings.consent.models import OPTIONAL, ConsentRecord, PageView
+from tidings.consent.models import OPTIONAL, SERVER_SIDE, ConsentRecord, PageView
 from tidings.consent.services import ChoiceRejected, record_choice, upcoming_third_parties
 from tidings.consent.state import ConsentState, encode_choice
 from tidings.core.clientip import client_ip
@@ -96,8 +96,8 @@ def cookie_settings(request: HttpRequest) -> HttpResponse:
         "consent/cookies.html",
         {
             "own_cookies": own_cookies(),
-            "parties": state.parties,
-            "upcoming": upcoming_third_parties(),
+            "parties": [p for p in state.parties if not p.is_server_side],
+            "upcoming": [p for p in upcoming_third_parties() if not p.is_server_side],
             "categories": OPTIONAL,
             # This page is the settings: the banner would only repeat its form.
             "is_cookie_settings": True,
@@ -107,14 +107,18 @@ def cookie_settings(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def subprocessors(request: HttpRequest) -> HttpResponse:
-    """Every third party receiving data, and those announced but not yet in effect (P24)."""
+    """Every third party receiving personal data (service providers on the servers' side:
+    mail delivery, hosting, backups; services in the browser), and those announced but not
+    yet in effect (P24)."""
     state: ConsentState = request.consent  # type: ignore[attr-defined]
     return render(
         request,
         "consent/subprocessors.html",
         {
-            "parties": state.parties,
+            "providers": [p for p in state.parties if p.is_server_side],
+            "parties": [p for p in state.parties if not p.is_server_side],
             "upcoming": upcoming_third_parties(),
+            "kinds": SERVER_SIDE,
             "notice_days": settings.CONSENT_NOTICE_DAYS,
         },
     )

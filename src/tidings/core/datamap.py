@@ -182,6 +182,23 @@ class Entry:
     # For the customer's contacts: how one contact's rows are reached and erased, or,
     # as text, why this table holds no contact's data.
     contact: ContactPart | str | None = None
+    # Whose personal data the rows are (the records of processing, art. 30), when not
+    # just the contacts' (an entry with a contact part) or else the owner's.
+    data_subjects: tuple[Owner, ...] = ()
+    # The rows the customer is shown (My Account, the archive), when not all of theirs:
+    # e.g. a disclosure under a legal prohibition on telling, until it ends. Erasure and
+    # retention still reach every row.
+    shown_to_customer: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] | None = None
+
+    def customer_rows(self, account: Account) -> models.QuerySet[Any]:
+        rows = self.queryset_for(account)
+        return self.shown_to_customer(rows) if self.shown_to_customer is not None else rows
+
+    @property
+    def subjects(self) -> tuple[Owner, ...]:
+        if self.data_subjects:
+            return self.data_subjects
+        return (Owner.CONTACT,) if self.contact_part is not None else (self.owner,)
 
     @property
     def contact_part(self) -> ContactPart | None:

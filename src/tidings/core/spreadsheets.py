@@ -5,22 +5,31 @@ CSV with the csv module (with a BOM, for Excel), XLSX with XlsxWriter in constan
 mode, XLS with xlwt, which starts a new sheet every 65,535 rows (the format's limit) and
 flushes each batch of rows into its compact binary form. Each sheet repeats the header.
 
-Cells that a spreadsheet would run as a formula are written as plain text (`neutralise`,
-the one rule for every CSV, XLSX and XLS Tidings writes): a value that starts with "=",
-"+", "-", "@", a tab or a carriage return, or their full-width forms (U+FF1D, U+FF0B, U+FF0D,
-U+FF20, which some spreadsheets read as the ASCII ones) may be taken as a formula by
-Excel or LibreOffice (CSV injection): it gets a leading single quote, which makes it
-text in every format. Numbers are written as numbers and need nothing. The sinks
-neutralise the header row themselves (its names may come from customers' data); the
-callers neutralise their values, which the hot paths do only where text can be.
+Formula safety, one rule per format, here and nowhere else:
+- XLSX and XLS cells are typed: text is written as a text cell (XlsxWriter with
+  `strings_to_formulas` off, xlwt's labels), which no spreadsheet runs as a formula. So
+  every value is written exactly as it is: `=1+1` stays the text `=1+1`, a phone number
+  `+44 20 7946 0958` stays itself, and no apostrophe shows.
+- CSV cells are untyped: a spreadsheet reads a cell that starts a formula as one (CSV
+  injection). Every CSV Tidings writes goes through `csv_writer`, which applies OWASP's
+  guard (`csv_cell`): a text that starts with "=", "@", a tab or a carriage return, or
+  with "+" or "-" when it is not a plain number, or any of their full-width forms
+  (U+FF1D, U+FF20, U+FF0B, U+FF0D, which some spreadsheets read as the ASCII ones),
+  gets a leading single quote. Nothing else is touched: "-" alone, "-5", "+3.5" and
+  "a=b" stay as they are. A phone number written "+44 20 7946 0958" is a formula start
+  by OWASP's rule (Excel evaluates it, and shows an error instead of the number), so it
+  gets the quote in CSV; in XLSX and XLS it is untouched. `FORMULA_NOTE` says so in the
+  READMEs of the files Tidings writes.
 
 Every CSV quotes every field (`csv_writer`): a spreadsheet opened in a locale whose
-separator is ";" would otherwise split an unquoted `a;=1+1` into a cell `=1+1`.
+separator is ";" would otherwise split an unquoted `a;=1+1` into a cell `=1+1`. CSV is
+written as UTF-8 with a BOM (Excel reads it as UTF-8), comma-separated.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,22 +37,57 @@ from typing import Any
 CELL_MAX = 32_767  # the longest text a cell holds in XLSX and XLS
 XLSX_SHEET_ROWS = 1_048_575  # data rows per sheet, after the header row
 XLS_SHEET_ROWS = 65_535
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# OWASP's formula starts, ASCII and full-width. A sign starts a formula unless the text
+# is a plain number (or the sign alone).
+ALWAYS_FORMULA = frozenset("=@\t\r\uff1d\uff20")
+SIGNS = frozenset("+-\uff0b\uff0d")
+PLAIN_NUMBER = re.compile(r"[+\-\uff0b\uff0d]?(?:\d+(?:[.,]\d+)?)?")
+
+FORMULA_NOTE = {
+    "csv": (
+        "CSV: a cell whose text starts a formula (=, @, a tab, a carriage return, or + or - "
+        "not followed by a plain number) begins with ' so that no spreadsheet runs it "
+        "(OWASP's rule against CSV injection); remove that first ' to get the value as we "
+        "hold it. Nothing else is changed."
+    ),
+    "xlsx": "XLSX: every text is a text cell, exactly as we hold it; none is a formula.",
+    "xls": "XLS: every text is a text cell, exactly as we hold it; none is a formula.",
+}
 
 
-def csv_writer(handle: Any) -> Any:
-    """The csv writer every CSV of Tidings is written with: every field quoted."""
-    return csv.writer(handle, quoting=csv.QUOTE_ALL)
+def is_formula_start(text: str) -> bool:
+    first = text[:1]
+    if first in ALWAYS_FORMULA:
+        return True
+    return first in SIGNS and PLAIN_NUMBER.fullmatch(text) is None
 
 
-def neutralise(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+def csv_cell(value: Any) -> Any:
+    """The value as a CSV cell: OWASP's guard for a text that starts a formula."""
+    if isinstance(value, str) and is_formula_start(value):
         return "'" + value
     return value
 
 
-def neutralise_row(values: Iterable[Any]) -> list[Any]:
-    return [neutralise(v) for v in values]
+class _GuardedWriter:
+    """csv.writer with every cell through `csv_cell`."""
+
+    def __init__(self, handle: Any) -> None:
+        self._writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._writer.writerow([csv_cell(v) for v in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        writerow = self._writer.writerow
+        for row in rows:
+            writerow([csv_cell(v) for v in row])
+
+
+def csv_writer(handle: Any) -> _GuardedWriter:
+    """The csv writer every CSV of Tidings is written with: every field quoted, every
+    cell through the formula guard."""
+    return _GuardedWriter(handle)
 
 
 def _clip(value: Any) -> Any:
@@ -59,7 +103,7 @@ class CsvSink:
         # With a BOM, so that Excel reads the file as UTF-8; LibreOffice does either way.
         self.handle = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
         self.writer = csv_writer(self.handle)
-        self.writer.writerow(neutralise_row(header))
+        self.writer.writerow(header)
 
     def write(self, rows: list[list[Any]]) -> None:
         self.writer.writerows(rows)
@@ -74,7 +118,7 @@ class _SheetSink:
     sheet_rows = XLSX_SHEET_ROWS
 
     def __init__(self, header: list[str], title: str, sheet_rows: int | None) -> None:
-        self.header = neutralise_row(header)
+        self.header = list(header)
         # Sheet names hold at most 31 characters; room is left for " 123".
         self.title = title[:26]
         if sheet_rows is not None:

@@ -36,6 +36,7 @@ def _messages_to_contacts(contacts: Contacts) -> QuerySet[OutboxMessage]:
 register(
     OutboxMessage,
     owner=Owner.CUSTOMER,
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
     category="communications",
     purpose="the operator's copy of mail sent to the customer when no SMTP relay is set",
     legal_basis=LegalBasis.CONTRACT,

@@ -16,14 +16,13 @@ Encrypted fields are written decrypted (the data is the customer's own); secrets
 from __future__ import annotations
 
 import json
+import textwrap
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 from django.conf import settings
 from django.db import connection, models
@@ -34,7 +33,7 @@ from django.utils.text import slugify
 from tidings.accounts.models import Account
 from tidings.core import datamap
 from tidings.core.datamap import plain
-from tidings.core.spreadsheets import SINKS, CsvSink, XlsSink, XlsxSink, neutralise
+from tidings.core.spreadsheets import FORMULA_NOTE, SINKS, CsvSink, XlsSink, XlsxSink
 
 # Rows fetched per round trip of the server-side cursor, and written per call to a sink.
 BATCH = 5_000
@@ -92,7 +91,7 @@ def tables_for(account: Account) -> list[Table]:
         ]
         if entry.description:
             about.append(entry.description)
-        add(entry.model, entry.queryset_for(account), entry.secret_fields, about)
+        add(entry.model, entry.customer_rows(account), entry.secret_fields, about)
     for table in datamap.application_data():
         about = [
             "What it is: your application data (settings and content you made).",
@@ -239,7 +238,7 @@ def _when(value: datetime | None) -> str:
 def _json(value: Any) -> str:
     if value in (None, {}, []):
         return ""
-    return neutralise(json.dumps(value, ensure_ascii=False, sort_keys=True))
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def _yes_no(value: bool | None) -> str:
@@ -249,13 +248,9 @@ def _yes_no(value: bool | None) -> str:
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, str):
-        return neutralise(value)
-    if isinstance(value, bool | int | float):
+    if isinstance(value, str | bool | int | float):
         return value
-    if isinstance(value, Decimal | UUID | date | timedelta):
-        return str(value)
-    return neutralise(str(value))
+    return str(value)
 
 
 def readme(account: Account, fmt: str, counts: dict[str, int], files: dict[str, list[str]]) -> str:
@@ -277,8 +272,7 @@ def readme(account: Account, fmt: str, counts: dict[str, int], files: dict[str, 
         "clear: this is your own data. Secrets are never written, not even for you: password",
         "hashes, API key digests, two-factor seeds, DKIM private keys, relay passwords, and",
         "the keyed fingerprints of suppressed addresses.",
-        "A cell whose text starts with = + - or @ begins with ' so that no spreadsheet runs",
-        "it as a formula.",
+        *textwrap.wrap(FORMULA_NOTE[fmt], 88),
     ]
     if fmt == "xls":
         lines += [

@@ -111,12 +111,30 @@ class Disclosure(models.Model):
         "accounts.User", null=True, on_delete=models.SET_NULL, related_name="+"
     )
     keep_until = models.DateTimeField(null=True, blank=True)
+    # A disclosure may concern one of the customer's contacts rather than the customer;
+    # `concerns` says whom (the contact's address), and stays as the legal record when
+    # the contact is erased and `contact` becomes empty.
+    contact = models.ForeignKey(
+        "audience.Contact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    concerns = EncryptedTextField("whom it concerns", blank=True, default="")
+    # While a legal prohibition on telling applies (a gag order), the customer is not
+    # shown the disclosure; when it ends, they are told (privacy.office).
+    withheld_until = models.DateTimeField("not told to the customer until", null=True, blank=True)
+    withheld_ground = models.CharField(
+        "prohibition on telling", max_length=300, blank=True, default=""
+    )
+    customer_told_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-disclosed_at",)
 
     def __str__(self) -> str:
         return f"Disclosure to {self.authority} on {self.disclosed_at:%Y-%m-%d}"
+
+    @property
+    def is_withheld(self) -> bool:
+        return self.withheld_until is not None and self.customer_told_at is None
 
 
 class DataRequest(models.Model):

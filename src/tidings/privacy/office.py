@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
@@ -45,11 +47,34 @@ def record_disclosure(
     data_disclosed: str,
     reference: str = "",
     account: Account | None = None,
+    contact: Any = None,
     disclosed_at: datetime | None = None,
+    withheld_until: datetime | None = None,
+    withheld_ground: str = "",
 ) -> Disclosure:
-    """Record what was disclosed to which authority, on which legal ground (P25)."""
+    """Record what was disclosed to which authority, when, on which legal ground (P25),
+    about a customer or one of their contacts (`contact`, an audience.Contact of
+    `account`). The customer is told at once, unless a legal prohibition on telling
+    applies: then its ground and end are recorded, and the customer is told when it ends
+    (`tell_customers_of_ended_withholdings`). Every step is audited."""
+    now = timezone.now()
+    disclosed_at = disclosed_at or now
+    withheld_ground = withheld_ground.strip()
     if not (authority.strip() and legal_ground.strip() and data_disclosed.strip()):
-        raise OfficeError("Say to whom, on which legal ground, and what was disclosed.")
+        raise OfficeError(_("Say to whom, on which legal ground, and what was disclosed."))
+    if disclosed_at > now:
+        raise OfficeError(_("A disclosure is recorded once it was made: not a future date."))
+    if contact is not None and (account is None or contact.account_id != account.pk):
+        raise OfficeError(_("That contact is not one of that account's."))
+    if (withheld_until is None) != (not withheld_ground):
+        raise OfficeError(
+            _("A prohibition on telling the customer needs both its legal ground and its end.")
+        )
+    if withheld_until is not None:
+        if account is None:
+            raise OfficeError(_("Only a disclosure about a customer's account is withheld."))
+        if withheld_until <= now:
+            raise OfficeError(_("The prohibition on telling must end in the future."))
     with transaction.atomic():
         disclosure = Disclosure.objects.create(
             authority=authority.strip(),
@@ -58,18 +83,84 @@ def record_disclosure(
             reference=reference.strip(),
             account=account,
             account_ref=account.pk if account else None,
+            contact=contact,
+            concerns=contact.email if contact is not None else "",
             recorded_by=by,
-            disclosed_at=disclosed_at or timezone.now(),
+            disclosed_at=disclosed_at,
+            withheld_until=withheld_until,
+            withheld_ground=withheld_ground,
         )
-        audit.record(
-            audit.AuditEvent.Action.EXPORT,
-            disclosure,
-            by=by,
-            fields=["data_disclosed"],
-            reason=f"disclosure to {disclosure.authority}: {disclosure.legal_ground}",
-            account_id=account.pk if account else None,
-        )
+        reason = f"disclosure to {disclosure.authority}: {disclosure.legal_ground}"
+        if disclosure.is_withheld:
+            # Not in the customer's audit trail while they may not be told.
+            audit.record(
+                audit.AuditEvent.Action.EXPORT,
+                by=by,
+                target_type=Disclosure._meta.label,
+                target_id=str(disclosure.pk),
+                fields=["data_disclosed", "withheld_until", "withheld_ground"],
+                reason=f"{reason}; withheld from the customer until "
+                f"{withheld_until:%Y-%m-%d}: {withheld_ground}",
+            )
+        else:
+            audit.record(
+                audit.AuditEvent.Action.EXPORT,
+                disclosure,
+                by=by,
+                fields=["data_disclosed"],
+                reason=reason,
+                account_id=account.pk if account else None,
+            )
+            if account is not None:
+                _tell_customer(disclosure, now)
     return disclosure
+
+
+def _tell_customer(disclosure: Disclosure, now: datetime) -> None:
+    """Mail the account's users about the disclosure; from now on it shows in My Account."""
+    disclosure.customer_told_at = now
+    disclosure.save(update_fields=["customer_told_at"])
+    if disclosure.account_id is None:
+        return
+    users = list(
+        User.objects.filter(account_id=disclosure.account_id, is_active=True)
+        .order_by("pk")
+        .values_list("email", flat=True)
+    )
+    send_templated("privacy/mail/disclosure", users, {"disclosure": disclosure})
+
+
+def withheld_disclosures() -> models.QuerySet[Disclosure]:
+    return Disclosure.objects.filter(withheld_until__isnull=False, customer_told_at__isnull=True)
+
+
+def tell_customers_of_ended_withholdings(now: datetime | None = None) -> int:
+    """The prohibitions on telling that have ended: each customer is told of the
+    disclosure (mail; shown in My Account from now on), audited. Returns how many."""
+    now = now or timezone.now()
+    told = 0
+    for pk in withheld_disclosures().filter(withheld_until__lte=now).values_list("pk", flat=True):
+        with transaction.atomic():
+            disclosure = withheld_disclosures().select_for_update().filter(pk=pk).first()
+            if disclosure is None:
+                continue  # told meanwhile by another run
+            if disclosure.account_id is not None:
+                _tell_customer(disclosure, now)
+            else:  # the account was erased meanwhile: nobody left to tell
+                disclosure.customer_told_at = now
+                disclosure.save(update_fields=["customer_told_at"])
+            audit.record(
+                audit.AuditEvent.Action.UPDATE,
+                disclosure,
+                by=None,
+                fields=["customer_told_at"],
+                reason=(
+                    f"the prohibition on telling ({disclosure.withheld_ground}) ended on "
+                    f"{disclosure.withheld_until:%Y-%m-%d}: the customer is told"
+                ),
+            )
+            told += 1
+    return told
 
 
 def log_request(
@@ -97,6 +188,30 @@ def log_request(
             recorded_by=by,
         )
         audit.record(audit.AuditEvent.Action.CREATE, request, by=by, fields=["requester"])
+    return request
+
+
+def take_over_request(
+    *, kind: str, requester: str, details: str, received_at: datetime, due_at: datetime
+) -> DataRequest:
+    """A contact's request to a customer whose account is being erased, still open: it
+    becomes one of the office's requests, with its own receipt date and due date, so it
+    stays visible and is answered there (see audience.rights.hand_over_to_office)."""
+    with transaction.atomic():
+        request = DataRequest.objects.create(
+            kind=kind if kind in DataRequest.Kind.values else DataRequest.Kind.OTHER,
+            requester=requester,
+            details=details,
+            received_at=received_at,
+            due_at=due_at,
+        )
+        audit.record(
+            audit.AuditEvent.Action.CREATE,
+            request,
+            by=None,
+            fields=["requester", "details"],
+            reason="a contact's open request, handed over when its customer's account was erased",
+        )
     return request
 
 
@@ -152,7 +267,7 @@ def escalate_due_requests(now: datetime | None = None) -> int:
 
 OWNER_AS_SUBJECTS = {
     Owner.CUSTOMER: "customers (the operator's clients and their users)",
-    Owner.CONTACT: "contacts of customers",
+    Owner.CONTACT: "contacts of customers (processed for the customer, their controller)",
     Owner.STAFF: "the operator's staff",
     Owner.VISITOR: "visitors of the website",
 }
@@ -198,7 +313,9 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
             Activity(
                 purpose=purpose,
                 legal_basis=basis,
-                data_subjects="; ".join(sorted({OWNER_AS_SUBJECTS[e.owner] for e in entries})),
+                data_subjects="; ".join(
+                    sorted({OWNER_AS_SUBJECTS[owner] for e in entries for owner in e.subjects})
+                ),
                 data_categories="; ".join(sorted({e.category for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
                 transfers=f"none: data stored in {settings.OPERATOR['data_location']}",

@@ -5,10 +5,11 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from tidings.core import retention
 from tidings.core.datamap import (
+    Column,
     ContactErasure,
     ContactPart,
     Contacts,
@@ -29,6 +30,8 @@ from tidings.privacy.models import (
 )
 
 NOT_CONTACTS = "the operator's records about its customers: no contact of a customer's"
+# A disclosure the customer may be shown: none was withheld, or they have been told.
+_TOLD = Q(withheld_until__isnull=True) | Q(customer_told_at__isnull=False)
 
 
 def _archives_holding(contacts: Contacts) -> QuerySet[AccountExport]:
@@ -82,13 +85,43 @@ register(
     purpose="recording what was disclosed to an authority, to whom and on which legal ground",
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention="TIDINGS_AUDIT_RETENTION_YEARS after the account is erased",
-    personal_fields=["data_disclosed", "authority", "legal_ground", "reference", "disclosed_at"],
+    personal_fields=[
+        "data_disclosed",
+        "authority",
+        "legal_ground",
+        "reference",
+        "disclosed_at",
+        "concerns",
+    ],
+    shown_fields=("disclosed_at", "authority", "legal_ground", "reference", "data_disclosed"),
     erase=Erasure.KEEP_FOR_LEGAL_REASON,
     account_path="account",
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
-    detach_with={"account": None},
-    contact=NOT_CONTACTS,
+    detach_with={"account": None, "contact": None},
+    # Not shown while a legal prohibition on telling applies (privacy.office).
+    shown_to_customer=lambda rows: rows.filter(_TOLD),
+    contact=ContactPart(
+        title="Disclosures to authorities",
+        rows=lambda contacts: Disclosure.objects.filter(
+            _TOLD, account_id=contacts.account_id, contact_id__in=contacts.ids
+        ),
+        # The record of the disclosure is kept (a legal obligation); only the link goes.
+        erase_rows=lambda contacts: Disclosure.objects.filter(
+            account_id=contacts.account_id, contact_id__in=contacts.ids
+        ),
+        columns=(
+            Column("when", "disclosed_at"),
+            Column("to whom", "authority"),
+            Column("legal ground", "legal_ground"),
+            Column("what", "data_disclosed"),
+        ),
+        order_by=("disclosed_at", "pk"),
+        position=85,
+        erase=ContactErasure.ANONYMISE,
+        anonymise_with={"contact": None},
+    ),
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
 )
 register(
     DataRequest,
@@ -103,11 +136,17 @@ register(
     keep_until_field="keep_until",
     keep_years=lambda: settings.RETENTION["audit_years"],
     detach_with={"account": None},
-    contact=NOT_CONTACTS,
+    contact=(
+        "the privacy office's register: a contact's request is in it only once handed over "
+        "at the erasure of the customer's account, when no contact of the account is left"
+    ),
+    # Anyone may write to the operator; contacts' requests come from erased accounts.
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT, Owner.VISITOR),
 )
 register(
     AccountExport,
     owner=Owner.CUSTOMER,
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
     category="archives of all the customer's data",
     purpose="giving the customer all their data, personal and application data (P20)",
     legal_basis=LegalBasis.CONTRACT,

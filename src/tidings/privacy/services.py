@@ -8,6 +8,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from tidings.accounts.models import Account
@@ -47,6 +48,10 @@ def record_collection(sender: Any, *, collection: Collection, **kwargs: Any) -> 
 
 def is_suppressed(email: str) -> bool:
     return SuppressedEmail.objects.filter(digest=email_digest(email)).exists()
+
+
+# Sent once per account, in the transaction that starts its erasure, with `account`.
+erasure_starting = Signal()
 
 
 def accounts_due_for_erasure() -> list[int]:
@@ -124,6 +129,9 @@ def _start(account: Account, record: ErasureRecord | None, requested_by: str) ->
     if account.status == Account.Status.ACTIVE:
         raise ValueError(f"account {account.pk} is open: it cannot be erased")
     if record is None:
+        # Before anything goes: what must outlive the account is taken out of it (its
+        # contacts' open requests go to the privacy office).
+        erasure_starting.send(sender=Account, account=account)
         emails = list(account.users.values_list("email", flat=True))
         record = ErasureRecord.objects.create(
             account_ref=account.pk,

@@ -53,3 +53,9 @@ def apply_retention() -> dict[str, int]:
 def escalate_due_requests() -> int:
     """Remind the privacy officers of requests due within a week or overdue."""
     return office.escalate_due_requests()
+
+
+@shared_task
+def tell_customers_of_ended_withholdings() -> int:
+    """Tell customers of the disclosures whose prohibition on telling has ended (P25)."""
+    return office.tell_customers_of_ended_withholdings()

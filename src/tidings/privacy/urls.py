@@ -11,6 +11,11 @@ urlpatterns = [
         name="privacy_office_request",
     ),
     path(
+        "staff/privacy-office/contact-requests/<uuid:request_uuid>/",
+        site.admin_view(office_views.contact_request),
+        name="privacy_office_contact_request",
+    ),
+    path(
         "staff/privacy-office/records.<str:fmt>",
         site.admin_view(office_views.records_download),
         name="privacy_office_records",

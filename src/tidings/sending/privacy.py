@@ -151,6 +151,7 @@ register(
 register(
     OutboundMail,
     owner=Owner.CUSTOMER,
+    data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
     category="communications (addresses and the messages sent to them)",
     purpose="sending each message other than a campaign at most once (transactional "
     "messages, tests, notices, product updates, mail to contacts) and showing its outcome",

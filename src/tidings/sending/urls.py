@@ -1,6 +1,7 @@
 from django.urls import path
 
-from tidings.sending import views
+from tidings.sending import staff_views, views
+from tidings.staff.admin_site import site
 
 app_name = "sending"
 urlpatterns = [
@@ -19,4 +20,12 @@ urlpatterns = [
     path("archive/<int:account_id>/<uuid:uuid>/", views.archived_campaign, name="archived"),
     path("webhooks/postmark/", views.postmark_webhook, name="postmark_webhook"),
     path("webhooks/mailgun/", views.mailgun_webhook, name="mailgun_webhook"),
+]
+# The staff console's page, outside this app's namespace like the console's others.
+staff_urlpatterns = [
+    path(
+        "staff/product-updates/",
+        site.admin_view(staff_views.product_updates_page),
+        name="staff_product_updates",
+    ),
 ]

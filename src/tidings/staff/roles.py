@@ -60,6 +60,9 @@ _ADMIN_ONLY = (
     "consent.change_thirdparty",
     "consent.view_pageview",
     "consent.view_consentrecord",
+    # Product updates to customers, written and sent from the console (P5).
+    "sending.view_productupdate",
+    "sending.add_productupdate",
 )
 
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {

@@ -5,8 +5,8 @@ audience, a list, a search or a segment all export the same way. Contacts are re
 batches by primary key (keyset, never OFFSET) and written as they come: CSV with the
 csv module, XLSX with XlsxWriter in constant-memory mode, XLS with xlwt, which starts a
 new sheet every 65,535 rows (the format's limit) and flushes each batch of rows into its
-compact binary form (the sinks of `core.spreadsheets`). Every text cell is neutralised
-against formula injection.
+compact binary form (the sinks of `core.spreadsheets`, which keep each format's one rule
+of formula safety).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from django.db import connection
 from django.db.models import CharField, F, Func, OuterRef, QuerySet, Subquery, Value
 
 from tidings.audience.models import Contact, Subscription
-from tidings.core.spreadsheets import SINKS, neutralise
+from tidings.core.spreadsheets import SINKS
 
 BATCH = 5_000
 MAX_ATTRIBUTE_COLUMNS = 200
@@ -79,7 +79,7 @@ def attribute_keys(contacts: QuerySet[Contact]) -> list[str]:
 
 
 def contact_rows(contacts: QuerySet[Contact], keys: Sequence[str]) -> Iterator[list[list[Any]]]:
-    """Batches of rows (neutralised), in primary-key order."""
+    """Batches of rows, in primary-key order."""
     overflow = len(keys) == MAX_ATTRIBUTE_COLUMNS
     known = set(keys)
     on_postgres = connection.vendor == "postgresql"
@@ -116,11 +116,11 @@ def contact_rows(contacts: QuerySet[Contact], keys: Sequence[str]) -> Iterator[l
         for _, email, name, status, tags, basis, basis_at, source, created, attrs, names in batch:
             attrs = attrs or {}
             row = [
-                neutralise(email),
-                neutralise(name),
+                email,
+                name,
                 status,
-                neutralise(names) if names else "",
-                neutralise(", ".join(tags)) if tags else "",
+                names or "",
+                ", ".join(tags) if tags else "",
                 basis,
                 _when(basis_at),
                 source,
@@ -129,7 +129,7 @@ def contact_rows(contacts: QuerySet[Contact], keys: Sequence[str]) -> Iterator[l
             ]
             if overflow:
                 rest = {k: v for k, v in attrs.items() if k not in known}
-                row.append(neutralise(json.dumps(rest, ensure_ascii=False)) if rest else "")
+                row.append(json.dumps(rest, ensure_ascii=False) if rest else "")
             rows.append(row)
         yield rows
 
@@ -164,7 +164,7 @@ def _when(value: datetime | str | None) -> str:
 
 def _value(value: Any) -> Any:
     if isinstance(value, str):
-        return neutralise(value)
+        return value
     if isinstance(value, bool | int | float) or value is None:
         return value if value is not None else ""
-    return neutralise(json.dumps(value, ensure_ascii=False))
+    return json.dumps(value, ensure_ascii=False)

@@ -40,7 +40,7 @@ from tidings.audience import attribute_types
 from tidings.audience.models import MailingList
 from tidings.audience.services import convert_existing
 from tidings.core.leases import lease_length
-from tidings.core.spreadsheets import csv_writer, neutralise_row
+from tidings.core.spreadsheets import csv_writer
 from tidings.transfer import mapping
 from tidings.transfer.errors import FileRejected, ImportInterrupted, ProcessingStopped
 from tidings.transfer.models import ImportJob, transfer_path
@@ -229,7 +229,7 @@ class _report:
         self.handle.truncate()
         if job.report_size == 0:
             self.handle.write("\ufeff")  # so spreadsheets read it as UTF-8
-            csv_writer(self.handle).writerow(neutralise_row(REPORT_HEADER + list(job.columns)))
+            csv_writer(self.handle).writerow(REPORT_HEADER + list(job.columns))
         return self.handle
 
     def __exit__(self, *exc: object) -> None:
@@ -388,7 +388,7 @@ def _report_chunk(out: Any, chunk: Chunk, result: ChunkResult, counts: dict[str,
     refused.sort(key=lambda r: r[0])
     for _, line, reason, kind, cells in refused:
         counts[kind] = counts.get(kind, 0) + 1
-        out.writerow(neutralise_row([line, reason, *cells]))
+        out.writerow([line, reason, *cells])
     for key, n in (
         ("added", result.added),
         ("updated", result.updated),
