@@ -13,7 +13,6 @@ import pytest
 from django.urls import reverse
 from pypdf import PdfReader
 
-from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign

@@ -35,28 +35,34 @@ from tidings.audience.models import ListGrowth, Subscription
 CONFIRMED = Subscription.Status.CONFIRMED.value
 UNSUBSCRIBED = Subscription.Status.UNSUBSCRIBED.value
 
-# The statuses are Subscription.Status.CONFIRMED and UNSUBSCRIBED.
+# The statuses are Subscription.Status.CONFIRMED and UNSUBSCRIBED. A day is the UTC date
+# the subscription itself holds (confirmed_at, else created_at; unsubscribed_at), so that
+# a change written with its own time (the services, an import) counts on that day; a
+# statement that left them empty counts on the day it ran.
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION audience_listgrowth_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO audience_listgrowth (mailing_list_id, day, subscribed, unsubscribed)
-    SELECT mailing_list_id, (now() AT TIME ZONE 'UTC')::date, count(*), 0
-    FROM new_rows WHERE status = 'confirmed' GROUP BY mailing_list_id;
+    SELECT mailing_list_id, day, count(*), 0 FROM (
+      SELECT mailing_list_id,
+        (coalesce(confirmed_at, created_at, now()) AT TIME ZONE 'UTC')::date AS day
+      FROM new_rows WHERE status = 'confirmed'
+    ) c GROUP BY 1, 2;
   ELSE
     INSERT INTO audience_listgrowth (mailing_list_id, day, subscribed, unsubscribed)
-    SELECT d.mailing_list_id, (now() AT TIME ZONE 'UTC')::date, d.subscribed, d.unsubscribed
-    FROM (
+    SELECT mailing_list_id, day, sum(s), sum(u) FROM (
       SELECT n.mailing_list_id,
-        count(*) FILTER (WHERE n.status = 'confirmed') AS subscribed,
-        count(*) FILTER (WHERE o.status = 'confirmed' AND n.status = 'unsubscribed')
-          AS unsubscribed
+        (coalesce(n.confirmed_at, now()) AT TIME ZONE 'UTC')::date AS day, 1 AS s, 0 AS u
       FROM old_rows o JOIN new_rows n ON n.id = o.id
-      WHERE n.status <> o.status
-      GROUP BY n.mailing_list_id
-    ) d
-    WHERE d.subscribed > 0 OR d.unsubscribed > 0;
+      WHERE n.status = 'confirmed' AND o.status <> 'confirmed'
+      UNION ALL
+      SELECT n.mailing_list_id,
+        (coalesce(n.unsubscribed_at, now()) AT TIME ZONE 'UTC')::date, 0, 1
+      FROM old_rows o JOIN new_rows n ON n.id = o.id
+      WHERE n.status = 'unsubscribed' AND o.status = 'confirmed'
+    ) c GROUP BY 1, 2;
   END IF;
   RETURN NULL;
 END $$;
@@ -70,24 +76,32 @@ _PG_TRIGGERS = {
     " audience_listgrowth_change()",
 }
 
-_SQLITE_SAME = "mailing_list_id = NEW.mailing_list_id AND day = date('now')"
-_SQLITE_ROW = (
-    "INSERT INTO audience_listgrowth (mailing_list_id, day, subscribed, unsubscribed)"  # noqa: S608 (constants)
-    " SELECT NEW.mailing_list_id, date('now'), 0, 0"
-    f" WHERE NOT EXISTS (SELECT 1 FROM audience_listgrowth WHERE {_SQLITE_SAME});"
-)
+
+def _sqlite_add(day: str, column: str) -> str:
+    """Statements adding 1 to `column` of NEW's list on `day` (an SQL date) on SQLite."""
+    same = f"mailing_list_id = NEW.mailing_list_id AND day = {day}"
+    return (
+        "INSERT INTO audience_listgrowth (mailing_list_id, day, subscribed, unsubscribed)"  # noqa: S608 (constants)
+        f" SELECT NEW.mailing_list_id, {day}, 0, 0"
+        f" WHERE NOT EXISTS (SELECT 1 FROM audience_listgrowth WHERE {same});"
+        f" UPDATE audience_listgrowth SET {column} = {column} + 1"
+        f" WHERE id = (SELECT min(id) FROM audience_listgrowth WHERE {same});"
+    )
+
+
 _SQLITE_TRIGGERS = {
-    "audience_listgrowth_ins": "AFTER INSERT ON audience_subscription"  # noqa: S608 (constants)
-    f" WHEN NEW.status = '{CONFIRMED}' BEGIN {_SQLITE_ROW}"
-    " UPDATE audience_listgrowth SET subscribed = subscribed + 1"
-    f" WHERE id = (SELECT min(id) FROM audience_listgrowth WHERE {_SQLITE_SAME}); END",
-    "audience_listgrowth_upd": "AFTER UPDATE OF status ON audience_subscription"  # noqa: S608 (constants)
-    f" WHEN OLD.status IS NOT NEW.status AND (NEW.status = '{CONFIRMED}'"
-    f" OR (OLD.status = '{CONFIRMED}' AND NEW.status = '{UNSUBSCRIBED}'))"
-    f" BEGIN {_SQLITE_ROW}"
-    f" UPDATE audience_listgrowth SET subscribed = subscribed + (NEW.status = '{CONFIRMED}'),"
-    f" unsubscribed = unsubscribed + (NEW.status = '{UNSUBSCRIBED}')"
-    f" WHERE id = (SELECT min(id) FROM audience_listgrowth WHERE {_SQLITE_SAME}); END",
+    "audience_listgrowth_ins": "AFTER INSERT ON audience_subscription"
+    " WHEN NEW.status = 'confirmed' BEGIN "
+    + _sqlite_add("date(coalesce(NEW.confirmed_at, NEW.created_at, 'now'))", "subscribed")
+    + " END",
+    "audience_listgrowth_confirm": "AFTER UPDATE OF status ON audience_subscription"
+    " WHEN NEW.status = 'confirmed' AND OLD.status IS NOT 'confirmed' BEGIN "
+    + _sqlite_add("date(coalesce(NEW.confirmed_at, 'now'))", "subscribed")
+    + " END",
+    "audience_listgrowth_leave": "AFTER UPDATE OF status ON audience_subscription"
+    " WHEN NEW.status = 'unsubscribed' AND OLD.status = 'confirmed' BEGIN "
+    + _sqlite_add("date(coalesce(NEW.unsubscribed_at, 'now'))", "unsubscribed")
+    + " END",
 }
 
 
