@@ -490,7 +490,7 @@ def export(report: Report, fmt: str) -> tuple[bytes, str, str]:
     name = f"report-{report.campaign.uuid.hex[:8]}"
     if fmt == "pdf":
         # A heavy import (cairo, pango), for this export only.
-        from weasyprint import HTML
+        from weasyprint import CSS, HTML
 
         chart = tracking.svg_chart(
             report.series.starts,
@@ -502,7 +502,8 @@ def export(report: Report, fmt: str) -> tuple[bytes, str, str]:
             "sending/report_pdf.html",
             {"report": report, "chart": chart, "made_at": timezone.now()},
         )
-        pdf = HTML(string=html, url_fetcher=_refuse_fetch).write_pdf()
+        style = CSS(string=render_to_string("sending/report_pdf.css"), url_fetcher=_refuse_fetch)
+        pdf = HTML(string=html, url_fetcher=_refuse_fetch).write_pdf(stylesheets=[style])
         return pdf, "application/pdf", f"{name}.pdf"
     if fmt not in ("csv", "xlsx"):
         raise ValueError(f"no export as {fmt}")
