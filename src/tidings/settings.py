@@ -210,7 +210,8 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "accounts:my_account"
+# Customers land on their dashboard (staff are sent on to My Account from there).
+LOGIN_REDIRECT_URL = "sending:dashboard"
 LOGOUT_REDIRECT_URL = "public:home"
 
 # Login throttling and lockout (P9): counted in the cache, so no IP address or login

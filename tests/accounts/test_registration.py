@@ -65,7 +65,7 @@ def test_passwords_are_hashed_with_argon2(client, mailbox, settings):
     response = client.post(
         reverse("accounts:login"), {"username": "ada@example.org", "password": FORM["password"]}
     )
-    assert response.status_code == 302 and response.url == reverse("accounts:my_account")
+    assert response.status_code == 302 and response.url == reverse("sending:dashboard")
     assert User.objects.get().password.startswith("argon2$")
 
 
@@ -79,7 +79,7 @@ def test_confirmation_link_confirms_and_then_login_works(client, mailbox):
     response = client.post(
         reverse("accounts:login"), {"username": "ada@example.org", "password": FORM["password"]}
     )
-    assert response.status_code == 302 and response.url == reverse("accounts:my_account")
+    assert response.status_code == 302 and response.url == reverse("sending:dashboard")
 
 
 def test_login_before_confirming_is_refused_with_a_clear_message(client, mailbox):

@@ -32,6 +32,9 @@ def sign_up_confirm_and_log_in(page: Page, site: str, smtp: SMTPSink, email: str
     page.get_by_label("Email:", exact=True).fill(email)
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    # A customer lands on the dashboard; My Account is one link away.
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    page.get_by_role("link", name="My Account").click()
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
 
 

@@ -30,6 +30,8 @@ def log_in(page: Page, site: str, email: str) -> None:
     page.get_by_label("Email:", exact=True).fill(email)
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    page.get_by_role("link", name="My Account").click()
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
 
 

@@ -24,7 +24,7 @@ def log_in(page: Page, site: str, customer, password: str) -> None:  # type: ign
     page.get_by_label("Email:", exact=True).fill(customer.email)
     page.get_by_label("Password:", exact=True).fill(password)
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="My Account", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
 
 
 def test_public_pages_and_the_api_docs_run_under_the_policy(site: str, page: Page, db) -> None:  # type: ignore[no-untyped-def]

@@ -122,6 +122,8 @@ def test_a_customer_signs_up_edits_their_data_opts_out_and_closes_the_account(
     page.get_by_label("Email:", exact=True).fill(EMAIL)
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+    page.get_by_role("link", name="My Account").click()
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
     details = page.get_by_role("region", name="Your details")
     expect(details.get_by_role("row", name="Organisation")).to_contain_text(ORGANISATION)

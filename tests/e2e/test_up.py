@@ -294,7 +294,8 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
         assert url == base_url + "/login/" and f"{EMAIL} is confirmed" in html, html
 
         url, html = browser.submit("/login/", {"username": EMAIL, "password": PASSWORD})
-        assert url == base_url + "/account/", html
+        assert url == base_url + "/dashboard/" and "Audience growth" in html, html
+        url, html = browser.get("/account/")
         assert "My Account" in html and "Acme Newsletters" in html and EMAIL in html
         assert browser.cookies() <= {"sessionid", "csrftoken"}
 

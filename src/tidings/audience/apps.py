@@ -8,7 +8,7 @@ class AudienceConfig(AppConfig):
     verbose_name = "audience"
 
     def ready(self) -> None:
-        from tidings.audience import counters, lookups, privacy, rights  # noqa: F401  (JSON lookups, data map)
+        from tidings.audience import counters, growth, lookups, privacy, rights  # noqa: F401  (JSON lookups, data map)
         from tidings.privacy.services import erasure_starting
 
         # An account's erasure hands its contacts' open requests to the privacy office.
@@ -16,3 +16,4 @@ class AudienceConfig(AppConfig):
 
         # SQLite drops a table's triggers when a migration rebuilds the table.
         post_migrate.connect(counters.after_migrate, sender=self)
+        post_migrate.connect(growth.after_migrate, sender=self)

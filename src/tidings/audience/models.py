@@ -242,6 +242,30 @@ class ListCount(models.Model):
         return f"{self.n:+} {self.status} on list {self.mailing_list_id}"
 
 
+class ListGrowth(models.Model):
+    """A change of a list's audience on one day (UTC): subscriptions that became
+    confirmed (`subscribed`) and confirmed subscriptions that were unsubscribed
+    (`unsubscribed`).
+    The dashboard's growth chart is the sum of these rows (audience.growth).
+
+    Written by database triggers on audience_subscription (migration 0011_list_growth),
+    like ListCount: every write path keeps them, in the same transaction. On PostgreSQL
+    each statement appends a row per list and day it changed; `growth.compact` folds
+    them.
+    """
+
+    mailing_list = models.ForeignKey(MailingList, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    subscribed = models.BigIntegerField(default=0)
+    unsubscribed = models.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["mailing_list", "day"], name="listgrowth_list_day")]
+
+    def __str__(self) -> str:
+        return f"list {self.mailing_list_id} on {self.day}: +{self.subscribed} -{self.unsubscribed}"
+
+
 class SubscriptionForm(models.Model):
     """A hosted form (and its embeddable snippet) that subscribes people to lists."""
 

@@ -16,6 +16,7 @@ from tidings.audience.models import (
     Contact,
     ContactAttribute,
     ContactRequest,
+    ListGrowth,
     MailingList,
     Segment,
     Subscription,
@@ -286,6 +287,11 @@ register(
 # (declare_free_of_personal_data: no contact's data either.)
 declare_free_of_personal_data(
     MailingList, "a list's name and description, set by the customer", account_path="account"
+)
+declare_free_of_personal_data(
+    ListGrowth,
+    "subscriptions confirmed and left per list and day: counts, nobody's identity",
+    account_path="mailing_list__account",
 )
 declare_free_of_personal_data(Segment, "filter rules set by the customer", account_path="account")
 declare_free_of_personal_data(

@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 
 from tidings.accounts.models import Account
-from tidings.audience import bulk, counters, restriction, rights
+from tidings.audience import bulk, counters, growth, restriction, rights
 from tidings.audience.selectors import ContactSearch
 
 
@@ -33,8 +33,9 @@ def lift_due_restrictions() -> int:
 
 @shared_task
 def compact_list_counts() -> int:
-    """Hourly: fold the lists' counter deltas (one per statement on PostgreSQL)."""
-    return counters.compact()
+    """Hourly: fold the lists' counter deltas and their days' growth rows (one per
+    statement on PostgreSQL)."""
+    return counters.compact() + growth.compact()
 
 
 @shared_task

@@ -36,7 +36,7 @@ from tidings.campaigns.forms import (
 )
 from tidings.campaigns.models import Campaign, Layout
 from tidings.campaigns.services import CampaignError, InvalidTemplates
-from tidings.sending import proofs
+from tidings.sending import proofs, reports
 
 # The editor pages run only Tidings's own script and styles.
 EDITOR_CSP = (
@@ -102,7 +102,9 @@ def campaign_list(request: HttpRequest) -> HttpResponse:
         .select_related("layout")
         .order_by("-created_at")
     )
-    return render(request, "campaigns/list.html", {"campaigns": campaigns})
+    rates = reports.key_rates(list(campaigns))
+    rows = [(campaign, rates.get(campaign.pk)) for campaign in campaigns]
+    return render(request, "campaigns/list.html", {"campaigns": campaigns, "rows": rows})
 
 
 def _save_campaign(

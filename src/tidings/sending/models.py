@@ -290,6 +290,23 @@ class CampaignStat(models.Model):
         return f"{self.kind} {self.hour:%Y-%m-%d %H}h: {self.count}"
 
 
+class LinkClick(models.Model):
+    """Clicks on one link of a campaign, without anyone's identity, counted under every
+    tracking mode (`tracking.record`) and kept with the campaign: its report's clicks per
+    link. A link whose address the campaign's content does not hold as such (a contact's
+    value was filled into it) is counted under its site only (`tracking.link_label`)."""
+
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=2000)
+    clicks = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "url"], name="link_click_once")]
+
+    def __str__(self) -> str:
+        return f"{self.url}: {self.clicks}"
+
+
 class OutboundMail(models.Model):
     """The ledger of every message that is not a campaign delivery: one row per message
     and recipient, written when a producer posts it (core.mail.post), in the producer's

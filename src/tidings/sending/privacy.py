@@ -25,6 +25,7 @@ from tidings.sending.models import (
     BounceRecord,
     CampaignStat,
     Delivery,
+    LinkClick,
     OutboundMail,
     ProductUpdate,
     Relay,
@@ -206,6 +207,11 @@ register(
     contact=NOT_CONTACTS,
 )
 declare_free_of_personal_data(CampaignStat, "counts per campaign and hour, nobody's identity")
+declare_free_of_personal_data(
+    LinkClick,
+    "clicks per link of a campaign, nobody's identity; a link that held a contact's value "
+    "is counted under its site only",
+)
 register(
     SendingSettings,
     owner=Owner.CUSTOMER,

@@ -35,7 +35,13 @@ from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.core import baseurl
 from tidings.sending import tokens
-from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent
+from tidings.sending.models import (
+    CampaignStat,
+    Delivery,
+    LinkClick,
+    SendingSettings,
+    TrackingEvent,
+)
 
 HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'>\s]+)\2""", re.IGNORECASE)
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -228,6 +234,34 @@ def click_destination(token: tokens.TrackingToken) -> str | None:
     return None
 
 
+def link_label(url: str, content: str) -> str:
+    """The link a click is counted under: its address when the campaign's content holds
+    it as such, else its site only (the path or query may hold a contact's value)."""
+    if url.lower() in content:
+        return url[:2000]
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"[:2000]
+
+
+def _content(campaign_id: int) -> str:
+    row = Campaign.objects.filter(pk=campaign_id).values("body", "layout__html").first()
+    if row is None:
+        return ""
+    return html_lib.unescape(row["body"] + (row["layout__html"] or "")).lower()
+
+
+def count_link(campaign_id: int, url: str) -> None:
+    """One more click on `url` in the campaign's clicks per link (no identity)."""
+    label = link_label(url, _content(campaign_id))
+    table = LinkClick._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(  # the table name is the model's own
+            f"INSERT INTO {table} (campaign_id, url, clicks) VALUES (%s, %s, 1) "  # noqa: S608
+            f"ON CONFLICT (campaign_id, url) DO UPDATE SET clicks = {table}.clicks + 1",
+            [campaign_id, label],
+        )
+
+
 def _names_site(content: str, site: str) -> bool:
     """Whether `content` holds a link to `site` itself: followed by a path, a query, a
     fragment or the end of the address (so https://a.example is not https://a.example.evil)."""
@@ -278,6 +312,8 @@ def record(token: tokens.TrackingToken, kind: str) -> None:
     ok, delivery = _may_track(token)
     if not ok:
         return
+    if kind == "click" and token.url:
+        count_link(token.campaign_id, token.url)
     if delivery is None:
         count(token.campaign_id, kind)
         return
@@ -312,32 +348,41 @@ def expired_events(now: datetime) -> QuerySet[TrackingEvent]:
 # The report --------------------------------------------------------------------------------
 
 
-def report(campaign: Campaign) -> dict[str, Any]:
-    """Totals and hourly series for the campaign report."""
-    series: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
+def series(campaign: Campaign, trunc: Any = TruncHour) -> dict[str, dict[datetime, int]]:
+    """Every count of the campaign by kind and moment (`trunc` of it: hours by default;
+    counts kept without identity are per hour whatever `trunc` says): messages sent,
+    opens, clicks, unique ones, bounces, unsubscribes, complaints."""
+    found: dict[str, dict[datetime, int]] = defaultdict(lambda: defaultdict(int))
     for row in (
         Delivery.objects.filter(campaign=campaign, sent_at__isnull=False)
-        .annotate(h=TruncHour("sent_at"))
+        .annotate(h=trunc("sent_at"))
         .values("h")
         .annotate(n=Count("pk"))
+        .order_by()
     ):
-        series["sent"][row["h"]] += row["n"]
+        found["sent"][row["h"]] += row["n"]
     for kind, hour, n in CampaignStat.objects.filter(campaign=campaign).values_list(
         "kind", "hour", "count"
     ):
-        series[kind][hour] += n
+        found[kind][hour] += n
     live = TrackingEvent.objects.filter(campaign=campaign)
     for row in (
-        live.annotate(h=TruncHour("at"))
+        live.annotate(h=trunc("at"))
         .values("kind", "h")
         .annotate(n=Count("pk"), firsts=Count("pk", filter=Q(first=True)))
+        .order_by()
     ):
-        series[row["kind"]][row["h"]] += row["n"]
-        series[f"unique_{row['kind']}"][row["h"]] += row["firsts"]
-    totals = {kind: sum(values.values()) for kind, values in series.items()}
+        found[row["kind"]][row["h"]] += row["n"]
+        found[f"unique_{row['kind']}"][row["h"]] += row["firsts"]
+    return found
+
+
+def summarise(found: dict[str, dict[datetime, int]]) -> dict[str, int]:
+    """The campaign's totals from its `series`."""
+    totals = {kind: sum(values.values()) for kind, values in found.items()}
     sent = totals.get("sent", 0)
     bounced = totals.get("bounce", 0)
-    summary = {
+    return {
         "sent": sent,
         "delivered": max(0, sent - bounced),
         "bounced": bounced,
@@ -348,7 +393,13 @@ def report(campaign: Campaign) -> dict[str, Any]:
         "unsubscribed": totals.get("unsubscribe", 0),
         "complained": totals.get("complaint", 0),
     }
-    hours = sorted({h for values in series.values() for h in values})
+
+
+def report(campaign: Campaign) -> dict[str, Any]:
+    """Totals and hourly series for the campaign report."""
+    found = series(campaign)
+    summary = summarise(found)
+    hours = sorted({h for values in found.values() for h in values})
     if hours:
         start, end = hours[0], hours[-1]
         hours = []
@@ -356,7 +407,7 @@ def report(campaign: Campaign) -> dict[str, Any]:
             hours.append(start)
             start += timedelta(hours=1)
     lines = {
-        kind: [series[kind].get(h, 0) for h in hours]
+        kind: [found[kind].get(h, 0) for h in hours]
         for kind in ("sent", "open", "click", "bounce", "unsubscribe", "complaint")
     }
     return {"summary": summary, "hours": hours, "lines": lines}
@@ -372,8 +423,17 @@ COLOURS = {
 }
 
 
-def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str) -> str:
-    """A line chart as inline SVG (no script): one line per kind, hours along x."""
+def svg_chart(
+    hours: list[datetime],
+    lines: dict[str, list[int]],
+    *,
+    title: str,
+    labels: list[str] | None = None,
+) -> str:
+    """A line chart as inline SVG (no script): one line per kind, time along x (labelled
+    by hour, or by `labels`, one per point)."""
+    if labels is None:
+        labels = [f"{hour:%d %b %H:00}" for hour in hours]
     width, height, pad = 640, 240, 36
     peak = max([1, *[v for values in lines.values() for v in values]])
     n = max(1, len(hours) - 1)
@@ -397,15 +457,16 @@ def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str)
     if len(hours) == 1:
         parts.append(
             f'<text x="{x(0):.1f}" y="{height - pad + 14}" font-size="10" '
-            f'text-anchor="middle">{hours[0]:%d %b %H:00}</text>'
+            f'text-anchor="middle">{html_lib.escape(labels[0])}</text>'
         )
     elif hours:
         parts.append(
-            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">{hours[0]:%d %b %H:00}</text>'
+            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">'
+            f"{html_lib.escape(labels[0])}</text>"
         )
         parts.append(
             f'<text x="{width - pad}" y="{height - pad + 14}" font-size="10" '
-            f'text-anchor="end">{hours[-1]:%d %b %H:00}</text>'
+            f'text-anchor="end">{html_lib.escape(labels[-1])}</text>'
         )
     legend_x = pad
     for kind, values in lines.items():

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tidings.sending import staff_views, views
+from tidings.sending import report_views, staff_views, views
 from tidings.staff.admin_site import site
 
 app_name = "sending"
@@ -8,7 +8,13 @@ urlpatterns = [
     path("campaigns/<uuid:uuid>/send/", views.send_page, name="send"),
     path("campaigns/<uuid:uuid>/progress.json", views.progress_json, name="progress"),
     path("campaigns/<uuid:uuid>/send/spam.json", views.spam_json, name="spam"),
-    path("campaigns/<uuid:uuid>/report/", views.report_page, name="report"),
+    path("dashboard/", report_views.dashboard_page, name="dashboard"),
+    path("campaigns/<uuid:uuid>/report/", report_views.report_page, name="report"),
+    path(
+        "campaigns/<uuid:uuid>/report.<str:fmt>",
+        report_views.report_export,
+        name="report_export",
+    ),
     path("sending/", views.settings_page, name="settings"),
     path("sending/relays/<int:pk>/remove/", views.remove_relay, name="remove_relay"),
     path("sending/domains/<int:pk>/remove/", views.remove_domain, name="remove_domain"),

@@ -27,7 +27,6 @@ from django.http import (
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -170,28 +169,6 @@ def spam_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
 @never_cache
 def progress_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
     return JsonResponse(engine.progress(_campaign(request, uuid)))
-
-
-@customer_required
-def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
-    campaign = _campaign(request, uuid)
-    data = tracking.report(campaign)
-    chart = tracking.svg_chart(data["hours"], data["lines"], title=f"{campaign.name} by hour")
-    rows = [
-        {"hour": hour, **{kind: values[i] for kind, values in data["lines"].items()}}
-        for i, hour in enumerate(data["hours"])
-    ]
-    return render(
-        request,
-        "sending/report.html",
-        {
-            "campaign": campaign,
-            "summary": data["summary"],
-            "chart": mark_safe(chart),  # noqa: S308
-            "rows": rows,
-            "kinds": list(data["lines"]),
-        },
-    )
 
 
 # Sending settings ----------------------------------------------------------------------------
