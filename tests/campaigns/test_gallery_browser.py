@@ -92,23 +92,23 @@ def jpeg(width: int, height: int) -> bytes:
 def test_a_customer_uploads_an_image_and_starts_a_campaign_from_the_gallery(
     live_server,
     settings,
-    browser: Browser,
-    customer,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    customer,
 ):
     settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
     settings.BASE_URL = live_server.url
     site = str(live_server.url)
     client = Client()
     client.force_login(customer)
+    foreign: list[str] = []
+    csp: list[str] = []
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         context = browser.new_context(viewport=viewport)
         context.add_cookies(
             [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site}]
         )
-        foreign: list[str] = []
         page = context.new_page()
         page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith(site) else None)
-        csp: list[str] = []
         page.on("console", lambda m: csp.append(m.text) if "Content Security" in m.text else None)
 
         page.goto(site + reverse("campaigns:media"))
