@@ -172,6 +172,7 @@ def save_as_template(campaign: Campaign, *, name: str, by: User | None) -> Saved
         preheader=campaign.preheader,
         content_format=campaign.content_format,
         body=campaign.body,
+        design=campaign.design,
         layout=campaign.layout,
     )
     saved.full_clean()
@@ -207,6 +208,8 @@ def starting_values(
         "content_format": source.content_format,
         "body": source.body,
     }
-    if isinstance(source, SavedTemplate) and source.layout_id:
-        values["layout"] = source.layout_id
+    if isinstance(source, SavedTemplate):
+        values["design"] = source.design
+        if source.layout_id:
+            values["layout"] = source.layout_id
     return values

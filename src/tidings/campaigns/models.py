@@ -44,6 +44,9 @@ class Campaign(models.Model):
         RICHTEXT = "richtext", "rich text"
         MARKDOWN = "markdown", "Markdown"
         HTML = "html", "raw HTML"
+        # Designed in the visual editor: `design` holds its document (the editor's
+        # project and the MJML), `body` the HTML compiled from it on the server.
+        VISUAL = "visual", "visual editor (MJML)"
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="campaigns"
@@ -57,6 +60,7 @@ class Campaign(models.Model):
     preheader = models.CharField(max_length=300, blank=True, default="")
     content_format = models.CharField(max_length=8, choices=Format.choices, default=Format.MARKDOWN)
     body = models.TextField(blank=True, default="")
+    design = models.JSONField(default=dict, blank=True)
     layout = models.ForeignKey(
         Layout, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
     )
@@ -113,6 +117,7 @@ class SavedTemplate(models.Model):
         max_length=8, choices=Campaign.Format.choices, default=Campaign.Format.MARKDOWN
     )
     body = models.TextField(blank=True, default="")
+    design = models.JSONField(default=dict, blank=True)
     layout = models.ForeignKey(
         Layout, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tidings.campaigns import gallery_views, media_views, views
+from tidings.campaigns import gallery_views, media_views, views, visual_views
 
 app_name = "campaigns"
 urlpatterns = [
@@ -8,6 +8,7 @@ urlpatterns = [
     path("campaigns/new/", views.campaign_new, name="new"),
     path("campaigns/<uuid:uuid>/", views.campaign_edit, name="edit"),
     path("campaigns/<uuid:uuid>/preview/", views.campaign_preview, name="preview"),
+    path("campaigns/<uuid:uuid>/visual/", visual_views.campaign_visual, name="visual"),
     path("campaigns/<uuid:uuid>/preview.html", views.campaign_preview_html, name="preview_html"),
     path("campaigns/<uuid:uuid>/test/", views.campaign_test, name="test"),
     path("campaigns/<uuid:uuid>/duplicate/", views.campaign_duplicate, name="duplicate"),
