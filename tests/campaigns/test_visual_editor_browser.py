@@ -9,17 +9,18 @@ Screenshots go to test-artifacts/campaigns/visual/.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import browser  # noqa: F401  (fixture)
 from tidings.campaigns import media, services
 from tidings.campaigns.models import Campaign
-from tidings.campaigns.views import PREVIEW_CSP  # noqa: F401  (the preview stays sandboxed)
 
 pytestmark = pytest.mark.browser
 
@@ -35,8 +36,8 @@ def shot(page: Page, name: str) -> None:
 def test_a_customer_designs_a_campaign_in_the_visual_editor_with_nothing_from_elsewhere(
     live_server,
     settings,
-    browser: Browser,
-    customer,  # noqa: F811
+    browser: Browser,  # noqa: F811
+    customer,
 ):
     settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
     settings.BASE_URL = live_server.url
@@ -46,8 +47,8 @@ def test_a_customer_designs_a_campaign_in_the_visual_editor_with_nothing_from_el
         from_name="Acme", from_email="news@acme.example", content_format="markdown",
         body="Hello",
     )  # fmt: skip
-    out = __import__("io").BytesIO()
-    __import__("PIL.Image").Image.new("RGB", (800, 400), (30, 90, 160)).save(out, "PNG")
+    out = io.BytesIO()
+    Image.new("RGB", (800, 400), (30, 90, 160)).save(out, "PNG")
     media.upload_image(customer.account, name="banner.png", data=out.getvalue(), by=customer)
     client = Client()
     client.force_login(customer)

@@ -10,6 +10,7 @@ styles; scripts stay Tidings's own files.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -35,28 +36,8 @@ VISUAL_CSP = (
     "frame-ancestors 'none'"
 )
 
-STARTER_MJML = """<mjml>
-  <mj-head>
-    <mj-attributes>
-      <mj-all font-family="Helvetica, Arial, sans-serif"></mj-all>
-      <mj-text font-size="16px" line-height="1.6" color="#1f2430"></mj-text>
-    </mj-attributes>
-  </mj-head>
-  <mj-body background-color="#f3f4f7">
-    <mj-section background-color="#ffffff" padding="24px 0 8px 0">
-      <mj-column>
-        <mj-text font-size="26px" font-weight="bold">Hello {{ contact.first_name | default("there") }}</mj-text>
-        <mj-text>Write your news here: drag blocks from the right, click a text to change it.</mj-text>
-        <mj-button background-color="#0b57d0" color="#ffffff" href="https://example.com">Read more</mj-button>
-      </mj-column>
-    </mj-section>
-    <mj-section>
-      <mj-column>
-        <mj-text font-size="13px" color="#4a5161" align="center" line-height="1.5">You receive this email because you subscribed to it.<br><a href="{{ unsubscribe_url }}" style="color:#4a5161">Unsubscribe</a> · <a href="{{ preferences_url }}" style="color:#4a5161">Manage your subscriptions</a><br>{{ campaign.postal_address }}</mj-text>
-      </mj-column>
-    </mj-section>
-  </mj-body>
-</mjml>"""
+# The design a campaign starts from in the visual editor (heading, text, button, footer).
+STARTER_MJML = (Path(__file__).parent / "layouts" / "visual-starter.mjml").read_text("utf-8")
 
 
 def personalisation_tags() -> list[dict[str, str]]:
