@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the MJML documents read best on one line each)
 """The visual editor's server side: MJML checked by MJML's rules and compiled by mrml,
 template tags kept, nothing loaded from elsewhere; a visual campaign is rendered by the
 same sandbox as the others; bad designs are refused clearly and change nothing."""
