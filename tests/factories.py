@@ -40,7 +40,7 @@ def populate_account(account: Account) -> None:
     from tidings.audience import rights
     from tidings.audience import services as audience
     from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
-    from tidings.campaigns.models import Campaign, Layout
+    from tidings.campaigns.models import Campaign, Layout, MediaImage, SavedTemplate
 
     user = account.users.first()
     assert user is not None
@@ -71,6 +71,13 @@ def populate_account(account: Account) -> None:
         from_email="news@example.net",
         layout=layout,
     )
+    SavedTemplate.objects.create(
+        account=account, name="The account's template", body="<p>The account's own look</p>"
+    )
+    MediaImage.objects.create(
+        account=account, name="the-accounts-image.png", content_type="image/png",
+        width=1, height=1, size=4, data=b"\x89PNG",
+    )  # fmt: skip
     # An archive of all the account's data, as the job leaves it (without its file: the
     # tests that need the file ask for one through tidings.privacy.portability).
     from tidings.privacy.models import AccountExport

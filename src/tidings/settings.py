@@ -469,6 +469,8 @@ EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 # stay downloadable before a scheduled job deletes them.
 TRANSFER_DIR = DATA_DIR / "transfer"
 TRANSFER_UPLOAD_MAX_BYTES = envint("TIDINGS_UPLOAD_MAX_BYTES", 2 * 1024**3)
+# The largest image the media library takes (read into memory up to this, no further).
+TIDINGS_MEDIA_MAX_BYTES = envint("TIDINGS_MEDIA_MAX_BYTES", 10 * 1024**2)
 TRANSFER_FILE_DAYS = envint("TIDINGS_EXPORT_DAYS", 7)
 # How long a worker holds a long job (import, export, archive) between two signs of life
 # before the recovery sweep (every 5 minutes) gives it to another (core/leases.py).

@@ -61,7 +61,7 @@ class CampaignForm(forms.ModelForm):
         model = Campaign
         fields = [
             "name", "subject", "preheader", "from_name", "from_email", "reply_to",
-            "content_format", "body", "layout", "lists", "segments",
+            "content_format", "body", "design", "layout", "lists", "segments",
             "track_opens", "track_clicks", "archived",
         ]  # fmt: skip
         labels = {
@@ -89,6 +89,9 @@ class CampaignForm(forms.ModelForm):
             "body": forms.Textarea(attrs={"rows": 18, "class": "code", "spellcheck": "true"}),
             "lists": forms.CheckboxSelectMultiple,
             "segments": forms.CheckboxSelectMultiple,
+            # The visual editor's document travels with the form unchanged; the body of a
+            # visual campaign is compiled from it by the service.
+            "design": forms.HiddenInput,
         }
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
@@ -110,6 +113,10 @@ class CampaignForm(forms.ModelForm):
             self.initial.setdefault("schedule_date", local.date())
             self.initial.setdefault("schedule_time", local.time().replace(second=0))
         self.initial.setdefault("schedule_timezone", campaign.schedule_timezone or "UTC")
+
+    def clean_design(self) -> dict[str, Any]:
+        design = self.cleaned_data.get("design")
+        return design if isinstance(design, dict) else {}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -6,6 +6,7 @@ rendered per contact by `tidings.campaigns.rendering` in a sandbox.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
 from django.db import models
@@ -43,6 +44,9 @@ class Campaign(models.Model):
         RICHTEXT = "richtext", "rich text"
         MARKDOWN = "markdown", "Markdown"
         HTML = "html", "raw HTML"
+        # Designed in the visual editor: `design` holds its document (the editor's
+        # project and the MJML), `body` the HTML compiled from it on the server.
+        VISUAL = "visual", "visual editor (MJML)"
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="campaigns"
@@ -56,6 +60,7 @@ class Campaign(models.Model):
     preheader = models.CharField(max_length=300, blank=True, default="")
     content_format = models.CharField(max_length=8, choices=Format.choices, default=Format.MARKDOWN)
     body = models.TextField(blank=True, default="")
+    design = models.JSONField(default=dict, blank=True)
     layout = models.ForeignKey(
         Layout, null=True, blank=True, on_delete=models.SET_NULL, related_name="campaigns"
     )
@@ -97,3 +102,59 @@ class Campaign(models.Model):
     @property
     def is_deletable(self) -> bool:
         return self.status == self.Status.DRAFT
+
+
+class SavedTemplate(models.Model):
+    """A campaign's content the customer saved to start other campaigns from."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="saved_templates"
+    )
+    name = models.CharField(max_length=200)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    preheader = models.CharField(max_length=300, blank=True, default="")
+    content_format = models.CharField(
+        max_length=8, choices=Campaign.Format.choices, default=Campaign.Format.MARKDOWN
+    )
+    body = models.TextField(blank=True, default="")
+    design = models.JSONField(default=dict, blank=True)
+    layout = models.ForeignKey(
+        Layout, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def new_media_key() -> str:
+    # 256 random bits: the address of an image is its only protection (mail clients
+    # fetch it without a login), so it cannot be guessed or counted through.
+    return secrets.token_urlsafe(32)
+
+
+class MediaImage(models.Model):
+    """An image of the customer's media library, cleaned (resized, metadata stripped)
+    and served by Tidings at an unguessable address. The bytes live in the database
+    so that the account's archive and erasure reach them like every other row."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="media_images"
+    )
+    key = models.CharField(max_length=64, unique=True, default=new_media_key, editable=False)
+    name = models.CharField("file name", max_length=200)
+    content_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size = models.PositiveIntegerField("size in bytes")
+    data = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name

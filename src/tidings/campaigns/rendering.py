@@ -34,7 +34,7 @@ from markupsafe import Markup
 
 from tidings.audience.models import Contact
 from tidings.campaigns import content, renderpool
-from tidings.campaigns.models import Campaign
+from tidings.campaigns.models import Campaign, Layout
 from tidings.campaigns.sandbox import (
     GuardedTemplate,
     TemplateError,
@@ -287,9 +287,20 @@ def _prepare(subject: str, preheader: str, body: str, content_format: str, layou
     return dataclasses.replace(prepared, inlined=inlined[0], inlined_source=inlined[1])
 
 
-def layout_source(campaign: Campaign) -> str:
-    layout = campaign.layout
+# A visual design is a whole email (MJML makes the page, its footer is a block): it is
+# its own layout.
+VISUAL_LAYOUT = "{{ content }}"
+
+
+def layout_html(content_format: str, layout: Layout | None) -> str:
+    """The layout a campaign body goes in."""
+    if content_format == Campaign.Format.VISUAL:
+        return VISUAL_LAYOUT
     return layout.html if layout is not None else default_layout_html()
+
+
+def layout_source(campaign: Campaign) -> str:
+    return layout_html(campaign.content_format, campaign.layout)
 
 
 def prepare(campaign: Campaign) -> Prepared:

@@ -12,11 +12,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Segment
 from tidings.audience.services import InvalidEmail, normalise_email
-from tidings.campaigns import content, rendering
+from tidings.campaigns import content, mjml, rendering
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core import ratelimit
 
@@ -30,6 +31,7 @@ CAMPAIGN_FIELDS = (
     "preheader",
     "content_format",
     "body",
+    "design",
     "layout",
     "track_opens",
     "track_clicks",
@@ -68,7 +70,7 @@ def _check_templates(account: Account, values: dict[str, Any]) -> None:
         preheader=values["preheader"],
         body=values["body"],
         content_format=values["content_format"],
-        layout=layout.html if layout is not None else rendering.default_layout_html(),
+        layout=rendering.layout_html(values["content_format"], layout),
         contacts=Contact.objects.filter(account=account).order_by("pk")[:CHECK_CONTACTS],
         campaign={
             "name": values["name"],
@@ -85,6 +87,18 @@ def _prepared_values(account: Account, values: dict[str, Any]) -> dict[str, Any]
     if unknown:
         raise TypeError(f"not campaign fields: {', '.join(sorted(unknown))}")
     _check_owned(account, [values.get("layout")], "layout")
+    if values.get("content_format") == Campaign.Format.VISUAL:
+        # The body is made here from the design's MJML, never taken from the client.
+        design = values.get("design")
+        source = design.get("mjml") if isinstance(design, dict) else None
+        if not isinstance(source, str) or not source.strip():
+            raise InvalidTemplates(
+                {"body": _("A visual campaign needs its design: open the visual editor.")}
+            )
+        try:
+            values["body"] = mjml.to_html(source)
+        except rendering.TemplateError as error:
+            raise InvalidTemplates({"body": str(error)}) from None
     if values.get("content_format") == Campaign.Format.RICHTEXT:
         try:
             values["body"] = content.sanitise(values.get("body", ""))

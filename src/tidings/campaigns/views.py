@@ -26,7 +26,7 @@ from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import User
 from tidings.audience.models import Contact
 from tidings.audience.services import InvalidEmail, normalise_email
-from tidings.campaigns import rendering, services
+from tidings.campaigns import gallery, rendering, services
 from tidings.campaigns.content import STARTER_BODY
 from tidings.campaigns.forms import (
     CampaignForm,
@@ -138,13 +138,23 @@ def _after_save(request: HttpRequest, campaign: Campaign) -> HttpResponse:
 @customer_page
 def campaign_new(request: HttpRequest) -> HttpResponse:
     account, user = account_of(request), _user(request)
-    initial = {
+    initial: dict[str, object] = {
         "from_name": account.name,
         "from_email": user.email,
         "content_format": Campaign.Format.MARKDOWN,
         "subject": 'News for you, {{ contact.first_name | default("friend") }}',
         "body": STARTER_BODY,
     }
+    chosen = {
+        "built_in_slug": request.GET.get("template", ""),
+        "saved_pk": request.GET.get("saved", ""),
+    }
+    if request.method == "GET" and any(chosen.values()):
+        try:
+            initial |= gallery.starting_values(account, **chosen)
+        except CampaignError as error:
+            messages.error(request, str(error))
+            return redirect("campaigns:gallery")
     form = CampaignForm(request.POST or None, account=account, initial=initial)
     if request.method == "POST" and form.is_valid():
         campaign = _save_campaign(request, form, None)

@@ -290,6 +290,22 @@ def declare_free_of_personal_data(
         _application_data[model] = ApplicationData(model, reason, account_path, secret_fields)
 
 
+# Files of an account that its archive holds beside the tables (the media library's
+# images): a folder of the zip, what the README says of it, and a function that gives
+# each file (name, bytes) of an account, one at a time.
+ArchiveFiles = Callable[[Any], Iterator[tuple[str, bytes]]]
+_archive_files: dict[str, tuple[str, ArchiveFiles]] = {}
+
+
+def declare_archive_files(folder: str, about: str, files: ArchiveFiles) -> None:
+    """Put an account's `files(account)` in its archive, in `folder/`."""
+    _archive_files[folder] = (about, files)
+
+
+def archive_files() -> list[tuple[str, str, ArchiveFiles]]:
+    return [(folder, about, files) for folder, (about, files) in _archive_files.items()]
+
+
 def entries() -> list[Entry]:
     return list(_registry.values())
 

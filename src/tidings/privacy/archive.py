@@ -119,7 +119,15 @@ def write_archive(
                 written, names = _write_table(table, fmt, workdir, archive, heartbeat)
                 counts[table.name] = written
                 files[table.name] = names
-            archive.writestr("README.txt", readme(account, fmt, counts, files))
+            folders: dict[str, tuple[str, int]] = {}
+            for folder, about, source in datamap.archive_files():
+                written = 0
+                for name, data in source(account):
+                    archive.writestr(f"{folder}/{name}", data)
+                    written += 1
+                    heartbeat()
+                folders[folder] = (about, written)
+            archive.writestr("README.txt", readme(account, fmt, counts, files, folders))
     finally:
         for leftover in workdir.glob("*"):
             leftover.unlink()
@@ -253,7 +261,13 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
-def readme(account: Account, fmt: str, counts: dict[str, int], files: dict[str, list[str]]) -> str:
+def readme(
+    account: Account,
+    fmt: str,
+    counts: dict[str, int],
+    files: dict[str, list[str]],
+    folders: dict[str, tuple[str, int]] | None = None,
+) -> str:
     """The archive's README.txt: every file and every column, explained."""
     operator = settings.OPERATOR
     lines = [
@@ -300,4 +314,6 @@ def readme(account: Account, fmt: str, counts: dict[str, int], files: dict[str, 
             help_text = f" ({f.help_text})" if f.help_text else ""
             lines.append(f"  {f.attname}: {label}{help_text}")
         lines.append("")
+    for folder, (about, written) in (folders or {}).items():
+        lines += ["-" * 60, f"{folder}/: {about} ({written:,} files)", "-" * 60, ""]
     return "\n".join(lines)
