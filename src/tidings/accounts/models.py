@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -37,6 +38,10 @@ class Account(models.Model):
     restricted_at = models.DateTimeField(null=True, blank=True)
     restriction_reason = models.CharField(max_length=500, blank=True, default="")
     restriction_lifts_at = models.DateTimeField(null=True, blank=True)
+    # The language of the mails the account's contacts get (confirmations, receipts).
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
@@ -109,6 +114,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     email_confirmed_at = models.DateTimeField(null=True, blank=True)
     # An address change takes effect only once the new address is confirmed.
     pending_email = models.EmailField(blank=True, default="")
+    # Empty: the browser's language and the operator's time zone.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     # Optional processing the customer can switch off one by one (P18). Analytics is
     # off until they switch it on (privacy by default).

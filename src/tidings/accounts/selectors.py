@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.core import datamap
 
 # How many rows of one kind My Account shows before linking to the full export.
@@ -51,3 +52,14 @@ def data_held_on(account: Account) -> list[HeldData]:
         labels = [_label(entry.model, c) for c in columns]
         held.append(HeldData(entry=entry, columns=labels, rows=rows, total=total))
     return held
+
+
+def language_of(address: str) -> str | None:
+    """The language the user behind `address` (current or pending) reads mail in."""
+    found = (
+        User.objects.filter(Q(email__iexact=address) | Q(pending_email__iexact=address))
+        .exclude(language="")
+        .values_list("language", flat=True)
+        .first()
+    )
+    return found or None

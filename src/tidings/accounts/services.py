@@ -16,10 +16,11 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from tidings.accounts import tokens
 from tidings.accounts.models import Account, User
-from tidings.core import addresses, collection, jobs, ratelimit
+from tidings.core import addresses, collection, jobs, locales, ratelimit
 from tidings.core.mail import send_templated
 from tidings.staff import audit
 
@@ -72,6 +73,7 @@ def register_customer(
     password: str,
     postal_address: str = "",
     phone: str = "",
+    language: str = "",
 ) -> str:
     """Create an account and its first user, unconfirmed, and send the confirmation link;
     the address mailed. An address that already has an account gets the same answer (no
@@ -91,8 +93,10 @@ def register_customer(
         return email
     try:
         with transaction.atomic():
-            account = Account.objects.create(name=organisation.strip())
+            language = locales.supported_language(language)
+            account = Account.objects.create(name=organisation.strip(), language=language)
             user = User.objects.create_user(
+                language=language,
                 email=email,
                 password=password,
                 name=name.strip(),
@@ -477,3 +481,39 @@ def lift_due_account_restrictions(now: datetime | None = None) -> int:
     return Account.objects.filter(
         restricted_at__isnull=False, restriction_lifts_at__lte=now or timezone.now()
     ).update(restricted_at=None, restriction_reason="", restriction_lifts_at=None)
+
+
+def set_locale(user: User, *, by: User, language: str, time_zone: str | None = None) -> bool:
+    """Record the language (and time zone) a user reads Tidings and its mails in.
+
+    A preference, not contact data: audited, and no mail about it. Returns whether
+    anything changed; an unknown language or zone changes nothing."""
+    if language and language not in locales.language_codes():
+        raise AccountError(_("Tidings does not speak that language."))
+    if time_zone and not locales.is_time_zone(time_zone):
+        raise AccountError(_("That is not a time zone."))
+    fields = ["language"] if user.language != language else []
+    if time_zone is not None and user.time_zone != time_zone:
+        fields.append("time_zone")
+    if not fields:
+        return False
+    with transaction.atomic():
+        user.language = language
+        if time_zone is not None:
+            user.time_zone = time_zone
+        user.save(update_fields=fields)
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=fields)
+    return True
+
+
+def set_account_language(account: Account, *, language: str, by: User) -> bool:
+    """The language of the mails the account's contacts get (confirmations, receipts)."""
+    if language not in locales.language_codes():
+        raise AccountError(_("Tidings does not speak that language."))
+    if account.language == language:
+        return False
+    with transaction.atomic():
+        account.language = language
+        account.save(update_fields=["language"])
+        audit.record(audit.AuditEvent.Action.UPDATE, account, by=by, fields=["language"])
+    return True

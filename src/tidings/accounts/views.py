@@ -14,12 +14,18 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import services, throttling, tokens
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.forms import (
     CloseAccountForm,
+    LanguageForm,
+    LocaleForm,
     LoginForm,
     PasswordForm,
     ProcessingForm,
@@ -30,7 +36,7 @@ from tidings.accounts.forms import (
 from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
-from tidings.core import baseurl
+from tidings.core import baseurl, locales
 from tidings.privacy import portability
 from tidings.privacy.forms import AccountExportForm
 
@@ -39,7 +45,9 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            email = services.register_customer(**form.cleaned_data)
+            email = services.register_customer(
+                **form.cleaned_data, language=translation.get_language() or ""
+            )
         except AccountError as error:
             form.add_error(None, str(error))
         else:
@@ -99,7 +107,50 @@ class LoginView(auth_views.LoginView):
         if not user.email_confirmed and not user.is_staff:
             form.add_error(None, "Confirm your email address first: we sent you a link.")
             return self.form_invalid(form)
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if user.language:
+            # The user's own language from now on, on this browser too after logging out.
+            _remember_language(response, user.language)
+        else:
+            # Until they choose, the language they log in with is the one of their mails.
+            services.set_locale(
+                user, by=user, language=locales.supported_language(translation.get_language())
+            )
+        return response
+
+
+def _remember_language(response: HttpResponse, language: str) -> None:
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+    )
+
+
+# No CSRF token, so that a visitor's page sets no cookie before they choose: a forged
+# post from another site carries no session (SameSite=Lax) and can set only the cookie.
+@csrf_exempt
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The footer's language selector: a cookie for a visitor, the profile for a user."""
+    form = LanguageForm(request.POST)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    response = redirect(target)
+    if not form.is_valid():
+        messages.error(request, _("Tidings does not speak that language."))
+        return response
+    language = form.cleaned_data["language"]
+    if request.user.is_authenticated and isinstance(request.user, User):
+        services.set_locale(request.user, by=request.user, language=language)
+    _remember_language(response, language)
+    return response
 
 
 @require_POST
@@ -168,8 +219,50 @@ def my_account(request: HttpRequest) -> HttpResponse:
             "export_form": AccountExportForm(),
             "archives": user.account.account_exports.all()[:5],
             "archive_days": settings.ACCOUNT_EXPORT_DAYS,
+            "locale_form": _locale_form(user),
         },
     )
+
+
+def _locale_form(user: User, data: Any = None) -> LocaleForm:
+    assert user.account is not None
+    initial = {
+        "language": user.language,
+        "time_zone": user.time_zone or settings.TIME_ZONE,
+        "contact_language": user.account.language,
+    }
+    return LocaleForm(data, initial=initial)
+
+
+@customer_required
+@require_POST
+def change_locale(request: HttpRequest) -> HttpResponse:
+    """My Account: the user's language and time zone, the contacts' mail language."""
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    form = _locale_form(user, request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("accounts:my_account")
+    data = form.cleaned_data
+    try:
+        with transaction.atomic():
+            services.set_locale(
+                user, by=user, language=data["language"], time_zone=data["time_zone"]
+            )
+            services.set_account_language(user.account, language=data["contact_language"], by=user)
+    except AccountError as error:
+        messages.error(request, str(error))
+        return redirect("accounts:my_account")
+    response = redirect("accounts:my_account")
+    if data["language"]:
+        translation.activate(data["language"])
+        _remember_language(response, data["language"])
+    messages.success(request, _("Saved."))
+    return response
 
 
 @customer_required

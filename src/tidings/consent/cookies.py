@@ -55,6 +55,12 @@ def own_cookies() -> list[Cookie]:
             "anonymous id, the categories you allowed and the banner version",
             "6 months",
         ),
+        Cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            Category.NECESSARY,
+            "remembers the language you chose; set only when you choose one or log in with one",
+            "1 year",
+        ),
     ]
 
 

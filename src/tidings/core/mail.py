@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import models
 from django.template.loader import render_to_string
 
-from tidings.core import baseurl
+from tidings.core import baseurl, locales
 
 
 class Purpose(models.TextChoices):
@@ -90,6 +90,21 @@ def register_postman(postman: Postman) -> None:
     _postman[:] = [postman]
 
 
+# Tells the language a person reads mail in from their address (None: not known, the
+# default language). The accounts layer registers it in its AppConfig.ready().
+LanguageOf = Callable[[str], str | None]
+_language_of: list[LanguageOf] = []
+
+
+def register_language_of(language_of: LanguageOf) -> None:
+    """Called once by tidings.accounts' AppConfig.ready()."""
+    _language_of[:] = [language_of]
+
+
+def language_of(address: str) -> str | None:
+    return _language_of[0](address) if _language_of else None
+
+
 def post(message: OutboundMessage) -> str:
     """Hand one message to the pipeline: recorded now, in the current transaction,
     sent after the commit. Returns its public id (a UUID)."""
@@ -107,15 +122,18 @@ def send_templated(
     account_id: int | None = None,
     user_ids: dict[str, int] | None = None,
     forget: bool = False,
+    language: str | None = None,
 ) -> None:
     """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
     behind an address the pipeline could not tell (a new address not confirmed yet);
-    `forget` is for the last word to someone erased."""
+    `forget` is for the last word to someone erased. Each mail is in the language its
+    recipient chose (`language` for an address that has no user yet)."""
     context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-    body = render_to_string(f"{template}.txt", context)
     for address in to:
+        with locales.language(language_of(address) or language):
+            subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+            body = render_to_string(f"{template}.txt", context)
         post(
             OutboundMessage(
                 to=address,
