@@ -28,12 +28,16 @@ MARKED = re.compile(f"{OPEN}[^{OPEN}{CLOSE}]*{CLOSE}")
 WORD = re.compile(r"[^\W\d_]{2,}")
 PO = Path(settings.LOCALE_PATHS[0]) / "fr" / "LC_MESSAGES" / "django.po"
 VISIBLE_ATTRIBUTES = ("placeholder", "title", "alt", "aria-label")
-HIDDEN_ELEMENTS = {"script", "style", "textarea", "template", "noscript"}
+# Not prose: code, identifiers (cookie names, API syntax) and form contents.
+HIDDEN_ELEMENTS = {"script", "style", "textarea", "template", "noscript", "code", "kbd", "samp"}
 
 
 def pseudo(text: str) -> str:
     if not text.strip():
         return text
+    if re.fullmatch(r"[\w -]+(,[\w -]+){1,2}", text) and len(text) < 40:
+        # A yesno filter's "yes,no,maybe": each word is shown alone.
+        return ",".join(pseudo(part) for part in text.split(","))
     parts = KEEP.split(text)
     out = "".join(p if KEEP.fullmatch(p) else p.translate(ACCENTS) for p in parts)
     return f"{OPEN}{out}{CLOSE}"
@@ -102,6 +106,13 @@ def visible_texts(html: str) -> list[str]:
     nodes: list[str] = []
     attributes: list[str] = []
     for el in root.iter():
+        if isinstance(el.tag, str) and _untranslated_content(el):
+            # translate="no": content already in its language (the policy's own text)
+            # or code; its text is not checked, what follows it is.
+            parent = el.getparent()
+            if el.tail and (parent is None or not _untranslated_content(parent)):
+                nodes.append(el.tail)
+            continue
         if isinstance(el.tag, str):
             if el.tag not in HIDDEN_ELEMENTS and el.text:
                 nodes.append(el.text)
@@ -111,6 +122,10 @@ def visible_texts(html: str) -> list[str]:
         if el.tail:
             nodes.append(el.tail)
     return [" ".join(nodes), *attributes]
+
+
+def _untranslated_content(el: Any) -> bool:
+    return any(a.get("translate") == "no" for a in [el, *el.iterancestors()])
 
 
 def unmarked_in_context(text: str, allowed: Iterable[str]) -> list[str]:

@@ -93,4 +93,4 @@ class LocaleForm(forms.Form):
 class LanguageForm(forms.Form):
     """The footer's language selector."""
 
-    language = forms.ChoiceField(choices=settings.LANGUAGES)
+    language = forms.ChoiceField(label=_("Language"), choices=settings.LANGUAGES)

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.addresses import canonical
 from tidings.core.fields import EncryptedTextField
@@ -20,9 +21,9 @@ class Account(models.Model):
     """A customer organisation. Its users, and later its audience, belong to it."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        CLOSED = "closed", "Closed, erasure scheduled"
-        ERASING = "erasing", "Being erased"
+        ACTIVE = "active", _("Active")
+        CLOSED = "closed", _("Closed, erasure scheduled")
+        ERASING = "erasing", _("Being erased")
 
     name = models.CharField("organisation name", max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)

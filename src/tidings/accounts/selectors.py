@@ -7,6 +7,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
@@ -22,11 +23,18 @@ class HeldData:
     rows: list[list[Any]]
     total: int
 
+    @property
+    def title(self) -> str:
+        # The names of tables and columns are in the catalog: privacy/labels.py.
+        return gettext(self.entry.verbose_name)
+
 
 def _display(obj: models.Model, field: str) -> Any:
     value = getattr(obj, field)
+    if getattr(obj._meta.get_field(field), "choices", None):
+        return getattr(obj, f"get_{field}_display")()  # the label, in the reader's language
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return gettext("on") if value else gettext("off")
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None else value
@@ -34,7 +42,7 @@ def _display(obj: models.Model, field: str) -> Any:
 
 def _label(model: type[models.Model], field: str) -> str:
     f = model._meta.get_field(field)
-    return str(getattr(f, "verbose_name", field))
+    return gettext(str(getattr(f, "verbose_name", field)))
 
 
 def data_held_on(account: Account) -> list[HeldData]:

@@ -65,7 +65,9 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             {"error": error, "resend": ResendForm()},
             status=400,
         )
-    messages.success(request, f"Thank you: {user.email} is confirmed. You can log in now.")
+    messages.success(
+        request, _("Thank you: %(email)s is confirmed. You can log in now.") % {"email": user.email}
+    )
     return redirect("accounts:login")
 
 
@@ -74,7 +76,7 @@ def confirm_new_email(request: HttpRequest, token: str) -> HttpResponse:
         user = services.confirm_email_change(token)
     except tokens.InvalidLink as error:
         return render(request, "accounts/link_invalid.html", {"error": error}, status=400)
-    messages.success(request, f"Your email address is now {user.email}.")
+    messages.success(request, _("Your email address is now %(email)s.") % {"email": user.email})
     return redirect("accounts:my_account" if request.user.is_authenticated else "accounts:login")
 
 
@@ -88,7 +90,9 @@ def resend_confirmation(request: HttpRequest) -> HttpResponse:
         if user is not None:
             services.send_confirmation(user)
     # The same answer whether or not the address is known: no account enumeration.
-    messages.info(request, "If that address is waiting for confirmation, a new link is on its way.")
+    messages.info(
+        request, _("If that address is waiting for confirmation, a new link is on its way.")
+    )
     return redirect("accounts:login")
 
 
@@ -105,7 +109,7 @@ class LoginView(auth_views.LoginView):
     def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
         user = form.get_user()
         if not user.email_confirmed and not user.is_staff:
-            form.add_error(None, "Confirm your email address first: we sent you a link.")
+            form.add_error(None, _("Confirm your email address first: we sent you a link."))
             return self.form_invalid(form)
         response = super().form_valid(form)
         if user.language:
@@ -156,7 +160,7 @@ def set_language(request: HttpRequest) -> HttpResponse:
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
-    messages.info(request, "You are logged out.")
+    messages.info(request, _("You are logged out."))
     return redirect("public:home")
 
 
@@ -274,7 +278,7 @@ def request_export(request: HttpRequest) -> HttpResponse:
         return redirect("admin:index")
     form = AccountExportForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose CSV, XLSX or XLS.")
+        messages.error(request, _("Choose CSV, XLSX or XLS."))
         return redirect("accounts:my_account")
     try:
         portability.request_account_export(user.account, by=user, fmt=form.cleaned_data["format"])
@@ -283,7 +287,8 @@ def request_export(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"We are gathering all your data; we email {user.email} a link when it is ready.",
+            _("We are gathering all your data; we email %(email)s a link when it is ready.")
+            % {"email": user.email},
         )
     return redirect("accounts:my_account")
 
@@ -344,10 +349,11 @@ def edit_profile(request: HttpRequest) -> HttpResponse:
             if new_email:
                 messages.info(
                     request,
-                    f"We sent a link to {data['email']}: your address changes once you follow it.",
+                    _("We sent a link to %(data)s: your address changes once you follow it.")
+                    % {"data": data["email"]},
                 )
             if changed:
-                messages.success(request, "Saved. We emailed you a note of what changed.")
+                messages.success(request, _("Saved. We emailed you a note of what changed."))
             return redirect("accounts:my_account")
     return render(request, "accounts/edit_profile.html", {"form": form})
 
@@ -360,7 +366,7 @@ def processing(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         if services.set_processing(user, by=user, **form.cleaned_data):
-            messages.success(request, "Your choices are saved and apply from now on.")
+            messages.success(request, _("Your choices are saved and apply from now on."))
         return redirect("accounts:my_account")
     return render(request, "accounts/processing.html", {"form": form, "account": user.account})
 
@@ -374,12 +380,12 @@ def restriction(request: HttpRequest) -> HttpResponse:
     try:
         if request.POST.get("action") == "lift":
             services.lift_account_restriction(user.account, by=user)
-            messages.success(request, "The restriction is lifted: everything works as before.")
+            messages.success(request, _("The restriction is lifted: everything works as before."))
         else:
             services.restrict_account(user.account, by=user, reason=request.POST.get("reason", ""))
             messages.success(
                 request,
-                "Processing is restricted: your data is kept, nothing else is done with it.",
+                _("Processing is restricted: your data is kept, nothing else is done with it."),
             )
     except AccountError as error:
         messages.error(request, str(error))
@@ -398,7 +404,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Your password is changed.")
+            messages.success(request, _("Your password is changed."))
             return redirect("accounts:my_account")
     return render(request, "accounts/change_password.html", {"form": form})
 
@@ -445,6 +451,6 @@ def reopen(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("accounts:closed")
     messages.success(
-        request, "Welcome back: your account is open again and nothing will be erased."
+        request, _("Welcome back: your account is open again and nothing will be erased.")
     )
     return redirect("accounts:my_account")

@@ -10,6 +10,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Layout(models.Model):
@@ -32,17 +33,17 @@ class Layout(models.Model):
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "draft"
-        SCHEDULED = "scheduled", "scheduled"
-        SENDING = "sending", "sending"
-        PAUSED = "paused", "paused"
-        CANCELLED = "cancelled", "cancelled"
-        SENT = "sent", "sent"
+        DRAFT = "draft", _("draft")
+        SCHEDULED = "scheduled", _("scheduled")
+        SENDING = "sending", _("sending")
+        PAUSED = "paused", _("paused")
+        CANCELLED = "cancelled", _("cancelled")
+        SENT = "sent", _("sent")
 
     class Format(models.TextChoices):
-        RICHTEXT = "richtext", "rich text"
-        MARKDOWN = "markdown", "Markdown"
-        HTML = "html", "raw HTML"
+        RICHTEXT = "richtext", _("rich text")
+        MARKDOWN = "markdown", _("Markdown")
+        HTML = "html", _("raw HTML")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="campaigns"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
+from django.utils.translation import gettext_lazy as _
 from jinja2 import ChainableUndefined, meta, nodes
 from markupsafe import Markup
 
@@ -99,7 +100,7 @@ def contact_context(contact: Contact) -> dict[str, Any]:
 def person(email: str, name: str | None, attributes: dict[str, Any] | None) -> dict[str, Any]:
     """What a template sees of a contact, from its values."""
     name = name or ""
-    first, _, last = name.strip().partition(" ")
+    first, _sep, last = name.strip().partition(" ")
     return {
         "email": email,
         "name": name,
@@ -149,7 +150,9 @@ def _inline(html: str) -> str:
     try:
         return _INLINER.inline(html)
     except (css_inline.InlineError, ValueError) as error:
-        raise TemplateError(f"the layout's CSS cannot be inlined: {error}") from None
+        raise TemplateError(
+            _("the layout's CSS cannot be inlined: %(error)s") % {"error": error}
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -384,7 +387,9 @@ def check_layout(source: str) -> None:
     check(source)
     tree = environment(html=True).parse(source)
     if not any(n.name == "content" for n in tree.find_all(nodes.Name) if n.ctx == "load"):
-        raise TemplateError("a layout must contain {{ content }} where the campaign's content goes")
+        raise TemplateError(
+            _("a layout must contain {{ content }} where the campaign's content goes")
+        )
 
 
 def sample_contact(account: Any = None) -> Contact:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Segment
@@ -58,7 +59,9 @@ class InvalidTemplates(CampaignError):
 def _check_owned(account: Account, objects: Iterable[Any], what: str) -> None:
     for obj in objects:
         if obj is not None and obj.account_id != account.pk:
-            raise CampaignError(f"That {what} does not belong to this account.")
+            raise CampaignError(
+                _("That %(what)s does not belong to this account.") % {"what": what}
+            )
 
 
 def _check_templates(account: Account, values: dict[str, Any]) -> None:
@@ -142,13 +145,18 @@ def update_campaign(
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not locked.is_editable:
             raise CampaignError(
-                f"This campaign is {locked.get_status_display()}: it can no longer be changed. "
-                "Duplicate it to make a new one."
+                _(
+                    "This campaign is %(get_status_display)s: it can no longer be changed. "
+                    "Duplicate it to make a new one."
+                )
+                % {"get_status_display": locked.get_status_display()}
             )
         if locked.status == Campaign.Status.SCHEDULED and values.get("scheduled_at", 1) is None:
             raise CampaignError(
-                "A scheduled campaign needs its send time; unschedule it first to keep it "
-                "as a draft."
+                _(
+                    "A scheduled campaign needs its send time; unschedule it first to keep it "
+                    "as a draft."
+                )
             )
         return _save(locked, values, lists, segments)
 
@@ -176,7 +184,8 @@ def delete_campaign(campaign: Campaign, *, by: User) -> None:
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not locked.is_deletable:
             raise CampaignError(
-                f"Only drafts can be deleted; this campaign is {locked.get_status_display()}."
+                _("Only drafts can be deleted; this campaign is %(get_status_display)s.")
+                % {"get_status_display": locked.get_status_display()}
             )
         locked.delete()
 
@@ -218,7 +227,7 @@ def update_layout(layout: Layout, *, name: str, html: str, by: User) -> Layout:
         locked = Layout.objects.select_for_update().get(pk=layout.pk)
         if html != locked.html and locked.campaigns.filter(status__in=_IN_FLIGHT).exists():
             raise CampaignError(
-                "A campaign using this layout is being sent: change it when that is done."
+                _("A campaign using this layout is being sent: change it when that is done.")
             )
         locked.name, locked.html = name.strip(), html
         locked.full_clean()
@@ -233,8 +242,11 @@ def delete_layout(layout: Layout, *, by: User) -> None:
         used = locked.campaigns.exclude(status=Campaign.Status.DRAFT).count()
         if used:
             raise CampaignError(
-                f"{used} campaign{'s' if used > 1 else ''} beyond drafts use this layout; "
-                "it stays so that they keep their look."
+                _(
+                    "%(used)s campaign%(s__if_used___1_else)s beyond drafts use this layout; "
+                    "it stays so that they keep their look."
+                )
+                % {"used": used, "s__if_used___1_else": "s" if used > 1 else ""}
             )
         locked.delete()
 
@@ -246,9 +258,12 @@ def parse_test_recipients(raw: str) -> list[str]:
     """The addresses of a test send: one to five, separated by commas, spaces or lines."""
     parts = [p for p in raw.replace(",", " ").replace(";", " ").split() if p]
     if not parts:
-        raise CampaignError("Give at least one address to send the test to.")
+        raise CampaignError(_("Give at least one address to send the test to."))
     if len(parts) > TEST_RECIPIENTS_MAX:
-        raise CampaignError(f"A test goes to at most {TEST_RECIPIENTS_MAX} addresses.")
+        raise CampaignError(
+            _("A test goes to at most %(TEST_RECIPIENTS_MAX)s addresses.")
+            % {"TEST_RECIPIENTS_MAX": TEST_RECIPIENTS_MAX}
+        )
     addresses = []
     for part in parts:
         try:
@@ -268,6 +283,9 @@ def spend_test_quota(account: Account, messages: int) -> None:
         seconds=3600,
     ):
         raise CampaignError(
-            f"This account sent {TEST_MESSAGES_PER_HOUR} test messages in the last hour; "
-            "try again later."
+            _(
+                "This account sent %(TEST_MESSAGES_PER_HOUR)s test messages in the last hour; "
+                "try again later."
+            )
+            % {"TEST_MESSAGES_PER_HOUR": TEST_MESSAGES_PER_HOUR}
         )

@@ -7,16 +7,17 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Category(models.TextChoices):
     """What a cookie or a third party is for; every category but the first needs consent."""
 
-    NECESSARY = "necessary", "Strictly necessary"
-    PREFERENCES = "preferences", "Preferences"
-    ANALYTICS = "analytics", "Analytics"
-    ADVERTISING = "advertising", "Advertising"
-    SUPPORT = "support", "Support widget"
+    NECESSARY = "necessary", _("Strictly necessary")
+    PREFERENCES = "preferences", _("Preferences")
+    ANALYTICS = "analytics", _("Analytics")
+    ADVERTISING = "advertising", _("Advertising")
+    SUPPORT = "support", _("Support widget")
 
 
 OPTIONAL = (Category.PREFERENCES, Category.ANALYTICS, Category.ADVERTISING, Category.SUPPORT)
@@ -28,10 +29,10 @@ class ConsentRecord(models.Model):
     """Proof of one cookie choice (P22): what was chosen, on which banner version, when."""
 
     class Method(models.TextChoices):
-        BANNER = "banner", "banner"
-        SETTINGS = "settings", "cookie settings page"
-        DNT = "dnt", "Do Not Track signal"
-        GPC = "gpc", "Global Privacy Control signal"
+        BANNER = "banner", _("banner")
+        SETTINGS = "settings", _("cookie settings page")
+        DNT = "dnt", _("Do Not Track signal")
+        GPC = "gpc", _("Global Privacy Control signal")
 
     consent_id = models.UUIDField(default=uuid.uuid4, db_index=True)
     categories = models.JSONField("categories allowed", default=list, blank=True)

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 # The account a row belongs to (accounts.Account: core names no app above it).
 Account = models.Model
@@ -45,6 +46,15 @@ class LegalBasis(StrEnum):
     CONTRACT = "contract"
     LEGAL_OBLIGATION = "legal obligation"
     LEGITIMATE_INTEREST = "legitimate interest"
+
+
+# The legal bases as people read them, in their language (the values stay English).
+BASIS_LABELS = {
+    LegalBasis.CONSENT: _("consent"),
+    LegalBasis.CONTRACT: _("contract"),
+    LegalBasis.LEGAL_OBLIGATION: _("legal obligation"),
+    LegalBasis.LEGITIMATE_INTEREST: _("legitimate interest"),
+}
 
 
 class Erasure(StrEnum):
@@ -188,6 +198,10 @@ class Entry:
         return self.contact if isinstance(self.contact, ContactPart) else None
 
     @property
+    def legal_basis_label(self) -> str:
+        return str(BASIS_LABELS[LegalBasis(self.legal_basis)])
+
+    @property
     def columns(self) -> tuple[str, ...]:
         return self.shown_fields or self.personal_fields
 
@@ -301,7 +315,7 @@ def contact_root() -> Entry:
         part = entry.contact_part
         if part is not None and part.path == "":
             return entry
-    raise LookupError("no entry is the contact's own row")
+    raise LookupError(_("no entry is the contact's own row"))
 
 
 def application_data() -> list[ApplicationData]:
@@ -356,7 +370,7 @@ def _setting_values() -> dict[str, str]:
 def plain(text: str) -> str:
     """A data-map phrase in customer's words: no promise ids, settings named by value."""
     values = _setting_values()
-    text = _PROMISE_REF.sub("", text)
+    text = _PROMISE_REF.sub("", str(text))  # str(): a phrase in the active language
 
     def in_parentheses(match: re.Match[str]) -> str:
         value = values.get(match["name"])

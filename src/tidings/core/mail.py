@@ -24,26 +24,27 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core import baseurl, locales
 
 
 class Purpose(models.TextChoices):
-    MARKETING = "marketing", "marketing (campaigns, product updates)"
-    SERVICE = "service", "service (mail the person asked for)"
-    NOTICE = "notice", "legal or security notice"
+    MARKETING = "marketing", _("marketing (campaigns, product updates)")
+    SERVICE = "service", _("service (mail the person asked for)")
+    NOTICE = "notice", _("legal or security notice")
 
 
 class Kind(models.TextChoices):
     """Who produced a message: shown in the ledger, and the producer's own rules
     (a test send carries a footer, a product update a way to switch them off)."""
 
-    TRANSACTIONAL = "transactional", "transactional message (API)"
-    TEST = "test", "campaign test"
-    NOTICE = "notice", "Tidings's notice"
-    PRODUCT_UPDATE = "product_update", "product update"
-    CONTACT = "contact", "mail to a contact (confirmation, answer to a request)"
-    DJANGO = "django", "Django's own mail (password reset)"
+    TRANSACTIONAL = "transactional", _("transactional message (API)")
+    TEST = "test", _("campaign test")
+    NOTICE = "notice", _("Tidings's notice")
+    PRODUCT_UPDATE = "product_update", _("product update")
+    CONTACT = "contact", _("mail to a contact (confirmation, answer to a request)")
+    DJANGO = "django", _("Django's own mail (password reset)")
 
 
 @dataclass(frozen=True)

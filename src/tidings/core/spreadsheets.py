@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from django.utils.functional import Promise
+
 CELL_MAX = 32_767  # the longest text a cell holds in XLSX and XLS
 XLSX_SHEET_ROWS = 1_048_575  # data rows per sheet, after the header row
 XLS_SHEET_ROWS = 65_535
@@ -37,6 +39,8 @@ def csv_writer(handle: Any) -> Any:
 
 
 def neutralise(value: Any) -> Any:
+    if isinstance(value, Promise):  # a translated label: the text in the active language
+        value = str(value)
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
         return "'" + value
     return value
@@ -47,6 +51,8 @@ def neutralise_row(values: Iterable[Any]) -> list[Any]:
 
 
 def _clip(value: Any) -> Any:
+    if isinstance(value, Promise):
+        value = str(value)
     if isinstance(value, str) and len(value) > CELL_MAX:
         return value[: CELL_MAX - 1] + "…"
     return value

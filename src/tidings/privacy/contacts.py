@@ -96,7 +96,7 @@ def sections(contacts: Contacts) -> list[Section]:
             found.extend(part.present(rows))
             continue
         columns = _columns(entry)
-        section = Section(part.title, [c.label for c in columns])
+        section = Section(str(part.title), [str(c.label) for c in columns])
         for row in rows.iterator(chunk_size=500):
             section.rows.append([value_of(row, c.source) for c in columns])
         found.append(section)

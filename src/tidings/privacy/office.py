@@ -12,6 +12,7 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
@@ -49,7 +50,7 @@ def record_disclosure(
 ) -> Disclosure:
     """Record what was disclosed to which authority, on which legal ground (P25)."""
     if not (authority.strip() and legal_ground.strip() and data_disclosed.strip()):
-        raise OfficeError("Say to whom, on which legal ground, and what was disclosed.")
+        raise OfficeError(_("Say to whom, on which legal ground, and what was disclosed."))
     with transaction.atomic():
         disclosure = Disclosure.objects.create(
             authority=authority.strip(),
@@ -82,9 +83,9 @@ def log_request(
     received_at: datetime | None = None,
 ) -> DataRequest:
     if kind not in DataRequest.Kind.values:
-        raise OfficeError(f"Unknown kind of request: {kind!r}")
+        raise OfficeError(_("Unknown kind of request: %(kind)s") % {"kind": repr(kind)})
     if not requester.strip():
-        raise OfficeError("Say who made the request.")
+        raise OfficeError(_("Say who made the request."))
     received = received_at or timezone.now()
     with transaction.atomic():
         request = DataRequest.objects.create(
@@ -102,9 +103,9 @@ def log_request(
 
 def close_request(request: DataRequest, *, by: User, status: str, answer: str) -> DataRequest:
     if status not in (DataRequest.Status.DONE, DataRequest.Status.REFUSED):
-        raise OfficeError("A request is closed as answered or refused.")
+        raise OfficeError(_("A request is closed as answered or refused."))
     if status == DataRequest.Status.REFUSED and not answer.strip():
-        raise OfficeError("A refusal needs its reasons (GDPR art. 12(4)).")
+        raise OfficeError(_("A refusal needs its reasons (GDPR art. 12(4))."))
     with transaction.atomic():
         request.status = status
         request.answer = answer.strip()
@@ -199,7 +200,7 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
                 purpose=purpose,
                 legal_basis=basis,
                 data_subjects="; ".join(sorted({OWNER_AS_SUBJECTS[e.owner] for e in entries})),
-                data_categories="; ".join(sorted({e.category for e in entries})),
+                data_categories="; ".join(sorted({str(e.category) for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
                 transfers=f"none: data stored in {settings.OPERATOR['data_location']}",
                 retention="; ".join(sorted({plain(e.retention) for e in entries})),

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from openpyxl import Workbook
 
 from tidings.accounts.models import Account
@@ -33,12 +34,12 @@ def _officer(request: HttpRequest) -> Any:
 
 
 class DisclosureForm(forms.Form):
-    authority = forms.CharField(label="To whom (authority)", max_length=200)
-    legal_ground = forms.CharField(max_length=300, help_text="The order, statute or article.")
+    authority = forms.CharField(label=_("To whom (authority)"), max_length=200)
+    legal_ground = forms.CharField(max_length=300, help_text=_("The order, statute or article."))
     reference = forms.CharField(required=False, max_length=100)
-    data_disclosed = forms.CharField(label="What was disclosed", widget=forms.Textarea)
+    data_disclosed = forms.CharField(label=_("What was disclosed"), widget=forms.Textarea)
     account = forms.IntegerField(
-        label="Customer account number", required=False, help_text="When it concerns one."
+        label=_("Customer account number"), required=False, help_text=_("When it concerns one.")
     )
 
     def clean_account(self) -> Account | None:
@@ -47,16 +48,16 @@ class DisclosureForm(forms.Form):
             return None
         account = Account.objects.filter(pk=number).first()
         if account is None:
-            raise forms.ValidationError("No account has that number.")
+            raise forms.ValidationError(_("No account has that number."))
         return account
 
 
 class RequestForm(forms.Form):
     kind = forms.ChoiceField(choices=DataRequest.Kind.choices)
-    requester = forms.CharField(label="Who asked (name and email)", max_length=300)
+    requester = forms.CharField(label=_("Who asked (name and email)"), max_length=300)
     details = forms.CharField(required=False, widget=forms.Textarea)
     received_at = forms.DateTimeField(
-        required=False, help_text="When it arrived, if not now (YYYY-MM-DD HH:MM)."
+        required=False, help_text=_("When it arrived, if not now (YYYY-MM-DD HH:MM).")
     )
 
 

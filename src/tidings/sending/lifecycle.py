@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
@@ -105,8 +106,10 @@ def _check_postal_address(campaign: Campaign) -> None:
     settings_ = SendingSettings.objects.filter(account_id=campaign.account_id).first()
     if settings_ is None or not settings_.postal_address.strip():
         raise SendingError(
-            "Add your postal address in the sending settings first: every campaign must "
-            "show a valid physical postal address (CAN-SPAM). Nothing was sent."
+            _(
+                "Add your postal address in the sending settings first: every campaign must "
+                "show a valid physical postal address (CAN-SPAM). Nothing was sent."
+            )
         )
 
 
@@ -115,7 +118,9 @@ def _check_content(campaign: Campaign) -> None:
         check(campaign.subject, html=False)
         check(campaign.body)
     except TemplateError as error:
-        raise SendingError(f"The campaign's content has an error ({error}).") from None
+        raise SendingError(
+            _("The campaign's content has an error (%(error)s).") % {"error": error}
+        ) from None
 
 
 def start_campaign(campaign: Campaign) -> int:
@@ -123,15 +128,15 @@ def start_campaign(campaign: Campaign) -> int:
     Returns the number of recipients fixed now: all of them, or the first batch's when
     there are more (the rest follows in `materialise_rest`)."""
     if not campaign.account.is_processing_allowed:
-        raise SendingError("This account is closed: nothing is sent.")
+        raise SendingError(_("This account is closed: nothing is sent."))
     if campaign.account.is_restricted:
-        raise SendingError("Processing is restricted for this account: nothing is sent.")
+        raise SendingError(_("Processing is restricted for this account: nothing is sent."))
     _check_postal_address(campaign)
     _check_content(campaign)
     with transaction.atomic():
         locked = _locked(campaign)
         if not locked.lists.exists() and not locked.segments.exists():
-            raise SendingError("Choose at least one list or segment to send to.")
+            raise SendingError(_("Choose at least one list or segment to send to."))
         _move(locked, "start")
         locked.started_at = timezone.now()
         # The first batch's recipients now, queued at once; a large audience's rest is
@@ -175,9 +180,9 @@ def materialise_rest(campaign_id: int) -> int:
 def schedule_campaign(campaign: Campaign, when: datetime) -> Campaign:
     """Send at `when` (aware); beat starts it within the minute."""
     if timezone.is_naive(when):
-        raise SendingError("Give the time with its time zone.")
+        raise SendingError(_("Give the time with its time zone."))
     if when <= timezone.now():
-        raise SendingError("That time has passed: choose a time in the future, or send now.")
+        raise SendingError(_("That time has passed: choose a time in the future, or send now."))
     _check_postal_address(campaign)
     _check_content(campaign)
     with transaction.atomic():
@@ -252,7 +257,7 @@ def resend_unknown(campaign: Campaign) -> int:
             not_before=None, last_error="",
         )  # fmt: skip
         if not count:
-            raise SendingError("No message of this campaign has an unknown outcome.")
+            raise SendingError(_("No message of this campaign has an unknown outcome."))
         if was_sent:
             locked.finished_at = None
             locked.save(update_fields=["status", "finished_at", "updated_at"])

@@ -28,6 +28,8 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy
 from markupsafe import escape
 
 from tidings.accounts.models import Account
@@ -351,6 +353,17 @@ COLOURS = {
 }
 
 
+# The chart's and the table's names of each kind, in the reader's language.
+KIND_LABELS = {
+    "sent": gettext_lazy("sent"),
+    "open": gettext_lazy("opens"),
+    "click": gettext_lazy("clicks"),
+    "bounce": gettext_lazy("bounces"),
+    "unsubscribe": gettext_lazy("unsubscribes"),
+    "complaint": gettext_lazy("complaints"),
+}
+
+
 def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str) -> str:
     """A line chart as inline SVG (no script): one line per kind, hours along x."""
     width, height, pad = 640, 240, 36
@@ -376,15 +389,16 @@ def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str)
     if len(hours) == 1:
         parts.append(
             f'<text x="{x(0):.1f}" y="{height - pad + 14}" font-size="10" '
-            f'text-anchor="middle">{hours[0]:%d %b %H:00}</text>'
+            f'text-anchor="middle">{date_format(hours[0], "j M H:00")}</text>'
         )
     elif hours:
         parts.append(
-            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">{hours[0]:%d %b %H:00}</text>'
+            f'<text x="{pad}" y="{height - pad + 14}" font-size="10">'
+            f"{date_format(hours[0], 'j M H:00')}</text>"
         )
         parts.append(
             f'<text x="{width - pad}" y="{height - pad + 14}" font-size="10" '
-            f'text-anchor="end">{hours[-1]:%d %b %H:00}</text>'
+            f'text-anchor="end">{date_format(hours[-1], "j M H:00")}</text>'
         )
     legend_x = pad
     for kind, values in lines.items():
@@ -402,7 +416,8 @@ def svg_chart(hours: list[datetime], lines: dict[str, list[int]], *, title: str)
             )
         parts.append(
             f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="17" font-size="11">{kind}</text>'
+            f'<text x="{legend_x + 14}" y="17" font-size="11">'
+            f"{html_lib.escape(str(KIND_LABELS.get(kind, kind)))}</text>"
         )
         legend_x += 98
     parts.append("</svg>")

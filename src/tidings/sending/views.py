@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -85,13 +86,13 @@ ACTIONS = {
     "resend_unknown": lifecycle.resend_unknown,
 }
 DONE = {
-    "send": "Sending has started.",
-    "pause": "Paused: nothing more goes out until you resume.",
-    "resume": "Sending again.",
-    "cancel": "Cancelled: nobody else receives this campaign.",
-    "unschedule": "No longer scheduled: the campaign is a draft again.",
-    "schedule": "Scheduled.",
-    "resend_unknown": "The messages of unknown outcome are queued again.",
+    "send": gettext_lazy("Sending has started."),
+    "pause": gettext_lazy("Paused: nothing more goes out until you resume."),
+    "resume": gettext_lazy("Sending again."),
+    "cancel": gettext_lazy("Cancelled: nobody else receives this campaign."),
+    "unschedule": gettext_lazy("No longer scheduled: the campaign is a draft again."),
+    "schedule": gettext_lazy("Scheduled."),
+    "resend_unknown": gettext_lazy("The messages of unknown outcome are queued again."),
 }
 
 
@@ -143,7 +144,9 @@ def progress_json(request: HttpRequest, uuid: UUID) -> JsonResponse:
 def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
     data = tracking.report(campaign)
-    chart = tracking.svg_chart(data["hours"], data["lines"], title=f"{campaign.name} by hour")
+    chart = tracking.svg_chart(
+        data["hours"], data["lines"], title=_("%(name)s by hour") % {"name": campaign.name}
+    )
     rows = [
         {"hour": hour, **{kind: values[i] for kind, values in data["lines"].items()}}
         for i, hour in enumerate(data["hours"])
@@ -156,7 +159,7 @@ def report_page(request: HttpRequest, uuid: UUID) -> HttpResponse:
             "summary": data["summary"],
             "chart": mark_safe(chart),  # noqa: S308
             "rows": rows,
-            "kinds": list(data["lines"]),
+            "kinds": [tracking.KIND_LABELS.get(k, k) for k in data["lines"]],
         },
     )
 
@@ -181,7 +184,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 )
                 if relay_form.is_valid():
                     services.save_relay(relay_form.save(commit=False))
-                    messages.success(request, "Relay added.")
+                    messages.success(request, _("Relay added."))
                     return redirect("sending:settings")
             elif form_name == "domain":
                 domain_form = DomainForm(request.POST, prefix="domain")
@@ -197,7 +200,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                     services.set_postal_address(
                         account, address_form.cleaned_data["postal_address"], by=_user(request)
                     )
-                    messages.success(request, "Postal address saved.")
+                    messages.success(request, _("Postal address saved."))
                     return redirect("sending:settings")
             elif form_name == "tracking":
                 tracking_form = TrackingForm(request.POST, prefix="tracking", instance=current)
@@ -207,7 +210,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                         tracking_form.cleaned_data["tracking"],
                         unsubscribe_mailto=tracking_form.cleaned_data["unsubscribe_mailto"],
                     )
-                    messages.success(request, "Saved.")
+                    messages.success(request, _("Saved."))
                     return redirect("sending:settings")
         except services.SettingsError as error:
             messages.error(request, str(error))
@@ -227,7 +230,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_relay(get_object_or_404(Relay, account=account_of(request), pk=pk))
-    messages.success(request, "Relay removed.")
+    messages.success(request, _("Relay removed."))
     return redirect("sending:settings")
 
 
@@ -237,7 +240,7 @@ def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_sending_domain(
         get_object_or_404(SendingDomain, account=account_of(request), pk=pk)
     )
-    messages.success(request, "Domain removed.")
+    messages.success(request, _("Domain removed."))
     return redirect("sending:settings")
 
 
@@ -271,7 +274,7 @@ def check_domain(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _mask(address: str) -> str:
-    local, _, domain = address.partition("@")
+    local, _at, domain = address.partition("@")
     return f"{local[:1]}…@{domain}"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.audience import services, setup
@@ -42,6 +43,6 @@ def audience_settings(request: HttpRequest) -> HttpResponse:
         except AudienceError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, _("Saved."))
             return redirect("audience:settings")
     return render(request, "audience/settings.html", {"form": form})
