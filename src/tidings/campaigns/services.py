@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from tidings.accounts.models import Account, User
 from tidings.audience.models import Contact, MailingList, Segment
@@ -242,11 +243,14 @@ def delete_layout(layout: Layout, *, by: User) -> None:
         used = locked.campaigns.exclude(status=Campaign.Status.DRAFT).count()
         if used:
             raise CampaignError(
-                _(
-                    "%(used)s campaign%(s__if_used___1_else)s beyond drafts use this layout; "
-                    "it stays so that they keep their look."
+                ngettext(
+                    "%(used)s campaign beyond drafts uses this layout; "
+                    "it stays so that it keeps its look.",
+                    "%(used)s campaigns beyond drafts use this layout; "
+                    "it stays so that they keep their look.",
+                    used,
                 )
-                % {"used": used, "s__if_used___1_else": "s" if used > 1 else ""}
+                % {"used": used}
             )
         locked.delete()
 
