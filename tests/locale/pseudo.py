@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +88,21 @@ def unmarked(text: str, allowed: Iterable[str], *, keep_lines: bool = False) -> 
         if stripped == text:
             break
         text = stripped
-    values = sorted((v for v in allowed if len(v) > 2), key=len, reverse=True)
-    if values:
-        pattern = "|".join(re.escape(v) for v in values)
-        text = re.sub(f"(?<!\\w)(?:{pattern})(?!\\w)", " ", text)
+    pattern = _allowed_pattern(frozenset(allowed))
+    if pattern is not None:
+        text = pattern.sub(" ", text)
     text = re.sub(r"\S+@\S+|https?://\S+|/[\w./?=&%-]*", " ", text)
     if keep_lines:
         return "\n".join(" ".join(WORD.findall(line)) for line in text.split("\n"))
     return " ".join(WORD.findall(text))
+
+
+@lru_cache(maxsize=4)
+def _allowed_pattern(allowed: frozenset[str]) -> re.Pattern[str] | None:
+    values = sorted((v for v in allowed if len(v) > 2), key=len, reverse=True)
+    if not values:
+        return None
+    return re.compile("(?<!\\w)(?:" + "|".join(re.escape(v) for v in values) + ")(?!\\w)")
 
 
 def visible_texts(html: str) -> list[str]:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext
 
 from tidings.accounts.models import Account, User
@@ -35,6 +38,8 @@ def _display(obj: models.Model, field: str) -> Any:
         return getattr(obj, f"get_{field}_display")()  # the label, in the reader's language
     if isinstance(value, bool):
         return gettext("on") if value else gettext("off")
+    if isinstance(value, datetime):  # in the reader's language and time zone
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None else value
