@@ -267,7 +267,7 @@ register(
     category=_("contacts' requests about their data (application data)"),
     purpose=_("letting the customer answer their contacts' data-protection requests in time"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention=(
+    retention=_(
         "deleted TIDINGS_AUDIT_RETENTION_YEARS after it is closed (the proof that it was "
         "answered), or with the customer's account; the contact's address leaves the "
         "request when the contact is erased"

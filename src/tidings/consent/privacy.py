@@ -5,6 +5,7 @@ from datetime import datetime
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.consent.models import ConsentRecord, PageView, ThirdParty
@@ -30,7 +31,9 @@ register(
     category=_("cookie choices"),
     purpose=_("proving which cookies each visitor allowed, on which version of the banner"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention=f"{settings.RETENTION['consent_years']} years after the choice, as proof",
+    retention=format_lazy(
+        _("{years} years after the choice, as proof"), years=settings.RETENTION["consent_years"]
+    ),
     personal_fields=["consent_id", "categories", "given_at", "ip_network", "browser", "method"],
     shown_fields=("given_at", "categories", "method", "banner_version", "consent_id"),
     # The proof outlives the account, detached from it: an anonymous id, a /24 network.

@@ -2,6 +2,7 @@ from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.core import retention
@@ -21,9 +22,12 @@ register(
     category=_("audit trail"),
     purpose=_("accountability: who read or changed personal data, when and why (P7)"),
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention=(
-        f"{settings.RETENTION['audit_years']} years after each entry is written "
-        "(TIDINGS_AUDIT_RETENTION_YEARS), then deleted, oldest first"
+    retention=format_lazy(
+        _(
+            "{years} years after each entry is written "
+            "(TIDINGS_AUDIT_RETENTION_YEARS), then deleted, oldest first"
+        ),
+        years=settings.RETENTION["audit_years"],
     ),
     personal_fields=[],
     erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,

@@ -112,7 +112,7 @@ register(
     category=_("imports of the customer's contacts (application data)"),
     purpose=_("adding the customer's contacts from a file, with the legal basis they stated"),
     legal_basis=LegalBasis.CONTRACT,
-    retention=(
+    retention=_(
         "the uploaded file until the import ends; the report of rejected rows (which "
         "repeats those rows) for the export period, 7 days by default; the job's counts "
         "and stated legal basis until the account is erased"
