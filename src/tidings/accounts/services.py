@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -187,7 +188,7 @@ def confirm_email(token: str) -> User:
 
 @dataclass(frozen=True)
 class Change:
-    label: str
+    label: str | Promise
     old: str
     new: str
     secret: bool

@@ -28,6 +28,7 @@ from typing import Any
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
@@ -62,7 +63,7 @@ Compiler = Callable[[Account, Condition], Q]
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str
+    label: str | Promise
     ops: tuple[str, ...]
     compile: Compiler
     # "list" (a list uuid), "attribute" (a key name), or "" for none.

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
-from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext
 from jinja2 import ChainableUndefined, meta, nodes
 from markupsafe import Markup
 
@@ -151,7 +151,7 @@ def _inline(html: str) -> str:
         return _INLINER.inline(html)
     except (css_inline.InlineError, ValueError) as error:
         raise TemplateError(
-            _("the layout's CSS cannot be inlined: %(error)s") % {"error": error}
+            gettext("the layout's CSS cannot be inlined: %(error)s") % {"error": error}
         ) from None
 
 
@@ -388,7 +388,7 @@ def check_layout(source: str) -> None:
     tree = environment(html=True).parse(source)
     if not any(n.name == "content" for n in tree.find_all(nodes.Name) if n.ctx == "load"):
         raise TemplateError(
-            _("a layout must contain {{ content }} where the campaign's content goes")
+            gettext("a layout must contain {{ content }} where the campaign's content goes")
         )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 # The account a row belongs to (accounts.Account: core names no app above it).
@@ -98,7 +99,7 @@ class Column:
     """A column of the contact's view: its label and where the value comes from (an
     ORM-style path on the row, "mailing_list__name", or a function of the row)."""
 
-    label: str
+    label: str | Promise  # a translatable name: str() it where text is needed
     source: str | Callable[[Any], Any]
 
 
@@ -122,7 +123,7 @@ class ContactPart:
     deletes, anonymises (`anonymise_with`) or keeps them (`erase`).
     """
 
-    title: str
+    title: str | Promise
     erase: ContactErasure
     path: str | None = None
     rows: Callable[[Contacts], models.QuerySet[Any]] | None = None

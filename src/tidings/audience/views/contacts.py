@@ -271,6 +271,7 @@ def contact_restriction(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRe
             messages.success(request, _("Processing is restricted; the contact has been told."))
         elif action == "lift":
             contact = restriction.announce_lift(contact)
+            assert contact.restriction_lifts_at is not None
             messages.success(
                 request,
                 _("The contact has been told; the restriction ends on %(date)s.")
