@@ -132,8 +132,16 @@ def visible_texts(html: str) -> list[str]:
     return [" ".join(nodes), *attributes]
 
 
+# The staff console's side menu names apps and models from Django's verbose names, not
+# yet translated (issue 15 follow-up): left out here, listed in the test's docstring.
+UNCHECKED_IDS = {"nav-sidebar"}
+
+
 def _untranslated_content(el: Any) -> bool:
-    return any(a.get("translate") == "no" for a in [el, *el.iterancestors()])
+    return any(
+        a.get("translate") == "no" or a.get("id") in UNCHECKED_IDS
+        for a in [el, *el.iterancestors()]
+    )
 
 
 def unmarked_in_context(text: str, allowed: Iterable[str]) -> list[str]:

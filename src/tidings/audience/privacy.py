@@ -41,7 +41,7 @@ from tidings.core.datamap import (
 from tidings.core.digests import email_digest
 from tidings.privacy.contacts import when
 
-CONTACT_RETENTION = (
+CONTACT_RETENTION = _(
     "as long as the customer keeps the contact; erased with the customer's account, or at "
     "once when the contact asks the customer for erasure"
 )

@@ -7,6 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from tidings.core.fields import EncryptedTextField
@@ -168,7 +169,10 @@ class DataRequest(models.Model):
         ordering = ("due_at",)
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} request of {self.received_at:%Y-%m-%d}"
+        return _("%(kind)s request of %(date)s") % {
+            "kind": self.get_kind_display(),
+            "date": date_format(self.received_at, "DATE_FORMAT"),
+        }
 
     @property
     def overdue(self) -> bool:

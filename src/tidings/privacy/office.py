@@ -12,11 +12,12 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
-from tidings.core.datamap import Owner, plain
+from tidings.core.datamap import BASIS_LABELS, LegalBasis, Owner, plain
 from tidings.core.mail import send_templated
 from tidings.privacy.models import DataRequest, Disclosure
 from tidings.staff import audit
@@ -152,10 +153,10 @@ def escalate_due_requests(now: datetime | None = None) -> int:
 # -- records of processing activities (art. 30) ------------------------------------------
 
 OWNER_AS_SUBJECTS = {
-    Owner.CUSTOMER: "customers (the operator's clients and their users)",
-    Owner.CONTACT: "contacts of customers",
-    Owner.STAFF: "the operator's staff",
-    Owner.VISITOR: "visitors of the website",
+    Owner.CUSTOMER: gettext_lazy("customers (the operator's clients and their users)"),
+    Owner.CONTACT: gettext_lazy("contacts of customers"),
+    Owner.STAFF: gettext_lazy("the operator's staff"),
+    Owner.VISITOR: gettext_lazy("visitors of the website"),
 }
 
 
@@ -173,14 +174,16 @@ class Activity:
 
 def security_measures() -> str:
     measures = [
-        "TLS for every connection with HSTS" if settings.SECURE else "TLS expected at the proxy",
-        "sensitive fields encrypted at rest (Fernet, rotating keys)",
-        "passwords hashed with Argon2",
-        "login throttling and lockout",
-        "two-factor authentication for staff" if settings.STAFF_REQUIRE_2FA else "",
-        "role-based staff access with a stated reason",
-        "hash-chained append-only audit log of staff access",
-        "erasure verified across the whole database",
+        gettext("TLS for every connection with HSTS")
+        if settings.SECURE
+        else gettext("TLS expected at the proxy"),
+        gettext("sensitive fields encrypted at rest (Fernet, rotating keys)"),
+        gettext("passwords hashed with Argon2"),
+        gettext("login throttling and lockout"),
+        gettext("two-factor authentication for staff") if settings.STAFF_REQUIRE_2FA else "",
+        gettext("role-based staff access with a stated reason"),
+        gettext("hash-chained append-only audit log of staff access"),
+        gettext("erasure verified across the whole database"),
     ]
     return "; ".join(m for m in measures if m)
 
@@ -188,7 +191,7 @@ def security_measures() -> str:
 def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
     """One activity per purpose of the data map, with the fields art. 30(1) asks for."""
     extra = ", ".join(recipients)
-    staff = "the operator's staff, by role"
+    staff = gettext("the operator's staff, by role")
     by_purpose: dict[tuple[str, str], list[datamap.Entry]] = {}
     for entry in datamap.entries():
         key = (plain(entry.purpose), str(entry.legal_basis))
@@ -198,11 +201,12 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
         activities.append(
             Activity(
                 purpose=purpose,
-                legal_basis=basis,
-                data_subjects="; ".join(sorted({OWNER_AS_SUBJECTS[e.owner] for e in entries})),
+                legal_basis=str(BASIS_LABELS[LegalBasis(basis)]),
+                data_subjects="; ".join(sorted({str(OWNER_AS_SUBJECTS[e.owner]) for e in entries})),
                 data_categories="; ".join(sorted({str(e.category) for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
-                transfers=f"none: data stored in {settings.OPERATOR['data_location']}",
+                transfers=gettext("none: data stored in %(place)s")
+                % {"place": settings.OPERATOR["data_location"]},
                 retention="; ".join(sorted({plain(e.retention) for e in entries})),
                 security=security_measures(),
             )

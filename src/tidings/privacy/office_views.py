@@ -35,8 +35,10 @@ def _officer(request: HttpRequest) -> Any:
 
 class DisclosureForm(forms.Form):
     authority = forms.CharField(label=_("To whom (authority)"), max_length=200)
-    legal_ground = forms.CharField(max_length=300, help_text=_("The order, statute or article."))
-    reference = forms.CharField(required=False, max_length=100)
+    legal_ground = forms.CharField(
+        label=_("Legal ground"), max_length=300, help_text=_("The order, statute or article.")
+    )
+    reference = forms.CharField(label=_("Reference"), required=False, max_length=100)
     data_disclosed = forms.CharField(label=_("What was disclosed"), widget=forms.Textarea)
     account = forms.IntegerField(
         label=_("Customer account number"), required=False, help_text=_("When it concerns one.")
@@ -53,19 +55,25 @@ class DisclosureForm(forms.Form):
 
 
 class RequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=DataRequest.Kind.choices)
+    kind = forms.ChoiceField(label=_("Kind"), choices=DataRequest.Kind.choices)
     requester = forms.CharField(label=_("Who asked (name and email)"), max_length=300)
-    details = forms.CharField(required=False, widget=forms.Textarea)
+    details = forms.CharField(label=_("Details"), required=False, widget=forms.Textarea)
     received_at = forms.DateTimeField(
-        required=False, help_text=_("When it arrived, if not now (YYYY-MM-DD HH:MM).")
+        label=_("Received at"),
+        required=False,
+        help_text=_("When it arrived, if not now (YYYY-MM-DD HH:MM)."),
     )
 
 
 class CloseForm(forms.Form):
     status = forms.ChoiceField(
-        choices=[(DataRequest.Status.DONE, "answered"), (DataRequest.Status.REFUSED, "refused")]
+        label=_("Status"),
+        choices=[
+            (DataRequest.Status.DONE, _("answered")),
+            (DataRequest.Status.REFUSED, _("refused")),
+        ],
     )
-    answer = forms.CharField(widget=forms.Textarea, required=False)
+    answer = forms.CharField(label=_("Answer"), widget=forms.Textarea, required=False)
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -96,7 +104,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     scheduled = Account.objects.exclude(status=Account.Status.ACTIVE).order_by("erase_after")
     context = {
         **site.each_context(request),
-        "title": "Privacy office",
+        "title": _("Privacy office"),
         "now": timezone.now(),
         "open_requests": open_requests,
         "disclosures": disclosures,

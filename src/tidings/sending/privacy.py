@@ -34,7 +34,7 @@ from tidings.sending.models import (
     TrackingEvent,
 )
 
-CONTACT_DATA = "the customer's contacts (application data)"
+CONTACT_DATA = _("the customer's contacts (application data)")
 NOT_CONTACTS = "the customer's own settings: no contact's data"
 
 

@@ -44,6 +44,10 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = _("Email")
+
     def clean_otp(self, user: Any) -> None:
         if user is not None and not user_has_device(user, confirmed=True):
             raise forms.ValidationError(NO_DEVICE_HELP, code="no_device")
@@ -61,13 +65,13 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
 
 class StaffAdminSite(admin.AdminSite):
-    site_title = "Tidings staff"
-    index_title = "Staff console"
+    site_title = _("Tidings staff")
+    index_title = _("Staff console")
     login_template = "staff/admin/login.html"
 
     @property
     def site_header(self) -> str:  # type: ignore[override]
-        return f"{settings.OPERATOR['name']} · staff console"
+        return _("%(name)s · staff console") % {"name": settings.OPERATOR["name"]}
 
     @property
     def login_form(self) -> type[AdminAuthenticationForm]:  # type: ignore[override]
@@ -127,7 +131,7 @@ class StaffAdminSite(admin.AdminSite):
             return redirect(next_url)
         context = {
             **self.each_context(request),
-            "title": "Why do you need this data?",
+            "title": _("Why do you need this data?"),
             "form": form,
             "next": next_url,
             "minutes": settings.AUDIT_REASON_MINUTES,
