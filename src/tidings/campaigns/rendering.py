@@ -79,10 +79,14 @@ class Rendered:
 
 
 @functools.cache
-def default_layout_html() -> str:
+def default_layout_html(language: str | None = None) -> str:
     """The layout used when a campaign has none of its own (responsive, accessible,
-    hidden preheader, footer with the unsubscribe and preferences links)."""
-    return (Path(__file__).parent / "layouts" / "default.html").read_text(encoding="utf-8")
+    hidden preheader, footer with the unsubscribe and preferences links), in the
+    account's language (`layouts/default.<language>.html`; English otherwise)."""
+    folder = Path(__file__).parent / "layouts"
+    translated = folder / f"default.{language}.html"
+    chosen = translated if language and translated.is_file() else folder / "default.html"
+    return chosen.read_text(encoding="utf-8")
 
 
 class Attributes(dict[str, Any]):
@@ -292,7 +296,7 @@ def _prepare(subject: str, preheader: str, body: str, content_format: str, layou
 
 def layout_source(campaign: Campaign) -> str:
     layout = campaign.layout
-    return layout.html if layout is not None else default_layout_html()
+    return layout.html if layout is not None else default_layout_html(campaign.account.language)
 
 
 def prepare(campaign: Campaign) -> Prepared:

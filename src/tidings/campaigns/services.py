@@ -72,7 +72,9 @@ def _check_templates(account: Account, values: dict[str, Any]) -> None:
         preheader=values["preheader"],
         body=values["body"],
         content_format=values["content_format"],
-        layout=layout.html if layout is not None else rendering.default_layout_html(),
+        layout=layout.html
+        if layout is not None
+        else rendering.default_layout_html(account.language),
         contacts=Contact.objects.filter(account=account).order_by("pk")[:CHECK_CONTACTS],
         campaign={
             "name": values["name"],
@@ -213,7 +215,10 @@ def create_layout(account: Account, *, name: str, html: str, by: User) -> Layout
 def copy_default_layout(account: Account, *, by: User) -> Layout:
     """An editable copy of Tidings's default layout in `account`."""
     return create_layout(
-        account, name="Default layout (copy)", html=rendering.default_layout_html(), by=by
+        account,
+        name="Default layout (copy)",
+        html=rendering.default_layout_html(account.language),
+        by=by,
     )
 
 

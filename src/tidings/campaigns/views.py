@@ -313,7 +313,10 @@ def _save_layout(request: HttpRequest, form: LayoutForm, layout: Layout | None) 
 def layout_new(request: HttpRequest) -> HttpResponse:
     form = LayoutForm(
         request.POST or None,
-        initial={"name": "My layout", "html": rendering.default_layout_html()},
+        initial={
+            "name": _("My layout"),
+            "html": rendering.default_layout_html(account_of(request).language),
+        },
     )
     if request.method == "POST" and form.is_valid():
         layout = _save_layout(request, form, None)
@@ -352,7 +355,9 @@ def layout_delete(request: HttpRequest, pk: int) -> HttpResponse:
 @customer_page
 def layout_default(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "campaigns/layout_default.html", {"html": rendering.default_layout_html()}
+        request,
+        "campaigns/layout_default.html",
+        {"html": rendering.default_layout_html(account_of(request).language)},
     )
 
 
@@ -398,5 +403,4 @@ def layout_preview_html(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @xframe_options_sameorigin
 def layout_default_preview_html(request: HttpRequest) -> HttpResponse:
-    account_of(request)
-    return _layout_preview(rendering.default_layout_html())
+    return _layout_preview(rendering.default_layout_html(account_of(request).language))

@@ -29,7 +29,7 @@ from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext, gettext_lazy
 from markupsafe import escape
 
 from tidings.accounts.models import Account
@@ -112,10 +112,13 @@ def add_footer(
     if unsubscribe_url:
         link = html_lib.escape(unsubscribe_url)
         html_parts.append(
-            f'You receive this because you subscribed. <a href="{link}">Unsubscribe</a> '
-            "with one click, at any time."
+            gettext(
+                'You receive this because you subscribed. <a href="%(link)s">Unsubscribe</a> '
+                "with one click, at any time."
+            )
+            % {"link": link}
         )
-        text_parts.append(f"Unsubscribe: {unsubscribe_url}")
+        text_parts.append(gettext("Unsubscribe: %(url)s") % {"url": unsubscribe_url})
     if postal_address and in_html:
         html_parts.append(str(escape(postal_address)))
     if postal_address and in_text:
