@@ -127,10 +127,14 @@ MIDDLEWARE = [
     "tidings.core.headers.PrivacyHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The visitor's language: their choice (cookie) or the browser's Accept-Language.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # A logged-in user's own language and time zone (My Account) win over the browser's.
+    "tidings.accounts.locale.UserLocaleMiddleware",
     "tidings.accounts.sessions.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Before anything reads a body (CSRF's check reads the form): a body over the upload
@@ -153,6 +157,8 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "tidings.core.context_processors.operator",
@@ -294,6 +300,15 @@ PREFERENCE_LINK_DAYS = envint("TIDINGS_PREFERENCE_LINK_DAYS", 180)
 TRUSTED_PROXIES = envnetworks("TIDINGS_TRUSTED_PROXIES")
 
 LANGUAGE_CODE = "en"
+# The interface, every mail and the policy exist in these languages (src/tidings/locale).
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# Set only when a visitor picks a language in the footer (consent/cookies.py lists it).
+LANGUAGE_COOKIE_NAME = "tidings_language"
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SECURE = SECURE
 TIME_ZONE = env("TIDINGS_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -12,6 +12,7 @@ from django import forms
 from django.contrib import messages
 from django.db import models
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts import services
 from tidings.accounts.models import Account, User
@@ -58,7 +59,7 @@ class UserChangeForm(forms.ModelForm):
         except addresses.InvalidAddress as error:
             raise forms.ValidationError(str(error)) from None
         if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
-            raise forms.ValidationError("Another account already uses this email address.")
+            raise forms.ValidationError(_("Another account already uses this email address."))
         return email
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from tidings.accounts import apikeys
@@ -28,7 +29,7 @@ def api_keys(request: HttpRequest) -> HttpResponse:
     error = ""
     if request.method == "POST":
         try:
-            _, new_key = apikeys.create_api_key(
+            _key, new_key = apikeys.create_api_key(
                 user.account,  # type: ignore[arg-type]
                 name=request.POST.get("name", ""),
                 by=user,
@@ -55,5 +56,7 @@ def revoke_api_key(request: HttpRequest, key_id: int) -> HttpResponse:
     user = _customer(request)
     api_key = get_object_or_404(ApiKey, pk=key_id, account=user.account)
     apikeys.revoke_api_key(api_key, by=user)
-    messages.success(request, f"The key “{api_key.name}” is revoked: it stops working now.")
+    messages.success(
+        request, _("The key “%(name)s” is revoked: it stops working now.") % {"name": api_key.name}
+    )
     return redirect("accounts:api_keys")

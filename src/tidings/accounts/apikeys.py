@@ -7,6 +7,7 @@ import secrets
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, ApiKey, User
 from tidings.accounts.services import AccountError, Change, _notify_changes
@@ -24,9 +25,9 @@ def create_api_key(account: Account, *, name: str, by: User) -> tuple[ApiKey, st
     """Make a key for `account`; returns the row and the key, which is never shown again."""
     name = name.strip()
     if not name:
-        raise AccountError("Give the key a name, so you can tell it apart later.")
+        raise AccountError(_("Give the key a name, so you can tell it apart later."))
     if by.account_id != account.pk:
-        raise AccountError("You can only create keys for your own account.")
+        raise AccountError(_("You can only create keys for your own account."))
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         api_key = ApiKey.objects.create(
@@ -41,7 +42,7 @@ def create_api_key(account: Account, *, name: str, by: User) -> tuple[ApiKey, st
 
 def revoke_api_key(api_key: ApiKey, *, by: User) -> ApiKey:
     if by.account_id != api_key.account_id and not by.is_staff:
-        raise AccountError("That key belongs to another account.")
+        raise AccountError(_("That key belongs to another account."))
     if api_key.revoked_at is not None:
         return api_key
     with transaction.atomic():

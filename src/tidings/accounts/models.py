@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.addresses import canonical
 from tidings.core.fields import EncryptedTextField
@@ -19,9 +21,9 @@ class Account(models.Model):
     """A customer organisation. Its users, and later its audience, belong to it."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        CLOSED = "closed", "Closed, erasure scheduled"
-        ERASING = "erasing", "Being erased"
+        ACTIVE = "active", _("Active")
+        CLOSED = "closed", _("Closed, erasure scheduled")
+        ERASING = "erasing", _("Being erased")
 
     name = models.CharField("organisation name", max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
@@ -37,6 +39,10 @@ class Account(models.Model):
     restricted_at = models.DateTimeField(null=True, blank=True)
     restriction_reason = models.CharField(max_length=500, blank=True, default="")
     restriction_lifts_at = models.DateTimeField(null=True, blank=True)
+    # The language of the mails the account's contacts get (confirmations, receipts).
+    language = models.CharField(
+        max_length=8, choices=settings.LANGUAGES, default=settings.LANGUAGE_CODE
+    )
 
     def __str__(self) -> str:
         return f"{self.name} (#{self.pk})"
@@ -109,6 +115,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     email_confirmed_at = models.DateTimeField(null=True, blank=True)
     # An address change takes effect only once the new address is confirmed.
     pending_email = models.EmailField(blank=True, default="")
+    # Empty: the browser's language and the operator's time zone.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, blank=True, default="")
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     # Optional processing the customer can switch off one by one (P18). Analytics is
     # off until they switch it on (privacy by default).

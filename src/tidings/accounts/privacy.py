@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.sessions.models import Session
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tidings.accounts.models import Account, ApiKey, User
@@ -24,10 +25,10 @@ from tidings.core.datamap import (
 register(
     Account,
     owner=Owner.CUSTOMER,
-    category="identity",
-    purpose="providing the service the customer signed up for",
+    category=_("identity"),
+    purpose=_("providing the service the customer signed up for"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="while the account is open; erased 45 to 60 days after closing",
+    retention=_("while the account is open; erased 45 to 60 days after closing"),
     personal_fields=[
         "name",
         "created_at",
@@ -37,6 +38,7 @@ register(
         "restricted_at",
         "restriction_reason",
         "restriction_lifts_at",
+        "language",
     ],
     erase=Erasure.DELETE,
     account_path="",
@@ -45,10 +47,10 @@ register(
 register(
     User,
     owner=Owner.CUSTOMER,
-    category="identity and contact details",
-    purpose="logging in, contacting the customer about their account, invoicing",
+    category=_("identity and contact details"),
+    purpose=_("logging in, contacting the customer about their account, invoicing"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="while the account is open; erased 45 to 60 days after closing",
+    retention=_("while the account is open; erased 45 to 60 days after closing"),
     personal_fields=[
         "name",
         "email",
@@ -61,6 +63,8 @@ register(
         "allow_product_updates",
         "allow_support_followups",
         "allow_analytics",
+        "language",
+        "time_zone",
     ],
     secret_fields=["password"],
     erase=Erasure.DELETE,
@@ -70,10 +74,10 @@ register(
 register(
     TOTPDevice,
     owner=Owner.CUSTOMER,
-    category="account security",
-    purpose="two-factor authentication",
+    category=_("account security"),
+    purpose=_("two-factor authentication"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="until the device is removed or the account erased",
+    retention=_("until the device is removed or the account erased"),
     personal_fields=["name", "confirmed", "last_used_at"],
     secret_fields=["key"],
     erase=Erasure.DELETE,
@@ -107,11 +111,13 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
     register(
         _model,
         owner=Owner.CUSTOMER,
-        category="login records",
-        purpose="throttling and locking out repeated failed logins (P9)",
+        category=_("login records"),
+        purpose=_("throttling and locking out repeated failed logins (P9)"),
         legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-        retention="not written: failures are counted in the cache and expire with the "
-        "lockout (TIDINGS_LOGIN_LOCKOUT_MINUTES)",
+        retention=_(
+            "not written: failures are counted in the cache and expire with the "
+            "lockout (TIDINGS_LOGIN_LOCKOUT_MINUTES)"
+        ),
         personal_fields=["username", "ip_address", "user_agent"],
         erase=Erasure.DELETE,
         rows_for_account=_login_records(_model),
@@ -120,10 +126,10 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
 register(
     ApiKey,
     owner=Owner.CUSTOMER,
-    category="programmatic access keys",
-    purpose="letting the customer's own systems use the API",
+    category=_("programmatic access keys"),
+    purpose=_("letting the customer's own systems use the API"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="until the key is revoked and the account erased",
+    retention=_("until the key is revoked and the account erased"),
     personal_fields=["name", "created_at", "last_used_at", "revoked_at"],
     shown_fields=("name", "prefix", "created_at", "last_used_at", "revoked_at"),
     secret_fields=["digest"],

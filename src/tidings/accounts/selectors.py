@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.core import datamap
 
 # How many rows of one kind My Account shows before linking to the full export.
@@ -21,11 +26,20 @@ class HeldData:
     rows: list[list[Any]]
     total: int
 
+    @property
+    def title(self) -> str:
+        # The names of tables and columns are in the catalog: privacy/labels.py.
+        return gettext(self.entry.verbose_name)
+
 
 def _display(obj: models.Model, field: str) -> Any:
     value = getattr(obj, field)
+    if getattr(obj._meta.get_field(field), "choices", None):
+        return getattr(obj, f"get_{field}_display")()  # the label, in the reader's language
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return gettext("on") if value else gettext("off")
+    if isinstance(value, datetime):  # in the reader's language and time zone
+        return date_format(timezone.localtime(value), "DATETIME_FORMAT")
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return "" if value is None else value
@@ -33,7 +47,7 @@ def _display(obj: models.Model, field: str) -> Any:
 
 def _label(model: type[models.Model], field: str) -> str:
     f = model._meta.get_field(field)
-    return str(getattr(f, "verbose_name", field))
+    return gettext(str(getattr(f, "verbose_name", field)))
 
 
 def data_held_on(account: Account) -> list[HeldData]:
@@ -51,3 +65,14 @@ def data_held_on(account: Account) -> list[HeldData]:
         labels = [_label(entry.model, c) for c in columns]
         held.append(HeldData(entry=entry, columns=labels, rows=rows, total=total))
     return held
+
+
+def language_of(address: str) -> str | None:
+    """The language the user behind `address` (current or pending) reads mail in."""
+    found = (
+        User.objects.filter(Q(email__iexact=address) | Q(pending_email__iexact=address))
+        .exclude(language="")
+        .values_list("language", flat=True)
+        .first()
+    )
+    return found or None

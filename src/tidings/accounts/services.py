@@ -16,10 +16,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from tidings.accounts import tokens
 from tidings.accounts.models import Account, User
-from tidings.core import addresses, collection, jobs, ratelimit
+from tidings.core import addresses, collection, jobs, locales, ratelimit
 from tidings.core.mail import send_templated
 from tidings.staff import audit
 
@@ -41,7 +44,11 @@ REGISTRATION_PURPOSES = {
     "phone": ("reaching the customer about the account, only if given", "consent"),
 }
 
-EDITABLE_FIELDS = {"name": "Name", "phone": "Phone", "postal_address": "Postal address"}
+EDITABLE_FIELDS = {
+    "name": gettext_lazy("Name"),
+    "phone": gettext_lazy("Phone"),
+    "postal_address": gettext_lazy("Postal address"),
+}
 SECRET_FIELDS = {"phone", "postal_address", "email"}
 
 
@@ -50,7 +57,7 @@ def mask(value: str) -> str:
     if not value:
         return "(empty)"
     if "@" in value:
-        local, _, domain = value.partition("@")
+        local, _at, domain = value.partition("@")
         return f"{local[:1]}•••@{domain}"
     return "•••" + value[-2:] if len(value) > 4 else "•••"
 
@@ -60,7 +67,9 @@ def _clean_email(email: str) -> str:
         email = addresses.normalise_email(email)
         validate_email(email)
     except (addresses.InvalidAddress, ValidationError):
-        raise AccountError(f"“{email.strip().lower()}” is not a valid email address.") from None
+        raise AccountError(
+            _("“%(lower)s” is not a valid email address.") % {"lower": email.strip().lower()}
+        ) from None
     return email
 
 
@@ -72,6 +81,7 @@ def register_customer(
     password: str,
     postal_address: str = "",
     phone: str = "",
+    language: str = "",
 ) -> str:
     """Create an account and its first user, unconfirmed, and send the confirmation link;
     the address mailed. An address that already has an account gets the same answer (no
@@ -91,8 +101,10 @@ def register_customer(
         return email
     try:
         with transaction.atomic():
-            account = Account.objects.create(name=organisation.strip())
+            language = locales.supported_language(language)
+            account = Account.objects.create(name=organisation.strip(), language=language)
             user = User.objects.create_user(
+                language=language,
                 email=email,
                 password=password,
                 name=name.strip(),
@@ -164,7 +176,7 @@ def confirm_email(token: str) -> User:
     with transaction.atomic():
         user = User.objects.select_for_update().filter(pk=data["u"], email=data["e"]).first()
         if user is None:
-            raise tokens.InvalidLink("This link is not valid any more.")
+            raise tokens.InvalidLink(_("This link is not valid any more."))
         if user.email_confirmed_at is None:
             user.email_confirmed_at = timezone.now()
             user.save(update_fields=["email_confirmed_at"])
@@ -176,7 +188,7 @@ def confirm_email(token: str) -> User:
 
 @dataclass(frozen=True)
 class Change:
-    label: str
+    label: str | Promise
     old: str
     new: str
     secret: bool
@@ -196,10 +208,10 @@ def update_profile(user: User, *, by: User, reason: str = "", **values: str) -> 
     changed_fields: list[str] = []
     for field, new in values.items():
         if field not in EDITABLE_FIELDS:
-            raise AccountError(f"{field} cannot be changed here.")
+            raise AccountError(_("%(field)s cannot be changed here.") % {"field": field})
         new = (new or "").strip()
         if field == "name" and not new:
-            raise AccountError("Your name cannot be empty.")
+            raise AccountError(_("Your name cannot be empty."))
         old = getattr(user, field)
         if old == new:
             continue
@@ -229,10 +241,10 @@ def update_profile(user: User, *, by: User, reason: str = "", **values: str) -> 
 def rename_account(account: Account, *, name: str, by: User, reason: str = "") -> list[Change]:
     name = name.strip()
     if not name:
-        raise AccountError("The organisation name cannot be empty.")
+        raise AccountError(_("The organisation name cannot be empty."))
     if name == account.name:
         return []
-    change = Change("Organisation name", account.name, name, False)
+    change = Change(gettext_lazy("Organisation name"), account.name, name, False)
     with transaction.atomic():
         account.name = name
         account.full_clean()
@@ -247,9 +259,9 @@ def request_email_change(user: User, *, new_email: str, by: User, reason: str = 
     """Send a confirmation link to the new address; warn the old one (P19)."""
     new_email = _clean_email(new_email)
     if new_email == user.email:
-        raise AccountError("That is already your email address.")
+        raise AccountError(_("That is already your email address."))
     if User.objects.filter(email__iexact=new_email).exclude(pk=user.pk).exists():
-        raise AccountError("Another account already uses this email address.")
+        raise AccountError(_("Another account already uses this email address."))
     with transaction.atomic():
         user.pending_email = new_email
         user.save(update_fields=["pending_email"])
@@ -285,9 +297,9 @@ def confirm_email_change(token: str) -> User:
             User.objects.select_for_update().filter(pk=data["u"], pending_email=data["e"]).first()
         )
         if user is None:
-            raise tokens.InvalidLink("This link is not valid any more.")
+            raise tokens.InvalidLink(_("This link is not valid any more."))
         if User.objects.filter(email__iexact=data["e"]).exclude(pk=user.pk).exists():
-            raise tokens.InvalidLink("Another account already uses this email address.")
+            raise tokens.InvalidLink(_("Another account already uses this email address."))
         old = user.email
         user.email = data["e"]
         user.pending_email = ""
@@ -319,9 +331,9 @@ def set_password(user: User, *, password: str, by: User | None, reason: str = ""
 
 
 PROCESSING_SWITCHES = {
-    "allow_product_updates": "Product-update emails",
-    "allow_support_followups": "Follow-ups after a support conversation",
-    "allow_analytics": "Usage analytics",
+    "allow_product_updates": gettext_lazy("Product-update emails"),
+    "allow_support_followups": gettext_lazy("Follow-ups after a support conversation"),
+    "allow_analytics": gettext_lazy("Usage analytics"),
 }
 
 
@@ -330,7 +342,7 @@ def set_processing(user: User, *, by: User, reason: str = "", **switches: bool) 
     changes = []
     for field, value in switches.items():
         if field not in PROCESSING_SWITCHES:
-            raise AccountError(f"Unknown processing: {field}")
+            raise AccountError(_("Unknown processing: %(field)s") % {"field": field})
         if getattr(user, field) != value:
             old = "on" if getattr(user, field) else "off"
             changes.append(Change(PROCESSING_SWITCHES[field], old, "on" if value else "off", False))
@@ -347,7 +359,7 @@ def set_processing(user: User, *, by: User, reason: str = "", **switches: bool) 
 
 def check_password(user: User, password: str) -> None:
     if not user.check_password(password):
-        raise AccountError("The password is not correct.")
+        raise AccountError(_("The password is not correct."))
 
 
 def close_account(account: Account, *, by: User, erase_now: bool = False) -> Account:
@@ -356,7 +368,7 @@ def close_account(account: Account, *, by: User, erase_now: bool = False) -> Acc
     With erase_now the grace period is skipped and erasure is queued at once.
     """
     if account.status != Account.Status.ACTIVE:
-        raise AccountError("This account is already closed.")
+        raise AccountError(_("This account is already closed."))
     now = timezone.now()
     with transaction.atomic():
         account.status = Account.Status.CLOSED
@@ -399,9 +411,9 @@ def reopen_account(account: Account, *, by: User) -> Account:
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
         if account.status != Account.Status.CLOSED:
-            raise AccountError("Only a closed account can be reopened.")
+            raise AccountError(_("Only a closed account can be reopened."))
         if account.erase_after and account.erase_after <= timezone.now():
-            raise AccountError("The grace period is over: this account is being erased.")
+            raise AccountError(_("The grace period is over: this account is being erased."))
         account.status = Account.Status.ACTIVE
         account.closed_at = account.erase_after = account.erase_deadline = None
         account.save(update_fields=["status", "closed_at", "erase_after", "erase_deadline"])
@@ -423,11 +435,11 @@ def restrict_account(account: Account, *, by: User, reason: str) -> Account:
     still log in, see and download their data. They are told."""
     reason = " ".join(reason.split())
     if not reason:
-        raise AccountError("Say why processing is restricted.")
+        raise AccountError(_("Say why processing is restricted."))
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
         if account.restricted_at is not None and account.restriction_lifts_at is None:
-            raise AccountError("Processing of this account is restricted already.")
+            raise AccountError(_("Processing of this account is restricted already."))
         account.restricted_at = account.restricted_at or timezone.now()
         account.restriction_reason, account.restriction_lifts_at = reason[:500], None
         account.save(update_fields=["restricted_at", "restriction_reason", "restriction_lifts_at"])
@@ -449,7 +461,7 @@ def lift_account_restriction(account: Account, *, by: User, reason: str = "") ->
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
         if account.restricted_at is None:
-            raise AccountError("Processing of this account is not restricted.")
+            raise AccountError(_("Processing of this account is not restricted."))
         users = list(account.users.values_list("email", flat=True))
         if by.is_staff:
             if account.restriction_lifts_at is None:
@@ -484,3 +496,39 @@ def lift_due_account_restrictions(now: datetime | None = None) -> int:
     return Account.objects.filter(
         restricted_at__isnull=False, restriction_lifts_at__lte=now or timezone.now()
     ).update(restricted_at=None, restriction_reason="", restriction_lifts_at=None)
+
+
+def set_locale(user: User, *, by: User, language: str, time_zone: str | None = None) -> bool:
+    """Record the language (and time zone) a user reads Tidings and its mails in.
+
+    A preference, not contact data: audited, and no mail about it. Returns whether
+    anything changed; an unknown language or zone changes nothing."""
+    if language and language not in locales.language_codes():
+        raise AccountError(_("Tidings does not speak that language."))
+    if time_zone and not locales.is_time_zone(time_zone):
+        raise AccountError(_("That is not a time zone."))
+    fields = ["language"] if user.language != language else []
+    if time_zone is not None and user.time_zone != time_zone:
+        fields.append("time_zone")
+    if not fields:
+        return False
+    with transaction.atomic():
+        user.language = language
+        if time_zone is not None:
+            user.time_zone = time_zone
+        user.save(update_fields=fields)
+        audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=fields)
+    return True
+
+
+def set_account_language(account: Account, *, language: str, by: User) -> bool:
+    """The language of the mails the account's contacts get (confirmations, receipts)."""
+    if language not in locales.language_codes():
+        raise AccountError(_("Tidings does not speak that language."))
+    if account.language == language:
+        return False
+    with transaction.atomic():
+        account.language = language
+        account.save(update_fields=["language"])
+        audit.record(audit.AuditEvent.Action.UPDATE, account, by=by, fields=["language"])
+    return True

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core import signing
+from django.utils.translation import gettext_lazy as _
 
 
 class InvalidLink(Exception):
@@ -21,7 +22,7 @@ def read(purpose: str, token: str, *, max_age_days: int) -> dict[str, Any]:
             token, salt=f"tidings.{purpose}", max_age=max_age_days * 86400
         )
     except signing.SignatureExpired:
-        raise InvalidLink("This link has expired. Ask for a new one below.") from None
+        raise InvalidLink(_("This link has expired. Ask for a new one below.")) from None
     except signing.BadSignature:
-        raise InvalidLink("This link is not valid. Check that you copied all of it.") from None
+        raise InvalidLink(_("This link is not valid. Check that you copied all of it.")) from None
     return value

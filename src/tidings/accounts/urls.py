@@ -19,6 +19,8 @@ urlpatterns = [
     ),
     path("password-reset/done/", views.password_reset_complete, name="password_reset_complete"),
     path("account/", views.my_account, name="my_account"),
+    path("language/", views.set_language, name="set_language"),
+    path("account/locale/", views.change_locale, name="change_locale"),
     path("account/edit/", views.edit_profile, name="edit_profile"),
     path("account/processing/", views.processing, name="processing"),
     path("account/restriction/", views.restriction, name="restriction"),

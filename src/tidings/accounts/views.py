@@ -21,6 +21,8 @@ from tidings.accounts import services, throttling, tokens
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.forms import (
     CloseAccountForm,
+    LanguageForm,
+    LocaleForm,
     LoginForm,
     PasswordForm,
     ProcessingForm,
@@ -31,7 +33,7 @@ from tidings.accounts.forms import (
 from tidings.accounts.models import User
 from tidings.accounts.selectors import data_held_on
 from tidings.accounts.services import AccountError
-from tidings.core import baseurl
+from tidings.core import baseurl, locales
 from tidings.privacy import portability
 from tidings.privacy.forms import AccountExportForm
 
@@ -40,7 +42,9 @@ def register(request: HttpRequest) -> HttpResponse:
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            email = services.register_customer(**form.cleaned_data)
+            email = services.register_customer(
+                **form.cleaned_data, language=translation.get_language() or ""
+            )
         except AccountError as error:
             form.add_error(None, str(error))
         else:
@@ -58,7 +62,9 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             {"error": error, "resend": ResendForm()},
             status=400,
         )
-    messages.success(request, f"Thank you: {user.email} is confirmed. You can log in now.")
+    messages.success(
+        request, _("Thank you: %(email)s is confirmed. You can log in now.") % {"email": user.email}
+    )
     return redirect("accounts:login")
 
 
@@ -67,7 +73,7 @@ def confirm_new_email(request: HttpRequest, token: str) -> HttpResponse:
         user = services.confirm_email_change(token)
     except tokens.InvalidLink as error:
         return render(request, "accounts/link_invalid.html", {"error": error}, status=400)
-    messages.success(request, f"Your email address is now {user.email}.")
+    messages.success(request, _("Your email address is now %(email)s.") % {"email": user.email})
     return redirect("accounts:my_account" if request.user.is_authenticated else "accounts:login")
 
 
@@ -81,7 +87,9 @@ def resend_confirmation(request: HttpRequest) -> HttpResponse:
         if user is not None:
             services.send_confirmation(user)
     # The same answer whether or not the address is known: no account enumeration.
-    messages.info(request, "If that address is waiting for confirmation, a new link is on its way.")
+    messages.info(
+        request, _("If that address is waiting for confirmation, a new link is on its way.")
+    )
     return redirect("accounts:login")
 
 
@@ -98,15 +106,58 @@ class LoginView(auth_views.LoginView):
     def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
         user = form.get_user()
         if not user.email_confirmed and not user.is_staff:
-            form.add_error(None, "Confirm your email address first: we sent you a link.")
+            form.add_error(None, _("Confirm your email address first: we sent you a link."))
             return self.form_invalid(form)
-        return super().form_valid(form)
+        response = super().form_valid(form)
+        if user.language:
+            # The user's own language from now on, on this browser too after logging out.
+            _remember_language(response, user.language)
+        else:
+            # Until they choose, the language they log in with is the one of their mails.
+            services.set_locale(
+                user, by=user, language=locales.supported_language(translation.get_language())
+            )
+        return response
+
+
+def _remember_language(response: HttpResponse, language: str) -> None:
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME,
+        language,
+        max_age=settings.LANGUAGE_COOKIE_AGE,
+        samesite="Lax",  # settings.LANGUAGE_COOKIE_SAMESITE
+        httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+        secure=settings.LANGUAGE_COOKIE_SECURE,
+    )
+
+
+# No CSRF token, so that a visitor's page sets no cookie before they choose: a forged
+# post from another site carries no session (SameSite=Lax) and can set only the cookie.
+@csrf_exempt
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """The footer's language selector: a cookie for a visitor, the profile for a user."""
+    form = LanguageForm(request.POST)
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = "/"
+    response = redirect(target)
+    if not form.is_valid():
+        messages.error(request, _("Tidings does not speak that language."))
+        return response
+    language = form.cleaned_data["language"]
+    if request.user.is_authenticated and isinstance(request.user, User):
+        services.set_locale(request.user, by=request.user, language=language)
+    _remember_language(response, language)
+    return response
 
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
     logout(request)
-    messages.info(request, "You are logged out.")
+    messages.info(request, _("You are logged out."))
     return redirect("public:home")
 
 
@@ -169,8 +220,50 @@ def my_account(request: HttpRequest) -> HttpResponse:
             "export_form": AccountExportForm(),
             "archives": user.account.account_exports.all()[:5],
             "archive_days": settings.ACCOUNT_EXPORT_DAYS,
+            "locale_form": _locale_form(user),
         },
     )
+
+
+def _locale_form(user: User, data: Any = None) -> LocaleForm:
+    assert user.account is not None
+    initial = {
+        "language": user.language,
+        "time_zone": user.time_zone or settings.TIME_ZONE,
+        "contact_language": user.account.language,
+    }
+    return LocaleForm(data, initial=initial)
+
+
+@customer_required
+@require_POST
+def change_locale(request: HttpRequest) -> HttpResponse:
+    """My Account: the user's language and time zone, the contacts' mail language."""
+    user = _customer(request)
+    if user.account is None:
+        return redirect("admin:index")
+    form = _locale_form(user, request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("accounts:my_account")
+    data = form.cleaned_data
+    try:
+        with transaction.atomic():
+            services.set_locale(
+                user, by=user, language=data["language"], time_zone=data["time_zone"]
+            )
+            services.set_account_language(user.account, language=data["contact_language"], by=user)
+    except AccountError as error:
+        messages.error(request, str(error))
+        return redirect("accounts:my_account")
+    response = redirect("accounts:my_account")
+    if data["language"]:
+        translation.activate(data["language"])
+        _remember_language(response, data["language"])
+    messages.success(request, _("Saved."))
+    return response
 
 
 @customer_required
@@ -182,7 +275,7 @@ def request_export(request: HttpRequest) -> HttpResponse:
         return redirect("admin:index")
     form = AccountExportForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Choose CSV, XLSX or XLS.")
+        messages.error(request, _("Choose CSV, XLSX or XLS."))
         return redirect("accounts:my_account")
     try:
         portability.request_account_export(user.account, by=user, fmt=form.cleaned_data["format"])
@@ -191,7 +284,8 @@ def request_export(request: HttpRequest) -> HttpResponse:
     else:
         messages.success(
             request,
-            f"We are gathering all your data; we email {user.email} a link when it is ready.",
+            _("We are gathering all your data; we email %(email)s a link when it is ready.")
+            % {"email": user.email},
         )
     return redirect("accounts:my_account")
 
@@ -252,10 +346,11 @@ def edit_profile(request: HttpRequest) -> HttpResponse:
             if new_email:
                 messages.info(
                     request,
-                    f"We sent a link to {data['email']}: your address changes once you follow it.",
+                    _("We sent a link to %(data)s: your address changes once you follow it.")
+                    % {"data": data["email"]},
                 )
             if changed:
-                messages.success(request, "Saved. We emailed you a note of what changed.")
+                messages.success(request, _("Saved. We emailed you a note of what changed."))
             return redirect("accounts:my_account")
     return render(request, "accounts/edit_profile.html", {"form": form})
 
@@ -284,12 +379,12 @@ def restriction(request: HttpRequest) -> HttpResponse:
     try:
         if request.POST.get("action") == "lift":
             services.lift_account_restriction(user.account, by=user)
-            messages.success(request, "The restriction is lifted: everything works as before.")
+            messages.success(request, _("The restriction is lifted: everything works as before."))
         else:
             services.restrict_account(user.account, by=user, reason=request.POST.get("reason", ""))
             messages.success(
                 request,
-                "Processing is restricted: your data is kept, nothing else is done with it.",
+                _("Processing is restricted: your data is kept, nothing else is done with it."),
             )
     except AccountError as error:
         messages.error(request, str(error))
@@ -308,7 +403,7 @@ def change_password(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Your password is changed.")
+            messages.success(request, _("Your password is changed."))
             return redirect("accounts:my_account")
     return render(request, "accounts/change_password.html", {"form": form})
 
@@ -355,6 +450,6 @@ def reopen(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("accounts:closed")
     messages.success(
-        request, "Welcome back: your account is open again and nothing will be erased."
+        request, _("Welcome back: your account is open again and nothing will be erased.")
     )
     return redirect("accounts:my_account")

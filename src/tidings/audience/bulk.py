@@ -16,6 +16,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.lookups import AppendElement
@@ -34,11 +35,11 @@ from tidings.privacy import contacts as privacy_contacts
 ERASE_BATCH = 2000
 
 ACTIONS = {
-    "tag": "Add a tag",
-    "add_to_list": "Add to a list",
-    "remove_from_list": "Remove from a list",
-    "blocklist": "Blocklist",
-    "delete": "Delete (erase)",
+    "tag": _("Add a tag"),
+    "add_to_list": _("Add to a list"),
+    "remove_from_list": _("Remove from a list"),
+    "blocklist": _("Blocklist"),
+    "delete": _("Delete (erase)"),
 }
 
 
@@ -65,13 +66,13 @@ def check(account: Account, action: str, argument: str = "") -> str | MailingLis
     if action == "tag":
         tags = clean_tags([argument])
         if not tags:
-            raise AudienceError("Type the tag to add.")
+            raise AudienceError(_("Type the tag to add."))
         return tags[0]
     if action in ("add_to_list", "remove_from_list"):
         return _list_of(account, argument)
     if action in ("blocklist", "delete"):
         return None
-    raise AudienceError(f"Unknown action: choose one of {', '.join(ACTIONS)}.")
+    raise AudienceError(_("Unknown action: choose one of %(join)s.") % {"join": ", ".join(ACTIONS)})
 
 
 def apply(
@@ -99,10 +100,10 @@ def _list_of(account: Account, argument: str) -> MailingList:
     try:
         key = uuid.UUID(str(argument))
     except ValueError:
-        raise AudienceError("Choose a list.") from None
+        raise AudienceError(_("Choose a list.")) from None
     mailing_list = MailingList.objects.filter(account=account, uuid=key).first()
     if mailing_list is None:
-        raise AudienceError("That list does not exist.")
+        raise AudienceError(_("That list does not exist."))
     return mailing_list
 
 
@@ -155,7 +156,7 @@ def add_to_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
 
 def remove_from_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
     """Take the contacts off the list; a contact's own unsubscription stays recorded."""
-    deleted, _ = (
+    deleted, _by_model = (
         Subscription.objects.filter(mailing_list=mailing_list, contact__in=contacts.values("pk"))
         .exclude(status=Subscription.Status.UNSUBSCRIBED)
         .delete()

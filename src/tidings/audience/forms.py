@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience import attribute_types
@@ -16,41 +17,47 @@ from tidings.audience.segments import FIELDS, OPS
 
 
 class ListForm(forms.Form):
-    name = forms.CharField(max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200)
     description = forms.CharField(
+        label=_("Description"),
         required=False,
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Shown on subscription forms under the list's name.",
+        help_text=_("Shown on subscription forms under the list's name."),
     )
-    visibility = forms.ChoiceField(choices=MailingList.Visibility.choices, widget=forms.RadioSelect)
+    visibility = forms.ChoiceField(
+        label=_("Visibility"), choices=MailingList.Visibility.choices, widget=forms.RadioSelect
+    )
     optin = forms.ChoiceField(
-        label="Opt-in", choices=MailingList.OptIn.choices, widget=forms.RadioSelect
+        label=_("Opt-in"), choices=MailingList.OptIn.choices, widget=forms.RadioSelect
     )
 
 
 class NewContactForm(forms.Form):
-    email = forms.CharField(max_length=320, widget=forms.EmailInput)
-    name = forms.CharField(max_length=200, required=False)
+    email = forms.CharField(label=_("Email"), max_length=320, widget=forms.EmailInput)
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
     lists = forms.ModelMultipleChoiceField(
-        queryset=MailingList.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+        label=_("Lists"),
+        queryset=MailingList.objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
     )
     legal_basis = forms.ChoiceField(
-        label="Legal basis",
+        label=_("Legal basis"),
         choices=Contact.LegalBasis.choices,
-        help_text="Why you may mail this person: they consented, or they are a customer.",
+        help_text=_("Why you may mail this person: they consented, or they are a customer."),
     )
     basis_at = forms.DateField(
-        label="Date of the consent or contract",
+        label=_("Date of the consent or contract"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Leave empty for today.",
+        help_text=_("Leave empty for today."),
     )
     note = forms.CharField(
-        label="How the consent was given",
+        label=_("How the consent was given"),
         required=False,
         max_length=500,
-        help_text="Kept as proof, e.g. “signed up at our stand, paper form 2025-03”.",
+        help_text=_("Kept as proof, e.g. “signed up at our stand, paper form 2025-03”."),
     )
 
     def __init__(self, account: Account, *args: Any, **kwargs: Any) -> None:
@@ -60,15 +67,15 @@ class NewContactForm(forms.Form):
     def clean_basis_at(self) -> date | None:
         value = self.cleaned_data.get("basis_at")
         if value and value > date.today():
-            raise forms.ValidationError("The date cannot be in the future.")
+            raise forms.ValidationError(_("The date cannot be in the future."))
         return value
 
 
 ATTRIBUTE_TYPES = (
-    ("text", "text"),
-    ("number", "number"),
-    ("boolean", "yes/no"),
-    ("date", "date"),
+    ("text", _("text")),
+    ("number", _("number")),
+    ("boolean", _("yes/no")),
+    ("date", _("date")),
 )
 
 
@@ -144,24 +151,29 @@ def tags_from_text(text: str) -> list[str]:
 
 
 class SubscriptionFormForm(forms.Form):
-    name = forms.CharField(max_length=200, help_text="For you; people see the lists' names.")
+    name = forms.CharField(
+        label=_("Name"), max_length=200, help_text=_("For you; people see the lists' names.")
+    )
     lists = forms.ModelMultipleChoiceField(
+        label=_("Lists"),
         queryset=MailingList.objects.none(),
         widget=forms.CheckboxSelectMultiple,
-        help_text="Only public lists can be offered on a form.",
+        help_text=_("Only public lists can be offered on a form."),
     )
     consent_text = forms.CharField(
-        label="Consent text",
+        label=_("Consent text"),
         max_length=5000,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="What people agree to when they subscribe. Kept, word for word and with "
-        "its version, with each subscription.",
+        help_text=_(
+            "What people agree to when they subscribe. Kept, word for word and with "
+            "its version, with each subscription."
+        ),
     )
     thank_you_url = forms.URLField(
-        label="Thank-you page (optional)",
+        label=_("Thank-you page (optional)"),
         required=False,
         assume_scheme="https",
-        help_text="Where people go after subscribing; empty for our own thank-you page.",
+        help_text=_("Where people go after subscribing; empty for our own thank-you page."),
     )
 
     def __init__(self, account: Account, *args: Any, **kwargs: Any) -> None:
@@ -173,19 +185,23 @@ class SubscriptionFormForm(forms.Form):
 
 class SettingsForm(forms.Form):
     editable_attributes = forms.CharField(
-        label="Attributes contacts may change",
+        label=_("Attributes contacts may change"),
         required=False,
         max_length=2000,
-        help_text="Attribute names, separated by commas. Contacts can always change their "
-        "name, leave lists, and refuse tracking on their preference page.",
+        help_text=_(
+            "Attribute names, separated by commas. Contacts can always change their "
+            "name, leave lists, and refuse tracking on their preference page."
+        ),
     )
     contact_sender = forms.CharField(
-        label="Sender of your mail to contacts",
+        label=_("Sender of your mail to contacts"),
         required=False,
         max_length=320,
-        help_text="The confirmation of a subscription and your answers to contacts' requests "
-        "come from this address, through your relay, signed with your DKIM key for its "
-        "domain. Empty: your organisation's name, sent via us from our address.",
+        help_text=_(
+            "The confirmation of a subscription and your answers to contacts' requests "
+            "come from this address, through your relay, signed with your DKIM key for its "
+            "domain. Empty: your organisation's name, sent via us from our address."
+        ),
     )
 
 
@@ -193,11 +209,12 @@ class SubscribeForm(forms.Form):
     """The public form. `website` is the honeypot: people never see it, bots fill it."""
 
     email = forms.CharField(
-        max_length=320, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+        label=_("Email"), max_length=320, widget=forms.EmailInput(attrs={"autocomplete": "email"})
     )
-    name = forms.CharField(max_length=200, required=False)
+    name = forms.CharField(label=_("Name"), max_length=200, required=False)
     consent = forms.BooleanField(
-        error_messages={"required": "Tick the box to agree, or we cannot subscribe you."}
+        label=_("Consent"),
+        error_messages={"required": _("Tick the box to agree, or we cannot subscribe you.")},
     )
     website = forms.CharField(required=False)
 
@@ -206,15 +223,15 @@ class SubscribeForm(forms.Form):
 
 FIELD_CHOICES = [(name, f.label) for name, f in FIELDS.items()]
 OP_LABELS = {
-    "eq": "is",
-    "neq": "is not",
-    "contains": "contains",
-    "gt": "greater than",
-    "lt": "less than",
-    "before": "before",
-    "after": "after",
-    "exists": "is set",
-    "in": "is one of",
+    "eq": _("is"),
+    "neq": _("is not"),
+    "contains": _("contains"),
+    "gt": _("greater than"),
+    "lt": _("less than"),
+    "before": _("before"),
+    "after": _("after"),
+    "exists": _("is set"),
+    "in": _("is one of"),
 }
 OP_CHOICES = [(op, OP_LABELS[op]) for op in OPS]
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import (
@@ -30,17 +31,21 @@ def save_list(
     """Create a list, or change `mailing_list`; names are unique within the account."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise AudienceError("A list needs a name of 1 to 200 characters.")
+        raise AudienceError(_("A list needs a name of 1 to 200 characters."))
     if visibility not in MailingList.Visibility.values:
-        raise AudienceError(f"Visibility must be one of {', '.join(MailingList.Visibility)}.")
+        raise AudienceError(
+            _("Visibility must be one of %(join)s.") % {"join": ", ".join(MailingList.Visibility)}
+        )
     if optin not in MailingList.OptIn.values:
-        raise AudienceError(f"Opt-in must be one of {', '.join(MailingList.OptIn)}.")
+        raise AudienceError(
+            _("Opt-in must be one of %(join)s.") % {"join": ", ".join(MailingList.OptIn)}
+        )
     taken = MailingList.objects.filter(account=account, name__iexact=name)
     if mailing_list is not None:
         check_same_account(account, mailing_list)
         taken = taken.exclude(pk=mailing_list.pk)
     if taken.exists():
-        raise AudienceError(f"You already have a list called “{name}”.")
+        raise AudienceError(_("You already have a list called “%(name)s”.") % {"name": name})
     target = mailing_list or MailingList(account=account)
     target.name = name
     target.description = description.strip()[:5000]
@@ -77,8 +82,11 @@ def check_thank_you_url(url: str) -> str:
         _web_address(url)
     except ValidationError:
         raise AudienceError(
-            "The thank-you address must be a web address that starts with https:// or "
-            f"http://, names a site, and has at most {THANK_YOU_URL_MAX} characters."
+            _(
+                "The thank-you address must be a web address that starts with https:// or "
+                "http://, names a site, and has at most %(max)s characters."
+            )
+            % {"max": THANK_YOU_URL_MAX}
         ) from None
     return url
 
@@ -97,21 +105,23 @@ def save_form(
     name, consent_text = name.strip(), consent_text.strip()
     lists = list(lists)
     if not name or len(name) > 200:
-        raise AudienceError("A form needs a name of 1 to 200 characters.")
+        raise AudienceError(_("A form needs a name of 1 to 200 characters."))
     if not consent_text:
-        raise AudienceError("Say what people agree to: the consent text is required.")
+        raise AudienceError(_("Say what people agree to: the consent text is required."))
     if not lists:
-        raise AudienceError("Choose at least one public list for the form.")
+        raise AudienceError(_("Choose at least one public list for the form."))
     for mailing_list in lists:
         check_same_account(account, mailing_list)
         if mailing_list.visibility != MailingList.Visibility.PUBLIC:
-            raise AudienceError(f"“{mailing_list.name}” is private: forms offer public lists.")
+            raise AudienceError(
+                _("“%(name)s” is private: forms offer public lists.") % {"name": mailing_list.name}
+            )
     thank_you_url = check_thank_you_url(thank_you_url)
     with transaction.atomic():
         if form is None:
             form = SubscriptionForm(account=account, consent_text=consent_text)
         elif form.account_id != account.pk:
-            raise AudienceError("That form belongs to another account.")
+            raise AudienceError(_("That form belongs to another account."))
         elif form.consent_text != consent_text:
             form.consent_version += 1
         form.name = name

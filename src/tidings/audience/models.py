@@ -20,12 +20,12 @@ from tidings.core.digests import email_digest
 
 class MailingList(models.Model):
     class Visibility(models.TextChoices):
-        PUBLIC = "public", "public (shown on subscription forms)"
-        PRIVATE = "private", "private (only added by the customer)"
+        PUBLIC = "public", _("public (shown on subscription forms)")
+        PRIVATE = "private", _("private (only added by the customer)")
 
     class OptIn(models.TextChoices):
-        SINGLE = "single", "single opt-in"
-        DOUBLE = "double", "double opt-in (the contact confirms by email)"
+        SINGLE = "single", _("single opt-in")
+        DOUBLE = "double", _("double opt-in (the contact confirms by email)")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="mailing_lists"
@@ -62,24 +62,24 @@ class ContactManager(models.Manager["Contact"]):
 
 class Contact(models.Model):
     class Status(models.TextChoices):
-        ACTIVE = "active", "active"
+        ACTIVE = "active", _("active")
         # Signed up through a double opt-in form and not confirmed yet: never mailed but
         # for the confirmation, and deleted when the confirmation window ends (P12).
-        UNCONFIRMED = "unconfirmed", "waiting for confirmation"
-        UNSUBSCRIBED = "unsubscribed", "unsubscribed from everything"
-        BOUNCED = "bounced", "bounced"
-        COMPLAINED = "complained", "marked as spam"
-        BLOCKLISTED = "blocklisted", "blocklisted"
+        UNCONFIRMED = "unconfirmed", _("waiting for confirmation")
+        UNSUBSCRIBED = "unsubscribed", _("unsubscribed from everything")
+        BOUNCED = "bounced", _("bounced")
+        COMPLAINED = "complained", _("marked as spam")
+        BLOCKLISTED = "blocklisted", _("blocklisted")
 
     class LegalBasis(models.TextChoices):
-        CONSENT = "consent", "consent"
-        CONTRACT = "contract", "contract (existing customer)"
+        CONSENT = "consent", _("consent")
+        CONTRACT = "contract", _("contract (existing customer)")
 
     class Source(models.TextChoices):
-        FORM = "form", "subscription form"
-        IMPORT = "import", "import"
-        API = "api", "API"
-        MANUAL = "manual", "added by hand"
+        FORM = "form", _("subscription form")
+        IMPORT = "import", _("import")
+        API = "api", _("API")
+        MANUAL = "manual", _("added by hand")
 
     # No index of its own: (account, email) and (account, status) lead with it. A lone
     # account index misleads the planner when an account has just grown (migration
@@ -170,9 +170,9 @@ class Contact(models.Model):
 
 class Subscription(models.Model):
     class Status(models.TextChoices):
-        UNCONFIRMED = "unconfirmed", "waiting for confirmation"
-        CONFIRMED = "confirmed", "subscribed"
-        UNSUBSCRIBED = "unsubscribed", "unsubscribed"
+        UNCONFIRMED = "unconfirmed", _("waiting for confirmation")
+        CONFIRMED = "confirmed", _("subscribed")
+        UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
 
     # Indexed by one_subscription_per_list (contact, mailing_list).
     contact = models.ForeignKey(
@@ -308,10 +308,10 @@ class ConsentProof(models.Model):
     """
 
     class Method(models.TextChoices):
-        FORM = "form", "subscription form"
-        IMPORT = "import", "stated by the customer at import"
-        API = "api", "API"
-        MANUAL = "manual", "added by hand by the customer"
+        FORM = "form", _("subscription form")
+        IMPORT = "import", _("stated by the customer at import")
+        API = "api", _("API")
+        MANUAL = "manual", _("added by hand by the customer")
 
     # Indexed by consentproof_account (see Meta).
     account = models.ForeignKey(
@@ -485,10 +485,10 @@ class SuppressedContact(models.Model):
     contacts, kept only as a keyed hash (HMAC-SHA256), never in clear."""
 
     class Reason(models.TextChoices):
-        ERASED = "erased", "erased at the contact's request"
-        UNSUBSCRIBED = "unsubscribed", "unsubscribed"
-        COMPLAINED = "complained", "marked as spam"
-        BOUNCED = "bounced", "hard bounce"
+        ERASED = "erased", _("erased at the contact's request")
+        UNSUBSCRIBED = "unsubscribed", _("unsubscribed")
+        COMPLAINED = "complained", _("marked as spam")
+        BOUNCED = "bounced", _("hard bounce")
 
     # Indexed by suppressed_once_per_account (account, digest).
     account = models.ForeignKey(
@@ -518,16 +518,16 @@ class ContactRequest(models.Model):
     (GDPR art. 12(3)), escalated to the account's users when overdue."""
 
     class Kind(models.TextChoices):
-        ACCESS = "access", "access to my data"
-        RECTIFICATION = "rectification", "correction of my data"
-        ERASURE = "erasure", "erasure of my data"
-        OBJECTION = "objection", "objection to the processing of my data"
-        RESTRICTION = "restriction", "restriction of the processing of my data"
+        ACCESS = "access", _("access to my data")
+        RECTIFICATION = "rectification", _("correction of my data")
+        ERASURE = "erasure", _("erasure of my data")
+        OBJECTION = "objection", _("objection to the processing of my data")
+        RESTRICTION = "restriction", _("restriction of the processing of my data")
 
     class Status(models.TextChoices):
-        OPEN = "open", "open"
-        FULFILLED = "fulfilled", "fulfilled"
-        ANSWERED = "answered", "answered"
+        OPEN = "open", _("open")
+        FULFILLED = "fulfilled", _("fulfilled")
+        ANSWERED = "answered", _("answered")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="contact_requests"

@@ -16,6 +16,7 @@ from django.template.loader import render_to_string
 
 from tidings.accounts.models import Account
 from tidings.audience.models import AudienceSettings
+from tidings.core import locales
 from tidings.core.mail import Kind, OutboundMessage, Purpose, post
 
 
@@ -45,13 +46,16 @@ def mail_contact(
     """Post the mail rendered from `<template>_subject.txt` and `<template>.txt`; sent
     when the surrounding transaction commits."""
     context = {**context, "account": account, "operator": settings.OPERATOR}
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+    # In the account's language (My Account), whatever the language of the request.
+    with locales.language(account.language):
+        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+        text = render_to_string(f"{template}.txt", context)
     name, address = sender_of(account)
     return post(
         OutboundMessage(
             to=to,
             subject=subject,
-            text=render_to_string(f"{template}.txt", context),
+            text=text,
             from_email=address,
             from_name=name,
             purpose=purpose,

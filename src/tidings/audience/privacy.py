@@ -9,6 +9,8 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from tidings.audience.models import (
     AudienceSettings,
@@ -41,7 +43,7 @@ from tidings.core.datamap import (
 from tidings.core.digests import email_digest
 from tidings.privacy.contacts import when
 
-CONTACT_RETENTION = (
+CONTACT_RETENTION = _(
     "as long as the customer keeps the contact; erased with the customer's account, or at "
     "once when the contact asks the customer for erasure"
 )
@@ -52,25 +54,35 @@ CONTACT_RETENTION = (
 ANSWER_ERASED = "(the answer was erased with the contact)"
 
 
+def _yes_no(value: bool) -> str:
+    return gettext("yes") if value else gettext("no")
+
+
 def _present_contact(rows: QuerySet[Contact]) -> list[Section]:
     """The contact's own row as three sections: details, attributes, tags."""
-    details = Section("Your details", ["field", "value"])
-    attributes = Section("Attributes", ["attribute", "value"])
-    tags = Section("Tags", ["tag"])
+    details = Section(gettext("Your details"), [gettext("field"), gettext("value")])
+    attributes = Section(gettext("Attributes"), [gettext("attribute"), gettext("value")])
+    tags = Section(gettext("Tags"), [gettext("tag")])
     for contact in rows:
         for label, value in (
-            ("email", contact.email),
-            ("name", contact.name),
-            ("status", Contact.Status(contact.status).label),
-            ("legal basis", Contact.LegalBasis(contact.legal_basis).label),
-            ("basis since", when(contact.basis_at)),
-            ("how you were added", Contact.Source(contact.source).label),
-            ("added", when(contact.created_at)),
-            ("last changed", when(contact.updated_at)),
-            ("opens and clicks may be recorded", "yes" if contact.allow_tracking else "no"),
-            ("reading habits may choose what you get", "yes" if contact.allow_profiling else "no"),
-            ("processing restricted since", when(contact.restricted_at)),
-            ("restriction ends", when(contact.restriction_lifts_at)),
+            (gettext("email"), contact.email),
+            (gettext("name"), contact.name),
+            (gettext("status"), str(Contact.Status(contact.status).label)),
+            (gettext("legal basis"), str(Contact.LegalBasis(contact.legal_basis).label)),
+            (gettext("basis since"), when(contact.basis_at)),
+            (gettext("how you were added"), str(Contact.Source(contact.source).label)),
+            (gettext("added"), when(contact.created_at)),
+            (gettext("last changed"), when(contact.updated_at)),
+            (
+                gettext("opens and clicks may be recorded"),
+                gettext("yes") if contact.allow_tracking else gettext("no"),
+            ),
+            (
+                gettext("reading habits may choose what you get"),
+                gettext("yes") if contact.allow_profiling else gettext("no"),
+            ),
+            (gettext("processing restricted since"), when(contact.restricted_at)),
+            (gettext("restriction ends"), when(contact.restriction_lifts_at)),
         ):
             details.rows.append([label, value])
         for key, value in sorted((contact.attributes or {}).items()):
@@ -126,8 +138,8 @@ def _reason(row: Any) -> str:
 register(
     Contact,
     owner=Owner.CUSTOMER,
-    category="the customer's contacts (application data)",
-    purpose="sending the customer's newsletters and campaigns on their instructions",
+    category=_("the customer's contacts (application data)"),
+    purpose=_("sending the customer's newsletters and campaigns on their instructions"),
     legal_basis=LegalBasis.CONTRACT,
     retention=CONTACT_RETENTION,
     personal_fields=[
@@ -143,9 +155,9 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,  # too many for a page: in the "all my data" archive only (P20)
-    description="Contacts are the customer's data; Tidings processes them for the customer.",
+    description=_("Contacts are the customer's data; Tidings processes them for the customer."),
     contact=ContactPart(
-        title="Your details",
+        title=_("Your details"),
         path="",
         present=_present_contact,
         position=10,
@@ -156,8 +168,8 @@ register(
 register(
     Subscription,
     owner=Owner.CUSTOMER,
-    category="the customer's contacts (application data)",
-    purpose="knowing which lists each contact receives",
+    category=_("the customer's contacts (application data)"),
+    purpose=_("knowing which lists each contact receives"),
     legal_basis=LegalBasis.CONTRACT,
     retention=CONTACT_RETENTION,
     personal_fields=["status", "created_at", "confirmed_at", "unsubscribed_at"],
@@ -165,14 +177,14 @@ register(
     account_path="contact__account",
     exported=True,
     contact=ContactPart(
-        title="Subscriptions",
+        title=_("Subscriptions"),
         path="contact",
         columns=(
-            Column("list", "mailing_list__name"),
-            Column("status", "status"),
-            Column("since", "created_at"),
-            Column("confirmed", "confirmed_at"),
-            Column("left", "unsubscribed_at"),
+            Column(_("list"), "mailing_list__name"),
+            Column(_("status"), "status"),
+            Column(_("since"), "created_at"),
+            Column(_("confirmed"), "confirmed_at"),
+            Column(_("left"), "unsubscribed_at"),
         ),
         order_by=("mailing_list__name",),
         position=40,
@@ -196,8 +208,8 @@ def _proofs_erased(contacts: Contacts) -> QuerySet[ConsentProof]:
 register(
     ConsentProof,
     owner=Owner.CUSTOMER,
-    category="proof of consent (application data)",
-    purpose="proving, for the customer, that each contact agreed to receive mail",
+    category=_("proof of consent (application data)"),
+    purpose=_("proving, for the customer, that each contact agreed to receive mail"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention=CONTACT_RETENTION,
     personal_fields=["ip_address", "user_agent", "given_at", "confirmed_at", "note"],
@@ -206,25 +218,25 @@ register(
     account_path="account",
     exported=False,
     contact=ContactPart(
-        title="Proofs of consent",
+        title=_("Proofs of consent"),
         # An import's proof is shared by the subscriptions it wrote: it is in each of
         # those contacts' data, and goes with the last of them.
         rows=_proofs,
         erase_rows=_proofs_erased,
         columns=(
-            Column("given", "given_at"),
-            Column("confirmed", "confirmed_at"),
-            Column("how", "method"),
-            Column("legal basis", "legal_basis"),
-            Column("list", "mailing_list__name"),
-            Column("text agreed to", "consent_text"),
-            Column("version", "consent_version"),
-            Column("IP address", "ip_address"),
-            Column("browser", "user_agent"),
-            Column("stated", "stated_at"),
-            Column("file", "source"),
-            Column("file's SHA-256", "file_digest"),
-            Column("note", "note"),
+            Column(_("given"), "given_at"),
+            Column(_("confirmed"), "confirmed_at"),
+            Column(_("how"), "method"),
+            Column(_("legal basis"), "legal_basis"),
+            Column(_("list"), "mailing_list__name"),
+            Column(_("text agreed to"), "consent_text"),
+            Column(_("version"), "consent_version"),
+            Column(_("IP address"), "ip_address"),
+            Column(_("browser"), "user_agent"),
+            Column(_("stated"), "stated_at"),
+            Column(_("file"), "source"),
+            Column(_("file's SHA-256"), "file_digest"),
+            Column(_("note"), "note"),
         ),
         order_by=("given_at", "pk"),
         position=50,
@@ -234,19 +246,19 @@ register(
 register(
     SuppressedContact,
     owner=Owner.CUSTOMER,
-    category="suppression list (keyed hashes only)",
-    purpose="never mailing again someone who left or asked to be erased",
+    category=_("suppression list (keyed hashes only)"),
+    purpose=_("never mailing again someone who left or asked to be erased"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="erased with the customer's account",
+    retention=_("erased with the customer's account"),
     personal_fields=["digest"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
     # What erasing a contact leaves, on purpose: a keyed hash cannot be read back.
     contact=ContactPart(
-        title="Suppression list (a keyed hash of your address, never the address)",
+        title=_("Suppression list (a keyed hash of your address, never the address)"),
         rows=_suppressed,
-        columns=(Column("why", _reason), Column("since", "created_at")),
+        columns=(Column(_("why"), _reason), Column(_("since"), "created_at")),
         position=90,
         erase=ContactErasure.KEEP,
     ),
@@ -254,10 +266,10 @@ register(
 register(
     ContactRequest,
     owner=Owner.CUSTOMER,
-    category="contacts' requests about their data (application data)",
-    purpose="letting the customer answer their contacts' data-protection requests in time",
+    category=_("contacts' requests about their data (application data)"),
+    purpose=_("letting the customer answer their contacts' data-protection requests in time"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention=(
+    retention=_(
         "deleted TIDINGS_AUDIT_RETENTION_YEARS after it is closed (the proof that it was "
         "answered), or with the customer's account; the contact's address leaves the "
         "request when the contact is erased"
@@ -267,14 +279,14 @@ register(
     account_path="account",
     exported=False,
     contact=ContactPart(
-        title="Your requests",
+        title=_("Your requests"),
         path="contact",
         columns=(
-            Column("received", "received_at"),
-            Column("about", "kind"),
-            Column("status", "status"),
-            Column("due", "due_at"),
-            Column("answer", "answer"),
+            Column(_("received"), "received_at"),
+            Column(_("about"), "kind"),
+            Column(_("status"), "status"),
+            Column(_("due"), "due_at"),
+            Column(_("answer"), "answer"),
         ),
         order_by=("received_at", "pk"),
         position=80,

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.audience import notices
 from tidings.audience.models import Contact
@@ -31,9 +32,13 @@ def restrict(contact: Contact, *, reason: str) -> Contact:
     """Restrict processing of the contact's data from now on; the contact is told."""
     reason = " ".join(reason.split())
     if not reason:
-        raise AudienceError("Say why processing is restricted (the contact asked, a dispute...).")
+        raise AudienceError(
+            _("Say why processing is restricted (the contact asked, a dispute...).")
+        )
     if len(reason) > MAX_REASON:
-        raise AudienceError(f"Say it in at most {MAX_REASON} characters.")
+        raise AudienceError(
+            _("Say it in at most %(MAX_REASON)s characters.") % {"MAX_REASON": MAX_REASON}
+        )
     with transaction.atomic():
         locked = Contact.objects.select_for_update().get(pk=contact.pk)
         already = locked.restricted_at is not None and locked.restriction_lifts_at is None
@@ -56,7 +61,7 @@ def announce_lift(contact: Contact) -> Contact:
     with transaction.atomic():
         locked = Contact.objects.select_for_update().get(pk=contact.pk)
         if locked.restricted_at is None:
-            raise AudienceError("Processing of this contact is not restricted.")
+            raise AudienceError(_("Processing of this contact is not restricted."))
         if locked.restriction_lifts_at is not None:
             return locked
         locked.restriction_lifts_at = timezone.now() + timedelta(days=notice_days())

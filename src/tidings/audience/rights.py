@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.audience import notices, restriction, services
@@ -83,7 +84,7 @@ def export_contact_data(contact: Contact, fmt: str) -> bytes:
     """The contact's data as a CSV or XLSX file, written by the export sinks (each with
     its format's formula safety: core.spreadsheets)."""
     if fmt not in EXPORT_FORMATS:
-        raise RequestError("Choose CSV or XLSX.")
+        raise RequestError(_("Choose CSV or XLSX."))
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:
         path = Path(tmp) / f"data.{fmt}"
         sink = CsvSink(path, EXPORT_HEADER) if fmt == "csv" else XlsxSink(path, EXPORT_HEADER)
@@ -104,12 +105,14 @@ def request_from_contact(
     processing. Returns the request and whether it is new: while one of that kind is
     open, asking again returns it unchanged."""
     if kind not in ContactRequest.Kind.values:
-        raise RequestError("Choose what you are asking for.")
+        raise RequestError(_("Choose what you are asking for."))
     details = details.strip()
     if nul_at(details) is not None:
         raise RequestError(str(NUL_REFUSED))
     if len(details) > MAX_DETAILS:
-        raise RequestError(f"Please say it in at most {MAX_DETAILS} characters.")
+        raise RequestError(
+            _("Please say it in at most %(MAX_DETAILS)s characters.") % {"MAX_DETAILS": MAX_DETAILS}
+        )
     existing = ContactRequest.objects.filter(
         contact=contact, kind=kind, status=ContactRequest.Status.OPEN
     ).first()
@@ -187,9 +190,9 @@ def _open(account: Account, request: ContactRequest) -> ContactRequest:
     locked = ContactRequest.objects.select_for_update().filter(pk=request.pk, account=account)
     current = locked.first()
     if current is None:
-        raise RequestError("That request belongs to another account.")
+        raise RequestError(_("That request belongs to another account."))
     if current.status != ContactRequest.Status.OPEN:
-        raise RequestError("This request is already closed.")
+        raise RequestError(_("This request is already closed."))
     return current
 
 
@@ -201,7 +204,7 @@ def fulfil_erasure(account: Account, request: ContactRequest) -> ContactRequest:
     with transaction.atomic():
         request = _open(account, request)
         if request.kind != ContactRequest.Kind.ERASURE:
-            raise RequestError("Only an erasure request is fulfilled by erasing the contact.")
+            raise RequestError(_("Only an erasure request is fulfilled by erasing the contact."))
         request.answer = services.ERASED_ANSWER
         _mail_contact(request, account, "audience/mail/request_erased", erased=True)
         contact = (
@@ -229,7 +232,7 @@ def fulfil_restriction(account: Account, request: ContactRequest) -> ContactRequ
     with transaction.atomic():
         request = _open(account, request)
         if request.kind != ContactRequest.Kind.RESTRICTION or request.contact is None:
-            raise RequestError("Only a restriction request of a contact is fulfilled this way.")
+            raise RequestError(_("Only a restriction request of a contact is fulfilled this way."))
         received = request.received_at.astimezone(UTC).strftime("%Y-%m-%d")
         restriction.restrict(request.contact, reason=f"the contact asked on {received}")
         request.status = ContactRequest.Status.FULFILLED
@@ -246,9 +249,11 @@ def answer_request(account: Account, request: ContactRequest, *, answer: str) ->
     """Close a request with the customer's message, which is mailed to the contact."""
     answer = answer.strip()
     if not answer:
-        raise RequestError("Write the answer the contact will receive.")
+        raise RequestError(_("Write the answer the contact will receive."))
     if len(answer) > MAX_ANSWER:
-        raise RequestError(f"An answer can have at most {MAX_ANSWER} characters.")
+        raise RequestError(
+            _("An answer can have at most %(MAX_ANSWER)s characters.") % {"MAX_ANSWER": MAX_ANSWER}
+        )
     with transaction.atomic():
         request = _open(account, request)
         request.status = ContactRequest.Status.ANSWERED

@@ -62,7 +62,7 @@ Compiler = Callable[[Account, Condition], Q]
 @dataclass(frozen=True)
 class Field:
     name: str
-    label: str
+    label: str | Promise
     ops: tuple[str, ...]
     compile: Compiler
     # "list" (a list uuid), "attribute" (a key name), or "" for none.
@@ -86,24 +86,31 @@ def validate_rules(account: Account, rules: Any) -> dict[str, Any]:
     """The rules in their stored form, or SegmentError. Lists named in the rules must be
     the account's own."""
     if not isinstance(rules, dict):
-        raise SegmentError("Rules must be an object with “match” and “conditions”.")
+        raise SegmentError(_("Rules must be an object with “match” and “conditions”."))
     unknown = set(rules) - {"match", "conditions"}
     if unknown:
-        raise SegmentError(f"Unknown part of the rules: {', '.join(sorted(unknown))}.")
+        raise SegmentError(
+            _("Unknown part of the rules: %(join)s.") % {"join": ", ".join(sorted(unknown))}
+        )
     match = rules.get("match", "all")
     if match not in ("all", "any"):
-        raise SegmentError("“match” must be “all” or “any”.")
+        raise SegmentError(_("“match” must be “all” or “any”."))
     conditions = rules.get("conditions", [])
     if not isinstance(conditions, list):
-        raise SegmentError("“conditions” must be a list.")
+        raise SegmentError(_("“conditions” must be a list."))
     if len(conditions) > MAX_CONDITIONS:
-        raise SegmentError(f"A segment can have at most {MAX_CONDITIONS} conditions.")
+        raise SegmentError(
+            _("A segment can have at most %(MAX_CONDITIONS)s conditions.")
+            % {"MAX_CONDITIONS": MAX_CONDITIONS}
+        )
     checked = []
     for number, raw in enumerate(conditions, start=1):
         try:
             condition = _check(account, raw)
         except SegmentError as error:
-            raise SegmentError(f"Condition {number}: {error}") from None
+            raise SegmentError(
+                _("Condition %(number)s: %(error)s") % {"number": number, "error": error}
+            ) from None
         checked.append(
             {"field": condition.field, "op": condition.op, "value": condition.value}
             | ({"key": condition.key} if condition.key else {})
@@ -113,23 +120,29 @@ def validate_rules(account: Account, rules: Any) -> dict[str, Any]:
 
 def _check(account: Account, raw: Any) -> Condition:
     if not isinstance(raw, dict):
-        raise SegmentError("each condition must be an object.")
+        raise SegmentError(_("each condition must be an object."))
     unknown = set(raw) - {"field", "key", "op", "value"}
     if unknown:
-        raise SegmentError(f"unknown part {', '.join(sorted(map(str, unknown)))}.")
+        raise SegmentError(
+            _("unknown part %(join)s.") % {"join": ", ".join(sorted(map(str, unknown)))}
+        )
     name, op = raw.get("field"), raw.get("op")
     field = FIELDS.get(name) if isinstance(name, str) else None
     if field is None:
-        raise SegmentError(f"unknown field {name!r}; use one of {', '.join(sorted(FIELDS))}.")
+        raise SegmentError(
+            _("unknown field %(name)s; use one of %(join)s.")
+            % {"name": repr(name), "join": ", ".join(sorted(FIELDS))}
+        )
     if op not in field.ops:
         raise SegmentError(
-            f"{field.label} cannot use the operator {op!r}; use one of {', '.join(field.ops)}."
+            _("%(label)s cannot use the operator %(op)s; use one of %(join)s.")
+            % {"label": field.label, "op": repr(op), "join": ", ".join(field.ops)}
         )
     key = raw.get("key", "")
     key = key.strip() if isinstance(key, str) else key
     if field.key == "attribute":
         if not isinstance(key, str) or not ATTRIBUTE_KEY.match(key) or "__" in key:
-            raise SegmentError(f"{key!r} is not an attribute name.")
+            raise SegmentError(_("%(key)s is not an attribute name.") % {"key": repr(key)})
     elif field.key == "list":
         key = _list_uuid(account, key)
     elif key:
@@ -168,13 +181,13 @@ def _check_value(
         if value in (None, ""):
             return True
         if not isinstance(value, bool):
-            raise SegmentError("“exists” takes true or false.")
+            raise SegmentError(_("“exists” takes true or false."))
         return value
     if op == "in":
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list) or not value:
-            raise SegmentError("“in” takes a non-empty list of values.")
+            raise SegmentError(_("“in” takes a non-empty list of values."))
         if len(value) > MAX_VALUES:
             raise SegmentError(f"“in” takes at most {MAX_VALUES} values.")
         return [_one_value(account, field, "eq", v, kind) for v in value]
@@ -188,12 +201,16 @@ def _one_value(account: Account, field: Field, op: str, value: Any, kind: str | 
         return _date_text(value)
     if field.name == "status":
         if value not in Contact.Status.values:
-            raise SegmentError(f"{value!r} is not a status; use {', '.join(Contact.Status)}.")
+            raise SegmentError(
+                _("%(value)s is not a status; use %(join)s.")
+                % {"value": repr(value), "join": ", ".join(Contact.Status)}
+            )
         return value
     if field.name == "list_status":
         if value not in Subscription.Status.values:
             raise SegmentError(
-                f"{value!r} is not a subscription status; use {', '.join(Subscription.Status)}."
+                _("%(value)s is not a subscription status; use %(join)s.")
+                % {"value": repr(value), "join": ", ".join(Subscription.Status)}
             )
         return value
     if field.name == "list":
@@ -203,16 +220,18 @@ def _one_value(account: Account, field: Field, op: str, value: Any, kind: str | 
             numbers = [v for v in typed_alternatives(value)[1:] if not isinstance(v, bool)]
             value = numbers[0] if numbers else value
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise SegmentError("“gt” and “lt” compare with a number or a text.")
+            raise SegmentError(_("“gt” and “lt” compare with a number or a text."))
         return value
     if isinstance(value, bool) and field.name == "attribute" and op in ("eq", "neq"):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool) and field.name == "attribute":
         return value
     if not isinstance(value, str) or not value.strip():
-        raise SegmentError(f"{field.label} needs a text value.")
+        raise SegmentError(_("%(label)s needs a text value.") % {"label": field.label})
     if len(value) > MAX_TEXT:
-        raise SegmentError(f"values are at most {MAX_TEXT} characters.")
+        raise SegmentError(
+            _("values are at most %(MAX_TEXT)s characters.") % {"MAX_TEXT": MAX_TEXT}
+        )
     return value.strip()
 
 
@@ -232,7 +251,7 @@ def _typed_value(kind: str, value: Any) -> Any:
 def _date_text(value: Any) -> str:
     """An ISO date or date-time, kept as text in the rules."""
     if not isinstance(value, str):
-        raise SegmentError("“before” and “after” take a date like 2025-01-31.")
+        raise SegmentError(_("“before” and “after” take a date like 2025-01-31."))
     text = value.strip()
     try:
         if len(text) == 10:
@@ -240,7 +259,9 @@ def _date_text(value: Any) -> str:
         else:
             datetime.fromisoformat(text)
     except ValueError:
-        raise SegmentError(f"{text[:40]!r} is not a date like 2025-01-31.") from None
+        raise SegmentError(
+            _("%(text)s is not a date like 2025-01-31.") % {"text": repr(text[:40])}
+        ) from None
     return text
 
 
@@ -248,9 +269,11 @@ def _list_uuid(account: Account, value: Any) -> str:
     try:
         key = uuid.UUID(str(value))
     except ValueError:
-        raise SegmentError(f"{str(value)[:40]!r} is not one of your lists.") from None
+        raise SegmentError(
+            _("%(str)s is not one of your lists.") % {"str": repr(str(value)[:40])}
+        ) from None
     if not MailingList.objects.filter(account=account, uuid=key).exists():
-        raise SegmentError(f"{str(value)[:40]!r} is not one of your lists.")
+        raise SegmentError(_("%(str)s is not one of your lists.") % {"str": repr(str(value)[:40])})
     return key.hex
 
 
@@ -359,7 +382,7 @@ def _engagement_events(
     account: Account, kind: str, *, before: datetime | None = None, after: datetime | None = None
 ) -> QuerySet[Any]:
     if not _engagement:
-        raise SegmentError("Opens and clicks are not recorded on this installation.")
+        raise SegmentError(_("Opens and clicks are not recorded on this installation."))
     return _engagement[0](account, kind, before, after)
 
 
@@ -400,30 +423,30 @@ def _attribute(account: Account, c: Condition) -> Q:
 
 
 for _field in (
-    Field("email", "Email", ("eq", "neq", "contains", "in"), _text("email")),
-    Field("name", "Name", ("eq", "neq", "contains", "exists"), _text("name")),
-    Field("status", "Status", ("eq", "neq", "in"), _status),
-    Field("tag", "Tag", ("eq", "neq", "in", "exists"), _tag),
-    Field("list", "List", ("eq", "neq", "in"), _list),
-    Field("list_status", "Status on a list", ("eq", "neq", "in"), _list_status, key="list"),
-    Field("created_at", "Added", ("before", "after"), _created_at),
+    Field("email", _("Email"), ("eq", "neq", "contains", "in"), _text("email")),
+    Field("name", _("Name"), ("eq", "neq", "contains", "exists"), _text("name")),
+    Field("status", _("Status"), ("eq", "neq", "in"), _status),
+    Field("tag", _("Tag"), ("eq", "neq", "in", "exists"), _tag),
+    Field("list", _("List"), ("eq", "neq", "in"), _list),
+    Field("list_status", _("Status on a list"), ("eq", "neq", "in"), _list_status, key="list"),
+    Field("created_at", _("Added"), ("before", "after"), _created_at),
     Field(
         "attribute",
-        "Attribute",
+        _("Attribute"),
         ("eq", "neq", "contains", "gt", "lt", "before", "after", "exists", "in"),
         _attribute,
         key="attribute",
     ),
     Field(
         "opened",
-        "Opened a mail",
+        _("Opened a mail"),
         ("after", "before", "exists"),
         _engaged("open"),
         profiling=True,
     ),
     Field(
         "clicked",
-        "Clicked a link in a mail",
+        _("Clicked a link in a mail"),
         ("after", "before", "exists"),
         _engaged("click"),
         profiling=True,
@@ -496,12 +519,12 @@ def save_segment(
     when they are wrong."""
     name = name.strip()
     if not name or len(name) > 200:
-        raise SegmentError("A segment needs a name of 1 to 200 characters.")
+        raise SegmentError(_("A segment needs a name of 1 to 200 characters."))
     checked = validate_rules(account, rules)
     if segment is None:
         segment = Segment(account=account)
     elif segment.account_id != account.pk:
-        raise SegmentError("That segment belongs to another account.")
+        raise SegmentError(_("That segment belongs to another account."))
     segment.name = name
     segment.rules = checked
     segment.save()

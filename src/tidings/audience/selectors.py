@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.db.models import BigIntegerField, Exists, ExpressionWrapper, F, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience import counters
@@ -59,7 +60,7 @@ def parse_attribute_query(text: str) -> tuple[str, str] | None:
     """`city=Ghent`, `attributes__city="Ghent"` or `attributes.city=Ghent` → (key, value)."""
     if "=" not in text:
         return None
-    key, _, value = text.partition("=")
+    key, _sep, value = text.partition("=")
     key = key.strip()
     for prefix in ("attributes__", "attributes."):
         if key.startswith(prefix):
@@ -68,7 +69,7 @@ def parse_attribute_query(text: str) -> tuple[str, str] | None:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1]
     if not ATTRIBUTE_KEY.match(key) or "__" in key:
-        raise SearchError(f"“{key[:70]}” is not an attribute name.")
+        raise SearchError(_("“%(key)s” is not an attribute name.") % {"key": key[:70]})
     return key, value
 
 
@@ -110,16 +111,18 @@ class ContactSearch:
                 qs = qs.filter(Q(email__contains=self.q.lower()) | Q(name__icontains=self.q))
         if self.status:
             if self.status not in Contact.Status.values:
-                raise SearchError(f"“{self.status[:40]}” is not a contact status.")
+                raise SearchError(
+                    _("“%(status)s” is not a contact status.") % {"status": self.status[:40]}
+                )
             qs = qs.filter(status=self.status)
         if self.list:
             try:
                 list_uuid = uuid.UUID(self.list)
             except ValueError:
-                raise SearchError("That list does not exist.") from None
+                raise SearchError(_("That list does not exist.")) from None
             mailing_list = MailingList.objects.filter(account=account, uuid=list_uuid).first()
             if mailing_list is None:
-                raise SearchError("That list does not exist.")
+                raise SearchError(_("That list does not exist."))
             qs = qs.filter(
                 pk__in=Subscription.objects.filter(mailing_list=mailing_list)
                 .exclude(status=Subscription.Status.UNSUBSCRIBED)

@@ -88,7 +88,10 @@ def add_contact(
         contact = Contact.objects.select_for_update().filter(account=account, email=address).first()
         sticky = contact is not None and contact.status in OPTED_OUT
         if (is_suppressed(account, address) or sticky) and not new_consent:
-            raise Suppressed(f"{address} asked not to be mailed; it needs a new consent.")
+            raise Suppressed(
+                _("%(address)s asked not to be mailed; it needs a new consent.")
+                % {"address": address}
+            )
         if contact is None:
             contact = Contact.objects.create(
                 account=account,
@@ -211,7 +214,7 @@ def set_status(contact: Contact, status: str) -> Contact:
     """Bounced, complained, blocklisted or unsubscribed: the contact is not mailed again
     from this moment on (the sending engine checks the status before each message)."""
     if status not in Contact.Status.values:
-        raise AudienceError(f"Unknown contact status: {status!r}")
+        raise AudienceError(_("Unknown contact status: %(status)s") % {"status": repr(status)})
     Contact.objects.filter(pk=contact.pk).update(status=status, updated_at=timezone.now())
     contact.status = status
     return contact
@@ -243,7 +246,7 @@ def erase_contact(contact: Contact) -> None:
 
 def check_same_account(account: Account, mailing_list: MailingList) -> None:
     if mailing_list.account_id != account.pk:
-        raise AudienceError("That list belongs to another account.")
+        raise AudienceError(_("That list belongs to another account."))
 
 
 # --- Contacts edited by the customer -------------------------------------------------
@@ -260,8 +263,11 @@ def check_attribute_name(key: str) -> str:
     key = str(key).strip()
     if not ATTRIBUTE_KEY.fullmatch(key) or "__" in key:
         raise AudienceError(
-            f"“{key[:70]}” is not an attribute name: use up to 64 letters, digits, "
-            "spaces, dots, dashes or underscores (no double underscore)."
+            _(
+                "“%(key)s” is not an attribute name: use up to 64 letters, digits, "
+                "spaces, dots, dashes or underscores (no double underscore)."
+            )
+            % {"key": key[:70]}
         )
     return key
 
@@ -270,11 +276,17 @@ def check_attribute_value(key: str, value: Any) -> Any:
     """The one rule for an attribute's value: a JSON scalar (text of at most MAX_TEXT
     characters, a finite number, true/false; dates as ISO text), never a list or object."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise AudienceError(f"The attribute “{key}” must be a finite number.")
+        raise AudienceError(_("The attribute “%(key)s” must be a finite number.") % {"key": key})
     if isinstance(value, str) and len(value) > MAX_TEXT:
-        raise AudienceError(f"The attribute “{key}” is longer than {MAX_TEXT} characters.")
+        raise AudienceError(
+            _("The attribute “%(key)s” is longer than %(MAX_TEXT)s characters.")
+            % {"key": key, "MAX_TEXT": MAX_TEXT}
+        )
     if not isinstance(value, str | int | float | bool):
-        raise AudienceError(f"The attribute “{key}” must be text, a number, true/false or a date.")
+        raise AudienceError(
+            _("The attribute “%(key)s” must be text, a number, true/false or a date.")
+            % {"key": key}
+        )
     return value
 
 
@@ -283,9 +295,12 @@ def clean_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     rules above. Raises AudienceError naming the first fault. Every path that writes
     attributes (forms, the API, the preference page, imports) goes through here."""
     if not isinstance(attributes, dict):
-        raise AudienceError("Attributes must be a set of names and values.")
+        raise AudienceError(_("Attributes must be a set of names and values."))
     if len(attributes) > MAX_ATTRIBUTES:
-        raise AudienceError(f"A contact can have at most {MAX_ATTRIBUTES} attributes.")
+        raise AudienceError(
+            _("A contact can have at most %(MAX_ATTRIBUTES)s attributes.")
+            % {"MAX_ATTRIBUTES": MAX_ATTRIBUTES}
+        )
     if nul_at(attributes) is not None:
         raise AudienceError(str(NUL_REFUSED))
     cleaned: dict[str, Any] = {}
@@ -300,27 +315,31 @@ def clean_name(name: str) -> str:
     if nul_at(name) is not None:
         raise AudienceError(str(NUL_REFUSED))
     if len(name.strip()) > 200:
-        raise AudienceError("A name can have at most 200 characters.")
+        raise AudienceError(_("A name can have at most 200 characters."))
     return name.strip()
 
 
 def clean_tags(tags: Iterable[str]) -> list[str]:
     if isinstance(tags, str):
-        raise AudienceError("Tags must be a list of words, not one text.")
+        raise AudienceError(_("Tags must be a list of words, not one text."))
     cleaned = set()
     for tag in tags:
         if not isinstance(tag, str):
-            raise AudienceError("Each tag must be text.")
+            raise AudienceError(_("Each tag must be text."))
         if nul_at(tag) is not None:
             raise AudienceError(str(NUL_REFUSED))
         tag = tag.strip()
         if not tag:
             continue
         if len(tag) > 64 or "," in tag:
-            raise AudienceError(f"“{tag[:70]}” is not a tag: up to 64 characters, no comma.")
+            raise AudienceError(
+                _("“%(tag)s” is not a tag: up to 64 characters, no comma.") % {"tag": tag[:70]}
+            )
         cleaned.add(tag)
     if len(cleaned) > MAX_TAGS:
-        raise AudienceError(f"A contact can have at most {MAX_TAGS} tags.")
+        raise AudienceError(
+            _("A contact can have at most %(MAX_TAGS)s tags.") % {"MAX_TAGS": MAX_TAGS}
+        )
     return sorted(cleaned)
 
 
@@ -371,17 +390,27 @@ def update_contact(
 def _check_customer_status(contact: Contact, status: str) -> None:
     if status not in CUSTOMER_STATUSES:
         raise AudienceError(
-            f"You cannot set a contact to “{status}”: choose active, blocklisted or unsubscribed."
+            _(
+                "You cannot set a contact to “%(status)s”: choose active, blocklisted or "
+                "unsubscribed."
+            )
+            % {"status": status}
         )
     if status == Contact.Status.ACTIVE and contact.status != Contact.Status.BLOCKLISTED:
         label = Contact.Status(contact.status).label
         raise AudienceError(
-            f"{contact.email} is {label}: only the contact can undo that, by subscribing "
-            "again through a form and confirming."
+            _(
+                "%(email)s is %(label)s: only the contact can undo that, by subscribing "
+                "again through a form and confirming."
+            )
+            % {"email": contact.email, "label": label}
         )
     if status == Contact.Status.BLOCKLISTED and contact.status in OPTED_OUT:
         label = Contact.Status(contact.status).label
-        raise AudienceError(f"{contact.email} is {label} and receives no mail already.")
+        raise AudienceError(
+            _("%(email)s is %(label)s and receives no mail already.")
+            % {"email": contact.email, "label": label}
+        )
 
 
 def blocklist(contact: Contact) -> Contact:
@@ -397,13 +426,19 @@ def add_to_list(contact: Contact, mailing_list: MailingList, *, note: str = "") 
     check_same_account(contact.account, mailing_list)
     if contact.status in OPTED_OUT:
         label = Contact.Status(contact.status).label
-        raise Suppressed(f"{contact.email} is {label}: only a new consent brings them back.")
+        raise Suppressed(
+            _("%(email)s is %(label)s: only a new consent brings them back.")
+            % {"email": contact.email, "label": label}
+        )
     with transaction.atomic():
         sub = subscribe(contact, mailing_list, confirmed=True)
         if sub.status == Subscription.Status.UNSUBSCRIBED:
             raise Suppressed(
-                f"{contact.email} left “{mailing_list.name}”: only a new consent, from a "
-                "subscription form, puts them back on it."
+                _(
+                    "%(email)s left “%(name)s”: only a new consent, from a "
+                    "subscription form, puts them back on it."
+                )
+                % {"email": contact.email, "name": mailing_list.name}
             )
         ConsentProof.objects.create(
             contact=contact,

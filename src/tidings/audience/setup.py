@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.utils.translation import gettext_lazy as _
+
 from tidings.accounts.models import Account
 from tidings.audience.lookups import ATTRIBUTE_KEY
 from tidings.audience.models import (
@@ -27,7 +29,7 @@ def set_editable_attributes(account: Account, keys: Iterable[str]) -> list[str]:
     cleaned = sorted({k.strip() for k in keys if k.strip()})
     for key in cleaned:
         if not ATTRIBUTE_KEY.match(key) or "__" in key:
-            raise AudienceError(f"“{key[:70]}” is not an attribute name.")
+            raise AudienceError(_("“%(key)s” is not an attribute name.") % {"key": key[:70]})
     AudienceSettings.objects.update_or_create(
         account=account, defaults={"editable_attributes": cleaned}
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.audience import links, notices
 from tidings.audience.mailability import OPTED_OUT, is_suppressed
@@ -74,9 +75,9 @@ def request_signup(
     address = normalise_email(email)
     offered = {m.pk for m in public_lists(form)}
     if not lists:
-        raise AudienceError("Choose at least one list to subscribe to.")
+        raise AudienceError(_("Choose at least one list to subscribe to."))
     if any(m.pk not in offered for m in lists):
-        raise AudienceError("That list is not offered on this form.")
+        raise AudienceError(_("That list is not offered on this form."))
     account = form.account
     outcome = SignupOutcome()
     now = timezone.now()

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from tidings.billing.models import Invoice
 from tidings.core.datamap import Erasure, LegalBasis, Owner, register
@@ -6,11 +7,13 @@ from tidings.core.datamap import Erasure, LegalBasis, Owner, register
 register(
     Invoice,
     owner=Owner.CUSTOMER,
-    category="billing",
-    purpose="invoicing and the legal accounting obligation",
+    category=_("billing"),
+    purpose=_("invoicing and the legal accounting obligation"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="while the account exists, then the legal accounting period "
-    "(TIDINGS_INVOICE_RETENTION_YEARS, default 10 years)",
+    retention=_(
+        "while the account exists, then the legal accounting period "
+        "(TIDINGS_INVOICE_RETENTION_YEARS, default 10 years)"
+    ),
     personal_fields=["billing_name", "billing_address"],
     erase=Erasure.KEEP_FOR_LEGAL_REASON,
     account_path="account",

@@ -4,27 +4,27 @@ customer's own account only, so another account's id is simply not a valid choic
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import zoneinfo
 from typing import Any, cast
 
 from django import forms
 from django.core.validators import MaxLengthValidator
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList, Segment
 from tidings.campaigns.models import Campaign, Layout
 from tidings.campaigns.sandbox import MAX_SOURCE
 from tidings.campaigns.services import TEST_RECIPIENTS_MAX
+from tidings.core.locales import time_zone_choices
 
 
-@functools.cache
 def timezone_choices() -> list[tuple[str, str]]:
-    names = sorted(
-        n for n in zoneinfo.available_timezones() if "/" in n and not n.startswith("Etc/")
-    )
-    return [("UTC", "UTC"), *((n, n.replace("_", " ")) for n in names)]
+    """The zones people may choose (no legacy alias): core.locales, the one list."""
+    return time_zone_choices()
 
 
 def to_utc(day: dt.date, time: dt.time, zone_name: str) -> dt.datetime:
@@ -35,8 +35,11 @@ def to_utc(day: dt.date, time: dt.time, zone_name: str) -> dt.datetime:
     utc = local.astimezone(dt.UTC)
     if utc.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
         raise forms.ValidationError(
-            f"{time:%H:%M} does not exist on {day:%d %B %Y} in {zone_name} (the clocks "
-            "change then); choose another time."
+            _(
+                "%(time)s does not exist on %(day)s in %(zone)s (the clocks change then); "
+                "choose another time."
+            )
+            % {"time": f"{time:%H:%M}", "day": date_format(day), "zone": zone_name}
         )
     return utc
 
@@ -48,14 +51,16 @@ def _limit(field: forms.Field) -> None:
 
 class CampaignForm(forms.ModelForm):
     schedule_date = forms.DateField(
-        label="Date",
+        label=_("Date"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
     schedule_time = forms.TimeField(
-        label="Time", required=False, widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M")
+        label=_("Time"),
+        required=False,
+        widget=forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
     )
-    schedule_timezone = forms.ChoiceField(label="Time zone", choices=timezone_choices)
+    schedule_timezone = forms.ChoiceField(label=_("Time zone"), choices=timezone_choices)
 
     class Meta:
         model = Campaign
@@ -65,25 +70,30 @@ class CampaignForm(forms.ModelForm):
             "track_opens", "track_clicks", "archived",
         ]  # fmt: skip
         labels = {
-            "name": "Campaign name (only you see it)",
-            "from_name": "From name",
-            "from_email": "From address",
-            "reply_to": "Reply-to address (optional)",
-            "preheader": "Preheader (the line inboxes show after the subject)",
-            "content_format": "Format",
-            "track_opens": "Count opens (a tracking pixel)",
-            "track_clicks": "Count clicks (links go through Tidings)",
-            "archived": "Show it on the public archive page once sent",
+            "name": _("Campaign name (only you see it)"),
+            "subject": _("Subject"),
+            "body": _("Content"),
+            "layout": _("Layout"),
+            "lists": _("Lists"),
+            "segments": _("Segments"),
+            "from_name": _("From name"),
+            "from_email": _("From address"),
+            "reply_to": _("Reply-to address (optional)"),
+            "preheader": _("Preheader (the line inboxes show after the subject)"),
+            "content_format": _("Format"),
+            "track_opens": _("Count opens (a tracking pixel)"),
+            "track_clicks": _("Count clicks (links go through Tidings)"),
+            "archived": _("Show it on the public archive page once sent"),
         }
         help_texts = {
-            "subject": 'Personalise with {{ contact.first_name | default("there") }}.',
-            "body": (
+            "subject": _('Personalise with {{ contact.first_name | default("there") }}.'),
+            "body": _(
                 "Use {{ contact.first_name }}, {{ contact.name }}, {{ contact.email }} and "
                 '{{ contact.attributes.city | default("your town") }}; a missing value '
                 "takes the default."
             ),
-            "lists": "It goes to the subscribed contacts of these lists…",
-            "segments": "…and to the contacts of these segments; each contact once.",
+            "lists": _("It goes to the subscribed contacts of these lists…"),
+            "segments": _("…and to the contacts of these segments; each contact once."),
         }
         widgets = {
             "body": forms.Textarea(attrs={"rows": 18, "class": "code", "spellcheck": "true"}),
@@ -99,7 +109,7 @@ class CampaignForm(forms.ModelForm):
         self.account = account
         layout = cast(forms.ModelChoiceField, self.fields["layout"])
         layout.queryset = Layout.objects.filter(account=account)
-        layout.empty_label = "Tidings default layout"
+        layout.empty_label = _("Tidings default layout")
         lists = cast(forms.ModelMultipleChoiceField, self.fields["lists"])
         lists.queryset = MailingList.objects.filter(account=account)
         segments = cast(forms.ModelMultipleChoiceField, self.fields["segments"])
@@ -130,10 +140,12 @@ class CampaignForm(forms.ModelForm):
                 self.add_error("schedule_time", error)
             else:
                 if when <= timezone.now():
-                    self.add_error("schedule_date", "Choose a moment in the future.")
+                    self.add_error("schedule_date", _("Choose a moment in the future."))
                 data["scheduled_at"] = when
         elif day or time:
-            self.add_error("schedule_time" if day else "schedule_date", "Give both date and time.")
+            self.add_error(
+                "schedule_time" if day else "schedule_date", _("Give both date and time.")
+            )
         return data
 
     def service_values(self) -> dict[str, Any]:
@@ -149,9 +161,9 @@ class LayoutForm(forms.ModelForm):
     class Meta:
         model = Layout
         fields = ["name", "html"]
-        labels = {"html": "HTML"}
+        labels = {"name": _("Name"), "html": _("HTML")}
         help_texts = {
-            "html": (
+            "html": _(
                 "Put {{ content }} where the campaign goes. Available: {{ subject }}, "
                 "{{ preheader }}, {{ unsubscribe_url }}, {{ preferences_url }}, "
                 "{{ campaign.from_name }}, {{ contact.first_name }}…"
@@ -166,15 +178,18 @@ class LayoutForm(forms.ModelForm):
 
 class PreviewContactForm(forms.Form):
     email = forms.CharField(
-        label="Preview as the contact with address",
+        label=_("Preview as the contact with address"),
         max_length=320,
         required=False,
-        help_text="Leave empty to use a made-up contact, Alex Sample.",
+        help_text=_("Leave empty to use a made-up contact, Alex Sample."),
     )
 
 
 class TestSendForm(forms.Form):
     recipients = forms.CharField(
-        label=f"Send a test to (up to {TEST_RECIPIENTS_MAX} addresses, separated by commas)",
+        label=format_lazy(
+            _("Send a test to (up to {max} addresses, separated by commas)"),
+            max=TEST_RECIPIENTS_MAX,
+        ),
         max_length=2000,
     )

@@ -11,6 +11,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Layout(models.Model):
@@ -33,12 +34,12 @@ class Layout(models.Model):
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
-        DRAFT = "draft", "draft"
-        SCHEDULED = "scheduled", "scheduled"
-        SENDING = "sending", "sending"
-        PAUSED = "paused", "paused"
-        CANCELLED = "cancelled", "cancelled"
-        SENT = "sent", "sent"
+        DRAFT = "draft", _("draft")
+        SCHEDULED = "scheduled", _("scheduled")
+        SENDING = "sending", _("sending")
+        PAUSED = "paused", _("paused")
+        CANCELLED = "cancelled", _("cancelled")
+        SENT = "sent", _("sent")
 
     class Format(models.TextChoices):
         RICHTEXT = "richtext", "rich text"

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import css_inline
+from django.utils.translation import gettext
 from jinja2 import ChainableUndefined, meta, nodes
 from markupsafe import Markup
 
@@ -78,10 +79,14 @@ class Rendered:
 
 
 @functools.cache
-def default_layout_html() -> str:
+def default_layout_html(language: str | None = None) -> str:
     """The layout used when a campaign has none of its own (responsive, accessible,
-    hidden preheader, footer with the unsubscribe and preferences links)."""
-    return (Path(__file__).parent / "layouts" / "default.html").read_text(encoding="utf-8")
+    hidden preheader, footer with the unsubscribe and preferences links), in the
+    account's language (`layouts/default.<language>.html`; English otherwise)."""
+    folder = Path(__file__).parent / "layouts"
+    translated = folder / f"default.{language}.html"
+    chosen = translated if language and translated.is_file() else folder / "default.html"
+    return chosen.read_text(encoding="utf-8")
 
 
 class Attributes(dict[str, Any]):
@@ -99,7 +104,7 @@ def contact_context(contact: Contact) -> dict[str, Any]:
 def person(email: str, name: str | None, attributes: dict[str, Any] | None) -> dict[str, Any]:
     """What a template sees of a contact, from its values."""
     name = name or ""
-    first, _, last = name.strip().partition(" ")
+    first, _sep, last = name.strip().partition(" ")
     return {
         "email": email,
         "name": name,
@@ -149,7 +154,9 @@ def _inline(html: str) -> str:
     try:
         return _INLINER.inline(html)
     except (css_inline.InlineError, ValueError) as error:
-        raise TemplateError(f"the layout's CSS cannot be inlined: {error}") from None
+        raise TemplateError(
+            gettext("the layout's CSS cannot be inlined: %(error)s") % {"error": error}
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -395,7 +402,9 @@ def check_layout(source: str) -> None:
     check(source)
     tree = environment(html=True).parse(source)
     if not any(n.name == "content" for n in tree.find_all(nodes.Name) if n.ctx == "load"):
-        raise TemplateError("a layout must contain {{ content }} where the campaign's content goes")
+        raise TemplateError(
+            gettext("a layout must contain {{ content }} where the campaign's content goes")
+        )
 
 
 def sample_contact(account: Any = None) -> Contact:

@@ -60,7 +60,9 @@ class InvalidTemplates(CampaignError):
 def _check_owned(account: Account, objects: Iterable[Any], what: str) -> None:
     for obj in objects:
         if obj is not None and obj.account_id != account.pk:
-            raise CampaignError(f"That {what} does not belong to this account.")
+            raise CampaignError(
+                _("That %(what)s does not belong to this account.") % {"what": what}
+            )
 
 
 def _check_templates(account: Account, values: dict[str, Any]) -> None:
@@ -156,13 +158,18 @@ def update_campaign(
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not locked.is_editable:
             raise CampaignError(
-                f"This campaign is {locked.get_status_display()}: it can no longer be changed. "
-                "Duplicate it to make a new one."
+                _(
+                    "This campaign is %(get_status_display)s: it can no longer be changed. "
+                    "Duplicate it to make a new one."
+                )
+                % {"get_status_display": locked.get_status_display()}
             )
         if locked.status == Campaign.Status.SCHEDULED and values.get("scheduled_at", 1) is None:
             raise CampaignError(
-                "A scheduled campaign needs its send time; unschedule it first to keep it "
-                "as a draft."
+                _(
+                    "A scheduled campaign needs its send time; unschedule it first to keep it "
+                    "as a draft."
+                )
             )
         return _save(locked, values, lists, segments)
 
@@ -190,7 +197,8 @@ def delete_campaign(campaign: Campaign, *, by: User) -> None:
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if not locked.is_deletable:
             raise CampaignError(
-                f"Only drafts can be deleted; this campaign is {locked.get_status_display()}."
+                _("Only drafts can be deleted; this campaign is %(get_status_display)s.")
+                % {"get_status_display": locked.get_status_display()}
             )
         locked.delete()
 
@@ -217,7 +225,10 @@ def create_layout(account: Account, *, name: str, html: str, by: User) -> Layout
 def copy_default_layout(account: Account, *, by: User) -> Layout:
     """An editable copy of Tidings's default layout in `account`."""
     return create_layout(
-        account, name="Default layout (copy)", html=rendering.default_layout_html(), by=by
+        account,
+        name="Default layout (copy)",
+        html=rendering.default_layout_html(account.language),
+        by=by,
     )
 
 
@@ -232,7 +243,7 @@ def update_layout(layout: Layout, *, name: str, html: str, by: User) -> Layout:
         locked = Layout.objects.select_for_update().get(pk=layout.pk)
         if html != locked.html and locked.campaigns.filter(status__in=_IN_FLIGHT).exists():
             raise CampaignError(
-                "A campaign using this layout is being sent: change it when that is done."
+                _("A campaign using this layout is being sent: change it when that is done.")
             )
         locked.name, locked.html = name.strip(), html
         locked.full_clean()
@@ -247,8 +258,14 @@ def delete_layout(layout: Layout, *, by: User) -> None:
         used = locked.campaigns.exclude(status=Campaign.Status.DRAFT).count()
         if used:
             raise CampaignError(
-                f"{used} campaign{'s' if used > 1 else ''} beyond drafts use this layout; "
-                "it stays so that they keep their look."
+                ngettext(
+                    "%(used)s campaign beyond drafts uses this layout; "
+                    "it stays so that it keeps its look.",
+                    "%(used)s campaigns beyond drafts use this layout; "
+                    "it stays so that they keep their look.",
+                    used,
+                )
+                % {"used": used}
             )
         locked.delete()
 
@@ -260,9 +277,12 @@ def parse_test_recipients(raw: str) -> list[str]:
     """The addresses of a test send: one to five, separated by commas, spaces or lines."""
     parts = [p for p in raw.replace(",", " ").replace(";", " ").split() if p]
     if not parts:
-        raise CampaignError("Give at least one address to send the test to.")
+        raise CampaignError(_("Give at least one address to send the test to."))
     if len(parts) > TEST_RECIPIENTS_MAX:
-        raise CampaignError(f"A test goes to at most {TEST_RECIPIENTS_MAX} addresses.")
+        raise CampaignError(
+            _("A test goes to at most %(TEST_RECIPIENTS_MAX)s addresses.")
+            % {"TEST_RECIPIENTS_MAX": TEST_RECIPIENTS_MAX}
+        )
     addresses = []
     for part in parts:
         try:
@@ -282,6 +302,9 @@ def spend_test_quota(account: Account, messages: int) -> None:
         seconds=3600,
     ):
         raise CampaignError(
-            f"This account sent {TEST_MESSAGES_PER_HOUR} test messages in the last hour; "
-            "try again later."
+            _(
+                "This account sent %(TEST_MESSAGES_PER_HOUR)s test messages in the last hour; "
+                "try again later."
+            )
+            % {"TEST_MESSAGES_PER_HOUR": TEST_MESSAGES_PER_HOUR}
         )

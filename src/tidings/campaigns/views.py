@@ -18,6 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.html import escape
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_POST
@@ -131,7 +132,7 @@ def _save_campaign(
 def _after_save(request: HttpRequest, campaign: Campaign) -> HttpResponse:
     if "preview" in request.POST:
         return redirect("campaigns:preview", uuid=campaign.uuid)
-    messages.success(request, f"Saved “{campaign.name}”.")
+    messages.success(request, _("Saved “%(name)s”.") % {"name": campaign.name})
     return redirect("campaigns:edit", uuid=campaign.uuid)
 
 
@@ -168,7 +169,9 @@ def campaign_edit(request: HttpRequest, uuid: UUID) -> HttpResponse:
     campaign = _campaign(request, uuid)
     if not campaign.is_editable:
         if request.method == "POST":
-            messages.error(request, "This campaign has started sending: it can no longer change.")
+            messages.error(
+                request, _("This campaign has started sending: it can no longer change.")
+            )
             return redirect("campaigns:edit", uuid=campaign.uuid)
         return render(request, "campaigns/detail.html", {"campaign": campaign})
     form = CampaignForm(request.POST or None, instance=campaign, account=campaign.account)
@@ -219,7 +222,7 @@ def campaign_preview(request: HttpRequest, uuid: UUID) -> HttpResponse:
             found = None
         else:
             if found is None:
-                messages.error(request, "No contact of yours has that address.")
+                messages.error(request, _("No contact of yours has that address."))
         url = reverse("campaigns:preview", kwargs={"uuid": campaign.uuid})
         return redirect(f"{url}?contact={found.uuid}" if found else url)
     return render(request, "campaigns/preview.html", _preview_context(request, campaign, contact))
@@ -260,7 +263,10 @@ def campaign_test(request: HttpRequest, uuid: UUID) -> HttpResponse:
             form.add_error("recipients", str(error))
         else:
             messages.success(
-                request, f"Test sent to {', '.join(to)}." if sent else "Nothing was sent."
+                request,
+                _("Test sent to %(join)s.") % {"join": ", ".join(to)}
+                if sent
+                else "Nothing was sent.",
             )
             url = reverse("campaigns:preview", kwargs={"uuid": campaign.uuid})
             return redirect(f"{url}?contact={contact.uuid}" if contact else url)
@@ -272,7 +278,7 @@ def campaign_test(request: HttpRequest, uuid: UUID) -> HttpResponse:
 @require_POST
 def campaign_duplicate(request: HttpRequest, uuid: UUID) -> HttpResponse:
     copy = services.duplicate_campaign(_campaign(request, uuid), by=_user(request))
-    messages.success(request, f"Made “{copy.name}”, a draft you can change.")
+    messages.success(request, _("Made “%(name)s”, a draft you can change.") % {"name": copy.name})
     return redirect("campaigns:edit", uuid=copy.uuid)
 
 
@@ -285,7 +291,7 @@ def campaign_delete(request: HttpRequest, uuid: UUID) -> HttpResponse:
         except CampaignError as error:
             messages.error(request, str(error))
             return redirect("campaigns:edit", uuid=campaign.uuid)
-        messages.success(request, f"Deleted “{campaign.name}”.")
+        messages.success(request, _("Deleted “%(name)s”.") % {"name": campaign.name})
         return redirect("campaigns:list")
     return render(request, "campaigns/delete.html", {"campaign": campaign})
 
@@ -319,12 +325,15 @@ def _save_layout(request: HttpRequest, form: LayoutForm, layout: Layout | None) 
 def layout_new(request: HttpRequest) -> HttpResponse:
     form = LayoutForm(
         request.POST or None,
-        initial={"name": "My layout", "html": rendering.default_layout_html()},
+        initial={
+            "name": _("My layout"),
+            "html": rendering.default_layout_html(account_of(request).language),
+        },
     )
     if request.method == "POST" and form.is_valid():
         layout = _save_layout(request, form, None)
         if layout is not None:
-            messages.success(request, f"Saved the layout “{layout.name}”.")
+            messages.success(request, _("Saved the layout “%(name)s”.") % {"name": layout.name})
             return redirect("campaigns:layout_edit", pk=layout.pk)
     return render(request, "campaigns/layout_edit.html", {"form": form, "layout": None})
 
@@ -336,7 +345,7 @@ def layout_edit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         saved = _save_layout(request, form, layout)
         if saved is not None:
-            messages.success(request, f"Saved the layout “{saved.name}”.")
+            messages.success(request, _("Saved the layout “%(name)s”.") % {"name": saved.name})
             return redirect("campaigns:layout_edit", pk=saved.pk)
         layout.refresh_from_db()
     return render(request, "campaigns/layout_edit.html", {"form": form, "layout": layout})
@@ -351,14 +360,16 @@ def layout_delete(request: HttpRequest, pk: int) -> HttpResponse:
     except CampaignError as error:
         messages.error(request, str(error))
         return redirect("campaigns:layout_edit", pk=layout.pk)
-    messages.success(request, f"Deleted the layout “{layout.name}”.")
+    messages.success(request, _("Deleted the layout “%(name)s”.") % {"name": layout.name})
     return redirect("campaigns:layouts")
 
 
 @customer_page
 def layout_default(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "campaigns/layout_default.html", {"html": rendering.default_layout_html()}
+        request,
+        "campaigns/layout_default.html",
+        {"html": rendering.default_layout_html(account_of(request).language)},
     )
 
 
@@ -366,7 +377,7 @@ def layout_default(request: HttpRequest) -> HttpResponse:
 @require_POST
 def layout_copy_default(request: HttpRequest) -> HttpResponse:
     layout = services.copy_default_layout(account_of(request), by=_user(request))
-    messages.success(request, "Made an editable copy of the default layout.")
+    messages.success(request, _("Made an editable copy of the default layout."))
     return redirect("campaigns:layout_edit", pk=layout.pk)
 
 
@@ -404,5 +415,4 @@ def layout_preview_html(request: HttpRequest, pk: int) -> HttpResponse:
 @never_cache
 @xframe_options_sameorigin
 def layout_default_preview_html(request: HttpRequest) -> HttpResponse:
-    account_of(request)
-    return _layout_preview(rendering.default_layout_html())
+    return _layout_preview(rendering.default_layout_html(account_of(request).language))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 from tidings.consent.models import Category
 
@@ -21,7 +22,9 @@ CONSENT_MAX_AGE = 183 * 24 * 3600  # six months
 class Cookie:
     name: str
     category: str
+    # In English (the banner version hashes it); pages show it with {% translate %}.
     purpose: str
+    # In the language of the request.
     lifetime: str
 
 
@@ -32,28 +35,42 @@ def own_cookies() -> list[Cookie]:
         Cookie(
             settings.SESSION_COOKIE_NAME,
             Category.NECESSARY,
-            "keeps you logged in; set when you log in",
-            f"until you log out, at most {hours} hours",
+            gettext_noop("keeps you logged in; set when you log in"),
+            gettext("until you log out, at most %(hours)s hours") % {"hours": hours},
         ),
         Cookie(
             settings.CSRF_COOKIE_NAME,
             Category.NECESSARY,
-            "protects the forms of the logged-in pages, login and registration against "
-            "forged requests",
-            f"{csrf_days} days",
+            gettext_noop(
+                "protects the forms of the logged-in pages, login and registration against "
+                "forged requests"
+            ),
+            ngettext("%(days)s day", "%(days)s days", csrf_days) % {"days": csrf_days},
         ),
         Cookie(
             "messages",
             Category.NECESSARY,
-            "carries a one-time notice (such as “your changes are saved”) to the next page",
-            "until the notice is shown",
+            gettext_noop(
+                "carries a one-time notice (such as “your changes are saved”) to the next page"
+            ),
+            gettext("until the notice is shown"),
         ),
         Cookie(
             CONSENT_COOKIE,
             Category.NECESSARY,
-            "remembers your cookie choice; set only when you make one, it holds an "
-            "anonymous id, the categories you allowed and the banner version",
-            "6 months",
+            gettext_noop(
+                "remembers your cookie choice; set only when you make one, it holds an "
+                "anonymous id, the categories you allowed and the banner version"
+            ),
+            gettext("6 months"),
+        ),
+        Cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            Category.NECESSARY,
+            gettext_noop(
+                "remembers the language you chose; set only when you choose one or log in with one"
+            ),
+            gettext("1 year"),
         ),
     ]
 

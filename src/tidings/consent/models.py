@@ -39,10 +39,10 @@ class ConsentRecord(models.Model):
     """Proof of one cookie choice (P22): what was chosen, on which banner version, when."""
 
     class Method(models.TextChoices):
-        BANNER = "banner", "banner"
-        SETTINGS = "settings", "cookie settings page"
-        DNT = "dnt", "Do Not Track signal"
-        GPC = "gpc", "Global Privacy Control signal"
+        BANNER = "banner", _("banner")
+        SETTINGS = "settings", _("cookie settings page")
+        DNT = "dnt", _("Do Not Track signal")
+        GPC = "gpc", _("Global Privacy Control signal")
 
     consent_id = models.UUIDField(default=uuid.uuid4, db_index=True)
     categories = models.JSONField("categories allowed", default=list, blank=True)

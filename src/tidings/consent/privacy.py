@@ -5,6 +5,8 @@ from datetime import datetime
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db.models import QuerySet
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from tidings.consent.models import ConsentRecord, PageView, ThirdParty
 from tidings.core import retention
@@ -26,17 +28,19 @@ register(
     # A visitor's choice has no owner we can name; a logged-in customer's is linked to
     # their user and shown in My Account.
     owner=Owner.CUSTOMER,
-    category="cookie choices",
-    purpose="proving which cookies each visitor allowed, on which version of the banner",
+    category=_("cookie choices"),
+    purpose=_("proving which cookies each visitor allowed, on which version of the banner"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention=f"{settings.RETENTION['consent_years']} years after the choice, as proof",
+    retention=format_lazy(
+        _("{years} years after the choice, as proof"), years=settings.RETENTION["consent_years"]
+    ),
     personal_fields=["consent_id", "categories", "given_at", "ip_network", "browser", "method"],
     shown_fields=("given_at", "categories", "method", "banner_version", "consent_id"),
     # The proof outlives the account, detached from it: an anonymous id, a /24 network.
     erase=Erasure.ANONYMISE,
     anonymise_with={"user": None},
     account_path="user__account",
-    description="Each cookie choice you made while logged in.",
+    description=_("Each cookie choice you made while logged in."),
     contact="visitors' cookie choices on Tidings's own pages, not tied to any contact",
     data_subjects=(Owner.VISITOR, Owner.CUSTOMER),
 )

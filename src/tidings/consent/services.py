@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.consent.models import OPTIONAL, TRACKING, Category, ConsentRecord, PageView, ThirdParty
@@ -73,9 +74,9 @@ def record_choice(
     tracking categories are dropped and the signal is the method recorded (P28)."""
     known = {c.value for c in OPTIONAL}
     if not all(isinstance(c, str) and c in known for c in categories):
-        raise ChoiceRejected("unknown cookie category")
+        raise ChoiceRejected(_("unknown cookie category"))
     if method not in ConsentRecord.Method.values:
-        raise ChoiceRejected("unknown method")
+        raise ChoiceRejected(_("unknown method"))
     chosen = sorted(set(categories))
     if signal:
         chosen = [c for c in chosen if c not in {t.value for t in TRACKING}]
@@ -121,9 +122,9 @@ def announce_third_party(
     Announcing the same name again changes nothing and sends nothing."""
     now = now or timezone.now()
     if category not in Category.values:
-        raise ThirdPartyRejected(f"unknown category {category!r}")
+        raise ThirdPartyRejected(_("unknown category %(category)s") % {"category": repr(category)})
     if script_src and urlsplit(script_src).scheme != "https":
-        raise ThirdPartyRejected("a tag must be an https:// script address")
+        raise ThirdPartyRejected(_("a tag must be an https:// script address"))
     with transaction.atomic():
         party = ThirdParty.objects.select_for_update().filter(name=name).first()
         if party is None:

@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -140,7 +141,7 @@ def page_views(request: HttpRequest) -> HttpResponse:
     by_path = recent.values("path").annotate(total=Sum("count")).order_by("-total", "path")[:100]
     context = {
         **site.each_context(request),
-        "title": f"Page views, last {PAGE_VIEW_DAYS} days",
+        "title": _("Page views, last %(days)s days") % {"days": PAGE_VIEW_DAYS},
         "by_day": by_day,
         "by_path": by_path,
         "total": recent.aggregate(total=Sum("count"))["total"] or 0,

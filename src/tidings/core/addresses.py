@@ -11,6 +11,7 @@ lower-casing: digests already stored must keep matching.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from email_validator import EmailNotValidError, validate_email
 
 
@@ -25,8 +26,11 @@ def mailbox(raw: str) -> str:
     try:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as error:
-        raise InvalidAddress(f"“{text[:80]}” is not a valid email address: {error}") from None
-    local, _, _ = result.normalized.rpartition("@")
+        raise InvalidAddress(
+            _("“%(text)s” is not a valid email address: %(error)s")
+            % {"text": text[:80], "error": error}
+        ) from None
+    local, _at, _domain = result.normalized.rpartition("@")
     return f"{local}@{result.ascii_domain or result.domain}"
 
 

@@ -26,6 +26,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 # The account a row belongs to (accounts.Account: core names no app above it).
 Account = models.Model
@@ -45,6 +47,15 @@ class LegalBasis(StrEnum):
     CONTRACT = "contract"
     LEGAL_OBLIGATION = "legal obligation"
     LEGITIMATE_INTEREST = "legitimate interest"
+
+
+# The legal bases as people read them, in their language (the values stay English).
+BASIS_LABELS = {
+    LegalBasis.CONSENT: _("consent"),
+    LegalBasis.CONTRACT: _("contract"),
+    LegalBasis.LEGAL_OBLIGATION: _("legal obligation"),
+    LegalBasis.LEGITIMATE_INTEREST: _("legitimate interest"),
+}
 
 
 class Erasure(StrEnum):
@@ -88,7 +99,7 @@ class Column:
     """A column of the contact's view: its label and where the value comes from (an
     ORM-style path on the row, "mailing_list__name", or a function of the row)."""
 
-    label: str
+    label: str | Promise  # a translatable name: str() it where text is needed
     source: str | Callable[[Any], Any]
 
 
@@ -112,7 +123,7 @@ class ContactPart:
     deletes, anonymises (`anonymise_with`) or keeps them (`erase`).
     """
 
-    title: str
+    title: str | Promise
     erase: ContactErasure
     path: str | None = None
     rows: Callable[[Contacts], models.QuerySet[Any]] | None = None
@@ -203,6 +214,10 @@ class Entry:
     @property
     def contact_part(self) -> ContactPart | None:
         return self.contact if isinstance(self.contact, ContactPart) else None
+
+    @property
+    def legal_basis_label(self) -> str:
+        return str(BASIS_LABELS[LegalBasis(self.legal_basis)])
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -334,7 +349,7 @@ def contact_root() -> Entry:
         part = entry.contact_part
         if part is not None and part.path == "":
             return entry
-    raise LookupError("no entry is the contact's own row")
+    raise LookupError(_("no entry is the contact's own row"))
 
 
 def application_data() -> list[ApplicationData]:
@@ -389,7 +404,7 @@ def _setting_values() -> dict[str, str]:
 def plain(text: str) -> str:
     """A data-map phrase in customer's words: no promise ids, settings named by value."""
     values = _setting_values()
-    text = _PROMISE_REF.sub("", text)
+    text = _PROMISE_REF.sub("", str(text))  # str(): a phrase in the active language
 
     def in_parentheses(match: re.Match[str]) -> str:
         value = values.get(match["name"])

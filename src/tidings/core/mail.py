@@ -24,26 +24,27 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
-from tidings.core import baseurl
+from tidings.core import baseurl, locales
 
 
 class Purpose(models.TextChoices):
-    MARKETING = "marketing", "marketing (campaigns, product updates)"
-    SERVICE = "service", "service (mail the person asked for)"
-    NOTICE = "notice", "legal or security notice"
+    MARKETING = "marketing", _("marketing (campaigns, product updates)")
+    SERVICE = "service", _("service (mail the person asked for)")
+    NOTICE = "notice", _("legal or security notice")
 
 
 class Kind(models.TextChoices):
     """Who produced a message: shown in the ledger, and the producer's own rules
     (a test send carries a footer, a product update a way to switch them off)."""
 
-    TRANSACTIONAL = "transactional", "transactional message (API)"
-    TEST = "test", "campaign test"
-    NOTICE = "notice", "Tidings's notice"
-    PRODUCT_UPDATE = "product_update", "product update"
-    CONTACT = "contact", "mail to a contact (confirmation, answer to a request)"
-    DJANGO = "django", "Django's own mail (password reset)"
+    TRANSACTIONAL = "transactional", _("transactional message (API)")
+    TEST = "test", _("campaign test")
+    NOTICE = "notice", _("Tidings's notice")
+    PRODUCT_UPDATE = "product_update", _("product update")
+    CONTACT = "contact", _("mail to a contact (confirmation, answer to a request)")
+    DJANGO = "django", _("Django's own mail (password reset)")
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,21 @@ def register_postman(postman: Postman) -> None:
     _postman[:] = [postman]
 
 
+# Tells the language a person reads mail in from their address (None: not known, the
+# default language). The accounts layer registers it in its AppConfig.ready().
+LanguageOf = Callable[[str], str | None]
+_language_of: list[LanguageOf] = []
+
+
+def register_language_of(language_of: LanguageOf) -> None:
+    """Called once by tidings.accounts' AppConfig.ready()."""
+    _language_of[:] = [language_of]
+
+
+def language_of(address: str) -> str | None:
+    return _language_of[0](address) if _language_of else None
+
+
 def post(message: OutboundMessage) -> str:
     """Hand one message to the pipeline: recorded now, in the current transaction,
     sent after the commit. Returns its public id (a UUID)."""
@@ -107,15 +123,18 @@ def send_templated(
     account_id: int | None = None,
     user_ids: dict[str, int] | None = None,
     forget: bool = False,
+    language: str | None = None,
 ) -> None:
     """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
     behind an address the pipeline could not tell (a new address not confirmed yet);
-    `forget` is for the last word to someone erased."""
+    `forget` is for the last word to someone erased. Each mail is in the language its
+    recipient chose (`language` for an address that has no user yet)."""
     context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
-    subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-    body = render_to_string(f"{template}.txt", context)
     for address in to:
+        with locales.language(language_of(address) or language):
+            subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+            body = render_to_string(f"{template}.txt", context)
         post(
             OutboundMessage(
                 to=address,

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from django.utils.functional import Promise
+
 CELL_MAX = 32_767  # the longest text a cell holds in XLSX and XLS
 XLSX_SHEET_ROWS = 1_048_575  # data rows per sheet, after the header row
 XLS_SHEET_ROWS = 65_535
@@ -91,6 +93,8 @@ def csv_writer(handle: Any) -> _GuardedWriter:
 
 
 def _clip(value: Any) -> Any:
+    if isinstance(value, Promise):
+        value = str(value)
     if isinstance(value, str) and len(value) > CELL_MAX:
         return value[: CELL_MAX - 1] + "…"
     return value

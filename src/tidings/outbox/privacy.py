@@ -3,6 +3,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.db.models.functions import Lower, Trim
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.core import retention
@@ -40,14 +41,14 @@ register(
     category="communications",
     purpose="the operator's copy of mail sent to the customer when no SMTP relay is set",
     legal_basis=LegalBasis.CONTRACT,
-    retention="TIDINGS_OUTBOX_DAYS (default 30 days)",
+    retention=_("TIDINGS_OUTBOX_DAYS (default 30 days)"),
     personal_fields=["recipients", "subject", "body", "raw"],
     # The raw message repeats the body with its headers: shown in the export, not here.
     shown_fields=("sent_at", "recipients", "subject", "body"),
     erase=Erasure.DELETE,
     rows_for_account=_messages_to,
     contact=ContactPart(
-        title="Local copies of mail sent to you",
+        title=_("Local copies of mail sent to you"),
         rows=_messages_to_contacts,
         shown=False,  # the same messages as the ledger's, which the contact's view lists
         erase=ContactErasure.DELETE,

@@ -19,17 +19,25 @@ The caller holds the transaction: a batch of contacts is erased whole or not at 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 
 from tidings.core import datamap
 from tidings.core.datamap import Column, ContactErasure, Contacts, Entry, Section
 
 
 def when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+    """A moment as the reader reads it: their language's format, in the active time zone
+    (the operator's for a contact), with the zone named."""
+    if not value:
+        return ""
+    local = timezone.localtime(value)
+    return f"{date_format(local, 'DATETIME_FORMAT')} ({local.tzname()})"
 
 
 def shown_value(value: Any) -> Any:
@@ -39,7 +47,7 @@ def shown_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return when(value)
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if isinstance(value, models.Model):
@@ -96,7 +104,7 @@ def sections(contacts: Contacts) -> list[Section]:
             found.extend(part.present(rows))
             continue
         columns = _columns(entry)
-        section = Section(part.title, [c.label for c in columns])
+        section = Section(str(part.title), [str(c.label) for c in columns])
         for row in rows.iterator(chunk_size=500):
             section.rows.append([value_of(row, c.source) for c in columns])
         found.append(section)

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.fields import EncryptedTextField
 
@@ -41,6 +43,8 @@ class PolicyVersion(models.Model):
     text = models.TextField()
     changes = models.TextField("what changed", blank=True)
     fingerprint = models.CharField(max_length=64)
+    # The same version in the other languages: {"fr": {"text": ..., "changes": ...}}.
+    translations = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("-number",)
@@ -55,6 +59,13 @@ class PolicyVersion(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValueError("A published policy version is never deleted.")
+
+    def text_in(self, language: str) -> str:
+        """The text in `language`, or the original (English) one if it has none."""
+        return self.translations.get(language, {}).get("text", self.text)
+
+    def changes_in(self, language: str) -> str:
+        return self.translations.get(language, {}).get("changes", self.changes)
 
 
 class ErasureRecord(models.Model):
@@ -96,10 +107,10 @@ class Disclosure(models.Model):
     disclosed_at = models.DateTimeField(default=timezone.now)
     authority = models.CharField("to whom", max_length=200)
     legal_ground = models.CharField(
-        max_length=300, help_text="e.g. a court order, the statute and article relied on"
+        max_length=300, help_text=_("e.g. a court order, the statute and article relied on")
     )
     reference = models.CharField(
-        max_length=100, blank=True, default="", help_text="the authority's case or order number"
+        max_length=100, blank=True, default="", help_text=_("the authority's case or order number")
     )
     data_disclosed = models.TextField("what was disclosed")
     account = models.ForeignKey(
@@ -142,18 +153,18 @@ class DataRequest(models.Model):
     contact page): answered within one month (GDPR art. 12(3))."""
 
     class Kind(models.TextChoices):
-        ACCESS = "access", "access"
-        RECTIFICATION = "rectification", "rectification"
-        ERASURE = "erasure", "erasure"
-        RESTRICTION = "restriction", "restriction"
-        OBJECTION = "objection", "objection"
-        PORTABILITY = "portability", "portability"
-        OTHER = "other", "other question"
+        ACCESS = "access", _("access")
+        RECTIFICATION = "rectification", _("rectification")
+        ERASURE = "erasure", _("erasure")
+        RESTRICTION = "restriction", _("restriction")
+        OBJECTION = "objection", _("objection")
+        PORTABILITY = "portability", _("portability")
+        OTHER = "other", _("other question")
 
     class Status(models.TextChoices):
-        OPEN = "open", "open"
-        DONE = "done", "answered"
-        REFUSED = "refused", "refused, with reasons"
+        OPEN = "open", _("open")
+        DONE = "done", _("answered")
+        REFUSED = "refused", _("refused, with reasons")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     requester = EncryptedTextField("who asked (name and email)")
@@ -176,7 +187,10 @@ class DataRequest(models.Model):
         ordering = ("due_at",)
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} request of {self.received_at:%Y-%m-%d}"
+        return _("%(kind)s request of %(date)s") % {
+            "kind": self.get_kind_display(),
+            "date": date_format(self.received_at, "DATE_FORMAT"),
+        }
 
     @property
     def overdue(self) -> bool:
@@ -188,15 +202,15 @@ class AccountExport(models.Model):
     background, downloadable by the account's users until it expires."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "being built"
-        DONE = "done", "ready"
-        FAILED = "failed", "failed"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("being built")
+        DONE = "done", _("ready")
+        FAILED = "failed", _("failed")
 
     class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        XLSX = "xlsx", "Excel (XLSX)"
-        XLS = "xls", "Excel 97-2003 (XLS, several sheets past 65,535 rows)"
+        CSV = "csv", _("CSV")
+        XLSX = "xlsx", _("Excel (XLSX)")
+        XLS = "xls", _("Excel 97-2003 (XLS, several sheets past 65,535 rows)")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="account_exports"

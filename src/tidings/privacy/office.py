@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
-from tidings.core.datamap import Owner, plain
+from tidings.core.datamap import BASIS_LABELS, LegalBasis, Owner, plain
 from tidings.core.mail import send_templated
 from tidings.privacy.models import DataRequest, Disclosure
 from tidings.staff import audit
@@ -173,9 +173,9 @@ def log_request(
     received_at: datetime | None = None,
 ) -> DataRequest:
     if kind not in DataRequest.Kind.values:
-        raise OfficeError(f"Unknown kind of request: {kind!r}")
+        raise OfficeError(_("Unknown kind of request: %(kind)s") % {"kind": repr(kind)})
     if not requester.strip():
-        raise OfficeError("Say who made the request.")
+        raise OfficeError(_("Say who made the request."))
     received = received_at or timezone.now()
     with transaction.atomic():
         request = DataRequest.objects.create(
@@ -217,9 +217,9 @@ def take_over_request(
 
 def close_request(request: DataRequest, *, by: User, status: str, answer: str) -> DataRequest:
     if status not in (DataRequest.Status.DONE, DataRequest.Status.REFUSED):
-        raise OfficeError("A request is closed as answered or refused.")
+        raise OfficeError(_("A request is closed as answered or refused."))
     if status == DataRequest.Status.REFUSED and not answer.strip():
-        raise OfficeError("A refusal needs its reasons (GDPR art. 12(4)).")
+        raise OfficeError(_("A refusal needs its reasons (GDPR art. 12(4))."))
     with transaction.atomic():
         request.status = status
         request.answer = answer.strip()
@@ -287,14 +287,16 @@ class Activity:
 
 def security_measures() -> str:
     measures = [
-        "TLS for every connection with HSTS" if settings.SECURE else "TLS expected at the proxy",
-        "sensitive fields encrypted at rest (Fernet, rotating keys)",
-        "passwords hashed with Argon2",
-        "login throttling and lockout",
-        "two-factor authentication for staff" if settings.STAFF_REQUIRE_2FA else "",
-        "role-based staff access with a stated reason",
-        "hash-chained append-only audit log of staff access",
-        "erasure verified across the whole database",
+        gettext("TLS for every connection with HSTS")
+        if settings.SECURE
+        else gettext("TLS expected at the proxy"),
+        gettext("sensitive fields encrypted at rest (Fernet, rotating keys)"),
+        gettext("passwords hashed with Argon2"),
+        gettext("login throttling and lockout"),
+        gettext("two-factor authentication for staff") if settings.STAFF_REQUIRE_2FA else "",
+        gettext("role-based staff access with a stated reason"),
+        gettext("hash-chained append-only audit log of staff access"),
+        gettext("erasure verified across the whole database"),
     ]
     return "; ".join(m for m in measures if m)
 
@@ -302,7 +304,7 @@ def security_measures() -> str:
 def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
     """One activity per purpose of the data map, with the fields art. 30(1) asks for."""
     extra = ", ".join(recipients)
-    staff = "the operator's staff, by role"
+    staff = gettext("the operator's staff, by role")
     by_purpose: dict[tuple[str, str], list[datamap.Entry]] = {}
     for entry in datamap.entries():
         key = (plain(entry.purpose), str(entry.legal_basis))
@@ -318,7 +320,8 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
                 ),
                 data_categories="; ".join(sorted({e.category for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
-                transfers=f"none: data stored in {settings.OPERATOR['data_location']}",
+                transfers=gettext("none: data stored in %(place)s")
+                % {"place": settings.OPERATOR["data_location"]},
                 retention="; ".join(sorted({plain(e.retention) for e in entries})),
                 security=security_measures(),
             )

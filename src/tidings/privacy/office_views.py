@@ -50,7 +50,7 @@ class DisclosureForm(forms.Form):
     )
     data_disclosed = forms.CharField(label="What was disclosed", widget=forms.Textarea)
     account = forms.IntegerField(
-        label="Customer account number", required=False, help_text="When it concerns one."
+        label=_("Customer account number"), required=False, help_text=_("When it concerns one.")
     )
     contact = forms.CharField(
         label=gettext_lazy("Contact's address"),
@@ -81,7 +81,7 @@ class DisclosureForm(forms.Form):
             return None
         account = Account.objects.filter(pk=number).first()
         if account is None:
-            raise forms.ValidationError("No account has that number.")
+            raise forms.ValidationError(_("No account has that number."))
         return account
 
     def clean(self) -> dict[str, Any]:
@@ -106,19 +106,25 @@ class DisclosureForm(forms.Form):
 
 
 class RequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=DataRequest.Kind.choices)
-    requester = forms.CharField(label="Who asked (name and email)", max_length=300)
-    details = forms.CharField(required=False, widget=forms.Textarea)
+    kind = forms.ChoiceField(label=_("Kind"), choices=DataRequest.Kind.choices)
+    requester = forms.CharField(label=_("Who asked (name and email)"), max_length=300)
+    details = forms.CharField(label=_("Details"), required=False, widget=forms.Textarea)
     received_at = forms.DateTimeField(
-        required=False, help_text="When it arrived, if not now (YYYY-MM-DD HH:MM)."
+        label=_("Received at"),
+        required=False,
+        help_text=_("When it arrived, if not now (YYYY-MM-DD HH:MM)."),
     )
 
 
 class CloseForm(forms.Form):
     status = forms.ChoiceField(
-        choices=[(DataRequest.Status.DONE, "answered"), (DataRequest.Status.REFUSED, "refused")]
+        label=_("Status"),
+        choices=[
+            (DataRequest.Status.DONE, _("answered")),
+            (DataRequest.Status.REFUSED, _("refused")),
+        ],
     )
-    answer = forms.CharField(widget=forms.Textarea, required=False)
+    answer = forms.CharField(label=_("Answer"), widget=forms.Textarea, required=False)
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -168,7 +174,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     scheduled = Account.objects.exclude(status=Account.Status.ACTIVE).order_by("erase_after")
     context = {
         **site.each_context(request),
-        "title": "Privacy office",
+        "title": _("Privacy office"),
         "now": timezone.now(),
         "open_requests": open_requests,
         "contact_requests": contact_requests,

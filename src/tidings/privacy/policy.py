@@ -1,8 +1,11 @@
 """The privacy policy (P11, P31, P34): written from configuration and the data map, and
 published as numbered versions that are never edited.
 
-The text is rendered from the template `privacy/policy.md`; a new version is published
-only when the rendered text differs from the latest one (compared by fingerprint).
+The text is rendered from the template `privacy/policy.md`, and in each other language
+of settings.LANGUAGES from `privacy/policy.<code>.md` (its translation, kept in step by
+hand: tests/privacy/test_policy_languages.py compares their structure). A version holds
+every language; a new one is published only when one of the rendered texts differs from
+the latest version's (compared by fingerprint).
 """
 
 from __future__ import annotations
@@ -17,9 +20,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from tidings.core import baseurl
-from tidings.core.datamap import LegalBasis, customer_entries, lockout_minutes, plain
+from tidings.core import baseurl, locales
+from tidings.core.datamap import (
+    BASIS_LABELS,
+    LegalBasis,
+    customer_entries,
+    lockout_minutes,
+    plain,
+)
 from tidings.privacy.models import PolicyVersion
 
 TEMPLATE = "privacy/policy.md"
@@ -28,14 +39,16 @@ INTRODUCTION = "Introduction"
 
 # What each legal basis means for the customer, in the policy's words.
 BASIS_EXPLANATION = {
-    LegalBasis.CONTRACT: "We need this to provide the service you signed up for.",
-    LegalBasis.LEGAL_OBLIGATION: "The law requires us to keep this.",
-    LegalBasis.LEGITIMATE_INTEREST: (
+    LegalBasis.CONTRACT: gettext_lazy("We need this to provide the service you signed up for."),
+    LegalBasis.LEGAL_OBLIGATION: gettext_lazy("The law requires us to keep this."),
+    LegalBasis.LEGITIMATE_INTEREST: gettext_lazy(
         "We keep this in our legitimate interest of running a safe and accountable service; "
         "you may object to it by writing to the privacy contact."
     ),
-    LegalBasis.CONSENT: "We hold this only because you agreed to it, and you may withdraw "
-    "that agreement at any time, as easily as you gave it.",
+    LegalBasis.CONSENT: gettext_lazy(
+        "We hold this only because you agreed to it, and you may withdraw "
+        "that agreement at any time, as easily as you gave it."
+    ),
 }
 
 
@@ -63,13 +76,13 @@ def data_uses() -> list[BasisGroup]:
     """What the data map says we hold on customers, grouped by legal basis."""
     grouped: dict[LegalBasis, set[DataUse]] = {}
     for entry in customer_entries():
-        use = DataUse(entry.category, plain(entry.purpose), plain(entry.retention))
+        use = DataUse(str(entry.category), plain(entry.purpose), plain(entry.retention))
         grouped.setdefault(LegalBasis(entry.legal_basis), set()).add(use)
     # Sorted, so that the order the apps register in never changes the text.
     return [
         BasisGroup(
-            basis=basis.value,
-            explanation=BASIS_EXPLANATION[basis],
+            basis=str(BASIS_LABELS[basis]),
+            explanation=str(BASIS_EXPLANATION[basis]),
             uses=sorted(grouped[basis], key=lambda u: (u.category, u.purpose)),
         )
         for basis in LegalBasis
@@ -92,21 +105,33 @@ def policy_context() -> dict[str, Any]:
         "session_hours": settings.SESSION_COOKIE_AGE // 3600,
         "csrf_cookie": settings.CSRF_COOKIE_NAME,
         "consent_cookie": settings.CONSENT_COOKIE_NAME,
+        "language_cookie": settings.LANGUAGE_COOKIE_NAME,
         "consent_notice_days": settings.CONSENT_NOTICE_DAYS,
     }
 
 
-def render_policy() -> str:
-    """The policy text as the configuration says it today."""
-    text = render_to_string(TEMPLATE, policy_context())
+def template_for(language: str) -> str:
+    return TEMPLATE if language == settings.LANGUAGE_CODE else f"privacy/policy.{language}.md"
+
+
+def render_policy(language: str | None = None) -> str:
+    """The policy text as the configuration says it today, in `language` (by default the
+    original, English)."""
+    language = language or settings.LANGUAGE_CODE
+    with locales.language(language):
+        text = render_to_string(template_for(language), policy_context())
     # Template tags leave trailing spaces and runs of blank lines: tidy them so that
     # the fingerprint and the diffs see only real changes.
     lines = [line.rstrip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
 
 
-def fingerprint(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+def fingerprint(text: str, translations: dict[str, str] | None = None) -> str:
+    """Of the original text, and of its translations when there are any."""
+    data = text
+    for language, translated in sorted((translations or {}).items()):
+        data += f"\x00{language}\x00{translated}"
+    return hashlib.sha256(data.encode()).hexdigest()
 
 
 def sections(text: str) -> dict[str, str]:
@@ -127,21 +152,35 @@ def sections(text: str) -> dict[str, str]:
 
 
 def summarise_changes(old: str | None, new: str) -> str:
-    """A short summary for the version history: which sections changed."""
+    """A short summary for the version history: which sections changed (in the active
+    language: call it with the texts of one language)."""
     if old is None:
-        return "First version."
+        return str(_("First version."))
     before, after = sections(old), sections(new)
     changed = [h for h in after if h in before and before[h] != after[h]]
     added = [h for h in after if h not in before]
     removed = [h for h in before if h not in after]
     parts = []
     if changed:
-        parts.append("Changed: " + "; ".join(changed) + ".")
+        parts.append(str(_("Changed: %(sections)s.") % {"sections": "; ".join(changed)}))
     if added:
-        parts.append("Added: " + "; ".join(added) + ".")
+        parts.append(str(_("Added: %(sections)s.") % {"sections": "; ".join(added)}))
     if removed:
-        parts.append("Removed: " + "; ".join(removed) + ".")
-    return " ".join(parts) or "Wording only."
+        parts.append(str(_("Removed: %(sections)s.") % {"sections": "; ".join(removed)}))
+    return " ".join(parts) or str(_("Wording only."))
+
+
+def _translations(latest: PolicyVersion | None) -> dict[str, dict[str, str]]:
+    found = {}
+    for language in locales.language_codes():
+        if language == settings.LANGUAGE_CODE:
+            continue
+        text = render_policy(language)
+        with locales.language(language):
+            old = latest.translations.get(language, {}).get("text") if latest else None
+            changes = summarise_changes(old, text)
+        found[language] = {"text": text, "changes": changes}
+    return found
 
 
 def latest_version() -> PolicyVersion | None:
@@ -151,19 +190,23 @@ def latest_version() -> PolicyVersion | None:
 def publish_policy() -> PolicyVersion:
     """Publish the policy as configured now; a new version only if its text changed."""
     text = render_policy()
-    digest = fingerprint(text)
     for _attempt in range(3):
         latest = latest_version()
+        translations = _translations(latest)
+        digest = fingerprint(text, {k: v["text"] for k, v in translations.items()})
         if latest is not None and latest.fingerprint == digest:
             return latest
         try:
             with transaction.atomic():
+                with locales.language(settings.LANGUAGE_CODE):
+                    changes = summarise_changes(latest.text if latest else None, text)
                 return PolicyVersion.objects.create(
                     number=latest.number + 1 if latest else 1,
                     published_at=timezone.now(),
                     text=text,
-                    changes=summarise_changes(latest.text if latest else None, text),
+                    changes=changes,
                     fingerprint=digest,
+                    translations=translations,
                 )
         except IntegrityError:
             # Another process (a web worker, `tidings up`) published the same number at

@@ -21,6 +21,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import baseurl, jobs
@@ -54,16 +55,18 @@ def account_archive_dir(account_id: int) -> Path:
 def request_account_export(account: Account, *, by: User, fmt: str) -> AccountExport:
     """Queue the archive of all the account's data as CSV, XLSX or XLS files."""
     if not account.is_processing_allowed:
-        raise ExportRefused("The account is closed: nothing more is processed.")
+        raise ExportRefused(_("The account is closed: nothing more is processed."))
     if fmt not in AccountExport.Format.values:
-        raise ExportRefused("Choose CSV, XLSX or XLS.")
+        raise ExportRefused(_("Choose CSV, XLSX or XLS."))
     if by.account_id != account.pk:
-        raise ExportRefused("Only the account's own users can ask for its data.")
+        raise ExportRefused(_("Only the account's own users can ask for its data."))
     busy = AccountExport.objects.filter(
         account=account, status__in=[AccountExport.Status.QUEUED, AccountExport.Status.RUNNING]
     )
     if busy.exists():
-        raise ExportRefused("Your archive is already being built: we email you when it is ready.")
+        raise ExportRefused(
+            _("Your archive is already being built: we email you when it is ready.")
+        )
     with transaction.atomic():
         export = AccountExport.objects.create(account=account, requested_by=by, format=fmt)
         audit.record(
@@ -170,7 +173,7 @@ def archive_for_download(account: Account, export_id: int, *, by: User) -> Accou
     if export.is_expired:
         raise ArchiveExpired("This archive has expired and was deleted: ask for a new one.")
     if export.status != AccountExport.Status.DONE or not export.file:
-        raise ExportRefused("This archive is not ready yet: we email you when it is.")
+        raise ExportRefused(_("This archive is not ready yet: we email you when it is."))
     if not archive_path(export.file).exists():
         raise ArchiveExpired("This archive has expired and was deleted: ask for a new one.")
     audit.record(

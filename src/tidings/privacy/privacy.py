@@ -47,10 +47,10 @@ def _archives_holding(contacts: Contacts) -> QuerySet[AccountExport]:
 register(
     CollectionRecord,
     owner=Owner.CUSTOMER,
-    category="records of collection",
-    purpose="proving what was collected, when, why and on which legal basis (P2)",
+    category=_("records of collection"),
+    purpose=_("proving what was collected, when, why and on which legal basis (P2)"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="as long as the data it describes",
+    retention=_("as long as the data it describes"),
     personal_fields=["point", "data_collected", "purpose", "legal_basis", "collected_at"],
     erase=Erasure.DELETE,
     account_path="account",
@@ -59,10 +59,10 @@ register(
 register(
     ErasureRecord,
     owner=Owner.CUSTOMER,
-    category="erasure proof",
-    purpose="proving an erasure was done; the last address only until the notice is sent",
+    category=_("erasure proof"),
+    purpose=_("proving an erasure was done; the last address only until the notice is sent"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="kept; holds counts and dates, the address is blanked once notified",
+    retention=_("kept; holds counts and dates, the address is blanked once notified"),
     personal_fields=["notice_to"],
     erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,
     rows_for_account=lambda account: ErasureRecord.objects.filter(account_ref=account.pk),
@@ -81,8 +81,8 @@ declare_free_of_personal_data(ContentType, "model names")
 register(
     Disclosure,
     owner=Owner.CUSTOMER,
-    category="disclosures to authorities",
-    purpose="recording what was disclosed to an authority, to whom and on which legal ground",
+    category=_("disclosures to authorities"),
+    purpose=_("recording what was disclosed to an authority, to whom and on which legal ground"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention="TIDINGS_AUDIT_RETENTION_YEARS after the account is erased",
     personal_fields=[
@@ -126,10 +126,10 @@ register(
 register(
     DataRequest,
     owner=Owner.CUSTOMER,
-    category="requests about personal data",
-    purpose="answering people's requests about their data within one month",
+    category=_("requests about personal data"),
+    purpose=_("answering people's requests about their data within one month"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="TIDINGS_AUDIT_RETENTION_YEARS after the request is answered",
+    retention=_("TIDINGS_AUDIT_RETENTION_YEARS after the request is answered"),
     personal_fields=["requester", "details", "answer", "received_at", "closed_at"],
     erase=Erasure.KEEP_FOR_LEGAL_REASON,
     account_path="account",
@@ -150,16 +150,18 @@ register(
     category="archives of all the customer's data",
     purpose="giving the customer all their data, personal and application data (P20)",
     legal_basis=LegalBasis.CONTRACT,
-    retention="the archive and its row are deleted when it expires "
-    "(TIDINGS_ACCOUNT_EXPORT_DAYS, default 7 days)",
+    retention=_(
+        "the archive and its row are deleted when it expires "
+        "(TIDINGS_ACCOUNT_EXPORT_DAYS, default 7 days)"
+    ),
     personal_fields=["file", "created_at", "finished_at", "expires_at"],
     shown_fields=("created_at", "format", "status", "finished_at", "expires_at"),
     erase=Erasure.DELETE,
     account_path="account",
     in_archive=False,
-    description="Deleting the row deletes the archive.",
+    description=_("Deleting the row deletes the archive."),
     contact=ContactPart(
-        title="Archives of the customer's data that may hold you",
+        title=_("Archives of the customer's data that may hold you"),
         rows=_archives_holding,
         shown=False,  # the customer's copy, gone within days
         erase=ContactErasure.DELETE,  # the customer asks for a new one if they need it

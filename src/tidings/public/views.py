@@ -1,7 +1,9 @@
 """The public site: readable by anyone, with no account, no cookie and no tracking (P29)."""
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils import translation
 
 from tidings.privacy import policy
 from tidings.privacy.models import PolicyVersion
@@ -31,16 +33,25 @@ def _policy_page(request: HttpRequest, version: PolicyVersion) -> HttpResponse:
     # The history needs dates and summaries, not every version's full text.
     history = list(PolicyVersion.objects.defer("text").order_by("-number"))
     previous = policy.previous_version(version)
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    text = version.text_in(language)
+    for item in history:
+        item.changes = item.changes_in(language)  # shown, never saved
+    # A diff only between two texts of the same language.
+    old = previous.text_in(language) if previous else None
+    if previous is not None and language in version.translations:
+        old = previous.translations.get(language, {}).get("text")
     return render(
         request,
         "public/privacy.html",
         {
             "version": version,
+            "changes": version.changes_in(language),
             "latest": history[0],
             "is_latest": version.number == history[0].number,
-            "body": to_html(version.text),
+            "body": to_html(text),
             "previous": previous,
-            "diff": policy.diff_lines(previous.text, version.text) if previous else [],
+            "diff": policy.diff_lines(old, text) if old is not None else [],
             "history": history,
         },
     )

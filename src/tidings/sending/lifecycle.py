@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
@@ -107,7 +108,9 @@ def _check_content(campaign: Campaign) -> None:
         check(campaign.subject, html=False)
         check(campaign.body)
     except TemplateError as error:
-        raise SendingError(f"The campaign's content has an error ({error}).") from None
+        raise SendingError(
+            _("The campaign's content has an error (%(error)s).") % {"error": error}
+        ) from None
 
 
 def _check_ready(
@@ -139,7 +142,7 @@ def start_campaign(campaign: Campaign, *, confirmed_recipients: int | None = Non
 
 def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: bool) -> int:
     if not campaign.account.is_processing_allowed:
-        raise SendingError("This account is closed: nothing is sent.")
+        raise SendingError(_("This account is closed: nothing is sent."))
     if campaign.account.is_restricted:
         raise SendingError("Processing is restricted for this account: nothing is sent.")
     _check_ready(campaign, "start", confirmed_recipients, confirming=confirming)
@@ -192,7 +195,7 @@ def schedule_campaign(
     and the confirmation of a large send apply now, as to a send now; the blocking
     rules again when it starts."""
     if timezone.is_naive(when):
-        raise SendingError("Give the time with its time zone.")
+        raise SendingError(_("Give the time with its time zone."))
     if when <= timezone.now():
         raise SendingError("That time has passed: choose a time in the future, or send now.")
     _check_ready(campaign, "schedule", confirmed_recipients, confirming=True)
@@ -268,7 +271,7 @@ def resend_unknown(campaign: Campaign) -> int:
             not_before=None, last_error="",
         )  # fmt: skip
         if not count:
-            raise SendingError("No message of this campaign has an unknown outcome.")
+            raise SendingError(_("No message of this campaign has an unknown outcome."))
         if was_sent:
             locked.finished_at = None
             locked.save(update_fields=["status", "finished_at", "updated_at"])

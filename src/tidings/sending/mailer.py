@@ -23,6 +23,7 @@ from tidings.audience.links import preference_url_for
 from tidings.campaigns import rendering, renderpool, splice
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.sandbox import TemplateError, run
+from tidings.core import locales
 from tidings.sending import tracking
 from tidings.sending.message import (
     DkimSigner,
@@ -129,6 +130,8 @@ class CampaignMailer:
     postal_address: str = ""
     aggregate_only: bool = True
     unsubscribe_mailto: str = ""
+    # The language of the footer Tidings adds: the account's contacts' (My Account).
+    language: str = ""
     # What identifies the template state (`_TEMPLATE_STATE`) in the process's cache.
     key: tuple[Any, ...] = ()
 
@@ -140,6 +143,7 @@ class CampaignMailer:
         self.postal_address = options.postal_address if options else ""
         self.unsubscribe_mailto = options.unsubscribe_mailto if options else ""
         self.aggregate_only = options is None or options.tracking == options.Tracking.AGGREGATE
+        self.language = campaign.account.language
         # The From a customer asked for, if its domain is proven theirs (`senders`).
         sender = sender_for(
             account_id,
@@ -268,14 +272,16 @@ class CampaignMailer:
         return rendered.subject, html, text
 
     def _footer(self, html: str, text: str, unsubscribe: str) -> tuple[str, str]:
-        return tracking.add_footer(
-            html,
-            text,
-            unsubscribe_url=None if self.layout_links else unsubscribe,
-            postal_address=self.postal_address,
-            in_html=self.address_in_html,
-            in_text=self.address_in_text,
-        )
+        # In the language of the account's contacts (My Account), like its other mail.
+        with locales.language(self.language):
+            return tracking.add_footer(
+                html,
+                text,
+                unsubscribe_url=None if self.layout_links else unsubscribe,
+                postal_address=self.postal_address,
+                in_html=self.address_in_html,
+                in_text=self.address_in_text,
+            )
 
     def _plan(self) -> None:
         """The spliced bodies, where the templates allow them."""

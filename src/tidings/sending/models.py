@@ -13,6 +13,7 @@ import uuid
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.fields import EncryptedTextField
 from tidings.core.mail import Kind, Purpose
@@ -23,14 +24,14 @@ class Relay(models.Model):
     that has none of its own."""
 
     class Security(models.TextChoices):
-        NONE = "none", "none (plain SMTP, loopback or trusted network only)"
-        STARTTLS = "starttls", "STARTTLS"
-        TLS = "tls", "TLS from the start (SMTPS, port 465)"
+        NONE = "none", _("none (plain SMTP, loopback or trusted network only)")
+        STARTTLS = "starttls", _("STARTTLS")
+        TLS = "tls", _("TLS from the start (SMTPS, port 465)")
 
     class Esp(models.TextChoices):
-        NONE = "", "plain SMTP server"
-        POSTMARK = "postmark", "Postmark (bounces by webhook)"
-        MAILGUN = "mailgun", "Mailgun (bounces by webhook)"
+        NONE = "", _("plain SMTP server")
+        POSTMARK = "postmark", _("Postmark (bounces by webhook)")
+        MAILGUN = "mailgun", _("Mailgun (bounces by webhook)")
 
     account = models.ForeignKey(
         "accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="relays"
@@ -126,8 +127,8 @@ class SendingSettings(models.Model):
     (required before sending: CAN-SPAM asks for a valid physical postal address)."""
 
     class Tracking(models.TextChoices):
-        PER_CONTACT = "contact", "per contact (who opened or clicked, kept for a limited time)"
-        AGGREGATE = "aggregate", "aggregate only (counts, never who)"
+        PER_CONTACT = "contact", _("per contact (who opened or clicked, kept for a limited time)")
+        AGGREGATE = "aggregate", _("aggregate only (counts, never who)")
 
     account = models.OneToOneField(
         "accounts.Account", on_delete=models.CASCADE, related_name="sending_settings"
@@ -150,15 +151,15 @@ class Delivery(models.Model):
     one worker, sent at most once."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        SENDING = "sending", "being sent"
-        SENT = "sent", "sent"
-        FAILED = "failed", "failed"
-        BOUNCED = "bounced", "bounced"
-        SKIPPED = "skipped", "skipped (no longer mailable)"
+        QUEUED = "queued", _("queued")
+        SENDING = "sending", _("being sent")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        BOUNCED = "bounced", _("bounced")
+        SKIPPED = "skipped", _("skipped (no longer mailable)")
         # The worker died between the claim and the server's answer: the message may or
         # may not have gone out. Never retried: a duplicate is worse than a miss.
-        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
+        UNKNOWN = "unknown", _("unknown (worker lost mid-send, not retried)")
 
     # Indexed by delivery_once (campaign, contact) and delivery_campaign_queue.
     campaign = models.ForeignKey(
@@ -206,14 +207,14 @@ class BounceRecord(models.Model):
     """A bounce or complaint that came back for a delivery (DSN or provider webhook)."""
 
     class Kind(models.TextChoices):
-        HARD = "hard", "hard bounce"
-        SOFT = "soft", "soft bounce"
-        COMPLAINT = "complaint", "complaint (marked as spam)"
+        HARD = "hard", _("hard bounce")
+        SOFT = "soft", _("soft bounce")
+        COMPLAINT = "complaint", _("complaint (marked as spam)")
 
     class Source(models.TextChoices):
-        SMTP = "smtp", "refused by the relay"
-        DSN = "dsn", "bounce mailbox"
-        WEBHOOK = "webhook", "provider webhook"
+        SMTP = "smtp", _("refused by the relay")
+        DSN = "dsn", _("bounce mailbox")
+        WEBHOOK = "webhook", _("provider webhook")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="bounce_records"
@@ -240,8 +241,8 @@ class TrackingEvent(models.Model):
     folded into `CampaignStat` counts and deleted."""
 
     class Kind(models.TextChoices):
-        OPEN = "open", "opened"
-        CLICK = "click", "clicked"
+        OPEN = "open", _("opened")
+        CLICK = "click", _("clicked")
 
     campaign = models.ForeignKey(
         "campaigns.Campaign", on_delete=models.CASCADE, related_name="tracking_events"
@@ -265,16 +266,16 @@ class CampaignStat(models.Model):
     tracking keeps, and what per-contact events become when their retention ends."""
 
     class Kind(models.TextChoices):
-        OPEN = "open", "opens"
-        UNIQUE_OPEN = "unique_open", "unique opens"
-        CLICK = "click", "clicks"
-        UNIQUE_CLICK = "unique_click", "unique clicks"
-        BOUNCE = "bounce", "bounces"
-        COMPLAINT = "complaint", "complaints"
-        UNSUBSCRIBE = "unsubscribe", "unsubscribes"
-        DELIVERED = "delivered", "delivered (confirmed by the provider)"
+        OPEN = "open", _("opens")
+        UNIQUE_OPEN = "unique_open", _("unique opens")
+        CLICK = "click", _("clicks")
+        UNIQUE_CLICK = "unique_click", _("unique clicks")
+        BOUNCE = "bounce", _("bounces")
+        COMPLAINT = "complaint", _("complaints")
+        UNSUBSCRIBE = "unsubscribe", _("unsubscribes")
+        DELIVERED = "delivered", _("delivered (confirmed by the provider)")
         # Messages sent to contacts since erased: their deliveries are gone, their count stays.
-        SENT = "sent", "sent (to contacts since erased)"
+        SENT = "sent", _("sent (to contacts since erased)")
 
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=12, choices=Kind.choices)
@@ -315,12 +316,12 @@ class OutboundMail(models.Model):
     contact, user or account it was for."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        SENDING = "sending", "being sent"
-        SENT = "sent", "sent"
-        FAILED = "failed", "failed"
-        SKIPPED = "skipped", "not sent (no longer allowed to be mailed)"
-        UNKNOWN = "unknown", "unknown (worker lost mid-send, not retried)"
+        QUEUED = "queued", _("queued")
+        SENDING = "sending", _("being sent")
+        SENT = "sent", _("sent")
+        FAILED = "failed", _("failed")
+        SKIPPED = "skipped", _("not sent (no longer allowed to be mailed)")
+        UNKNOWN = "unknown", _("unknown (worker lost mid-send, not retried)")
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=16, choices=Kind.choices)

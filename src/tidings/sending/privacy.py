@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Lower, TruncHour
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core import retention
 from tidings.core.datamap import (
@@ -34,7 +35,7 @@ from tidings.sending.models import (
     TrackingEvent,
 )
 
-CONTACT_DATA = "the customer's contacts (application data)"
+CONTACT_DATA = _("the customer's contacts (application data)")
 NOT_CONTACTS = "the customer's own settings: no contact's data"
 
 
@@ -77,15 +78,15 @@ register(
     Delivery,
     owner=Owner.CUSTOMER,
     category=CONTACT_DATA,
-    purpose="sending each campaign at most once to each contact, and reporting on it",
+    purpose=_("sending each campaign at most once to each contact, and reporting on it"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="as long as the campaign and the contact exist; erased with either",
+    retention=_("as long as the campaign and the contact exist; erased with either"),
     personal_fields=["status", "message_id", "sent_at", "last_error"],
     erase=Erasure.DELETE,
     account_path="campaign__account",
     exported=False,
     contact=ContactPart(
-        title="Mail sent to you",
+        title=_("Mail sent to you"),
         path="contact",
         columns=(
             Column("campaign", "campaign__name"),
@@ -101,15 +102,15 @@ register(
     BounceRecord,
     owner=Owner.CUSTOMER,
     category=CONTACT_DATA,
-    purpose="never mailing an address that bounced or complained again",
+    purpose=_("never mailing an address that bounced or complained again"),
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention="as long as the contact exists; erased with the contact or the account",
+    retention=_("as long as the contact exists; erased with the contact or the account"),
     personal_fields=["kind", "source", "detail", "received_at"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
     contact=ContactPart(
-        title="Bounces and complaints",
+        title=_("Bounces and complaints"),
         path="contact",
         columns=(
             Column("when", "received_at"),
@@ -125,17 +126,19 @@ register(
 register(
     TrackingEvent,
     owner=Owner.CUSTOMER,
-    category="opens and clicks of contacts (application data)",
-    purpose="per-contact campaign reports, for accounts that choose them and contacts "
-    "who have not objected",
+    category=_("opens and clicks of contacts (application data)"),
+    purpose=_(
+        "per-contact campaign reports, for accounts that choose them and contacts "
+        "who have not objected"
+    ),
     legal_basis=LegalBasis.CONSENT,
-    retention="TIDINGS_TRACKING_DAYS (default 30 days), then turned into anonymous counts",
+    retention=_("TIDINGS_TRACKING_DAYS (default 30 days), then turned into anonymous counts"),
     personal_fields=["kind", "url", "at"],
     erase=Erasure.DELETE,
     account_path="campaign__account",
     exported=False,
     contact=ContactPart(
-        title="Opens and clicks recorded",
+        title=_("Opens and clicks recorded"),
         path="delivery__contact",
         columns=(
             Column("campaign", "campaign__name"),
@@ -157,14 +160,16 @@ register(
     purpose="sending each message other than a campaign at most once (transactional "
     "messages, tests, notices, product updates, mail to contacts) and showing its outcome",
     legal_basis=LegalBasis.CONTRACT,
-    retention="TIDINGS_OUTBOUND_DAYS (default 30 days); erased at once with the contact, "
-    "user or account it was for",
+    retention=_(
+        "TIDINGS_OUTBOUND_DAYS (default 30 days); erased at once with the contact, "
+        "user or account it was for"
+    ),
     personal_fields=["to_email", "subject", "text", "html", "sent_at", "last_error"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
     contact=ContactPart(
-        title="Other mail sent to you",
+        title=_("Other mail sent to you"),
         rows=mail_to,
         columns=(
             Column("what", "kind"),
@@ -182,24 +187,24 @@ register(
 register(
     Relay,
     owner=Owner.CUSTOMER,
-    category="the customer's relay credentials",
-    purpose="sending the customer's mail through the relay they chose",
+    category=_("the customer's relay credentials"),
+    purpose=_("sending the customer's mail through the relay they chose"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="until the customer removes the relay or the account is erased",
+    retention=_("until the customer removes the relay or the account is erased"),
     personal_fields=["host", "username", "password"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
-    description="The password is encrypted at rest and never shown again.",
+    description=_("The password is encrypted at rest and never shown again."),
     contact=NOT_CONTACTS,
 )
 register(
     SendingDomain,
     owner=Owner.CUSTOMER,
-    category="the customer's DKIM keys",
-    purpose="signing the customer's mail so that mailbox providers can trust it",
+    category=_("the customer's DKIM keys"),
+    purpose=_("signing the customer's mail so that mailbox providers can trust it"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="until the customer removes the domain or the account is erased",
+    retention=_("until the customer removes the domain or the account is erased"),
     personal_fields=["private_key"],
     erase=Erasure.DELETE,
     account_path="account",
@@ -215,17 +220,21 @@ declare_free_of_personal_data(
 register(
     SendingSettings,
     owner=Owner.CUSTOMER,
-    category="identity and contact details",
-    purpose="the postal address every campaign must show (CAN-SPAM) and the mailbox "
-    "contacts may unsubscribe by mail at",
+    category=_("identity and contact details"),
+    purpose=_(
+        "the postal address every campaign must show (CAN-SPAM) and the mailbox "
+        "contacts may unsubscribe by mail at"
+    ),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="while the account is open; erased with the account",
+    retention=_("while the account is open; erased with the account"),
     personal_fields=["postal_address", "unsubscribe_mailto"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=True,
-    description="The postal address is encrypted at rest and printed in every campaign "
-    "footer: the customer publishes it to their contacts.",
+    description=_(
+        "The postal address is encrypted at rest and printed in every campaign "
+        "footer: the customer publishes it to their contacts."
+    ),
     contact=NOT_CONTACTS,
 )
 declare_free_of_personal_data(ProductUpdate, "the operator's product-update text")

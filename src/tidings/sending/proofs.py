@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.utils.translation import gettext_lazy as _
+
 from tidings.accounts.models import User
 from tidings.audience.models import Contact
 from tidings.campaigns import rendering
@@ -33,11 +35,14 @@ def send_test(
     separately. Returns the number posted."""
     account = campaign.account
     if not account.may_process:
-        raise CampaignError("This account is closed or restricted: it sends nothing.")
+        raise CampaignError(_("This account is closed or restricted: it sends nothing."))
     if contact is not None and contact.account_id != account.pk:
-        raise CampaignError("That contact does not belong to this account.")
+        raise CampaignError(_("That contact does not belong to this account."))
     if not 1 <= len(to) <= TEST_RECIPIENTS_MAX:
-        raise CampaignError(f"A test goes to one to {TEST_RECIPIENTS_MAX} addresses.")
+        raise CampaignError(
+            _("A test goes to one to %(TEST_RECIPIENTS_MAX)s addresses.")
+            % {"TEST_RECIPIENTS_MAX": TEST_RECIPIENTS_MAX}
+        )
     person = contact or rendering.sample_contact(account)
     mailer = CampaignMailer(campaign)
     recipient = Recipient(
@@ -52,7 +57,9 @@ def send_test(
     try:
         subject, html, text = mailer.proof(recipient)
     except rendering.TemplateError as error:
-        raise CampaignError(f"The campaign cannot be rendered: {error}") from None
+        raise CampaignError(
+            _("The campaign cannot be rendered: %(error)s") % {"error": error}
+        ) from None
     spend_test_quota(account, len(to))
     for address in to:
         post(

@@ -7,6 +7,7 @@ import re
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import netguard
@@ -24,13 +25,13 @@ class SettingsError(ValueError):
 
 
 def settings_of(account: Account) -> SendingSettings:
-    found, _ = SendingSettings.objects.get_or_create(account=account)
+    found, _created = SendingSettings.objects.get_or_create(account=account)
     return found
 
 
 def set_tracking(account: Account, mode: str, *, unsubscribe_mailto: str = "") -> SendingSettings:
     if mode not in SendingSettings.Tracking.values:
-        raise SettingsError("Choose per-contact or aggregate-only tracking.")
+        raise SettingsError(_("Choose per-contact or aggregate-only tracking."))
     found = settings_of(account)
     found.tracking = mode
     found.unsubscribe_mailto = unsubscribe_mailto.strip()
@@ -45,12 +46,15 @@ def clean_postal_address(raw: str) -> str:
     parts = [" ".join(line.split()) for line in raw.replace("\r", "").split("\n")]
     address = ", ".join(p.strip(" ,") for p in parts if p.strip(" ,"))
     if not address:
-        raise SettingsError("Give the postal address your campaigns show.")
+        raise SettingsError(_("Give the postal address your campaigns show."))
     if len(address) > POSTAL_ADDRESS_MAX:
-        raise SettingsError(f"A postal address is at most {POSTAL_ADDRESS_MAX} characters.")
+        raise SettingsError(
+            _("A postal address is at most %(POSTAL_ADDRESS_MAX)s characters.")
+            % {"POSTAL_ADDRESS_MAX": POSTAL_ADDRESS_MAX}
+        )
     if not (re.search(r"\d", address) and re.search(r"[^\W\d_]", address)):
         raise SettingsError(
-            "A postal address has a street or box number or a postcode, and a place name."
+            _("A postal address has a street or box number or a postcode, and a place name.")
         )
     return address
 
@@ -60,7 +64,7 @@ def set_postal_address(account: Account, raw: str, *, by: User | None) -> Sendin
     required before a campaign can be sent. Audited."""
     address = clean_postal_address(raw)
     with transaction.atomic():
-        found, _ = SendingSettings.objects.select_for_update().get_or_create(account=account)
+        found, _created = SendingSettings.objects.select_for_update().get_or_create(account=account)
         if found.postal_address == address:
             return found
         found.postal_address = address
@@ -84,11 +88,13 @@ def add_sending_domain(
     try:
         name = name.encode("idna").decode()
     except UnicodeError:
-        raise SettingsError(f"“{domain[:80]}” is not a domain name.") from None
+        raise SettingsError(
+            _("“%(domain)s” is not a domain name.") % {"domain": domain[:80]}
+        ) from None
     if not _DOMAIN.match(name):
-        raise SettingsError(f"“{domain[:80]}” is not a domain name.")
+        raise SettingsError(_("“%(domain)s” is not a domain name.") % {"domain": domain[:80]})
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", selector):
-        raise SettingsError("A selector is letters, digits and dashes.")
+        raise SettingsError(_("A selector is letters, digits and dashes."))
     private, public = generate_dkim_key()
     try:
         with transaction.atomic():
@@ -100,7 +106,9 @@ def add_sending_domain(
                 public_key=public,
             )
     except IntegrityError:
-        raise SettingsError(f"{name} is already one of your sending domains.") from None
+        raise SettingsError(
+            _("%(name)s is already one of your sending domains.") % {"name": name}
+        ) from None
 
 
 def remove_sending_domain(domain: SendingDomain) -> None:
@@ -120,7 +128,7 @@ def check_relay_host(host: str, port: int) -> None:
 def save_relay(relay: Relay) -> Relay:
     """Save a relay; a customer's must name a public host (`check_relay_host`)."""
     if relay.rate_per_second > 10_000 or relay.max_connections > 100:
-        raise SettingsError("That rate or number of connections is beyond what a relay takes.")
+        raise SettingsError(_("That rate or number of connections is beyond what a relay takes."))
     if relay.account_id is not None:
         check_relay_host(relay.host, relay.port)
     relay.full_clean()

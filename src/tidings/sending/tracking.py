@@ -28,6 +28,8 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_lazy
 from markupsafe import escape
 
 from tidings.accounts.models import Account
@@ -116,10 +118,13 @@ def add_footer(
     if unsubscribe_url:
         link = html_lib.escape(unsubscribe_url)
         html_parts.append(
-            f'You receive this because you subscribed. <a href="{link}">Unsubscribe</a> '
-            "with one click, at any time."
+            gettext(
+                'You receive this because you subscribed. <a href="%(link)s">Unsubscribe</a> '
+                "with one click, at any time."
+            )
+            % {"link": link}
         )
-        text_parts.append(f"Unsubscribe: {unsubscribe_url}")
+        text_parts.append(gettext("Unsubscribe: %(url)s") % {"url": unsubscribe_url})
     if postal_address and in_html:
         html_parts.append(str(escape(postal_address)))
     if postal_address and in_text:
@@ -484,7 +489,8 @@ def svg_chart(
             )
         parts.append(
             f'<rect x="{legend_x}" y="8" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="17" font-size="11">{kind}</text>'
+            f'<text x="{legend_x + 14}" y="17" font-size="11">'
+            f"{html_lib.escape(str(KIND_LABELS.get(kind, kind)))}</text>"
         )
         legend_x += 98
     parts.append("</svg>")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from tidings.accounts.models import Account
 from tidings.audience import mailability
 from tidings.audience import services as audience
@@ -70,11 +72,11 @@ def create(
         from_email = from_email or source.from_email
         from_name = from_name or source.from_name
     if not (subject and body and from_email):
-        raise Rejected("Give a template, or a subject, a body and a from_email.")
+        raise Rejected(_("Give a template, or a subject, a body and a from_email."))
     try:
         from_email = audience.normalise_email(from_email)
     except audience.InvalidEmail as error:
-        raise Rejected(f"from_email: {error}") from None
+        raise Rejected(_("from_email: %(error)s") % {"error": error}) from None
     contact = Contact.objects.filter(account=account, email=address).first()
     person = (
         contact_context(contact)
@@ -86,7 +88,7 @@ def create(
         rendered_subject = " ".join(render_string(subject, context, html=False).split())
         html = render_string(body, context, html=True)
     except TemplateError as error:
-        raise Rejected(f"The template cannot be rendered: {error}") from None
+        raise Rejected(_("The template cannot be rendered: %(error)s") % {"error": error}) from None
     public_id = post(
         OutboundMessage(
             to=address,

@@ -28,6 +28,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -191,7 +192,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                 )
                 if relay_form.is_valid():
                     services.save_relay(relay_form.save(commit=False))
-                    messages.success(request, "Relay added.")
+                    messages.success(request, _("Relay added."))
                     return redirect("sending:settings")
             elif form_name == "domain":
                 domain_form = DomainForm(request.POST, prefix="domain")
@@ -207,7 +208,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                     services.set_postal_address(
                         account, address_form.cleaned_data["postal_address"], by=_user(request)
                     )
-                    messages.success(request, "Postal address saved.")
+                    messages.success(request, _("Postal address saved."))
                     return redirect("sending:settings")
             elif form_name == "tracking":
                 tracking_form = TrackingForm(request.POST, prefix="tracking", instance=current)
@@ -217,7 +218,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
                         tracking_form.cleaned_data["tracking"],
                         unsubscribe_mailto=tracking_form.cleaned_data["unsubscribe_mailto"],
                     )
-                    messages.success(request, "Saved.")
+                    messages.success(request, _("Saved."))
                     return redirect("sending:settings")
         except services.SettingsError as error:
             messages.error(request, str(error))
@@ -237,7 +238,7 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def remove_relay(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_relay(get_object_or_404(Relay, account=account_of(request), pk=pk))
-    messages.success(request, "Relay removed.")
+    messages.success(request, _("Relay removed."))
     return redirect("sending:settings")
 
 
@@ -247,7 +248,7 @@ def remove_domain(request: HttpRequest, pk: int) -> HttpResponse:
     services.remove_sending_domain(
         get_object_or_404(SendingDomain, account=account_of(request), pk=pk)
     )
-    messages.success(request, "Domain removed.")
+    messages.success(request, _("Domain removed."))
     return redirect("sending:settings")
 
 
@@ -281,7 +282,7 @@ def check_domain(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _mask(address: str) -> str:
-    local, _, domain = address.partition("@")
+    local, _at, domain = address.partition("@")
     return f"{local[:1]}…@{domain}"
 
 

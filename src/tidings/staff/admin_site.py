@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext_lazy as _
 from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
 
@@ -38,10 +39,14 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
     """Password, then a TOTP code; a clear message for staff who have no device."""
 
     otp_token = forms.CharField(
-        label="Code from your authenticator app",
+        label=_("Code from your authenticator app"),
         required=False,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = _("Email")
 
     def clean_otp(self, user: Any) -> None:
         if user is not None and not user_has_device(user, confirmed=True):
@@ -60,15 +65,15 @@ class StaffLoginForm(OTPAdminAuthenticationForm):
 
 
 class StaffAdminSite(admin.AdminSite):
-    site_title = "Tidings staff"
-    index_title = "Staff console"
+    site_title = _("Tidings staff")
+    index_title = _("Staff console")
     login_template = "staff/admin/login.html"
     # Django's index with the privacy office on top, for the staff who may open it.
     index_template = "staff/admin/index.html"
 
     @property
     def site_header(self) -> str:  # type: ignore[override]
-        return f"{settings.OPERATOR['name']} · staff console"
+        return _("%(name)s · staff console") % {"name": settings.OPERATOR["name"]}
 
     @property
     def login_form(self) -> type[AdminAuthenticationForm]:  # type: ignore[override]
@@ -128,7 +133,7 @@ class StaffAdminSite(admin.AdminSite):
             return redirect(next_url)
         context = {
             **self.each_context(request),
-            "title": "Why do you need this data?",
+            "title": _("Why do you need this data?"),
             "form": form,
             "next": next_url,
             "minutes": settings.AUDIT_REASON_MINUTES,

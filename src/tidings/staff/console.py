@@ -26,6 +26,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.datamap import entry_for
 from tidings.staff import audit
@@ -154,7 +155,7 @@ class AuditedModelAdmin(admin.ModelAdmin):
         return False  # erasure and deletion go through the privacy services, not the console
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        raise PermissionDenied("This page has no service to save changes through.")
+        raise PermissionDenied(_("This page has no service to save changes through."))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         raise PermissionDenied

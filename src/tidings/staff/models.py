@@ -8,17 +8,18 @@ from typing import Any
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class StaffRole(models.TextChoices):
     """What a staff member may reach (staff.roles gives each role its permissions);
     `accounts.User.staff_role` holds it."""
 
-    NONE = "", "Not staff"
-    SUPPORT = "support", "Support agent"
-    BILLING = "billing", "Billing"
-    PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
-    ADMIN = "admin", "Administrator"
+    NONE = "", _("Not staff")
+    SUPPORT = "support", _("Support agent")
+    BILLING = "billing", _("Billing")
+    PRIVACY_OFFICER = "privacy_officer", _("Privacy officer")
+    ADMIN = "admin", _("Administrator")
 
 
 class AppendOnlyError(Exception):
@@ -27,18 +28,18 @@ class AppendOnlyError(Exception):
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
     def update(self, **kwargs: Any) -> int:
-        raise AppendOnlyError("audit events cannot be changed")
+        raise AppendOnlyError(_("audit events cannot be changed"))
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("audit events cannot be deleted")
+        raise AppendOnlyError(_("audit events cannot be deleted"))
 
     # The internal doors Django itself uses (bulk_update, fast cascade deletes) are shut
     # too, so no code path reaches the table except an INSERT.
     def _update(self, values: Any) -> int:
-        raise AppendOnlyError("audit events cannot be changed")
+        raise AppendOnlyError(_("audit events cannot be changed"))
 
     def _raw_delete(self, using: str | None) -> int:
-        raise AppendOnlyError("audit events cannot be deleted")
+        raise AppendOnlyError(_("audit events cannot be deleted"))
 
 
 class AuditEvent(models.Model):
@@ -50,26 +51,26 @@ class AuditEvent(models.Model):
     """
 
     class Action(models.TextChoices):
-        READ = "read", "Read"
-        LIST = "list", "Listed"
-        CREATE = "create", "Created"
-        UPDATE = "update", "Changed"
-        DELETE = "delete", "Deleted"
-        EXPORT = "export", "Exported"
-        ERASE = "erase", "Erased"
-        LOGIN = "login", "Logged in"
-        CLOSE = "close", "Closed"
-        REOPEN = "reopen", "Reopened"
+        READ = "read", _("Read")
+        LIST = "list", _("Listed")
+        CREATE = "create", _("Created")
+        UPDATE = "update", _("Changed")
+        DELETE = "delete", _("Deleted")
+        EXPORT = "export", _("Exported")
+        ERASE = "erase", _("Erased")
+        LOGIN = "login", _("Logged in")
+        CLOSE = "close", _("Closed")
+        REOPEN = "reopen", _("Reopened")
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor_id = models.BigIntegerField(null=True, blank=True, help_text="user id, or empty")
-    actor_kind = models.CharField(max_length=16, help_text="customer, staff or system")
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text=_("user id, or empty"))
+    actor_kind = models.CharField(max_length=16, help_text=_("customer, staff or system"))
     actor_role = models.CharField(max_length=32, blank=True)
     action = models.CharField(max_length=16, choices=Action.choices)
     target_type = models.CharField(max_length=100)
     target_id = models.CharField(max_length=64, blank=True)
     account_id = models.BigIntegerField(null=True, blank=True, db_index=True)
-    fields = models.JSONField(default=list, help_text="names of the fields read or changed")
+    fields = models.JSONField(default=list, help_text=_("names of the fields read or changed"))
     reason = models.CharField(max_length=500, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
@@ -84,11 +85,11 @@ class AuditEvent(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
-            raise AppendOnlyError("audit events cannot be changed")
+            raise AppendOnlyError(_("audit events cannot be changed"))
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("audit events cannot be deleted")
+        raise AppendOnlyError(_("audit events cannot be deleted"))
 
     def payload(self) -> dict[str, Any]:
         """The content the hash covers."""
@@ -121,7 +122,7 @@ class AuditExpiry(models.Model):
     a record, and never changes or deletes the record itself."""
 
     at = models.DateTimeField(default=timezone.now)
-    written_before = models.DateTimeField(help_text="entries written before this went")
+    written_before = models.DateTimeField(help_text=_("entries written before this went"))
     through_pk = models.BigIntegerField()
     through_hash = models.CharField(max_length=64)
     count = models.PositiveBigIntegerField()
@@ -136,8 +137,8 @@ class AuditExpiry(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
-            raise AppendOnlyError("audit expiry records cannot be changed")
+            raise AppendOnlyError(_("audit expiry records cannot be changed"))
         super().save(*args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise AppendOnlyError("audit expiry records cannot be deleted")
+        raise AppendOnlyError(_("audit expiry records cannot be deleted"))

@@ -2,6 +2,8 @@ from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core import retention
 from tidings.core.datamap import (
@@ -17,18 +19,21 @@ from tidings.staff.models import AuditEvent, AuditExpiry
 register(
     AuditEvent,
     owner=Owner.CUSTOMER,
-    category="audit trail",
-    purpose="accountability: who read or changed personal data, when and why (P7)",
+    category=_("audit trail"),
+    purpose=_("accountability: who read or changed personal data, when and why (P7)"),
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention=(
-        f"{settings.RETENTION['audit_years']} years after each entry is written "
-        "(TIDINGS_AUDIT_RETENTION_YEARS), then deleted, oldest first"
+    retention=format_lazy(
+        _(
+            "{years} years after each entry is written "
+            "(TIDINGS_AUDIT_RETENTION_YEARS), then deleted, oldest first"
+        ),
+        years=settings.RETENTION["audit_years"],
     ),
     personal_fields=[],
     erase=Erasure.KEEP_WITHOUT_PERSONAL_DATA,
     rows_for_account=lambda account: AuditEvent.objects.filter(account_id=account.pk),
     shown_fields=("at", "actor_kind", "actor_role", "action", "target_type", "fields", "reason"),
-    description="Ids and field names only; kept after erasure as proof of what was done.",
+    description=_("Ids and field names only; kept after erasure as proof of what was done."),
     contact="ids and field names only: a contact's id stays as a number that points nowhere",
 )
 

@@ -13,6 +13,7 @@ from django import forms
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 SESSION_KEY = "staff_access_reason"
 
@@ -25,11 +26,13 @@ class StatedReason:
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label="Why do you need to see customers' personal data?",
+        label=_("Why do you need to see customers' personal data?"),
         min_length=3,
         max_length=200,
-        help_text="A ticket reference or a short explanation, e.g. “ticket 4521: customer "
-        "asks to correct their address”.",
+        help_text=_(
+            "A ticket reference or a short explanation, e.g. “ticket 4521: customer "
+            "asks to correct their address”."
+        ),
         widget=forms.TextInput(attrs={"autofocus": True, "size": 60}),
     )
 

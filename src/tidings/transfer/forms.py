@@ -16,12 +16,12 @@ from tidings.transfer.models import ExportJob, ImportJob
 
 class MappingForm(forms.Form):
     mode = forms.ChoiceField(
-        label="Contacts already in your audience",
+        label=_("Contacts already in your audience"),
         choices=ImportJob.Mode.choices,
         widget=forms.RadioSelect,
     )
     lists = forms.ModelMultipleChoiceField(
-        label="Subscribe the imported contacts to",
+        label=_("Subscribe the imported contacts to"),
         queryset=MailingList.objects.none(),
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -87,21 +87,23 @@ class MappingForm(forms.Form):
 
 class BasisForm(forms.Form):
     legal_basis = forms.ChoiceField(
-        label="On which legal basis may you mail these people?",
+        label=_("On which legal basis may you mail these people?"),
         choices=ImportJob.Basis.choices,
         widget=forms.RadioSelect,
     )
     basis_date = forms.DateField(
-        label="Date the consent was collected (or the contract made)",
+        label=_("Date the consent was collected (or the contract made)"),
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="Required for consent. Use the date of the oldest consent if they differ.",
+        help_text=_("Required for consent. Use the date of the oldest consent if they differ."),
     )
     statement = forms.CharField(
-        label="How and where did they give it?",
+        label=_("How and where did they give it?"),
         max_length=400,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="For example: “ticked the newsletter box at checkout in our shop, 2021 to 2024”.",
+        help_text=_(
+            "For example: “ticked the newsletter box at checkout in our shop, 2021 to 2024”."
+        ),
     )
     confirm = forms.BooleanField(
         label=(
@@ -114,31 +116,31 @@ class BasisForm(forms.Form):
         data = super().clean() or {}
         when = data.get("basis_date")
         if data.get("legal_basis") == ImportJob.Basis.CONSENT and not when:
-            self.add_error("basis_date", "Give the date on which the consent was collected.")
+            self.add_error("basis_date", _("Give the date on which the consent was collected."))
         if when and when > timezone.localdate():
-            self.add_error("basis_date", "The date cannot be in the future.")
+            self.add_error("basis_date", _("The date cannot be in the future."))
         return data
 
 
 class ExportForm(forms.Form):
     scope = forms.ChoiceField(
-        label="What to export",
+        label=_("What to export"),
         choices=ExportJob.Scope.choices,
         widget=forms.RadioSelect,
         initial=ExportJob.Scope.ALL,
     )
     mailing_list = forms.ModelChoiceField(
-        label="List", queryset=MailingList.objects.none(), required=False
+        label=_("List"), queryset=MailingList.objects.none(), required=False
     )
     segment = forms.ModelChoiceField(
         label=_("Segment"), queryset=Segment.objects.none(), required=False
     )
     q = forms.CharField(label="Email or name contains", required=False, max_length=200)
     status = forms.ChoiceField(
-        label="Status", required=False, choices=[("", "any"), *Contact.Status.choices]
+        label=_("Status"), required=False, choices=[("", _("any")), *Contact.Status.choices]
     )
     format = forms.ChoiceField(
-        label="Format",
+        label=_("Format"),
         choices=ExportJob.Format.choices,
         widget=forms.RadioSelect,
         initial=ExportJob.Format.CSV,

@@ -179,7 +179,7 @@ def suggest(columns: Sequence[str], remembered: dict[str, str] | None = None) ->
 def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
     """The mapping as stored, or TransferError saying what is wrong with it."""
     if len(targets) != len(columns):
-        raise TransferError("Choose what to do with every column.")
+        raise TransferError(_("Choose what to do with every column."))
     keys: set[str] = set()
     used: set[str] = set()
     for column, target in zip(columns, targets, strict=True):
@@ -188,22 +188,38 @@ def validate(columns: Sequence[str], targets: Sequence[str]) -> list[str]:
             try:
                 check_attribute_name(key)
             except AudienceError as error:
-                raise TransferError(f"Column “{column[:70]}”: {error}") from None
+                raise TransferError(
+                    _("Column “%(column)s”: %(error)s") % {"column": column[:70], "error": error}
+                ) from None
             if key != key.strip():
-                raise TransferError(f"Column “{column[:70]}”: “{key}” has spaces around it.")
+                raise TransferError(
+                    _("Column “%(column)s”: “%(key)s” has spaces around it.")
+                    % {"column": column[:70], "key": key}
+                )
             if key in keys:
-                raise TransferError(f"Two columns are mapped to the attribute “{key}”.")
+                raise TransferError(
+                    _("Two columns are mapped to the attribute “%(key)s”.") % {"key": key}
+                )
             keys.add(key)
         elif target not in SIMPLE_TARGETS:
-            raise TransferError(f"Column “{column}”: unknown choice {target!r}.")
+            raise TransferError(
+                _("Column “%(column)s”: unknown choice %(target)s.")
+                % {"column": column, "target": repr(target)}
+            )
         elif target in UNIQUE_TARGETS:
             if target in used:
-                raise TransferError(f"Only one column can be mapped to {target.replace('_', ' ')}.")
+                raise TransferError(
+                    _("Only one column can be mapped to %(replace)s.")
+                    % {"replace": target.replace("_", " ")}
+                )
             used.add(target)
     if EMAIL not in used:
-        raise TransferError("Choose the column that holds the email address.")
+        raise TransferError(_("Choose the column that holds the email address."))
     if len(keys) > MAX_ATTRIBUTES:
-        raise TransferError(f"A contact can have at most {MAX_ATTRIBUTES} attributes.")
+        raise TransferError(
+            _("A contact can have at most %(MAX_ATTRIBUTES)s attributes.")
+            % {"MAX_ATTRIBUTES": MAX_ATTRIBUTES}
+        )
     return list(targets)
 
 

@@ -27,26 +27,26 @@ class ImportJob(models.Model):
 
     class Status(models.TextChoices):
         # The upload is read in the worker (format, columns, limits): never in the request.
-        ANALYSING = "analysing", "analysing the file"
-        UPLOADED = "uploaded", "waiting for the column mapping"
-        MAPPED = "mapped", "waiting for the legal basis"
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "importing"
-        DONE = "done", "finished"
-        FAILED = "failed", "failed"
+        ANALYSING = "analysing", _("analysing the file")
+        UPLOADED = "uploaded", _("waiting for the column mapping")
+        MAPPED = "mapped", _("waiting for the legal basis")
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("importing")
+        DONE = "done", _("finished")
+        FAILED = "failed", _("failed")
 
     class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        XLSX = "xlsx", "Excel (XLSX)"
-        XLS = "xls", "Excel 97-2003 (XLS)"
+        CSV = "csv", _("CSV")
+        XLSX = "xlsx", _("Excel (XLSX)")
+        XLS = "xls", _("Excel 97-2003 (XLS)")
 
     class Mode(models.TextChoices):
-        ADD = "add", "add new contacts only (existing ones are left as they are)"
-        UPDATE = "update", "add new contacts and update existing ones"
+        ADD = "add", _("add new contacts only (existing ones are left as they are)")
+        UPDATE = "update", _("add new contacts and update existing ones")
 
     class Basis(models.TextChoices):
-        CONSENT = "consent", "consent, collected elsewhere"
-        CONTRACT = "contract", "contract (they are our customers)"
+        CONSENT = "consent", _("consent, collected elsewhere")
+        CONTRACT = "contract", _("contract (they are our customers)")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="import_jobs"
@@ -85,7 +85,7 @@ class ImportJob(models.Model):
     stamp = models.DateTimeField(null=True, blank=True)
     rows_done = models.BigIntegerField(default=0)
     rows_total = models.BigIntegerField(null=True, blank=True)
-    progress = models.PositiveSmallIntegerField(default=0, help_text="per mille")
+    progress = models.PositiveSmallIntegerField(default=0, help_text=_("per mille"))
     counts = models.JSONField(default=dict)
     report_file = models.CharField(max_length=255, blank=True, default="")
     report_size = models.BigIntegerField(default=0)
@@ -154,15 +154,15 @@ class ExportJob(models.Model):
     """A file of contacts built in the background, downloadable until it expires."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "being built"
-        DONE = "done", "ready"
-        FAILED = "failed", "failed"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("being built")
+        DONE = "done", _("ready")
+        FAILED = "failed", _("failed")
 
     class Format(models.TextChoices):
-        CSV = "csv", "CSV"
-        XLSX = "xlsx", "Excel (XLSX)"
-        XLS = "xls", "Excel 97-2003 (XLS, several sheets past 65,535 rows)"
+        CSV = "csv", _("CSV")
+        XLSX = "xlsx", _("Excel (XLSX)")
+        XLS = "xls", _("Excel 97-2003 (XLS, several sheets past 65,535 rows)")
 
     class Scope(models.TextChoices):
         ALL = "all", "the whole audience"

@@ -13,6 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core import retention
 from tidings.core.datamap import (
@@ -108,10 +109,10 @@ def _exports_holding(contacts: Contacts) -> QuerySet[ExportJob]:
 register(
     ImportJob,
     owner=Owner.CUSTOMER,
-    category="imports of the customer's contacts (application data)",
-    purpose="adding the customer's contacts from a file, with the legal basis they stated",
+    category=_("imports of the customer's contacts (application data)"),
+    purpose=_("adding the customer's contacts from a file, with the legal basis they stated"),
     legal_basis=LegalBasis.CONTRACT,
-    retention=(
+    retention=_(
         "the uploaded file until the import ends; the report of rejected rows (which "
         "repeats those rows) for the export period, 7 days by default; the job's counts "
         "and stated legal basis until the account is erased"
@@ -121,9 +122,9 @@ register(
     account_path="account",
     exported=False,
     in_archive=False,
-    description="Deleting the row deletes its files (the upload and the rejected-rows report).",
+    description=_("Deleting the row deletes its files (the upload and the rejected-rows report)."),
     contact=ContactPart(
-        title="Import files that named you",
+        title=_("Import files that named you"),
         rows=_imports_holding,
         shown=False,  # the customer's working files; what they added is shown elsewhere
         fold=_forget_in_imports,
@@ -133,18 +134,18 @@ register(
 register(
     ExportJob,
     owner=Owner.CUSTOMER,
-    category="exports of the customer's contacts (application data)",
-    purpose="giving the customer their contacts as a file (P20)",
+    category=_("exports of the customer's contacts (application data)"),
+    purpose=_("giving the customer their contacts as a file (P20)"),
     legal_basis=LegalBasis.CONTRACT,
-    retention="the file and its row are deleted when the export expires, 7 days by default",
+    retention=_("the file and its row are deleted when the export expires, 7 days by default"),
     personal_fields=["file", "criteria"],
     erase=Erasure.DELETE,
     account_path="account",
     exported=False,
     in_archive=False,
-    description="Deleting the row deletes its file.",
+    description=_("Deleting the row deletes its file."),
     contact=ContactPart(
-        title="Exports of contacts that may hold you",
+        title=_("Exports of contacts that may hold you"),
         rows=_exports_holding,
         shown=False,  # the customer's working files, gone within days
         erase=ContactErasure.DELETE,  # the customer exports again if they need to

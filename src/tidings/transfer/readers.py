@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import charset_normalizer
+from django.utils.translation import gettext_lazy as _
 
 from tidings.transfer.errors import FileRejected
 from tidings.transfer.workbooks import SheetLimits, xls_sheets, xlsx_sheets
@@ -71,7 +72,7 @@ def analyse(path: Path) -> FileInfo:
     """Find format, encoding, delimiter, header and a preview, or raise FileRejected."""
     fmt = sniff_format(path)
     if path.stat().st_size == 0:
-        raise FileRejected("The file is empty.")
+        raise FileRejected(_("The file is empty."))
     if fmt == "csv":
         info = _analyse_csv(path)
     else:
@@ -80,7 +81,7 @@ def analyse(path: Path) -> FileInfo:
         first = [_first_rows(rows, PREVIEW_ROWS + 1)]
         info.has_header, info.columns, info.preview = _header_and_preview(first[0])
     if not info.columns:
-        raise FileRejected("The file has no rows.")
+        raise FileRejected(_("The file has no rows."))
     return info
 
 
@@ -100,7 +101,7 @@ def count_records(path: Path, info: FileInfo) -> int:
     the first undecodable byte or broken quote. Run before anything is written, so a
     broken file changes nothing."""
     n = 0
-    for n, _ in enumerate(read_records(path, info), start=1):  # noqa: B007
+    for n, _record in enumerate(read_records(path, info), start=1):  # noqa: B007
         pass
     return n
 
@@ -120,7 +121,7 @@ def detect_encoding(sample: bytes) -> str:
         odd_nuls = sample[1::2].count(b"\x00")
         return "utf-16-le" if odd_nuls > sample[0::2].count(b"\x00") else "utf-16-be"
     if b"\x00" in sample:
-        raise FileRejected("This is not a text file: upload CSV, XLSX or XLS.")
+        raise FileRejected(_("This is not a text file: upload CSV, XLSX or XLS."))
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
         return "utf-8"
@@ -135,7 +136,7 @@ def detect_encoding(sample: bytes) -> str:
     best = charset_normalizer.from_bytes(sample).best()
     if best is None:
         raise FileRejected(
-            "The text encoding of the file could not be recognised: save it as UTF-8 CSV."
+            _("The text encoding of the file could not be recognised: save it as UTF-8 CSV.")
         )
     return str(best.encoding)
 
@@ -159,9 +160,13 @@ def _analyse_csv(path: Path) -> FileInfo:
     info = FileInfo(format="csv", encoding=encoding, delimiter=delimiter)
     reader = csv.reader(io.StringIO("\n".join(lines) + "\n"), delimiter=delimiter)
     try:
-        rows = [row for _, row in zip(range(PREVIEW_ROWS + 1), _non_empty(reader), strict=False)]
+        rows = [
+            row for _event, row in zip(range(PREVIEW_ROWS + 1), _non_empty(reader), strict=False)
+        ]
     except csv.Error as error:
-        raise FileRejected(f"The file is not a readable CSV file: {error}.") from None
+        raise FileRejected(
+            _("The file is not a readable CSV file: %(error)s.") % {"error": error}
+        ) from None
     info.has_header, info.columns, info.preview = _header_and_preview(rows)
     return info
 
@@ -216,12 +221,16 @@ def _csv_records(path: Path, info: FileInfo) -> Iterator[Record]:
         except UnicodeDecodeError as error:
             line = _undecodable_line(path, info.encoding) or last_line + 1
             raise FileRejected(
-                f"Line {line} of the file is not valid {info.encoding} text "
-                f"({error.reason}): save the file as UTF-8 CSV and upload it again."
+                _(
+                    "Line %(line)s of the file is not valid %(encoding)s text "
+                    "(%(reason)s): save the file as UTF-8 CSV and upload it again."
+                )
+                % {"line": line, "encoding": info.encoding, "reason": error.reason}
             ) from None
         except csv.Error as error:
             raise FileRejected(
-                f"Line {last_line + 1} cannot be read as CSV ({error}): is a quote left open?"
+                _("Line %(last_line___1)s cannot be read as CSV (%(error)s): is a quote left open?")
+                % {"last_line___1": last_line + 1, "error": error}
             ) from None
 
 
@@ -239,7 +248,10 @@ def _sheet_rows(path: Path, fmt: str, *, has_header: bool) -> Iterator[Record]:
         # openpyxl, xlrd and zipfile raise many kinds of error on a damaged or forged
         # workbook; for the customer they all mean the same thing.
         kind = "XLSX" if fmt == "xlsx" else "XLS"
-        raise FileRejected(f"The file is not a readable {kind} workbook ({error}).") from None
+        raise FileRejected(
+            _("The file is not a readable %(kind)s workbook (%(error)s).")
+            % {"kind": kind, "error": error}
+        ) from None
 
 
 def _sheet_records(path: Path, fmt: str, *, has_header: bool) -> Iterator[Record]:

@@ -177,7 +177,7 @@ def set_mapping(
     next import."""
     _check_editable(job)
     if mode not in ImportJob.Mode.values:
-        raise TransferError("Choose whether existing contacts are updated.")
+        raise TransferError(_("Choose whether existing contacts are updated."))
     wanted = {int(i) for i in list_ids}
     lists = set(
         MailingList.objects.filter(account_id=job.account_id, pk__in=wanted).values_list(
@@ -185,7 +185,7 @@ def set_mapping(
         )
     )
     if lists != wanted:
-        raise TransferError("One of the chosen lists does not exist.")
+        raise TransferError(_("One of the chosen lists does not exist."))
     job.mapping = mapping.validate(job.columns, targets)
     chosen = list(types) if types is not None else list(job.types)
     chosen += [""] * (len(job.columns) - len(chosen))
@@ -218,18 +218,18 @@ def start_import(
 
     Consent needs the date it was collected; a contract may give one."""
     if job.status != ImportJob.Status.MAPPED:
-        raise TransferError("Map the columns first.")
+        raise TransferError(_("Map the columns first."))
     if job.account.is_restricted:
-        raise TransferError("Processing is restricted for this account: nothing is imported.")
+        raise TransferError(_("Processing is restricted for this account: nothing is imported."))
     if legal_basis not in ImportJob.Basis.values:
-        raise TransferError("Choose the legal basis on which you may mail these people.")
+        raise TransferError(_("Choose the legal basis on which you may mail these people."))
     statement = " ".join((statement or "").split())
     if not statement:
-        raise TransferError("Say how and where these people gave their consent or contract.")
+        raise TransferError(_("Say how and where these people gave their consent or contract."))
     if legal_basis == ImportJob.Basis.CONSENT and basis_date is None:
-        raise TransferError("Give the date on which the consent was collected.")
+        raise TransferError(_("Give the date on which the consent was collected."))
     if basis_date is not None and basis_date > timezone.localdate():
-        raise TransferError("The date of the consent cannot be in the future.")
+        raise TransferError(_("The date of the consent cannot be in the future."))
     job.legal_basis = legal_basis
     job.basis_at = (
         timezone.make_aware(datetime.combine(basis_date, time(12))) if basis_date else None
@@ -265,9 +265,9 @@ def discard_import(job: ImportJob) -> None:
 
 def _check_editable(job: ImportJob) -> None:
     if job.status == ImportJob.Status.ANALYSING:
-        raise TransferError("The file is still being analysed: try again in a moment.")
+        raise TransferError(_("The file is still being analysed: try again in a moment."))
     if job.status not in (ImportJob.Status.UPLOADED, ImportJob.Status.MAPPED):
-        raise TransferError("This import has started; it can no longer be changed.")
+        raise TransferError(_("This import has started; it can no longer be changed."))
 
 
 # Exports -----------------------------------------------------------------------------
@@ -287,21 +287,21 @@ def start_export(
     """Queue the export of the whole audience, one list, a search or a segment, as
     CSV/XLSX/XLS."""
     if not account.is_processing_allowed:
-        raise TransferError("The account is closed: nothing more is processed.")
+        raise TransferError(_("The account is closed: nothing more is processed."))
     if fmt not in ExportJob.Format.values:
-        raise TransferError("Choose CSV, XLSX or XLS.")
+        raise TransferError(_("Choose CSV, XLSX or XLS."))
     criteria: dict[str, Any] = {}
     if scope == ExportJob.Scope.LIST:
         mailing_list = (
             MailingList.objects.filter(account=account, pk=list_id).first() if list_id else None
         )
         if mailing_list is None:
-            raise TransferError("Choose one of your lists.")
+            raise TransferError(_("Choose one of your lists."))
         criteria = {"list": mailing_list.pk}
         description = f"list “{mailing_list.name}”"
     elif scope == ExportJob.Scope.SEARCH:
         if status and status not in Contact.Status.values:
-            raise TransferError("Unknown status.")
+            raise TransferError(_("Unknown status."))
         criteria = {"q": q.strip()[:200], "status": status}
         parts = [f"containing “{criteria['q']}”"] if criteria["q"] else []
         parts += [f"status {status}"] if status else []
@@ -317,7 +317,7 @@ def start_export(
     elif scope == ExportJob.Scope.ALL:
         description = "the whole audience"
     else:
-        raise TransferError("Choose what to export.")
+        raise TransferError(_("Choose what to export."))
     with transaction.atomic():
         job = ExportJob.objects.create(
             account=account,
@@ -426,10 +426,10 @@ def run_export(job_id: int) -> ExportJob | None:
 def export_file(job: ExportJob, *, by: User | None) -> Path:
     """The file of a finished export, for its download (recorded in the audit log)."""
     if job.status != ExportJob.Status.DONE or not job.file:
-        raise TransferError("This export is not ready.")
+        raise TransferError(_("This export is not ready."))
     path = transfer_path(job.file)
     if not path.exists():
-        raise TransferError("This export has expired.")
+        raise TransferError(_("This export has expired."))
     audit.record(
         audit.AuditEvent.Action.EXPORT,
         job,

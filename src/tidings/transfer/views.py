@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
@@ -72,7 +73,7 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
         messages.error(request, handler.error)
         return redirect("transfer:imports")
     if not isinstance(stored, StoredUpload) or stored.size == 0:
-        messages.error(request, "Choose a CSV, XLSX or XLS file to upload.")
+        messages.error(request, _("Choose a CSV, XLSX or XLS file to upload."))
         return redirect("transfer:imports")
     try:
         job = services.create_import(
@@ -83,7 +84,10 @@ def _receive(request: HttpRequest, handler: ImportUploadHandler) -> HttpResponse
             size=stored.size or 0,
         )
     except TransferError as error:
-        messages.error(request, f"{stored.name}: {error} Nothing was imported.")
+        messages.error(
+            request,
+            _("%(name)s: %(error)s Nothing was imported.") % {"name": stored.name, "error": error},
+        )
         return redirect("transfer:imports")
     handler.claimed = True
     return redirect("transfer:import_map", pk=job.pk)
@@ -193,7 +197,7 @@ def import_discard(request: HttpRequest, pk: int) -> HttpResponse:
     except TransferError as error:
         messages.error(request, str(error))
     else:
-        messages.success(request, "The upload was deleted; nothing was imported.")
+        messages.success(request, _("The upload was deleted; nothing was imported."))
     return redirect("transfer:imports")
 
 
@@ -221,7 +225,7 @@ def exports(request: HttpRequest) -> HttpResponse:
         except TransferError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, "The export is being built; it appears below when ready.")
+            messages.success(request, _("The export is being built; it appears below when ready."))
             return redirect("transfer:exports")
     jobs = ExportJob.objects.filter(account_id=account_id)
     active = any(j.status in (ExportJob.Status.QUEUED, ExportJob.Status.RUNNING) for j in jobs)

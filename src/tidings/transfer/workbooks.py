@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 from lxml import etree
 from lxml.etree import _Element as Element
 
@@ -80,15 +82,22 @@ class _Budget:
         self.inflated += n
         if self.inflated > self.limits.bytes:
             raise FileRejected(
-                f"The workbook unpacks to more than {_mb(self.limits.bytes)}, far more than "
-                f"its size on disk. {SAVE_AS_CSV}"
+                _(
+                    "The workbook unpacks to more than %(mb)s, far more than "
+                    "its size on disk. %(SAVE_AS_CSV)s"
+                )
+                % {"mb": _mb(self.limits.bytes), "SAVE_AS_CSV": SAVE_AS_CSV}
             )
 
     def add_cells(self, n: int) -> None:
         self.cells += n
         if self.cells > self.limits.cells:
             raise FileRejected(
-                f"The workbook has more than {self.limits.cells:,} cells. {SAVE_AS_CSV}"
+                _("The workbook has more than %(cells)s cells. %(SAVE_AS_CSV)s")
+                % {
+                    "cells": number_format(self.limits.cells, force_grouping=True),
+                    "SAVE_AS_CSV": SAVE_AS_CSV,
+                }
             )
 
 
@@ -117,13 +126,15 @@ class _Archive:
         """The part inflated from its raw bytes, counted against the budget."""
         info = self.members.get(name)
         if info is None:
-            raise FileRejected(f"The workbook is damaged: its part {name} is missing.")
+            raise FileRejected(
+                _("The workbook is damaged: its part %(name)s is missing.") % {"name": name}
+            )
         if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, 8):
-            raise FileRejected("The workbook is encrypted or compressed in an unknown way.")
+            raise FileRejected(_("The workbook is encrypted or compressed in an unknown way."))
         self.handle.seek(info.header_offset)
         header = self.handle.read(LOCAL_HEADER.size)
         if len(header) != LOCAL_HEADER.size or header[:4] != LOCAL_MAGIC:
-            raise FileRejected("The workbook is damaged: a part's header is missing.")
+            raise FileRejected(_("The workbook is damaged: a part's header is missing."))
         fields = LOCAL_HEADER.unpack(header)
         self.handle.seek(fields[-2] + fields[-1], 1)  # the part's name and extra field
         left = info.compress_size
@@ -188,7 +199,7 @@ class _PartStream:
                 return b""
             if self.first and (b"<!DOCTYPE" in data or b"<!ENTITY" in data):
                 # Office never writes a DTD; one is only there to expand entities.
-                raise FileRejected("The workbook is damaged: it declares XML entities.")
+                raise FileRejected(_("The workbook is damaged: it declares XML entities."))
             self.first = False
             self.pending = data
         size = len(self.pending) if size is None or size < 0 else size
@@ -222,14 +233,21 @@ def _shared_strings(archive: _Archive, name: str | None, limits: SheetLimits) ->
     if name is None or not archive.has(name):
         return strings
     chars = 0
-    for _, elem in archive.elements(name, {"si"}):
+    for _event, elem in archive.elements(name, {"si"}):
         text = _text(elem)
         strings.append(text)
         chars += len(text)
         if len(strings) > limits.strings or chars > limits.string_chars:
             raise FileRejected(
-                f"The workbook holds more than {limits.strings:,} different texts or more "
-                f"than {limits.string_chars:,} characters of text. {SAVE_AS_CSV}"
+                _(
+                    "The workbook holds more than %(strings)s different texts or more "
+                    "than %(string_chars)s characters of text. %(SAVE_AS_CSV)s"
+                )
+                % {
+                    "strings": number_format(limits.strings, force_grouping=True),
+                    "string_chars": number_format(limits.string_chars, force_grouping=True),
+                    "SAVE_AS_CSV": SAVE_AS_CSV,
+                }
             )
         _release(elem)
     return strings
@@ -245,7 +263,7 @@ def _date_styles(archive: _Archive, name: str | None) -> tuple[set[int], set[int
     dates: set[int] = set()
     durations: set[int] = set()
     index = 0
-    for _, elem in archive.elements(name, {"numFmt", "xf"}):
+    for _event, elem in archive.elements(name, {"numFmt", "xf"}):
         tag = _local(elem.tag)
         parent = elem.getparent()
         if tag == "numFmt":
@@ -302,12 +320,12 @@ class _Xlsx:
         targets: dict[str, tuple[str, str]] = {}
         rels = "xl/_rels/workbook.xml.rels"
         if archive.has(rels):
-            for _, elem in archive.elements(rels, {"Relationship"}):
+            for _event, elem in archive.elements(rels, {"Relationship"}):
                 kind = elem.get("Type", "").rsplit("/", 1)[-1]
                 targets[elem.get("Id", "")] = (kind, _part(workbook, elem.get("Target", "")))
         self.sheets: list[tuple[str, str]] = []
         self.epoch = CALENDAR_WINDOWS_1900
-        for _, elem in archive.elements(workbook, {"sheet", "workbookPr"}):
+        for _event, elem in archive.elements(workbook, {"sheet", "workbookPr"}):
             if _local(elem.tag) == "workbookPr":
                 if elem.get("date1904", "").lower() in ("1", "true"):
                     self.epoch = CALENDAR_MAC_1904
@@ -322,7 +340,7 @@ class _Xlsx:
 
     def rows(self, part: str) -> Iterator[tuple[int, list[Any]]]:
         number = 0
-        for _, row in self.archive.elements(part, {"row"}):
+        for _event, row in self.archive.elements(part, {"row"}):
             number = int(row.get("r") or number + 1)
             values: list[Any] = []
             for cell in row:
@@ -352,7 +370,7 @@ class _Xlsx:
                 return self.strings[int(raw)]
             except (ValueError, IndexError):
                 raise FileRejected(
-                    "The workbook is damaged: a cell names a text it does not hold."
+                    _("The workbook is damaged: a cell names a text it does not hold.")
                 ) from None
         if kind == "b":
             return raw.strip() in ("1", "true")
@@ -376,7 +394,7 @@ def xlsx_sheets(
         archive = _Archive(handle, _Budget(limits))
         book = _Xlsx(archive, limits)
         if not book.sheets:
-            raise FileRejected("The workbook has no sheet.")
+            raise FileRejected(_("The workbook has no sheet."))
         for title, part in book.sheets:
             yield title, book.rows(part)
 
@@ -396,8 +414,15 @@ def xls_sheets(
         strings = book._sharedstrings
         if len(strings) > limits.strings or sum(map(len, strings)) > limits.string_chars:
             raise FileRejected(
-                f"The workbook holds more than {limits.strings:,} different texts or more "
-                f"than {limits.string_chars:,} characters of text. {SAVE_AS_CSV}"
+                _(
+                    "The workbook holds more than %(strings)s different texts or more "
+                    "than %(string_chars)s characters of text. %(SAVE_AS_CSV)s"
+                )
+                % {
+                    "strings": number_format(limits.strings, force_grouping=True),
+                    "string_chars": number_format(limits.string_chars, force_grouping=True),
+                    "SAVE_AS_CSV": SAVE_AS_CSV,
+                }
             )
         for index in range(book.nsheets):
             sheet = book.sheet_by_index(index)

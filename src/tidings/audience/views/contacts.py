@@ -125,7 +125,7 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
         "?" + search.querystring() if not search.is_empty else ""
     )
     if action not in bulk.ACTIONS:
-        messages.error(request, "Choose an action.")
+        messages.error(request, _("Choose an action."))
         return redirect(back)
     try:
         if request.POST.get("scope") == "all":
@@ -135,8 +135,14 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
             bulk.apply_later(account, search.as_dict(), action, argument)
             messages.success(
                 request,
-                f"“{bulk.ACTIONS[action]}” is applied to all {total:,} matching contacts. "
-                "A large selection takes a moment: reload to see the result.",
+                _(
+                    "“%(action)s” is applied to all %(total)s matching contacts. "
+                    "A large selection takes a moment: reload to see the result."
+                )
+                % {
+                    "action": bulk.ACTIONS[action],
+                    "total": number_format(total, force_grouping=True),
+                },
             )
         else:
             chosen = []
@@ -146,11 +152,18 @@ def contacts_bulk(request: HttpRequest) -> HttpResponse:
                 except ValueError:
                     continue
             if not chosen:
-                messages.error(request, "Tick some contacts, or choose all that match.")
+                messages.error(request, _("Tick some contacts, or choose all that match."))
                 return redirect(back)
             selected = Contact.objects.filter(account=account, uuid__in=chosen[:1000])
             result = bulk.apply(account, selected, action, argument)
-            messages.success(request, f"“{bulk.ACTIONS[action]}”: {result.changed:,} changed.")
+            messages.success(
+                request,
+                _("“%(ACTIONS)s”: %(changed)s changed.")
+                % {
+                    "ACTIONS": bulk.ACTIONS[action],
+                    "changed": number_format(result.changed, force_grouping=True),
+                },
+            )
     except (AudienceError, SearchError) as error:
         messages.error(request, str(error))
     return redirect(back)
@@ -170,7 +183,7 @@ def contact_new(request: HttpRequest) -> HttpResponse:
         if Contact.objects.filter(
             account=account, email=_normalised_or_raw(data["email"])
         ).exists():
-            form.add_error("email", "This address is already in your audience.")
+            form.add_error("email", _("This address is already in your audience."))
         else:
             try:
                 contact = services.add_contact(
@@ -190,7 +203,7 @@ def contact_new(request: HttpRequest) -> HttpResponse:
             except AudienceError as error:
                 form.add_error("email", str(error))
             else:
-                messages.success(request, f"{contact.email} is added.")
+                messages.success(request, _("%(email)s is added.") % {"email": contact.email})
                 return redirect("audience:contact", contact_uuid=contact.uuid)
     return render(request, "audience/contact_new.html", {"form": form})
 
@@ -228,7 +241,7 @@ def contact_detail(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
                 errors.append(str(error))
                 contact.refresh_from_db()
             else:
-                messages.success(request, "Saved.")
+                messages.success(request, _("Saved."))
                 return redirect("audience:contact", contact_uuid=contact.uuid)
         rows += [{"key": "", "type": "text", "value": ""}]
     subscriptions = contact.subscriptions.select_related("mailing_list").order_by(
@@ -272,16 +285,16 @@ def contact_lists(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResponse
     try:
         list_uuid = uuid.UUID(request.POST.get("list", ""))
     except ValueError:
-        messages.error(request, "Choose a list.")
+        messages.error(request, _("Choose a list."))
         return redirect("audience:contact", contact_uuid=contact.uuid)
     mailing_list = get_object_or_404(MailingList, account=account, uuid=list_uuid)
     try:
         if request.POST.get("action") == "remove":
             services.remove_from_list(contact, mailing_list)
-            messages.success(request, f"Taken off “{mailing_list.name}”.")
+            messages.success(request, _("Taken off “%(name)s”.") % {"name": mailing_list.name})
         else:
             services.add_to_list(contact, mailing_list)
-            messages.success(request, f"Added to “{mailing_list.name}”.")
+            messages.success(request, _("Added to “%(name)s”.") % {"name": mailing_list.name})
     except AudienceError as error:
         messages.error(request, str(error))
     return redirect("audience:contact", contact_uuid=contact.uuid)
@@ -297,19 +310,20 @@ def contact_restriction(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRe
     try:
         if action == "restrict":
             restriction.restrict(contact, reason=request.POST.get("reason", ""))
-            messages.success(request, "Processing is restricted; the contact has been told.")
+            messages.success(request, _("Processing is restricted; the contact has been told."))
         elif action == "lift":
             contact = restriction.announce_lift(contact)
+            assert contact.restriction_lifts_at is not None
             messages.success(
                 request,
-                f"The contact has been told; the restriction ends on "
-                f"{contact.restriction_lifts_at:%Y-%m-%d}.",
+                _("The contact has been told; the restriction ends on %(date)s.")
+                % {"date": date_format(contact.restriction_lifts_at, "DATE_FORMAT")},
             )
         elif action == "keep":
             restriction.keep(contact)
-            messages.success(request, "The restriction stays.")
+            messages.success(request, _("The restriction stays."))
         else:
-            messages.error(request, "Choose what to do.")
+            messages.error(request, _("Choose what to do."))
     except AudienceError as error:
         messages.error(request, str(error))
     return redirect("audience:contact", contact_uuid=contact.uuid)
@@ -323,9 +337,12 @@ def contact_blocklist(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpResp
     before = contact.status
     services.blocklist(contact)
     if contact.status == Contact.Status.BLOCKLISTED and before != contact.status:
-        messages.success(request, f"{contact.email} is blocklisted: they get no more mail.")
+        messages.success(
+            request,
+            _("%(email)s is blocklisted: they get no more mail.") % {"email": contact.email},
+        )
     else:
-        messages.info(request, f"{contact.email} receives no mail already.")
+        messages.info(request, _("%(email)s receives no mail already.") % {"email": contact.email})
     return redirect("audience:contact", contact_uuid=contact.uuid)
 
 
@@ -337,8 +354,11 @@ def contact_delete(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
         services.erase_contact(contact)
         messages.success(
             request,
-            f"{contact.email} is erased. Only a keyed hash of the address is kept, so they "
-            "are not added back without a new consent.",
+            _(
+                "%(email)s is erased. Only a keyed hash of the address is kept, so they "
+                "are not added back without a new consent."
+            )
+            % {"email": contact.email},
         )
         return redirect("audience:contacts")
     return render(
@@ -346,9 +366,11 @@ def contact_delete(request: HttpRequest, contact_uuid: uuid.UUID) -> HttpRespons
         "audience/confirm_delete.html",
         {
             "what": contact.email,
-            "consequence": "The contact, their subscriptions and proofs of consent are "
-            "deleted. A keyed hash of the address stays on your suppression list so that "
-            "no import adds them back; only a new, confirmed consent does.",
+            "consequence": _(
+                "The contact, their subscriptions and proofs of consent are "
+                "deleted. A keyed hash of the address stays on your suppression list so that "
+                "no import adds them back; only a new, confirmed consent does."
+            ),
             "back": reverse("audience:contact", args=[contact.uuid]),
         },
     )

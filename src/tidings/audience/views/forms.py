@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.audience import mailing_lists
@@ -61,7 +62,7 @@ def form_edit(request: HttpRequest, form_uuid: uuid.UUID | None = None) -> HttpR
         except AudienceError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"The form “{saved.name}” is saved.")
+            messages.success(request, _("The form “%(name)s” is saved.") % {"name": saved.name})
             return redirect("audience:form", form_uuid=saved.uuid)
     context: dict[str, Any] = {"form": form, "subscription_form": subscription_form}
     if subscription_form is not None:
@@ -93,15 +94,19 @@ def form_delete(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     subscription_form = get_object_or_404(SubscriptionForm, account=account, uuid=form_uuid)
     if request.method == "POST":
         subscription_form.delete()
-        messages.success(request, f"The form “{subscription_form.name}” is deleted.")
+        messages.success(
+            request, _("The form “%(name)s” is deleted.") % {"name": subscription_form.name}
+        )
         return redirect("audience:forms")
     return render(
         request,
         "audience/confirm_delete.html",
         {
-            "what": f"the form “{subscription_form.name}”",
-            "consequence": "Its page and snippet stop working at once. The subscriptions it "
-            "collected, and their proofs of consent, stay.",
+            "what": _("the form “%(name)s”") % {"name": subscription_form.name},
+            "consequence": _(
+                "Its page and snippet stop working at once. The subscriptions it "
+                "collected, and their proofs of consent, stay."
+            ),
             "back": reverse("audience:form", args=[subscription_form.uuid]),
         },
     )

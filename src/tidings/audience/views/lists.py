@@ -11,6 +11,8 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.formats import number_format
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.audience import mailing_lists
@@ -60,7 +62,7 @@ def list_edit(request: HttpRequest, list_uuid: uuid.UUID | None = None) -> HttpR
         except AudienceError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, f"The list “{saved.name}” is saved.")
+            messages.success(request, _("The list “%(name)s” is saved.") % {"name": saved.name})
             return redirect("audience:lists")
     return render(request, "audience/list_form.html", {"form": form, "mailing_list": mailing_list})
 
@@ -71,16 +73,20 @@ def list_delete(request: HttpRequest, list_uuid: uuid.UUID) -> HttpResponse:
     mailing_list = get_object_or_404(MailingList, account=account, uuid=list_uuid)
     if request.method == "POST":
         mailing_lists.delete_list(mailing_list)
-        messages.success(request, f"The list “{mailing_list.name}” is deleted.")
+        messages.success(
+            request, _("The list “%(name)s” is deleted.") % {"name": mailing_list.name}
+        )
         return redirect("audience:lists")
     counts = list_counts(account).get(mailing_list.pk, {})
     return render(
         request,
         "audience/confirm_delete.html",
         {
-            "what": f"the list “{mailing_list.name}”",
-            "consequence": f"Its {sum(counts.values()):,} subscriptions are deleted; the "
-            "contacts stay in your audience.",
+            "what": _("the list “%(name)s”") % {"name": mailing_list.name},
+            "consequence": _(
+                "Its %(count)s subscriptions are deleted; the contacts stay in your audience."
+            )
+            % {"count": number_format(sum(counts.values()), force_grouping=True)},
             "back": reverse("audience:lists"),
         },
     )

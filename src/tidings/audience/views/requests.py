@@ -12,6 +12,7 @@ import uuid
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.audience import restriction, rights
@@ -48,21 +49,25 @@ def detail(request: HttpRequest, request_uuid: uuid.UUID) -> HttpResponse:
                 rights.fulfil_erasure(account, req)
                 messages.success(
                     request,
-                    "The contact is erased from all your lists and suppressed; they have "
-                    "been told.",
+                    _(
+                        "The contact is erased from all your lists and suppressed; they have "
+                        "been told."
+                    ),
                 )
                 return redirect("audience:requests")
             if action == "restrict":
                 rights.fulfil_restriction(account, req)
                 messages.success(
                     request,
-                    "Processing of the contact's data is restricted: it is kept and used for "
-                    "nothing else. They have been told.",
+                    _(
+                        "Processing of the contact's data is restricted: it is kept and used for "
+                        "nothing else. They have been told."
+                    ),
                 )
                 return redirect("audience:requests")
             if action == "answer":
                 rights.answer_request(account, req, answer=answer)
-                messages.success(request, "Your answer is on its way; the request is closed.")
+                messages.success(request, _("Your answer is on its way; the request is closed."))
                 return redirect("audience:requests")
             errors.append("Choose what to do with the request.")
         except rights.RequestError as error:

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
@@ -105,7 +106,9 @@ def segment_edit(request: HttpRequest, segment_uuid: uuid.UUID | None = None) ->
                 count = segments.size(account, rules)
             else:
                 saved = segments.save_segment(account, segment=segment, name=name, rules=rules)
-                messages.success(request, f"The segment “{saved.name}” is saved.")
+                messages.success(
+                    request, _("The segment “%(name)s” is saved.") % {"name": saved.name}
+                )
                 return redirect("audience:segment", segment_uuid=saved.uuid)
         except AudienceError as problem:
             error, status = str(problem), 400
@@ -152,14 +155,14 @@ def segment_delete(request: HttpRequest, segment_uuid: uuid.UUID) -> HttpRespons
     segment = get_object_or_404(Segment, account=account, uuid=segment_uuid)
     if request.method == "POST":
         segment.delete()
-        messages.success(request, f"The segment “{segment.name}” is deleted.")
+        messages.success(request, _("The segment “%(name)s” is deleted.") % {"name": segment.name})
         return redirect("audience:segments")
     return render(
         request,
         "audience/confirm_delete.html",
         {
-            "what": f"the segment “{segment.name}”",
-            "consequence": "Only the filter is deleted; no contact changes.",
+            "what": _("the segment “%(name)s”") % {"name": segment.name},
+            "consequence": _("Only the filter is deleted; no contact changes."),
             "back": reverse("audience:segment", args=[segment.uuid]),
         },
     )

@@ -46,7 +46,7 @@ def audience_settings(request: HttpRequest) -> HttpResponse:
         except AudienceError as error:
             form.add_error(None, str(error))
         else:
-            messages.success(request, "Saved.")
+            messages.success(request, _("Saved."))
             return redirect("audience:settings")
     return render(request, "audience/settings.html", _context(request, form))
 
