@@ -13,7 +13,8 @@ from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
 from tidings.core import datamap
@@ -266,10 +267,12 @@ def escalate_due_requests(now: datetime | None = None) -> int:
 # -- records of processing activities (art. 30) ------------------------------------------
 
 OWNER_AS_SUBJECTS = {
-    Owner.CUSTOMER: "customers (the operator's clients and their users)",
-    Owner.CONTACT: "contacts of customers (processed for the customer, their controller)",
-    Owner.STAFF: "the operator's staff",
-    Owner.VISITOR: "visitors of the website",
+    Owner.CUSTOMER: gettext_lazy("customers (the operator's clients and their users)"),
+    Owner.CONTACT: gettext_lazy(
+        "contacts of customers (processed for the customer, their controller)"
+    ),
+    Owner.STAFF: gettext_lazy("the operator's staff"),
+    Owner.VISITOR: gettext_lazy("visitors of the website"),
 }
 
 
@@ -314,9 +317,9 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
         activities.append(
             Activity(
                 purpose=purpose,
-                legal_basis=basis,
+                legal_basis=str(BASIS_LABELS[LegalBasis(basis)]),
                 data_subjects="; ".join(
-                    sorted({OWNER_AS_SUBJECTS[owner] for e in entries for owner in e.subjects})
+                    sorted({str(OWNER_AS_SUBJECTS[owner]) for e in entries for owner in e.subjects})
                 ),
                 data_categories="; ".join(sorted({e.category for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,

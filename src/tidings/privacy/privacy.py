@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core import retention
 from tidings.core.datamap import (

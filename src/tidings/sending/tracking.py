@@ -428,6 +428,16 @@ COLOURS = {
 }
 
 
+KIND_LABELS = {
+    "sent": gettext_lazy("sent"),
+    "open": gettext_lazy("opens"),
+    "click": gettext_lazy("clicks"),
+    "bounce": gettext_lazy("bounces"),
+    "unsubscribe": gettext_lazy("unsubscribes"),
+    "complaint": gettext_lazy("complaints"),
+}
+
+
 def svg_chart(
     hours: list[datetime],
     lines: dict[str, list[int]],
@@ -438,7 +448,7 @@ def svg_chart(
     """A line chart as inline SVG (no script): one line per kind, time along x (labelled
     by hour, or by `labels`, one per point)."""
     if labels is None:
-        labels = [f"{hour:%d %b %H:00}" for hour in hours]
+        labels = [date_format(hour, "j M H:00") for hour in hours]
     width, height, pad = 640, 240, 36
     peak = max([1, *[v for values in lines.values() for v in values]])
     n = max(1, len(hours) - 1)

@@ -15,7 +15,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.formats import date_format, number_format
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
