@@ -316,4 +316,4 @@ def readme(
         lines.append("")
     for folder, (about, written) in (folders or {}).items():
         lines += ["-" * 60, f"{folder}/: {about} ({written:,} files)", "-" * 60, ""]
-    return "\n".join(lines)
+    return "\n".join(str(line) for line in lines)

@@ -37,6 +37,9 @@
     container: "#gjs",
     height: "100%",
     storageManager: false,
+    // GrapesJS reports usage to its makers' server unless told not to: nothing of a
+    // customer's page leaves Tidings (the page's policy would block it anyway).
+    telemetry: false,
     cssIcons: "",
     canvas: { styles: [], scripts: [] },
     assetManager: { assets: assets, upload: false, embedAsBase64: false },
