@@ -304,3 +304,13 @@ def test_the_campaign_list_shows_each_campaigns_key_rates(
     assert reverse("sending:report", args=[tracked.uuid]) in row
     draft = page.split(">Draft<")[1].split("</tr>")[0]
     assert "/report/" not in draft and "—" in draft
+
+
+def test_a_click_on_a_deleted_campaigns_link_counts_nothing(account, newsletter, tracked):
+    token = tokens.TrackingToken(tracked.pk, None, "https://example.org/a")
+    tracking.record(token, "click")
+    assert reports.clicks_per_link(tracked) == [("https://example.org/a", 1)]
+    campaign_id = tracked.pk
+    tracked.delete()
+    tracking.record(tokens.TrackingToken(campaign_id, None, "https://example.org/a"), "click")
+    assert not LinkClick.objects.filter(campaign_id=campaign_id).exists()

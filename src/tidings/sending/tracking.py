@@ -248,16 +248,20 @@ def link_label(url: str, content: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/"[:2000]
 
 
-def _content(campaign_id: int) -> str:
+def _content(campaign_id: int) -> str | None:
     row = Campaign.objects.filter(pk=campaign_id).values("body", "layout__html").first()
     if row is None:
-        return ""
+        return None
     return html_lib.unescape(row["body"] + (row["layout__html"] or "")).lower()
 
 
 def count_link(campaign_id: int, url: str) -> None:
-    """One more click on `url` in the campaign's clicks per link (no identity)."""
-    label = link_label(url, _content(campaign_id))
+    """One more click on `url` in the campaign's clicks per link (no identity); nothing
+    once the campaign is gone."""
+    content = _content(campaign_id)
+    if content is None:
+        return
+    label = link_label(url, content)
     table = LinkClick._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(  # the table name is the model's own
@@ -313,6 +317,8 @@ def record(token: tokens.TrackingToken, kind: str) -> None:
         # A link that names its campaign only (aggregate tracking): a count, if the
         # campaign still exists.
         count(token.campaign_id, kind, if_campaign_exists=True)
+        if kind == "click" and token.url:
+            count_link(token.campaign_id, token.url)
         return
     ok, delivery = _may_track(token)
     if not ok:
