@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -85,7 +86,7 @@ ACTIONS = {
     "unschedule": lifecycle.unschedule_campaign,
     "resend_unknown": lifecycle.resend_unknown,
 }
-DONE = {
+DONE: dict[str, Any] = {
     "send": "Sending has started.",
     "pause": "Paused: nothing more goes out until you resume.",
     "resume": "Sending again.",
@@ -93,7 +94,9 @@ DONE = {
     "unschedule": "No longer scheduled: the campaign is a draft again.",
     "schedule": "Scheduled.",
     "resend_unknown": "The messages of unknown outcome are queued again.",
-    "score_spam": "SpamAssassin is scoring the message: its score shows here when it is done.",
+    "score_spam": gettext_lazy(
+        "SpamAssassin is scoring the message: its score shows here when it is done."
+    ),
 }
 
 
