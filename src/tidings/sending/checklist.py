@@ -384,7 +384,7 @@ def _recipients(campaign: Campaign, count: int, confirm_over: int) -> Check:
             fix,
         )
     detail = ngettext(
-        "%(n)s contact would receive it now.", "%(n)s contacts would receive it now.", count
+        "%(n)s contact may be mailed now.", "%(n)s contacts may be mailed now.", count
     ) % {"n": number_format(count, force_grouping=True)}
     if count > confirm_over:
         detail += " " + _("You confirm the number before it goes.")
