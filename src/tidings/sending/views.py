@@ -86,14 +86,14 @@ ACTIONS = {
     "unschedule": lifecycle.unschedule_campaign,
     "resend_unknown": lifecycle.resend_unknown,
 }
-DONE: dict[str, Any] = {
-    "send": "Sending has started.",
-    "pause": "Paused: nothing more goes out until you resume.",
-    "resume": "Sending again.",
-    "cancel": "Cancelled: nobody else receives this campaign.",
-    "unschedule": "No longer scheduled: the campaign is a draft again.",
-    "schedule": "Scheduled.",
-    "resend_unknown": "The messages of unknown outcome are queued again.",
+DONE = {
+    "send": gettext_lazy("Sending has started."),
+    "pause": gettext_lazy("Paused: nothing more goes out until you resume."),
+    "resume": gettext_lazy("Sending again."),
+    "cancel": gettext_lazy("Cancelled: nobody else receives this campaign."),
+    "unschedule": gettext_lazy("No longer scheduled: the campaign is a draft again."),
+    "schedule": gettext_lazy("Scheduled."),
+    "resend_unknown": gettext_lazy("The messages of unknown outcome are queued again."),
     "score_spam": gettext_lazy(
         "SpamAssassin is scoring the message: its score shows here when it is done."
     ),
