@@ -56,7 +56,7 @@ def test_the_starter_body_blocks_send_and_a_large_send_is_confirmed_by_its_numbe
     expect(page.locator("#send-blocked")).to_be_visible()
     send = page.get_by_role("button", name="Send now")
     expect(send).to_be_disabled()
-    expect(page.locator("#check-recipients")).to_contain_text("3 contacts would receive it now")
+    expect(page.locator("#check-recipients")).to_contain_text("3 contacts may be mailed now.")
     expect(page.locator("#check-unsubscribe")).to_have_attribute("data-state", "passed")
     screenshot(page, "starter-body-blocked")
 

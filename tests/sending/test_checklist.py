@@ -70,7 +70,7 @@ def test_a_ready_campaign_has_nothing_blocking(account, newsletter, campaign):
     assert by_key["placeholder"].state == checklist.PASSED
     assert by_key["images"].state == checklist.PASSED
     assert by_key["size"].state == checklist.PASSED
-    assert "2 contacts would receive it now" in by_key["recipients"].detail
+    assert by_key["recipients"].detail == "2 contacts may be mailed now."
 
 
 # Blocking: refused by the service, the page and the API ----------------------------------

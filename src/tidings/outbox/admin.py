@@ -76,7 +76,7 @@ class OutboxMessageAdmin(ReadOnlyAuditedAdmin):
             return str(_("(no HTML part)"))
         url = reverse(f"{self.admin_site.name}:outbox_outboxmessage_html", args=[obj.pk])
         return format_html(
-            '<iframe class="outbox-html" sandbox="" src="{}" title="{}" width="100%" '
+            '<iframe class="outbox-html" sandbox="" src="{}" title="{}" width="660" '
             'height="600"></iframe>',
             url,
             _("The message's HTML"),

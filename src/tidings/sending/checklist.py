@@ -23,8 +23,6 @@ import hashlib
 import html as html_lib
 import logging
 import re
-import shutil
-import subprocess
 import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -41,7 +39,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from tidings.campaigns import content, rendering
 from tidings.campaigns.models import Campaign
 from tidings.core import jobs
-from tidings.sending import recipients, tracking
+from tidings.sending import recipients, spamassassin, tracking
 from tidings.sending.mailer import CampaignMailer, Recipient
 from tidings.sending.message import undo_dot_stuffing
 from tidings.sending.models import SendingSettings
@@ -65,11 +63,10 @@ STATE_LABELS = {
 SIZE_WARNING = 100 * 1024
 # SpamAssassin's own threshold is 5 points; above this many the message is at risk.
 SPAM_WARNING = 3.0
-SPAM_TIMEOUT = 60
 SPAM_JOB = "tidings.sending.tasks.score_campaign_spam"
 SPAM_CACHE_SECONDS = 7 * 24 * 3600
 # While a job is queued or running, no other is queued for the same content.
-SPAM_QUEUED_SECONDS = 3 * SPAM_TIMEOUT
+SPAM_QUEUED_SECONDS = 3 * spamassassin.TIMEOUT
 # The made-up contact every checklist message is made for (its links are real links
 # that lead to no contact).
 SAMPLE_UUID = uuid.UUID(int=0).hex
@@ -387,7 +384,7 @@ def _recipients(campaign: Campaign, count: int, confirm_over: int) -> Check:
             fix,
         )
     detail = ngettext(
-        "%(n)s contact would receive it now.", "%(n)s contacts would receive it now.", count
+        "%(n)s contact may be mailed now.", "%(n)s contacts may be mailed now.", count
     ) % {"n": number_format(count, force_grouping=True)}
     if count > confirm_over:
         detail += " " + _("You confirm the number before it goes.")
@@ -503,36 +500,6 @@ def request_spam_score(campaign: Campaign) -> Check:
     return check
 
 
-def spamassassin_report(raw: bytes) -> dict[str, Any]:
-    """SpamAssassin's score of a message with its local rules only (no network), and
-    the rules that fired; {"score": None, "error": why} when it cannot be had."""
-    program = shutil.which("spamassassin")
-    if program is None:
-        return {"score": None, "error": _("spamassassin is not installed on this server.")}
-    try:
-        done = subprocess.run(
-            [program, "-L", "-t"],
-            input=raw,
-            capture_output=True,
-            timeout=SPAM_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"score": None, "error": _("spamassassin took too long.")}
-    report = done.stdout.decode(errors="replace")
-    found = re.search(r"Content analysis details:\s+\((-?[\d.]+) points", report)
-    if found is None:
-        log.warning("spamassassin gave no score (exit %s)", done.returncode)
-        return {"score": None, "error": _("spamassassin gave no score.")}
-    details = report[found.start() :]
-    rules = [
-        m.group(2)
-        for m in re.finditer(r"^\s*(-?[\d.]+)\s+([A-Z0-9_]+)\s", details, re.M)
-        if float(m.group(1)) > 0
-    ]
-    return {"score": float(found.group(1)), "rules": rules}
-
-
 def score_spam(campaign_id: int) -> dict[str, Any] | None:
     """The worker's part: score the campaign's message and keep the result for its
     content. None when the campaign is gone or cannot be rendered."""
@@ -545,7 +512,7 @@ def score_spam(campaign_id: int) -> dict[str, Any] | None:
     except rendering.TemplateError:
         cache.delete(_spam_cache_key(key) + ":queued")
         return None
-    result = spamassassin_report(raw)
+    result = spamassassin.report(raw)
     cache.set(_spam_cache_key(key), result, SPAM_CACHE_SECONDS)
     cache.delete(_spam_cache_key(key) + ":queued")
     return result

@@ -10,7 +10,16 @@ from django.urls import get_resolver
 from django.utils import timezone
 
 from tidings.core import retention
-from tidings.sending import bounces, checklist, dispatcher, domains, engine, lifecycle, postman
+from tidings.sending import (
+    bounces,
+    checklist,
+    dispatcher,
+    domains,
+    engine,
+    lifecycle,
+    postman,
+    spamassassin,
+)
 
 
 @worker_ready.connect  # the process that runs tasks with `--pool solo`
@@ -86,7 +95,7 @@ def recheck_sending_domains() -> int:
     return domains.recheck_domains()
 
 
-@shared_task(acks_late=True, time_limit=3 * checklist.SPAM_TIMEOUT)
+@shared_task(acks_late=True, time_limit=3 * spamassassin.TIMEOUT)
 def score_campaign_spam(campaign_id: int) -> dict[str, Any] | None:
     """Score a campaign's message with SpamAssassin for its send page's checklist."""
     return checklist.score_spam(campaign_id)
