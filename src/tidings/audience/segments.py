@@ -150,10 +150,12 @@ def _check(account: Account, raw: Any) -> Condition:
         raise SegmentError(f"{field.label} takes no key.")
     # A declared attribute is compared as its type: the operators that fit it, and the
     # value in its typed form (audience.attribute_types).
+    op = str(op)  # one of field.ops, checked above
     kind = attribute_types.kind_of(account, key) if field.key == "attribute" else None
     # "greater than" a date is "after" it (a rule saved before the attribute was declared
     # keeps its meaning), and "before" a number is "less than" it.
-    op = _SAME_OPERATOR.get((kind, op), op)
+    if kind is not None:
+        op = _SAME_OPERATOR.get((kind, op), op)
     if kind is not None and op not in attribute_types.OPS_BY_KIND[kind]:
         raise SegmentError(
             _("the attribute “%(key)s” is a %(kind)s: use one of %(ops)s.")
@@ -167,7 +169,7 @@ def _check(account: Account, raw: Any) -> Condition:
     return Condition(field.name, op, value, key)
 
 
-_SAME_OPERATOR = {
+_SAME_OPERATOR: dict[tuple[str, str], str] = {
     (attribute_types.DATE, "gt"): "after",
     (attribute_types.DATE, "lt"): "before",
     (attribute_types.NUMBER, "after"): "gt",
