@@ -85,7 +85,11 @@ def test_a_customer_imports_then_exports_in_the_browser(
         page.get_by_role("link", name="Download").click()
     path = tmp_path / "export.xlsx"
     export.value.save_as(path)
-    rows = list(openpyxl.load_workbook(path).active.iter_rows(values_only=True))
+    sheet = openpyxl.load_workbook(path).active
+    rows = list(sheet.iter_rows(values_only=True))
     assert rows[0][:3] == ("email", "name", "status")
     assert {r[0] for r in rows[1:]} == {"ada@example.org", "grace@example.org"}
-    assert "'=cmd()" in {c for r in rows for c in r}
+    # XLSX: the value exactly as held, in a text cell, which no spreadsheet runs.
+    cells = [c for r in sheet.iter_rows() for c in r]
+    assert ("=cmd()", "s") in {(c.value, c.data_type) for c in cells}
+    assert all(c.data_type != "f" for c in cells)
