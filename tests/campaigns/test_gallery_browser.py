@@ -50,6 +50,20 @@ def phone(browser: Browser) -> Iterator[tuple[Page, list[str]]]:  # noqa: F811
         context.close()
 
 
+def serious_problems(page: Page) -> list[str]:
+    """axe-core's serious and critical findings on a page of Tidings (its CSP refuses
+    inline scripts, so axe is served as if from the page's own origin)."""
+    own = page.url.split("/", 3)
+    page.route("**/__axe-core.js", lambda route: route.fulfill(path=AXE))
+    page.add_script_tag(url=f"{own[0]}//{own[2]}/__axe-core.js")
+    result = page.evaluate("() => axe.run(document)")
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
 def contrast_problems(page: Page) -> list[str]:
     page.add_script_tag(path=str(AXE))
     result = page.evaluate("() => axe.run(document, {runOnly: ['color-contrast']})")
@@ -124,6 +138,7 @@ def test_a_customer_uploads_an_image_and_starts_a_campaign_from_the_gallery(
         assert thumb.evaluate("img => img.naturalWidth") == 1200
         assert image.key in page.get_by_label("Address to use in a campaign").first.input_value()
         shot(page, f"images-{name}")
+        assert serious_problems(page) == []
 
         page.goto(site + reverse("campaigns:gallery"))
         expect(page.get_by_role("heading", name="Designed by Tidings")).to_be_visible()
@@ -139,6 +154,7 @@ def test_a_customer_uploads_an_image_and_starts_a_campaign_from_the_gallery(
             thumb.scroll_into_view_if_needed()
         page.wait_for_timeout(300)
         shot(page, f"gallery-{name}")
+        assert serious_problems(page) == []
         widths = page.evaluate(
             "() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
