@@ -230,7 +230,6 @@ def starting_values(
         "body": source.body,
         "design": source.design,
     }
-    if isinstance(source, SavedTemplate):
-        if source.layout_id:
-            values["layout"] = source.layout_id
+    if isinstance(source, SavedTemplate) and source.layout_id:
+        values["layout"] = source.layout_id
     return values
