@@ -3,6 +3,8 @@ customer's own saved templates, and another account's never reachable."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -34,7 +36,7 @@ def make_campaign(customer, **changes: object) -> Campaign:  # type: ignore[no-u
 def test_the_gallery_has_the_eight_kinds_the_issue_asks_for():
     assert {t.slug for t in gallery.BUILT_IN} >= {
         "newsletter", "announcement", "product-launch", "event-invitation", "welcome",
-        "re-engagement", "digest", "plain",
+        "re-engagement", "digest", "plain", "visual-newsletter",
     }  # fmt: skip
 
 
@@ -51,6 +53,7 @@ def test_every_gallery_template_renders_personalised_and_passes_the_save_checks(
         preheader=template.preheader,
         content_format=template.content_format,
         body=template.body,
+        design=template.design,
     )
     assert campaign.body == template.body
 
@@ -144,3 +147,24 @@ def test_deleting_a_saved_template_removes_it(logged_in, customer):
     saved = gallery.save_as_template(make_campaign(customer), name="Old", by=customer)
     logged_in.post(reverse("campaigns:saved_delete", args=[saved.pk]))
     assert not SavedTemplate.objects.exists()
+
+
+def test_a_visual_gallery_template_starts_a_campaign_that_opens_in_the_visual_editor(
+    logged_in, customer
+):
+    response = logged_in.get(reverse("campaigns:new") + "?template=visual-newsletter")
+    form = response.context["form"]
+    assert form.initial["content_format"] == "visual" and "<mjml" in form.initial["design"]["mjml"]
+    data = {
+        "name": "From the gallery", "subject": form.initial["subject"], "preheader": "",
+        "from_name": "Acme", "from_email": "news@acme.example", "reply_to": "",
+        "content_format": "visual", "body": "ignored: made from the design",
+        "design": json.dumps(form.initial["design"]), "layout": "",
+        "schedule_date": "", "schedule_time": "", "schedule_timezone": "UTC",
+    }  # fmt: skip
+    logged_in.post(reverse("campaigns:new"), data)
+    campaign = Campaign.objects.get(account=customer.account)
+    assert campaign.content_format == "visual" and "ignored" not in campaign.body
+    assert "/static/campaigns/placeholder.png" in campaign.body
+    page = logged_in.get(reverse("campaigns:visual", args=[campaign.uuid]))
+    assert page.context["design"]["mjml"] == form.initial["design"]["mjml"]

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import browser  # noqa: F401  (fixture)
-from tidings.campaigns import media, services
+from tidings.campaigns import gallery, media, services
 from tidings.campaigns.models import Campaign
 
 pytestmark = pytest.mark.browser
@@ -133,3 +133,51 @@ def test_a_customer_designs_a_campaign_in_the_visual_editor_with_nothing_from_el
     assert "<mjml" in campaign.design["mjml"] and campaign.design["project"]
     assert "<mjml" not in campaign.body and "{{ contact.email }}" in campaign.body
     assert "googleapis" not in campaign.body and "mailjet.com" not in campaign.body
+
+
+def test_the_visual_gallery_template_opens_in_the_editor_with_its_images(
+    live_server,
+    settings,
+    browser: Browser,  # noqa: F811
+    customer,
+):
+    settings.BASE_URL = live_server.url
+    site = str(live_server.url)
+    template = gallery.built_in("visual-newsletter")
+    assert template is not None
+    campaign = services.create_campaign(
+        customer.account, by=customer, name="From the gallery", subject=template.subject,
+        from_name="Acme", from_email="news@acme.example", content_format="visual",
+        body="", design=template.design,
+    )  # fmt: skip
+    client = Client()
+    client.force_login(customer)
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site}]
+    )
+    page = context.new_page()
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            elsewhere.append(r.url)
+            if r.url.startswith(("http:", "https:")) and not r.url.startswith(site)
+            else None
+        ),
+    )
+    try:
+        page.goto(site + reverse("campaigns:visual", args=[campaign.uuid]))
+        expect(page.locator("#visual-editor[data-ready=true]")).to_be_attached(timeout=20_000)
+        canvas = page.frame_locator("#gjs iframe").first
+        expect(canvas.get_by_text("Second story")).to_be_visible()
+        placeholder = canvas.locator("img[src$='placeholder.png']").first
+        expect(placeholder).to_be_visible()
+        assert placeholder.evaluate("img => img.naturalWidth") > 0
+        page.get_by_role("button", name="Refuse all").click()
+        shot(page, "03-gallery-template-in-editor")
+        page.get_by_role("button", name="Save").click()
+        expect(page.get_by_role("status")).to_have_text("Saved.")
+        assert elsewhere == []
+    finally:
+        context.close()

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import transaction
+from django.templatetags.static import static
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import Account, User
-from tidings.campaigns import rendering
+from tidings.campaigns import mjml, rendering
 from tidings.campaigns.models import Campaign, Layout, SavedTemplate
 from tidings.campaigns.services import CampaignError, InvalidTemplates
+from tidings.core.baseurl import absolute
 
 _FOLDER = Path(__file__).parent / "gallery"
 
@@ -38,7 +40,17 @@ class GalleryTemplate:
     filename: str
 
     @property
+    def design(self) -> dict[str, str]:
+        """The visual editor's document of a visual template (its MJML), else empty."""
+        if self.content_format != Campaign.Format.VISUAL:
+            return {}
+        # The blocks' images are Tidings's static files, at their absolute address.
+        return {"mjml": _body(self.filename).replace("STATIC/", absolute(static("campaigns/")))}
+
+    @property
     def body(self) -> str:
+        if self.content_format == Campaign.Format.VISUAL:
+            return mjml.to_html(self.design["mjml"])
         return _body(self.filename)
 
 
@@ -49,6 +61,15 @@ def _body(filename: str) -> str:
 
 _HTML, _MARKDOWN = Campaign.Format.HTML, Campaign.Format.MARKDOWN
 BUILT_IN: tuple[GalleryTemplate, ...] = (
+    GalleryTemplate(
+        "visual-newsletter",
+        gettext_lazy("Newsletter for the visual editor"),
+        gettext_lazy("Image, main story, two columns, social links, footer: drag and drop."),
+        'News for you, {{ contact.first_name | default("friend") }}',
+        "What happened this month",
+        Campaign.Format.VISUAL,
+        "visual-newsletter.mjml",
+    ),
     GalleryTemplate(
         "newsletter",
         gettext_lazy("Newsletter"),
@@ -207,9 +228,8 @@ def starting_values(
         "preheader": source.preheader,
         "content_format": source.content_format,
         "body": source.body,
+        "design": source.design,
     }
-    if isinstance(source, SavedTemplate):
-        values["design"] = source.design
-        if source.layout_id:
-            values["layout"] = source.layout_id
+    if isinstance(source, SavedTemplate) and source.layout_id:
+        values["layout"] = source.layout_id
     return values
