@@ -96,7 +96,7 @@ def _prepared_values(account: Account, values: dict[str, Any]) -> dict[str, Any]
         source = design.get("mjml") if isinstance(design, dict) else None
         if not isinstance(source, str) or not source.strip():
             raise InvalidTemplates(
-                {"body": _("A visual campaign needs its design: open the visual editor.")}
+                {"body": str(_("A visual campaign needs its design: open the visual editor."))}
             )
         try:
             values["body"] = mjml.to_html(source)
