@@ -73,7 +73,7 @@ def _check_templates(account: Account, values: dict[str, Any]) -> None:
         preheader=values["preheader"],
         body=values["body"],
         content_format=values["content_format"],
-        layout=rendering.layout_html(values["content_format"], layout),
+        layout=rendering.layout_html(values["content_format"], layout, account.language),
         contacts=Contact.objects.filter(account=account).order_by("pk")[:CHECK_CONTACTS],
         campaign={
             "name": values["name"],
@@ -96,7 +96,7 @@ def _prepared_values(account: Account, values: dict[str, Any]) -> dict[str, Any]
         source = design.get("mjml") if isinstance(design, dict) else None
         if not isinstance(source, str) or not source.strip():
             raise InvalidTemplates(
-                {"body": _("A visual campaign needs its design: open the visual editor.")}
+                {"body": str(_("A visual campaign needs its design: open the visual editor."))}
             )
         try:
             values["body"] = mjml.to_html(source)
