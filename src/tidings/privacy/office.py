@@ -321,7 +321,7 @@ def records_of_processing(recipients: Iterable[str] = ()) -> list[Activity]:
                 data_subjects="; ".join(
                     sorted({str(OWNER_AS_SUBJECTS[owner]) for e in entries for owner in e.subjects})
                 ),
-                data_categories="; ".join(sorted({e.category for e in entries})),
+                data_categories="; ".join(sorted({str(e.category) for e in entries})),
                 recipients=f"{staff}; {extra}" if extra else staff,
                 transfers=gettext("none: data stored in %(place)s")
                 % {"place": settings.OPERATOR["data_location"]},
