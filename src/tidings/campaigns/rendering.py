@@ -308,7 +308,9 @@ def layout_html(content_format: str, layout: Layout | None, language: str | None
 
 
 def layout_source(campaign: Campaign) -> str:
-    return layout_html(campaign.content_format, campaign.layout, campaign.account.language)
+    # A campaign not yet saved to an account (a sandbox check) has Tidings's English default.
+    language = campaign.account.language if campaign.account_id is not None else None
+    return layout_html(campaign.content_format, campaign.layout, language)
 
 
 def prepare(campaign: Campaign) -> Prepared:
