@@ -9,8 +9,8 @@ from tidings.core.datamap import Owner, plain
 from tidings.privacy import office
 from tidings.sending.models import OutboundMail
 
-CONTACTS = office.OWNER_AS_SUBJECTS[Owner.CONTACT]
-CUSTOMERS = office.OWNER_AS_SUBJECTS[Owner.CUSTOMER]
+CONTACTS = str(office.OWNER_AS_SUBJECTS[Owner.CONTACT])
+CUSTOMERS = str(office.OWNER_AS_SUBJECTS[Owner.CUSTOMER])
 
 
 def _subjects(model: type) -> str:
