@@ -366,7 +366,7 @@ def processing(request: HttpRequest) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         if services.set_processing(user, by=user, **form.cleaned_data):
-            messages.success(request, "Your choices are saved and apply from now on.")
+            messages.success(request, _("Your choices are saved and apply from now on."))
         else:
             messages.info(request, _("Nothing changed: these were already your choices."))
         return redirect("accounts:my_account")

@@ -147,7 +147,7 @@ def _check(account: Account, raw: Any) -> Condition:
     elif field.key == "list":
         key = _list_uuid(account, key)
     elif key:
-        raise SegmentError(f"{field.label} takes no key.")
+        raise SegmentError(_("%(label)s takes no key.") % {"label": field.label})
     # A declared attribute is compared as its type: the operators that fit it, and the
     # value in its typed form (audience.attribute_types).
     op = str(op)  # one of field.ops, checked above
@@ -192,7 +192,9 @@ def _check_value(
         if not isinstance(value, list) or not value:
             raise SegmentError(_("“in” takes a non-empty list of values."))
         if len(value) > MAX_VALUES:
-            raise SegmentError(f"“in” takes at most {MAX_VALUES} values.")
+            raise SegmentError(
+                _("“in” takes at most %(MAX_VALUES)s values.") % {"MAX_VALUES": MAX_VALUES}
+            )
         return [_one_value(account, field, "eq", v, kind) for v in value]
     return _one_value(account, field, op, value, kind)
 
@@ -243,7 +245,9 @@ def _typed_value(kind: str, value: Any) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise SegmentError(_("the condition needs a value."))
     if isinstance(value, str) and len(value) > MAX_TEXT:
-        raise SegmentError(f"values are at most {MAX_TEXT} characters.")
+        raise SegmentError(
+            _("values are at most %(MAX_TEXT)s characters.") % {"MAX_TEXT": MAX_TEXT}
+        )
     try:
         typed = attribute_types.convert(kind, value.strip() if isinstance(value, str) else value)
     except attribute_types.AttributeValueError as error:

@@ -42,12 +42,12 @@ class Campaign(models.Model):
         SENT = "sent", _("sent")
 
     class Format(models.TextChoices):
-        RICHTEXT = "richtext", "rich text"
-        MARKDOWN = "markdown", "Markdown"
-        HTML = "html", "raw HTML"
+        RICHTEXT = "richtext", _("rich text")
+        MARKDOWN = "markdown", _("Markdown")
+        HTML = "html", _("raw HTML")
         # Designed in the visual editor: `design` holds its document (the editor's
         # project and the MJML), `body` the HTML compiled from it on the server.
-        VISUAL = "visual", "visual editor (MJML)"
+        VISUAL = "visual", _("visual editor (MJML)")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="campaigns"

@@ -299,15 +299,18 @@ def _prepare(subject: str, preheader: str, body: str, content_format: str, layou
 VISUAL_LAYOUT = "{{ content }}"
 
 
-def layout_html(content_format: str, layout: Layout | None) -> str:
-    """The layout a campaign body goes in."""
+def layout_html(content_format: str, layout: Layout | None, language: str | None = None) -> str:
+    """The layout a campaign body goes in (Tidings's default in the account's `language`
+    when the campaign has none of its own)."""
     if content_format == Campaign.Format.VISUAL:
         return VISUAL_LAYOUT
-    return layout.html if layout is not None else default_layout_html()
+    return layout.html if layout is not None else default_layout_html(language)
 
 
 def layout_source(campaign: Campaign) -> str:
-    return layout_html(campaign.content_format, campaign.layout)
+    # A campaign not yet saved to an account (a sandbox check) has Tidings's English default.
+    language = campaign.account.language if campaign.account_id is not None else None
+    return layout_html(campaign.content_format, campaign.layout, language)
 
 
 def prepare(campaign: Campaign) -> Prepared:

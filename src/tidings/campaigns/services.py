@@ -73,7 +73,7 @@ def _check_templates(account: Account, values: dict[str, Any]) -> None:
         preheader=values["preheader"],
         body=values["body"],
         content_format=values["content_format"],
-        layout=rendering.layout_html(values["content_format"], layout),
+        layout=rendering.layout_html(values["content_format"], layout, account.language),
         contacts=Contact.objects.filter(account=account).order_by("pk")[:CHECK_CONTACTS],
         campaign={
             "name": values["name"],

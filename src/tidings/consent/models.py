@@ -16,11 +16,11 @@ from django.utils.translation import gettext_lazy
 class Category(models.TextChoices):
     """What a cookie or a third party is for; every category but the first needs consent."""
 
-    NECESSARY = "necessary", "Strictly necessary"
-    PREFERENCES = "preferences", "Preferences"
-    ANALYTICS = "analytics", "Analytics"
-    ADVERTISING = "advertising", "Advertising"
-    SUPPORT = "support", "Support widget"
+    NECESSARY = "necessary", gettext_lazy("Strictly necessary")
+    PREFERENCES = "preferences", gettext_lazy("Preferences")
+    ANALYTICS = "analytics", gettext_lazy("Analytics")
+    ADVERTISING = "advertising", gettext_lazy("Advertising")
+    SUPPORT = "support", gettext_lazy("Support widget")
     # Service providers that receive personal data on the servers' side, never through
     # the browser: no tag, no cookie, never a consent category.
     MAIL = "mail", gettext_lazy("Mail delivery (SMTP relay or mail provider)")
@@ -39,10 +39,10 @@ class ConsentRecord(models.Model):
     """Proof of one cookie choice (P22): what was chosen, on which banner version, when."""
 
     class Method(models.TextChoices):
-        BANNER = "banner", _("banner")
-        SETTINGS = "settings", _("cookie settings page")
-        DNT = "dnt", _("Do Not Track signal")
-        GPC = "gpc", _("Global Privacy Control signal")
+        BANNER = "banner", gettext_lazy("banner")
+        SETTINGS = "settings", gettext_lazy("cookie settings page")
+        DNT = "dnt", gettext_lazy("Do Not Track signal")
+        GPC = "gpc", gettext_lazy("Global Privacy Control signal")
 
     consent_id = models.UUIDField(default=uuid.uuid4, db_index=True)
     categories = models.JSONField("categories allowed", default=list, blank=True)

@@ -66,6 +66,8 @@ def is_formula_start(text: str) -> bool:
 
 def csv_cell(value: Any) -> Any:
     """The value as a CSV cell: OWASP's guard for a text that starts a formula."""
+    if isinstance(value, Promise):  # a translated label: the text in the active language
+        value = str(value)
     if isinstance(value, str) and is_formula_start(value):
         return "'" + value
     return value

@@ -90,7 +90,7 @@ def tables_for(account: Account) -> list[Table]:
             f"How long: {plain(entry.retention)}.",
         ]
         if entry.description:
-            about.append(entry.description)
+            about.append(str(entry.description))
         add(entry.model, entry.customer_rows(account), entry.secret_fields, about)
     for table in datamap.application_data():
         about = [

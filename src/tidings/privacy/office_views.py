@@ -41,16 +41,24 @@ def _officer(request: HttpRequest) -> Any:
 
 
 class DisclosureForm(forms.Form):
-    authority = forms.CharField(label="To whom (authority)", max_length=200)
-    legal_ground = forms.CharField(max_length=300, help_text="The order, statute or article.")
-    reference = forms.CharField(required=False, max_length=100)
+    authority = forms.CharField(label=gettext_lazy("To whom (authority)"), max_length=200)
+    legal_ground = forms.CharField(
+        label=gettext_lazy("Legal ground"),
+        max_length=300,
+        help_text=gettext_lazy("The order, statute or article."),
+    )
+    reference = forms.CharField(label=gettext_lazy("Reference"), required=False, max_length=100)
     disclosed_at = forms.DateTimeField(
         label=gettext_lazy("Disclosed on"),
         help_text=gettext_lazy("The day it was made (YYYY-MM-DD, or YYYY-MM-DD HH:MM)."),
     )
-    data_disclosed = forms.CharField(label="What was disclosed", widget=forms.Textarea)
+    data_disclosed = forms.CharField(
+        label=gettext_lazy("What was disclosed"), widget=forms.Textarea
+    )
     account = forms.IntegerField(
-        label=_("Customer account number"), required=False, help_text=_("When it concerns one.")
+        label=gettext_lazy("Customer account number"),
+        required=False,
+        help_text=gettext_lazy("When it concerns one."),
     )
     contact = forms.CharField(
         label=gettext_lazy("Contact's address"),
@@ -106,25 +114,25 @@ class DisclosureForm(forms.Form):
 
 
 class RequestForm(forms.Form):
-    kind = forms.ChoiceField(label=_("Kind"), choices=DataRequest.Kind.choices)
-    requester = forms.CharField(label=_("Who asked (name and email)"), max_length=300)
-    details = forms.CharField(label=_("Details"), required=False, widget=forms.Textarea)
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=DataRequest.Kind.choices)
+    requester = forms.CharField(label=gettext_lazy("Who asked (name and email)"), max_length=300)
+    details = forms.CharField(label=gettext_lazy("Details"), required=False, widget=forms.Textarea)
     received_at = forms.DateTimeField(
-        label=_("Received at"),
+        label=gettext_lazy("Received at"),
         required=False,
-        help_text=_("When it arrived, if not now (YYYY-MM-DD HH:MM)."),
+        help_text=gettext_lazy("When it arrived, if not now (YYYY-MM-DD HH:MM)."),
     )
 
 
 class CloseForm(forms.Form):
     status = forms.ChoiceField(
-        label=_("Status"),
+        label=gettext_lazy("Status"),
         choices=[
-            (DataRequest.Status.DONE, _("answered")),
-            (DataRequest.Status.REFUSED, _("refused")),
+            (DataRequest.Status.DONE, gettext_lazy("answered")),
+            (DataRequest.Status.REFUSED, gettext_lazy("refused")),
         ],
     )
-    answer = forms.CharField(label=_("Answer"), widget=forms.Textarea, required=False)
+    answer = forms.CharField(label=gettext_lazy("Answer"), widget=forms.Textarea, required=False)
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:

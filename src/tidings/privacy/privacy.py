@@ -85,7 +85,7 @@ register(
     category=_("disclosures to authorities"),
     purpose=_("recording what was disclosed to an authority, to whom and on which legal ground"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
-    retention="TIDINGS_AUDIT_RETENTION_YEARS after the account is erased",
+    retention=_("TIDINGS_AUDIT_RETENTION_YEARS after the account is erased"),
     personal_fields=[
         "data_disclosed",
         "authority",
@@ -148,8 +148,8 @@ register(
     AccountExport,
     owner=Owner.CUSTOMER,
     data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
-    category="archives of all the customer's data",
-    purpose="giving the customer all their data, personal and application data (P20)",
+    category=_("archives of all the customer's data"),
+    purpose=_("giving the customer all their data, personal and application data (P20)"),
     legal_basis=LegalBasis.CONTRACT,
     retention=_(
         "the archive and its row are deleted when it expires "

@@ -144,7 +144,7 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
     if not campaign.account.is_processing_allowed:
         raise SendingError(_("This account is closed: nothing is sent."))
     if campaign.account.is_restricted:
-        raise SendingError("Processing is restricted for this account: nothing is sent.")
+        raise SendingError(_("Processing is restricted for this account: nothing is sent."))
     _check_ready(campaign, "start", confirmed_recipients, confirming=confirming)
     with transaction.atomic():
         locked = _locked(campaign)
@@ -197,7 +197,7 @@ def schedule_campaign(
     if timezone.is_naive(when):
         raise SendingError(_("Give the time with its time zone."))
     if when <= timezone.now():
-        raise SendingError("That time has passed: choose a time in the future, or send now.")
+        raise SendingError(_("That time has passed: choose a time in the future, or send now."))
     _check_ready(campaign, "schedule", confirmed_recipients, confirming=True)
     with transaction.atomic():
         locked = _locked(campaign)

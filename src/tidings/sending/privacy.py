@@ -156,9 +156,11 @@ register(
     OutboundMail,
     owner=Owner.CUSTOMER,
     data_subjects=(Owner.CUSTOMER, Owner.CONTACT),
-    category="communications (addresses and the messages sent to them)",
-    purpose="sending each message other than a campaign at most once (transactional "
-    "messages, tests, notices, product updates, mail to contacts) and showing its outcome",
+    category=_("communications (addresses and the messages sent to them)"),
+    purpose=_(
+        "sending each message other than a campaign at most once (transactional "
+        "messages, tests, notices, product updates, mail to contacts) and showing its outcome"
+    ),
     legal_basis=LegalBasis.CONTRACT,
     retention=_(
         "TIDINGS_OUTBOUND_DAYS (default 30 days); erased at once with the contact, "

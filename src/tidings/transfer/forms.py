@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _
 
 from tidings.audience import attribute_types
 from tidings.audience.models import Contact, MailingList, Segment
@@ -135,7 +135,7 @@ class ExportForm(forms.Form):
     segment = forms.ModelChoiceField(
         label=_("Segment"), queryset=Segment.objects.none(), required=False
     )
-    q = forms.CharField(label="Email or name contains", required=False, max_length=200)
+    q = forms.CharField(label=_("Email or name contains"), required=False, max_length=200)
     status = forms.ChoiceField(
         label=_("Status"), required=False, choices=[("", _("any")), *Contact.Status.choices]
     )
@@ -154,7 +154,7 @@ class ExportForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         if data.get("scope") == ExportJob.Scope.LIST and not data.get("mailing_list"):
-            self.add_error("mailing_list", "Choose the list to export.")
+            self.add_error("mailing_list", _("Choose the list to export."))
         if data.get("scope") == ExportJob.Scope.SEGMENT and not data.get("segment"):
             self.add_error("segment", _("Choose the segment to export."))
         return data

@@ -165,9 +165,9 @@ class ExportJob(models.Model):
         XLS = "xls", _("Excel 97-2003 (XLS, several sheets past 65,535 rows)")
 
     class Scope(models.TextChoices):
-        ALL = "all", "the whole audience"
-        LIST = "list", "one list"
-        SEARCH = "search", "a search"
+        ALL = "all", _("the whole audience")
+        LIST = "list", _("one list")
+        SEARCH = "search", _("a search")
         SEGMENT = "segment", _("a segment")
 
     account = models.ForeignKey(
