@@ -60,7 +60,7 @@ def test_policy_lists_every_kind_of_customer_data_in_the_data_map(db):
     text = current_policy().text
 
     for entry in customer_entries():
-        assert capfirst(entry.category) in text, entry.label
+        assert capfirst(str(entry.category)) in text, entry.label
         assert f"Legal basis: {entry.legal_basis}" in text, entry.label
     # Engineers' references stay out of the customers' text.
     assert "TIDINGS_" not in text

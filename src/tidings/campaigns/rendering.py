@@ -296,7 +296,9 @@ def _prepare(subject: str, preheader: str, body: str, content_format: str, layou
 
 def layout_source(campaign: Campaign) -> str:
     layout = campaign.layout
-    return layout.html if layout is not None else default_layout_html(campaign.account.language)
+    if layout is not None:
+        return layout.html
+    return default_layout_html(campaign.account.language if campaign.account_id else None)
 
 
 def prepare(campaign: Campaign) -> Prepared:
