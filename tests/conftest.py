@@ -13,6 +13,7 @@ import pytest
 import redis
 from aiosmtpd.controller import Controller
 from django.conf import settings
+from django.utils import translation
 
 from tests.commits import run_on_commit_callbacks
 from tests.dnsserver import dns_server  # noqa: F401  (a fixture: a real DNS server on loopback)
@@ -43,6 +44,15 @@ def _mail_through_the_pipeline(settings) -> None:  # type: ignore[no-untyped-def
     # pytest-django points Django's mail at its memory backend; Tidings's own backend
     # hands it to the pipeline, whose local end (TIDINGS_EMAIL=memory) is that memory.
     settings.EMAIL_BACKEND = "tidings.sending.backend.PipelineBackend"
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    # A request in French leaves French active in the thread (as LocaleMiddleware does):
+    # every test starts, and ends, in the default language.
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

@@ -253,7 +253,7 @@ def test_every_route_is_rendered_or_skipped_with_a_reason():
 def _user_data() -> set[str]:
     """Every text value stored in the database by the fixtures (user data), and the
     operator's configuration: shown as it is, in any language."""
-    values: set[str] = {"Tidings"}
+    values: set[str] = {"Tidings", "CSV", "XLSX", "XLS"}  # the brand, file formats
     # Names of languages, each in itself, and of time zones, as the tz database has them.
     values |= {name for _, name in settings.LANGUAGES}
     values |= {name for _, name in time_zone_choices()}

@@ -112,10 +112,8 @@ class LoginView(auth_views.LoginView):
             form.add_error(None, _("Confirm your email address first: we sent you a link."))
             return self.form_invalid(form)
         response = super().form_valid(form)
-        if user.language:
-            # The user's own language from now on, on this browser too after logging out.
-            _remember_language(response, user.language)
-        else:
+        # Logged in, the user's own language applies (UserLocaleMiddleware): no cookie.
+        if not user.language:
             # Until they choose, the language they log in with is the one of their mails.
             services.set_locale(
                 user, by=user, language=locales.supported_language(translation.get_language())

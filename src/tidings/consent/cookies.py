@@ -67,9 +67,7 @@ def own_cookies() -> list[Cookie]:
         Cookie(
             settings.LANGUAGE_COOKIE_NAME,
             Category.NECESSARY,
-            gettext_noop(
-                "remembers the language you chose; set only when you choose one or log in with one"
-            ),
+            gettext_noop("remembers the language you chose; set only when you choose one"),
             gettext("1 year"),
         ),
     ]

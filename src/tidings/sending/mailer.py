@@ -143,7 +143,7 @@ class CampaignMailer:
         self.postal_address = options.postal_address if options else ""
         self.unsubscribe_mailto = options.unsubscribe_mailto if options else ""
         self.aggregate_only = options is None or options.tracking == options.Tracking.AGGREGATE
-        self.language = campaign.account.language
+        self.language = campaign.account.language if campaign.account_id else ""
         # The From a customer asked for, if its domain is proven theirs (`senders`).
         sender = sender_for(
             account_id,
