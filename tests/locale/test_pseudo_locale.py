@@ -132,6 +132,11 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "sending:send": ("customer", lambda w: {"uuid": w.campaign.uuid}),
     "sending:report": ("customer", lambda w: {"uuid": w.campaign.uuid}),
     "sending:settings": ("customer", NONE),
+    "sending:dashboard": ("customer", NONE),
+    "campaigns:gallery": ("customer", NONE),
+    "campaigns:media": ("customer", NONE),
+    "campaigns:visual": ("customer", lambda w: {"uuid": w.campaign.uuid}),
+    "staff_product_updates": ("staff", NONE),
     "sending:unsubscribe": (
         "visitor",
         lambda w: {"token": sending_tokens.unsubscribe_token(w.contact.uuid.hex, w.campaign.pk)},
@@ -205,6 +210,19 @@ SKIPPED: dict[str, str] = {
     "admin:jsi18n": "JavaScript",
     "admin:view_on_site": "a redirect",
     "admin:app_list": "Django's admin (its own catalog)",
+    "sending:spam": "JSON",
+    "sending:report_export": "a file (CSV, XLSX or PDF: tests/sending/test_reports.py)",
+    "campaigns:gallery_preview_html": "a designed template's own mail HTML, not a page",
+    "campaigns:saved_preview_html": "the customer's own template HTML",
+    "campaigns:saved_delete": "POST only; redirects",
+    "campaigns:save_template": "POST only; redirects",
+    "campaigns:media_upload": "POST only; redirects",
+    "campaigns:media_delete": "POST only; redirects",
+    "campaigns:media_file": "an image",
+    "admin:outbox_outboxmessage_html": "a message's own HTML, as it was mailed",
+    "privacy_office_contact_request": (
+        "a closed account's contact request (tests/staff/test_office_contact_requests.py)"
+    ),
 }
 # Rendered, but not yet all in French: the staff console's index, where Django's admin
 # names the apps and models from their verbose names (not yet translatable without a
@@ -253,7 +271,7 @@ def test_every_route_is_rendered_or_skipped_with_a_reason():
 def _user_data() -> set[str]:
     """Every text value stored in the database by the fixtures (user data), and the
     operator's configuration: shown as it is, in any language."""
-    values: set[str] = {"Tidings", "CSV", "XLSX", "XLS"}  # the brand, file formats
+    values: set[str] = {"Tidings", "CSV", "XLSX", "XLS", "PDF"}  # the brand, file formats
     # Names of languages, each in itself, and of time zones, as the tz database has them.
     values |= {name for _, name in settings.LANGUAGES}
     values |= {name for _, name in time_zone_choices()}

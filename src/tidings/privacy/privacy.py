@@ -103,7 +103,7 @@ register(
     # Not shown while a legal prohibition on telling applies (privacy.office).
     shown_to_customer=lambda rows: rows.filter(_TOLD),
     contact=ContactPart(
-        title="Disclosures to authorities",
+        title=_("Disclosures to authorities"),
         rows=lambda contacts: Disclosure.objects.filter(
             _TOLD, account_id=contacts.account_id, contact_id__in=contacts.ids
         ),
@@ -112,10 +112,10 @@ register(
             account_id=contacts.account_id, contact_id__in=contacts.ids
         ),
         columns=(
-            Column("when", "disclosed_at"),
-            Column("to whom", "authority"),
-            Column("legal ground", "legal_ground"),
-            Column("what", "data_disclosed"),
+            Column(_("when"), "disclosed_at"),
+            Column(_("to whom"), "authority"),
+            Column(_("legal ground"), "legal_ground"),
+            Column(_("what"), "data_disclosed"),
         ),
         order_by=("disclosed_at", "pk"),
         position=85,
