@@ -36,10 +36,12 @@ class MappingForm(forms.Form):
         for i, (column, target) in enumerate(zip(job.columns, job.mapping, strict=True)):
             is_attribute = target.startswith(mapping.ATTRIBUTE_PREFIX)
             self.fields[f"target_{i}"] = forms.ChoiceField(
-                label=f"Column “{column}”", choices=mapping.CHOICES
+                label=_("Column “%(column)s”") % {"column": column}, choices=mapping.CHOICES
             )
             self.fields[f"key_{i}"] = forms.CharField(
-                label=f"Attribute name for “{column}”", required=False, max_length=63
+                label=_("Attribute name for “%(column)s”") % {"column": column},
+                required=False,
+                max_length=63,
             )
             self.fields[f"type_{i}"] = forms.ChoiceField(
                 label=_("Type of the attribute “%(column)s”") % {"column": column},
@@ -106,7 +108,7 @@ class BasisForm(forms.Form):
         ),
     )
     confirm = forms.BooleanField(
-        label=(
+        label=_(
             "I confirm that every person in this file gave this consent (or has this contract) "
             "and that I can prove it if asked."
         )

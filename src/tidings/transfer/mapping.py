@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from tidings.audience import attribute_types
 from tidings.audience.services import (
@@ -28,16 +29,16 @@ ATTRIBUTES, TAGS, STATUS, OPTOUT, IGNORE = "attributes", "tags", "status", "opto
 ATTRIBUTE_PREFIX = "attribute:"
 
 CHOICES = [
-    (EMAIL, "Email address"),
-    (NAME, "Name"),
-    (FIRST, "First name"),
-    (LAST, "Last name"),
-    ("attribute", "Attribute (named below)"),
-    (ATTRIBUTES, "Attributes as JSON (listmonk)"),
-    (TAGS, "Tags (comma-separated)"),
-    (STATUS, "Status (rows not active are skipped)"),
-    (OPTOUT, "Opt-out date (rows with a value are skipped)"),
-    (IGNORE, "Ignore this column"),
+    (EMAIL, gettext_lazy("Email address")),
+    (NAME, gettext_lazy("Name")),
+    (FIRST, gettext_lazy("First name")),
+    (LAST, gettext_lazy("Last name")),
+    ("attribute", gettext_lazy("Attribute (named below)")),
+    (ATTRIBUTES, gettext_lazy("Attributes as JSON (listmonk)")),
+    (TAGS, gettext_lazy("Tags (comma-separated)")),
+    (STATUS, gettext_lazy("Status (rows not active are skipped)")),
+    (OPTOUT, gettext_lazy("Opt-out date (rows with a value are skipped)")),
+    (IGNORE, gettext_lazy("Ignore this column")),
 ]
 SIMPLE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS, OPTOUT, IGNORE}
 UNIQUE_TARGETS = {EMAIL, NAME, FIRST, LAST, ATTRIBUTES, TAGS, STATUS}
