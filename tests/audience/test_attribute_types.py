@@ -203,6 +203,19 @@ def test_numbers_and_dates_compare_as_numbers_and_dates(account, people):
     assert _found(account, "age", "before", "10") == {"c"}
 
 
+def test_a_rule_on_the_columns_header_means_the_attribute_the_import_named_from_it(
+    account, people
+):
+    """The import names the column "Âge" attribute "age": a marketer who types the header
+    they know gets the right people, not a silent zero."""
+    assert _found(account, "Âge", "gt", "40") == {"a", "d"}
+    assert _found(account, "AGE", "gt", "40") == {"a", "d"}
+    saved = segments.save_segment(account, name="Over 40", rules=_rules("Âge", "gt", "40"))
+    assert saved.rules["conditions"][0]["key"] == "age"
+    # A name that is not declared under either form stays as typed.
+    assert _found(account, "Ville", "eq", "Lyon") == set()
+
+
 @pytest.mark.parametrize(
     ("key", "op", "value", "message"),
     [

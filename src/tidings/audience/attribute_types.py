@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -226,3 +227,36 @@ KIND_LABELS = {
     DATE: gettext_lazy("date"),
     BOOLEAN: gettext_lazy("yes/no"),
 }
+
+
+# Attribute names from what people type or write in a header ------------------------------
+
+_LIGATURES = str.maketrans(
+    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
+     "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "\u0131": "i"}
+)  # fmt: skip
+
+
+def plain_letters(text: str) -> str:
+    """`text` with its accents taken off (é → e, Ä → A, ß → ss); other scripts stay."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def attribute_key(header: str) -> str:
+    """A readable attribute name for a header: "Âge" → "age", "Date d'inscription" →
+    "date_d_inscription" (letters of other scripts are kept as they are)."""
+    plain = plain_letters(header).strip().lower()
+    key = re.sub(r"[^\w.-]+", "_", plain).strip("_.-")
+    key = re.sub(r"_{2,}", "_", key)
+    return (key or "column")[:63]
+
+
+def declared_key(account: Account | int, key: str) -> str:
+    """The declared attribute a typed name means: itself when declared, else the declared
+    one it is written for ("Âge" for "age", as the import names the column "Âge"), else
+    itself."""
+    if kind_of(account, key) is not None:
+        return key
+    plain = attribute_key(key)
+    return plain if plain != key and kind_of(account, plain) is not None else key

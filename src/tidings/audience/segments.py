@@ -144,6 +144,9 @@ def _check(account: Account, raw: Any) -> Condition:
     if field.key == "attribute":
         if not isinstance(key, str) or not ATTRIBUTE_KEY.match(key) or "__" in key:
             raise SegmentError(_("%(key)s is not an attribute name.") % {"key": repr(key)})
+        # A marketer types the column's header ("Âge") for the attribute the import
+        # named from it ("age").
+        key = attribute_types.declared_key(account, key)
     elif field.key == "list":
         key = _list_uuid(account, key)
     elif key:

@@ -8,14 +8,13 @@ say a person left (their rows are skipped, never imported as active), or "ignore
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.audience import attribute_types
+from tidings.audience.attribute_types import attribute_key, plain_letters
 from tidings.audience.services import (
     MAX_ATTRIBUTES,
     AudienceError,
@@ -101,34 +100,15 @@ def header_key(header: str) -> str:
     space, single spaces ("Prénom" and "prenom" are the same header)."""
     if not header:
         return ""
-    return " ".join(_plain_letters(header).replace("_", " ").split()).lower()
+    return " ".join(plain_letters(header).replace("_", " ").split()).lower()
 
 
 # Letters that decomposition leaves as they are, written as people type them plainly.
-_LIGATURES = str.maketrans(
-    {"ß": "ss", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l",
-     "Ł": "L", "đ": "d", "Đ": "D", "þ": "th", "Þ": "TH", "\u0131": "i"}
-)  # fmt: skip
-
-
-def _plain_letters(text: str) -> str:
-    """`text` with its accents taken off (é → e, Ä → A, ß → ss); other scripts stay."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_LIGATURES))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 MAILCHIMP = {header_key(k): v for k, v in MAILCHIMP.items()}
 MAILCHIMP_SYSTEM = {header_key(k) for k in MAILCHIMP_SYSTEM}
 LISTMONK_SYSTEM = {header_key(k) for k in LISTMONK_SYSTEM}
-
-
-def attribute_key(header: str) -> str:
-    """A readable attribute name for a header: "Âge" → "age", "Date d'inscription" →
-    "date_d_inscription" (letters of other scripts are kept as they are)."""
-    plain = _plain_letters(header).strip().lower()
-    key = re.sub(r"[^\w.-]+", "_", plain).strip("_.-")
-    key = re.sub(r"_{2,}", "_", key)
-    return (key or "column")[:63]
 
 
 def recognise(columns: Sequence[str]) -> str:
