@@ -203,9 +203,7 @@ def test_numbers_and_dates_compare_as_numbers_and_dates(account, people):
     assert _found(account, "age", "before", "10") == {"c"}
 
 
-def test_a_rule_on_the_columns_header_means_the_attribute_the_import_named_from_it(
-    account, people
-):
+def test_a_rule_on_the_columns_header_means_the_attribute_the_import_named_from_it(account, people):
     """The import names the column "Âge" attribute "age": a marketer who types the header
     they know gets the right people, not a silent zero."""
     assert _found(account, "Âge", "gt", "40") == {"a", "d"}

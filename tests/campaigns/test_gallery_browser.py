@@ -136,6 +136,9 @@ def test_a_customer_uploads_an_image_and_starts_a_campaign_from_the_gallery(
         image = MediaImage.objects.get(account=customer.account, name=f"{name}.jpg")
         thumb = page.get_by_role("img", name=f"{name}.jpg")
         expect(thumb).to_be_visible()
+        # A thumbnail below the fold (the phone's) is loaded once scrolled to (lazy).
+        thumb.scroll_into_view_if_needed()
+        page.wait_for_function("img => img.complete", arg=thumb.element_handle())
         assert thumb.evaluate("img => img.naturalWidth") == 1200
         assert image.key in page.get_by_label("Address to use in a campaign").first.input_value()
         shot(page, f"images-{name}")

@@ -144,7 +144,7 @@ def test_write_preview_and_test_a_campaign(
     shot(page, "test-sent")
     wait_for_mail(smtp_mail, 2)
     for message in smtp_mail.messages:
-        assert message["Subject"] == "Hello Bob"
+        assert message["Subject"] == "[Test] Hello Bob"  # a test send says so
         assert message.get_content_type() == "multipart/alternative"
         html = message.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
         text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]

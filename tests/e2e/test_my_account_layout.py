@@ -29,6 +29,8 @@ def test_my_account_tables_fit_their_cards_at_1280_px(
     page.get_by_label("Email:", exact=True).fill(ada.email)
     page.get_by_label("Password:", exact=True).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")  # where a customer lands
+    page.goto(str(live_server.url) + "/account/")
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
     shot = screenshot(page, "my-account-1280")
     users = page.locator("h3", has_text="Users").locator("xpath=following-sibling::div[1]")

@@ -31,6 +31,18 @@ class HeldData:
         # The names of tables and columns are in the catalog: privacy/labels.py.
         return gettext(self.entry.verbose_name)
 
+    # More columns than a card holds side by side: each row is shown as a record.
+    WIDE = 8
+
+    @property
+    def wide(self) -> bool:
+        return len(self.columns) > self.WIDE
+
+    @property
+    def records(self) -> list[list[tuple[str, Any]]]:
+        """Each row as (column, value) pairs, for a table too wide to show as one."""
+        return [list(zip(self.columns, row, strict=False)) for row in self.rows]
+
 
 def _display(obj: models.Model, field: str) -> Any:
     value = getattr(obj, field)

@@ -1,6 +1,7 @@
-"""The names of the data map's tables and columns, as My Account shows them: here so
-that makemessages puts them in the catalog (they are read with gettext at display, from
-the models' verbose names). tests/privacy/test_datamap_labels.py fails when one is missing.
+"""The names of the data map's tables and columns, as My Account shows them, and of the
+staff console's apps: here so that makemessages puts them in the catalog (they are read
+with gettext at display, from the models' and apps' verbose names).
+tests/privacy/test_datamap_labels.py fails when one is missing.
 """
 
 from django.utils.translation import gettext_noop as _
@@ -22,6 +23,7 @@ LABELS = [
     _("Audit events"),
     _("banner version"),
     _("basis at"),
+    _("Billing"),
     _("billing address"),
     _("billing name"),
     _("body"),
@@ -36,6 +38,7 @@ LABELS = [
     _("Collection records"),
     _("confirmed"),
     _("confirmed at"),
+    _("Consent"),
     _("consent id"),
     _("Consent proofs"),
     _("Contact attributes"),
@@ -81,6 +84,7 @@ LABELS = [
     _("legal basis"),
     _("legal ground"),
     _("List growths"),
+    _("Local outbox"),
     _("Mailing lists"),
     _("Media images"),
     _("message id"),
@@ -99,6 +103,7 @@ LABELS = [
     _("postal address"),
     _("prefix"),
     _("preview"),
+    _("Privacy"),
     _("private key"),
     _("product-update emails"),
     _("purpose"),
@@ -118,6 +123,7 @@ LABELS = [
     _("Sending settings"),
     _("sent at"),
     _("source"),
+    _("Staff and audit"),
     _("statement"),
     _("status"),
     _("subject"),
@@ -138,8 +144,8 @@ LABELS = [
     _("upload file"),
     _("url"),
     _("usage analytics"),
-    _("User Agent"),
     _("user agent"),
+    _("User Agent"),
     _("username"),
     _("Username"),
     _("Users"),

@@ -14,6 +14,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm
@@ -96,6 +97,19 @@ class StaffAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLResolver | URLPattern]:
         extra = [path("reason/", self.admin_view(self.reason_view), name="staff_reason")]
         return extra + super().get_urls()
+
+    def get_app_list(
+        self, request: HttpRequest, app_label: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The index and the side menu, with the apps' and models' names in the reader's
+        language (Django's admin shows their verbose names as they are; the names are
+        in the catalog through privacy/labels.py)."""
+        apps = super().get_app_list(request, app_label)
+        for app in apps:
+            app["name"] = gettext(str(app["name"]))
+            for model in app["models"]:
+                model["name"] = gettext(str(model["name"]))
+        return apps
 
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         context = super().each_context(request)
