@@ -31,6 +31,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, Sum
 
 from tidings.audience.models import ListCount, MailingList, Subscription
+from tidings.core import triggers
 
 _PG_FUNCTIONS = """
 CREATE OR REPLACE FUNCTION audience_listcount_change() RETURNS trigger
@@ -120,21 +121,6 @@ _SQLITE_TRIGGERS = {
 }
 
 
-def _missing_triggers(conn: BaseDatabaseWrapper) -> list[str]:
-    with conn.cursor() as cursor:
-        if conn.vendor == "postgresql":
-            cursor.execute(
-                "SELECT tgname FROM pg_trigger WHERE tgname = ANY(%s) AND NOT tgisinternal",
-                [list(_PG_TRIGGERS)],
-            )
-            wanted = _PG_TRIGGERS
-        else:
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            wanted = _SQLITE_TRIGGERS
-        present = {row[0] for row in cursor.fetchall()}
-    return [name for name in wanted if name not in present]
-
-
 def install_triggers(conn: BaseDatabaseWrapper | None = None) -> bool:
     """Create the triggers that are missing (the migration, and after every migrate:
     SQLite drops a table's triggers when a migration rebuilds the table). When any was
@@ -142,17 +128,13 @@ def install_triggers(conn: BaseDatabaseWrapper | None = None) -> bool:
     conn = conn or connection
     if conn.vendor not in ("postgresql", "sqlite"):
         raise NotImplementedError(f"list counters need triggers on {conn.vendor}")
-    missing = _missing_triggers(conn)
+    missing = triggers.missing(conn, postgresql=_PG_TRIGGERS, sqlite=_SQLITE_TRIGGERS)
     if not missing:
         return False
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        if conn.vendor == "postgresql":
-            cursor.execute(_PG_FUNCTIONS)
-            for name in missing:
-                cursor.execute(f"CREATE TRIGGER {name} {_PG_TRIGGERS[name]}")
-        else:
-            for name in missing:
-                cursor.execute(f"CREATE TRIGGER {name} {_SQLITE_TRIGGERS[name]}")
+    with transaction.atomic(using=conn.alias):
+        triggers.create(
+            conn, missing, functions=_PG_FUNCTIONS, postgresql=_PG_TRIGGERS, sqlite=_SQLITE_TRIGGERS
+        )
         _recount_all(conn)
     return True
 

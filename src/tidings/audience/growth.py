@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from tidings.accounts.models import Account
 from tidings.audience.models import ListGrowth, Subscription
+from tidings.core import triggers
 
 CONFIRMED = Subscription.Status.CONFIRMED.value
 UNSUBSCRIBED = Subscription.Status.UNSUBSCRIBED.value
@@ -105,21 +106,6 @@ _SQLITE_TRIGGERS = {
 }
 
 
-def _missing_triggers(conn: BaseDatabaseWrapper) -> list[str]:
-    with conn.cursor() as cursor:
-        if conn.vendor == "postgresql":
-            cursor.execute(
-                "SELECT tgname FROM pg_trigger WHERE tgname = ANY(%s) AND NOT tgisinternal",
-                [list(_PG_TRIGGERS)],
-            )
-            wanted = _PG_TRIGGERS
-        else:
-            cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
-            wanted = _SQLITE_TRIGGERS
-        present = {row[0] for row in cursor.fetchall()}
-    return [name for name in wanted if name not in present]
-
-
 def install_triggers(conn: BaseDatabaseWrapper | None = None) -> bool:
     """Create the triggers that are missing (the migration, and after every migrate:
     SQLite drops a table's triggers when a migration rebuilds the table); the first
@@ -128,17 +114,13 @@ def install_triggers(conn: BaseDatabaseWrapper | None = None) -> bool:
     conn = conn or connection
     if conn.vendor not in ("postgresql", "sqlite"):
         raise NotImplementedError(f"audience growth needs triggers on {conn.vendor}")
-    missing = _missing_triggers(conn)
+    missing = triggers.missing(conn, postgresql=_PG_TRIGGERS, sqlite=_SQLITE_TRIGGERS)
     if not missing:
         return False
-    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-        if conn.vendor == "postgresql":
-            cursor.execute(_PG_FUNCTION)
-            for name in missing:
-                cursor.execute(f"CREATE TRIGGER {name} {_PG_TRIGGERS[name]}")
-        else:
-            for name in missing:
-                cursor.execute(f"CREATE TRIGGER {name} {_SQLITE_TRIGGERS[name]}")
+    with transaction.atomic(using=conn.alias):
+        triggers.create(
+            conn, missing, functions=_PG_FUNCTION, postgresql=_PG_TRIGGERS, sqlite=_SQLITE_TRIGGERS
+        )
         if not ListGrowth.objects.using(conn.alias).exists():
             _fill_from_dates(conn.alias)
     return True
