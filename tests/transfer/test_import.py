@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
+from django.db import DatabaseError, connection, transaction
 
 from tests.transfer.conftest import prepare, report_rows, run
+from tidings.accounts.models import Account
 from tidings.audience import services as audience
 from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.transfer import importer, writers
@@ -164,7 +168,6 @@ def test_a_second_worker_cannot_take_a_job_that_is_running(transactional_db, no_
 def test_closing_the_account_stops_an_import_at_once(
     transactional_db, no_worker, customer, monkeypatch
 ):
-    from tidings.accounts.models import Account
 
     monkeypatch.setattr(importer, "CHUNK_ROWS", 4)
     job = prepare(customer, _big_csv(20))
@@ -184,8 +187,7 @@ def test_chunks_written_at_once_end_as_if_written_one_after_the_other(
     in the chunk just before waits for that chunk's commit, so the first line still wins
     even when the later chunk is written first (forced here by holding the first back)."""
     if writer == "orm":
-        pytest.skip("SQLite takes one writer at a time: one chunk after the other")
-    import threading
+        pytest.skip("the ORM writer (the embedded default's) writes one chunk after the other")
 
     audience.add_contact(customer.account, "old@example.org", name="Old")
     audience.unsubscribe(audience.add_contact(customer.account, "gone@example.org"))
@@ -229,11 +231,7 @@ def test_a_session_waiting_across_two_chunks_being_written_is_a_deadlock_not_a_h
     a third session caught between them is a deadlock PostgreSQL breaks: here it
     changed a contact of the first chunk and waits for one the second chunk updated."""
     if writer == "orm":
-        pytest.skip("SQLite takes one writer at a time: one chunk after the other")
-    import threading
-    import time
-
-    from django.db import DatabaseError, connection, transaction
+        pytest.skip("the ORM writer (the embedded default's) writes one chunk after the other")
 
     for email in ("first@example.org", "second@example.org"):
         audience.add_contact(customer.account, email)
