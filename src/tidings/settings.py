@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "tidings.privacy",
     "tidings.staff",
     "tidings.billing",
+    "tidings.breaches",
     "tidings.outbox",
     "tidings.public",
     "tidings.audience",

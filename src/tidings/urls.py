@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("tidings.consent.urls")),
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
+    path("", include("tidings.breaches.urls")),
     *sending_staff,
     path("staff/admin/", staff_site.urls),
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
+from hashlib import sha256
 from typing import Any
 
 from django.conf import settings
@@ -124,18 +125,22 @@ def send_templated(
     user_ids: dict[str, int] | None = None,
     forget: bool = False,
     language: str | None = None,
-) -> None:
+    key: str = "",
+) -> dict[str, str]:
     """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
     behind an address the pipeline could not tell (a new address not confirmed yet);
     `forget` is for the last word to someone erased. Each mail is in the language its
-    recipient chose (`language` for an address that has no user yet)."""
+    recipient chose (`language` for an address that has no user yet). With `key`, each
+    mail is posted under `key` and its address, so posting it again posts nothing new. Returns
+    each address's message id."""
     context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
+    posted = {}
     for address in to:
         with locales.language(language_of(address) or language):
             subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
             body = render_to_string(f"{template}.txt", context)
-        post(
+        posted[address] = post(
             OutboundMessage(
                 to=address,
                 subject=subject,
@@ -145,5 +150,7 @@ def send_templated(
                 account_id=account_id,
                 user_id=(user_ids or {}).get(address),
                 forget=forget,
+                key=f"{key}:{sha256(address.encode()).hexdigest()[:32]}" if key else "",
             )
         )
+    return posted

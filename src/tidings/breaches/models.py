@@ -1,0 +1,174 @@
+"""Personal-data breaches (P33, GDPR art. 33 and 34): the register of incidents, the
+scope each was given from the data map, the filings to the authority and the notices.
+
+Nothing here is ever deleted (art. 33(5): every breach is documented, notified or not):
+an incident qualified "not a breach" stays with who decided, why and when; a filing is
+never edited (a correction is a new filing); a notice row is the proof one person was
+told, and the reason a rerun of the notice job tells nobody twice.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# The authority must be told within 72 hours of the operator becoming aware (art. 33(1)).
+AUTHORITY_DEADLINE = timedelta(hours=72)
+
+
+class Incident(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("not qualified yet")
+        NOT_A_BREACH = "not_a_breach", _("not a personal-data breach")
+        BREACH = "breach", _("personal-data breach")
+
+    summary = models.CharField(_("what happened"), max_length=300)
+    description = models.TextField(_("details"), blank=True, default="")
+    detected_at = models.DateTimeField(_("detected at"))
+    aware_at = models.DateTimeField(_("aware at"))
+    # Why awareness came after detection (the clock runs from awareness).
+    gap_reason = models.TextField(_("why awareness came later"), blank=True, default="")
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    recorded_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    qualified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    qualified_at = models.DateTimeField(null=True, blank=True)
+    # For "not a breach": why. For a breach: its nature (art. 33(3)(a)), cause and
+    # measures (33(3)(d)), likely consequences (33(3)(c)).
+    qualification_reason = models.TextField(blank=True, default="")
+    confidentiality = models.BooleanField(_("loss of confidentiality"), default=False)
+    integrity = models.BooleanField(_("loss of integrity"), default=False)
+    availability = models.BooleanField(_("loss of availability"), default=False)
+    cause = models.TextField(_("cause"), blank=True, default="")
+    consequences = models.TextField(_("likely consequences"), blank=True, default="")
+    measures = models.TextField(_("measures taken or proposed"), blank=True, default="")
+
+    class Meta:
+        ordering = ["-aware_at", "-pk"]
+        verbose_name = _("breach incident")
+        verbose_name_plural = _("breach incidents")
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.summary}"
+
+    @property
+    def deadline(self) -> datetime:
+        """When the authority must have the report: 72 hours from awareness."""
+        return self.aware_at + AUTHORITY_DEADLINE
+
+    def natures(self) -> list[str]:
+        found = [
+            (self.confidentiality, _("confidentiality")),
+            (self.integrity, _("integrity")),
+            (self.availability, _("availability")),
+        ]
+        return [str(label) for on, label in found if on]
+
+
+class Scope(models.Model):
+    """What one scoping found, computed from the data map: account ids and counts,
+    never a person's name or address. The latest one is the incident's scope."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="scopes")
+    entries = models.JSONField(default=list)  # data-map labels ("audience.Contact")
+    account_ids = models.JSONField(default=list)  # [] for every account
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    # Per account: {"account": id, "users": n, "contacts": n, "records": {label: n}}.
+    per_account = models.JSONField(default=list)
+    categories = models.JSONField(default=list)
+    customers_affected = models.PositiveIntegerField(default=0)  # users told as controller
+    contacts_affected = models.PositiveIntegerField(default=0)  # as processor
+    records_affected = models.PositiveIntegerField(default=0)
+    computed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-computed_at", "-pk"]
+        verbose_name = _("breach scope")
+        verbose_name_plural = _("breach scopes")
+
+    def __str__(self) -> str:
+        return f"scope of incident {self.incident_id} at {self.computed_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def accounts(self) -> list[int]:
+        return [row["account"] for row in self.per_account]
+
+
+class Filing(models.Model):
+    """One filing of the report to the authority (art. 33(3)); later phases (33(4)) are
+    new filings. The first one fixes the deadline and whether it was late."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="filings")
+    phase = models.PositiveSmallIntegerField()
+    filed_at = models.DateTimeField(default=timezone.now)
+    filed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    deadline = models.DateTimeField()
+    late = models.BooleanField(default=False)
+    late_reason = models.TextField(blank=True, default="")
+    authority = models.CharField(max_length=300)
+    reference = models.CharField(max_length=100, blank=True, default="")
+    # The art. 33(3) fields as filed, frozen: counts and categories, no one's data.
+    content = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["incident", "phase"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "phase"], name="one_filing_per_phase")
+        ]
+        verbose_name = _("breach report filing")
+        verbose_name_plural = _("breach report filings")
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id}, filing {self.phase}"
+
+
+class Notice(models.Model):
+    """One person told of one incident: a customer's user, as controller (art. 34) or as
+    the contact of the customer whose contacts were affected (processor, art. 33(2))."""
+
+    class Role(models.TextChoices):
+        CONTROLLER = "controller", _("your own data (Tidings is the controller)")
+        PROCESSOR = "processor", _("your contacts' data (Tidings is your processor)")
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="notices")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    account = models.ForeignKey(
+        "accounts.Account", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The account's number, kept when the account is erased: counted, not re-identified.
+    account_ref = models.PositiveBigIntegerField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    user_ref = models.PositiveBigIntegerField()
+    # The message in the outbound pipeline's ledger.
+    mail_uuid = models.CharField(max_length=36, blank=True, default="")
+    sent_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["incident", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["incident", "role", "user_ref"], name="one_notice_per_person_and_role"
+            )
+        ]
+        verbose_name = _("breach notice")
+        verbose_name_plural = _("breach notices")
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id}: {self.role} notice to user {self.user_ref}"

@@ -1,0 +1,58 @@
+"""The authority report as a document: the art. 33(3) fields of the latest filing (or,
+before any, of the register now) as structured data (JSON) and as a PDF laid out like
+an authority's form. Made from Tidings's own template; the PDF fetches nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from tidings.breaches.models import Incident
+from tidings.breaches.services import current_scope, report_content
+
+
+def content_of(incident: Incident) -> dict[str, Any]:
+    filing = incident.filings.order_by("-phase").first()
+    if filing is not None:
+        return {
+            **filing.content,
+            "phase": filing.phase,
+            "filed_at": filing.filed_at.isoformat(),
+            "deadline": filing.deadline.isoformat(),
+            "late": filing.late,
+            "late_reason": filing.late_reason,
+            "authority": filing.authority,
+            "reference": filing.reference,
+        }
+    draft = report_content(incident, current_scope(incident))
+    return {**draft, "phase": None, "deadline": incident.deadline.isoformat()}
+
+
+def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    raise ValueError(f"the breach report fetches nothing ({url})")
+
+
+def export(incident: Incident, fmt: str) -> tuple[bytes, str, str]:
+    """(content, content type, file name) of the report as `fmt` ("json" or "pdf")."""
+    content = content_of(incident)
+    name = f"breach-report-{incident.pk}"
+    if fmt == "json":
+        body = json.dumps(content, indent=2, ensure_ascii=False).encode()
+        return body, "application/json", f"{name}.json"
+    if fmt != "pdf":
+        raise ValueError(f"no export as {fmt}")
+    # A heavy import (cairo, pango), for this export only (as sending.reports does).
+    from weasyprint import HTML
+
+    html = render_to_string(
+        "breaches/report_pdf.html",
+        {"report": content, "incident": incident, "made_at": timezone.now()},
+    )
+    return (
+        HTML(string=html, url_fetcher=_refuse_fetch).write_pdf(),
+        "application/pdf",
+        f"{name}.pdf",
+    )

@@ -1,0 +1,22 @@
+from django.urls import path
+
+from tidings.breaches import office_views
+from tidings.staff.admin_site import site
+
+urlpatterns = [
+    path(
+        "staff/privacy-office/breaches/",
+        site.admin_view(office_views.register),
+        name="breach_register",
+    ),
+    path(
+        "staff/privacy-office/breaches/<int:pk>/",
+        site.admin_view(office_views.incident),
+        name="breach_incident",
+    ),
+    path(
+        "staff/privacy-office/breaches/<int:pk>/report.<str:fmt>",
+        site.admin_view(office_views.report_download),
+        name="breach_report",
+    ),
+]
