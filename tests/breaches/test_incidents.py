@@ -35,14 +35,18 @@ def test_the_clock_runs_seventy_two_hours_from_awareness_not_detection(privacy_o
 def test_awareness_before_detection_is_refused(privacy_officer):
     now = timezone.now()
     with pytest.raises(services.BreachError, match="before detection"):
-        _record(privacy_officer, detected_at=now - timedelta(hours=1), aware_at=now - timedelta(hours=2))
+        _record(
+            privacy_officer, detected_at=now - timedelta(hours=1), aware_at=now - timedelta(hours=2)
+        )
     assert not Incident.objects.exists()
 
 
 def test_a_gap_between_detection_and_awareness_needs_a_written_reason(privacy_officer):
     now = timezone.now()
     with pytest.raises(services.BreachError, match="write why"):
-        _record(privacy_officer, detected_at=now - timedelta(hours=5), aware_at=now - timedelta(hours=1))
+        _record(
+            privacy_officer, detected_at=now - timedelta(hours=5), aware_at=now - timedelta(hours=1)
+        )
     assert not Incident.objects.exists()
 
 

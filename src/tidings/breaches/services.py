@@ -145,6 +145,7 @@ def scope_incident(
     window_end: datetime | None = None,
 ) -> Scope:
     """Compute and keep who and what the breach touched; tells nobody."""
+    incident = Incident.objects.get(pk=incident.pk)  # as qualified now, not as passed
     if incident.status != Incident.Status.BREACH:
         raise BreachError(_("Qualify the incident as a breach before scoping it."))
     chosen = [breach_scope.entry_by_label(label) for label in entries]
@@ -278,6 +279,7 @@ def send_notices(incident: Incident, *, by: User | None) -> int:
     data was touched (controller, art. 34) and each user of an account whose contacts
     were (processor, art. 33(2): their account's facts and a notice for their contacts).
     Safe to run again: a person already told is skipped. Returns how many were told."""
+    incident = Incident.objects.get(pk=incident.pk)
     if incident.status != Incident.Status.BREACH:
         raise BreachError(_("Only a breach is notified."))
     scope = current_scope(incident)

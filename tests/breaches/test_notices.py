@@ -1,0 +1,63 @@
+"""Notices of a breach go through the one outbound pipeline, once per person and role,
+in each person's language: users told of their own data (controller, art. 34) and of
+their contacts' data (processor, art. 33(2)), with a notice ready for the contacts."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from tests.breaches.test_report import scoped_breach
+from tidings.breaches import services
+from tidings.breaches.models import Notice
+from tidings.sending.models import OutboundMail
+
+
+@pytest.mark.promise("P33", "P34")
+def test_each_user_is_told_once_per_role_through_the_pipeline_in_their_language(
+    mailbox, privacy_officer, acme, globex, settings
+):
+    incident = scoped_breach(privacy_officer)
+    assert services.send_notices(incident, by=privacy_officer) == 6  # 3 users, 2 roles
+    english, french = acme.users
+    to_english = [m for m in mailbox if m.to == [english.email]]
+    to_french = [m for m in mailbox if m.to == [french.email]]
+    assert len(to_english) == 2 and len(to_french) == 2
+    assert any("concerns your data" in m.subject for m in to_english)
+    assert any("your contacts' data" in m.subject for m in to_english)
+    # How to complain and whom to ask (P34): in the notice itself.
+    (own,) = [m for m in to_english if "concerns your data" in m.subject]
+    assert settings.OPERATOR["privacy_email"] in own.body
+    assert settings.OPERATOR["authority_name"] in own.body
+    (facts,) = [m for m in to_english if "contacts' data" in m.subject]
+    assert "Your contacts affected (approximately): 3" in facts.body
+    assert "c0@acme.example.net" not in facts.body
+    # Each in the language its reader chose (the French texts come with the translations).
+    assert all(m.body.startswith("Hello,") for m in to_english)
+    assert all(m.body.startswith("Bonjour") for m in to_french)
+    assert OutboundMail.objects.filter(purpose="notice").count() == 6
+
+
+@pytest.mark.promise("P33")
+def test_running_the_notices_again_mails_nobody_twice(mailbox, privacy_officer, acme):
+    incident = scoped_breach(privacy_officer)
+    services.send_notices(incident, by=privacy_officer)
+    first = len(mailbox)
+    assert services.send_notices(incident, by=privacy_officer) == 0
+    assert len(mailbox) == first == Notice.objects.count()
+
+
+def test_notices_wait_for_a_scope(mailbox, privacy_officer):
+    incident = services.record_incident(by=privacy_officer, summary="x", detected_at=timezone.now())
+    with pytest.raises(services.BreachError):
+        services.send_notices(incident, by=privacy_officer)
+    assert not mailbox
+
+
+def test_an_erased_user_is_counted_but_not_re_identified(mailbox, privacy_officer, acme):
+    incident = scoped_breach(privacy_officer)
+    services.send_notices(incident, by=privacy_officer)
+    erased = acme.users[0].pk
+    acme.users[0].delete()
+    notice = Notice.objects.filter(user_ref=erased).first()
+    assert notice is not None and notice.user_id is None
