@@ -37,6 +37,11 @@ app.conf.beat_schedule = {
         "task": "tidings.privacy.tasks.tell_customers_of_ended_withholdings",
         "schedule": crontab(minute=12),
     },
+    # A breach's 72-hour clock: officers mailed at 24, 48, 60 and 72 hours (P33).
+    "escalate-breach-clocks": {
+        "task": "tidings.breaches.tasks.escalate_breach_clocks",
+        "schedule": 300.0,
+    },
     # Contacts' requests to customers past their one-month deadline (docs/rights.md).
     "escalate-overdue-contact-requests": {
         "task": "tidings.audience.tasks.escalate_overdue_contact_requests",

@@ -232,7 +232,11 @@ SKIPPED: dict[str, str] = {
 # so that nothing passes silently; the test warns.
 # The breach register (issue 20) waits for the translation pass after its merge.
 NOT_YET_TRANSLATED: set[str] = {"privacy_office", "breach_register"}
-NOT_YET_TRANSLATED_MAILS = {"breaches/mail/controller", "breaches/mail/processor"}
+NOT_YET_TRANSLATED_MAILS = {
+    "breaches/mail/clock",
+    "breaches/mail/controller",
+    "breaches/mail/processor",
+}
 SKIPPED_PREFIXES = ("api:", "admin:None")
 # The model pages of the staff console (Django's admin): staff are not in this pass.
 MODEL_ADMIN = ("_changelist", "_add", "_change", "_delete", "_history")

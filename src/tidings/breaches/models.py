@@ -18,6 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 # The authority must be told within 72 hours of the operator becoming aware (art. 33(1)).
 AUTHORITY_DEADLINE = timedelta(hours=72)
+# Hours after awareness at which the privacy officers are mailed while no report is
+# filed; the last one is the deadline itself, missed.
+ESCALATION_HOURS = (24, 48, 60, 72)
 
 
 class Incident(models.Model):
@@ -50,6 +53,8 @@ class Incident(models.Model):
     cause = models.TextField(_("cause"), blank=True, default="")
     consequences = models.TextField(_("likely consequences"), blank=True, default="")
     measures = models.TextField(_("measures taken or proposed"), blank=True, default="")
+    # The last step of ESCALATION_HOURS the officers were mailed about (0: none yet).
+    escalated_hours = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["-aware_at", "-pk"]

@@ -12,11 +12,13 @@ its audit event (P7).
    it is a disclosure to an authority (P25).
 5. `send_notices`: one notice per person and role, in their language, through the one
    outbound pipeline (purpose notice); a rerun, or a second click, tells nobody twice.
+6. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
+   awareness while no report is filed, and when the 72 hours pass; once per step.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -24,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.breaches.models import Filing, Incident, Notice, Scope
+from tidings.breaches.models import ESCALATION_HOURS, Filing, Incident, Notice, Scope
 from tidings.core.mail import send_templated
 from tidings.privacy import breach_scope, office
 from tidings.staff import audit
@@ -344,3 +346,38 @@ def acknowledge(notice: Notice, *, by: User) -> None:
         notice.acknowledged_at = timezone.now()
         notice.save(update_fields=["acknowledged_at"])
         audit.record(Action.UPDATE, notice, by=by, fields=["acknowledged_at"])
+
+
+def escalate_clocks(now: datetime | None = None) -> int:
+    """Mail the privacy officers about each incident not yet reported whose clock has
+    reached a new step of ESCALATION_HOURS (once per step, whatever the job's
+    schedule). Incidents qualified "not a breach" stop their clock. Returns how many."""
+    now = now or timezone.now()
+    officers = [u.email for u in office.privacy_officers()]
+    due = Incident.objects.filter(
+        status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
+        filings__isnull=True,
+        aware_at__lte=now - timedelta(hours=ESCALATION_HOURS[0]),
+    ).exclude(escalated_hours__gte=ESCALATION_HOURS[-1])
+    escalated = 0
+    for pk in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            incident = Incident.objects.select_for_update().get(pk=pk)
+            elapsed = now - incident.aware_at
+            reached = max(h for h in (0, *ESCALATION_HOURS) if timedelta(hours=h) <= elapsed)
+            if reached <= incident.escalated_hours or incident.filings.exists():
+                continue  # mailed already by another run, or reported meanwhile
+            incident.escalated_hours = reached
+            incident.save(update_fields=["escalated_hours"])
+            audit.record(
+                Action.UPDATE, incident, by=None, fields=["escalated_hours"],
+                reason=f"breach clock at {reached} hours: privacy officers mailed",
+            )  # fmt: skip
+            send_templated(
+                "breaches/mail/clock",
+                officers,
+                {"incident": incident, "hours": reached, "missed": reached >= 72, "now": now},
+                key=f"breach-clock:{incident.pk}:{reached}",
+            )
+            escalated += 1
+    return escalated
