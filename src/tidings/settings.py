@@ -164,6 +164,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "tidings.core.context_processors.operator",
                 "tidings.consent.context_processors.consent",
+                "tidings.breaches.context_processors.breach_notices",
             ],
         },
     },

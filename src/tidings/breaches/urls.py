@@ -1,9 +1,14 @@
 from django.urls import path
 
-from tidings.breaches import office_views
+from tidings.breaches import office_views, views
 from tidings.staff.admin_site import site
 
 urlpatterns = [
+    path(
+        "account/breach-notices/<int:pk>/read/",
+        views.acknowledge,
+        name="breach_notice_read",
+    ),
     path(
         "staff/privacy-office/breaches/",
         site.admin_view(office_views.register),
