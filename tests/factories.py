@@ -85,3 +85,15 @@ def populate_account(account: Account) -> None:
     AccountExport.objects.create(
         account=account, requested_by=user, format="csv", status=AccountExport.Status.FAILED
     )
+    # A breach notice the account's user was sent (the register keeps it, unlinked).
+    from django.utils import timezone
+
+    from tidings.breaches.models import Incident, Notice
+
+    incident = Incident.objects.create(
+        summary="A breach", detected_at=timezone.now(), aware_at=timezone.now()
+    )
+    Notice.objects.create(
+        incident=incident, role=Notice.Role.CONTROLLER, account=account,
+        account_ref=account.pk, user=user, user_ref=user.pk,
+    )  # fmt: skip
