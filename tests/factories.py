@@ -85,7 +85,8 @@ def populate_account(account: Account) -> None:
     AccountExport.objects.create(
         account=account, requested_by=user, format="csv", status=AccountExport.Status.FAILED
     )
-    # A breach notice the account's user was sent (the register keeps it, unlinked).
+    # A breach notice the account's user was sent and has read (the register keeps it,
+    # unlinked, after erasure).
     from django.utils import timezone
 
     from tidings.breaches.models import Incident, Notice
@@ -95,5 +96,5 @@ def populate_account(account: Account) -> None:
     )
     Notice.objects.create(
         incident=incident, role=Notice.Role.CONTROLLER, account=account,
-        account_ref=account.pk, user=user, user_ref=user.pk,
+        account_ref=account.pk, user=user, user_ref=user.pk, acknowledged_at=timezone.now(),
     )  # fmt: skip

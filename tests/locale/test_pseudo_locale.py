@@ -227,12 +227,14 @@ SKIPPED: dict[str, str] = {
     "breach_incident": "one incident of the breach register (tests/breaches/test_register_page.py)",
     "breach_report": "a file (PDF or JSON: tests/breaches/test_report.py)",
     "breach_notice_read": "POST only; redirects (tests/breaches/test_banner.py)",
+    "breach_notice": "one user's breach notice (tests/breaches/test_contact_notice.py)",
 }
 # Rendered, but not yet all in French (none today: the staff console's index and side
 # menu name the apps and models through the catalog, staff/admin_site.py). Listed here
 # so that nothing passes silently; the test warns.
-# The breach register (issue 20) waits for the translation pass after its merge.
-NOT_YET_TRANSLATED: set[str] = {"privacy_office", "breach_register"}
+# The breach register (issue 20) waits for the translation pass after its merge: its
+# pages, and My Account's table of breach notices (populate_account gives one).
+NOT_YET_TRANSLATED: set[str] = {"privacy_office", "breach_register", "accounts:my_account"}
 NOT_YET_TRANSLATED_MAILS = {
     "breaches/mail/clock",
     "breaches/mail/controller",

@@ -42,9 +42,10 @@ def mail_contact(
     purpose: Purpose,
     contact_id: int | None = None,
     forget: bool = False,
+    key: str = "",
 ) -> str:
     """Post the mail rendered from `<template>_subject.txt` and `<template>.txt`; sent
-    when the surrounding transaction commits."""
+    when the surrounding transaction commits. A `key` already posted posts nothing new."""
     context = {**context, "account": account, "operator": settings.OPERATOR}
     # In the account's language (My Account), whatever the language of the request.
     with locales.language(account.language):
@@ -63,5 +64,6 @@ def mail_contact(
             account_id=account.pk,
             contact_id=contact_id,
             forget=forget,
+            key=key,
         )
     )

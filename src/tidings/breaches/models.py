@@ -164,6 +164,10 @@ class Notice(models.Model):
     mail_uuid = models.CharField(max_length=36, blank=True, default="")
     sent_at = models.DateTimeField(default=timezone.now)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # Processor role: when this user sent the ready notice to the account's contacts
+    # touched (one click, never without it), and to how many.
+    contacts_told_at = models.DateTimeField(null=True, blank=True)
+    contacts_told = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["incident", "pk"]

@@ -26,8 +26,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tidings.audience import mailability
+from tidings.audience.notices import mail_contact
 from tidings.breaches.models import ESCALATION_HOURS, Filing, Incident, Notice, Scope
-from tidings.core.mail import send_templated
+from tidings.core.mail import Purpose, send_templated
+from tidings.core.text import NUL
 from tidings.privacy import breach_scope, office
 from tidings.staff import audit
 
@@ -336,6 +339,62 @@ def _tell_once(incident: Incident, scope: Scope, row: dict[str, Any], role: str,
             reason=f"breach notice for incident {incident.pk}",
         )  # fmt: skip
     return 1
+
+
+# Contacts posted per transaction when a customer sends the notice to their contacts.
+CONTACT_BATCH = 500
+
+
+def send_contact_notice(notice: Notice, *, by: User, subject: str, text: str) -> int:
+    """The customer's one click: their notice (the ready one, as they edited it) to
+    each of their contacts the breach touched, through their relay, with the notice
+    purpose of the one mailability rule (hard bounces skipped, the unsubscribed told).
+    Once per contact, however often it is clicked. Returns how many were addressed."""
+    subject, text = " ".join(subject.split()), text.strip()
+    if notice.role != Notice.Role.PROCESSOR or notice.user_id != by.pk:
+        raise BreachError(_("This notice is not yours to send."))
+    if notice.account is None:
+        raise BreachError(_("This account no longer exists."))
+    if not subject or not text:
+        raise BreachError(_("Give the notice a subject and a text."))
+    if NUL in subject or NUL in text or len(subject) > 200 or len(text) > 20000:
+        raise BreachError(_("The subject or the text cannot be sent as it is."))
+    scope = current_scope(notice.incident)
+    if scope is None:  # pragma: no cover - a processor notice is only sent from a scope
+        raise BreachError(_("This breach has no scope."))
+    entries = [e for e in map(breach_scope.entry_by_label, scope.entries) if e is not None]
+    contacts = breach_scope.contacts_touched(entries, notice.account).filter(
+        mailability.contacts_q(Purpose.NOTICE)
+    )
+    told, last = 0, 0
+    while True:
+        batch = list(contacts.filter(pk__gt=last).order_by("pk").values_list("pk", "email")[
+            :CONTACT_BATCH
+        ])  # fmt: skip
+        if not batch:
+            break
+        with transaction.atomic():
+            for pk, email in batch:
+                mail_contact(
+                    notice.account,
+                    to=email,
+                    template="breaches/mail/contact",
+                    context={"subject": subject, "text": text},
+                    purpose=Purpose.NOTICE,
+                    contact_id=pk,
+                    key=f"breach-contact:{notice.incident_id}:{pk}",
+                )
+        told += len(batch)
+        last = batch[-1][0]
+    with transaction.atomic():
+        notice.contacts_told_at = timezone.now()
+        notice.contacts_told = told
+        notice.save(update_fields=["contacts_told_at", "contacts_told"])
+        audit.record(
+            Action.CREATE, notice, by=by, fields=["contacts_told"], account_id=notice.account_ref,
+            reason=f"breach notice of incident {notice.incident_id} sent to {told} contacts",
+        )  # fmt: skip
+    return told
 
 
 def acknowledge(notice: Notice, *, by: User) -> None:

@@ -4,6 +4,7 @@ from tidings.breaches import office_views, views
 from tidings.staff.admin_site import site
 
 urlpatterns = [
+    path("account/breach-notices/<int:pk>/", views.notice, name="breach_notice"),
     path(
         "account/breach-notices/<int:pk>/read/",
         views.acknowledge,

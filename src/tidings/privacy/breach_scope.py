@@ -79,16 +79,29 @@ def users_told(account_id: int) -> Any:
     return User.objects.filter(users_q(Purpose.NOTICE), account_id=account_id, is_active=True)
 
 
+def _contact_rows(entries: list[datamap.Entry], account: Account) -> Q:
+    """Which contacts of `account` have rows in `entries` (by each contact part's path)."""
+    touched = Q(pk__in=[])
+    for entry in entries:
+        part = entry.contact_part
+        if part is not None and part.path is not None:
+            touched |= Q(pk__in=entry.queryset_for(account).values(part.path or "pk"))
+    return touched
+
+
+def contacts_touched(entries: list[datamap.Entry], account: Account) -> Any:
+    """The account's contacts behind the rows of `entries`, as a queryset."""
+    return datamap.contact_root().queryset_for(account).filter(_contact_rows(entries, account))
+
+
 def compute(entries: list[datamap.Entry], accounts: Any) -> BreachScope:
     """Count, per account of `accounts` (a queryset), the rows of `entries` and the
     people behind them; accounts with nothing touched are left out."""
-    root = datamap.contact_root()
     found: list[AccountScope] = []
     categories: set[str] = set()
     for account in accounts.order_by("pk").iterator():
         here = AccountScope(account=account.pk)
         controller = False
-        contact_rows = Q(pk__in=[])
         for entry in entries:
             rows = entry.queryset_for(account)
             count = rows.count()
@@ -99,14 +112,11 @@ def compute(entries: list[datamap.Entry], accounts: Any) -> BreachScope:
                 categories.add(str(entry.category))
             if Owner.CUSTOMER in entry.subjects:
                 controller = True
-            part = entry.contact_part
-            if part is not None and part.path is not None:
-                contact_rows |= Q(pk__in=rows.values(part.path or "pk"))
         if not here.records:
             continue
         if controller:
             here.users = users_told(account.pk).count()
-        here.contacts = root.queryset_for(account).filter(contact_rows).count()
+        here.contacts = contacts_touched(entries, account).count()
         found.append(here)
     return BreachScope(accounts=found, categories=sorted(categories))
 
