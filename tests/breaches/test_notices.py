@@ -61,3 +61,13 @@ def test_an_erased_user_is_counted_but_not_re_identified(mailbox, privacy_office
     acme.users[0].delete()
     notice = Notice.objects.filter(user_ref=erased).first()
     assert notice is not None and notice.user_id is None
+
+
+def test_an_account_erased_since_the_scope_is_counted_and_nobody_of_it_is_mailed(
+    mailbox, privacy_officer, acme, globex
+):
+    incident = scoped_breach(privacy_officer)
+    globex.account.delete()  # erased between the scope and the notices
+    assert services.send_notices(incident, by=privacy_officer) == 4  # Acme's two users
+    assert not [m for m in mailbox if m.to[0].startswith("globex")]
+    assert incident.scopes.get().customers_affected == 3  # still counted
