@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tidings.audience.models import Contact
 from tidings.breaches import services
 from tidings.breaches.models import Incident, Scope
 from tidings.core import datamap
@@ -64,6 +65,29 @@ def test_contacts_behind_rows_of_other_tables_are_found_through_the_map(
         "contacts": 3,
         "records": {"audience.Subscription": 3},
     }
+
+
+@pytest.mark.promise("P33")
+def test_rows_made_after_the_exposure_ended_are_not_touched(breach, privacy_officer, acme):
+    ended = timezone.now()
+    late = acme.contacts[0]
+    Contact.objects.filter(pk=late.pk).update(created_at=ended + timedelta(minutes=5))
+    scope = services.scope_incident(
+        breach,
+        by=privacy_officer,
+        entries=[CONTACTS, "audience.Subscription"],
+        window_start=ended - timedelta(days=1),
+        window_end=ended,
+    )
+    (row,) = scope.per_account
+    # The contact made later is out; their subscription, dated on its own, is in.
+    assert row["records"] == {CONTACTS: 2, "audience.Subscription": 3}
+    assert row["contacts"] == 3
+
+
+def test_the_data_map_says_when_rows_are_made_with_real_fields():
+    dated = {e.label: e.dated_by for e in datamap.entries() if e.dated_by}
+    assert dated[CONTACTS] == "created_at" and dated[USERS] == "date_joined"
 
 
 def test_a_scope_limited_to_one_account_counts_no_other_tenant(

@@ -42,6 +42,7 @@ register(
     ],
     erase=Erasure.DELETE,
     account_path="",
+    dated_by="created_at",
     contact="the customer's own identity and access: no contact's data",
 )
 register(
@@ -69,6 +70,7 @@ register(
     secret_fields=["password"],
     erase=Erasure.DELETE,
     account_path="account",
+    dated_by="date_joined",
     contact="the customer's own identity and access: no contact's data",
 )
 register(

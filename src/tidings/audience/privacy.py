@@ -154,6 +154,7 @@ register(
     ],
     erase=Erasure.DELETE,
     account_path="account",
+    dated_by="created_at",
     exported=False,  # too many for a page: in the "all my data" archive only (P20)
     description=_("Contacts are the customer's data; Tidings processes them for the customer."),
     contact=ContactPart(
@@ -175,6 +176,7 @@ register(
     personal_fields=["status", "created_at", "confirmed_at", "unsubscribed_at"],
     erase=Erasure.DELETE,
     account_path="contact__account",
+    dated_by="created_at",
     exported=True,
     contact=ContactPart(
         title=_("Subscriptions"),

@@ -162,7 +162,7 @@ def scope_incident(
         raise BreachError(_("No account has one of those numbers."))
     if window_start and window_end and window_end < window_start:
         raise BreachError(_("The time window ends before it starts."))
-    found = breach_scope.compute([e for e in chosen if e is not None], accounts)
+    found = breach_scope.compute([e for e in chosen if e is not None], accounts, window_end)
     if not found.accounts:
         raise BreachError(_("This scope matches nobody: nothing of it is in those tables."))
     with transaction.atomic():
@@ -363,9 +363,8 @@ def send_contact_notice(notice: Notice, *, by: User, subject: str, text: str) ->
     if scope is None:  # pragma: no cover - a processor notice is only sent from a scope
         raise BreachError(_("This breach has no scope."))
     entries = [e for e in map(breach_scope.entry_by_label, scope.entries) if e is not None]
-    contacts = breach_scope.contacts_touched(entries, notice.account).filter(
-        mailability.contacts_q(Purpose.NOTICE)
-    )
+    touched = breach_scope.contacts_touched(entries, notice.account, scope.window_end)
+    contacts = touched.filter(mailability.contacts_q(Purpose.NOTICE))
     told, last = 0, 0
     while True:
         batch = list(contacts.filter(pk__gt=last).order_by("pk").values_list("pk", "email")[

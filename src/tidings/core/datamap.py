@@ -200,6 +200,9 @@ class Entry:
     # e.g. a disclosure under a legal prohibition on telling, until it ends. Erasure and
     # retention still reach every row.
     shown_to_customer: Callable[[models.QuerySet[Any]], models.QuerySet[Any]] | None = None
+    # The field that says when a row was made: a breach exposed until a moment touched
+    # only the rows made by then (privacy.breach_scope). Empty: every row counts.
+    dated_by: str = ""
 
     def customer_rows(self, account: Account) -> models.QuerySet[Any]:
         rows = self.queryset_for(account)
@@ -274,7 +277,7 @@ def register(model: type[models.Model], **kwargs: Any) -> Entry:
         raise ValueError(f"{model._meta.label}: a legal hold needs keep_years")
     fields = tuple(kwargs.pop("personal_fields"))
     secrets = tuple(kwargs.pop("secret_fields", ()))
-    for name in (*fields, *secrets):
+    for name in (*fields, *secrets, *filter(None, [kwargs.get("dated_by", "")])):
         model._meta.get_field(name)  # fails loudly on a typo
     part = kwargs.get("contact")
     if isinstance(part, ContactPart):

@@ -10,6 +10,8 @@ in Tidings's two roles:
 - processor (the customer's contacts: an entry with a contact part reached by a path):
   the distinct contacts behind the rows, counted in the database, never loaded.
 
+A breach exposed until a moment touched only the rows made by then, for the entries
+that say when their rows are made (`Entry.dated_by`); the others count whole.
 Rows of contacts reached only by address (the ledger, the suppression list) are counted
 as records; the people behind them are not re-identified. The result holds account
 numbers and counts only: no person's name or address.
@@ -18,6 +20,7 @@ numbers and counts only: no person's name or address.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -79,32 +82,47 @@ def users_told(account_id: int) -> Any:
     return User.objects.filter(users_q(Purpose.NOTICE), account_id=account_id, is_active=True)
 
 
-def _contact_rows(entries: list[datamap.Entry], account: Account) -> Q:
+def exposed_rows(entry: datamap.Entry, account: Account, until: datetime | None) -> Any:
+    """The account's rows of `entry` a breach lasting `until` could touch: those made by
+    then, where the entry says when its rows are made (`dated_by`), else all of them."""
+    rows = entry.queryset_for(account)
+    if until is not None and entry.dated_by:
+        rows = rows.filter(**{f"{entry.dated_by}__lte": until})
+    return rows
+
+
+def _contact_rows(entries: list[datamap.Entry], account: Account, until: datetime | None) -> Q:
     """Which contacts of `account` have rows in `entries` (by each contact part's path)."""
     touched = Q(pk__in=[])
     for entry in entries:
         part = entry.contact_part
         if part is not None and part.path is not None:
-            touched |= Q(pk__in=entry.queryset_for(account).values(part.path or "pk"))
+            rows = exposed_rows(entry, account, until)
+            touched |= Q(pk__in=rows.values(part.path or "pk"))
     return touched
 
 
-def contacts_touched(entries: list[datamap.Entry], account: Account) -> Any:
+def contacts_touched(
+    entries: list[datamap.Entry], account: Account, until: datetime | None = None
+) -> Any:
     """The account's contacts behind the rows of `entries`, as a queryset."""
-    return datamap.contact_root().queryset_for(account).filter(_contact_rows(entries, account))
+    rows = _contact_rows(entries, account, until)
+    return datamap.contact_root().queryset_for(account).filter(rows)
 
 
-def compute(entries: list[datamap.Entry], accounts: Any) -> BreachScope:
-    """Count, per account of `accounts` (a queryset), the rows of `entries` and the
-    people behind them; accounts with nothing touched are left out."""
+def compute(
+    entries: list[datamap.Entry], accounts: Any, until: datetime | None = None
+) -> BreachScope:
+    """Count, per account of `accounts` (a queryset), the rows of `entries` exposed
+    until `until` and the people behind them; accounts with nothing touched are left
+    out."""
     found: list[AccountScope] = []
     categories: set[str] = set()
     for account in accounts.order_by("pk").iterator():
         here = AccountScope(account=account.pk)
         controller = False
         for entry in entries:
-            rows = entry.queryset_for(account)
-            count = rows.count()
+            count = exposed_rows(entry, account, until).count()
             if not count:
                 continue
             here.records[entry.label] = count
@@ -116,7 +134,7 @@ def compute(entries: list[datamap.Entry], accounts: Any) -> BreachScope:
             continue
         if controller:
             here.users = users_told(account.pk).count()
-        here.contacts = contacts_touched(entries, account).count()
+        here.contacts = contacts_touched(entries, account, until).count()
         found.append(here)
     return BreachScope(accounts=found, categories=sorted(categories))
 
