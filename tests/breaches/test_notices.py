@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from tests.breaches.test_report import scoped_breach
+from tidings.audience import services as audience
 from tidings.breaches import services
 from tidings.breaches.models import Notice
 from tidings.sending.models import OutboundMail
@@ -71,3 +72,16 @@ def test_an_account_erased_since_the_scope_is_counted_and_nobody_of_it_is_mailed
     assert services.send_notices(incident, by=privacy_officer) == 4  # Acme's two users
     assert not [m for m in mailbox if m.to[0].startswith("globex")]
     assert incident.scopes.get().customers_affected == 3  # still counted
+
+
+def test_contacts_data_reached_only_by_address_still_tells_the_customer(
+    mailbox, privacy_officer, acme
+):
+    # The suppression list holds keyed hashes: its rows name no contact to count, yet
+    # the customer, their controller, must be told their contacts' data was touched.
+    audience.suppress(acme.account, "gone@acme.example.net", "erased")
+    incident = scoped_breach(privacy_officer, entries=["audience.SuppressedContact"])
+    (row,) = incident.scopes.get().per_account
+    assert row["contacts"] == 0 and row["processor"] and row["users"] == 0
+    assert services.send_notices(incident, by=privacy_officer) == 2
+    assert set(Notice.objects.values_list("role", flat=True)) == {Notice.Role.PROCESSOR}

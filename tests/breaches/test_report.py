@@ -26,7 +26,7 @@ ART_33_3 = (
 )
 
 
-def scoped_breach(by, *, aware_hours_ago: int = 2) -> Incident:  # type: ignore[no-untyped-def]
+def scoped_breach(by, *, aware_hours_ago: int = 2, entries=("audience.Contact", "accounts.User")):  # type: ignore[no-untyped-def]
     incident = services.record_incident(
         by=by,
         summary="Contact export mailed to the wrong customer",
@@ -40,7 +40,7 @@ def scoped_breach(by, *, aware_hours_ago: int = 2) -> Incident:  # type: ignore[
         consequences="unsolicited mail to the contacts",
         measures="the link was revoked after 20 minutes; the recipient confirmed deletion",
     )
-    services.scope_incident(incident, by=by, entries=["audience.Contact", "accounts.User"])
+    services.scope_incident(incident, by=by, entries=list(entries))
     return Incident.objects.get(pk=incident.pk)
 
 

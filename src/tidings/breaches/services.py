@@ -293,7 +293,7 @@ def send_notices(incident: Incident, *, by: User | None) -> int:
     told = 0
     for row in scope.per_account:
         for role, wanted in ((Notice.Role.CONTROLLER, row["users"]),
-                             (Notice.Role.PROCESSOR, row["contacts"])):  # fmt: skip
+                             (Notice.Role.PROCESSOR, row.get("processor"))):  # fmt: skip
             if not wanted:
                 continue
             users = breach_scope.users_told(row["account"]).order_by("pk")

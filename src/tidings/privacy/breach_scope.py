@@ -40,6 +40,9 @@ class AccountScope:
     users: int = 0
     contacts: int = 0
     records: dict[str, int] = field(default_factory=dict)
+    # Whether contacts' data was touched, even where the people behind the rows cannot
+    # be counted (rows reached by address): the customer must be told all the same.
+    processor: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +50,7 @@ class AccountScope:
             "users": self.users,
             "contacts": self.contacts,
             "records": self.records,
+            "processor": self.processor,
         }
 
 
@@ -130,6 +134,8 @@ def compute(
                 categories.add(str(entry.category))
             if Owner.CUSTOMER in entry.subjects:
                 controller = True
+            if Owner.CONTACT in entry.subjects:
+                here.processor = True
         if not here.records:
             continue
         if controller:
