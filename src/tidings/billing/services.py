@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.billing import credits
+from tidings.billing import cards, credits
 from tidings.billing.gateways import (
     BANK_TRANSFER,
     GatewayEvent,
@@ -80,6 +80,11 @@ class OrderRefused(ValueError):
 
 def _text(value: str, limit: int) -> str:
     value = (value or "").strip()
+    if cards.find_card_numbers(value):
+        # P10: never stored, not even by mistake; the customer is told why.
+        raise OrderRefused(
+            _("Never type a card number here: you pay on the payment provider's page.")
+        )
     if nul_at(value) is not None:
         raise OrderRefused(_("The text contains a character that cannot be stored."))
     if len(value) > limit:
@@ -189,11 +194,17 @@ def receive_webhook(
 ) -> tuple[int, str]:
     """Store, verify, apply once (the module's protocol). Returns the HTTP status and
     what happened, for the gateway's log."""
+    # Stored as it came, less any card number (P10: a gateway never sends one, and if
+    # it did, Tidings would not keep it; the signature is checked on the original).
     raw = WebhookEvent.objects.create(
         gateway=gateway_name,
         remote_ip=remote_ip,
-        headers={k: v for k, v in headers.items() if k.lower() not in {"cookie", "authorization"}},
-        body=body.decode("utf-8", errors="replace").replace("\x00", "\ufffd"),
+        headers={
+            k: cards.redact(v)
+            for k, v in headers.items()
+            if k.lower() not in {"cookie", "authorization"}
+        },
+        body=cards.redact(body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")),
     )
     try:
         event = gateway(gateway_name).verify(body, headers)
