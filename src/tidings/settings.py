@@ -474,7 +474,6 @@ BILLING: dict[str, Any] = {
     "stripe_webhook_secrets": [s for s in env("TIDINGS_STRIPE_WEBHOOK_SECRETS").split(",") if s],
     # Tests point the official library at a local fake of the endpoints used.
     "stripe_api_base": env("TIDINGS_STRIPE_API_BASE"),
-    "currencies": [c.strip().upper() for c in env("TIDINGS_CURRENCIES", "EUR").split(",") if c.strip()],
 }
 
 # Retention (P12, P13, P14): days unless named otherwise.

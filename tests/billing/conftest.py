@@ -32,9 +32,12 @@ def _small_allowance(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def pack(db) -> Offer:  # type: ignore[no-untyped-def]
     offer = Offer.objects.create(
-        kind=Offer.Kind.PACK, name="1,000 credits", credits=1000, vat_treatment=VatTreatment.STANDARD,
+        kind=Offer.Kind.PACK,
+        name="1,000 credits",
+        credits=1000,
+        vat_treatment=VatTreatment.STANDARD,
         vat_rate=Decimal("21.00"),
-    )  # fmt: skip
+    )
     Price.objects.create(offer=offer, currency="EUR", amount=Decimal("9.90"))
     Price.objects.create(offer=offer, currency="USD", amount=Decimal("10.90"))
     return offer

@@ -41,7 +41,7 @@ def test_a_campaign_beyond_the_balance_is_refused_before_it_starts(
     client, customer, account, newsletter, campaign
 ):
     add_contacts(account, newsletter, 6)
-    found = [c for c in checklist.checklist(campaign).checks if c.key == "credits"][0]
+    found = next(c for c in checklist.checklist(campaign).checks if c.key == "credits")
     assert found.state == checklist.BLOCKING and found.fix_url == "/pricing/"
     refused_everywhere(client, customer, campaign, "needs 6 credits")
     assert available(account) == 5
@@ -112,7 +112,7 @@ def test_two_campaigns_started_at_once_cannot_spend_the_same_credits(account, ne
             subject="Hello",
             from_email="news@example.org",
             body="<p>Hello {{ unsubscribe_url }}</p>",
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     for c in campaigns:
