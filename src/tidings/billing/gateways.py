@@ -38,6 +38,10 @@ class WebhookRejected(ValueError):
     """A webhook that is not the gateway's: bad or stale signature, unreadable body."""
 
 
+class GatewayError(ValueError):
+    """The gateway refused or could not be reached; nothing was charged."""
+
+
 @dataclass(frozen=True)
 class Checkout:
     url: str
@@ -233,10 +237,13 @@ class StripeGateway:
             "client_reference_id": str(order.uuid),
             "metadata": {"tidings_order": str(order.uuid)},
         }
-        session = self._client().v1.checkout.sessions.create(
-            params=params,  # type: ignore[arg-type]
-            options={"idempotency_key": order.idempotency_key},
-        )
+        try:
+            session = self._client().v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": order.idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(str(error.user_message or error.code or "stripe error")) from None
         return Checkout(url=str(session.url), session_id=str(session.id))
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:

@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 from tidings.billing import cards, credits
 from tidings.billing.gateways import (
     BANK_TRANSFER,
+    GatewayError,
     GatewayEvent,
     TestGateway,
     WebhookRejected,
@@ -175,9 +176,15 @@ def start_checkout(order: Order, *, success_url: str, cancel_url: str) -> str:
         raise OrderRefused(
             _("This order cannot be paid now (%(s)s).") % {"s": order.get_status_display()}
         )
-    checkout = gateway(order.gateway).create_checkout(
-        order, success_url=success_url, cancel_url=cancel_url
-    )
+    try:
+        checkout = gateway(order.gateway).create_checkout(
+            order, success_url=success_url, cancel_url=cancel_url
+        )
+    except GatewayError as error:
+        log.warning("order %s: the gateway refused the checkout: %s", order.pk, error)
+        raise OrderRefused(
+            _("The payment provider could not take the order now; nothing was charged. Try again.")
+        ) from None
     if order.gateway_ref != checkout.session_id:
         Order.objects.filter(pk=order.pk, gateway_ref="").update(gateway_ref=checkout.session_id)
         order.refresh_from_db()

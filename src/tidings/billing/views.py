@@ -72,13 +72,30 @@ def order(request: HttpRequest, offer_id: int) -> HttpResponse:
                     % {"ref": placed.reference},
                 )
                 return redirect("billing:billing")
-            back = baseurl.base_url() + reverse("billing:returned", kwargs={"uuid": placed.uuid})
-            url = services.start_checkout(placed, success_url=back, cancel_url=back)
+            url = _checkout(placed)
         except services.OrderRefused as error:
             form.add_error(None, str(error))
         else:
             return HttpResponseRedirect(url)
     return render(request, "billing/order.html", {"offer": offer, "form": form})
+
+
+def _checkout(placed: Order) -> str:
+    back = baseurl.base_url() + reverse("billing:returned", kwargs={"uuid": placed.uuid})
+    return services.start_checkout(placed, success_url=back, cancel_url=back)
+
+
+@customer_required
+@require_POST
+def pay(request: HttpRequest, uuid: str) -> HttpResponse:
+    """Pay an order not paid yet (the gateway was down, the tab was closed): the same
+    session again, by the order's idempotency key."""
+    found = get_object_or_404(Order, uuid=uuid, account=account_of(request))
+    try:
+        return HttpResponseRedirect(_checkout(found))
+    except services.OrderRefused as error:
+        messages.error(request, str(error))
+        return redirect("billing:returned", uuid=found.uuid)
 
 
 @customer_required
