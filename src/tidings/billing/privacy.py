@@ -74,7 +74,7 @@ register(
     category=_("billing"),
     purpose=_("proof of what the payment provider told us, for audit and replay"),
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
-    retention=_("deleted with the account, and after TIDINGS_RAW_WEBHOOK_DAYS days (default 90)"),
+    retention=_("deleted with the account, and after TIDINGS_RAW_WEBHOOK_DAYS (default 90 days)"),
     personal_fields=["body", "headers", "remote_ip"],
     erase=Erasure.DELETE,
     account_path="account",
