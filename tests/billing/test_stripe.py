@@ -164,3 +164,11 @@ def test_stripe_unreachable_is_a_clear_error(client, customer, pack, stripe, set
     settings.BILLING = {**settings.BILLING, "stripe_api_base": stripe.url}
     again = client.post(f"/account/billing/orders/{order.uuid}/pay/")
     assert again.status_code == 302 and again["Location"].startswith(stripe.url)
+
+
+def test_the_order_page_lets_its_form_lead_to_stripes_hosted_page(client, customer, pack, stripe):
+    # A form's POST answered by a redirect elsewhere is held to form-action too.
+    client.force_login(customer)
+    policy = client.get(f"/account/billing/order/{pack.pk}/")["Content-Security-Policy"]
+    form_action = next(d for d in policy.split("; ") if d.startswith("form-action"))
+    assert "https://checkout.stripe.com" in form_action and "'self'" in form_action

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -63,8 +64,17 @@ class GatewayEvent:
     subscription_status: str = ""
 
 
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 class PaymentGateway(Protocol):
     name: str
+
+    def checkout_origins(self) -> list[str]:
+        """Where the hosted page is: the pages whose forms lead there allow it in their
+        Content-Security-Policy (form-action covers the redirect after a POST)."""
 
     def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
         """A session on the hosted page for `order`; the same one again for a repeat
@@ -175,6 +185,9 @@ class TestGateway:
 
     name = "test"
 
+    def checkout_origins(self) -> list[str]:
+        return [_origin(baseurl.base_url())]
+
     def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
         session = order.gateway_ref or f"test_cs_{secrets.token_urlsafe(18)}"
         url = baseurl.base_url() + reverse("billing:test_gateway", kwargs={"session": session})
@@ -211,6 +224,11 @@ class StripeGateway:
     the order's idempotency key."""
 
     name = "stripe"
+
+    def checkout_origins(self) -> list[str]:
+        base = settings.BILLING["stripe_api_base"]
+        # Stripe's hosted Checkout page; a local fake serves its own (tests).
+        return ["https://checkout.stripe.com", *([_origin(base)] if base else [])]
 
     def _client(self) -> stripe.StripeClient:
         base = settings.BILLING["stripe_api_base"]

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_POST
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.billing import credits, selectors, services
 from tidings.billing.forms import OrderForm
-from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS
+from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
 from tidings.billing.models import Offer, Order
-from tidings.core import baseurl, clientip
+from tidings.core import baseurl, clientip, headers
 
 
 def pricing(request: HttpRequest) -> HttpResponse:
@@ -56,6 +56,7 @@ def order(request: HttpRequest, offer_id: int) -> HttpResponse:
     account = account_of(request)
     offer = get_object_or_404(selectors.offers_for_sale(), pk=offer_id)
     currencies = [p.currency for p in offer.prices.all()]
+    _allow_hosted_page(request)
     form = OrderForm(request.POST or None, currencies=currencies)
     if request.method == "POST" and form.is_valid():
         try:
@@ -78,6 +79,10 @@ def order(request: HttpRequest, offer_id: int) -> HttpResponse:
         else:
             return HttpResponseRedirect(url)
     return render(request, "billing/order.html", {"offer": offer, "form": form})
+
+
+def _allow_hosted_page(request: HttpRequest, name: str | None = None) -> None:
+    headers.allow(request, "form-action", gateway(name).checkout_origins())
 
 
 def _checkout(placed: Order) -> str:
@@ -103,6 +108,8 @@ def returned(request: HttpRequest, uuid: str) -> HttpResponse:
     """Back from the hosted page: shows the order as the webhooks left it; coming here
     fulfils nothing."""
     found = get_object_or_404(Order, uuid=uuid, account=account_of(request))
+    if found.gateway in GATEWAYS:
+        _allow_hosted_page(request, found.gateway)
     return render(request, "billing/returned.html", {"order": found})
 
 
@@ -128,8 +135,7 @@ def webhook(request: HttpRequest, gateway: str) -> HttpResponse:
     """A gateway's event: stored first, verified, applied once (services)."""
     if gateway not in GATEWAYS:
         raise Http404("No such gateway")
-    headers = {k: v for k, v in request.headers.items()}
     status, outcome = services.receive_webhook(
-        gateway, request.body, headers, remote_ip=clientip.client_ip(request)
+        gateway, request.body, dict(request.headers), remote_ip=clientip.client_ip(request)
     )
     return HttpResponse(outcome, status=status, content_type="text/plain")
