@@ -74,9 +74,9 @@ def texts() -> Iterator[tuple[str, str, str]]:
             table = connection.ops.quote_name(model._meta.db_table)
             cursor.execute(f"SELECT * FROM {table}")  # noqa: S608  (a model's own table)
             for values in cursor.fetchall():
-                for f, value in zip(cursor.description, values, strict=True):
+                for column, value in zip(cursor.description, values, strict=True):
                     if value is not None:
-                        yield label, f.name, str(value)
+                        yield label, column[0], str(value)
 
 
 def digits_only(text: str) -> str:
