@@ -66,6 +66,13 @@ def test_both_secrets_are_valid_during_a_rotation(client, order, settings):
 def test_an_unreadable_body_is_refused(client, order):
     assert post_test_webhook(client, b"not json").status_code == 400
     assert post_test_webhook(client, b'{"id": "x"}').status_code == 400
+    for bad in (
+        {"id": "e" * 256, "type": "x", "created": 1, "data": {"object": {}}},
+        {"id": "e", "type": "x", "created": 10**20, "data": {"object": {}}},
+        {"id": "e", "type": "x", "created": 1, "data": {"object": []}},
+        {"id": "", "type": "x", "created": 1, "data": {"object": {}}},
+    ):
+        assert post_test_webhook(client, json.dumps(bad).encode()).status_code == 400
     assert state(order) == S.CREATED
 
 

@@ -124,9 +124,11 @@ def parse_event(body: bytes) -> GatewayEvent:
         data = json.loads(body)
         obj: dict[str, Any] = data["data"]["object"]
         event_id, kind, created = str(data["id"]), str(data["type"]), int(data["created"])
-    except (ValueError, KeyError, TypeError):
+        at = datetime.fromtimestamp(created, tz=UTC)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
         raise WebhookRejected("not an event") from None
-    at = datetime.fromtimestamp(created, tz=UTC)
+    if not event_id or len(event_id) > 255 or not isinstance(obj, dict):
+        raise WebhookRejected("not an event")
     obj_kind = obj.get("object")
     if obj_kind == "checkout.session":
         total = obj.get("amount_total")
