@@ -122,3 +122,16 @@ def test_bank_transfer_is_refused_when_not_offered(client, customer, pack):
     client.force_login(customer)
     client.post(f"/account/billing/order/{pack.pk}/", {**FORM, "method": "transfer"})
     assert not Order.objects.exists()
+
+
+def test_the_test_gateway_is_closed_when_another_gateway_is_configured(
+    client, customer, pack, settings
+):
+    order = place(customer, pack)
+    session = services.start_checkout(order, success_url="http://t/", cancel_url="http://t/")
+    settings.BILLING = {**settings.BILLING, "gateway": "stripe"}
+    path = session.replace("http://127.0.0.1:8000", "")
+    assert client.get(path).status_code == 404
+    assert client.post(path, {"outcome": "pay"}).status_code == 404
+    order.refresh_from_db()
+    assert order.status == Order.Status.CREATED

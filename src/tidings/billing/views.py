@@ -114,7 +114,10 @@ def returned(request: HttpRequest, uuid: str) -> HttpResponse:
 
 
 def test_gateway(request: HttpRequest, session: str) -> HttpResponse:
-    """The test gateway's hosted page: no card is asked, no money moves."""
+    """The test gateway's hosted page: no card is asked, no money moves. Served only
+    while the test gateway is the configured one."""
+    if settings.BILLING["gateway"] != "test":
+        raise Http404("The test gateway is not in use")
     found = services.test_gateway_order(session)
     if found is None or found.status not in (Order.Status.CREATED,):
         if found is not None:
