@@ -455,6 +455,29 @@ OPERATOR = {
 }
 DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
 
+# Orders and payment (docs/billing.md). The gateway customers pay on: "test" (served by
+# Tidings itself, no money moves: the embedded default) or "stripe" (Stripe Checkout).
+BILLING: dict[str, Any] = {
+    "gateway": env("TIDINGS_PAYMENT_GATEWAY", "test"),
+    # Payment by bank transfer offered beside the gateway; billing staff mark it paid.
+    "bank_transfer": envbool("TIDINGS_BANK_TRANSFER", False),
+    # Credits a new account gets (one credit = one message).
+    "free_credits": envint("TIDINGS_FREE_CREDITS", 1_000),
+    # Campaigns spend credits (or stay within a plan's contacts). Off: sending is free.
+    "credits_required": envbool("TIDINGS_CREDITS_REQUIRED", True),
+    # A webhook signed longer ago than this is refused (a replay).
+    "webhook_tolerance": envint("TIDINGS_WEBHOOK_TOLERANCE_SECONDS", 300),
+    # Raw webhook requests are kept this long (they hold billing identities).
+    "raw_webhook_days": envint("TIDINGS_RAW_WEBHOOK_DAYS", 90),
+    # The test gateway's signing secrets (comma-separated: two during a rotation);
+    # empty: one derived from the secret key.
+    "test_secrets": [s for s in env("TIDINGS_TEST_GATEWAY_SECRETS").split(",") if s],
+    "stripe_api_key": env("TIDINGS_STRIPE_API_KEY"),
+    "stripe_webhook_secrets": [s for s in env("TIDINGS_STRIPE_WEBHOOK_SECRETS").split(",") if s],
+    # Tests point the official library at a local fake of the endpoints used.
+    "stripe_api_base": env("TIDINGS_STRIPE_API_BASE"),
+}
+
 # Retention (P12, P13, P14): days unless named otherwise.
 RETENTION = {
     "grace_days": envint("TIDINGS_ERASURE_GRACE_DAYS", 45),

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("tidings.campaigns.urls")),
     path("", include("tidings.sending.urls")),
     path("", include("tidings.consent.urls")),
+    path("", include("tidings.billing.urls")),
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
     path("", include("tidings.breaches.urls")),

@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tidings.billing import credits
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
 from tidings.core import jobs
@@ -25,6 +26,7 @@ from tidings.core.mail import Purpose, send_templated
 from tidings.sending import checklist
 from tidings.sending.dispatcher import DISPATCH, MATERIALISE, dispatch
 from tidings.sending.models import Delivery
+from tidings.sending.recipients import count as count_recipients
 from tidings.sending.recipients import materialise
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,7 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
         locked = _locked(campaign)
         _move(locked, "start")
         locked.started_at = timezone.now()
+        _reserve_credits(locked)
         # The first batch's recipients now, queued at once; a large audience's rest is
         # written by a task behind that batch (a minute's work at a million), so the
         # first message need not wait for it.
@@ -163,6 +166,31 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
             jobs.enqueue(MATERIALISE, locked.pk)
     campaign.refresh_from_db()
     return count
+
+
+def _reserve_credits(locked: Campaign) -> None:
+    """Hold one credit per recipient, once, in the start's transaction: two campaigns
+    starting at once cannot both spend the same credits (billing.credits)."""
+    if not credits.needs_credits(locked.account):
+        return
+    try:
+        credits.reserve_for_campaign(locked.account, locked.pk, count_recipients(locked))
+    except credits.NotEnoughCredits:
+        refused = credits.refusal(locked.account, count_recipients(locked))
+        raise SendingError(refused or _("Not enough credits.")) from None
+
+
+# A message that reached the relay costs its credit, whatever became of it there.
+SPENT = (D.SENT, D.BOUNCED, D.UNKNOWN)
+
+
+def _settle_credits(campaign_id: int) -> None:
+    """Spend the credits of the messages that went, return the rest (once)."""
+    if not credits.reserved_for(campaign_id):
+        return
+    account = Campaign.objects.select_related("account").get(pk=campaign_id).account
+    sent = Delivery.objects.filter(campaign_id=campaign_id, status__in=SPENT).count()
+    credits.settle_campaign(account, campaign_id, sent=sent)
 
 
 def materialise_rest(campaign_id: int) -> int:
@@ -252,6 +280,7 @@ def cancel_campaign(campaign: Campaign) -> Campaign:
         Delivery.objects.filter(campaign=locked, status=D.QUEUED).update(
             status=D.SKIPPED, last_error="campaign cancelled"
         )
+        _settle_credits(locked.pk)
     campaign.refresh_from_db()
     return campaign
 
@@ -302,13 +331,15 @@ def finish_if_done(campaign_id: int) -> bool:
     open_ = Delivery.objects.filter(campaign_id=campaign_id, status__in=[D.QUEUED, D.SENDING])
     if open_.exists():
         return False
-    return bool(
-        Campaign.objects.filter(
+    with transaction.atomic():
+        finished = Campaign.objects.filter(
             pk=campaign_id,
             status__in=TRANSITIONS["finish"].sources,
             recipients_fixed_at__isnull=False,
         ).update(status=TRANSITIONS["finish"].target, finished_at=timezone.now())
-    )
+        if finished:
+            _settle_credits(campaign_id)
+    return bool(finished)
 
 
 def pause_for_relay(campaign: Campaign, reason: str) -> None:

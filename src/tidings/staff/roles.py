@@ -39,7 +39,23 @@ _SUPPORT = (
     "accounts.view_account",
     "accounts.change_account",
 )
-_BILLING = ("accounts.view_account", VIEW_USER_BILLING, "billing.view_invoice")
+_BILLING = (
+    "accounts.view_account",
+    VIEW_USER_BILLING,
+    "billing.view_invoice",
+    # What is sold, its prices, the orders (a bank transfer is marked paid) and the
+    # gateways' webhooks as they arrived.
+    "billing.view_offer",
+    "billing.add_offer",
+    "billing.change_offer",
+    "billing.view_price",
+    "billing.add_price",
+    "billing.change_price",
+    "billing.delete_price",
+    "billing.view_order",
+    "billing.change_order",
+    "billing.view_webhookevent",
+)
 _PRIVACY_OFFICER = (
     "accounts.view_account",
     "staff.view_auditevent",
