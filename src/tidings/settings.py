@@ -117,6 +117,7 @@ INSTALLED_APPS = [
     "tidings.transfer",
     "tidings.campaigns",
     "tidings.sending",
+    "tidings.automations",
     "tidings.consent",
     "anymail",
 ]

@@ -1,0 +1,15 @@
+"""Jobs of automations, run by the worker."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from tidings.automations import engine
+
+
+@shared_task(acks_late=True)
+def run_automations() -> dict[str, int]:
+    """The scheduler's pass (beat, every minute): idempotent, so a second beat or a
+    re-delivered task does nothing twice."""
+    outcome = engine.run()
+    return {"entered": outcome.entered, "left": outcome.left, "steps": outcome.steps}
