@@ -48,6 +48,8 @@ class Automation(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("automation")
+        verbose_name_plural = _("automations")
 
     def __str__(self) -> str:
         return self.name
@@ -65,6 +67,8 @@ class Step(models.Model):
 
     class Meta:
         ordering = ["automation", "position"]
+        verbose_name = _("automation step")
+        verbose_name_plural = _("automation steps")
         constraints = [
             models.UniqueConstraint(fields=["automation", "position"], name="step_position_once")
         ]
@@ -95,6 +99,8 @@ class Enrolment(models.Model):
     left_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("automation enrolment")
+        verbose_name_plural = _("automation enrolments")
         constraints = [
             models.UniqueConstraint(fields=["automation", "contact"], name="enrolment_once")
         ]
@@ -117,6 +123,8 @@ class StepRun(models.Model):
     ran_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("automation step done")
+        verbose_name_plural = _("automation steps done")
         constraints = [models.UniqueConstraint(fields=["step", "contact"], name="step_run_once")]
 
     def __str__(self) -> str:
