@@ -72,16 +72,20 @@ def add_step(
             raise AutomationError(_("Pause the automation before changing its steps."))
         last = locked.steps.aggregate(m=Max("position"))["m"]
         position = 0 if last is None else last + 1
-        message = campaigns.create_campaign(
-            locked.account,
-            by=by,
-            lists=[locked.mailing_list],
-            name=_("%(automation)s: step %(n)s") % {"automation": locked.name, "n": position + 1},
-            subject=subject,
-            from_email=from_email,
-            from_name=from_name,
-            body=body,
-        )
+        try:
+            message = campaigns.create_campaign(
+                locked.account,
+                by=by,
+                lists=[locked.mailing_list],
+                name=_("%(automation)s: step %(n)s")
+                % {"automation": locked.name, "n": position + 1},
+                subject=subject,
+                from_email=from_email,
+                from_name=from_name,
+                body=body,
+            )
+        except campaigns.CampaignError as error:
+            raise AutomationError(str(error)) from None
         step = Step.objects.create(
             automation=locked, position=position, wait_days=wait_days, campaign=message
         )

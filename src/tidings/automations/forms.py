@@ -1,0 +1,45 @@
+"""The automations' forms (pages): what a customer types, checked before the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from tidings.accounts.models import Account
+from tidings.audience.models import MailingList
+from tidings.automations.services import MAX_WAIT_DAYS
+
+
+class AutomationForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    mailing_list = forms.ModelChoiceField(
+        label=_("Contacts enter when they subscribe to"),
+        queryset=MailingList.objects.none(),
+        empty_label=None,
+    )
+
+    def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["mailing_list"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = MailingList.objects.filter(account=account).order_by("name")
+
+
+class StepForm(forms.Form):
+    wait_days = forms.IntegerField(
+        label=_("Wait (days)"),
+        min_value=0,
+        max_value=MAX_WAIT_DAYS,
+        initial=1,
+        help_text=_("After entering, or after the step before; 0 sends at once."),
+    )
+    subject = forms.CharField(label=_("Subject"), max_length=300)
+    from_name = forms.CharField(label=_("From name"), max_length=200, required=False)
+    from_email = forms.EmailField(label=_("From address"))
+    body = forms.CharField(
+        label=_("Message"),
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text=_("Markdown; edit it further in the campaign editor before starting."),
+    )

@@ -1,0 +1,113 @@
+"""The automations' pages: the list, a new one, and one automation's page where the
+flow is seen at a glance (each step with how many contacts wait for it and how many it
+was done for), steps are added, and it is started, paused and resumed."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from tidings.accounts.decorators import account_of, customer_required
+from tidings.accounts.models import User
+from tidings.automations import engine, services
+from tidings.automations.forms import AutomationForm, StepForm
+from tidings.automations.models import Automation, Enrolment
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _automation(request: HttpRequest, uuid: UUID) -> Automation:
+    return get_object_or_404(
+        Automation.objects.select_related("mailing_list"), account=account_of(request), uuid=uuid
+    )
+
+
+@customer_required
+def automation_list(request: HttpRequest) -> HttpResponse:
+    automations = Automation.objects.filter(account=account_of(request)).select_related(
+        "mailing_list"
+    )
+    return render(request, "automations/list.html", {"automations": automations})
+
+
+@customer_required
+def automation_new(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = AutomationForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            automation = services.create_automation(
+                account,
+                name=form.cleaned_data["name"],
+                mailing_list=form.cleaned_data["mailing_list"],
+                by=_user(request),
+            )
+        except services.AutomationError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("automations:detail", automation.uuid)
+    return render(request, "automations/new.html", {"form": form})
+
+
+@customer_required
+def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    automation = _automation(request, uuid)
+    form = StepForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.add_step(automation, by=_user(request), **form.cleaned_data)
+        except services.AutomationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Step added."))
+            return redirect("automations:detail", automation.uuid)
+    counts = engine.step_counts(automation)
+    steps = [
+        (step, *counts.get(step.position, (0, 0)))
+        for step in automation.steps.select_related("campaign")
+    ]
+    totals = {
+        status: automation.enrolments.filter(status=status).count()
+        for status in Enrolment.Status.values
+    }
+    return render(
+        request,
+        "automations/detail.html",
+        {
+            "automation": automation,
+            "steps": steps,
+            "form": form,
+            "entered": sum(totals.values()),
+            "done": totals[Enrolment.Status.DONE],
+            "left": totals[Enrolment.Status.LEFT],
+        },
+    )
+
+
+@customer_required
+@require_POST
+def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    automation = _automation(request, uuid)
+    action = request.POST.get("action")
+    try:
+        if action == "start":
+            services.start(automation, by=_user(request))
+            messages.success(request, _("The automation is running."))
+        elif action == "pause":
+            services.pause(automation, by=_user(request))
+            messages.success(
+                request, _("The automation is paused: its contacts wait where they are.")
+            )
+        else:
+            messages.error(request, _("Unknown action."))
+    except services.AutomationError as error:
+        messages.error(request, str(error))
+    return redirect("automations:detail", automation.uuid)
