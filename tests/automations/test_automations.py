@@ -26,6 +26,10 @@ def subjects(mailbox) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(m.subject for m in mailbox)
 
 
+def counts(automation: Automation) -> list[tuple[int, int]]:
+    return [(waiting, passed) for _, waiting, passed in engine.step_counts(automation)]
+
+
 def test_a_welcome_series_sends_each_step_once_after_its_wait(
     account, newsletter, welcome, customer, mailbox
 ):
@@ -39,12 +43,12 @@ def test_a_welcome_series_sends_each_step_once_after_its_wait(
     engine.run(now)
     engine.run(now + timedelta(days=1))
     assert len(mailbox) == 1  # the second step waits two days
-    assert engine.step_counts(welcome) == {0: (0, 1), 1: (1, 0)}
+    assert counts(welcome) == [(0, 1), (1, 0)]
     engine.run(now + timedelta(days=2, seconds=1))
     engine.run(now + timedelta(days=3))
     assert subjects(mailbox) == ["Welcome 1, Ada", "Welcome 2, Ada"]
     assert Enrolment.objects.get(contact=ada).status == E.DONE
-    assert engine.step_counts(welcome) == {0: (0, 1), 1: (0, 1)}
+    assert counts(welcome) == [(0, 1), (0, 1)]
     assert set(Delivery.objects.filter(contact=ada).values_list("status", flat=True)) == {"sent"}
 
 

@@ -40,7 +40,7 @@ def test_two_schedulers_at_once_run_each_step_once_for_each_contact(
             start.wait()
             while engine.run_due(now + timedelta(days=1, seconds=1), limit=10)[0]:
                 pass
-        except BaseException as error:  # noqa: BLE001  (reported below)
+        except BaseException as error:  # reported below
             errors.append(error)
         finally:
             connection.close()

@@ -153,17 +153,19 @@ def run(now: datetime | None = None) -> Run:
     return outcome
 
 
-def step_counts(automation: Automation) -> dict[int, tuple[int, int]]:
-    """For each step's position: (contacts waiting for it now, contacts it was done for)."""
+def step_counts(automation: Automation) -> list[tuple[Step, int, int]]:
+    """Each step, in order, with the contacts waiting for it now and those it was done
+    for (an enrolment's `position` is the index of the step it waits for)."""
     waiting = dict(
         Enrolment.objects.filter(automation=automation, status=E.ACTIVE)
         .values("position")
         .annotate(n=Count("pk"))
         .values_list("position", "n")
     )
-    passed = dict(
+    steps = (
         Step.objects.filter(automation=automation)
+        .select_related("campaign")
         .annotate(n=Count("runs"))
-        .values_list("position", "n")
+        .order_by("position")
     )
-    return {p: (waiting.get(p, 0), n) for p, n in passed.items()}
+    return [(step, waiting.get(index, 0), step.n) for index, step in enumerate(steps)]

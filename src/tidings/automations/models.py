@@ -61,8 +61,10 @@ class Step(models.Model):
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
     wait_days = models.PositiveIntegerField(_("wait (days)"), default=0)
+    # Deleting the message (only a draft can be) deletes the step: an automation that
+    # ran has its steps' campaigns sending, which cannot be deleted.
     campaign = models.OneToOneField(
-        "campaigns.Campaign", on_delete=models.PROTECT, related_name="automation_step"
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="automation_step"
     )
 
     class Meta:

@@ -69,11 +69,7 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         else:
             messages.success(request, _("Step added."))
             return redirect("automations:detail", automation.uuid)
-    counts = engine.step_counts(automation)
-    steps = [
-        (step, *counts.get(step.position, (0, 0)))
-        for step in automation.steps.select_related("campaign")
-    ]
+    steps = engine.step_counts(automation)
     totals = {
         status: automation.enrolments.filter(status=status).count()
         for status in Enrolment.Status.values
