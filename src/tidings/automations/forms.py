@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.automations.models import WebhookEndpoint
 from tidings.automations.services import MAX_WAIT_DAYS
 
 
@@ -42,4 +43,17 @@ class StepForm(forms.Form):
         label=_("Message"),
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text=_("Markdown; edit it further in the campaign editor before starting."),
+    )
+
+
+class EndpointForm(forms.Form):
+    url = forms.CharField(
+        label=_("Endpoint URL"),
+        max_length=500,
+        help_text=_("https only; Tidings signs each message (Standard Webhooks)."),
+    )
+    events = forms.MultipleChoiceField(
+        label=_("Events"),
+        choices=WebhookEndpoint.Event.choices,
+        widget=forms.CheckboxSelectMultiple,
     )

@@ -8,6 +8,8 @@ the mailability rule, relays, limits, tracking and reports."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 
 from django.db import models
@@ -131,3 +133,95 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.step_id} for contact {self.contact_id}"
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: "whsec_" and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of the customer's own systems that is told of events, signed with its
+    secret (Standard Webhooks)."""
+
+    class Event(models.TextChoices):
+        SUBSCRIBED = "contact.subscribed", _("a contact subscribed to a list")
+        UNSUBSCRIBED = "contact.unsubscribed", _("a contact unsubscribed from a list")
+        BOUNCED = "contact.bounced", _("a message to a contact bounced")
+        COMPLAINED = "contact.complained", _("a contact marked a message as spam")
+        CAMPAIGN_SENT = "campaign.sent", _("a campaign was sent")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    url = models.URLField(_("URL"), max_length=500)
+    events = models.JSONField(_("events"), default=list)
+    secret = models.CharField(max_length=100, default=new_webhook_secret, editable=False)
+    enabled = models.BooleanField(default=True)
+    # Messages in a row that failed for good; reset by one delivered.
+    failures = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    # Events that happened after this are sent (the scan moves it on).
+    cursor = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookMessage(models.Model):
+    """One event for one endpoint: the delivery log, and the queue of retries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting to be sent")
+        SENDING = "sending", _("being sent")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed (no more retries)")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    msg_id = models.CharField(max_length=40, unique=True, default=new_message_id, editable=False)
+    event = models.CharField(max_length=32)
+    # What happened, once per endpoint (the scan may see an event twice).
+    key = models.CharField(max_length=200)
+    contact = models.ForeignKey(
+        "audience.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_messages",
+    )
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook message")
+        verbose_name_plural = _("webhook messages")
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "key"], name="webhook_event_once")
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+            models.Index(fields=["created_at"], name="webhook_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to endpoint {self.endpoint_id}: {self.status}"

@@ -3,9 +3,20 @@ whom (P20: in the "all my data" archive; the contact's view and erasure read the
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from tidings.automations.models import Automation, Enrolment, Step, StepRun
+from tidings.automations.models import (
+    Automation,
+    Enrolment,
+    Step,
+    StepRun,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from tidings.core import retention
 from tidings.core.datamap import (
     Column,
     ContactErasure,
@@ -18,6 +29,8 @@ from tidings.core.datamap import (
 )
 
 CONTACT_DATA = _("the customer's contacts (application data)")
+# The webhooks' delivery log (with the events' contents) is kept this long.
+WEBHOOK_DAYS = 30
 
 declare_free_of_personal_data(
     Automation, "the customer's automations: name, trigger, status", account_path="account"
@@ -70,4 +83,49 @@ register(
         position=63,
         erase=ContactErasure.DELETE,
     ),
+)
+
+# The signing secret is the customer's, shown on the endpoint's page; not in the archive.
+declare_free_of_personal_data(
+    WebhookEndpoint,
+    "the customer's webhook endpoints: their URL and events",
+    account_path="account",
+    secret_fields=("secret",),
+)
+register(
+    WebhookMessage,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose=_("telling the customer's own systems of events in their account, as they asked"),
+    legal_basis=LegalBasis.CONTRACT,
+    retention=_("%(days)s days, then deleted") % {"days": WEBHOOK_DAYS},
+    personal_fields=["payload", "last_error"],
+    erase=Erasure.DELETE,
+    account_path="endpoint__account",
+    contact=ContactPart(
+        title=_("Events about you sent to the customer's systems"),
+        path="contact",
+        columns=(
+            Column(_("event"), "event"),
+            Column(_("status"), "status"),
+            Column(_("created"), "created_at"),
+        ),
+        position=64,
+        erase=ContactErasure.DELETE,
+    ),
+)
+
+
+def _old_webhook_messages(now: datetime) -> QuerySet[WebhookMessage]:
+    """The delivery log past its period, once a message is done (pending is still work)."""
+    return WebhookMessage.objects.filter(
+        created_at__lt=now - timedelta(days=WEBHOOK_DAYS),
+        status__in=[WebhookMessage.Status.DELIVERED, WebhookMessage.Status.FAILED],
+    )
+
+
+retention.register(
+    "webhook messages",
+    why=lambda: f"the webhooks' delivery log keeps messages {WEBHOOK_DAYS} days",
+    expired=_old_webhook_messages,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from tidings.automations import engine
+from tidings.automations import engine, webhooks
 
 
 @shared_task(acks_late=True)
@@ -13,3 +13,9 @@ def run_automations() -> dict[str, int]:
     re-delivered task does nothing twice."""
     outcome = engine.run()
     return {"entered": outcome.entered, "left": outcome.left, "steps": outcome.steps}
+
+
+@shared_task(acks_late=True)
+def run_webhooks() -> dict[str, int]:
+    """The webhooks' pass (beat, every minute): new events written, due ones sent."""
+    return {"written": webhooks.scan(), "delivered": webhooks.deliver_due()}

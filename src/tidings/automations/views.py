@@ -14,9 +14,9 @@ from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import User
-from tidings.automations import engine, services
-from tidings.automations.forms import AutomationForm, StepForm
-from tidings.automations.models import Automation, Enrolment
+from tidings.automations import engine, services, webhooks
+from tidings.automations.forms import AutomationForm, EndpointForm, StepForm
+from tidings.automations.models import Automation, Enrolment, WebhookEndpoint, WebhookMessage
 
 
 def _user(request: HttpRequest) -> User:
@@ -107,3 +107,50 @@ def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
     except services.AutomationError as error:
         messages.error(request, str(error))
     return redirect("automations:detail", automation.uuid)
+
+
+# Webhooks --------------------------------------------------------------------------------
+
+
+def _endpoint(request: HttpRequest, uuid: UUID) -> WebhookEndpoint:
+    return get_object_or_404(WebhookEndpoint, account=account_of(request), uuid=uuid)
+
+
+@customer_required
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            endpoint = webhooks.create_endpoint(account, by=_user(request), **form.cleaned_data)
+        except webhooks.WebhookError as error:
+            form.add_error("url", str(error))
+        else:
+            return redirect("automations:webhook", endpoint.uuid)
+    endpoints = WebhookEndpoint.objects.filter(account=account)
+    return render(request, "automations/webhooks.html", {"form": form, "endpoints": endpoints})
+
+
+@customer_required
+def webhook_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    endpoint = _endpoint(request, uuid)
+    if request.method == "POST":
+        if request.POST.get("action") == "enable":
+            webhooks.enable(endpoint, by=_user(request))
+            messages.success(request, _("The endpoint is on again."))
+        elif request.POST.get("action") == "delete":
+            webhooks.delete_endpoint(endpoint, by=_user(request))
+            messages.success(request, _("Endpoint deleted."))
+            return redirect("automations:webhooks")
+        return redirect("automations:webhook", endpoint.uuid)
+    log = WebhookMessage.objects.filter(endpoint=endpoint).order_by("-pk")[:50]
+    events = dict(WebhookEndpoint.Event.choices)
+    return render(
+        request,
+        "automations/webhook.html",
+        {
+            "endpoint": endpoint,
+            "log": log,
+            "events": [events.get(e, e) for e in endpoint.events],
+        },
+    )
