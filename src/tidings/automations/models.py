@@ -225,3 +225,71 @@ class WebhookMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to endpoint {self.endpoint_id}: {self.status}"
+
+
+class SplitTest(models.Model):
+    """An A/B test of a campaign: variants of its subject go to a random sample, split
+    evenly; after the wait, the winner goes to everyone else (docs/automations.md)."""
+
+    class Metric(models.TextChoices):
+        OPENS = "opens", _("opens")
+        CLICKS = "clicks", _("clicks")
+        MANUAL = "manual", _("I choose")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        TESTING = "testing", _("testing on a sample")
+        DECIDED = "decided", _("winner sent to the rest")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="split_tests"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The campaign tested: variant A, and what the winner's send copies.
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_test"
+    )
+    test_percent = models.PositiveSmallIntegerField(_("test share (%)"), default=20)
+    metric = models.CharField(
+        _("winner by"), max_length=6, choices=Metric.choices, default=Metric.OPENS
+    )
+    wait_hours = models.PositiveIntegerField(_("wait (hours)"), default=4)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    decide_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    winner = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The send of the winner to everyone the sample left out.
+    rest = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Why that winner (what could be judged under the account's tracking).
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("A/B test")
+        verbose_name_plural = _("A/B tests")
+        indexes = [models.Index(fields=["status", "decide_at"], name="split_test_due")]
+
+    def __str__(self) -> str:
+        return f"A/B test of campaign {self.campaign_id}"
+
+
+class Variant(models.Model):
+    test = models.ForeignKey(SplitTest, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(max_length=1)
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_variant"
+    )
+
+    class Meta:
+        ordering = ["test", "label"]
+        verbose_name = _("A/B test variant")
+        verbose_name_plural = _("A/B test variants")
+        constraints = [models.UniqueConstraint(fields=["test", "label"], name="variant_label_once")]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} {self.label}"

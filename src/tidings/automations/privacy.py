@@ -11,8 +11,10 @@ from django.utils.translation import gettext_lazy as _
 from tidings.automations.models import (
     Automation,
     Enrolment,
+    SplitTest,
     Step,
     StepRun,
+    Variant,
     WebhookEndpoint,
     WebhookMessage,
 )
@@ -34,6 +36,12 @@ WEBHOOK_DAYS = 30
 
 declare_free_of_personal_data(
     Automation, "the customer's automations: name, trigger, status", account_path="account"
+)
+declare_free_of_personal_data(
+    SplitTest, "the customer's A/B tests: settings and winner", account_path="account"
+)
+declare_free_of_personal_data(
+    Variant, "the variants of the customer's A/B tests", account_path="test__account"
 )
 declare_free_of_personal_data(
     Step, "the steps of the customer's automations", account_path="automation__account"
