@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
@@ -113,3 +114,30 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
         splittests.start_test(test, by=customer)
     test.refresh_from_db()
     assert test.status == SplitTest.Status.DRAFT and not Delivery.objects.exists()
+
+
+def test_the_pages_create_start_and_decide_a_test(
+    client, account, newsletter, campaign, customer, other_customer, mailbox
+):
+    add_contacts(account, newsletter, 20)
+    client.force_login(customer)
+    url = reverse("automations:split_tests")
+    form = {"campaign": campaign.pk, "test_percent": 30, "metric": "manual", "wait_hours": 2}
+    bad = client.post(url, {**form, "subjects": ""})
+    assert bad.status_code == 200 and not SplitTest.objects.exists()
+    answer = client.post(url, {**form, "subjects": "Second\nThird"})
+    test = SplitTest.objects.get()
+    page = reverse("automations:split_test", args=[test.uuid])
+    assert answer["Location"] == page
+    client.post(page, {"action": "start"})
+    assert len(mailbox) == 6
+    text = client.get(page).content.decode()
+    assert "Second" in text and "Third" in text and "Choose the winner" in text
+    client.force_login(other_customer)
+    assert client.get(page).status_code == 404
+    assert client.post(page, {"action": "choose", "label": "B"}).status_code == 404
+    client.force_login(customer)
+    client.post(page, {"action": "choose", "label": "C"})
+    test.refresh_from_db()
+    assert test.status == SplitTest.Status.DECIDED and test.winner.subject == "Third"
+    assert len(mailbox) == 20 and sum(m.subject == "Third" for m in mailbox) == 2 + 14

@@ -9,8 +9,9 @@ from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
-from tidings.automations.models import WebhookEndpoint
+from tidings.automations.models import SplitTest, WebhookEndpoint
 from tidings.automations.services import MAX_WAIT_DAYS
+from tidings.campaigns.models import Campaign
 
 
 class AutomationForm(forms.Form):
@@ -57,3 +58,36 @@ class EndpointForm(forms.Form):
         choices=WebhookEndpoint.Event.choices,
         widget=forms.CheckboxSelectMultiple,
     )
+
+
+class SplitTestForm(forms.Form):
+    campaign = forms.ModelChoiceField(
+        label=_("Campaign (variant A)"), queryset=Campaign.objects.none(), empty_label=None
+    )
+    subjects = forms.CharField(
+        label=_("Other subjects"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One to three, one per line: variants B, C and D."),
+    )
+    test_percent = forms.IntegerField(
+        label=_("Test share (%)"),
+        min_value=2,
+        max_value=50,
+        initial=20,
+        help_text=_("Split evenly between the variants; the winner goes to the rest."),
+    )
+    metric = forms.ChoiceField(label=_("Winner by"), choices=SplitTest.Metric.choices)
+    wait_hours = forms.IntegerField(
+        label=_("Decide after (hours)"), min_value=1, max_value=24 * 14, initial=4
+    )
+
+    def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["campaign"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Campaign.objects.filter(
+            account=account, status=Campaign.Status.DRAFT, split_test__isnull=True
+        ).order_by("-created_at")
+
+    def clean_subjects(self) -> list[str]:
+        return [line.strip() for line in self.cleaned_data["subjects"].splitlines() if line.strip()]

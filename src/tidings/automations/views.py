@@ -14,9 +14,16 @@ from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import User
-from tidings.automations import engine, services, webhooks
-from tidings.automations.forms import AutomationForm, EndpointForm, StepForm
-from tidings.automations.models import Automation, Enrolment, WebhookEndpoint, WebhookMessage
+from tidings.automations import engine, services, splittests, webhooks
+from tidings.automations.forms import AutomationForm, EndpointForm, SplitTestForm, StepForm
+from tidings.automations.models import (
+    Automation,
+    Enrolment,
+    SplitTest,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from tidings.sending.models import Delivery
 
 
 def _user(request: HttpRequest) -> User:
@@ -153,4 +160,58 @@ def webhook_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
             "log": log,
             "events": [events.get(e, e) for e in endpoint.events],
         },
+    )
+
+
+# A/B tests --------------------------------------------------------------------------------
+
+
+def _split_test(request: HttpRequest, uuid: UUID) -> SplitTest:
+    return get_object_or_404(
+        SplitTest.objects.select_related("campaign", "winner", "rest"),
+        account=account_of(request),
+        uuid=uuid,
+    )
+
+
+@customer_required
+def split_test_list(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = SplitTestForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            test = splittests.create_test(by=_user(request), **form.cleaned_data)
+        except splittests.SplitTestError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("automations:split_test", test.uuid)
+    tests = SplitTest.objects.filter(account=account).select_related("campaign")
+    return render(request, "automations/split_tests.html", {"form": form, "tests": tests})
+
+
+@customer_required
+def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    test = _split_test(request, uuid)
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "start":
+                splittests.start_test(test, by=_user(request))
+                messages.success(request, _("The variants are being sent to the sample."))
+            elif request.POST.get("action") == "choose" and test.status == SplitTest.Status.TESTING:
+                splittests.decide(test, label=request.POST.get("label", ""), by=_user(request))
+                messages.success(request, _("The winner is being sent to the rest."))
+        except splittests.SplitTestError as error:
+            messages.error(request, str(error))
+        return redirect("automations:split_test", test.uuid)
+    rates, note = splittests.judged(test)
+    rows = [
+        (
+            variant,
+            Delivery.objects.filter(campaign=variant.campaign).count(),
+            rates.get(variant.label),
+        )
+        for variant in test.variants.select_related("campaign").order_by("label")
+    ]
+    return render(
+        request, "automations/split_test.html", {"test": test, "rows": rows, "note": note}
     )
