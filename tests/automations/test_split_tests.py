@@ -141,3 +141,14 @@ def test_the_pages_create_start_and_decide_a_test(
     test.refresh_from_db()
     assert test.status == SplitTest.Status.DECIDED and test.winner.subject == "Third"
     assert len(mailbox) == 20 and sum(m.subject == "Third" for m in mailbox) == 2 + 14
+
+
+def test_a_variant_sent_on_its_own_stops_the_test(account, newsletter, campaign, customer):
+    add_contacts(account, newsletter, 20)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
+    )
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
+    with pytest.raises(SplitTestError, match="draft"):
+        splittests.start_test(test, by=customer)
+    assert not Delivery.objects.exists()

@@ -113,6 +113,17 @@ def start(automation: Automation, *, by: User | None) -> Automation:
     steps = list(automation.steps.select_related("campaign", "campaign__account"))
     if not steps:
         raise AutomationError(_("Add a step first."))
+    # A step's message sent, scheduled or cancelled on its own is no longer the step's.
+    taken = [
+        step
+        for step in steps
+        if step.campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SENDING)
+    ]
+    if taken:
+        raise AutomationError(
+            _("The message of step %(n)s was sent or scheduled on its own: remove that step.")
+            % {"n": taken[0].position + 1}
+        )
     problems = [problem for step in steps for problem in _refusals(step)]
     if problems:
         raise AutomationError(" ".join(problems))

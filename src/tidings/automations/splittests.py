@@ -113,6 +113,11 @@ def start_test(test: SplitTest, *, by: User | None, now: datetime | None = None)
         locked = SplitTest.objects.select_for_update().get(pk=test.pk)
         if locked.status != T.DRAFT:
             raise SplitTestError(_("This A/B test has started already."))
+        if Campaign.objects.filter(pk__in=[v.campaign_id for v in variants]).exclude(
+            status=Campaign.Status.DRAFT
+        ):
+            # Sent or scheduled on its own meanwhile: its recipients may have it already.
+            raise SplitTestError(_("Every variant must still be a draft."))
         everyone = list(recipients.recipients(locked.campaign).values_list("pk", flat=True))
         size = round(len(everyone) * locked.test_percent / 100)
         if size < len(variants) or size >= len(everyone):
