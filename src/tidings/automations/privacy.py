@@ -31,7 +31,8 @@ from tidings.core.datamap import (
 )
 
 CONTACT_DATA = _("the customer's contacts (application data)")
-# The webhooks' delivery log (with the events' contents) is kept this long.
+# The webhooks' delivery log (with the events' contents) is kept this long (the
+# entry's retention text says it in words).
 WEBHOOK_DAYS = 30
 
 declare_free_of_personal_data(
@@ -106,7 +107,7 @@ register(
     category=CONTACT_DATA,
     purpose=_("telling the customer's own systems of events in their account, as they asked"),
     legal_basis=LegalBasis.CONTRACT,
-    retention=_("%(days)s days, then deleted") % {"days": WEBHOOK_DAYS},
+    retention=_("30 days once delivered or failed, then deleted"),
     personal_fields=["payload", "last_error"],
     erase=Erasure.DELETE,
     account_path="endpoint__account",
