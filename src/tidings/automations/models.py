@@ -270,8 +270,8 @@ class SplitTest(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name = _("A/B test")
-        verbose_name_plural = _("A/B tests")
+        verbose_name = _("split test")
+        verbose_name_plural = _("split tests")
         indexes = [models.Index(fields=["status", "decide_at"], name="split_test_due")]
 
     def __str__(self) -> str:
@@ -287,8 +287,8 @@ class Variant(models.Model):
 
     class Meta:
         ordering = ["test", "label"]
-        verbose_name = _("A/B test variant")
-        verbose_name_plural = _("A/B test variants")
+        verbose_name = _("split test variant")
+        verbose_name_plural = _("split test variants")
         constraints = [models.UniqueConstraint(fields=["test", "label"], name="variant_label_once")]
 
     def __str__(self) -> str:
