@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tidings.audience import services as audience
-from tidings.automations import webhooks
+from tidings.automations import engine, services, webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
 
 W = WebhookMessage.Status
@@ -223,3 +223,20 @@ def test_the_pages_add_an_endpoint_and_show_its_log(
     assert client.get(page).status_code == 404
     assert client.post(page, {"action": "delete"}).status_code == 404
     assert WebhookEndpoint.objects.exists()
+
+
+def test_an_automation_step_done_is_told(account, newsletter, welcome, customer, receiver, mailbox):
+    endpoint = webhooks.create_endpoint(
+        account, url=receiver.url, events=["automation.step_done"], by=customer
+    )
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    engine.run(now)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    ((_, headers, body),) = receiver.requests
+    assert verify(endpoint.secret, headers, body)
+    data = json.loads(body)["data"]
+    assert data["automation"]["name"] == "Welcome" and data["step"] == 1
+    assert data["contact"]["email"] == "ada@example.net"

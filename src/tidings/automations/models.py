@@ -154,6 +154,7 @@ class WebhookEndpoint(models.Model):
         BOUNCED = "contact.bounced", _("a message to a contact bounced")
         COMPLAINED = "contact.complained", _("a contact marked a message as spam")
         CAMPAIGN_SENT = "campaign.sent", _("a campaign was sent")
+        STEP_DONE = "automation.step_done", _("an automation's step was done for a contact")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"

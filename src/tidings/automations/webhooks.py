@@ -8,8 +8,9 @@
 - **Events** (`scan`, every minute): read from the facts the other apps record, so
   every path that changes them counts (a form, an import, the API, a bulk action, a
   provider's webhook): subscriptions confirmed and ended, bounce and complaint records,
-  campaigns sent. Each scan looks back a little before its cursor (rows committed late)
-  and each event is written once per endpoint (`webhook_event_once`).
+  campaigns sent, automation steps done. Each scan looks back a little before its
+  cursor (rows committed late) and each event is written once per endpoint
+  (`webhook_event_once`).
 - **Delivery** (`deliver_due`): signed per Standard Webhooks (`webhook-id`,
   `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 with the endpoint's secret),
   retried with backoff for about a day (`BACKOFF`), each attempt's response code in the
@@ -41,7 +42,7 @@ from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import Subscription
-from tidings.automations.models import Step, WebhookEndpoint, WebhookMessage
+from tidings.automations.models import Step, StepRun, WebhookEndpoint, WebhookMessage
 from tidings.campaigns.models import Campaign
 from tidings.core import netguard
 from tidings.core.mail import Purpose, send_templated
@@ -200,6 +201,26 @@ def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]
             record.received_at,
             {"contact": _contact(record.contact), "kind": record.kind},
             record.contact_id,
+        )
+    runs = (
+        StepRun.objects.filter(
+            step__automation__account_id=account_id, ran_at__gt=since, ran_at__lte=until
+        )
+        .select_related("contact", "step__automation")
+        .order_by("ran_at", "pk")
+    )
+    for run in runs:
+        automation = run.step.automation
+        yield Event(
+            Ev.STEP_DONE,
+            f"step:{run.pk}",
+            run.ran_at,
+            {
+                "contact": _contact(run.contact),
+                "automation": {"id": str(automation.uuid), "name": automation.name},
+                "step": run.step.position + 1,
+            },
+            run.contact_id,
         )
     sent = (
         Campaign.objects.filter(
