@@ -23,6 +23,7 @@ from django.utils import timezone
 from tidings.audience import services as audience
 from tidings.automations import engine, services, webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
+from tidings.core import retention
 
 W = WebhookMessage.Status
 EVENTS = ["contact.subscribed", "contact.unsubscribed"]
@@ -240,3 +241,16 @@ def test_an_automation_step_done_is_told(account, newsletter, welcome, customer,
     data = json.loads(body)["data"]
     assert data["automation"]["name"] == "Welcome" and data["step"] == 1
     assert data["contact"]["email"] == "ada@example.net"
+
+
+@pytest.mark.promise("P12")
+def test_the_delivery_log_is_kept_thirty_days_then_deleted(account, newsletter, endpoint):
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    audience.add_contact(account, "bob@example.net", lists=[newsletter])
+    webhooks.scan(timezone.now() + timedelta(seconds=1))
+    done, waiting = WebhookMessage.objects.order_by("pk")
+    WebhookMessage.objects.filter(pk=done.pk).update(status=W.DELIVERED)
+    later = timezone.now() + timedelta(days=31)
+    assert retention.run("webhook messages", now=timezone.now() + timedelta(days=29)) == 0
+    assert retention.run("webhook messages", now=later) == 1
+    assert list(WebhookMessage.objects.values_list("pk", flat=True)) == [waiting.pk]
