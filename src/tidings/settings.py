@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "tidings.transfer",
     "tidings.campaigns",
     "tidings.sending",
+    "tidings.automations",
     "tidings.consent",
     "anymail",
 ]
@@ -413,6 +414,11 @@ SENDING: dict[str, Any] = {
 # allow some explicitly: comma-separated names, addresses or CIDRs, e.g. "10.0.5.0/24".
 ALLOWED_RELAY_HOSTS = [
     h.strip() for h in env("TIDINGS_ALLOWED_RELAY_HOSTS").split(",") if h.strip()
+]
+# The same for the customers' webhook endpoints (docs/automations.md): an endpoint is
+# https on a public address, or plain http on a host the operator allows here.
+ALLOWED_WEBHOOK_HOSTS = [
+    h.strip() for h in env("TIDINGS_ALLOWED_WEBHOOK_HOSTS").split(",") if h.strip()
 ]
 # Sending domains (docs/sending.md, "Sending domains"): a customer's domain is used in
 # From only once a TXT record proves it is theirs and its DKIM key is published. The

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("tidings.transfer.urls")),
     path("", include("tidings.campaigns.urls")),
     path("", include("tidings.sending.urls")),
+    path("", include("tidings.automations.urls")),
     path("", include("tidings.consent.urls")),
     path("", include("tidings.billing.urls")),
     path("api/v1/", api.urls),

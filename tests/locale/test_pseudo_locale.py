@@ -39,6 +39,7 @@ from tidings.audience.models import (
     Segment,
     SubscriptionForm,
 )
+from tidings.automations.models import Automation, SplitTest, Variant, WebhookEndpoint
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core.locales import time_zone_choices
 from tidings.privacy import office, policy
@@ -64,6 +65,28 @@ class World:
 
 Args = Callable[[World], dict[str, Any]]
 NONE: Args = lambda w: {}  # noqa: E731
+
+
+def _automation(w: World) -> Automation:
+    return Automation.objects.get_or_create(
+        account=w.customer.account, name="Tidings", mailing_list=w.mailing_list
+    )[0]
+
+
+def _split_test(w: World) -> SplitTest:
+    test, made = SplitTest.objects.get_or_create(account=w.customer.account, campaign=w.campaign)
+    if made:
+        Variant.objects.create(test=test, label="A", campaign=w.campaign)
+    return test
+
+
+def _endpoint(w: World) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.get_or_create(
+        account=w.customer.account,
+        url="https://hooks.example.net/tidings",
+        events=["campaign.sent"],
+    )[0]
+
 
 # route name -> (who visits: visitor, customer, staff; its arguments)
 ROUTES: dict[str, tuple[str, Args]] = {
@@ -123,6 +146,13 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "transfer:imports": ("customer", NONE),
     "transfer:exports": ("customer", NONE),
     "campaigns:list": ("customer", NONE),
+    "automations:list": ("customer", NONE),
+    "automations:new": ("customer", NONE),
+    "automations:detail": ("customer", lambda w: {"uuid": _automation(w).uuid}),
+    "automations:split_tests": ("customer", NONE),
+    "automations:split_test": ("customer", lambda w: {"uuid": _split_test(w).uuid}),
+    "automations:webhooks": ("customer", NONE),
+    "automations:webhook": ("customer", lambda w: {"uuid": _endpoint(w).uuid}),
     "campaigns:new": ("customer", NONE),
     "campaigns:edit": ("customer", lambda w: {"uuid": w.campaign.uuid}),
     "campaigns:preview": ("customer", lambda w: {"uuid": w.campaign.uuid}),
@@ -211,6 +241,7 @@ SKIPPED: dict[str, str] = {
     "sending:postmark_webhook": "a webhook for machines",
     "sending:mailgun_webhook": "a webhook for machines",
     "consent:gpc": "JSON",
+    "automations:action": "POST only; redirects",
     "privacy_office_records": "a CSV or XLSX file",
     "admin:logout": "redirects",
     "admin:password_change": "staff change passwords in My Account (Django's own page)",
