@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include("tidings.campaigns.urls")),
     path("", include("tidings.sending.urls")),
     path("", include("tidings.consent.urls")),
+    path("", include("tidings.desk.urls")),
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
     *sending_staff,

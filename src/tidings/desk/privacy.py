@@ -59,7 +59,7 @@ register(
 )
 register(
     Attachment,
-    personal_fields=["filename"],
+    personal_fields=["filename", "data"],
     shown_fields=("filename", "content_type", "size"),
     # The bytes go into the archive as files of their own (support-attachments/).
     secret_fields=("data",),
