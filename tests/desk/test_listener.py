@@ -36,17 +36,21 @@ def test_mail_in_over_smtp_opens_a_conversation(running):
 
 
 def test_a_malformed_message_is_refused_with_a_permanent_error(running):
-    with smtplib.SMTP("127.0.0.1", running) as smtp:
-        with pytest.raises(smtplib.SMTPDataError) as refused:
-            smtp.sendmail("x@example.org", ["support@example.com"], b"no headers at all\r\n")
+    with (
+        smtplib.SMTP("127.0.0.1", running) as smtp,
+        pytest.raises(smtplib.SMTPDataError) as refused,
+    ):
+        smtp.sendmail("x@example.org", ["support@example.com"], b"no headers at all\r\n")
     assert refused.value.smtp_code == 550
     assert not Conversation.objects.exists()
 
 
 def test_a_50_mb_message_is_refused_before_it_is_stored(running, settings):
     big = (EML / "quoted_printable.eml").read_bytes() + b"A" * (50 * 1024 * 1024)
-    with smtplib.SMTP("127.0.0.1", running) as smtp:
-        with pytest.raises((smtplib.SMTPDataError, smtplib.SMTPSenderRefused)) as refused:
-            smtp.sendmail("ada@example.org", ["support@example.com"], big)
+    with (
+        smtplib.SMTP("127.0.0.1", running) as smtp,
+        pytest.raises((smtplib.SMTPDataError, smtplib.SMTPSenderRefused)) as refused,
+    ):
+        smtp.sendmail("ada@example.org", ["support@example.com"], big)
     assert refused.value.smtp_code == 552
     assert not Conversation.objects.exists()
