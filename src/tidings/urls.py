@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from tidings.api import api
+from tidings.desk.urls import staff_urlpatterns as desk_staff
 from tidings.sending.urls import staff_urlpatterns as sending_staff
 from tidings.staff.admin_site import site as staff_site
 
@@ -16,5 +17,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
     *sending_staff,
+    *desk_staff,
     path("staff/admin/", staff_site.urls),
 ]

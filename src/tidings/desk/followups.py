@@ -22,9 +22,10 @@ SWITCH = "allow_support_followups"
 
 def _allowed(conversation: Conversation) -> str:
     """Why a follow-up may not go to this customer ("" when it may)."""
-    user = conversation.user
-    if user is None:
+    if conversation.user_id is None:
         return ""  # a visitor wrote to us: a follow-up answers their own request
+    # Read now, not from a copy loaded earlier: the switch takes effect at once (P18).
+    user = User.objects.select_related("account").get(pk=conversation.user_id)
     if not getattr(user, SWITCH):
         return "switched off"
     if user.account is not None and user.account.is_restricted:
@@ -73,7 +74,7 @@ def send_due(now: datetime | None = None) -> int:
     for pk in list(due.values_list("pk", flat=True)[:500]):
         with transaction.atomic():
             followup = (
-                FollowUp.objects.select_for_update()
+                FollowUp.objects.select_for_update(of=("self",))
                 .select_related("conversation__user__account", "conversation__queue")
                 .filter(pk=pk, status=FollowUp.Status.PENDING)
                 .first()

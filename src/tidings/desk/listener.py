@@ -52,7 +52,7 @@ class Handler:
 def controller(host: str | None = None, port: int | None = None) -> Controller:
     return Controller(
         Handler(),
-        hostname=host or settings.DESK["inbound_host"],
+        hostname=host or settings.DESK_INBOUND_HOST,
         port=port if port is not None else settings.DESK["inbound_port"],
         data_size_limit=settings.DESK["message_max_bytes"],
         decode_data=False,

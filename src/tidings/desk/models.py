@@ -182,3 +182,19 @@ class FollowUp(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} {self.due_at:%Y-%m-%d}"
+
+
+class CannedAnswer(models.Model):
+    """A saved answer staff insert and adapt. `{{ customer_name }}`, `{{ agent_name }}`
+    and `{{ conversation_number }}` are filled in (desk.services.fill_canned)."""
+
+    title = models.CharField(_("title"), max_length=100, unique=True)
+    body = models.TextField(_("text"))
+
+    class Meta:
+        verbose_name = _("canned answer")
+        verbose_name_plural = _("canned answers")
+        ordering: ClassVar = ["title"]
+
+    def __str__(self) -> str:
+        return self.title

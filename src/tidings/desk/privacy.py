@@ -21,7 +21,14 @@ from tidings.core.datamap import (
     declare_free_of_personal_data,
     register,
 )
-from tidings.desk.models import Attachment, Conversation, FollowUp, Message, Queue
+from tidings.desk.models import (
+    Attachment,
+    CannedAnswer,
+    Conversation,
+    FollowUp,
+    Message,
+    Queue,
+)
 
 RETENTION_TEXT = _(
     "while the conversation is open, then "
@@ -30,6 +37,7 @@ RETENTION_TEXT = _(
 NO_CONTACTS = "the customer's own requests to the operator: no contact's data"
 
 declare_free_of_personal_data(Queue, "the operator's support queues: names and addresses")
+declare_free_of_personal_data(CannedAnswer, "the operator's saved answers, with placeholders")
 
 common: dict[str, Any] = {
     "owner": Owner.CUSTOMER,

@@ -5,6 +5,7 @@ goes through the one pipeline (core.mail) after the commit."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
@@ -18,10 +19,17 @@ from django.utils.translation import gettext as _
 
 from tidings.accounts import services as accounts
 from tidings.accounts.models import User
-from tidings.core import addresses, locales, ratelimit, text
+from tidings.core import addresses, collection, locales, ratelimit, text
 from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
 from tidings.desk.attachments import Accepted
-from tidings.desk.models import Attachment, Channel, Conversation, Message, Queue
+from tidings.desk.models import (
+    Attachment,
+    CannedAnswer,
+    Channel,
+    Conversation,
+    Message,
+    Queue,
+)
 from tidings.staff import audit
 
 SUBJECT_MAX = 200
@@ -29,6 +37,10 @@ BODY_MAX = 50_000
 # Every message of the desk names its conversation here, so a reply finds it even when
 # the subject changed and the client dropped In-Reply-To (django-helpdesk #756).
 REFERENCE_DOMAIN = "desk.tidings.invalid"
+# What a support request's data is for (P2), as the data map says.
+PURPOSE = "answering the request and following it up"
+# What a support request's data is for (P2), as the data map says.
+PURPOSE = "answering the request and following it up"
 
 
 class DeskError(Exception):
@@ -102,6 +114,17 @@ def open_conversation(
         )
         add_message(
             conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+        )
+        collected = ["email", *(["name"] if name else []), "message"]
+        if attachments:
+            collected.append("attachments")
+        collection.record(
+            collection.Collection(
+                point=f"support request ({Channel(channel).value})",
+                items=[collection.Item(what, PURPOSE, "contract") for what in collected],
+                account=conversation.account,
+                user=user,
+            )
         )
         if not automatic:
             _acknowledge(conversation)
@@ -309,6 +332,20 @@ def change_customer_data(
     except accounts.AccountError as error:
         raise DeskError(str(error)) from None
     return changes
+
+
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def fill_canned(canned: CannedAnswer, conversation: Conversation, *, agent: User) -> str:
+    """A canned answer with its variables filled in; an unknown one is left as written
+    (plain substitution: a canned answer is text, never a template that could run)."""
+    values = {
+        "customer_name": conversation.name or conversation.email,
+        "agent_name": agent.name,
+        "conversation_number": str(conversation.pk),
+    }
+    return _VARIABLE.sub(lambda m: values.get(m[1], m[0]), canned.body)
 
 
 def conversations_of(conversation: Conversation) -> list[Conversation]:

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from tidings.desk import views
+from tidings.desk import staff_views, views
+from tidings.staff.admin_site import site
 
 app_name = "desk"
 urlpatterns = [
@@ -8,4 +9,14 @@ urlpatterns = [
     path("support/new/", views.new_conversation, name="new"),
     path("support/<int:pk>/", views.conversation, name="conversation"),
     path("support/files/<int:pk>/", views.attachment, name="attachment"),
+]
+
+# The staff's desk, in the console (two factors, roles: site.admin_view).
+staff_urlpatterns = [
+    path("staff/desk/", site.admin_view(staff_views.queue_page), name="staff_desk"),
+    path(
+        "staff/desk/<int:pk>/",
+        site.admin_view(staff_views.conversation_page),
+        name="staff_desk_conversation",
+    ),
 ]

@@ -44,7 +44,8 @@ def contact(request: HttpRequest) -> HttpResponse:
         # Told the same as a person, stored nothing.
         return render(request, "public/contact_sent.html")
     limit = settings.DESK["form_posts_per_hour"]
-    if not ratelimit.allow("desk.contact", client_ip(request), limit=limit, seconds=3600):
+    subject = client_ip(request) or "unknown"
+    if not ratelimit.allow("desk.contact", subject, limit=limit, seconds=3600):
         return render(request, "public/contact.html", {"form": form, "limited": True}, status=429)
     if form.is_valid():
         try:
@@ -59,7 +60,7 @@ def contact(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             return render(request, "public/contact_sent.html")
-    form.data = {**form.data.dict(), "shown": shown_at_token()}
+    form.data = {**request.POST.dict(), "shown": shown_at_token()}
     return render(request, "public/contact.html", {"form": form}, status=400)
 
 
