@@ -41,6 +41,7 @@ from tidings.audience.models import (
 )
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core.locales import time_zone_choices
+from tidings.desk.models import Conversation
 from tidings.privacy import office, policy
 from tidings.privacy.models import AccountExport
 from tidings.sending import tokens as sending_tokens
@@ -64,6 +65,11 @@ class World:
 
 Args = Callable[[World], dict[str, Any]]
 NONE: Args = lambda w: {}  # noqa: E731
+
+
+def _conversation(w: World) -> int:
+    return Conversation.objects.get(account=w.customer.account).pk
+
 
 # route name -> (who visits: visitor, customer, staff; its arguments)
 ROUTES: dict[str, tuple[str, Args]] = {
@@ -137,6 +143,11 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "campaigns:media": ("customer", NONE),
     "campaigns:visual": ("customer", lambda w: {"uuid": w.campaign.uuid}),
     "staff_product_updates": ("staff", NONE),
+    "desk:conversations": ("customer", NONE),
+    "desk:new": ("customer", NONE),
+    "desk:conversation": ("customer", lambda w: {"pk": _conversation(w)}),
+    "staff_desk": ("staff", NONE),
+    "staff_desk_conversation": ("staff", lambda w: {"pk": _conversation(w)}),
     "sending:unsubscribe": (
         "visitor",
         lambda w: {"token": sending_tokens.unsubscribe_token(w.contact.uuid.hex, w.campaign.pk)},
@@ -161,6 +172,7 @@ RAW_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:
 
 # Routes not rendered here, each with its reason.
 SKIPPED: dict[str, str] = {
+    "desk:attachment": "a file download, not a page",
     # Answers that are not pages people read.
     "accounts:logout": "POST only; redirects",
     "accounts:resend_confirmation": "POST only; redirects",
