@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from tidings.desk.forms import SALT
 from tidings.desk.models import Attachment, Conversation
+from tidings.privacy.models import CollectionRecord
 from tidings.sending.models import OutboundMail
 
 PNG = bytes.fromhex(
@@ -133,3 +134,12 @@ def test_another_customer_sees_neither_the_conversation_nor_its_files(
     client.force_login(other_customer)
     assert client.get(reverse("desk:conversation", args=[conversation.pk])).status_code == 404
     assert client.get(reverse("desk:attachment", args=[attachment.pk])).status_code == 404
+
+
+@pytest.mark.promise("P2")
+def test_a_support_request_records_its_point_of_collection(client, db, on_commit_runs):
+    post_contact(client)
+    records = CollectionRecord.objects.filter(point="support request (form)")
+    collected = {what for r in records for what in r.data_collected}
+    assert collected == {"email", "name", "message"}
+    assert {r.legal_basis for r in records} == {"contract"}
