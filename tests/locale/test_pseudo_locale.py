@@ -173,6 +173,7 @@ RAW_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:
 # Routes not rendered here, each with its reason.
 SKIPPED: dict[str, str] = {
     "desk:attachment": "a file download, not a page",
+    "desk:mailgun_inbound": "a webhook for machines",
     # Answers that are not pages people read.
     "accounts:logout": "POST only; redirects",
     "accounts:resend_confirmation": "POST only; redirects",

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses, parseaddr
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -190,3 +191,12 @@ def receive(raw: bytes) -> Outcome:
             message_id=parsed.message_id,
         )
         return Outcome("opened", conversation, conversation.messages.get())
+
+
+def on_provider_inbound(sender: object, event: Any, esp_name: str, **kwargs: Any) -> None:
+    """anymail's `inbound` signal: a provider's webhook (signature already verified by
+    its view) hands over a message, which goes the way every other message goes."""
+    try:
+        receive(event.message.as_bytes())
+    except Malformed as error:
+        log.info("desk: refused a message from %s: %s", esp_name, error)

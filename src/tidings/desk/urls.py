@@ -9,6 +9,7 @@ urlpatterns = [
     path("support/new/", views.new_conversation, name="new"),
     path("support/<int:pk>/", views.conversation, name="conversation"),
     path("support/files/<int:pk>/", views.attachment, name="attachment"),
+    path("webhooks/mailgun/inbound/", views.mailgun_inbound, name="mailgun_inbound"),
 ]
 
 # The staff's desk, in the console (two factors, roles: site.admin_view).

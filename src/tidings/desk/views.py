@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.webhooks.mailgun import MailgunInboundWebhookView
 from django.conf import settings
 from django.contrib import messages
 from django.core.files.uploadhandler import MemoryFileUploadHandler
@@ -20,6 +22,7 @@ from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_messa
 from tidings.desk import attachments, services
 from tidings.desk.forms import ConversationForm, ReplyForm
 from tidings.desk.models import Attachment, Channel, Conversation, Message
+from tidings.sending import bounces
 
 STAFF_PERMISSION = "desk.view_conversation"
 
@@ -133,3 +136,28 @@ def attachment(request: HttpRequest, pk: int) -> HttpResponse:
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
+
+
+class FreshMailgunInboundView(MailgunInboundWebhookView):
+    """Mailgun's inbound route (forward() with raw MIME): anymail checks the signature,
+    then a signature made long ago or a token seen before (a replay) is refused too."""
+
+    def validate_request(self, request: HttpRequest) -> None:
+        super().validate_request(request)
+        refused = bounces.fresh_webhook_signature(
+            "mailgun-inbound", str(request.POST.get("timestamp")), str(request.POST.get("token"))
+        )
+        if refused:
+            raise AnymailWebhookValidationFailure(f"Mailgun inbound refused: {refused}")
+
+
+_mailgun_inbound = csrf_exempt(FreshMailgunInboundView.as_view())
+
+
+@csrf_exempt
+def mailgun_inbound(request: HttpRequest) -> HttpResponse:
+    """Served only when the webhook secret and Mailgun's signing key are configured: an
+    empty secret would let anyone sign a forged message."""
+    if not all(settings.ANYMAIL.get(k) for k in ("WEBHOOK_SECRET", "MAILGUN_WEBHOOK_SIGNING_KEY")):
+        raise Http404("Webhooks are off")
+    return _mailgun_inbound(request)
