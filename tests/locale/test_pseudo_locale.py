@@ -42,6 +42,7 @@ from tidings.audience.models import (
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core.locales import time_zone_choices
 from tidings.desk.models import Conversation
+from tidings.desk.services import rating_token
 from tidings.privacy import office, policy
 from tidings.privacy.models import AccountExport
 from tidings.sending import tokens as sending_tokens
@@ -146,6 +147,10 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "desk:conversations": ("customer", NONE),
     "desk:new": ("customer", NONE),
     "desk:conversation": ("customer", lambda w: {"pk": _conversation(w)}),
+    "desk:rate": (
+        "visitor",
+        lambda w: {"token": rating_token(Conversation.objects.get(account=w.customer.account))},
+    ),
     "staff_desk": ("staff", NONE),
     "staff_desk_conversation": ("staff", lambda w: {"pk": _conversation(w)}),
     "sending:unsubscribe": (

@@ -198,3 +198,31 @@ class CannedAnswer(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Rating(models.Model):
+    """The customer's rating of a solved conversation, from the single-use link in the
+    mail sent when it was solved. The agent and queue are copied at rating time."""
+
+    class Score(models.IntegerChoices):
+        BAD = 1, _("bad")
+        OKAY = 2, _("okay")
+        GOOD = 3, _("good")
+
+    conversation = models.OneToOneField(
+        Conversation, on_delete=models.CASCADE, related_name="rating"
+    )
+    score = models.PositiveSmallIntegerField(_("rating"), choices=Score.choices)
+    comment = EncryptedTextField(_("comment"), blank=True, default="")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("rated"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("support rating")
+        verbose_name_plural = _("support ratings")
+
+    def __str__(self) -> str:
+        return f"{self.conversation} {self.score}"

@@ -28,6 +28,7 @@ from tidings.desk.models import (
     FollowUp,
     Message,
     Queue,
+    Rating,
 )
 
 RETENTION_TEXT = _(
@@ -78,6 +79,14 @@ register(
     FollowUp,
     personal_fields=["body"],
     shown_fields=("due_at", "status", "body"),
+    account_path="conversation__account",
+    **common,
+)
+
+register(
+    Rating,
+    personal_fields=["comment"],
+    shown_fields=("created_at", "score", "comment"),
     account_path="conversation__account",
     **common,
 )

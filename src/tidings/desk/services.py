@@ -14,12 +14,14 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts import services as accounts
 from tidings.accounts.models import User
-from tidings.core import addresses, collection, locales, ratelimit, text
+from tidings.core import addresses, baseurl, collection, locales, ratelimit, text
+from tidings.core import signing as fast_signing
 from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
 from tidings.desk.attachments import Accepted
 from tidings.desk.models import (
@@ -29,6 +31,7 @@ from tidings.desk.models import (
     Conversation,
     Message,
     Queue,
+    Rating,
 )
 from tidings.staff import audit
 
@@ -37,8 +40,10 @@ BODY_MAX = 50_000
 # Every message of the desk names its conversation here, so a reply finds it even when
 # the subject changed and the client dropped In-Reply-To (django-helpdesk #756).
 REFERENCE_DOMAIN = "desk.tidings.invalid"
+RATING_SALT = "tidings.desk.rating"
 # What a support request's data is for (P2), as the data map says.
 PURPOSE = "answering the request and following it up"
+RATING_SALT = "tidings.desk.rating"
 # What a support request's data is for (P2), as the data map says.
 PURPOSE = "answering the request and following it up"
 
@@ -298,11 +303,32 @@ def set_status(conversation: Conversation, *, status: str, by: User) -> None:
     if status not in Conversation.Status.values:
         raise DeskError(_("Unknown status: %(status)s") % {"status": status})
     with transaction.atomic():
+        solving = (
+            status == Conversation.Status.SOLVED
+            and conversation.status != Conversation.Status.SOLVED
+        )
         conversation.status = status
         conversation.solved_at = timezone.now() if status == Conversation.Status.SOLVED else None
         conversation.updated_at = timezone.now()
         conversation.save(update_fields=["status", "solved_at", "updated_at"])
         audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["status"])
+        if solving:
+            _ask_for_rating(conversation)
+
+
+def rating_token(conversation: Conversation) -> str:
+    return fast_signing.dumps({"c": conversation.pk, "r": conversation.reference}, salt=RATING_SALT)
+
+
+def _ask_for_rating(conversation: Conversation) -> None:
+    """Solving mails a single-use link to rate the answer (desk.ratings), unless the
+    customer switched follow-ups off (P18) or the conversation was rated before."""
+    if conversation.user is not None and not conversation.user.allow_support_followups:
+        return
+    if Rating.objects.filter(conversation=conversation).exists():
+        return
+    url = baseurl.base_url() + reverse("desk:rate", args=[rating_token(conversation)])
+    mail_customer(conversation, "desk/mail/rate", {"url": url}, kind=Kind.NOTICE)
 
 
 def change_customer_data(

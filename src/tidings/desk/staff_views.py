@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import User
-from tidings.desk import followups, services
+from tidings.desk import followups, ratings, services
 from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Queue
 from tidings.staff import audit
 from tidings.staff.admin_site import site
@@ -115,6 +115,8 @@ def queue_page(request: HttpRequest) -> HttpResponse:
             "statuses": Conversation.Status.choices,
             "status": status,
             "query": query,
+            "by_agent": ratings.by_agent(),
+            "by_queue": ratings.by_queue(),
         },
     )
 

@@ -9,6 +9,7 @@ urlpatterns = [
     path("support/new/", views.new_conversation, name="new"),
     path("support/<int:pk>/", views.conversation, name="conversation"),
     path("support/files/<int:pk>/", views.attachment, name="attachment"),
+    path("support/rate/<str:token>/", views.rate, name="rate"),
     path("webhooks/mailgun/inbound/", views.mailgun_inbound, name="mailgun_inbound"),
 ]
 

@@ -14,14 +14,15 @@ from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import User
 from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_message
-from tidings.desk import attachments, services
+from tidings.desk import attachments, ratings, services
 from tidings.desk.forms import ConversationForm, ReplyForm
-from tidings.desk.models import Attachment, Channel, Conversation, Message
+from tidings.desk.models import Attachment, Channel, Conversation, Message, Rating
 from tidings.sending import bounces
 
 STAFF_PERMISSION = "desk.view_conversation"
@@ -161,3 +162,29 @@ def mailgun_inbound(request: HttpRequest) -> HttpResponse:
     if not all(settings.ANYMAIL.get(k) for k in ("WEBHOOK_SECRET", "MAILGUN_WEBHOOK_SIGNING_KEY")):
         raise Http404("Webhooks are off")
     return _mailgun_inbound(request)
+
+
+# A link in a mail: the signed token is the authority, no session and no CSRF cookie.
+# GET only shows the choices (mail scanners open links); POST records, once.
+@csrf_exempt
+@never_cache
+def rate(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        conversation = ratings.open_link(token)
+    except ratings.InvalidRating as error:
+        return render(request, "desk/rate_done.html", {"error": error}, status=400)
+    if request.method != "POST":
+        return render(
+            request,
+            "desk/rate.html",
+            {"conversation": conversation, "scores": Rating.Score.choices},
+        )
+    try:
+        score = int(request.POST.get("score", ""))
+    except ValueError:
+        score = 0
+    try:
+        ratings.rate(token, score=score, comment=request.POST.get("comment", ""))
+    except ratings.InvalidRating as error:
+        return render(request, "desk/rate_done.html", {"error": error}, status=400)
+    return render(request, "desk/rate_done.html", {})

@@ -164,4 +164,8 @@ LABELS = [
     _("sent"),
     _("size"),
     _("type"),
+    _("Support ratings"),
+    _("comment"),
+    _("rated"),
+    _("rating"),
 ]
