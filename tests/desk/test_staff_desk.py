@@ -205,3 +205,19 @@ def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
     client.post(f"/support/{conversation.pk}/", {"body": "One more question"})
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.OPEN
+
+
+@pytest.mark.promise("P7")
+def test_staff_download_an_attachment_only_with_a_reason_and_audited(
+    console, staff, customer, on_commit_runs
+):
+    raw = (EML / "rfc2231_filename.eml").read_bytes()
+    conversation = inbound.receive(raw).conversation
+    attachment = conversation.messages.get().attachments.get()
+    url = f"/support/files/{attachment.pk}/"
+    assert console(staff, reason=None).get(url).status_code == 404
+    client = console(staff)
+    response = client.get(url)
+    assert response.status_code == 200 and response["X-Content-Type-Options"] == "nosniff"
+    read = AuditEvent.objects.get(action="read", target_type="desk.Attachment")
+    assert read.reason == REASON

@@ -24,6 +24,8 @@ from tidings.desk import attachments, ratings, services
 from tidings.desk.forms import ConversationForm, ReplyForm
 from tidings.desk.models import Attachment, Channel, Conversation, Message, Rating
 from tidings.sending import bounces
+from tidings.staff import audit
+from tidings.staff.reason import stated_reason
 
 STAFF_PERMISSION = "desk.view_conversation"
 
@@ -126,11 +128,20 @@ def attachment(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     found = get_object_or_404(Attachment.objects.select_related("message__conversation"), pk=pk)
     conversation = found.message.conversation
-    entitled = (
-        conversation.user_id == user.pk and found.message.direction != Message.Direction.NOTE
-    ) or (user.is_staff and user.has_perm(STAFF_PERMISSION))
-    if not entitled:
-        raise Http404
+    own = conversation.user_id == user.pk and found.message.direction != Message.Direction.NOTE
+    if not own:
+        # Staff: the desk's permission, a stated reason, and the read in the audit (P7).
+        reason = stated_reason(request) if user.is_staff else None
+        if not user.has_perm(STAFF_PERMISSION) or reason is None:
+            raise Http404
+        audit.record(
+            audit.AuditEvent.Action.READ,
+            found,
+            by=user,
+            fields=["filename", "data"],
+            reason=reason.text,
+            account_id=conversation.account_id,
+        )
     response = HttpResponse(bytes(found.data), content_type=found.content_type)
     safe = found.filename.replace('"', "").encode("ascii", "replace").decode()
     response["Content-Disposition"] = f'attachment; filename="{safe}"'
