@@ -78,6 +78,25 @@ def populate_account(account: Account) -> None:
         account=account, name="the-accounts-image.png", content_type="image/png",
         width=1, height=1, size=4, data=b"\x89PNG",
     )  # fmt: skip
+    # A support conversation with an attachment and a pending follow-up.
+    from datetime import timedelta
+
+    from tidings.desk import attachments, followups
+    from tidings.desk import services as desk
+
+    conversation = desk.open_conversation(
+        user=user,
+        subject="The account's support request",
+        body="The account's question to support",
+        attachments=[attachments.accept("the-accounts-note.txt", b"The account's file")],
+    )
+    agent = User.objects.filter(is_staff=True).first() or StaffFactory()
+    followups.schedule(
+        conversation,
+        by=agent,
+        due_at=timezone.now() + timedelta(days=7),
+        body="The account's follow-up",
+    )
     # An archive of all the account's data, as the job leaves it (without its file: the
     # tests that need the file ask for one through tidings.privacy.portability).
     from tidings.privacy.models import AccountExport

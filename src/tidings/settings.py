@@ -112,6 +112,7 @@ INSTALLED_APPS = [
     "tidings.staff",
     "tidings.billing",
     "tidings.breaches",
+    "tidings.desk",
     "tidings.outbox",
     "tidings.public",
     "tidings.audience",
@@ -508,6 +509,24 @@ if CONSENT_NOTICE_DAYS < MIN_SUBPROCESSOR_NOTICE_DAYS:
         f"(the notice the policy promises before a new sub-processor takes effect), "
         f"not {CONSENT_NOTICE_DAYS}"
     )
+# The support desk (docs/desk.md): closed conversations are deleted after
+# `retention_months` (P12); attachments larger than `attachment_max_bytes` are refused,
+# and the inbound SMTP listener refuses messages larger than `message_max_bytes`.
+DESK: dict[str, int] = {
+    "retention_months": envint("TIDINGS_DESK_RETENTION_MONTHS", 24),
+    "attachment_max_bytes": envint("TIDINGS_DESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+    "message_max_bytes": envint("TIDINGS_DESK_MESSAGE_MAX_BYTES", 25 * 1024 * 1024),
+    # Acknowledgements to one address a day: a brake on mail loops.
+    "acks_per_address_per_day": envint("TIDINGS_DESK_ACKS_PER_DAY", 5),
+    # Public contact form: posts per client IP an hour; and the seconds a person takes
+    # at least to fill it (faster is a bot), and at most before the form is stale.
+    "form_posts_per_hour": envint("TIDINGS_DESK_FORM_POSTS_PER_HOUR", 10),
+    "form_min_seconds": envint("TIDINGS_DESK_FORM_MIN_SECONDS", 3),
+    "form_max_seconds": envint("TIDINGS_DESK_FORM_MAX_SECONDS", 86400),
+    "inbound_port": envint("TIDINGS_INBOUND_PORT", 2525),
+}
+# Where `tidings inbound` listens (the port is DESK's): loopback unless told otherwise.
+DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from tidings.api import api
+from tidings.desk.urls import staff_urlpatterns as desk_staff
 from tidings.sending.urls import staff_urlpatterns as sending_staff
 from tidings.staff.admin_site import site as staff_site
 
@@ -14,9 +15,11 @@ urlpatterns = [
     path("", include("tidings.automations.urls")),
     path("", include("tidings.consent.urls")),
     path("", include("tidings.billing.urls")),
+    path("", include("tidings.desk.urls")),
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
     path("", include("tidings.breaches.urls")),
     *sending_staff,
+    *desk_staff,
     path("staff/admin/", staff_site.urls),
 ]

@@ -42,6 +42,8 @@ from tidings.audience.models import (
 from tidings.automations.models import Automation, SplitTest, Variant, WebhookEndpoint
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core.locales import time_zone_choices
+from tidings.desk.models import Conversation
+from tidings.desk.services import rating_token
 from tidings.privacy import office, policy
 from tidings.privacy.models import AccountExport
 from tidings.sending import tokens as sending_tokens
@@ -86,6 +88,8 @@ def _endpoint(w: World) -> WebhookEndpoint:
         url="https://hooks.example.net/tidings",
         events=["campaign.sent"],
     )[0]
+def _conversation(w: World) -> int:
+    return Conversation.objects.get(account=w.customer.account).pk
 
 
 # route name -> (who visits: visitor, customer, staff; its arguments)
@@ -169,6 +173,15 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "campaigns:media": ("customer", NONE),
     "campaigns:visual": ("customer", lambda w: {"uuid": w.campaign.uuid}),
     "staff_product_updates": ("staff", NONE),
+    "desk:conversations": ("customer", NONE),
+    "desk:new": ("customer", NONE),
+    "desk:conversation": ("customer", lambda w: {"pk": _conversation(w)}),
+    "desk:rate": (
+        "visitor",
+        lambda w: {"token": rating_token(Conversation.objects.get(account=w.customer.account))},
+    ),
+    "staff_desk": ("staff", NONE),
+    "staff_desk_conversation": ("staff", lambda w: {"pk": _conversation(w)}),
     "sending:unsubscribe": (
         "visitor",
         lambda w: {"token": sending_tokens.unsubscribe_token(w.contact.uuid.hex, w.campaign.pk)},
@@ -200,6 +213,8 @@ SKIPPED: dict[str, str] = {
     "billing:test_gateway": "needs an order at the test gateway: tests/billing renders it",
     "billing:webhook": "a gateway's webhook, not a page",
     "admin:billing_order_transfer_received": "POST only; redirects",
+    "desk:attachment": "a file download, not a page",
+    "desk:mailgun_inbound": "a webhook for machines",
     # Answers that are not pages people read.
     "accounts:logout": "POST only; redirects",
     "accounts:resend_confirmation": "POST only; redirects",

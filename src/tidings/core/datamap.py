@@ -402,6 +402,7 @@ def _setting_values() -> dict[str, str]:
         "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
         "TIDINGS_OUTBOUND_DAYS": f"{settings.SENDING['outbound_days']} days",
         "TIDINGS_RAW_WEBHOOK_DAYS": f"{settings.BILLING['raw_webhook_days']} days",
+        "TIDINGS_DESK_RETENTION_MONTHS": f"{settings.DESK['retention_months']} months",
     }
 
 

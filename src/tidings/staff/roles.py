@@ -38,6 +38,12 @@ _SUPPORT = (
     "accounts.change_user",
     "accounts.view_account",
     "accounts.change_account",
+    # The support desk (desk.staff_views): conversations and the saved answers.
+    "desk.view_conversation",
+    "desk.change_conversation",
+    "desk.view_cannedanswer",
+    "desk.add_cannedanswer",
+    "desk.change_cannedanswer",
 )
 _BILLING = (
     "accounts.view_account",
