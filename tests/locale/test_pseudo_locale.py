@@ -88,6 +88,8 @@ def _endpoint(w: World) -> WebhookEndpoint:
         url="https://hooks.example.net/tidings",
         events=["campaign.sent"],
     )[0]
+
+
 def _conversation(w: World) -> int:
     return Conversation.objects.get(account=w.customer.account).pk
 
