@@ -15,7 +15,8 @@
    (campaign, contact)), and moves to the next step. A scheduler killed mid-way
    commits all of that or none of it; a second run finds nothing due twice. The
    deliveries go out through the campaign engine (`sending.dispatcher`), after the
-   commit.
+   commit. Each message is paid with a credit when it is added (an account on a plan
+   pays none); contacts the balance does not cover try again an hour later.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from django.utils import timezone
 from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
+from tidings.billing import credits
 from tidings.core import jobs
 from tidings.core.mail import Purpose
 from tidings.sending.dispatcher import DISPATCH
@@ -40,6 +42,8 @@ from tidings.sending.models import Delivery
 E = Enrolment.Status
 # Due enrolments taken per transaction.
 CHUNK = 500
+# How long contacts whose step the credits did not cover wait before the next try.
+WAIT_FOR_CREDITS = timedelta(hours=1)
 
 
 @dataclass
@@ -109,27 +113,38 @@ def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
         runs, deliveries, campaigns = [], [], set()
         for automation_id, enrolments in by_automation.items():
             steps = _steps(automation_id)
-            list_id = enrolments[0].automation.mailing_list_id
-            may = mailable_ids(Purpose.MARKETING, [e.contact_id for e in enrolments], [list_id])
+            automation = enrolments[0].automation
+            may = mailable_ids(
+                Purpose.MARKETING, [e.contact_id for e in enrolments], [automation.mailing_list_id]
+            )
+            reaching: dict[int, list[Enrolment]] = defaultdict(list)
             for enrolment in enrolments:
                 if enrolment.contact_id not in may:
                     enrolment.status, enrolment.left_at, enrolment.due_at = E.LEFT, now, None
-                    continue
-                if enrolment.position >= len(steps):
+                elif enrolment.position >= len(steps):
                     enrolment.status, enrolment.due_at = E.DONE, None
-                    continue
-                step = steps[enrolment.position]
-                runs.append(StepRun(step=step, contact_id=enrolment.contact_id, ran_at=now))
-                deliveries.append(
-                    Delivery(campaign_id=step.campaign_id, contact_id=enrolment.contact_id)
-                )
-                campaigns.add(step.campaign_id)
-                enrolment.position += 1
-                if enrolment.position < len(steps):
-                    wait = timedelta(days=steps[enrolment.position].wait_days)
-                    enrolment.due_at = now + wait
                 else:
-                    enrolment.status, enrolment.due_at = E.DONE, None
+                    reaching[enrolment.position].append(enrolment)
+            for position, waiting in reaching.items():
+                step = steps[position]
+                # Each message is paid when it is added; those the credits do not
+                # cover wait, due, for the next pass (billing.credits).
+                paid = credits.spend_for_step(automation.account, step.campaign_id, len(waiting))
+                for enrolment in waiting[paid:]:
+                    # Not taken again in this pass, nor ahead of other accounts' due steps.
+                    enrolment.due_at = now + WAIT_FOR_CREDITS
+                for enrolment in waiting[:paid]:
+                    runs.append(StepRun(step=step, contact_id=enrolment.contact_id, ran_at=now))
+                    deliveries.append(
+                        Delivery(campaign_id=step.campaign_id, contact_id=enrolment.contact_id)
+                    )
+                    campaigns.add(step.campaign_id)
+                    enrolment.position += 1
+                    if enrolment.position < len(steps):
+                        wait = timedelta(days=steps[enrolment.position].wait_days)
+                        enrolment.due_at = now + wait
+                    else:
+                        enrolment.status, enrolment.due_at = E.DONE, None
         StepRun.objects.bulk_create(runs, ignore_conflicts=True)
         Delivery.objects.bulk_create(deliveries, ignore_conflicts=True)
         Enrolment.objects.bulk_update(due, ["status", "position", "due_at", "left_at"])

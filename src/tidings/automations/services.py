@@ -20,7 +20,7 @@ from tidings.audience.models import MailingList
 from tidings.automations.models import Automation, Step
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
-from tidings.sending import checklist
+from tidings.sending import checklist, lifecycle
 from tidings.staff import audit
 
 if TYPE_CHECKING:
@@ -131,12 +131,9 @@ def start(automation: Automation, *, by: User | None) -> Automation:
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
         if locked.status == A.ACTIVE:
             return locked
-        # The steps' messages are open for the engine: each contact reaching a step
-        # gets one delivery of it. They never finish by themselves (their recipients
-        # are never all fixed) and no other path adds recipients to them.
-        Campaign.objects.filter(
-            pk__in=[s.campaign_id for s in steps], status=Campaign.Status.DRAFT
-        ).update(status=Campaign.Status.SENDING, updated_at=timezone.now())
+        # The steps' messages are open for the engine (sending.lifecycle); no other
+        # path adds recipients to them.
+        lifecycle.open_for_steps([s.campaign_id for s in steps])
         locked.status = A.ACTIVE
         locked.activated_at = locked.activated_at or timezone.now()
         locked.save(update_fields=["status", "activated_at", "updated_at"])

@@ -22,9 +22,7 @@ from django.utils.translation import gettext as _
 from tidings.automations.models import SplitTest, Variant
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
-from tidings.core import jobs
-from tidings.sending import checklist, recipients, reports
-from tidings.sending.dispatcher import DISPATCH
+from tidings.sending import checklist, lifecycle, recipients, reports
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff import audit
 
@@ -91,13 +89,13 @@ def _variants(test: SplitTest) -> list[Variant]:
 
 
 def _open(campaign_ids: list[int], now: datetime) -> None:
-    """Campaigns whose recipients were fixed here: sending, dispatched after the commit
-    (the engine finishes each when its deliveries are done)."""
-    Campaign.objects.filter(pk__in=campaign_ids).update(
-        status=Campaign.Status.SENDING, started_at=now, recipients_fixed_at=now, updated_at=now
-    )
-    for campaign_id in campaign_ids:
-        jobs.enqueue(DISPATCH, campaign_id)
+    """Campaigns whose recipients were fixed here start as any campaign does (credits
+    reserved per delivery), dispatched after the commit; the engine finishes each when
+    its deliveries are done."""
+    try:
+        lifecycle.start_with_fixed_recipients(campaign_ids, now)
+    except lifecycle.SendingError as error:
+        raise SplitTestError(str(error)) from None
 
 
 def start_test(test: SplitTest, *, by: User | None, now: datetime | None = None) -> SplitTest:
@@ -240,6 +238,12 @@ def decide_due(now: datetime | None = None) -> int:
     )
     decided = 0
     for test in due:
-        decide(test, now=now)
+        try:
+            decide(test, now=now)
+        except SplitTestError as error:
+            # Credits ran out during the test: it waits, saying why, and is decided
+            # at the next pass once they come.
+            SplitTest.objects.filter(pk=test.pk).update(note=str(error)[:500])
+            continue
         decided += 1
     return decided

@@ -97,6 +97,26 @@ def reserve_for_campaign(account: Account, campaign_id: int, credits: int) -> No
     )
 
 
+def spend_for_step(account: Account, campaign_id: int, wanted: int) -> int:
+    """Pay for `wanted` messages of an automation's step, in the caller's transaction:
+    as many as the balance holds (all of them on a plan), spent at once, since an
+    automation never finishes to settle a reservation. Returns how many were paid; the
+    contacts beyond wait for their step until credits come."""
+    if wanted <= 0:
+        return 0
+    if not needs_credits(account):
+        return wanted
+    balance_of(account)
+    balance = CreditBalance.objects.select_for_update().get(account=account)
+    paid = min(wanted, balance.available)
+    if paid:
+        CreditBalance.objects.filter(account=account).update(available=F("available") - paid)
+        CreditEntry.objects.create(
+            account=account, kind=K.STEP, credits=-paid, messages=paid, campaign_id=campaign_id
+        )
+    return paid
+
+
 def reserved_for(campaign_id: int) -> int:
     entry = CreditEntry.objects.filter(campaign_id=campaign_id, kind=K.RESERVE).first()
     return -entry.credits if entry is not None else 0

@@ -153,6 +153,7 @@ class CreditEntry(models.Model):
         RESERVE = "reserve", _("Reserved for a campaign")
         RELEASE = "release", _("Returned from a campaign")
         SPEND = "spend", _("Spent by a campaign")
+        STEP = "step", _("Spent by an automation's step")
         REFUND = "refund", _("Refunded order")
         ADJUST = "adjust", _("Adjusted by staff")
 
@@ -183,8 +184,9 @@ class CreditEntry(models.Model):
                 name="billing_once_per_order",
             ),
             models.UniqueConstraint(
+                # An automation's step pays each time contacts reach it.
                 fields=["campaign_id", "kind"],
-                condition=Q(campaign_id__isnull=False),
+                condition=Q(campaign_id__isnull=False) & ~Q(kind="step"),
                 name="billing_once_per_campaign",
             ),
             models.UniqueConstraint(

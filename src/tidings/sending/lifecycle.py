@@ -82,6 +82,12 @@ TRANSITIONS: dict[str, Transition] = {
     "relay refused": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
     # A message of the campaign exceeded the rendering limits (campaigns.renderpool).
     "template too costly": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
+    # Not the customer's: another part fixed the recipients (an A/B test's sample, its
+    # winner's rest) or adds them one by one (an automation's step).
+    "start fixed": Transition(frozenset({S.DRAFT}), S.SENDING, "Only a draft can be started."),
+    "open for steps": Transition(
+        frozenset({S.DRAFT, S.SENDING}), S.SENDING, "Only a draft can be an automation's step."
+    ),
 }
 CUSTOMER_ACTIONS = (
     "start", "schedule", "unschedule", "pause", "resume", "cancel", "resend unknown",
@@ -178,6 +184,35 @@ def _reserve_credits(locked: Campaign) -> None:
     except credits.NotEnoughCredits:
         refused = credits.refusal(locked.account, count_recipients(locked))
         raise SendingError(refused or _("Not enough credits.")) from None
+
+
+def start_with_fixed_recipients(campaign_ids: list[int], now: datetime) -> None:
+    """Start campaigns whose deliveries the caller wrote in its transaction (an A/B
+    test's variants, its winner's rest): each reserves one credit per delivery, as a
+    campaign started by its customer does, or SendingError and nothing starts."""
+    for campaign_id in campaign_ids:
+        locked = Campaign.objects.select_for_update().select_related("account").get(pk=campaign_id)
+        _move(locked, "start fixed")
+        locked.started_at = locked.recipients_fixed_at = now
+        if credits.needs_credits(locked.account):
+            wanted = Delivery.objects.filter(campaign_id=campaign_id).count()
+            try:
+                credits.reserve_for_campaign(locked.account, locked.pk, wanted)
+            except credits.NotEnoughCredits:
+                refused = credits.refusal(locked.account, wanted)
+                raise SendingError(refused or _("Not enough credits.")) from None
+        locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
+        dispatch(locked.pk)
+
+
+def open_for_steps(campaign_ids: list[int]) -> None:
+    """An automation's step messages open for the engine: each contact reaching a step
+    gets one delivery of it, paid when it is added (`credits.spend_for_step`). They
+    never finish by themselves (their recipients are never all fixed)."""
+    for campaign_id in campaign_ids:
+        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+        _move(locked, "open for steps")
+        locked.save(update_fields=["status", "updated_at"])
 
 
 # A message that reached the relay costs its credit, whatever became of it there.
