@@ -230,6 +230,8 @@ def setup_django(broker: str) -> None:
     os.environ.setdefault("TIDINGS_ALLOWED_RELAY_HOSTS", "127.0.0.1")
     os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-bench-"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tidings.settings")
+    # The bench's account has the credits its campaign needs (one per message).
+    os.environ.setdefault("TIDINGS_FREE_CREDITS", "100000000")
     sys.path.insert(0, str(ROOT / "src"))
     import django
     from django.core.management import call_command

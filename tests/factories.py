@@ -1,7 +1,18 @@
+from datetime import timedelta
+
 import factory
 from django.utils import timezone
 
+from tidings.accounts import apikeys
 from tidings.accounts.models import Account, User
+from tidings.audience import rights
+from tidings.audience import services as audience
+from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
+from tidings.breaches.models import Incident, Notice
+from tidings.campaigns.models import Campaign, Layout, MediaImage, SavedTemplate
+from tidings.desk import attachments, followups
+from tidings.desk import services as desk
+from tidings.privacy.models import AccountExport
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,12 +47,6 @@ def populate_account(account: Account) -> None:
 
     Tenant isolation and erasure tests use it: add each new kind of data here.
     """
-    from tidings.accounts import apikeys
-    from tidings.audience import rights
-    from tidings.audience import services as audience
-    from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
-    from tidings.campaigns.models import Campaign, Layout, MediaImage, SavedTemplate
-
     user = account.users.first()
     assert user is not None
     apikeys.create_api_key(account, name="The account's key", by=user)
@@ -78,19 +83,27 @@ def populate_account(account: Account) -> None:
         account=account, name="the-accounts-image.png", content_type="image/png",
         width=1, height=1, size=4, data=b"\x89PNG",
     )  # fmt: skip
+    # A support conversation with an attachment and a pending follow-up.
+    conversation = desk.open_conversation(
+        user=user,
+        subject="The account's support request",
+        body="The account's question to support",
+        attachments=[attachments.accept("the-accounts-note.txt", b"The account's file")],
+    )
+    agent = User.objects.filter(is_staff=True).first() or StaffFactory()
+    followups.schedule(
+        conversation,
+        by=agent,
+        due_at=timezone.now() + timedelta(days=7),
+        body="The account's follow-up",
+    )
     # An archive of all the account's data, as the job leaves it (without its file: the
     # tests that need the file ask for one through tidings.privacy.portability).
-    from tidings.privacy.models import AccountExport
-
     AccountExport.objects.create(
         account=account, requested_by=user, format="csv", status=AccountExport.Status.FAILED
     )
     # A breach notice the account's user was sent and has read (the register keeps it,
     # unlinked, after erasure).
-    from django.utils import timezone
-
-    from tidings.breaches.models import Incident, Notice
-
     incident = Incident.objects.create(
         summary="A breach", detected_at=timezone.now(), aware_at=timezone.now()
     )

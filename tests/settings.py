@@ -9,6 +9,8 @@ os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-test-
 os.environ.setdefault("TIDINGS_TASKS_EAGER", "true")
 # Mail without a relay is kept in Django's test list (django.core.mail.outbox).
 os.environ.setdefault("TIDINGS_EMAIL", "memory")
+# Campaigns spend credits: the suite's accounts get plenty, the billing tests set their own.
+os.environ.setdefault("TIDINGS_FREE_CREDITS", "10000000")
 
 from tidings.settings import *  # noqa: F403
 

@@ -16,12 +16,18 @@ app.conf.beat_schedule = {
     # the bounce mailbox (docs/sending.md).
     "start-due-campaigns": {"task": "tidings.sending.tasks.start_due_campaigns", "schedule": 60.0},
     "recover-stalled-sending": {"task": "tidings.sending.tasks.recover_stalled", "schedule": 60.0},
+    # Automations: new subscribers enter, the unmailable leave, due steps run.
+    "run-automations": {"task": "tidings.automations.tasks.run_automations", "schedule": 60.0},
+    # Outgoing webhooks: new events written, due messages sent or retried.
+    "run-webhooks": {"task": "tidings.automations.tasks.run_webhooks", "schedule": 60.0},
     "read-bounce-mailbox": {"task": "tidings.sending.tasks.read_bounce_mailbox", "schedule": 300.0},
     # Sending domains stay proven only while their DNS records stay published.
     "recheck-sending-domains": {
         "task": "tidings.sending.tasks.recheck_sending_domains",
         "schedule": 3600.0,
     },
+    # The support desk's follow-ups that are due (P6), each sent once.
+    "send-due-followups": {"task": "tidings.desk.tasks.send_due_followups", "schedule": 300.0},
     # Erasure must finish by day 60 (P13): running every hour leaves ample margin.
     "erase-due-accounts": {"task": "tidings.privacy.tasks.erase_due_accounts", "schedule": 3600.0},
     # Every retention rule of the data map, once a day (P12, P14): unconfirmed

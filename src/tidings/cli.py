@@ -22,6 +22,7 @@ COMMANDS = {
     "audit": "audit log: `verify` (chain and checkpoints), `checkpoint`, `protect` (PostgreSQL)",
     "retention": "delete what the retention schedule says has expired (--dry-run: only show)",
     "rotate-keys": "re-encrypt encrypted fields with the newest key",
+    "inbound": "take mail to the support address over SMTP (the support desk)",
     "manage": "run any Django management command (`tidings manage help`)",
 }
 
@@ -214,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     retention = sub.add_parser("retention", help=COMMANDS["retention"])
     retention.add_argument("--dry-run", action="store_true", help="delete nothing")
     sub.add_parser("rotate-keys", help=COMMANDS["rotate-keys"])
+    inbound = sub.add_parser("inbound", help=COMMANDS["inbound"])
+    inbound.add_argument("--host", default=None, help="default: TIDINGS_INBOUND_HOST, 127.0.0.1")
+    inbound.add_argument("--port", default=None, help="default: TIDINGS_INBOUND_PORT, 2525")
     manage = sub.add_parser("manage", help=COMMANDS["manage"])
     manage.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -267,6 +271,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "rotate-keys":
         _call("rotatekeys")
+        return 0
+    if args.command == "inbound":
+        where = [*(["--host", args.host] if args.host else []),
+                 *(["--port", args.port] if args.port else [])]  # fmt: skip
+        _call("inbound", *where)
         return 0
     if args.command == "manage":
         _django()

@@ -112,12 +112,14 @@ INSTALLED_APPS = [
     "tidings.staff",
     "tidings.billing",
     "tidings.breaches",
+    "tidings.desk",
     "tidings.outbox",
     "tidings.public",
     "tidings.audience",
     "tidings.transfer",
     "tidings.campaigns",
     "tidings.sending",
+    "tidings.automations",
     "tidings.consent",
     "anymail",
 ]
@@ -414,6 +416,11 @@ SENDING: dict[str, Any] = {
 ALLOWED_RELAY_HOSTS = [
     h.strip() for h in env("TIDINGS_ALLOWED_RELAY_HOSTS").split(",") if h.strip()
 ]
+# The same for the customers' webhook endpoints (docs/automations.md): an endpoint is
+# https on a public address, or plain http on a host the operator allows here.
+ALLOWED_WEBHOOK_HOSTS = [
+    h.strip() for h in env("TIDINGS_ALLOWED_WEBHOOK_HOSTS").split(",") if h.strip()
+]
 # Sending domains (docs/sending.md, "Sending domains"): a customer's domain is used in
 # From only once a TXT record proves it is theirs and its DKIM key is published. The
 # resolver asked ("host:port"; empty: the system's), and how often proof is checked again.
@@ -455,6 +462,29 @@ OPERATOR = {
 }
 DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
 
+# Orders and payment (docs/billing.md). The gateway customers pay on: "test" (served by
+# Tidings itself, no money moves: the embedded default) or "stripe" (Stripe Checkout).
+BILLING: dict[str, Any] = {
+    "gateway": env("TIDINGS_PAYMENT_GATEWAY", "test"),
+    # Payment by bank transfer offered beside the gateway; billing staff mark it paid.
+    "bank_transfer": envbool("TIDINGS_BANK_TRANSFER", False),
+    # Credits a new account gets (one credit = one message).
+    "free_credits": envint("TIDINGS_FREE_CREDITS", 1_000),
+    # Campaigns spend credits (or stay within a plan's contacts). Off: sending is free.
+    "credits_required": envbool("TIDINGS_CREDITS_REQUIRED", True),
+    # A webhook signed longer ago than this is refused (a replay).
+    "webhook_tolerance": envint("TIDINGS_WEBHOOK_TOLERANCE_SECONDS", 300),
+    # Raw webhook requests are kept this long (they hold billing identities).
+    "raw_webhook_days": envint("TIDINGS_RAW_WEBHOOK_DAYS", 90),
+    # The test gateway's signing secrets (comma-separated: two during a rotation);
+    # empty: one derived from the secret key.
+    "test_secrets": [s for s in env("TIDINGS_TEST_GATEWAY_SECRETS").split(",") if s],
+    "stripe_api_key": env("TIDINGS_STRIPE_API_KEY"),
+    "stripe_webhook_secrets": [s for s in env("TIDINGS_STRIPE_WEBHOOK_SECRETS").split(",") if s],
+    # Tests point the official library at a local fake of the endpoints used.
+    "stripe_api_base": env("TIDINGS_STRIPE_API_BASE"),
+}
+
 # Retention (P12, P13, P14): days unless named otherwise.
 RETENTION = {
     "grace_days": envint("TIDINGS_ERASURE_GRACE_DAYS", 45),
@@ -479,6 +509,24 @@ if CONSENT_NOTICE_DAYS < MIN_SUBPROCESSOR_NOTICE_DAYS:
         f"(the notice the policy promises before a new sub-processor takes effect), "
         f"not {CONSENT_NOTICE_DAYS}"
     )
+# The support desk (docs/desk.md): closed conversations are deleted after
+# `retention_months` (P12); attachments larger than `attachment_max_bytes` are refused,
+# and the inbound SMTP listener refuses messages larger than `message_max_bytes`.
+DESK: dict[str, int] = {
+    "retention_months": envint("TIDINGS_DESK_RETENTION_MONTHS", 24),
+    "attachment_max_bytes": envint("TIDINGS_DESK_ATTACHMENT_MAX_BYTES", 10 * 1024 * 1024),
+    "message_max_bytes": envint("TIDINGS_DESK_MESSAGE_MAX_BYTES", 25 * 1024 * 1024),
+    # Acknowledgements to one address a day: a brake on mail loops.
+    "acks_per_address_per_day": envint("TIDINGS_DESK_ACKS_PER_DAY", 5),
+    # Public contact form: posts per client IP an hour; and the seconds a person takes
+    # at least to fill it (faster is a bot), and at most before the form is stale.
+    "form_posts_per_hour": envint("TIDINGS_DESK_FORM_POSTS_PER_HOUR", 10),
+    "form_min_seconds": envint("TIDINGS_DESK_FORM_MIN_SECONDS", 3),
+    "form_max_seconds": envint("TIDINGS_DESK_FORM_MAX_SECONDS", 86400),
+    "inbound_port": envint("TIDINGS_INBOUND_PORT", 2525),
+}
+# Where `tidings inbound` listens (the port is DESK's): loopback unless told otherwise.
+DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

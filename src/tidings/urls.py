@@ -1,6 +1,7 @@
 from django.urls import include, path
 
 from tidings.api import api
+from tidings.desk.urls import staff_urlpatterns as desk_staff
 from tidings.sending.urls import staff_urlpatterns as sending_staff
 from tidings.staff.admin_site import site as staff_site
 
@@ -11,10 +12,14 @@ urlpatterns = [
     path("", include("tidings.transfer.urls")),
     path("", include("tidings.campaigns.urls")),
     path("", include("tidings.sending.urls")),
+    path("", include("tidings.automations.urls")),
     path("", include("tidings.consent.urls")),
+    path("", include("tidings.billing.urls")),
+    path("", include("tidings.desk.urls")),
     path("api/v1/", api.urls),
     path("", include("tidings.privacy.urls")),
     path("", include("tidings.breaches.urls")),
     *sending_staff,
+    *desk_staff,
     path("staff/admin/", staff_site.urls),
 ]

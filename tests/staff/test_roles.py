@@ -52,6 +52,16 @@ def test_what_each_role_may_reach(db):
         "accounts.view_account",
         "accounts.view_user_billing",
         "billing.view_invoice",
+        "billing.view_offer",
+        "billing.add_offer",
+        "billing.change_offer",
+        "billing.view_price",
+        "billing.add_price",
+        "billing.change_price",
+        "billing.delete_price",
+        "billing.view_order",
+        "billing.change_order",
+        "billing.view_webhookevent",
     }
     assert "staff.view_auditevent" in perms(officer)
     assert not any(p.startswith(("accounts.change", "accounts.view_user")) for p in perms(officer))

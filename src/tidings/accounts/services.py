@@ -6,6 +6,7 @@ tells the person what changed (P19).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -337,6 +338,17 @@ PROCESSING_SWITCHES = {
 }
 
 
+# What apps above do when a switch changes (the desk cancels pending follow-ups when
+# they are switched off): filled from their AppConfig.ready(), run in the transaction.
+ProcessingHook = Callable[[User, dict[str, bool]], None]
+_processing_hooks: list[ProcessingHook] = []
+
+
+def on_processing_change(hook: ProcessingHook) -> None:
+    if hook not in _processing_hooks:
+        _processing_hooks.append(hook)
+
+
 def set_processing(user: User, *, by: User, reason: str = "", **switches: bool) -> list[Change]:
     """Switch single optional processings on or off; effective at once (P18, P21)."""
     changes = []
@@ -354,6 +366,8 @@ def set_processing(user: User, *, by: User, reason: str = "", **switches: bool) 
         user.save(update_fields=fields)
         audit.record(audit.AuditEvent.Action.UPDATE, user, by=by, fields=fields, reason=reason)
         _notify_changes(user, changes, by=by, to=[user.email])
+        for hook in _processing_hooks:
+            hook(user, {f: bool(getattr(user, f)) for f in fields})
     return changes
 
 

@@ -1,10 +1,159 @@
-"""Invoices in the staff console: read-only legal records (P7, P14)."""
+"""Billing in the staff console (P7): plans and credit packs edited by billing staff,
+orders and invoices read by them (audited), bank transfers marked paid through the
+service. Billing staff see billing data only (staff.roles)."""
 
 from __future__ import annotations
 
-from tidings.billing.models import Invoice
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.translation import gettext as _
+
+from tidings.billing import services
+from tidings.billing.models import Invoice, Offer, Order, Price, WebhookEvent
+from tidings.staff import audit
 from tidings.staff.admin_site import site
-from tidings.staff.console import ReadOnlyAuditedAdmin
+from tidings.staff.console import AuditedModelAdmin, ReadOnlyAuditedAdmin
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 1
+
+
+class OfferAdmin(AuditedModelAdmin):
+    """What is sold: no personal data, so no reason is asked; each save is audited."""
+
+    list_display = ("name", "kind", "period", "contact_limit", "credits", "vat_treatment", "active")
+    list_filter = ("kind", "active")
+    inlines = [PriceInline]
+    fields = (
+        "kind",
+        "name",
+        "description",
+        "period",
+        "contact_limit",
+        "credits",
+        "vat_treatment",
+        "vat_rate",
+        "active",
+        "position",
+    )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("billing.add_offer")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.full_clean()
+        obj.save()
+        audit.record(
+            audit.AuditEvent.Action.UPDATE if change else audit.AuditEvent.Action.CREATE,
+            obj,
+            by=request.user,  # type: ignore[arg-type]
+            fields=list(form.changed_data),
+        )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # Prices only: what is sold holds no personal data.
+        admin.ModelAdmin.save_related(self, request, form, formsets, change)
+
+
+class OrderAdmin(ReadOnlyAuditedAdmin):
+    list_display = (
+        "reference",
+        "created_at",
+        "account",
+        "offer",
+        "amount",
+        "currency",
+        "gateway",
+        "status",
+    )
+    list_filter = ("status", "gateway")
+    search_fields = ("billing_name",)
+    fields = (
+        "account",
+        "offer",
+        "created_at",
+        "status",
+        "currency",
+        "amount",
+        "credits",
+        "gateway",
+        "gateway_ref",
+        "paid_at",
+        "buyer_kind",
+        "billing_name",
+        "billing_address",
+        "billing_country",
+        "vat_number",
+    )
+    change_form_template = "billing/admin/order_change_form.html"
+
+    def audit_account_id(self, obj: Any) -> int | None:
+        return int(obj.account_id)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:pk>/transfer-received/",
+                self.admin_site.admin_view(self.transfer_received),
+                name="billing_order_transfer_received",
+            ),
+            *super().get_urls(),
+        ]
+
+    def transfer_received(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Billing staff record a bank transfer (POST only), through the service."""
+        if request.method != "POST" or not request.user.has_perm("billing.change_order"):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk)
+        try:
+            amount = Decimal(request.POST.get("amount", ""))
+            outcome = services.mark_transfer_paid(
+                order,
+                by=request.user,  # type: ignore[arg-type]
+                amount=amount,
+                currency=request.POST.get("currency", ""),
+            )
+        except (InvalidOperation, services.OrderRefused) as error:
+            message = (
+                str(error)
+                if isinstance(error, services.OrderRefused)
+                else _("Give the amount received.")
+            )
+            self.message_user(request, message, messages.ERROR)
+        else:
+            self.message_user(request, outcome, messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:billing_order_change", args=[pk])
+        )
+
+
+class WebhookEventAdmin(ReadOnlyAuditedAdmin):
+    list_display = ("received_at", "gateway", "event_type", "valid", "processed", "outcome")
+    list_filter = ("gateway", "valid", "processed")
+    fields = (
+        "received_at",
+        "gateway",
+        "remote_ip",
+        "event_id",
+        "event_type",
+        "valid",
+        "processed",
+        "outcome",
+        "account",
+        "headers",
+        "body",
+    )
+
+    def audit_account_id(self, obj: Any) -> int | None:
+        return obj.account_id
 
 
 class InvoiceAdmin(ReadOnlyAuditedAdmin):
@@ -23,4 +172,7 @@ class InvoiceAdmin(ReadOnlyAuditedAdmin):
     )
 
 
+site.register(Offer, OfferAdmin)
+site.register(Order, OrderAdmin)
+site.register(WebhookEvent, WebhookEventAdmin)
 site.register(Invoice, InvoiceAdmin)

@@ -1,7 +1,17 @@
-"""Invoices. They outlive an erased account for the legal accounting period (P14)."""
+"""Billing: what is sold (plans and credit packs, priced per currency), the credits an
+account holds (an append-only ledger with a counter the database keeps from going
+negative), orders paid on a gateway's hosted page, and the gateway's webhooks as they
+arrived. Invoices outlive an erased account for the legal accounting period (P14).
+"""
+
+from __future__ import annotations
+
+import uuid
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tidings.core.fields import EncryptedTextField
 
@@ -26,3 +36,295 @@ class Invoice(models.Model):
 
     def __str__(self) -> str:
         return self.number
+
+
+class VatTreatment(models.TextChoices):
+    """How VAT applies to an offer's price (the invoices issue reads it)."""
+
+    STANDARD = "standard", _("VAT added at the rate given")
+    INCLUDED = "included", _("VAT included in the price")
+    REVERSE_CHARGE = "reverse_charge", _("Reverse charge for business buyers with a VAT number")
+    EXEMPT = "exempt", _("Exempt from VAT")
+
+
+class Offer(models.Model):
+    """A plan (monthly or yearly, up to a number of contacts) or a credit pack (one
+    credit = one message), defined by billing staff in the console."""
+
+    class Kind(models.TextChoices):
+        PLAN = "plan", _("Plan")
+        PACK = "pack", _("Credit pack")
+
+    class Period(models.TextChoices):
+        NONE = "", _("Once (credit pack)")
+        MONTH = "month", _("Monthly")
+        YEAR = "year", _("Yearly")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    name = models.CharField(_("name"), max_length=100)
+    description = models.CharField(_("description"), max_length=300, blank=True)
+    period = models.CharField(
+        _("billing period"), max_length=8, choices=Period.choices, blank=True, default=""
+    )
+    contact_limit = models.PositiveIntegerField(
+        _("contact limit"),
+        null=True,
+        blank=True,
+        help_text=_("plans: contacts a campaign may reach"),
+    )
+    credits = models.PositiveIntegerField(
+        _("credits"), default=0, help_text=_("credits the order adds (one credit = one message)")
+    )
+    vat_treatment = models.CharField(
+        _("VAT treatment"), max_length=16, choices=VatTreatment.choices
+    )
+    vat_rate = models.DecimalField(_("VAT rate (%)"), max_digits=5, decimal_places=2, default=0)
+    active = models.BooleanField(_("offered"), default=True)
+    position = models.PositiveSmallIntegerField(_("position on the pricing page"), default=0)
+
+    class Meta:
+        ordering = ["kind", "position", "pk"]
+        verbose_name = _("plan or credit pack")
+        verbose_name_plural = _("plans and credit packs")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="plan") & ~Q(period="")) | (Q(kind="pack") & Q(period="")),
+                name="billing_offer_period_by_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lte=100), name="billing_offer_vat_rate"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Price(models.Model):
+    offer = models.ForeignKey(Offer, on_delete=models.CASCADE, related_name="prices")
+    currency = models.CharField(_("currency"), max_length=3, help_text=_("ISO 4217, e.g. EUR"))
+    amount = models.DecimalField(_("amount"), max_digits=10, decimal_places=2)
+
+    class Meta:
+        ordering = ["currency"]
+        verbose_name = _("price")
+        verbose_name_plural = _("prices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["offer", "currency"], name="billing_one_price_per_currency"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="billing_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+
+class CreditBalance(models.Model):
+    """The credits an account may spend now: kept with every ledger row, in its
+    transaction; the constraint makes overspending an error, not a race."""
+
+    account = models.OneToOneField(
+        "accounts.Account", on_delete=models.CASCADE, related_name="credit_balance"
+    )
+    available = models.BigIntegerField(default=0)
+    reserved = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(available__gte=0), name="billing_credits_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0), name="billing_reserved_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.available} credits"
+
+
+class CreditEntry(models.Model):
+    """One movement of credits, never changed afterwards."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", _("Free allowance")
+        PURCHASE = "purchase", _("Purchase")
+        RESERVE = "reserve", _("Reserved for a campaign")
+        RELEASE = "release", _("Returned from a campaign")
+        SPEND = "spend", _("Spent by a campaign")
+        STEP = "step", _("Spent by an automation's step")
+        REFUND = "refund", _("Refunded order")
+        ADJUST = "adjust", _("Adjusted by staff")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="credit_entries"
+    )
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # Signed: what the entry did to the available credits.
+    credits = models.BigIntegerField()
+    # A spend row: the messages sent (its credits were taken by the reservation).
+    messages = models.PositiveIntegerField(default=0)
+    order = models.ForeignKey(
+        "billing.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # No foreign key: the ledger outlives a deleted campaign.
+    campaign_id = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = _("credit entries")
+        constraints = [
+            # An order credits once, a campaign reserves and returns once, whatever
+            # delivers the same news twice.
+            models.UniqueConstraint(
+                fields=["order", "kind"],
+                condition=Q(order__isnull=False),
+                name="billing_once_per_order",
+            ),
+            models.UniqueConstraint(
+                # An automation's step pays each time contacts reach it.
+                fields=["campaign_id", "kind"],
+                condition=Q(campaign_id__isnull=False) & ~Q(kind="step"),
+                name="billing_once_per_campaign",
+            ),
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(kind="grant"), name="billing_one_free_allowance"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.credits}"
+
+
+class Order(models.Model):
+    """A customer's order of one offer, paid on a gateway's hosted page (or by bank
+    transfer). Fulfilled only by the gateway's signed webhook (or billing staff for a
+    transfer): coming back to the success page changes nothing."""
+
+    class Status(models.TextChoices):
+        CREATED = "created", _("Awaiting payment")
+        AWAITING_TRANSFER = "awaiting_transfer", _("Awaiting bank transfer")
+        PROCESSING = "processing", _("Payment processing")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Payment failed")
+        EXPIRED = "expired", _("Expired")
+        REFUNDED = "refunded", _("Refunded")
+
+    class BuyerKind(models.TextChoices):
+        COMPANY = "company", _("A company or organisation")
+        PERSON = "person", _("A person")
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="orders")
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="orders")
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.CREATED)
+    # What was sold, copied at ordering: a later price change alters no order.
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=10, decimal_places=2)
+    credits = models.PositiveIntegerField(default=0)
+    gateway = models.CharField(max_length=16)
+    # The gateway's session id; the only thing Tidings keeps of the payment (P10).
+    gateway_ref = models.CharField(max_length=255, blank=True, default="")
+    # The gateway's payment id (refunds name it, not the session).
+    payment_ref = models.CharField(max_length=255, blank=True, default="")
+    # Sent with every request to the gateway about this order: a repeat replays.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    # The billing identity, asked only here (P1).
+    buyer_kind = models.CharField(max_length=8, choices=BuyerKind.choices)
+    billing_name = models.CharField(max_length=200)
+    billing_address = EncryptedTextField()
+    billing_country = models.CharField(max_length=2)
+    vat_number = EncryptedTextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_ref"],
+                condition=~Q(gateway_ref=""),
+                name="billing_one_order_per_session",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    @property
+    def reference(self) -> str:
+        return f"T-{self.pk:06d}" if self.pk else "T-new"
+
+
+class Subscription(models.Model):
+    """The account's plan. Cancelled is final: no later (or late) event revives it."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="subscriptions"
+    )
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="subscriptions")
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="subscription")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.ACTIVE)
+    current_period_end = models.DateTimeField()
+    gateway_ref = models.CharField(max_length=255, blank=True, default="")
+    # The time of the last gateway event applied: an older one changes nothing.
+    event_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-current_period_end"]
+
+    def __str__(self) -> str:
+        return f"{self.offer_id} {self.status}"
+
+
+class WebhookEvent(models.Model):
+    """A request to a payment webhook, stored as it arrived, before anything else:
+    untrusted until verified (dj-stripe's WebhookEventTrigger). Holds billing
+    identities: deleted with the account, and after TIDINGS_RAW_WEBHOOK_DAYS."""
+
+    gateway = models.CharField(max_length=16)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_ip = models.GenericIPAddressField(null=True, blank=True)
+    headers = models.JSONField(default=dict)
+    body = EncryptedTextField()
+    valid = models.BooleanField(default=False)
+    processed = models.BooleanField(default=False)
+    event_id = models.CharField(max_length=255, blank=True, default="")
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    outcome = models.CharField(max_length=500, blank=True, default="")
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type or '?'} {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class ProcessedEvent(models.Model):
+    """One row per gateway event applied: the unique constraint is what makes a
+    delivery that comes five times, or twice at once, count once."""
+
+    gateway = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=255)
+    at = models.DateTimeField(default=timezone.now)
+    account = models.ForeignKey(
+        "accounts.Account", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gateway", "event_id"], name="billing_event_once"),
+        ]
+
+    def __str__(self) -> str:
+        return self.event_id

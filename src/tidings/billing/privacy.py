@@ -1,8 +1,28 @@
+from datetime import datetime, timedelta
+
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from tidings.billing.models import Invoice
-from tidings.core.datamap import Erasure, LegalBasis, Owner, register
+from tidings.billing.models import (
+    CreditBalance,
+    CreditEntry,
+    Invoice,
+    Offer,
+    Order,
+    Price,
+    ProcessedEvent,
+    Subscription,
+    WebhookEvent,
+)
+from tidings.core import retention
+from tidings.core.datamap import (
+    Erasure,
+    LegalBasis,
+    Owner,
+    declare_free_of_personal_data,
+    register,
+)
 
 register(
     Invoice,
@@ -21,4 +41,68 @@ register(
     keep_years=lambda: settings.RETENTION["invoice_years"],
     detach_with={"account": None},
     contact="the customer's invoices: no contact's data",
+)
+
+# Orders hold the billing identity asked only when ordering (P1). The invoices keep what
+# the law needs after erasure (P14); the orders themselves go with the account.
+register(
+    Order,
+    owner=Owner.CUSTOMER,
+    category=_("billing"),
+    purpose=_("processing orders and payments (P4)"),
+    legal_basis=LegalBasis.CONTRACT,
+    retention=_("while the account exists; the invoices keep what the law requires"),
+    personal_fields=["billing_name", "billing_address", "billing_country", "vat_number"],
+    shown_fields=(
+        "created_at",
+        "status",
+        "currency",
+        "amount",
+        "billing_name",
+        "billing_address",
+        "billing_country",
+        "vat_number",
+    ),
+    secret_fields=["idempotency_key"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    contact="the customer's orders: no contact's data",
+)
+register(
+    WebhookEvent,
+    owner=Owner.CUSTOMER,
+    category=_("billing"),
+    purpose=_("proof of what the payment provider told us, for audit and replay"),
+    legal_basis=LegalBasis.LEGITIMATE_INTEREST,
+    retention=_("deleted with the account, and after TIDINGS_RAW_WEBHOOK_DAYS (default 90 days)"),
+    personal_fields=["body", "headers", "remote_ip"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    in_archive=False,
+    contact="the payment provider's messages about orders: no contact's data",
+)
+declare_free_of_personal_data(
+    CreditEntry, "the credits the account received and spent", account_path="account"
+)
+declare_free_of_personal_data(CreditBalance, "the account's credit counter", account_path="account")
+declare_free_of_personal_data(
+    Subscription, "the account's plan and its period", account_path="account"
+)
+declare_free_of_personal_data(ProcessedEvent, "ids of payment events already applied (no content)")
+declare_free_of_personal_data(Offer, "the operator's plans and credit packs")
+declare_free_of_personal_data(Price, "the operator's prices")
+
+
+def _old_webhooks(now: datetime) -> QuerySet[WebhookEvent]:
+    cutoff = now - timedelta(days=settings.BILLING["raw_webhook_days"])
+    return WebhookEvent.objects.filter(received_at__lt=cutoff)
+
+
+retention.register(
+    "raw payment webhooks",
+    why=lambda: (
+        "raw payment webhooks are deleted after "
+        f"{settings.BILLING['raw_webhook_days']} days (TIDINGS_RAW_WEBHOOK_DAYS)"
+    ),
+    expired=_old_webhooks,
 )

@@ -401,6 +401,8 @@ def _setting_values() -> dict[str, str]:
         "TIDINGS_SIGNUP_CONFIRM_DAYS": f"{settings.SIGNUP['confirm_days']} days",
         "TIDINGS_TRACKING_DAYS": f"{settings.SENDING['tracking_days']} days",
         "TIDINGS_OUTBOUND_DAYS": f"{settings.SENDING['outbound_days']} days",
+        "TIDINGS_RAW_WEBHOOK_DAYS": f"{settings.BILLING['raw_webhook_days']} days",
+        "TIDINGS_DESK_RETENTION_MONTHS": f"{settings.DESK['retention_months']} months",
     }
 
 

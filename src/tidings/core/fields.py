@@ -50,5 +50,29 @@ class EncryptedTextField(models.TextField):
             ) from None
 
 
+class EncryptedBinaryField(models.BinaryField):
+    """Bytes encrypted at rest (the support desk's attachments): a Fernet token, read
+    back with any configured key, so `tidings rotate-keys` covers it like the text."""
+
+    encrypted = True
+
+    def get_prep_value(self, value: Any) -> Any:
+        value = super().get_prep_value(value)
+        if value is None:
+            return value
+        return fernet().encrypt(bytes(value))
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> bytes | None:
+        if value is None:
+            return value
+        try:
+            return fernet().decrypt(bytes(value))
+        except InvalidToken:
+            raise ImproperlyConfigured(
+                "An encrypted field cannot be read with the configured keys "
+                "(TIDINGS_FIELD_KEYS or data/field_keys)"
+            ) from None
+
+
 def encrypted_fields(model: type[models.Model]) -> list[str]:
     return [f.name for f in model._meta.concrete_fields if getattr(f, "encrypted", False)]

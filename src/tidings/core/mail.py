@@ -46,6 +46,8 @@ class Kind(models.TextChoices):
     PRODUCT_UPDATE = "product_update", _("product update")
     CONTACT = "contact", _("mail to a contact (confirmation, answer to a request)")
     DJANGO = "django", _("Django's own mail (password reset)")
+    # Written by a person of the operator's staff: not automatic (RFC 3834).
+    SUPPORT = "support", _("support desk answer")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,12 @@ built exactly as the engine builds it.
    page where it is mended.
 3. The blocking checks are the rule `lifecycle` applies before a campaign starts or is
    scheduled, whoever asks (the pages, the API, the scheduler): `refuse_unready`.
-4. A send to more recipients than SENDING["confirm_over"] needs their exact number
+4. Credits (`billing.credits`): a campaign needs one per recipient, or a plan whose
+   contact limit covers them; short, it is blocking with a link to order. `lifecycle`
+   reserves them once when the campaign starts, never per message.
+5. A send to more recipients than SENDING["confirm_over"] needs their exact number
    given back, checked in `refuse_unready` too, so no page or API call skips it.
-5. SpamAssassin scores the message in a worker job (`score_spam`), never in a web
+6. SpamAssassin scores the message in a worker job (`score_spam`), never in a web
    request; its result is cached under a key of the campaign's content and shown once
    it is there ("not available" where spamassassin is not installed).
 """
@@ -36,6 +39,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from tidings.billing import credits
 from tidings.campaigns import content, rendering
 from tidings.campaigns.models import Campaign
 from tidings.core import jobs
@@ -391,6 +395,33 @@ def _recipients(campaign: Campaign, count: int, confirm_over: int) -> Check:
     return Check("recipients", label, PASSED, detail)
 
 
+def _credits(campaign: Campaign, count: int) -> Check:
+    label = _("Credits")
+    refused = credits.refusal(campaign.account, count)
+    if refused:
+        return Check(
+            "credits",
+            label,
+            BLOCKING,
+            refused,
+            _("Order credits or a plan, then start the campaign."),
+            reverse("billing:pricing"),
+        )
+    if not credits.needs_credits(campaign.account):
+        return Check("credits", label, PASSED, _("Covered by your plan."))
+    have = credits.balance_of(campaign.account).available
+    return Check(
+        "credits",
+        label,
+        PASSED,
+        _("%(n)s of your %(have)s credits.")
+        % {
+            "n": number_format(count, force_grouping=True),
+            "have": number_format(have, force_grouping=True),
+        },
+    )
+
+
 # The checklist -----------------------------------------------------------------------------
 
 
@@ -439,7 +470,8 @@ def checklist(campaign: Campaign) -> Checklist:
                 _edit(campaign),
             )
         ]
-        return Checklist([*checks, _recipients(campaign, count, confirm_over)], count, confirm_over)
+        checks += [_recipients(campaign, count, confirm_over), _credits(campaign, count)]
+        return Checklist(checks, count, confirm_over)
     message, html, text = _parts(raw)
     checks = [
         _subject(campaign, str(message["Subject"] or "")),
@@ -451,6 +483,7 @@ def checklist(campaign: Campaign) -> Checklist:
         _size(campaign, raw),
         _spam(campaign, content_key(campaign)),
         _recipients(campaign, count, confirm_over),
+        _credits(campaign, count),
     ]
     return Checklist(checks, count, confirm_over)
 

@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tidings.billing import credits
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
 from tidings.core import jobs
@@ -25,6 +26,7 @@ from tidings.core.mail import Purpose, send_templated
 from tidings.sending import checklist
 from tidings.sending.dispatcher import DISPATCH, MATERIALISE, dispatch
 from tidings.sending.models import Delivery
+from tidings.sending.recipients import count as count_recipients
 from tidings.sending.recipients import materialise
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,12 @@ TRANSITIONS: dict[str, Transition] = {
     "relay refused": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
     # A message of the campaign exceeded the rendering limits (campaigns.renderpool).
     "template too costly": Transition(frozenset({S.SENDING}), S.PAUSED, "Only a sending campaign."),
+    # Not the customer's: another part fixed the recipients (an A/B test's sample, its
+    # winner's rest) or adds them one by one (an automation's step).
+    "start fixed": Transition(frozenset({S.DRAFT}), S.SENDING, "Only a draft can be started."),
+    "open for steps": Transition(
+        frozenset({S.DRAFT, S.SENDING}), S.SENDING, "Only a draft can be an automation's step."
+    ),
 }
 CUSTOMER_ACTIONS = (
     "start", "schedule", "unschedule", "pause", "resume", "cancel", "resend unknown",
@@ -150,6 +158,7 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
         locked = _locked(campaign)
         _move(locked, "start")
         locked.started_at = timezone.now()
+        _reserve_credits(locked)
         # The first batch's recipients now, queued at once; a large audience's rest is
         # written by a task behind that batch (a minute's work at a million), so the
         # first message need not wait for it.
@@ -163,6 +172,60 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
             jobs.enqueue(MATERIALISE, locked.pk)
     campaign.refresh_from_db()
     return count
+
+
+def _reserve_credits(locked: Campaign) -> None:
+    """Hold one credit per recipient, once, in the start's transaction: two campaigns
+    starting at once cannot both spend the same credits (billing.credits)."""
+    if not credits.needs_credits(locked.account):
+        return
+    try:
+        credits.reserve_for_campaign(locked.account, locked.pk, count_recipients(locked))
+    except credits.NotEnoughCredits:
+        refused = credits.refusal(locked.account, count_recipients(locked))
+        raise SendingError(refused or _("Not enough credits.")) from None
+
+
+def start_with_fixed_recipients(campaign_ids: list[int], now: datetime) -> None:
+    """Start campaigns whose deliveries the caller wrote in its transaction (an A/B
+    test's variants, its winner's rest): each reserves one credit per delivery, as a
+    campaign started by its customer does, or SendingError and nothing starts."""
+    for campaign_id in campaign_ids:
+        locked = Campaign.objects.select_for_update().select_related("account").get(pk=campaign_id)
+        _move(locked, "start fixed")
+        locked.started_at = locked.recipients_fixed_at = now
+        if credits.needs_credits(locked.account):
+            wanted = Delivery.objects.filter(campaign_id=campaign_id).count()
+            try:
+                credits.reserve_for_campaign(locked.account, locked.pk, wanted)
+            except credits.NotEnoughCredits:
+                refused = credits.refusal(locked.account, wanted)
+                raise SendingError(refused or _("Not enough credits.")) from None
+        locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
+        dispatch(locked.pk)
+
+
+def open_for_steps(campaign_ids: list[int]) -> None:
+    """An automation's step messages open for the engine: each contact reaching a step
+    gets one delivery of it, paid when it is added (`credits.spend_for_step`). They
+    never finish by themselves (their recipients are never all fixed)."""
+    for campaign_id in campaign_ids:
+        locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+        _move(locked, "open for steps")
+        locked.save(update_fields=["status", "updated_at"])
+
+
+# A message that reached the relay costs its credit, whatever became of it there.
+SPENT = (D.SENT, D.BOUNCED, D.UNKNOWN)
+
+
+def _settle_credits(campaign_id: int) -> None:
+    """Spend the credits of the messages that went, return the rest (once)."""
+    if not credits.reserved_for(campaign_id):
+        return
+    account = Campaign.objects.select_related("account").get(pk=campaign_id).account
+    sent = Delivery.objects.filter(campaign_id=campaign_id, status__in=SPENT).count()
+    credits.settle_campaign(account, campaign_id, sent=sent)
 
 
 def materialise_rest(campaign_id: int) -> int:
@@ -252,6 +315,7 @@ def cancel_campaign(campaign: Campaign) -> Campaign:
         Delivery.objects.filter(campaign=locked, status=D.QUEUED).update(
             status=D.SKIPPED, last_error="campaign cancelled"
         )
+        _settle_credits(locked.pk)
     campaign.refresh_from_db()
     return campaign
 
@@ -302,13 +366,15 @@ def finish_if_done(campaign_id: int) -> bool:
     open_ = Delivery.objects.filter(campaign_id=campaign_id, status__in=[D.QUEUED, D.SENDING])
     if open_.exists():
         return False
-    return bool(
-        Campaign.objects.filter(
+    with transaction.atomic():
+        finished = Campaign.objects.filter(
             pk=campaign_id,
             status__in=TRANSITIONS["finish"].sources,
             recipients_fixed_at__isnull=False,
         ).update(status=TRANSITIONS["finish"].target, finished_at=timezone.now())
-    )
+        if finished:
+            _settle_credits(campaign_id)
+    return bool(finished)
 
 
 def pause_for_relay(campaign: Campaign, reason: str) -> None:

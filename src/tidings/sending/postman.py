@@ -77,7 +77,7 @@ DRAIN_SECONDS = 10.0
 NO_SLOT_SECONDS = 5
 
 # The operator's own mail goes through the operator's relay, whoever it concerns.
-OPERATOR_KINDS = frozenset({Kind.NOTICE, Kind.PRODUCT_UPDATE, Kind.DJANGO})
+OPERATOR_KINDS = frozenset({Kind.NOTICE, Kind.PRODUCT_UPDATE, Kind.DJANGO, Kind.SUPPORT})
 
 
 class InvalidRecipient(ValueError):

@@ -38,8 +38,30 @@ _SUPPORT = (
     "accounts.change_user",
     "accounts.view_account",
     "accounts.change_account",
+    # The support desk (desk.staff_views): conversations and the saved answers.
+    "desk.view_conversation",
+    "desk.change_conversation",
+    "desk.view_cannedanswer",
+    "desk.add_cannedanswer",
+    "desk.change_cannedanswer",
 )
-_BILLING = ("accounts.view_account", VIEW_USER_BILLING, "billing.view_invoice")
+_BILLING = (
+    "accounts.view_account",
+    VIEW_USER_BILLING,
+    "billing.view_invoice",
+    # What is sold, its prices, the orders (a bank transfer is marked paid) and the
+    # gateways' webhooks as they arrived.
+    "billing.view_offer",
+    "billing.add_offer",
+    "billing.change_offer",
+    "billing.view_price",
+    "billing.add_price",
+    "billing.change_price",
+    "billing.delete_price",
+    "billing.view_order",
+    "billing.change_order",
+    "billing.view_webhookevent",
+)
 _PRIVACY_OFFICER = (
     "accounts.view_account",
     "staff.view_auditevent",

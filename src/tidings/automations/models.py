@@ -1,0 +1,296 @@
+"""Automations: a trigger and a sequence of steps, each a wait then a message
+(docs/automations.md).
+
+A step's message is a campaign of the account (written in the campaign editor) that the
+sending engine keeps open while the automation runs: each contact reaching the step
+gets one `sending.Delivery` of it, so every message goes through the engine's claims,
+the mailability rule, relays, limits, tracking and reports."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import uuid
+
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Automation(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        ACTIVE = "active", _("running")
+        PAUSED = "paused", _("paused")
+
+    class Trigger(models.TextChoices):
+        JOINED_LIST = "joined_list", _("subscribed to a list")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="automations"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(_("name"), max_length=200)
+    trigger = models.CharField(
+        _("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.JOINED_LIST
+    )
+    # The list whose new subscribers enter; the steps' messages go to them as
+    # subscribers of this list (the mailability rule checks they still are).
+    mailing_list = models.ForeignKey(
+        "audience.MailingList",
+        verbose_name=_("list"),
+        on_delete=models.CASCADE,
+        related_name="automations",
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    # Contacts who subscribe from then on enter (those already there do not).
+    activated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("automation")
+        verbose_name_plural = _("automations")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Step(models.Model):
+    """Wait `wait_days` (after entering, or after the step before), then send `campaign`."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    wait_days = models.PositiveIntegerField(_("wait (days)"), default=0)
+    # Deleting the message (only a draft can be) deletes the step: an automation that
+    # ran has its steps' campaigns sending, which cannot be deleted.
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="automation_step"
+    )
+
+    class Meta:
+        ordering = ["automation", "position"]
+        verbose_name = _("automation step")
+        verbose_name_plural = _("automation steps")
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "position"], name="step_position_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.automation_id}#{self.position}"
+
+
+class Enrolment(models.Model):
+    """One contact in one automation: enters once, moves from step to step."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("in the automation")
+        DONE = "done", _("went through every step")
+        LEFT = "left", _("left (may no longer be mailed)")
+
+    automation = models.ForeignKey(
+        Automation, on_delete=models.CASCADE, related_name="enrolments", db_index=False
+    )
+    contact = models.ForeignKey(
+        "audience.Contact", on_delete=models.CASCADE, related_name="automation_enrolments"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    # The step it waits for (its position), and when that step is due.
+    position = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(null=True, blank=True)
+    entered_at = models.DateTimeField(default=timezone.now)
+    left_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("automation enrolment")
+        verbose_name_plural = _("automation enrolments")
+        constraints = [
+            models.UniqueConstraint(fields=["automation", "contact"], name="enrolment_once")
+        ]
+        indexes = [
+            # The scheduler's one query: the due steps, by time (not a scan).
+            models.Index(fields=["status", "due_at"], name="enrolment_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} in automation {self.automation_id}"
+
+
+class StepRun(models.Model):
+    """A step done for a contact: at most one per (step, contact), whatever runs twice."""
+
+    step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    contact = models.ForeignKey(
+        "audience.Contact", on_delete=models.CASCADE, related_name="automation_steps"
+    )
+    ran_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("automation step done")
+        verbose_name_plural = _("automation steps done")
+        constraints = [models.UniqueConstraint(fields=["step", "contact"], name="step_run_once")]
+
+    def __str__(self) -> str:
+        return f"step {self.step_id} for contact {self.contact_id}"
+
+
+def new_message_id() -> str:
+    return f"msg_{uuid.uuid4().hex}"
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: "whsec_" and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+class WebhookEndpoint(models.Model):
+    """A URL of the customer's own systems that is told of events, signed with its
+    secret (Standard Webhooks)."""
+
+    class Event(models.TextChoices):
+        SUBSCRIBED = "contact.subscribed", _("a contact subscribed to a list")
+        UNSUBSCRIBED = "contact.unsubscribed", _("a contact unsubscribed from a list")
+        BOUNCED = "contact.bounced", _("a message to a contact bounced")
+        COMPLAINED = "contact.complained", _("a contact marked a message as spam")
+        CAMPAIGN_SENT = "campaign.sent", _("a campaign was sent")
+        STEP_DONE = "automation.step_done", _("an automation's step was done for a contact")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    url = models.URLField(_("URL"), max_length=500)
+    events = models.JSONField(_("events"), default=list)
+    secret = models.CharField(max_length=100, default=new_webhook_secret, editable=False)
+    enabled = models.BooleanField(default=True)
+    # Messages in a row that failed for good; reset by one delivered.
+    failures = models.PositiveIntegerField(default=0)
+    disabled_reason = models.CharField(max_length=500, blank=True, default="")
+    # Events that happened after this are sent (the scan moves it on).
+    cursor = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("webhook endpoint")
+        verbose_name_plural = _("webhook endpoints")
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class WebhookMessage(models.Model):
+    """One event for one endpoint: the delivery log, and the queue of retries."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("waiting to be sent")
+        SENDING = "sending", _("being sent")
+        DELIVERED = "delivered", _("delivered")
+        FAILED = "failed", _("failed (no more retries)")
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    msg_id = models.CharField(max_length=40, unique=True, default=new_message_id, editable=False)
+    event = models.CharField(max_length=32)
+    # What happened, once per endpoint (the scan may see an event twice).
+    key = models.CharField(max_length=200)
+    contact = models.ForeignKey(
+        "audience.Contact",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="webhook_messages",
+    )
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=9, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("webhook message")
+        verbose_name_plural = _("webhook messages")
+        constraints = [
+            models.UniqueConstraint(fields=["endpoint", "key"], name="webhook_event_once")
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
+            models.Index(fields=["created_at"], name="webhook_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} to endpoint {self.endpoint_id}: {self.status}"
+
+
+class SplitTest(models.Model):
+    """An A/B test of a campaign: variants of its subject go to a random sample, split
+    evenly; after the wait, the winner goes to everyone else (docs/automations.md)."""
+
+    class Metric(models.TextChoices):
+        OPENS = "opens", _("opens")
+        CLICKS = "clicks", _("clicks")
+        MANUAL = "manual", _("I choose")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("draft")
+        TESTING = "testing", _("testing on a sample")
+        DECIDED = "decided", _("winner sent to the rest")
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="split_tests"
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # The campaign tested: variant A, and what the winner's send copies.
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_test"
+    )
+    test_percent = models.PositiveSmallIntegerField(_("test share (%)"), default=20)
+    metric = models.CharField(
+        _("winner by"), max_length=6, choices=Metric.choices, default=Metric.OPENS
+    )
+    wait_hours = models.PositiveIntegerField(_("wait (hours)"), default=4)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
+    started_at = models.DateTimeField(null=True, blank=True)
+    decide_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    winner = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The send of the winner to everyone the sample left out.
+    rest = models.ForeignKey(
+        "campaigns.Campaign", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Why that winner (what could be judged under the account's tracking).
+    note = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("split test")
+        verbose_name_plural = _("split tests")
+        indexes = [models.Index(fields=["status", "decide_at"], name="split_test_due")]
+
+    def __str__(self) -> str:
+        return f"A/B test of campaign {self.campaign_id}"
+
+
+class Variant(models.Model):
+    test = models.ForeignKey(SplitTest, on_delete=models.CASCADE, related_name="variants")
+    label = models.CharField(max_length=1)
+    campaign = models.OneToOneField(
+        "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_variant"
+    )
+
+    class Meta:
+        ordering = ["test", "label"]
+        verbose_name = _("split test variant")
+        verbose_name_plural = _("split test variants")
+        constraints = [models.UniqueConstraint(fields=["test", "label"], name="variant_label_once")]
+
+    def __str__(self) -> str:
+        return f"{self.test_id} {self.label}"

@@ -1,0 +1,27 @@
+"""Jobs of automations, run by the worker."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from tidings.automations import engine, splittests, webhooks
+
+
+@shared_task(acks_late=True)
+def run_automations() -> dict[str, int]:
+    """The scheduler's pass (beat, every minute), and the A/B tests whose wait is over:
+    idempotent, so a second beat or a re-delivered task does nothing twice."""
+    outcome = engine.run()
+    decided = splittests.decide_due()
+    return {
+        "entered": outcome.entered,
+        "left": outcome.left,
+        "steps": outcome.steps,
+        "ab_tests_decided": decided,
+    }
+
+
+@shared_task(acks_late=True)
+def run_webhooks() -> dict[str, int]:
+    """The webhooks' pass (beat, every minute): new events written, due ones sent."""
+    return {"written": webhooks.scan(), "delivered": webhooks.deliver_due()}

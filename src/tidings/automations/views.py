@@ -1,0 +1,217 @@
+"""The automations' pages: the list, a new one, and one automation's page where the
+flow is seen at a glance (each step with how many contacts wait for it and how many it
+was done for), steps are added, and it is started, paused and resumed."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from tidings.accounts.decorators import account_of, customer_required
+from tidings.accounts.models import User
+from tidings.automations import engine, services, splittests, webhooks
+from tidings.automations.forms import AutomationForm, EndpointForm, SplitTestForm, StepForm
+from tidings.automations.models import (
+    Automation,
+    Enrolment,
+    SplitTest,
+    WebhookEndpoint,
+    WebhookMessage,
+)
+from tidings.sending.models import Delivery
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _automation(request: HttpRequest, uuid: UUID) -> Automation:
+    return get_object_or_404(
+        Automation.objects.select_related("mailing_list"), account=account_of(request), uuid=uuid
+    )
+
+
+@customer_required
+def automation_list(request: HttpRequest) -> HttpResponse:
+    automations = Automation.objects.filter(account=account_of(request)).select_related(
+        "mailing_list"
+    )
+    return render(request, "automations/list.html", {"automations": automations})
+
+
+@customer_required
+def automation_new(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = AutomationForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            automation = services.create_automation(
+                account,
+                name=form.cleaned_data["name"],
+                mailing_list=form.cleaned_data["mailing_list"],
+                by=_user(request),
+            )
+        except services.AutomationError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("automations:detail", automation.uuid)
+    return render(request, "automations/new.html", {"form": form})
+
+
+@customer_required
+def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    automation = _automation(request, uuid)
+    form = StepForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.add_step(automation, by=_user(request), **form.cleaned_data)
+        except services.AutomationError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Step added."))
+            return redirect("automations:detail", automation.uuid)
+    steps = engine.step_counts(automation)
+    totals = {
+        status: automation.enrolments.filter(status=status).count()
+        for status in Enrolment.Status.values
+    }
+    return render(
+        request,
+        "automations/detail.html",
+        {
+            "automation": automation,
+            "steps": steps,
+            "form": form,
+            "entered": sum(totals.values()),
+            "done": totals[Enrolment.Status.DONE],
+            "left": totals[Enrolment.Status.LEFT],
+        },
+    )
+
+
+@customer_required
+@require_POST
+def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    automation = _automation(request, uuid)
+    action = request.POST.get("action")
+    try:
+        if action == "start":
+            services.start(automation, by=_user(request))
+            messages.success(request, _("The automation is running."))
+        elif action == "pause":
+            services.pause(automation, by=_user(request))
+            messages.success(
+                request, _("The automation is paused: its contacts wait where they are.")
+            )
+        else:
+            messages.error(request, _("Unknown action."))
+    except services.AutomationError as error:
+        messages.error(request, str(error))
+    return redirect("automations:detail", automation.uuid)
+
+
+# Webhooks --------------------------------------------------------------------------------
+
+
+def _endpoint(request: HttpRequest, uuid: UUID) -> WebhookEndpoint:
+    return get_object_or_404(WebhookEndpoint, account=account_of(request), uuid=uuid)
+
+
+@customer_required
+def webhook_list(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = EndpointForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            endpoint = webhooks.create_endpoint(account, by=_user(request), **form.cleaned_data)
+        except webhooks.WebhookError as error:
+            form.add_error("url", str(error))
+        else:
+            return redirect("automations:webhook", endpoint.uuid)
+    endpoints = WebhookEndpoint.objects.filter(account=account)
+    return render(request, "automations/webhooks.html", {"form": form, "endpoints": endpoints})
+
+
+@customer_required
+def webhook_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    endpoint = _endpoint(request, uuid)
+    if request.method == "POST":
+        if request.POST.get("action") == "enable":
+            webhooks.enable(endpoint, by=_user(request))
+            messages.success(request, _("The endpoint is on again."))
+        elif request.POST.get("action") == "delete":
+            webhooks.delete_endpoint(endpoint, by=_user(request))
+            messages.success(request, _("Endpoint deleted."))
+            return redirect("automations:webhooks")
+        return redirect("automations:webhook", endpoint.uuid)
+    log = WebhookMessage.objects.filter(endpoint=endpoint).order_by("-pk")[:50]
+    events = dict(WebhookEndpoint.Event.choices)
+    return render(
+        request,
+        "automations/webhook.html",
+        {
+            "endpoint": endpoint,
+            "log": log,
+            "events": [events.get(e, e) for e in endpoint.events],
+        },
+    )
+
+
+# A/B tests --------------------------------------------------------------------------------
+
+
+def _split_test(request: HttpRequest, uuid: UUID) -> SplitTest:
+    return get_object_or_404(
+        SplitTest.objects.select_related("campaign", "winner", "rest"),
+        account=account_of(request),
+        uuid=uuid,
+    )
+
+
+@customer_required
+def split_test_list(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    form = SplitTestForm(request.POST or None, account=account)
+    if request.method == "POST" and form.is_valid():
+        try:
+            test = splittests.create_test(by=_user(request), **form.cleaned_data)
+        except splittests.SplitTestError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("automations:split_test", test.uuid)
+    tests = SplitTest.objects.filter(account=account).select_related("campaign")
+    return render(request, "automations/split_tests.html", {"form": form, "tests": tests})
+
+
+@customer_required
+def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    test = _split_test(request, uuid)
+    if request.method == "POST":
+        try:
+            if request.POST.get("action") == "start":
+                splittests.start_test(test, by=_user(request))
+                messages.success(request, _("The variants are being sent to the sample."))
+            elif request.POST.get("action") == "choose" and test.status == SplitTest.Status.TESTING:
+                splittests.decide(test, label=request.POST.get("label", ""), by=_user(request))
+                messages.success(request, _("The winner is being sent to the rest."))
+        except splittests.SplitTestError as error:
+            messages.error(request, str(error))
+        return redirect("automations:split_test", test.uuid)
+    rates, note = splittests.judged(test)
+    rows = [
+        (
+            variant,
+            Delivery.objects.filter(campaign=variant.campaign).count(),
+            rates.get(variant.label),
+        )
+        for variant in test.variants.select_related("campaign").order_by("label")
+    ]
+    return render(
+        request, "automations/split_test.html", {"test": test, "rows": rows, "note": note}
+    )

@@ -1,0 +1,41 @@
+"""The billing identity, asked only when ordering (P1)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from tidings.billing.gateways import BANK_TRANSFER
+from tidings.billing.models import Order
+
+
+class OrderForm(forms.Form):
+    currency = forms.ChoiceField(label=_("Currency"))
+    buyer_kind = forms.ChoiceField(
+        label=_("Who is buying"), choices=Order.BuyerKind.choices, widget=forms.RadioSelect
+    )
+    billing_name = forms.CharField(label=_("Name on the invoice"), max_length=200)
+    billing_address = forms.CharField(
+        label=_("Billing address"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    billing_country = forms.CharField(
+        label=_("Country (two-letter code)"), max_length=2, min_length=2
+    )
+    vat_number = forms.CharField(
+        label=_("VAT number (businesses, optional)"), max_length=32, required=False
+    )
+    method = forms.ChoiceField(label=_("Payment"), widget=forms.RadioSelect)
+
+    def __init__(self, *args: object, currencies: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        currency = self.fields["currency"]
+        assert isinstance(currency, forms.ChoiceField)
+        currency.choices = [(c, c) for c in currencies]
+        methods = [(settings.BILLING["gateway"], _("Card, on the payment provider's page"))]
+        if settings.BILLING["bank_transfer"]:
+            methods.append((BANK_TRANSFER, _("Bank transfer (invoice issued unpaid)")))
+        method = self.fields["method"]
+        assert isinstance(method, forms.ChoiceField)
+        method.choices = methods
+        method.initial = methods[0][0]

@@ -1,0 +1,287 @@
+"""Payment gateways behind one interface (P10): Tidings sends the customer to the
+gateway's hosted page and learns the outcome from the gateway's signed webhook. No card
+field is ever served by Tidings (PCI DSS SAQ A: a full redirect).
+
+- `TestGateway`: served by Tidings itself (`billing.views.test_gateway`), for the
+  embedded default and demonstrations: its page says that no money moves, and paying
+  there hands a webhook, signed like Stripe's, to the same receiver real webhooks reach.
+- `StripeGateway`: Stripe Checkout through the official `stripe` library.
+- Bank transfer is no gateway: the order waits for billing staff (services).
+
+Events of both are Stripe-shaped JSON; `parse_event` reads them into a `GatewayEvent`.
+Signatures: `t=<unix time>,v1=<hex HMAC-SHA256(secret, "t.body")>`; any of the
+configured secrets (two during a rotation), within BILLING["webhook_tolerance"].
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import stripe
+from django.conf import settings
+from django.urls import reverse
+
+from tidings.billing.models import Order
+from tidings.core import baseurl
+
+
+class WebhookRejected(ValueError):
+    """A webhook that is not the gateway's: bad or stale signature, unreadable body."""
+
+
+class GatewayError(ValueError):
+    """The gateway refused or could not be reached; nothing was charged."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    url: str
+    session_id: str
+
+
+@dataclass(frozen=True)
+class GatewayEvent:
+    id: str
+    type: str
+    created: datetime
+    # The checkout session the event is about ("" for charge and subscription events).
+    session_id: str = ""
+    payment_status: str = ""
+    amount_cents: int | None = None
+    currency: str = ""
+    payment_ref: str = ""
+    subscription_ref: str = ""
+    subscription_status: str = ""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class PaymentGateway(Protocol):
+    name: str
+
+    def checkout_origins(self) -> list[str]:
+        """Where the hosted page is: the pages whose forms lead there allow it in their
+        Content-Security-Policy (form-action covers the redirect after a POST)."""
+
+    def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
+        """A session on the hosted page for `order`; the same one again for a repeat
+        (the order's idempotency key)."""
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        """The event of a webhook request, or WebhookRejected."""
+
+
+def cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def sign(body: bytes, secret: str, at: int | None = None) -> str:
+    """The signature header of `body` in Stripe's documented scheme."""
+    at = int(time.time()) if at is None else at
+    mac = hmac.new(secret.encode(), f"{at}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={at},v1={mac}"
+
+
+def verify_signature(
+    body: bytes, header: str, secrets_: Sequence[str], *, tolerance: int, now: float | None = None
+) -> None:
+    """WebhookRejected unless `header` signs `body` with one of `secrets_`, recently."""
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, _sep, value = item.strip().partition("=")
+        parts.setdefault(key, []).append(value)
+    try:
+        at = int(parts["t"][0])
+    except (KeyError, ValueError):
+        raise WebhookRejected("no timestamp in the signature") from None
+    now = time.time() if now is None else now
+    if abs(now - at) > tolerance:
+        raise WebhookRejected("signature outside the tolerance (a replay?)")
+    signed = f"{at}.".encode() + body
+    for secret in secrets_:
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if any(hmac.compare_digest(expected, given) for given in parts.get("v1", [])):
+            return
+    raise WebhookRejected("bad signature")
+
+
+def parse_event(body: bytes) -> GatewayEvent:
+    """A Stripe-shaped event, read for the few fields orders need."""
+    try:
+        data = json.loads(body)
+        obj: dict[str, Any] = data["data"]["object"]
+        event_id, kind, created = str(data["id"]), str(data["type"]), int(data["created"])
+        at = datetime.fromtimestamp(created, tz=UTC)
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
+        raise WebhookRejected("not an event") from None
+    if not event_id or len(event_id) > 255 or not isinstance(obj, dict):
+        raise WebhookRejected("not an event")
+    obj_kind = obj.get("object")
+    if obj_kind == "checkout.session":
+        total = obj.get("amount_total")
+        return GatewayEvent(
+            id=event_id,
+            type=kind,
+            created=at,
+            session_id=str(obj.get("id") or ""),
+            payment_status=str(obj.get("payment_status") or ""),
+            amount_cents=int(total) if isinstance(total, int) else None,
+            currency=str(obj.get("currency") or "").upper(),
+            payment_ref=str(obj.get("payment_intent") or ""),
+            subscription_ref=str(obj.get("subscription") or ""),
+        )
+    if obj_kind == "charge":
+        refunded = obj.get("amount_refunded")
+        return GatewayEvent(
+            id=event_id,
+            type=kind,
+            created=at,
+            payment_ref=str(obj.get("payment_intent") or ""),
+            amount_cents=int(refunded) if isinstance(refunded, int) else None,
+            currency=str(obj.get("currency") or "").upper(),
+        )
+    if obj_kind == "subscription":
+        return GatewayEvent(
+            id=event_id,
+            type=kind,
+            created=at,
+            subscription_ref=str(obj.get("id") or ""),
+            subscription_status=str(obj.get("status") or ""),
+        )
+    return GatewayEvent(id=event_id, type=kind, created=at)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), "")
+
+
+# The test gateway ----------------------------------------------------------------------------
+
+TEST_SIGNATURE_HEADER = "Tidings-Test-Signature"
+
+
+def test_secrets() -> list[str]:
+    configured: list[str] = settings.BILLING["test_secrets"]
+    if configured:
+        return configured
+    derived = hmac.new(settings.SECRET_KEY.encode(), b"test gateway", hashlib.sha256)
+    return [derived.hexdigest()]
+
+
+class TestGateway:
+    """Tidings's own stand-in for a card gateway: no money moves."""
+
+    name = "test"
+
+    def checkout_origins(self) -> list[str]:
+        return [_origin(baseurl.base_url())]
+
+    def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
+        session = order.gateway_ref or f"test_cs_{secrets.token_urlsafe(18)}"
+        url = baseurl.base_url() + reverse("billing:test_gateway", kwargs={"session": session})
+        return Checkout(url=url, session_id=session)
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        verify_signature(
+            body,
+            _header(headers, TEST_SIGNATURE_HEADER),
+            test_secrets(),
+            tolerance=settings.BILLING["webhook_tolerance"],
+        )
+        return parse_event(body)
+
+    @staticmethod
+    def event(kind: str, obj: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+        """A signed webhook request, as the gateway posts it back."""
+        body = json.dumps(
+            {
+                "id": f"evt_test_{secrets.token_urlsafe(12)}",
+                "type": kind,
+                "created": int(time.time()),
+                "data": {"object": obj},
+            }
+        ).encode()
+        return body, {TEST_SIGNATURE_HEADER: sign(body, test_secrets()[0])}
+
+
+# Stripe Checkout -----------------------------------------------------------------------------
+
+
+class StripeGateway:
+    """Stripe Checkout (hosted page) with the official library; every request carries
+    the order's idempotency key."""
+
+    name = "stripe"
+
+    def checkout_origins(self) -> list[str]:
+        base = settings.BILLING["stripe_api_base"]
+        # Stripe's hosted Checkout page; a local fake serves its own (tests).
+        return ["https://checkout.stripe.com", *([_origin(base)] if base else [])]
+
+    def _client(self) -> stripe.StripeClient:
+        base = settings.BILLING["stripe_api_base"]
+        return stripe.StripeClient(
+            settings.BILLING["stripe_api_key"],
+            base_addresses={"api": base} if base else None,
+            max_network_retries=2,
+        )
+
+    def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
+        offer = order.offer
+        price_data: dict[str, Any] = {
+            "currency": order.currency.lower(),
+            "unit_amount": cents(order.amount),
+            "product_data": {"name": offer.name},
+        }
+        if offer.kind == offer.Kind.PLAN:
+            price_data["recurring"] = {"interval": offer.period}
+        params: dict[str, Any] = {
+            "mode": "subscription" if offer.kind == offer.Kind.PLAN else "payment",
+            "line_items": [{"price_data": price_data, "quantity": 1}],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": str(order.uuid),
+            "metadata": {"tidings_order": str(order.uuid)},
+        }
+        try:
+            session = self._client().v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": order.idempotency_key},
+            )
+        except stripe.StripeError as error:
+            raise GatewayError(str(error.user_message or error.code or "stripe error")) from None
+        return Checkout(url=str(session.url), session_id=str(session.id))
+
+    def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        header = _header(headers, "Stripe-Signature")
+        tolerance = settings.BILLING["webhook_tolerance"]
+        for secret in settings.BILLING["stripe_webhook_secrets"]:
+            try:
+                stripe.WebhookSignature.verify_header(body.decode(), header, secret, tolerance)
+            except (stripe.SignatureVerificationError, UnicodeDecodeError):
+                continue
+            return parse_event(body)
+        raise WebhookRejected("bad or stale signature")
+
+
+GATEWAYS: dict[str, PaymentGateway] = {"test": TestGateway(), "stripe": StripeGateway()}
+BANK_TRANSFER = "transfer"
+
+
+def gateway(name: str | None = None) -> PaymentGateway:
+    """The configured gateway (BILLING["gateway"]), or the one named."""
+    return GATEWAYS[name or settings.BILLING["gateway"]]

@@ -1,0 +1,24 @@
+"""What the billing pages read, always scoped by account."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from tidings.accounts.models import Account
+from tidings.billing.models import CreditEntry, Offer, Order, Price
+
+
+def offers_for_sale() -> QuerySet[Offer]:
+    return (
+        Offer.objects.filter(active=True, prices__isnull=False)
+        .distinct()
+        .prefetch_related(Prefetch("prices", queryset=Price.objects.order_by("currency")))
+    )
+
+
+def orders_of(account: Account) -> QuerySet[Order]:
+    return Order.objects.filter(account=account).select_related("offer")
+
+
+def ledger_of(account: Account, limit: int = 50) -> QuerySet[CreditEntry]:
+    return CreditEntry.objects.filter(account=account)[:limit]

@@ -1,0 +1,144 @@
+"""Pricing, ordering, My Account → Billing, the test gateway's hosted page and the
+gateways' webhooks. Thin: services write."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from tidings.accounts.decorators import account_of, customer_required
+from tidings.billing import credits, selectors, services
+from tidings.billing.forms import OrderForm
+from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
+from tidings.billing.models import Offer, Order
+from tidings.core import baseurl, clientip, headers
+
+
+def pricing(request: HttpRequest) -> HttpResponse:
+    """The public pricing page: plans and credit packs, with their prices."""
+    offers = list(selectors.offers_for_sale())
+    return render(
+        request,
+        "billing/pricing.html",
+        {
+            "plans": [o for o in offers if o.kind == Offer.Kind.PLAN],
+            "packs": [o for o in offers if o.kind == Offer.Kind.PACK],
+            "free_credits": settings.BILLING["free_credits"],
+        },
+    )
+
+
+@customer_required
+def billing(request: HttpRequest) -> HttpResponse:
+    """My Account → Billing: orders and their state, the credits and the plan."""
+    account = account_of(request)
+    return render(
+        request,
+        "billing/billing.html",
+        {
+            "balance": credits.balance_of(account),
+            "plan": credits.active_plan(account),
+            "orders": selectors.orders_of(account)[:50],
+            "ledger": selectors.ledger_of(account),
+        },
+    )
+
+
+@customer_required
+def order(request: HttpRequest, offer_id: int) -> HttpResponse:
+    """Choose → billing identity → the gateway's hosted page."""
+    account = account_of(request)
+    offer = get_object_or_404(selectors.offers_for_sale(), pk=offer_id)
+    currencies = [p.currency for p in offer.prices.all()]
+    _allow_hosted_page(request)
+    form = OrderForm(request.POST or None, currencies=currencies)
+    if request.method == "POST" and form.is_valid():
+        try:
+            placed = services.place_order(
+                account_id=account.pk,
+                offer_id=offer.pk,
+                by=request.user,  # type: ignore[arg-type]
+                **form.cleaned_data,
+            )
+            if placed.gateway == BANK_TRANSFER:
+                messages.info(
+                    request,
+                    _("Order %(ref)s placed: pay by bank transfer; it is fulfilled when received.")
+                    % {"ref": placed.reference},
+                )
+                return redirect("billing:billing")
+            url = _checkout(placed)
+        except services.OrderRefused as error:
+            form.add_error(None, str(error))
+        else:
+            return HttpResponseRedirect(url)
+    return render(request, "billing/order.html", {"offer": offer, "form": form})
+
+
+def _allow_hosted_page(request: HttpRequest, name: str | None = None) -> None:
+    headers.allow(request, "form-action", gateway(name).checkout_origins())
+
+
+def _checkout(placed: Order) -> str:
+    back = baseurl.base_url() + reverse("billing:returned", kwargs={"uuid": placed.uuid})
+    return services.start_checkout(placed, success_url=back, cancel_url=back)
+
+
+@customer_required
+@require_POST
+def pay(request: HttpRequest, uuid: str) -> HttpResponse:
+    """Pay an order not paid yet (the gateway was down, the tab was closed): the same
+    session again, by the order's idempotency key."""
+    found = get_object_or_404(Order, uuid=uuid, account=account_of(request))
+    try:
+        return HttpResponseRedirect(_checkout(found))
+    except services.OrderRefused as error:
+        messages.error(request, str(error))
+        return redirect("billing:returned", uuid=found.uuid)
+
+
+@customer_required
+def returned(request: HttpRequest, uuid: str) -> HttpResponse:
+    """Back from the hosted page: shows the order as the webhooks left it; coming here
+    fulfils nothing."""
+    found = get_object_or_404(Order, uuid=uuid, account=account_of(request))
+    if found.gateway in GATEWAYS:
+        _allow_hosted_page(request, found.gateway)
+    return render(request, "billing/returned.html", {"order": found})
+
+
+def test_gateway(request: HttpRequest, session: str) -> HttpResponse:
+    """The test gateway's hosted page: no card is asked, no money moves. Served only
+    while the test gateway is the configured one."""
+    if settings.BILLING["gateway"] != "test":
+        raise Http404("The test gateway is not in use")
+    found = services.test_gateway_order(session)
+    if found is None or found.status not in (Order.Status.CREATED,):
+        if found is not None:
+            return redirect("billing:returned", uuid=found.uuid)
+        raise Http404("No such payment session")
+    if request.method == "POST":
+        try:
+            services.pay_on_test_gateway(session, request.POST.get("outcome", ""))
+        except services.OrderRefused as error:
+            messages.error(request, str(error))
+        return redirect("billing:returned", uuid=found.uuid)
+    return render(request, "billing/test_gateway.html", {"order": found, "session": session})
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest, gateway: str) -> HttpResponse:
+    """A gateway's event: stored first, verified, applied once (services)."""
+    if gateway not in GATEWAYS:
+        raise Http404("No such gateway")
+    status, outcome = services.receive_webhook(
+        gateway, request.body, dict(request.headers), remote_ip=clientip.client_ip(request)
+    )
+    return HttpResponse(outcome, status=status, content_type="text/plain")

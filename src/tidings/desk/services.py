@@ -1,0 +1,410 @@
+"""Every write of the support desk (DESIGN principle 2): a conversation opened by form or
+by mail, the customer's messages, agents' answers and notes, assignment and status, and
+a customer's data changed through support (P32). Each runs in one transaction; mail
+goes through the one pipeline (core.mail) after the commit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from tidings.accounts import services as accounts
+from tidings.accounts.models import User
+from tidings.core import addresses, baseurl, collection, locales, ratelimit, text
+from tidings.core import signing as fast_signing
+from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
+from tidings.desk.attachments import Accepted
+from tidings.desk.models import (
+    Attachment,
+    CannedAnswer,
+    Channel,
+    Conversation,
+    Message,
+    Queue,
+    Rating,
+)
+from tidings.staff import audit
+
+SUBJECT_MAX = 200
+BODY_MAX = 50_000
+# Every message of the desk names its conversation here, so a reply finds it even when
+# the subject changed and the client dropped In-Reply-To (django-helpdesk #756).
+REFERENCE_DOMAIN = "desk.tidings.invalid"
+RATING_SALT = "tidings.desk.rating"
+# What a support request's data is for (P2), as the data map says.
+PURPOSE = "answering the request and following it up"
+RATING_SALT = "tidings.desk.rating"
+# What a support request's data is for (P2), as the data map says.
+PURPOSE = "answering the request and following it up"
+
+
+class DeskError(Exception):
+    """Bad input: nothing was written; the message says why."""
+
+
+def default_queue() -> Queue:
+    queue = Queue.objects.filter(is_default=True).first()
+    if queue is None:
+        queue, _created = Queue.objects.get_or_create(name="Support", defaults={"is_default": True})
+    return queue
+
+
+def thread_id(conversation: Conversation) -> str:
+    return f"<{conversation.reference}@{REFERENCE_DOMAIN}>"
+
+
+def clean_text(value: str, *, limit: int, what: str) -> str:
+    value = (value or "").strip()
+    if len(value) > limit:
+        raise DeskError(
+            _("The %(what)s is too long (at most %(n)s characters).") % {"what": what, "n": limit}
+        )
+    if text.NUL in value:
+        raise DeskError(str(text.NUL_REFUSED))
+    return value
+
+
+def _clean_email(email: str) -> str:
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise DeskError(_("Enter a valid email address.")) from None
+    return addresses.canonical(email)
+
+
+def open_conversation(
+    *,
+    body: str,
+    subject: str = "",
+    user: User | None = None,
+    email: str = "",
+    name: str = "",
+    channel: Channel = Channel.FORM,
+    queue: Queue | None = None,
+    attachments: Sequence[Accepted] = (),
+    message_id: str = "",
+    automatic: bool = False,
+) -> Conversation:
+    """A new conversation with its first message: a logged-in customer's (`user`) or a
+    visitor's (`email`, `name`). Acknowledged by mail unless the message was automatic."""
+    body = clean_text(body, limit=BODY_MAX, what=_("message"))
+    subject = clean_text(subject, limit=SUBJECT_MAX, what=_("subject"))
+    if not body and not attachments:
+        raise DeskError(_("Write a message."))
+    if user is None:
+        email = _clean_email(email)
+        user = User.objects.filter(email__iexact=email, account__isnull=False).first()
+    else:
+        email = user.email
+    name = clean_text(name or (user.name if user else ""), limit=200, what=_("name"))
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            user=user,
+            account=user.account if user else None,
+            email=email,
+            name=name,
+            subject=subject or body.split("\n", 1)[0][:80],
+            queue=queue or default_queue(),
+            channel=channel,
+        )
+        add_message(
+            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+        )
+        collected = ["email", *(["name"] if name else []), "message"]
+        if attachments:
+            collected.append("attachments")
+        collection.record(
+            collection.Collection(
+                point=f"support request ({Channel(channel).value})",
+                items=[collection.Item(what, PURPOSE, "contract") for what in collected],
+                account=conversation.account,
+                user=user,
+            )
+        )
+        if not automatic:
+            _acknowledge(conversation)
+    return conversation
+
+
+def add_message(
+    conversation: Conversation,
+    direction: str,
+    channel: str,
+    body: str,
+    attachments: Iterable[Accepted] = (),
+    message_id: str = "",
+    automatic: bool = False,
+    author: User | None = None,
+) -> Message:
+    message = Message.objects.create(
+        conversation=conversation,
+        direction=direction,
+        channel=channel,
+        body=body,
+        message_id=message_id[:255],
+        automatic=automatic,
+        author=author,
+    )
+    Attachment.objects.bulk_create(
+        Attachment(
+            message=message,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=len(a.data),
+            data=a.data,
+        )
+        for a in attachments
+    )
+    return message
+
+
+def add_customer_message(
+    conversation: Conversation,
+    *,
+    body: str,
+    channel: Channel,
+    attachments: Sequence[Accepted] = (),
+    message_id: str = "",
+    automatic: bool = False,
+) -> Message:
+    """The customer writes again. A person's message reopens a waiting or solved
+    conversation; an automatic one (an out-of-office, a DSN) is kept and changes nothing."""
+    body = clean_text(body, limit=BODY_MAX, what=_("message"))
+    if not body and not attachments:
+        raise DeskError(_("Write a message."))
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        message = add_message(
+            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+        )
+        if not automatic:
+            if conversation.status in (Conversation.Status.WAITING, Conversation.Status.SOLVED):
+                conversation.status = Conversation.Status.OPEN
+                conversation.solved_at = None
+            conversation.updated_at = timezone.now()
+            conversation.save(update_fields=["status", "solved_at", "updated_at"])
+    return message
+
+
+def mail_customer(conversation: Conversation, template: str, context: dict, *, kind: Kind) -> str:
+    """One mail of the desk to the conversation's customer, threaded under it."""
+    address = conversation.email
+    context = {**context, "conversation": conversation, "operator": settings.OPERATOR}
+    with locales.language(language_of(address)):
+        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+        body = render_to_string(f"{template}.txt", context)
+    last_in = (
+        conversation.messages.filter(direction=Message.Direction.IN)
+        .exclude(message_id="")
+        .order_by("-created_at", "-pk")
+        .values_list("message_id", flat=True)
+        .first()
+    )
+    references = " ".join(filter(None, [thread_id(conversation), last_in]))
+    headers: tuple[tuple[str, str], ...] = (("References", references),)
+    if last_in:
+        headers += (("In-Reply-To", last_in),)
+    return post(
+        OutboundMessage(
+            to=address,
+            subject=subject,
+            text=body,
+            purpose=Purpose.SERVICE,
+            kind=kind,
+            from_email=_support_address(conversation),
+            from_name=settings.OPERATOR["name"],
+            user_id=conversation.user_id,
+            headers=headers,
+        )
+    )
+
+
+def _support_address(conversation: Conversation) -> str:
+    return conversation.queue.address or settings.OPERATOR["support_email"]
+
+
+def _acknowledge(conversation: Conversation) -> None:
+    """Tell the customer we have their request (automatic: Auto-Submitted says so), at
+    most a few times a day per address, so two robots cannot loop on each other."""
+    if not ratelimit.allow(
+        "desk.ack",
+        conversation.email,
+        limit=settings.DESK["acks_per_address_per_day"],
+        seconds=86400,
+    ):
+        return
+    mail_customer(conversation, "desk/mail/acknowledged", {}, kind=Kind.NOTICE)
+
+
+def _staff_check(by: User) -> None:
+    if not by.is_staff:
+        raise DeskError(_("Only the operator's staff answer conversations."))
+
+
+def reply(conversation: Conversation, *, by: User, body: str) -> Message:
+    """An agent's answer, mailed to the customer; the conversation waits on them."""
+    _staff_check(by)
+    body = clean_text(body, limit=BODY_MAX, what=_("answer"))
+    if not body:
+        raise DeskError(_("Write an answer."))
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        public_id = mail_customer(
+            conversation, "desk/mail/answer", {"body": body}, kind=Kind.SUPPORT
+        )
+        message = add_message(
+            conversation,
+            Message.Direction.OUT,
+            Channel.MAIL,
+            body,
+            message_id=str(public_id).replace("-", ""),
+            author=by,
+        )
+        conversation.status = Conversation.Status.WAITING
+        conversation.updated_at = timezone.now()
+        if conversation.assignee_id is None:
+            conversation.assignee = by
+        conversation.save(update_fields=["status", "updated_at", "assignee"])
+    return message
+
+
+def add_note(conversation: Conversation, *, by: User, body: str) -> Message:
+    """An internal note: staff see it, the customer never does."""
+    _staff_check(by)
+    body = clean_text(body, limit=BODY_MAX, what=_("note"))
+    if not body:
+        raise DeskError(_("Write a note."))
+    with transaction.atomic():
+        return add_message(conversation, Message.Direction.NOTE, Channel.FORM, body, author=by)
+
+
+def assign(conversation: Conversation, *, to: User | None, by: User) -> None:
+    _staff_check(by)
+    if to is not None and not to.is_staff:
+        raise DeskError(_("Conversations are assigned to staff only."))
+    with transaction.atomic():
+        conversation.assignee = to
+        conversation.save(update_fields=["assignee"])
+        audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["assignee"])
+
+
+def set_status(conversation: Conversation, *, status: str, by: User) -> None:
+    _staff_check(by)
+    if status not in Conversation.Status.values:
+        raise DeskError(_("Unknown status: %(status)s") % {"status": status})
+    with transaction.atomic():
+        solving = (
+            status == Conversation.Status.SOLVED
+            and conversation.status != Conversation.Status.SOLVED
+        )
+        conversation.status = status
+        conversation.solved_at = timezone.now() if status == Conversation.Status.SOLVED else None
+        conversation.updated_at = timezone.now()
+        conversation.save(update_fields=["status", "solved_at", "updated_at"])
+        audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["status"])
+        if solving:
+            _ask_for_rating(conversation)
+
+
+def rating_token(conversation: Conversation) -> str:
+    return fast_signing.dumps({"c": conversation.pk, "r": conversation.reference}, salt=RATING_SALT)
+
+
+def _ask_for_rating(conversation: Conversation) -> None:
+    """Solving mails a single-use link to rate the answer (desk.ratings), unless the
+    customer switched follow-ups off (P18) or the conversation was rated before."""
+    if conversation.user is not None and not conversation.user.allow_support_followups:
+        return
+    if Rating.objects.filter(conversation=conversation).exists():
+        return
+    url = baseurl.base_url() + reverse("desk:rate", args=[rating_token(conversation)])
+    mail_customer(conversation, "desk/mail/rate", {"url": url}, kind=Kind.NOTICE)
+
+
+def change_customer_data(
+    conversation: Conversation, *, by: User, **values: str
+) -> list[accounts.Change]:
+    """The customer asked support to change their data (P32): the same service as My
+    Account (audited, the change mail to the customer, P19), with the conversation as
+    the reason; a note on the conversation says what was changed, not the values."""
+    _staff_check(by)
+    if conversation.user is None:
+        raise DeskError(_("This conversation is not tied to a customer's account."))
+    reason = _("at the customer's request in support conversation #%(id)s") % {
+        "id": conversation.pk
+    }
+    try:
+        with transaction.atomic():
+            changes = accounts.update_profile(conversation.user, by=by, reason=reason, **values)
+            if changes:
+                add_message(
+                    conversation,
+                    Message.Direction.NOTE,
+                    Channel.FORM,
+                    _("Changed at the customer's request: %(fields)s")
+                    % {"fields": ", ".join(str(c.label) for c in changes)},
+                    author=by,
+                )
+    except accounts.AccountError as error:
+        raise DeskError(str(error)) from None
+    return changes
+
+
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+def fill_canned(canned: CannedAnswer, conversation: Conversation, *, agent: User) -> str:
+    """A canned answer with its variables filled in; an unknown one is left as written
+    (plain substitution: a canned answer is text, never a template that could run)."""
+    values = {
+        "customer_name": conversation.name or conversation.email,
+        "agent_name": agent.name,
+        "conversation_number": str(conversation.pk),
+    }
+    return _VARIABLE.sub(lambda m: values.get(m[1], m[0]), canned.body)
+
+
+def conversations_of(conversation: Conversation) -> list[Conversation]:
+    """The customer's other conversations (P6: the history at hand): by their account,
+    else by their address."""
+    if conversation.account_id is not None:
+        others = Conversation.objects.filter(account_id=conversation.account_id)
+    else:
+        others = Conversation.objects.filter(email=conversation.email)
+    return list(others.exclude(pk=conversation.pk).order_by("-updated_at")[:50])
+
+
+def find_thread(ids: Iterable[str]) -> Conversation | None:
+    """The conversation a mail answers, from the ids of its In-Reply-To and References."""
+    full = {i.strip() for i in ids if i.strip()}
+    if not full:
+        return None
+    locals_ = {i.strip("<>").split("@", 1)[0] for i in full}
+    references = {
+        i.strip("<>").split("@", 1)[0]
+        for i in full
+        if i.strip("<>").endswith("@" + REFERENCE_DOMAIN)
+    }
+    found = Conversation.objects.filter(reference__in=references).first()
+    if found is not None:
+        return found
+    message = (
+        Message.objects.filter(
+            Q(message_id__in=full, direction=Message.Direction.IN)
+            | Q(message_id__in=locals_, direction=Message.Direction.OUT)
+        )
+        .select_related("conversation")
+        .order_by("-created_at")
+        .first()
+    )
+    return message.conversation if message else None

@@ -1,0 +1,201 @@
+"""The desk's pages for customers: their conversations, a new one, answering, and the
+attachments (served only to those entitled, as downloads with nosniff). The staff's
+pages are in staff_views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.webhooks.mailgun import MailgunInboundWebhookView
+from django.conf import settings
+from django.contrib import messages
+from django.core.files.uploadhandler import MemoryFileUploadHandler
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+
+from tidings.accounts.decorators import customer_required
+from tidings.accounts.models import User
+from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_message
+from tidings.desk import attachments, ratings, services
+from tidings.desk.forms import ConversationForm, ReplyForm
+from tidings.desk.models import Attachment, Channel, Conversation, Message, Rating
+from tidings.sending import bounces
+from tidings.staff import audit
+from tidings.staff.reason import stated_reason
+
+STAFF_PERMISSION = "desk.view_conversation"
+
+
+def _own(request: HttpRequest, pk: int) -> Conversation:
+    user = request.user
+    assert isinstance(user, User)
+    return get_object_or_404(Conversation, pk=pk, user=user)
+
+
+def _uploaded(form: ConversationForm | None, request: HttpRequest) -> list[attachments.Accepted]:
+    upload = request.FILES.get("attachment")
+    if upload is None:
+        return []
+    return [attachments.accept(upload.name or "attachment", upload.read())]
+
+
+@customer_required
+def conversations(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    return render(
+        request,
+        "desk/conversations.html",
+        {"conversations": Conversation.objects.filter(user=user).select_related("queue")},
+    )
+
+
+class AttachmentUploadHandler(MemoryFileUploadHandler):
+    """An attachment is read into memory (it is encrypted before it is stored, so it
+    never touches the disk in clear); the body's declared length was checked first."""
+
+    def handle_raw_input(self, *args: Any, **kwargs: Any) -> None:
+        super().handle_raw_input(*args, **kwargs)
+        self.activated = True
+
+
+@customer_required
+@csrf_exempt
+def new_conversation(request: HttpRequest) -> HttpResponse:
+    """The upload handler must be set before the CSRF check reads the body."""
+    limit = settings.DESK["attachment_max_bytes"]
+    if declared_length(request) > limit + FORM_ENVELOPE:
+        return render(request, "413.html", {"message": too_large_message(limit)}, status=413)
+    request.upload_handlers = [AttachmentUploadHandler(request)]
+    return _new_conversation(request)
+
+
+@csrf_protect
+def _new_conversation(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    assert isinstance(user, User)
+    form = ConversationForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            conversation = services.open_conversation(
+                user=user,
+                subject=form.cleaned_data["subject"],
+                body=form.cleaned_data["body"],
+                channel=Channel.FORM,
+                attachments=_uploaded(form, request),
+            )
+        except (services.DeskError, attachments.Refused) as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, _("Your request is sent; we will answer by email."))
+            return redirect("desk:conversation", pk=conversation.pk)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "desk/new.html", {"form": form}, status=status)
+
+
+@customer_required
+def conversation(request: HttpRequest, pk: int) -> HttpResponse:
+    conversation = _own(request, pk)
+    form = ReplyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.add_customer_message(
+                conversation, body=form.cleaned_data["body"], channel=Channel.FORM
+            )
+        except services.DeskError as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("desk:conversation", pk=conversation.pk)
+    shown = conversation.messages.exclude(direction=Message.Direction.NOTE).prefetch_related(
+        "attachments"
+    )
+    return render(
+        request,
+        "desk/conversation.html",
+        {"conversation": conversation, "thread": shown, "form": form},
+    )
+
+
+def attachment(request: HttpRequest, pk: int) -> HttpResponse:
+    """The file, to its customer or to staff whose role grants the desk; a download
+    whatever its type, never rendered by the browser."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise Http404
+    found = get_object_or_404(Attachment.objects.select_related("message__conversation"), pk=pk)
+    conversation = found.message.conversation
+    own = conversation.user_id == user.pk and found.message.direction != Message.Direction.NOTE
+    if not own:
+        # Staff: the desk's permission, a stated reason, and the read in the audit (P7).
+        reason = stated_reason(request) if user.is_staff else None
+        if not user.has_perm(STAFF_PERMISSION) or reason is None:
+            raise Http404
+        audit.record(
+            audit.AuditEvent.Action.READ,
+            found,
+            by=user,
+            fields=["filename", "data"],
+            reason=reason.text,
+            account_id=conversation.account_id,
+        )
+    response = HttpResponse(bytes(found.data), content_type=found.content_type)
+    safe = found.filename.replace('"', "").encode("ascii", "replace").decode()
+    response["Content-Disposition"] = f'attachment; filename="{safe}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+class FreshMailgunInboundView(MailgunInboundWebhookView):
+    """Mailgun's inbound route (forward() with raw MIME): anymail checks the signature,
+    then a signature made long ago or a token seen before (a replay) is refused too."""
+
+    def validate_request(self, request: HttpRequest) -> None:
+        super().validate_request(request)
+        refused = bounces.fresh_webhook_signature(
+            "mailgun-inbound", str(request.POST.get("timestamp")), str(request.POST.get("token"))
+        )
+        if refused:
+            raise AnymailWebhookValidationFailure(f"Mailgun inbound refused: {refused}")
+
+
+_mailgun_inbound = csrf_exempt(FreshMailgunInboundView.as_view())
+
+
+@csrf_exempt
+def mailgun_inbound(request: HttpRequest) -> HttpResponse:
+    """Served only when the webhook secret and Mailgun's signing key are configured: an
+    empty secret would let anyone sign a forged message."""
+    if not all(settings.ANYMAIL.get(k) for k in ("WEBHOOK_SECRET", "MAILGUN_WEBHOOK_SIGNING_KEY")):
+        raise Http404("Webhooks are off")
+    return _mailgun_inbound(request)
+
+
+# A link in a mail: the signed token is the authority, no session and no CSRF cookie.
+# GET only shows the choices (mail scanners open links); POST records, once.
+@csrf_exempt
+@never_cache
+def rate(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        conversation = ratings.open_link(token)
+    except ratings.InvalidRating as error:
+        return render(request, "desk/rate_done.html", {"error": error}, status=400)
+    if request.method != "POST":
+        return render(
+            request,
+            "desk/rate.html",
+            {"conversation": conversation, "scores": Rating.Score.choices},
+        )
+    try:
+        score = int(request.POST.get("score", ""))
+    except ValueError:
+        score = 0
+    try:
+        ratings.rate(token, score=score, comment=request.POST.get("comment", ""))
+    except ratings.InvalidRating as error:
+        return render(request, "desk/rate_done.html", {"error": error}, status=400)
+    return render(request, "desk/rate_done.html", {})

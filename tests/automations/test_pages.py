@@ -1,0 +1,83 @@
+"""The automations' pages, as a customer uses them: create one on a list, add steps,
+start it, watch contacts move through the steps, pause it. Another account's
+automation is a 404; bad input is refused with the reason and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tidings.audience import services as audience
+from tidings.audience.models import MailingList
+from tidings.automations import engine
+from tidings.automations.models import Automation, Step
+
+STEP = {
+    "wait_days": "0",
+    "subject": "Welcome aboard",
+    "from_email": "news@news.example.org",
+    "from_name": "Example News",
+    "body": "Hello {{ contact.name }}, glad you joined.",
+}
+
+
+@pytest.fixture
+def logged_in(client, customer):  # type: ignore[no-untyped-def]
+    client.force_login(customer)
+    return client
+
+
+def test_a_customer_builds_starts_watches_and_pauses_a_welcome_series(
+    logged_in, account, newsletter, mailbox
+):
+    answer = logged_in.post(
+        reverse("automations:new"), {"name": "Welcome", "mailing_list": newsletter.pk}
+    )
+    automation = Automation.objects.get()
+    page = reverse("automations:detail", args=[automation.uuid])
+    assert answer.status_code == 302 and answer["Location"] == page
+    assert logged_in.post(page, STEP).status_code == 302
+    assert logged_in.post(page, {**STEP, "wait_days": "3", "subject": "Tips"}).status_code == 302
+    assert list(Step.objects.values_list("wait_days", flat=True)) == [0, 3]
+    action = reverse("automations:action", args=[automation.uuid])
+    logged_in.post(action, {"action": "start"})
+    automation.refresh_from_db()
+    assert automation.status == Automation.Status.ACTIVE
+    audience.add_contact(account, "ada@example.net", name="Ada", lists=[newsletter])
+    engine.run(timezone.now())
+    assert [m.subject for m in mailbox] == ["Welcome aboard"]
+    text = logged_in.get(page).content.decode()
+    assert "1 contact entered" in text and "1 waiting for it now" in text and "1 sent" in text
+    assert "Welcome" in logged_in.get(reverse("automations:list")).content.decode()
+    logged_in.post(action, {"action": "pause"})
+    automation.refresh_from_db()
+    assert automation.status == Automation.Status.PAUSED
+
+
+def test_bad_input_is_refused_with_the_reason(logged_in, account, newsletter, other_customer):
+    theirs = MailingList.objects.create(account=other_customer.account, name="Theirs")
+    answer = logged_in.post(reverse("automations:new"), {"name": "X", "mailing_list": theirs.pk})
+    assert answer.status_code == 200 and not Automation.objects.exists()
+    logged_in.post(reverse("automations:new"), {"name": "Welcome", "mailing_list": newsletter.pk})
+    automation = Automation.objects.get()
+    page = reverse("automations:detail", args=[automation.uuid])
+    answer = logged_in.post(page, {**STEP, "wait_days": "-2"})
+    assert answer.status_code == 200 and not Step.objects.exists()
+    answer = logged_in.post(page, {**STEP, "body": "{% if %}"})
+    assert answer.status_code == 200 and not Step.objects.exists()
+    answer = logged_in.post(
+        reverse("automations:action", args=[automation.uuid]), {"action": "start"}, follow=True
+    )
+    assert "Add a step first." in answer.content.decode()
+    automation.refresh_from_db()
+    assert automation.status == Automation.Status.DRAFT
+
+
+def test_another_accounts_automation_is_not_found(client, other_customer, account, newsletter):
+    mine = Automation.objects.create(account=account, name="Mine", mailing_list=newsletter)
+    client.force_login(other_customer)
+    assert client.get(reverse("automations:detail", args=[mine.uuid])).status_code == 404
+    answer = client.post(reverse("automations:action", args=[mine.uuid]), {"action": "start"})
+    assert answer.status_code == 404
+    assert "Mine" not in client.get(reverse("automations:list")).content.decode()

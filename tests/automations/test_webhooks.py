@@ -1,0 +1,256 @@
+"""Outgoing webhooks against a real HTTP server on loopback (allowed explicitly, as an
+operator would): events from every path, signed per Standard Webhooks, retried with
+backoff, logged, an endpoint that keeps failing disabled and its account told; the
+platform's own network refused when saved and again at each delivery; redirects are
+not followed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from tidings.audience import services as audience
+from tidings.automations import engine, services, webhooks
+from tidings.automations.models import WebhookEndpoint, WebhookMessage
+from tidings.core import retention
+
+W = WebhookMessage.Status
+EVENTS = ["contact.subscribed", "contact.unsubscribed"]
+
+
+class Receiver:
+    """A real HTTP server: records each request, answers the codes it is given."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.codes: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append((self.path, dict(self.headers), body))
+                code = receiver.codes.pop(0) if receiver.codes else 200
+                self.send_response(code)
+                if code in (301, 302, 307):
+                    self.send_header("Location", "/elsewhere")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?from=tidings"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _, _, body in self.requests]
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
+    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def endpoint(account, customer, receiver) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+    return webhooks.create_endpoint(account, url=receiver.url, events=EVENTS, by=customer)
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The receiver's side of Standard Webhooks, written from the specification."""
+    key = base64.b64decode(secret.split("_", 1)[1])
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(part.split(",", 1)[1], expected)
+        for part in headers["webhook-signature"].split()
+    )
+
+
+def test_events_reach_the_endpoint_signed_once_each(
+    account, newsletter, endpoint, receiver, mailbox
+):
+    ada = audience.add_contact(account, "ada@example.net", name="Ada", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    assert webhooks.scan(now) == 1
+    assert webhooks.deliver_due(now) == 1
+    audience.unsubscribe(ada)
+    later = now + timedelta(seconds=2)
+    webhooks.scan(later)
+    webhooks.scan(later)  # a second beat finds nothing new
+    webhooks.deliver_due(later)
+    assert [b["type"] for b in receiver.bodies()] == EVENTS
+    assert receiver.bodies()[0]["data"]["contact"]["email"] == "ada@example.net"
+    assert receiver.bodies()[0]["data"]["list"]["name"] == "Newsletter"
+    for path, headers, body in receiver.requests:
+        assert path == "/hooks?from=tidings"
+        assert verify(endpoint.secret, headers, body)
+        assert headers["webhook-id"].startswith("msg_")
+        assert abs(int(headers["webhook-timestamp"]) - now.timestamp()) < 60
+    assert not verify("whsec_" + base64.b64encode(b"x" * 24).decode(), *receiver.requests[0][1:])
+    log = WebhookMessage.objects.order_by("pk")
+    assert [(m.status, m.response_code, m.attempts) for m in log] == [(W.DELIVERED, 200, 1)] * 2
+
+
+def test_failures_are_retried_with_backoff_then_the_endpoint_is_disabled_and_told(
+    account, newsletter, endpoint, receiver, mailbox
+):
+    receiver.codes = [500] * 100
+    for i in range(webhooks.DISABLE_AFTER):
+        audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    first = WebhookMessage.objects.order_by("pk").first()
+    assert first is not None
+    assert (first.status, first.response_code, first.attempts) == (W.PENDING, 500, 1)
+    assert first.next_attempt_at == now + timedelta(seconds=webhooks.BACKOFF[0])
+    assert "500" in first.last_error
+    webhooks.deliver_due(now + timedelta(seconds=1))
+    assert len(receiver.requests) == webhooks.DISABLE_AFTER  # nothing due before its time
+    moment = now
+    for wait in webhooks.BACKOFF:
+        moment += timedelta(seconds=wait)
+        webhooks.deliver_due(moment)
+    assert len(receiver.requests) == webhooks.DISABLE_AFTER * (len(webhooks.BACKOFF) + 1)
+    assert set(WebhookMessage.objects.values_list("status", flat=True)) == {W.FAILED}
+    endpoint.refresh_from_db()
+    assert not endpoint.enabled and endpoint.disabled_reason
+    (told,) = [m for m in mailbox if "webhook" in m.subject.lower()]
+    assert told.to == ["ada@example.org"] and endpoint.url in told.body
+    # Disabled: new events wait; turned on again, it goes on from then.
+    audience.add_contact(account, "late@example.net", lists=[newsletter])
+    webhooks.scan(moment)
+    assert not WebhookMessage.objects.filter(payload__data__contact__email="late@example.net")
+    webhooks.enable(endpoint, by=None)
+    endpoint.refresh_from_db()
+    assert endpoint.enabled and endpoint.failures == 0
+
+
+def test_a_redirect_is_not_followed(account, newsletter, endpoint, receiver):
+    receiver.codes = [302]
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    assert [path for path, _, _ in receiver.requests] == ["/hooks?from=tidings"]
+    message = WebhookMessage.objects.get()
+    assert (message.status, message.response_code) == (W.PENDING, 302)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5/hook",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "ftp://example.org/hook",
+        "https://user:pw@example.org/hook",
+        "not a url",
+    ],
+)
+def test_the_platforms_own_network_and_bad_urls_are_refused(account, customer, url):
+    with pytest.raises(webhooks.WebhookError):
+        webhooks.create_endpoint(account, url=url, events=EVENTS, by=customer)
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_no_event_is_refused(account, customer, receiver):
+    with pytest.raises(webhooks.WebhookError, match="event"):
+        webhooks.create_endpoint(account, url=receiver.url, events=[], by=customer)
+    with pytest.raises(webhooks.WebhookError, match="event"):
+        webhooks.create_endpoint(account, url=receiver.url, events=["everything"], by=customer)
+    assert not WebhookEndpoint.objects.exists()
+
+
+def test_each_delivery_checks_the_address_again(account, newsletter, endpoint, receiver, settings):
+    settings.ALLOWED_WEBHOOK_HOSTS = []  # the operator no longer allows loopback
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    assert receiver.requests == []
+    message = WebhookMessage.objects.get()
+    assert message.status == W.PENDING and "127.0.0.1" in message.last_error
+
+
+def test_erasing_a_contact_erases_the_events_about_them(account, newsletter, endpoint):
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    webhooks.scan(timezone.now() + timedelta(seconds=1))
+    assert WebhookMessage.objects.filter(contact=ada).exists()
+    audience.erase_contact(ada)
+    assert not WebhookMessage.objects.exists()
+
+
+def test_the_pages_add_an_endpoint_and_show_its_log(
+    client, customer, other_customer, account, newsletter, receiver
+):
+    client.force_login(customer)
+    answer = client.post(
+        reverse("automations:webhooks"), {"url": "https://10.1.2.3/x", "events": EVENTS}
+    )
+    assert answer.status_code == 200 and not WebhookEndpoint.objects.exists()
+    answer = client.post(reverse("automations:webhooks"), {"url": receiver.url, "events": EVENTS})
+    endpoint = WebhookEndpoint.objects.get()
+    page = reverse("automations:webhook", args=[endpoint.uuid])
+    assert answer["Location"] == page
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    text = client.get(page).content.decode()
+    assert endpoint.secret in text and "contact.subscribed" in text and "200" in text
+    client.force_login(other_customer)
+    assert client.get(page).status_code == 404
+    assert client.post(page, {"action": "delete"}).status_code == 404
+    assert WebhookEndpoint.objects.exists()
+
+
+def test_an_automation_step_done_is_told(account, newsletter, welcome, customer, receiver, mailbox):
+    endpoint = webhooks.create_endpoint(
+        account, url=receiver.url, events=["automation.step_done"], by=customer
+    )
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    engine.run(now)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    ((_, headers, body),) = receiver.requests
+    assert verify(endpoint.secret, headers, body)
+    data = json.loads(body)["data"]
+    assert data["automation"]["name"] == "Welcome" and data["step"] == 1
+    assert data["contact"]["email"] == "ada@example.net"
+
+
+@pytest.mark.promise("P12")
+def test_the_delivery_log_is_kept_thirty_days_then_deleted(account, newsletter, endpoint):
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    audience.add_contact(account, "bob@example.net", lists=[newsletter])
+    webhooks.scan(timezone.now() + timedelta(seconds=1))
+    done, waiting = WebhookMessage.objects.order_by("pk")
+    WebhookMessage.objects.filter(pk=done.pk).update(status=W.DELIVERED)
+    later = timezone.now() + timedelta(days=31)
+    assert retention.run("webhook messages", now=timezone.now() + timedelta(days=29)) == 0
+    assert retention.run("webhook messages", now=later) == 1
+    assert list(WebhookMessage.objects.values_list("pk", flat=True)) == [waiting.pk]

@@ -1,0 +1,119 @@
+"""Billing in the staff console (P7): billing staff define what is sold and see orders,
+each read audited; they mark bank transfers paid through the service; other roles do
+not reach billing data."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.billing.conftest import place
+from tests.factories import StaffFactory
+from tests.staff.conftest import log_in_verified, state_reason
+from tidings.accounts.models import User
+from tidings.billing import credits
+from tidings.billing.models import Offer, Order
+from tidings.staff.models import AuditEvent
+
+
+@pytest.fixture
+def billing_staff(db):  # type: ignore[no-untyped-def]
+    return StaffFactory(email="billing@operator.example", staff_role=User.StaffRole.BILLING)
+
+
+@pytest.fixture
+def console(client):  # type: ignore[no-untyped-def]
+    """Log a staff member in to the console, verified, with a stated reason."""
+
+    def login(user: User):  # type: ignore[no-untyped-def]
+        log_in_verified(client, user)
+        state_reason(client)
+        return client
+
+    return login
+
+
+@pytest.fixture
+def transfer_order(customer, pack, settings):  # type: ignore[no-untyped-def]
+    settings.BILLING = {**settings.BILLING, "bank_transfer": True}
+    return place(customer, pack, method="transfer")
+
+
+def test_billing_staff_define_a_credit_pack_with_its_prices(console, billing_staff):
+    client = console(billing_staff)
+    response = client.post(
+        "/staff/admin/billing/offer/add/",
+        {
+            "kind": "pack", "name": "10,000 credits", "description": "", "period": "",
+            "contact_limit": "", "credits": "10000", "vat_treatment": "standard",
+            "vat_rate": "21", "active": "on", "position": "1",
+            "prices-TOTAL_FORMS": "2", "prices-INITIAL_FORMS": "0",
+            "prices-MIN_NUM_FORMS": "0", "prices-MAX_NUM_FORMS": "1000",
+            "prices-0-currency": "EUR", "prices-0-amount": "79.00",
+            "prices-1-currency": "CHF", "prices-1-amount": "75.50",
+        },
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    offer = Offer.objects.get(name="10,000 credits")
+    assert {(p.currency, p.amount) for p in offer.prices.all()} == {
+        ("EUR", Decimal("79.00")),
+        ("CHF", Decimal("75.50")),
+    }
+    assert AuditEvent.objects.filter(
+        action="create", target_type="billing.Offer", actor_id=billing_staff.pk
+    ).exists()
+
+
+@pytest.mark.promise("P7")
+def test_billing_staff_read_orders_and_every_read_is_audited(
+    console, billing_staff, customer, pack
+):
+    order = place(customer, pack)
+    client = console(billing_staff)
+    listing = client.get("/staff/admin/billing/order/")
+    assert listing.status_code == 200 and order.reference in listing.content.decode()
+    assert AuditEvent.objects.filter(
+        action="list", target_type="billing.Order", target_id=str(order.pk),
+        account_id=customer.account_id, actor_role="billing",
+    ).exists()  # fmt: skip
+    page = client.get(f"/staff/admin/billing/order/{order.pk}/change/")
+    assert "Analytical Engines Ltd" in page.content.decode()
+    read = AuditEvent.objects.get(action="read", target_type="billing.Order")
+    assert "billing_address" in read.fields and read.account_id == customer.account_id
+
+
+@pytest.mark.promise("P7")
+def test_other_roles_do_not_reach_orders(console, customer, pack):
+    place(customer, pack)
+    agent = StaffFactory(email="agent2@operator.example", staff_role=User.StaffRole.SUPPORT)
+    client = console(agent)
+    assert client.get("/staff/admin/billing/order/").status_code == 403
+    assert client.get("/staff/admin/billing/webhookevent/").status_code == 403
+
+
+@pytest.mark.promise("P4")
+def test_billing_staff_mark_a_bank_transfer_paid(console, billing_staff, transfer_order):
+    client = console(billing_staff)
+    url = f"/staff/admin/billing/order/{transfer_order.pk}/transfer-received/"
+    client.post(url, {"amount": "1.00", "currency": "EUR"})  # not the order's amount
+    transfer_order.refresh_from_db()
+    assert transfer_order.status == Order.Status.AWAITING_TRANSFER
+    client.post(url, {"amount": "9.90", "currency": "EUR"})
+    transfer_order.refresh_from_db()
+    assert transfer_order.status == Order.Status.PAID
+    assert credits.balance_of(transfer_order.account).available == 1005
+    assert AuditEvent.objects.filter(
+        action="update", target_type="billing.Order", actor_id=billing_staff.pk
+    ).exists()
+    client.post(url, {"amount": "9.90", "currency": "EUR"})  # twice: credited once
+    assert credits.balance_of(transfer_order.account).available == 1005
+
+
+def test_a_support_agent_cannot_mark_a_transfer_paid(console, transfer_order):
+    agent = StaffFactory(email="agent3@operator.example", staff_role=User.StaffRole.SUPPORT)
+    client = console(agent)
+    url = f"/staff/admin/billing/order/{transfer_order.pk}/transfer-received/"
+    assert client.post(url, {"amount": "9.90", "currency": "EUR"}).status_code == 403
+    transfer_order.refresh_from_db()
+    assert transfer_order.status == Order.Status.AWAITING_TRANSFER

@@ -1,0 +1,223 @@
+"""The staff's desk, end to end: a customer writes by mail and by the form, an agent
+answers from the desk with the history at hand, follows up, changes the customer's phone
+at their request and solves the conversation (P3, P6, P7, P32)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from tests.staff.conftest import REASON
+from tidings.accounts import services as accounts
+from tidings.desk import followups, inbound
+from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Message
+from tidings.sending.models import OutboundMail
+from tidings.staff.models import AuditEvent
+
+EML = Path(__file__).parent / "eml"
+
+
+def page(pk: int) -> str:
+    return f"/staff/desk/{pk}/"
+
+
+def write_by_mail(customer, n: int = 1) -> Conversation:  # type: ignore[no-untyped-def]
+    raw = (EML / "quoted_printable.eml").read_bytes().replace(b"<qp-1@", f"<qp-{n}@".encode())
+    raw = raw.replace(b"ada@example.org", customer.email.encode())
+    return inbound.receive(raw).conversation
+
+
+@pytest.mark.promise("P3", "P6")
+def test_an_agent_answers_from_the_desk_and_the_customer_replies_in_the_same_thread(
+    console, staff, customer, mailbox
+):
+    client = console(staff)
+    earlier = write_by_mail(customer, 1)
+    conversation = write_by_mail(customer, 2)
+    queue = client.get("/staff/desk/")
+    assert queue.status_code == 200 and f"/staff/desk/{conversation.pk}/" in queue.text
+    shown = client.get(page(conversation.pk))
+    # The history at hand: the whole thread and the customer's other conversations.
+    assert "résumé list stops at 1000 rows" in shown.text
+    assert f"/staff/desk/{earlier.pk}/" in shown.text
+    client.post(page(conversation.pk), {"action": "note", "body": "Known limit, see #12."})
+    response = client.post(
+        page(conversation.pk), {"action": "reply", "body": "This is a limit of the export."}
+    )
+    assert response.status_code == 302
+    answer = mailbox[-1]
+    assert answer.to == [customer.email]
+    assert "This is a limit of the export." in answer.body
+    assert "Known limit" not in answer.body
+    assert answer["Auto-Submitted"] is None  # a person wrote it (RFC 3834)
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.WAITING
+    assert conversation.assignee == staff
+    # The customer answers by mail, with a new subject: the same conversation.
+    reply = (EML / "reply_changed_subject.eml").read_text()
+    reply = reply.replace("{IN_REPLY_TO}", answer["Message-ID"]).replace("{REFERENCES}", "")
+    reply = reply.replace("ada@example.org", customer.email)
+    assert inbound.receive(reply.encode()).conversation == conversation
+    # The customer's own page shows the answer but never the internal note.
+    client.force_login(customer)
+    mine = client.get(f"/support/{conversation.pk}/")
+    assert "This is a limit of the export." in mine.text and "Known limit" not in mine.text
+
+
+def test_the_desk_asks_for_a_reason_and_audits_what_it_shows(console, staff, customer, db):
+    conversation = write_by_mail(customer)
+    client = console(staff, reason=None)
+    assert client.get("/staff/desk/").status_code == 302  # to the reason form
+    client = console(staff)
+    client.get("/staff/desk/")
+    client.get(page(conversation.pk))
+    listed = AuditEvent.objects.filter(action="list", target_type="desk.Conversation")
+    read = AuditEvent.objects.get(action="read", target_type="desk.Conversation")
+    assert listed.get().reason == REASON and read.reason == REASON
+
+
+def test_a_role_without_the_desk_gets_no_desk(console, billing_staff, customer, db):
+    conversation = write_by_mail(customer)
+    client = console(billing_staff)
+    assert client.get("/staff/desk/").status_code == 403
+    assert client.get(page(conversation.pk)).status_code == 403
+
+
+@pytest.mark.promise("P7", "P19", "P32")
+def test_an_agent_changes_the_customers_phone_at_their_request(console, staff, customer, mailbox):
+    conversation = write_by_mail(customer)
+    client = console(staff)
+    hidden = client.get(page(conversation.pk))
+    assert customer.phone not in hidden.text  # not before a reason is given
+    shown = client.post(
+        page(conversation.pk), {"action": "show_customer", "reason": "customer asks for a change"}
+    )
+    assert customer.phone in shown.text
+    read = AuditEvent.objects.get(action="read", target_type="accounts.User")
+    assert f"support conversation #{conversation.pk}" in read.reason
+    response = client.post(
+        page(conversation.pk),
+        {
+            "action": "change_customer",
+            "name": customer.name,
+            "phone": "+33 1 23 45 67 89",
+            "postal_address": "",
+        },
+    )
+    assert response.status_code == 302
+    customer.refresh_from_db()
+    assert customer.phone == "+33 1 23 45 67 89"
+    change = AuditEvent.objects.get(action="update", target_type="accounts.User")
+    assert change.fields == ["phone"]
+    assert f"support conversation #{conversation.pk}" in change.reason
+    told = [m for m in mailbox if m.to == [customer.email] and "Phone" in m.body]
+    assert told, "the customer gets the change mail (P19)"
+    assert conversation.messages.filter(direction=Message.Direction.NOTE).exists()
+
+
+def test_bad_customer_data_changes_nothing(console, staff, customer, on_commit_runs):
+    conversation = write_by_mail(customer)
+    client = console(staff)
+    response = client.post(
+        page(conversation.pk),
+        {"action": "change_customer", "name": "", "phone": "1", "postal_address": ""},
+    )
+    assert response.status_code == 400
+    customer.refresh_from_db()
+    assert customer.phone == "+44 20 7946 0018"
+
+
+def test_canned_answers_fill_in_their_variables(console, staff, customer, on_commit_runs):
+    CannedAnswer.objects.create(
+        title="Hello",
+        body="Hello {{ customer_name }}, {{ agent_name }} here about #{{ conversation_number }}."
+        " {{ unknown }}",
+    )
+    conversation = write_by_mail(customer)
+    client = console(staff)
+    canned = CannedAnswer.objects.get()
+    shown = client.get(page(conversation.pk), {"canned": canned.pk})
+    assert (
+        f"Hello Ada Lovelace, Support Agent here about #{conversation.pk}. {{{{ unknown }}}}"
+        in shown.text
+    )
+
+
+@pytest.mark.promise("P6", "P18")
+def test_a_follow_up_goes_once_when_due_and_not_after_switching_off(
+    console, staff, customer, mailbox
+):
+    conversation = write_by_mail(customer)
+    client = console(staff)
+    due = timezone.localtime() + timedelta(days=3)
+    response = client.post(
+        page(conversation.pk),
+        {"action": "followup", "due_at": due.strftime("%Y-%m-%d %H:%M"), "body": "All well?"},
+    )
+    assert response.status_code == 302
+    followup = FollowUp.objects.get()
+    assert followups.send_due() == 0  # not due yet
+    later = timezone.now() + timedelta(days=4)
+    assert followups.send_due(later) == 1
+    assert followups.send_due(later) == 0  # idempotent
+    assert [m.body.startswith("All well?") for m in mailbox if m.to == [customer.email]][-1]
+    followup.refresh_from_db()
+    assert followup.status == FollowUp.Status.SENT
+    assert [m.body for m in conversation.messages.filter(direction="out")] == ["All well?"]
+
+    # A second one, then the customer switches follow-ups off in My Account: cancelled.
+    second = followups.schedule(
+        conversation, by=staff, due_at=timezone.now() + timedelta(days=1), body="Again?"
+    )
+    accounts.set_processing(customer, by=customer, allow_support_followups=False)
+    second.refresh_from_db()
+    assert second.status == FollowUp.Status.CANCELLED
+    sent_before = OutboundMail.objects.filter(kind="support").count()
+    assert followups.send_due(timezone.now() + timedelta(days=2)) == 0
+    assert OutboundMail.objects.filter(kind="support").count() == sent_before
+    with pytest.raises(followups.DeskError):
+        followups.schedule(
+            conversation, by=staff, due_at=timezone.now() + timedelta(days=1), body="x"
+        )
+
+
+def test_a_restricted_customer_gets_no_follow_up(staff, customer, on_commit_runs):
+    conversation = write_by_mail(customer)
+    followup = followups.schedule(
+        conversation, by=staff, due_at=timezone.now() + timedelta(hours=1), body="Hello?"
+    )
+    accounts.restrict_account(customer.account, by=staff, reason="dispute")
+    assert followups.send_due(timezone.now() + timedelta(hours=2)) == 0
+    followup.refresh_from_db()
+    assert (followup.status, followup.note) == (FollowUp.Status.CANCELLED, "restricted")
+
+
+def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
+    conversation = write_by_mail(customer)
+    client = console(staff)
+    client.post(page(conversation.pk), {"action": "status", "status": "solved"})
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.SOLVED and conversation.solved_at
+    client.force_login(customer)
+    client.post(f"/support/{conversation.pk}/", {"body": "One more question"})
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.OPEN
+
+
+@pytest.mark.promise("P7")
+def test_staff_download_an_attachment_only_with_a_reason_and_audited(
+    console, staff, customer, on_commit_runs
+):
+    raw = (EML / "rfc2231_filename.eml").read_bytes()
+    conversation = inbound.receive(raw).conversation
+    attachment = conversation.messages.get().attachments.get()
+    url = f"/support/files/{attachment.pk}/"
+    assert console(staff, reason=None).get(url).status_code == 404
+    client = console(staff)
+    response = client.get(url)
+    assert response.status_code == 200 and response["X-Content-Type-Options"] == "nosniff"
+    read = AuditEvent.objects.get(action="read", target_type="desk.Attachment")
+    assert read.reason == REASON

@@ -1,0 +1,141 @@
+"""Campaigns spend credits (billing.credits): reserved once when the campaign starts,
+refused before it starts when short (with a link to order), the unsent ones returned
+when it is cancelled; a plan's contact limit instead of credits."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from tests.sending.conftest import add_contacts
+from tests.sending.test_checklist import refused_everywhere
+from tidings.audience.models import Contact
+from tidings.billing import credits
+from tidings.billing.models import CreditEntry, Offer, Order, Subscription, VatTreatment
+from tidings.campaigns.models import Campaign
+from tidings.sending import checklist, lifecycle
+
+
+@pytest.fixture(autouse=True)
+def _five_free_credits(settings):  # type: ignore[no-untyped-def]
+    settings.BILLING = {**settings.BILLING, "free_credits": 5}
+
+
+def available(account) -> int:  # type: ignore[no-untyped-def]
+    return credits.balance_of(account).available
+
+
+@pytest.mark.promise("P4")
+def test_starting_reserves_one_credit_per_recipient_once(account, newsletter, campaign):
+    add_contacts(account, newsletter, 3)
+    lifecycle.start_campaign(campaign)
+    assert credits.reserved_for(campaign.pk) == 3
+    assert CreditEntry.objects.filter(campaign_id=campaign.pk, kind="reserve").count() == 1
+
+
+def test_a_campaign_beyond_the_balance_is_refused_before_it_starts(
+    client, customer, account, newsletter, campaign
+):
+    add_contacts(account, newsletter, 6)
+    found = next(c for c in checklist.checklist(campaign).checks if c.key == "credits")
+    assert found.state == checklist.BLOCKING and found.fix_url == "/pricing/"
+    refused_everywhere(client, customer, campaign, "needs 6 credits")
+    assert available(account) == 5
+    page = client.get(f"/campaigns/{campaign.uuid}/send/").content.decode()
+    assert 'href="/pricing/"' in page
+
+
+def test_a_scheduled_campaign_short_of_credits_does_not_start(account, newsletter, campaign):
+    add_contacts(account, newsletter, 3)
+    lifecycle.schedule_campaign(campaign, timezone.now() + timedelta(minutes=1))
+    credits.reserve_for_campaign(account, 999, 4)  # another campaign took the credits
+    assert lifecycle.start_due_campaigns(timezone.now() + timedelta(minutes=2)) == []
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SCHEDULED
+
+
+def test_cancelling_returns_the_unsent_credits(account, newsletter, campaign, settings):
+    # Nothing is sent here: no relay takes the messages before the cancel.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    add_contacts(account, newsletter, 4)
+    lifecycle.start_campaign(campaign)
+    assert available(account) == 1
+    lifecycle.cancel_campaign(campaign)
+    assert available(account) == 5
+    assert credits.balance_of(account).reserved == 0
+    # Settling again (a repeated cancel, a late finish) changes nothing.
+    assert credits.settle_campaign(account, campaign.pk, sent=0) == 0
+
+
+def test_a_plan_replaces_credits_up_to_its_contact_limit(customer, account, newsletter, campaign):
+    offer = Offer.objects.create(
+        kind="plan", name="Tiny", period="month", contact_limit=2, vat_treatment=VatTreatment.EXEMPT
+    )
+    order = Order.objects.create(
+        account=account, offer=offer, currency="EUR", amount=1, gateway="test",
+        idempotency_key="k", status="paid", buyer_kind="person", billing_name="A",
+        billing_address="B", billing_country="BE",
+    )  # fmt: skip
+    Subscription.objects.create(
+        account=account, offer=offer, order=order,
+        current_period_end=timezone.now() + timedelta(days=30),
+    )  # fmt: skip
+    add_contacts(account, newsletter, 3)
+    with pytest.raises(lifecycle.SendingError, match="your plan Tiny allows 2"):
+        lifecycle.start_campaign(campaign)
+    Contact.objects.filter(account=account, email="reader2@example.net").delete()
+    lifecycle.start_campaign(campaign)
+    assert credits.reserved_for(campaign.pk) == 0  # the plan pays, not credits
+    assert available(account) == 5
+
+
+def test_credits_not_required_lets_every_campaign_start(account, newsletter, campaign, settings):
+    settings.BILLING = {**settings.BILLING, "credits_required": False}
+    add_contacts(account, newsletter, 6)
+    lifecycle.start_campaign(campaign)
+    assert credits.reserved_for(campaign.pk) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_campaigns_started_at_once_cannot_spend_the_same_credits(account, newsletter, settings):
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # starting is what is tested, not sending
+    add_contacts(account, newsletter, 4)
+    campaigns = [
+        Campaign.objects.create(
+            account=account,
+            name=f"c{i}",
+            subject="Hello",
+            from_email="news@example.org",
+            body="<p>Hello {{ unsubscribe_url }}</p>",
+        )
+        for i in range(2)
+    ]
+    for c in campaigns:
+        c.lists.add(newsletter)
+    assert checklist.checklist(campaigns[0]).blocking == []
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def start(campaign: Campaign) -> None:
+        try:
+            barrier.wait()
+            lifecycle.start_campaign(campaign)
+            outcomes.append("started")
+        except lifecycle.SendingError as error:
+            outcomes.append(str(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=start, args=(c,)) for c in campaigns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    close_old_connections()
+    assert sorted(outcomes)[1] == "started" and "needs 4 credits" in sorted(outcomes)[0]
+    assert available(account) == 1
