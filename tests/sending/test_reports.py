@@ -371,7 +371,10 @@ def test_a_click_without_the_pixel_counts_as_an_open_so_click_to_open_stays_with
 @pytest.mark.parametrize(
     ("subject", "shown"),
     [
-        ('News for you, {{ contact.first_name | default("friend") }}', "News for you, [first name]"),
+        (
+            'News for you, {{ contact.first_name | default("friend") }}',
+            "News for you, [first name]",
+        ),
         ("{{contact.name}}: {% if x %}yes{% endif %} sale", "[name]: yes sale"),
         ("Plain subject", "Plain subject"),
     ],

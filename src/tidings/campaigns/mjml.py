@@ -89,52 +89,145 @@ ATTRIBUTES: dict[str, set[str]] = {
     "mj-section": set(_SECTION),
     "mj-group": {"width", "vertical-align", "background-color", "direction"},
     "mj-column": {
-        "background-color", "inner-background-color", *_BORDER, "inner-border",
-        "inner-border-top", "inner-border-bottom", "inner-border-left", "inner-border-right",
-        "inner-border-radius", "width", "vertical-align", *_PAD, "direction",
+        "background-color",
+        "inner-background-color",
+        *_BORDER,
+        "inner-border",
+        "inner-border-top",
+        "inner-border-bottom",
+        "inner-border-left",
+        "inner-border-right",
+        "inner-border-radius",
+        "width",
+        "vertical-align",
+        *_PAD,
+        "direction",
     },  # fmt: skip
     "mj-hero": {
-        "mode", "height", "background-url", "background-width", "background-height",
-        "background-position", "border-radius", "container-background-color",
-        "inner-background-color", "inner-padding", "inner-padding-top",
-        "inner-padding-bottom", "inner-padding-left", "inner-padding-right", *_PAD,
-        "background-color", "vertical-align", "width",
+        "mode",
+        "height",
+        "background-url",
+        "background-width",
+        "background-height",
+        "background-position",
+        "border-radius",
+        "container-background-color",
+        "inner-background-color",
+        "inner-padding",
+        "inner-padding-top",
+        "inner-padding-bottom",
+        "inner-padding-left",
+        "inner-padding-right",
+        *_PAD,
+        "background-color",
+        "vertical-align",
+        "width",
     },  # fmt: skip
     "mj-text": {*_FONT, "height", "align", "container-background-color", *_PAD},
     "mj-button": {
-        *_FONT, *_LINK, *_BORDER, "align", "background-color", "container-background-color",
-        "height", "inner-padding", *_PAD, "text-align", "vertical-align", "width",
+        *_FONT,
+        *_LINK,
+        *_BORDER,
+        "align",
+        "background-color",
+        "container-background-color",
+        "height",
+        "inner-padding",
+        *_PAD,
+        "text-align",
+        "vertical-align",
+        "width",
     },  # fmt: skip
     "mj-image": {
-        *_LINK, *_BORDER, "alt", "src", "srcset", "sizes", "align",
-        "container-background-color", "fluid-on-mobile", *_PAD, "width", "height",
-        "max-height", "font-size", "usemap",
+        *_LINK,
+        *_BORDER,
+        "alt",
+        "src",
+        "srcset",
+        "sizes",
+        "align",
+        "container-background-color",
+        "fluid-on-mobile",
+        *_PAD,
+        "width",
+        "height",
+        "max-height",
+        "font-size",
+        "usemap",
     },  # fmt: skip
     "mj-divider": {
-        "border-color", "border-style", "border-width", "container-background-color",
-        *_PAD, "width", "align",
+        "border-color",
+        "border-style",
+        "border-width",
+        "container-background-color",
+        *_PAD,
+        "width",
+        "align",
     },  # fmt: skip
     "mj-spacer": {*_BORDER, "container-background-color", *_PAD, "height"},
     "mj-social": {
-        *_FONT, "align", "border-radius", "container-background-color", "icon-size",
-        "icon-height", "icon-padding", "inner-padding", "mode", *_PAD, "table-layout",
+        *_FONT,
+        "align",
+        "border-radius",
+        "container-background-color",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        "inner-padding",
+        "mode",
+        *_PAD,
+        "table-layout",
         "text-padding",
     },  # fmt: skip
     "mj-social-element": {
-        *_FONT, *_LINK, "align", "icon-position", "background-color", "border-radius",
-        "icon-size", "icon-height", "icon-padding", *_PAD, "text-padding", "src", "srcset",
-        "sizes", "alt", "vertical-align",
+        *_FONT,
+        *_LINK,
+        "align",
+        "icon-position",
+        "background-color",
+        "border-radius",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        *_PAD,
+        "text-padding",
+        "src",
+        "srcset",
+        "sizes",
+        "alt",
+        "vertical-align",
     },  # fmt: skip
     "mj-navbar": {
-        "align", "base-url", "hamburger", "ico-align", "ico-open", "ico-close", "ico-color",
-        "ico-font-size", "ico-font-family", "ico-text-transform", "ico-padding",
-        "ico-padding-top", "ico-padding-bottom", "ico-padding-left", "ico-padding-right",
-        "ico-text-decoration", "ico-line-height",
+        "align",
+        "base-url",
+        "hamburger",
+        "ico-align",
+        "ico-open",
+        "ico-close",
+        "ico-color",
+        "ico-font-size",
+        "ico-font-family",
+        "ico-text-transform",
+        "ico-padding",
+        "ico-padding-top",
+        "ico-padding-bottom",
+        "ico-padding-left",
+        "ico-padding-right",
+        "ico-text-decoration",
+        "ico-line-height",
     },  # fmt: skip
     "mj-navbar-link": {*_FONT, *_LINK, *_PAD},
     "mj-table": {
-        *_FONT, "align", "border", "cellpadding", "cellspacing", "container-background-color",
-        *_PAD, "role", "table-layout", "width",
+        *_FONT,
+        "align",
+        "border",
+        "cellpadding",
+        "cellspacing",
+        "container-background-color",
+        *_PAD,
+        "role",
+        "table-layout",
+        "width",
     },  # fmt: skip
     "mj-raw": {"position"},
 }
@@ -171,7 +264,8 @@ def _value_problem(name: str, value: str) -> str | None:
         "letter-spacing", "max-height",
     ) or name.startswith("padding-")  # fmt: skip
     if (sizes and not _SIZES.fullmatch(value.strip())) or (
-        single and not (_SIZES if name == "border-radius" else _SIZE).fullmatch(value.strip())
+        single
+        and not (_SIZES if name == "border-radius" else _SIZE).fullmatch(value.strip())
         and not (name == "letter-spacing" and re.fullmatch(r"-?\d+(\.\d+)?(px|em)", value))
         and value != "auto"
     ):
@@ -185,6 +279,8 @@ def _value_problem(name: str, value: str) -> str | None:
             "value": value,
         }
     return None
+
+
 _SAFE_URL = re.compile(r"\s*(https?:|mailto:|tel:|#|tdg[0-9a-f]{8}x\d+x)", re.I)
 _URL_ATTRIBUTES = {"href", "src", "background-url"}
 
@@ -238,9 +334,7 @@ class _Checker(HTMLParser):
             if not _ATTRIBUTE.fullmatch(name):
                 self._problem(_("%(name)s is not an MJML attribute") % {"name": name})
             elif not defaults and name not in ATTRIBUTES.get(tag, set()) | _EVERYWHERE:
-                self._problem(
-                    _("<%(tag)s> has no attribute %(name)s") % {"tag": tag, "name": name}
-                )
+                self._problem(_("<%(tag)s> has no attribute %(name)s") % {"tag": tag, "name": name})
             elif (problem := _value_problem(name, value or "")) is not None:
                 self._problem(problem)
             elif name in _URL_ATTRIBUTES and value and not _SAFE_URL.match(value):
