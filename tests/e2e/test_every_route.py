@@ -104,20 +104,20 @@ EXTRA: dict[str, tuple[str, Args]] = {
 MODEL_PAGES = ("changelist", "add", "history", "delete", "change")
 
 
-def _import(world: World) -> ImportJob:
-    job = ImportJob.objects.filter(account=world.customer.account).first()
+def _import(w: World) -> ImportJob:
+    job = ImportJob.objects.filter(account=w.customer.account).first()
     if job is None:
         upload = SimpleUploadedFile("people.csv", b"email,name\nbea@example.org,Bea\n")
         job = transfer.receive_upload(
-            world.customer.account, by=world.customer, name="people.csv", chunks=upload.chunks()
+            w.customer.account, by=w.customer, name="people.csv", chunks=upload.chunks()
         )
         transfer.analyse_upload(job.pk)
     return job
 
 
-def _console_records(world: World) -> None:
+def _console_records(w: World) -> None:
     """One record of each model of the staff console, so its record pages can be seen."""
-    account = world.customer.account
+    account = w.customer.account
     Invoice.objects.create(account=account, number="2026-0001", amount_cents=1200)
     ThirdParty.objects.create(
         name="Example Analytics", category="analytics", purpose="counting visits",
@@ -132,15 +132,15 @@ def _console_records(world: World) -> None:
         subject="Your details were changed", body="Hello Ada", raw="...",
     )  # fmt: skip
     CollectionRecord.objects.create(
-        account=account, user=world.customer, point="sign-up", data_collected=["email"],
+        account=account, user=w.customer, point="sign-up", data_collected=["email"],
         purpose="the account", legal_basis="contract",
     )  # fmt: skip
     ErasureRecord.objects.create(account_ref=9001, notice_to="gone@example.org")
 
 
-def _model_pages(world: World) -> dict[str, str]:
+def _model_pages(w: World) -> dict[str, str]:
     """The staff console's pages of each registered model, on its first record."""
-    _console_records(world)
+    _console_records(w)
     pages: dict[str, str] = {}
     for model, _admin in staff_site._registry.items():
         meta = model._meta

@@ -5,9 +5,9 @@ The compiler is mrml (a Rust implementation of MJML 4). mrml accepts much that M
 section, "12 pixels" as a size), so the source is first checked here, element by
 element, against MJML 4's rules: what may contain what, which attributes each element
 takes, and the type of sizes, colours and choices. Invalid MJML is refused at save with
-every problem named by its line (the first five). What loads from elsewhere is shut: no `mj-include` (files), no `mj-font`
-and no font links (P29: no third-party request), and social icons come from Tidings's
-own static files instead of mailjet.com.
+every problem named by its line (the first five). What loads from elsewhere is shut:
+no `mj-include` (files), no `mj-font` and no font links (P29: no third-party request),
+and social icons come from Tidings's own static files instead of mailjet.com.
 
 The template tags (`{{ contact.first_name }}`, `{{ unsubscribe_url }}`) are swapped for
 inert tokens while the MJML is checked and compiled, and put back after (as Markdown
@@ -77,6 +77,7 @@ _BACKGROUND = (
     "background-position", "background-position-x", "background-position-y",
 )  # fmt: skip
 _SECTION = (*_BACKGROUND, *_BORDER, *_PAD, "direction", "full-width", "text-align", "gap")
+# fmt: off
 ATTRIBUTES: dict[str, set[str]] = {
     "mjml": {"lang", "dir", "owa"},
     "mj-head": set(),
@@ -102,7 +103,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "vertical-align",
         *_PAD,
         "direction",
-    },  # fmt: skip
+    },
     "mj-hero": {
         "mode",
         "height",
@@ -122,7 +123,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "background-color",
         "vertical-align",
         "width",
-    },  # fmt: skip
+    },
     "mj-text": {*_FONT, "height", "align", "container-background-color", *_PAD},
     "mj-button": {
         *_FONT,
@@ -137,7 +138,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "text-align",
         "vertical-align",
         "width",
-    },  # fmt: skip
+    },
     "mj-image": {
         *_LINK,
         *_BORDER,
@@ -154,7 +155,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "max-height",
         "font-size",
         "usemap",
-    },  # fmt: skip
+    },
     "mj-divider": {
         "border-color",
         "border-style",
@@ -163,7 +164,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         *_PAD,
         "width",
         "align",
-    },  # fmt: skip
+    },
     "mj-spacer": {*_BORDER, "container-background-color", *_PAD, "height"},
     "mj-social": {
         *_FONT,
@@ -178,7 +179,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         *_PAD,
         "table-layout",
         "text-padding",
-    },  # fmt: skip
+    },
     "mj-social-element": {
         *_FONT,
         *_LINK,
@@ -196,7 +197,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "sizes",
         "alt",
         "vertical-align",
-    },  # fmt: skip
+    },
     "mj-navbar": {
         "align",
         "base-url",
@@ -215,7 +216,7 @@ ATTRIBUTES: dict[str, set[str]] = {
         "ico-padding-right",
         "ico-text-decoration",
         "ico-line-height",
-    },  # fmt: skip
+    },
     "mj-navbar-link": {*_FONT, *_LINK, *_PAD},
     "mj-table": {
         *_FONT,
@@ -228,9 +229,10 @@ ATTRIBUTES: dict[str, set[str]] = {
         "role",
         "table-layout",
         "width",
-    },  # fmt: skip
+    },
     "mj-raw": {"position"},
 }
+# fmt: on
 _EVERYWHERE = {"css-class", "mj-class"}
 # Values MJML checks by type: sizes in px or %, colours, and a few choices.
 _SIZE = re.compile(r"\d+(\.\d+)?(px|%)?")
