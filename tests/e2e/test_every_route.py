@@ -159,13 +159,9 @@ def _model_pages(w: World) -> dict[str, str]:
 
 
 def _serious(page: Page) -> list[str]:
-    """axe-core's serious and critical findings (its script served as if from the page's
-    own origin: the pages' policy allows only their own scripts)."""
-    own = page.url.split("/", 3)
-    page.route("**/__axe-core.js", lambda route: route.fulfill(path=AXE))
-    page.add_script_tag(url=f"{own[0]}//{own[2]}/__axe-core.js")
-    # Not into frames: a page's frames are mail previews (visited as routes of their
-    # own), sandboxed so that axe cannot answer from inside them.
+    """axe-core's serious and critical findings. axe is in every page of the contexts
+    (an init script, which a page's own policy does not stop), and runs on the page
+    itself, not into its frames: those are mail previews, visited as routes of their own."""
     result = page.evaluate("() => axe.run(document, {iframes: false})")
     return [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
@@ -177,6 +173,7 @@ def _serious(page: Page) -> list[str]:
 def _context(browser: Browser, client: Client, site: str) -> BrowserContext:  # noqa: F811
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
+    context.add_init_script(path=str(AXE))
     if "sessionid" in client.cookies:
         cookie = client.cookies["sessionid"].value
         context.add_cookies([{"name": "sessionid", "value": cookie, "url": site}])
