@@ -141,6 +141,7 @@ def test_the_last_campaigns_with_their_rates(client, customer):
         '<td class="num">4</td><td class="num">—</td><td class="num">—</td>'
         '<td class="num">25.0 %</td><td class="num">0.0 %</td>'
     ) in table
+    assert "a reader who clicks twice counts twice" in page
 
 
 def test_the_contacts_requests_that_are_due(client, customer):
