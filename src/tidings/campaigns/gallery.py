@@ -4,9 +4,9 @@ A built-in template is a visual editor document (an MJML file in `gallery/`) wit
 subject and a preheader: a template chosen here opens in the visual editor, its blocks
 ready to change, with the template language working inside them; the campaign's body is
 the HTML compiled from it (mjml.py), footer included. A customer's saved templates keep
-whichever mode they were written in (visual, HTML or Markdown). Every one is checked in Chromium at 375 pixels (no
-horizontal scroll) and with axe-core (no contrast violation, light and dark)
-(tests/campaigns/test_gallery_browser.py).
+whichever mode they were written in (visual, HTML or Markdown). Every one is checked
+in Chromium at 375 pixels (no horizontal scroll) and with axe-core (no contrast
+violation, light and dark) (tests/campaigns/test_gallery_browser.py).
 """
 
 from __future__ import annotations
