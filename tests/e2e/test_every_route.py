@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import get_resolver, reverse
@@ -66,7 +65,6 @@ VISITED_HERE = {
     "transfer:import_detail",
     "transfer:import_map",
     "transfer:import_basis",
-    "admin:outbox_outboxmessage_html",
     "admin:password_change",
     "admin:password_change_done",
     "admin:app_list",
@@ -109,7 +107,6 @@ MAIL_HTML = {
     "campaigns:saved_preview_html",
     "campaigns:layout_default_preview_html",
     "campaigns:layout_preview_html",
-    "admin:outbox_outboxmessage_html",
 }
 MODEL_PAGES = ("changelist", "add", "history", "delete", "change")
 
@@ -161,10 +158,6 @@ def _model_pages(w: World) -> dict[str, str]:
                 pages[name] = reverse(name)
             elif first is not None:
                 pages[name] = reverse(name, args=[first.pk])
-    if (message := apps.get_model("outbox", "OutboxMessage").objects.first()) is not None:
-        pages["admin:outbox_outboxmessage_html"] = reverse(
-            "admin:outbox_outboxmessage_html", args=[message.pk]
-        )
     return pages
 
 
@@ -259,6 +252,10 @@ def test_every_route_is_visited_accessible_and_first_party(
             page = pages[who]
             response = page.goto(site + path)
             status = response.status if response is not None else 0
+            if status == 403 and name.endswith(("_add", "_delete")):
+                # The console is read-only (staff/console.py): records are added and
+                # deleted by the product's own services; the refusal is the page.
+                continue
             if status >= 500 or status in (403, 404, 405):
                 problems.append(f"{name} ({who}) {path}: HTTP {status}")
                 continue
