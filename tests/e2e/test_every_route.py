@@ -108,6 +108,13 @@ MAIL_HTML = {
     "campaigns:layout_default_preview_html",
     "campaigns:layout_preview_html",
 }
+# The customer's own HTML (a layout, a saved template, a campaign in their layout): what
+# it requests is checked, its markup is theirs, not Tidings's, so axe does not judge it.
+CUSTOMERS_HTML = {
+    "campaigns:preview_html",
+    "campaigns:saved_preview_html",
+    "campaigns:layout_preview_html",
+}
 MODEL_PAGES = ("changelist", "add", "history", "delete", "change")
 
 
@@ -262,6 +269,8 @@ def test_every_route_is_visited_accessible_and_first_party(
             page.wait_for_load_state("load")
             safe = re.sub(r"[^\w.-]+", "_", name)
             page.screenshot(path=str(SHOTS / f"{safe}.png"))
+            if name in CUSTOMERS_HTML:
+                continue  # requests checked; the markup is the customer's own
             checked = page
             if name in MAIL_HTML:
                 assert response is not None

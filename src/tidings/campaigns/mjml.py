@@ -384,10 +384,16 @@ def check(source: str) -> None:
 
 
 def _with_preview(source: str) -> str:
-    """The campaign's preheader as the hidden preview text, unless the MJML sets one."""
-    if "<mj-preview" in source:
+    """The campaign's preheader as the hidden preview text and its subject as the
+    document's title (what a screen reader announces first), unless the MJML sets them."""
+    head = ""
+    if "<mj-title" not in source:
+        head += "<mj-title>{{ subject }}</mj-title>"
+    if "<mj-preview" not in source:
+        head += "<mj-preview>{{ preheader }}</mj-preview>"
+    if not head:
         return source
-    preview = "<mj-preview>{{ preheader }}</mj-preview>"
+    preview = head
     if "<mj-head>" in source:
         return source.replace("<mj-head>", "<mj-head>" + preview, 1)
     return re.sub(r"(<mjml[^>]*>)", rf"\1<mj-head>{preview}</mj-head>", source, count=1)

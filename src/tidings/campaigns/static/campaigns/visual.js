@@ -172,6 +172,12 @@
   }
   editor.on("load", function () {
     relabel();
+    // The canvas is a frame: named, for those who hear the page; the panels' scrolling
+    // container can be reached from the keyboard.
+    var frame = document.querySelector("#gjs iframe");
+    if (frame) { frame.setAttribute("title", texts.canvas || ""); }
+    var views = document.querySelector(".gjs-pn-views-container");
+    if (views) { views.setAttribute("tabindex", "0"); }
     editor.runCommand("open-blocks");
     var blocksButton = editor.Panels.getButton("views", "open-blocks");
     if (blocksButton) { blocksButton.set("active", true); }
