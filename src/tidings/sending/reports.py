@@ -500,6 +500,11 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
             "click_rate": rate(s["unique_clicked"], s["delivered"]) if known else None,
             "bounce_rate": rate(s["bounced"], s["sent"]),
             "unsubscribe_rate": rate(s["unsubscribed"], s["delivered"]),
+            # Events per message delivered, whoever made them: not a share of people
+            # (it may pass 1), but two variants of one A/B test compare on it under
+            # aggregate-only tracking.
+            "opens_per_message": rate(s["opened"], s["delivered"]),
+            "clicks_per_message": rate(s["clicked"], s["delivered"]),
         }
     return rates
 
