@@ -21,7 +21,7 @@ from tidings.staff.admin_site import site
 from tidings.staff.console import AuditedModelAdmin, ReadOnlyAuditedAdmin
 
 
-class PriceInline(admin.TabularInline):
+class PriceInline(admin.StackedInline):  # each field labelled (a tabular one is not)
     model = Price
     extra = 1
 
