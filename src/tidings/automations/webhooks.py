@@ -68,6 +68,8 @@ OVERLAP = timedelta(minutes=10)
 # receiver deduplicates by webhook-id).
 CLAIM_SECONDS = 300
 CONNECT_TIMEOUT = 5.0
+# The longest endpoint address (the column's length).
+URL_MAX = WebhookEndpoint._meta.get_field("url").max_length or 500
 TIMEOUT = 10.0
 
 
@@ -82,6 +84,12 @@ def check_url(url: str) -> str:
     """The URL as stored, or WebhookError: https (or http on an allowed host), and a
     host that is not, and does not resolve to, the platform's own network."""
     url = (url or "").strip()
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        # urlsplit drops tabs and newlines silently and the HTTP client refuses spaces
+        # and control characters at every try: the address as typed is the one used.
+        raise WebhookError(_("An address has no spaces nor control characters."))
+    if len(url) > URL_MAX:
+        raise WebhookError(_("An address is at most %(n)s characters.") % {"n": URL_MAX})
     parts = urlsplit(url)
     allow = settings.ALLOWED_WEBHOOK_HOSTS
     host = parts.hostname or ""
