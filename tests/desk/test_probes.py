@@ -208,3 +208,62 @@ def test_bad_input_in_a_customers_request_changes_nothing(
 def test_a_nul_in_the_contact_form_changes_nothing(client, db, on_commit_runs):
     assert post_contact(client, body="a\x00b").status_code == 400
     assert not Conversation.objects.exists()
+
+
+# The staff's desk: roles and bad input -----------------------------------------------------
+
+
+def test_billing_staff_reach_neither_the_desk_nor_its_files(console, billing_staff, customer, db):
+    conversation = opened_by(customer)
+    file = Attachment.objects.create(
+        message=conversation.messages.get(), filename="a.png", content_type="image/png",
+        size=len(PNG), data=PNG,
+    )  # fmt: skip
+    client = console(billing_staff)
+    assert client.get("/staff/desk/").status_code == 403
+    assert client.get(f"/staff/desk/{conversation.pk}/").status_code == 403
+    assert client.get(reverse("desk:attachment", args=[file.pk])).status_code == 404
+
+
+def test_a_note_never_shows_to_the_customer(client, customer, staff, on_commit_runs):
+    conversation = opened_by(customer)
+    services.add_note(conversation, by=staff, body="Seems to be a reseller.")
+    client.force_login(customer)
+    page = client.get(reverse("desk:conversation", args=[conversation.pk]))
+    assert page.status_code == 200 and "reseller" not in page.text
+
+
+@pytest.mark.parametrize(
+    "query", ["a\x00b", "#99999999999999999999999", "%", "'; drop table x; --", "x" * 5000]
+)
+def test_searching_the_queue_with_junk_is_an_empty_answer(console, staff, customer, query):
+    opened_by(customer)
+    response = console(staff).get("/staff/desk/", {"q": query, "queue": "99999999999999999999"})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "post",
+    [
+        {"action": "cancel_followup", "followup": "abc"},
+        {"action": "cancel_followup", "followup": "99999999999999999999999"},
+        {"action": "assign", "assignee": "99999999999999999999999"},
+        {"action": "followup", "due_at": "2026-02-30 10:00", "body": "later"},
+        {"action": "followup", "due_at": "2001-01-01 10:00", "body": "in the past"},
+        {"action": "followup", "due_at": "\x00", "body": "x"},
+        {"action": "reply", "body": "a\x00b"},
+        {"action": "note", "body": "n" * 60_000},
+        {"action": "status", "status": "deleted"},
+        {"action": "change_customer", "name": "a\x00b"},
+        {"action": "nonsense"},
+    ],
+)
+def test_bad_input_on_a_conversation_changes_nothing(console, staff, customer, mailbox, post):
+    conversation = opened_by(customer)
+    before = (Message.objects.count(), len(mailbox))
+    response = console(staff).post(f"/staff/desk/{conversation.pk}/", post)
+    assert response.status_code in (302, 400, 404)
+    conversation.refresh_from_db()
+    assert conversation.status == Conversation.Status.NEW and conversation.assignee is None
+    assert (Message.objects.count(), len(mailbox)) == before
+    assert not conversation.followups.exists()

@@ -87,7 +87,8 @@ def queue_page(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(queue_id=int(request.GET["queue"]))
     if request.GET.get("mine"):
         rows = rows.filter(assignee=agent)
-    query = request.GET.get("q", "").strip()
+    # A NUL cannot be in any stored text (PostgreSQL refuses it in a query, too).
+    query = request.GET.get("q", "").replace("\x00", "").strip()
     if query:
         # Subjects and bodies are encrypted: search by number, address or name.
         found = Q(email__icontains=query) | Q(name__icontains=query)
@@ -204,7 +205,10 @@ def _act(
             followups.schedule(conversation, by=agent, due_at=due, body=form.cleaned_data["body"])
             messages.success(request, _("The follow-up is scheduled."))
         elif action == "cancel_followup":
-            found = get_object_or_404(FollowUp, pk=post.get("followup"), conversation=conversation)
+            chosen = post.get("followup", "")
+            found = get_object_or_404(
+                FollowUp, pk=int(chosen) if chosen.isdigit() else None, conversation=conversation
+            )
             followups.cancel(found, note="cancelled by staff")
         elif action == "show_customer":
             _show_customer(request, agent, conversation, context)
