@@ -5,6 +5,10 @@ bad input in every field. Each probe that found a hole is the test of its fix.""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -88,6 +92,47 @@ def test_a_stored_endpoint_whose_name_resolves_to_us_gets_nothing(account, newsl
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+class Trickler:
+    """A real TCP server that answers 200 a byte at a time, each byte well within the
+    read timeout: a slow endpoint holding the worker."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _address = self.sock.accept()
+            with conn:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":
+                    conn.sendall(bytes([byte]))
+                    time.sleep(self.delay)
+
+
+def test_an_endpoint_answering_a_byte_at_a_time_is_cut_off(
+    account, newsletter, customer, settings, monkeypatch
+):
+    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
+    monkeypatch.setattr(webhooks, "ATTEMPT_SECONDS", 0.5)
+    slow = Trickler(delay=0.1)  # each byte in time, the whole answer in about 4 s
+    try:
+        webhooks.create_endpoint(
+            account, url=f"http://127.0.0.1:{slow.port}/", events=EVENTS, by=customer
+        )
+        audience.add_contact(account, "ada@example.net", lists=[newsletter])
+        now = timezone.now() + timedelta(seconds=1)
+        webhooks.scan(now)
+        assert webhooks.deliver_due(now) == 0
+        message = WebhookMessage.objects.get()
+        assert message.status == WebhookMessage.Status.PENDING
+        assert "within 0.5 seconds" in message.last_error
+    finally:
+        slow.sock.close()
 
 
 # Other accounts' things ------------------------------------------------------------------
