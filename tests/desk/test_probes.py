@@ -237,9 +237,12 @@ def test_a_note_never_shows_to_the_customer(client, customer, staff, on_commit_r
     "query", ["a\x00b", "#99999999999999999999999", "%", "'; drop table x; --", "x" * 5000]
 )
 def test_searching_the_queue_with_junk_is_an_empty_answer(console, staff, customer, query):
-    opened_by(customer)
-    response = console(staff).get("/staff/desk/", {"q": query, "queue": "99999999999999999999"})
-    assert response.status_code == 200
+    conversation = opened_by(customer)
+    client = console(staff)
+    for queue in ("99999999999999999999", "\u00b2"):
+        assert client.get("/staff/desk/", {"q": query, "queue": queue}).status_code == 200
+    shown = client.get(f"/staff/desk/{conversation.pk}/", {"canned": "\u00b2"})
+    assert shown.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -248,6 +251,8 @@ def test_searching_the_queue_with_junk_is_an_empty_answer(console, staff, custom
         {"action": "cancel_followup", "followup": "abc"},
         {"action": "cancel_followup", "followup": "99999999999999999999999"},
         {"action": "assign", "assignee": "99999999999999999999999"},
+        {"action": "assign", "assignee": "\u00b2"},  # a digit to isdigit(), not to int()
+        {"action": "cancel_followup", "followup": "\u00b2"},
         {"action": "followup", "due_at": "2026-02-30 10:00", "body": "later"},
         {"action": "followup", "due_at": "2001-01-01 10:00", "body": "in the past"},
         {"action": "followup", "due_at": "\x00", "body": "x"},
