@@ -5,9 +5,12 @@ refunds and credits spent twice. Each probe that found a hole is the test of its
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import pytest
+from django.db import close_old_connections, connection
+from django.test import Client
 
 from tests.billing.conftest import (
     BILLING_IDENTITY,
@@ -218,3 +221,32 @@ def test_credits_cannot_be_reserved_twice_nor_below_zero(customer):
 def test_a_step_asking_for_a_negative_number_of_messages_gets_nothing(customer):
     assert credits.spend_for_step(customer.account, 1, -5) == 0
     assert credits.balance_of(customer.account).available == 5
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_paying_one_order_in_two_tabs_at_once_opens_one_session(customer, pack):
+    order = place(customer, pack)
+    barrier = threading.Barrier(2)
+    answers: list[str] = []
+
+    def pay() -> None:
+        try:
+            tab = Client()
+            tab.force_login(customer)
+            barrier.wait()
+            answers.append(tab.post(f"/account/billing/orders/{order.uuid}/pay/")["Location"])
+        finally:
+            connection.close()
+
+    tabs = [threading.Thread(target=pay) for _ in range(2)]
+    for tab in tabs:
+        tab.start()
+    for tab in tabs:
+        tab.join()
+    close_old_connections()
+    order.refresh_from_db()
+    # Each tab lands on the one session, or is told the order is being paid elsewhere.
+    to_gateway = [a for a in answers if "/pay/test/" in a]
+    assert to_gateway and all(order.gateway_ref in a for a in to_gateway)
+    assert len(answers) == 2
