@@ -272,3 +272,13 @@ def test_bad_input_on_a_conversation_changes_nothing(console, staff, customer, m
     assert conversation.status == Conversation.Status.NEW and conversation.assignee is None
     assert (Message.objects.count(), len(mailbox)) == before
     assert not conversation.followups.exists()
+
+
+def test_the_acknowledgement_carries_no_text_of_the_visitors(client, db, mailbox):
+    # The contact form mails any address typed in it: what the visitor wrote must not
+    # ride along, or the form relays their spam under the operator's name.
+    spam = "Cheap watches at https://spam.example/"
+    post_contact(client, email="victim@example.net", subject=spam, name=spam, body=spam)
+    (ack,) = [m for m in mailbox if m.to == ["victim@example.net"]]
+    assert "spam.example" not in ack.subject + ack.body + str(ack.from_email)
+    assert f"#{Conversation.objects.get().pk}" in ack.subject
