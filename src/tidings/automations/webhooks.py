@@ -21,12 +21,15 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.client
 import json
 import logging
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,6 +71,10 @@ OVERLAP = timedelta(minutes=10)
 # receiver deduplicates by webhook-id).
 CLAIM_SECONDS = 300
 CONNECT_TIMEOUT = 5.0
+# The longest one attempt may take, however slowly the endpoint answers.
+ATTEMPT_SECONDS = 30.0
+# The longest endpoint address (the column's length).
+URL_MAX = WebhookEndpoint._meta.get_field("url").max_length or 500
 TIMEOUT = 10.0
 
 
@@ -82,6 +89,12 @@ def check_url(url: str) -> str:
     """The URL as stored, or WebhookError: https (or http on an allowed host), and a
     host that is not, and does not resolve to, the platform's own network."""
     url = (url or "").strip()
+    if any(ord(c) <= 0x20 or ord(c) == 0x7F for c in url):
+        # urlsplit drops tabs and newlines silently and the HTTP client refuses spaces
+        # and control characters at every try: the address as typed is the one used.
+        raise WebhookError(_("An address has no spaces nor control characters."))
+    if len(url) > URL_MAX:
+        raise WebhookError(_("An address is at most %(n)s characters.") % {"n": URL_MAX})
     parts = urlsplit(url)
     allow = settings.ALLOWED_WEBHOOK_HOSTS
     host = parts.hostname or ""
@@ -289,18 +302,31 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
     host = parts.hostname or ""
     tls = parts.scheme == "https"
     port = parts.port or (443 if tls else 80)
-    sock = netguard.connect(
+    raw = netguard.connect(
         host,
         port,
         allow=settings.ALLOWED_WEBHOOK_HOSTS,
         connect_timeout=CONNECT_TIMEOUT,
         timeout=TIMEOUT,
     )
-    if tls:
-        sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+    # TIMEOUT bounds each read; an endpoint that answers a byte at a time would still
+    # hold the worker, and every other account's webhooks behind it: the whole attempt
+    # is cut at ATTEMPT_SECONDS.
+    cut = threading.Event()
+
+    def _cut() -> None:
+        cut.set()
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(ATTEMPT_SECONDS, _cut)
+    timer.start()
     connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
-    connection.sock = sock
     try:
+        sock = raw
+        if tls:
+            sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+        connection.sock = sock
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -308,8 +334,14 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
         response = connection.getresponse()
         response.read(4096)
         return response.status
+    except (OSError, http.client.HTTPException):
+        if cut.is_set():
+            raise TimeoutError(f"no answer within {ATTEMPT_SECONDS} seconds") from None
+        raise
     finally:
+        timer.cancel()
         connection.close()
+        raw.close()
 
 
 def _claim(now: datetime) -> WebhookMessage | None:

@@ -84,7 +84,10 @@ def active_plan(account: Account) -> Subscription | None:
 
 def reserve_for_campaign(account: Account, campaign_id: int, credits: int) -> None:
     """Hold `credits` for a campaign that starts, in the caller's transaction:
-    NotEnoughCredits when the balance is short, and nothing changes."""
+    NotEnoughCredits when the balance is short, and nothing changes. A negative number
+    is a caller's bug that would mint credits: refused."""
+    if credits < 0:
+        raise ValueError(f"cannot reserve {credits} credits")
     balance_of(account)
     taken = CreditBalance.objects.filter(account=account, available__gte=credits).update(
         available=F("available") - credits, reserved=F("reserved") + credits

@@ -132,6 +132,10 @@ def place_order(
     method = method or settings.BILLING["gateway"]
     if method == BANK_TRANSFER and not settings.BILLING["bank_transfer"]:
         raise OrderRefused(_("Payment by bank transfer is not offered."))
+    if method not in (settings.BILLING["gateway"], BANK_TRANSFER):
+        # Only the configured gateway takes orders: another one's order could be paid
+        # nowhere (and "stripe" without its keys fails at the hosted page).
+        raise OrderRefused(_("Choose one of the payment methods offered."))
     price = price_of(offer, currency)
     with transaction.atomic():
         order = Order.objects.create(
@@ -277,8 +281,23 @@ def _apply(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
     if kind == "checkout.session.expired":
         return _move(order, S.EXPIRED), order.account_id
     if kind in ("charge.refunded", "refund.created"):
-        return _move(order, S.REFUNDED), order.account_id
+        return _refunded(order, event), order.account_id
     return f"ignored: {kind[:80]}", order.account_id
+
+
+def _refunded(order: Order, event: GatewayEvent) -> str:
+    """A full refund ends the order and takes its credits back; a partial one (the
+    operator gave some money back) changes neither: it is in the gateway's records and
+    the raw webhook, for billing staff. A refund in another currency is no refund of
+    this order."""
+    if event.currency and event.currency != order.currency:
+        raise OrderRefused(
+            _("The refund's currency (%(rc)s) is not the order's (%(dc)s).")
+            % {"rc": event.currency, "dc": order.currency}
+        )
+    if event.amount_cents is not None and event.amount_cents < cents(order.amount):
+        return f"ignored: partial refund of order {order.reference} ({event.amount_cents})"
+    return _move(order, S.REFUNDED)
 
 
 def _same_amount(order: Order, event: GatewayEvent) -> None:

@@ -50,10 +50,27 @@ def _sniff(data: bytes) -> str:
         return "application/octet-stream"
     if any(ord(c) < 32 and c not in "\t\r\n\f" for c in text):
         return "application/octet-stream"
-    lowered = text[:1024].lstrip().lower()
-    if lowered.startswith(("<!doctype", "<html", "<svg", "<?xml", "<script")):
+    if _looks_like_markup(text):
         return "text/html"
     return "text/plain"
+
+
+# What a browser's sniffer takes for HTML or XML at the start of a text (the WHATWG MIME
+# Sniffing standard's patterns, after a byte order mark and white space), and SVG.
+_MARKUP_TAGS = (
+    "!doctype html", "html", "head", "script", "iframe", "h1", "div", "font", "table", "a",
+    "style", "title", "b", "body", "br", "p", "!--", "?xml", "svg",
+)  # fmt: skip
+
+
+def _looks_like_markup(text: str) -> bool:
+    start = text[:1024].lstrip("\ufeff \t\r\n\f").lower()
+    for tag in _MARKUP_TAGS:
+        if start.startswith("<" + tag):
+            after = start[len(tag) + 1 : len(tag) + 2]
+            if tag in ("!--", "?xml") or after in ("", " ", ">", "\t", "\n", "\r", "\f", "/"):
+                return True
+    return False
 
 
 def clean_name(name: str) -> str:

@@ -108,8 +108,12 @@ def parse(raw: bytes) -> Parsed:
     body = EmailReplyParser(languages=REPLY_LANGUAGES).parse_reply(text=full_text) or full_text
     parsed = Parsed(
         sender=addresses.canonical(sender),
-        name=name[:200],
-        subject=" ".join(str(msg.get("Subject", "")).split())[: services.SUBJECT_MAX],
+        # A NUL (an encoded word can carry one) cannot be stored: dropped here, so the
+        # message is taken rather than refused by the service and retried for days.
+        name=name.replace("\x00", "")[:200],
+        subject=" ".join(str(msg.get("Subject", "")).replace("\x00", "").split())[
+            : services.SUBJECT_MAX
+        ],
         body=body.replace("\x00", "").strip()[: services.BODY_MAX],
         message_id=str(msg.get("Message-ID", "")).strip()[:255],
         references=_ids(msg.get("In-Reply-To")) + _ids(msg.get("References")),
@@ -149,8 +153,28 @@ def _own_addresses() -> set[str]:
 
 def receive(raw: bytes) -> Outcome:
     """Route one message. Malformed raises (the SMTP listener answers 550); a message
-    seen before (same Message-ID) is taken once; our own mail coming back is dropped."""
-    parsed = parse(raw)
+    seen before (same Message-ID) is taken once; our own mail coming back is dropped.
+    What the desk's services refuse (a sender address that is no address) is Malformed
+    too: a temporary error would have the sending server try again for days."""
+    try:
+        return _route(parse(raw))
+    except services.DeskError as error:
+        raise Malformed(str(error)) from None
+
+
+def _sender_may_answer(conversation: Conversation, sender: str) -> bool:
+    """Only the conversation's customer adds to it by mail: its address, or their
+    account's address now. Anyone else who learnt a reference or a Message-ID (a
+    forwarded mail, a guess) opens a conversation of their own instead of writing, in
+    the customer's name, into theirs. Automatic mail (a DSN comes from the mailer
+    daemon) is still kept where it answers: it is marked so and reopens nothing."""
+    known = {addresses.canonical(conversation.email)}
+    if conversation.user is not None:
+        known.add(addresses.canonical(conversation.user.email))
+    return sender in known
+
+
+def _route(parsed: Parsed) -> Outcome:
     if parsed.sender in _own_addresses():
         log.info("desk: dropped mail from our own address (a loop)")
         return Outcome("dropped")
@@ -166,6 +190,13 @@ def receive(raw: bytes) -> Outcome:
         body = "\n".join([body, "", *(f"[{r}]" for r in parsed.refused)]).strip()
     with transaction.atomic():
         conversation = services.find_thread(parsed.references)
+        if (
+            conversation is not None
+            and not parsed.automatic
+            and not _sender_may_answer(conversation, parsed.sender)
+        ):
+            log.info("desk: a reply from an address not the conversation's opens its own")
+            conversation = None
         if conversation is not None:
             message = services.add_customer_message(
                 conversation,

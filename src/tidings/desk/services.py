@@ -103,7 +103,12 @@ def open_conversation(
         raise DeskError(_("Write a message."))
     if user is None:
         email = _clean_email(email)
-        user = User.objects.filter(email__iexact=email, account__isnull=False).first()
+        # Mail from a customer's address is theirs (it threads by that address too); a
+        # visitor's form proves nothing of the address typed in it, so it stays a
+        # visitor's: tied to an account, it would show in that customer's support page
+        # and pass with staff as the customer's own request (P32).
+        if channel == Channel.MAIL:
+            user = User.objects.filter(email__iexact=email, account__isnull=False).first()
     else:
         email = user.email
     name = clean_text(name or (user.name if user else ""), limit=200, what=_("name"))

@@ -57,6 +57,14 @@ class CustomerDataForm(forms.Form):
     )
 
 
+def _id(value: str) -> int | None:
+    """A row's id as typed in a form or an address, or None: digits only and within a
+    database integer (SQLite cannot even be asked for a larger one)."""
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        return None
+    return int(value)
+
+
 def _agent(request: HttpRequest, permission: str = VIEW) -> User:
     user = request.user
     if not isinstance(user, User) or not user.is_staff or not user.has_perm(permission):
@@ -83,16 +91,19 @@ def queue_page(request: HttpRequest) -> HttpResponse:
         rows = rows.exclude(status=Conversation.Status.SOLVED)
     elif status in Conversation.Status.values:
         rows = rows.filter(status=status)
-    if request.GET.get("queue", "").isdigit():
-        rows = rows.filter(queue_id=int(request.GET["queue"]))
+    queue_id = _id(request.GET.get("queue", ""))
+    if queue_id is not None:
+        rows = rows.filter(queue_id=queue_id)
     if request.GET.get("mine"):
         rows = rows.filter(assignee=agent)
-    query = request.GET.get("q", "").strip()
+    # A NUL cannot be in any stored text (PostgreSQL refuses it in a query, too).
+    query = request.GET.get("q", "").replace("\x00", "").strip()
     if query:
         # Subjects and bodies are encrypted: search by number, address or name.
         found = Q(email__icontains=query) | Q(name__icontains=query)
-        if query.lstrip("#").isdigit():
-            found |= Q(pk=int(query.lstrip("#")))
+        number = _id(query.lstrip("#"))
+        if number is not None:
+            found |= Q(pk=number)
         rows = rows.filter(found)
     shown = list(rows.order_by("-updated_at")[:PAGE])
     if shown:
@@ -145,8 +156,9 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
         account_id=conversation.account_id,
     )
     canned = None
-    if request.GET.get("canned", "").isdigit():
-        found = CannedAnswer.objects.filter(pk=int(request.GET["canned"])).first()
+    canned_id = _id(request.GET.get("canned", ""))
+    if canned_id is not None:
+        found = CannedAnswer.objects.filter(pk=canned_id).first()
         if found is not None:
             canned = services.fill_canned(found, conversation, agent=agent)
     return TemplateResponse(
@@ -186,9 +198,10 @@ def _act(
             services.add_note(conversation, by=agent, body=post.get("body", ""))
         elif action == "assign":
             chosen = post.get("assignee", "")
+            chosen_id = _id(chosen)
             to = (
-                User.objects.filter(pk=int(chosen), is_staff=True).first()
-                if chosen.isdigit()
+                User.objects.filter(pk=chosen_id, is_staff=True).first()
+                if chosen_id is not None
                 else None
             )
             services.assign(conversation, to=to, by=agent)
@@ -204,7 +217,9 @@ def _act(
             followups.schedule(conversation, by=agent, due_at=due, body=form.cleaned_data["body"])
             messages.success(request, _("The follow-up is scheduled."))
         elif action == "cancel_followup":
-            found = get_object_or_404(FollowUp, pk=post.get("followup"), conversation=conversation)
+            found = get_object_or_404(
+                FollowUp, pk=_id(post.get("followup", "")), conversation=conversation
+            )
             followups.cancel(found, note="cancelled by staff")
         elif action == "show_customer":
             _show_customer(request, agent, conversation, context)
