@@ -4,16 +4,18 @@ the reverse charge; an invoice when an order is paid, an unpaid one for a transf
 
 from __future__ import annotations
 
+import io
 import threading
 from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from pypdf import PdfReader
 
 from tests.billing.conftest import checkout, place
 from tests.factories import StaffFactory, UserFactory
 from tidings.accounts.models import User
-from tidings.billing import invoices, services
+from tidings.billing import invoices, pdf, services
 from tidings.billing.gateways import BANK_TRANSFER
 from tidings.billing.models import (
     ImmutableInvoice,
@@ -163,13 +165,13 @@ def test_numbers_are_given_only_at_finalisation_and_a_rollback_gives_its_number_
 def test_a_credit_note_has_its_own_series_and_names_the_original(customer, pack, billing_staff):
     order = paid(place(customer, pack, billing_country="NL"))
     original = Invoice.objects.get(order=order, kind=Invoice.Kind.INVOICE)
-    with pytest.raises(invoices.InvoiceRefused, match="at most 11.98"):
+    with pytest.raises(invoices.InvoiceRefused, match=r"at most 11\.98"):
         invoices.credit_note(original, amount=Decimal("12.00"))
     note = invoices.credit_note(original, amount=Decimal("5.99"), by=billing_staff)
     assert note.number == "CN-000001" and note.original == original
     assert note.total == Decimal("-5.99")
     assert original.number.startswith("INV-")
-    with pytest.raises(invoices.InvoiceRefused, match="at most 5.99"):
+    with pytest.raises(invoices.InvoiceRefused, match=r"at most 5\.99"):
         invoices.credit_note(original, amount=Decimal("6.00"))
 
 
@@ -238,7 +240,7 @@ def test_fifty_finalisations_at_once_give_exactly_one_to_fifty():
                 billing_name="Ada",
                 billing_address="London",
                 billing_country="GB",
-            )  # fmt: skip
+            )
         )
         for i in range(50)
     ]
@@ -249,7 +251,7 @@ def test_fifty_finalisations_at_once_give_exactly_one_to_fifty():
         try:
             barrier.wait()
             invoices.finalise(draft)
-        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+        except Exception as error:  # reported by the assertion below
             errors.append(error)
         finally:
             connection.close()
@@ -264,3 +266,65 @@ def test_fifty_finalisations_at_once_give_exactly_one_to_fifty():
     numbers = sorted(Invoice.objects.values_list("sequence", flat=True))
     assert numbers == list(range(1, 51))
     assert InvoiceCounter.objects.get(series="INV").last == 50
+
+
+# The PDF and My Account → Billing ------------------------------------------------------------
+
+
+def pdf_text(content: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+
+
+def test_the_invoice_is_listed_and_its_pdf_reads_back_number_and_totals(client, customer, pack):
+    invoice = Invoice.objects.get(order=paid(place(customer, pack, **FRENCH_COMPANY)))
+    client.force_login(customer)
+    page = client.get("/account/billing/").content.decode()
+    url = f"/account/billing/invoices/{invoice.pk}/pdf/"
+    assert url in page and invoice.number in page
+    response = client.get(url)
+    assert response["Content-Type"] == "application/pdf"
+    assert f'filename="{invoice.number}.pdf"' in response["Content-Disposition"]
+    text = pdf_text(response.content)
+    assert f"Invoice {invoice.number}" in text
+    assert "Total: 9.90 EUR" in text
+    assert "Reverse charge" in text
+    assert "FR40303265045" in text and "NL123456789B13" in text
+    assert "Moulins Numériques SA" in text
+
+
+def test_the_pdf_is_pdf_a_3b(customer, pack):
+    invoice = Invoice.objects.get(order=paid(place(customer, pack)))
+    reader = PdfReader(io.BytesIO(pdf.render(invoice)))
+    # Named structural checks of PDF/A-3b: the XMP identification, an output intent,
+    # fonts embedded, no encryption.
+    metadata = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
+    assert 'pdfaid:part="3"' in metadata and 'pdfaid:conformance="B"' in metadata
+    assert reader.trailer["/Root"]["/OutputIntents"]
+    assert not reader.is_encrypted
+    for page in reader.pages:
+        for font in page["/Resources"]["/Font"].values():
+            descriptor = (
+                font.get_object().get("/FontDescriptor")
+                or (font.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"])
+            )
+            assert {"/FontFile", "/FontFile2", "/FontFile3"} & set(descriptor.get_object())
+
+
+def test_the_pdf_is_in_the_accounts_language(customer, pack):
+    customer.account.language = "fr"
+    customer.account.save(update_fields=["language"])
+    invoice = Invoice.objects.get(order=paid(place(customer, pack, billing_country="NL")))
+    assert invoice.language == "fr"
+    text = pdf_text(pdf.render(invoice))
+    # French labels ("Client") and numbers (a decimal comma); the strings this issue adds
+    # are French once the lead's catalog pass translates them (tests/locale/pending.po).
+    assert "Client" in text and "11,98 EUR" in text and invoice.number in text
+
+
+def test_another_accounts_invoice_is_not_found(client, customer, other_customer, pack):
+    invoice = Invoice.objects.get(order=paid(place(customer, pack)))
+    client.force_login(other_customer)
+    assert client.get(f"/account/billing/invoices/{invoice.pk}/pdf/").status_code == 404
+    assert invoice.number not in client.get("/account/billing/").content.decode()
+    client.force_login(customer)
+    assert client.get(f"/account/billing/invoices/{invoice.pk + 999}/pdf/").status_code == 404

@@ -1,0 +1,44 @@
+"""An invoice or credit note as a PDF/A-3b document, in the language frozen on it (the
+account's at issue), from Tidings's own template: it fetches nothing."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from tidings.billing.models import Invoice
+from tidings.core import locales
+
+
+def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    raise ValueError(f"an invoice's PDF fetches nothing ({url})")
+
+
+def per_rate(invoice: Invoice) -> list[tuple[Decimal, Decimal, Decimal]]:
+    """(rate, net, VAT) for each rate on the invoice (art. 226(8)-(10))."""
+    sums: dict[Decimal, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+    for line in invoice.lines.all():
+        sums[line.vat_rate][0] += line.net
+        sums[line.vat_rate][1] += line.vat
+    return [(rate, net, vat) for rate, (net, vat) in sorted(sums.items())]
+
+
+def render(invoice: Invoice) -> bytes:
+    """The PDF of an issued invoice or credit note."""
+    # A heavy import (cairo, pango), for this export only (as sending.reports does).
+    from weasyprint import HTML
+
+    with locales.language(invoice.language):
+        html = render_to_string(
+            "billing/invoice_pdf.html",
+            {"invoice": invoice, "lines": invoice.lines.all(), "rates": per_rate(invoice)},
+        )
+    document = HTML(string=html, url_fetcher=_refuse_fetch)
+    return bytes(document.write_pdf(pdf_variant="pdf/a-3b"))
+
+
+def file_name(invoice: Invoice) -> str:
+    return f"{invoice.number}.pdf"
