@@ -18,6 +18,7 @@ The rules, in the order the code follows them:
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
@@ -135,7 +136,7 @@ def draft_for_order(order: Order) -> Invoice:
     return invoice
 
 
-def finalise(invoice: Invoice, *, supplied_at: object = None) -> Invoice:
+def finalise(invoice: Invoice, *, supplied_at: datetime | None = None) -> Invoice:
     """Give the draft its number, in the caller's transaction (or a new one), and issue
     it. The counter row is locked until that transaction ends: the next finalisation
     waits, and a rollback gives the number back."""
