@@ -5,17 +5,20 @@ the reverse charge; an invoice when an order is paid, an unpaid one for a transf
 from __future__ import annotations
 
 import io
+import re
 import threading
 from decimal import Decimal
 
+import facturx
 import pytest
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from lxml import etree
 from pypdf import PdfReader
 
 from tests.billing.conftest import checkout, place
 from tests.factories import StaffFactory, UserFactory
 from tidings.accounts.models import User
-from tidings.billing import invoices, pdf, services
+from tidings.billing import einvoice, invoices, pdf, services
 from tidings.billing.gateways import BANK_TRANSFER
 from tidings.billing.models import (
     ImmutableInvoice,
@@ -298,7 +301,10 @@ def test_the_pdf_is_pdf_a_3b(customer, pack):
     # Named structural checks of PDF/A-3b: the XMP identification, an output intent,
     # fonts embedded, no encryption.
     metadata = reader.trailer["/Root"]["/Metadata"].get_object().get_data().decode()
-    assert 'pdfaid:part="3"' in metadata and 'pdfaid:conformance="B"' in metadata
+    assert re.search(r'pdfaid:part(="|>)3', metadata)
+    assert re.search(r'pdfaid:conformance(="|>)B', metadata)
+    # The Factur-X extension schema declared, as PDF/A-3 asks of custom XMP.
+    assert "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#" in metadata
     assert reader.trailer["/Root"]["/OutputIntents"]
     assert not reader.is_encrypted
     for page in reader.pages:
@@ -328,3 +334,55 @@ def test_another_accounts_invoice_is_not_found(client, customer, other_customer,
     assert invoice.number not in client.get("/account/billing/").content.decode()
     client.force_login(customer)
     assert client.get(f"/account/billing/invoices/{invoice.pk + 999}/pdf/").status_code == 404
+
+
+def _attached_xml(content: bytes) -> bytes:
+    name, xml = facturx.get_xml_from_pdf(io.BytesIO(content), check_xsd=False)
+    assert name == "factur-x.xml"
+    return bytes(xml)
+
+
+@pytest.mark.parametrize(
+    "who", [{"billing_country": "NL", "vat_number": ""}, FRENCH_COMPANY], ids=["vat", "reverse"]
+)
+def test_the_pdf_embeds_factur_x_xml_valid_against_its_schema(customer, pack, who):
+    invoice = Invoice.objects.get(order=paid(place(customer, pack, **who)))
+    xml = _attached_xml(pdf.render(invoice))
+    einvoice.check(xml)  # the Factur-X EN 16931 XSD
+    tree = etree.fromstring(xml)
+    un = "urn:un:unece:uncefact:data:standard:"
+    ns = {
+        "rsm": f"{un}CrossIndustryInvoice:100",
+        "ram": f"{un}ReusableAggregateBusinessInformationEntity:100",
+    }
+
+    def one(path: str) -> str:
+        return str(tree.xpath(f"string(//{path})", namespaces=ns))
+
+    assert one("rsm:ExchangedDocument/ram:ID") == invoice.number
+    assert one("ram:GrandTotalAmount") == str(invoice.total)
+    assert one("ram:TaxTotalAmount") == str(invoice.vat)
+    assert one("ram:BuyerTradeParty/ram:Name") == invoice.billing_name
+    assert one("ram:ApplicableHeaderTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode") == (
+        "AE" if invoice.reverse_charge else "S"
+    )
+
+
+def test_a_credit_notes_xml_names_the_original_and_is_valid(customer, pack):
+    order = paid(place(customer, pack, billing_country="NL"))
+    services.refund_on_test_gateway(order)
+    note = Invoice.objects.get(order=order, kind=Invoice.Kind.CREDIT_NOTE)
+    content = pdf.render(note)
+    assert f"Credit note {note.number}" in pdf_text(content)
+    xml = _attached_xml(content)
+    einvoice.check(xml)
+    assert b"<ram:TypeCode>381</ram:TypeCode>" in xml
+    assert f"<ram:IssuerAssignedID>{note.original.number}<".encode() in xml
+
+
+def test_a_document_breaking_the_schema_is_refused():
+    with pytest.raises(einvoice.NotFacturX, match="Nonsense"):
+        einvoice.check(
+            b"<rsm:CrossIndustryInvoice xmlns:rsm='urn:un:unece:uncefact:data:"
+            b"standard:CrossIndustryInvoice:100'><rsm:Nonsense/></rsm:CrossIndustryInvoice>"
+        )

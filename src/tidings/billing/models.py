@@ -55,6 +55,7 @@ class Invoice(models.Model):
         "seller_name",
         "seller_address",
         "seller_vat_number",
+        "seller_country",
         "buyer_kind",
         "billing_name",
         "billing_address",
@@ -98,6 +99,7 @@ class Invoice(models.Model):
     seller_name = models.CharField(max_length=200, blank=True, default="")
     seller_address = models.TextField(blank=True, default="")
     seller_vat_number = models.CharField(max_length=32, blank=True, default="")
+    seller_country = models.CharField(max_length=2, blank=True, default="")
     # The billing identity an invoice legally needs, copied at issue time.
     buyer_kind = models.CharField(max_length=8, blank=True, default="")
     billing_name = models.CharField(max_length=200)

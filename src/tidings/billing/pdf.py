@@ -1,16 +1,21 @@
 """An invoice or credit note as a PDF/A-3b document, in the language frozen on it (the
-account's at issue), from Tidings's own template: it fetches nothing."""
+account's at issue), from Tidings's own template (it fetches nothing), with its Factur-X
+XML embedded (billing/einvoice.py)."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
 from django.template.loader import render_to_string
 
+from tidings.billing import einvoice
 from tidings.billing.models import Invoice
 from tidings.core import locales
+
+log = logging.getLogger(__name__)
 
 
 def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -31,13 +36,20 @@ def render(invoice: Invoice) -> bytes:
     # A heavy import (cairo, pango), for this export only (as sending.reports does).
     from weasyprint import HTML
 
+    rates = per_rate(invoice)
     with locales.language(invoice.language):
         html = render_to_string(
             "billing/invoice_pdf.html",
-            {"invoice": invoice, "lines": invoice.lines.all(), "rates": per_rate(invoice)},
+            {"invoice": invoice, "lines": invoice.lines.all(), "rates": rates},
         )
     document = HTML(string=html, url_fetcher=_refuse_fetch)
-    return bytes(document.write_pdf(pdf_variant="pdf/a-3b"))
+    pdf = bytes(document.write_pdf(pdf_variant="pdf/a-3b"))
+    if not invoice.seller_country:
+        # EN 16931 needs the seller's country: without TIDINGS_OPERATOR_COUNTRY at issue
+        # the invoice is still a legal PDF, only without its Factur-X XML.
+        log.warning("invoice %s: no seller country, no Factur-X XML", invoice.number)
+        return pdf
+    return einvoice.embed(pdf, einvoice.xml_of(invoice, rates), lang=invoice.language)
 
 
 def file_name(invoice: Invoice) -> str:

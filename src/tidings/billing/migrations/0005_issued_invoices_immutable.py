@@ -8,7 +8,7 @@ from django.db import migrations
 
 LEGAL = [
     "kind", "number", "sequence", "issued_at", "supplied_at", "currency", "language",
-    "seller_name", "seller_address", "seller_vat_number", "buyer_kind", "billing_name",
+    "seller_name", "seller_address", "seller_vat_number", "seller_country", "buyer_kind", "billing_name",
     "billing_address", "billing_country", "vat_number", "reverse_charge", "net", "vat",
     "total", "amount_cents", "original_id", "status",
 ]  # fmt: skip
