@@ -34,7 +34,7 @@ def per_rate(invoice: Invoice) -> list[tuple[Decimal, Decimal, Decimal]]:
 def render(invoice: Invoice) -> bytes:
     """The PDF of an issued invoice or credit note."""
     # A heavy import (cairo, pango), for this export only (as sending.reports does).
-    from weasyprint import HTML
+    from weasyprint import CSS, HTML
 
     rates = per_rate(invoice)
     with locales.language(invoice.language):
@@ -42,8 +42,10 @@ def render(invoice: Invoice) -> bytes:
             "billing/invoice_pdf.html",
             {"invoice": invoice, "lines": invoice.lines.all(), "rates": rates},
         )
+    # The style apart: no template carries inline style (the pages' policy forbids it).
+    style = CSS(string=render_to_string("billing/invoice_pdf.css"), url_fetcher=_refuse_fetch)
     document = HTML(string=html, url_fetcher=_refuse_fetch)
-    pdf = bytes(document.write_pdf(pdf_variant="pdf/a-3b"))
+    pdf = bytes(document.write_pdf(stylesheets=[style], pdf_variant="pdf/a-3b"))
     if not invoice.seller_country:
         # EN 16931 needs the seller's country: without TIDINGS_OPERATOR_COUNTRY at issue
         # the invoice is still a legal PDF, only without its Factur-X XML.
