@@ -1,4 +1,5 @@
 from datetime import timedelta
+from decimal import Decimal
 
 import factory
 from django.utils import timezone
@@ -8,6 +9,10 @@ from tidings.accounts.models import Account, User
 from tidings.audience import rights
 from tidings.audience import services as audience
 from tidings.audience.models import ConsentProof, MailingList, Segment, SubscriptionForm
+from tidings.automations import services as automations
+from tidings.automations import splittests, webhooks
+from tidings.billing import services as billing
+from tidings.billing.models import Offer, Price, VatTreatment
 from tidings.breaches.models import Incident, Notice
 from tidings.campaigns.models import Campaign, Layout, MediaImage, SavedTemplate
 from tidings.desk import attachments, followups
@@ -69,7 +74,7 @@ def populate_account(account: Account) -> None:
     layout = Layout.objects.create(
         account=account, name="The account's layout", html="{{ content }}"
     )
-    Campaign.objects.create(
+    campaign = Campaign.objects.create(
         account=account,
         name="The account's campaign",
         subject="Hello",
@@ -96,6 +101,38 @@ def populate_account(account: Account) -> None:
         by=agent,
         due_at=timezone.now() + timedelta(days=7),
         body="The account's follow-up",
+    )
+    # An order of a credit pack, paid on the test gateway (its raw webhooks are kept).
+    offer, _ = Offer.objects.get_or_create(
+        kind=Offer.Kind.PACK, name="A pack of credits", credits=100,
+        vat_treatment=VatTreatment.STANDARD, vat_rate=Decimal("21.00"),
+    )  # fmt: skip
+    Price.objects.get_or_create(offer=offer, currency="EUR", defaults={"amount": Decimal("5")})
+    order = billing.place_order(
+        account_id=account.pk, offer_id=offer.pk, currency="EUR", by=user,
+        buyer_kind="company", billing_name="The account's billing name",
+        billing_address="1 The account's street", billing_country="BE",
+    )  # fmt: skip
+    billing.start_checkout(order, success_url="http://t/ok", cancel_url="http://t/no")
+    order.refresh_from_db()
+    billing.pay_on_test_gateway(order.gateway_ref, "pay")
+    # An automation, an A/B test and a webhook endpoint.
+    automation = automations.create_automation(
+        account, name="The account's automation", mailing_list=newsletter, by=user
+    )
+    automations.add_step(
+        automation, wait_days=1, subject="Welcome", from_email="news@example.net", by=user
+    )
+    splittests.create_test(
+        campaign,
+        subjects=["The account's other subject"], test_percent=20, metric="opens",
+        wait_hours=1, by=user,
+    )  # fmt: skip
+    webhooks.create_endpoint(
+        account,
+        url="https://hooks.example.net/the-account",
+        events=["contact.subscribed"],
+        by=user,
     )
     # An archive of all the account's data, as the job leaves it (without its file: the
     # tests that need the file ask for one through tidings.privacy.portability).

@@ -81,8 +81,21 @@ def test_choosing_a_template_fills_the_new_campaign_form_with_it(logged_in):
     assert response.status_code == 200
     form = response.context["form"]
     assert form.initial["body"] == template.body
-    assert form.initial["content_format"] == "html"
+    assert form.initial["content_format"] == "visual"
+    assert form.initial["design"] == template.design
     assert form.initial["subject"] == template.subject
+
+
+def test_every_built_in_template_is_a_visual_editor_document_with_its_footer():
+    """Each opens in the visual editor (issue 14): MJML that passes the strict check,
+    with the unsubscribe and preferences links and the postal address in its footer."""
+    assert len(gallery.BUILT_IN) >= 8
+    for template in gallery.BUILT_IN:
+        assert template.content_format == "visual", template.slug
+        assert template.design["mjml"].startswith("<mjml>"), template.slug
+        body = template.body  # compiled through mjml.to_html: strict, or MjmlError
+        for tag in ("{{ unsubscribe_url }}", "{{ preferences_url }}", "campaign.postal_address"):
+            assert tag in body, (template.slug, tag)
 
 
 def test_an_unknown_template_is_refused_clearly_and_creates_nothing(logged_in, customer):

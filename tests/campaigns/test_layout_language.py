@@ -25,7 +25,7 @@ def test_a_french_accounts_campaign_uses_the_french_default_layout(customer):
     customer.account.language = "fr"
     customer.account.save()
     populate_account(customer.account)
-    campaign = Campaign.objects.get(account=customer.account)
+    campaign = Campaign.objects.get(account=customer.account, name="The account's campaign")
     campaign.layout = None
     assert rendering.layout_source(campaign) == rendering.default_layout_html("fr")
 

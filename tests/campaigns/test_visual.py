@@ -60,9 +60,19 @@ def test_mjml_compiles_to_responsive_html_with_the_tags_kept_and_nothing_from_el
          "src must be a full http(s)"),
         ("<mjml><mj-body><mj-section>", "is never closed"),
         ("Hello, not MJML", "one <mjml> element"),
+        # Strict, as MJML's own validation: attributes each element takes, and their types.
+        ('<mjml><mj-body><mj-section><mj-column><mj-text href="https://a.example">x</mj-text></mj-column></mj-section></mj-body></mjml>',
+         "<mj-text> has no attribute href"),
+        ('<mjml><mj-body><mj-section padding="12 pixels"></mj-section></mj-body></mjml>',
+         "padding must be a size in px or %, not “12 pixels”"),
+        ('<mjml><mj-body><mj-section><mj-column><mj-button background-color="#12345">Go</mj-button></mj-column></mj-section></mj-body></mjml>',
+         "background-color must be a colour"),
+        ('<mjml><mj-body><mj-section><mj-column><mj-image align="middle" src="https://a.example/i.png"/></mj-column></mj-section></mj-body></mjml>',
+         "align must be one of center, justify, left, right"),
     ],
     ids=["text-in-body", "unknown", "web-font", "include", "loose-text", "html-in-section",
-         "script-url", "unclosed", "not-mjml"],
+         "script-url", "unclosed", "not-mjml", "unknown-attribute", "bad-size", "bad-colour",
+         "bad-choice"],
 )  # fmt: skip
 def test_mjml_breaking_the_rules_is_refused_with_the_reason(source, problem):
     with pytest.raises(mjml.MjmlError, match="This MJML is not valid") as refused:
@@ -175,8 +185,10 @@ def test_saving_a_design_stores_the_document_and_the_compiled_html(logged_in, cu
         ({"project": {}, "mjml": "<mjml><mj-body><p>x</p></mj-body></mjml>"},
          "Not saved: This MJML is not valid"),
         ({"project": {}, "mjml": GOOD.replace("Hello {{", "Hello {{ broken(")}, "Not saved:"),
+        ({"project": {}, "mjml": GOOD.replace("<mj-text", '<mj-text size="big"', 1)},
+         "Not saved: This MJML is not valid: line 3: <mj-text> has no attribute size"),
     ],
-    ids=["not-json", "no-project", "invalid-mjml", "broken-tag"],
+    ids=["not-json", "no-project", "invalid-mjml", "broken-tag", "strict-attribute"],
 )  # fmt: skip
 def test_a_bad_design_is_refused_clearly_and_changes_nothing(logged_in, customer, payload, message):
     campaign = visual_campaign(customer)
@@ -192,3 +204,14 @@ def test_another_accounts_campaign_cannot_be_designed(logged_in, other_customer)
     theirs = visual_campaign(other_customer)
     assert logged_in.get(reverse("campaigns:visual", args=[theirs.uuid])).status_code == 404
     assert post_design(logged_in, theirs, {"project": {}, "mjml": GOOD}).status_code == 404
+
+
+def test_defaults_in_mj_attributes_and_template_tags_in_values_are_accepted():
+    source = (
+        '<mjml><mj-head><mj-attributes><mj-all font-family="Arial" padding="4px 8px"/>'
+        '<mj-class name="big" font-size="20px"/></mj-attributes></mj-head><mj-body>'
+        '<mj-section css-class="top"><mj-column width="50%"><mj-text mj-class="big" '
+        'color="{{ contact.attributes.colour }}">Hi</mj-text></mj-column></mj-section>'
+        "</mj-body></mjml>"
+    )
+    assert "Hi" in mjml.to_html(source)

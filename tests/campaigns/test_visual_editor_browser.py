@@ -181,3 +181,59 @@ def test_the_visual_gallery_template_opens_in_the_editor_with_its_images(
         assert elsewhere == []
     finally:
         context.close()
+
+
+def test_the_style_panels_icons_draw_from_tidings_own_icon_font(
+    live_server,
+    settings,
+    browser: Browser,  # noqa: F811
+    customer,
+):
+    """The style manager's choices (text alignment...) are Font Awesome glyphs: the font
+    is Tidings's own copy (frontend/editor/vendor), loaded, and each icon has a glyph
+    of real size (they were empty boxes while GrapesJS's CDN default was switched off)."""
+    settings.BASE_URL = live_server.url
+    site = str(live_server.url)
+    campaign = services.create_campaign(
+        customer.account, by=customer, name="Icons", subject="Icons", from_name="Acme",
+        from_email="news@acme.example", content_format="markdown", body="Hello",
+    )  # fmt: skip
+    client = Client()
+    client.force_login(customer)
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": site}]
+    )
+    page = context.new_page()
+    fonts: list[str] = []
+    page.on("request", lambda r: fonts.append(r.url) if "fontawesome" in r.url else None)
+    try:
+        page.goto(site + reverse("campaigns:visual", args=[campaign.uuid]))
+        expect(page.locator("#visual-editor[data-ready=true]")).to_be_attached(timeout=20_000)
+        page.get_by_role("button", name="Refuse all").click()
+        page.evaluate(
+            "() => { tidingsEditor.select(tidingsEditor.getWrapper().findType('mj-text')[0]); }"
+        )
+        page.locator(".gjs-pn-btn", has_text="Style").first.click()
+        # Every sector open, as a customer unfolds them.
+        page.evaluate(
+            "() => { tidingsEditor.StyleManager.getSectors().forEach(s => s.setOpen(true)); }"
+        )
+        icons = page.locator(".gjs-sm-properties .fa >> visible=true")
+        expect(icons.first).to_be_visible()
+        page.wait_for_function("() => document.fonts.check('14px FontAwesome')")
+        drawn = icons.evaluate_all(
+            "els => els.filter(e => e.offsetParent).map(e => {"
+            " const before = getComputedStyle(e, '::before');"
+            " const r = e.getBoundingClientRect();"
+            " return [e.className, before.content, before.fontFamily, r.width, r.height]; })"
+        )
+        assert len(drawn) >= 4, drawn  # left, center, right, justify at least
+        for name, glyph, family, width, height in drawn:
+            assert glyph not in ("none", "normal", '""'), name
+            assert "FontAwesome" in family, (name, family)
+            assert width > 0 and height > 0, (name, width, height)
+        assert fonts and all(url.startswith(site + "/static/") for url in fonts), fonts
+        shot(page, "04-style-panel-icons")
+    finally:
+        context.close()

@@ -104,7 +104,11 @@ def unmarked(text: str, allowed: Iterable[str], *, keep_lines: bool = False) -> 
 
 @lru_cache(maxsize=4)
 def _allowed_pattern(allowed: frozenset[str]) -> re.Pattern[str] | None:
-    values = sorted((v for v in allowed if len(v) > 2), key=len, reverse=True)
+    # Two-letter values only as codes (a billing country "BE"): "on" or "to" as data
+    # would hide untranslated words.
+    values = sorted(
+        (v for v in allowed if len(v) > 2 or (len(v) == 2 and v.isupper())), key=len, reverse=True
+    )
     if not values:
         return None
     return re.compile("(?<!\\w)(?:" + "|".join(re.escape(v) for v in values) + ")(?!\\w)")

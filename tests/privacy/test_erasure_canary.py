@@ -16,10 +16,15 @@ import pytest
 from django.db import connection
 
 from tests.audience.conftest import path_of
+from tests.automations.conftest import welcome_series
 from tests.transfer.conftest import prepare, run
 from tidings.accounts import apikeys
 from tidings.audience import links, mailing_lists, rights, services, signup
 from tidings.audience.models import Contact, ContactRequest, MailingList, SuppressedContact
+from tidings.automations import engine as automations
+from tidings.automations import services as automation_services
+from tidings.automations import webhooks
+from tidings.automations.models import StepRun
 from tidings.campaigns.models import Campaign
 from tidings.core.digests import email_digest
 from tidings.privacy import portability
@@ -136,6 +141,13 @@ def test_an_erased_contact_leaves_nothing_but_the_keyed_hash(
     newsletter = MailingList.objects.create(
         account=account, name="Newsletter", visibility="public", optin="double"
     )
+    # A welcome series on the list, and an endpoint told of every subscription (its
+    # messages carry the address).
+    automation_services.start(welcome_series(account, newsletter, customer), by=customer)
+    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
+    webhooks.create_endpoint(
+        account, url="http://127.0.0.1:9/hook", events=["contact.subscribed"], by=customer
+    )
 
     # An import from a CSV file: the address twice (the second row is rejected, and
     # the report of rejected rows repeats it), attributes and the marker.
@@ -191,6 +203,11 @@ def test_an_erased_contact_leaves_nothing_but_the_keyed_hash(
         client.get(link)
     assert TrackingEvent.objects.filter(delivery__contact=contact).count() == 2
 
+    # The welcome series' first step goes to them; the endpoint's message is written.
+    automations.run()
+    assert StepRun.objects.filter(contact=contact).count() == 1
+    assert webhooks.scan() >= 1
+
     # A transactional message through the API, to the address as the shop typed it.
     key = apikeys.create_api_key(account, name="shop", by=customer)[1]
     response = client.post(
@@ -234,7 +251,7 @@ def test_an_erased_contact_leaves_nothing_but_the_keyed_hash(
     for table in (
         "audience_contact", "audience_consentproof", "audience_contactrequest",
         "sending_outboundmail", "sending_bouncerecord", "sending_trackingevent",
-        "outbox_outboxmessage",
+        "outbox_outboxmessage", "automations_webhookmessage",
     ):  # fmt: skip
         assert any(hit.startswith(f"{table}.") for hit in before_db), (table, before_db)
     for kind in ("-rejected.csv", ".xlsx", ".xls", ".csv", ".zip"):

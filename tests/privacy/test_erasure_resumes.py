@@ -50,7 +50,7 @@ def _big_account(customer: User) -> dict[str, int]:
     for _ in range(2):
         UserFactory(account=account)
     news = MailingList.objects.get(account=account)
-    campaign = Campaign.objects.get(account=account)
+    campaign = Campaign.objects.get(account=account, name="The account's campaign")
     for i in range(CONTACTS - 1):
         audience.add_contact(
             account, f"reader{i}@example.net", name=f"Reader Number{i}", lists=[news]

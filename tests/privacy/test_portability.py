@@ -41,7 +41,7 @@ def populated(customer):  # type: ignore[no-untyped-def]
     customer.postal_address = "12 Analytical Row, London"
     customer.save()
     populate_account(account)
-    campaign = Campaign.objects.get(account=account)
+    campaign = Campaign.objects.get(account=account, name="The account's campaign")
     contact = Contact.objects.get(account=account)
     delivery = Delivery.objects.create(
         campaign=campaign, contact=contact, status="sent", sent_at=timezone.now()

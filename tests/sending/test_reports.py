@@ -266,7 +266,7 @@ def test_the_page_says_what_aggregate_only_tracking_does_not_count(
     assert (
         "Your account tracks in aggregate only: Tidings counts opens and clicks, never who." in page
     )
-    assert "opens and clicks by domain are not counted" in page
+    assert "Click-to-open, and opens and clicks by domain, are not counted." in page
     # No per-contact column by domain under aggregate-only tracking.
     assert '<th scope="col" class="num">Opened</th>' not in page.split('id="domains"')[1]
 
@@ -314,3 +314,83 @@ def test_a_click_on_a_deleted_campaigns_link_counts_nothing(account, newsletter,
     tracked.delete()
     tracking.record(tokens.TrackingToken(campaign_id, None, "https://example.org/a"), "click")
     assert not LinkClick.objects.filter(campaign_id=campaign_id).exists()
+
+
+@pytest.mark.promise("P26")
+def test_under_aggregate_only_tracking_no_rate_passes_100_percent(
+    client, customer, account, newsletter, tracked
+):
+    """Two readers who click five times each: ten click events, two messages. Events are
+    shown as counts with no rate (a share of 2 delivered would read 500 %)."""
+    services.set_tracking(account, "aggregate")
+    deliveries = sent(tracked, people(account, newsletter, "gmail.com", 2))
+    for d in deliveries:
+        for _ in range(5):
+            tracking.record(tokens.TrackingToken(tracked.pk, d.pk), "open")
+            tracking.record(
+                tokens.TrackingToken(tracked.pk, d.pk, "https://example.org/a"), "click"
+            )
+    report = reports.build(tracked)
+    f = by_key(report)
+    assert all(x.rate is None or 0 <= x.rate <= 100 for x in report.figures)
+    assert (f["opened"].count, f["opened"].rate) == (10, None)
+    assert (f["clicked"].count, f["clicked"].rate) == (10, None)
+    assert f["click_to_open"].rate is None
+    rates = reports.key_rates([tracked])[tracked.pk]
+    assert rates["open_rate"] is None and rates["click_rate"] is None
+    client.force_login(customer)
+    page = client.get(reverse("sending:report", args=[tracked.uuid])).content.decode()
+    assert "without a rate" in page and "could pass 100 %" in page
+    assert "events, no rate" in page
+
+
+def test_a_click_without_the_pixel_counts_as_an_open_so_click_to_open_stays_within_100(
+    account, newsletter, tracked
+):
+    """Images blocked: the pixel never loads, the reader clicks twice. Opened counts the
+    message (a click needs it open), clicked counts it once."""
+    services.set_tracking(account, "contact")
+    deliveries = sent(tracked, people(account, newsletter, "gmail.com", 4))
+    for _ in range(2):
+        tracking.record(
+            tokens.TrackingToken(tracked.pk, deliveries[0].pk, "https://example.org/a"), "click"
+        )
+    tracking.record(tokens.TrackingToken(tracked.pk, deliveries[1].pk), "open")
+    report = reports.build(tracked)
+    f = by_key(report)
+    assert (f["opened"].count, f["opened"].rate) == (2, pytest.approx(50.0))
+    assert (f["clicked"].count, f["clicked"].rate) == (1, pytest.approx(25.0))
+    assert f["click_to_open"].rate == pytest.approx(50.0)
+    assert all(x.rate is None or 0 <= x.rate <= 100 for x in report.figures)
+    assert any("A click counts as an open too" in note for note in report.notes)
+    rates = reports.key_rates([tracked])[tracked.pk]
+    assert rates["open_rate"] == pytest.approx(50.0)
+    assert rates["click_rate"] == pytest.approx(25.0)
+
+
+@pytest.mark.parametrize(
+    ("subject", "shown"),
+    [
+        (
+            'News for you, {{ contact.first_name | default("friend") }}',
+            "News for you, [first name]",
+        ),
+        ("{{contact.name}}: {% if x %}yes{% endif %} sale", "[name]: yes sale"),
+        ("Plain subject", "Plain subject"),
+    ],
+)
+def test_the_report_shows_the_subject_as_people_read_it(subject, shown):
+    assert reports.readable_subject(subject) == shown
+
+
+def test_the_report_page_shows_no_template_tag(client, customer, account, newsletter, tracked):
+    tracked.subject = 'News for you, {{ contact.first_name | default("friend") }}'
+    tracked.save()
+    sent(tracked, people(account, newsletter, "gmail.com", 1))
+    client.force_login(customer)
+    page = client.get(reverse("sending:report", args=[tracked.uuid])).content.decode()
+    assert "Subject: News for you, [first name]" in page
+    assert "{{" not in page and "contact.first_name" not in page
+    pdf = client.get(reverse("sending:report_export", args=[tracked.uuid, "pdf"])).content
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert "[first name]" in text and "{{" not in text

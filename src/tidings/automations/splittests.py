@@ -145,7 +145,12 @@ def judged(test: SplitTest) -> tuple[dict[str, float | None], str]:
     variants = _variants(test)
     rates = reports.key_rates([v.campaign for v in variants])
     base = test.campaign
-    key = "click_rate" if test.metric == SplitTest.Metric.CLICKS else "open_rate"
+    per_contact = reports.tracking_mode(base) == SendingSettings.Tracking.PER_CONTACT
+    clicks = test.metric == SplitTest.Metric.CLICKS
+    if per_contact:
+        key = "click_rate" if clicks else "open_rate"
+    else:  # events, not people: no rate, but the variants compare on events per message
+        key = "clicks_per_message" if clicks else "opens_per_message"
     asked = base.track_clicks if test.metric == SplitTest.Metric.CLICKS else base.track_opens
     found = {
         v.label: (rates.get(v.campaign_id) or {}).get(key) if asked else None for v in variants
@@ -157,7 +162,7 @@ def judged(test: SplitTest) -> tuple[dict[str, float | None], str]:
             "The campaign does not ask for this measure: nothing can be judged, so variant A "
             "is sent unless you choose another."
         )
-    if reports.tracking_mode(base) == SendingSettings.Tracking.PER_CONTACT:
+    if per_contact:
         return found, _(
             "Judged on unique contacts; contacts who objected to tracking are not counted."
         )

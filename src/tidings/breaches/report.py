@@ -45,14 +45,12 @@ def export(incident: Incident, fmt: str) -> tuple[bytes, str, str]:
     if fmt != "pdf":
         raise ValueError(f"no export as {fmt}")
     # A heavy import (cairo, pango), for this export only (as sending.reports does).
-    from weasyprint import HTML
+    from weasyprint import CSS, HTML
 
     html = render_to_string(
         "breaches/report_pdf.html",
         {"report": content, "incident": incident, "made_at": timezone.now()},
     )
-    return (
-        HTML(string=html, url_fetcher=_refuse_fetch).write_pdf(),
-        "application/pdf",
-        f"{name}.pdf",
-    )
+    style = CSS(string=render_to_string("breaches/report_pdf.css"), url_fetcher=_refuse_fetch)
+    pdf = HTML(string=html, url_fetcher=_refuse_fetch).write_pdf(stylesheets=[style])
+    return pdf, "application/pdf", f"{name}.pdf"

@@ -1,11 +1,12 @@
 """The template gallery: Tidings's designed starting points and the customer's own.
 
-A built-in template is a campaign body (a file in `gallery/`) with a subject and a
-preheader; it sits in the campaign's layout like any body, so a template chosen here is
-an ordinary campaign in one of the editor's modes (HTML or Markdown), with the template
-language working inside it. Every one is checked in Chromium at 375 pixels (no
-horizontal scroll) and with axe-core (no contrast violation, light and dark)
-(tests/campaigns/test_gallery_browser.py).
+A built-in template is a visual editor document (an MJML file in `gallery/`) with a
+subject and a preheader: a template chosen here opens in the visual editor, its blocks
+ready to change, with the template language working inside them; the campaign's body is
+the HTML compiled from it (mjml.py), footer included. A customer's saved templates keep
+whichever mode they were written in (visual, HTML or Markdown). Every one is checked
+in Chromium at 375 pixels (no horizontal scroll) and with axe-core (no contrast
+violation, light and dark) (tests/campaigns/test_gallery_browser.py).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _body(filename: str) -> str:
     return (_FOLDER / filename).read_text(encoding="utf-8")
 
 
-_HTML, _MARKDOWN = Campaign.Format.HTML, Campaign.Format.MARKDOWN
+_VISUAL = Campaign.Format.VISUAL
 BUILT_IN: tuple[GalleryTemplate, ...] = (
     GalleryTemplate(
         "visual-newsletter",
@@ -76,8 +77,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("A main story and two shorter ones side by side."),
         'News for you, {{ contact.first_name | default("friend") }}',
         "What happened this month, in three short stories",
-        _HTML,
-        "newsletter.html",
+        _VISUAL,
+        "newsletter.mjml",
     ),
     GalleryTemplate(
         "announcement",
@@ -85,8 +86,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("One important change: what, when, what to do."),
         "Something important is changing",
         "What changes, when, and what it means for you",
-        _HTML,
-        "announcement.html",
+        _VISUAL,
+        "announcement.mjml",
     ),
     GalleryTemplate(
         "product-launch",
@@ -94,8 +95,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("A new product, its benefits and a launch offer."),
         "Meet the product you asked for",
         "It is here, with a launch offer",
-        _HTML,
-        "product-launch.html",
+        _VISUAL,
+        "product-launch.mjml",
     ),
     GalleryTemplate(
         "event-invitation",
@@ -103,8 +104,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("When, where, the programme and a reply button."),
         'You are invited, {{ contact.first_name | default("dear friend") }}',
         "An evening of talks and conversation",
-        _HTML,
-        "event-invitation.html",
+        _VISUAL,
+        "event-invitation.mjml",
     ),
     GalleryTemplate(
         "welcome",
@@ -112,8 +113,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("For new subscribers: what to expect and where to start."),
         'Welcome, {{ contact.first_name | default("and thank you") }}',
         "What to expect from us",
-        _HTML,
-        "welcome.html",
+        _VISUAL,
+        "welcome.mjml",
     ),
     GalleryTemplate(
         "re-engagement",
@@ -121,8 +122,8 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("Asks quiet contacts whether they still want your mail."),
         "Do you still want to hear from us?",
         "Keep receiving our emails, choose fewer, or leave in one click",
-        _HTML,
-        "re-engagement.html",
+        _VISUAL,
+        "re-engagement.mjml",
     ),
     GalleryTemplate(
         "digest",
@@ -130,17 +131,17 @@ BUILT_IN: tuple[GalleryTemplate, ...] = (
         gettext_lazy("A list of articles, each with one line on why it matters."),
         "Your weekly digest",
         "The five things worth your time this week",
-        _HTML,
-        "digest.html",
+        _VISUAL,
+        "digest.mjml",
     ),
     GalleryTemplate(
         "plain",
         gettext_lazy("Plain letter"),
-        gettext_lazy("Text only, in Markdown: a letter to one person."),
+        gettext_lazy("Text only: a letter to one person."),
         'A word for you, {{ contact.first_name | default("friend") }}',
         "",
-        _MARKDOWN,
-        "plain.md",
+        _VISUAL,
+        "plain.mjml",
     ),
 )
 _BY_SLUG = {t.slug: t for t in BUILT_IN}

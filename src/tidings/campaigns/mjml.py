@@ -1,11 +1,13 @@
 """MJML, the visual editor's document, checked and compiled to HTML on the server.
 
 The compiler is mrml (a Rust implementation of MJML 4). mrml accepts much that MJML's own
-"strict" validation refuses (an unknown element, text straight in a section), so the
-source is first checked here, element by element, against MJML 4's rules of what may
-contain what. What loads from elsewhere is shut: no `mj-include` (files), no `mj-font`
-and no font links (P29: no third-party request), and social icons come from Tidings's
-own static files instead of mailjet.com.
+"strict" validation refuses (an unknown element or attribute, text straight in a
+section, "12 pixels" as a size), so the source is first checked here, element by
+element, against MJML 4's rules: what may contain what, which attributes each element
+takes, and the type of sizes, colours and choices. Invalid MJML is refused at save with
+every problem named by its line (the first five). What loads from elsewhere is shut:
+no `mj-include` (files), no `mj-font` and no font links (P29: no third-party request),
+and social icons come from Tidings's own static files instead of mailjet.com.
 
 The template tags (`{{ contact.first_name }}`, `{{ unsubscribe_url }}`) are swapped for
 inert tokens while the MJML is checked and compiled, and put back after (as Markdown
@@ -58,6 +60,229 @@ CHILDREN: dict[str, set[str]] = {
     **{name: set() for name in ENDING},
 }
 _ATTRIBUTE = re.compile(r"[a-z][a-z0-9-]*")
+
+# The attributes each element takes (MJML 4's components' allowed attributes), as MJML's
+# strict validation checks them: an attribute an element does not know is refused, not
+# silently dropped. Every element also takes css-class and mj-class; inside
+# <mj-attributes> any attribute may be set as a default.
+_PAD = ("padding", "padding-top", "padding-bottom", "padding-left", "padding-right")
+_BORDER = ("border", "border-top", "border-bottom", "border-left", "border-right", "border-radius")
+_FONT = (
+    "color", "font-family", "font-size", "font-style", "font-weight", "line-height",
+    "letter-spacing", "text-decoration", "text-transform",
+)  # fmt: skip
+_LINK = ("href", "rel", "target", "title", "name")
+_BACKGROUND = (
+    "background-color", "background-url", "background-repeat", "background-size",
+    "background-position", "background-position-x", "background-position-y",
+)  # fmt: skip
+_SECTION = (*_BACKGROUND, *_BORDER, *_PAD, "direction", "full-width", "text-align", "gap")
+# fmt: off
+ATTRIBUTES: dict[str, set[str]] = {
+    "mjml": {"lang", "dir", "owa"},
+    "mj-head": set(),
+    "mj-breakpoint": {"width"},
+    "mj-style": {"inline"},
+    "mj-title": set(),
+    "mj-preview": set(),
+    "mj-body": {"width", "background-color"},
+    "mj-wrapper": set(_SECTION),
+    "mj-section": set(_SECTION),
+    "mj-group": {"width", "vertical-align", "background-color", "direction"},
+    "mj-column": {
+        "background-color",
+        "inner-background-color",
+        *_BORDER,
+        "inner-border",
+        "inner-border-top",
+        "inner-border-bottom",
+        "inner-border-left",
+        "inner-border-right",
+        "inner-border-radius",
+        "width",
+        "vertical-align",
+        *_PAD,
+        "direction",
+    },
+    "mj-hero": {
+        "mode",
+        "height",
+        "background-url",
+        "background-width",
+        "background-height",
+        "background-position",
+        "border-radius",
+        "container-background-color",
+        "inner-background-color",
+        "inner-padding",
+        "inner-padding-top",
+        "inner-padding-bottom",
+        "inner-padding-left",
+        "inner-padding-right",
+        *_PAD,
+        "background-color",
+        "vertical-align",
+        "width",
+    },
+    "mj-text": {*_FONT, "height", "align", "container-background-color", *_PAD},
+    "mj-button": {
+        *_FONT,
+        *_LINK,
+        *_BORDER,
+        "align",
+        "background-color",
+        "container-background-color",
+        "height",
+        "inner-padding",
+        *_PAD,
+        "text-align",
+        "vertical-align",
+        "width",
+    },
+    "mj-image": {
+        *_LINK,
+        *_BORDER,
+        "alt",
+        "src",
+        "srcset",
+        "sizes",
+        "align",
+        "container-background-color",
+        "fluid-on-mobile",
+        *_PAD,
+        "width",
+        "height",
+        "max-height",
+        "font-size",
+        "usemap",
+    },
+    "mj-divider": {
+        "border-color",
+        "border-style",
+        "border-width",
+        "container-background-color",
+        *_PAD,
+        "width",
+        "align",
+    },
+    "mj-spacer": {*_BORDER, "container-background-color", *_PAD, "height"},
+    "mj-social": {
+        *_FONT,
+        "align",
+        "border-radius",
+        "container-background-color",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        "inner-padding",
+        "mode",
+        *_PAD,
+        "table-layout",
+        "text-padding",
+    },
+    "mj-social-element": {
+        *_FONT,
+        *_LINK,
+        "align",
+        "icon-position",
+        "background-color",
+        "border-radius",
+        "icon-size",
+        "icon-height",
+        "icon-padding",
+        *_PAD,
+        "text-padding",
+        "src",
+        "srcset",
+        "sizes",
+        "alt",
+        "vertical-align",
+    },
+    "mj-navbar": {
+        "align",
+        "base-url",
+        "hamburger",
+        "ico-align",
+        "ico-open",
+        "ico-close",
+        "ico-color",
+        "ico-font-size",
+        "ico-font-family",
+        "ico-text-transform",
+        "ico-padding",
+        "ico-padding-top",
+        "ico-padding-bottom",
+        "ico-padding-left",
+        "ico-padding-right",
+        "ico-text-decoration",
+        "ico-line-height",
+    },
+    "mj-navbar-link": {*_FONT, *_LINK, *_PAD},
+    "mj-table": {
+        *_FONT,
+        "align",
+        "border",
+        "cellpadding",
+        "cellspacing",
+        "container-background-color",
+        *_PAD,
+        "role",
+        "table-layout",
+        "width",
+    },
+    "mj-raw": {"position"},
+}
+# fmt: on
+_EVERYWHERE = {"css-class", "mj-class"}
+# Values MJML checks by type: sizes in px or %, colours, and a few choices.
+_SIZE = re.compile(r"\d+(\.\d+)?(px|%)?")
+_SIZES = re.compile(r"(\d+(\.\d+)?(px|%)?)(\s+\d+(\.\d+)?(px|%)?){0,3}")
+_COLOUR = re.compile(r"#[0-9a-fA-F]{3}([0-9a-fA-F]{3})?|[a-zA-Z]+|rgba?\([\d\s.,%]+\)")
+_CHOICES: dict[str, set[str]] = {
+    "align": {"left", "center", "right", "justify"},
+    "text-align": {"left", "center", "right", "justify"},
+    "vertical-align": {"top", "middle", "bottom"},
+    "direction": {"ltr", "rtl"},
+    "full-width": {"full-width", "false"},
+    "fluid-on-mobile": {"true", "false"},
+    "border-style": {"solid", "dashed", "dotted", "double", "groove", "ridge", "none"},
+}
+
+
+def _value_problem(name: str, value: str) -> str | None:
+    """Why `value` is not a valid `name`, by MJML's types; None when it is, or when the
+    value is a template tag (checked when the campaign is rendered)."""
+    if value.startswith("tdg") or not value:
+        return None
+    if name in _CHOICES and value.strip() not in _CHOICES[name]:
+        return _("%(name)s must be one of %(choices)s, not “%(value)s”") % {
+            "name": name,
+            "choices": ", ".join(sorted(_CHOICES[name])),
+            "value": value,
+        }
+    sizes = name in ("padding", "inner-padding", "icon-padding", "text-padding")
+    single = name in (
+        "width", "height", "font-size", "icon-size", "border-width", "border-radius",
+        "letter-spacing", "max-height",
+    ) or name.startswith("padding-")  # fmt: skip
+    if (sizes and not _SIZES.fullmatch(value.strip())) or (
+        single
+        and not (_SIZES if name == "border-radius" else _SIZE).fullmatch(value.strip())
+        and not (name == "letter-spacing" and re.fullmatch(r"-?\d+(\.\d+)?(px|em)", value))
+        and value != "auto"
+    ):
+        return _("%(name)s must be a size in px or %%, not “%(value)s”") % {
+            "name": name,
+            "value": value,
+        }
+    if name.endswith("color") and not _COLOUR.fullmatch(value.strip()):
+        return _("%(name)s must be a colour (#1f5fa8), not “%(value)s”") % {
+            "name": name,
+            "value": value,
+        }
+    return None
+
+
 _SAFE_URL = re.compile(r"\s*(https?:|mailto:|tel:|#|tdg[0-9a-f]{8}x\d+x)", re.I)
 _URL_ATTRIBUTES = {"href", "src", "background-url"}
 
@@ -106,9 +331,14 @@ class _Checker(HTMLParser):
             self._problem(
                 _("<%(tag)s> cannot sit in <%(parent)s>") % {"tag": tag, "parent": self.stack[-1]}
             )
+        defaults = "mj-attributes" in self.stack
         for name, value in attrs:
             if not _ATTRIBUTE.fullmatch(name):
                 self._problem(_("%(name)s is not an MJML attribute") % {"name": name})
+            elif not defaults and name not in ATTRIBUTES.get(tag, set()) | _EVERYWHERE:
+                self._problem(_("<%(tag)s> has no attribute %(name)s") % {"tag": tag, "name": name})
+            elif (problem := _value_problem(name, value or "")) is not None:
+                self._problem(problem)
             elif name in _URL_ATTRIBUTES and value and not _SAFE_URL.match(value):
                 self._problem(
                     _("%(name)s must be a full http(s), mailto or tel address") % {"name": name}
@@ -154,10 +384,16 @@ def check(source: str) -> None:
 
 
 def _with_preview(source: str) -> str:
-    """The campaign's preheader as the hidden preview text, unless the MJML sets one."""
-    if "<mj-preview" in source:
+    """The campaign's preheader as the hidden preview text and its subject as the
+    document's title (what a screen reader announces first), unless the MJML sets them."""
+    head = ""
+    if "<mj-title" not in source:
+        head += "<mj-title>{{ subject }}</mj-title>"
+    if "<mj-preview" not in source:
+        head += "<mj-preview>{{ preheader }}</mj-preview>"
+    if not head:
         return source
-    preview = "<mj-preview>{{ preheader }}</mj-preview>"
+    preview = head
     if "<mj-head>" in source:
         return source.replace("<mj-head>", "<mj-head>" + preview, 1)
     return re.sub(r"(<mjml[^>]*>)", rf"\1<mj-head>{preview}</mj-head>", source, count=1)

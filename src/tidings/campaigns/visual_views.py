@@ -69,6 +69,7 @@ def _texts() -> dict[str, Any]:
         "insertTag": _("Insert a personalisation tag"),
         "tagAdded": _("Tag added at the end of the selected text."),
         "chooseText": _("Select a text block first, or click into a text."),
+        "canvas": _("The email being designed"),
         "saving": _("Saving…"),
         "failed": _("The design could not be sent to Tidings: check your connection."),
         "buttons": {

@@ -8,12 +8,15 @@ keeps (P26): under aggregate-only tracking there are no per-contact events, so o
 clicks by domain are not computed and the page says so (`tracking_notes`).
 
 Rates: delivered and bounced per message sent; opened, clicked, unsubscribed and
-complained per message delivered; click-to-open is clicked per opened. A rate whose
-denominator is 0 is None (shown as "—"), never a division by zero.
+complained per message delivered; click-to-open is clicked per opened. Opened and
+clicked are messages (people), never events, so no rate passes 100 %: under
+aggregate-only tracking there are only events, shown as counts without a rate. A rate
+whose denominator is 0 is None (shown as "—"), never a division by zero.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -80,6 +83,7 @@ class Figure:
     count: int | None
     rate: float | None
     of: str  # what the rate is a share of
+    count_only: bool = False  # shown as its count (no rate is meaningful)
 
 
 @dataclass
@@ -129,21 +133,57 @@ class Report:
     domains: list[DomainRow]
     per_contact: bool
     notes: list[str] = field(default_factory=list)
+    subject: str = ""  # the subject as people read it (readable_subject)
 
 
-def figures(summary: dict[str, int]) -> list[Figure]:
+_TAG = re.compile(r"\{\{(.*?)\}\}", re.S)
+_BLOCK = re.compile(r"\{%.*?%\}|\{#.*?#\}", re.S)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def readable_subject(subject: str) -> str:
+    """The subject with its template tags as words a reader understands: the report
+    shows "News for you, [first name]", not `{{ contact.first_name | default(…) }}`
+    (each tag's last name before any filter; statements dropped)."""
+
+    def word(match: re.Match[str]) -> str:
+        names = _NAME.findall(match.group(1).split("|")[0])
+        return f"[{names[-1].replace('_', ' ')}]" if names else ""
+
+    return " ".join(_TAG.sub(word, _BLOCK.sub("", subject)).split())
+
+
+def figures(summary: dict[str, int], *, per_contact: bool = True) -> list[Figure]:
+    """The key figures. Every rate is a share of people or messages, so none exceeds
+    100 %: opened and clicked count messages (the first open or click of each), known
+    only from per-contact events; a click counts as an open too (it needs the message
+    open, while many programs block the pixel), so click-to-open is at most 100 %. Under
+    aggregate-only tracking Tidings knows events, not people: opens and clicks are shown
+    as counts, with no rate (tracking_notes says so)."""
     sent, delivered = summary["sent"], summary["delivered"]
-    opened, clicked = summary["opened"], summary["clicked"]
     by_sent, by_delivered, by_opened = _("of sent"), _("of delivered"), _("of opened")
+    if per_contact:
+        clicked = summary["unique_clicked"]
+        opened = max(summary.get("engaged", 0), summary["unique_opened"], clicked)
+        engagement = [
+            Figure("opened", _("Opened"), opened, rate(opened, delivered), by_delivered),
+            Figure("clicked", _("Clicked"), clicked, rate(clicked, delivered), by_delivered),
+            Figure("click_to_open", _("Click-to-open"), None, rate(clicked, opened), by_opened),
+        ]
+    else:
+        events = _("events, no rate")
+        engagement = [
+            Figure("opened", _("Opens"), summary["opens"], None, events, count_only=True),
+            Figure("clicked", _("Clicks"), summary["clicks"], None, events, count_only=True),
+            Figure("click_to_open", _("Click-to-open"), None, None, _("not known")),
+        ]
     return [
-        Figure("sent", _("Sent"), sent, None, ""),
+        Figure("sent", _("Sent"), sent, None, "", count_only=True),
         Figure("delivered", _("Delivered"), delivered, rate(delivered, sent), by_sent),
         Figure(
             "bounced", _("Bounced"), summary["bounced"], rate(summary["bounced"], sent), by_sent
         ),
-        Figure("opened", _("Opened"), opened, rate(opened, delivered), by_delivered),
-        Figure("clicked", _("Clicked"), clicked, rate(clicked, delivered), by_delivered),
-        Figure("click_to_open", _("Click-to-open"), None, rate(clicked, opened), by_opened),
+        *engagement,
         Figure(
             "unsubscribed",
             _("Unsubscribed"),
@@ -159,6 +199,18 @@ def figures(summary: dict[str, int]) -> list[Figure]:
             by_delivered,
         ),
     ]
+
+
+def engaged(campaign_ids: list[int]) -> dict[int, int]:
+    """For each campaign, the messages opened or clicked (a click implies an open),
+    from its per-contact events."""
+    return dict(
+        TrackingEvent.objects.filter(campaign_id__in=campaign_ids)
+        .values("campaign_id")
+        .annotate(n=Count("delivery_id", distinct=True))
+        .values_list("campaign_id", "n")
+        .order_by()
+    )
 
 
 # --- the time series --------------------------------------------------------------------
@@ -343,9 +395,17 @@ def tracking_notes(campaign: Campaign, *, per_contact: bool) -> list[str]:
         notes.append(
             _(
                 "Your account tracks in aggregate only: Tidings counts opens and clicks, never "
-                "who. Opened and clicked are therefore events, not people (a contact who opens "
-                "twice counts twice), click-to-open compares those counts, and opens and clicks "
-                "by domain are not counted."
+                "who. They are shown as counts of events, without a rate: a contact who opens "
+                "twice counts twice, so a share of the messages delivered would mislead (it "
+                "could pass 100 %). Click-to-open, and opens and clicks by domain, are not "
+                "counted."
+            )
+        )
+    if per_contact and (campaign.track_opens or campaign.track_clicks):
+        notes.append(
+            _(
+                "Opened and clicked count messages, not events: the first open or click of "
+                "each. A click counts as an open too, since it needs the message open."
             )
         )
     if campaign.track_opens:
@@ -362,16 +422,18 @@ def build(campaign: Campaign) -> Report:
     """The whole report of a campaign."""
     found = tracking.series(campaign, trunc=TruncMinute)
     summary = tracking.summarise(found)
+    summary["engaged"] = engaged([campaign.pk]).get(campaign.pk, 0)
     per_contact = tracking_mode(campaign) == SendingSettings.Tracking.PER_CONTACT
     return Report(
         campaign=campaign,
         summary=summary,
-        figures=figures(summary),
+        figures=figures(summary, per_contact=per_contact),
         series=time_series(found),
         links=clicks_per_link(campaign),
         domains=by_domain(campaign, per_contact=per_contact),
         per_contact=per_contact,
         notes=tracking_notes(campaign, per_contact=per_contact),
+        subject=readable_subject(campaign.subject),
     )
 
 
@@ -425,14 +487,24 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
         found[campaign_id][kind][None] += n
         found[campaign_id][f"unique_{kind}"][None] += firsts
     rates = {}
+    opened_or_clicked = engaged(ids)
+    per_contact = tracking_mode(campaigns[0]) == SendingSettings.Tracking.PER_CONTACT
     for campaign_id, series in found.items():
         s = tracking.summarise(series)
+        # People, not events (as figures()): no rate from aggregate-only counts.
+        opened = max(opened_or_clicked.get(campaign_id, 0), s["unique_opened"])
+        known = per_contact or opened > 0
         rates[campaign_id] = {
             "sent": s["sent"],
-            "open_rate": rate(s["opened"], s["delivered"]),
-            "click_rate": rate(s["clicked"], s["delivered"]),
+            "open_rate": rate(opened, s["delivered"]) if known else None,
+            "click_rate": rate(s["unique_clicked"], s["delivered"]) if known else None,
             "bounce_rate": rate(s["bounced"], s["sent"]),
             "unsubscribe_rate": rate(s["unsubscribed"], s["delivered"]),
+            # Events per message delivered, whoever made them: not a share of people
+            # (it may pass 1), but two variants of one A/B test compare on it under
+            # aggregate-only tracking.
+            "opens_per_message": rate(s["opened"], s["delivered"]),
+            "clicks_per_message": rate(s["clicked"], s["delivered"]),
         }
     return rates
 

@@ -401,6 +401,10 @@ def summarise(found: dict[str, dict[datetime, int]]) -> dict[str, int]:
         "opens": totals.get("open", 0),
         "clicked": totals.get("unique_click") or totals.get("click", 0),
         "clicks": totals.get("click", 0),
+        # People, not events: the first open and click of each message, known only from
+        # per-contact events while they are kept (the rates read these, never events).
+        "unique_opened": totals.get("unique_open", 0),
+        "unique_clicked": totals.get("unique_click", 0),
         "unsubscribed": totals.get("unsubscribe", 0),
         "complained": totals.get("complaint", 0),
     }

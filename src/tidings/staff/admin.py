@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext as _
 
 from tidings.staff import audit
 from tidings.staff.admin_site import site
 from tidings.staff.console import ReadOnlyAuditedAdmin
 from tidings.staff.models import AuditEvent
+
+
+class NamedEmptyValues(admin.AllValuesFieldListFilter):
+    """Django's filter by each value, the empty one named: its link would otherwise have
+    no text at all (axe: link-name)."""
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice.get("display") == "":
+                choice = {**choice, "display": _("(none)")}
+            yield choice
 
 
 class AuditEventAdmin(ReadOnlyAuditedAdmin):
@@ -25,7 +38,12 @@ class AuditEventAdmin(ReadOnlyAuditedAdmin):
         "account_id",
         "reason",
     )
-    list_filter = ("action", "actor_kind", "actor_role", "target_type")
+    list_filter = (
+        "action",
+        ("actor_kind", NamedEmptyValues),
+        ("actor_role", NamedEmptyValues),
+        ("target_type", NamedEmptyValues),
+    )
     search_fields = ("reason", "target_id")
     date_hierarchy = "at"
     ordering = ("-pk",)

@@ -1,7 +1,7 @@
 /* The visual campaign editor: GrapesJS with its MJML preset, served by Tidings itself.
 
-   Nothing loads from another site: no icon font (cssIcons), no canvas styles or
-   scripts, no web fonts (fonts: {}), and the blocks use Tidings's own images. The page
+   Nothing loads from another site: the icon font (cssIcons) is Font Awesome as
+   Tidings serves it (frontend/editor/vendor), no canvas styles or scripts, no web fonts (fonts: {}), and the blocks use Tidings's own images. The page
    gives the design (data-design), the images of the media library (data-assets) and the
    personalisation tags (data-tags) as JSON script blocks; Save posts the editor's
    project and its MJML, and the server compiles and validates the MJML (mjml.py). */
@@ -40,7 +40,9 @@
     // GrapesJS reports usage to its makers' server unless told not to: nothing of a
     // customer's page leaves Tidings (the page's policy would block it anyway).
     telemetry: false,
-    cssIcons: "",
+    // The style manager's and panels' icons: Font Awesome, Tidings's own copy (without
+    // it they render as empty squares; GrapesJS's default is a CDN).
+    cssIcons: stat + "vendor/font-awesome/css/font-awesome.min.css",
     canvas: { styles: [], scripts: [] },
     assetManager: { assets: assets, upload: false, embedAsBase64: false },
     plugins: [mjmlPlugin],
@@ -154,8 +156,8 @@
       }
     }, function () { say(texts.failed); });
   });
-  // GrapesJS's own panel buttons draw their icons with Font Awesome, which it would
-  // fetch from a CDN (cssIcons is off): they get words instead, and the blocks show first.
+  // GrapesJS's own panel buttons get words as well as icons (a word says more than a
+  // pictogram to a newcomer), and the blocks show first.
   var buttonNames = texts.buttons || {};
   function relabel() {
     editor.Panels.getPanels().forEach(function (panel) {
@@ -170,6 +172,12 @@
   }
   editor.on("load", function () {
     relabel();
+    // The canvas is a frame: named, for those who hear the page; the panels' scrolling
+    // container can be reached from the keyboard.
+    var frame = document.querySelector("#gjs iframe");
+    if (frame) { frame.setAttribute("title", texts.canvas || ""); }
+    var views = document.querySelector(".gjs-pn-views-container");
+    if (views) { views.setAttribute("tabindex", "0"); }
     editor.runCommand("open-blocks");
     var blocksButton = editor.Panels.getButton("views", "open-blocks");
     if (blocksButton) { blocksButton.set("active", true); }
