@@ -454,6 +454,11 @@ OPERATOR = {
     "privacy_email": env("TIDINGS_PRIVACY_EMAIL", "privacy@example.com"),
     "support_email": env("TIDINGS_SUPPORT_EMAIL", "support@example.com"),
     "postal_address": env("TIDINGS_POSTAL_ADDRESS", "1 Example Street, 1000 Example City"),
+    # On every invoice (EU VAT directive art. 226): the seller's VAT number and country
+    # (two letters; a business buyer with a VAT number of another EU country is invoiced
+    # under the reverse charge). Empty country: no reverse charge is applied.
+    "vat_number": env("TIDINGS_OPERATOR_VAT_NUMBER", ""),
+    "country": env("TIDINGS_OPERATOR_COUNTRY", ""),
     "data_location": env("TIDINGS_DATA_LOCATION", "the European Union"),
     "authority_name": env("TIDINGS_AUTHORITY_NAME", "your national data-protection authority"),
     "authority_url": env(

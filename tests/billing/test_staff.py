@@ -12,8 +12,8 @@ from tests.billing.conftest import place
 from tests.factories import StaffFactory
 from tests.staff.conftest import log_in_verified, state_reason
 from tidings.accounts.models import User
-from tidings.billing import credits
-from tidings.billing.models import Offer, Order
+from tidings.billing import credits, invoices
+from tidings.billing.models import Invoice, Offer, Order
 from tidings.staff.models import AuditEvent
 
 
@@ -117,3 +117,16 @@ def test_a_support_agent_cannot_mark_a_transfer_paid(console, transfer_order):
     assert client.post(url, {"amount": "9.90", "currency": "EUR"}).status_code == 403
     transfer_order.refresh_from_db()
     assert transfer_order.status == Order.Status.AWAITING_TRANSFER
+
+
+def test_billing_staff_see_an_issued_invoice_and_its_credit_note_audited(
+    console, billing_staff, transfer_order
+):
+    invoice = Invoice.objects.get(order=transfer_order)
+    note = invoices.credit_note(invoice, by=billing_staff)
+    client = console(billing_staff)
+    listing = client.get("/staff/admin/billing/invoice/").content.decode()
+    assert invoice.number in listing and note.number in listing
+    page = client.get(f"/staff/admin/billing/invoice/{note.pk}/change/").content.decode()
+    assert note.number in page and invoice.number in page and "Analytical Engines Ltd" in page
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.READ, target_id=str(note.pk)).exists()

@@ -214,6 +214,7 @@ SKIPPED: dict[str, str] = {
     "billing:pay": "POST only; redirects",
     "billing:test_gateway": "needs an order at the test gateway: tests/billing renders it",
     "billing:webhook": "a gateway's webhook, not a page",
+    "billing:invoice_pdf": "a PDF download, not a page: tests/billing reads it",
     "admin:billing_order_transfer_received": "POST only; redirects",
     "desk:attachment": "a file download, not a page",
     "desk:mailgun_inbound": "a webhook for machines",

@@ -88,7 +88,9 @@ def test_the_archive_holds_every_table_of_the_account_and_no_secret(populated, t
         proof = _csv(archive, "consent-proofs.csv")[0]
         assert proof["ip_address"] == "203.0.113.7"
         assert _csv(archive, "tracking-events.csv")[0]["kind"] == "open"
-        assert _csv(archive, "invoices.csv")[0]["billing_address"] == "12 Analytical Row, London"
+        # The fixture's invoice and the one issued for the paid order populate_account makes.
+        addresses = {row["billing_address"] for row in _csv(archive, "invoices.csv")}
+        assert "12 Analytical Row, London" in addresses
         key = _csv(archive, "api-keys.csv")[0]
         assert "digest" not in key and key["name"] == "The account's key"
         assert _csv(archive, "campaigns.csv")[0]["name"] == "The account's campaign"

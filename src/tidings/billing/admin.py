@@ -157,17 +157,41 @@ class WebhookEventAdmin(ReadOnlyAuditedAdmin):
 
 
 class InvoiceAdmin(ReadOnlyAuditedAdmin):
-    list_display = ("number", "issued_at", "amount_cents", "currency", "billing_name", "account")
+    list_display = (
+        "number",
+        "kind",
+        "issued_at",
+        "total",
+        "currency",
+        "billing_name",
+        "paid_at",
+        "account",
+    )
+    list_filter = ("kind", "status")
     search_fields = ("number", "billing_name")
     date_hierarchy = "issued_at"
     fields = (
+        "kind",
+        "status",
         "number",
+        "original",
         "issued_at",
-        "amount_cents",
+        "supplied_at",
+        "paid_at",
         "currency",
+        "net",
+        "vat",
+        "total",
+        "reverse_charge",
+        "seller_name",
+        "seller_vat_number",
+        "buyer_kind",
         "billing_name",
         "billing_address",
+        "billing_country",
+        "vat_number",
         "account",
+        "order",
         "keep_until",
     )
 

@@ -7,6 +7,7 @@ arrived. Invoices outlive an erased account for the legal accounting period (P14
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -16,7 +17,59 @@ from django.utils.translation import gettext_lazy as _
 from tidings.core.fields import EncryptedTextField
 
 
+class InvoiceCounter(models.Model):
+    """The last number given in a series, one row per series: locked FOR UPDATE by the
+    finalisation that takes the next number, in its transaction, so a rolled-back
+    finalisation gives its number back and two at once cannot take the same one."""
+
+    series = models.CharField(max_length=16, unique=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.series}: {self.last}"
+
+
 class Invoice(models.Model):
+    """An invoice or a credit note (its own series). A draft has no number; finalising
+    gives it one and freezes it: seller and buyer identity, amounts and lines never
+    change after (a trigger refuses it on PostgreSQL, `save` elsewhere). A correction is
+    a credit note that names the original."""
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ISSUED = "issued", _("Issued")
+
+    # The fields the law fixes at issue: the database refuses to change them afterwards.
+    LEGAL_FIELDS = (
+        "kind",
+        "number",
+        "sequence",
+        "issued_at",
+        "supplied_at",
+        "currency",
+        "language",
+        "seller_name",
+        "seller_address",
+        "seller_vat_number",
+        "seller_country",
+        "buyer_kind",
+        "billing_name",
+        "billing_address",
+        "billing_country",
+        "vat_number",
+        "reverse_charge",
+        "net",
+        "vat",
+        "total",
+        "amount_cents",
+        "original_id",
+        "status",
+    )
+
     account = models.ForeignKey(
         "accounts.Account",
         null=True,
@@ -24,18 +77,110 @@ class Invoice(models.Model):
         on_delete=models.SET_NULL,
         related_name="invoices",
     )
-    number = models.CharField(max_length=32, unique=True)
-    issued_at = models.DateTimeField(default=timezone.now)
-    amount_cents = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.INVOICE)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ISSUED)
+    # Empty until finalised (a draft); then "<series>-<sequence>" and never again changed.
+    number = models.CharField(max_length=32, blank=True, default="")
+    sequence = models.PositiveIntegerField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    supplied_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # The order it bills (gone with the erased account: the invoice keeps its copy).
+    order = models.ForeignKey(
+        "billing.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices"
+    )
+    # A credit note: the invoice it corrects.
+    original = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="credit_notes"
+    )
+    amount_cents = models.IntegerField(default=0)
     currency = models.CharField(max_length=3, default="EUR")
+    language = models.CharField(max_length=8, default="en")
+    seller_name = models.CharField(max_length=200, blank=True, default="")
+    seller_address = models.TextField(blank=True, default="")
+    seller_vat_number = models.CharField(max_length=32, blank=True, default="")
+    seller_country = models.CharField(max_length=2, blank=True, default="")
     # The billing identity an invoice legally needs, copied at issue time.
+    buyer_kind = models.CharField(max_length=8, blank=True, default="")
     billing_name = models.CharField(max_length=200)
     billing_address = EncryptedTextField(blank=True, default="")
+    billing_country = models.CharField(max_length=2, blank=True, default="")
+    vat_number = EncryptedTextField(blank=True, default="")
+    reverse_charge = models.BooleanField(default=False)
+    # Sums of the lines (each line rounded to cents, ROUND_HALF_UP): docs/billing.md.
+    net = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    vat = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    total = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     # Set by the erasure job: after this date the retention job deletes the invoice.
     keep_until = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["number"], condition=~Q(number=""), name="billing_invoice_number_once"
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "sequence"],
+                condition=Q(sequence__isnull=False),
+                name="billing_invoice_sequence_once",
+            ),
+            models.UniqueConstraint(
+                fields=["order"],
+                condition=Q(kind="invoice") & Q(order__isnull=False),
+                name="billing_one_invoice_per_order",
+            ),
+        ]
+
     def __str__(self) -> str:
-        return self.number
+        return self.number or f"draft #{self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Where no trigger guards the table (SQLite), the model refuses a change to an
+        issued invoice's legal fields; PostgreSQL refuses it in the database too."""
+        if self.pk is not None:
+            stored = Invoice.objects.filter(pk=self.pk, status=self.Status.ISSUED).values(
+                *self.LEGAL_FIELDS
+            )
+            before = stored.first()
+            if before is not None and any(before[f] != getattr(self, f) for f in self.LEGAL_FIELDS):
+                raise ImmutableInvoice(self.number)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        if self.is_issued and self.keep_until is None:
+            raise ImmutableInvoice(self.number)
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_issued(self) -> bool:
+        return self.status == self.Status.ISSUED
+
+
+class ImmutableInvoice(Exception):
+    """An issued invoice was to be changed or deleted: correct it by a credit note."""
+
+    def __init__(self, number: str) -> None:
+        super().__init__(f"invoice {number} is issued: correct it by a credit note")
+
+
+class InvoiceLine(models.Model):
+    """One line: what was sold, its net, rate and VAT, each rounded to cents."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField(default=1)
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=10, decimal_places=2, default=1)
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    net = models.DecimalField(max_digits=12, decimal_places=2)
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    vat = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["invoice", "position"]
+
+    def __str__(self) -> str:
+        return self.description
 
 
 class VatTreatment(models.TextChoices):

@@ -8,6 +8,8 @@ from tidings.billing.models import (
     CreditBalance,
     CreditEntry,
     Invoice,
+    InvoiceCounter,
+    InvoiceLine,
     Offer,
     Order,
     Price,
@@ -34,7 +36,28 @@ register(
         "while the account exists, then the legal accounting period "
         "(TIDINGS_INVOICE_RETENTION_YEARS, default 10 years)"
     ),
-    personal_fields=["billing_name", "billing_address"],
+    # What the law needs on an invoice (art. 226), and nothing else: no user, no email,
+    # no order (the order goes with the account; `order` is then emptied by the database).
+    personal_fields=[
+        "billing_name",
+        "billing_address",
+        "billing_country",
+        "vat_number",
+        "buyer_kind",
+    ],
+    shown_fields=(
+        "kind",
+        "number",
+        "issued_at",
+        "currency",
+        "net",
+        "vat",
+        "total",
+        "billing_name",
+        "billing_address",
+        "billing_country",
+        "vat_number",
+    ),
     erase=Erasure.KEEP_FOR_LEGAL_REASON,
     account_path="account",
     keep_until_field="keep_until",
@@ -89,6 +112,12 @@ declare_free_of_personal_data(
     Subscription, "the account's plan and its period", account_path="account"
 )
 declare_free_of_personal_data(ProcessedEvent, "ids of payment events already applied (no content)")
+declare_free_of_personal_data(
+    InvoiceLine,
+    "what an invoice sold: the operator's offers and amounts",
+    account_path="invoice__account",
+)
+declare_free_of_personal_data(InvoiceCounter, "the last number of each invoice series")
 declare_free_of_personal_data(Offer, "the operator's plans and credit packs")
 declare_free_of_personal_data(Price, "the operator's prices")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from tidings.accounts.models import Account
-from tidings.billing.models import CreditEntry, Offer, Order, Price
+from tidings.billing.models import CreditEntry, Invoice, Offer, Order, Price
 
 
 def offers_for_sale() -> QuerySet[Offer]:
@@ -22,3 +22,8 @@ def orders_of(account: Account) -> QuerySet[Order]:
 
 def ledger_of(account: Account, limit: int = 50) -> QuerySet[CreditEntry]:
     return CreditEntry.objects.filter(account=account)[:limit]
+
+
+def invoices_of(account: Account) -> QuerySet[Invoice]:
+    """The account's issued invoices and credit notes (drafts are nobody's yet)."""
+    return Invoice.objects.filter(account=account, status=Invoice.Status.ISSUED)

@@ -28,7 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.billing import cards, credits
+from tidings.billing import cards, credits, invoices
 from tidings.billing.gateways import (
     BANK_TRANSFER,
     GatewayError,
@@ -127,6 +127,10 @@ def place_order(
     address = _text(billing_address, 1000)
     country = _text(billing_country, 2).upper()
     vat = _text(vat_number, 32).replace(" ", "").upper()
+    try:
+        vat = invoices.check_vat_number(vat)
+    except invoices.InvoiceRefused as error:
+        raise OrderRefused(str(error)) from None
     if not name or not address or len(country) != 2 or not country.isalpha():
         raise OrderRefused(_("Give the billing name, address and two-letter country code."))
     method = method or settings.BILLING["gateway"]
@@ -170,6 +174,9 @@ def place_order(
             fields=["billing_name", "billing_address", "billing_country", "vat_number"],
             account_id=account_id,
         )
+        if order.status == S.AWAITING_TRANSFER:
+            # The customer needs the invoice to pay it: issued unpaid now.
+            invoices.issue_for_order(order, paid=False)
     return order
 
 
@@ -324,6 +331,9 @@ def _move(order: Order, target: str, *, by: User | None = None) -> str:
         _fulfil(order)
     elif target == S.REFUNDED:
         credits.take_back_refund(order)
+        paid = order.invoices.filter(kind="invoice", status="issued").first()
+        if paid is not None and not paid.credit_notes.exists():
+            invoices.credit_note(paid, by=by)
         Subscription.objects.filter(order=order).update(status=Subscription.Status.CANCELLED)
     order.save(update_fields=["status", "status_changed_at", "paid_at", "payment_ref"])
     audit.record(
@@ -340,6 +350,10 @@ def _move(order: Order, target: str, *, by: User | None = None) -> str:
 
 def _fulfil(order: Order) -> None:
     credits.add_purchase(order)
+    if order.gateway == BANK_TRANSFER:
+        invoices.mark_paid(order)
+    else:
+        invoices.issue_for_order(order, paid=True)
     offer = order.offer
     if offer.kind == Offer.Kind.PLAN:
         # One plan at a time: a new one replaces the old.

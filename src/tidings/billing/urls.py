@@ -6,6 +6,7 @@ app_name = "billing"
 urlpatterns = [
     path("pricing/", views.pricing, name="pricing"),
     path("account/billing/", views.billing, name="billing"),
+    path("account/billing/invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("account/billing/order/<int:offer_id>/", views.order, name="order"),
     path("account/billing/orders/<uuid:uuid>/", views.returned, name="returned"),
     path("account/billing/orders/<uuid:uuid>/pay/", views.pay, name="pay"),

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.billing import credits, selectors, services
+from tidings.billing import credits, pdf, selectors, services
 from tidings.billing.forms import OrderForm
 from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
 from tidings.billing.models import Offer, Order
@@ -46,8 +46,18 @@ def billing(request: HttpRequest) -> HttpResponse:
             "plan": credits.active_plan(account),
             "orders": selectors.orders_of(account)[:50],
             "ledger": selectors.ledger_of(account),
+            "invoices": selectors.invoices_of(account)[:100],
         },
     )
+
+
+@customer_required
+def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """An invoice or credit note of the account, as PDF; anyone else's is a 404."""
+    found = get_object_or_404(selectors.invoices_of(account_of(request)), pk=pk)
+    response = HttpResponse(pdf.render(found), content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="{pdf.file_name(found)}"'
+    return response
 
 
 @customer_required
