@@ -386,3 +386,31 @@ def test_a_document_breaking_the_schema_is_refused():
             b"<rsm:CrossIndustryInvoice xmlns:rsm='urn:un:unece:uncefact:data:"
             b"standard:CrossIndustryInvoice:100'><rsm:Nonsense/></rsm:CrossIndustryInvoice>"
         )
+
+
+@pytest.mark.parametrize(
+    ("treatment", "vat_number", "charged", "net", "vat"),
+    [
+        (VatTreatment.STANDARD, "", "11.98", "9.90", "2.08"),
+        (VatTreatment.INCLUDED, "", "9.90", "8.18", "1.72"),
+        (VatTreatment.EXEMPT, "", "9.90", "9.90", "0.00"),
+    ],
+)
+def test_the_gateway_charges_what_the_invoice_says(
+    customer, treatment, vat_number, charged, net, vat
+):
+    """Found walking the product: the order charged the listed 9.90 and the invoice then
+    said 11.98 was paid. The amount charged is the invoice's total, by one rule."""
+    offer = Offer.objects.create(
+        kind=Offer.Kind.PACK, name="Pack", credits=10, vat_treatment=treatment,
+        vat_rate=Decimal("21.00"),
+    )  # fmt: skip
+    Price.objects.create(offer=offer, currency="EUR", amount=Decimal("9.90"))
+    order = place(customer, offer, vat_number=vat_number)
+    assert order.amount == Decimal(charged)
+    invoice = invoices.issue_for_order(order, paid=True)
+    assert (invoice.net, invoice.vat, invoice.total) == (
+        Decimal(net),
+        Decimal(vat),
+        Decimal(charged),
+    )

@@ -118,7 +118,8 @@ def test_no_card_number_reaches_the_database_the_logs_or_the_outbox(
                 "created": int(time.time()),
                 "data": {"object": carrying_cards({
                     "object": "checkout.session", "id": paid.gateway_ref,
-                    "payment_status": "paid", "amount_total": 990, "currency": "eur",
+                    "payment_status": "paid", "amount_total": int(paid.amount * 100),
+                    "currency": "eur",
                     "payment_intent": "pi_cards",
                 })},
             }

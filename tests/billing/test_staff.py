@@ -99,14 +99,15 @@ def test_billing_staff_mark_a_bank_transfer_paid(console, billing_staff, transfe
     client.post(url, {"amount": "1.00", "currency": "EUR"})  # not the order's amount
     transfer_order.refresh_from_db()
     assert transfer_order.status == Order.Status.AWAITING_TRANSFER
-    client.post(url, {"amount": "9.90", "currency": "EUR"})
+    # 9.90 and 21 % VAT (2.079, half up to 2.08): what the invoice says is due.
+    client.post(url, {"amount": "11.98", "currency": "EUR"})
     transfer_order.refresh_from_db()
     assert transfer_order.status == Order.Status.PAID
     assert credits.balance_of(transfer_order.account).available == 1005
     assert AuditEvent.objects.filter(
         action="update", target_type="billing.Order", actor_id=billing_staff.pk
     ).exists()
-    client.post(url, {"amount": "9.90", "currency": "EUR"})  # twice: credited once
+    client.post(url, {"amount": "11.98", "currency": "EUR"})  # twice: credited once
     assert credits.balance_of(transfer_order.account).available == 1005
 
 

@@ -76,7 +76,8 @@ def test_an_order_paid_on_stripe_checkout_is_fulfilled_by_its_signed_webhook(
     order = Order.objects.get()
     assert request["idempotency_key"] == order.idempotency_key
     assert request["params"]["mode"] == "payment"
-    assert request["params"]["line_items[0][price_data][unit_amount]"] == "990"
+    # The pack's 9.90 with its 21 % VAT added: what the invoice will say was paid.
+    assert request["params"]["line_items[0][price_data][unit_amount]"] == "1198"
     assert not any("card" in name for name in request["params"])  # a redirect, no card field
     session = stripe.sessions[order.gateway_ref]
 

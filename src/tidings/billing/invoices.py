@@ -92,6 +92,23 @@ def _line_amounts(offer: Offer, price: Decimal, reverse: bool) -> tuple[Decimal,
     return net, rate, to_cents(net * rate / 100)
 
 
+def amount_due(order: Order, listed: Decimal) -> Decimal:
+    """What the buyer pays for an offer listed at `listed`: the invoice's total, by
+    the same rule (VAT added, included, reverse-charged or exempt), so the gateway
+    charges exactly what the invoice will say."""
+    net, _rate, vat = _line_amounts(order.offer, listed, reverse_charge_applies(order))
+    return net + vat
+
+
+def _paid_amounts(offer: Offer, paid: Decimal, reverse: bool) -> tuple[Decimal, Decimal, Decimal]:
+    """Net, rate and VAT of what was paid (`amount_due`'s total), split back."""
+    rate = Decimal(offer.vat_rate)
+    if offer.vat_treatment == VatTreatment.EXEMPT or reverse or not rate:
+        return to_cents(paid), Decimal(0), Decimal("0.00")
+    net = to_cents(paid / (1 + rate / 100))
+    return net, rate, paid - net
+
+
 def _fill_totals(invoice: Invoice) -> None:
     sums = invoice.lines.aggregate(net=Sum("net"), vat=Sum("vat"))
     invoice.net = sums["net"] or Decimal("0.00")
@@ -123,7 +140,7 @@ def draft_for_order(order: Order) -> Invoice:
         vat_number=order.vat_number,
         reverse_charge=reverse,
     )
-    net, rate, vat = _line_amounts(order.offer, order.amount, reverse)
+    net, rate, vat = _paid_amounts(order.offer, order.amount, reverse)
     InvoiceLine.objects.create(
         invoice=invoice,
         description=order.offer.name,

@@ -142,7 +142,7 @@ def place_order(
         raise OrderRefused(_("Choose one of the payment methods offered."))
     price = price_of(offer, currency)
     with transaction.atomic():
-        order = Order.objects.create(
+        order = Order(
             account_id=account_id,
             created_by=by,
             offer=offer,
@@ -158,6 +158,9 @@ def place_order(
             billing_country=country,
             vat_number=vat,
         )
+        # The gateway charges what the invoice will say: VAT added where it applies.
+        order.amount = invoices.amount_due(order, price.amount)
+        order.save()
         items = ["billing name", "billing address", "country"] + (["VAT number"] if vat else [])
         collection.record(
             collection.Collection(
