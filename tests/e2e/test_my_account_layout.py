@@ -65,6 +65,13 @@ PHONE_PAGES = [
     "/images/",
     "/layouts/",
     "/sending/",
+    "/account/billing/",
+    "/pricing/",
+    "/support/",
+    "/support/new/",
+    "/automations/",
+    "/ab-tests/",
+    "/webhooks/",
 ]
 # The page itself is never wider than the screen; a table may scroll inside its box.
 PAGE_WIDTH = "() => document.documentElement.scrollWidth"
