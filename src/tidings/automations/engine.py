@@ -34,6 +34,7 @@ from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.billing import credits
+from tidings.campaigns.models import Campaign
 from tidings.core import jobs
 from tidings.core.mail import Purpose
 from tidings.sending.dispatcher import DISPATCH
@@ -117,6 +118,13 @@ def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
             may = mailable_ids(
                 Purpose.MARKETING, [e.contact_id for e in enrolments], [automation.mailing_list_id]
             )
+            # A step's message the customer cancelled (or paused) on its campaign page
+            # takes nobody: the automation pauses, its contacts wait where they are.
+            open_ = set(
+                Campaign.objects.filter(
+                    pk__in=[s.campaign_id for s in steps], status=Campaign.Status.SENDING
+                ).values_list("pk", flat=True)
+            )
             reaching: dict[int, list[Enrolment]] = defaultdict(list)
             for enrolment in enrolments:
                 if enrolment.contact_id not in may:
@@ -127,6 +135,13 @@ def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
                     reaching[enrolment.position].append(enrolment)
             for position, waiting in reaching.items():
                 step = steps[position]
+                if step.campaign_id not in open_:
+                    Automation.objects.filter(
+                        pk=automation_id, status=Automation.Status.ACTIVE
+                    ).update(status=Automation.Status.PAUSED, updated_at=now)
+                    for enrolment in waiting:
+                        enrolment.due_at = now + WAIT_FOR_CREDITS
+                    continue
                 # Each message is paid when it is added; those the credits do not
                 # cover wait, due, for the next pass (billing.credits).
                 paid = credits.spend_for_step(automation.account, step.campaign_id, len(waiting))

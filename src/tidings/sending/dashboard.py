@@ -76,8 +76,10 @@ def sending_now(account: Account) -> list[dict[str, Any]]:
     """Campaigns sending or paused, with their progress, the pause's reason and the most
     frequent reasons messages failed (the engine's, as the send page shows them)."""
     rows = []
+    # An automation's step messages are open for it, never started (`lifecycle.
+    # open_for_steps`): the automations page shows them, not "sending now".
     for campaign in Campaign.objects.filter(
-        account=account, status__in=[S.SENDING, S.PAUSED]
+        account=account, status__in=[S.SENDING, S.PAUSED], started_at__isnull=False
     ).order_by("-started_at"):
         progress = engine.progress(campaign)
         done = progress["total"] - progress["remaining"]
