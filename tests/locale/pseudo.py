@@ -93,10 +93,14 @@ def unmarked(text: str, allowed: Iterable[str], *, keep_lines: bool = False) -> 
         if stripped == text:
             break
         text = stripped
+    # Whole URLs first: an allowed value inside one (a host, a token) taken out first
+    # would leave a bare "http" behind (seen once in a full run). Paths after, since an
+    # allowed value may hold a slash (a time zone: "Africa/Addis_Ababa").
+    text = re.sub(r"https?://\S+", " ", text)
     pattern = _allowed_pattern(frozenset(allowed))
     if pattern is not None:
         text = pattern.sub(" ", text)
-    text = re.sub(r"\S+@\S+|https?://\S+|/[\w./?=&%-]*", " ", text)
+    text = re.sub(r"\S+@\S+|/[\w./?=&%-]*", " ", text)
     if keep_lines:
         return "\n".join(" ".join(WORD.findall(line)) for line in text.split("\n"))
     return " ".join(WORD.findall(text))
