@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "tidings"
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src" / "tidings"
+TESTS = ROOT / "tests"
 
 
 def _local_imports(path: Path) -> list[str]:
@@ -39,6 +41,19 @@ def test_no_function_local_import_of_tidings_outside_ready():
     files = list(SRC.rglob("*.py"))
     found = [f"{p.parent.name}/{hit}" for p in sorted(files) for hit in _local_imports(p)]
     assert not found, "imports of Tidings's own modules inside functions:\n" + "\n".join(found)
+
+
+def test_no_test_imports_tidings_inside_a_function():
+    """The tests import what they use at the top too (a local import there hid which
+    modules a test depends on). bench/ is left out: its child processes configure
+    Django from their arguments before they import any of it."""
+    files = [p for p in TESTS.rglob("*.py") if "node_modules" not in p.parts]
+    found = [
+        f"{p.relative_to(TESTS)}:{hit.split(':', 1)[1]}"
+        for p in sorted(files)
+        for hit in _local_imports(p)
+    ]
+    assert not found, "imports of Tidings's own modules inside test functions:\n" + "\n".join(found)
 
 
 def test_the_check_sees_a_local_import(tmp_path):

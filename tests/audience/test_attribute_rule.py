@@ -11,6 +11,7 @@ import json
 import openpyxl
 import pytest
 
+from tests.api.conftest import Api
 from tests.audience.conftest import path_of
 from tests.transfer.conftest import prepare, report_rows, run
 from tidings.accounts import apikeys
@@ -30,7 +31,6 @@ def _transfer_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def api(client, customer):  # type: ignore[no-untyped-def]
-    from tests.api.conftest import Api
 
     _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
     return Api(client, key)

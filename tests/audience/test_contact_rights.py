@@ -15,9 +15,10 @@ from django.utils import timezone
 
 from tests.audience.conftest import path_of
 from tests.factories import UserFactory
-from tidings.audience import links, rights, services, setup
+from tidings.audience import bulk, links, rights, services, setup
 from tidings.audience.models import Contact, ContactRequest, SuppressedContact
 from tidings.campaigns.models import Campaign
+from tidings.core import retention
 from tidings.privacy.office import one_month_after
 from tidings.sending.models import Delivery, TrackingEvent
 
@@ -246,7 +247,6 @@ def test_erasure_is_fulfilled_in_one_click_and_the_contact_is_told(
 def test_erasing_a_contact_any_other_way_closes_their_requests_and_forgets_the_address(
     logged_in, account, reader, how
 ):
-    from tidings.audience import bulk
 
     erasure, _ = rights.request_from_contact(reader, kind="erasure")
     access, _ = rights.request_from_contact(reader, kind="access")
@@ -305,7 +305,6 @@ def test_overdue_requests_escalate_to_the_accounts_users_once_a_day(
 
 @pytest.mark.promise("P12")
 def test_closed_requests_are_deleted_when_their_retention_ends(account, reader, settings):
-    from tidings.core import retention
 
     answered, _ = rights.request_from_contact(reader, kind="access")
     rights.answer_request(account, answered, answer="Here it is.")

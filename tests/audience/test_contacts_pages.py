@@ -426,7 +426,6 @@ def test_pages_are_the_same_whichever_contacts_are_looked_among_first(account, s
     """A page looks among the newest contacts first and then sorts the older matches
     (`_newest`); whatever the window, every page holds exactly the matches a plain
     "newest first" query gives, in the same order, and the cursors go on from them."""
-    from tidings.audience.selectors import ContactSearch, page_of
 
     names = ["old" if i < 8 else "new" if i > 52 else "" for i in range(60)]
     Contact.objects.bulk_create(
@@ -455,7 +454,6 @@ def test_another_accounts_newer_contacts_do_not_slow_this_accounts_page(account,
     table, another account's import would leave none of this account's contacts in it,
     and every first page would find and sort all of them (a million, at scale) instead of
     reading the newest few."""
-    from tidings.audience.selectors import ContactSearch, page_of
 
     Contact.objects.bulk_create(
         Contact(account=account, email=f"mine{i:02d}@example.org") for i in range(20)

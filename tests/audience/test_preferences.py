@@ -12,6 +12,7 @@ from django.utils import timezone
 from tests.audience.conftest import path_of
 from tidings.audience import links, mailability, mailing_lists, services, setup
 from tidings.audience.models import Contact, Subscription
+from tidings.sending import tracking
 
 
 @pytest.fixture
@@ -34,7 +35,6 @@ def test_links_are_absolute_and_carry_no_address(reader, settings):
 def test_links_follow_the_base_url_when_it_changes(reader, settings):
     """The link builders keep their parsed paths, never the base URL: a server that
     moves (or a test's live server) gets links to where it is now."""
-    from tidings.sending import tracking
 
     links.preference_url(reader), tracking.unsubscribe_url(reader)
     settings.BASE_URL = "https://news.example.net"

@@ -10,6 +10,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import link_in, path_of
+from tidings.accounts import services as accounts
 from tidings.audience import mailability, mailing_lists, services, signup
 from tidings.audience.models import ConsentProof, Contact, Subscription, SubscriptionForm
 from tidings.audience.services import AudienceError
@@ -314,7 +315,6 @@ def test_unconfirmed_signups_are_deleted_when_the_window_ends(
 
 
 def test_the_form_of_a_closed_account_takes_no_more_signups(client, customer, signup_form):
-    from tidings.accounts import services as accounts
 
     accounts.close_account(customer.account, by=customer)
     assert client.get(f"/subscribe/{signup_form.uuid}/").status_code == 404

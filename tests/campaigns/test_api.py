@@ -14,7 +14,7 @@ from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.campaigns.models import Campaign, Layout
 from tidings.sending import services as sending
-from tidings.sending.models import Relay
+from tidings.sending.models import Relay, SendingSettings
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -173,7 +173,6 @@ def test_bad_schedules_and_tests_are_refused(api, account, newsletter):
 
 
 def test_without_a_postal_address_the_api_sends_nothing(api, account, newsletter):
-    from tidings.sending.models import SendingSettings
 
     SendingSettings.objects.filter(account=account).update(postal_address="")
     draft = api("post", "/campaigns", {**NEW, "lists": [str(newsletter.uuid)]}).json()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
+from tidings.audience import services
 from tidings.audience.models import Contact
 from tidings.campaigns import rendering, sandbox
 from tidings.campaigns.models import Campaign
@@ -65,7 +66,6 @@ def test_an_escape_that_got_through_renders_nothing_of_the_server(source):
 
 
 def test_a_template_sees_only_its_own_contact(customer):
-    from tidings.audience import services
 
     services.add_contact(customer.account, "other@example.org", name="Other Person")
     bob = services.add_contact(customer.account, "bob@example.org", name="Bob")

@@ -8,7 +8,7 @@ import pytest
 from django.core import signing
 
 from tidings.consent.cookies import CONSENT_COOKIE
-from tidings.consent.models import ConsentRecord
+from tidings.consent.models import ConsentRecord, ThirdParty
 from tidings.consent.services import announce_third_party, truncate_ip
 from tidings.consent.state import SALT, banner_version, encode_choice
 
@@ -170,7 +170,6 @@ def test_a_new_third_party_in_effect_asks_for_consent_again(client, db):
     )
     # Announced but not in effect: nothing changes for the visitor yet.
     assert BANNER not in client.get("/").content.decode()
-    from tidings.consent.models import ThirdParty
 
     ThirdParty.objects.update(effective_at=ThirdParty.objects.get().added_at)
     assert BANNER in client.get("/").content.decode()

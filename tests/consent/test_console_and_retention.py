@@ -13,6 +13,7 @@ from tidings.accounts.models import User
 from tidings.consent.models import ConsentRecord, ThirdParty
 from tidings.consent.services import record_choice
 from tidings.core import retention
+from tidings.privacy.services import erase_account
 
 
 @pytest.mark.promise("P24")
@@ -59,7 +60,6 @@ def test_choices_are_kept_three_years_as_proof_then_deleted(db):
 
 @pytest.mark.promise("P22", "P13")
 def test_erasing_an_account_keeps_the_proof_detached_from_the_customer(db):
-    from tidings.privacy.services import erase_account
 
     customer = UserFactory()
     record = record_choice(categories=["analytics"], method="banner", version="v1", user=customer)

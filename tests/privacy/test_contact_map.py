@@ -12,6 +12,7 @@ from tidings.audience import bulk, rights, services
 from tidings.audience.models import Contact, MailingList
 from tidings.core import datamap
 from tidings.core.datamap import ContactErasure, ContactPart
+from tidings.outbox.models import OutboxMessage
 from tidings.sending.models import BounceRecord, OutboundMail
 
 
@@ -169,7 +170,6 @@ def test_mail_to_the_address_in_another_case_leaves_with_the_contact(account, ne
 def test_the_notice_to_an_erased_person_leaves_no_copy_in_the_local_outbox(
     account, newsletter, settings, transactional_db
 ):
-    from tidings.outbox.models import OutboxMessage
 
     settings.EMAIL_DELIVERY = "outbox"
     contact = services.add_contact(account, "leaving@example.org", lists=[newsletter])

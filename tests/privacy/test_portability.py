@@ -16,11 +16,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import UserFactory, populate_account
+from tidings.accounts import services as accounts
 from tidings.audience.models import Contact
 from tidings.billing.models import Invoice
 from tidings.campaigns.models import Campaign
 from tidings.core import retention
-from tidings.privacy import portability
+from tidings.privacy import portability, tasks
 from tidings.privacy.archive import write_archive
 from tidings.privacy.models import AccountExport
 from tidings.sending.models import Delivery, TrackingEvent
@@ -207,7 +208,6 @@ def test_bad_requests_are_refused_and_change_nothing(client, populated):
 
 @pytest.mark.promise("P20")
 def test_erasing_the_account_deletes_its_archives(populated, mailbox):
-    from tidings.accounts import services as accounts
 
     export = portability.request_account_export(populated.account, by=populated, fmt="csv")
     export.refresh_from_db()
@@ -281,8 +281,6 @@ def test_libreoffice_opens_every_file_of_the_archive(populated, tmp_path, fmt):
 def test_a_closed_account_cannot_ask_and_a_second_request_waits_for_the_first(
     populated, monkeypatch
 ):
-    from tidings.accounts import services as accounts
-    from tidings.privacy import tasks
 
     monkeypatch.setattr(tasks.build_account_export_task, "delay", lambda pk: None)
     portability.request_account_export(populated.account, by=populated, fmt="csv")

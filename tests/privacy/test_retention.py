@@ -12,6 +12,7 @@ from tidings.accounts.tasks import purge_unconfirmed_signups
 from tidings.outbox.models import OutboxMessage
 from tidings.outbox.services import store
 from tidings.outbox.tasks import purge_old_messages
+from tidings.privacy.tasks import apply_retention
 
 
 def to_outbox(subject: str, to: str) -> None:
@@ -65,7 +66,6 @@ def test_retention_dry_run_shows_what_would_go_and_why_and_deletes_nothing(db, c
 
 @pytest.mark.promise("P12")
 def test_the_daily_job_applies_every_rule(db):
-    from tidings.privacy.tasks import apply_retention
 
     to_outbox("Old", "ada@example.org")
     OutboxMessage.objects.update(sent_at=timezone.now() - timedelta(days=31))

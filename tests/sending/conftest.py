@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from tests.conftest import free_port
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.campaigns.models import Campaign
@@ -88,8 +89,6 @@ class RawSink:
 def raw_sink(account, transactional_db, customer_relays_on_loopback):  # type: ignore[no-untyped-def]
     # A relay of its own: streams on threads, which see only committed rows.
     from aiosmtpd.controller import Controller
-
-    from tests.conftest import free_port
 
     sink, port = RawSink(), free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)

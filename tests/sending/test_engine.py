@@ -10,7 +10,8 @@ from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, Subscription
 from tidings.campaigns.models import Campaign
-from tidings.sending import dispatcher, engine, lifecycle, recipients
+from tidings.outbox.models import OutboxMessage
+from tidings.sending import dispatcher, engine, lifecycle, recipients, tasks
 from tidings.sending.models import Delivery
 
 # On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
@@ -151,7 +152,6 @@ def test_after_a_database_restart_no_stalled_delivery_is_retried(
 
 
 def test_without_any_relay_mail_lands_in_the_local_outbox(account, newsletter, campaign, settings):
-    from tidings.outbox.models import OutboxMessage
 
     settings.EMAIL_DELIVERY = "outbox"
     add_contacts(account, newsletter, 2)
@@ -210,7 +210,6 @@ def test_a_dispatch_step_queues_its_batches_then_a_dispatch_of_the_rest(
 def test_a_large_audience_gets_its_first_batch_before_the_rest_is_fixed(
     account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
 ):
-    from tidings.sending import tasks
 
     settings.SENDING = {**settings.SENDING, "batch_size": 3}
     add_contacts(account, newsletter, 10)
@@ -233,7 +232,6 @@ def test_a_large_audience_gets_its_first_batch_before_the_rest_is_fixed(
 def test_fixing_the_rest_of_a_cancelled_campaign_adds_nobody(
     account, newsletter, relay, campaign, smtp_server, settings, monkeypatch
 ):
-    from tidings.sending import tasks
 
     settings.SENDING = {**settings.SENDING, "batch_size": 3}
     add_contacts(account, newsletter, 10)

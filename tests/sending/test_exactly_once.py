@@ -29,7 +29,7 @@ from tests.sending.workers import (
     cut_every_other_connection,
     wait_until,
 )
-from tidings.audience.models import Contact, Subscription
+from tidings.audience.models import Contact, MailingList, Subscription
 from tidings.campaigns.models import Campaign
 from tidings.sending import engine, ledger, recipients
 from tidings.sending.models import Delivery, Relay
@@ -70,7 +70,6 @@ def counting_smtp() -> Iterator[tuple[CountingServer, int]]:
 
 
 def big_campaign(account, port: int) -> Campaign:  # type: ignore[no-untyped-def]
-    from tidings.audience.models import MailingList
 
     newsletter = MailingList.objects.create(account=account, name="Everyone")
     now = timezone.now()

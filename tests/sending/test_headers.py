@@ -13,7 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.sending.conftest import add_contacts, proven
+from tidings.audience import services as audience
 from tidings.sending import lifecycle, services
+from tidings.sending.message import Skeleton, _relaxed_body, dkim_sign, dot_stuff, generate_dkim_key
 from tidings.sending.models import Delivery, SendingDomain
 
 # On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
@@ -91,7 +93,6 @@ def test_a_bad_domain_is_refused(account, bad):
 def test_no_header_can_be_injected_through_names_or_subjects(
     account, newsletter, campaign, raw_sink
 ):
-    from tidings.audience import services as audience
 
     campaign.from_name = "News\r\nBcc: victim@example.com"
     campaign.subject = "Hi {{ contact.name }}"
@@ -118,7 +119,6 @@ def test_no_header_can_be_injected_through_names_or_subjects(
 def test_a_line_that_starts_with_a_dot_gets_another_on_the_wire(data, on_the_wire):
     """RFC 5321 4.5.2: otherwise a line of one dot would end the message early, and the
     receiver would drop the first dot of every other such line."""
-    from tidings.sending.message import dot_stuff
 
     assert dot_stuff(data) == on_the_wire
 
@@ -131,13 +131,10 @@ def test_the_signers_body_canonicalisation_is_dkimpys(body):
     relaxed body canonicalisation must be RFC 6376's, as dkimpy computes it."""
     from dkim.canonicalization import Relaxed
 
-    from tidings.sending.message import _relaxed_body
-
     assert _relaxed_body(body) == Relaxed.canonicalize_body(body)
 
 
 def test_a_long_international_subject_is_folded_with_crlf_and_signed(account):
-    from tidings.sending.message import Skeleton, dkim_sign, generate_dkim_key
 
     private, public = generate_dkim_key()
     skeleton = Skeleton.make(from_name="Zoë", from_email="news@news.example.org")

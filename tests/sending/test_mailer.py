@@ -17,10 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tidings.audience.links import preference_url_for
 from tidings.campaigns import splice
 from tidings.campaigns.models import Campaign
 from tidings.sending import mailer as mailer_module
-from tidings.sending import services
+from tidings.sending import services, tracking
 from tidings.sending.mailer import CampaignMailer, Recipient
 from tidings.sending.models import SendingSettings
 
@@ -123,8 +124,6 @@ def parts(raw: bytes) -> tuple[str, str, str]:
 
 def full(mailer: CampaignMailer, recipient: Recipient) -> tuple[str, str, str]:
     """The message rendered in full, as the mailer renders one it cannot splice."""
-    from tidings.audience.links import preference_url_for
-    from tidings.sending import tracking
 
     unsubscribe = tracking.unsubscribe_url_for(recipient.uuid, mailer.campaign.pk)
     context = mailer.context_for(

@@ -16,11 +16,14 @@ from aiosmtpd.smtp import AuthResult
 
 from tests.conftest import free_port
 from tests.sending.conftest import add_contacts, proven
-from tidings.audience import mailing_lists
+from tidings.accounts import services as accounts
+from tidings.audience import mailing_lists, signup
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
-from tidings.sending import engine, lifecycle, services
+from tidings.outbox.models import OutboxMessage
+from tidings.sending import engine, lifecycle, proofs, services
+from tidings.sending.lifecycle import pause_for_relay
 from tidings.sending.models import Delivery, OutboundMail, Relay
 
 pytestmark = [
@@ -204,7 +207,6 @@ def test_campaigns_go_through_the_operators_smtp_server_when_the_customer_has_no
 def test_the_local_outbox_keeps_the_message_as_it_would_have_gone(
     account, newsletter, campaign, settings
 ):
-    from tidings.outbox.models import OutboxMessage
 
     settings.EMAIL_DELIVERY = "outbox"
     add_contacts(account, newsletter, 1)
@@ -240,10 +242,8 @@ def test_every_producer_signs_with_the_key_of_its_senders_domain(
         keys[key.dns_name] = key.dns_value
     add_contacts(account, newsletter, 1)
     lifecycle.start_campaign(campaign)
-    from tidings.sending import proofs
 
     proofs.send_test(campaign, to=["me@example.org"], by=customer)
-    from tidings.accounts import services as accounts
 
     accounts.update_profile(customer, by=customer, name="Ada King")  # a notice, operator's
     client.post("/password-reset/", {"email": customer.email})  # Django's own mail
@@ -260,7 +260,6 @@ def test_every_producer_signs_with_the_key_of_its_senders_domain(
 
 
 def test_the_campaign_page_says_why_the_relay_paused_it(client, customer, campaign):
-    from tidings.sending.lifecycle import pause_for_relay
 
     Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     pause_for_relay(campaign, "The relay refused the campaign: AUTH: 535 bad credentials")
@@ -279,7 +278,6 @@ def test_mail_to_contacts_comes_from_the_sender_the_customer_chose_through_their
         {"editable_attributes": "", "contact_sender": "Hello@News.Example.org"},
     )
     assert response.status_code == 302
-    from tidings.audience import signup
 
     newsletter.visibility = "public"
     newsletter.save()

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tests.conftest import free_port
 from tests.sending.conftest import add_contacts
+from tidings.audience import services as audience
 from tidings.audience.models import Contact, SuppressedContact
 from tidings.audience.services import contact_digest
 from tidings.campaigns.models import Campaign
@@ -62,7 +63,6 @@ def test_4xx_retries_with_backoff_and_5xx_is_a_hard_bounce(
     Relay.objects.create(
         account=account, name="picky", host="127.0.0.1", port=port, security="none"
     )
-    from tidings.audience import services as audience
 
     add_contacts(account, newsletter, 2)
     gone = audience.add_contact(account, "bounce@example.net", lists=[newsletter])
@@ -101,7 +101,6 @@ def test_temporary_failures_give_up_after_the_last_attempt(
     _, port = picky
     settings.SENDING = {**settings.SENDING, "max_attempts": 2}
     Relay.objects.create(account=account, name="p", host="127.0.0.1", port=port, security="none")
-    from tidings.audience import services as audience
 
     slow = audience.add_contact(account, "later@example.net", lists=[newsletter])
     lifecycle.start_campaign(campaign)

@@ -10,9 +10,10 @@ from tests.sending.conftest import proven
 from tidings.accounts import apikeys
 from tidings.accounts.models import User
 from tidings.audience import services as audience
+from tidings.campaigns.models import Campaign
 from tidings.sending import services
-from tidings.sending.models import OutboundMail
-from tidings.sending.product_updates import send_product_update
+from tidings.sending.models import OutboundMail, ProductUpdate
+from tidings.sending.product_updates import deliver, post_update, send_product_update
 
 # On-commit jobs run as in production, inside the test's transaction (tests/commits.py).
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("on_commit_runs")]
@@ -97,7 +98,6 @@ def test_bad_input_is_refused_and_sends_nothing(client, key, relay, smtp_server,
 
 
 def test_another_accounts_template_is_not_found(client, key, other_customer, relay):
-    from tidings.campaigns.models import Campaign
 
     theirs = Campaign.objects.create(
         account=other_customer.account, name="x", subject="Theirs", body="b", from_email="t@x.org"
@@ -116,7 +116,6 @@ def test_product_updates_go_only_to_users_who_did_not_opt_out(customer, mailbox)
     assert "Switch them off" in mailbox[0].body
     assert not OutboundMail.objects.filter(user__in=[opted_out, unconfirmed]).exists()
     # Running the delivery again sends nothing twice.
-    from tidings.sending.product_updates import deliver
 
     assert deliver(update.pk) == 0
     assert len(mailbox) == 1
@@ -125,9 +124,6 @@ def test_product_updates_go_only_to_users_who_did_not_opt_out(customer, mailbox)
 @pytest.mark.promise("P18")
 def test_opting_out_after_the_update_was_queued_still_stops_it(customer, mailbox):
     from django.db import transaction
-
-    from tidings.sending.models import ProductUpdate
-    from tidings.sending.product_updates import post_update
 
     update = ProductUpdate.objects.create(subject="s", body="b")
     with transaction.atomic():  # queued; the postman runs after the commit
@@ -138,7 +134,6 @@ def test_opting_out_after_the_update_was_queued_still_stops_it(customer, mailbox
 
 
 def test_an_erased_contact_leaves_nothing_in_the_ledger(client, key, account, relay, smtp_server):
-    from tidings.sending.models import OutboundMail
 
     # A receipt to an address that is no contact yet, then it becomes one and is erased.
     assert tx(client, key, to="later@example.net", subject="s", body="b", from_email="a@b.org")

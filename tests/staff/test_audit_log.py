@@ -6,8 +6,12 @@ import pytest
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 
+from tests.factories import StaffFactory
+from tests.staff.conftest import log_in_verified, state_reason
+from tidings import cli
+from tidings.core import retention
 from tidings.staff import audit
-from tidings.staff.models import AppendOnlyError, AuditEvent
+from tidings.staff.models import AppendOnlyError, AuditEvent, AuditExpiry
 
 pytestmark = pytest.mark.promise("P7")
 
@@ -125,14 +129,11 @@ def test_a_rewritten_entry_with_a_recomputed_hash_breaks_the_next_link(events):
 
 
 def test_the_tidings_cli_maps_the_verdict_to_its_exit_code(events):
-    from tidings import cli
 
     assert cli.main(["audit", "verify"]) == 0
 
 
 def test_nobody_changes_the_log_in_the_console_not_even_a_superuser(client, events):
-    from tests.factories import StaffFactory
-    from tests.staff.conftest import log_in_verified, state_reason
 
     root = StaffFactory(email="root@operator.example", staff_role="admin", is_superuser=True)
     log_in_verified(client, root)
@@ -168,8 +169,6 @@ def old_and_new(customer, staff) -> tuple[list[AuditEvent], list[AuditEvent]]:
 def test_the_retention_job_deletes_entries_past_their_period_and_the_chain_still_holds(
     old_and_new, settings
 ):
-    from tidings.core import retention
-    from tidings.staff.models import AuditExpiry
 
     settings.RETENTION = {**settings.RETENTION, "audit_years": 3}
     old, new = old_and_new
@@ -189,7 +188,6 @@ def test_the_retention_job_deletes_entries_past_their_period_and_the_chain_still
 
 @needs_postgresql
 def test_after_an_expiry_newer_entries_and_the_expiry_record_still_cannot_be_deleted(old_and_new):
-    from tidings.staff.models import AuditExpiry
 
     _old, new = old_and_new
     audit.expire(new[0].at)

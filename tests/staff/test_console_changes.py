@@ -7,6 +7,7 @@ from django.contrib.admin.models import LogEntry
 
 from tests.factories import UserFactory
 from tests.staff.conftest import REASON
+from tidings.accounts import services
 from tidings.accounts.models import User
 from tidings.staff.models import AuditEvent
 
@@ -94,7 +95,6 @@ def test_an_address_already_in_use_is_refused_and_nothing_changes(console, staff
 def test_a_change_the_service_refuses_is_explained_and_nothing_is_saved(
     console, staff, customer, monkeypatch
 ):
-    from tidings.accounts import services
 
     def refuse(user: User, **values: object) -> None:
         raise services.AccountError("The service said no.")

@@ -11,6 +11,8 @@ from django.utils import timezone
 from tests.factories import UserFactory
 from tests.staff.conftest import REASON
 from tidings.billing.models import Invoice
+from tidings.outbox.models import OutboxMessage
+from tidings.privacy.models import ErasureRecord
 from tidings.staff.console import LIST_PAGE_SIZE
 from tidings.staff.models import AuditEvent
 
@@ -200,7 +202,6 @@ def test_a_records_history_is_its_audit_trail(
 
 
 def test_outbox_is_for_administrators_and_reading_it_is_audited(console, operator_admin, staff):
-    from tidings.outbox.models import OutboxMessage
 
     message = OutboxMessage.objects.create(
         from_email="no-reply@example.com",
@@ -239,7 +240,6 @@ def test_the_console_index_shows_each_role_only_its_own_pages(console, staff, bi
 def test_privacy_officer_reads_erasure_proofs_in_the_erased_customers_trail(
     console, privacy_officer, staff
 ):
-    from tidings.privacy.models import ErasureRecord
 
     ErasureRecord.objects.create(account_ref=9001, notice_to="gone@example.org")
     client = console(privacy_officer)

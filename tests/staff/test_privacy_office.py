@@ -14,7 +14,7 @@ from tidings.accounts import services as accounts
 from tidings.core import datamap
 from tidings.core.datamap import plain
 from tidings.privacy import office
-from tidings.privacy.models import DataRequest, Disclosure
+from tidings.privacy.models import AccountExport, DataRequest, Disclosure
 from tidings.privacy.services import erase_account
 from tidings.staff.models import AuditEvent
 
@@ -155,7 +155,6 @@ def test_the_records_of_processing_cover_every_purpose_with_every_field(console,
 def test_the_office_lists_the_archives_issued_without_personal_data(
     console, privacy_officer, customer
 ):
-    from tidings.privacy.models import AccountExport
 
     AccountExport.objects.create(account=customer.account, requested_by=customer, format="xlsx")
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from tidings.audience.models import MailingList
-from tidings.transfer import importer, services
-from tidings.transfer.models import ImportJob
+from tidings.transfer import importer, services, tasks
+from tidings.transfer.models import ImportJob, transfer_path
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,6 @@ def _transfer_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def no_worker(monkeypatch):  # type: ignore[no-untyped-def]
     """Queued jobs stay queued (no eager run on commit): the test runs them itself."""
-    from tidings.transfer import tasks
 
     queued: list[int] = []
     monkeypatch.setattr(tasks.run_import_task, "delay", queued.append)
@@ -78,8 +77,6 @@ def run(job: ImportJob, **kwargs) -> ImportJob:  # type: ignore[no-untyped-def]
 
 def report_rows(job: ImportJob) -> list[list[str]]:
     import csv
-
-    from tidings.transfer.models import transfer_path
 
     with open(transfer_path(job.report_file), encoding="utf-8-sig", newline="") as handle:
         return list(csv.reader(handle))[1:]

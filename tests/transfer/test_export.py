@@ -13,12 +13,14 @@ import time_machine
 import xlrd
 from django.urls import reverse
 
+from tests.factories import UserFactory
 from tests.transfer.conftest import prepare, run
+from tidings.accounts.models import Account
 from tidings.audience import restriction, segments
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.celery import app
-from tidings.core import spreadsheets
+from tidings.core import retention, spreadsheets
 from tidings.transfer import exporter, services
 from tidings.transfer.errors import TransferError
 from tidings.transfer.models import ExportJob, ImportJob, transfer_path
@@ -104,7 +106,6 @@ def test_xls_starts_a_new_sheet_past_its_row_limit_and_reads_back_as_one_table(
     assert [s.nrows for s in book.sheets()] == [4, 4, 2]
     assert all(s.row_values(0)[0] == "email" for s in book.sheets())
     # Imported into another account, the three sheets are one table again.
-    from tests.factories import UserFactory
 
     other = UserFactory()
     job = run(prepare(other, path.read_bytes(), name="out.xls"))
@@ -214,7 +215,6 @@ def test_import_jobs_of_an_erased_account_go_with_their_files(customer):
 
 @pytest.mark.promise("P12")
 def test_the_retention_schedule_deletes_expired_exports_and_abandoned_uploads(customer, settings):
-    from tidings.core import retention
 
     export = services.run_export(services.start_export(customer.account, by=customer, fmt="csv").pk)
     upload = services.receive_upload(
@@ -233,8 +233,6 @@ def test_the_retention_schedule_deletes_expired_exports_and_abandoned_uploads(cu
 
 @pytest.mark.promise("P21")
 def test_an_export_of_a_closed_account_is_not_built(customer):
-    from tidings.accounts.models import Account
-    from tidings.transfer.errors import TransferError
 
     job = services.start_export(customer.account, by=customer, fmt="csv")
     Account.objects.filter(pk=customer.account_id).update(status=Account.Status.CLOSED)

@@ -12,7 +12,8 @@ import xlwt
 
 from tests.transfer.conftest import prepare, report_rows, run, upload
 from tidings.audience.models import Contact
-from tidings.transfer import mapping
+from tidings.transfer import mapping, services
+from tidings.transfer.errors import TransferError
 from tidings.transfer.models import ImportJob
 
 NAMES = "email;name\nfrancois@example.org;François Müller\njose@example.org;José Núñez\n"
@@ -185,8 +186,6 @@ def test_a_listmonk_export_is_recognised_and_blocklisted_rows_skipped(customer):
     ],
 )
 def test_a_wrong_mapping_is_refused(customer, targets, message):
-    from tidings.transfer import services
-    from tidings.transfer.errors import TransferError
 
     job = upload(customer, b"a,b\nada@example.org,x\n")
     with pytest.raises(TransferError, match=message):

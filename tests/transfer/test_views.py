@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tests.transfer.conftest import prepare, run, upload
 from tidings.audience import services as audience
-from tidings.audience.models import ConsentProof, Contact
+from tidings.audience.models import ConsentProof, Contact, MailingList
 from tidings.transfer import services
 from tidings.transfer.models import ExportJob, ImportJob
 
@@ -191,7 +191,6 @@ def test_a_customer_exports_a_list_and_downloads_it(client_in, customer, newslet
 
 
 def test_an_export_of_a_list_of_another_account_is_refused(client_in, other_customer):
-    from tidings.audience.models import MailingList
 
     theirs = MailingList.objects.create(account=other_customer.account, name="Theirs")
     response = client_in.post(
