@@ -236,23 +236,7 @@ def credit_note(
             kind=Invoice.Kind.CREDIT_NOTE,
             status=Invoice.Status.DRAFT,
             issued_at=None,
-            **{
-                f: getattr(original, f)
-                for f in (
-                    "currency",
-                    "language",
-                    "seller_name",
-                    "seller_address",
-                    "seller_vat_number",
-                    "seller_country",
-                    "buyer_kind",
-                    "billing_name",
-                    "billing_address",
-                    "billing_country",
-                    "vat_number",
-                    "reverse_charge",
-                )
-            },
+            **{f: getattr(original, f) for f in Invoice.PARTIES},
         )
         for line in original.lines.all():
             net = -to_cents(line.net * share)

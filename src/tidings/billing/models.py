@@ -43,13 +43,9 @@ class Invoice(models.Model):
         DRAFT = "draft", _("Draft")
         ISSUED = "issued", _("Issued")
 
-    # The fields the law fixes at issue: the database refuses to change them afterwards.
-    LEGAL_FIELDS = (
-        "kind",
-        "number",
-        "sequence",
-        "issued_at",
-        "supplied_at",
+    # Who sells to whom, in which currency and language: frozen at issue, and copied as
+    # they are onto a credit note of the invoice.
+    PARTIES = (
         "currency",
         "language",
         "seller_name",
@@ -62,6 +58,15 @@ class Invoice(models.Model):
         "billing_country",
         "vat_number",
         "reverse_charge",
+    )
+    # The fields the law fixes at issue: the database refuses to change them afterwards.
+    LEGAL_FIELDS = (
+        "kind",
+        "number",
+        "sequence",
+        "issued_at",
+        "supplied_at",
+        *PARTIES,
         "net",
         "vat",
         "total",
