@@ -14,7 +14,8 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from tidings.audience import services as audience
-from tidings.audience.models import Contact
+from tidings.audience.models import Contact, MailingList
+from tidings.automations import services as automation_services
 from tidings.campaigns.models import Campaign
 from tidings.sending import reports, services, tokens, tracking
 from tidings.sending.models import BounceRecord, Delivery, LinkClick, TrackingEvent
@@ -394,3 +395,22 @@ def test_the_report_page_shows_no_template_tag(client, customer, account, newsle
     pdf = client.get(reverse("sending:report_export", args=[tracked.uuid, "pdf"])).content
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
     assert "[first name]" in text and "{{" not in text
+
+
+def test_the_campaign_list_and_an_automation_show_subjects_as_people_read_them(client, customer):
+    """Found walking the product: the automation's page showed its step's subject as
+    `Welcome, {{ contact.first_name }}`; both pages now read "Welcome, [first name]"."""
+    account = customer.account
+    newsletter = MailingList.objects.create(account=account, name="News")
+    automation = automation_services.create_automation(
+        account, name="Welcome", mailing_list=newsletter, by=customer
+    )
+    automation_services.add_step(
+        automation, wait_days=0, subject="Welcome, {{ contact.first_name }}",
+        from_email="news@example.org", by=customer,
+    )  # fmt: skip
+    client.force_login(customer)
+    for url in ("/campaigns/", f"/automations/{automation.uuid}/"):
+        page = client.get(url).content.decode()
+        assert "Welcome, [first name]" in page, url
+        assert "{{ contact.first_name }}" not in page, url
