@@ -414,3 +414,22 @@ def test_the_campaign_list_and_an_automation_show_subjects_as_people_read_them(c
         page = client.get(url).content.decode()
         assert "Welcome, [first name]" in page, url
         assert "{{ contact.first_name }}" not in page, url
+
+
+def test_the_campaign_list_counts_a_click_without_an_open_as_the_report_does(
+    account, newsletter, tracked
+):
+    """The report and the campaign list count opened messages one way (a click counts
+    as an open): a reader whose program blocked the pixel but who clicked is opened in
+    both, and the two rates agree."""
+    services.set_tracking(account, "contact")
+    deliveries = sent(tracked, people(account, newsletter, "example.net", 4))
+    tracking.record(tokens.TrackingToken(tracked.pk, deliveries[0].pk), "open")
+    tracking.record(
+        tokens.TrackingToken(tracked.pk, deliveries[1].pk, "https://example.org/a"), "click"
+    )
+    f = by_key(reports.build(tracked))
+    tracked.refresh_from_db()
+    listed = reports.key_rates([tracked])[tracked.pk]
+    assert f["opened"].rate == pytest.approx(50.0) == listed["open_rate"]
+    assert f["clicked"].rate == pytest.approx(25.0) == listed["click_rate"]

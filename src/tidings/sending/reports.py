@@ -153,6 +153,13 @@ def readable_subject(subject: str) -> str:
     return " ".join(_TAG.sub(word, _BLOCK.sub("", subject)).split())
 
 
+def opened_and_clicked(engaged: int, unique_opened: int, unique_clicked: int) -> tuple[int, int]:
+    """Messages opened and clicked, people not events (the first of each message): a
+    click counts as an open too, since it needs the message open. The report's figures
+    and the campaign list's rates both count this way."""
+    return max(engaged, unique_opened, unique_clicked), unique_clicked
+
+
 def figures(summary: dict[str, int], *, per_contact: bool = True) -> list[Figure]:
     """The key figures. Every rate is a share of people or messages, so none exceeds
     100 %: opened and clicked count messages (the first open or click of each), known
@@ -163,8 +170,9 @@ def figures(summary: dict[str, int], *, per_contact: bool = True) -> list[Figure
     sent, delivered = summary["sent"], summary["delivered"]
     by_sent, by_delivered, by_opened = _("of sent"), _("of delivered"), _("of opened")
     if per_contact:
-        clicked = summary["unique_clicked"]
-        opened = max(summary.get("engaged", 0), summary["unique_opened"], clicked)
+        opened, clicked = opened_and_clicked(
+            summary.get("engaged", 0), summary["unique_opened"], summary["unique_clicked"]
+        )
         engagement = [
             Figure("opened", _("Opened"), opened, rate(opened, delivered), by_delivered),
             Figure("clicked", _("Clicked"), clicked, rate(clicked, delivered), by_delivered),
@@ -492,12 +500,14 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
     for campaign_id, series in found.items():
         s = tracking.summarise(series)
         # People, not events (as figures()): no rate from aggregate-only counts.
-        opened = max(opened_or_clicked.get(campaign_id, 0), s["unique_opened"])
+        opened, clicked = opened_and_clicked(
+            opened_or_clicked.get(campaign_id, 0), s["unique_opened"], s["unique_clicked"]
+        )
         known = per_contact or opened > 0
         rates[campaign_id] = {
             "sent": s["sent"],
             "open_rate": rate(opened, s["delivered"]) if known else None,
-            "click_rate": rate(s["unique_clicked"], s["delivered"]) if known else None,
+            "click_rate": rate(clicked, s["delivered"]) if known else None,
             "bounce_rate": rate(s["bounced"], s["sent"]),
             "unsubscribe_rate": rate(s["unsubscribed"], s["delivered"]),
             # Events per message delivered, whoever made them: not a share of people
