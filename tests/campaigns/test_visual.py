@@ -69,10 +69,14 @@ def test_mjml_compiles_to_responsive_html_with_the_tags_kept_and_nothing_from_el
          "background-color must be a colour"),
         ('<mjml><mj-body><mj-section><mj-column><mj-image align="middle" src="https://a.example/i.png"/></mj-column></mj-section></mj-body></mjml>',
          "align must be one of center, justify, left, right"),
+        # Only a real template tag's stand-in skips the type check, not any value that
+        # starts like one.
+        ('<mjml><mj-body><mj-section padding="tdg is not a size"></mj-section></mj-body></mjml>',
+         "padding must be a size in px or %"),
     ],
     ids=["text-in-body", "unknown", "web-font", "include", "loose-text", "html-in-section",
          "script-url", "unclosed", "not-mjml", "unknown-attribute", "bad-size", "bad-colour",
-         "bad-choice"],
+         "bad-choice", "tag-lookalike"],
 )  # fmt: skip
 def test_mjml_breaking_the_rules_is_refused_with_the_reason(source, problem):
     with pytest.raises(mjml.MjmlError, match="This MJML is not valid") as refused:
