@@ -16,6 +16,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django_countries.data import COUNTRIES
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -122,6 +123,7 @@ INSTALLED_APPS = [
     "tidings.automations",
     "tidings.consent",
     "anymail",
+    "django_countries",  # the countries' names in French for the billing country
 ]
 
 MIDDLEWARE = [
@@ -458,13 +460,18 @@ OPERATOR = {
     # (two letters; a business buyer with a VAT number of another EU country is invoiced
     # under the reverse charge). Empty country: no reverse charge is applied.
     "vat_number": env("TIDINGS_OPERATOR_VAT_NUMBER", ""),
-    "country": env("TIDINGS_OPERATOR_COUNTRY", ""),
+    "country": env("TIDINGS_OPERATOR_COUNTRY", "").upper(),
     "data_location": env("TIDINGS_DATA_LOCATION", "the European Union"),
     "authority_name": env("TIDINGS_AUTHORITY_NAME", "your national data-protection authority"),
     "authority_url": env(
         "TIDINGS_AUTHORITY_URL", "https://edpb.europa.eu/about-edpb/about-edpb/members_en"
     ),
 }
+if OPERATOR["country"] and OPERATOR["country"] not in COUNTRIES:
+    raise ImproperlyConfigured(
+        "TIDINGS_OPERATOR_COUNTRY must be an ISO 3166-1 two-letter code, "
+        f"not {OPERATOR['country']!r}"
+    )
 DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
 
 # Orders and payment (docs/billing.md). The gateway customers pay on: "test" (served by

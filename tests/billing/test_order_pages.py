@@ -3,7 +3,10 @@ here, the hosted page, back in Tidings; fulfilled only by the webhook."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from django.core import mail
@@ -80,6 +83,8 @@ def test_a_second_click_on_pay_reuses_the_same_session(client, customer, pack):
     [
         {"billing_name": ""},
         {"billing_country": "G1"},
+        {"billing_country": "XX"},  # two letters, but no country's
+        {"billing_country": "be"},
         {"billing_address": "pay with 4111 1111 1111 1111"},
         {"buyer_kind": "robot"},
         {"currency": "JPY"},
@@ -135,3 +140,36 @@ def test_the_test_gateway_is_closed_when_another_gateway_is_configured(
     assert client.post(path, {"outcome": "pay"}).status_code == 404
     order.refresh_from_db()
     assert order.status == Order.Status.CREATED
+
+
+def test_the_billing_country_is_chosen_by_name_in_the_buyers_language(client, customer, pack):
+    client.force_login(customer)
+    english = client.get(f"/account/billing/order/{pack.pk}/").content.decode()
+    assert '<option value="BE">Belgium</option>' in english
+    customer.language = "fr"
+    customer.save()
+    french = client.get(f"/account/billing/order/{pack.pk}/", HTTP_ACCEPT_LANGUAGE="fr").content
+    assert '<option value="BE">Belgique</option>' in french.decode()
+
+
+def test_the_service_refuses_a_country_that_is_not_one(customer, pack):
+    with pytest.raises(services.OrderRefused, match="country"):
+        place(customer, pack, billing_country="XX")
+    assert not Order.objects.exists()
+
+
+@pytest.mark.parametrize(("value", "starts"), [("XX", False), ("be", True), ("", True)])
+def test_an_operator_country_that_is_no_country_stops_the_start(value, starts):
+    env = {**os.environ, "TIDINGS_OPERATOR_COUNTRY": value}
+    run = subprocess.run(
+        [sys.executable, "-c", "import tidings.settings as s; print(s.OPERATOR['country'])"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (run.returncode == 0) is starts, run.stderr
+    if starts:
+        assert run.stdout.strip() == value.upper()
+    else:
+        assert "TIDINGS_OPERATOR_COUNTRY must be an ISO 3166-1 two-letter code" in run.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
+from django_countries import countries
 
 from tidings.billing.gateways import BANK_TRANSFER
 from tidings.billing.models import Order
@@ -19,9 +20,10 @@ class OrderForm(forms.Form):
     billing_address = forms.CharField(
         label=_("Billing address"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
     )
-    billing_country = forms.CharField(
-        label=_("Country (two-letter code)"), max_length=2, min_length=2
-    )
+    # ISO 3166-1 alpha-2, by name in the buyer's language: the invoice and the VAT rule
+    # read the code (a VAT number's prefix is compared with it).
+    # Named in the language of the request: the list is read at each rendering.
+    billing_country = forms.ChoiceField(label=_("Country"), choices=lambda: [("", ""), *countries])
     vat_number = forms.CharField(
         label=_("VAT number (businesses, optional)"), max_length=32, required=False
     )

@@ -27,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_countries.data import COUNTRIES
 
 from tidings.billing import cards, credits, invoices
 from tidings.billing.gateways import (
@@ -131,8 +132,10 @@ def place_order(
         vat = invoices.check_vat_number(vat)
     except invoices.InvoiceRefused as error:
         raise OrderRefused(str(error)) from None
-    if not name or not address or len(country) != 2 or not country.isalpha():
-        raise OrderRefused(_("Give the billing name, address and two-letter country code."))
+    if not name or not address:
+        raise OrderRefused(_("Give the billing name and address."))
+    if country not in COUNTRIES:
+        raise OrderRefused(_("Choose the billing country from the list."))
     method = method or settings.BILLING["gateway"]
     if method == BANK_TRANSFER and not settings.BILLING["bank_transfer"]:
         raise OrderRefused(_("Payment by bank transfer is not offered."))
