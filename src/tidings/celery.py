@@ -26,6 +26,8 @@ app.conf.beat_schedule = {
         "task": "tidings.sending.tasks.recheck_sending_domains",
         "schedule": 3600.0,
     },
+    # Business buyers' VAT numbers VIES did not answer for, asked again (billing/vies.py).
+    "retry-vies-checks": {"task": "tidings.billing.tasks.retry_vies_checks", "schedule": 600.0},
     # The support desk's follow-ups that are due (P6), each sent once.
     "send-due-followups": {"task": "tidings.desk.tasks.send_due_followups", "schedule": 300.0},
     # Erasure must finish by day 60 (P13): running every hour leaves ample margin.

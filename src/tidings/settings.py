@@ -495,6 +495,10 @@ BILLING: dict[str, Any] = {
     "stripe_webhook_secrets": [s for s in env("TIDINGS_STRIPE_WEBHOOK_SECRETS").split(",") if s],
     # Tests point the official library at a local fake of the endpoints used.
     "stripe_api_base": env("TIDINGS_STRIPE_API_BASE"),
+    # The EU's VIES service, asked whether a business buyer's VAT number is registered
+    # before the reverse charge applies (billing/vies.py; tests point it at a local fake).
+    "vies_url": env("TIDINGS_VIES_URL", "https://ec.europa.eu/taxation_customs/vies/rest-api"),
+    "vies_timeout": envint("TIDINGS_VIES_TIMEOUT_SECONDS", 8),
 }
 
 # Retention (P12, P13, P14): days unless named otherwise.

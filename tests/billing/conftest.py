@@ -4,8 +4,12 @@ webhooks signed as the gateways sign them."""
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,8 +28,72 @@ BILLING_IDENTITY = {
 }
 
 
+VIES_REPLIES = Path(__file__).with_name("vies")
+
+
+class FakeVies:
+    """The EU's VIES REST service as it answers, from replies recorded in tests/billing/vies
+    (`reply` names the one to give: valid, invalid, ms_unavailable; None: hang up)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.reply: str | None = "valid"
+
+    def answer(self, request: dict[str, Any]) -> bytes | None:
+        self.requests.append(request)
+        if self.reply is None:
+            return None
+        data = json.loads((VIES_REPLIES / f"{self.reply}.json").read_text())
+        if "valid" in data:
+            data["countryCode"], data["vatNumber"] = request["countryCode"], request["vatNumber"]
+            if "requesterNumber" not in request:
+                data["requestIdentifier"] = ""  # VIES gives it to a requester only
+        return json.dumps(data).encode()
+
+
+@pytest.fixture(scope="session")
+def _vies_server() -> Iterator[tuple[ThreadingHTTPServer, list[FakeVies]]]:
+    current: list[FakeVies] = [FakeVies()]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            if not self.path.endswith("/rest-api/check-vat-number"):
+                self.send_error(404)
+                return
+            length = int(self.headers.get("Content-Length", "0"))
+            body = current[0].answer(json.loads(self.rfile.read(length)))
+            if body is None:
+                self.close_connection = True
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server, current
+    server.shutdown()
+
+
 @pytest.fixture(autouse=True)
-def _small_allowance(settings):  # type: ignore[no-untyped-def]
+def vies(settings, _vies_server) -> FakeVies:  # type: ignore[no-untyped-def]
+    server, current = _vies_server
+    current[0] = FakeVies()
+    settings.BILLING = {
+        **settings.BILLING,
+        "vies_url": f"http://127.0.0.1:{server.server_address[1]}/taxation_customs/vies/rest-api",
+        "vies_timeout": 5,
+    }
+    return current[0]
+
+
+@pytest.fixture(autouse=True)
+def _small_allowance(settings, vies):  # type: ignore[no-untyped-def]
     settings.BILLING = {**settings.BILLING, "free_credits": 5, "gateway": "test"}
 
 

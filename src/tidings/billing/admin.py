@@ -13,9 +13,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from tidings.billing import services
-from tidings.billing.models import Invoice, Offer, Order, Price, WebhookEvent
+from tidings.billing.models import Invoice, Offer, Order, Price, VatCheck, WebhookEvent
 from tidings.staff import audit
 from tidings.staff.admin_site import site
 from tidings.staff.console import AuditedModelAdmin, ReadOnlyAuditedAdmin
@@ -92,8 +93,24 @@ class OrderAdmin(ReadOnlyAuditedAdmin):
         "billing_address",
         "billing_country",
         "vat_number",
+        "reverse_charge",
+        "vies_check",
     )
+    readonly_fields = ("vies_check",)
     change_form_template = "billing/admin/order_change_form.html"
+
+    @admin.display(description=gettext_lazy("VIES"))
+    def vies_check(self, obj: Any) -> str:
+        check = VatCheck.objects.filter(order=obj).first()
+        if check is None:
+            return "—"
+        when = check.checked_at or check.requested_at
+        parts = [str(check.get_status_display()), f"{when:%Y-%m-%d %H:%M}"]
+        if check.consultation:
+            parts.append(_("consultation %(n)s") % {"n": check.consultation})
+        if check.error:
+            parts.append(check.error)
+        return " · ".join(parts)
 
     def audit_account_id(self, obj: Any) -> int | None:
         return int(obj.account_id)

@@ -7,8 +7,10 @@ The rules, in the order the code follows them:
    net, then its VAT (net times rate); the invoice's net, VAT and total are the sums of the
    rounded lines, so the lines always add up to the total printed.
 3. A business buyer with a valid VAT number (check digits verified offline with
-   python-stdnum) in another EU country than the seller's is invoiced under the reverse
-   charge: no VAT, and the invoice says "Reverse charge".
+   python-stdnum, then confirmed by VIES when the order is placed: billing/vies.py) in
+   another EU country than the seller's is invoiced under the reverse charge: no VAT,
+   and the invoice says "Reverse charge" with VIES's consultation number. The order
+   holds that decision; what is charged and what is invoiced both read it.
 4. The number is given only when the draft is finalised, in the same transaction, from
    the series' counter row locked FOR UPDATE: the numbers of a series have no gap and no
    duplicate, and a finalisation that rolls back gives its number back.
@@ -29,7 +31,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from stdnum.eu import vat as eu_vat
 
-from tidings.billing.models import Invoice, InvoiceCounter, InvoiceLine, Offer, Order, VatTreatment
+from tidings.billing.models import (
+    Invoice,
+    InvoiceCounter,
+    InvoiceLine,
+    Offer,
+    Order,
+    VatCheck,
+    VatTreatment,
+)
 from tidings.staff import audit
 
 if TYPE_CHECKING:
@@ -66,15 +76,18 @@ def check_vat_number(number: str) -> str:
     return str(eu_vat.compact(number))
 
 
-def reverse_charge_applies(order: Order) -> bool:
+def reverse_charge_possible(*, buyer_kind: str, vat_number: str, billing_country: str) -> bool:
+    """Whether the reverse charge would apply to this buyer, by the numbers alone: a
+    company with an EU VAT number whose check digits are right, in another EU country
+    than the seller's. VIES must still confirm the number (billing/vies.py)."""
     seller = settings.OPERATOR.get("country", "").upper()
     return bool(
         seller
-        and order.buyer_kind == Order.BuyerKind.COMPANY
-        and order.vat_number
-        and eu_vat_number(order.vat_number)
-        and eu_vat.is_valid(order.vat_number)
-        and order.billing_country.upper() != seller
+        and buyer_kind == Order.BuyerKind.COMPANY
+        and vat_number
+        and eu_vat_number(vat_number)
+        and eu_vat.is_valid(vat_number)
+        and billing_country.upper() != seller
     )
 
 
@@ -96,7 +109,7 @@ def amount_due(order: Order, listed: Decimal) -> Decimal:
     """What the buyer pays for an offer listed at `listed`: the invoice's total, by
     the same rule (VAT added, included, reverse-charged or exempt), so the gateway
     charges exactly what the invoice will say."""
-    net, _rate, vat = _line_amounts(order.offer, listed, reverse_charge_applies(order))
+    net, _rate, vat = _line_amounts(order.offer, listed, order.reverse_charge)
     return net + vat
 
 
@@ -119,7 +132,8 @@ def _fill_totals(invoice: Invoice) -> None:
 
 def draft_for_order(order: Order) -> Invoice:
     """A draft invoice of `order`: seller and buyer identity frozen now, one line."""
-    reverse = reverse_charge_applies(order)
+    reverse = order.reverse_charge
+    check = VatCheck.objects.filter(order=order, status=VatCheck.Status.VALID).first()
     seller = settings.OPERATOR
     invoice = Invoice.objects.create(
         account_id=order.account_id,
@@ -139,6 +153,7 @@ def draft_for_order(order: Order) -> Invoice:
         billing_country=order.billing_country,
         vat_number=order.vat_number,
         reverse_charge=reverse,
+        vies_consultation=check.consultation if (reverse and check) else "",
     )
     net, rate, vat = _paid_amounts(order.offer, order.amount, reverse)
     InvoiceLine.objects.create(

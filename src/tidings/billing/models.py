@@ -58,6 +58,7 @@ class Invoice(models.Model):
         "billing_country",
         "vat_number",
         "reverse_charge",
+        "vies_consultation",
     )
     # The fields the law fixes at issue: the database refuses to change them afterwards.
     LEGAL_FIELDS = (
@@ -112,6 +113,9 @@ class Invoice(models.Model):
     billing_country = models.CharField(max_length=2, blank=True, default="")
     vat_number = EncryptedTextField(blank=True, default="")
     reverse_charge = models.BooleanField(default=False)
+    # The proof of the reverse charge: the consultation number VIES gave when it confirmed
+    # the buyer's VAT number (billing/vies.py).
+    vies_consultation = models.CharField(max_length=64, blank=True, default="")
     # Sums of the lines (each line rounded to cents, ROUND_HALF_UP): docs/billing.md.
     net = models.DecimalField(max_digits=12, decimal_places=2, default=0)
     vat = models.DecimalField(max_digits=12, decimal_places=2, default=0)
@@ -393,6 +397,9 @@ class Order(models.Model):
     billing_address = EncryptedTextField()
     billing_country = models.CharField(max_length=2)
     vat_number = EncryptedTextField(blank=True, default="")
+    # Decided once, when the order is placed (a VAT number VIES confirmed then): what is
+    # charged and what the invoice says both read it.
+    reverse_charge = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -410,6 +417,41 @@ class Order(models.Model):
     @property
     def reference(self) -> str:
         return f"T-{self.pk:06d}" if self.pk else "T-new"
+
+
+class VatCheck(models.Model):
+    """What VIES said of an order's VAT number, and when (billing/vies.py): the proof of
+    the reverse charge. A pending check (VIES did not answer) is asked again until it
+    answers; it never counts as valid."""
+
+    class Status(models.TextChoices):
+        VALID = "valid", _("Confirmed by VIES")
+        INVALID = "invalid", _("Not registered in VIES")
+        PENDING = "pending", _("VIES did not answer yet")
+
+    order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="vat_check")
+    status = models.CharField(max_length=8, choices=Status.choices)
+    requested_at = models.DateTimeField(default=timezone.now)
+    # When VIES answered (valid or not); empty while pending.
+    checked_at = models.DateTimeField(null=True, blank=True)
+    # The consultation number VIES gives a requester that sent its own VAT number.
+    consultation = models.CharField(max_length=64, blank=True, default="")
+    attempts = models.PositiveSmallIntegerField(default=1)
+    next_try_at = models.DateTimeField(null=True, blank=True)
+    # Why VIES did not answer (its error code, or the network's).
+    error = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("VAT check")
+        verbose_name_plural = _("VAT checks")
+        indexes = [
+            models.Index(
+                fields=["next_try_at"], condition=Q(status="pending"), name="billing_vies_due"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.status}"
 
 
 class Subscription(models.Model):

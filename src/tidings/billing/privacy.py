@@ -15,6 +15,7 @@ from tidings.billing.models import (
     Price,
     ProcessedEvent,
     Subscription,
+    VatCheck,
     WebhookEvent,
 )
 from tidings.core import retention
@@ -110,6 +111,11 @@ declare_free_of_personal_data(
 declare_free_of_personal_data(CreditBalance, "the account's credit counter", account_path="account")
 declare_free_of_personal_data(
     Subscription, "the account's plan and its period", account_path="account"
+)
+declare_free_of_personal_data(
+    VatCheck,
+    "what VIES said of an order's VAT number, when, and its consultation number",
+    account_path="order__account",
 )
 declare_free_of_personal_data(ProcessedEvent, "ids of payment events already applied (no content)")
 declare_free_of_personal_data(

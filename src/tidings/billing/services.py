@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
 
-from tidings.billing import cards, credits, invoices
+from tidings.billing import cards, credits, invoices, vies
 from tidings.billing.gateways import (
     BANK_TRANSFER,
     GatewayError,
@@ -45,6 +45,7 @@ from tidings.billing.models import (
     Price,
     ProcessedEvent,
     Subscription,
+    VatCheck,
     WebhookEvent,
 )
 from tidings.core import collection
@@ -144,6 +145,7 @@ def place_order(
         # nowhere (and "stripe" without its keys fails at the hosted page).
         raise OrderRefused(_("Choose one of the payment methods offered."))
     price = price_of(offer, currency)
+    vies_answer = _ask_vies(buyer_kind=buyer_kind, vat_number=vat, billing_country=country)
     with transaction.atomic():
         order = Order(
             account_id=account_id,
@@ -160,10 +162,13 @@ def place_order(
             billing_address=address,
             billing_country=country,
             vat_number=vat,
+            reverse_charge=vies_answer is not None and vies_answer.status == VatCheck.Status.VALID,
         )
         # The gateway charges what the invoice will say: VAT added where it applies.
         order.amount = invoices.amount_due(order, price.amount)
         order.save()
+        if vies_answer is not None:
+            _record_vies(order, vies_answer)
         items = ["billing name", "billing address", "country"] + (["VAT number"] if vat else [])
         collection.record(
             collection.Collection(
@@ -184,6 +189,74 @@ def place_order(
             # The customer needs the invoice to pay it: issued unpaid now.
             invoices.issue_for_order(order, paid=False)
     return order
+
+
+def _ask_vies(*, buyer_kind: str, vat_number: str, billing_country: str) -> vies.Answer | None:
+    """VIES's answer for a buyer the reverse charge would apply to (None for others). A
+    number VIES does not list is refused: the buyer corrects it or pays VAT without it."""
+    if not invoices.reverse_charge_possible(
+        buyer_kind=buyer_kind, vat_number=vat_number, billing_country=billing_country
+    ):
+        return None
+    answer = vies.ask(vat_number)
+    if answer.status == VatCheck.Status.INVALID:
+        raise OrderRefused(
+            _(
+                "VIES, the EU's register of VAT numbers, does not list %(n)s for trade "
+                "between EU countries: check the number, or leave it out to pay with VAT."
+            )
+            % {"n": vat_number}
+        )
+    return answer
+
+
+def _record_vies(order: Order, answer: vies.Answer, now: datetime | None = None) -> None:
+    now = now or timezone.now()
+    pending = answer.status == VatCheck.Status.PENDING
+    VatCheck.objects.create(
+        order=order,
+        status=answer.status,
+        requested_at=now,
+        checked_at=None if pending else now,
+        consultation=answer.consultation,
+        error=answer.error,
+        next_try_at=vies.next_try(1, now) if pending else None,
+    )
+
+
+def retry_vies_checks(now: datetime | None = None, *, limit: int = 100) -> int:
+    """Ask VIES again about the numbers it did not answer for: the record then says what
+    VIES said and when (the order keeps the VAT it was charged: a pending number is never
+    taken as valid). Returns how many were asked."""
+    now = now or timezone.now()
+    due = VatCheck.objects.filter(
+        status=VatCheck.Status.PENDING, next_try_at__lte=now
+    ).select_related("order")[:limit]
+    asked = 0
+    for check in due:
+        answer = vies.ask(check.order.vat_number)
+        with transaction.atomic():
+            locked = VatCheck.objects.select_for_update().get(pk=check.pk)
+            if locked.status != VatCheck.Status.PENDING:
+                continue
+            locked.attempts += 1
+            locked.status = answer.status
+            locked.error = answer.error
+            if answer.status == VatCheck.Status.PENDING:
+                locked.next_try_at = vies.next_try(locked.attempts, now)
+            else:
+                locked.checked_at, locked.next_try_at = now, None
+                locked.consultation = answer.consultation
+            locked.save()
+            audit.record(
+                audit.AuditEvent.Action.UPDATE,
+                locked,
+                by=None,
+                fields=["status"],
+                account_id=check.order.account_id,
+            )
+        asked += 1
+    return asked
 
 
 def start_checkout(order: Order, *, success_url: str, cancel_url: str) -> str:

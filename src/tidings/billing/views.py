@@ -16,7 +16,7 @@ from tidings.accounts.decorators import account_of, customer_required
 from tidings.billing import credits, pdf, selectors, services
 from tidings.billing.forms import OrderForm
 from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
-from tidings.billing.models import Offer, Order
+from tidings.billing.models import Offer, Order, VatCheck
 from tidings.core import baseurl, clientip, headers
 
 
@@ -83,6 +83,17 @@ def order(request: HttpRequest, offer_id: int) -> HttpResponse:
                     % {"ref": placed.reference},
                 )
                 return redirect("billing:billing")
+            if VatCheck.objects.filter(order=placed, status=VatCheck.Status.PENDING).exists():
+                # Said before paying: VIES did not answer, so VAT is charged.
+                messages.warning(
+                    request,
+                    _(
+                        "VIES, the EU's register of VAT numbers, did not answer: your VAT "
+                        "number could not be confirmed, so this order includes VAT. Pay it "
+                        "as it is, or order again later."
+                    ),
+                )
+                return redirect("billing:returned", uuid=placed.uuid)
             url = _checkout(placed)
         except services.OrderRefused as error:
             form.add_error(None, str(error))

@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils.functional import Promise
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 # The account a row belongs to (accounts.Account: core names no app above it).
@@ -232,7 +233,7 @@ class Entry:
 
     @property
     def verbose_name(self) -> str:
-        return str(self.model._meta.verbose_name_plural).capitalize()
+        return capfirst(str(self.model._meta.verbose_name_plural))
 
     def queryset_for(self, account: Account) -> models.QuerySet[Any]:
         if self.rows_for_account is not None:
@@ -259,7 +260,7 @@ class ApplicationData:
 
     @property
     def verbose_name(self) -> str:
-        return str(self.model._meta.verbose_name_plural).capitalize()
+        return capfirst(str(self.model._meta.verbose_name_plural))
 
     def queryset_for(self, account: Account) -> models.QuerySet[Any]:
         return self.model._default_manager.filter(**{self.account_path: account})

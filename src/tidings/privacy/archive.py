@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection, models
 from django.db.models import CharField, F, Func, Value
 from django.utils import timezone
-from django.utils.text import slugify
+from django.utils.text import capfirst, slugify
 
 from tidings.accounts.models import Account
 from tidings.core import datamap
@@ -51,7 +51,7 @@ class Table:
 
     @property
     def title(self) -> str:
-        return _plural(self.model).capitalize()
+        return capfirst(_plural(self.model))
 
 
 def _plural(model: type[models.Model]) -> str:
