@@ -46,6 +46,20 @@ def envint(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
 
 
+def envcountryyears(name: str) -> dict[str, int]:
+    """ "DE=10, NL=7": years per ISO 3166-1 country code."""
+    found: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in env(name).split(","))):
+        code, _, years = item.partition("=")
+        code = code.strip().upper()
+        if code not in COUNTRIES or not years.strip().isdigit() or int(years) < 1:
+            raise ImproperlyConfigured(
+                f"{name} must list COUNTRY=YEARS pairs (DE=10, NL=7), not {item!r}"
+            )
+        found[code] = int(years)
+    return found
+
+
 def envnetworks(name: str) -> list[str]:
     """A comma-separated list of IP addresses or networks, as networks ("10.0.0.0/8")."""
     networks = []
@@ -502,10 +516,13 @@ BILLING: dict[str, Any] = {
 }
 
 # Retention (P12, P13, P14): days unless named otherwise.
-RETENTION = {
+RETENTION: dict[str, Any] = {
     "grace_days": envint("TIDINGS_ERASURE_GRACE_DAYS", 45),
     "erasure_deadline_days": envint("TIDINGS_ERASURE_DEADLINE_DAYS", 60),
     "invoice_years": envint("TIDINGS_INVOICE_RETENTION_YEARS", 10),
+    # An invoice is kept for the longer of its seller's and its buyer's country's periods
+    # (the law of either may require it); a country not listed: invoice_years.
+    "invoice_years_by_country": envcountryyears("TIDINGS_INVOICE_RETENTION_YEARS_BY_COUNTRY"),
     "unconfirmed_signup_days": envint("TIDINGS_UNCONFIRMED_SIGNUP_DAYS", 14),
     "outbox_days": envint("TIDINGS_OUTBOX_DAYS", 30),
     "audit_years": envint("TIDINGS_AUDIT_RETENTION_YEARS", 3),
@@ -515,6 +532,8 @@ if RETENTION["grace_days"] >= RETENTION["erasure_deadline_days"]:
     raise ImproperlyConfigured(
         "TIDINGS_ERASURE_GRACE_DAYS must be shorter than TIDINGS_ERASURE_DEADLINE_DAYS"
     )
+
+
 # A new third party takes effect this many days after it is announced to customers (P24);
 # the policy promises at least MIN_SUBPROCESSOR_NOTICE_DAYS, so less stops the start.
 MIN_SUBPROCESSOR_NOTICE_DAYS = 30

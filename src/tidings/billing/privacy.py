@@ -27,6 +27,16 @@ from tidings.core.datamap import (
     register,
 )
 
+
+def invoice_years(seller_country: str = "", buyer_country: str = "") -> int:
+    """How long an invoice outlives its account: the longer of the periods its seller's
+    and its buyer's countries set (TIDINGS_INVOICE_RETENTION_YEARS_BY_COUNTRY), each
+    TIDINGS_INVOICE_RETENTION_YEARS where not set."""
+    default = int(settings.RETENTION["invoice_years"])
+    by_country = settings.RETENTION["invoice_years_by_country"]
+    return max(by_country.get(c.upper(), default) for c in (seller_country, buyer_country))
+
+
 register(
     Invoice,
     owner=Owner.CUSTOMER,
@@ -35,7 +45,8 @@ register(
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention=_(
         "while the account exists, then the legal accounting period "
-        "(TIDINGS_INVOICE_RETENTION_YEARS, default 10 years)"
+        "(TIDINGS_INVOICE_RETENTION_YEARS, default 10 years), or longer where the "
+        "seller's or the buyer's country requires it"
     ),
     # What the law needs on an invoice (art. 226), and nothing else: no user, no email,
     # no order (the order goes with the account; `order` is then emptied by the database).
@@ -62,7 +73,8 @@ register(
     erase=Erasure.KEEP_FOR_LEGAL_REASON,
     account_path="account",
     keep_until_field="keep_until",
-    keep_years=lambda: settings.RETENTION["invoice_years"],
+    keep_years=invoice_years,
+    keep_years_by=("seller_country", "billing_country"),
     detach_with={"account": None},
     contact="the customer's invoices: no contact's data",
 )

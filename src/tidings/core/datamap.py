@@ -178,7 +178,10 @@ class Entry:
     # For KEEP_FOR_LEGAL_REASON: the field that gets the date the row may be deleted,
     # how many years it is kept, and the field values that detach it from the account.
     keep_until_field: str = ""
-    keep_years: Callable[[], int] | None = None
+    keep_years: Callable[..., int] | None = None
+    # When the period depends on the row (an invoice's countries): the fields whose
+    # values `keep_years` is called with, once per distinct combination.
+    keep_years_by: tuple[str, ...] = ()
     detach_with: dict[str, Any] = field(default_factory=dict)
     # Shown to the customer in My Account.
     exported: bool = True

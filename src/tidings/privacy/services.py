@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -238,11 +239,32 @@ def _anonymise(entry: datamap.Entry, account: Account, record: ErasureRecord) ->
 
 
 def _hold(entry: datamap.Entry, account: Account, record: ErasureRecord) -> None:
-    """Keep rows a law requires, detached from the account, until their end date."""
+    """Keep rows a law requires, detached from the account, until their end date (per
+    row group when the period depends on the row: `keep_years_by`)."""
     assert entry.keep_years is not None
-    keep_until = timezone.now() + relativedelta(years=entry.keep_years())
+    now = timezone.now()
+    if not entry.keep_years_by:
+        _hold_rows(
+            entry,
+            entry.queryset_for(account),
+            now + relativedelta(years=entry.keep_years()),
+            record,
+        )
+        return
+    groups = entry.queryset_for(account).values_list(*entry.keep_years_by).distinct()
+    for values in list(groups.order_by()):
+        years = entry.keep_years(*values)
+        rows = entry.queryset_for(account).filter(
+            **dict(zip(entry.keep_years_by, values, strict=True))
+        )
+        _hold_rows(entry, rows, now + relativedelta(years=years), record)
+
+
+def _hold_rows(
+    entry: datamap.Entry, rows: Any, keep_until: datetime, record: ErasureRecord
+) -> None:
     while True:
-        ids = list(entry.queryset_for(account).values_list("pk", flat=True)[:ERASURE_BATCH])
+        ids = list(rows.values_list("pk", flat=True)[:ERASURE_BATCH])
         if not ids:
             return
         with transaction.atomic():
