@@ -1,6 +1,7 @@
 """Campaigns spend credits (billing.credits): reserved once when the campaign starts,
-refused before it starts when short (with a link to order), the unsent ones returned
-when it is cancelled; a plan's contact limit instead of credits."""
+refused before it starts when short (with a link to order), settled when it finishes or
+is cancelled (what reached the relay spent, the rest returned); a plan's contact limit
+instead of credits."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
@@ -69,6 +71,22 @@ def test_cancelling_returns_the_unsent_credits(account, newsletter, campaign, se
     assert credits.balance_of(account).reserved == 0
     # Settling again (a repeated cancel, a late finish) changes nothing.
     assert credits.settle_campaign(account, campaign.pk, sent=0) == 0
+
+
+def test_a_refused_reservation_names_the_credits_asked_for_without_counting_again(
+    account, newsletter, campaign
+):
+    add_contacts(account, newsletter, 2)
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        with (
+            CaptureQueriesContext(connection) as queries,
+            pytest.raises(lifecycle.SendingError, match="needs 6 credits"),
+        ):
+            lifecycle._reserve_credits(locked, 6)
+    # The caller counted the recipients once; the refusal reads that number.
+    assert not [q for q in queries if Contact._meta.db_table in q["sql"]]
+    assert available(account) == 5
 
 
 def test_a_plan_replaces_credits_up_to_its_contact_limit(customer, account, newsletter, campaign):
