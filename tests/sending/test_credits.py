@@ -15,11 +15,13 @@ from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tests.sending.test_checklist import refused_everywhere
+from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.billing import credits
 from tidings.billing.models import CreditEntry, Offer, Order, Subscription, VatTreatment
 from tidings.campaigns.models import Campaign
-from tidings.sending import checklist, lifecycle
+from tidings.sending import checklist, engine, lifecycle
+from tidings.sending.models import Delivery
 
 
 @pytest.fixture(autouse=True)
@@ -87,6 +89,43 @@ def test_a_refused_reservation_names_the_credits_asked_for_without_counting_agai
     # The caller counted the recipients once; the refusal reads that number.
     assert not [q for q in queries if Contact._meta.db_table in q["sql"]]
     assert available(account) == 5
+
+
+@pytest.mark.promise("P4")
+def test_a_finished_campaign_spends_what_went_and_returns_the_rest(
+    account, newsletter, campaign, settings
+):
+    # Started, its batch left queued, then sent here by hand after one contact left.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.EMAIL_DELIVERY = "outbox"
+    contacts = add_contacts(account, newsletter, 4)
+    lifecycle.start_campaign(campaign)
+    assert (available(account), credits.balance_of(account).reserved) == (1, 4)
+    audience.unsubscribe(contacts[1])
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert engine.send_batch(campaign.pk, ids[0], ids[-1]).sent == 3
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT  # finished by finish_if_done
+    balance = credits.balance_of(account)
+    assert (balance.available, balance.reserved) == (5 - 3, 0)
+    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 3
+
+
+def test_cancelling_spends_the_messages_handed_to_the_relay(
+    account, newsletter, campaign, settings
+):
+    # A worker claimed one message (it is with the relay, its outcome not known yet)
+    # when the customer cancels: that one costs its credit, the other three return.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    add_contacts(account, newsletter, 4)
+    lifecycle.start_campaign(campaign)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-1", limit=1)) == 1
+    lifecycle.cancel_campaign(campaign)
+    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 1
+    balance = credits.balance_of(account)
+    assert (balance.available, balance.reserved) == (5 - 1, 0)
+    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 1
 
 
 def test_a_plan_replaces_credits_up_to_its_contact_limit(customer, account, newsletter, campaign):

@@ -211,8 +211,9 @@ def open_for_steps(campaign_ids: list[int]) -> None:
         locked.save(update_fields=["status", "updated_at"])
 
 
-# A message that reached the relay costs its credit, whatever became of it there.
-SPENT = (D.SENT, D.BOUNCED, D.UNKNOWN)
+# A message that reached the relay costs its credit, whatever became of it there: one
+# still being sent when the campaign is cancelled (its outcome not known yet) too.
+SPENT = (D.SENDING, D.SENT, D.BOUNCED, D.UNKNOWN)
 
 
 def _settle_credits(campaign_id: int) -> None:
