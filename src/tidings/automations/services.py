@@ -153,9 +153,10 @@ def start(automation: Automation, *, by: User | None) -> Automation:
     return locked
 
 
-def pause(automation: Automation, *, by: User | None) -> Automation:
+def pause(automation: Automation, *, by: User | None, reason: str = "paused") -> Automation:
     """Hold every contact where they are (messages already queued still go); resuming
-    goes on from there, nobody's step skipped or repeated."""
+    goes on from there, nobody's step skipped or repeated. `reason` is the audit's
+    (the engine says why it paused one)."""
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
         if locked.status != A.ACTIVE:
@@ -167,7 +168,7 @@ def pause(automation: Automation, *, by: User | None) -> Automation:
             locked,
             by=by,
             fields=["status"],
-            reason="paused",
+            reason=reason,
             account_id=locked.account_id,
         )
     return locked
