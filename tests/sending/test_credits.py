@@ -111,21 +111,24 @@ def test_a_finished_campaign_spends_what_went_and_returns_the_rest(
     assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 3
 
 
-def test_cancelling_spends_the_messages_handed_to_the_relay(
+def test_cancelling_spends_the_messages_that_may_be_with_the_relay(
     account, newsletter, campaign, settings
 ):
-    # A worker claimed one message (it is with the relay, its outcome not known yet)
-    # when the customer cancels: that one costs its credit, the other three return.
+    # Two workers claimed chunks (two messages, then one) when the customer cancels:
+    # each sends its chunk one message at a time, so at most one of each may be with
+    # the relay, its outcome not known yet. Those two cost their credits; the other
+    # three, never attempted, return.
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    add_contacts(account, newsletter, 4)
+    add_contacts(account, newsletter, 5)
     lifecycle.start_campaign(campaign)
     ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
-    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-1", limit=1)) == 1
+    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-1", limit=2)) == 2
+    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-2", limit=1)) == 1
     lifecycle.cancel_campaign(campaign)
-    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 1
+    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 3
     balance = credits.balance_of(account)
-    assert (balance.available, balance.reserved) == (5 - 1, 0)
-    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 1
+    assert (balance.available, balance.reserved) == (5 - 2, 0)
+    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 2
 
 
 def test_a_plan_replaces_credits_up_to_its_contact_limit(customer, account, newsletter, campaign):

@@ -211,9 +211,8 @@ def open_for_steps(campaign_ids: list[int]) -> None:
         locked.save(update_fields=["status", "updated_at"])
 
 
-# A message that reached the relay costs its credit, whatever became of it there: one
-# still being sent when the campaign is cancelled (its outcome not known yet) too.
-SPENT = (D.SENDING, D.SENT, D.BOUNCED, D.UNKNOWN)
+# A message that reached the relay costs its credit, whatever became of it there.
+SPENT = (D.SENT, D.BOUNCED, D.UNKNOWN)
 
 
 def _settle_credits(campaign_id: int) -> None:
@@ -221,8 +220,16 @@ def _settle_credits(campaign_id: int) -> None:
     if not credits.reserved_for(campaign_id):
         return
     account = Campaign.objects.select_related("account").get(pk=campaign_id).account
-    sent = Delivery.objects.filter(campaign_id=campaign_id, status__in=SPENT).count()
-    credits.settle_campaign(account, campaign_id, sent=sent)
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
+    sent = deliveries.filter(status__in=SPENT).count()
+    # Cancelled mid-send, a message may be with the relay, its outcome not recorded yet:
+    # it costs its credit too. A worker sends its claimed chunk one message at a time,
+    # so each claim has at most one in flight (engine, step 4); the rest of the chunk
+    # was never attempted and is given back, unsent.
+    in_flight = (
+        deliveries.filter(status=D.SENDING).order_by().values("claimed_by").distinct().count()
+    )
+    credits.settle_campaign(account, campaign_id, sent=sent + in_flight)
 
 
 def materialise_rest(campaign_id: int) -> int:
