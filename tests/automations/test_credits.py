@@ -62,6 +62,18 @@ def test_each_step_message_costs_a_credit_and_those_not_covered_wait(
     assert total == credits.balance_of(account).available == 0
 
 
+def test_a_list_larger_than_the_balance_does_not_stop_an_automation_from_starting(
+    few_credits, account, newsletter, welcome, customer
+):
+    # Steps are paid per message when contacts reach them, not reserved at the start.
+    add_contacts(account, newsletter, 5)
+    services.start(welcome, by=customer)
+    welcome.refresh_from_db()
+    assert welcome.status == welcome.Status.ACTIVE
+    assert credits.balance_of(account).available == 3
+    assert not CreditEntry.objects.filter(account=account, kind=CreditEntry.Kind.RESERVE)
+
+
 def test_a_step_message_sent_on_its_own_cannot_be_opened_for_an_automation(
     account, newsletter, welcome, customer
 ):

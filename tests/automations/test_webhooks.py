@@ -2,7 +2,8 @@
 operator would): events from every path, signed per Standard Webhooks, retried with
 backoff, logged, an endpoint that keeps failing disabled and its account told; the
 platform's own network refused when saved and again at each delivery; redirects are
-not followed."""
+not followed; nothing for a closed or restricted account, nothing about a restricted
+contact."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from tidings.accounts import services as accounts
+from tidings.audience import restriction
 from tidings.audience import services as audience
 from tidings.automations import engine, services, webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
@@ -254,3 +257,59 @@ def test_the_delivery_log_is_kept_thirty_days_then_deleted(account, newsletter, 
     assert retention.run("webhook messages", now=timezone.now() + timedelta(days=29)) == 0
     assert retention.run("webhook messages", now=later) == 1
     assert list(WebhookMessage.objects.values_list("pk", flat=True)) == [waiting.pk]
+
+
+def delivered_emails(receiver: Receiver) -> list[str]:
+    return [b["data"]["contact"]["email"] for b in receiver.bodies()]
+
+
+@pytest.mark.promise("P21")
+def test_a_closed_account_gets_no_more_webhooks(account, customer, newsletter, endpoint, receiver):
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    assert webhooks.scan(now) == 1  # written, not delivered yet
+    audience.add_contact(account, "bob@example.net", lists=[newsletter])
+    accounts.close_account(account, by=customer)
+    later = now + timedelta(seconds=2)
+    assert webhooks.scan(later) == 0
+    assert webhooks.deliver_due(later) == 0
+    assert receiver.requests == []
+    assert WebhookMessage.objects.get().status == W.PENDING
+
+
+@pytest.mark.promise("P18")
+@pytest.mark.promise("P21")
+def test_a_restricted_account_gets_no_webhooks_until_the_restriction_is_lifted(
+    account, customer, newsletter, endpoint, receiver
+):
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    assert webhooks.scan(now) == 1
+    accounts.restrict_account(account, by=customer, reason="a dispute")
+    audience.unsubscribe(ada)  # an objection is effective at once, restricted or not
+    later = now + timedelta(seconds=2)
+    assert webhooks.scan(later) == 0
+    assert webhooks.deliver_due(later) == 0
+    assert receiver.requests == []
+    # Lifted by the customer: what waited goes, in order.
+    accounts.lift_account_restriction(account, by=customer)
+    latest = later + timedelta(seconds=2)
+    assert webhooks.scan(latest) == 1
+    assert webhooks.deliver_due(latest) == 2
+    assert [b["type"] for b in receiver.bodies()] == EVENTS
+
+
+@pytest.mark.promise("P18")
+@pytest.mark.promise("P21")
+def test_a_restricted_contact_is_in_no_webhook(account, newsletter, endpoint, receiver):
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    now = timezone.now() + timedelta(seconds=1)
+    assert webhooks.scan(now) == 1  # ada's subscription, written before her restriction
+    restriction.restrict(ada, reason="she disputes the data")
+    audience.add_contact(account, "bob@example.net", lists=[newsletter])
+    audience.unsubscribe(ada)
+    later = now + timedelta(seconds=2)
+    assert webhooks.scan(later) == 1  # bob's subscription only
+    assert webhooks.deliver_due(later) == 1
+    assert delivered_emails(receiver) == ["bob@example.net"]
+    assert not WebhookMessage.objects.filter(contact=ada, status=W.DELIVERED)

@@ -13,8 +13,10 @@ from django.db import close_old_connections, connection
 from django.test import Client
 
 from tests.billing.conftest import checkout, place, post_test_webhook, session_event
+from tidings.accounts import services as accounts
 from tidings.billing import credits, services
 from tidings.billing.models import CreditEntry, Order, ProcessedEvent, Subscription, WebhookEvent
+from tidings.sending.models import OutboundMail
 
 S = Order.Status
 
@@ -204,4 +206,29 @@ def test_an_unknown_gateway_has_no_webhook(client, db):
     assert (
         client.post("/billing/webhooks/paypal/", b"{}", content_type="application/json").status_code
         == 404
+    )
+
+
+@pytest.mark.promise("P18")
+@pytest.mark.promise("P21")
+@pytest.mark.parametrize("stopped", ["closed", "restricted"])
+def test_the_order_mail_goes_to_users_of_open_accounts_only(
+    client, customer, other_customer, pack, mailbox, stopped
+):
+    """An order's news is service mail (accounts.mailability): a user of a closed or
+    restricted account is not even posted one; a user of an open account gets it."""
+    mine, theirs = place(customer, pack), place(other_customer, pack)
+    checkout(mine)
+    checkout(theirs)
+    if stopped == "closed":
+        accounts.close_account(other_customer.account, by=other_customer)
+    else:
+        accounts.restrict_account(other_customer.account, by=other_customer, reason="a dispute")
+    post_test_webhook(client, session_event(mine, event_id="evt_mine"))
+    post_test_webhook(client, session_event(theirs, event_id="evt_theirs"))
+    assert state(mine) == state(theirs) == S.PAID
+    orders = [m for m in mailbox if m.subject.startswith("Order ")]
+    assert [m.to for m in orders] == [[customer.email]]
+    assert not OutboundMail.objects.filter(
+        to_email=other_customer.email, subject__startswith="Order "
     )

@@ -1,6 +1,7 @@
 """Campaigns spend credits (billing.credits): reserved once when the campaign starts,
-refused before it starts when short (with a link to order), the unsent ones returned
-when it is cancelled; a plan's contact limit instead of credits."""
+refused before it starts when short (with a link to order), settled when it finishes or
+is cancelled (what reached the relay spent, the rest returned); a plan's contact limit
+instead of credits."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tests.sending.test_checklist import refused_everywhere
+from tidings.audience import services as audience
 from tidings.audience.models import Contact
 from tidings.billing import credits
 from tidings.billing.models import CreditEntry, Offer, Order, Subscription, VatTreatment
 from tidings.campaigns.models import Campaign
-from tidings.sending import checklist, lifecycle
+from tidings.sending import checklist, engine, lifecycle
+from tidings.sending.models import Delivery
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +73,62 @@ def test_cancelling_returns_the_unsent_credits(account, newsletter, campaign, se
     assert credits.balance_of(account).reserved == 0
     # Settling again (a repeated cancel, a late finish) changes nothing.
     assert credits.settle_campaign(account, campaign.pk, sent=0) == 0
+
+
+def test_a_refused_reservation_names_the_credits_asked_for_without_counting_again(
+    account, newsletter, campaign
+):
+    add_contacts(account, newsletter, 2)
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        with (
+            CaptureQueriesContext(connection) as queries,
+            pytest.raises(lifecycle.SendingError, match="needs 6 credits"),
+        ):
+            lifecycle._reserve_credits(locked, 6)
+    # The caller counted the recipients once; the refusal reads that number.
+    assert not [q for q in queries if Contact._meta.db_table in q["sql"]]
+    assert available(account) == 5
+
+
+@pytest.mark.promise("P4")
+def test_a_finished_campaign_spends_what_went_and_returns_the_rest(
+    account, newsletter, campaign, settings
+):
+    # Started, its batch left queued, then sent here by hand after one contact left.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.EMAIL_DELIVERY = "outbox"
+    contacts = add_contacts(account, newsletter, 4)
+    lifecycle.start_campaign(campaign)
+    assert (available(account), credits.balance_of(account).reserved) == (1, 4)
+    audience.unsubscribe(contacts[1])
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert engine.send_batch(campaign.pk, ids[0], ids[-1]).sent == 3
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.SENT  # finished by finish_if_done
+    balance = credits.balance_of(account)
+    assert (balance.available, balance.reserved) == (5 - 3, 0)
+    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 3
+
+
+def test_cancelling_spends_the_messages_that_may_be_with_the_relay(
+    account, newsletter, campaign, settings
+):
+    # Two workers claimed chunks (two messages, then one) when the customer cancels:
+    # each sends its chunk one message at a time, so at most one of each may be with
+    # the relay, its outcome not known yet. Those two cost their credits; the other
+    # three, never attempted, return.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    add_contacts(account, newsletter, 5)
+    lifecycle.start_campaign(campaign)
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-1", limit=2)) == 2
+    assert len(engine.claim(campaign, ids[0], ids[-1], "worker-2", limit=1)) == 1
+    lifecycle.cancel_campaign(campaign)
+    assert Delivery.objects.filter(status=Delivery.Status.SENDING).count() == 3
+    balance = credits.balance_of(account)
+    assert (balance.available, balance.reserved) == (5 - 2, 0)
+    assert CreditEntry.objects.get(campaign_id=campaign.pk, kind="spend").messages == 2
 
 
 def test_a_plan_replaces_credits_up_to_its_contact_limit(customer, account, newsletter, campaign):

@@ -62,6 +62,12 @@ class Account(models.Model):
     def is_restricted(self) -> bool:
         return self.restricted_at is not None
 
+    @staticmethod
+    def may_process_q(path: str = "") -> Q:
+        """`may_process` as a filter: on Account, or through a relation named by `path`
+        (e.g. "account__")."""
+        return Q(**{f"{path}status": Account.Status.ACTIVE, f"{path}restricted_at__isnull": True})
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True

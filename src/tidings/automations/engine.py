@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from django.utils import timezone
 
 from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
+from tidings.automations import services
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
@@ -45,6 +47,8 @@ E = Enrolment.Status
 CHUNK = 500
 # How long contacts whose step the credits did not cover wait before the next try.
 WAIT_FOR_CREDITS = timedelta(hours=1)
+# The audit's reason when a step's message was cancelled (or paused) on its campaign page.
+STEP_NOT_SENDING = "paused: a step's message is not sending"
 
 
 @dataclass
@@ -136,9 +140,10 @@ def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
             for position, waiting in reaching.items():
                 step = steps[position]
                 if step.campaign_id not in open_:
-                    Automation.objects.filter(
-                        pk=automation_id, status=Automation.Status.ACTIVE
-                    ).update(status=Automation.Status.PAUSED, updated_at=now)
+                    # Audited, as the customer's own pause; paused already (another
+                    # step of it, or by the customer meanwhile): nothing to do.
+                    with contextlib.suppress(services.AutomationError):
+                        services.pause(automation, by=None, reason=STEP_NOT_SENDING)
                     for enrolment in waiting:
                         enrolment.due_at = now + WAIT_FOR_CREDITS
                     continue

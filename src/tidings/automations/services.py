@@ -93,14 +93,19 @@ def add_step(
     return step
 
 
+# Checklist lines that do not hold for a step's message: its contacts come later (an
+# empty list is no reason), and each message is paid when it is added
+# (`credits.spend_for_step`), not reserved for the whole list at the start.
+NOT_FOR_STEPS = frozenset({"recipients", "credits"})
+
+
 def _refusals(step: Step) -> list[str]:
-    """Why the step's message may not go (the checklist's blocking lines; an empty list
-    is not one: contacts come later)."""
+    """Why the step's message may not go (the checklist's blocking lines)."""
     found = checklist.checklist(step.campaign)
     return [
         f"{_('Step %(n)s') % {'n': step.position + 1}}: {c.detail} {c.hint}".strip()
         for c in found.blocking
-        if c.key != "recipients"
+        if c.key not in NOT_FOR_STEPS
     ]
 
 
@@ -148,9 +153,10 @@ def start(automation: Automation, *, by: User | None) -> Automation:
     return locked
 
 
-def pause(automation: Automation, *, by: User | None) -> Automation:
+def pause(automation: Automation, *, by: User | None, reason: str = "paused") -> Automation:
     """Hold every contact where they are (messages already queued still go); resuming
-    goes on from there, nobody's step skipped or repeated."""
+    goes on from there, nobody's step skipped or repeated. `reason` is the audit's
+    (the engine says why it paused one)."""
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
         if locked.status != A.ACTIVE:
@@ -162,7 +168,7 @@ def pause(automation: Automation, *, by: User | None) -> Automation:
             locked,
             by=by,
             fields=["status"],
-            reason="paused",
+            reason=reason,
             account_id=locked.account_id,
         )
     return locked

@@ -16,6 +16,9 @@
   retried with backoff for about a day (`BACKOFF`), each attempt's response code in the
   log. An endpoint whose messages fail for good `DISABLE_AFTER` times in a row is
   disabled and the account's users are told.
+- **Closed and restricted** (P18, P21): a closed or restricted account's endpoints are
+  neither scanned nor delivered to (a restricted account's wait where they are until the
+  restriction is lifted), and a restricted contact is in no event and no delivery.
 """
 
 from __future__ import annotations
@@ -166,9 +169,9 @@ def _subscription(row: Subscription) -> dict[str, Any]:
 
 def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]:
     """What happened in the account between the two times, oldest first by kind."""
-    subs = Subscription.objects.filter(mailing_list__account_id=account_id).select_related(
-        "contact", "mailing_list"
-    )
+    subs = Subscription.objects.filter(
+        mailing_list__account_id=account_id, contact__restricted_at__isnull=True
+    ).select_related("contact", "mailing_list")
     confirmed = (
         subs.filter(status=Subscription.Status.CONFIRMED)
         .annotate(at=Coalesce("confirmed_at", "created_at"))
@@ -199,6 +202,7 @@ def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]
         BounceRecord.objects.filter(
             account_id=account_id,
             contact__isnull=False,
+            contact__restricted_at__isnull=True,
             received_at__gt=since,
             received_at__lte=until,
         )
@@ -217,7 +221,10 @@ def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]
         )
     runs = (
         StepRun.objects.filter(
-            step__automation__account_id=account_id, ran_at__gt=since, ran_at__lte=until
+            step__automation__account_id=account_id,
+            contact__restricted_at__isnull=True,
+            ran_at__gt=since,
+            ran_at__lte=until,
         )
         .select_related("contact", "step__automation")
         .order_by("ran_at", "pk")
@@ -256,10 +263,13 @@ def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]
 
 
 def scan(now: datetime | None = None) -> int:
-    """Write the events of every enabled endpoint since its cursor; the number written."""
+    """Write the events of every enabled endpoint since its cursor; the number written.
+    A closed or restricted account's endpoints keep their cursor: nothing is read."""
     now = now or timezone.now()
     written = 0
-    for endpoint in WebhookEndpoint.objects.filter(enabled=True):
+    for endpoint in WebhookEndpoint.objects.filter(
+        Account.may_process_q("account__"), enabled=True
+    ):
         wanted = set(endpoint.events)
         rows = [
             WebhookMessage(
@@ -345,10 +355,13 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 
 def _claim(now: datetime) -> WebhookMessage | None:
-    """One due message of an enabled endpoint, claimed (committed)."""
+    """One due message of an enabled endpoint of an account that may process, about no
+    restricted contact, claimed (committed)."""
     due = WebhookMessage.objects.filter(
         Q(status=W.PENDING, next_attempt_at__lte=now)
         | Q(status=W.SENDING, claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS)),
+        Q(contact__isnull=True) | Q(contact__restricted_at__isnull=True),
+        Account.may_process_q("endpoint__account__"),
         endpoint__enabled=True,
     ).order_by("next_attempt_at", "pk")
     with transaction.atomic():

@@ -158,7 +158,8 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
         locked = _locked(campaign)
         _move(locked, "start")
         locked.started_at = timezone.now()
-        _reserve_credits(locked)
+        if credits.needs_credits(locked.account):
+            _reserve_credits(locked, count_recipients(locked))
         # The first batch's recipients now, queued at once; a large audience's rest is
         # written by a task behind that batch (a minute's work at a million), so the
         # first message need not wait for it.
@@ -174,15 +175,15 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
     return count
 
 
-def _reserve_credits(locked: Campaign) -> None:
-    """Hold one credit per recipient, once, in the start's transaction: two campaigns
-    starting at once cannot both spend the same credits (billing.credits)."""
-    if not credits.needs_credits(locked.account):
-        return
+def _reserve_credits(locked: Campaign, wanted: int) -> None:
+    """Hold `wanted` credits (one per recipient, counted once by the caller) in the
+    start's transaction, or SendingError saying why: two campaigns starting at once
+    cannot both spend the same credits (billing.credits). For an account that needs
+    credits (`credits.needs_credits`)."""
     try:
-        credits.reserve_for_campaign(locked.account, locked.pk, count_recipients(locked))
+        credits.reserve_for_campaign(locked.account, locked.pk, wanted)
     except credits.NotEnoughCredits:
-        refused = credits.refusal(locked.account, count_recipients(locked))
+        refused = credits.refusal(locked.account, wanted)
         raise SendingError(refused or _("Not enough credits.")) from None
 
 
@@ -195,12 +196,7 @@ def start_with_fixed_recipients(campaign_ids: list[int], now: datetime) -> None:
         _move(locked, "start fixed")
         locked.started_at = locked.recipients_fixed_at = now
         if credits.needs_credits(locked.account):
-            wanted = Delivery.objects.filter(campaign_id=campaign_id).count()
-            try:
-                credits.reserve_for_campaign(locked.account, locked.pk, wanted)
-            except credits.NotEnoughCredits:
-                refused = credits.refusal(locked.account, wanted)
-                raise SendingError(refused or _("Not enough credits.")) from None
+            _reserve_credits(locked, Delivery.objects.filter(campaign_id=campaign_id).count())
         locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
         dispatch(locked.pk)
 
@@ -224,8 +220,16 @@ def _settle_credits(campaign_id: int) -> None:
     if not credits.reserved_for(campaign_id):
         return
     account = Campaign.objects.select_related("account").get(pk=campaign_id).account
-    sent = Delivery.objects.filter(campaign_id=campaign_id, status__in=SPENT).count()
-    credits.settle_campaign(account, campaign_id, sent=sent)
+    deliveries = Delivery.objects.filter(campaign_id=campaign_id)
+    sent = deliveries.filter(status__in=SPENT).count()
+    # Cancelled mid-send, a message may be with the relay, its outcome not recorded yet:
+    # it costs its credit too. A worker sends its claimed chunk one message at a time,
+    # so each claim has at most one in flight (engine, step 4); the rest of the chunk
+    # was never attempted and is given back, unsent.
+    in_flight = (
+        deliveries.filter(status=D.SENDING).order_by().values("claimed_by").distinct().count()
+    )
+    credits.settle_campaign(account, campaign_id, sent=sent + in_flight)
 
 
 def materialise_rest(campaign_id: int) -> int:
