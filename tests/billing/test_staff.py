@@ -131,3 +131,61 @@ def test_billing_staff_see_an_issued_invoice_and_its_credit_note_audited(
     page = client.get(f"/staff/admin/billing/invoice/{note.pk}/change/").content.decode()
     assert note.number in page and invoice.number in page and "Analytical Engines Ltd" in page
     assert AuditEvent.objects.filter(action=AuditEvent.Action.READ, target_id=str(note.pk)).exists()
+
+
+@pytest.mark.promise("P7")
+def test_billing_staff_download_an_invoice_and_each_download_is_audited(
+    console, billing_staff, transfer_order
+):
+    invoice = Invoice.objects.get(order=transfer_order)
+    client = console(billing_staff)
+    page = client.get(f"/staff/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    assert f"/staff/admin/billing/invoice/{invoice.pk}/pdf/" in page
+    response = client.get(f"/staff/admin/billing/invoice/{invoice.pk}/pdf/")
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    event = AuditEvent.objects.get(action="export", target_type="billing.Invoice")
+    assert event.actor_id == billing_staff.pk and event.reason and event.fields == ["pdf"]
+
+
+def test_billing_staff_credit_part_of_an_invoice(console, billing_staff, transfer_order):
+    invoice = Invoice.objects.get(order=transfer_order)
+    client = console(billing_staff)
+    response = client.post(
+        f"/staff/admin/billing/invoice/{invoice.pk}/credit-note/", {"amount": "5,00"}
+    )
+    note = Invoice.objects.get(kind=Invoice.Kind.CREDIT_NOTE)
+    assert response["Location"] == f"/staff/admin/billing/invoice/{note.pk}/change/"
+    assert (note.original, note.total, note.number) == (invoice, Decimal("-5.00"), "CN-000001")
+    assert AuditEvent.objects.filter(
+        action="create", target_type="billing.Invoice", target_id=str(note.pk),
+        actor_id=billing_staff.pk,
+    ).exists()  # fmt: skip
+
+
+@pytest.mark.parametrize("amount", ["abc", "0", "-3", "1000", "NaN", "Infinity"])
+def test_a_credit_note_of_a_wrong_amount_is_refused_and_changes_nothing(
+    console, billing_staff, transfer_order, amount
+):
+    invoice = Invoice.objects.get(order=transfer_order)
+    client = console(billing_staff)
+    client.post(f"/staff/admin/billing/invoice/{invoice.pk}/credit-note/", {"amount": amount})
+    assert not Invoice.objects.filter(kind=Invoice.Kind.CREDIT_NOTE).exists()
+    page = client.get(f"/staff/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    said = "Give the amount to credit." if amount in ("abc", "NaN", "Infinity") else "at most"
+    assert said in page
+
+
+@pytest.mark.promise("P7")
+def test_other_roles_neither_download_nor_credit_invoices(console, transfer_order):
+    invoice = Invoice.objects.get(order=transfer_order)
+    agent = StaffFactory(email="agent3@operator.example", staff_role=User.StaffRole.SUPPORT)
+    client = console(agent)
+    assert client.get(f"/staff/admin/billing/invoice/{invoice.pk}/pdf/").status_code == 403
+    url = f"/staff/admin/billing/invoice/{invoice.pk}/credit-note/"
+    assert client.post(url, {"amount": "1"}).status_code == 403
+    assert not Invoice.objects.filter(kind=Invoice.Kind.CREDIT_NOTE).exists()
+
+
+def test_invoices_are_not_written_by_hand_in_the_console(console, billing_staff):
+    assert console(billing_staff).get("/staff/admin/billing/invoice/add/").status_code == 403

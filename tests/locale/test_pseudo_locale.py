@@ -216,6 +216,8 @@ SKIPPED: dict[str, str] = {
     "billing:webhook": "a gateway's webhook, not a page",
     "billing:invoice_pdf": "a PDF download, not a page: tests/billing reads it",
     "admin:billing_order_transfer_received": "POST only; redirects",
+    "admin:billing_invoice_credit_note": "POST only; redirects",
+    "admin:billing_invoice_pdf": "a PDF file (tests/billing/test_staff.py)",
     "desk:attachment": "a file download, not a page",
     "desk:mailgun_inbound": "a webhook for machines",
     # Answers that are not pages people read.

@@ -52,6 +52,7 @@ def test_what_each_role_may_reach(db):
         "accounts.view_account",
         "accounts.view_user_billing",
         "billing.view_invoice",
+        "billing.add_invoice",
         "billing.view_offer",
         "billing.add_offer",
         "billing.change_offer",

@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tidings.billing import services
+from tidings.billing import invoices, pdf, services
 from tidings.billing.models import Invoice, Offer, Order, Price, VatCheck, WebhookEvent
 from tidings.staff import audit
 from tidings.staff.admin_site import site
@@ -211,6 +211,76 @@ class InvoiceAdmin(ReadOnlyAuditedAdmin):
         "order",
         "keep_until",
     )
+    change_form_template = "billing/admin/invoice_change_form.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # invoices come from orders; corrections are credit notes
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:pk>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="billing_invoice_pdf",
+            ),
+            path(
+                "<int:pk>/credit-note/",
+                self.admin_site.admin_view(self.credit_note_view),
+                name="billing_invoice_credit_note",
+            ),
+            *super().get_urls(),
+        ]
+
+    def pdf_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The invoice's PDF for billing staff; each download is audited (P7)."""
+        reason, ask = self._reason_first(request)
+        if ask is not None:
+            return ask
+        found = get_object_or_404(Invoice, pk=pk)
+        audit.record(
+            audit.AuditEvent.Action.EXPORT,
+            found,
+            by=request.user,  # type: ignore[arg-type]
+            fields=["pdf"],
+            reason=reason,
+            account_id=found.account_id,
+        )
+        response = HttpResponse(pdf.render(found), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{pdf.file_name(found)}"'
+        return response
+
+    def credit_note_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Billing staff credit an issued invoice, all of it or an amount (a refund made
+        outside the gateway, a correction): a credit note naming it (POST only)."""
+        if request.method != "POST" or not request.user.has_perm("billing.add_invoice"):
+            raise PermissionDenied
+        original = get_object_or_404(Invoice, pk=pk)
+        raw = request.POST.get("amount", "").strip().replace(",", ".")
+        try:
+            amount = Decimal(raw) if raw else None
+            if amount is not None and not amount.is_finite():
+                raise InvalidOperation
+            note = invoices.credit_note(
+                original,
+                amount=amount,
+                by=request.user,  # type: ignore[arg-type]
+            )
+        except InvalidOperation:
+            self.message_user(request, _("Give the amount to credit."), messages.ERROR)
+        except invoices.InvoiceRefused as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(
+                request,
+                _("Credit note %(n)s issued.") % {"n": note.number},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(
+                reverse(f"{self.admin_site.name}:billing_invoice_change", args=[note.pk])
+            )
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:billing_invoice_change", args=[pk])
+        )
 
 
 site.register(Offer, OfferAdmin)

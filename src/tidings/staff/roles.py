@@ -49,6 +49,8 @@ _BILLING = (
     "accounts.view_account",
     VIEW_USER_BILLING,
     "billing.view_invoice",
+    # A credit note of an issued invoice (a refund made outside the gateway).
+    "billing.add_invoice",
     # What is sold, its prices, the orders (a bank transfer is marked paid) and the
     # gateways' webhooks as they arrived.
     "billing.view_offer",
