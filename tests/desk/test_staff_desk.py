@@ -8,11 +8,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.staff.conftest import REASON
 from tidings.accounts import services as accounts
-from tidings.desk import followups, inbound
+from tidings.desk import followups, inbound, services
+from tidings.desk.attachments import Accepted
 from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Message
 from tidings.sending.models import OutboundMail
 from tidings.staff.models import AuditEvent
@@ -221,3 +224,29 @@ def test_staff_download_an_attachment_only_with_a_reason_and_audited(
     assert response.status_code == 200 and response["X-Content-Type-Options"] == "nosniff"
     read = AuditEvent.objects.get(action="read", target_type="desk.Attachment")
     assert read.reason == REASON
+
+
+def attachment_bytes_read(client, url: str) -> bool:  # type: ignore[no-untyped-def]
+    """Show the page; whether any query read an attachment's (encrypted) bytes."""
+    with CaptureQueriesContext(connection) as queries:
+        shown = client.get(url)
+    assert shown.status_code == 200 and "scan.pdf" in shown.text
+    listed = [q["sql"] for q in queries if 'FROM "desk_attachment"' in q["sql"]]
+    assert listed, "the attachments are listed"
+    return any('"desk_attachment"."data"' in sql for sql in listed)
+
+
+def test_thread_pages_list_attachments_without_reading_their_bytes(console, staff, customer, db):
+    # A page that loaded the bytes would decrypt every file of the thread to show its
+    # name; they are read only when one is downloaded.
+    scan = b"%PDF-1.4 " + b"x" * 1_000_000
+    conversation = services.open_conversation(
+        user=customer, body="The scan", attachments=[Accepted("scan.pdf", "application/pdf", scan)]
+    )
+    client = console(staff)
+    assert not attachment_bytes_read(client, page(conversation.pk))
+    client.force_login(customer)
+    assert not attachment_bytes_read(client, f"/support/{conversation.pk}/")
+    attachment = conversation.messages.get().attachments.get()
+    download = client.get(f"/support/files/{attachment.pk}/")
+    assert download.status_code == 200 and download.content == scan
