@@ -198,6 +198,22 @@ def test_a_restricted_customer_gets_no_follow_up(staff, customer, on_commit_runs
     assert (followup.status, followup.note) == (FollowUp.Status.CANCELLED, "restricted")
 
 
+@pytest.mark.promise("P18")
+def test_a_follow_up_to_a_closed_account_is_skipped_with_the_reason(
+    staff, customer, on_commit_runs
+):
+    conversation = write_by_mail(customer)
+    followup = followups.schedule(
+        conversation, by=staff, due_at=timezone.now() + timedelta(hours=1), body="Hello?"
+    )
+    accounts.close_account(customer.account, by=customer)
+    assert followups.send_due(timezone.now() + timedelta(hours=2)) == 0
+    followup.refresh_from_db()
+    assert (followup.status, followup.note) == (FollowUp.Status.CANCELLED, "account closed")
+    assert not OutboundMail.objects.filter(kind="support").exists()
+    assert not conversation.messages.filter(direction=Message.Direction.OUT).exists()
+
+
 def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
     conversation = write_by_mail(customer)
     client = console(staff)
