@@ -4,11 +4,14 @@ at their request and solves the conversation (P3, P6, P7, P32)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
+import time_machine
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -224,6 +227,65 @@ def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
     client.post(f"/support/{conversation.pk}/", {"body": "One more question"})
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.OPEN
+
+
+@pytest.mark.promise("P12")
+def test_solving_again_keeps_the_first_solved_at_and_asks_for_one_rating(staff, customer, mailbox):
+    conversation = write_by_mail(customer)
+    # A second agent's page, loaded while the conversation was still open.
+    stale = Conversation.objects.get(pk=conversation.pk)
+    solved_at = timezone.now()
+    with time_machine.travel(solved_at, tick=False):
+        services.set_status(conversation, status=Conversation.Status.SOLVED, by=staff)
+    with time_machine.travel(solved_at + timedelta(days=3), tick=False):
+        services.set_status(stale, status=Conversation.Status.SOLVED, by=staff)
+        services.set_status(
+            Conversation.objects.get(pk=conversation.pk),
+            status=Conversation.Status.SOLVED,
+            by=staff,
+        )
+    conversation.refresh_from_db()
+    # The retention clock (P12) runs from the first solving, not from each click.
+    assert conversation.solved_at == solved_at
+    assert len([m for m in mailbox if "How did we do?" in m.subject]) == 1
+
+
+def waiting_for_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.mark.postgres  # two agents at once: a row lock
+def test_an_agent_solving_at_the_same_moment_waits_and_decides_from_the_first(
+    transactional_db, staff, customer
+):
+    conversation = write_by_mail(customer)
+    stale = Conversation.objects.get(pk=conversation.pk)  # the second agent's page
+    second: list[int] = []  # the second agent's backend pid
+
+    def second_agent() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                second.append(cursor.fetchone()[0])
+            services.set_status(stale, status=Conversation.Status.SOLVED, by=staff)
+        finally:
+            connection.close()
+
+    with transaction.atomic():  # the first agent solves; not committed yet
+        services.set_status(conversation, status=Conversation.Status.SOLVED, by=staff)
+        first_solved_at = Conversation.objects.get(pk=conversation.pk).solved_at
+        thread = threading.Thread(target=second_agent)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not (second and waiting_for_a_lock(second[0])):
+            assert time.monotonic() < deadline, "the second agent never waited for the row"
+    thread.join(timeout=30)
+    conversation.refresh_from_db()
+    assert conversation.solved_at == first_solved_at
+    assert OutboundMail.objects.filter(subject__contains="How did we do?").count() == 1
 
 
 @pytest.mark.promise("P7")
