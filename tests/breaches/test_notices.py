@@ -8,6 +8,8 @@ import pytest
 from django.utils import timezone
 
 from tests.breaches.test_report import scoped_breach
+from tidings.accounts import services as accounts
+from tidings.accounts.models import User
 from tidings.audience import services as audience
 from tidings.breaches import services
 from tidings.breaches.models import Notice
@@ -37,6 +39,20 @@ def test_each_user_is_told_once_per_role_through_the_pipeline_in_their_language(
     assert all(m.body.startswith("Hello,") for m in to_english)
     assert all(m.body.startswith("Bonjour") for m in to_french)
     assert OutboundMail.objects.filter(purpose="notice").count() == 6
+
+
+@pytest.mark.promise("P33")
+def test_users_of_a_closed_account_are_told_even_deactivated(mailbox, privacy_officer, acme):
+    # A breach notice is a notice (accounts.mailability): everyone, whatever the state
+    # of their account; closing it and leaving the team does not undo the breach.
+    english, french = acme.users
+    accounts.close_account(acme.account, by=english)
+    User.objects.filter(pk=french.pk).update(is_active=False)
+    closing_mail = len(mailbox)
+    incident = scoped_breach(privacy_officer)
+    assert incident.scopes.get().customers_affected == 2
+    assert services.send_notices(incident, by=privacy_officer) == 4
+    assert len([m for m in mailbox[closing_mail:] if m.to == [french.email]]) == 2
 
 
 @pytest.mark.promise("P33")

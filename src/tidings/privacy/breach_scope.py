@@ -82,8 +82,9 @@ def entry_by_label(label: str) -> datamap.Entry | None:
 
 
 def users_told(account_id: int) -> Any:
-    """The users of an account a breach notice goes to: the one rule, notice purpose."""
-    return User.objects.filter(users_q(Purpose.NOTICE), account_id=account_id, is_active=True)
+    """The users of an account a breach notice goes to: the one rule, notice purpose
+    (every user, whatever the state of the user or the account)."""
+    return User.objects.filter(users_q(Purpose.NOTICE), account_id=account_id)
 
 
 def exposed_rows(entry: datamap.Entry, account: Account, until: datetime | None) -> Any:
