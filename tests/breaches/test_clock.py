@@ -11,6 +11,8 @@ import time_machine
 from django.utils import timezone
 
 from tests.breaches.test_report import scoped_breach
+from tests.factories import StaffFactory
+from tidings.accounts.models import User
 from tidings.breaches import services
 from tidings.celery import app
 
@@ -70,6 +72,31 @@ def test_the_clock_escalates_after_the_report_until_everyone_is_told(
     told = len(mailbox)
     assert [_escalate_at(h, aware) for h in (60.2, 73)] == [0, 0]
     assert len(mailbox) == told
+
+
+@pytest.mark.promise("P33")
+def test_without_privacy_officers_the_clock_mails_the_privacy_address(
+    mailbox, staff, acme, settings
+):
+    incident = scoped_breach(staff, aware_hours_ago=0)
+    assert _escalate_at(24.5, incident.aware_at) == 1
+    (mail,) = mailbox
+    assert mail.to == [settings.OPERATOR["privacy_email"]] and "24 hours" in mail.subject
+
+
+@pytest.mark.promise("P33")
+def test_with_nobody_to_tell_the_step_waits_for_the_next_run(mailbox, staff, acme, settings):
+    settings.OPERATOR = {**settings.OPERATOR, "privacy_email": ""}
+    incident = scoped_breach(staff, aware_hours_ago=0)
+    assert _escalate_at(24.5, incident.aware_at) == 0
+    incident.refresh_from_db()
+    assert incident.escalated_hours == 0 and not mailbox
+    officer = StaffFactory(
+        email="new-dpo@operator.example", staff_role=User.StaffRole.PRIVACY_OFFICER
+    )
+    assert _escalate_at(25, incident.aware_at) == 1
+    (mail,) = mailbox
+    assert mail.to == [officer.email] and "24 hours" in mail.subject
 
 
 def test_a_late_step_skips_the_ones_it_passed(mailbox, privacy_officer, acme):

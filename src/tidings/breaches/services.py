@@ -14,11 +14,13 @@ its audit event (P7).
    outbound pipeline (purpose notice); a rerun, or a second click, tells nobody twice.
 6. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
    awareness and when the 72 hours pass, while no report is filed or people of the
-   scope are still to be told (art. 34: without undue delay); once per step.
+   scope are still to be told (art. 34: without undue delay); once per step. Without
+   officers, the operator's privacy address; without either, the step waits.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from tidings.accounts.models import User
 
 Action = audit.AuditEvent.Action
+logger = logging.getLogger("tidings")
 
 
 class BreachError(ValueError):
@@ -438,7 +441,14 @@ def escalate_clocks(now: datetime | None = None) -> int:
     (once per step, whatever the job's schedule). Incidents qualified "not a breach"
     stop their clock. Returns how many."""
     now = now or timezone.now()
-    officers = [u.email for u in office.privacy_officers()]
+    officers = office.privacy_office_addresses()
+    if not officers:
+        # No step is marked done that nobody was told of: they wait for the next run.
+        logger.error(
+            "Breach clocks: no privacy officer, admin nor TIDINGS_PRIVACY_EMAIL to tell; "
+            "the escalation waits"
+        )
+        return 0
     # Reported ones stay here until everyone is told too: incidents are few.
     due = Incident.objects.filter(
         status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
