@@ -55,6 +55,29 @@ def test_users_of_a_closed_account_are_told_even_deactivated(mailbox, privacy_of
     assert len([m for m in mailbox[closing_mail:] if m.to == [french.email]]) == 2
 
 
+@pytest.mark.promise("P34")
+def test_the_processor_notice_says_what_the_controller_notice_says_and_whom_to_ask(
+    mailbox, privacy_officer, acme, settings
+):
+    # The customer reports to their own authority from it: the nature, consequences and
+    # measures, our privacy contact with their postal address, and how to complain.
+    incident = scoped_breach(privacy_officer)
+    services.send_notices(incident, by=privacy_officer)
+    english = acme.users[0]
+    (own,) = [m for m in mailbox if m.to == [english.email] and "your data" in m.subject]
+    (facts,) = [m for m in mailbox if m.to == [english.email] and "contacts' data" in m.subject]
+    operator = settings.OPERATOR
+    for line in (
+        f"Nature: {', '.join(incident.natures())}",
+        f"Likely consequences: {incident.consequences}",
+        f"Measures taken or proposed: {incident.measures}",
+        f"Questions: our privacy contact, {operator['privacy_contact_name']}, "
+        f"{operator['privacy_email']}, {operator['postal_address']}.",
+        f"You may also complain to {operator['authority_name']}: {operator['authority_url']}",
+    ):
+        assert line in facts.body and line in own.body, line
+
+
 @pytest.mark.promise("P33")
 def test_running_the_notices_again_mails_nobody_twice(mailbox, privacy_officer, acme):
     incident = scoped_breach(privacy_officer)
