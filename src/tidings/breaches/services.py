@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,6 +40,7 @@ from tidings.breaches.models import (
     Notice,
     Scope,
 )
+from tidings.core import baseurl
 from tidings.core.mail import Purpose, send_templated
 from tidings.core.text import NUL
 from tidings.privacy import breach_scope, office
@@ -356,7 +358,14 @@ def _tell_once(incident: Incident, scope: Scope, row: dict[str, Any], role: str,
         posted = send_templated(
             f"breaches/mail/{role}",
             [user.email],
-            {"incident": incident, "scope": scope, "row": row, "notice": notice},
+            {
+                "incident": incident,
+                "scope": scope,
+                "row": row,
+                "notice": notice,
+                "account_url": baseurl.absolute(reverse("accounts:my_account")),
+                "notice_url": baseurl.absolute(reverse("breach_notice", args=[notice.pk])),
+            },
             account_id=None,
             user_ids={user.email: user.pk},
             key=f"breach:{incident.pk}:{role}:{user.pk}",
@@ -482,6 +491,7 @@ def escalate_clocks(now: datetime | None = None) -> int:
                     "untold": untold,
                     "missed": not filed and timedelta(hours=reached) >= AUTHORITY_DEADLINE,
                     "now": now,
+                    "incident_url": baseurl.absolute(reverse("breach_incident", args=[pk])),
                 },
                 key=f"breach-clock:{incident.pk}:{reached}",
             )
