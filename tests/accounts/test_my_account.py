@@ -3,10 +3,14 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tidings.accounts import services
 from tidings.accounts.models import User
+from tidings.desk import services as desk
+from tidings.desk.attachments import Accepted
 from tidings.staff.models import AuditEvent
 
 
@@ -224,3 +228,17 @@ def test_my_account_speaks_the_customers_language_not_the_codes(logged_in, custo
     assert "Audit events" in page
     assert "TIDINGS_" not in page
     assert not re.search(r"\(P\d+", page)
+
+
+@pytest.mark.promise("P15")
+def test_my_account_lists_support_attachments_without_reading_their_bytes(logged_in, customer):
+    # Each attachment's bytes are encrypted: loading them to show a name and a size would
+    # decrypt up to fifty large files for every view of the page.
+    big = Accepted("scan.pdf", "application/pdf", b"%PDF-1.4 " + b"x" * 2_000_000)
+    desk.open_conversation(user=customer, subject="Invoice", body="See the scan", attachments=[big])
+    with CaptureQueriesContext(connection) as queries:
+        page = logged_in.get(reverse("accounts:my_account")).content.decode()
+    assert "scan.pdf" in page
+    read = [q["sql"] for q in queries if 'FROM "desk_attachment"' in q["sql"]]
+    assert read, "the attachments are listed"
+    assert not [sql for sql in read if '"desk_attachment"."data"' in sql]

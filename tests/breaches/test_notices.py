@@ -8,6 +8,8 @@ import pytest
 from django.utils import timezone
 
 from tests.breaches.test_report import scoped_breach
+from tidings.accounts import services as accounts
+from tidings.accounts.models import User
 from tidings.audience import services as audience
 from tidings.breaches import services
 from tidings.breaches.models import Notice
@@ -37,6 +39,43 @@ def test_each_user_is_told_once_per_role_through_the_pipeline_in_their_language(
     assert all(m.body.startswith("Hello,") for m in to_english)
     assert all(m.body.startswith("Bonjour") for m in to_french)
     assert OutboundMail.objects.filter(purpose="notice").count() == 6
+
+
+@pytest.mark.promise("P33")
+def test_users_of_a_closed_account_are_told_even_deactivated(mailbox, privacy_officer, acme):
+    # A breach notice is a notice (accounts.mailability): everyone, whatever the state
+    # of their account; closing it and leaving the team does not undo the breach.
+    english, french = acme.users
+    accounts.close_account(acme.account, by=english)
+    User.objects.filter(pk=french.pk).update(is_active=False)
+    closing_mail = len(mailbox)
+    incident = scoped_breach(privacy_officer)
+    assert incident.scopes.get().customers_affected == 2
+    assert services.send_notices(incident, by=privacy_officer) == 4
+    assert len([m for m in mailbox[closing_mail:] if m.to == [french.email]]) == 2
+
+
+@pytest.mark.promise("P34")
+def test_the_processor_notice_says_what_the_controller_notice_says_and_whom_to_ask(
+    mailbox, privacy_officer, acme, settings
+):
+    # The customer reports to their own authority from it: the nature, consequences and
+    # measures, our privacy contact with their postal address, and how to complain.
+    incident = scoped_breach(privacy_officer)
+    services.send_notices(incident, by=privacy_officer)
+    english = acme.users[0]
+    (own,) = [m for m in mailbox if m.to == [english.email] and "your data" in m.subject]
+    (facts,) = [m for m in mailbox if m.to == [english.email] and "contacts' data" in m.subject]
+    operator = settings.OPERATOR
+    for line in (
+        f"Nature: {', '.join(incident.natures())}",
+        f"Likely consequences: {incident.consequences}",
+        f"Measures taken or proposed: {incident.measures}",
+        f"Questions: our privacy contact, {operator['privacy_contact_name']}, "
+        f"{operator['privacy_email']}, {operator['postal_address']}.",
+        f"You may also complain to {operator['authority_name']}: {operator['authority_url']}",
+    ):
+        assert line in facts.body and line in own.body, line
 
 
 @pytest.mark.promise("P33")

@@ -4,15 +4,21 @@ at their request and solves the conversation (P3, P6, P7, P32)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import time_machine
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.staff.conftest import REASON
 from tidings.accounts import services as accounts
-from tidings.desk import followups, inbound
+from tidings.desk import followups, inbound, services
+from tidings.desk.attachments import Accepted
 from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Message
 from tidings.sending.models import OutboundMail
 from tidings.staff.models import AuditEvent
@@ -195,6 +201,22 @@ def test_a_restricted_customer_gets_no_follow_up(staff, customer, on_commit_runs
     assert (followup.status, followup.note) == (FollowUp.Status.CANCELLED, "restricted")
 
 
+@pytest.mark.promise("P18")
+def test_a_follow_up_to_a_closed_account_is_skipped_with_the_reason(
+    staff, customer, on_commit_runs
+):
+    conversation = write_by_mail(customer)
+    followup = followups.schedule(
+        conversation, by=staff, due_at=timezone.now() + timedelta(hours=1), body="Hello?"
+    )
+    accounts.close_account(customer.account, by=customer)
+    assert followups.send_due(timezone.now() + timedelta(hours=2)) == 0
+    followup.refresh_from_db()
+    assert (followup.status, followup.note) == (FollowUp.Status.CANCELLED, "account closed")
+    assert not OutboundMail.objects.filter(kind="support").exists()
+    assert not conversation.messages.filter(direction=Message.Direction.OUT).exists()
+
+
 def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
     conversation = write_by_mail(customer)
     client = console(staff)
@@ -205,6 +227,65 @@ def test_solving_and_a_reply_reopens(console, staff, customer, on_commit_runs):
     client.post(f"/support/{conversation.pk}/", {"body": "One more question"})
     conversation.refresh_from_db()
     assert conversation.status == Conversation.Status.OPEN
+
+
+@pytest.mark.promise("P12")
+def test_solving_again_keeps_the_first_solved_at_and_asks_for_one_rating(staff, customer, mailbox):
+    conversation = write_by_mail(customer)
+    # A second agent's page, loaded while the conversation was still open.
+    stale = Conversation.objects.get(pk=conversation.pk)
+    solved_at = timezone.now()
+    with time_machine.travel(solved_at, tick=False):
+        services.set_status(conversation, status=Conversation.Status.SOLVED, by=staff)
+    with time_machine.travel(solved_at + timedelta(days=3), tick=False):
+        services.set_status(stale, status=Conversation.Status.SOLVED, by=staff)
+        services.set_status(
+            Conversation.objects.get(pk=conversation.pk),
+            status=Conversation.Status.SOLVED,
+            by=staff,
+        )
+    conversation.refresh_from_db()
+    # The retention clock (P12) runs from the first solving, not from each click.
+    assert conversation.solved_at == solved_at
+    assert len([m for m in mailbox if "How did we do?" in m.subject]) == 1
+
+
+def waiting_for_a_lock(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row is not None and row[0] == "Lock"
+
+
+@pytest.mark.postgres  # two agents at once: a row lock
+def test_an_agent_solving_at_the_same_moment_waits_and_decides_from_the_first(
+    transactional_db, staff, customer
+):
+    conversation = write_by_mail(customer)
+    stale = Conversation.objects.get(pk=conversation.pk)  # the second agent's page
+    second: list[int] = []  # the second agent's backend pid
+
+    def second_agent() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                second.append(cursor.fetchone()[0])
+            services.set_status(stale, status=Conversation.Status.SOLVED, by=staff)
+        finally:
+            connection.close()
+
+    with transaction.atomic():  # the first agent solves; not committed yet
+        services.set_status(conversation, status=Conversation.Status.SOLVED, by=staff)
+        first_solved_at = Conversation.objects.get(pk=conversation.pk).solved_at
+        thread = threading.Thread(target=second_agent)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not (second and waiting_for_a_lock(second[0])):
+            assert time.monotonic() < deadline, "the second agent never waited for the row"
+    thread.join(timeout=30)
+    conversation.refresh_from_db()
+    assert conversation.solved_at == first_solved_at
+    assert OutboundMail.objects.filter(subject__contains="How did we do?").count() == 1
 
 
 @pytest.mark.promise("P7")
@@ -221,3 +302,29 @@ def test_staff_download_an_attachment_only_with_a_reason_and_audited(
     assert response.status_code == 200 and response["X-Content-Type-Options"] == "nosniff"
     read = AuditEvent.objects.get(action="read", target_type="desk.Attachment")
     assert read.reason == REASON
+
+
+def attachment_bytes_read(client, url: str) -> bool:  # type: ignore[no-untyped-def]
+    """Show the page; whether any query read an attachment's (encrypted) bytes."""
+    with CaptureQueriesContext(connection) as queries:
+        shown = client.get(url)
+    assert shown.status_code == 200 and "scan.pdf" in shown.text
+    listed = [q["sql"] for q in queries if 'FROM "desk_attachment"' in q["sql"]]
+    assert listed, "the attachments are listed"
+    return any('"desk_attachment"."data"' in sql for sql in listed)
+
+
+def test_thread_pages_list_attachments_without_reading_their_bytes(console, staff, customer, db):
+    # A page that loaded the bytes would decrypt every file of the thread to show its
+    # name; they are read only when one is downloaded.
+    scan = b"%PDF-1.4 " + b"x" * 1_000_000
+    conversation = services.open_conversation(
+        user=customer, body="The scan", attachments=[Accepted("scan.pdf", "application/pdf", scan)]
+    )
+    client = console(staff)
+    assert not attachment_bytes_read(client, page(conversation.pk))
+    client.force_login(customer)
+    assert not attachment_bytes_read(client, f"/support/{conversation.pk}/")
+    attachment = conversation.messages.get().attachments.get()
+    download = client.get(f"/support/files/{attachment.pk}/")
+    assert download.status_code == 200 and download.content == scan

@@ -73,7 +73,10 @@ def data_held_on(account: Account) -> list[HeldData]:
         if total == 0:
             continue
         columns = list(entry.columns)
-        rows = [[_display(obj, c) for c in columns] for obj in qs.order_by("pk")[:SHOWN_ROWS]]
+        # Only the shown columns: the others may be large encrypted values (the desk's
+        # attachments), decrypted for nothing when a whole row is loaded.
+        shown = qs.only("pk", *columns).order_by("pk")[:SHOWN_ROWS]
+        rows = [[_display(obj, c) for c in columns] for obj in shown]
         labels = [_label(entry.model, c) for c in columns]
         held.append(HeldData(entry=entry, columns=labels, rows=rows, total=total))
     return held

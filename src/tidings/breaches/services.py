@@ -13,22 +13,34 @@ its audit event (P7).
 5. `send_notices`: one notice per person and role, in their language, through the one
    outbound pipeline (purpose notice); a rerun, or a second click, tells nobody twice.
 6. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
-   awareness while no report is filed, and when the 72 hours pass; once per step.
+   awareness and when the 72 hours pass, while no report is filed or people of the
+   scope are still to be told (art. 34: without undue delay); once per step. Without
+   officers, the operator's privacy address; without either, the step waits.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.audience import mailability
 from tidings.audience.notices import mail_contact
-from tidings.breaches.models import ESCALATION_HOURS, Filing, Incident, Notice, Scope
+from tidings.breaches.models import (
+    AUTHORITY_DEADLINE,
+    ESCALATION_HOURS,
+    Filing,
+    Incident,
+    Notice,
+    Scope,
+)
+from tidings.core import baseurl
 from tidings.core.mail import Purpose, send_templated
 from tidings.core.text import NUL
 from tidings.privacy import breach_scope, office
@@ -38,6 +50,7 @@ if TYPE_CHECKING:
     from tidings.accounts.models import User
 
 Action = audit.AuditEvent.Action
+logger = logging.getLogger("tidings")
 
 
 class BreachError(ValueError):
@@ -292,14 +305,32 @@ def send_notices(incident: Incident, *, by: User | None) -> int:
         raise BreachError(_("Scope the breach before telling anyone."))
     told = 0
     for row in scope.per_account:
-        for role, wanted in ((Notice.Role.CONTROLLER, row["users"]),
-                             (Notice.Role.PROCESSOR, row.get("processor"))):  # fmt: skip
-            if not wanted:
-                continue
+        for role in _roles(row):
             users = breach_scope.users_told(row["account"]).order_by("pk")
             for user in users.iterator():
                 told += _tell(incident, scope, row, role, user, by)
     return told
+
+
+def _roles(row: dict[str, Any]) -> list[str]:
+    """In which roles the users of one account of a scope are told: of their own data
+    (controller) when it was touched, of their contacts' (processor) when theirs were."""
+    wanted = ((Notice.Role.CONTROLLER, row["users"]), (Notice.Role.PROCESSOR, row.get("processor")))
+    return [role for role, touched in wanted if touched]
+
+
+def notices_untold(incident: Incident) -> int:
+    """How many notices (one per person and role) of the current scope are still to
+    send: the clock escalates until there are none."""
+    scope = current_scope(incident)
+    if scope is None:
+        return 0
+    untold = 0
+    for role in Notice.Role.values:
+        accounts = [row["account"] for row in scope.per_account if role in _roles(row)]
+        told = Notice.objects.filter(incident=incident, role=role).values("user_ref")
+        untold += breach_scope.users_told(*accounts).exclude(pk__in=told).count()
+    return untold
 
 
 def _tell(incident: Incident, scope: Scope, row: dict[str, Any], role: str, user: Any,
@@ -327,7 +358,14 @@ def _tell_once(incident: Incident, scope: Scope, row: dict[str, Any], role: str,
         posted = send_templated(
             f"breaches/mail/{role}",
             [user.email],
-            {"incident": incident, "scope": scope, "row": row, "notice": notice},
+            {
+                "incident": incident,
+                "scope": scope,
+                "row": row,
+                "notice": notice,
+                "account_url": baseurl.absolute(reverse("accounts:my_account")),
+                "notice_url": baseurl.absolute(reverse("breach_notice", args=[notice.pk])),
+            },
             account_id=None,
             user_ids={user.email: user.pk},
             key=f"breach:{incident.pk}:{role}:{user.pk}",
@@ -407,14 +445,22 @@ def acknowledge(notice: Notice, *, by: User) -> None:
 
 
 def escalate_clocks(now: datetime | None = None) -> int:
-    """Mail the privacy officers about each incident not yet reported whose clock has
-    reached a new step of ESCALATION_HOURS (once per step, whatever the job's
-    schedule). Incidents qualified "not a breach" stop their clock. Returns how many."""
+    """Mail the privacy officers about each breach whose clock has reached a new step
+    of ESCALATION_HOURS while the report is not filed or people are still to be told
+    (once per step, whatever the job's schedule). Incidents qualified "not a breach"
+    stop their clock. Returns how many."""
     now = now or timezone.now()
-    officers = [u.email for u in office.privacy_officers()]
+    officers = office.privacy_office_addresses()
+    if not officers:
+        # No step is marked done that nobody was told of: they wait for the next run.
+        logger.error(
+            "Breach clocks: no privacy officer, admin nor TIDINGS_PRIVACY_EMAIL to tell; "
+            "the escalation waits"
+        )
+        return 0
+    # Reported ones stay here until everyone is told too: incidents are few.
     due = Incident.objects.filter(
         status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
-        filings__isnull=True,
         aware_at__lte=now - timedelta(hours=ESCALATION_HOURS[0]),
     ).exclude(escalated_hours__gte=ESCALATION_HOURS[-1])
     escalated = 0
@@ -423,8 +469,12 @@ def escalate_clocks(now: datetime | None = None) -> int:
             incident = Incident.objects.select_for_update().get(pk=pk)
             elapsed = now - incident.aware_at
             reached = max(h for h in (0, *ESCALATION_HOURS) if timedelta(hours=h) <= elapsed)
-            if reached <= incident.escalated_hours or incident.filings.exists():
-                continue  # mailed already by another run, or reported meanwhile
+            if reached <= incident.escalated_hours:
+                continue  # mailed already by another run
+            filed = incident.filings.exists()
+            untold = notices_untold(incident)
+            if filed and not untold:
+                continue  # reported and everyone told: the clock has stopped
             incident.escalated_hours = reached
             incident.save(update_fields=["escalated_hours"])
             audit.record(
@@ -434,7 +484,15 @@ def escalate_clocks(now: datetime | None = None) -> int:
             send_templated(
                 "breaches/mail/clock",
                 officers,
-                {"incident": incident, "hours": reached, "missed": reached >= 72, "now": now},
+                {
+                    "incident": incident,
+                    "hours": reached,
+                    "filed": filed,
+                    "untold": untold,
+                    "missed": not filed and timedelta(hours=reached) >= AUTHORITY_DEADLINE,
+                    "now": now,
+                    "incident_url": baseurl.absolute(reverse("breach_incident", args=[pk])),
+                },
                 key=f"breach-clock:{incident.pk}:{reached}",
             )
             escalated += 1

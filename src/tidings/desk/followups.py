@@ -1,6 +1,8 @@
 """Follow-ups (P6): an agent schedules a message for later; the scheduler sends those
-due, once each, and only to a customer who still allows follow-ups (P18) and is not
-restricted. Switching follow-ups off cancels the pending ones at once."""
+due, once each, and only to a customer who still allows follow-ups (P18) and whom the
+one users' rule lets us mail (accounts.mailability, service: an active user of an open,
+unrestricted account); the others are cancelled with the reason in their note.
+Switching follow-ups off cancels the pending ones at once."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.accounts.models import User
-from tidings.core.mail import Kind
+from tidings.accounts.mailability import user_may_receive
+from tidings.accounts.models import Account, User
+from tidings.core.mail import Kind, Purpose
 from tidings.desk import services
 from tidings.desk.models import Channel, Conversation, FollowUp, Message
 from tidings.desk.services import DeskError
@@ -21,16 +24,23 @@ SWITCH = "allow_support_followups"
 
 
 def _allowed(conversation: Conversation) -> str:
-    """Why a follow-up may not go to this customer ("" when it may)."""
+    """Why a follow-up may not go to this customer ("" when it may): the follow-up
+    switch (P18), then the one users' rule for mail they asked for (service)."""
     if conversation.user_id is None:
         return ""  # a visitor wrote to us: a follow-up answers their own request
     # Read now, not from a copy loaded earlier: the switch takes effect at once (P18).
     user = User.objects.select_related("account").get(pk=conversation.user_id)
     if not getattr(user, SWITCH):
         return "switched off"
-    if user.account is not None and user.account.is_restricted:
+    if user_may_receive(user.pk, Purpose.SERVICE):
+        return ""
+    # The rule decided; the note only names the state for the staff who read it.
+    account = user.account
+    if account is not None and account.is_restricted:
         return "restricted"
-    return ""
+    if account is not None and account.status != Account.Status.ACTIVE:
+        return f"account {account.status}"
+    return "user deactivated"
 
 
 def schedule(conversation: Conversation, *, by: User, due_at: datetime, body: str) -> FollowUp:

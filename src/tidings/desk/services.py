@@ -304,16 +304,22 @@ def assign(conversation: Conversation, *, to: User | None, by: User) -> None:
 
 
 def set_status(conversation: Conversation, *, status: str, by: User) -> None:
+    """Staff set the status; solving (once) starts the retention clock and asks for a rating."""
     _staff_check(by)
     if status not in Conversation.Status.values:
         raise DeskError(_("Unknown status: %(status)s") % {"status": status})
     with transaction.atomic():
-        solving = (
-            status == Conversation.Status.SOLVED
-            and conversation.status != Conversation.Status.SOLVED
-        )
+        # Decide from the row as it is now, locked: the caller's copy may be stale (two
+        # agents on one conversation), and a second "solved" must not restart the
+        # retention clock nor ask for a second rating.
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        solved = status == Conversation.Status.SOLVED
+        solving = solved and conversation.status != Conversation.Status.SOLVED
         conversation.status = status
-        conversation.solved_at = timezone.now() if status == Conversation.Status.SOLVED else None
+        if solving:
+            conversation.solved_at = timezone.now()
+        elif not solved:
+            conversation.solved_at = None
         conversation.updated_at = timezone.now()
         conversation.save(update_fields=["status", "solved_at", "updated_at"])
         audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["status"])

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import User
-from tidings.desk import followups, ratings, services
+from tidings.desk import followups, ratings, selectors, services
 from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Queue
 from tidings.staff import audit
 from tidings.staff.admin_site import site
@@ -169,9 +169,7 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
             **context,
             "title": _("Conversation #%(id)s") % {"id": conversation.pk},
             "conversation": conversation,
-            "thread": conversation.messages.select_related("author").prefetch_related(
-                "attachments"
-            ),
+            "thread": selectors.thread(conversation, with_notes=True),
             "others": services.conversations_of(conversation),
             "followups": conversation.followups.all(),
             "canned_answers": CannedAnswer.objects.all(),

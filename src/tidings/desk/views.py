@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import User
 from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_message
-from tidings.desk import attachments, ratings, services
+from tidings.desk import attachments, ratings, selectors, services
 from tidings.desk.forms import ConversationForm, ReplyForm
 from tidings.desk.models import Attachment, Channel, Conversation, Message, Rating
 from tidings.sending import bounces
@@ -110,13 +110,14 @@ def conversation(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, str(error))
         else:
             return redirect("desk:conversation", pk=conversation.pk)
-    shown = conversation.messages.exclude(direction=Message.Direction.NOTE).prefetch_related(
-        "attachments"
-    )
     return render(
         request,
         "desk/conversation.html",
-        {"conversation": conversation, "thread": shown, "form": form},
+        {
+            "conversation": conversation,
+            "thread": selectors.thread(conversation, with_notes=False),
+            "form": form,
+        },
     )
 
 

@@ -81,9 +81,10 @@ def entry_by_label(label: str) -> datamap.Entry | None:
     return next((e for e in datamap.entries() if e.label == label), None)
 
 
-def users_told(account_id: int) -> Any:
-    """The users of an account a breach notice goes to: the one rule, notice purpose."""
-    return User.objects.filter(users_q(Purpose.NOTICE), account_id=account_id, is_active=True)
+def users_told(*account_ids: int) -> Any:
+    """The users of the accounts a breach notice goes to: the one rule, notice purpose
+    (every user, whatever the state of the user or the account)."""
+    return User.objects.filter(users_q(Purpose.NOTICE), account_id__in=account_ids)
 
 
 def exposed_rows(entry: datamap.Entry, account: Account, until: datetime | None) -> Any:

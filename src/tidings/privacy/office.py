@@ -241,6 +241,17 @@ def privacy_officers() -> list[User]:
     )
 
 
+def privacy_office_addresses() -> list[str]:
+    """Whom the privacy office's reminders go to: the privacy officers and admins, else
+    the operator's privacy address (TIDINGS_PRIVACY_EMAIL), so that no reminder is lost
+    for want of staff. Empty only when there is neither."""
+    officers = [u.email for u in privacy_officers()]
+    if officers:
+        return officers
+    fallback = settings.OPERATOR["privacy_email"]
+    return [fallback] if fallback else []
+
+
 def escalate_due_requests(now: datetime | None = None) -> int:
     """Mail the privacy officers about open requests due within a week or overdue, at
     most once a day per request. Returns how many requests were escalated."""
