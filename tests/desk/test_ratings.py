@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from tidings.accounts.models import Account
 from tidings.desk import ratings, services
 from tidings.desk.models import Conversation, Rating
 
@@ -64,3 +67,14 @@ def test_the_staff_desk_shows_ratings_per_agent_and_queue(console, staff, custom
     ratings.rate(services.rating_token(conversation), score=2)
     page = console(staff).get("/staff/desk/")
     assert "Satisfaction" in page.text and staff.name in page.text
+
+
+@pytest.mark.promise("P18")
+def test_no_survey_for_a_user_the_users_rule_does_not_let_us_mail(customer, staff, mailbox):
+    conversation = services.open_conversation(user=customer, subject="Help", body="Please")
+    services.reply(conversation, by=staff, body="Done.")
+    account = customer.account
+    account.status = Account.Status.CLOSED  # closed since: no service mail
+    account.save()
+    services.set_status(conversation, status=Conversation.Status.SOLVED, by=staff)
+    assert not [m for m in mailbox if "How did we do?" in m.subject]

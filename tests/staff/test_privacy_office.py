@@ -11,7 +11,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tidings.accounts import services as accounts
-from tidings.core import datamap
+from tidings.core import baseurl, datamap
 from tidings.core.datamap import plain
 from tidings.privacy import office
 from tidings.privacy.models import AccountExport, DataRequest, Disclosure
@@ -163,3 +163,33 @@ def test_the_office_lists_the_archives_issued_without_personal_data(
     assert "1 archive asked for in the last 30 days" in page
     assert f"<td>#{customer.account_id}</td><td>XLSX</td>" in page
     assert customer.email not in page
+
+
+def test_with_no_privacy_officer_the_reminder_goes_to_the_privacy_address(
+    privacy_officer, mailbox, time_machine, settings
+):
+    time_machine.move_to("2026-03-01 09:00Z", tick=False)
+    office.log_request(by=privacy_officer, kind="erasure", requester="Bob <bob@example.net>")
+    privacy_officer.is_active = False  # left the company: no officer, no admin
+    privacy_officer.save()
+    settings.OPERATOR = {**settings.OPERATOR, "privacy_email": "dpo@operator.example"}
+    time_machine.move_to("2026-04-02 09:00Z", tick=False)
+    assert office.escalate_due_requests() == 1
+    reminder = next(m for m in mailbox if "dpo@operator.example" in m.to)
+    assert baseurl.absolute("/staff/privacy-office/") in reminder.body
+
+
+def test_with_nobody_to_tell_the_requests_wait_for_the_next_run(
+    privacy_officer, mailbox, time_machine, settings
+):
+    time_machine.move_to("2026-03-01 09:00Z", tick=False)
+    request = office.log_request(
+        by=privacy_officer, kind="erasure", requester="Bob <bob@example.net>"
+    )
+    privacy_officer.is_active = False
+    privacy_officer.save()
+    settings.OPERATOR = {**settings.OPERATOR, "privacy_email": ""}
+    time_machine.move_to("2026-04-02 09:00Z", tick=False)
+    assert office.escalate_due_requests() == 0
+    request.refresh_from_db()
+    assert request.escalated_at is None

@@ -13,7 +13,7 @@ P18, P19): the users' side of the one mailability rule (contacts have theirs in
 
 from __future__ import annotations
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from tidings.accounts.models import Account, User
 from tidings.core.mail import Purpose
@@ -37,3 +37,8 @@ def users_q(purpose: str) -> Q:
 
 def user_may_receive(user_id: int, purpose: str) -> bool:
     return User.objects.filter(users_q(purpose), pk=user_id).exists()
+
+
+def account_users(account_id: int, purpose: str) -> QuerySet[User]:
+    """The users of one account the rule lets get mail of `purpose`."""
+    return User.objects.filter(users_q(purpose), account_id=account_id).order_by("pk")

@@ -46,6 +46,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tidings.accounts.mailability import account_users
 from tidings.accounts.models import Account
 from tidings.audience.models import Subscription
 from tidings.automations.models import Step, StepRun, WebhookEndpoint, WebhookMessage
@@ -426,7 +427,7 @@ def _failed_for_good(endpoint: WebhookEndpoint) -> None:
             "%(n)s messages in a row could not be delivered, each retried for a day."
         ) % {"n": locked.failures}
         locked.save(update_fields=["failures", "enabled", "disabled_reason"])
-        users = list(locked.account.users.filter(is_active=True))
+        users = list(account_users(locked.account_id, Purpose.SERVICE))
         send_templated(
             "automations/mail/webhook_disabled",
             [u.email for u in users],

@@ -29,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
 
-from tidings.accounts.mailability import users_q
+from tidings.accounts.mailability import account_users
 from tidings.billing import cards, credits, invoices, vies
 from tidings.billing.gateways import (
     BANK_TRANSFER,
@@ -452,7 +452,7 @@ def _fulfil(order: Order) -> None:
 def _tell(order: Order) -> None:
     """The order's news to the account's users who may get service mail (the one
     users rule: not those of a closed or restricted account)."""
-    users = order.account.users.filter(users_q(Purpose.SERVICE))
+    users = list(account_users(order.account_id, Purpose.SERVICE))
     send_templated(
         "billing/mail/order_status",
         [u.email for u in users],

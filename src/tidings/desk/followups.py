@@ -12,35 +12,14 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.accounts.mailability import user_may_receive
-from tidings.accounts.models import Account, User
-from tidings.core.mail import Kind, Purpose
+from tidings.accounts.models import User
+from tidings.core.mail import Kind
 from tidings.desk import services
 from tidings.desk.models import Channel, Conversation, FollowUp, Message
 from tidings.desk.services import DeskError
 from tidings.staff import audit
 
 SWITCH = "allow_support_followups"
-
-
-def _allowed(conversation: Conversation) -> str:
-    """Why a follow-up may not go to this customer ("" when it may): the follow-up
-    switch (P18), then the one users' rule for mail they asked for (service)."""
-    if conversation.user_id is None:
-        return ""  # a visitor wrote to us: a follow-up answers their own request
-    # Read now, not from a copy loaded earlier: the switch takes effect at once (P18).
-    user = User.objects.select_related("account").get(pk=conversation.user_id)
-    if not getattr(user, SWITCH):
-        return "switched off"
-    if user_may_receive(user.pk, Purpose.SERVICE):
-        return ""
-    # The rule decided; the note only names the state for the staff who read it.
-    account = user.account
-    if account is not None and account.is_restricted:
-        return "restricted"
-    if account is not None and account.status != Account.Status.ACTIVE:
-        return f"account {account.status}"
-    return "user deactivated"
 
 
 def schedule(conversation: Conversation, *, by: User, due_at: datetime, body: str) -> FollowUp:
@@ -51,7 +30,7 @@ def schedule(conversation: Conversation, *, by: User, due_at: datetime, body: st
         raise DeskError(_("Write the follow-up's message."))
     if due_at <= timezone.now():
         raise DeskError(_("A follow-up is scheduled for a later date."))
-    if _allowed(conversation) == "switched off":
+    if services.followup_refused(conversation) == "switched off":
         raise DeskError(_("The customer has switched off follow-ups."))
     with transaction.atomic():
         followup = FollowUp.objects.create(
@@ -92,7 +71,7 @@ def send_due(now: datetime | None = None) -> int:
             if followup is None:
                 continue
             conversation = followup.conversation
-            why_not = _allowed(conversation)
+            why_not = services.followup_refused(conversation)
             if why_not:
                 cancel(followup, note=why_not)
                 continue

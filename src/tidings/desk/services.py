@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts import services as accounts
-from tidings.accounts.models import User
+from tidings.accounts.mailability import user_may_receive
+from tidings.accounts.models import Account, User
 from tidings.core import addresses, baseurl, collection, locales, ratelimit, text
 from tidings.core import signing as fast_signing
 from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
@@ -331,10 +332,30 @@ def rating_token(conversation: Conversation) -> str:
     return fast_signing.dumps({"c": conversation.pk, "r": conversation.reference}, salt=RATING_SALT)
 
 
+def followup_refused(conversation: Conversation) -> str:
+    """Why a follow-up may not go to this customer ("" when it may): the follow-up
+    switch (P18), then the one users' rule for mail they asked for (service)."""
+    if conversation.user_id is None:
+        return ""  # a visitor wrote to us: a follow-up answers their own request
+    # Read now, not from a copy loaded earlier: the switch takes effect at once (P18).
+    user = User.objects.select_related("account").get(pk=conversation.user_id)
+    if not user.allow_support_followups:
+        return "switched off"
+    if user_may_receive(user.pk, Purpose.SERVICE):
+        return ""
+    # The rule decided; the note only names the state for the staff who read it.
+    account = user.account
+    if account is not None and account.is_restricted:
+        return "restricted"
+    if account is not None and account.status != Account.Status.ACTIVE:
+        return f"account {account.status}"
+    return "user deactivated"
+
+
 def _ask_for_rating(conversation: Conversation) -> None:
     """Solving mails a single-use link to rate the answer (desk.ratings), unless the
     customer switched follow-ups off (P18) or the conversation was rated before."""
-    if conversation.user is not None and not conversation.user.allow_support_followups:
+    if followup_refused(conversation):
         return
     if Rating.objects.filter(conversation=conversation).exists():
         return

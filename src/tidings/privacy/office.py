@@ -12,12 +12,13 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from django.conf import settings
 from django.db import models, transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
-from tidings.core import datamap
+from tidings.core import baseurl, datamap
 from tidings.core.datamap import BASIS_LABELS, LegalBasis, Owner, plain
 from tidings.core.mail import send_templated
 from tidings.privacy.models import DataRequest, Disclosure
@@ -262,7 +263,8 @@ def escalate_due_requests(now: datetime | None = None) -> int:
             due_at__lte=now + timedelta(days=ESCALATE_DAYS_BEFORE),
         ).exclude(escalated_at__gt=now - timedelta(days=1))
     )
-    officers = [u.email for u in privacy_officers()]
+    # Nobody to tell: the requests stay unescalated, for the next run.
+    officers = privacy_office_addresses()
     if not due or not officers:
         return 0
     with transaction.atomic():
@@ -270,7 +272,11 @@ def escalate_due_requests(now: datetime | None = None) -> int:
         send_templated(
             "privacy/mail/requests_due",
             officers,
-            {"requests": due, "now": now, "office_path": "/staff/privacy-office/"},
+            {
+                "requests": due,
+                "now": now,
+                "office_url": baseurl.absolute(reverse("privacy_office")),
+            },
         )
     return len(due)
 

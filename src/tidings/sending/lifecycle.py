@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tidings.accounts.mailability import account_users
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
@@ -406,7 +407,7 @@ def _pause_with_reason(campaign: Campaign, reason: str, action: str, mail: str) 
         _move(locked, action)
         locked.pause_reason = reason[:500]
         locked.save(update_fields=["status", "pause_reason", "updated_at"])
-        users = locked.account.users.filter(is_active=True)
+        users = list(account_users(locked.account_id, Purpose.SERVICE))
         send_templated(
             mail,
             [u.email for u in users],
