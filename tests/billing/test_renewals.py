@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from tests.billing.conftest import checkout, place, post_test_webhook, session_event
 from tests.billing.test_stripe import post, stripe_signature
-from tests.billing.test_stripe import stripe as stripe  # noqa: F401  (the fixture)
+from tests.billing.test_stripe import stripe as stripe  # the fixture
 from tidings.billing import credits, dunning, renewals, services
 from tidings.billing.gateways import TestGateway
 from tidings.billing.models import Invoice, Order, Subscription
@@ -322,7 +322,7 @@ def stripe_invoice(kind: str, event_id: str, *, invoice: str = "in_1", **changes
 
 
 @pytest.fixture
-def stripe_sub(client, customer, plan, stripe):  # type: ignore[no-untyped-def]  # noqa: F811
+def stripe_sub(client, customer, plan, stripe):  # type: ignore[no-untyped-def]
     order = place(customer, plan, method="stripe")
     services.start_checkout(order, success_url="http://t/ok", cancel_url="http://t/no")
     order.refresh_from_db()

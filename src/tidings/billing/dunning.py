@@ -154,11 +154,11 @@ def end(sub: Subscription, *, by: User | None = None, why: str = "renewal paid")
 def step_due(sub: Subscription, now: datetime) -> int:
     """The latest step due at `now` for a subscription in dunning."""
     assert sub.payment_failed_at is not None
-    due = Step.TOLD
+    due = int(Step.TOLD)
     for step, days in DUE_AFTER_DAYS.items():
         if now >= sub.payment_failed_at + timedelta(days=days):
             due = step
-    return int(due)
+    return due
 
 
 def advance(now: datetime | None = None) -> int:

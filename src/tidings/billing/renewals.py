@@ -94,8 +94,10 @@ def renewal_order(sub: Subscription, *, gateway_ref: str) -> Order:
 def extend(order: Order) -> Subscription | None:
     """The renewal `order` is paid: its subscription runs to the period's end (never
     backwards) and its dunning ends. In the payment's transaction."""
+    if order.renewal_of_id is None or order.period_end is None:
+        return None
     sub = Subscription.objects.select_for_update().filter(pk=order.renewal_of_id).first()
-    if sub is None or order.period_end is None:
+    if sub is None:
         return None
     if order.period_end > sub.current_period_end:
         sub.current_period_end = order.period_end
