@@ -16,6 +16,7 @@ from django.utils import timezone
 from tests.billing.conftest import checkout, place, post_test_webhook, session_event
 from tests.billing.test_stripe import post, stripe_signature
 from tests.billing.test_stripe import stripe as stripe  # the fixture
+from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
 from tidings.billing import credits, dunning, renewals, services
 from tidings.billing.gateways import TestGateway
 from tidings.billing.models import Invoice, Order, Subscription
@@ -417,3 +418,25 @@ def test_test_gateway_events_are_signed_like_the_orders(client, sub):
     order.refresh_from_db()
     assert order.status == S.CREATED
     assert TestGateway.renews_itself is False
+
+
+def test_the_billing_and_test_gateway_pages_of_a_renewal_are_translated(
+    client, customer, sub, mailbox, settings
+):
+    order = fail_renewal(client, sub)
+    client.force_login(customer)
+    allowed = {"Tidings", "Starter", "EUR", str(order.amount), order.reference, "PDF", "INV"}
+    allowed |= {str(v) for v in settings.OPERATOR.values() if isinstance(v, str)}
+    allowed |= {name for _, name in settings.LANGUAGES}
+
+    def untranslated(path: str) -> list[str]:
+        with pseudo_locale():
+            page = client.get(path, HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+        return [w for text in visible_texts(page) for w in unmarked_in_context(text, allowed)]
+
+    assert untranslated("/account/billing/") == []
+    assert untranslated(f"/pay/test/{order.gateway_ref}/") == []
+    sub.refresh_from_db()
+    with time_machine.travel(sub.payment_failed_at + timedelta(days=14), tick=False):
+        dunning.advance()
+    assert untranslated("/account/billing/") == []

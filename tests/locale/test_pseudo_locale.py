@@ -216,6 +216,7 @@ SKIPPED: dict[str, str] = {
     "billing:webhook": "a gateway's webhook, not a page",
     "billing:invoice_pdf": "a PDF download, not a page: tests/billing reads it",
     "admin:billing_order_transfer_received": "POST only; redirects",
+    "admin:billing_order_test_renewal": "POST only; redirects",
     "desk:attachment": "a file download, not a page",
     "desk:mailgun_inbound": "a webhook for machines",
     # Answers that are not pages people read.
