@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from stdnum.eu import vat as eu_vat
 
+from tidings.billing import invoice_mail
 from tidings.billing.models import Invoice, InvoiceCounter, InvoiceLine, Offer, Order, VatTreatment
 from tidings.staff import audit
 
@@ -182,6 +183,7 @@ def finalise(invoice: Invoice, *, supplied_at: datetime | None = None) -> Invoic
             reason=f"issued {locked.number}",
             account_id=locked.account_id,
         )
+        invoice_mail.mail_issued(locked)
     return locked
 
 
@@ -192,10 +194,11 @@ def issue_for_order(order: Order, *, paid: bool) -> Invoice:
     if existing is not None:
         return existing
     with transaction.atomic():
-        invoice = finalise(draft_for_order(order))
+        draft = draft_for_order(order)
         if paid:
-            Invoice.objects.filter(pk=invoice.pk).update(paid_at=order.paid_at or timezone.now())
-            invoice.refresh_from_db()
+            # Paid before it is issued: its mail says so.
+            Invoice.objects.filter(pk=draft.pk).update(paid_at=order.paid_at or timezone.now())
+        invoice = finalise(draft)
     return invoice
 
 
