@@ -6,21 +6,26 @@ invoice once; a failed one mails at once, on days 3 and 7, suspends sending on d
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from tests.billing.conftest import checkout, place, post_test_webhook, session_event
 from tests.billing.test_stripe import post, stripe_signature
 from tests.billing.test_stripe import stripe as stripe  # the fixture
 from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
+from tidings.accounts.models import Account
 from tidings.billing import credits, dunning, renewals, services
 from tidings.billing.gateways import TestGateway
 from tidings.billing.models import Invoice, Order, Subscription
 from tidings.billing.tasks import run_renewals
+from tidings.celery import app
+from tidings.sending.models import OutboundMail
 from tidings.staff.models import AuditEvent
 
 S = Order.Status
@@ -131,6 +136,17 @@ def test_a_cancelled_plan_is_not_renewed_and_a_late_renewal_event_does_not_reviv
     assert credits.active_plan(sub.account) is None
     with time_machine.travel(sub.current_period_end + timedelta(days=40), tick=False):
         assert renewals.renew_due() == 0
+
+
+def test_a_closed_accounts_plan_is_not_renewed(sub):
+    Account.objects.filter(pk=sub.account_id).update(status=Account.Status.CLOSED)
+    with time_machine.travel(sub.current_period_end + timedelta(minutes=5), tick=False):
+        assert renewals.renew_due() == 0
+
+
+def test_the_scheduler_runs_the_renewals_and_the_dunning_every_hour():
+    entry = app.conf.beat_schedule["run-renewals"]
+    assert entry["task"] == run_renewals.name and entry["schedule"] == 3600.0
 
 
 def test_a_renewal_paid_for_another_amount_is_refused(client, sub):
@@ -440,3 +456,36 @@ def test_the_billing_and_test_gateway_pages_of_a_renewal_are_translated(
     with time_machine.travel(sub.payment_failed_at + timedelta(days=14), tick=False):
         dunning.advance()
     assert untranslated("/account/billing/") == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_dunning_runs_at_once_mail_the_reminder_once(customer, plan):
+    order = Order.objects.create(
+        account=customer.account, offer=plan, currency="EUR", amount=29, gateway="test",
+        idempotency_key="k", status="paid", buyer_kind="person", billing_name="A",
+        billing_address="B", billing_country="BE",
+    )  # fmt: skip
+    now = timezone.now()
+    Subscription.objects.create(
+        account=customer.account, offer=plan, order=order, current_period_end=now,
+        payment_failed_at=now - timedelta(days=3, minutes=1), dunning_step=Step.TOLD,
+    )  # fmt: skip
+    barrier = threading.Barrier(2)
+    taken: list[int] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            taken.append(dunning.advance())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    close_old_connections()
+    assert sorted(taken) == [0, 1]
+    assert OutboundMail.objects.filter(subject__startswith="Reminder").count() == 1

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tidings.accounts.models import Account
 from tidings.billing import dunning
 from tidings.billing.gateways import GATEWAYS, gateway
 from tidings.billing.models import Offer, Order, Subscription
@@ -116,7 +117,8 @@ def extend(order: Order) -> Subscription | None:
 
 def renew_due(now: datetime | None = None) -> int:
     """Open the renewal of every active plan whose period has ended, at a gateway that
-    does not renew by itself (the periodic job; idempotent). Returns how many opened."""
+    does not renew by itself (the periodic job; idempotent). A closed account's plan is
+    not renewed: closing stops all processing. Returns how many opened."""
     now = now or timezone.now()
     names = [name for name, g in GATEWAYS.items() if not g.renews_itself]
     due = Subscription.objects.filter(
@@ -124,6 +126,7 @@ def renew_due(now: datetime | None = None) -> int:
         current_period_end__lte=now,
         order__gateway__in=names,
         payment_failed_at__isnull=True,
+        account__status=Account.Status.ACTIVE,
     ).order_by("pk")
     opened = 0
     for pk in list(due.values_list("pk", flat=True)[:BATCH]):
