@@ -290,6 +290,7 @@ def test_billing_shows_the_renewal_date_a_failed_payment_what_comes_next_and_pay
     client.force_login(customer)  # the session's clock went a month ahead and back
     page = client.get("/account/billing/").content.decode()
     assert "A payment failed" in page
+    assert f"until {sub.current_period_end:%Y-%m-%d}" in page  # no renewal in the past
     for day in (3, 7, 14):
         assert f"{failed + timedelta(days=day):%Y-%m-%d}" in page
     assert f"Pay {order.amount} EUR" in page
