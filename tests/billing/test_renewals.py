@@ -490,3 +490,11 @@ def test_two_dunning_runs_at_once_mail_the_reminder_once(customer, plan):
     close_old_connections()
     assert sorted(taken) == [0, 1]
     assert OutboundMail.objects.filter(subject__startswith="Reminder").count() == 1
+
+
+def test_a_renewal_copies_the_sale_and_none_of_the_payment():
+    copied = set(renewals.copied_fields())
+    assert {"account_id", "offer_id", "currency", "amount", "gateway", "billing_name"} <= copied
+    assert {"billing_address", "billing_country", "vat_number", "buyer_kind"} <= copied
+    assert not copied & {"id", "uuid", "status", "gateway_ref", "payment_ref", "paid_at"}
+    assert not copied & {"idempotency_key", "renewal_of_id", "period_end", "pay_url"}

@@ -33,20 +33,30 @@ from tidings.staff import audit
 # Subscriptions one run of `renew_due` looks at (the rest wait for the next run).
 BATCH = 500
 
-# What a renewal copies of the order that bought the plan.
-COPIED = (
-    "account_id",
-    "offer_id",
-    "currency",
-    "amount",
-    "credits",
-    "gateway",
-    "buyer_kind",
-    "billing_name",
-    "billing_address",
-    "billing_country",
-    "vat_number",
+# What is the renewal's own: its payment and its state. Every other field of the order
+# that bought the plan (what was sold, at which price, to whom, how VAT applies) is
+# copied, so a field a later change adds to the sale is renewed too.
+OWN = frozenset(
+    {
+        "id",
+        "uuid",
+        "created_by",
+        "created_at",
+        "status",
+        "gateway_ref",
+        "payment_ref",
+        "idempotency_key",
+        "paid_at",
+        "status_changed_at",
+        "renewal_of",
+        "period_end",
+        "pay_url",
+    }
 )
+
+
+def copied_fields() -> list[str]:
+    return [f.attname for f in Order._meta.concrete_fields if f.name not in OWN]
 
 
 class RenewalRefused(ValueError):
@@ -73,7 +83,7 @@ def renewal_order(sub: Subscription, *, gateway_ref: str) -> Order:
         return found
     bought = sub.order
     order = Order(
-        **{f: getattr(bought, f) for f in COPIED},
+        **{f: getattr(bought, f) for f in copied_fields()},
         renewal_of=sub,
         period_end=period_end,
         gateway_ref=gateway_ref,
