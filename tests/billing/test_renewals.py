@@ -377,6 +377,10 @@ def test_stripe_renewal_paid_extends_the_plan_once(client, stripe_sub, mailbox):
         "invoice.paid", "evt_0", invoice="in_0", billing_reason="subscription_create"
     )
     assert deliver(client, first) == 200
+    changed = stripe_invoice(
+        "invoice.paid", "evt_u", invoice="in_u", billing_reason="subscription_update"
+    )
+    assert deliver(client, changed) == 200  # a plan changed at Stripe: no renewal either
     assert not Order.objects.filter(renewal_of=stripe_sub).exists()
     body = stripe_invoice("invoice.paid", "evt_1")
     assert [deliver(client, body) for _ in range(3)] == [200, 200, 200]

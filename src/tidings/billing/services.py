@@ -329,8 +329,10 @@ def _same_amount(order: Order, event: GatewayEvent) -> None:
 
 def _renewal_event(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
     """The gateway charged (or failed to charge) a plan's next period."""
-    if event.billing_reason == "subscription_create":
-        return "ignored: the first period is paid by its checkout", None
+    if event.billing_reason != "subscription_cycle":
+        # The first period's invoice is the checkout's; others (a plan changed at the
+        # gateway, a manual invoice) are no renewal: they stay in the raw webhook.
+        return f"ignored: not a renewal ({event.billing_reason[:40] or 'no reason'})", None
     if not event.invoice_ref:
         return "ignored: no invoice", None
     order = (
