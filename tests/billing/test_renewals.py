@@ -21,7 +21,7 @@ from tests.billing.test_stripe import stripe as stripe  # the fixture
 from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
 from tidings.accounts.models import Account
 from tidings.billing import credits, dunning, renewals, services
-from tidings.billing.gateways import TestGateway
+from tidings.billing.gateways import TestGateway, parse_event
 from tidings.billing.models import Invoice, Order, Subscription
 from tidings.billing.tasks import run_renewals
 from tidings.celery import app
@@ -502,3 +502,18 @@ def test_a_renewal_copies_the_sale_and_none_of_the_payment():
     assert {"billing_address", "billing_country", "vat_number", "buyer_kind"} <= copied
     assert not copied & {"id", "uuid", "status", "gateway_ref", "payment_ref", "paid_at"}
     assert not copied & {"idempotency_key", "renewal_of_id", "period_end", "pay_url"}
+
+
+def test_a_stripe_invoice_names_its_subscription_either_way_and_odd_shapes_are_none():
+    def parsed(**obj: object) -> str:
+        body = json.dumps(
+            {"id": "e", "type": "invoice.paid", "created": 1, "data": {"object": obj}}
+        ).encode()
+        return parse_event(body).subscription_ref
+
+    new_api = {"subscription_details": {"subscription": "sub_new"}}
+    assert parsed(object="invoice", subscription="sub_old") == "sub_old"
+    assert parsed(object="invoice", parent=new_api) == "sub_new"
+    for odd in ("text", ["list"], {"subscription_details": "text"}, None):
+        assert parsed(object="invoice", parent=odd) == ""
+    assert parsed(object="invoice", subscription={"id": "sub_expanded"}) == ""

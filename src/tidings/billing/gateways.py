@@ -67,9 +67,8 @@ class GatewayEvent:
     payment_ref: str = ""
     subscription_ref: str = ""
     subscription_status: str = ""
-    # Invoice events (renewals): the gateway's invoice, why it was made
-    # ("subscription_create" for the first period: the checkout's, not a renewal), and
-    # the gateway's page where the customer pays it.
+    # Invoice events (renewals): the gateway's invoice, why it was made (only
+    # "subscription_cycle" is a renewal), and the gateway's page where it is paid.
     invoice_ref: str = ""
     billing_reason: str = ""
     pay_url: str = ""
@@ -176,9 +175,15 @@ def parse_event(body: bytes) -> GatewayEvent:
         )
     if obj_kind == "invoice":
         due = obj.get("amount_due")
+        # Stripe names the subscription at the top (older API versions) or under
+        # parent.subscription_details (newer ones); anything else is no subscription.
+        parent = obj.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
         subscription = obj.get("subscription") or (
-            ((obj.get("parent") or {}).get("subscription_details") or {}).get("subscription")
+            details.get("subscription") if isinstance(details, dict) else None
         )
+        if not isinstance(subscription, str):
+            subscription = ""
         pay_url = str(obj.get("hosted_invoice_url") or "")
         return GatewayEvent(
             id=event_id,
