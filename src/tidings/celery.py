@@ -28,6 +28,9 @@ app.conf.beat_schedule = {
     },
     # Business buyers' VAT numbers VIES did not answer for, asked again (billing/vies.py).
     "retry-vies-checks": {"task": "tidings.billing.tasks.retry_vies_checks", "schedule": 600.0},
+    # Plans renew at their period's end; a failed renewal's reminders on days 3 and 7
+    # and the suspension of sending on day 14 (billing.renewals, billing.dunning).
+    "run-renewals": {"task": "tidings.billing.tasks.run_renewals", "schedule": 3600.0},
     # The support desk's follow-ups that are due (P6), each sent once.
     "send-due-followups": {"task": "tidings.desk.tasks.send_due_followups", "schedule": 300.0},
     # Erasure must finish by day 60 (P13): running every hour leaves ample margin.

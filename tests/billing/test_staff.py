@@ -4,16 +4,18 @@ not reach billing data."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 
-from tests.billing.conftest import place
+from tests.billing.conftest import checkout, place
 from tests.factories import StaffFactory
 from tests.staff.conftest import log_in_verified, state_reason
 from tidings.accounts.models import User
-from tidings.billing import credits, invoices
-from tidings.billing.models import Invoice, Offer, Order
+from tidings.billing import credits, invoices, renewals, services
+from tidings.billing.models import Invoice, Offer, Order, Subscription
 from tidings.staff.models import AuditEvent
 
 
@@ -189,3 +191,33 @@ def test_other_roles_neither_download_nor_credit_invoices(console, transfer_orde
 
 def test_invoices_are_not_written_by_hand_in_the_console(console, billing_staff):
     assert console(billing_staff).get("/staff/admin/billing/invoice/add/").status_code == 403
+
+
+def test_billing_staff_see_each_plans_renewal_and_dunning_and_drive_a_test_renewal(
+    console, billing_staff, customer, plan, mailbox
+):
+    order = place(customer, plan)
+    checkout(order)
+    services.pay_on_test_gateway(order.gateway_ref, "pay")
+    sub = Subscription.objects.get(order=order)
+    with time_machine.travel(sub.current_period_end + timedelta(minutes=5), tick=False):
+        renewals.renew_due()
+    renewal = Order.objects.get(renewal_of=sub)
+    client = console(billing_staff)
+    page = client.get(f"/staff/admin/billing/order/{renewal.pk}/change/").content.decode()
+    assert "Renewal on the test gateway" in page
+    client.post(f"/staff/admin/billing/order/{renewal.pk}/test-renewal/", {"outcome": "fail"})
+    renewal.refresh_from_db()
+    assert renewal.status == Order.Status.FAILED
+    listing = client.get("/staff/admin/billing/subscription/").content.decode()
+    assert "Told of the failed payment" in listing
+    assert AuditEvent.objects.filter(
+        target_type="billing.Order", target_id=str(renewal.pk), reason="payment: failed"
+    ).exists()
+    agent = StaffFactory(email="agent4@operator.example", staff_role=User.StaffRole.SUPPORT)
+    other = console(agent)
+    assert other.get("/staff/admin/billing/subscription/").status_code == 403
+    url = f"/staff/admin/billing/order/{renewal.pk}/test-renewal/"
+    assert other.post(url, {"outcome": "pay"}).status_code == 403
+    renewal.refresh_from_db()
+    assert renewal.status == Order.Status.FAILED

@@ -37,7 +37,7 @@ from tests.locale.test_pseudo_locale import (
     _walk,
     world,  # noqa: F401  (fixture)
 )
-from tidings.billing.models import Invoice
+from tidings.billing.models import Invoice, Order, Subscription
 from tidings.campaigns.models import SavedTemplate
 from tidings.consent.models import ConsentRecord, ThirdParty
 from tidings.outbox.models import OutboxMessage
@@ -157,6 +157,13 @@ def _console_records(w: World) -> None:
         purpose="the account", legal_basis="contract",
     )  # fmt: skip
     ErasureRecord.objects.create(account_ref=9001, notice_to="gone@example.org")
+    # A plan whose renewal failed: its dunning state on the console.
+    order = Order.objects.filter(account=account).first()
+    if order is not None and not Subscription.objects.filter(order=order).exists():
+        Subscription.objects.create(
+            account=account, offer=order.offer, order=order,
+            current_period_end=timezone.now(), payment_failed_at=timezone.now(), dunning_step=1,
+        )  # fmt: skip
 
 
 def _model_pages(w: World) -> dict[str, str]:

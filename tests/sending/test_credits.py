@@ -199,3 +199,35 @@ def test_two_campaigns_started_at_once_cannot_spend_the_same_credits(account, ne
     close_old_connections()
     assert sorted(outcomes)[1] == "started" and "needs 4 credits" in sorted(outcomes)[0]
     assert available(account) == 1
+
+
+def test_sending_suspended_for_an_unpaid_renewal_is_refused_with_a_link_to_billing(
+    client, customer, account, newsletter, campaign
+):
+    offer = Offer.objects.create(
+        kind="plan",
+        name="Tiny",
+        period="month",
+        contact_limit=10,
+        vat_treatment=VatTreatment.EXEMPT,
+    )
+    order = Order.objects.create(
+        account=account, offer=offer, currency="EUR", amount=1, gateway="test",
+        idempotency_key="k", status="paid", buyer_kind="person", billing_name="A",
+        billing_address="B", billing_country="BE",
+    )  # fmt: skip
+    now = timezone.now()
+    sub = Subscription.objects.create(
+        account=account, offer=offer, order=order, current_period_end=now,
+        payment_failed_at=now - timedelta(days=14), dunning_step=4, sending_suspended_at=now,
+    )  # fmt: skip
+    add_contacts(account, newsletter, 2)
+    found = next(c for c in checklist.checklist(campaign).checks if c.key == "payment")
+    assert found.state == checklist.BLOCKING and found.fix_url == "/account/billing/"
+    refused_everywhere(client, customer, campaign, "Sending is suspended")
+    page = client.get(f"/campaigns/{campaign.uuid}/send/").content.decode()
+    assert 'href="/account/billing/"' in page
+    # Paid: the check is gone and the campaign starts.
+    Subscription.objects.filter(pk=sub.pk).update(sending_suspended_at=None, payment_failed_at=None)
+    assert not any(c.key == "payment" for c in checklist.checklist(campaign).checks)
+    lifecycle.start_campaign(campaign)

@@ -63,6 +63,7 @@ def test_what_each_role_may_reach(db):
         "billing.view_order",
         "billing.change_order",
         "billing.view_webhookevent",
+        "billing.view_subscription",
     }
     assert "staff.view_auditevent" in perms(officer)
     assert not any(p.startswith(("accounts.change", "accounts.view_user")) for p in perms(officer))

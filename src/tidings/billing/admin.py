@@ -16,7 +16,16 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.billing import invoices, pdf, services
-from tidings.billing.models import Invoice, Offer, Order, Price, VatCheck, WebhookEvent
+from tidings.billing.gateways import TestGateway
+from tidings.billing.models import (
+    Invoice,
+    Offer,
+    Order,
+    Price,
+    Subscription,
+    VatCheck,
+    WebhookEvent,
+)
 from tidings.staff import audit
 from tidings.staff.admin_site import site
 from tidings.staff.console import AuditedModelAdmin, ReadOnlyAuditedAdmin
@@ -88,6 +97,8 @@ class OrderAdmin(ReadOnlyAuditedAdmin):
         "gateway",
         "gateway_ref",
         "paid_at",
+        "renewal_of",
+        "period_end",
         "buyer_kind",
         "billing_name",
         "billing_address",
@@ -122,8 +133,31 @@ class OrderAdmin(ReadOnlyAuditedAdmin):
                 self.admin_site.admin_view(self.transfer_received),
                 name="billing_order_transfer_received",
             ),
+            path(
+                "<int:pk>/test-renewal/",
+                self.admin_site.admin_view(self.test_renewal),
+                name="billing_order_test_renewal",
+            ),
             *super().get_urls(),
         ]
+
+    def test_renewal(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Billing staff make a renewal on the test gateway succeed or fail (POST only):
+        the signed event a card gateway would post, through the one receiver."""
+        if request.method != "POST" or not request.user.has_perm("billing.change_order"):
+            raise PermissionDenied
+        order = get_object_or_404(Order, pk=pk, gateway=TestGateway.name)
+        try:
+            _status, outcome = services.renew_on_test_gateway(
+                order, request.POST.get("outcome", "")
+            )
+        except services.OrderRefused as error:
+            self.message_user(request, str(error), messages.ERROR)
+        else:
+            self.message_user(request, outcome, messages.SUCCESS)
+        return HttpResponseRedirect(
+            reverse(f"{self.admin_site.name}:billing_order_change", args=[pk])
+        )
 
     def transfer_received(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Billing staff record a bank transfer (POST only), through the service."""
@@ -283,7 +317,37 @@ class InvoiceAdmin(ReadOnlyAuditedAdmin):
         )
 
 
+class SubscriptionAdmin(ReadOnlyAuditedAdmin):
+    """Plans: when each renews, and where a failed renewal's dunning stands."""
+
+    list_display = (
+        "account",
+        "offer",
+        "status",
+        "current_period_end",
+        "dunning_step",
+        "payment_failed_at",
+        "sending_suspended_at",
+    )
+    list_filter = ("status", "dunning_step")
+    fields = (
+        "account",
+        "offer",
+        "order",
+        "status",
+        "current_period_end",
+        "gateway_ref",
+        "payment_failed_at",
+        "dunning_step",
+        "sending_suspended_at",
+    )
+
+    def audit_account_id(self, obj: Any) -> int | None:
+        return int(obj.account_id)
+
+
 site.register(Offer, OfferAdmin)
 site.register(Order, OrderAdmin)
 site.register(WebhookEvent, WebhookEventAdmin)
 site.register(Invoice, InvoiceAdmin)
+site.register(Subscription, SubscriptionAdmin)

@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
+from tidings.billing import dunning
 from tidings.billing.models import CreditBalance, CreditEntry, Order, Subscription
 
 K = CreditEntry.Kind
@@ -104,8 +105,9 @@ def spend_for_step(account: Account, campaign_id: int, wanted: int) -> int:
     """Pay for `wanted` messages of an automation's step, in the caller's transaction:
     as many as the balance holds (all of them on a plan), spent at once, since an
     automation never finishes to settle a reservation. Returns how many were paid; the
-    contacts beyond wait for their step until credits come."""
-    if wanted <= 0:
+    contacts beyond wait for their step until credits come (all of them while sending
+    is suspended for an unpaid renewal: billing.dunning)."""
+    if wanted <= 0 or dunning.suspension(account) is not None:
         return 0
     if not needs_credits(account):
         return wanted

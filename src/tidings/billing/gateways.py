@@ -8,6 +8,11 @@ field is ever served by Tidings (PCI DSS SAQ A: a full redirect).
 - `StripeGateway`: Stripe Checkout through the official `stripe` library.
 - Bank transfer is no gateway: the order waits for billing staff (services).
 
+Renewals (billing.renewals): Stripe renews its subscriptions itself and tells Tidings by
+`invoice.paid` / `invoice.payment_failed`; the test gateway does not (`renews_itself`):
+Tidings's renewal job opens the renewal there, and its page (or the test hook
+`services.renew_on_test_gateway`) makes it succeed or fail by the same signed events.
+
 Events of both are Stripe-shaped JSON; `parse_event` reads them into a `GatewayEvent`.
 Signatures: `t=<unix time>,v1=<hex HMAC-SHA256(secret, "t.body")>`; any of the
 configured secrets (two during a rotation), within BILLING["webhook_tolerance"].
@@ -62,6 +67,11 @@ class GatewayEvent:
     payment_ref: str = ""
     subscription_ref: str = ""
     subscription_status: str = ""
+    # Invoice events (renewals): the gateway's invoice, why it was made (only
+    # "subscription_cycle" is a renewal), and the gateway's page where it is paid.
+    invoice_ref: str = ""
+    billing_reason: str = ""
+    pay_url: str = ""
 
 
 def _origin(url: str) -> str:
@@ -71,6 +81,9 @@ def _origin(url: str) -> str:
 
 class PaymentGateway(Protocol):
     name: str
+    # Whether the gateway charges a plan's next period by itself (and tells Tidings by
+    # invoice events), or Tidings opens each renewal there (`start_renewal`).
+    renews_itself: bool
 
     def checkout_origins(self) -> list[str]:
         """Where the hosted page is: the pages whose forms lead there allow it in their
@@ -82,6 +95,13 @@ class PaymentGateway(Protocol):
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         """The event of a webhook request, or WebhookRejected."""
+
+    def start_renewal(self, order: Order) -> str:
+        """Open the renewal `order` at the gateway (a gateway that does not renew by
+        itself): its reference there, the renewal order's `gateway_ref`."""
+
+    def renewal_payment_url(self, order: Order) -> str:
+        """Where the customer pays the renewal `order` that failed ("" if nowhere)."""
 
 
 def cents(amount: Decimal) -> int:
@@ -153,6 +173,30 @@ def parse_event(body: bytes) -> GatewayEvent:
             amount_cents=int(refunded) if isinstance(refunded, int) else None,
             currency=str(obj.get("currency") or "").upper(),
         )
+    if obj_kind == "invoice":
+        due = obj.get("amount_due")
+        # Stripe names the subscription at the top (older API versions) or under
+        # parent.subscription_details (newer ones); anything else is no subscription.
+        parent = obj.get("parent")
+        details = parent.get("subscription_details") if isinstance(parent, dict) else None
+        subscription = obj.get("subscription") or (
+            details.get("subscription") if isinstance(details, dict) else None
+        )
+        if not isinstance(subscription, str):
+            subscription = ""
+        pay_url = str(obj.get("hosted_invoice_url") or "")
+        return GatewayEvent(
+            id=event_id,
+            type=kind,
+            created=at,
+            invoice_ref=str(obj.get("id") or ""),
+            subscription_ref=str(subscription or ""),
+            billing_reason=str(obj.get("billing_reason") or ""),
+            amount_cents=int(due) if isinstance(due, int) else None,
+            currency=str(obj.get("currency") or "").upper(),
+            payment_ref=str(obj.get("payment_intent") or ""),
+            pay_url=pay_url if pay_url.startswith("https://") and len(pay_url) <= 500 else "",
+        )
     if obj_kind == "subscription":
         return GatewayEvent(
             id=event_id,
@@ -186,14 +230,26 @@ class TestGateway:
     """Tidings's own stand-in for a card gateway: no money moves."""
 
     name = "test"
+    renews_itself = False
 
     def checkout_origins(self) -> list[str]:
         return [_origin(baseurl.base_url())]
 
     def create_checkout(self, order: Order, *, success_url: str, cancel_url: str) -> Checkout:
         session = order.gateway_ref or f"test_cs_{secrets.token_urlsafe(18)}"
-        url = baseurl.base_url() + reverse("billing:test_gateway", kwargs={"session": session})
-        return Checkout(url=url, session_id=session)
+        return Checkout(url=self._page(session), session_id=session)
+
+    @staticmethod
+    def _page(session: str) -> str:
+        return baseurl.base_url() + reverse("billing:test_gateway", kwargs={"session": session})
+
+    def start_renewal(self, order: Order) -> str:
+        # Nothing is charged: the test gateway's page (or the test hook) says whether
+        # the saved card pays.
+        return f"test_in_{secrets.token_urlsafe(18)}"
+
+    def renewal_payment_url(self, order: Order) -> str:
+        return self._page(order.gateway_ref) if order.gateway_ref else ""
 
     def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         verify_signature(
@@ -226,11 +282,17 @@ class StripeGateway:
     the order's idempotency key."""
 
     name = "stripe"
+    renews_itself = True
 
     def checkout_origins(self) -> list[str]:
         base = settings.BILLING["stripe_api_base"]
-        # Stripe's hosted Checkout page; a local fake serves its own (tests).
-        return ["https://checkout.stripe.com", *([_origin(base)] if base else [])]
+        # Stripe's hosted Checkout page and its hosted invoice page (a failed renewal);
+        # a local fake serves its own (tests).
+        return [
+            "https://checkout.stripe.com",
+            "https://invoice.stripe.com",
+            *([_origin(base)] if base else []),
+        ]
 
     def _client(self) -> stripe.StripeClient:
         base = settings.BILLING["stripe_api_base"]
@@ -276,6 +338,15 @@ class StripeGateway:
                 continue
             return parse_event(body)
         raise WebhookRejected("bad or stale signature")
+
+    def start_renewal(self, order: Order) -> str:
+        raise GatewayError("Stripe renews its subscriptions itself")
+
+    def renewal_payment_url(self, order: Order) -> str:
+        # Stripe's hosted page of the subscription's invoice, from its event: paying
+        # there pays the invoice Stripe would otherwise retry (a separate checkout
+        # would charge the period twice).
+        return order.pay_url
 
 
 GATEWAYS: dict[str, PaymentGateway] = {"test": TestGateway(), "stripe": StripeGateway()}

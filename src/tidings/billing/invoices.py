@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from stdnum.eu import vat as eu_vat
 
+from tidings.billing import invoice_mail
 from tidings.billing.models import (
     Invoice,
     InvoiceCounter,
@@ -133,7 +134,9 @@ def _fill_totals(invoice: Invoice) -> None:
 def draft_for_order(order: Order) -> Invoice:
     """A draft invoice of `order`: seller and buyer identity frozen now, one line."""
     reverse = order.reverse_charge
-    check = VatCheck.objects.filter(order=order, status=VatCheck.Status.VALID).first()
+    # A renewal is reverse charged on the VIES check of the order that bought the plan.
+    checked = order.renewal_of.order if order.renewal_of_id else order
+    check = VatCheck.objects.filter(order=checked, status=VatCheck.Status.VALID).first()
     seller = settings.OPERATOR
     invoice = Invoice.objects.create(
         account_id=order.account_id,
@@ -197,6 +200,7 @@ def finalise(invoice: Invoice, *, supplied_at: datetime | None = None) -> Invoic
             reason=f"issued {locked.number}",
             account_id=locked.account_id,
         )
+        invoice_mail.mail_issued(locked)
     return locked
 
 
@@ -207,10 +211,11 @@ def issue_for_order(order: Order, *, paid: bool) -> Invoice:
     if existing is not None:
         return existing
     with transaction.atomic():
-        invoice = finalise(draft_for_order(order))
+        draft = draft_for_order(order)
         if paid:
-            Invoice.objects.filter(pk=invoice.pk).update(paid_at=order.paid_at or timezone.now())
-            invoice.refresh_from_db()
+            # Paid before it is issued: its mail says so.
+            Invoice.objects.filter(pk=draft.pk).update(paid_at=order.paid_at or timezone.now())
+        invoice = finalise(draft)
     return invoice
 
 

@@ -400,6 +400,18 @@ class Order(models.Model):
     # Decided once, when the order is placed (a VAT number VIES confirmed then): what is
     # charged and what the invoice says both read it.
     reverse_charge = models.BooleanField(default=False)
+    # A renewal: the plan it renews and the end of the period it pays for. Its
+    # `gateway_ref` is the gateway's invoice (Stripe's, or the test gateway's).
+    renewal_of = models.ForeignKey(
+        "billing.Subscription",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="renewals",
+    )
+    period_end = models.DateTimeField(null=True, blank=True)
+    # Where the customer pays a failed renewal: the gateway's page for that invoice.
+    pay_url = models.URLField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -408,6 +420,12 @@ class Order(models.Model):
                 fields=["gateway", "gateway_ref"],
                 condition=~Q(gateway_ref=""),
                 name="billing_one_order_per_session",
+            ),
+            # A period is renewed once, whatever delivers the news twice.
+            models.UniqueConstraint(
+                fields=["renewal_of", "period_end"],
+                condition=Q(renewal_of__isnull=False),
+                name="billing_one_renewal_per_period",
             ),
         ]
 
@@ -455,7 +473,17 @@ class VatCheck(models.Model):
 
 
 class Subscription(models.Model):
-    """The account's plan. Cancelled is final: no later (or late) event revives it."""
+    """The account's plan. Cancelled is final: no later (or late) event revives it.
+    It renews at `current_period_end` (billing.renewals); a failed renewal starts the
+    dunning (`payment_failed_at`, `dunning_step`, `sending_suspended_at`: billing.dunning)
+    that a payment ends."""
+
+    class DunningStep(models.IntegerChoices):
+        NONE = 0, _("None")
+        TOLD = 1, _("Told of the failed payment")
+        REMINDED = 2, _("Reminded (day 3)")
+        REMINDED_AGAIN = 3, _("Reminded again (day 7)")
+        SUSPENDED = 4, _("Sending suspended (day 14)")
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -471,6 +499,13 @@ class Subscription(models.Model):
     gateway_ref = models.CharField(max_length=255, blank=True, default="")
     # The time of the last gateway event applied: an older one changes nothing.
     event_at = models.DateTimeField(null=True, blank=True)
+    # Dunning: since when a renewal is unpaid, the last step taken, and since when
+    # campaigns may not start (day 14). All empty once the renewal is paid.
+    payment_failed_at = models.DateTimeField(null=True, blank=True)
+    dunning_step = models.PositiveSmallIntegerField(
+        choices=DunningStep.choices, default=DunningStep.NONE
+    )
+    sending_suspended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-current_period_end"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch, QuerySet
 
 from tidings.accounts.models import Account
-from tidings.billing.models import CreditEntry, Invoice, Offer, Order, Price
+from tidings.billing.models import CreditEntry, Invoice, Offer, Order, Price, Subscription
 
 
 def offers_for_sale() -> QuerySet[Offer]:
@@ -27,3 +27,10 @@ def ledger_of(account: Account, limit: int = 50) -> QuerySet[CreditEntry]:
 def invoices_of(account: Account) -> QuerySet[Invoice]:
     """The account's issued invoices and credit notes (drafts are nobody's yet)."""
     return Invoice.objects.filter(account=account, status=Invoice.Status.ISSUED)
+
+
+def pending_renewal(plan: Subscription | None) -> Order | None:
+    """The plan's renewal waiting for the gateway's word (opened, not paid or failed)."""
+    if plan is None:
+        return None
+    return plan.renewals.filter(status=Order.Status.CREATED).order_by("-period_end").first()

@@ -12,6 +12,9 @@ The protocol of a webhook, in the order the code follows it:
 4. Paid is reached only here (or by billing staff for a bank transfer): never by the
    customer coming back to the success page. The amount and currency must be the
    order's, else the event is refused.
+5. A plan's renewal is an order too (billing.renewals): the gateway's invoice events
+   move it like the others; only a renewal may go from failed to paid (the customer
+   pays the failed invoice later), which ends its dunning (billing.dunning).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -30,7 +33,7 @@ from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
 
 from tidings.accounts.mailability import account_users
-from tidings.billing import cards, credits, invoices, vies
+from tidings.billing import cards, credits, dunning, invoices, renewals, vies
 from tidings.billing.gateways import (
     BANK_TRANSFER,
     GatewayError,
@@ -350,6 +353,8 @@ def _apply(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
     kind = event.type
     if kind.startswith("customer.subscription."):
         return _subscription_event(event)
+    if kind in ("invoice.paid", "invoice.payment_failed"):
+        return _renewal_event(gateway_name, event)
     order = _order_for(gateway_name, event)
     if order is None:
         return "ignored: no order of this gateway", None
@@ -400,9 +405,56 @@ def _same_amount(order: Order, event: GatewayEvent) -> None:
         )
 
 
+def _renewal_event(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
+    """The gateway charged (or failed to charge) a plan's next period."""
+    if event.billing_reason != "subscription_cycle":
+        # The first period's invoice is the checkout's; others (a plan changed at the
+        # gateway, a manual invoice) are no renewal: they stay in the raw webhook.
+        return f"ignored: not a renewal ({event.billing_reason[:40] or 'no reason'})", None
+    if not event.invoice_ref:
+        return "ignored: no invoice", None
+    order = (
+        Order.objects.select_for_update()
+        .filter(gateway=gateway_name, gateway_ref=event.invoice_ref)
+        .first()
+    )
+    if order is None:
+        sub = (
+            Subscription.objects.select_for_update(of=("self",))
+            .select_related("offer", "order")
+            .filter(gateway_ref=event.subscription_ref, order__gateway=gateway_name)
+            .exclude(gateway_ref="")
+            .first()
+        )
+        if sub is None:
+            return "ignored: unknown subscription", None
+        if sub.status == Subscription.Status.CANCELLED:
+            return "ignored: a cancelled subscription stays cancelled", sub.account_id
+        try:
+            order = renewals.renewal_order(sub, gateway_ref=event.invoice_ref)
+        except renewals.RenewalRefused as refused:
+            raise OrderRefused(str(refused)) from None
+    if order.renewal_of_id is None:
+        return "ignored: not a renewal", order.account_id
+    sub = Subscription.objects.select_for_update().get(pk=order.renewal_of_id)
+    if sub.status == Subscription.Status.CANCELLED:
+        return "ignored: a cancelled subscription stays cancelled", order.account_id
+    _same_amount(order, event)
+    if event.payment_ref:
+        order.payment_ref = event.payment_ref
+    if event.pay_url:
+        order.pay_url = event.pay_url
+    if event.type == "invoice.paid":
+        return _move(order, S.PAID), order.account_id
+    return _move(order, S.FAILED), order.account_id
+
+
 def _move(order: Order, target: str, *, by: User | None = None) -> str:
     """Move the locked `order` to `target` and do what that means, or change nothing."""
-    if order.status not in MOVES[target]:
+    sources = MOVES[target]
+    if order.renewal_of_id is not None and target == S.PAID:
+        sources = sources | {S.FAILED}  # a failed renewal paid later
+    if order.status not in sources:
         return f"ignored: order {order.reference} is {order.status}"
     order.status = target
     order.status_changed_at = timezone.now()
@@ -415,7 +467,7 @@ def _move(order: Order, target: str, *, by: User | None = None) -> str:
         if paid is not None and not paid.credit_notes.exists():
             invoices.credit_note(paid, by=by)
         Subscription.objects.filter(order=order).update(status=Subscription.Status.CANCELLED)
-    order.save(update_fields=["status", "status_changed_at", "paid_at", "payment_ref"])
+    order.save(update_fields=["status", "status_changed_at", "paid_at", "payment_ref", "pay_url"])
     audit.record(
         audit.AuditEvent.Action.UPDATE,
         order,
@@ -424,7 +476,12 @@ def _move(order: Order, target: str, *, by: User | None = None) -> str:
         reason=f"payment: {target}",
         account_id=order.account_id,
     )
-    _tell(order)
+    if target == S.FAILED and order.renewal_of_id is not None:
+        # The dunning's first mail says it (once), not the order's.
+        sub = Subscription.objects.select_for_update().get(pk=order.renewal_of_id)
+        dunning.start(sub, now=order.status_changed_at)
+    else:
+        _tell(order)
     return f"order {order.reference}: {target}"
 
 
@@ -435,17 +492,22 @@ def _fulfil(order: Order) -> None:
     else:
         invoices.issue_for_order(order, paid=True)
     offer = order.offer
-    if offer.kind == Offer.Kind.PLAN:
-        # One plan at a time: a new one replaces the old.
+    if order.renewal_of_id is not None:
+        renewals.extend(order)
+    elif offer.kind == Offer.Kind.PLAN:
+        # One plan at a time: a new one replaces the old (and its dunning ends with it).
+        for old in Subscription.objects.select_for_update().filter(
+            account=order.account, status=Subscription.Status.ACTIVE
+        ):
+            dunning.end(old, why="replaced by another plan")
         Subscription.objects.filter(
             account=order.account, status=Subscription.Status.ACTIVE
         ).update(status=Subscription.Status.CANCELLED)
-        days = 365 if offer.period == Offer.Period.YEAR else 31
         Subscription.objects.create(
             account=order.account,
             offer=offer,
             order=order,
-            current_period_end=timezone.now() + timedelta(days=days),
+            current_period_end=renewals.period_after(timezone.now(), offer),
         )
 
 
@@ -483,6 +545,8 @@ def _subscription_event(event: GatewayEvent) -> tuple[str, int | None]:
         "incomplete_expired",
     ):
         sub.status = Subscription.Status.CANCELLED
+        # The plan is over: so is its dunning (campaigns spend credits again).
+        dunning.end(sub, why="plan cancelled")
     sub.save(update_fields=["status", "event_at"])
     return f"subscription: {sub.status}", sub.account_id
 
@@ -520,14 +584,28 @@ TEST_OUTCOMES = {
 }
 
 
+# A renewal on the test gateway: the saved card pays, or is declined.
+TEST_RENEWAL_OUTCOMES = {"pay": "invoice.paid", "fail": "invoice.payment_failed"}
+
+
 def test_gateway_order(session: str) -> Order | None:
     return Order.objects.filter(gateway=TestGateway.name, gateway_ref=session).first()
+
+
+def test_gateway_page_open(order: Order) -> bool:
+    """Whether the test gateway's page still takes an answer for `order`: a checkout not
+    answered yet, or a renewal not paid yet (failed: the customer pays it there)."""
+    if order.renewal_of_id is not None:
+        return order.status in (S.CREATED, S.FAILED)
+    return order.status == S.CREATED
 
 
 def pay_on_test_gateway(session: str, outcome: str) -> list[tuple[int, str]]:
     """The test gateway's page was answered: post back the signed webhooks a card
     gateway would, to the one receiver. No money moves."""
     order = test_gateway_order(session)
+    if order is not None and order.renewal_of_id is not None:
+        return [renew_on_test_gateway(order, outcome)]
     if order is None or outcome not in TEST_OUTCOMES:
         raise OrderRefused(_("There is no such payment session."))
     answers = []
@@ -545,6 +623,28 @@ def pay_on_test_gateway(session: str, outcome: str) -> list[tuple[int, str]]:
         )
         answers.append(receive_webhook(TestGateway.name, body, headers))
     return answers
+
+
+def renew_on_test_gateway(order: Order, outcome: str) -> tuple[int, str]:
+    """The test gateway charges the saved card for the renewal `order` ("pay") or is
+    declined ("fail"): the signed invoice event a card gateway posts, to the one
+    receiver. The test gateway's page and the tests use it; no money moves."""
+    if order.renewal_of_id is None or outcome not in TEST_RENEWAL_OUTCOMES:
+        raise OrderRefused(_("There is no such payment session."))
+    amount = cents(order.amount)
+    body, headers = TestGateway.event(
+        TEST_RENEWAL_OUTCOMES[outcome],
+        {
+            "object": "invoice",
+            "id": order.gateway_ref,
+            "billing_reason": "subscription_cycle",
+            "amount_due": amount,
+            "amount_paid": amount if outcome == "pay" else 0,
+            "currency": order.currency.lower(),
+            "payment_intent": f"test_pi_{order.uuid.hex}",
+        },
+    )
+    return receive_webhook(TestGateway.name, body, headers)
 
 
 def refund_on_test_gateway(order: Order) -> tuple[int, str]:

@@ -1,8 +1,15 @@
 from celery import shared_task
 
-from tidings.billing import services
+from tidings.billing import dunning, renewals, services
 
 
 @shared_task
 def retry_vies_checks() -> int:
     return services.retry_vies_checks()
+
+
+@shared_task
+def run_renewals() -> dict[str, int]:
+    """Open the renewals due (gateways that do not renew by themselves), then take the
+    dunning steps due (days 3, 7 and 14 after a failed renewal). Idempotent."""
+    return {"renewals opened": renewals.renew_due(), "dunning steps": dunning.advance()}

@@ -13,7 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.billing import credits, pdf, selectors, services
+from tidings.billing import credits, dunning, pdf, selectors, services
 from tidings.billing.forms import OrderForm
 from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
 from tidings.billing.models import Offer, Order, VatCheck
@@ -38,12 +38,18 @@ def pricing(request: HttpRequest) -> HttpResponse:
 def billing(request: HttpRequest) -> HttpResponse:
     """My Account → Billing: orders and their state, the credits and the plan."""
     account = account_of(request)
+    plan = credits.active_plan(account)
+    if plan is not None and plan.order.gateway in GATEWAYS:
+        # Its "Pay" button leads to the gateway's page of the renewal's invoice.
+        _allow_hosted_page(request, plan.order.gateway)
     return render(
         request,
         "billing/billing.html",
         {
             "balance": credits.balance_of(account),
-            "plan": credits.active_plan(account),
+            "plan": plan,
+            "renewal": selectors.pending_renewal(plan),
+            "dunning": dunning.state_of(plan),
             "orders": selectors.orders_of(account)[:50],
             "ledger": selectors.ledger_of(account),
             "invoices": selectors.invoices_of(account)[:100],
@@ -115,8 +121,17 @@ def _checkout(placed: Order) -> str:
 @require_POST
 def pay(request: HttpRequest, uuid: str) -> HttpResponse:
     """Pay an order not paid yet (the gateway was down, the tab was closed): the same
-    session again, by the order's idempotency key."""
+    session again, by the order's idempotency key. A renewal is paid on the gateway's
+    page of its invoice (a failed one: the amount due)."""
     found = get_object_or_404(Order, uuid=uuid, account=account_of(request))
+    if found.renewal_of_id is not None:
+        url = ""
+        if found.status in (Order.Status.CREATED, Order.Status.FAILED):
+            url = gateway(found.gateway).renewal_payment_url(found)
+        if not url:
+            messages.error(request, _("This renewal cannot be paid here now."))
+            return redirect("billing:returned", uuid=found.uuid)
+        return HttpResponseRedirect(url)
     try:
         return HttpResponseRedirect(_checkout(found))
     except services.OrderRefused as error:
@@ -140,7 +155,7 @@ def test_gateway(request: HttpRequest, session: str) -> HttpResponse:
     if settings.BILLING["gateway"] != "test":
         raise Http404("The test gateway is not in use")
     found = services.test_gateway_order(session)
-    if found is None or found.status not in (Order.Status.CREATED,):
+    if found is None or not services.test_gateway_page_open(found):
         if found is not None:
             return redirect("billing:returned", uuid=found.uuid)
         raise Http404("No such payment session")

@@ -76,6 +76,9 @@ class OutboundMessage:
     headers: tuple[tuple[str, str], ...] = field(default=())
     # The last word to someone erased: the ledger forgets it once it has an outcome.
     forget: bool = False
+    # Files attached, each named "<source>:<ref>" (`register_attachments`): the ledger
+    # keeps the names, the pipeline asks the source for the bytes when it builds it.
+    attachments: tuple[str, ...] = ()
 
     def with_operator_sender(self) -> OutboundMessage:
         """The operator's address (DEFAULT_FROM_EMAIL) where no sender was given."""
@@ -92,6 +95,30 @@ _postman: list[Postman] = []
 def register_postman(postman: Postman) -> None:
     """Called once by the delivery layer's AppConfig.ready()."""
     _postman[:] = [postman]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+# Makes the file an attachment's name refers to (None: it is gone). The app that owns
+# the files registers it in its AppConfig.ready().
+AttachmentSource = Callable[[str], Attachment | None]
+_attachment_sources: dict[str, AttachmentSource] = {}
+
+
+def register_attachments(source: str, make: AttachmentSource) -> None:
+    """Called by an app's AppConfig.ready(): `make(ref)` gives the file `source:ref`."""
+    _attachment_sources[source] = make
+
+
+def attachment(name: str) -> Attachment | None:
+    """The file an attachment's name refers to, made now; None when it is gone."""
+    source, _sep, ref = name.partition(":")
+    return _attachment_sources[source](ref)
 
 
 # Tells the language a person reads mail in from their address (None: not known, the
@@ -128,14 +155,16 @@ def send_templated(
     forget: bool = False,
     language: str | None = None,
     key: str = "",
+    attachments: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
     behind an address the pipeline could not tell (a new address not confirmed yet);
     `forget` is for the last word to someone erased. Each mail is in the language its
     recipient chose (`language` for an address that has no user yet). With `key`, each
-    mail is posted under `key` and its address, so posting it again posts nothing new. Returns
-    each address's message id."""
+    mail is posted under `key` and its address, so posting it again posts nothing new.
+    `attachments` names files to attach (`register_attachments`). Returns each address's
+    message id."""
     context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
     posted = {}
     for address in to:
@@ -153,6 +182,7 @@ def send_templated(
                 user_id=(user_ids or {}).get(address),
                 forget=forget,
                 key=f"{key}:{sha256(address.encode()).hexdigest()[:32]}" if key else "",
+                attachments=attachments,
             )
         )
     return posted

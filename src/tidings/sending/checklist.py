@@ -10,7 +10,9 @@ built exactly as the engine builds it.
    scheduled, whoever asks (the pages, the API, the scheduler): `refuse_unready`.
 4. Credits (`billing.credits`): a campaign needs one per recipient, or a plan whose
    contact limit covers them; short, it is blocking with a link to order. `lifecycle`
-   reserves them once when the campaign starts, never per message.
+   reserves them once when the campaign starts, never per message. Sending suspended
+   for an unpaid renewal (`billing.dunning`, day 14) is blocking too, with a link to
+   Billing.
 5. A send to more recipients than SENDING["confirm_over"] needs their exact number
    given back, checked in `refuse_unready` too, so no page or API call skips it.
 6. SpamAssassin scores the message in a worker job (`score_spam`), never in a web
@@ -39,7 +41,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from tidings.billing import credits
+from tidings.billing import credits, dunning
 from tidings.campaigns import content, rendering
 from tidings.campaigns.models import Campaign
 from tidings.core import jobs
@@ -422,6 +424,27 @@ def _credits(campaign: Campaign, count: int) -> Check:
     )
 
 
+def _payment(campaign: Campaign) -> list[Check]:
+    """Blocking while sending is suspended for an unpaid renewal; absent otherwise."""
+    suspended = dunning.suspension(campaign.account)
+    if suspended is None:
+        return []
+    return [
+        Check(
+            "payment",
+            _("Payment"),
+            BLOCKING,
+            _(
+                "Sending is suspended: the renewal of your plan %(plan)s is unpaid. Your "
+                "data is kept and everything else works."
+            )
+            % {"plan": suspended.offer.name},
+            _("Pay it on the Billing page: sending is allowed again at once."),
+            reverse("billing:billing"),
+        )
+    ]
+
+
 # The checklist -----------------------------------------------------------------------------
 
 
@@ -471,7 +494,7 @@ def checklist(campaign: Campaign) -> Checklist:
             )
         ]
         checks += [_recipients(campaign, count, confirm_over), _credits(campaign, count)]
-        return Checklist(checks, count, confirm_over)
+        return Checklist(checks + _payment(campaign), count, confirm_over)
     message, html, text = _parts(raw)
     checks = [
         _subject(campaign, str(message["Subject"] or "")),
@@ -484,6 +507,7 @@ def checklist(campaign: Campaign) -> Checklist:
         _spam(campaign, content_key(campaign)),
         _recipients(campaign, count, confirm_over),
         _credits(campaign, count),
+        *_payment(campaign),
     ]
     return Checklist(checks, count, confirm_over)
 

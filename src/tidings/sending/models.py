@@ -349,6 +349,9 @@ class OutboundMail(models.Model):
     headers = models.JSONField(default=list, blank=True)
     # Deleted as soon as it has an outcome (the notice to someone that they are erased).
     forget = models.BooleanField(default=False)
+    # Names of the files attached ("<source>:<ref>", core.mail.register_attachments):
+    # made when the message is built, so the ledger holds no copy of them.
+    attachments = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     attempts = models.PositiveSmallIntegerField(default=0)
     not_before = models.DateTimeField(null=True, blank=True)

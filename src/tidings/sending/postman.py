@@ -44,7 +44,7 @@ from tidings.audience import mailability
 from tidings.audience.models import Contact
 from tidings.core import addresses, jobs
 from tidings.core.digests import email_digest
-from tidings.core.mail import Kind, OutboundMessage
+from tidings.core.mail import Kind, OutboundMessage, attachment
 from tidings.sending import bounces, limits
 from tidings.sending.ledger import (
     Recovered,
@@ -54,7 +54,7 @@ from tidings.sending.ledger import (
     lease_cutoff,
     recover_stale_claims,
 )
-from tidings.sending.message import Skeleton, signer
+from tidings.sending.message import Skeleton, attach, signer
 from tidings.sending.models import OutboundMail
 from tidings.sending.relays import RelayConfig, relay_for
 from tidings.sending.senders import Sender, sender_for
@@ -130,6 +130,7 @@ def accept(message: OutboundMessage) -> str:
         html=message.html,
         headers=[list(pair) for pair in message.headers],
         forget=message.forget,
+        attachments=list(message.attachments),
     )
     try:
         with transaction.atomic():
@@ -353,6 +354,9 @@ def build(mail: OutboundMail, message_id: str, sender: Sender | None = None) -> 
         headers=headers,
         alternative=bool(mail.html) or mail.kind in (Kind.TRANSACTIONAL, Kind.TEST),
     )
+    if mail.attachments:
+        files = [attachment(name) for name in mail.attachments]
+        data = attach(data, [f for f in files if f is not None])
     key = sender.dkim
     if key is not None:
         data = signer(key.domain, key.selector, key.private_key).sign(data)

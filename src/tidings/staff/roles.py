@@ -63,6 +63,8 @@ _BILLING = (
     "billing.view_order",
     "billing.change_order",
     "billing.view_webhookevent",
+    # Plans, their renewal dates and dunning state.
+    "billing.view_subscription",
 )
 _PRIVACY_OFFICER = (
     "accounts.view_account",
