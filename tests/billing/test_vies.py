@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from tests.billing.conftest import checkout, place
@@ -16,9 +17,9 @@ from tests.billing.test_invoices import FRENCH_COMPANY, _seller, pdf_text  # noq
 from tests.factories import StaffFactory
 from tests.staff.conftest import log_in_verified, state_reason
 from tidings.accounts.models import User
-from tidings.billing import pdf, services
+from tidings.billing import pdf, renewals, services
 from tidings.billing import vies as vies_service
-from tidings.billing.models import Invoice, Order, VatCheck
+from tidings.billing.models import Invoice, Order, Subscription, VatCheck
 from tidings.staff.models import AuditEvent
 
 
@@ -144,3 +145,16 @@ def test_billing_staff_see_what_vies_said_on_the_order(client, customer, pack):
     state_reason(client)
     page = client.get(f"/staff/admin/billing/order/{order.pk}/change/").content.decode()
     assert "Confirmed by VIES" in page and "consultation WAPIAAAAZ6kR3x9Q" in page
+
+
+def test_a_renewal_is_reverse_charged_on_the_check_of_the_order_that_bought_the_plan(
+    customer, plan
+):
+    order = paid(place(customer, plan, **FRENCH_COMPANY))
+    subscription = Subscription.objects.get(order=order)
+    with time_machine.travel(subscription.current_period_end + timedelta(minutes=5), tick=False):
+        renewals.renew_due()
+    renewal = Order.objects.get(renewal_of=subscription)
+    services.renew_on_test_gateway(renewal, "pay")
+    invoice = Invoice.objects.get(order=renewal)
+    assert invoice.reverse_charge and invoice.vies_consultation == "WAPIAAAAZ6kR3x9Q"
