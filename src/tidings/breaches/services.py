@@ -70,8 +70,10 @@ def record_incident(
     aware_at: datetime | None = None,
     gap_reason: str = "",
     description: str = "",
+    drill: bool = False,
 ) -> Incident:
-    """Open an incident in the register; its 72-hour clock starts at `aware_at`."""
+    """Open an incident in the register; its 72-hour clock starts at `aware_at`. A
+    `drill` is a rehearsal: in the register, never counted, never reported."""
     now = timezone.now()
     aware_at = aware_at or detected_at
     gap_reason = gap_reason.strip()
@@ -93,6 +95,7 @@ def record_incident(
             aware_at=aware_at,
             gap_reason=gap_reason,
             recorded_by=by,
+            drill=drill,
         )
         audit.record(Action.CREATE, incident, by=by, fields=["summary", "aware_at"])
     return incident
@@ -341,6 +344,8 @@ def file_report(
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.status != Incident.Status.BREACH:
             raise BreachError(_("Only a breach is reported to the authority."))
+        if incident.drill:
+            raise BreachError(_("A drill is never reported to the authority."))
         scope = current_scope(incident)
         if scope is None:
             raise BreachError(_("Scope the breach before reporting it: the report needs counts."))
@@ -399,8 +404,36 @@ def send_notices(incident: Incident, *, by: User | None) -> int:
         for role in _roles(row):
             users = breach_scope.users_told(row["account"]).order_by("pk")
             for user in users.iterator():
-                told += _tell(incident, scope, row, role, user, by)
+                if incident.drill:
+                    told += _rehearse(incident, scope, row, role, user)
+                else:
+                    told += _tell(incident, scope, row, role, user, by)
     return told
+
+
+def _rehearse(incident: Incident, scope: Scope, row: dict[str, Any], role: str, user: Any) -> int:
+    """A drill's notice: the mail as the person would get it, marked as a drill and kept
+    in the local outbox; no notice row, so no banner and nothing in their account."""
+    incident_url = baseurl.absolute(reverse("breach_incident", args=[incident.pk]))
+    with transaction.atomic():
+        send_templated(
+            f"breaches/mail/{role}",
+            [user.email],
+            {
+                "incident": incident,
+                "scope": scope,
+                "row": row,
+                "account_url": baseurl.absolute(reverse("accounts:my_account")),
+                "notice_url": incident_url,
+            },
+            key=f"breach-drill:{incident.pk}:{role}:{user.pk}",
+            drill=True,
+        )
+        audit.record(
+            Action.CREATE, incident, by=None, fields=["drill"], account_id=row["account"],
+            reason=f"breach drill {incident.pk}: {role} notice to user {user.pk} in the outbox",
+        )  # fmt: skip
+    return 1
 
 
 def _roles(row: dict[str, Any]) -> list[str]:
@@ -551,6 +584,7 @@ def escalate_clocks(now: datetime | None = None) -> int:
         return 0
     # Reported ones stay here until everyone is told too: incidents are few.
     due = Incident.objects.filter(
+        drill=False,
         status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
         aware_at__lte=now - timedelta(hours=ESCALATION_HOURS[0]),
     ).exclude(escalated_hours__gte=ESCALATION_HOURS[-1])
