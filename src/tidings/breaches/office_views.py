@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tidings.breaches import report, services, severity
+from tidings.breaches import obligations, report, services, severity
 from tidings.breaches.models import Assessment, Incident, Notice
 from tidings.privacy import breach_scope
 from tidings.privacy.office_views import PERMISSION
@@ -267,12 +267,14 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     audit.record(audit.AuditEvent.Action.READ, item, by=officer, reason=REASON)
     notices = Notice.objects.filter(incident=item)
+    scope = services.current_scope(item)
     context = {
         **site.each_context(request),
         "title": str(item),
         "item": item,
         "now": timezone.now(),
-        "scope": services.current_scope(item),
+        "scope": scope,
+        "obligations": obligations.obligations_for(item, scope),
         "filings": list(item.filings.order_by("phase")),
         "proposal": proposal,
         "assessments": list(item.assessments.select_related("decided_by")),
