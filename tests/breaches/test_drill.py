@@ -38,7 +38,7 @@ def test_a_drill_runs_a_whole_incident_and_tells_nobody_real(
     assert "Scope: 2 accounts, 0 customers' users (controller), 5 contacts (processor)" in printed
     # Simple data (DPC 1) x EI 1 + confidentiality 0.5 + malicious 0.5, as the drill assumes.
     assert "Severity proposed (ENISA): medium (score 2.0" in printed
-    assert "Notices written: 3, to the local outbox only" in printed
+    assert "Notices written: 3, as drill mail: delivered only to the local outbox" in printed
     pdf = tmp_path / f"breach-report-{incident.pk}.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")
     assert "approximate_people" in printed and "likely_consequences" in printed

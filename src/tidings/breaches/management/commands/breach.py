@@ -64,6 +64,7 @@ class Command(BaseCommand):
             f"{proposal.dpc} x EI {proposal.ei} + CB "
             f"{proposal.score - proposal.dpc * proposal.ei}); not set: a person decides.",
             f"Report: {result.report_path} (not filed); fields: {', '.join(sorted(fields))}.",
-            f"Notices written: {result.notices}, to the local outbox only, marked as a drill.",
+            f"Notices written: {result.notices}, as drill mail: delivered only to the local "
+            "outbox (whatever relay is configured), marked as a drill.",
         ]
         self.stdout.write("\n".join(lines))
