@@ -195,6 +195,7 @@ def test_the_officer_sees_the_proposal_on_the_incident_page_and_sets_the_severit
     page = client.get(url).content.decode()
     assert "Tidings proposes low (score 1.75)" in page
     assert "Availability +0.25: the data can be restored." in page
+    assert "the data can be restored; malicious intent;" in page  # the circumstances
     assert "No severity set yet" in page
     figures = {
         "severity-dpc": "1", "severity-ei": "1", "severity-confidentiality": "0",
