@@ -23,6 +23,7 @@ COMMANDS = {
     "retention": "delete what the retention schedule says has expired (--dry-run: only show)",
     "rotate-keys": "re-encrypt encrypted fields with the newest key",
     "inbound": "take mail to the support address over SMTP (the support desk)",
+    "breach": "breach register: `drill --by EMAIL` rehearses a whole incident (mail to the outbox)",
     "manage": "run any Django management command (`tidings manage help`)",
 }
 
@@ -218,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     inbound = sub.add_parser("inbound", help=COMMANDS["inbound"])
     inbound.add_argument("--host", default=None, help="default: TIDINGS_INBOUND_HOST, 127.0.0.1")
     inbound.add_argument("--port", default=None, help="default: TIDINGS_INBOUND_PORT, 2525")
+    breach = sub.add_parser("breach", help=COMMANDS["breach"])
+    breach.add_argument("action", choices=["drill"])
+    breach.add_argument("options", nargs=argparse.REMAINDER, help="see `tidings breach -h`")
     manage = sub.add_parser("manage", help=COMMANDS["manage"])
     manage.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -276,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = [*(["--host", args.host] if args.host else []),
                  *(["--port", args.port] if args.port else [])]  # fmt: skip
         _call("inbound", *where)
+        return 0
+    if args.command == "breach":
+        _call("breach", args.action, *args.options)
         return 0
     if args.command == "manage":
         _django()

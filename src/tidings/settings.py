@@ -486,6 +486,16 @@ if OPERATOR["country"] and OPERATOR["country"] not in COUNTRIES:
         "TIDINGS_OPERATOR_COUNTRY must be an ISO 3166-1 two-letter code, "
         f"not {OPERATOR['country']!r}"
     )
+# Personal-data breaches (docs/breaches.md): the jurisdictions besides the operator's own
+# whose rules on telling of a breach apply ("CH,US-TX"; breaches.obligations.RULES says
+# which are known, and the start stops on any other).
+BREACHES = {
+    "jurisdictions": [
+        code.strip().upper()
+        for code in env("TIDINGS_BREACH_JURISDICTIONS").split(",")
+        if code.strip()
+    ],
+}
 DEFAULT_FROM_EMAIL = env("TIDINGS_FROM_EMAIL", f"{OPERATOR['name']} <no-reply@example.com>")
 
 # Orders and payment (docs/billing.md). The gateway customers pay on: "test" (served by

@@ -15,6 +15,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from tidings.accounts.models import Account, ApiKey, User
 from tidings.core import retention
 from tidings.core.datamap import (
+    DataClass,
     Erasure,
     LegalBasis,
     Owner,
@@ -114,6 +115,7 @@ for _model in (AccessAttempt, AccessLog, AccessFailureLog):
         _model,
         owner=Owner.CUSTOMER,
         category=_("login records"),
+        data_class=DataClass.BEHAVIOURAL,
         purpose=_("throttling and locking out repeated failed logins (P9)"),
         legal_basis=LegalBasis.LEGITIMATE_INTEREST,
         retention=_(

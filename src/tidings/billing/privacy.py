@@ -20,6 +20,7 @@ from tidings.billing.models import (
 )
 from tidings.core import retention
 from tidings.core.datamap import (
+    DataClass,
     Erasure,
     LegalBasis,
     Owner,
@@ -41,6 +42,7 @@ register(
     Invoice,
     owner=Owner.CUSTOMER,
     category=_("billing"),
+    data_class=DataClass.FINANCIAL,
     purpose=_("invoicing and the legal accounting obligation"),
     legal_basis=LegalBasis.LEGAL_OBLIGATION,
     retention=_(
@@ -85,6 +87,7 @@ register(
     Order,
     owner=Owner.CUSTOMER,
     category=_("billing"),
+    data_class=DataClass.FINANCIAL,
     purpose=_("processing orders and payments (P4)"),
     legal_basis=LegalBasis.CONTRACT,
     retention=_("while the account exists; the invoices keep what the law requires"),
@@ -108,6 +111,7 @@ register(
     WebhookEvent,
     owner=Owner.CUSTOMER,
     category=_("billing"),
+    data_class=DataClass.FINANCIAL,
     purpose=_("proof of what the payment provider told us, for audit and replay"),
     legal_basis=LegalBasis.LEGITIMATE_INTEREST,
     retention=_("deleted with the account, and after TIDINGS_RAW_WEBHOOK_DAYS (default 90 days)"),

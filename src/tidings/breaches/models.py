@@ -53,8 +53,20 @@ class Incident(models.Model):
     cause = models.TextField(_("cause"), blank=True, default="")
     consequences = models.TextField(_("likely consequences"), blank=True, default="")
     measures = models.TextField(_("measures taken or proposed"), blank=True, default="")
+    # The circumstances ENISA's severity method weighs (breaches.severity): to whom the
+    # data went, whether it can be restored, whether someone meant harm, whether it
+    # was unintelligible (encrypted or hashed, the key safe).
+    known_recipients = models.BooleanField(_("disclosed only to known recipients"), default=False)
+    recoverable = models.BooleanField(_("the data can be restored"), default=False)
+    malicious = models.BooleanField(_("malicious intent"), default=False)
+    unintelligible = models.BooleanField(
+        _("the data was unintelligible (encrypted or hashed, the key safe)"), default=False
+    )
     # The last step of ESCALATION_HOURS the officers were mailed about (0: none yet).
     escalated_hours = models.PositiveSmallIntegerField(default=0)
+    # A rehearsal (`tidings breach drill`): kept in the register, never counted as a
+    # breach, its mail only ever in the local outbox.
+    drill = models.BooleanField(_("drill"), default=False)
 
     class Meta:
         ordering = ["-aware_at", "-pk"]
@@ -93,6 +105,9 @@ class Scope(models.Model):
     customers_affected = models.PositiveIntegerField(default=0)  # users told as controller
     contacts_affected = models.PositiveIntegerField(default=0)  # as processor
     records_affected = models.PositiveIntegerField(default=0)
+    # Staff's word that the data touched holds special categories (art. 9, 10) the map
+    # cannot know of: a customer's contacts' attributes may say someone's health.
+    special_categories = models.BooleanField(_("special categories involved"), default=False)
     computed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -181,3 +196,41 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return f"incident {self.incident_id}: {self.role} notice to user {self.user_ref}"
+
+
+class Assessment(models.Model):
+    """A severity decided by a named person with the ENISA method (SE = DPC x EI + CB),
+    with the proposal Tidings made at that moment and why the figures are what they
+    are. Never edited: a new assessment replaces the last one; the latest stands."""
+
+    class Level(models.TextChoices):
+        LOW = "low", _("low")
+        MEDIUM = "medium", _("medium")
+        HIGH = "high", _("high")
+        VERY_HIGH = "very_high", _("very high")
+
+    incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="assessments")
+    # Data processing context (1-4), ease of identification (0.25-1), circumstances.
+    dpc = models.DecimalField(max_digits=3, decimal_places=2)
+    ei = models.DecimalField(max_digits=3, decimal_places=2)
+    cb_confidentiality = models.DecimalField(max_digits=3, decimal_places=2)
+    cb_integrity = models.DecimalField(max_digits=3, decimal_places=2)
+    cb_availability = models.DecimalField(max_digits=3, decimal_places=2)
+    cb_malicious = models.DecimalField(max_digits=3, decimal_places=2)
+    score = models.DecimalField(max_digits=4, decimal_places=2)
+    level = models.CharField(max_length=16, choices=Level.choices)
+    reason = models.TextField()
+    # What Tidings proposed, as it stood (breaches.severity.Proposal.as_dict()).
+    proposal = models.JSONField(default=dict)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-decided_at", "-pk"]
+        verbose_name = _("severity assessment")
+        verbose_name_plural = _("severity assessments")
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id}: severity {self.level} ({self.score})"

@@ -4,6 +4,7 @@ qualification, scope, the authority report and the notices (P33)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -16,8 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from tidings.breaches import report, services
-from tidings.breaches.models import Incident, Notice
+from tidings.breaches import obligations, report, services, severity
+from tidings.breaches.models import Assessment, Incident, Notice
 from tidings.privacy import breach_scope
 from tidings.privacy.office_views import PERMISSION
 from tidings.staff import audit
@@ -75,6 +76,21 @@ class BreachForm(forms.Form):
     measures = forms.CharField(
         label=gettext_lazy("Measures taken or proposed"), widget=forms.Textarea
     )
+    known_recipients = forms.BooleanField(
+        label=gettext_lazy("Disclosed only to known recipients (e.g. one misdirected mail)"),
+        required=False,
+    )
+    recoverable = forms.BooleanField(
+        label=gettext_lazy("The altered or lost data can be restored (e.g. from a backup)"),
+        required=False,
+    )
+    malicious = forms.BooleanField(
+        label=gettext_lazy("Malicious intent (an attack, a theft)"), required=False
+    )
+    unintelligible = forms.BooleanField(
+        label=gettext_lazy("The data was unintelligible (encrypted or hashed, the key safe)"),
+        required=False,
+    )
 
 
 class ScopeForm(forms.Form):
@@ -90,6 +106,12 @@ class ScopeForm(forms.Form):
     )
     window_start = forms.DateTimeField(label=gettext_lazy("Exposed from"), required=False)
     window_end = forms.DateTimeField(label=gettext_lazy("Exposed until"), required=False)
+    special_categories = forms.BooleanField(
+        label=gettext_lazy(
+            "The data touched holds special categories (health, beliefs, convictions...)"
+        ),
+        required=False,
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,6 +125,55 @@ class ScopeForm(forms.Form):
             return [int(part) for part in text.replace(" ", "").split(",") if part]
         except ValueError as error:
             raise forms.ValidationError(_("Give account numbers separated by commas.")) from error
+
+
+def _figures(values: tuple[Decimal, ...]) -> list[tuple[str, str]]:
+    return [(str(v), str(v)) for v in values]
+
+
+class SeverityForm(forms.Form):
+    dpc = forms.TypedChoiceField(
+        label=gettext_lazy("Data processing context (DPC)"),
+        choices=_figures(severity.DPC_VALUES),
+        coerce=Decimal,
+    )
+    ei = forms.TypedChoiceField(
+        label=gettext_lazy("Ease of identification (EI)"),
+        choices=_figures(severity.EI_VALUES),
+        coerce=Decimal,
+    )
+    confidentiality = forms.TypedChoiceField(
+        label=gettext_lazy("Loss of confidentiality"),
+        choices=_figures(severity.CB_VALUES),
+        coerce=Decimal,
+    )
+    integrity = forms.TypedChoiceField(
+        label=gettext_lazy("Loss of integrity"),
+        choices=_figures(severity.CB_VALUES),
+        coerce=Decimal,
+    )
+    availability = forms.TypedChoiceField(
+        label=gettext_lazy("Loss of availability"),
+        choices=_figures(severity.CB_VALUES),
+        coerce=Decimal,
+    )
+    malicious = forms.TypedChoiceField(
+        label=gettext_lazy("Malicious intent"),
+        choices=_figures(severity.MALICIOUS_VALUES),
+        coerce=Decimal,
+    )
+    level = forms.ChoiceField(label=gettext_lazy("Level"), choices=Assessment.Level.choices)
+    reason = forms.CharField(
+        label=gettext_lazy("Why (required, even when you keep the proposal)"),
+        widget=forms.Textarea,
+    )
+
+
+def _severity_initial(proposal: severity.Proposal | None) -> dict[str, str]:
+    if proposal is None:
+        return {}
+    fields = ("dpc", "ei", "confidentiality", "integrity", "availability", "malicious")
+    return {**{name: str(getattr(proposal, name)) for name in fields}, "level": proposal.level}
 
 
 class FilingForm(forms.Form):
@@ -144,6 +215,7 @@ ACTIONS = {
     "not_a_breach": NotBreachForm,
     "breach": BreachForm,
     "scope": ScopeForm,
+    "severity": SeverityForm,
     "file": FilingForm,
 }
 
@@ -153,10 +225,12 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
     officer = _officer(request)
     item = get_object_or_404(Incident, pk=pk)
     action = request.POST.get("action", "") if request.method == "POST" else ""
+    proposal = services.severity_proposal(item)
     bound = {
         name: form_class(request.POST if action == name else None, prefix=name)
         for name, form_class in ACTIONS.items()
     }
+    bound["severity"].initial = _severity_initial(proposal)
     if action == "notify":
         try:
             told = services.send_notices(item, by=officer)
@@ -179,7 +253,10 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
                     account_ids=data["accounts"],
                     window_start=data["window_start"],
                     window_end=data["window_end"],
+                    special_categories=data["special_categories"],
                 )
+            elif action == "severity":
+                services.assess_severity(item, by=officer, **data)
             else:
                 services.file_report(item, by=officer, **data)
             messages.success(request, _("Saved."))
@@ -190,13 +267,17 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404
     audit.record(audit.AuditEvent.Action.READ, item, by=officer, reason=REASON)
     notices = Notice.objects.filter(incident=item)
+    scope = services.current_scope(item)
     context = {
         **site.each_context(request),
         "title": str(item),
         "item": item,
         "now": timezone.now(),
-        "scope": services.current_scope(item),
+        "scope": scope,
+        "obligations": obligations.obligations_for(item, scope),
         "filings": list(item.filings.order_by("phase")),
+        "proposal": proposal,
+        "assessments": list(item.assessments.select_related("decided_by")),
         "told": {role: notices.filter(role=role).count() for role in Notice.Role.values},
         "forms": bound,
     }

@@ -6,13 +6,16 @@ stay: counted, never re-identified)."""
 
 from django.utils.translation import gettext_lazy as _
 
-from tidings.breaches.models import Filing, Incident, Notice, Scope
+from tidings.breaches.models import Assessment, Filing, Incident, Notice, Scope
 from tidings.core.datamap import Erasure, LegalBasis, Owner, declare_free_of_personal_data, register
 
 declare_free_of_personal_data(
     Incident, "the operator's register of incidents: staff's account of what happened"
 )
 declare_free_of_personal_data(Scope, "account numbers, counts and data categories only")
+declare_free_of_personal_data(
+    Assessment, "a severity's figures and the officer's reasons: no affected person's data"
+)
 declare_free_of_personal_data(Filing, "the authority report's fields: counts and categories")
 register(
     Notice,

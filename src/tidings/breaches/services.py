@@ -7,12 +7,14 @@ its audit event (P7).
 2. `qualify_not_a_breach` / `qualify_breach`: once, by a named person; never deleted.
 3. `scope_incident`: the people and records touched, from the data map
    (privacy.breach_scope). Scoping tells nobody: it is the dry run.
-4. `file_report`: a filing of the art. 33(3) report; later phases are new filings. The
+4. `assess_severity`: ENISA's method proposes (breaches.severity); a named person sets
+   the figures and the level and says why. The proposal is never applied by itself.
+5. `file_report`: a filing of the art. 33(3) report; later phases are new filings. The
    first fixes the deadline and the lateness; a late one needs its reasons. Recording
    it is a disclosure to an authority (P25).
-5. `send_notices`: one notice per person and role, in their language, through the one
+6. `send_notices`: one notice per person and role, in their language, through the one
    outbound pipeline (purpose notice); a rerun, or a second click, tells nobody twice.
-6. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
+7. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
    awareness and when the 72 hours pass, while no report is filed or people of the
    scope are still to be told (art. 34: without undue delay); once per step. Without
    officers, the operator's privacy address; without either, the step waits.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -32,9 +35,11 @@ from django.utils.translation import gettext as _
 
 from tidings.audience import mailability
 from tidings.audience.notices import mail_contact
+from tidings.breaches import severity
 from tidings.breaches.models import (
     AUTHORITY_DEADLINE,
     ESCALATION_HOURS,
+    Assessment,
     Filing,
     Incident,
     Notice,
@@ -65,8 +70,10 @@ def record_incident(
     aware_at: datetime | None = None,
     gap_reason: str = "",
     description: str = "",
+    drill: bool = False,
 ) -> Incident:
-    """Open an incident in the register; its 72-hour clock starts at `aware_at`."""
+    """Open an incident in the register; its 72-hour clock starts at `aware_at`. A
+    `drill` is a rehearsal: in the register, never counted, never reported."""
     now = timezone.now()
     aware_at = aware_at or detected_at
     gap_reason = gap_reason.strip()
@@ -88,6 +95,7 @@ def record_incident(
             aware_at=aware_at,
             gap_reason=gap_reason,
             recorded_by=by,
+            drill=drill,
         )
         audit.record(Action.CREATE, incident, by=by, fields=["summary", "aware_at"])
     return incident
@@ -115,6 +123,12 @@ def qualify_not_a_breach(incident: Incident, *, by: User, reason: str) -> Incide
     return incident
 
 
+QUALIFIED_FIELDS = [
+    "status", "confidentiality", "integrity", "availability", "cause",
+    "known_recipients", "recoverable", "malicious", "unintelligible",
+]  # fmt: skip
+
+
 def qualify_breach(
     incident: Incident,
     *,
@@ -125,9 +139,13 @@ def qualify_breach(
     cause: str,
     consequences: str,
     measures: str,
+    known_recipients: bool = False,
+    recoverable: bool = False,
+    malicious: bool = False,
+    unintelligible: bool = False,
 ) -> Incident:
     """Record that it is a personal-data breach, its nature, cause, likely consequences
-    and measures (art. 33(3)(a), (c), (d))."""
+    and measures (art. 33(3)(a), (c), (d)), and the circumstances the severity weighs."""
     if not (confidentiality or integrity or availability):
         raise BreachError(_("Say what was lost: confidentiality, integrity or availability."))
     if not (cause.strip() and consequences.strip() and measures.strip()):
@@ -141,6 +159,10 @@ def qualify_breach(
         incident.cause = cause.strip()
         incident.consequences = consequences.strip()
         incident.measures = measures.strip()
+        incident.known_recipients = known_recipients and confidentiality
+        incident.recoverable = recoverable and (integrity or availability)
+        incident.malicious = malicious
+        incident.unintelligible = unintelligible
         incident.qualified_by = by
         incident.qualified_at = timezone.now()
         incident.save()
@@ -148,7 +170,7 @@ def qualify_breach(
             Action.UPDATE,
             incident,
             by=by,
-            fields=["status", "confidentiality", "integrity", "availability", "cause"],
+            fields=QUALIFIED_FIELDS,
         )
     return incident
 
@@ -161,8 +183,11 @@ def scope_incident(
     account_ids: list[int] | None = None,
     window_start: datetime | None = None,
     window_end: datetime | None = None,
+    special_categories: bool = False,
 ) -> Scope:
-    """Compute and keep who and what the breach touched; tells nobody."""
+    """Compute and keep who and what the breach touched; tells nobody. `special_categories`
+    is staff's word that the data holds some (the map cannot know a contact's
+    attributes)."""
     incident = Incident.objects.get(pk=incident.pk)  # as qualified now, not as passed
     if incident.status != Incident.Status.BREACH:
         raise BreachError(_("Qualify the incident as a breach before scoping it."))
@@ -190,14 +215,83 @@ def scope_incident(
             customers_affected=found.users,
             contacts_affected=found.contacts,
             records_affected=found.records,
+            special_categories=special_categories,
             computed_by=by,
         )
-        audit.record(Action.CREATE, scope, by=by, fields=["entries", "account_ids"])
+        audit.record(
+            Action.CREATE, scope, by=by, fields=["entries", "account_ids", "special_categories"]
+        )
     return scope
 
 
 def current_scope(incident: Incident) -> Scope | None:
     return incident.scopes.first()
+
+
+def severity_proposal(incident: Incident) -> severity.Proposal | None:
+    """What the ENISA method proposes from the current scope (None before scoping)."""
+    scope = current_scope(incident)
+    if incident.status != Incident.Status.BREACH or scope is None:
+        return None
+    return severity.propose(incident, scope)
+
+
+def current_assessment(incident: Incident) -> Assessment | None:
+    return incident.assessments.first()
+
+
+def assess_severity(
+    incident: Incident,
+    *,
+    by: User,
+    dpc: Decimal,
+    ei: Decimal,
+    confidentiality: Decimal,
+    integrity: Decimal,
+    availability: Decimal,
+    malicious: Decimal,
+    level: str,
+    reason: str,
+) -> Assessment:
+    """A named person sets the severity (the figures and the level) and says why; the
+    proposal of the moment is kept beside it. A new assessment replaces the last."""
+    reason = reason.strip()
+    if not reason:
+        raise BreachError(_("Say why the severity is what you set, even if it is the proposal."))
+    figures_allowed = (
+        dpc in severity.DPC_VALUES
+        and ei in severity.EI_VALUES
+        and all(cb in severity.CB_VALUES for cb in (confidentiality, integrity, availability))
+        and malicious in severity.MALICIOUS_VALUES
+        and level in Assessment.Level.values
+    )
+    if not figures_allowed:
+        raise BreachError(_("These figures are not the method's."))
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        proposal = severity_proposal(incident)
+        if proposal is None:
+            raise BreachError(_("Qualify and scope the breach before assessing its severity."))
+        score = severity.score_of(dpc, ei, confidentiality, integrity, availability, malicious)
+        assessment = Assessment.objects.create(
+            incident=incident,
+            dpc=dpc,
+            ei=ei,
+            cb_confidentiality=confidentiality,
+            cb_integrity=integrity,
+            cb_availability=availability,
+            cb_malicious=malicious,
+            score=score,
+            level=level,
+            reason=reason,
+            proposal=proposal.as_dict(),
+            decided_by=by,
+        )
+        audit.record(
+            Action.CREATE, assessment, by=by, fields=["score", "level", "reason"],
+            reason=f"breach severity of incident {incident.pk}: {level} ({score})",
+        )  # fmt: skip
+    return assessment
 
 
 def report_content(incident: Incident, scope: Scope | None) -> dict[str, Any]:
@@ -250,6 +344,8 @@ def file_report(
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.status != Incident.Status.BREACH:
             raise BreachError(_("Only a breach is reported to the authority."))
+        if incident.drill:
+            raise BreachError(_("A drill is never reported to the authority."))
         scope = current_scope(incident)
         if scope is None:
             raise BreachError(_("Scope the breach before reporting it: the report needs counts."))
@@ -308,8 +404,36 @@ def send_notices(incident: Incident, *, by: User | None) -> int:
         for role in _roles(row):
             users = breach_scope.users_told(row["account"]).order_by("pk")
             for user in users.iterator():
-                told += _tell(incident, scope, row, role, user, by)
+                if incident.drill:
+                    told += _rehearse(incident, scope, row, role, user)
+                else:
+                    told += _tell(incident, scope, row, role, user, by)
     return told
+
+
+def _rehearse(incident: Incident, scope: Scope, row: dict[str, Any], role: str, user: Any) -> int:
+    """A drill's notice: the mail as the person would get it, marked as a drill and kept
+    in the local outbox; no notice row, so no banner and nothing in their account."""
+    incident_url = baseurl.absolute(reverse("breach_incident", args=[incident.pk]))
+    with transaction.atomic():
+        send_templated(
+            f"breaches/mail/{role}",
+            [user.email],
+            {
+                "incident": incident,
+                "scope": scope,
+                "row": row,
+                "account_url": baseurl.absolute(reverse("accounts:my_account")),
+                "notice_url": incident_url,
+            },
+            key=f"breach-drill:{incident.pk}:{role}:{user.pk}",
+            drill=True,
+        )
+        audit.record(
+            Action.CREATE, incident, by=None, fields=["drill"], account_id=row["account"],
+            reason=f"breach drill {incident.pk}: {role} notice to user {user.pk} in the outbox",
+        )  # fmt: skip
+    return 1
 
 
 def _roles(row: dict[str, Any]) -> list[str]:
@@ -460,6 +584,7 @@ def escalate_clocks(now: datetime | None = None) -> int:
         return 0
     # Reported ones stay here until everyone is told too: incidents are few.
     due = Incident.objects.filter(
+        drill=False,
         status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
         aware_at__lte=now - timedelta(hours=ESCALATION_HOURS[0]),
     ).exclude(escalated_hours__gte=ESCALATION_HOURS[-1])

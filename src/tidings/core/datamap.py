@@ -59,6 +59,16 @@ BASIS_LABELS = {
 }
 
 
+class DataClass(StrEnum):
+    """What kind of data a table holds, as ENISA's severity method weighs it (its "data
+    processing context", 2013): the base score a breach of it starts from."""
+
+    SIMPLE = "simple"  # identity, contact details, what a person wrote
+    BEHAVIOURAL = "behavioural"  # habits, traffic, where and when: opens, clicks, logins
+    FINANCIAL = "financial"  # invoices, payments, income
+    SENSITIVE = "sensitive"  # special categories (art. 9, 10): health, beliefs, convictions
+
+
 class Erasure(StrEnum):
     """What the erasure job does with the rows of a closed account."""
 
@@ -207,6 +217,8 @@ class Entry:
     # The field that says when a row was made: a breach exposed until a moment touched
     # only the rows made by then (privacy.breach_scope). Empty: every row counts.
     dated_by: str = ""
+    # Its kind of data, for a breach's severity (breaches.severity): simple unless said.
+    data_class: DataClass = DataClass.SIMPLE
 
     def customer_rows(self, account: Account) -> models.QuerySet[Any]:
         rows = self.queryset_for(account)

@@ -48,6 +48,9 @@ class Kind(models.TextChoices):
     DJANGO = "django", _("Django's own mail (password reset)")
     # Written by a person of the operator's staff: not automatic (RFC 3834).
     SUPPORT = "support", _("support desk answer")
+    # A rehearsal's mail (`tidings breach drill`): only ever to the local outbox, whatever
+    # relay is configured, tied to nobody.
+    DRILL = "drill", _("drill (kept in the local outbox)")
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,13 @@ def post(message: OutboundMessage) -> str:
     return _postman[0](message.with_operator_sender())
 
 
+# The first words of a drill's mail, in the reader's language (rendered then).
+DRILL_NOTE = _(
+    "THIS IS A DRILL: a rehearsal of the breach procedure. No breach happened and this "
+    "message was kept in the local outbox; it was sent to nobody."
+)
+
+
 def send_templated(
     template: str,
     to: list[str],
@@ -156,6 +166,7 @@ def send_templated(
     language: str | None = None,
     key: str = "",
     attachments: tuple[str, ...] = (),
+    drill: bool = False,
 ) -> dict[str, str]:
     """Post one of Tidings's own mails, rendered from `<template>_subject.txt` and
     `<template>.txt`, to each address of `to` separately. `user_ids` names the user
@@ -163,23 +174,27 @@ def send_templated(
     `forget` is for the last word to someone erased. Each mail is in the language its
     recipient chose (`language` for an address that has no user yet). With `key`, each
     mail is posted under `key` and its address, so posting it again posts nothing new.
-    `attachments` names files to attach (`register_attachments`). Returns each address's
+    `attachments` names files to attach (`register_attachments`). A `drill` mail says so
+    in its subject and body and goes only to the local outbox. Returns each address's
     message id."""
     context = {**context, "operator": settings.OPERATOR, "base_url": baseurl.base_url()}
     posted = {}
     for address in to:
         with locales.language(language_of(address) or language):
             subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
-            body = render_to_string(f"{template}.txt", context)
+            body: str = render_to_string(f"{template}.txt", context)
+            if drill:
+                subject = str(_("[DRILL] %(subject)s")) % {"subject": subject}
+                body = f"{DRILL_NOTE}\n\n{body}"
         posted[address] = post(
             OutboundMessage(
                 to=address,
                 subject=subject,
                 text=body,
                 purpose=purpose,
-                kind=Kind.NOTICE,
-                account_id=account_id,
-                user_id=(user_ids or {}).get(address),
+                kind=Kind.DRILL if drill else Kind.NOTICE,
+                account_id=None if drill else account_id,
+                user_id=None if drill else (user_ids or {}).get(address),
                 forget=forget,
                 key=f"{key}:{sha256(address.encode()).hexdigest()[:32]}" if key else "",
                 attachments=attachments,

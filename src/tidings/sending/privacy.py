@@ -15,6 +15,7 @@ from tidings.core.datamap import (
     ContactErasure,
     ContactPart,
     Contacts,
+    DataClass,
     Erasure,
     LegalBasis,
     Owner,
@@ -127,6 +128,7 @@ register(
     TrackingEvent,
     owner=Owner.CUSTOMER,
     category=_("opens and clicks of contacts (application data)"),
+    data_class=DataClass.BEHAVIOURAL,
     purpose=_(
         "per-contact campaign reports, for accounts that choose them and contacts "
         "who have not objected"
