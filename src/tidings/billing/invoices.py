@@ -135,7 +135,7 @@ def draft_for_order(order: Order) -> Invoice:
     """A draft invoice of `order`: seller and buyer identity frozen now, one line."""
     reverse = order.reverse_charge
     # A renewal is reverse charged on the VIES check of the order that bought the plan.
-    checked = order.renewal_of.order if order.renewal_of_id else order
+    checked = order.renewal_of.order if order.renewal_of is not None else order
     check = VatCheck.objects.filter(order=checked, status=VatCheck.Status.VALID).first()
     seller = settings.OPERATOR
     invoice = Invoice.objects.create(
