@@ -48,10 +48,14 @@ def test_a_drill_runs_a_whole_incident_and_tells_nobody_real(
     assert sorted(m.recipients for m in kept) == sorted(
         u.email for u in [*acme.users, *globex.users]
     )
-    assert all(m.subject.startswith("[DRILL]") for m in kept)
-    assert all(m.body.startswith("THIS IS A DRILL") for m in kept)
+    # Marked as a drill in each reader's language.
     french = next(m for m in kept if m.recipients == acme.users[1].email)
-    assert "Une violation de données personnelles" in french.subject  # in the reader's language
+    english = [m for m in kept if m is not french]
+    assert all(m.subject.startswith("[DRILL]") for m in english)
+    assert all(m.body.startswith("THIS IS A DRILL") for m in english)
+    assert french.subject.startswith("[EXERCICE]")
+    assert french.body.startswith("CECI EST UN EXERCICE")
+    assert "Une violation de données personnelles" in french.subject
 
     # Nothing of it reaches anyone's account, the authority or the register's counts.
     assert not Notice.objects.exists() and not Filing.objects.exists()
