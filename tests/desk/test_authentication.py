@@ -155,6 +155,7 @@ def test_the_mailgun_webhook_trusts_only_the_configured_results(
     assert Conversation.objects.get().user == customer
 
 
+@pytest.mark.promise("P7")
 def test_staff_are_warned_and_see_no_history_beside_an_unverified_mail(
     console, staff, customer, sign, on_commit_runs
 ):
