@@ -171,3 +171,19 @@ def test_staff_are_warned_and_see_no_history_beside_an_unverified_mail(
     assert "The customer&#x27;s account data" not in shown  # nor their data
     # Beside the customer's own, proven mail, their history is shown as before.
     assert "Sender not verified" not in client.get(f"/staff/desk/{theirs.pk}/").text
+
+
+def test_an_unverified_automatic_mail_is_kept_on_the_thread_and_marked(
+    console, staff, customer, sign, on_commit_runs
+):
+    conversation = inbound.receive(sign(eml())).conversation
+    services.reply(conversation, by=staff, body="Done.")
+    sent = OutboundMail.objects.get(kind="support")
+    raw = eml("auto_reply.eml").replace(
+        b"Auto-Submitted", f"In-Reply-To: <{sent.uuid.hex}@example.com>\nAuto-Submitted".encode()
+    )
+    outcome = inbound.receive(raw)
+    assert outcome.conversation == conversation and not outcome.message.sender_verified
+    assert conversation.messages.get(direction="in", automatic=False).sender_verified
+    shown = console(staff).get(f"/staff/desk/{conversation.pk}/").text
+    assert shown.count("sender not verified") == 1 and "Sender not verified:" not in shown

@@ -221,6 +221,7 @@ def _route(parsed: Parsed, *, verified: bool) -> Outcome:
                 attachments=parsed.attachments,
                 message_id=parsed.message_id,
                 automatic=parsed.automatic,
+                verified=verified,
             )
             return Outcome("added", conversation, message)
         if parsed.automatic:

@@ -132,6 +132,10 @@ class Message(models.Model):
     message_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     # Auto-Submitted, a DSN, Precedence: bulk (RFC 3834): kept, never answered.
     automatic = models.BooleanField(_("automatic"), default=False)
+    # The customer's messages: False when nothing proves who wrote it (see
+    # Conversation.sender_verified): an automatic mail kept on a verified conversation,
+    # a message of an unverified one.
+    sender_verified = models.BooleanField(_("sender verified"), default=True)
     created_at = models.DateTimeField(_("sent"), default=timezone.now)
 
     class Meta:

@@ -136,7 +136,14 @@ def open_conversation(
             resolution_due_at=now + timedelta(hours=settings.DESK["resolution_hours"]),
         )
         add_message(
-            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+            conversation,
+            Message.Direction.IN,
+            channel,
+            body,
+            attachments,
+            message_id,
+            automatic,
+            verified=verified,
         )
         collected = ["email", *(["name"] if name else []), "message"]
         if attachments:
@@ -163,6 +170,7 @@ def add_message(
     message_id: str = "",
     automatic: bool = False,
     author: User | None = None,
+    verified: bool = True,
 ) -> Message:
     message = Message.objects.create(
         conversation=conversation,
@@ -172,6 +180,7 @@ def add_message(
         message_id=message_id[:255],
         automatic=automatic,
         author=author,
+        sender_verified=verified,
     )
     Attachment.objects.bulk_create(
         Attachment(
@@ -194,16 +203,25 @@ def add_customer_message(
     attachments: Sequence[Accepted] = (),
     message_id: str = "",
     automatic: bool = False,
+    verified: bool = True,
 ) -> Message:
     """The customer writes again. A person's message reopens a waiting or solved
-    conversation; an automatic one (an out-of-office, a DSN) is kept and changes nothing."""
+    conversation; an automatic one (an out-of-office, a DSN) is kept and changes nothing.
+    `verified`: whether the sender of a mail was (desk.authentication)."""
     body = clean_text(body, limit=BODY_MAX, what=_("message"))
     if not body and not attachments:
         raise DeskError(_("Write a message."))
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message = add_message(
-            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+            conversation,
+            Message.Direction.IN,
+            channel,
+            body,
+            attachments,
+            message_id,
+            automatic,
+            verified=verified,
         )
         if not automatic:
             now = timezone.now()

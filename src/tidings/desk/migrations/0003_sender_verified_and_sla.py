@@ -75,6 +75,11 @@ class Migration(migrations.Migration):
             name='sender_verified',
             field=models.BooleanField(default=False, verbose_name='sender verified'),
         ),
+        migrations.AddField(
+            model_name="message",
+            name="sender_verified",
+            field=models.BooleanField(default=True, verbose_name="sender verified"),
+        ),
         migrations.RunPython(keep_the_customers_ties, migrations.RunPython.noop),
         migrations.RunPython(start_the_clocks, migrations.RunPython.noop),
     ]
