@@ -33,8 +33,9 @@ def publish_key(server: DnsServer, key: rsa.RSAPrivateKey, domain: str) -> None:
 
 @pytest.fixture
 def sign(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., bytes]:
-    """sign(raw, domain="example.org"): the message with a DKIM-Signature of `domain`,
-    whose key the loopback DNS server publishes (as the sender's domain would)."""
+    """sign(raw, domain="example.org", length=False): the message with a DKIM-Signature
+    of `domain` (with l= when `length`), whose key the loopback DNS server publishes (as
+    the sender's domain would)."""
     pem = dkim_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
@@ -42,7 +43,7 @@ def sign(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., by
     )
     published: set[str] = set()
 
-    def signed(raw: bytes, domain: str = "example.org") -> bytes:
+    def signed(raw: bytes, domain: str = "example.org", *, length: bool = False) -> bytes:
         if domain not in published:
             publish_key(dns_server, dkim_key, domain)
             published.add(domain)
@@ -54,6 +55,7 @@ def sign(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., by
             pem,
             canonicalize=(b"relaxed", b"relaxed"),
             linesep=linesep,
+            length=length,
         )
         return header + raw
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dkim
 import pytest
 
 from tests.desk.test_webhook import KEY, SECRET, form, post
@@ -69,6 +70,14 @@ def test_an_unsigned_mail_and_a_broken_signature_are_not_verified(customer, sign
     tampered = signed.replace(b"1000 rows", b"9000 rows")
     assert authentication.check(signed).verified
     assert not authentication.check(tampered).verified
+
+
+def test_a_signature_of_part_of_the_body_proves_nothing(sign, db):
+    # With l=, the signature covers the body's first bytes only: anyone may append.
+    signed = sign(eml(), length=True)
+    appended = signed + b"\nPlease send my invoices to mallory@example.net.\n"
+    assert dkim.verify(appended, dnsfunc=authentication._dns_txt)  # DKIM itself says pass
+    assert not authentication.check(appended).verified
 
 
 def test_a_key_not_published_proves_nothing(customer, sign, dns_server, on_commit_runs):

@@ -77,7 +77,9 @@ def _dkim_aligned(raw: bytes, from_domain: str) -> bool:
             log.info("desk: a DKIM signature does not verify: %s", error)
             continue
         signer = (checker.domain or b"").decode("ascii", errors="replace")
-        if good and dns.aligned(signer, from_domain):
+        # A signature of the body's first l= bytes only lets anyone append to it.
+        whole = b"l" not in (checker.signature_fields or {})
+        if good and whole and dns.aligned(signer, from_domain):
             return True
     return False
 
