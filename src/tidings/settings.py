@@ -569,9 +569,16 @@ DESK: dict[str, int] = {
     "form_min_seconds": envint("TIDINGS_DESK_FORM_MIN_SECONDS", 3),
     "form_max_seconds": envint("TIDINGS_DESK_FORM_MAX_SECONDS", 86400),
     "inbound_port": envint("TIDINGS_INBOUND_PORT", 2525),
+    # SLA clocks: hours to the first answer and to the solution, paused while the
+    # conversation waits on the customer.
+    "first_response_hours": envint("TIDINGS_DESK_FIRST_RESPONSE_HOURS", 8),
+    "resolution_hours": envint("TIDINGS_DESK_RESOLUTION_HOURS", 72),
 }
 # Where `tidings inbound` listens (the port is DESK's): loopback unless told otherwise.
 DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
+# The authserv-id of the operator's own MTA (or provider), whose Authentication-Results
+# header is believed about inbound mail (desk/authentication.py); empty: none is.
+DESK_INBOUND_AUTHSERV_ID = env("TIDINGS_INBOUND_AUTHSERV_ID", "")
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

@@ -1,3 +1,80 @@
-"""The staff console's fixtures (verified staff with a stated reason), for the desk."""
+"""The staff console's fixtures (verified staff with a stated reason), for the desk; and
+mail signed with DKIM by a test key published in the loopback DNS server."""
 
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.dnsserver import DnsServer
 from tests.staff.conftest import billing_staff, console  # noqa: F401
+
+SELECTOR = "test"
+
+
+@pytest.fixture(scope="session")
+def dkim_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def publish_key(server: DnsServer, key: rsa.RSAPrivateKey, domain: str) -> None:
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    server.set_txt(
+        f"{SELECTOR}._domainkey.{domain}", "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
+    )
+
+
+@pytest.fixture
+def sign(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., bytes]:
+    """sign(raw, domain="example.org", length=False): the message with a DKIM-Signature
+    of `domain` (with l= when `length`), whose key the loopback DNS server publishes (as
+    the sender's domain would)."""
+    pem = dkim_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    published: set[str] = set()
+
+    def signed(raw: bytes, domain: str = "example.org", *, length: bool = False) -> bytes:
+        if domain not in published:
+            publish_key(dns_server, dkim_key, domain)
+            published.add(domain)
+        linesep = b"\r\n" if b"\r\n" in raw else b"\n"
+        header = dkim.sign(
+            raw,
+            SELECTOR.encode(),
+            domain.encode(),
+            pem,
+            canonicalize=(b"relaxed", b"relaxed"),
+            linesep=linesep,
+            length=length,
+        )
+        return header + raw
+
+    return signed
+
+
+# The authserv-id of "our MTA" in the tests that need a customer's mail verified without
+# caring how (test_authentication.py proves both ways).
+OUR_MTA = "mx.tests.invalid"
+
+
+@pytest.fixture
+def trusted_mta(settings):  # type: ignore[no-untyped-def]
+    settings.DESK_INBOUND_AUTHSERV_ID = OUR_MTA
+
+
+def verified(raw: bytes, domain: str = "example.org") -> bytes:
+    """The message as our MTA hands it on after checking DMARC for `domain` (with the
+    `trusted_mta` fixture)."""
+    linesep = b"\r\n" if b"\r\n" in raw else b"\n"
+    header = f"Authentication-Results: {OUR_MTA}; dmarc=pass header.from={domain}"
+    return header.encode() + linesep + raw

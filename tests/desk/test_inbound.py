@@ -47,8 +47,8 @@ def test_quoted_printable_body_is_decoded(db, on_commit_runs):
     assert "Café au lait = good." in body
 
 
-def test_a_known_customer_is_recognised_by_address(customer, on_commit_runs):
-    conversation = inbound.receive(eml("quoted_printable.eml")).conversation
+def test_a_known_customer_is_recognised_by_address_when_signed(customer, sign, on_commit_runs):
+    conversation = inbound.receive(sign(eml("quoted_printable.eml"))).conversation
     assert conversation.user == customer
     assert conversation.account == customer.account
 

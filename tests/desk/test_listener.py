@@ -54,3 +54,15 @@ def test_a_50_mb_message_is_refused_before_it_is_stored(running, settings):
         smtp.sendmail("ada@example.org", ["support@example.com"], big)
     assert refused.value.smtp_code == 552
     assert not Conversation.objects.exists()
+
+
+def test_over_smtp_only_a_signed_mail_is_tied_to_the_customer(running, customer, sign):
+    # Over SMTP, lines end in CRLF (a bare LF message would be one overlong line).
+    raw = (EML / "quoted_printable.eml").read_bytes().replace(b"\n", b"\r\n")
+    forged = sign(raw.replace(b"<qp-1@", b"<forged-1@"), "attacker.example")
+    with smtplib.SMTP("127.0.0.1", running) as smtp:
+        smtp.sendmail("ada@example.org", ["support@example.com"], sign(raw))
+        smtp.sendmail("ada@example.org", ["support@example.com"], forged)
+    theirs, other = Conversation.objects.order_by("pk")
+    assert theirs.sender_verified and theirs.user == customer
+    assert not other.sender_verified and other.user is None

@@ -11,11 +11,13 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from tests.desk.conftest import verified
 from tests.desk.test_forms import PNG, post_contact
 from tidings.desk import attachments, inbound, ratings, services
 from tidings.desk.models import Attachment, Conversation, Message, Rating
 
 EML = Path(__file__).parent / "eml"
+pytestmark = pytest.mark.usefixtures("trusted_mta")
 
 
 def mail(
@@ -32,8 +34,9 @@ def mail(
 
 
 def opened_by(customer) -> Conversation:  # type: ignore[no-untyped-def]
+    """A customer's conversation by mail (verified by our MTA: `trusted_mta`)."""
     return inbound.receive(
-        mail(customer.email, subject="My export", Message_ID="<first@example.org>")
+        verified(mail(customer.email, subject="My export", Message_ID="<first@example.org>"))
     ).conversation
 
 
@@ -71,7 +74,7 @@ def test_a_stranger_replying_with_a_conversations_reference_opens_their_own(
 def test_the_customer_still_replies_into_their_conversation(customer, on_commit_runs):
     conversation = opened_by(customer)
     reply = mail(customer.email.upper(), References=services.thread_id(conversation))
-    assert inbound.receive(reply).conversation == conversation
+    assert inbound.receive(verified(reply)).conversation == conversation
 
 
 def test_a_bounce_of_our_answer_is_still_kept_on_the_conversation(customer, on_commit_runs):

@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests.desk.conftest import verified
 from tests.staff.conftest import REASON
 from tidings.accounts import services as accounts
 from tidings.desk import followups, inbound, services
@@ -24,6 +25,8 @@ from tidings.sending.models import OutboundMail
 from tidings.staff.models import AuditEvent
 
 EML = Path(__file__).parent / "eml"
+# Mail "from the customer" here is verified by our MTA's Authentication-Results.
+pytestmark = pytest.mark.usefixtures("trusted_mta")
 
 
 def page(pk: int) -> str:
@@ -33,7 +36,7 @@ def page(pk: int) -> str:
 def write_by_mail(customer, n: int = 1) -> Conversation:  # type: ignore[no-untyped-def]
     raw = (EML / "quoted_printable.eml").read_bytes().replace(b"<qp-1@", f"<qp-{n}@".encode())
     raw = raw.replace(b"ada@example.org", customer.email.encode())
-    return inbound.receive(raw).conversation
+    return inbound.receive(verified(raw)).conversation
 
 
 @pytest.mark.promise("P3", "P6")
@@ -66,7 +69,7 @@ def test_an_agent_answers_from_the_desk_and_the_customer_replies_in_the_same_thr
     reply = (EML / "reply_changed_subject.eml").read_text()
     reply = reply.replace("{IN_REPLY_TO}", answer["Message-ID"]).replace("{REFERENCES}", "")
     reply = reply.replace("ada@example.org", customer.email)
-    assert inbound.receive(reply.encode()).conversation == conversation
+    assert inbound.receive(verified(reply.encode())).conversation == conversation
     # The customer's own page shows the answer but never the internal note.
     client.force_login(customer)
     mine = client.get(f"/support/{conversation.pk}/")

@@ -5,6 +5,8 @@ Replies find their conversation by Message-ID/In-Reply-To/References, never by s
 the quoted history is cut off with mail-parser-reply; automatic mail (RFC 3834
 Auto-Submitted, delivery reports, Precedence bulk/junk/list, auto-replies) is kept on a
 conversation it answers but never acknowledged and never reopens it, and starts none.
+Each message gets a verdict on its sender (desk.authentication): only verified mail is
+tied to a customer's account or continues a verified conversation.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
 from tidings.core import addresses
-from tidings.desk import attachments, services
+from tidings.desk import attachments, authentication, services
 from tidings.desk.models import Channel, Conversation, Message, Queue
 
 log = logging.getLogger(__name__)
@@ -157,7 +159,11 @@ def receive(raw: bytes) -> Outcome:
     What the desk's services refuse (a sender address that is no address) is Malformed
     too: a temporary error would have the sending server try again for days."""
     try:
-        return _route(parse(raw))
+        parsed = parse(raw)
+        verdict = authentication.check(raw)
+        if not verdict.verified:
+            log.info("desk: sender not verified (%s)", verdict.how)
+        return _route(parsed, verified=verdict.verified)
     except services.DeskError as error:
         raise Malformed(str(error)) from None
 
@@ -174,7 +180,7 @@ def _sender_may_answer(conversation: Conversation, sender: str) -> bool:
     return sender in known
 
 
-def _route(parsed: Parsed) -> Outcome:
+def _route(parsed: Parsed, *, verified: bool) -> Outcome:
     if parsed.sender in _own_addresses():
         log.info("desk: dropped mail from our own address (a loop)")
         return Outcome("dropped")
@@ -197,6 +203,16 @@ def _route(parsed: Parsed) -> Outcome:
         ):
             log.info("desk: a reply from an address not the conversation's opens its own")
             conversation = None
+        if (
+            conversation is not None
+            and not parsed.automatic
+            and conversation.sender_verified
+            and not verified
+        ):
+            # Only proven mail continues a proven conversation as its customer: a forged
+            # From with a leaked reference opens a conversation of its own, unverified.
+            log.info("desk: an unverified reply to a verified conversation opens its own")
+            conversation = None
         if conversation is not None:
             message = services.add_customer_message(
                 conversation,
@@ -205,6 +221,7 @@ def _route(parsed: Parsed) -> Outcome:
                 attachments=parsed.attachments,
                 message_id=parsed.message_id,
                 automatic=parsed.automatic,
+                verified=verified,
             )
             return Outcome("added", conversation, message)
         if parsed.automatic:
@@ -220,6 +237,7 @@ def _route(parsed: Parsed) -> Outcome:
             queue=_queue_for(parsed.to),
             attachments=parsed.attachments,
             message_id=parsed.message_id,
+            verified=verified,
         )
         return Outcome("opened", conversation, conversation.messages.get())
 

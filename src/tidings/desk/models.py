@@ -84,6 +84,16 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(_("opened"), default=timezone.now)
     updated_at = models.DateTimeField(_("last activity"), default=timezone.now)
     solved_at = models.DateTimeField(_("solved"), null=True, blank=True, db_index=True)
+    # False when nothing proves the sender is who the address says (mail without an
+    # aligned DKIM signature or trusted result, the public form): then it is tied to no
+    # account, and staff are warned (desk/authentication.py).
+    sender_verified = models.BooleanField(_("sender verified"), default=False)
+    # SLA clocks (settings.DESK): due times move on by the time spent paused, i.e.
+    # waiting on the customer or solved (`paused_at` is when that began).
+    first_response_due_at = models.DateTimeField(_("first answer due"), null=True, blank=True)
+    first_response_at = models.DateTimeField(_("first answered"), null=True, blank=True)
+    resolution_due_at = models.DateTimeField(_("solution due"), null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("support conversation")
@@ -122,6 +132,10 @@ class Message(models.Model):
     message_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
     # Auto-Submitted, a DSN, Precedence: bulk (RFC 3834): kept, never answered.
     automatic = models.BooleanField(_("automatic"), default=False)
+    # The customer's messages: False when nothing proves who wrote it (see
+    # Conversation.sender_verified): an automatic mail kept on a verified conversation,
+    # a message of an unverified one.
+    sender_verified = models.BooleanField(_("sender verified"), default=True)
     created_at = models.DateTimeField(_("sent"), default=timezone.now)
 
     class Meta:

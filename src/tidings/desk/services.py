@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -95,24 +96,31 @@ def open_conversation(
     attachments: Sequence[Accepted] = (),
     message_id: str = "",
     automatic: bool = False,
+    verified: bool = False,
 ) -> Conversation:
     """A new conversation with its first message: a logged-in customer's (`user`) or a
-    visitor's (`email`, `name`). Acknowledged by mail unless the message was automatic."""
+    visitor's (`email`, `name`). Acknowledged by mail unless the message was automatic.
+    Mail is tied to the customer whose address it comes from only when `verified`
+    (desk.authentication's verdict): anyone can write a customer's address in From."""
     body = clean_text(body, limit=BODY_MAX, what=_("message"))
     subject = clean_text(subject, limit=SUBJECT_MAX, what=_("subject"))
     if not body and not attachments:
         raise DeskError(_("Write a message."))
     if user is None:
         email = _clean_email(email)
-        # Mail from a customer's address is theirs (it threads by that address too); a
-        # visitor's form proves nothing of the address typed in it, so it stays a
-        # visitor's: tied to an account, it would show in that customer's support page
-        # and pass with staff as the customer's own request (P32).
-        if channel == Channel.MAIL:
+        # Mail proven to come from a customer's address is theirs (it threads by that
+        # address too); unproven mail, like a visitor's form, proves nothing of the
+        # address: tied to an account, it would show in that customer's support page,
+        # beside their history, and pass with staff as the customer's own request (P32).
+        if channel == Channel.MAIL and verified:
             user = User.objects.filter(email__iexact=email, account__isnull=False).first()
+        else:
+            verified = False
     else:
         email = user.email
+        verified = True
     name = clean_text(name or (user.name if user else ""), limit=200, what=_("name"))
+    now = timezone.now()
     with transaction.atomic():
         conversation = Conversation.objects.create(
             user=user,
@@ -122,9 +130,21 @@ def open_conversation(
             subject=subject or body.split("\n", 1)[0][:80],
             queue=queue or default_queue(),
             channel=channel,
+            sender_verified=verified,
+            created_at=now,
+            updated_at=now,
+            first_response_due_at=now + timedelta(hours=settings.DESK["first_response_hours"]),
+            resolution_due_at=now + timedelta(hours=settings.DESK["resolution_hours"]),
         )
         add_message(
-            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+            conversation,
+            Message.Direction.IN,
+            channel,
+            body,
+            attachments,
+            message_id,
+            automatic,
+            verified=verified,
         )
         collected = ["email", *(["name"] if name else []), "message"]
         if attachments:
@@ -151,6 +171,7 @@ def add_message(
     message_id: str = "",
     automatic: bool = False,
     author: User | None = None,
+    verified: bool = True,
 ) -> Message:
     message = Message.objects.create(
         conversation=conversation,
@@ -160,6 +181,7 @@ def add_message(
         message_id=message_id[:255],
         automatic=automatic,
         author=author,
+        sender_verified=verified,
     )
     Attachment.objects.bulk_create(
         Attachment(
@@ -182,24 +204,55 @@ def add_customer_message(
     attachments: Sequence[Accepted] = (),
     message_id: str = "",
     automatic: bool = False,
+    verified: bool = True,
 ) -> Message:
     """The customer writes again. A person's message reopens a waiting or solved
-    conversation; an automatic one (an out-of-office, a DSN) is kept and changes nothing."""
+    conversation; an automatic one (an out-of-office, a DSN) is kept and changes nothing.
+    `verified`: whether the sender of a mail was (desk.authentication)."""
     body = clean_text(body, limit=BODY_MAX, what=_("message"))
     if not body and not attachments:
         raise DeskError(_("Write a message."))
     with transaction.atomic():
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         message = add_message(
-            conversation, Message.Direction.IN, channel, body, attachments, message_id, automatic
+            conversation,
+            Message.Direction.IN,
+            channel,
+            body,
+            attachments,
+            message_id,
+            automatic,
+            verified=verified,
         )
         if not automatic:
+            now = timezone.now()
             if conversation.status in (Conversation.Status.WAITING, Conversation.Status.SOLVED):
-                conversation.status = Conversation.Status.OPEN
+                _move(conversation, Conversation.Status.OPEN, now)
                 conversation.solved_at = None
-            conversation.updated_at = timezone.now()
-            conversation.save(update_fields=["status", "solved_at", "updated_at"])
+            conversation.updated_at = now
+            conversation.save(update_fields=["status", "solved_at", "updated_at", *CLOCKS])
     return message
+
+
+# The SLA clocks' fields, saved with every change of status.
+CLOCKS = ["first_response_due_at", "resolution_due_at", "paused_at"]
+PAUSED = (Conversation.Status.WAITING, Conversation.Status.SOLVED)
+
+
+def _move(conversation: Conversation, status: str, now: datetime) -> None:
+    """Change the status, pausing the SLA clocks while the conversation waits on the
+    customer (or is solved) and moving their due times on by the pause when it ends."""
+    pausing = status in PAUSED
+    if pausing and conversation.paused_at is None:
+        conversation.paused_at = now
+    elif not pausing and conversation.paused_at is not None:
+        paused = now - conversation.paused_at
+        if conversation.first_response_due_at is not None:
+            conversation.first_response_due_at += paused
+        if conversation.resolution_due_at is not None:
+            conversation.resolution_due_at += paused
+        conversation.paused_at = None
+    conversation.status = status
 
 
 def mail_customer(conversation: Conversation, template: str, context: dict, *, kind: Kind) -> str:
@@ -276,11 +329,16 @@ def reply(conversation: Conversation, *, by: User, body: str) -> Message:
             message_id=str(public_id).replace("-", ""),
             author=by,
         )
-        conversation.status = Conversation.Status.WAITING
-        conversation.updated_at = timezone.now()
+        now = timezone.now()
+        _move(conversation, Conversation.Status.WAITING, now)
+        if conversation.first_response_at is None:
+            conversation.first_response_at = now
+        conversation.updated_at = now
         if conversation.assignee_id is None:
             conversation.assignee = by
-        conversation.save(update_fields=["status", "updated_at", "assignee"])
+        conversation.save(
+            update_fields=["status", "updated_at", "assignee", "first_response_at", *CLOCKS]
+        )
     return message
 
 
@@ -316,13 +374,14 @@ def set_status(conversation: Conversation, *, status: str, by: User) -> None:
         conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
         solved = status == Conversation.Status.SOLVED
         solving = solved and conversation.status != Conversation.Status.SOLVED
-        conversation.status = status
+        now = timezone.now()
+        _move(conversation, status, now)
         if solving:
-            conversation.solved_at = timezone.now()
+            conversation.solved_at = now
         elif not solved:
             conversation.solved_at = None
-        conversation.updated_at = timezone.now()
-        conversation.save(update_fields=["status", "solved_at", "updated_at"])
+        conversation.updated_at = now
+        conversation.save(update_fields=["status", "solved_at", "updated_at", *CLOCKS])
         audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["status"])
         if solving:
             _ask_for_rating(conversation)
@@ -408,11 +467,16 @@ def fill_canned(canned: CannedAnswer, conversation: Conversation, *, agent: User
 
 def conversations_of(conversation: Conversation) -> list[Conversation]:
     """The customer's other conversations (P6: the history at hand): by their account,
-    else by their address."""
+    else by their address, among those of no account. None beside a conversation whose
+    sender is not verified: whoever wrote it may not be the address's owner."""
+    if not conversation.sender_verified:
+        return []
     if conversation.account_id is not None:
         others = Conversation.objects.filter(account_id=conversation.account_id)
     else:
-        others = Conversation.objects.filter(email=conversation.email)
+        others = Conversation.objects.filter(
+            email=conversation.email, account__isnull=True, sender_verified=True
+        )
     return list(others.exclude(pk=conversation.pk).order_by("-updated_at")[:50])
 
 

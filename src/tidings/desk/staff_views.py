@@ -18,11 +18,12 @@ from urllib.parse import urlencode
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -85,7 +86,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
     reason, ask = _reason_or_ask(request)
     if ask is not None:
         return ask
-    rows = Conversation.objects.select_related("queue", "assignee")
+    rows = selectors.with_clock(Conversation.objects.select_related("queue", "assignee"))
     status = request.GET.get("status", "active")
     if status == "active":
         rows = rows.exclude(status=Conversation.Status.SOLVED)
@@ -105,7 +106,16 @@ def queue_page(request: HttpRequest) -> HttpResponse:
         if number is not None:
             found |= Q(pk=number)
         rows = rows.filter(found)
-    shown = list(rows.order_by("-updated_at")[:PAGE])
+    sort = request.GET.get("sort", "")
+    if sort == "due":
+        rows = rows.order_by(F("next_due").asc(nulls_last=True), "-updated_at", "-pk")
+    elif sort == "-due":
+        rows = rows.order_by(F("next_due").desc(nulls_last=True), "-updated_at", "-pk")
+    else:
+        sort = ""
+        rows = rows.order_by("-updated_at", "-pk")
+    shown = list(rows[:PAGE])
+    now = timezone.now()
     if shown:
         audit.record_many(
             audit.AuditEvent.Action.LIST,
@@ -126,10 +136,23 @@ def queue_page(request: HttpRequest) -> HttpResponse:
             "statuses": Conversation.Status.choices,
             "status": status,
             "query": query,
+            "now": now,
+            "sort": sort,
+            "due_sort_query": _with(request, sort="-due" if sort == "due" else "due"),
+            "overdue_count": selectors.overdue(now).count(),
+            "overdue_query": _with(request, status="active", sort="due"),
             "by_agent": ratings.by_agent(),
             "by_queue": ratings.by_queue(),
         },
     )
+
+
+def _with(request: HttpRequest, **values: str) -> str:
+    """The queue's query string with `values` changed (the other filters kept)."""
+    query = request.GET.copy()
+    for key, value in values.items():
+        query[key] = value
+    return query.urlencode()
 
 
 def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
@@ -169,6 +192,7 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
             **context,
             "title": _("Conversation #%(id)s") % {"id": conversation.pk},
             "conversation": conversation,
+            "now": timezone.now(),
             "thread": selectors.thread(conversation, with_notes=True),
             "others": services.conversations_of(conversation),
             "followups": conversation.followups.all(),

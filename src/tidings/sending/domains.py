@@ -20,54 +20,18 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-import dns.exception
-import dns.resolver
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tidings.core.dns import DnsUnavailable, aligned, resolver, txt
 from tidings.sending.models import SendingDomain
 
 log = logging.getLogger(__name__)
 
 # Domains one scheduled run checks at most (the next run takes the rest).
 RECHECK_BATCH = 500
-
-
-class DnsUnavailable(Exception):
-    """The resolver did not answer: nothing can be concluded."""
-
-
-def resolver() -> dns.resolver.Resolver:
-    """The resolver of TIDINGS_DNS_RESOLVER ("host" or "host:port"), else the system's."""
-    configured = settings.DNS_RESOLVER.strip()
-    found = dns.resolver.Resolver(configure=not configured)
-    if configured:
-        if configured.startswith("["):  # [IPv6]:port
-            host, _, port = configured[1:].partition("]")
-            port = port.lstrip(":")
-        elif configured.count(":") == 1:
-            host, _, port = configured.partition(":")
-        else:
-            host, port = configured, ""
-        found.nameservers = [host]
-        if port:
-            found.port = int(port)
-    found.lifetime = found.timeout = float(settings.DNS_TIMEOUT_SECONDS)
-    return found
-
-
-def txt(name: str, *, using: dns.resolver.Resolver | None = None) -> list[str]:
-    """The TXT records at `name`, each as one string (its parts joined); [] when the
-    name or the record does not exist; DnsUnavailable when DNS does not say."""
-    try:
-        answer = (using or resolver()).resolve(name, "TXT", search=False)
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return []
-    except (dns.resolver.NoNameservers, dns.exception.Timeout, OSError) as error:
-        raise DnsUnavailable(str(error)) from None
-    return [b"".join(record.strings).decode(errors="replace") for record in answer]
 
 
 def _tags(record: str) -> dict[str, str]:
@@ -77,12 +41,6 @@ def _tags(record: str) -> dict[str, str]:
         if sep:
             tags[key.strip().lower()] = "".join(value.split())
     return tags
-
-
-def _aligned(domain: str, other: str) -> bool:
-    """Relaxed alignment (RFC 7489), approximated: one domain is the other or under it."""
-    domain, other = domain.lower(), other.lower()
-    return domain == other or domain.endswith("." + other) or other.endswith("." + domain)
 
 
 def inspect(domain: SendingDomain) -> dict[str, Any]:
@@ -102,7 +60,7 @@ def inspect(domain: SendingDomain) -> dict[str, Any]:
     )
     envelope = settings.SENDING["bounce_address"]
     envelope_domain = envelope.rpartition("@")[2] if envelope else name
-    spf_aligned = bool(spf) and _aligned(name, envelope_domain)
+    spf_aligned = bool(spf) and aligned(name, envelope_domain)
     return {
         "ownership": ownership,
         "dkim": dkim,

@@ -1,0 +1,53 @@
+"""The migration that brought the sender's verdict and the SLA clocks: conversations
+opened before it keep their customer's tie and get clocks from their own history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("desk", "0002_ratings")]
+AFTER = [("desk", "0003_sender_verified_and_sla")]
+OPENED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def migrate(target):  # type: ignore[no-untyped-def]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(target)
+    return executor.loader.project_state(target).apps
+
+
+def test_old_conversations_keep_their_tie_and_get_clocks(transactional_db, customer, settings):
+    settings.DESK = {**settings.DESK, "first_response_hours": 8, "resolution_hours": 72}
+    old = migrate(BEFORE)
+    try:
+        Conversation = old.get_model("desk", "Conversation")
+        Message = old.get_model("desk", "Message")
+        Queue = old.get_model("desk", "Queue")
+        queue = Queue.objects.create(name="Support", is_default=True)
+        theirs = Conversation.objects.create(
+            account_id=customer.account_id, user_id=customer.pk, email=customer.email,
+            queue=queue, channel="mail", status="waiting", created_at=OPENED,
+            updated_at=OPENED + timedelta(hours=3),
+        )  # fmt: skip
+        Message.objects.create(
+            conversation=theirs, direction="out", channel="mail",
+            created_at=OPENED + timedelta(hours=3),
+        )  # fmt: skip
+        visitor = Conversation.objects.create(
+            email="someone@example.net", queue=queue, channel="form", created_at=OPENED,
+            updated_at=OPENED,
+        )  # fmt: skip
+        new = migrate(AFTER).get_model("desk", "Conversation")
+        theirs, visitor = new.objects.get(pk=theirs.pk), new.objects.get(pk=visitor.pk)
+        assert theirs.sender_verified and not visitor.sender_verified
+        assert theirs.first_response_due_at == OPENED + timedelta(hours=8)
+        assert theirs.resolution_due_at == OPENED + timedelta(hours=72)
+        assert theirs.first_response_at == OPENED + timedelta(hours=3)
+        assert theirs.paused_at == OPENED + timedelta(hours=3)
+        assert visitor.first_response_at is None and visitor.paused_at is None
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
