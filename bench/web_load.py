@@ -1,5 +1,5 @@
 """Benchmark: the public endpoints a big campaign hits at once, under 200 concurrent
-clients, through the production server setup (gunicorn as `tidings web` runs it, the
+clients, through the production server setup (uvicorn as `tidings web` runs it, the
 same command line), against a bare Django view served by the same server in the same run.
 
     python bench/run.py web [--size N]     (N requests per endpoint, default 2,000)
@@ -233,13 +233,13 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """gunicorn with the command line `tidings web` uses (tidings.cli), on loopback."""
+    """uvicorn with the command line `tidings web` uses (tidings.cli), on loopback."""
     sys.path.insert(0, str(ROOT / "src"))
-    from tidings.cli import _web_command
+    from tidings.cli import WEB_ENV, _web_command
 
     server = subprocess.Popen(
         _web_command("127.0.0.1", port),
-        env=env,
+        env={**env, **WEB_ENV},
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL,
         stderr=open(Path(env["TIDINGS_DATA_DIR"]) / "gunicorn.log", "ab"),  # noqa: SIM115

@@ -62,25 +62,31 @@ def _up(args: argparse.Namespace) -> int:
     )
 
 
-def _web_command(host: str, port: int) -> list[str]:
-    import gunicorn
+# What the web server's processes get in their environment beyond the supervisor's:
+# database connections from a pool (settings.DB_POOL), as ASGI needs.
+WEB_ENV = {"TIDINGS_DB_POOL": "true"}
 
+
+def _web_command(host: str, port: int) -> list[str]:
+    """uvicorn serving tidings.asgi: the pages as before, and the live chat's WebSockets.
+    Several processes only when Redis carries the chat between them (CHANNEL_LAYERS);
+    without it, one process holds the chat's layer in memory."""
+    workers = os.environ.get("TIDINGS_WEB_WORKERS", "2") if os.environ.get("REDIS_URL") else "1"
     command = [
-        sys.executable, "-m", "gunicorn", "tidings.wsgi:application",
-        "--bind", f"{host}:{port}",
-        "--workers", os.environ.get("TIDINGS_WEB_WORKERS", "2"),
-        "--threads", "4",
-        "--graceful-timeout", "5",
+        sys.executable, "-m", "uvicorn", "tidings.asgi:application",
+        "--host", host, "--port", str(port),
+        "--workers", workers,
+        # Django has no lifespan handler; Tidings reads the client's address itself
+        # (core.client_ip, TIDINGS_TRUSTED_PROXIES), so uvicorn must not rewrite it.
+        "--lifespan", "off", "--no-proxy-headers", "--no-server-header",
+        # A chat message is a few KB: a larger frame is refused by the server itself.
+        "--ws-max-size", str(64 * 1024),
+        "--timeout-graceful-shutdown", "5",
     ]  # fmt: skip
     # An access log holds visitors' IP addresses and the signed tokens in confirmation
     # and unsubscribe links: off unless the operator asks for it (docs/operator.md).
-    if os.environ.get("TIDINGS_ACCESS_LOG", "").lower() in {"1", "true", "yes", "on"}:
-        command += ["--access-logfile", "-"]
-    if gunicorn.version_info >= (25, 1):
-        # Gunicorn 25.1+ opens a control socket at one fixed path per user
-        # (~/.gunicorn/gunicorn.ctl): every installation on the machine would share it,
-        # and it hands out runtime control that Tidings does not use.
-        command.append("--no-control-socket")
+    if os.environ.get("TIDINGS_ACCESS_LOG", "").lower() not in {"1", "true", "yes", "on"}:
+        command.append("--no-access-log")
     return command
 
 
@@ -110,9 +116,10 @@ RESTART_STEADY_SECONDS = 60.0
 class _Child:
     """One supervised process: its command, the running process, when to start it again."""
 
-    def __init__(self, name: str, command: list[str]) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.command = command
+        self.env = env
         self.pause = RESTART_PAUSE_FIRST
         self.restart_at: float | None = None
         self.proc = self._start()
@@ -120,9 +127,9 @@ class _Child:
     def _start(self) -> subprocess.Popen[bytes]:
         # Each child leads a process group of its own, so the terminal's signals (Ctrl-C,
         # hang-up) reach only the supervisor, which stops every child the same way; left
-        # to themselves, gunicorn reloads on SIGHUP and Celery re-executes itself.
+        # to themselves, a hang-up would stop uvicorn and make Celery re-execute itself.
         self.started = time.monotonic()
-        return subprocess.Popen(self.command, process_group=0)
+        return subprocess.Popen(self.command, process_group=0, env={**os.environ, **self.env})
 
     def check(self) -> None:
         """Note a death (logged, with what killed it) and restart when the pause is over."""
@@ -132,7 +139,7 @@ class _Child:
                 return
             code = self.proc.returncode
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
-            # What is left of its group (gunicorn's workers, Celery's pool) goes with it,
+            # What is left of its group (uvicorn's workers, Celery's pool) goes with it,
             # or the new one would find the port taken and the pool doubled.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -153,7 +160,7 @@ class _Child:
     def reap(self, deadline: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        # Whatever is left of the child's group (it, gunicorn's workers, Celery's pool
+        # Whatever is left of the child's group (it, uvicorn's workers, Celery's pool
         # and beat) is killed, so that nothing outlives `tidings up`.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -175,7 +182,10 @@ def _supervise(commands: dict[str, list[str]]) -> int:
     # process and leave them running. SIGHUP is the terminal closing.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
-    children = [_Child(name, command) for name, command in commands.items()]
+    children = [
+        _Child(name, command, WEB_ENV if name == "web" else {})
+        for name, command in commands.items()
+    ]
     print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
     while not stopping:
         for child in children:
