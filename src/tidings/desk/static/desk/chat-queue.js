@@ -11,6 +11,10 @@
   var scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
   var socket = new WebSocket(scheme + "//" + window.location.host + root.dataset.socket);
 
+  var status = document.getElementById("chat-queue-status");
+  socket.addEventListener("open", function () { status.textContent = status.dataset.online; });
+  socket.addEventListener("close", function () { status.textContent = status.dataset.closed; });
+
   function refresh() {
     none.hidden = list.children.length > 0;
   }

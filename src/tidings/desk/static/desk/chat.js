@@ -22,9 +22,14 @@
   var sent = 0;
   var ended = false;
 
+  var pending = [];
+
   function send(frame) {
+    // What is done before the socket is open (a quick click) is sent once it is.
     if (socket.readyState === WebSocket.OPEN) {
       socket.send(JSON.stringify(frame));
+    } else if (socket.readyState === WebSocket.CONNECTING) {
+      pending.push(frame);
     }
   }
 
@@ -101,6 +106,7 @@
     }
   });
   socket.addEventListener("open", function () {
+    pending.splice(0).forEach(send);
     if (side === "visitor" && !ended) {
       status.textContent = label.online;
     }
