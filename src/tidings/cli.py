@@ -85,8 +85,10 @@ def _web_command(host: str, port: int) -> list[str]:
     ]  # fmt: skip
     # An access log holds visitors' IP addresses and the signed tokens in confirmation
     # and unsubscribe links: off unless the operator asks for it (docs/operator.md).
+    # uvicorn's own INFO lines name each WebSocket's address (a chat's token) and client:
+    # they go with the access log.
     if os.environ.get("TIDINGS_ACCESS_LOG", "").lower() not in {"1", "true", "yes", "on"}:
-        command.append("--no-access-log")
+        command += ["--no-access-log", "--log-level", "warning"]
     return command
 
 

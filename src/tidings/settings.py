@@ -222,7 +222,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "tidings-chat", "capacity": 1000},
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s timeout by default: as long as the layer's
+                # blocking receive (BZPOPMIN, 5 s), which then fails and kills the
+                # socket's consumer (found by bench/chat_load.py).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "tidings-chat",
+                "capacity": 1000,
+            },
         }
     }
 else:

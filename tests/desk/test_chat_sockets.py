@@ -364,3 +364,27 @@ def test_an_ended_chat_goes_on_by_mail_and_mails_a_transcript_only_if_asked(
         assert conversation.status == Conversation.Status.WAITING
     assert [m.to for m in mailoutbox] == [["keep@example.net"]]
     assert "Please send me this" in mailoutbox[0].body
+
+
+def test_when_the_agent_ends_the_chat_the_visitor_can_no_longer_write_in_it(
+    application, visitor_chat, agent_cookie, staff
+):
+    token = chat.token_for(visitor_chat)
+
+    async def end() -> None:
+        visitor, _ok = await socket(application, f"/ws/desk/chat/{token}/")
+        agent, _ok = await socket(
+            application, f"/ws/desk/agent/{visitor_chat.pk}/", cookie=agent_cookie
+        )
+        await agent.send_json_to({"type": "take"})
+        await agent.send_json_to({"type": "end"})
+        await next_of(visitor, "ended")
+        await visitor.send_json_to({"type": "message", "body": "one more thing"})
+        assert "ended" in (await next_of(visitor, "refused"))["error"]
+        await agent.send_json_to({"type": "message", "body": "late answer"})
+        assert "ended" in (await next_of(agent, "refused"))["error"]
+        await visitor.disconnect()
+        await agent.disconnect()
+
+    run(end)
+    assert visitor_chat.messages.count() == 1

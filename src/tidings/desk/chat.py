@@ -217,7 +217,9 @@ def visitor_says(conversation: Conversation, body: str) -> Said:
     """The visitor's (or customer's) message, saved (P8) if the chat is live and they
     do not write faster than the limit allows."""
     body = _clean(body)
-    if conversation.status not in LIVE:
+    # Read again: the agent may have ended the chat since this socket opened.
+    status = Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True)
+    if status.first() not in LIVE:
         raise ChatRefused(_("This chat has ended; we answer by email."))
     if not ratelimit.allow(
         "desk.chat",

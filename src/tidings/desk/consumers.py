@@ -66,7 +66,10 @@ class ChatSocket(AsyncWebsocketConsumer):
             with translation.override(self.language):
                 return function(*args, **kwargs)
 
-        return await database_sync_to_async(call)()
+        # Not thread-sensitive: each call takes a thread of the pool and a database
+        # connection of its own, so one slow write does not hold up every chat of the
+        # process (thread-sensitive calls all share one thread).
+        return await database_sync_to_async(call, thread_sensitive=False)()
 
     async def join(self, *groups: str) -> None:
         self.groups_joined = list(groups)
