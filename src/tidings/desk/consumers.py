@@ -17,6 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.utils.translation.trans_real import (
     get_supported_language_variant,
     parse_accept_lang_header,
@@ -28,6 +29,7 @@ from tidings.desk.models import CannedAnswer, Channel, Conversation
 T = TypeVar("T")
 # Refused at once, before it is even parsed: a frame no message of the limit can make
 # (each character escaped in JSON takes at most 6).
+TOO_LONG = gettext_lazy("This message is too long.")
 TYPING_EVERY = 1.0
 CLOSE_REFUSED = 4403
 CLOSE_TOO_BIG = 1009
@@ -88,7 +90,7 @@ class ChatSocket(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None or len(text_data) > frame_max():
-            await self.refuse(await self.run(_, "This message is too long."))
+            await self.refuse(await self.run(str, TOO_LONG))
             await self.close(code=CLOSE_TOO_BIG)
             return
         try:

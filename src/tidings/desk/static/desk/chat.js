@@ -86,7 +86,7 @@
         }
         break;
       case "taken":
-        status.textContent = label.taken.replace("%(agent)s", frame.agent);
+        status.textContent = label.taken.replace("{agent}", frame.agent);
         var take = document.getElementById("chat-take");
         if (take) {
           take.hidden = true;
