@@ -10,6 +10,7 @@ from tests.staff.conftest import REASON
 from tidings.desk import chat
 from tidings.desk.forms import shown_at_token
 from tidings.desk.models import Channel, Conversation
+from tidings.privacy.models import CollectionRecord
 
 
 @pytest.fixture
@@ -50,6 +51,21 @@ def test_a_visitor_opens_a_chat_and_its_room_is_theirs_by_token(client, agent_on
     room = client.get(response["Location"])
     assert "Hello" in room.text and "desk/chat.js" in room.text
     assert client.get(f"/chat/{conversation.pk}/").status_code == 404
+
+
+@pytest.mark.promise("P2")
+def test_a_chat_records_its_point_of_collection_and_sends_no_acknowledgement(
+    client, agent_online, fast_form, mailoutbox, on_commit_runs
+):
+    client.post(
+        "/chat/",
+        {"name": "Vi", "email": "vi@example.net", "body": "Hello", "shown": shown_at_token()},
+    )
+    records = CollectionRecord.objects.filter(point="support request (chat)")
+    assert {what for r in records for what in r.data_collected} == {"email", "name", "message"}
+    assert {r.legal_basis for r in records} == {"contract"}
+    # Answered live: no "we have your request" mail (a transcript only on request).
+    assert mailoutbox == []
 
 
 def test_a_bot_gets_no_chat(client, agent_online, fast_form):

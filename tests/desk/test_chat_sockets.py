@@ -1,12 +1,11 @@
-"""The live chat's WebSockets through the real ASGI application (Channels' communicator,
-the in-memory channel layer): a visitor and an agent talk, every message saved before it
+"""The live chat's WebSockets through the real ASGI application (Channels' communicator): a visitor and an agent talk, every message saved before it
 is broadcast; and the bad input of issue 19 refused with nothing lost: a 1 MB message,
 100 messages a second, another origin, a tampered token or another conversation's,
 someone else's customer chat, and the agents' side without the console's rights.
 
-The consumers reach the database from the test's own thread (async_to_sync runs their
-thread-sensitive calls there), but they close connections as a server does: so
-`transactional_db`."""
+The consumers reach the database from threads of their own, as in the server: what a
+test writes must be committed for them to see it, so `transactional_db`. The layer is
+the in-memory one, and Redis's where a test says so."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.core import signing
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
 from tests.factories import UserFactory
@@ -33,9 +32,12 @@ ORIGIN = "http://127.0.0.1:8000"
 
 
 @pytest.fixture
-def application(settings) -> Iterator[Any]:
+def application(settings, monkeypatch) -> Iterator[Any]:  # type: ignore[no-untyped-def]
     """The ASGI application with a channel layer of this test's own (a layer holds
-    connections bound to one event loop, and each test runs its own)."""
+    connections bound to one event loop, and each test runs its own). The consumers'
+    threads close their database connections after each call, as `tidings web`'s give
+    them back to the pool, or the test database could not be dropped at the end."""
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     channel_layers.backends.clear()
     yield asgi_application
     channel_layers.backends.clear()
@@ -258,7 +260,9 @@ def test_a_tampered_token_or_another_conversations_is_refused(application, visit
     run(tries)
 
 
-def test_a_customers_chat_needs_that_customer_logged_in(application, customer, other_customer):
+def test_a_customers_chat_needs_that_customer_logged_in(
+    application, transactional_db, customer, other_customer
+):
     theirs = chat.start(body="Billing question", user=customer)
     token = chat.token_for(theirs)
     intruder = Client()
