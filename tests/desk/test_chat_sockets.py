@@ -1,7 +1,8 @@
-"""The live chat's WebSockets through the real ASGI application (Channels' communicator): a visitor and an agent talk, every message saved before it
-is broadcast; and the bad input of issue 19 refused with nothing lost: a 1 MB message,
-100 messages a second, another origin, a tampered token or another conversation's,
-someone else's customer chat, and the agents' side without the console's rights.
+"""The live chat's WebSockets through the real ASGI application (Channels' communicator):
+a visitor and an agent talk, every message saved before it is broadcast; and the bad
+input of issue 19 refused with nothing lost: a 1 MB message, 100 messages a second,
+another origin, a tampered token or another conversation's, someone else's customer
+chat, and the agents' side without the console's rights.
 
 The consumers reach the database from threads of their own, as in the server: what a
 test writes must be committed for them to see it, so `transactional_db`. The layer is
