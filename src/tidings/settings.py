@@ -218,6 +218,8 @@ else:
 # processes, on Redis; without Redis it lives in the memory of the one process that
 # `tidings web` then runs (the embedded default).
 ASGI_APPLICATION = "tidings.asgi.application"
+# HTTP requests each web process runs at once (each in a thread); more wait their turn.
+WEB_THREADS = envint("TIDINGS_WEB_THREADS", 4)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

@@ -13,7 +13,7 @@ import pytest
 import uvicorn
 from channels.layers import channel_layers
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connections
 from django.test import Client
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
@@ -63,14 +63,6 @@ def asgi_server(transactional_db, settings, monkeypatch) -> Iterator[str]:  # ty
         server.should_exit = True
         thread.join(timeout=10)
         channel_layers.backends.clear()
-        if connection.vendor == "postgresql":
-            # What a thread of the server left open would keep the test database from
-            # being dropped at the end of the run.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
 
 
 def _context(browser: Browser) -> tuple[BrowserContext, list[str]]:
