@@ -232,30 +232,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """gunicorn with the command line `tidings web` uses (tidings.cli), on loopback."""
+def start_server(port: int, env: dict[str, str], *, asgi: bool = False) -> subprocess.Popen[bytes]:
+    """The server with the command line `tidings web` uses (gunicorn), or `tidings chat`
+    (uvicorn, ASGI: `asgi`), from tidings.cli, on loopback."""
     sys.path.insert(0, str(ROOT / "src"))
-    from tidings.cli import _web_command
+    from tidings.cli import WEB_ENV, _asgi_command, _web_command
 
+    command = _asgi_command if asgi else _web_command
     server = subprocess.Popen(
-        _web_command("127.0.0.1", port),
-        env=env,
+        command("127.0.0.1", port),
+        env={**env, **WEB_ENV} if asgi else env,
         cwd=str(ROOT),
         stdout=subprocess.DEVNULL,
-        stderr=open(Path(env["TIDINGS_DATA_DIR"]) / "gunicorn.log", "ab"),  # noqa: SIM115
+        stderr=open(Path(env["TIDINGS_DATA_DIR"]) / "server.log", "ab"),  # noqa: SIM115
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            sys.exit("gunicorn stopped at its start: see gunicorn.log in the data directory")
+            sys.exit("the server stopped at its start: see server.log in the data directory")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return server
         except OSError:
             time.sleep(0.2)
     stop_server(server)
-    sys.exit("gunicorn did not listen within 60 s")
+    sys.exit("the server did not listen within 60 s")
 
 
 def stop_server(server: subprocess.Popen[bytes]) -> None:

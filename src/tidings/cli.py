@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 COMMANDS = {
     "up": "set up the database and the first admin, then run web server, worker and scheduler",
-    "web": "run only the web server",
+    "web": "run only the web server (pages)",
+    "chat": "run only the live chat's WebSocket server (beside `web`, with Redis)",
     "worker": "run only a Celery worker (on this or any other machine)",
     "beat": "run only the scheduler (one per installation)",
     "migrate": "create or update the database tables",
@@ -57,13 +58,23 @@ def _up(args: argparse.Namespace) -> int:
     _call("publishpolicy")
     return _supervise(
         {
-            "web": _web_command(args.host, args.port),
+            # One process for pages and chat: the embedded default has no Redis to carry
+            # the chat between a page server and a chat server.
+            "web": _asgi_command(args.host, args.port),
             "worker": _worker_command(with_beat=True),
         }
     )
 
 
+# What the web server's processes get in their environment beyond the supervisor's:
+# database connections from a pool (settings.DB_POOL), as ASGI needs.
+WEB_ENV = {"TIDINGS_DB_POOL": "true"}
+
+
 def _web_command(host: str, port: int) -> list[str]:
+    """gunicorn serving the pages (WSGI), as production runs them: ASGI costs the pages
+    a good part of their speed (bench/run.py web), so the chat's WebSockets are served
+    beside them by `tidings chat`, the proxy sending /ws/ there (docs/operator.md)."""
     import gunicorn
 
     command = [
@@ -82,6 +93,32 @@ def _web_command(host: str, port: int) -> list[str]:
         # (~/.gunicorn/gunicorn.ctl): every installation on the machine would share it,
         # and it hands out runtime control that Tidings does not use.
         command.append("--no-control-socket")
+    return command
+
+
+def _asgi_command(host: str, port: int) -> list[str]:
+    """uvicorn serving tidings.asgi: the live chat's WebSockets (`tidings chat`), and with
+    them the pages too under `tidings up`, the all-in-one command. Several processes only
+    when Redis carries the chat between them (CHANNEL_LAYERS); without it, one process
+    holds the chat's layer in memory."""
+    workers = os.environ.get("TIDINGS_WEB_WORKERS", "2") if os.environ.get("REDIS_URL") else "1"
+    command = [
+        sys.executable, "-m", "uvicorn", "tidings.asgi:application",
+        "--host", host, "--port", str(port),
+        "--workers", workers,
+        # Django has no lifespan handler; Tidings reads the client's address itself
+        # (core.client_ip, TIDINGS_TRUSTED_PROXIES), so uvicorn must not rewrite it.
+        "--lifespan", "off", "--no-proxy-headers", "--no-server-header",
+        # A chat message is a few KB: a larger frame is refused by the server itself.
+        "--ws-max-size", str(64 * 1024),
+        "--timeout-graceful-shutdown", "5",
+    ]  # fmt: skip
+    # An access log holds visitors' IP addresses and the signed tokens in confirmation
+    # and unsubscribe links: off unless the operator asks for it (docs/operator.md).
+    # uvicorn's own INFO lines name each WebSocket's address (a chat's token) and client:
+    # they go with the access log.
+    if os.environ.get("TIDINGS_ACCESS_LOG", "").lower() not in {"1", "true", "yes", "on"}:
+        command += ["--no-access-log", "--log-level", "warning"]
     return command
 
 
@@ -111,9 +148,10 @@ RESTART_STEADY_SECONDS = 60.0
 class _Child:
     """One supervised process: its command, the running process, when to start it again."""
 
-    def __init__(self, name: str, command: list[str]) -> None:
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.name = name
         self.command = command
+        self.env = env
         self.pause = RESTART_PAUSE_FIRST
         self.restart_at: float | None = None
         self.proc = self._start()
@@ -121,9 +159,9 @@ class _Child:
     def _start(self) -> subprocess.Popen[bytes]:
         # Each child leads a process group of its own, so the terminal's signals (Ctrl-C,
         # hang-up) reach only the supervisor, which stops every child the same way; left
-        # to themselves, gunicorn reloads on SIGHUP and Celery re-executes itself.
+        # to themselves, a hang-up would stop uvicorn and make Celery re-execute itself.
         self.started = time.monotonic()
-        return subprocess.Popen(self.command, process_group=0)
+        return subprocess.Popen(self.command, process_group=0, env={**os.environ, **self.env})
 
     def check(self) -> None:
         """Note a death (logged, with what killed it) and restart when the pause is over."""
@@ -133,7 +171,7 @@ class _Child:
                 return
             code = self.proc.returncode
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
-            # What is left of its group (gunicorn's workers, Celery's pool) goes with it,
+            # What is left of its group (uvicorn's workers, Celery's pool) goes with it,
             # or the new one would find the port taken and the pool doubled.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -154,7 +192,7 @@ class _Child:
     def reap(self, deadline: float) -> None:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        # Whatever is left of the child's group (it, gunicorn's workers, Celery's pool
+        # Whatever is left of the child's group (it, uvicorn's workers, Celery's pool
         # and beat) is killed, so that nothing outlives `tidings up`.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -176,7 +214,10 @@ def _supervise(commands: dict[str, list[str]]) -> int:
     # process and leave them running. SIGHUP is the terminal closing.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, stop)
-    children = [_Child(name, command) for name, command in commands.items()]
+    children = [
+        _Child(name, command, WEB_ENV if "uvicorn" in command else {})
+        for name, command in commands.items()
+    ]
     print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
     while not stopping:
         for child in children:
@@ -202,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in (up, web):
         p.add_argument("--host", default=os.environ.get("TIDINGS_HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(os.environ.get("TIDINGS_PORT", "8000")))
+    chat = sub.add_parser("chat", help=COMMANDS["chat"])
+    chat.add_argument("--host", default=os.environ.get("TIDINGS_CHAT_HOST", "127.0.0.1"))
+    chat.add_argument("--port", type=int, default=int(os.environ.get("TIDINGS_CHAT_PORT", "8001")))
     sub.add_parser("worker", help=COMMANDS["worker"])
     sub.add_parser("beat", help=COMMANDS["beat"])
     sub.add_parser("migrate", help=COMMANDS["migrate"])
@@ -236,6 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve_at(args.host, args.port)
         _django()
         return _supervise({"web": _web_command(args.host, args.port)})
+    if args.command == "chat":
+        if not os.environ.get("REDIS_URL"):
+            print(
+                "tidings chat serves the live chat beside `tidings web` and needs Redis "
+                "(REDIS_URL) to share the chat with it; without Redis, `tidings up` serves "
+                "pages and chat in one process.",
+                file=sys.stderr,
+            )
+            return 2
+        _django()
+        return _supervise({"chat": _asgi_command(args.host, args.port)})
     if args.command in ("worker", "beat"):
         _django()
         from django.conf import settings

@@ -200,6 +200,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+# Under ASGI (`tidings web` serves tidings.asgi) each request runs in a thread of its own:
+# a connection kept per thread (CONN_MAX_AGE) would be opened anew for every request, so
+# the web server's processes borrow theirs from a pool (psycopg_pool) instead. `tidings
+# web` turns it on for its processes only (Celery's forked workers keep their own).
+DB_POOL = envbool("TIDINGS_DB_POOL", False)
+if DB_POOL and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": envint("TIDINGS_DB_POOL_SIZE", 20),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -217,6 +229,29 @@ else:
             "LOCATION": "tidings_cache",
         }
     }
+
+# Live chat (desk.chat): Channels' layer carries chat messages between the web server's
+# processes, on Redis; without Redis it lives in the memory of the one process that
+# `tidings web` then runs (the embedded default).
+ASGI_APPLICATION = "tidings.asgi.application"
+# HTTP requests each web process runs at once (each in a thread); more wait their turn.
+WEB_THREADS = envint("TIDINGS_WEB_THREADS", 4)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py 8 reads with a 5 s timeout by default: as long as the layer's
+                # blocking receive (BZPOPMIN, 5 s), which then fails and kills the
+                # socket's consumer (found by bench/chat_load.py).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": "tidings-chat",
+                "capacity": 1000,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -573,6 +608,15 @@ DESK: dict[str, int] = {
     # conversation waits on the customer.
     "first_response_hours": envint("TIDINGS_DESK_FIRST_RESPONSE_HOURS", 8),
     "resolution_hours": envint("TIDINGS_DESK_RESOLUTION_HOURS", 72),
+    # Live chat: the longest message (characters), and how many one conversation may
+    # send in `chat_window_seconds` (more are refused, each told so).
+    "chat_message_max_chars": envint("TIDINGS_CHAT_MESSAGE_MAX_CHARS", 4000),
+    "chat_messages_per_window": envint("TIDINGS_CHAT_MESSAGES_PER_WINDOW", 20),
+    "chat_window_seconds": envint("TIDINGS_CHAT_WINDOW_SECONDS", 10),
+    # How long a visitor's chat link works, and how long an agent counts as online
+    # after the desk's page last said so (it says so every 20 seconds).
+    "chat_token_hours": envint("TIDINGS_CHAT_TOKEN_HOURS", 12),
+    "chat_presence_seconds": envint("TIDINGS_CHAT_PRESENCE_SECONDS", 60),
 }
 # Where `tidings inbound` listens (the port is DESK's): loopback unless told otherwise.
 DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tidings.cli import serve_at
+from tidings.cli import _asgi_command, _web_command, serve_at
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,20 @@ def test_tidings_port_alone_gives_links_on_that_port(tmp_path):
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
     assert done.stdout.strip() == "http://127.0.0.1:8123/p/x", done.stderr
+
+
+def test_pages_are_served_by_gunicorn_and_the_chat_by_uvicorn_beside_them():
+    """ASGI serves pages at well under half gunicorn's rate here (bench/run.py web): the
+    production commands keep them apart, `tidings up` puts both in one process."""
+    assert _web_command("127.0.0.1", 8000)[2] == "gunicorn"
+    assert _asgi_command("127.0.0.1", 8001)[2] == "uvicorn"
+
+
+def test_the_chat_server_without_redis_refuses_to_start_and_says_why():
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    run = subprocess.run(
+        [sys.executable, "-m", "tidings.cli", "chat"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "needs Redis (REDIS_URL)" in run.stderr

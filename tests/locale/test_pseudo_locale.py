@@ -42,7 +42,8 @@ from tidings.audience.models import (
 from tidings.automations.models import Automation, SplitTest, Variant, WebhookEndpoint
 from tidings.campaigns.models import Campaign, Layout
 from tidings.core.locales import time_zone_choices
-from tidings.desk.models import Conversation
+from tidings.desk import chat, services
+from tidings.desk.models import Channel, Conversation
 from tidings.desk.services import rating_token
 from tidings.privacy import office, policy
 from tidings.privacy.models import AccountExport
@@ -181,6 +182,18 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "desk:rate": (
         "visitor",
         lambda w: {"token": rating_token(Conversation.objects.get(account=w.customer.account))},
+    ),
+    "desk:chat": ("visitor", NONE),
+    "desk:customer_chat": ("customer", NONE),
+    "desk:chat_room": (
+        "visitor",
+        # Opened through the desk's service, not chat.start: nothing to tell the agents'
+        # queue (the browser walk calls this with Playwright's event loop running).
+        lambda w: {
+            "token": chat.token_for(
+                services.open_conversation(body="?", email="vi@example.net", channel=Channel.CHAT)
+            )
+        },
     ),
     "staff_desk": ("staff", NONE),
     "staff_desk_conversation": ("staff", lambda w: {"pk": _conversation(w)}),
@@ -417,12 +430,14 @@ SLOW_ROUTES = {"campaigns:preview"}
 
 def _untranslated_on(world: World, names: list[str]) -> list[str]:
     clients = _clients(world)
+    # The arguments first: some make the row their page shows (a chat, by its token).
+    paths = {name: reverse(name, kwargs=ROUTES[name][1](world)) for name in names}
     allowed = _user_data()
     untranslated: list[str] = []
     with pseudo_locale():
         for name in names:
-            who, args = ROUTES[name]
-            path = reverse(name, kwargs=args(world))
+            who = ROUTES[name][0]
+            path = paths[name]
             response = clients[who].get(path, follow=True, HTTP_ACCEPT_LANGUAGE="fr")
             if response.status_code not in (200, 400):  # 400: the page of a link not valid
                 untranslated.append(f"{name}: {path} answered {response.status_code}")

@@ -51,3 +51,23 @@ class ContactForm(forms.Form):
             return True
         age = time.time() - shown
         return not (settings.DESK["form_min_seconds"] <= age <= settings.DESK["form_max_seconds"])
+
+
+class ChatForm(ContactForm):
+    """A visitor opens a chat from the contact page: the contact form's fields and its
+    anti-bot check, without a subject (the first message says it)."""
+
+    subject = None  # type: ignore[assignment]
+    body = forms.CharField(
+        label=_("Your message"),
+        max_length=settings.DESK["chat_message_max_chars"],
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+
+
+class CustomerChatForm(forms.Form):
+    body = forms.CharField(
+        label=_("Your message"),
+        max_length=settings.DESK["chat_message_max_chars"],
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

@@ -157,7 +157,8 @@ def open_conversation(
                 user=user,
             )
         )
-        if not automatic:
+        # A chat is answered live (and its transcript mailed only on request).
+        if not automatic and channel != Channel.CHAT:
             _acknowledge(conversation)
     return conversation
 

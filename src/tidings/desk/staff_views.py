@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, Q
@@ -28,8 +29,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import User
-from tidings.desk import followups, ratings, selectors, services
-from tidings.desk.models import CannedAnswer, Conversation, FollowUp, Queue
+from tidings.desk import chat, followups, ratings, selectors, services
+from tidings.desk.models import CannedAnswer, Channel, Conversation, FollowUp, Message, Queue
 from tidings.staff import audit
 from tidings.staff.admin_site import site
 from tidings.staff.reason import stated_reason
@@ -143,6 +144,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
             "overdue_query": _with(request, status="active", sort="due"),
             "by_agent": ratings.by_agent(),
             "by_queue": ratings.by_queue(),
+            "waiting_chats": chat.waiting(),
         },
     )
 
@@ -200,9 +202,24 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
             "canned": canned,
             "agents": User.objects.filter(is_staff=True, is_active=True).order_by("name"),
             "statuses": Conversation.Status.choices,
+            **_chat_context(conversation),
         },
         status=400 if context.get("error") else 200,
     )
+
+
+def _chat_context(conversation: Conversation) -> dict[str, Any]:
+    """A chat's page carries the live chat (desk/_chat_panel.html) beside the thread."""
+    if conversation.channel != Channel.CHAT:
+        return {}
+    shown = conversation.messages.exclude(direction=Message.Direction.NOTE).select_related("author")
+    return {
+        "chat": True,
+        "lines": [chat.said(m, conversation) for m in shown],
+        "socket_path": f"/ws/desk/agent/{conversation.pk}/",
+        "live": conversation.status in chat.LIVE,
+        "max_chars": settings.DESK["chat_message_max_chars"],
+    }
 
 
 def _act(

@@ -10,6 +10,9 @@ urlpatterns = [
     path("support/<int:pk>/", views.conversation, name="conversation"),
     path("support/files/<int:pk>/", views.attachment, name="attachment"),
     path("support/rate/<str:token>/", views.rate, name="rate"),
+    path("support/chat/", views.customer_chat, name="customer_chat"),
+    path("chat/", views.chat_start, name="chat"),
+    path("chat/<str:token>/", views.chat_room, name="chat_room"),
     path("webhooks/mailgun/inbound/", views.mailgun_inbound, name="mailgun_inbound"),
 ]
 

@@ -13,15 +13,24 @@ from django.contrib import messages
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from tidings.accounts.decorators import customer_required
 from tidings.accounts.models import User
+from tidings.core import ratelimit
+from tidings.core.clientip import client_ip
 from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_message
-from tidings.desk import attachments, ratings, selectors, services
-from tidings.desk.forms import ConversationForm, ReplyForm
+from tidings.desk import attachments, chat, ratings, selectors, services
+from tidings.desk.forms import (
+    ChatForm,
+    ConversationForm,
+    CustomerChatForm,
+    ReplyForm,
+    shown_at_token,
+)
 from tidings.desk.models import Attachment, Channel, Conversation, Message, Rating
 from tidings.sending import bounces
 from tidings.staff import audit
@@ -200,3 +209,91 @@ def rate(request: HttpRequest, token: str) -> HttpResponse:
     except ratings.InvalidRating as error:
         return render(request, "desk/rate_done.html", {"error": error}, status=400)
     return render(request, "desk/rate_done.html", {})
+
+
+# --- live chat (desk.chat) ------------------------------------------------------------
+# Nothing of the chat is on a page before the visitor follows "Chat with us" (P29): that
+# link leads here, and only these pages load the chat's script and open its WebSocket.
+
+
+@csrf_exempt
+@never_cache
+def chat_start(request: HttpRequest) -> HttpResponse:
+    """A visitor opens a chat: the contact form's checks (anti-bot, a rate per client),
+    no cookie; with no agent online, the contact form is offered instead."""
+    if not chat.agents_online():
+        return render(request, "desk/chat_offline.html", {"ticket_url": _ticket_url(request)})
+    form = ChatForm(request.POST or None, initial={"shown": shown_at_token()})
+    if request.method == "POST":
+        if form.is_bot():
+            return render(request, "desk/chat_offline.html", {"ticket_url": _ticket_url(request)})
+        subject = client_ip(request) or "unknown"
+        limit = settings.DESK["form_posts_per_hour"]
+        if not ratelimit.allow("desk.chat-start", subject, limit=limit, seconds=3600):
+            context = {"form": form, "limited": True}
+            return render(request, "desk/chat_start.html", context, status=429)
+        if form.is_valid():
+            try:
+                conversation = chat.start(
+                    body=form.cleaned_data["body"],
+                    email=form.cleaned_data["email"],
+                    name=form.cleaned_data["name"],
+                )
+            except (services.DeskError, chat.ChatRefused) as error:
+                form.add_error(None, str(error))
+            else:
+                return redirect("desk:chat_room", token=chat.token_for(conversation))
+        form.data = {**request.POST.dict(), "shown": shown_at_token()}
+        return render(request, "desk/chat_start.html", {"form": form}, status=400)
+    return render(request, "desk/chat_start.html", {"form": form})
+
+
+def _ticket_url(request: HttpRequest) -> str:
+    user = request.user
+    if isinstance(user, User) and user.account_id is not None:
+        return reverse("desk:new")
+    return reverse("public:contact") + "#write-to-us"
+
+
+@customer_required
+@never_cache
+def customer_chat(request: HttpRequest) -> HttpResponse:
+    """A customer opens a chat from their support page; it is tied to their account."""
+    user = request.user
+    assert isinstance(user, User)
+    if not chat.agents_online():
+        return render(request, "desk/chat_offline.html", {"ticket_url": reverse("desk:new")})
+    form = CustomerChatForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            conversation = chat.start(body=form.cleaned_data["body"], user=user)
+        except (services.DeskError, chat.ChatRefused) as error:
+            form.add_error(None, str(error))
+        else:
+            return redirect("desk:chat_room", token=chat.token_for(conversation))
+    status = 400 if request.method == "POST" else 200
+    return render(request, "desk/chat_start.html", {"form": form, "customer": True}, status=status)
+
+
+@never_cache
+def chat_room(request: HttpRequest, token: str) -> HttpResponse:
+    """The chat itself, for whoever holds its token (and, for a customer's chat, that
+    customer logged in): the messages so far, and the script that talks live."""
+    try:
+        conversation = chat.conversation_for(token, user=request.user)
+    except chat.ChatRefused as error:
+        return render(request, "desk/chat_offline.html", {"error": error}, status=404)
+    thread = conversation.messages.exclude(direction=Message.Direction.NOTE).select_related(
+        "author"
+    )
+    return render(
+        request,
+        "desk/chat.html",
+        {
+            "conversation": conversation,
+            "lines": [chat.said(m, conversation) for m in thread],
+            "socket_path": f"/ws/desk/chat/{token}/",
+            "live": conversation.status in chat.LIVE,
+            "max_chars": settings.DESK["chat_message_max_chars"],
+        },
+    )
