@@ -4,8 +4,7 @@ once (posted under a key of the invoice). The ledger keeps the attachment's name
 
 from __future__ import annotations
 
-from tidings.accounts.mailability import users_q
-from tidings.accounts.models import User
+from tidings.accounts.mailability import account_users
 from tidings.billing import pdf
 from tidings.billing.models import Invoice
 from tidings.core.mail import Attachment, Purpose, send_templated
@@ -26,7 +25,7 @@ def mail_issued(invoice: Invoice) -> None:
     its commit; nothing if it rolls back). Its users as the users' rule allows."""
     if invoice.account_id is None:
         return
-    users = list(User.objects.filter(users_q(Purpose.SERVICE), account_id=invoice.account_id))
+    users = list(account_users(invoice.account_id, Purpose.SERVICE))
     send_templated(
         "billing/mail/invoice_issued",
         [u.email for u in users],
