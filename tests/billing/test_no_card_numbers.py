@@ -168,3 +168,18 @@ def test_no_card_number_reaches_the_database_the_logs_or_the_outbox(
     for digits, shown in CARDS.items():
         assert digits not in digits_only(logs) and shown not in logs
     assert not cards.find_card_numbers(logs)
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("paid with 4242 4242 4242 4242", ["4242424242424242"]),
+        ("card 4242-4242-4242-4242.", ["4242424242424242"]),
+        # The decimals of a duration a worker logged (seen once in a full run): no card.
+        ("succeeded in 0.22412489499947696s", []),
+        ("order 12345678901234567890123", []),  # inside a longer number
+    ],
+)
+def test_the_scan_finds_card_numbers_and_not_the_decimals_of_a_number(text, found):
+    assert cards.find_card_numbers(text) == found
+    assert (cards.redact(text) != text) is bool(found)

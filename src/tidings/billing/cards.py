@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 
-# A run of digits, single spaces or dashes between them, not inside a longer number.
-_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+# A run of digits, single spaces or dashes between them, not inside a longer number nor
+# the decimals of one (a duration logged as "0.22412489499947696s" is no card).
+_CANDIDATE = re.compile(r"(?<![\d-])(?<!\d\.)\d(?:[ -]?\d){12,18}(?![\d])")
 MASK = "[card number removed]"
 
 
