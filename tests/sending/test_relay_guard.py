@@ -16,7 +16,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from tests.conftest import SMTPSink, free_port
@@ -179,7 +179,7 @@ def test_the_operators_own_relay_on_loopback_is_not_a_customers(
 
 def _certificate(tmp_path, name: str) -> tuple[str, str]:
     """A self-signed certificate for `name` (its own CA), as files."""
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
