@@ -32,6 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
+from web_load import free_port, start_server, stop_server
+from websockets.asyncio.client import connect
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHATS = 100
@@ -39,63 +43,6 @@ GOAL_P99_MS = 100.0
 # The open loop offers this share of the rate the closed loop reached (a server half busy).
 LOAD_SHARE = 0.5
 TIMEOUT = 30.0
-
-
-# --- the set-up, in a child process (Django on the bench database) -------------------
-
-
-def setup(chats: int) -> dict:
-    """An agent logged in with a verified second factor and a stated reason (their
-    session cookie), and `chats` chats opened by visitors and taken by that agent."""
-    import benchdb
-
-    benchdb.setup()
-    from django.conf import settings
-    from django.db import connection
-    from django.test import Client
-    from django_otp import DEVICE_ID_SESSION_KEY
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from tidings.accounts.models import User
-    from tidings.desk import chat
-    from tidings.staff.reason import SESSION_KEY
-
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE desk_conversation CASCADE")
-    agent = User.objects.filter(email="bench-agent@operator.example").first()
-    if agent is None:
-        agent = User.objects.create_user(
-            email="bench-agent@operator.example", name="Bench Agent", is_staff=True
-        )
-    agent.staff_role = User.StaffRole.SUPPORT
-    agent.save()
-    device, _ = TOTPDevice.objects.get_or_create(user=agent, name="bench", confirmed=True)
-    client = Client()
-    client.force_login(agent)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
-    session[SESSION_KEY] = {"text": "benchmark", "until": time.time() + 3600}
-    session.save()
-    opened = []
-    for i in range(chats):
-        conversation = chat.start(body=f"Hello {i}", email=f"visitor{i}@example.org")
-        chat.take(conversation, by=agent)
-        opened.append({"pk": conversation.pk, "token": chat.token_for(conversation)})
-    return {
-        "cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}",
-        "chats": opened,
-    }
-
-
-def stored(pks: list[int]) -> int:
-    """The chat messages in the database (the visitors' first messages left out)."""
-    import benchdb
-
-    benchdb.setup()
-    from tidings.desk.models import Channel, Message
-
-    total = Message.objects.filter(conversation_id__in=pks, channel=Channel.CHAT).count()
-    return total - len(pks)
 
 
 # --- the clients ----------------------------------------------------------------------
@@ -126,8 +73,6 @@ class Side:
 async def run_chats(port: int, setup_: dict, n: int, rate: float | None = None) -> dict:
     """The chats at once: closed loop (each message sent when the last arrived), or
     open loop at `rate` messages a second whatever the answers."""
-    from websockets.asyncio.client import connect
-
     origin = f"http://127.0.0.1:{port}"
     base = f"ws://127.0.0.1:{port}"
     latencies: list[float] = []
@@ -229,15 +174,10 @@ async def run_chats(port: int, setup_: dict, n: int, rate: float | None = None) 
 
 
 def main(size: int | None) -> None:
-    sys.path.insert(0, str(HERE))
-    from web_load import free_port, start_server, stop_server
-
     n = size or 20
     redis_url = os.environ.get("BENCH_REDIS_URL") or os.environ.get(
         "REDIS_URL", "redis://127.0.0.1:6379/15"
     )
-    import redis
-
     redis.Redis.from_url(redis_url).flushdb()
     # `tidings chat` runs several processes only with Redis (tidings.cli._asgi_command).
     os.environ["REDIS_URL"] = redis_url
@@ -306,7 +246,7 @@ def main(size: int | None) -> None:
 
 def _child_chat(what: str, *args: str, env: dict[str, str]) -> dict:
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__)), f"--{what}", *args],
+        [sys.executable, str(HERE / "chat_child.py"), what, *args],
         capture_output=True,
         text=True,
         check=False,
@@ -320,10 +260,4 @@ def _child_chat(what: str, *args: str, env: dict[str, str]) -> dict:
 BENCHMARKS = {"chat": main}
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
-    if sys.argv[1] == "--setup":
-        print(json.dumps(setup(int(sys.argv[2]))))
-    elif sys.argv[1] == "--stored":
-        print(json.dumps({"stored": stored(json.loads(sys.argv[2]))}))
-    else:
-        main(int(sys.argv[1]) if len(sys.argv) > 1 else None)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else None)

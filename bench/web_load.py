@@ -46,6 +46,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+# The servers' command lines, as `tidings web` and `tidings chat` build them (the module
+# imports nothing of Django at its top).
+sys.path.insert(0, str(ROOT / "src"))
+from tidings.cli import WEB_ENV, _asgi_command, _web_command  # noqa: E402
+
 CLIENTS = 200
 TIMEOUT = 30.0
 BARE = "/bench/bare/"
@@ -235,9 +240,6 @@ def free_port() -> int:
 def start_server(port: int, env: dict[str, str], *, asgi: bool = False) -> subprocess.Popen[bytes]:
     """The server with the command line `tidings web` uses (gunicorn), or `tidings chat`
     (uvicorn, ASGI: `asgi`), from tidings.cli, on loopback."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from tidings.cli import WEB_ENV, _asgi_command, _web_command
-
     command = _asgi_command if asgi else _web_command
     server = subprocess.Popen(
         command("127.0.0.1", port),
