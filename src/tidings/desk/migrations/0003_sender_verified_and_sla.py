@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import F, OuterRef, Subquery
 
 
 def keep_the_customers_ties(apps, schema_editor):
@@ -16,31 +17,22 @@ def keep_the_customers_ties(apps, schema_editor):
 def start_the_clocks(apps, schema_editor):
     # Conversations opened before the clocks: due from when they opened, answered when
     # staff first answered, paused since their last activity if waiting or solved (the
-    # pauses before that are not known: a clock may show overdue that was not).
+    # pauses before that are not known: a clock may show overdue that was not). Three
+    # statements over the table: nothing is read into Python (nor decrypted).
     Conversation = apps.get_model("desk", "Conversation")
     Message = apps.get_model("desk", "Message")
-    first_hours = timedelta(hours=settings.DESK["first_response_hours"])
-    resolution_hours = timedelta(hours=settings.DESK["resolution_hours"])
-    for conversation in Conversation.objects.iterator(chunk_size=500):
-        first_answer = (
-            Message.objects.filter(conversation=conversation, direction="out")
-            .order_by("created_at")
-            .values_list("created_at", flat=True)
-            .first()
-        )
-        conversation.first_response_due_at = conversation.created_at + first_hours
-        conversation.resolution_due_at = conversation.created_at + resolution_hours
-        conversation.first_response_at = first_answer
-        if conversation.status in ("waiting", "solved"):
-            conversation.paused_at = conversation.updated_at
-        conversation.save(
-            update_fields=[
-                "first_response_due_at",
-                "resolution_due_at",
-                "first_response_at",
-                "paused_at",
-            ]
-        )
+    first_answer = (
+        Message.objects.filter(conversation=OuterRef("pk"), direction="out")
+        .order_by("created_at")
+        .values("created_at")[:1]
+    )
+    Conversation.objects.update(
+        first_response_due_at=F("created_at")
+        + timedelta(hours=settings.DESK["first_response_hours"]),
+        resolution_due_at=F("created_at") + timedelta(hours=settings.DESK["resolution_hours"]),
+        first_response_at=Subquery(first_answer),
+    )
+    Conversation.objects.filter(status__in=("waiting", "solved")).update(paused_at=F("updated_at"))
 
 
 class Migration(migrations.Migration):
