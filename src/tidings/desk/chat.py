@@ -32,16 +32,13 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.models import Device
 
 from tidings.accounts.models import User
 from tidings.core import ratelimit
 from tidings.core.mail import Kind
 from tidings.desk import services
 from tidings.desk.models import Channel, Conversation, Message
-from tidings.staff import audit
-from tidings.staff.reason import SESSION_KEY as REASON_SESSION_KEY
+from tidings.staff import access, audit
 
 TOKEN_SALT = "tidings.desk.chat"  # noqa: S105  (a salt, not a secret)
 AGENTS_GROUP = "desk.chat.agents"
@@ -120,26 +117,8 @@ def agents_online() -> int:
 
 def agent_refusal(user: Any, session: SessionBase, *, permission: str = VIEW) -> str | None:
     """Why this WebSocket's user may not chat as an agent, or None: the console's rule
-    (staff, the desk's permission, a verified second factor, P9) and a reason stated
-    for looking at customers' data (P7), read from the session as the pages read them."""
-    if not isinstance(user, User) or not user.is_active or not user.is_staff:
-        return "not staff"
-    if not user.has_perm(permission):
-        return "no permission"
-    if settings.STAFF_REQUIRE_2FA:
-        persistent_id = session.get(DEVICE_ID_SESSION_KEY)
-        device = Device.from_persistent_id(persistent_id) if persistent_id else None
-        if device is None or device.user_id != user.pk or not device.confirmed:
-            return "second factor not verified"
-    reason = session.get(REASON_SESSION_KEY)
-    if not isinstance(reason, dict) or float(reason.get("until", 0)) <= time.time():
-        return "no reason stated"
-    return None
-
-
-def stated_reason_of(session: SessionBase) -> str:
-    reason = session.get(REASON_SESSION_KEY)
-    return str(reason.get("text", "")) if isinstance(reason, dict) else ""
+    (staff.access), read from the WebSocket's session."""
+    return access.refusal(user, session, permission=permission)
 
 
 # --- what happens in a chat ---------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -46,11 +47,16 @@ def state_reason(request: HttpRequest, text: str) -> StatedReason:
 
 def stated_reason(request: HttpRequest) -> StatedReason | None:
     """The reason in force, or None when none was stated or it has expired."""
-    value = request.session.get(SESSION_KEY)
+    return reason_in(request.session)
+
+
+def reason_in(session: SessionBase) -> StatedReason | None:
+    """The reason in force in `session` (a page's, or a WebSocket's: desk.chat)."""
+    value = session.get(SESSION_KEY)
     if not isinstance(value, dict):
         return None
     until = datetime.fromtimestamp(value.get("until", 0), tz=timezone.get_current_timezone())
     if until <= timezone.now() or not value.get("text"):
-        request.session.pop(SESSION_KEY, None)
+        session.pop(SESSION_KEY, None)
         return None
     return StatedReason(str(value["text"]), until)
