@@ -517,3 +517,42 @@ def test_a_stripe_invoice_names_its_subscription_either_way_and_odd_shapes_are_n
     for odd in ("text", ["list"], {"subscription_details": "text"}, None):
         assert parsed(object="invoice", parent=odd) == ""
     assert parsed(object="invoice", subscription={"id": "sub_expanded"}) == ""
+
+
+def test_renewals_waiting_for_their_outcome_do_not_keep_later_ones_from_opening(
+    client, other_customer, plan, sub, monkeypatch
+):
+    """One run looks at BATCH plans: those opened already, waiting for the customer or
+    the gateway, are not among them (found reading the code: they filled every run)."""
+    second = place(other_customer, plan)  # another account's plan
+    checkout(second)
+    assert post_test_webhook(client, session_event(second, event_id="evt_two")).status_code == 200
+    later = Subscription.objects.get(order=second)
+    monkeypatch.setattr(renewals, "BATCH", 1)
+    with time_machine.travel(later.current_period_end + timedelta(minutes=5), tick=False):
+        assert renewals.renew_due() == 1  # the first plan's, which waits for its outcome
+        assert renewals.renew_due() == 1  # the second's, not kept out by the first
+        assert renewals.renew_due() == 0
+    assert Order.objects.filter(renewal_of__in=[sub, later]).count() == 2
+
+
+def test_plans_in_dunning_whose_next_step_is_days_away_do_not_keep_due_ones_waiting(
+    client, other_customer, plan, sub, monkeypatch
+):
+    second = place(other_customer, plan)  # another account's plan
+    checkout(second)
+    assert post_test_webhook(client, session_event(second, event_id="evt_two")).status_code == 200
+    later = Subscription.objects.get(order=second)
+    now = timezone.now()
+    # The first plan (lower id) failed a day ago: nothing due. The second, four days ago.
+    Subscription.objects.filter(pk=sub.pk).update(
+        payment_failed_at=now - timedelta(days=1), dunning_step=Step.TOLD
+    )
+    Subscription.objects.filter(pk=later.pk).update(
+        payment_failed_at=now - timedelta(days=4), dunning_step=Step.TOLD
+    )
+    monkeypatch.setattr(dunning, "BATCH", 1)
+    assert dunning.advance(now) == 1
+    later.refresh_from_db()
+    sub.refresh_from_db()
+    assert (later.dunning_step, sub.dunning_step) == (Step.REMINDED, Step.TOLD)

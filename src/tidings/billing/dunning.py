@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from tidings.accounts.mailability import users_q
+from tidings.accounts.mailability import account_users
 from tidings.accounts.models import Account, User
 from tidings.billing.models import Order, Subscription
 from tidings.core.mail import Purpose, send_templated
@@ -102,7 +103,7 @@ def _tell(sub: Subscription, step: int) -> None:
     state = state_of(sub)
     if state is None:
         return
-    users = list(User.objects.filter(users_q(Purpose.SERVICE), account_id=sub.account_id))
+    users = list(account_users(sub.account_id, Purpose.SERVICE))
     order = state.order
     send_templated(
         MAIL[step],
@@ -165,10 +166,13 @@ def advance(now: datetime | None = None) -> int:
     """Take the step due of every subscription in dunning (the periodic job; idempotent).
     Returns the number of steps taken."""
     now = now or timezone.now()
+    # Only those with a step due now: the batch never fills with subscriptions whose
+    # next step is days away (which would keep the due ones beyond it waiting).
+    due_now = Q()
+    for step, days in DUE_AFTER_DAYS.items():
+        due_now |= Q(dunning_step__lt=step, payment_failed_at__lte=now - timedelta(days=days))
     candidates = Subscription.objects.filter(
-        status=Subscription.Status.ACTIVE,
-        payment_failed_at__isnull=False,
-        dunning_step__lt=Step.SUSPENDED,
+        due_now, status=Subscription.Status.ACTIVE, payment_failed_at__isnull=False
     ).order_by("pk")
     taken = 0
     for sub in candidates.select_related("offer")[:BATCH]:

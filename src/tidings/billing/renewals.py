@@ -21,6 +21,7 @@ from datetime import datetime
 
 from dateutil.relativedelta import relativedelta
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -131,13 +132,25 @@ def renew_due(now: datetime | None = None) -> int:
     not renewed: closing stops all processing. Returns how many opened."""
     now = now or timezone.now()
     names = [name for name, g in GATEWAYS.items() if not g.renews_itself]
-    due = Subscription.objects.filter(
-        status=Subscription.Status.ACTIVE,
-        current_period_end__lte=now,
-        order__gateway__in=names,
-        payment_failed_at__isnull=True,
-        account__status=Account.Status.ACTIVE,
-    ).order_by("pk")
+    due = (
+        Subscription.objects.filter(
+            status=Subscription.Status.ACTIVE,
+            current_period_end__lte=now,
+            order__gateway__in=names,
+            payment_failed_at__isnull=True,
+            account__status=Account.Status.ACTIVE,
+        )
+        .exclude(
+            # Opened already, waiting for its outcome (a renewal pays for a period beyond the
+            # current one until it is paid): such plans never fill the batch.
+            Exists(
+                Order.objects.filter(
+                    renewal_of=OuterRef("pk"), period_end__gt=OuterRef("current_period_end")
+                )
+            )
+        )
+        .order_by("pk")
+    )
     opened = 0
     for pk in list(due.values_list("pk", flat=True)[:BATCH]):
         with transaction.atomic():
