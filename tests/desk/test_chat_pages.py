@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import StaffFactory
 from tests.staff.conftest import REASON
+from tidings.accounts.models import User
 from tidings.desk import chat
 from tidings.desk.forms import shown_at_token
 from tidings.desk.models import Channel, Conversation
@@ -101,3 +103,12 @@ def test_the_desk_shows_waiting_chats_and_a_chat_with_its_live_panel_and_history
     assert "desk/chat.js" in page and f"/ws/desk/agent/{waiting.pk}/" in page
     # The customer's other conversations, as for mail (P6).
     assert f"/staff/desk/{earlier.pk}/" in page
+
+
+def test_each_agent_is_online_on_their_own_and_leaves_on_their_own(db, staff):
+    other = StaffFactory(email="agent-two@operator.example", staff_role=User.StaffRole.SUPPORT)
+    chat.agent_seen(staff)
+    chat.agent_seen(other)
+    assert chat.agents_online() == 2
+    chat.agent_left(staff)
+    assert chat.agents_online() == 1

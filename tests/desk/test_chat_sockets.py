@@ -328,7 +328,7 @@ def test_the_queue_hears_of_a_new_chat_and_of_it_being_taken(application, agent_
     async def watch() -> None:
         queue, ok = await socket(application, "/ws/desk/queue/", cookie=agent_cookie)
         assert ok
-        assert chat.agents_online() == 1
+        assert await database_sync(chat.agents_online) == 1
         started = await database_sync(
             lambda: chat.start(body="Hi", email="new@example.net", name="New")
         )
@@ -337,7 +337,7 @@ def test_the_queue_hears_of_a_new_chat_and_of_it_being_taken(application, agent_
         await database_sync(lambda: chat.take(started, by=staff))
         assert (await next_of(queue, "taken"))["id"] == started.pk
         await queue.disconnect()
-        assert chat.agents_online() == 0
+        assert await database_sync(chat.agents_online) == 0
 
     run(watch)
 

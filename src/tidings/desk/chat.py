@@ -19,7 +19,6 @@ What holds, and where:
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,28 +87,24 @@ def conversation_for(token: str, *, user: Any = None) -> Conversation:
 # --- presence -----------------------------------------------------------------------
 
 
-def _online() -> dict[int, float]:
-    now = time.time()
-    found = cache.get(PRESENCE_KEY) or {}
-    return {int(k): v for k, v in found.items() if v > now}
+def _presence_key(agent_id: int) -> str:
+    return f"{PRESENCE_KEY}:{agent_id}"
 
 
 def agent_seen(agent: User) -> None:
-    """The agent has a desk page with the chat open (said again every 20 seconds)."""
-    seconds = settings.DESK["chat_presence_seconds"]
-    online = _online()
-    online[agent.pk] = time.time() + seconds
-    cache.set(PRESENCE_KEY, online, seconds)
+    """The agent has a desk page with the chat open (said again every 20 seconds). One
+    key per agent, expiring by itself: two agents seen at once cannot overwrite each
+    other, as they could in one shared map."""
+    cache.set(_presence_key(agent.pk), True, settings.DESK["chat_presence_seconds"])
 
 
 def agent_left(agent: User) -> None:
-    online = _online()
-    if online.pop(agent.pk, None) is not None:
-        cache.set(PRESENCE_KEY, online, settings.DESK["chat_presence_seconds"])
+    cache.delete(_presence_key(agent.pk))
 
 
 def agents_online() -> int:
-    return len(_online())
+    staff = User.objects.filter(is_staff=True, is_active=True).values_list("pk", flat=True)
+    return len(cache.get_many([_presence_key(pk) for pk in staff]))
 
 
 # --- who may chat as an agent -------------------------------------------------------
