@@ -20,7 +20,7 @@ def benchmarks() -> dict:
     sys.path.insert(0, str(HERE))
     found: dict = {}
     for path in sorted(HERE.glob("*.py")):
-        if path.stem in {"run", "benchdb", "chat_child", "web_settings", "web_urls"}:
+        if path.stem in {"run", "benchdb", "chat_child", "web_child", "web_settings", "web_urls"}:
             continue
         module = importlib.import_module(path.stem)
         found.update(getattr(module, "BENCHMARKS", {}))
