@@ -227,6 +227,9 @@ def chat_start(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_bot():
             return render(request, "desk/chat_offline.html", {"ticket_url": _ticket_url(request)})
+        if error := form.timing_error():
+            form.ask_again(error)
+            return render(request, "desk/chat_start.html", {"form": form}, status=400)
         subject = client_ip(request) or "unknown"
         limit = settings.DESK["form_posts_per_hour"]
         if not ratelimit.allow("desk.chat-start", subject, limit=limit, seconds=3600):
