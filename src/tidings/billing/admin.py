@@ -340,6 +340,10 @@ class SubscriptionAdmin(ReadOnlyAuditedAdmin):
         "payment_failed_at",
         "dunning_step",
         "sending_suspended_at",
+        "gateway_cancel_due_at",
+        "gateway_cancel_attempts",
+        "gateway_cancel_error",
+        "gateway_cancelled_at",
     )
 
     def audit_account_id(self, obj: Any) -> int | None:

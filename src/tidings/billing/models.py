@@ -506,9 +506,23 @@ class Subscription(models.Model):
         choices=DunningStep.choices, default=DunningStep.NONE
     )
     sending_suspended_at = models.DateTimeField(null=True, blank=True)
+    # The plan's cancellation at a gateway that renews by itself (billing.cancellation),
+    # asked when the account closes: when it is due (next), how often it was tried and
+    # why the last try failed, and when the gateway confirmed it. Empty: nothing to ask.
+    gateway_cancel_due_at = models.DateTimeField(null=True, blank=True)
+    gateway_cancel_attempts = models.PositiveSmallIntegerField(default=0)
+    gateway_cancel_error = models.CharField(max_length=200, blank=True, default="")
+    gateway_cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-current_period_end"]
+        indexes = [
+            models.Index(
+                fields=["gateway_cancel_due_at"],
+                condition=Q(gateway_cancel_due_at__isnull=False),
+                name="billing_gateway_cancel_due",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.offer_id} {self.status}"

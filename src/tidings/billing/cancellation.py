@@ -1,0 +1,149 @@
+"""A closed account's plans end, here and at the gateway: Stripe must charge it no more.
+
+The rules, in the order the code follows them:
+1. Closing the account (`account_closed`, called by accounts.services.close_account in
+   its transaction) cancels every active plan of the account at once, here: its dunning
+   ends, it is never renewed, and a later event of the gateway (a renewal charged, an
+   "active" subscription) never revives it (services: a cancelled subscription stays
+   cancelled). Each is audited.
+2. A plan at a gateway that renews by itself (Stripe) is cancelled there too: the plan
+   records that the cancellation is due (`gateway_cancel_due_at`), in the close's
+   transaction, so it is never lost; the job (`cancel_due`, queued after the close's
+   commit and run every ten minutes) asks the gateway.
+3. Each try is claimed first by one conditional UPDATE that moves `gateway_cancel_due_at`
+   past a lease: two runs at once never both ask, and a run that dies mid-request leaves
+   it to the next one after the lease. Every request carries the same idempotency key
+   (the plan's), so a request repeated after a crash is the same cancellation at the
+   gateway; a subscription the gateway no longer knows (cancelled already) is done too.
+4. A gateway that does not answer (or refuses) is asked again later, after 5 minutes
+   then doubling up to 6 hours, never given up: the attempts and the last error are on
+   the plan, in the staff console. Done once: `gateway_cancelled_at`, audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.utils import timezone
+
+from tidings.billing import dunning
+from tidings.billing.gateways import GATEWAYS, GatewayError
+from tidings.billing.models import Subscription
+from tidings.core import jobs
+from tidings.staff import audit
+
+if TYPE_CHECKING:
+    from tidings.accounts.models import Account, User
+
+log = logging.getLogger(__name__)
+
+TASK = "tidings.billing.tasks.cancel_at_gateways"
+FIRST_RETRY = timedelta(minutes=5)
+LONGEST_WAIT = timedelta(hours=6)
+# How long a claimed try may take before another run may ask again.
+LEASE = timedelta(minutes=10)
+# Plans one run asks about (the rest wait for the next run).
+BATCH = 100
+
+
+def retry_after(attempts: int) -> timedelta:
+    """The wait after `attempts` failed tries: 5 minutes, doubling, at most 6 hours."""
+    return min(FIRST_RETRY * 2 ** max(attempts - 1, 0), LONGEST_WAIT)
+
+
+def account_closed(account: Account, *, by: User | None) -> int:
+    """The account closes: its active plans are cancelled here now, and those at a
+    gateway that renews by itself are due to be cancelled there. In the close's
+    transaction. Returns how many plans it cancelled."""
+    now = timezone.now()
+    cancelled = 0
+    for sub in (
+        Subscription.objects.select_for_update()
+        .select_related("order")
+        .filter(account_id=account.pk, status=Subscription.Status.ACTIVE)
+    ):
+        dunning.end(sub, by=by, why="account closed")
+        sub.status = Subscription.Status.CANCELLED
+        fields = ["status"]
+        at_gateway = GATEWAYS.get(sub.order.gateway)
+        if at_gateway is not None and at_gateway.renews_itself and sub.gateway_ref:
+            sub.gateway_cancel_due_at = now
+            fields.append("gateway_cancel_due_at")
+        sub.save(update_fields=fields)
+        audit.record(
+            audit.AuditEvent.Action.UPDATE,
+            sub,
+            by=by,
+            fields=fields,
+            reason="plan cancelled: account closed",
+            account_id=sub.account_id,
+        )
+        cancelled += 1
+    if cancelled:
+        jobs.enqueue(TASK)
+    return cancelled
+
+
+def cancel_due(now: datetime | None = None) -> int:
+    """Ask the gateways to cancel the plans whose cancellation is due (the job;
+    idempotent). Returns how many the gateways confirmed."""
+    now = now or timezone.now()
+    due = Subscription.objects.filter(
+        gateway_cancel_due_at__lte=now, gateway_cancelled_at__isnull=True
+    ).order_by("gateway_cancel_due_at", "pk")
+    done = 0
+    for sub in due.select_related("order")[:BATCH]:
+        claimed = Subscription.objects.filter(
+            pk=sub.pk,
+            gateway_cancelled_at__isnull=True,
+            gateway_cancel_due_at=sub.gateway_cancel_due_at,
+        ).update(gateway_cancel_due_at=now + LEASE)
+        if not claimed:
+            continue  # another run took it
+        done += _ask(sub, now)
+    return done
+
+
+def _ask(sub: Subscription, now: datetime) -> int:
+    name = sub.order.gateway
+    try:
+        said = GATEWAYS[name].cancel_subscription(
+            sub.gateway_ref, idempotency_key=f"{sub.order.idempotency_key}-cancel"
+        )
+    except GatewayError as error:
+        attempts = sub.gateway_cancel_attempts + 1
+        wait = retry_after(attempts)
+        log.warning(
+            "plan %s: %s did not cancel %s (try %d, again in %s): %s",
+            sub.pk,
+            name,
+            sub.gateway_ref,
+            attempts,
+            wait,
+            error,
+        )
+        Subscription.objects.filter(pk=sub.pk, gateway_cancelled_at__isnull=True).update(
+            gateway_cancel_attempts=attempts,
+            gateway_cancel_error=str(error)[:200],
+            gateway_cancel_due_at=now + wait,
+        )
+        return 0
+    with transaction.atomic():
+        Subscription.objects.filter(pk=sub.pk).update(
+            gateway_cancelled_at=now,
+            gateway_cancel_due_at=None,
+            gateway_cancel_attempts=sub.gateway_cancel_attempts + 1,
+            gateway_cancel_error="",
+        )
+        audit.record(
+            audit.AuditEvent.Action.UPDATE,
+            sub,
+            by=None,
+            fields=["gateway_cancelled_at"],
+            reason=f"plan cancelled at the gateway {name} ({said})",
+            account_id=sub.account_id,
+        )
+    return 1
