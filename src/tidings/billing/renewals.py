@@ -9,7 +9,11 @@ The rules, in the order the code follows them:
 2. Who charges: Stripe renews its subscriptions itself and tells Tidings by
    `invoice.paid` / `invoice.payment_failed` (the renewal order is made from the first
    event of the gateway's invoice); a gateway that does not (the test gateway) gets each
-   renewal opened by the periodic job (`renew_due`) when the period ends.
+   renewal opened by the periodic job (`renew_due`) when the period ends. A plan bought
+   by bank transfer is renewed by the same job: the renewal awaits a transfer, its
+   invoice is issued unpaid and mailed (as for the first transfer order), billing staff
+   mark it paid, and until then it is unpaid from the start: its dunning begins at once
+   (billing.dunning), as for a card that failed.
 3. A paid renewal extends `current_period_end` by the plan's interval (`extend`: never
    backwards, so a repeat changes nothing) and ends any dunning; a failed one starts it
    (billing.dunning). A cancelled subscription is never renewed nor revived.
@@ -26,8 +30,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
-from tidings.billing import dunning
-from tidings.billing.gateways import GATEWAYS, gateway
+from tidings.billing import dunning, invoices
+from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
 from tidings.billing.models import Offer, Order, Subscription
 from tidings.staff import audit
 
@@ -128,10 +132,12 @@ def extend(order: Order) -> Subscription | None:
 
 def renew_due(now: datetime | None = None) -> int:
     """Open the renewal of every active plan whose period has ended, at a gateway that
-    does not renew by itself (the periodic job; idempotent). A closed account's plan is
-    not renewed: closing stops all processing. Returns how many opened."""
+    does not renew by itself or by bank transfer (the periodic job; idempotent: the
+    subscription is locked and a period renewed once, a unique constraint). A closed
+    account's plan is not renewed: closing stops all processing. Returns how many
+    opened."""
     now = now or timezone.now()
-    names = [name for name, g in GATEWAYS.items() if not g.renews_itself]
+    names = [name for name, g in GATEWAYS.items() if not g.renews_itself] + [BANK_TRANSFER]
     due = (
         Subscription.objects.filter(
             status=Subscription.Status.ACTIVE,
@@ -166,7 +172,20 @@ def renew_due(now: datetime | None = None) -> int:
             if Order.objects.filter(renewal_of=sub, period_end=period_end).exists():
                 continue  # opened before, waiting for its outcome
             order = renewal_order(sub, gateway_ref="")
-            order.gateway_ref = gateway(order.gateway).start_renewal(order)
-            order.save(update_fields=["gateway_ref"])
+            if order.gateway == BANK_TRANSFER:
+                _await_transfer(sub, order, now)
+            else:
+                order.gateway_ref = gateway(order.gateway).start_renewal(order)
+                order.save(update_fields=["gateway_ref"])
             opened += 1
     return opened
+
+
+def _await_transfer(sub: Subscription, order: Order, now: datetime) -> None:
+    """The renewal `order` of the locked `sub`, bought by bank transfer: it awaits the
+    transfer with its invoice issued unpaid (mailed), and is unpaid from now on."""
+    order.status = Order.Status.AWAITING_TRANSFER
+    order.status_changed_at = now
+    order.save(update_fields=["status", "status_changed_at"])
+    invoices.issue_for_order(order, paid=False)
+    dunning.start(sub, now=now)
