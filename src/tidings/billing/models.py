@@ -397,9 +397,13 @@ class Order(models.Model):
     billing_address = EncryptedTextField()
     billing_country = models.CharField(max_length=2)
     vat_number = EncryptedTextField(blank=True, default="")
-    # Decided once, when the order is placed (a VAT number VIES confirmed then): what is
-    # charged and what the invoice says both read it.
+    # Decided once, when the order is placed (a VAT number VIES confirmed then; for a
+    # renewal, VIES asked again when it is opened): what is charged and what the invoice
+    # says both read it.
     reverse_charge = models.BooleanField(default=False)
+    # The offer's price as listed when ordered (before VAT is added or reverse charged):
+    # a renewal whose VAT decision differs from the order before it is charged from it.
+    listed_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     # A renewal: the plan it renews and the end of the period it pays for. Its
     # `gateway_ref` is the gateway's invoice (Stripe's, or the test gateway's).
     renewal_of = models.ForeignKey(
