@@ -18,9 +18,10 @@ from tests.billing.test_stripe import stripe as stripe  # the fixture
 from tests.factories import PASSWORD
 from tidings.accounts import services as accounts
 from tidings.billing import cancellation, credits, renewals, services
-from tidings.billing.models import Order, Subscription
+from tidings.billing.models import GatewayCancellation, Order, Subscription
 from tidings.billing.tasks import cancel_at_gateways
 from tidings.celery import app
+from tidings.privacy import services as privacy
 from tidings.staff.models import AuditEvent
 
 SUB = "sub_stripe_close"
@@ -54,11 +55,16 @@ def close(customer, **kwargs) -> None:  # type: ignore[no-untyped-def]
     accounts.close_account(customer.account, by=customer, **kwargs)
 
 
+def asked() -> GatewayCancellation:
+    return GatewayCancellation.objects.get()
+
+
 @pytest.mark.promise("P4")
 def test_closing_the_account_cancels_its_stripe_subscription(
     client, customer, stripe_sub, stripe, mailbox
 ):
     client.force_login(customer)
+    assert "nothing more is charged" in client.get("/account/close/").content.decode()
     answer = client.post("/account/close/", {"password": PASSWORD})
     assert answer.status_code == 302
     assert stripe.cancelled == [SUB]
@@ -67,7 +73,10 @@ def test_closing_the_account_cancels_its_stripe_subscription(
     assert request["idempotency_key"] == f"{stripe_sub.order.idempotency_key}-cancel"
     stripe_sub.refresh_from_db()
     assert stripe_sub.status == Subscription.Status.CANCELLED
-    assert stripe_sub.gateway_cancelled_at is not None and stripe_sub.gateway_cancel_due_at is None
+    cancellation_ = asked()
+    assert cancellation_.subscription == stripe_sub and cancellation_.gateway_ref == SUB
+    assert cancellation_.done_at is not None and cancellation_.due_at is None
+    assert cancellation_.outcome == "cancelled" and cancellation_.attempts == 1
     assert credits.active_plan(stripe_sub.account) is None
     reasons = set(AuditEvent.objects.values_list("reason", flat=True))
     assert "plan cancelled: account closed" in reasons
@@ -85,34 +94,48 @@ def test_stripe_down_at_the_close_is_asked_again_later_then_done_once(
     stripe_sub.refresh_from_db()
     assert stripe.cancelled == []
     assert stripe_sub.status == Subscription.Status.CANCELLED  # here at once
-    assert stripe_sub.gateway_cancelled_at is None and stripe_sub.gateway_cancel_attempts == 1
-    assert stripe_sub.gateway_cancel_error
-    retry_at = stripe_sub.gateway_cancel_due_at
+    first = asked()
+    assert first.done_at is None and first.attempts == 1 and first.error
+    retry_at = first.due_at
     assert retry_at is not None and retry_at > timezone.now()
     assert cancellation.cancel_due() == 0  # not due yet: nothing asked
     tried = len(deletes(stripe))
     with time_machine.travel(retry_at + timedelta(seconds=1), tick=False):
         assert cancellation.cancel_due() == 0  # still down: the wait doubles
-    stripe_sub.refresh_from_db()
-    assert stripe_sub.gateway_cancel_attempts == 2 and len(deletes(stripe)) > tried
-    assert stripe_sub.gateway_cancel_due_at - retry_at >= timedelta(minutes=10)
+    second = asked()
+    assert second.attempts == 2 and len(deletes(stripe)) > tried
+    assert second.due_at - retry_at >= timedelta(minutes=10)
     stripe.down = False
-    with time_machine.travel(stripe_sub.gateway_cancel_due_at + timedelta(seconds=1), tick=False):
+    with time_machine.travel(second.due_at + timedelta(seconds=1), tick=False):
         assert cancellation.cancel_due() == 1
         assert cancellation.cancel_due() == 0
-    stripe_sub.refresh_from_db()
     assert stripe.cancelled == [SUB]
-    assert stripe_sub.gateway_cancelled_at is not None and stripe_sub.gateway_cancel_error == ""
+    done = asked()
+    assert done.done_at is not None and done.error == "" and done.attempts == 3
+
+
+def test_an_account_erased_at_once_while_stripe_is_down_is_still_cancelled_there(
+    customer, stripe_sub, stripe, mailbox
+):
+    stripe.down = True
+    close(customer, erase_now=True)
+    privacy.erase_account(stripe_sub.account_id)  # the erasure job, as queued by the close
+    assert not Subscription.objects.filter(pk=stripe_sub.pk).exists()
+    waiting = asked()
+    assert waiting.subscription is None and waiting.done_at is None  # not lost
+    stripe.down = False
+    with time_machine.travel(waiting.due_at + timedelta(seconds=1), tick=False):
+        assert cancel_at_gateways() == 1
+    assert stripe.cancelled == [SUB]
+    assert AuditEvent.objects.filter(reason__startswith="plan cancelled at the gateway").exists()
 
 
 def test_a_try_repeated_after_a_crash_cancels_once_by_its_idempotency_key(
     customer, stripe_sub, stripe, mailbox
 ):
     close(customer)
-    # As if the process died after Stripe answered and before the plan recorded it.
-    Subscription.objects.filter(pk=stripe_sub.pk).update(
-        gateway_cancelled_at=None, gateway_cancel_due_at=timezone.now()
-    )
+    # As if the process died after Stripe answered and before it was recorded.
+    GatewayCancellation.objects.update(done_at=None, due_at=timezone.now())
     assert cancellation.cancel_due() == 1
     assert stripe.cancelled == [SUB] and len(deletes(stripe)) == 2
     assert len({r["idempotency_key"] for r in deletes(stripe)}) == 1
@@ -123,16 +146,12 @@ def test_a_subscription_stripe_no_longer_knows_is_done_and_a_claimed_one_is_not_
 ):
     stripe.subscriptions[SUB]["status"] = "canceled"  # cancelled at Stripe already
     close(customer)
-    stripe_sub.refresh_from_db()
-    assert stripe_sub.gateway_cancelled_at is not None
+    assert asked().done_at is not None and asked().outcome == "gone"
     assert AuditEvent.objects.filter(reason__endswith="(gone)").count() == 1
     # A try claimed by another run (its lease not over) is not asked again.
-    Subscription.objects.filter(pk=stripe_sub.pk).update(
-        gateway_cancelled_at=None,
-        gateway_cancel_due_at=timezone.now() + cancellation.LEASE,
-    )
-    asked = len(deletes(stripe))
-    assert cancellation.cancel_due() == 0 and len(deletes(stripe)) == asked
+    GatewayCancellation.objects.update(done_at=None, due_at=timezone.now() + cancellation.LEASE)
+    before = len(deletes(stripe))
+    assert cancellation.cancel_due() == 0 and len(deletes(stripe)) == before
 
 
 def test_a_renewal_told_after_the_close_never_revives_the_plan(
@@ -175,7 +194,7 @@ def test_closing_cancels_a_plan_in_dunning_and_one_on_the_test_gateway_without_a
     close(customer, erase_now=False)
     sub.refresh_from_db()
     assert sub.status == Subscription.Status.CANCELLED and sub.payment_failed_at is None
-    assert sub.gateway_cancel_due_at is None and sub.gateway_cancel_attempts == 0
+    assert not GatewayCancellation.objects.exists()
     with time_machine.travel(sub.current_period_end + timedelta(minutes=5), tick=False):
         assert renewals.renew_due() == 0
 
@@ -185,6 +204,7 @@ def test_closing_twice_is_refused_and_asks_nothing_more(customer, stripe_sub, st
     with pytest.raises(accounts.AccountError):
         close(customer)
     assert stripe.cancelled == [SUB] and len(deletes(stripe)) == 1
+    assert GatewayCancellation.objects.count() == 1
 
 
 def test_the_job_runs_every_ten_minutes():

@@ -157,3 +157,20 @@ def test_two_renewal_runs_at_once_open_one_transfer_renewal(customer, plan):
     assert sorted(opened) == [0, 1]
     assert Order.objects.filter(renewal_of=sub).count() == 1
     assert Invoice.objects.filter(order__renewal_of=sub).count() == 1
+
+
+def test_the_billing_page_of_a_transfer_renewal_is_translated(
+    client, customer, transfer_sub, mailbox, settings
+):
+    from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
+
+    with time_machine.travel(transfer_sub.current_period_end + timedelta(minutes=5), tick=False):
+        renewals.renew_due()
+    order = Order.objects.get(renewal_of=transfer_sub)
+    client.force_login(customer)
+    allowed = {"Tidings", "Starter", "EUR", str(order.amount), order.reference, "PDF", "INV"}
+    allowed |= {str(v) for v in settings.OPERATOR.values() if isinstance(v, str)}
+    allowed |= {name for _, name in settings.LANGUAGES}
+    with pseudo_locale():
+        page = client.get("/account/billing/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert [w for t in visible_texts(page) for w in unmarked_in_context(t, allowed)] == []

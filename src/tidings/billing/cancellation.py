@@ -6,18 +6,20 @@ The rules, in the order the code follows them:
    ends, it is never renewed, and a later event of the gateway (a renewal charged, an
    "active" subscription) never revives it (services: a cancelled subscription stays
    cancelled). Each is audited.
-2. A plan at a gateway that renews by itself (Stripe) is cancelled there too: the plan
-   records that the cancellation is due (`gateway_cancel_due_at`), in the close's
-   transaction, so it is never lost; the job (`cancel_due`, queued after the close's
-   commit and run every ten minutes) asks the gateway.
-3. Each try is claimed first by one conditional UPDATE that moves `gateway_cancel_due_at`
-   past a lease: two runs at once never both ask, and a run that dies mid-request leaves
-   it to the next one after the lease. Every request carries the same idempotency key
-   (the plan's), so a request repeated after a crash is the same cancellation at the
-   gateway; a subscription the gateway no longer knows (cancelled already) is done too.
+2. A plan at a gateway that renews by itself (Stripe) is cancelled there too: a
+   `GatewayCancellation` row is written in the close's transaction, so the request is
+   never lost; it holds only the gateway's ids and outlives the account's erasure (an
+   "erase now" runs at once) until the gateway confirms. One per subscription at the
+   gateway (a unique constraint). The job (`cancel_due`, queued after the close's commit
+   and run every ten minutes) asks the gateway.
+3. Each try is claimed first by one conditional UPDATE that moves `due_at` past a
+   lease: two runs at once never both ask, and a run that dies mid-request leaves it to
+   the next one after the lease. Every try carries the same idempotency key, so a
+   request repeated after a crash is the same cancellation at the gateway; a
+   subscription the gateway no longer knows (cancelled already) is done too.
 4. A gateway that does not answer (or refuses) is asked again later, after 5 minutes
-   then doubling up to 6 hours, never given up: the attempts and the last error are on
-   the plan, in the staff console. Done once: `gateway_cancelled_at`, audited.
+   then doubling up to 6 hours, never given up: the attempts and the last error are in
+   the staff console. Done once: `done_at`, audited.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from django.utils import timezone
 
 from tidings.billing import dunning
 from tidings.billing.gateways import GATEWAYS, GatewayError
-from tidings.billing.models import Subscription
+from tidings.billing.models import GatewayCancellation, Subscription
 from tidings.core import jobs
 from tidings.staff import audit
 
@@ -58,7 +60,6 @@ def account_closed(account: Account, *, by: User | None) -> int:
     """The account closes: its active plans are cancelled here now, and those at a
     gateway that renews by itself are due to be cancelled there. In the close's
     transaction. Returns how many plans it cancelled."""
-    now = timezone.now()
     cancelled = 0
     for sub in (
         Subscription.objects.select_for_update()
@@ -67,20 +68,26 @@ def account_closed(account: Account, *, by: User | None) -> int:
     ):
         dunning.end(sub, by=by, why="account closed")
         sub.status = Subscription.Status.CANCELLED
-        fields = ["status"]
-        at_gateway = GATEWAYS.get(sub.order.gateway)
-        if at_gateway is not None and at_gateway.renews_itself and sub.gateway_ref:
-            sub.gateway_cancel_due_at = now
-            fields.append("gateway_cancel_due_at")
-        sub.save(update_fields=fields)
+        sub.save(update_fields=["status"])
         audit.record(
             audit.AuditEvent.Action.UPDATE,
             sub,
             by=by,
-            fields=fields,
+            fields=["status"],
             reason="plan cancelled: account closed",
             account_id=sub.account_id,
         )
+        at_gateway = GATEWAYS.get(sub.order.gateway)
+        if at_gateway is not None and at_gateway.renews_itself and sub.gateway_ref:
+            GatewayCancellation.objects.get_or_create(
+                gateway=sub.order.gateway,
+                gateway_ref=sub.gateway_ref,
+                defaults={
+                    "subscription": sub,
+                    "idempotency_key": f"{sub.order.idempotency_key}-cancel",
+                    "due_at": timezone.now(),
+                },
+            )
         cancelled += 1
     if cancelled:
         jobs.enqueue(TASK)
@@ -91,59 +98,58 @@ def cancel_due(now: datetime | None = None) -> int:
     """Ask the gateways to cancel the plans whose cancellation is due (the job;
     idempotent). Returns how many the gateways confirmed."""
     now = now or timezone.now()
-    due = Subscription.objects.filter(
-        gateway_cancel_due_at__lte=now, gateway_cancelled_at__isnull=True
-    ).order_by("gateway_cancel_due_at", "pk")
+    due = GatewayCancellation.objects.filter(due_at__lte=now, done_at__isnull=True).order_by(
+        "due_at", "pk"
+    )
     done = 0
-    for sub in due.select_related("order")[:BATCH]:
-        claimed = Subscription.objects.filter(
-            pk=sub.pk,
-            gateway_cancelled_at__isnull=True,
-            gateway_cancel_due_at=sub.gateway_cancel_due_at,
-        ).update(gateway_cancel_due_at=now + LEASE)
+    for asked in due[:BATCH]:
+        claimed = GatewayCancellation.objects.filter(
+            pk=asked.pk, done_at__isnull=True, due_at=asked.due_at
+        ).update(due_at=now + LEASE)
         if not claimed:
             continue  # another run took it
-        done += _ask(sub, now)
+        done += _ask(asked, now)
     return done
 
 
-def _ask(sub: Subscription, now: datetime) -> int:
-    name = sub.order.gateway
+def _ask(asked: GatewayCancellation, now: datetime) -> int:
+    attempts = asked.attempts + 1
     try:
-        said = GATEWAYS[name].cancel_subscription(
-            sub.gateway_ref, idempotency_key=f"{sub.order.idempotency_key}-cancel"
+        said = GATEWAYS[asked.gateway].cancel_subscription(
+            asked.gateway_ref, idempotency_key=asked.idempotency_key
         )
     except GatewayError as error:
-        attempts = sub.gateway_cancel_attempts + 1
         wait = retry_after(attempts)
         log.warning(
-            "plan %s: %s did not cancel %s (try %d, again in %s): %s",
-            sub.pk,
-            name,
-            sub.gateway_ref,
+            "%s did not cancel the subscription %s (try %d, again in %s): %s",
+            asked.gateway,
+            asked.gateway_ref,
             attempts,
             wait,
             error,
         )
-        Subscription.objects.filter(pk=sub.pk, gateway_cancelled_at__isnull=True).update(
-            gateway_cancel_attempts=attempts,
-            gateway_cancel_error=str(error)[:200],
-            gateway_cancel_due_at=now + wait,
+        GatewayCancellation.objects.filter(pk=asked.pk, done_at__isnull=True).update(
+            attempts=attempts, error=str(error)[:200], due_at=now + wait
         )
         return 0
     with transaction.atomic():
-        Subscription.objects.filter(pk=sub.pk).update(
-            gateway_cancelled_at=now,
-            gateway_cancel_due_at=None,
-            gateway_cancel_attempts=sub.gateway_cancel_attempts + 1,
-            gateway_cancel_error="",
+        GatewayCancellation.objects.filter(pk=asked.pk).update(
+            done_at=now, due_at=None, attempts=attempts, error="", outcome=said
+        )
+        # The plan's account, unless the account was erased meanwhile.
+        account_id = (
+            Subscription.objects.filter(pk=asked.subscription_id)
+            .values_list("account_id", flat=True)
+            .first()
+            if asked.subscription_id is not None
+            else None
         )
         audit.record(
             audit.AuditEvent.Action.UPDATE,
-            sub,
+            asked,
             by=None,
-            fields=["gateway_cancelled_at"],
-            reason=f"plan cancelled at the gateway {name} ({said})",
-            account_id=sub.account_id,
+            fields=["done_at"],
+            reason=f"plan cancelled at the gateway {asked.gateway} ({said})",
+            account_id=account_id,
         )
     return 1

@@ -510,26 +510,58 @@ class Subscription(models.Model):
         choices=DunningStep.choices, default=DunningStep.NONE
     )
     sending_suspended_at = models.DateTimeField(null=True, blank=True)
-    # The plan's cancellation at a gateway that renews by itself (billing.cancellation),
-    # asked when the account closes: when it is due (next), how often it was tried and
-    # why the last try failed, and when the gateway confirmed it. Empty: nothing to ask.
-    gateway_cancel_due_at = models.DateTimeField(null=True, blank=True)
-    gateway_cancel_attempts = models.PositiveSmallIntegerField(default=0)
-    gateway_cancel_error = models.CharField(max_length=200, blank=True, default="")
-    gateway_cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-current_period_end"]
+
+    def __str__(self) -> str:
+        return f"{self.offer_id} {self.status}"
+
+
+class GatewayCancellation(models.Model):
+    """A plan to cancel at a gateway that renews by itself (Stripe), asked when its
+    account closed (billing.cancellation): kept until the gateway confirms, even past the
+    account's erasure (the plan then goes; this stays, holding only the gateway's ids),
+    so the request is never lost; one per subscription at the gateway, so never made
+    twice."""
+
+    subscription = models.OneToOneField(
+        Subscription,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gateway_cancellation",
+    )
+    gateway = models.CharField(max_length=16)
+    gateway_ref = models.CharField(max_length=255)
+    # Sent with every try: a try repeated (after a crash) is the same request there.
+    idempotency_key = models.CharField(max_length=80)
+    requested_at = models.DateTimeField(default=timezone.now)
+    # When the next try is due; empty once the gateway confirmed.
+    due_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Why the last try failed.
+    error = models.CharField(max_length=200, blank=True, default="")
+    done_at = models.DateTimeField(null=True, blank=True)
+    # What the gateway said: "cancelled", or "gone" (it knew no such subscription).
+    outcome = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("cancellation at the payment gateway")
+        verbose_name_plural = _("cancellations at the payment gateway")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_ref"], name="billing_cancel_at_gateway_once"
+            )
+        ]
         indexes = [
             models.Index(
-                fields=["gateway_cancel_due_at"],
-                condition=Q(gateway_cancel_due_at__isnull=False),
-                name="billing_gateway_cancel_due",
+                fields=["due_at"], condition=Q(done_at__isnull=True), name="billing_cancel_due"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.offer_id} {self.status}"
+        return f"{self.gateway} {self.gateway_ref}"
 
 
 class WebhookEvent(models.Model):
