@@ -103,6 +103,12 @@ class PaymentGateway(Protocol):
     def renewal_payment_url(self, order: Order) -> str:
         """Where the customer pays the renewal `order` that failed ("" if nowhere)."""
 
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        """Cancel the gateway's subscription `ref` now, so it charges nothing more (a
+        gateway that renews by itself): what the gateway said ("cancelled", or "gone":
+        it knows no such subscription any more). GatewayError when it does not answer
+        or refuses: nothing changed there, ask again later with the same key."""
+
 
 def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
@@ -251,6 +257,10 @@ class TestGateway:
     def renewal_payment_url(self, order: Order) -> str:
         return self._page(order.gateway_ref) if order.gateway_ref else ""
 
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        # It charges nothing by itself: there is nothing to stop there.
+        return "cancelled"
+
     def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         verify_signature(
             body,
@@ -347,6 +357,24 @@ class StripeGateway:
         # there pays the invoice Stripe would otherwise retry (a separate checkout
         # would charge the period twice).
         return order.pay_url
+
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        # DELETE /v1/subscriptions/<id>: cancelled at once, nothing more is charged.
+        # Stripe answers "No such subscription" (resource_missing) for one cancelled
+        # already: it charges nothing either.
+        try:
+            self._client().v1.subscriptions.cancel(
+                ref, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                return "gone"
+            raise GatewayError(str(error.user_message or error.code or "stripe error")) from None
+        except stripe.StripeError as error:
+            raise GatewayError(
+                str(error.user_message or error.code or type(error).__name__)
+            ) from None
+        return "cancelled"
 
 
 GATEWAYS: dict[str, PaymentGateway] = {"test": TestGateway(), "stripe": StripeGateway()}

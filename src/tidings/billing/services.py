@@ -167,6 +167,7 @@ def place_order(
             billing_country=country,
             vat_number=vat,
             reverse_charge=vies_answer is not None and vies_answer.status == VatCheck.Status.VALID,
+            listed_amount=price.amount,
         )
         # The gateway charges what the invoice will say: VAT added where it applies.
         order.amount = invoices.amount_due(order, price.amount)
@@ -215,17 +216,7 @@ def _ask_vies(*, buyer_kind: str, vat_number: str, billing_country: str) -> vies
 
 
 def _record_vies(order: Order, answer: vies.Answer, now: datetime | None = None) -> None:
-    now = now or timezone.now()
-    pending = answer.status == VatCheck.Status.PENDING
-    VatCheck.objects.create(
-        order=order,
-        status=answer.status,
-        requested_at=now,
-        checked_at=None if pending else now,
-        consultation=answer.consultation,
-        error=answer.error,
-        next_try_at=vies.next_try(1, now) if pending else None,
-    )
+    vies.record(order, answer, now)
 
 
 def retry_vies_checks(now: datetime | None = None, *, limit: int = 100) -> int:

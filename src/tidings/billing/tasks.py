@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from tidings.billing import dunning, renewals, services
+from tidings.billing import cancellation, dunning, renewals, services
 
 
 @shared_task
@@ -13,3 +13,10 @@ def run_renewals() -> dict[str, int]:
     """Open the renewals due (gateways that do not renew by themselves), then take the
     dunning steps due (days 3, 7 and 14 after a failed renewal). Idempotent."""
     return {"renewals opened": renewals.renew_due(), "dunning steps": dunning.advance()}
+
+
+@shared_task
+def cancel_at_gateways() -> int:
+    """Cancel at the gateway the plans of closed accounts (queued by the close, and
+    every ten minutes for those the gateway did not answer). Idempotent."""
+    return cancellation.cancel_due()
