@@ -495,6 +495,10 @@ RENDER: dict[str, Any] = {
 ANYMAIL = {
     "WEBHOOK_SECRET": env("TIDINGS_WEBHOOK_SECRET"),
     "MAILGUN_WEBHOOK_SIGNING_KEY": env("TIDINGS_MAILGUN_WEBHOOK_SIGNING_KEY"),
+    # MailerSend signs its inbound route with a secret of its own (docs/desk.md).
+    "MAILERSEND_INBOUND_SECRET": env("TIDINGS_MAILERSEND_INBOUND_SECRET"),
+    # Brevo's inbound webhook names attachments only: anymail fetches them with this key.
+    "BREVO_API_KEY": env("TIDINGS_BREVO_API_KEY"),
 }
 
 # The operator (P11, P34, DESIGN principle 7): everything the policy says about who runs
