@@ -627,6 +627,22 @@ DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 # The authserv-id of the operator's own MTA (or provider), whose Authentication-Results
 # header is believed about inbound mail (desk/authentication.py); empty: none is.
 DESK_INBOUND_AUTHSERV_ID = env("TIDINGS_INBOUND_AUTHSERV_ID", "")
+# An IMAP mailbox the desk polls for mail to the support address (docs/desk.md, "Mail
+# in"); empty host: none. `tls` is "ssl" (port 993), "starttls" or "none" (loopback
+# only). Each message stored is flagged Seen, or moved to `done_folder` when one is named.
+DESK_IMAP: dict[str, Any] = {
+    "host": env("TIDINGS_DESK_IMAP_HOST"),
+    "port": envint("TIDINGS_DESK_IMAP_PORT", 993),
+    "tls": env("TIDINGS_DESK_IMAP_TLS", "ssl").lower(),
+    "user": env("TIDINGS_DESK_IMAP_USER"),
+    "password": env("TIDINGS_DESK_IMAP_PASSWORD"),
+    "folder": env("TIDINGS_DESK_IMAP_FOLDER", "INBOX"),
+    "done_folder": env("TIDINGS_DESK_IMAP_DONE_FOLDER"),
+}
+if DESK_IMAP["tls"] not in ("ssl", "starttls", "none"):
+    raise ImproperlyConfigured(
+        f"TIDINGS_DESK_IMAP_TLS must be ssl, starttls or none, not {DESK_IMAP['tls']!r}"
+    )
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

@@ -200,7 +200,7 @@ def provider_inbound(request: HttpRequest, provider: str) -> HttpResponse:
     required = ("WEBHOOK_SECRET", *_INBOUND[provider][1])
     if not all(settings.ANYMAIL.get(k) for k in required):
         raise Http404("Webhooks are off")
-    return _INBOUND_VIEWS[provider](request)  # type: ignore[no-any-return]
+    return _INBOUND_VIEWS[provider](request)
 
 
 # A link in a mail: the signed token is the authority, no session and no CSRF cookie.
