@@ -627,6 +627,11 @@ DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 # The authserv-id of the operator's own MTA (or provider), whose Authentication-Results
 # header is believed about inbound mail (desk/authentication.py); empty: none is.
 DESK_INBOUND_AUTHSERV_ID = env("TIDINGS_INBOUND_AUTHSERV_ID", "")
+# Forwarders whose ARC seal is believed about inbound mail (desk/authentication.py): the
+# d= domains of their ARC-Seal, comma-separated (the operator's own MX, a list host).
+DESK_INBOUND_ARC_SEALERS = [
+    d.strip() for d in env("TIDINGS_INBOUND_ARC_SEALERS").split(",") if d.strip()
+]
 # An IMAP mailbox the desk polls for mail to the support address (docs/desk.md, "Mail
 # in"); empty host: none. `tls` is "ssl" (port 993), "starttls" or "none" (loopback
 # only). Each message stored is flagged Seen, or moved to `done_folder` when one is named.
