@@ -1,5 +1,5 @@
-"""Mail to the support address, from any way it arrives (the SMTP listener, later IMAP
-and providers' webhooks): one parser, one router.
+"""Mail to the support address, from any way it arrives (the SMTP listener, the IMAP
+mailbox desk.imap polls, providers' webhooks): one parser, one router.
 
 Replies find their conversation by Message-ID/In-Reply-To/References, never by subject;
 the quoted history is cut off with mail-parser-reply; automatic mail (RFC 3834
