@@ -35,6 +35,8 @@ info_log_path = {dir}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
+# A wrong password is answered at once (the default waits 2 seconds).
+auth_failure_delay = 0
 default_internal_user = {user}
 default_internal_group = {group}
 default_login_user = {user}

@@ -5,11 +5,15 @@ whatever stops a run half-way."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tidings.desk import imap
+from tidings.celery import app
+from tidings.desk import imap, tasks
 from tidings.desk.models import Conversation, MailboxCursor, Message
 
 EML = Path(__file__).parent / "eml"
@@ -116,3 +120,21 @@ def test_a_mailbox_that_cannot_be_read_is_a_clear_error_and_changes_nothing(
 def test_no_host_configured_reads_nothing(db, settings):
     settings.DESK_IMAP = {**settings.DESK_IMAP, "host": ""}
     assert imap.poll() == imap.Report()
+
+
+def test_the_worker_reads_the_mailbox_every_minute(dovecot, on_commit_runs, settings):
+    entry = app.conf.beat_schedule["poll-support-mailbox"]
+    assert entry["task"] == tasks.poll_support_mailbox.name and entry["schedule"] == 60.0
+    dovecot.deliver(eml())
+    settings.DESK_IMAP = dovecot.config
+    done = tasks.poll_support_mailbox()
+    assert done == {"stored": 1, "skipped": 0, "refused": 0, "flagged_late": 0}
+
+
+def test_an_unknown_tls_mode_stops_tidings_at_start():
+    env = {**os.environ, "TIDINGS_DESK_IMAP_TLS": "plain"}
+    started = subprocess.run(
+        [sys.executable, "-c", "import tidings.settings"], env=env, capture_output=True, text=True
+    )
+    assert started.returncode != 0
+    assert "TIDINGS_DESK_IMAP_TLS must be ssl, starttls or none, not 'plain'" in started.stderr

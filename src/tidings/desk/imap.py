@@ -219,6 +219,11 @@ def _poll(config: dict[str, object]) -> Report:
             if raw is None:  # expunged meanwhile
                 _advance(cursor, uid)
                 continue
+            if len(raw) > limit:  # a server that did not tell its size
+                _advance(cursor, uid)
+                _refused(client, uid, f"larger than {limit} bytes")
+                refused += 1
+                continue
             try:
                 with transaction.atomic():
                     outcome = inbound.receive(raw)
