@@ -138,3 +138,27 @@ def test_an_unknown_tls_mode_stops_tidings_at_start():
     )
     assert started.returncode != 0
     assert "TIDINGS_DESK_IMAP_TLS must be ssl, starttls or none, not 'plain'" in started.stderr
+
+
+def test_a_message_that_fails_run_after_run_is_passed_over_in_the_end(
+    dovecot, on_commit_runs, monkeypatch
+):
+    # A fault of the desk's own on one message (injected: no real message makes one).
+    poisoned = dovecot.deliver(eml("rfc2231_filename.eml"))
+    after = dovecot.deliver(eml())
+    receive = imap.inbound.receive
+
+    def failing(raw: bytes) -> imap.inbound.Outcome:
+        if b"Content-Disposition" in raw:
+            raise RuntimeError("a bug of the desk")
+        return receive(raw)
+
+    monkeypatch.setattr(imap.inbound, "receive", failing)
+    for _run in range(imap.STUCK_RUNS - 1):
+        with pytest.raises(RuntimeError):
+            imap.poll(dovecot.config)
+        assert not Conversation.objects.exists()  # the next message waits, in order
+    assert imap.poll(dovecot.config) == imap.Report(stored=1, refused=1)
+    flags = dovecot.flags()
+    assert "\\Flagged" in flags[poisoned] and "\\Seen" not in flags[poisoned]
+    assert "\\Seen" in flags[after]

@@ -11,9 +11,10 @@ Nothing is stored twice: the folder's UIDVALIDITY and the highest UID stored are
 between storing and flagging leaves a message the next run only flags. Should the server
 renumber the folder (a new UIDVALIDITY), every message is read again and the Message-ID
 already stored makes each a duplicate. A message the desk refuses for good (too large,
-unreadable) is flagged \\Flagged and left in place for a person to look at; an error the
-next run may not meet (the database away) stops the run before that message, which is
-read again next time.
+unreadable) is flagged \\Flagged and left in place for a person to look at; another error
+(the database away) stops the run before that message, which is read again next time,
+up to STUCK_RUNS runs in a row: then it is flagged and passed over too, so that one
+message cannot hold up the mailbox for good.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ log = logging.getLogger(__name__)
 # Messages read in one run at most (the next run takes the rest).
 BATCH = 200
 TIMEOUT_SECONDS = 30
+# Runs in a row a message may fail in (an error of the desk's, not the message's) before
+# it is flagged on the server and passed over.
+STUCK_RUNS = 5
 LOCK = "desk:imap-poll"
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
@@ -162,6 +166,15 @@ def _advance(cursor: MailboxCursor, uid: int) -> None:
     cursor.save(update_fields=["last_uid", "updated_at"])
 
 
+def _stuck(cursor: MailboxCursor, uid: int) -> bool:
+    """Count one more failed run on this message: True when it is to be passed over (it
+    failed STUCK_RUNS runs in a row), so that one message cannot hold up the mailbox."""
+    cursor.stuck_runs = cursor.stuck_runs + 1 if cursor.stuck_uid == uid else 1
+    cursor.stuck_uid = uid
+    cursor.save(update_fields=["stuck_uid", "stuck_runs", "updated_at"])
+    return cursor.stuck_runs >= STUCK_RUNS
+
+
 def mailbox_name(config: dict[str, object]) -> str:
     return f"{config['user']}@{config['host']}:{config['port']}/{config['folder']}"[:400]
 
@@ -231,6 +244,13 @@ def _poll(config: dict[str, object]) -> Report:
             except inbound.Malformed as error:
                 _advance(cursor, uid)
                 _refused(client, uid, str(error))
+                refused += 1
+                continue
+            except Exception as error:
+                if not _stuck(cursor, uid):
+                    raise  # tried again next run, and the messages after it wait
+                _advance(cursor, uid)
+                _refused(client, uid, f"failed {STUCK_RUNS} runs in a row: {error!r}")
                 refused += 1
                 continue
             if outcome.action in ("opened", "added"):

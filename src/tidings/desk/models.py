@@ -251,6 +251,10 @@ class MailboxCursor(models.Model):
     mailbox = models.CharField(max_length=400, unique=True)
     uidvalidity = models.BigIntegerField(default=0)
     last_uid = models.BigIntegerField(default=0)
+    # A message whose storing failed in `stuck_runs` runs in a row (not for a reason of
+    # its own, as a malformed one): after imap.STUCK_RUNS it is flagged and passed over.
+    stuck_uid = models.BigIntegerField(default=0)
+    stuck_runs = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
