@@ -1,6 +1,7 @@
 """A real IMAP server for the tests: Debian's Dovecot (`dovecot-imapd`, which ./dev test
 installs), started unprivileged with a throwaway configuration: passwd-file login, a
-maildir in a temporary directory, a free loopback port, no TLS (loopback only).
+maildir in a temporary directory, a free loopback port, no TLS (loopback only) or TLS
+with a test certificate made here.
 
 Run as root (a container), Dovecot's login process refuses to run as root: the whole
 server then runs as `nobody`, in a directory of its own under /tmp (pytest's tmp_path
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import grp
 import imaplib
+import ipaddress
 import os
 import pwd
 import shutil
@@ -18,9 +20,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "support", "s3cret-imap"
@@ -32,7 +39,7 @@ base_dir = {dir}/run
 state_dir = {dir}/state
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain
 # A wrong password is answered at once (the default waits 2 seconds).
@@ -58,7 +65,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {ssl_port}
   }}
 }}
 service anvil {{
@@ -78,8 +86,41 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _certificate(directory: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem): the tests' own CA."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (directory / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
 class Dovecot:
-    def __init__(self) -> None:
+    """`tls`: with a test certificate (`self.ca_file`), STARTTLS on `port` and implicit
+    TLS on `ssl_port`; without, plain IMAP on loopback only."""
+
+    def __init__(self, *, tls: bool = False) -> None:
         if shutil.which(DOVECOT) is None:
             pytest.fail("dovecot is missing: `apt-get install dovecot-imapd` (./dev test does it)")
         root = os.geteuid() == 0
@@ -87,8 +128,15 @@ class Dovecot:
         group = grp.getgrgid(account.pw_gid)
         self.dir = Path(tempfile.mkdtemp(prefix="tidings-dovecot-"))
         self.host, self.port = "127.0.0.1", _free_port()
+        self.ssl_port = _free_port() if tls else 0
         for sub in ("run", "state", "mail"):
             (self.dir / sub).mkdir()
+        self.ca_file = self.dir / "cert.pem"
+        if tls:
+            _certificate(self.dir)
+            ssl = f"ssl = yes\nssl_cert = <{self.dir}/cert.pem\nssl_key = <{self.dir}/key.pem"
+        else:
+            ssl = "ssl = no"
         (self.dir / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         (self.dir / "dovecot.conf").write_text(
             CONFIG.format(
@@ -98,6 +146,8 @@ class Dovecot:
                 uid=account.pw_uid,
                 gid=account.pw_gid,
                 port=self.port,
+                ssl_port=self.ssl_port,
+                ssl=ssl,
             )
         )
         if root:
@@ -142,6 +192,7 @@ class Dovecot:
             "password": PASSWORD,
             "folder": "INBOX",
             "done_folder": "",
+            "ca_file": "",
         }
 
     def client(self) -> imaplib.IMAP4:
@@ -194,6 +245,16 @@ class Dovecot:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     server = Dovecot()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dovecot_tls() -> Iterator[Dovecot]:
+    """Dovecot with a test certificate: STARTTLS on `port`, implicit TLS on `ssl_port`."""
+    server = Dovecot(tls=True)
     try:
         yield server
     finally:

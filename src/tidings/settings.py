@@ -643,6 +643,8 @@ DESK_IMAP: dict[str, Any] = {
     "password": env("TIDINGS_DESK_IMAP_PASSWORD"),
     "folder": env("TIDINGS_DESK_IMAP_FOLDER", "INBOX"),
     "done_folder": env("TIDINGS_DESK_IMAP_DONE_FOLDER"),
+    # A CA certificate file (PEM) to trust instead of the system's, for a private CA.
+    "ca_file": env("TIDINGS_DESK_IMAP_CA_FILE"),
 }
 if DESK_IMAP["tls"] not in ("ssl", "starttls", "none"):
     raise ImproperlyConfigured(

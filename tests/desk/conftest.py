@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.dnsserver import DnsServer
-from tests.imapserver import dovecot  # noqa: F401  (a fixture: a real IMAP server)
+from tests.imapserver import dovecot, dovecot_tls  # noqa: F401  (fixtures: a real IMAP server)
 from tests.staff.conftest import billing_staff, console  # noqa: F401
 
 SELECTOR = "test"

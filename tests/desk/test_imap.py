@@ -162,3 +162,25 @@ def test_a_message_that_fails_run_after_run_is_passed_over_in_the_end(
     flags = dovecot.flags()
     assert "\\Flagged" in flags[poisoned] and "\\Seen" not in flags[poisoned]
     assert "\\Seen" in flags[after]
+
+
+def test_the_mailbox_is_read_over_tls_and_an_unknown_certificate_is_refused(
+    dovecot_tls, on_commit_runs
+):
+    dovecot_tls.deliver(eml())
+    dovecot_tls.deliver(eml("reply_changed_subject.eml"))
+    trusting = {**dovecot_tls.config, "ca_file": str(dovecot_tls.ca_file)}
+    # A certificate no CA of the system signed: refused before the password is sent.
+    untrusted = {**trusting, "tls": "ssl", "port": dovecot_tls.ssl_port, "ca_file": ""}
+    logins = dovecot_tls.log().count("Login: user=<support>")  # the test's own deliveries
+    with pytest.raises(imap.MailboxError, match="CERTIFICATE_VERIFY_FAILED"):
+        imap.poll(untrusted)
+    with pytest.raises(imap.MailboxError, match="CERTIFICATE_VERIFY_FAILED"):
+        imap.poll({**trusting, "tls": "starttls", "ca_file": ""})
+    assert not Conversation.objects.exists()
+    assert dovecot_tls.log().count("Login: user=<support>") == logins
+    # Trusted (the operator's CA file): implicit TLS, and STARTTLS on the plain port.
+    one = imap.poll({**trusting, "tls": "ssl", "port": dovecot_tls.ssl_port})
+    assert one.stored == 2
+    dovecot_tls.deliver(eml("rfc2231_filename.eml"))
+    assert imap.poll({**trusting, "tls": "starttls"}).stored == 1

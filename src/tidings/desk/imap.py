@@ -89,7 +89,8 @@ def _connect(config: dict[str, object]) -> Iterator[imaplib.IMAP4]:
             f"TIDINGS_DESK_IMAP_TLS=none is for a server on this machine only, not {host}: "
             "the password would cross the network in clear"
         )
-    context = ssl.create_default_context()
+    # The system's CAs, or the operator's own (a server with a private CA's certificate).
+    context = ssl.create_default_context(cafile=str(config.get("ca_file") or "") or None)
     try:
         if tls == "ssl":
             client: imaplib.IMAP4 = imaplib.IMAP4_SSL(
@@ -99,7 +100,7 @@ def _connect(config: dict[str, object]) -> Iterator[imaplib.IMAP4]:
             client = imaplib.IMAP4(host, port, timeout=TIMEOUT_SECONDS)
             if tls == "starttls":
                 client.starttls(context)
-    except (OSError, imaplib.IMAP4.error) as error:
+    except (OSError, imaplib.IMAP4.error) as error:  # ssl.SSLError is an OSError
         raise MailboxError(f"IMAP server {host}:{port} not reached: {error}") from None
     try:
         try:
