@@ -227,3 +227,24 @@ def test_a_provider_webhook_without_its_secrets_or_unknown_does_not_exist(client
     answer = client.post("/webhooks/postmark/inbound/", postmark(), "application/json")
     assert answer.status_code == 404
     assert not Conversation.objects.exists()
+
+
+def test_a_signed_message_through_a_webhook_keeps_its_signature(
+    client, mailgun, providers, sign, on_commit_runs
+):
+    # A message that anymail's parsed copy writes out otherwise (nested multipart: a
+    # blank line gained at a boundary, and the body hash with it): the raw MIME the
+    # provider posted is what is judged, so its DKIM signature holds.
+    unsigned = (EML / "nested_inline.eml").read_bytes()
+    raw = sign(unsigned)
+    data = {**form(), "body-mime": raw.decode("utf-8")}
+    assert post(client, data).status_code == 200
+    assert Conversation.objects.get().sender_verified
+    # Postmark's RawEmail too.
+    second = sign(unsigned.replace(b"Message-ID: <", b"Message-ID: <pm-"))
+    payload = {**postmark(), "RawEmail": second.decode("utf-8")}
+    answer = client.post(
+        "/webhooks/postmark/inbound/", payload, "application/json", headers=basic()
+    )
+    assert answer.status_code == 200
+    assert Conversation.objects.filter(sender_verified=True).count() == 2
