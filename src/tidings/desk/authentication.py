@@ -2,7 +2,7 @@
 message). Anyone can write any From: a mail is tied to a customer's account, and
 continues a customer's conversation, only when it is verified.
 
-Verified means DMARC-style alignment, by one of two proofs:
+Verified means DMARC-style alignment, by one of three proofs:
 1. a DKIM signature that verifies (dkimpy, the key read from DNS through the one
    resolver, core.dns) whose d= is the From's domain or a parent or child of it. This is
    how `tidings inbound` judges mail straight from the internet, and it holds for any
