@@ -275,6 +275,7 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
         "now": timezone.now(),
         "scope": scope,
         "obligations": obligations.obligations_for(item, scope),
+        "unruled": obligations.countries_without_rule(scope),
         "filings": list(item.filings.order_by("phase")),
         "proposal": proposal,
         "assessments": list(item.assessments.select_related("decided_by")),
