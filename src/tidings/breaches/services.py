@@ -326,6 +326,34 @@ def report_content(incident: Incident, scope: Scope | None) -> dict[str, Any]:
         "accounts_affected": len(scope.per_account) if scope else None,
         "likely_consequences": incident.consequences,
         "measures": incident.measures,
+        "severity": severity_of(incident),
+    }
+
+
+def severity_of(incident: Incident) -> dict[str, Any] | None:
+    """The severity as it stands (the latest assessment), for the report and the
+    processor's notice: ENISA's figures, the level, who decided it, when and why; None
+    while nobody has set it (a proposal is never reported as a decision)."""
+    assessment = current_assessment(incident)
+    if assessment is None:
+        return None
+    who = assessment.decided_by
+    return {
+        "method": "ENISA 2013: SE = DPC x EI + CB",
+        "level": assessment.level,
+        "level_label": str(Assessment.Level(assessment.level).label),
+        "score": str(assessment.score),
+        "dpc": str(assessment.dpc),
+        "ei": str(assessment.ei),
+        "cb": {
+            "confidentiality": str(assessment.cb_confidentiality),
+            "integrity": str(assessment.cb_integrity),
+            "availability": str(assessment.cb_availability),
+            "malicious_intent": str(assessment.cb_malicious),
+        },
+        "decided_by": (who.name or who.email) if who else "",
+        "decided_at": assessment.decided_at.isoformat(),
+        "reason": assessment.reason,
     }
 
 
@@ -425,6 +453,7 @@ def _rehearse(incident: Incident, scope: Scope, row: dict[str, Any], role: str, 
                 "incident": incident,
                 "scope": scope,
                 "row": row,
+                "severity": severity_of(incident),
                 "account_url": baseurl.absolute(reverse("accounts:my_account")),
                 "notice_url": incident_url,
             },
@@ -488,6 +517,7 @@ def _tell_once(incident: Incident, scope: Scope, row: dict[str, Any], role: str,
                 "incident": incident,
                 "scope": scope,
                 "row": row,
+                "severity": severity_of(incident),
                 "notice": notice,
                 "account_url": baseurl.absolute(reverse("accounts:my_account")),
                 "notice_url": baseurl.absolute(reverse("breach_notice", args=[notice.pk])),
