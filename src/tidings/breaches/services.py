@@ -683,7 +683,8 @@ def _escalate(incident: Incident, now: datetime, officers: list[str]) -> int:
             "authorities": bool(authorities),
             "report_missed": any(line["missed"] for line in authorities),
             "filed": incident.filings.exists(),
-            "untold": notices_untold(incident),
+            # A range: the template counts it with |length, as mail templates count.
+            "untold": range(notices_untold(incident)),
             "now": now,
             "incident_url": baseurl.absolute(reverse("breach_incident", args=[incident.pk])),
         },
