@@ -142,11 +142,13 @@ def test_each_obligation_escalates_on_its_own_deadline_and_stops_once_met(
         f"Breach {incident.pk}: 600 hours since awareness, not reported yet",
     ]
     assert "the Texas Attorney General (US-TX)" in mailbox[0].body
-    assert "lead supervisory" not in mailbox[0].body
+    assert settings.OPERATOR["authority_name"] not in mailbox[0].body  # filed: stopped
     incident.refresh_from_db()
     assert incident.escalations["authority:US-TX"] == 3
     with time_machine.travel(aware + timedelta(days=26), tick=False):
-        services.file_report(incident, by=privacy_officer, authority="the Texas Attorney General")
+        to_texas = services.file_report(incident, by=privacy_officer, jurisdiction="US-TX")
+    # Its own deadline and lateness: 30 days, not the first filing's 72 hours.
+    assert to_texas.deadline == aware + timedelta(days=30) and not to_texas.late
     assert [_escalate_at(d * 24, aware) for d in (30.1, 40)] == [0, 0]
     incident.refresh_from_db()
     assert incident.clock_done  # every obligation met: the job skips it now
@@ -166,7 +168,8 @@ def test_an_obligation_without_a_fixed_time_follows_the_policys_72_hours(
         services.send_notices(incident, by=privacy_officer)
     assert _escalate_at(48.1, aware) == 1  # the Swiss authority is not told yet
     body = mailbox[-1].body
-    assert "FDPIC" in body and "lead supervisory" not in body and "account #" not in body
+    assert "FDPIC" in body and "account #" not in body
+    assert settings.OPERATOR["authority_name"] not in body  # filed: its clock stopped
     assert _escalate_at(73, aware) == 1
     assert "the deadline to tell the Federal Data Protection" in mailbox[-1].subject
     assert _escalate_at(90, aware) == 0

@@ -14,8 +14,9 @@ from tests.breaches.conftest import make_tenant
 from tidings.audience.models import Contact
 from tidings.billing.models import Offer, Order, VatTreatment
 from tidings.breaches import obligations, services
-from tidings.breaches.models import Incident
+from tidings.breaches.models import Filing, Incident
 from tidings.privacy import breach_scope
+from tidings.privacy.models import Disclosure
 
 CONTACTS = "audience.Contact"
 USERS = "accounts.User"
@@ -143,3 +144,30 @@ def test_a_country_that_is_no_iso_code_counts_as_unknown():
     assert breach_scope.country_code("us-tx") == "US-TX"
     for value in ("France", "", None, 33, "F", "FR-"):
         assert breach_scope.country_code(value) == ""
+
+
+@pytest.mark.promise("P33", "P25")
+def test_a_filing_to_an_authority_of_the_scope_meets_its_obligation_alone(
+    breach, privacy_officer, world, settings, console
+):
+    settings.BREACHES = {"jurisdictions": []}
+    services.scope_incident(breach, by=privacy_officer, entries=[USERS])
+    url = f"/staff/privacy-office/breaches/{breach.pk}/"
+    officer = console(privacy_officer)
+    assert 'value="GB"' in officer.get(url).content.decode()  # offered: Globex's users
+    # An authority the breach owes nothing is refused; nothing is filed nor disclosed.
+    with pytest.raises(services.BreachError, match="no obligation towards that authority"):
+        services.file_report(breach, by=privacy_officer, jurisdiction="CH")
+    assert not Filing.objects.exists() and not Disclosure.objects.exists()
+    answer = officer.post(
+        url, {"action": "file", "file-jurisdiction": "GB", "file-reference": "ICO-77"}
+    )
+    assert answer.status_code == 302
+    filing = Filing.objects.get()
+    assert (filing.jurisdiction, filing.reference) == ("GB", "ICO-77")
+    assert filing.authority == "the Information Commissioner's Office (ICO)"
+    met = {
+        o.key: o.met_at for o in obligations.obligations_for(breach, services.current_scope(breach))
+    }
+    assert met["authority:GB"] == filing.filed_at and met["authority:EU"] is None
+    assert Disclosure.objects.get().authority == filing.authority

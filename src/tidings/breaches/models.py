@@ -149,6 +149,9 @@ class Filing(models.Model):
     late = models.BooleanField(default=False)
     late_reason = models.TextField(blank=True, default="")
     authority = models.CharField(max_length=300)
+    # The rule table's jurisdiction whose authority it went to ("EU", "GB", "US-TX"...;
+    # empty in filings made before it was kept: the operator's own).
+    jurisdiction = models.CharField(max_length=16, blank=True, default="")
     reference = models.CharField(max_length=100, blank=True, default="")
     # The art. 33(3) fields as filed, frozen: counts and categories, no one's data.
     content = models.JSONField(default=dict)

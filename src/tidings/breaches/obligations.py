@@ -17,9 +17,10 @@ per recipient (P33), and the clock each obligation's escalations follow.
 3. The scope gives the rest: each account whose contacts were touched is told as the
    controller of their data (processor to controller, art. 33(2)); the users of each
    account whose own data was touched are told (art. 34, promised to everyone).
-4. An obligation is met by the register's own records: a filing to that authority, the
-   notices to every user of that account. The US states' rules are kept as data, their
-   deadlines counted from awareness here (counsel checks the statute's starting point).
+4. An obligation is met by the register's own records: a filing to that authority (its
+   jurisdiction kept on the filing), the notices to every user of that account. The US
+   states' rules are kept as data, their deadlines counted from awareness here
+   (counsel checks the statute's starting point).
 5. The clock: each open obligation escalates at a third, two thirds and five sixths of
    its own time and when it is missed (`ESCALATION_STEPS`): 24, 48, 60 and 72 hours for
    the GDPR's 72 hours, 10, 20, 25 and 30 days for a state's 30 days. Where the law
@@ -204,7 +205,10 @@ def _authority(
         return None
     own = code == operator_jurisdiction()
     name = settings.OPERATOR["authority_name"] if own else str(rule.authority)
-    met = next((f.filed_at for f in filings if own or f.authority == name), None)
+    met = next(
+        (f.filed_at for f in filings if f.jurisdiction == code or (own and not f.jurisdiction)),
+        None,
+    )
     condition, applies = "", True
     if rule.threshold:
         here, unknown = people.get(code, 0), people.get("", 0)

@@ -363,13 +363,15 @@ def file_report(
     by: User,
     reference: str = "",
     late_reason: str = "",
-    authority: str = "",
+    jurisdiction: str = "",
 ) -> Filing:
-    """File the report (or its next phase) with the authority; the first filing freezes
-    the deadline and the lateness, and a late first filing needs its reasons. Recorded
-    as a disclosure (P25)."""
+    """File the report (or its next phase) with the authority of `jurisdiction` (one of
+    the breach's obligations; the operator's own by default). The first filing to an
+    authority freezes its deadline and lateness, and a late one needs its reasons.
+    Recorded as a disclosure (P25)."""
     now = timezone.now()
-    authority = authority.strip() or settings.OPERATOR["authority_name"]
+    own = obligations.operator_jurisdiction()
+    jurisdiction = jurisdiction.strip() or own
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.status != Incident.Status.BREACH:
@@ -379,12 +381,28 @@ def file_report(
         scope = current_scope(incident)
         if scope is None:
             raise BreachError(_("Scope the breach before reporting it: the report needs counts."))
-        first = incident.filings.order_by("phase").first()
-        deadline = first.deadline if first else incident.deadline
+        duty = next(
+            (
+                o
+                for o in obligations.obligations_for(incident, scope)
+                if o.key == f"authority:{jurisdiction}"
+            ),
+            None,
+        )
+        if duty is None:
+            raise BreachError(_("This breach has no obligation towards that authority."))
+        authority = duty.recipient.removesuffix(f" ({jurisdiction})")
+        filed = incident.filings.filter(
+            jurisdiction__in=[jurisdiction, *([""] if jurisdiction == own else [])]
+        )
+        first = filed.order_by("phase").first()
+        deadline = first.deadline if first else duty.target
         late = first.late if first else now > deadline
         if late and first is None and not late_reason.strip():
             raise BreachError(
                 _("The 72 hours have passed: the report needs the reasons for the delay.")
+                if deadline == incident.deadline
+                else _("The deadline has passed: the report needs the reasons for the delay.")
             )
         try:
             with transaction.atomic():
@@ -397,6 +415,7 @@ def file_report(
                     late=late,
                     late_reason=late_reason.strip(),
                     authority=authority,
+                    jurisdiction=jurisdiction,
                     reference=reference.strip(),
                     content=report_content(incident, scope),
                 )
@@ -406,7 +425,9 @@ def file_report(
         office.record_disclosure(
             by=by,
             authority=authority,
-            legal_ground=_("GDPR art. 33: notification of a personal-data breach"),
+            legal_ground=_("GDPR art. 33: notification of a personal-data breach")
+            if jurisdiction in ("EU", "GB")
+            else _("%(source)s: notification of a personal-data breach") % {"source": duty.source},
             data_disclosed=_(
                 "breach report no. %(incident)s, phase %(phase)s: counts and categories, "
                 "no affected person's data"

@@ -1,7 +1,8 @@
 """Each obligation of a breach has its own clock (breaches.obligations): the steps mailed
 are kept per obligation instead of one step for the incident. An incident mailed under
 the old single 72-hour clock keeps its step for the obligations that clock covered (the
-operator's authority and the notices, all on 72 hours), so nothing is mailed twice."""
+operator's authority and the notices, all on 72 hours), so nothing is mailed twice. A filing keeps the jurisdiction whose authority it went to
+(empty before: the operator's own), which meets that authority's obligation."""
 
 from django.conf import settings
 from django.db import migrations, models
@@ -41,6 +42,11 @@ class Migration(migrations.Migration):
             model_name="incident",
             name="clock_done",
             field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
+            model_name="filing",
+            name="jurisdiction",
+            field=models.CharField(blank=True, default="", max_length=16),
         ),
         migrations.RunPython(carry_over, migrations.RunPython.noop),
         migrations.RemoveField(model_name="incident", name="escalated_hours"),
