@@ -200,3 +200,18 @@ def test_two_runs_at_once_send_each_escalation_once(mailbox, privacy_officer, ac
     assert sorted(counts) == [0, 1]
     assert len([m for m in mailbox if m.to == [privacy_officer.email]]) == 1
     assert _escalate_at(25, incident.aware_at) == 0
+
+
+@pytest.mark.promise("P33")
+def test_an_officer_address_the_pipeline_refuses_does_not_stop_the_clock(
+    mailbox, privacy_officer, acme, settings
+):
+    # `tidings createadmin`'s default admin on a fresh instance: admin@localhost.
+    StaffFactory(email="admin@localhost", staff_role=User.StaffRole.ADMIN)
+    incident = scoped_breach(privacy_officer, aware_hours_ago=0)
+    assert _escalate_at(24.5, incident.aware_at) == 1
+    assert [m.to for m in mailbox] == [[privacy_officer.email]]
+    # With only that one, the operator's privacy address is told instead.
+    User.objects.filter(pk=privacy_officer.pk).update(is_active=False)
+    assert _escalate_at(48.5, incident.aware_at) == 1
+    assert mailbox[-1].to == [settings.OPERATOR["privacy_email"]]
