@@ -29,8 +29,9 @@ def _escalate_at(hours: float, aware_at) -> int:  # type: ignore[no-untyped-def]
 
 @pytest.mark.promise("P33")
 def test_officers_are_mailed_at_24_48_60_hours_and_when_the_deadline_is_missed(
-    mailbox, privacy_officer, operator_admin, acme
+    mailbox, privacy_officer, operator_admin, acme, settings
 ):
+    settings.OPERATOR = {**settings.OPERATOR, "authority_name": "the Commissioner's office"}
     incident = scoped_breach(privacy_officer, aware_hours_ago=0)
     aware = incident.aware_at
     assert _escalate_at(23, aware) == 0
@@ -39,7 +40,7 @@ def test_officers_are_mailed_at_24_48_60_hours_and_when_the_deadline_is_missed(
     subjects = [m.subject for m in mailbox if m.to == [privacy_officer.email]]
     assert len(subjects) == 4 and len(mailbox) == 8  # the admin is told too
     assert "24 hours" in subjects[0] and "60 hours" in subjects[2]
-    assert "the deadline to tell" in subjects[3] and "has passed" in subjects[3]
+    assert "the deadline to tell the Commissioner's office (EU) has passed" in subjects[3]
 
 
 def test_a_filed_report_with_everyone_told_or_a_non_breach_stops_the_clock(
