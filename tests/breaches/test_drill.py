@@ -36,6 +36,9 @@ def test_a_drill_runs_a_whole_incident_and_tells_nobody_real(
     incident = Incident.objects.get()
     assert incident.drill and incident.status == Incident.Status.BREACH
     assert "Scope: 2 accounts, 0 customers' users (controller), 5 contacts (processor)" in printed
+    assert (
+        "People per country, users/contacts (where the data map knows it): unknown 0/5" in printed
+    )
     # Simple data (DPC 1) x EI 1 + confidentiality 0.5 + malicious 0.5, as the drill assumes.
     assert "Severity proposed (ENISA): medium (score 2.0" in printed
     assert "Notices written: 3, as drill mail: delivered only to the local outbox" in printed

@@ -86,3 +86,25 @@ def test_an_unknown_jurisdiction_stops_the_start(settings):
     settings.BREACHES = {"jurisdictions": ["US-ZZ"]}
     with pytest.raises(ImproperlyConfigured, match="TIDINGS_BREACH_JURISDICTIONS"):
         BreachesConfig.ready(BreachesConfig.create("tidings.breaches"))
+
+
+def test_what_the_reference_notes_do_not_source_is_marked_for_counsel(
+    breach, privacy_officer, console, acme, settings
+):
+    # The notes give Florida's 30 days and nothing of Texas or Colorado.
+    for code in ("US-TX", "US-CO"):
+        rule = obligations.rule_in_force(code, _at(2026, 1, 1))
+        assert rule is not None and obligations.CHECK_DEADLINE in rule.to_check
+    florida = obligations.rule_in_force("US-FL", _at(2026, 1, 1))
+    assert florida is not None and florida.hours == 30 * 24
+    assert obligations.CHECK_DEADLINE not in florida.to_check
+    assert obligations.CHECK_THRESHOLD in florida.to_check
+    assert all(rule.to_check for rule in obligations.RULES if rule.jurisdiction.startswith("US"))
+    eu = obligations.rule_in_force("EU", _at(2026, 1, 1))
+    assert eu is not None and not eu.to_check
+    settings.BREACHES = {"jurisdictions": ["US-TX"]}
+    services.scope_incident(breach, by=privacy_officer, entries=["accounts.User"])
+    page = console(privacy_officer).get(f"/staff/privacy-office/breaches/{breach.pk}/")
+    text = page.content.decode()
+    assert "To be checked by counsel:" in text
+    assert "the threshold of residents" in text and "below the threshold: not required" in text

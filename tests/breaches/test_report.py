@@ -4,12 +4,15 @@ disclosure (P25); no affected person's name or address in it (P33)."""
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
 from django.utils import timezone
+from pypdf import PdfReader
 
 from tidings.breaches import report, services
 from tidings.breaches.models import Filing, Incident
@@ -114,3 +117,44 @@ def test_only_a_scoped_breach_is_reported(privacy_officer):
     with pytest.raises(services.BreachError, match="Scope"):
         services.file_report(incident, by=privacy_officer)
     assert not Filing.objects.exists()
+
+
+@pytest.mark.promise("P33")
+def test_the_severity_set_is_in_the_report_and_the_processor_notice(mailbox, privacy_officer, acme):
+    privacy_officer.name = "Dana Officer"
+    privacy_officer.save(update_fields=["name"])
+    incident = scoped_breach(privacy_officer)
+    draft, _type, _name = report.export(incident, "pdf")
+    assert "Not assessed yet" in _pdf_text(draft)  # a proposal is never reported
+    assert report.content_of(incident)["severity"] is None
+    services.assess_severity(
+        incident, by=privacy_officer, dpc=Decimal(2), ei=Decimal(1),
+        confidentiality=Decimal("0.5"), integrity=Decimal(0), availability=Decimal(0),
+        malicious=Decimal("0.5"), level="high", reason="contacts' habits sent to a stranger",
+    )  # fmt: skip
+    services.file_report(incident, by=privacy_officer)
+    body, _type, _name = report.export(incident, "json")
+    severity = json.loads(body)["severity"]
+    assert severity["level"] == "high" and severity["score"] == "3.00"
+    assert (severity["dpc"], severity["ei"]) == ("2.00", "1.00")
+    assert severity["cb"] == {
+        "confidentiality": "0.50", "integrity": "0.00", "availability": "0.00",
+        "malicious_intent": "0.50",
+    }  # fmt: skip
+    assert severity["decided_by"] == "Dana Officer"
+    assert severity["reason"] == "contacts' habits sent to a stranger"
+    pdf, _type, _name = report.export(incident, "pdf")
+    text = " ".join(_pdf_text(pdf).split())
+    assert "Severity as assessed (ENISA method" in text
+    assert "high (score 3.00)" in text and "DPC 2.00 \N{MULTIPLICATION SIGN} EI 1.00" in text
+    assert "Dana Officer" in text and "contacts' habits sent to a stranger" in text
+    services.send_notices(incident, by=privacy_officer)
+    english = acme.users[0].email
+    (facts,) = [m for m in mailbox if m.to == [english] and "contacts' data" in m.subject]
+    assert "ENISA method, SE = DPC x EI + CB): high, score 3.00" in facts.body
+    (own,) = [m for m in mailbox if m.to == [english] and "your data" in m.subject]
+    assert "ENISA" not in own.body  # the controller's notice: plain language only
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)

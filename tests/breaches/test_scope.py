@@ -65,6 +65,7 @@ def test_contacts_behind_rows_of_other_tables_are_found_through_the_map(
         "contacts": 3,
         "records": {"audience.Subscription": 3},
         "processor": True,
+        "countries": {"": {"users": 0, "contacts": 3}},  # the contacts say none
     }
 
 

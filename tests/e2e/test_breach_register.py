@@ -59,6 +59,8 @@ def test_a_privacy_officer_runs_a_breach_from_discovery_to_the_last_notice(
     page.get_by_role("button", name="Compute scope").click()
     expect(page.locator("#scope")).to_contain_text("2 customers' users (controller)")
     expect(page.locator("#scope")).to_contain_text("3 contacts (processor)")
+    # Acme never ordered and its contacts keep no country: counted, as unknown.
+    expect(page.locator("#countries")).to_contain_text("unknown")
     assert not OutboxMessage.objects.exists()  # the scope is a dry run
     screenshot(page, "scoped")
 

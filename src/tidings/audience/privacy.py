@@ -155,6 +155,8 @@ register(
     erase=Erasure.DELETE,
     account_path="account",
     dated_by="created_at",
+    # A contact's country, where the customer keeps one as the attribute "country".
+    country="attributes__country",
     exported=False,  # too many for a page: in the "all my data" archive only (P20)
     description=_("Contacts are the customer's data; Tidings processes them for the customer."),
     contact=ContactPart(

@@ -106,6 +106,8 @@ register(
     secret_fields=["idempotency_key"],
     erase=Erasure.DELETE,
     account_path="account",
+    # The billing identity says where the customer is: their latest order's country.
+    country="billing_country",
     contact="the customer's orders: no contact's data",
 )
 register(

@@ -16,11 +16,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from tidings.privacy import breach_scope
+
 # The authority must be told within 72 hours of the operator becoming aware (art. 33(1)).
 AUTHORITY_DEADLINE = timedelta(hours=72)
-# Hours after awareness at which the privacy officers are mailed while no report is
-# filed; the last one is the deadline itself, missed.
-ESCALATION_HOURS = (24, 48, 60, 72)
 
 
 class Incident(models.Model):
@@ -62,8 +61,12 @@ class Incident(models.Model):
     unintelligible = models.BooleanField(
         _("the data was unintelligible (encrypted or hashed, the key safe)"), default=False
     )
-    # The last step of ESCALATION_HOURS the officers were mailed about (0: none yet).
-    escalated_hours = models.PositiveSmallIntegerField(default=0)
+    # Per obligation (breaches.obligations: "authority:EU", "processor:12"), the last step
+    # of its clock the officers were mailed about: each step is mailed once.
+    escalations = models.JSONField(default=dict, blank=True)
+    # Every obligation met or past its deadline's mail: the clock job skips it (a new
+    # scope starts it again).
+    clock_done = models.BooleanField(default=False)
     # A rehearsal (`tidings breach drill`): kept in the register, never counted as a
     # breach, its mail only ever in the local outbox.
     drill = models.BooleanField(_("drill"), default=False)
@@ -125,6 +128,12 @@ class Scope(models.Model):
     def accounts(self) -> list[int]:
         return [row["account"] for row in self.per_account]
 
+    @property
+    def per_country(self) -> dict[str, dict[str, int]]:
+        """The people touched per country where the data map knows it ("" unknown):
+        {"FR": {"users": 2, "contacts": 5}}."""
+        return breach_scope.per_country(self.per_account)
+
 
 class Filing(models.Model):
     """One filing of the report to the authority (art. 33(3)); later phases (33(4)) are
@@ -140,6 +149,9 @@ class Filing(models.Model):
     late = models.BooleanField(default=False)
     late_reason = models.TextField(blank=True, default="")
     authority = models.CharField(max_length=300)
+    # The rule table's jurisdiction whose authority it went to ("EU", "GB", "US-TX"...;
+    # empty in filings made before it was kept: the operator's own).
+    jurisdiction = models.CharField(max_length=16, blank=True, default="")
     reference = models.CharField(max_length=100, blank=True, default="")
     # The art. 33(3) fields as filed, frozen: counts and categories, no one's data.
     content = models.JSONField(default=dict)

@@ -177,6 +177,8 @@ def _severity_initial(proposal: severity.Proposal | None) -> dict[str, str]:
 
 
 class FilingForm(forms.Form):
+    # The authorities of the breach's obligations, set per incident; empty: the operator's.
+    jurisdiction = forms.ChoiceField(label=gettext_lazy("Filed with"), choices=[], required=False)
     reference = forms.CharField(
         label=gettext_lazy("The authority's reference"), required=False, max_length=100
     )
@@ -231,6 +233,14 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
         for name, form_class in ACTIONS.items()
     }
     bound["severity"].initial = _severity_initial(proposal)
+    duties = obligations.obligations_for(item, services.current_scope(item))
+    filed_with = bound["file"].fields["jurisdiction"]
+    assert isinstance(filed_with, forms.ChoiceField)
+    filed_with.choices = [
+        (o.key.removeprefix("authority:"), o.recipient)
+        for o in duties
+        if o.key.startswith("authority:")
+    ]
     if action == "notify":
         try:
             told = services.send_notices(item, by=officer)
@@ -275,6 +285,7 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
         "now": timezone.now(),
         "scope": scope,
         "obligations": obligations.obligations_for(item, scope),
+        "unruled": obligations.countries_without_rule(scope),
         "filings": list(item.filings.order_by("phase")),
         "proposal": proposal,
         "assessments": list(item.assessments.select_related("decided_by")),

@@ -14,16 +14,18 @@ its audit event (P7).
    it is a disclosure to an authority (P25).
 6. `send_notices`: one notice per person and role, in their language, through the one
    outbound pipeline (purpose notice); a rerun, or a second click, tells nobody twice.
-7. `escalate_clocks`: the privacy officers are mailed at 24, 48 and 60 hours after
-   awareness and when the 72 hours pass, while no report is filed or people of the
-   scope are still to be told (art. 34: without undue delay); once per step. Without
-   officers, the operator's privacy address; without either, the step waits.
+7. `escalate_clocks`: the privacy officers are mailed as each open obligation's own
+   clock (breaches.obligations) reaches a third, two thirds and five sixths of its time
+   and its deadline: 24, 48, 60 and 72 hours for the 72-hour ones; once per step and
+   obligation. Without officers, the operator's privacy address; without either, the
+   step waits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +37,8 @@ from django.utils.translation import gettext as _
 
 from tidings.audience import mailability
 from tidings.audience.notices import mail_contact
-from tidings.breaches import severity
+from tidings.breaches import obligations, severity
 from tidings.breaches.models import (
-    AUTHORITY_DEADLINE,
-    ESCALATION_HOURS,
     Assessment,
     Filing,
     Incident,
@@ -218,6 +218,8 @@ def scope_incident(
             special_categories=special_categories,
             computed_by=by,
         )
+        # New obligations may come with the new scope: the clock runs again for them.
+        Incident.objects.filter(pk=incident.pk).update(clock_done=False)
         audit.record(
             Action.CREATE, scope, by=by, fields=["entries", "account_ids", "special_categories"]
         )
@@ -324,6 +326,34 @@ def report_content(incident: Incident, scope: Scope | None) -> dict[str, Any]:
         "accounts_affected": len(scope.per_account) if scope else None,
         "likely_consequences": incident.consequences,
         "measures": incident.measures,
+        "severity": severity_of(incident),
+    }
+
+
+def severity_of(incident: Incident) -> dict[str, Any] | None:
+    """The severity as it stands (the latest assessment), for the report and the
+    processor's notice: ENISA's figures, the level, who decided it, when and why; None
+    while nobody has set it (a proposal is never reported as a decision)."""
+    assessment = current_assessment(incident)
+    if assessment is None:
+        return None
+    who = assessment.decided_by
+    return {
+        "method": "ENISA 2013: SE = DPC x EI + CB",
+        "level": assessment.level,
+        "level_label": str(Assessment.Level(assessment.level).label),
+        "score": str(assessment.score),
+        "dpc": str(assessment.dpc),
+        "ei": str(assessment.ei),
+        "cb": {
+            "confidentiality": str(assessment.cb_confidentiality),
+            "integrity": str(assessment.cb_integrity),
+            "availability": str(assessment.cb_availability),
+            "malicious_intent": str(assessment.cb_malicious),
+        },
+        "decided_by": (who.name or who.email) if who else "",
+        "decided_at": assessment.decided_at.isoformat(),
+        "reason": assessment.reason,
     }
 
 
@@ -333,13 +363,15 @@ def file_report(
     by: User,
     reference: str = "",
     late_reason: str = "",
-    authority: str = "",
+    jurisdiction: str = "",
 ) -> Filing:
-    """File the report (or its next phase) with the authority; the first filing freezes
-    the deadline and the lateness, and a late first filing needs its reasons. Recorded
-    as a disclosure (P25)."""
+    """File the report (or its next phase) with the authority of `jurisdiction` (one of
+    the breach's obligations; the operator's own by default). The first filing to an
+    authority freezes its deadline and lateness, and a late one needs its reasons.
+    Recorded as a disclosure (P25)."""
     now = timezone.now()
-    authority = authority.strip() or settings.OPERATOR["authority_name"]
+    own = obligations.operator_jurisdiction()
+    jurisdiction = jurisdiction.strip() or own
     with transaction.atomic():
         incident = Incident.objects.select_for_update().get(pk=incident.pk)
         if incident.status != Incident.Status.BREACH:
@@ -349,12 +381,28 @@ def file_report(
         scope = current_scope(incident)
         if scope is None:
             raise BreachError(_("Scope the breach before reporting it: the report needs counts."))
-        first = incident.filings.order_by("phase").first()
-        deadline = first.deadline if first else incident.deadline
+        duty = next(
+            (
+                o
+                for o in obligations.obligations_for(incident, scope)
+                if o.key == f"authority:{jurisdiction}"
+            ),
+            None,
+        )
+        if duty is None:
+            raise BreachError(_("This breach has no obligation towards that authority."))
+        authority = duty.recipient.removesuffix(f" ({jurisdiction})")
+        filed = incident.filings.filter(
+            jurisdiction__in=[jurisdiction, *([""] if jurisdiction == own else [])]
+        )
+        first = filed.order_by("phase").first()
+        deadline = first.deadline if first else duty.target
         late = first.late if first else now > deadline
         if late and first is None and not late_reason.strip():
             raise BreachError(
                 _("The 72 hours have passed: the report needs the reasons for the delay.")
+                if deadline == incident.deadline
+                else _("The deadline has passed: the report needs the reasons for the delay.")
             )
         try:
             with transaction.atomic():
@@ -367,6 +415,7 @@ def file_report(
                     late=late,
                     late_reason=late_reason.strip(),
                     authority=authority,
+                    jurisdiction=jurisdiction,
                     reference=reference.strip(),
                     content=report_content(incident, scope),
                 )
@@ -376,7 +425,9 @@ def file_report(
         office.record_disclosure(
             by=by,
             authority=authority,
-            legal_ground=_("GDPR art. 33: notification of a personal-data breach"),
+            legal_ground=_("GDPR art. 33: notification of a personal-data breach")
+            if jurisdiction in ("EU", "GB")
+            else _("%(source)s: notification of a personal-data breach") % {"source": duty.source},
             data_disclosed=_(
                 "breach report no. %(incident)s, phase %(phase)s: counts and categories, "
                 "no affected person's data"
@@ -423,6 +474,7 @@ def _rehearse(incident: Incident, scope: Scope, row: dict[str, Any], role: str, 
                 "incident": incident,
                 "scope": scope,
                 "row": row,
+                "severity": severity_of(incident),
                 "account_url": baseurl.absolute(reverse("accounts:my_account")),
                 "notice_url": incident_url,
             },
@@ -486,6 +538,7 @@ def _tell_once(incident: Incident, scope: Scope, row: dict[str, Any], role: str,
                 "incident": incident,
                 "scope": scope,
                 "row": row,
+                "severity": severity_of(incident),
                 "notice": notice,
                 "account_url": baseurl.absolute(reverse("accounts:my_account")),
                 "notice_url": baseurl.absolute(reverse("breach_notice", args=[notice.pk])),
@@ -569,10 +622,13 @@ def acknowledge(notice: Notice, *, by: User) -> None:
 
 
 def escalate_clocks(now: datetime | None = None) -> int:
-    """Mail the privacy officers about each breach whose clock has reached a new step
-    of ESCALATION_HOURS while the report is not filed or people are still to be told
-    (once per step, whatever the job's schedule). Incidents qualified "not a breach"
-    stop their clock. Returns how many."""
+    """Mail the privacy officers about each breach one of whose open obligations has
+    reached a new step of its own clock (breaches.obligations.ESCALATION_STEPS: 24, 48,
+    60 and 72 hours for the GDPR's 72 hours; a state's 30 days in proportion): one mail
+    per incident and run, listing them; each step of each obligation once, however
+    often and however many at once the job runs (the incident's row is locked). An
+    obligation met (its filing, its notices) stops its clock; "not a breach" stops them
+    all. Returns how many incidents were escalated."""
     now = now or timezone.now()
     officers = office.privacy_office_addresses()
     if not officers:
@@ -582,43 +638,77 @@ def escalate_clocks(now: datetime | None = None) -> int:
             "the escalation waits"
         )
         return 0
-    # Reported ones stay here until everyone is told too: incidents are few.
     due = Incident.objects.filter(
         drill=False,
+        clock_done=False,
         status__in=[Incident.Status.OPEN, Incident.Status.BREACH],
-        aware_at__lte=now - timedelta(hours=ESCALATION_HOURS[0]),
-    ).exclude(escalated_hours__gte=ESCALATION_HOURS[-1])
+        aware_at__lte=now - obligations.FIRST_STEP,
+    )
     escalated = 0
     for pk in due.values_list("pk", flat=True):
         with transaction.atomic():
             incident = Incident.objects.select_for_update().get(pk=pk)
-            elapsed = now - incident.aware_at
-            reached = max(h for h in (0, *ESCALATION_HOURS) if timedelta(hours=h) <= elapsed)
-            if reached <= incident.escalated_hours:
-                continue  # mailed already by another run
-            filed = incident.filings.exists()
-            untold = notices_untold(incident)
-            if filed and not untold:
-                continue  # reported and everyone told: the clock has stopped
-            incident.escalated_hours = reached
-            incident.save(update_fields=["escalated_hours"])
-            audit.record(
-                Action.UPDATE, incident, by=None, fields=["escalated_hours"],
-                reason=f"breach clock at {reached} hours: privacy officers mailed",
-            )  # fmt: skip
-            send_templated(
-                "breaches/mail/clock",
-                officers,
-                {
-                    "incident": incident,
-                    "hours": reached,
-                    "filed": filed,
-                    "untold": untold,
-                    "missed": not filed and timedelta(hours=reached) >= AUTHORITY_DEADLINE,
-                    "now": now,
-                    "incident_url": baseurl.absolute(reverse("breach_incident", args=[pk])),
-                },
-                key=f"breach-clock:{incident.pk}:{reached}",
-            )
-            escalated += 1
+            if incident.clock_done:
+                continue  # stopped by another run
+            escalated += _escalate(incident, now, officers)
     return escalated
+
+
+def _escalate(incident: Incident, now: datetime, officers: list[str]) -> int:
+    """One incident's escalation, in the caller's transaction with its row locked."""
+    done = dict(incident.escalations)
+    last = len(obligations.ESCALATION_STEPS)
+    reached: list[tuple[obligations.Obligation, int]] = []
+    running = False
+    for duty in obligations.obligations_for(incident, current_scope(incident)):
+        if not duty.open:
+            continue
+        step = duty.step(incident.aware_at, now)
+        running = running or step < last
+        if step > done.get(duty.key, 0):
+            reached.append((duty, step))
+            done[duty.key] = step
+    if not reached:
+        if not running and incident.status == Incident.Status.BREACH:
+            incident.clock_done = True  # nothing left to escalate until a new scope
+            incident.save(update_fields=["clock_done"])
+        return 0
+    incident.escalations = done
+    incident.save(update_fields=["escalations"])
+    steps = ", ".join(f"{duty.key} step {step}" for duty, step in reached)
+    audit.record(
+        Action.UPDATE, incident, by=None, fields=["escalations"],
+        reason=f"breach clock: privacy officers mailed ({steps})",
+    )  # fmt: skip
+    lines: list[dict[str, Any]] = [
+        {
+            "duty": duty,
+            "missed": step == last,
+            "hours": duty.step_hours(incident.aware_at, step),
+            "policy": duty.due is None,
+        }
+        for duty, step in reached
+    ]
+    authorities = [line for line in lines if line["duty"].key.startswith("authority:")]
+    first = (authorities or lines)[0]
+    missed = next((line for line in lines if line["missed"]), None)
+    key = hashlib.sha256(steps.encode()).hexdigest()[:16]
+    send_templated(
+        "breaches/mail/clock",
+        officers,
+        {
+            "incident": incident,
+            "lines": lines,
+            "hours": first["hours"],
+            "missed": missed,
+            "authorities": bool(authorities),
+            "report_missed": any(line["missed"] for line in authorities),
+            "filed": incident.filings.exists(),
+            # A range: the template counts it with |length, as mail templates count.
+            "untold": range(notices_untold(incident)),
+            "now": now,
+            "incident_url": baseurl.absolute(reverse("breach_incident", args=[incident.pk])),
+        },
+        key=f"breach-clock:{incident.pk}:{key}",
+    )
+    return 1

@@ -67,6 +67,9 @@ def notice(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("breach_notice", item.pk)
         except services.BreachError as error:
             form.add_error(None, str(error))
-    context = {"notice": item, "incident": item.incident, "scope": scope, "row": row, "form": form}
+    context = {
+        "notice": item, "incident": item.incident, "scope": scope, "row": row, "form": form,
+        "severity": services.severity_of(item.incident) if row else None,
+    }  # fmt: skip
     status = 400 if form.errors else 200
     return TemplateResponse(request, "breaches/notice.html", context, status=status)

@@ -219,6 +219,12 @@ class Entry:
     dated_by: str = ""
     # Its kind of data, for a breach's severity (breaches.severity): simple unless said.
     data_class: DataClass = DataClass.SIMPLE
+    # Where the country of the people its rows are about is known: the path of a field
+    # (or a JSON key, "attributes__country") holding an ISO 3166 code ("FR", or a
+    # subdivision such as "US-TX"). A breach's scope counts people per country from it
+    # (privacy.breach_scope): a customer's users from their account's rows, a contact
+    # from the contact's own row. Empty: this table does not say.
+    country: str = ""
 
     def customer_rows(self, account: Account) -> models.QuerySet[Any]:
         rows = self.queryset_for(account)
@@ -295,6 +301,8 @@ def register(model: type[models.Model], **kwargs: Any) -> Entry:
     secrets = tuple(kwargs.pop("secret_fields", ()))
     for name in (*fields, *secrets, *filter(None, [kwargs.get("dated_by", "")])):
         model._meta.get_field(name)  # fails loudly on a typo
+    if kwargs.get("country"):
+        model._meta.get_field(kwargs["country"].split("__")[0])
     part = kwargs.get("contact")
     if isinstance(part, ContactPart):
         if (part.path is None) == (part.rows is None):

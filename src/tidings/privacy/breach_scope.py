@@ -15,16 +15,23 @@ that say when their rows are made (`Entry.dated_by`); the others count whole.
 Rows of contacts reached only by address (the ledger, the suppression list) are counted
 as records; the people behind them are not re-identified. The result holds account
 numbers and counts only: no person's name or address.
+
+Where the map says where people are (`Entry.country`), the people are counted per
+country too: an account's users under the country of the account's latest row of a
+customer's entry that says one (the billing identity of its last order), the contacts
+touched under their own row's country (the attribute "country"), grouped in the
+database. A value that is no ISO 3166 code ("FR", "US-TX") counts as unknown ("").
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import translation
 
 from tidings.accounts.mailability import users_q
@@ -43,6 +50,14 @@ class AccountScope:
     # Whether contacts' data was touched, even where the people behind the rows cannot
     # be counted (rows reached by address): the customer must be told all the same.
     processor: bool = False
+    # The people per country where the map knows it ("" unknown):
+    # {"FR": {"users": 2, "contacts": 5}}.
+    countries: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, country: str, role: str, n: int) -> None:
+        if n:
+            here = self.countries.setdefault(country, {"users": 0, "contacts": 0})
+            here[role] += n
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +66,7 @@ class AccountScope:
             "contacts": self.contacts,
             "records": self.records,
             "processor": self.processor,
+            "countries": self.countries,
         }
 
 
@@ -70,6 +86,17 @@ class BreachScope:
     @property
     def records(self) -> int:
         return sum(sum(a.records.values()) for a in self.accounts)
+
+
+def per_country(rows: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The people of a scope's accounts (`Scope.per_account`) summed per country."""
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        for country, counts in row.get("countries", {}).items():
+            here = found.setdefault(country, {"users": 0, "contacts": 0})
+            for role in ("users", "contacts"):
+                here[role] += counts.get(role, 0)
+    return dict(sorted(found.items()))
 
 
 def scopable_entries() -> list[datamap.Entry]:
@@ -115,6 +142,48 @@ def contacts_touched(
     return datamap.contact_root().queryset_for(account).filter(rows)
 
 
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+
+
+def country_code(value: Any) -> str:
+    """An ISO 3166 code ("FR", "US-TX") as the map's fields hold it, or "" (unknown)."""
+    code = str(value or "").strip().upper()
+    return code if COUNTRY_CODE.match(code) else ""
+
+
+def account_country(account: Account) -> str:
+    """Where an account's users are, as far as the map knows: the country of its latest
+    row of a customer's entry that says one (the billing identity of its last order)."""
+    for entry in datamap.entries():
+        if entry.country and entry.owner == Owner.CUSTOMER and entry.contact_part is None:
+            latest = (
+                entry.queryset_for(account)
+                .exclude(**{entry.country: ""})
+                .order_by("-pk")
+                .values_list(entry.country, flat=True)
+                .first()
+            )
+            if country_code(latest):
+                return country_code(latest)
+    return ""
+
+
+def contacts_by_country(contacts: Any) -> dict[str, int]:
+    """How many of `contacts` (a queryset of contacts' rows) live where, by the country
+    the contact's own row holds (the map's contact root says where), counted in the
+    database."""
+    path = datamap.contact_root().country
+    if not path:
+        total = contacts.count()
+        return {"": total} if total else {}
+    found: dict[str, int] = {}
+    rows = contacts.order_by().values(path).annotate(n=Count("pk"))
+    for row in rows:
+        code = country_code(row[path])
+        found[code] = found.get(code, 0) + row["n"]
+    return found
+
+
 def compute(
     entries: list[datamap.Entry], accounts: Any, until: datetime | None = None
 ) -> BreachScope:
@@ -141,7 +210,11 @@ def compute(
             continue
         if controller:
             here.users = users_told(account.pk).count()
-        here.contacts = contacts_touched(entries, account, until).count()
+            here.add(account_country(account), "users", here.users)
+        contacts = contacts_by_country(contacts_touched(entries, account, until))
+        here.contacts = sum(contacts.values())
+        for country, n in sorted(contacts.items()):
+            here.add(country, "contacts", n)
         found.append(here)
     return BreachScope(accounts=found, categories=sorted(categories))
 

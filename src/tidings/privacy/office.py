@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,11 +19,13 @@ from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account, User
-from tidings.core import baseurl, datamap
+from tidings.core import addresses, baseurl, datamap
 from tidings.core.datamap import BASIS_LABELS, LegalBasis, Owner, plain
 from tidings.core.mail import send_templated
 from tidings.privacy.models import DataRequest, Disclosure
 from tidings.staff import audit
+
+logger = logging.getLogger("tidings")
 
 # Open requests due within this many days are escalated to the privacy officers.
 ESCALATE_DAYS_BEFORE = 7
@@ -243,10 +246,17 @@ def privacy_officers() -> list[User]:
 
 
 def privacy_office_addresses() -> list[str]:
-    """Whom the privacy office's reminders go to: the privacy officers and admins, else
-    the operator's privacy address (TIDINGS_PRIVACY_EMAIL), so that no reminder is lost
-    for want of staff. Empty only when there is neither."""
-    officers = [u.email for u in privacy_officers()]
+    """Whom the privacy office's reminders go to: the privacy officers and admins whose
+    address can be mailed, else the operator's privacy address (TIDINGS_PRIVACY_EMAIL),
+    so that no reminder is lost for want of staff. Empty only when there is neither.
+    An address the pipeline would refuse (`tidings createadmin`'s default
+    admin@localhost) is left out and logged: it would stop the reminders to everyone."""
+    officers = []
+    for user in privacy_officers():
+        try:
+            officers.append(addresses.mailbox(user.email))
+        except addresses.InvalidAddress as error:
+            logger.warning("Privacy office reminders skip staff %s: %s", user.pk, error)
     if officers:
         return officers
     fallback = settings.OPERATOR["privacy_email"]

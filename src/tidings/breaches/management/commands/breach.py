@@ -54,12 +54,15 @@ class Command(BaseCommand):
         except services.BreachError as error:
             raise CommandError(str(error)) from error
         scope, proposal, fields = result.scope, result.proposal, result.report_fields
+        countries = scope.per_country.items()
         lines = [
             f"Drill incident #{result.incident.pk} recorded (a drill: never counted as a breach).",
             f"Scope: {len(scope.per_account)} accounts, {scope.customers_affected} customers' "
             f"users (controller), {scope.contacts_affected} contacts (processor), "
             f"{scope.records_affected} records.",
             f"Categories: {', '.join(scope.categories)}",
+            "People per country, users/contacts (where the data map knows it): "
+            + (", ".join(f"{c or 'unknown'} {n['users']}/{n['contacts']}" for c, n in countries)),
             f"Severity proposed (ENISA): {proposal.level} (score {proposal.score}: DPC "
             f"{proposal.dpc} x EI {proposal.ei} + CB "
             f"{proposal.score - proposal.dpc * proposal.ei}); not set: a person decides.",
