@@ -183,7 +183,7 @@ class FilingForm(forms.Form):
         label=gettext_lazy("The authority's reference"), required=False, max_length=100
     )
     late_reason = forms.CharField(
-        label=gettext_lazy("Reasons for the delay (after 72 hours)"),
+        label=gettext_lazy("Reasons for the delay (after the deadline)"),
         required=False,
         widget=forms.Textarea,
     )
