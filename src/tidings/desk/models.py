@@ -240,3 +240,29 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} {self.score}"
+
+
+class SearchToken(models.Model):
+    """The desk's keyed search index (desk/search.py): one row per word (and prefix) of
+    a conversation's subject or of one of its messages, stored as a keyed digest
+    (HMAC-SHA256 with a key derived from the field keys), never as text. Deleted with
+    its message or conversation, so erasure and retention reach it with them."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="search_tokens"
+    )
+    # None: a word of the subject.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="search_tokens"
+    )
+    digest = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = _("support search index entry")
+        verbose_name_plural = _("support search index")
+        indexes: ClassVar = [
+            models.Index(fields=["digest", "conversation"], name="desk_search_digest")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} {self.digest[:8]}"

@@ -25,6 +25,7 @@ from tidings.accounts.models import Account, User
 from tidings.core import addresses, baseurl, collection, locales, ratelimit, text
 from tidings.core import signing as fast_signing
 from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
+from tidings.desk import search
 from tidings.desk.attachments import Accepted
 from tidings.desk.models import (
     Attachment,
@@ -136,6 +137,7 @@ def open_conversation(
             first_response_due_at=now + timedelta(hours=settings.DESK["first_response_hours"]),
             resolution_due_at=now + timedelta(hours=settings.DESK["resolution_hours"]),
         )
+        search.index_subject(conversation)
         add_message(
             conversation,
             Message.Direction.IN,
@@ -194,6 +196,7 @@ def add_message(
         )
         for a in attachments
     )
+    search.index_message(message)
     return message
 
 
