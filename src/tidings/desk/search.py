@@ -80,9 +80,7 @@ def digest(key: bytes, term: str) -> str:
     return hmac.new(key, term.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _rows(
-    conversation_id: int, message_id: int | None, text: str, key: bytes
-) -> list[SearchToken]:
+def _rows(conversation_id: int, message_id: int | None, text: str, key: bytes) -> list[SearchToken]:
     return [
         SearchToken(conversation_id=conversation_id, message_id=message_id, digest=digest(key, t))
         for t in sorted(terms(text))

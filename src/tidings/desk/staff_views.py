@@ -209,6 +209,7 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
             "canned": canned,
             "agents": User.objects.filter(is_staff=True, is_active=True).order_by("name"),
             "statuses": Conversation.Status.choices,
+            "priorities": Conversation.Priority.choices,
             **_chat_context(conversation),
         },
         status=400 if context.get("error") else 200,
@@ -253,6 +254,8 @@ def _act(
             services.assign(conversation, to=to, by=agent)
         elif action == "status":
             services.set_status(conversation, status=post.get("status", ""), by=agent)
+        elif action == "priority":
+            services.set_priority(conversation, priority=post.get("priority", ""), by=agent)
         elif action == "followup":
             form = FollowUpForm(post)
             if not form.is_valid():
