@@ -176,3 +176,17 @@ def test_a_later_message_of_the_customer_is_indexed_too(customer, db):
     words = search.matching("quokka", with_notes=False)
     assert words is not None
     assert list(Conversation.objects.filter(words)) == [conversation]
+
+
+@pytest.mark.postgres
+def test_postgresql_answers_a_search_from_the_index(customer, db):
+    write(customer)
+    words = search.matching("zeppelin", with_notes=True)
+    assert words is not None
+    sql, params = Conversation.objects.filter(words).query.sql_with_params()
+    with connection.cursor() as cursor:
+        # The tables are tiny here: forbid the sequential scan a planner would rather do.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "desk_search_digest" in plan
