@@ -608,8 +608,8 @@ DESK: dict[str, int] = {
     "form_min_seconds": envint("TIDINGS_DESK_FORM_MIN_SECONDS", 3),
     "form_max_seconds": envint("TIDINGS_DESK_FORM_MAX_SECONDS", 86400),
     "inbound_port": envint("TIDINGS_INBOUND_PORT", 2525),
-    # SLA clocks: hours to the first answer and to the solution, paused while the
-    # conversation waits on the customer.
+    # SLA clocks of a normal conversation: working hours (DESK_HOURS) to the first
+    # answer and to the solution, paused while the conversation waits on the customer.
     "first_response_hours": envint("TIDINGS_DESK_FIRST_RESPONSE_HOURS", 8),
     "resolution_hours": envint("TIDINGS_DESK_RESOLUTION_HOURS", 72),
     # Live chat: the longest message (characters), and how many one conversation may
@@ -622,6 +622,24 @@ DESK: dict[str, int] = {
     "chat_token_hours": envint("TIDINGS_CHAT_TOKEN_HOURS", 12),
     "chat_presence_seconds": envint("TIDINGS_CHAT_PRESENCE_SECONDS", 60),
 }
+# The SLA clocks count working time (desk/worktime.py): the operator's time zone,
+# working days ("mon-fri", "mon,tue,thu"), hours ("09:00-17:00", or several periods
+# "08:30-12:00,13:00-17:30") and holidays ("2026-12-25,2027-01-01"). Checked at start.
+DESK_HOURS: dict[str, str] = {
+    "time_zone": env("TIDINGS_DESK_TIME_ZONE", TIME_ZONE),
+    "days": env("TIDINGS_DESK_WORKING_DAYS", "mon-fri"),
+    "hours": env("TIDINGS_DESK_WORKING_HOURS", "09:00-17:00"),
+    "holidays": env("TIDINGS_DESK_HOLIDAYS", ""),
+}
+# Per priority, hours of working time to the first answer and to the solution ("4,24");
+# a normal conversation's are TIDINGS_DESK_FIRST_RESPONSE_HOURS / _RESOLUTION_HOURS.
+DESK_SLA: dict[str, str] = {
+    "low": env("TIDINGS_DESK_SLA_LOW", "16,120"),
+    "high": env("TIDINGS_DESK_SLA_HIGH", "4,24"),
+    "urgent": env("TIDINGS_DESK_SLA_URGENT", "1,8"),
+}
+# An urgent conversation's clocks count every hour, nights and weekends too.
+DESK_URGENT_CALENDAR_TIME = envbool("TIDINGS_DESK_URGENT_CALENDAR_TIME", True)
 # Where `tidings inbound` listens (the port is DESK's): loopback unless told otherwise.
 DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 # The authserv-id of the operator's own MTA (or provider), whose Authentication-Results

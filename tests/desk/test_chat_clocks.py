@@ -19,6 +19,13 @@ def test_an_answer_in_the_chat_is_the_first_answer_and_its_end_pauses_the_clocks
     db, staff, settings, on_commit_runs
 ):
     settings.DESK = {**settings.DESK, "first_response_hours": 8, "resolution_hours": 72}
+    # Every hour a working hour: the chat's part is when the clocks pause, not the calendar.
+    settings.DESK_HOURS = {
+        "time_zone": "UTC",
+        "days": "mon-sun",
+        "hours": "00:00-24:00",
+        "holidays": "",
+    }
     with time_machine.travel(START, tick=False):
         conversation = chat.start(body="Hello?", email="vi@example.net", name="Vi")
     with time_machine.travel(START + timedelta(minutes=2), tick=False):

@@ -51,3 +51,32 @@ def test_old_conversations_keep_their_tie_and_get_clocks(transactional_db, custo
         assert visitor.first_response_at is None and visitor.paused_at is None
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_conversations_from_before_the_search_index_are_indexed(transactional_db):
+    from tidings.desk import search
+    from tidings.desk.models import Conversation as Current
+
+    old = migrate([("desk", "0003_sender_verified_and_sla")])
+    try:
+        Conversation = old.get_model("desk", "Conversation")
+        Message = old.get_model("desk", "Message")
+        Queue = old.get_model("desk", "Queue")
+        queue = Queue.objects.create(name="Support", is_default=True)
+        conversation = Conversation.objects.create(
+            email="someone@example.net", queue=queue, channel="mail", subject="Old invoice",
+            created_at=OPENED, updated_at=OPENED,
+        )  # fmt: skip
+        Message.objects.create(
+            conversation=conversation, direction="in", channel="mail", body="The wombat plan",
+            created_at=OPENED,
+        )  # fmt: skip
+        migrate([("desk", "0005_search_index")])
+        for words in ("wombat", "invoice"):
+            found = search.matching(words, with_notes=False)
+            assert found is not None
+            assert list(Current.objects.filter(found).values_list("pk", flat=True)) == [
+                conversation.pk
+            ]
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -7,6 +7,7 @@ of them and encrypts with the first, so rotation is: prepend a new key, run
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -72,6 +73,21 @@ class EncryptedBinaryField(models.BinaryField):
                 "An encrypted field cannot be read with the configured keys "
                 "(TIDINGS_FIELD_KEYS or data/field_keys)"
             ) from None
+
+
+# What `tidings rotate-keys` runs after re-encrypting: the indexes keyed by the field
+# keys (the desk's search), rebuilt under the newest key. Each returns a line to print.
+_after_rotation: list[Callable[[], str]] = []
+
+
+def after_rotation(rebuild: Callable[[], str]) -> Callable[[], str]:
+    if rebuild not in _after_rotation:
+        _after_rotation.append(rebuild)
+    return rebuild
+
+
+def rotation_followers() -> list[Callable[[], str]]:
+    return list(_after_rotation)
 
 
 def encrypted_fields(model: type[models.Model]) -> list[str]:

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tidings.core.fields import EncryptedBinaryField, EncryptedTextField
 
@@ -52,6 +53,13 @@ class Conversation(models.Model):
         WAITING = "waiting", _("waiting on customer")
         SOLVED = "solved", _("solved")
 
+    class Priority(models.TextChoices):
+        # The names are settings.DESK_SLA's keys (desk/worktime.py).
+        LOW = "low", pgettext_lazy("priority", "low")
+        NORMAL = "normal", pgettext_lazy("priority", "normal")
+        HIGH = "high", pgettext_lazy("priority", "high")
+        URGENT = "urgent", pgettext_lazy("priority", "urgent")
+
     reference = models.CharField(max_length=24, unique=True, default=new_reference)
     account = models.ForeignKey(
         "accounts.Account",
@@ -88,8 +96,13 @@ class Conversation(models.Model):
     # aligned DKIM signature or trusted result, the public form): then it is tied to no
     # account, and staff are warned (desk/authentication.py).
     sender_verified = models.BooleanField(_("sender verified"), default=False)
-    # SLA clocks (settings.DESK): due times move on by the time spent paused, i.e.
-    # waiting on the customer or solved (`paused_at` is when that began).
+    # Set by staff; its SLA targets and calendar are settings.DESK_SLA's (worktime.py).
+    priority = models.CharField(
+        _("priority"), max_length=8, choices=Priority.choices, default=Priority.NORMAL
+    )
+    # SLA clocks (desk/worktime.py): due times in working time, moved on by the working
+    # time spent paused, i.e. waiting on the customer or solved (`paused_at` is when
+    # that began).
     first_response_due_at = models.DateTimeField(_("first answer due"), null=True, blank=True)
     first_response_at = models.DateTimeField(_("first answered"), null=True, blank=True)
     resolution_due_at = models.DateTimeField(_("solution due"), null=True, blank=True)
@@ -263,3 +276,29 @@ class MailboxCursor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mailbox} {self.uidvalidity}:{self.last_uid}"
+
+
+class SearchToken(models.Model):
+    """The desk's keyed search index (desk/search.py): one row per word (and prefix) of
+    a conversation's subject or of one of its messages, stored as a keyed digest
+    (HMAC-SHA256 with a key derived from the field keys), never as text. Deleted with
+    its message or conversation, so erasure and retention reach it with them."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="search_tokens"
+    )
+    # None: a word of the subject.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="search_tokens"
+    )
+    digest = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name = _("support search index entry")
+        verbose_name_plural = _("support search index")
+        indexes: ClassVar = [
+            models.Index(fields=["digest", "conversation"], name="desk_search_digest")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} {self.digest[:8]}"

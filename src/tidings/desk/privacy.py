@@ -30,6 +30,7 @@ from tidings.desk.models import (
     Message,
     Queue,
     Rating,
+    SearchToken,
 )
 
 RETENTION_TEXT = _(
@@ -92,6 +93,22 @@ register(
     personal_fields=["comment"],
     shown_fields=("created_at", "score", "comment"),
     account_path="conversation__account",
+    **common,
+)
+
+# The search index (desk/search.py): keyed digests of the words of subjects and bodies,
+# unreadable without the field keys, so neither shown nor in the archive (the words are
+# there, in the conversations and messages); deleted with them.
+register(
+    SearchToken,
+    personal_fields=["digest"],
+    account_path="conversation__account",
+    exported=False,
+    in_archive=False,
+    description=_(
+        "Keyed digests (HMAC-SHA256) of the words of support conversations, for staff's "
+        "search; deleted with the conversation or message they come from."
+    ),
     **common,
 )
 

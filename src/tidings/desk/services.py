@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +25,7 @@ from tidings.accounts.models import Account, User
 from tidings.core import addresses, baseurl, collection, locales, ratelimit, text
 from tidings.core import signing as fast_signing
 from tidings.core.mail import Kind, OutboundMessage, Purpose, language_of, post
+from tidings.desk import search, worktime
 from tidings.desk.attachments import Accepted
 from tidings.desk.models import (
     Attachment,
@@ -121,6 +122,7 @@ def open_conversation(
         verified = True
     name = clean_text(name or (user.name if user else ""), limit=200, what=_("name"))
     now = timezone.now()
+    sla = worktime.targets(Conversation.Priority.NORMAL)
     with transaction.atomic():
         conversation = Conversation.objects.create(
             user=user,
@@ -133,9 +135,10 @@ def open_conversation(
             sender_verified=verified,
             created_at=now,
             updated_at=now,
-            first_response_due_at=now + timedelta(hours=settings.DESK["first_response_hours"]),
-            resolution_due_at=now + timedelta(hours=settings.DESK["resolution_hours"]),
+            first_response_due_at=worktime.add(sla.calendar, now, sla.first_response),
+            resolution_due_at=worktime.add(sla.calendar, now, sla.resolution),
         )
+        search.index_subject(conversation)
         add_message(
             conversation,
             Message.Direction.IN,
@@ -194,6 +197,7 @@ def add_message(
         )
         for a in attachments
     )
+    search.index_message(message)
     return message
 
 
@@ -242,16 +246,22 @@ PAUSED = (Conversation.Status.WAITING, Conversation.Status.SOLVED)
 
 def _move(conversation: Conversation, status: str, now: datetime) -> None:
     """Change the status, pausing the SLA clocks while the conversation waits on the
-    customer (or is solved) and moving their due times on by the pause when it ends."""
+    customer (or is solved) and moving their due times on by the working time the
+    pause took (in the calendar of the conversation's priority) when it ends."""
     pausing = status in PAUSED
     if pausing and conversation.paused_at is None:
         conversation.paused_at = now
     elif not pausing and conversation.paused_at is not None:
-        paused = now - conversation.paused_at
+        calendar = worktime.targets(conversation.priority).calendar
+        paused = worktime.between(calendar, conversation.paused_at, now)
         if conversation.first_response_due_at is not None:
-            conversation.first_response_due_at += paused
+            conversation.first_response_due_at = worktime.add(
+                calendar, conversation.first_response_due_at, paused
+            )
         if conversation.resolution_due_at is not None:
-            conversation.resolution_due_at += paused
+            conversation.resolution_due_at = worktime.add(
+                calendar, conversation.resolution_due_at, paused
+            )
         conversation.paused_at = None
     conversation.status = status
 
@@ -384,6 +394,42 @@ def set_status(conversation: Conversation, *, status: str, by: User) -> None:
         audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["status"])
         if solving:
             _ask_for_rating(conversation)
+
+
+def set_priority(conversation: Conversation, *, priority: str, by: User) -> None:
+    """Staff set the priority (audited). The running clocks keep the working time spent
+    so far; what is left is the new priority's target less that, counted in the new
+    priority's calendar (urgent may count every hour) from now, or from the start of the
+    pause while one runs."""
+    _staff_check(by)
+    if priority not in Conversation.Priority.values:
+        raise DeskError(_("Unknown priority: %(priority)s") % {"priority": priority})
+    with transaction.atomic():
+        conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+        if conversation.priority == priority:
+            return
+        old = worktime.targets(conversation.priority)
+        new = worktime.targets(priority)
+        at = conversation.paused_at or timezone.now()
+        if conversation.first_response_at is None and conversation.first_response_due_at:
+            conversation.first_response_due_at = worktime.retarget(
+                conversation.first_response_due_at,
+                at=at,
+                old=old.calendar,
+                new=new.calendar,
+                change=new.first_response - old.first_response,
+            )
+        if conversation.resolution_due_at is not None:
+            conversation.resolution_due_at = worktime.retarget(
+                conversation.resolution_due_at,
+                at=at,
+                old=old.calendar,
+                new=new.calendar,
+                change=new.resolution - old.resolution,
+            )
+        conversation.priority = priority
+        conversation.save(update_fields=["priority", *CLOCKS])
+        audit.record(audit.AuditEvent.Action.UPDATE, conversation, by=by, fields=["priority"])
 
 
 def rating_token(conversation: Conversation) -> str:

@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from tidings.accounts.models import User
-from tidings.desk import chat, followups, ratings, selectors, services
+from tidings.desk import chat, followups, ratings, search, selectors, services
 from tidings.desk.models import CannedAnswer, Channel, Conversation, FollowUp, Message, Queue
 from tidings.staff import audit
 from tidings.staff.admin_site import site
@@ -100,12 +100,19 @@ def queue_page(request: HttpRequest) -> HttpResponse:
         rows = rows.filter(assignee=agent)
     # A NUL cannot be in any stored text (PostgreSQL refuses it in a query, too).
     query = request.GET.get("q", "").replace("\x00", "").strip()
+    listed = LISTED_FIELDS
     if query:
-        # Subjects and bodies are encrypted: search by number, address or name.
+        # By number, address or name; subjects and bodies (notes too) through the keyed
+        # index, as they are encrypted (desk/search.py).
         found = Q(email__icontains=query) | Q(name__icontains=query)
         number = _id(query.lstrip("#"))
         if number is not None:
             found |= Q(pk=number)
+        words = search.matching(query, with_notes=True)
+        if words is not None:
+            found |= words
+            # What was searched in is what the list discloses of each row.
+            listed = [*LISTED_FIELDS, "messages"]
         rows = rows.filter(found)
     sort = request.GET.get("sort", "")
     if sort == "due":
@@ -122,7 +129,7 @@ def queue_page(request: HttpRequest) -> HttpResponse:
             audit.AuditEvent.Action.LIST,
             shown,
             by=agent,
-            fields=LISTED_FIELDS,
+            fields=listed,
             reason=reason,
             account_id_of=lambda c: c.account_id,
         )
@@ -202,6 +209,7 @@ def conversation_page(request: HttpRequest, pk: int) -> HttpResponse:
             "canned": canned,
             "agents": User.objects.filter(is_staff=True, is_active=True).order_by("name"),
             "statuses": Conversation.Status.choices,
+            "priorities": Conversation.Priority.choices,
             **_chat_context(conversation),
         },
         status=400 if context.get("error") else 200,
@@ -246,6 +254,8 @@ def _act(
             services.assign(conversation, to=to, by=agent)
         elif action == "status":
             services.set_status(conversation, status=post.get("status", ""), by=agent)
+        elif action == "priority":
+            services.set_priority(conversation, priority=post.get("priority", ""), by=agent)
         elif action == "followup":
             form = FollowUpForm(post)
             if not form.is_valid():

@@ -26,7 +26,7 @@ from tidings.accounts.models import User
 from tidings.core import ratelimit
 from tidings.core.clientip import client_ip
 from tidings.core.uploads import FORM_ENVELOPE, declared_length, too_large_message
-from tidings.desk import attachments, chat, ratings, selectors, services
+from tidings.desk import attachments, chat, ratings, search, selectors, services
 from tidings.desk.forms import (
     ChatForm,
     ConversationForm,
@@ -59,11 +59,13 @@ def _uploaded(form: ConversationForm | None, request: HttpRequest) -> list[attac
 def conversations(request: HttpRequest) -> HttpResponse:
     user = request.user
     assert isinstance(user, User)
-    return render(
-        request,
-        "desk/conversations.html",
-        {"conversations": Conversation.objects.filter(user=user).select_related("queue")},
-    )
+    rows = Conversation.objects.filter(user=user).select_related("queue")
+    # Their own conversations only, and in what they see of them (not staff's notes).
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:200]
+    if query:
+        words = search.matching(query, with_notes=False)
+        rows = rows.filter(words) if words is not None else rows.none()
+    return render(request, "desk/conversations.html", {"conversations": rows, "query": query})
 
 
 class AttachmentUploadHandler(MemoryFileUploadHandler):

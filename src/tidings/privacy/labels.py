@@ -200,6 +200,7 @@ LABELS = [
     _("size"),
     _("type"),
     _("Support ratings"),
+    _("Support search index"),
     _("comment"),
     _("rated"),
     _("rating"),

@@ -6,7 +6,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from tidings.core.fields import encrypted_fields
+from tidings.core.fields import encrypted_fields, rotation_followers
 
 BATCH = 1000
 
@@ -31,3 +31,6 @@ class Command(BaseCommand):
                 done += len(rows)
                 last = rows[-1].pk
             self.stdout.write(f"{model._meta.label}: {done} rows re-encrypted")
+        # Then what is keyed by the field keys without being encrypted (search indexes).
+        for rebuild in rotation_followers():
+            self.stdout.write(rebuild())
