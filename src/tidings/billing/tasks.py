@@ -13,3 +13,10 @@ def run_renewals() -> dict[str, int]:
     """Open the renewals due (gateways that do not renew by themselves), then take the
     dunning steps due (days 3, 7 and 14 after a failed renewal). Idempotent."""
     return {"renewals opened": renewals.renew_due(), "dunning steps": dunning.advance()}
+
+
+@shared_task
+def run_recharge(account_id: int) -> str:
+    """Recharge the account's credits if its automatic recharge is due (billing.recharge):
+    queued when spending leaves them below its threshold. Idempotent."""
+    return services.run_recharge(account_id)
