@@ -490,6 +490,27 @@ def test_a_recharge_job_run_again_charges_the_same_order_once(
     assert made.gateway_ref in fake.payment_intents
 
 
+def test_a_recharge_the_gateway_did_not_take_is_charged_by_the_next_run_unless_closed(
+    customer, pack, stripe_kept, settings, on_commit_runs
+):
+    order, fake = stripe_kept
+    turn_on(customer, order, pack, threshold=100)
+    reachable = settings.BILLING["stripe_api_base"]
+    settings.BILLING = {**settings.BILLING, "stripe_api_base": "http://127.0.0.1:9"}  # down
+    spend(customer.account, 950)
+    (made,) = recharges(customer.account)
+    assert made.status == S.CREATED and made.gateway_ref == "" and not fake.payment_intents
+    settings.BILLING = {**settings.BILLING, "stripe_api_base": reachable}
+    Account.objects.filter(pk=customer.account_id).update(status=Account.Status.CLOSED)
+    assert run_recharge(customer.account_id).startswith("not recharged: account closed")
+    assert not fake.payment_intents
+    Account.objects.filter(pk=customer.account_id).update(status=Account.Status.ACTIVE)
+    run_recharge(customer.account_id)  # the same order, by its key
+    assert recharges(customer.account) == [made] and len(fake.payment_intents) == 1
+    made.refresh_from_db()
+    assert made.gateway_ref in fake.payment_intents
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_recharges_at_once_make_one_charge(client, customer, pack, stripe_kept):

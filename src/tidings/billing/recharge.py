@@ -297,6 +297,14 @@ def queue_if_below(account: Account) -> bool:
     return True
 
 
+# Reasons that stop a new recharge but not the charge of one already placed (by its
+# key: Stripe replays it if it was made): it counts already, and was due when placed.
+NOT_BELOW = "not below the threshold"
+DAY_LIMIT = "the day's limit is reached"
+MONTH_LIMIT = "the month's limit is reached"
+RETRY_DESPITE = frozenset({NOT_BELOW, DAY_LIMIT, MONTH_LIMIT})
+
+
 def why_not(setting: AutoRecharge | None, now: datetime) -> str:
     """Why the account of `setting` (locked) is not recharged now, or ""."""
     if setting is None or not setting.enabled:
@@ -312,7 +320,7 @@ def why_not(setting: AutoRecharge | None, now: datetime) -> str:
         return "the pack is no longer offered in its currency"
     balance = CreditBalance.objects.filter(account=account).first()
     if balance is None or balance.available >= setting.threshold:
-        return "not below the threshold"
+        return NOT_BELOW
     if setting.payment_order.gateway != settings.BILLING["gateway"] or not (
         gateway(setting.payment_order.gateway).saves_payment_methods
     ):
@@ -321,11 +329,11 @@ def why_not(setting: AutoRecharge | None, now: datetime) -> str:
     if made.filter(created_at__gt=now - timedelta(days=1)).count() >= int(
         settings.BILLING["recharge_per_day"]
     ):
-        return "the day's limit is reached"
+        return DAY_LIMIT
     if made.filter(created_at__gt=now - timedelta(days=30)).count() >= int(
         settings.BILLING["recharge_per_month"]
     ):
-        return "the month's limit is reached"
+        return MONTH_LIMIT
     return ""
 
 

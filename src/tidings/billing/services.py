@@ -640,10 +640,12 @@ def run_recharge(account_id: int, now: datetime | None = None) -> str:
         order = recharge.in_flight(account_id)
         if order is not None and order.gateway_ref:
             return f"not recharged: order {order.reference} is in flight"
+        if why and (order is None or why not in recharge.RETRY_DESPITE):
+            # An order placed but not charged yet (the gateway was down, the worker died)
+            # is charged again by its key, unless the account may no longer be charged.
+            log.info("account %s: not recharged: %s", account_id, why)
+            return f"not recharged: {why}"
         if order is None:
-            if why:
-                log.info("account %s: not recharged: %s", account_id, why)
-                return f"not recharged: {why}"
             order = _recharge_order(setting)
     return _charge(order)
 
