@@ -435,7 +435,11 @@ def test_stripe_keeps_the_card_when_asked_and_only_its_signed_event_pays_the_rec
     assert post(client, forged, stripe_signature(forged, "whsec_forged")).status_code == 400
     other = intent_event({**intent, "amount": 1}, "payment_intent.succeeded", "evt_amount")
     assert post(client, other, stripe_signature(other)).status_code == 400
-    assert available(customer.account) == 55
+    # Another payment that names this order is not its payment.
+    stray = intent_event({**intent, "id": "pi_other"}, "payment_intent.succeeded", "evt_stray")
+    assert post(client, stray, stripe_signature(stray)).status_code == 200
+    made.refresh_from_db()
+    assert made.status == S.CREATED and available(customer.account) == 55
     body = intent_event(intent, "payment_intent.succeeded", "evt_recharged")
     for _ in range(3):  # delivered again: applied once
         assert post(client, body, stripe_signature(body)).status_code == 200

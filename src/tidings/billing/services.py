@@ -437,6 +437,10 @@ def _payment_intent_event(gateway_name: str, event: GatewayEvent) -> tuple[str, 
         )
     if order is None:
         return "ignored: no order of this gateway", None
+    known = order.gateway_ref if order.recharge else order.payment_ref
+    if known and event.payment_ref and event.payment_ref != known:
+        # Another payment naming this order: not the one made for it.
+        return f"ignored: not the payment of order {order.reference}", order.account_id
     if not order.recharge:
         if (
             event.type == "payment_intent.succeeded"
