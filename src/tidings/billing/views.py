@@ -59,10 +59,13 @@ def billing(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _recharge_context(account: Account, form: RechargeForm | None = None) -> dict[str, object]:
+def _recharge_context(account: Account) -> dict[str, object]:
+    """Billing's automatic recharge: its setting, what one recharge costs, and the form
+    to set it up (with a payment method kept at the gateway)."""
     setting = recharge.setting_of(account)
     orders = recharge.payment_orders(account)
-    if form is None and orders:
+    form = None
+    if orders:
         initial = {}
         if setting is not None:
             initial = {
