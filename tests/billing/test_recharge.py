@@ -26,6 +26,7 @@ from tests.billing.conftest import checkout, place
 from tests.billing.test_stripe import post, stripe_signature
 from tests.billing.test_stripe import stripe as stripe  # the fixture
 from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
+from tidings.accounts import services as accounts
 from tidings.accounts.models import Account
 from tidings.billing import credits, recharge, services
 from tidings.billing.models import (
@@ -544,3 +545,21 @@ def test_two_recharges_at_once_make_one_charge(client, customer, pack, stripe_ke
     keys = {r["idempotency_key"] for r in fake.requests if r["path"] == "/v1/payment_intents"}
     assert keys == {made.idempotency_key}
     assert sum(1 for d in done if re.search(r"charged, waiting", d)) >= 1
+
+
+# The data map --------------------------------------------------------------------------------
+
+
+@pytest.mark.promise("P15", "P17")
+def test_my_account_shows_the_consent_and_erasure_leaves_nothing_of_it(
+    client, customer, pack, mailbox
+):
+    order = kept_on_test_gateway(customer, pack)
+    setting = turn_on(customer, order, pack)
+    client.force_login(customer)
+    page = client.get("/account/").content.decode().replace("&#x27;", "'")
+    assert setting.consent_text in page
+    account_id = customer.account_id
+    accounts.close_account(customer.account, by=customer, erase_now=True)
+    assert not AutoRecharge.objects.filter(account_id=account_id).exists()
+    assert not Order.objects.filter(account_id=account_id).exists()  # the card's ids with it
