@@ -40,7 +40,8 @@ from tidings.billing.models import (
     Subscription,
     VatTreatment,
 )
-from tidings.billing.tasks import run_recharge
+from tidings.billing.tasks import run_recharge, sweep_recharges
+from tidings.celery import app
 from tidings.staff.models import AuditEvent
 
 S = Order.Status
@@ -510,7 +511,9 @@ def test_a_recharge_the_gateway_did_not_take_is_charged_by_the_next_run_unless_c
     assert run_recharge(customer.account_id).startswith("not recharged: account closed")
     assert not fake.payment_intents
     Account.objects.filter(pk=customer.account_id).update(status=Account.Status.ACTIVE)
-    run_recharge(customer.account_id)  # the same order, by its key
+    # No spending comes to queue it again: the periodic sweep charges it, by its key.
+    assert sweep_recharges() == 1
+    assert sweep_recharges() == 0  # in flight now
     assert recharges(customer.account) == [made] and len(fake.payment_intents) == 1
     made.refresh_from_db()
     assert made.gateway_ref in fake.payment_intents
@@ -563,3 +566,15 @@ def test_my_account_shows_the_consent_and_erasure_leaves_nothing_of_it(
     accounts.close_account(customer.account, by=customer, erase_now=True)
     assert not AutoRecharge.objects.filter(account_id=account_id).exists()
     assert not Order.objects.filter(account_id=account_id).exists()  # the card's ids with it
+
+
+def test_a_due_recharge_whose_job_was_lost_is_made_by_the_sweep(customer, pack, mailbox):
+    order = kept_on_test_gateway(customer, pack)
+    turn_on(customer, order, pack, threshold=100)
+    credits.balance_of(customer.account)
+    CreditBalance.objects.filter(account=customer.account).update(available=50)  # no job ran
+    assert sweep_recharges() == 1
+    assert [o.status for o in recharges(customer.account)] == [S.PAID]
+    assert sweep_recharges() == 0  # above the threshold again
+    entry = app.conf.beat_schedule["sweep-recharges"]
+    assert entry["task"] == sweep_recharges.name and entry["schedule"] == 600.0

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
@@ -652,6 +653,23 @@ def run_recharge(account_id: int, now: datetime | None = None) -> str:
         if order is None:
             order = _recharge_order(setting)
     return _charge(order)
+
+
+def sweep_recharges(now: datetime | None = None, *, limit: int = 500) -> int:
+    """Run the recharge job for accounts whose automatic recharge is on and whose credits
+    are below its threshold, or whose recharge was placed and never charged: what a lost
+    job or a gateway that was down left undone (spending may not come again to queue it:
+    a balance too low starts no campaign). A job still charging the same order at once
+    makes no second charge: both send its idempotency key. Returns how many charged."""
+    now = now or timezone.now()
+    waiting = Order.objects.filter(recharge=True, status=S.CREATED, gateway_ref="").values_list(
+        "account_id", flat=True
+    )
+    below = AutoRecharge.objects.filter(
+        enabled=True, account__credit_balance__available__lt=F("threshold")
+    ).values_list("account_id", flat=True)
+    accounts = sorted({*waiting[:limit], *below[:limit]})
+    return sum(1 for a in accounts if "charged, waiting" in run_recharge(a, now))
 
 
 def _recharge_order(setting: AutoRecharge) -> Order:
