@@ -217,8 +217,8 @@ def test_one_recharge_in_flight_at_a_time(customer, pack, stripe_kept, on_commit
     assert len(recharges(customer.account)) == 1 and len(fake.payment_intents) == 1
 
 
-@pytest.mark.parametrize("why", ["closed", "restricted", "dunning"])
-def test_closed_restricted_and_dunning_accounts_are_never_recharged(
+@pytest.mark.parametrize("why", ["closed", "restricted", "dunning", "refunded"])
+def test_closed_restricted_and_dunning_accounts_and_refunded_cards_are_never_recharged(
     customer, pack, plan, mailbox, why
 ):
     order = kept_on_test_gateway(customer, pack)
@@ -228,6 +228,8 @@ def test_closed_restricted_and_dunning_accounts_are_never_recharged(
         Account.objects.filter(pk=account.pk).update(status=Account.Status.CLOSED)
     elif why == "restricted":
         Account.objects.filter(pk=account.pk).update(restricted_at=timezone.now())
+    elif why == "refunded":  # the order whose card is charged
+        assert services.refund_on_test_gateway(order)[0] == 200
     else:
         Subscription.objects.create(
             account=account, offer=plan, order=place(customer, plan),
@@ -235,7 +237,7 @@ def test_closed_restricted_and_dunning_accounts_are_never_recharged(
             dunning_step=Subscription.DunningStep.TOLD,
         )  # fmt: skip
     account.refresh_from_db()
-    spend(account, 950)
+    spend(account, available(account) - 1)  # below the threshold
     assert recharges(account) == []
     assert run_recharge(account.pk).startswith("not recharged: ")
 

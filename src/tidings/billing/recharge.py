@@ -316,6 +316,8 @@ def why_not(setting: AutoRecharge | None, now: datetime) -> str:
         account=account, status=Subscription.Status.ACTIVE, payment_failed_at__isnull=False
     ).exists():
         return "a renewal is unpaid (dunning)"
+    if setting.payment_order.status != Order.Status.PAID:
+        return "the order that kept the payment method was refunded"
     if amount_of(setting) is None:
         return "the pack is no longer offered in its currency"
     balance = CreditBalance.objects.filter(account=account).first()
