@@ -34,8 +34,13 @@ app.conf.beat_schedule = {
     # Automatic recharges due but not made (the job was lost, the gateway was down):
     # each account's job decides again under its lock (billing.recharge).
     "sweep-recharges": {"task": "tidings.billing.tasks.sweep_recharges", "schedule": 600.0},
+    # A closed account's plans cancelled at the gateway (Stripe), retried with backoff
+    # while it does not answer (billing.cancellation).
+    "cancel-at-gateways": {"task": "tidings.billing.tasks.cancel_at_gateways", "schedule": 600.0},
     # The support desk's follow-ups that are due (P6), each sent once.
     "send-due-followups": {"task": "tidings.desk.tasks.send_due_followups", "schedule": 300.0},
+    # Mail to the support address in an IMAP mailbox, when one is configured (docs/desk.md).
+    "poll-support-mailbox": {"task": "tidings.desk.tasks.poll_support_mailbox", "schedule": 60.0},
     # Erasure must finish by day 60 (P13): running every hour leaves ample margin.
     "erase-due-accounts": {"task": "tidings.privacy.tasks.erase_due_accounts", "schedule": 3600.0},
     # Every retention rule of the data map, once a day (P12, P14): unconfirmed

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -62,7 +63,8 @@ def _up(args: argparse.Namespace) -> int:
             # the chat between a page server and a chat server.
             "web": _asgi_command(args.host, args.port),
             "worker": _worker_command(with_beat=True),
-        }
+        },
+        listens=(args.host, args.port),
     )
 
 
@@ -199,9 +201,21 @@ class _Child:
         self.proc.wait()
 
 
-def _supervise(commands: dict[str, list[str]]) -> int:
+def _answers(host: str, port: int) -> bool:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    try:
+        socket.create_connection((shown, port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _supervise(commands: dict[str, list[str]], listens: tuple[str, int] | None = None) -> int:
     """Run the processes together and keep them running: a child that dies (killed, out
-    of memory, crashed) is logged and started again; Ctrl-C stops all of them."""
+    of memory, crashed) is logged and started again; Ctrl-C stops all of them. With
+    `listens`, "running" is said once the web server answers there, not before: on a
+    busy machine it takes seconds, and a person opening the address at once would find
+    nothing."""
     from django.conf import settings
 
     stopping = False
@@ -218,10 +232,17 @@ def _supervise(commands: dict[str, list[str]]) -> int:
         _Child(name, command, WEB_ENV if "uvicorn" in command else {})
         for name, command in commands.items()
     ]
-    print(f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)", flush=True)
+    running = f"Tidings is running at {settings.BASE_URL}  (Ctrl-C stops it)"
+    if listens is None:
+        print(running, flush=True)
+    else:
+        print("Starting Tidings…", flush=True)
     while not stopping:
         for child in children:
             child.check()
+        if listens is not None and _answers(*listens):
+            print(running, flush=True)
+            listens = None
         time.sleep(0.3)
     for child in children:
         child.terminate()
@@ -279,7 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "web":
         serve_at(args.host, args.port)
         _django()
-        return _supervise({"web": _web_command(args.host, args.port)})
+        return _supervise(
+            {"web": _web_command(args.host, args.port)}, listens=(args.host, args.port)
+        )
     if args.command == "chat":
         if not os.environ.get("REDIS_URL"):
             print(
@@ -290,7 +313,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         _django()
-        return _supervise({"chat": _asgi_command(args.host, args.port)})
+        return _supervise(
+            {"chat": _asgi_command(args.host, args.port)}, listens=(args.host, args.port)
+        )
     if args.command in ("worker", "beat"):
         _django()
         from django.conf import settings

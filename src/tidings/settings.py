@@ -495,6 +495,10 @@ RENDER: dict[str, Any] = {
 ANYMAIL = {
     "WEBHOOK_SECRET": env("TIDINGS_WEBHOOK_SECRET"),
     "MAILGUN_WEBHOOK_SIGNING_KEY": env("TIDINGS_MAILGUN_WEBHOOK_SIGNING_KEY"),
+    # MailerSend signs its inbound route with a secret of its own (docs/desk.md).
+    "MAILERSEND_INBOUND_SECRET": env("TIDINGS_MAILERSEND_INBOUND_SECRET"),
+    # Brevo's inbound webhook names attachments only: anymail fetches them with this key.
+    "BREVO_API_KEY": env("TIDINGS_BREVO_API_KEY"),
 }
 
 # The operator (P11, P34, DESIGN principle 7): everything the policy says about who runs
@@ -627,6 +631,29 @@ DESK_INBOUND_HOST = env("TIDINGS_INBOUND_HOST", "127.0.0.1")
 # The authserv-id of the operator's own MTA (or provider), whose Authentication-Results
 # header is believed about inbound mail (desk/authentication.py); empty: none is.
 DESK_INBOUND_AUTHSERV_ID = env("TIDINGS_INBOUND_AUTHSERV_ID", "")
+# Forwarders whose ARC seal is believed about inbound mail (desk/authentication.py): the
+# d= domains of their ARC-Seal, comma-separated (the operator's own MX, a list host).
+DESK_INBOUND_ARC_SEALERS = [
+    d.strip() for d in env("TIDINGS_INBOUND_ARC_SEALERS").split(",") if d.strip()
+]
+# An IMAP mailbox the desk polls for mail to the support address (docs/desk.md, "Mail
+# in"); empty host: none. `tls` is "ssl" (port 993), "starttls" or "none" (loopback
+# only). Each message stored is flagged Seen, or moved to `done_folder` when one is named.
+DESK_IMAP: dict[str, Any] = {
+    "host": env("TIDINGS_DESK_IMAP_HOST"),
+    "port": envint("TIDINGS_DESK_IMAP_PORT", 993),
+    "tls": env("TIDINGS_DESK_IMAP_TLS", "ssl").lower(),
+    "user": env("TIDINGS_DESK_IMAP_USER"),
+    "password": env("TIDINGS_DESK_IMAP_PASSWORD"),
+    "folder": env("TIDINGS_DESK_IMAP_FOLDER", "INBOX"),
+    "done_folder": env("TIDINGS_DESK_IMAP_DONE_FOLDER"),
+    # A CA certificate file (PEM) to trust instead of the system's, for a private CA.
+    "ca_file": env("TIDINGS_DESK_IMAP_CA_FILE"),
+}
+if DESK_IMAP["tls"] not in ("ssl", "starttls", "none"):
+    raise ImproperlyConfigured(
+        f"TIDINGS_DESK_IMAP_TLS must be ssl, starttls or none, not {DESK_IMAP['tls']!r}"
+    )
 EMAIL_CONFIRMATION_DAYS = envint("TIDINGS_EMAIL_CONFIRMATION_DAYS", 3)
 
 # Imports and exports of contacts: where their files live, the largest upload accepted

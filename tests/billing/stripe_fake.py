@@ -1,10 +1,10 @@
-"""A local fake of the few Stripe endpoints Tidings uses (Checkout Sessions, and
-PaymentIntents charged off-session for automatic recharges), served on loopback so the
-real `stripe` library talks HTTP to it (its API base pointed here). It keeps Stripe's
-documented rules that matter to Tidings: the secret key in a Bearer header,
-form-encoded nested parameters, idempotency keys that replay the first answer, errors
-included (and refuse the same key with other parameters), a Customer made by a Checkout
-with `customer_creation=always`, and Stripe's test payment methods that decline
+"""A local fake of the few Stripe endpoints Tidings uses (Checkout Sessions, cancelling a
+subscription, and PaymentIntents charged off-session for automatic recharges), served on
+loopback so the real `stripe` library talks HTTP to it (its API base pointed here). It
+keeps Stripe's documented rules that matter to Tidings: the secret key in a Bearer
+header, form-encoded nested parameters, idempotency keys that replay the first answer,
+errors included (and refuse the same key with other parameters), a Customer made by a
+Checkout with `customer_creation=always`, and Stripe's test payment methods that decline
 (`pm_card_chargeDeclined`) or need the customer to authenticate
 (`pm_card_authenticationRequired`) with a 402 card error."""
 
@@ -27,9 +27,19 @@ class FakeStripe:
     url: str = ""
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # Answers by idempotency key: (the request's body, the status, the answer).
     by_key: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
     payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Subscriptions by id ({"status": "active" | "canceled", ...}), and the ids actually
+    # cancelled, in order (a replayed request cancels nothing more).
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cancelled: list[str] = field(default_factory=list)
+    # Down: every request gets Stripe's 503 "unavailable" (the library retries, then fails).
+    down: bool = False
+
+    def add_subscription(self, sub_id: str) -> None:
+        self.subscriptions[sub_id] = {"id": sub_id, "object": "subscription", "status": "active"}
 
 
 # Stripe's test payment methods that fail off-session: the error code each gives.
@@ -88,11 +98,47 @@ def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def do_DELETE(self) -> None:
+            # DELETE /v1/subscriptions/<id>: cancel now. Stripe says "No such
+            # subscription" (404, resource_missing) of one cancelled already.
+            key = self.headers.get("Idempotency-Key", "")
+            fake.requests.append({"path": self.path, "method": "DELETE", "idempotency_key": key})
+            if fake.down:
+                return self._answer(503, _error("api_error", "Service unavailable"))
+            if self.headers.get("Authorization") != f"Bearer {API_KEY}":
+                return self._answer(401, _error("invalid_request_error", "Invalid API Key"))
+            prefix = "/v1/subscriptions/"
+            if not self.path.startswith(prefix):
+                return self._answer(404, _error("invalid_request_error", "Unrecognized URL"))
+            if key and key in fake.by_key:
+                return self._answer(200, fake.by_key[key][2])
+            sub_id = self.path[len(prefix) :]
+            sub = fake.subscriptions.get(sub_id)
+            if sub is None or sub["status"] == "canceled":
+                body = json.dumps(
+                    {
+                        "error": {
+                            "type": "invalid_request_error",
+                            "code": "resource_missing",
+                            "message": f"No such subscription: '{sub_id}'",
+                        }
+                    }
+                ).encode()
+                return self._answer(404, body)
+            sub["status"] = "canceled"
+            fake.cancelled.append(sub_id)
+            answer = json.dumps(sub).encode()
+            if key:
+                fake.by_key[key] = ("", 200, answer)
+            return self._answer(200, answer)
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
             params = dict(parse_qsl(raw, keep_blank_values=True))
             key = self.headers.get("Idempotency-Key", "")
             fake.requests.append({"path": self.path, "params": params, "idempotency_key": key})
+            if fake.down:
+                return self._answer(503, _error("api_error", "Service unavailable"))
             if self.headers.get("Authorization") != f"Bearer {API_KEY}":
                 return self._answer(401, _error("invalid_request_error", "Invalid API Key"))
             if self.path not in ("/v1/checkout/sessions", "/v1/payment_intents"):

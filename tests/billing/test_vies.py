@@ -17,9 +17,17 @@ from tests.billing.test_invoices import FRENCH_COMPANY, _seller, pdf_text  # noq
 from tests.factories import StaffFactory
 from tests.staff.conftest import log_in_verified, state_reason
 from tidings.accounts.models import User
-from tidings.billing import pdf, renewals, services
+from tidings.billing import invoices, pdf, renewals, services
 from tidings.billing import vies as vies_service
-from tidings.billing.models import Invoice, Order, Subscription, VatCheck
+from tidings.billing.models import (
+    Invoice,
+    Offer,
+    Order,
+    Price,
+    Subscription,
+    VatCheck,
+    VatTreatment,
+)
 from tidings.staff.models import AuditEvent
 
 
@@ -147,14 +155,138 @@ def test_billing_staff_see_what_vies_said_on_the_order(client, customer, pack):
     assert "Confirmed by VIES" in page and "consultation WAPIAAAAZ6kR3x9Q" in page
 
 
-def test_a_renewal_is_reverse_charged_on_the_check_of_the_order_that_bought_the_plan(
-    customer, plan
-):
-    order = paid(place(customer, plan, **FRENCH_COMPANY))
-    subscription = Subscription.objects.get(order=order)
+@pytest.fixture
+def vat_plan(db) -> Offer:  # type: ignore[no-untyped-def]
+    """A monthly plan with 21 % VAT added (none under the reverse charge)."""
+    offer = Offer.objects.create(
+        kind=Offer.Kind.PLAN, name="Pro", period=Offer.Period.MONTH,
+        vat_treatment=VatTreatment.STANDARD, vat_rate=Decimal("21.00"),
+    )  # fmt: skip
+    Price.objects.create(offer=offer, currency="EUR", amount=Decimal("29.00"))
+    return offer
+
+
+def renew(subscription: Subscription) -> Order:
+    """The period ends: the renewal job opens the renewal (VIES asked again)."""
     with time_machine.travel(subscription.current_period_end + timedelta(minutes=5), tick=False):
-        renewals.renew_due()
-    renewal = Order.objects.get(renewal_of=subscription)
+        assert renewals.renew_due() == 1
+    return Order.objects.get(renewal_of=subscription)
+
+
+@pytest.mark.promise("P4")
+def test_each_renewal_asks_vies_afresh_and_its_invoice_prints_its_own_check(
+    customer, vat_plan, vies
+):
+    order = paid(place(customer, vat_plan, **FRENCH_COMPANY))
+    assert order.reverse_charge and order.amount == Decimal("29.00")
+    subscription = Subscription.objects.get(order=order)
+    renewal = renew(subscription)
+    assert len(vies.requests) == 2  # asked again at the renewal
+    check = VatCheck.objects.get(order=renewal)
+    assert (check.status, check.consultation) == ("valid", "WAPIAAAAZ6kR3x9Q")
+    assert check.requested_at > VatCheck.objects.get(order=order).requested_at
+    assert renewal.reverse_charge and renewal.amount == Decimal("29.00")
     services.renew_on_test_gateway(renewal, "pay")
     invoice = Invoice.objects.get(order=renewal)
-    assert invoice.reverse_charge and invoice.vies_consultation == "WAPIAAAAZ6kR3x9Q"
+    assert invoice.reverse_charge and invoice.vies_consultation == check.consultation
+
+
+@pytest.mark.promise("P4")
+def test_a_number_vies_no_longer_lists_is_charged_and_invoiced_with_vat_at_the_renewal(
+    client, customer, vat_plan, vies
+):
+    order = paid(place(customer, vat_plan, **FRENCH_COMPANY))
+    subscription = Subscription.objects.get(order=order)
+    vies.reply = "invalid"
+    renewal = renew(subscription)
+    check = VatCheck.objects.get(order=renewal)
+    assert check.status == "invalid" and check.consultation == ""
+    # 29.00 and 21 % VAT: what the renewal's page charges and what its invoice says.
+    assert not renewal.reverse_charge and renewal.amount == Decimal("35.09")
+    client.force_login(customer)
+    page = client.get(f"/pay/test/{renewal.gateway_ref}/").content.decode()
+    assert "35.09" in page
+    status, _outcome = services.renew_on_test_gateway(renewal, "pay")
+    assert status == 200
+    renewal.refresh_from_db()
+    assert renewal.status == Order.Status.PAID
+    invoice = Invoice.objects.get(order=renewal)
+    assert not invoice.reverse_charge and invoice.vies_consultation == ""
+    assert (invoice.net, invoice.vat, invoice.total) == (
+        Decimal("29.00"),
+        Decimal("6.09"),
+        Decimal("35.09"),
+    )
+    # The next renewal, VIES listing the number again: reverse charged again, the net.
+    subscription.refresh_from_db()
+    vies.reply = "valid"
+    with time_machine.travel(subscription.current_period_end + timedelta(minutes=5), tick=False):
+        assert renewals.renew_due() == 1
+    later = Order.objects.filter(renewal_of=subscription).order_by("-period_end").first()
+    assert later.reverse_charge and later.amount == Decimal("29.00")
+
+
+def test_a_transfer_renewal_vies_no_longer_lists_gets_its_unpaid_invoice_with_vat(
+    customer, vat_plan, vies, settings
+):
+    settings.BILLING = {**settings.BILLING, "bank_transfer": True}
+    order = place(customer, vat_plan, method="transfer", **FRENCH_COMPANY)
+    staff = StaffFactory(email="billing@operator.example", staff_role=User.StaffRole.BILLING)
+    services.mark_transfer_paid(order, by=staff, amount=order.amount, currency="EUR")
+    vies.reply = "invalid"
+    renewal = renew(Subscription.objects.get(order=order))
+    assert renewal.status == Order.Status.AWAITING_TRANSFER
+    invoice = Invoice.objects.get(order=renewal)
+    assert invoice.paid_at is None and not invoice.reverse_charge
+    assert invoice.total == renewal.amount == Decimal("35.09")
+    with pytest.raises(services.OrderRefused):  # the net is no longer what is due
+        services.mark_transfer_paid(renewal, by=staff, amount=Decimal("29.00"), currency="EUR")
+    services.mark_transfer_paid(renewal, by=staff, amount=Decimal("35.09"), currency="EUR")
+
+
+@pytest.mark.parametrize("reply", ["ms_unavailable", None], ids=["vies-busy", "hung-up"])
+def test_when_vies_does_not_answer_at_the_renewal_the_previous_valid_check_stands(
+    customer, vat_plan, vies, reply
+):
+    order = paid(place(customer, vat_plan, **FRENCH_COMPANY))
+    first = VatCheck.objects.get(order=order)
+    subscription = Subscription.objects.get(order=order)
+    vies.reply = reply
+    renewal = renew(subscription)
+    check = VatCheck.objects.get(order=renewal)
+    assert check.status == "pending" and check.next_try_at is not None
+    assert renewal.reverse_charge and renewal.amount == Decimal("29.00")
+    services.renew_on_test_gateway(renewal, "pay")
+    invoice = Invoice.objects.get(order=renewal)
+    assert invoice.reverse_charge and invoice.vies_consultation == first.consultation
+    # The retry job asks again, as for any pending check, and records the answer.
+    vies.reply = "valid"
+    assert services.retry_vies_checks(check.next_try_at) == 1
+    check.refresh_from_db()
+    assert check.status == "valid" and check.checked_at is not None
+
+
+def test_a_renewal_with_vies_down_after_a_refusal_stays_with_vat(customer, vat_plan, vies):
+    order = paid(place(customer, vat_plan, **FRENCH_COMPANY))
+    subscription = Subscription.objects.get(order=order)
+    vies.reply = "invalid"
+    services.renew_on_test_gateway(renew(subscription), "pay")
+    subscription.refresh_from_db()
+    vies.reply = "ms_unavailable"
+    with time_machine.travel(subscription.current_period_end + timedelta(minutes=5), tick=False):
+        assert renewals.renew_due() == 1
+    later = Order.objects.filter(renewal_of=subscription).order_by("-period_end").first()
+    # The previous decision stands: VAT, since the number was not confirmed then.
+    assert not later.reverse_charge and later.amount == Decimal("35.09")
+
+
+def test_the_listed_price_of_an_order_placed_before_it_was_recorded_is_found_back(
+    customer, vat_plan
+):
+    with_vat = place(customer, vat_plan)  # GB: VAT added
+    reverse = place(customer, vat_plan, **FRENCH_COMPANY)
+    for order, listed in ((with_vat, Decimal("29.00")), (reverse, Decimal("29.00"))):
+        assert order.listed_amount == listed
+        Order.objects.filter(pk=order.pk).update(listed_amount=None)
+        order.refresh_from_db()
+        assert invoices.listed_price(order) == listed

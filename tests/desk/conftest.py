@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.dnsserver import DnsServer
+from tests.imapserver import dovecot, dovecot_tls  # noqa: F401  (fixtures: a real IMAP server)
 from tests.staff.conftest import billing_staff, console  # noqa: F401
 
 SELECTOR = "test"
@@ -60,6 +61,35 @@ def sign(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., by
         return header + raw
 
     return signed
+
+
+@pytest.fixture
+def arc_seal(dns_server: DnsServer, dkim_key: rsa.RSAPrivateKey) -> Callable[..., bytes]:
+    """arc_seal(raw, sealer="lists.example.net", results=...): the message as a forwarder
+    `sealer` passes it on: its Authentication-Results (`results`, what it saw) and an ARC
+    set (RFC 8617) sealed with the test key, which the loopback DNS server publishes for
+    `sealer`. Sealing a sealed message adds the next instance."""
+    pem = dkim_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+    def sealed(
+        raw: bytes,
+        sealer: str = "lists.example.net",
+        results: str = "dkim=pass header.d=example.org; dmarc=pass header.from=example.org",
+    ) -> bytes:
+        publish_key(dns_server, dkim_key, sealer)
+        linesep = b"\r\n" if b"\r\n" in raw else b"\n"
+        raw = f"Authentication-Results: {sealer}; {results}".encode() + linesep + raw
+        headers = dkim.arc_sign(
+            raw, SELECTOR.encode(), sealer.encode(), pem, sealer.encode(), linesep=linesep
+        )
+        assert headers, "not sealed"
+        return b"".join(headers) + raw
+
+    return sealed
 
 
 # The authserv-id of "our MTA" in the tests that need a customer's mail verified without

@@ -196,3 +196,75 @@ def test_an_unverified_automatic_mail_is_kept_on_the_thread_and_marked(
     assert conversation.messages.get(direction="in", automatic=False).sender_verified
     shown = console(staff).get(f"/staff/desk/{conversation.pk}/").text
     assert shown.count("sender not verified") == 1 and "Sender not verified:" not in shown
+
+
+# --- ARC: mail a trusted forwarder passed on (its DKIM signature lost on the way) ---------
+
+LIST_HOST = "lists.example.net"
+
+
+def forwarded(sign) -> bytes:  # type: ignore[no-untyped-def]
+    """The customer's signed mail as a list host changes it (a footer): the DKIM
+    signature no longer verifies, only the forwarder's ARC seal can vouch for it."""
+    return sign(eml()).replace(b"good.", b"good.\n-- \nThe customers' list\n")
+
+
+@pytest.fixture
+def trusted_list(settings):  # type: ignore[no-untyped-def]
+    settings.DESK_INBOUND_ARC_SEALERS = [LIST_HOST, "mx.support.example.com"]
+
+
+def test_a_chain_sealed_by_a_trusted_forwarder_verifies_the_sender(
+    customer, sign, arc_seal, trusted_list, on_commit_runs
+):
+    raw = forwarded(sign)
+    assert not authentication.check(raw).verified  # the footer broke DKIM
+    sealed = arc_seal(raw)
+    assert authentication.check(sealed) == authentication.Verdict(True, "arc")
+    conversation = inbound.receive(sealed).conversation
+    assert conversation.sender_verified and conversation.user == customer
+    # Through the operator's own MX, which seals again on top: still trusted.
+    again = arc_seal(
+        sealed, "mx.support.example.com", "arc=pass; dmarc=pass header.from=example.org"
+    )
+    assert authentication.check(again).verified
+
+
+@pytest.mark.promise("P32")
+def test_a_chain_sealed_by_anyone_else_proves_nothing(
+    customer, sign, arc_seal, trusted_list, on_commit_runs
+):
+    # A valid chain, but the forwarder is not named in TIDINGS_INBOUND_ARC_SEALERS.
+    sealed = arc_seal(forwarded(sign), "relay.attacker.example")
+    assert not authentication.check(sealed).verified
+    conversation = inbound.receive(sealed).conversation
+    assert not conversation.sender_verified and conversation.user is None
+    # A trusted hop below an untrusted one on top: the top one could have changed it.
+    on_top = arc_seal(arc_seal(forwarded(sign)), "relay.attacker.example", "arc=pass")
+    assert not authentication.check(on_top).verified
+
+
+def test_a_trusted_chain_vouches_only_for_what_the_forwarder_saw(
+    sign, arc_seal, trusted_list, settings, db
+):
+    # The forwarder saw no pass: the seal is genuine, the sender is not proven.
+    failed = arc_seal(forwarded(sign), results="dkim=fail header.d=example.org; dmarc=fail")
+    assert not authentication.check(failed).verified
+    # A pass for another domain than the From's.
+    other = arc_seal(forwarded(sign), results="dmarc=pass header.from=attacker.example")
+    assert not authentication.check(other).verified
+    # Changed after it was sealed: the chain no longer validates.
+    sealed = arc_seal(forwarded(sign))
+    assert authentication.check(sealed).verified
+    assert not authentication.check(sealed.replace(b"1000 rows", b"9000 rows")).verified
+    # No trusted forwarder configured: no chain counts.
+    settings.DESK_INBOUND_ARC_SEALERS = []
+    assert not authentication.check(sealed).verified
+
+
+def test_a_chain_whose_key_is_not_published_proves_nothing(
+    sign, arc_seal, trusted_list, dns_server, db
+):
+    sealed = arc_seal(forwarded(sign))
+    dns_server.records.pop(f"test._domainkey.{LIST_HOST}")
+    assert not authentication.check(sealed).verified

@@ -78,6 +78,19 @@ def test_a_bot_gets_no_chat(client, agent_online, fast_form):
     assert not Conversation.objects.exists()
 
 
+def test_a_visitor_too_quick_for_the_anti_bot_check_is_asked_again_not_told_no_one_is_online(
+    client, agent_online
+):
+    """The form is sent within the anti-bot check's seconds (a message pasted and sent at
+    once): the chat form again, with what was written and why, not the offline page."""
+    data = {"email": "vera@example.net", "body": "Are you there?", "shown": shown_at_token()}
+    response = client.post("/chat/", data)
+    assert response.status_code == 400
+    assert "That was quick" in response.text and "Are you there?" in response.text
+    assert "/contact/#write-to-us" not in response.text
+    assert not Conversation.objects.exists()
+
+
 def test_a_customer_chats_from_the_support_page(client, customer, other_customer, agent_online):
     client.force_login(customer)
     assert 'href="/support/chat/"' in client.get("/support/").text

@@ -192,6 +192,18 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes]) -> None:
     raise AssertionError(f"{url} did not answer 200 within {STARTUP_SECONDS} s")
 
 
+def said_running(log_path: Path, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if "Tidings is running at" in log_path.read_text(errors="replace"):
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"tidings up exited with {process.returncode} before serving")
+        time.sleep(0.3)
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise AssertionError(f"tidings up did not say it was running in {STARTUP_SECONDS} s:\n{tail}")
+
+
 def wait_for_mail(installation: Installation, recipient: str, subject: str) -> str:
     deadline = time.monotonic() + MAIL_SECONDS
     while time.monotonic() < deadline:
@@ -269,6 +281,10 @@ def test_tidings_up_serves_a_customer_and_stops_cleanly_when_interrupted(
     port = int(base_url.rsplit(":", 1)[1])
     session = process.pid
     try:
+        # "Running" is said once the address answers, not before (a person opens it then).
+        said_running(log_path, process)
+        with urllib.request.urlopen(base_url + "/", timeout=30) as response:
+            assert response.status == 200
         wait_until_up(base_url + "/", process)
 
         # The first admin was created with a generated password, readable by the owner only.

@@ -234,7 +234,7 @@ SKIPPED: dict[str, str] = {
     "admin:billing_invoice_pdf": "a PDF file (tests/billing/test_staff.py)",
     "admin:billing_order_test_renewal": "POST only; redirects",
     "desk:attachment": "a file download, not a page",
-    "desk:mailgun_inbound": "a webhook for machines",
+    "desk:provider_inbound": "a webhook for machines",
     # Answers that are not pages people read.
     "accounts:logout": "POST only; redirects",
     "accounts:resend_confirmation": "POST only; redirects",

@@ -376,6 +376,18 @@ def check_password(user: User, password: str) -> None:
         raise AccountError(_("The password is not correct."))
 
 
+# What apps above do when an account closes (billing cancels its plans, here and at the
+# payment gateway): filled from their AppConfig.ready(), run in the close's transaction.
+CloseHook = Callable[..., object]
+_close_hooks: list[CloseHook] = []
+
+
+def on_account_closed(hook: CloseHook) -> None:
+    """`hook(account, by=user)` runs in the transaction that closes an account."""
+    if hook not in _close_hooks:
+        _close_hooks.append(hook)
+
+
 def close_account(account: Account, *, by: User, erase_now: bool = False) -> Account:
     """Close the account: every processing stops now; erasure is scheduled (P13, P17, P21).
 
@@ -415,6 +427,8 @@ def close_account(account: Account, *, by: User, erase_now: bool = False) -> Acc
                 ),
             },
         )
+        for hook in _close_hooks:
+            hook(account, by=by)
         if erase_now:
             jobs.enqueue(ERASE_ACCOUNT, account.pk)
     return account

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy
 from tidings.billing import invoices, pdf, services
 from tidings.billing.gateways import TestGateway
 from tidings.billing.models import (
+    GatewayCancellation,
     Invoice,
     Offer,
     Order,
@@ -340,7 +341,23 @@ class SubscriptionAdmin(ReadOnlyAuditedAdmin):
         "payment_failed_at",
         "dunning_step",
         "sending_suspended_at",
+        "cancelled_at_gateway",
     )
+    readonly_fields = ("cancelled_at_gateway",)
+
+    @admin.display(description=gettext_lazy("cancelled at the payment gateway"))
+    def cancelled_at_gateway(self, obj: Any) -> str:
+        """A closed account's plan at Stripe: done, or the tries so far and why not."""
+        asked = GatewayCancellation.objects.filter(subscription=obj).first()
+        if asked is None:
+            return "—"
+        if asked.done_at is not None:
+            return f"{asked.done_at:%Y-%m-%d %H:%M} ({asked.outcome})"
+        return _("not yet: %(n)d tries, next %(at)s, last error: %(error)s") % {
+            "n": asked.attempts,
+            "at": f"{asked.due_at:%Y-%m-%d %H:%M}" if asked.due_at else "—",
+            "error": asked.error or "—",
+        }
 
     def audit_account_id(self, obj: Any) -> int | None:
         return int(obj.account_id)

@@ -1,4 +1,5 @@
-"""Dunning: what follows a plan's renewal that the gateway could not charge.
+"""Dunning: what follows a plan's renewal that the gateway could not charge, or that
+awaits a bank transfer (opened unpaid: its dunning starts when it is opened).
 
 The steps, in the order the code follows them:
 1. The failure (`start`, in the transaction that marks the renewal failed): the
@@ -64,7 +65,12 @@ class Dunning:
 
 
 def unpaid_renewal(sub: Subscription) -> Order | None:
-    return sub.renewals.filter(status=Order.Status.FAILED).order_by("-period_end").first()
+    """The renewal that is due: a card that failed, or a bank transfer awaited."""
+    return (
+        sub.renewals.filter(status__in=(Order.Status.FAILED, Order.Status.AWAITING_TRANSFER))
+        .order_by("-period_end")
+        .first()
+    )
 
 
 def state_of(sub: Subscription | None) -> Dunning | None:

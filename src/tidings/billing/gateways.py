@@ -127,6 +127,12 @@ class PaymentGateway(Protocol):
         GatewayDeclined when declined, GatewayError when it could not be reached. A
         repeat (the order's idempotency key) makes no second charge."""
 
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        """Cancel the gateway's subscription `ref` now, so it charges nothing more (a
+        gateway that renews by itself): what the gateway said ("cancelled", or "gone":
+        it knows no such subscription any more). GatewayError when it does not answer
+        or refuses: nothing changed there, ask again later with the same key."""
+
 
 def cents(amount: Decimal) -> int:
     return int((amount * 100).to_integral_value())
@@ -314,6 +320,10 @@ class TestGateway:
         digest = hashlib.sha256(f"payment:{order.idempotency_key}".encode()).hexdigest()
         return f"test_pi_{digest[:24]}"
 
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        # It charges nothing by itself: there is nothing to stop there.
+        return "cancelled"
+
     def verify(self, body: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         verify_signature(
             body,
@@ -441,6 +451,24 @@ class StripeGateway:
         # there pays the invoice Stripe would otherwise retry (a separate checkout
         # would charge the period twice).
         return order.pay_url
+
+    def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
+        # DELETE /v1/subscriptions/<id>: cancelled at once, nothing more is charged.
+        # Stripe answers "No such subscription" (resource_missing) for one cancelled
+        # already: it charges nothing either.
+        try:
+            self._client().v1.subscriptions.cancel(
+                ref, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code == "resource_missing":
+                return "gone"
+            raise GatewayError(str(error.user_message or error.code or "stripe error")) from None
+        except stripe.StripeError as error:
+            raise GatewayError(
+                str(error.user_message or error.code or type(error).__name__)
+            ) from None
+        return "cancelled"
 
 
 GATEWAYS: dict[str, PaymentGateway] = {"test": TestGateway(), "stripe": StripeGateway()}

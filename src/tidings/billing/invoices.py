@@ -114,6 +114,46 @@ def amount_due(order: Order, listed: Decimal) -> Decimal:
     return net + vat
 
 
+def listed_price(order: Order) -> Decimal:
+    """The offer's price as listed when `order` was placed (before VAT): recorded on the
+    order, or, for an order placed before it was, found back from what it charged (by
+    `amount_due`'s rule; a reverse-charged price with VAT included lost it: the price
+    list's, then)."""
+    if order.listed_amount is not None:
+        return Decimal(order.listed_amount)
+    offer = order.offer
+    rate = Decimal(offer.vat_rate)
+    if offer.vat_treatment == VatTreatment.EXEMPT:
+        return Decimal(order.amount)
+    if offer.vat_treatment == VatTreatment.INCLUDED:
+        if not order.reverse_charge:
+            return Decimal(order.amount)
+        price = offer.prices.filter(currency=order.currency).first()
+        return price.amount if price else to_cents(order.amount * (1 + rate / 100))
+    if order.reverse_charge or not rate:
+        return Decimal(order.amount)
+    return to_cents(order.amount / (1 + rate / 100))
+
+
+def vat_check_for(order: Order) -> VatCheck | None:
+    """The VIES check that proves `order`'s reverse charge: its own when VIES confirmed
+    the number; for a renewal VIES did not answer for, the plan's latest valid one
+    before it (the order that bought the plan, or an earlier renewal)."""
+    own = VatCheck.objects.filter(order=order, status=VatCheck.Status.VALID).first()
+    if own is not None or order.renewal_of_id is None:
+        return own
+    earlier = Order.objects.filter(renewal_of_id=order.renewal_of_id)
+    if order.period_end is not None:
+        earlier = earlier.filter(period_end__lt=order.period_end)
+    plan_orders = list(earlier.values_list("pk", flat=True))
+    plan_orders.append(order.renewal_of.order_id)  # type: ignore[union-attr]
+    return (
+        VatCheck.objects.filter(order__in=plan_orders, status=VatCheck.Status.VALID)
+        .order_by("-checked_at", "-pk")
+        .first()
+    )
+
+
 def _paid_amounts(offer: Offer, paid: Decimal, reverse: bool) -> tuple[Decimal, Decimal, Decimal]:
     """Net, rate and VAT of what was paid (`amount_due`'s total), split back."""
     rate = Decimal(offer.vat_rate)
@@ -134,9 +174,9 @@ def _fill_totals(invoice: Invoice) -> None:
 def draft_for_order(order: Order) -> Invoice:
     """A draft invoice of `order`: seller and buyer identity frozen now, one line."""
     reverse = order.reverse_charge
-    # A renewal is reverse charged on the VIES check of the order that bought the plan.
-    checked = order.renewal_of.order if order.renewal_of is not None else order
-    check = VatCheck.objects.filter(order=checked, status=VatCheck.Status.VALID).first()
+    # A renewal has its own check (VIES asked again); if VIES did not answer then, the
+    # plan's previous valid check stands.
+    check = vat_check_for(order) if reverse else None
     seller = settings.OPERATOR
     invoice = Invoice.objects.create(
         account_id=order.account_id,

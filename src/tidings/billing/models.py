@@ -397,9 +397,13 @@ class Order(models.Model):
     billing_address = EncryptedTextField()
     billing_country = models.CharField(max_length=2)
     vat_number = EncryptedTextField(blank=True, default="")
-    # Decided once, when the order is placed (a VAT number VIES confirmed then): what is
-    # charged and what the invoice says both read it.
+    # Decided once, when the order is placed (a VAT number VIES confirmed then; for a
+    # renewal, VIES asked again when it is opened): what is charged and what the invoice
+    # says both read it.
     reverse_charge = models.BooleanField(default=False)
+    # The offer's price as listed when ordered (before VAT is added or reverse charged):
+    # a renewal whose VAT decision differs from the order before it is charged from it.
+    listed_amount = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
     # A renewal: the plan it renews and the end of the period it pays for. Its
     # `gateway_ref` is the gateway's invoice (Stripe's, or the test gateway's).
     renewal_of = models.ForeignKey(
@@ -561,6 +565,52 @@ class Subscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.offer_id} {self.status}"
+
+
+class GatewayCancellation(models.Model):
+    """A plan to cancel at a gateway that renews by itself (Stripe), asked when its
+    account closed (billing.cancellation): kept until the gateway confirms, even past the
+    account's erasure (the plan then goes; this stays, holding only the gateway's ids),
+    so the request is never lost; one per subscription at the gateway, so never made
+    twice."""
+
+    subscription = models.OneToOneField(
+        Subscription,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="gateway_cancellation",
+    )
+    gateway = models.CharField(max_length=16)
+    gateway_ref = models.CharField(max_length=255)
+    # Sent with every try: a try repeated (after a crash) is the same request there.
+    idempotency_key = models.CharField(max_length=80)
+    requested_at = models.DateTimeField(default=timezone.now)
+    # When the next try is due; empty once the gateway confirmed.
+    due_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Why the last try failed.
+    error = models.CharField(max_length=200, blank=True, default="")
+    done_at = models.DateTimeField(null=True, blank=True)
+    # What the gateway said: "cancelled", or "gone" (it knew no such subscription).
+    outcome = models.CharField(max_length=16, blank=True, default="")
+
+    class Meta:
+        verbose_name = _("cancellation at the payment gateway")
+        verbose_name_plural = _("cancellations at the payment gateway")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["gateway", "gateway_ref"], name="billing_cancel_at_gateway_once"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=Q(done_at__isnull=True), name="billing_cancel_due"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.gateway_ref}"
 
 
 class WebhookEvent(models.Model):

@@ -8,6 +8,7 @@ from tidings.billing.models import (
     AutoRecharge,
     CreditBalance,
     CreditEntry,
+    GatewayCancellation,
     Invoice,
     InvoiceCounter,
     InvoiceLine,
@@ -158,6 +159,13 @@ declare_free_of_personal_data(
     account_path="order__account",
 )
 declare_free_of_personal_data(ProcessedEvent, "ids of payment events already applied (no content)")
+# No account path: it outlives an erased account until the gateway confirms (an "erase
+# now" runs at once), holding only the gateway's ids; once done, kept CANCELLATIONS_KEPT_DAYS.
+declare_free_of_personal_data(
+    GatewayCancellation,
+    "a closed account's plan to cancel at the payment gateway: the gateway's "
+    "subscription id, the tries and the outcome",
+)
 declare_free_of_personal_data(
     InvoiceLine,
     "what an invoice sold: the operator's offers and amounts",
@@ -180,4 +188,23 @@ retention.register(
         f"{settings.BILLING['raw_webhook_days']} days (TIDINGS_RAW_WEBHOOK_DAYS)"
     ),
     expired=_old_webhooks,
+)
+
+
+# A cancellation the gateway confirmed is kept a while as its proof, then deleted.
+CANCELLATIONS_KEPT_DAYS = 90
+
+
+def _old_cancellations(now: datetime) -> QuerySet[GatewayCancellation]:
+    cutoff = now - timedelta(days=CANCELLATIONS_KEPT_DAYS)
+    return GatewayCancellation.objects.filter(done_at__lt=cutoff)
+
+
+retention.register(
+    "plans cancelled at the payment gateway",
+    why=lambda: (
+        "cancellations the payment gateway confirmed are deleted after "
+        f"{CANCELLATIONS_KEPT_DAYS} days"
+    ),
+    expired=_old_cancellations,
 )

@@ -181,6 +181,7 @@ def place_order(
             and offer.kind == Offer.Kind.PACK
             and method != BANK_TRANSFER
             and gateway(method).saves_payment_methods,
+            listed_amount=price.amount,
         )
         # The gateway charges what the invoice will say: VAT added where it applies.
         order.amount = invoices.amount_due(order, price.amount)
@@ -229,17 +230,7 @@ def _ask_vies(*, buyer_kind: str, vat_number: str, billing_country: str) -> vies
 
 
 def _record_vies(order: Order, answer: vies.Answer, now: datetime | None = None) -> None:
-    now = now or timezone.now()
-    pending = answer.status == VatCheck.Status.PENDING
-    VatCheck.objects.create(
-        order=order,
-        status=answer.status,
-        requested_at=now,
-        checked_at=None if pending else now,
-        consultation=answer.consultation,
-        error=answer.error,
-        next_try_at=vies.next_try(1, now) if pending else None,
-    )
+    vies.record(order, answer, now)
 
 
 def retry_vies_checks(now: datetime | None = None, *, limit: int = 100) -> int:
@@ -693,6 +684,7 @@ def _recharge_order(setting: AutoRecharge) -> Order:
         billing_country=source.billing_country,
         vat_number=source.vat_number,
         reverse_charge=source.reverse_charge,
+        listed_amount=price.amount,
         gateway_customer=source.gateway_customer,
         gateway_payment_method=source.gateway_payment_method,
         recharge=True,

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from tidings.billing import dunning, renewals, services
+from tidings.billing import cancellation, dunning, renewals, services
 
 
 @shared_task
@@ -27,3 +27,10 @@ def run_recharge(account_id: int) -> str:
     """Recharge the account's credits if its automatic recharge is due (billing.recharge):
     queued when spending leaves them below its threshold. Idempotent."""
     return services.run_recharge(account_id)
+
+
+@shared_task
+def cancel_at_gateways() -> int:
+    """Cancel at the gateway the plans of closed accounts (queued by the close, and
+    every ten minutes for those the gateway did not answer). Idempotent."""
+    return cancellation.cancel_due()

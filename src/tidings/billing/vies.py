@@ -28,6 +28,8 @@ from django.conf import settings
 from django.utils import timezone
 from stdnum.eu import vat as eu_vat
 
+from tidings.billing.models import Order, VatCheck
+
 # Retries of a pending check: after 10 min, then doubling, for about two days.
 FIRST_RETRY = timedelta(minutes=10)
 MAX_ATTEMPTS = 9
@@ -72,3 +74,19 @@ def next_try(attempts: int, now: datetime | None = None) -> datetime | None:
     if attempts >= MAX_ATTEMPTS:
         return None
     return (now or timezone.now()) + FIRST_RETRY * 2 ** (attempts - 1)
+
+
+def record(order: Order, answer: Answer, now: datetime | None = None) -> VatCheck:
+    """What VIES said of `order`'s number, recorded on it (a pending answer is asked
+    again by `services.retry_vies_checks`)."""
+    now = now or timezone.now()
+    pending = answer.status == VatCheck.Status.PENDING
+    return VatCheck.objects.create(
+        order=order,
+        status=answer.status,
+        requested_at=now,
+        checked_at=None if pending else now,
+        consultation=answer.consultation,
+        error=answer.error,
+        next_try_at=next_try(1, now) if pending else None,
+    )

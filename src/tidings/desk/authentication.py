@@ -2,7 +2,7 @@
 message). Anyone can write any From: a mail is tied to a customer's account, and
 continues a customer's conversation, only when it is verified.
 
-Verified means DMARC-style alignment, by one of two proofs:
+Verified means DMARC-style alignment, by one of three proofs:
 1. a DKIM signature that verifies (dkimpy, the key read from DNS through the one
    resolver, core.dns) whose d= is the From's domain or a parent or child of it. This is
    how `tidings inbound` judges mail straight from the internet, and it holds for any
@@ -13,6 +13,15 @@ Verified means DMARC-style alignment, by one of two proofs:
    read; one naming anyone else is ignored (a sender can write any header). Set the id
    only when that MTA stands in front of Tidings and removes such headers from incoming
    mail, as RFC 8601 section 5 asks of it.
+3. an ARC chain (RFC 8617) sealed last by a forwarder the operator trusts, named in
+   TIDINGS_INBOUND_ARC_SEALERS (the operator's own MX, a mailing-list host): mail that
+   forwarder passed on usually lost its DKIM signature on the way (a footer, a new
+   Subject). The chain must validate (dkimpy's arc_verify, keys through core.dns), its
+   topmost ARC-Seal must be one of those domains, and that instance's
+   ARC-Authentication-Results must say dmarc=pass for the From's domain, or dkim=pass
+   aligned with it: what the trusted forwarder saw when the mail reached it. A chain
+   sealed last by anyone else proves nothing (they could have changed the mail after a
+   trusted hop).
 A DNS that does not answer proves nothing: the mail is taken, unverified.
 """
 
@@ -41,7 +50,8 @@ _COMMENT = re.compile(r"\([^()]*\)")
 @dataclass(frozen=True)
 class Verdict:
     verified: bool
-    # How: "dkim" (our own check), "authentication-results" (the trusted MTA's), or why
+    # How: "dkim" (our own check), "authentication-results" (the trusted MTA's), "arc"
+    # (a trusted forwarder's sealed results), or why
     # not ("no aligned signature", "several From addresses", ...): for the log.
     how: str
 
@@ -107,6 +117,20 @@ def _results(value: str) -> tuple[str, list[tuple[str, str, dict[str, str]]]]:
     return authserv, results
 
 
+def _results_pass(results: list[tuple[str, str, dict[str, str]]], from_domain: str) -> bool:
+    """dmarc=pass for the From's domain, or dkim=pass with a signer aligned with it."""
+    for method, result, props in results:
+        if result != "pass":
+            continue
+        if method == "dmarc" and props.get("header.from", from_domain) == from_domain:
+            return True
+        if method == "dkim":
+            signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
+            if signer and dns.aligned(signer, from_domain):
+                return True
+    return False
+
+
 def _trusted_results_pass(headers: EmailMessage, from_domain: str) -> bool:
     trusted = settings.DESK_INBOUND_AUTHSERV_ID.strip().lower()
     if not trusted:
@@ -115,17 +139,37 @@ def _trusted_results_pass(headers: EmailMessage, from_domain: str) -> bool:
         authserv, results = _results(str(value))
         if authserv != trusted:
             continue  # anyone's header, not our MTA's: it proves nothing
-        for method, result, props in results:
-            if result != "pass":
-                continue
-            if method == "dmarc" and props.get("header.from", from_domain) == from_domain:
-                return True
-            if method == "dkim":
-                signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
-                if signer and dns.aligned(signer, from_domain):
-                    return True
-        return False  # only the topmost header of our MTA counts
+        return _results_pass(results, from_domain)  # only the topmost one of our MTA
     return False
+
+
+def _arc_pass(raw: bytes, headers: EmailMessage, from_domain: str) -> bool:
+    """A valid ARC chain whose last sealer is trusted, and whose results at that hop
+    pass for the From's domain."""
+    trusted = {d.strip().lower().rstrip(".") for d in settings.DESK_INBOUND_ARC_SEALERS}
+    if not trusted or not headers.get_all("ARC-Seal"):
+        return False
+    try:
+        cv, instances, why = dkim.arc_verify(
+            raw, dnsfunc=_dns_txt, timeout=settings.DNS_TIMEOUT_SECONDS
+        )
+    except dkim.DKIMException as error:
+        log.info("desk: an ARC chain could not be checked: %s", error)
+        return False
+    if cv != dkim.CV_Pass or not instances:
+        log.info("desk: an ARC chain does not validate: %s", why)
+        return False
+    top = instances[0]  # arc_verify lists the instances from the newest
+    sealer = bytes(top.get("as-domain") or b"").decode("ascii", "replace").lower().rstrip(".")
+    if sealer not in trusted:
+        log.info("desk: an ARC chain sealed last by %s, not a trusted forwarder", sealer)
+        return False
+    # That hop's ARC-Authentication-Results, as the verified seal covers it: "i=N;
+    # authserv-id; method=result ...".
+    aar = bytes(top.get("aar-value") or b"").decode("utf-8", "replace")
+    _instance, _sep, rest = aar.partition(";")
+    _authserv, results = _results(rest)
+    return _results_pass(results, from_domain)
 
 
 def check(raw: bytes) -> Verdict:
@@ -145,4 +189,6 @@ def check(raw: bytes) -> Verdict:
             return Verdict(True, "dkim")
     except dkim.DKIMException as error:
         log.info("desk: DKIM could not be checked: %s", error)
+    if _arc_pass(raw, headers, from_domain):
+        return Verdict(True, "arc")
     return Verdict(False, "no aligned DKIM signature nor trusted result")

@@ -237,8 +237,8 @@ def agent_says(conversation: Conversation, *, by: User, body: str) -> Said:
         if locked.assignee_id != by.pk:
             raise ChatRefused(_("Take this chat first."))
         message = services.add_message(locked, Message.Direction.OUT, Channel.CHAT, body, author=by)
-        locked.updated_at = timezone.now()
-        locked.save(update_fields=["updated_at"])
+        services.answered(locked, timezone.now())
+        locked.save(update_fields=["updated_at", "first_response_at"])
     return said(message, conversation)
 
 
@@ -248,9 +248,9 @@ def end(conversation: Conversation, *, by: User | None = None, transcript: bool 
     with transaction.atomic():
         locked = Conversation.objects.select_for_update().get(pk=conversation.pk)
         if locked.status in LIVE:
-            locked.status = Conversation.Status.WAITING
-            locked.updated_at = timezone.now()
-            locked.save(update_fields=["status", "updated_at"])
+            # Waiting on the customer, as after a mailed answer: the SLA clocks pause.
+            services.wait_on_customer(locked, timezone.now())
+            locked.save(update_fields=["status", "updated_at", *services.CLOCKS])
             if by is not None:
                 audit.record(audit.AuditEvent.Action.UPDATE, locked, by=by, fields=["status"])
         if transcript and by is None:

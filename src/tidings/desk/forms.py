@@ -1,6 +1,9 @@
 """The desk's forms. The public one carries a first-party anti-bot check: a honeypot
-field people never see, and a signed timestamp of when the form was shown (a post
-faster than a person types, or from a form shown days ago, is refused)."""
+field people never see, and a signed timestamp of when the form was shown. A filled
+honeypot or a forged timestamp is a bot's, told the same as a person and stored nothing;
+a post faster than a person types, or from a form shown a day ago, may be a person's
+(a message pasted and sent at once, a tab left open): it is shown again with what they
+wrote and a word of why, never silently dropped."""
 
 from __future__ import annotations
 
@@ -42,15 +45,33 @@ class ContactForm(forms.Form):
     shown = forms.CharField(widget=forms.HiddenInput)
 
     def is_bot(self) -> bool:
-        """The honeypot filled, or the form posted too fast, too late or not as shown."""
+        """The honeypot filled, or the form not as it was shown (a forged timestamp)."""
         if self.data.get("website"):
             return True
         try:
-            shown = int(signing.loads(str(self.data.get("shown", "")), salt=SALT))
+            int(signing.loads(str(self.data.get("shown", "")), salt=SALT))
         except (signing.BadSignature, TypeError, ValueError):
             return True
+        return False
+
+    def timing_error(self) -> str | None:
+        """Why a post by a person, maybe, is asked again: sent faster than anyone types,
+        or from a form shown too long ago. None when its timing is a person's."""
+        try:
+            shown = int(signing.loads(str(self.data.get("shown", "")), salt=SALT))
+        except (signing.BadSignature, TypeError, ValueError):
+            return None  # is_bot's
         age = time.time() - shown
-        return not (settings.DESK["form_min_seconds"] <= age <= settings.DESK["form_max_seconds"])
+        if age < settings.DESK["form_min_seconds"]:
+            return str(_("That was quick: please check your message and send it again."))
+        if age > settings.DESK["form_max_seconds"]:
+            return str(_("This page was open a long time: please send your message again."))
+        return None
+
+    def ask_again(self, error: str) -> None:
+        """Shown again with what was written, a fresh timestamp and the reason."""
+        self.data = {**self.data.dict(), "shown": shown_at_token()}  # type: ignore[attr-defined]
+        self.add_error(None, error)
 
 
 class ChatForm(ContactForm):

@@ -1,5 +1,5 @@
-"""Mail to the support address, from any way it arrives (the SMTP listener, later IMAP
-and providers' webhooks): one parser, one router.
+"""Mail to the support address, from any way it arrives (the SMTP listener, the IMAP
+mailbox desk.imap polls, providers' webhooks): one parser, one router.
 
 Replies find their conversation by Message-ID/In-Reply-To/References, never by subject;
 the quoted history is cut off with mail-parser-reply; automatic mail (RFC 3834
@@ -242,10 +242,27 @@ def _route(parsed: Parsed, *, verified: bool) -> Outcome:
         return Outcome("opened", conversation, conversation.messages.get())
 
 
+def provider_raw(event: Any) -> bytes:
+    """The message as the provider received it, when it posts the raw MIME (Mailgun's
+    forward(), Postmark's RawEmail, MailerSend): anymail's parsed copy, written out again,
+    may fold a header or encode a part otherwise, and a DKIM signature or an ARC seal of
+    the original would no longer verify. Brevo posts parsed fields only: that copy."""
+    esp = event.esp_event
+    raw: object = None
+    if isinstance(esp, dict):
+        data = esp.get("data")
+        raw = esp.get("RawEmail") or (data.get("raw") if isinstance(data, dict) else None)
+    elif hasattr(esp, "POST"):
+        raw = esp.POST.get("body-mime")
+    if isinstance(raw, str) and raw:
+        return raw.encode("utf-8", "surrogateescape")
+    return bytes(event.message.as_bytes())
+
+
 def on_provider_inbound(sender: object, event: Any, esp_name: str, **kwargs: Any) -> None:
     """anymail's `inbound` signal: a provider's webhook (signature already verified by
     its view) hands over a message, which goes the way every other message goes."""
     try:
-        receive(event.message.as_bytes())
+        receive(provider_raw(event))
     except Malformed as error:
         log.info("desk: refused a message from %s: %s", esp_name, error)

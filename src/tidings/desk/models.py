@@ -240,3 +240,26 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation} {self.score}"
+
+
+class MailboxCursor(models.Model):
+    """How far the desk has read an IMAP mailbox (desk/imap.py): the folder's UIDVALIDITY
+    and the highest UID stored. Advanced in the transaction that stores the message, so a
+    crash between storing and flagging it on the server never stores it twice."""
+
+    # "user@host:port/folder": one row per mailbox polled.
+    mailbox = models.CharField(max_length=400, unique=True)
+    uidvalidity = models.BigIntegerField(default=0)
+    last_uid = models.BigIntegerField(default=0)
+    # A message whose storing failed in `stuck_runs` runs in a row (not for a reason of
+    # its own, as a malformed one): after imap.STUCK_RUNS it is flagged and passed over.
+    stuck_uid = models.BigIntegerField(default=0)
+    stuck_runs = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("support mailbox cursor")
+        verbose_name_plural = _("support mailbox cursors")
+
+    def __str__(self) -> str:
+        return f"{self.mailbox} {self.uidvalidity}:{self.last_uid}"

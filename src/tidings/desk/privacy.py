@@ -26,6 +26,7 @@ from tidings.desk.models import (
     CannedAnswer,
     Conversation,
     FollowUp,
+    MailboxCursor,
     Message,
     Queue,
     Rating,
@@ -39,6 +40,9 @@ NO_CONTACTS = "the customer's own requests to the operator: no contact's data"
 
 declare_free_of_personal_data(Queue, "the operator's support queues: names and addresses")
 declare_free_of_personal_data(CannedAnswer, "the operator's saved answers, with placeholders")
+declare_free_of_personal_data(
+    MailboxCursor, "how far the operator's support mailbox has been read: its name and two numbers"
+)
 
 common: dict[str, Any] = {
     "owner": Owner.CUSTOMER,

@@ -331,10 +331,8 @@ def reply(conversation: Conversation, *, by: User, body: str) -> Message:
             author=by,
         )
         now = timezone.now()
-        _move(conversation, Conversation.Status.WAITING, now)
-        if conversation.first_response_at is None:
-            conversation.first_response_at = now
-        conversation.updated_at = now
+        wait_on_customer(conversation, now)
+        answered(conversation, now)
         if conversation.assignee_id is None:
             conversation.assignee = by
         conversation.save(
@@ -505,3 +503,17 @@ def find_thread(ids: Iterable[str]) -> Conversation | None:
         .first()
     )
     return message.conversation if message else None
+
+
+def answered(conversation: Conversation, now: datetime) -> None:
+    """Staff answered, by mail or in the chat: the first answer is recorded once."""
+    if conversation.first_response_at is None:
+        conversation.first_response_at = now
+    conversation.updated_at = now
+
+
+def wait_on_customer(conversation: Conversation, now: datetime) -> None:
+    """The conversation waits on the customer (an answer mailed, a chat ended): the SLA
+    clocks pause until they write again."""
+    _move(conversation, Conversation.Status.WAITING, now)
+    conversation.updated_at = now

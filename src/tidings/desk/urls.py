@@ -13,7 +13,7 @@ urlpatterns = [
     path("support/chat/", views.customer_chat, name="customer_chat"),
     path("chat/", views.chat_start, name="chat"),
     path("chat/<str:token>/", views.chat_room, name="chat_room"),
-    path("webhooks/mailgun/inbound/", views.mailgun_inbound, name="mailgun_inbound"),
+    path("webhooks/<slug:provider>/inbound/", views.provider_inbound, name="provider_inbound"),
 ]
 
 # The staff's desk, in the console (two factors, roles: site.admin_view).

@@ -7,7 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from anymail.exceptions import AnymailWebhookValidationFailure
+from anymail.webhooks.brevo import BrevoInboundWebhookView
+from anymail.webhooks.mailersend import MailerSendInboundWebhookView
 from anymail.webhooks.mailgun import MailgunInboundWebhookView
+from anymail.webhooks.postmark import PostmarkInboundWebhookView
 from django.conf import settings
 from django.contrib import messages
 from django.core.files.uploadhandler import MemoryFileUploadHandler
@@ -173,16 +176,31 @@ class FreshMailgunInboundView(MailgunInboundWebhookView):
             raise AnymailWebhookValidationFailure(f"Mailgun inbound refused: {refused}")
 
 
-_mailgun_inbound = csrf_exempt(FreshMailgunInboundView.as_view())
+# Each provider's inbound view, and the settings it needs besides WEBHOOK_SECRET (HTTP
+# basic auth, checked by anymail for every provider). Mailgun and MailerSend also sign
+# each request, and anymail checks the signature; Postmark and Brevo sign nothing, so the
+# basic-auth secret over HTTPS is their only proof. (SendGrid: anymail dropped it.)
+_INBOUND: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "mailgun": (FreshMailgunInboundView, ("MAILGUN_WEBHOOK_SIGNING_KEY",)),
+    "mailersend": (MailerSendInboundWebhookView, ("MAILERSEND_INBOUND_SECRET",)),
+    "postmark": (PostmarkInboundWebhookView, ()),
+    "brevo": (BrevoInboundWebhookView, ()),
+}
+_INBOUND_VIEWS = {name: csrf_exempt(view.as_view()) for name, (view, _k) in _INBOUND.items()}
 
 
 @csrf_exempt
-def mailgun_inbound(request: HttpRequest) -> HttpResponse:
-    """Served only when the webhook secret and Mailgun's signing key are configured: an
-    empty secret would let anyone sign a forged message."""
-    if not all(settings.ANYMAIL.get(k) for k in ("WEBHOOK_SECRET", "MAILGUN_WEBHOOK_SIGNING_KEY")):
+def provider_inbound(request: HttpRequest, provider: str) -> HttpResponse:
+    """A provider's inbound webhook (anymail's view, which verifies it and hands the
+    message to desk.inbound through its `inbound` signal). Served only when the webhook
+    secret and the provider's own signing secret are configured: an empty secret would
+    let anyone post a forged message."""
+    if provider not in _INBOUND:
+        raise Http404("No such provider")
+    required = ("WEBHOOK_SECRET", *_INBOUND[provider][1])
+    if not all(settings.ANYMAIL.get(k) for k in required):
         raise Http404("Webhooks are off")
-    return _mailgun_inbound(request)
+    return _INBOUND_VIEWS[provider](request)
 
 
 # A link in a mail: the signed token is the authority, no session and no CSRF cookie.
@@ -227,6 +245,9 @@ def chat_start(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_bot():
             return render(request, "desk/chat_offline.html", {"ticket_url": _ticket_url(request)})
+        if error := form.timing_error():
+            form.ask_again(error)
+            return render(request, "desk/chat_start.html", {"form": form}, status=400)
         subject = client_ip(request) or "unknown"
         limit = settings.DESK["form_posts_per_hour"]
         if not ratelimit.allow("desk.chat-start", subject, limit=limit, seconds=3600):

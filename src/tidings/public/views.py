@@ -43,6 +43,9 @@ def contact(request: HttpRequest) -> HttpResponse:
     if form.is_bot():
         # Told the same as a person, stored nothing.
         return render(request, "public/contact_sent.html")
+    if error := form.timing_error():
+        form.ask_again(error)
+        return render(request, "public/contact.html", {"form": form}, status=400)
     limit = settings.DESK["form_posts_per_hour"]
     subject = client_ip(request) or "unknown"
     if not ratelimit.allow("desk.contact", subject, limit=limit, seconds=3600):

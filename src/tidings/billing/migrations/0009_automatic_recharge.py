@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0004_language_and_time_zone'),
-        ('billing', '0007_renewals_dunning'),
+        ('billing', '0008_gateway_cancellations_order_listed_price'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
