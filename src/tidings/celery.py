@@ -31,6 +31,9 @@ app.conf.beat_schedule = {
     # Plans renew at their period's end; a failed renewal's reminders on days 3 and 7
     # and the suspension of sending on day 14 (billing.renewals, billing.dunning).
     "run-renewals": {"task": "tidings.billing.tasks.run_renewals", "schedule": 3600.0},
+    # Automatic recharges due but not made (the job was lost, the gateway was down):
+    # each account's job decides again under its lock (billing.recharge).
+    "sweep-recharges": {"task": "tidings.billing.tasks.sweep_recharges", "schedule": 600.0},
     # A closed account's plans cancelled at the gateway (Stripe), retried with backoff
     # while it does not answer (billing.cancellation).
     "cancel-at-gateways": {"task": "tidings.billing.tasks.cancel_at_gateways", "schedule": 600.0},

@@ -545,6 +545,10 @@ BILLING: dict[str, Any] = {
     "bank_transfer": envbool("TIDINGS_BANK_TRANSFER", False),
     # Credits a new account gets (one credit = one message).
     "free_credits": envint("TIDINGS_FREE_CREDITS", 1_000),
+    # Automatic recharges of one account at most, a day and in 30 days (billing.recharge):
+    # a bug or a loop cannot drain a customer's card.
+    "recharge_per_day": envint("TIDINGS_RECHARGE_PER_DAY", 3),
+    "recharge_per_month": envint("TIDINGS_RECHARGE_PER_MONTH", 10),
     # Campaigns spend credits (or stay within a plan's contacts). Off: sending is free.
     "credits_required": envbool("TIDINGS_CREDITS_REQUIRED", True),
     # A webhook signed longer ago than this is refused (a replay).

@@ -1,9 +1,12 @@
 """A local fake of the few Stripe endpoints Tidings uses (Checkout Sessions, cancelling a
-subscription), served on
-loopback so the real `stripe` library talks HTTP to it (its API base pointed here).
-It keeps Stripe's documented rules that matter to Tidings: the secret key in a Bearer
-header, form-encoded nested parameters, and idempotency keys that replay the first
-answer (and refuse the same key with other parameters)."""
+subscription, and PaymentIntents charged off-session for automatic recharges), served on
+loopback so the real `stripe` library talks HTTP to it (its API base pointed here). It
+keeps Stripe's documented rules that matter to Tidings: the secret key in a Bearer
+header, form-encoded nested parameters, idempotency keys that replay the first answer,
+errors included (and refuse the same key with other parameters), a Customer made by a
+Checkout with `customer_creation=always`, and Stripe's test payment methods that decline
+(`pm_card_chargeDeclined`) or need the customer to authenticate
+(`pm_card_authenticationRequired`) with a 402 card error."""
 
 from __future__ import annotations
 
@@ -24,7 +27,10 @@ class FakeStripe:
     url: str = ""
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
-    by_key: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # Answers by idempotency key: (the request's body, the status, the answer).
+    by_key: dict[str, tuple[str, int, bytes]] = field(default_factory=dict)
+    payment_intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     # Subscriptions by id ({"status": "active" | "canceled", ...}), and the ids actually
     # cancelled, in order (a replayed request cancels nothing more).
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -36,8 +42,48 @@ class FakeStripe:
         self.subscriptions[sub_id] = {"id": sub_id, "object": "subscription", "status": "active"}
 
 
-def _error(kind: str, message: str) -> bytes:
-    return json.dumps({"error": {"type": kind, "message": message}}).encode()
+# Stripe's test payment methods that fail off-session: the error code each gives.
+DECLINING = {
+    "pm_card_chargeDeclined": ("card_declined", "Your card was declined."),
+    "pm_card_authenticationRequired": (
+        "authentication_required",
+        "This payment requires the customer to authenticate.",
+    ),
+}
+
+
+def _error(kind: str, message: str, **more: Any) -> bytes:
+    return json.dumps({"error": {"type": kind, "message": message, **more}}).encode()
+
+
+def _payment_intent(fake: FakeStripe, params: dict[str, str]) -> tuple[int, bytes]:
+    """POST /v1/payment_intents, confirmed off-session at once (what Tidings sends)."""
+    for needed in ("amount", "currency", "customer", "payment_method"):
+        if needed not in params:
+            return 400, _error("invalid_request_error", f"Missing {needed}")
+    if params.get("confirm") != "true" or params.get("off_session") != "true":
+        return 400, _error("invalid_request_error", "Tidings charges off-session, confirmed")
+    intent_id = f"pi_test_{secrets.token_hex(12)}"
+    intent = {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": int(params["amount"]),
+        "currency": params["currency"],
+        "customer": params["customer"],
+        "payment_method": params["payment_method"],
+        "metadata": {
+            k[len("metadata[") : -1]: v for k, v in params.items() if k.startswith("metadata[")
+        },
+    }
+    declined = DECLINING.get(params["payment_method"])
+    if declined is not None:
+        intent["status"] = "requires_payment_method"
+        fake.payment_intents[intent_id] = intent
+        code, message = declined
+        return 402, _error("card_error", message, code=code, payment_intent=intent)
+    intent["status"] = "succeeded"
+    fake.payment_intents[intent_id] = intent
+    return 200, json.dumps(intent).encode()
 
 
 def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
@@ -65,7 +111,7 @@ def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             if not self.path.startswith(prefix):
                 return self._answer(404, _error("invalid_request_error", "Unrecognized URL"))
             if key and key in fake.by_key:
-                return self._answer(200, fake.by_key[key][1])
+                return self._answer(200, fake.by_key[key][2])
             sub_id = self.path[len(prefix) :]
             sub = fake.subscriptions.get(sub_id)
             if sub is None or sub["status"] == "canceled":
@@ -83,7 +129,7 @@ def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
             fake.cancelled.append(sub_id)
             answer = json.dumps(sub).encode()
             if key:
-                fake.by_key[key] = ("", answer)
+                fake.by_key[key] = ("", 200, answer)
             return self._answer(200, answer)
 
         def do_POST(self) -> None:
@@ -95,20 +141,26 @@ def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
                 return self._answer(503, _error("api_error", "Service unavailable"))
             if self.headers.get("Authorization") != f"Bearer {API_KEY}":
                 return self._answer(401, _error("invalid_request_error", "Invalid API Key"))
-            if self.path != "/v1/checkout/sessions":
+            if self.path not in ("/v1/checkout/sessions", "/v1/payment_intents"):
                 return self._answer(404, _error("invalid_request_error", "Unrecognized URL"))
-            if key and key in fake.by_key:
-                first_raw, first_answer = fake.by_key[key]
-                if first_raw != raw:
-                    return self._answer(
-                        400,
-                        _error(
-                            "idempotency_error",
-                            "Keys for idempotent requests can only be used with the same "
-                            "parameters",
-                        ),
-                    )
-                return self._answer(200, first_answer)
+            with fake.lock:  # two requests with one key at once: one is made
+                if key and key in fake.by_key:
+                    first_raw, first_status, first_answer = fake.by_key[key]
+                    if first_raw != raw:
+                        return self._answer(
+                            400,
+                            _error(
+                                "idempotency_error",
+                                "Keys for idempotent requests can only be used with the same "
+                                "parameters",
+                            ),
+                        )
+                    return self._answer(first_status, first_answer)
+                if self.path == "/v1/payment_intents":
+                    status, answer = _payment_intent(fake, params)
+                    if key:
+                        fake.by_key[key] = (raw, status, answer)
+                    return self._answer(status, answer)
             for needed in ("mode", "success_url", "line_items[0][price_data][currency]"):
                 if needed not in params:
                     return self._answer(400, _error("invalid_request_error", f"Missing {needed}"))
@@ -123,16 +175,22 @@ def handler_for(fake: FakeStripe) -> type[BaseHTTPRequestHandler]:
                 "amount_total": int(params["line_items[0][price_data][unit_amount]"]),
                 "currency": params["line_items[0][price_data][currency]"],
                 "client_reference_id": params.get("client_reference_id"),
+                "customer": (
+                    f"cus_test_{secrets.token_hex(8)}"
+                    if params.get("customer_creation") == "always"
+                    else None
+                ),
                 "metadata": {
                     k[len("metadata[") : -1]: v
                     for k, v in params.items()
                     if k.startswith("metadata[")
                 },
             }
-            fake.sessions[session_id] = session
-            answer = json.dumps(session).encode()
-            if key:
-                fake.by_key[key] = (raw, answer)
+            with fake.lock:
+                fake.sessions[session_id] = session
+                answer = json.dumps(session).encode()
+                if key:
+                    fake.by_key[key] = (raw, 200, answer)
             return self._answer(200, answer)
 
     return Handler

@@ -21,8 +21,8 @@ from django.db import connection
 from tests.billing import stripe_fake
 from tests.billing.conftest import BILLING_IDENTITY, checkout, place, post_test_webhook
 from tests.billing.test_stripe import SECRET, stripe_signature
-from tidings.billing import cards, services
-from tidings.billing.models import Order
+from tidings.billing import cards, credits, recharge, services
+from tidings.billing.models import AutoRecharge, Order
 
 CARDS = {
     "4242424242424242": "4242 4242 4242 4242",
@@ -137,6 +137,35 @@ def test_no_card_number_reaches_the_database_the_logs_or_the_outbox(
             headers={"Tidings-Test-Signature": "t=1,v1=00", "X-Card": CARDS["5555555555554444"]},
         )
 
+        # 3b. Automatic recharge on the test gateway: a pack paid keeping the card, the
+        # recharge charged off-session, and a payment event carrying card numbers.
+        kept = place(customer, pack, save_payment_method=True)
+        services.pay_on_test_gateway(checkout(kept), "pay")
+        kept.refresh_from_db()
+        recharge.turn_on(
+            customer.account, by=customer, payment_order=str(kept.uuid), offer_id=pack.pk,
+            threshold=100, agreed=True,
+        )  # fmt: skip
+        credits.reserve_for_campaign(
+            customer.account, 1, credits.balance_of(customer.account).available - 10
+        )
+        services.run_recharge(customer.account_id)  # the job the spending queued
+        made = Order.objects.get(recharge=True)
+        assert made.status == Order.Status.PAID
+        body = json.dumps(
+            {
+                "id": "evt_pi_cards", "type": "payment_intent.succeeded",
+                "created": int(time.time()),
+                "data": {"object": carrying_cards({
+                    "object": "payment_intent", "id": made.gateway_ref,
+                    "amount": int(made.amount * 100), "currency": "eur",
+                    "customer": made.gateway_customer, "payment_method": "pm_x",
+                    "metadata": {"tidings_order": str(made.uuid), "note": "378282246310005"},
+                })},
+            }
+        ).encode()  # fmt: skip
+        assert post_test_webhook(client, body).status_code == 200
+
         # 4. Stripe Checkout, its webhook carrying card numbers.
         settings.BILLING = {**settings.BILLING, "gateway": "stripe"}
         form = {**BILLING_IDENTITY, "currency": "EUR", "method": "stripe"}
@@ -153,8 +182,44 @@ def test_no_card_number_reaches_the_database_the_logs_or_the_outbox(
             headers={"Stripe-Signature": stripe_signature(event)},
         )  # fmt: skip
         assert response.status_code == 200
+
+        # 5. A pack on Stripe keeping the card, its payment's event carrying card numbers
+        # beside the payment method's id; then a recharge charged off-session at Stripe.
+        stripe_kept = place(customer, pack, method="stripe", save_payment_method=True)
+        checkout(stripe_kept)
+        session = stripe.sessions[stripe_kept.gateway_ref]
+        for kind, obj in (
+            ("checkout.session.completed", {**session, "payment_status": "paid",
+                                            "payment_intent": "pi_kept"}),
+            ("payment_intent.succeeded", {"object": "payment_intent", "id": "pi_kept",
+                                          "amount": session["amount_total"], "currency": "eur",
+                                          "customer": session["customer"],
+                                          "payment_method": "pm_card_visa",
+                                          "metadata": {"tidings_order": str(stripe_kept.uuid)}}),
+        ):  # fmt: skip
+            event = json.dumps(
+                {"id": f"evt_{kind}", "type": kind, "created": int(time.time()),
+                 "data": {"object": carrying_cards(obj)}}
+            ).encode()  # fmt: skip
+            response = client.post(
+                "/billing/webhooks/stripe/", event, content_type="application/json",
+                headers={"Stripe-Signature": stripe_signature(event)},
+            )  # fmt: skip
+            assert response.status_code == 200
+        stripe_kept.refresh_from_db()
+        assert stripe_kept.gateway_payment_method == "pm_card_visa"
+        AutoRecharge.objects.filter(account=customer.account).update(
+            payment_order=stripe_kept, enabled=True
+        )
+        left = credits.balance_of(customer.account).available
+        credits.reserve_for_campaign(customer.account, 2, left - 10)  # below: recharged
+        services.run_recharge(customer.account_id)  # the job the spending queued
+        assert stripe.payment_intents  # charged off-session at the fake
         client.get("/account/billing/")
 
+    # The new columns were written, and are searched like every other.
+    assert Order.objects.exclude(gateway_customer="").exclude(gateway_payment_method="").exists()
+    assert AutoRecharge.objects.exclude(consent_text="").exists()
     found = []
     for model, field, text in texts():
         for digits, shown in CARDS.items():

@@ -225,6 +225,7 @@ SKIPPED: dict[str, str] = {
     "billing:order": "needs an offer for sale: tests/billing renders it",
     "billing:returned": "needs an order: tests/billing renders it",
     "billing:pay": "POST only; redirects",
+    "billing:recharge": "POST only; its consent page needs a kept card: tests/billing renders it",
     "billing:test_gateway": "needs an order at the test gateway: tests/billing renders it",
     "billing:webhook": "a gateway's webhook, not a page",
     "billing:invoice_pdf": "a PDF download, not a page: tests/billing reads it",

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import close_old_connections, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from tests.billing.test_recharge import kept_on_test_gateway, turn_on
 from tests.sending.conftest import add_contacts
 from tests.sending.test_checklist import refused_everywhere
 from tidings.audience import services as audience
 from tidings.audience.models import Contact
-from tidings.billing import credits
-from tidings.billing.models import CreditEntry, Offer, Order, Subscription, VatTreatment
+from tidings.billing import credits, recharge
+from tidings.billing.models import CreditEntry, Offer, Order, Price, Subscription, VatTreatment
 from tidings.campaigns.models import Campaign
 from tidings.sending import checklist, engine, lifecycle
 from tidings.sending.models import Delivery
@@ -231,3 +234,35 @@ def test_sending_suspended_for_an_unpaid_renewal_is_refused_with_a_link_to_billi
     Subscription.objects.filter(pk=sub.pk).update(sending_suspended_at=None, payment_failed_at=None)
     assert not any(c.key == "payment" for c in checklist.checklist(campaign).checks)
     lifecycle.start_campaign(campaign)
+
+
+@pytest.mark.promise("P4")
+def test_a_start_that_leaves_the_credits_below_the_threshold_recharges_them(
+    customer, account, newsletter, campaign, settings, django_capture_on_commit_callbacks
+):
+    """The engine's reservation at the start queues the recharge job once the start
+    commits (billing.recharge); the test gateway's signed event pays it."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # the start is what is tested, not sending
+    pack = Offer.objects.create(
+        kind=Offer.Kind.PACK, name="Pack", credits=1000, vat_treatment=VatTreatment.EXEMPT
+    )
+    Price.objects.create(offer=pack, currency="EUR", amount=Decimal("10.00"))
+    kept = kept_on_test_gateway(customer, pack)
+    turn_on(customer, kept, pack, threshold=1003)
+    add_contacts(account, newsletter, 3)
+    settings.CELERY_TASK_ALWAYS_EAGER = True  # the recharge job runs here, after the commit
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        lifecycle.start_campaign(campaign)
+    assert available(account) == 1002
+    assert not Order.objects.filter(recharge=True).exists()  # not before the commit
+    # What the start queued for after its commit: its batches, and one recharge job.
+    recharge_jobs = [cb for cb in queued if recharge.RUN in _job_names(cb)]
+    assert len(recharge_jobs) == 1
+    recharge_jobs[0]()
+    (made,) = Order.objects.filter(recharge=True)
+    assert made.status == Order.Status.PAID and available(account) == 2002
+
+
+def _job_names(callback: Any) -> list[object]:
+    """The task a `core.jobs.enqueue` callback queues (its closure holds the name)."""
+    return [cell.cell_contents for cell in callback.__closure__ or ()]

@@ -12,6 +12,8 @@ forgets the condition.
    moves nothing (the reservation did) and says how many messages went in `messages`.
 4. Cancelling returns the unsent ones (`settle_campaign`); a finished campaign's
    reservation is settled as spent, the unsent ones returned.
+5. Spending that leaves the balance below the account's automatic recharge threshold
+   queues the recharge job once it commits (billing.recharge).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
-from tidings.billing import dunning
+from tidings.billing import dunning, recharge
 from tidings.billing.models import CreditBalance, CreditEntry, Order, Subscription
 
 K = CreditEntry.Kind
@@ -99,6 +101,7 @@ def reserve_for_campaign(account: Account, campaign_id: int, credits: int) -> No
     CreditEntry.objects.create(
         account=account, kind=K.RESERVE, credits=-credits, campaign_id=campaign_id
     )
+    recharge.queue_if_below(account)
 
 
 def spend_for_step(account: Account, campaign_id: int, wanted: int) -> int:
@@ -119,6 +122,7 @@ def spend_for_step(account: Account, campaign_id: int, wanted: int) -> int:
         CreditEntry.objects.create(
             account=account, kind=K.STEP, credits=-paid, messages=paid, campaign_id=campaign_id
         )
+        recharge.queue_if_below(account)
     return paid
 
 

@@ -48,6 +48,16 @@ class GatewayError(ValueError):
     """The gateway refused or could not be reached; nothing was charged."""
 
 
+class GatewayDeclined(GatewayError):
+    """The gateway declined an off-session charge (the card was declined, or the bank
+    asks the customer to authenticate): nothing was charged, and trying again would
+    not help. `code` is the gateway's reason (card_declined, authentication_required)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 @dataclass(frozen=True)
 class Checkout:
     url: str
@@ -72,6 +82,11 @@ class GatewayEvent:
     invoice_ref: str = ""
     billing_reason: str = ""
     pay_url: str = ""
+    # A payment kept for later (automatic recharge): the gateway's customer and payment
+    # method ids, and the order the payment says it is for (its metadata).
+    customer_ref: str = ""
+    payment_method_ref: str = ""
+    order_uuid: str = ""
 
 
 def _origin(url: str) -> str:
@@ -102,6 +117,15 @@ class PaymentGateway(Protocol):
 
     def renewal_payment_url(self, order: Order) -> str:
         """Where the customer pays the renewal `order` that failed ("" if nowhere)."""
+
+    # Whether its checkout can keep the payment method for off-session charges.
+    saves_payment_methods: bool
+
+    def charge_saved(self, order: Order, *, customer: str, payment_method: str) -> str:
+        """Charge the recharge `order` off-session to a saved payment method: the
+        gateway's payment id. It confirms by its signed webhook, which alone fulfils;
+        GatewayDeclined when declined, GatewayError when it could not be reached. A
+        repeat (the order's idempotency key) makes no second charge."""
 
     def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
         """Cancel the gateway's subscription `ref` now, so it charges nothing more (a
@@ -168,6 +192,22 @@ def parse_event(body: bytes) -> GatewayEvent:
             currency=str(obj.get("currency") or "").upper(),
             payment_ref=str(obj.get("payment_intent") or ""),
             subscription_ref=str(obj.get("subscription") or ""),
+            customer_ref=_ref(obj.get("customer")),
+        )
+    if obj_kind == "payment_intent":
+        amount = obj.get("amount")
+        metadata = obj.get("metadata")
+        order_uuid = metadata.get("tidings_order") if isinstance(metadata, dict) else None
+        return GatewayEvent(
+            id=event_id,
+            type=kind,
+            created=at,
+            payment_ref=str(obj.get("id") or ""),
+            amount_cents=int(amount) if isinstance(amount, int) else None,
+            currency=str(obj.get("currency") or "").upper(),
+            customer_ref=_ref(obj.get("customer")),
+            payment_method_ref=_ref(obj.get("payment_method")),
+            order_uuid=order_uuid if isinstance(order_uuid, str) else "",
         )
     if obj_kind == "charge":
         refunded = obj.get("amount_refunded")
@@ -214,6 +254,12 @@ def parse_event(body: bytes) -> GatewayEvent:
     return GatewayEvent(id=event_id, type=kind, created=at)
 
 
+def _ref(value: object) -> str:
+    """A gateway's id as the event names it: a short string, else nothing (an expanded
+    object, a number, anything odd is no id)."""
+    return value if isinstance(value, str) and 0 < len(value) <= 255 else ""
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), "")
@@ -237,6 +283,10 @@ class TestGateway:
 
     name = "test"
     renews_itself = False
+    saves_payment_methods = True
+    # Payment methods the test gateway declines, as Stripe's test cards do: its page
+    # saves a method ending so when asked to (tests, demonstrations).
+    DECLINED = {"_declined": "card_declined", "_authenticate": "authentication_required"}
 
     def checkout_origins(self) -> list[str]:
         return [_origin(baseurl.base_url())]
@@ -256,6 +306,19 @@ class TestGateway:
 
     def renewal_payment_url(self, order: Order) -> str:
         return self._page(order.gateway_ref) if order.gateway_ref else ""
+
+    def charge_saved(self, order: Order, *, customer: str, payment_method: str) -> str:
+        # Nothing is charged; the payment confirms by its signed event
+        # (services.confirm_on_test_gateway), as a card gateway's webhook would.
+        for ending, code in self.DECLINED.items():
+            if payment_method.endswith(ending):
+                raise GatewayDeclined(code)
+        if not customer or not payment_method:
+            raise GatewayDeclined("no_payment_method")
+        # One payment per order, whatever repeats the request (derived from its
+        # idempotency key, which it does not show).
+        digest = hashlib.sha256(f"payment:{order.idempotency_key}".encode()).hexdigest()
+        return f"test_pi_{digest[:24]}"
 
     def cancel_subscription(self, ref: str, *, idempotency_key: str) -> str:
         # It charges nothing by itself: there is nothing to stop there.
@@ -293,6 +356,7 @@ class StripeGateway:
 
     name = "stripe"
     renews_itself = True
+    saves_payment_methods = True
 
     def checkout_origins(self) -> list[str]:
         base = settings.BILLING["stripe_api_base"]
@@ -329,6 +393,14 @@ class StripeGateway:
             "client_reference_id": str(order.uuid),
             "metadata": {"tidings_order": str(order.uuid)},
         }
+        if order.save_payment_method and offer.kind == offer.Kind.PACK:
+            # The buyer asked to keep the card for automatic recharges: Stripe keeps it
+            # on a Customer, for charges made while the customer is away.
+            params["customer_creation"] = "always"
+            params["payment_intent_data"] = {
+                "setup_future_usage": "off_session",
+                "metadata": {"tidings_order": str(order.uuid)},
+            }
         try:
             session = self._client().v1.checkout.sessions.create(
                 params=params,  # type: ignore[arg-type]
@@ -351,6 +423,28 @@ class StripeGateway:
 
     def start_renewal(self, order: Order) -> str:
         raise GatewayError("Stripe renews its subscriptions itself")
+
+    def charge_saved(self, order: Order, *, customer: str, payment_method: str) -> str:
+        params: dict[str, Any] = {
+            "amount": cents(order.amount),
+            "currency": order.currency.lower(),
+            "customer": customer,
+            "payment_method": payment_method,
+            "off_session": True,
+            "confirm": True,
+            "description": order.offer.name,
+            "metadata": {"tidings_order": str(order.uuid)},
+        }
+        try:
+            intent = self._client().v1.payment_intents.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": order.idempotency_key},
+            )
+        except stripe.CardError as error:
+            raise GatewayDeclined(str(error.code or "card_declined")) from None
+        except stripe.StripeError as error:
+            raise GatewayError(str(error.user_message or error.code or "stripe error")) from None
+        return str(intent.id)
 
     def renewal_payment_url(self, order: Order) -> str:
         # Stripe's hosted page of the subscription's invoice, from its event: paying

@@ -416,6 +416,15 @@ class Order(models.Model):
     period_end = models.DateTimeField(null=True, blank=True)
     # Where the customer pays a failed renewal: the gateway's page for that invoice.
     pay_url = models.URLField(max_length=500, blank=True, default="")
+    # Automatic recharge (billing.recharge): the buyer asked the gateway to keep the
+    # payment method for later charges off-session, and the gateway's ids of it (its
+    # customer and its payment method: never anything of the card itself, P10).
+    save_payment_method = models.BooleanField(default=False)
+    gateway_customer = models.CharField(max_length=255, blank=True, default="")
+    gateway_payment_method = models.CharField(max_length=255, blank=True, default="")
+    # An automatic recharge: charged off-session to a saved payment method; its
+    # `gateway_ref` is the gateway's payment (a PaymentIntent at Stripe).
+    recharge = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -439,6 +448,46 @@ class Order(models.Model):
     @property
     def reference(self) -> str:
         return f"T-{self.pk:06d}" if self.pk else "T-new"
+
+
+class AutoRecharge(models.Model):
+    """An account's automatic recharge (billing.recharge): when its credits fall below
+    `threshold`, the pack `offer` is ordered and charged off-session to the payment
+    method saved at the gateway with `payment_order` (whose billing identity the
+    recharge copies). The customer's consent is kept as it was given: who, when, the
+    words shown. A failed charge turns it off (`turned_off_reason`)."""
+
+    account = models.OneToOneField(
+        "accounts.Account", on_delete=models.CASCADE, related_name="auto_recharge"
+    )
+    enabled = models.BooleanField(default=False)
+    offer = models.ForeignKey(Offer, on_delete=models.PROTECT, related_name="+")
+    threshold = models.PositiveIntegerField()
+    payment_order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="+")
+    consented_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    consented_at = models.DateTimeField(default=timezone.now)
+    consent_text = models.TextField()
+    consent_language = models.CharField(max_length=8, blank=True, default="")
+    turned_off_at = models.DateTimeField(null=True, blank=True)
+    turned_off_reason = models.CharField(max_length=300, blank=True, default="")
+    # The recharge whose failure turned it off (shown in Billing).
+    failed_order = models.ForeignKey(
+        Order, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("automatic recharge")
+        verbose_name_plural = _("automatic recharges")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gte=1), name="billing_recharge_threshold_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id} below {self.threshold}: {self.offer_id}"
 
 
 class VatCheck(models.Model):

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from tidings.billing.models import (
+    AutoRecharge,
     CreditBalance,
     CreditEntry,
     GatewayCancellation,
@@ -109,6 +110,29 @@ register(
     # The billing identity says where the customer is: their latest order's country.
     country="billing_country",
     contact="the customer's orders: no contact's data",
+)
+# Automatic recharge: the customer's consent to off-session charges, kept as given (who,
+# when, the words shown). The card stays at the gateway: the order keeps only its ids.
+register(
+    AutoRecharge,
+    owner=Owner.CUSTOMER,
+    category=_("billing"),
+    data_class=DataClass.FINANCIAL,
+    purpose=_("recharging credits automatically, with the customer's consent to the charges"),
+    legal_basis=LegalBasis.CONSENT,
+    retention=_("while the account exists"),
+    personal_fields=["consented_by", "consented_at", "consent_text"],
+    shown_fields=(
+        "enabled",
+        "threshold",
+        "consented_at",
+        "consent_text",
+        "turned_off_at",
+        "turned_off_reason",
+    ),
+    erase=Erasure.DELETE,
+    account_path="account",
+    contact="the customer's automatic recharge: no contact's data",
 )
 register(
     WebhookEvent,

@@ -65,6 +65,10 @@ OWN = frozenset(
         "renewal_of",
         "period_end",
         "pay_url",
+        "save_payment_method",
+        "gateway_customer",
+        "gateway_payment_method",
+        "recharge",
     }
 )
 

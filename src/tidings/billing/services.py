@@ -15,12 +15,16 @@ The protocol of a webhook, in the order the code follows it:
 5. A plan's renewal is an order too (billing.renewals): the gateway's invoice events
    move it like the others; only a renewal may go from failed to paid (the customer
    pays the failed invoice later), which ends its dunning (billing.dunning).
+6. An automatic recharge is an order too (billing.recharge): charged off-session to a
+   saved payment method by `run_recharge`, paid only by the gateway's signed
+   payment_intent.succeeded; a decline turns automatic recharge off.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import uuid as uuid_module
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
@@ -28,14 +32,16 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
 
 from tidings.accounts.mailability import account_users
-from tidings.billing import cards, credits, dunning, invoices, renewals, vies
+from tidings.billing import cards, credits, dunning, invoices, recharge, renewals, vies
 from tidings.billing.gateways import (
     BANK_TRANSFER,
+    GatewayDeclined,
     GatewayError,
     GatewayEvent,
     TestGateway,
@@ -44,6 +50,7 @@ from tidings.billing.gateways import (
     gateway,
 )
 from tidings.billing.models import (
+    AutoRecharge,
     Offer,
     Order,
     Price,
@@ -121,9 +128,12 @@ def place_order(
     billing_country: str,
     vat_number: str = "",
     method: str = "",
+    save_payment_method: bool = False,
 ) -> Order:
     """Record an order with its billing identity (asked only here: P1, recorded as a
-    point of collection: P2). `method` is the gateway or BANK_TRANSFER."""
+    point of collection: P2). `method` is the gateway or BANK_TRANSFER;
+    `save_payment_method` asks the gateway to keep the card of a pack's payment for
+    automatic recharges (billing.recharge)."""
     offer = Offer.objects.filter(pk=offer_id, active=True).first()
     if offer is None:
         raise OrderRefused(_("That offer is not available."))
@@ -167,6 +177,10 @@ def place_order(
             billing_country=country,
             vat_number=vat,
             reverse_charge=vies_answer is not None and vies_answer.status == VatCheck.Status.VALID,
+            save_payment_method=bool(save_payment_method)
+            and offer.kind == Offer.Kind.PACK
+            and method != BANK_TRANSFER
+            and gateway(method).saves_payment_methods,
             listed_amount=price.amount,
         )
         # The gateway charges what the invoice will say: VAT added where it applies.
@@ -346,6 +360,8 @@ def _apply(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
         return _subscription_event(event)
     if kind in ("invoice.paid", "invoice.payment_failed"):
         return _renewal_event(gateway_name, event)
+    if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+        return _payment_intent_event(gateway_name, event)
     order = _order_for(gateway_name, event)
     if order is None:
         return "ignored: no order of this gateway", None
@@ -353,6 +369,9 @@ def _apply(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
         _same_amount(order, event)
         if event.payment_ref and not order.payment_ref:
             order.payment_ref = event.payment_ref
+        if order.save_payment_method and event.customer_ref and not order.gateway_customer:
+            Order.objects.filter(pk=order.pk).update(gateway_customer=event.customer_ref)
+            order.gateway_customer = event.customer_ref
         if kind == "checkout.session.completed" and event.payment_status == "unpaid":
             return _move(order, S.PROCESSING), order.account_id  # paid later, or failed
         outcome = _move(order, S.PAID)
@@ -394,6 +413,56 @@ def _same_amount(order: Order, event: GatewayEvent) -> None:
                 "dc": order.currency,
             }
         )
+
+
+def _payment_intent_event(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
+    """A payment's outcome. An automatic recharge is paid (or fails) by it; for a
+    checkout's payment whose card the buyer asked to keep, it names the saved payment
+    method (the checkout's own events fulfil that order)."""
+    orders = Order.objects.select_for_update().filter(gateway=gateway_name)
+    order = None
+    if event.order_uuid:
+        order = orders.filter(uuid__in=_uuids(event.order_uuid)).first()
+    if order is None and event.payment_ref:
+        order = orders.filter(recharge=True, gateway_ref=event.payment_ref).first() or (
+            orders.filter(payment_ref=event.payment_ref).first()
+        )
+    if order is None:
+        return "ignored: no order of this gateway", None
+    known = order.gateway_ref if order.recharge else order.payment_ref
+    if known and event.payment_ref and event.payment_ref != known:
+        # Another payment naming this order: not the one made for it.
+        return f"ignored: not the payment of order {order.reference}", order.account_id
+    if not order.recharge:
+        if (
+            event.type == "payment_intent.succeeded"
+            and order.save_payment_method
+            and event.payment_method_ref
+        ):
+            _same_amount(order, event)
+            Order.objects.filter(pk=order.pk).update(
+                gateway_payment_method=event.payment_method_ref,
+                gateway_customer=order.gateway_customer or event.customer_ref,
+            )
+            return f"order {order.reference}: payment method kept", order.account_id
+        return f"ignored: {event.type} of a checkout", order.account_id
+    _same_amount(order, event)
+    if event.payment_ref and not order.gateway_ref:
+        order.gateway_ref = order.payment_ref = event.payment_ref
+        Order.objects.filter(pk=order.pk).update(
+            gateway_ref=event.payment_ref, payment_ref=event.payment_ref
+        )
+    if event.type == "payment_intent.succeeded":
+        return _move(order, S.PAID), order.account_id
+    return _move(order, S.FAILED, why="payment_failed"), order.account_id
+
+
+def _uuids(value: str) -> list[str]:
+    """`value` as an order's uuid, or nothing (a gateway's metadata is free text)."""
+    try:
+        return [str(uuid_module.UUID(value))]
+    except ValueError:
+        return []
 
 
 def _renewal_event(gateway_name: str, event: GatewayEvent) -> tuple[str, int | None]:
@@ -440,7 +509,7 @@ def _renewal_event(gateway_name: str, event: GatewayEvent) -> tuple[str, int | N
     return _move(order, S.FAILED), order.account_id
 
 
-def _move(order: Order, target: str, *, by: User | None = None) -> str:
+def _move(order: Order, target: str, *, by: User | None = None, why: str = "") -> str:
     """Move the locked `order` to `target` and do what that means, or change nothing."""
     sources = MOVES[target]
     if order.renewal_of_id is not None and target == S.PAID:
@@ -471,6 +540,9 @@ def _move(order: Order, target: str, *, by: User | None = None) -> str:
         # The dunning's first mail says it (once), not the order's.
         sub = Subscription.objects.select_for_update().get(pk=order.renewal_of_id)
         dunning.start(sub, now=order.status_changed_at)
+    elif target == S.FAILED and order.recharge:
+        # Automatic recharge is turned off, and its mail says so (once), not the order's.
+        recharge.turned_off_by_failure(order, why or "declined")
     else:
         _tell(order)
     return f"order {order.reference}: {target}"
@@ -542,6 +614,119 @@ def _subscription_event(event: GatewayEvent) -> tuple[str, int | None]:
     return f"subscription: {sub.status}", sub.account_id
 
 
+# Automatic recharge --------------------------------------------------------------------------
+
+
+def run_recharge(account_id: int, now: datetime | None = None) -> str:
+    """The recharge job (billing.recharge): under the account's setting's lock, place
+    the recharge order unless one is in flight, a limit is reached or the account may
+    not be recharged; commit it; then charge it off-session by its idempotency key (a
+    job run again, or two at once, charge the same order once). Returns what it did."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        setting = (
+            AutoRecharge.objects.select_for_update()
+            .select_related("account", "payment_order", "offer")
+            .filter(account_id=account_id)
+            .first()
+        )
+        why = recharge.why_not(setting, now) if setting is not None else "off"
+        if setting is None or why == "off":
+            return "not recharged: off"
+        order = recharge.in_flight(account_id)
+        if order is not None and order.gateway_ref:
+            return f"not recharged: order {order.reference} is in flight"
+        if why and (order is None or why not in recharge.RETRY_DESPITE):
+            # An order placed but not charged yet (the gateway was down, the worker died)
+            # is charged again by its key, unless the account may no longer be charged.
+            log.info("account %s: not recharged: %s", account_id, why)
+            return f"not recharged: {why}"
+        if order is None:
+            order = _recharge_order(setting)
+    return _charge(order)
+
+
+def sweep_recharges(now: datetime | None = None, *, limit: int = 500) -> int:
+    """Run the recharge job for accounts whose automatic recharge is on and whose credits
+    are below its threshold, or whose recharge was placed and never charged: what a lost
+    job or a gateway that was down left undone (spending may not come again to queue it:
+    a balance too low starts no campaign). A job still charging the same order at once
+    makes no second charge: both send its idempotency key. Returns how many charged."""
+    now = now or timezone.now()
+    waiting = Order.objects.filter(recharge=True, status=S.CREATED, gateway_ref="").values_list(
+        "account_id", flat=True
+    )
+    below = AutoRecharge.objects.filter(
+        enabled=True, account__credit_balance__available__lt=F("threshold")
+    ).values_list("account_id", flat=True)
+    accounts = sorted({*waiting[:limit], *below[:limit]})
+    return sum(1 for a in accounts if "charged, waiting" in run_recharge(a, now))
+
+
+def _recharge_order(setting: AutoRecharge) -> Order:
+    """The recharge order of the locked `setting`: its pack at today's price, with the
+    billing identity (and VAT decision) of the order whose payment method it charges."""
+    source = setting.payment_order
+    price = price_of(setting.offer, source.currency)
+    order = Order(
+        account_id=setting.account_id,
+        created_by=None,
+        offer=setting.offer,
+        currency=price.currency,
+        amount=price.amount,
+        credits=setting.offer.credits,
+        gateway=source.gateway,
+        idempotency_key=secrets.token_hex(16),
+        status=S.CREATED,
+        buyer_kind=source.buyer_kind,
+        billing_name=source.billing_name,
+        billing_address=source.billing_address,
+        billing_country=source.billing_country,
+        vat_number=source.vat_number,
+        reverse_charge=source.reverse_charge,
+        listed_amount=price.amount,
+        gateway_customer=source.gateway_customer,
+        gateway_payment_method=source.gateway_payment_method,
+        recharge=True,
+    )
+    order.amount = invoices.amount_due(order, price.amount)
+    order.save()
+    audit.record(
+        audit.AuditEvent.Action.CREATE,
+        order,
+        by=None,
+        fields=["offer", "amount"],
+        reason=f"automatic recharge below {setting.threshold} credits",
+        account_id=setting.account_id,
+    )
+    return order
+
+
+def _charge(order: Order) -> str:
+    """Charge the committed recharge `order` at its gateway (outside any transaction: the
+    order exists whatever happens there)."""
+    try:
+        ref = gateway(order.gateway).charge_saved(
+            order, customer=order.gateway_customer, payment_method=order.gateway_payment_method
+        )
+    except GatewayDeclined as declined:
+        with transaction.atomic():
+            locked = Order.objects.select_for_update().get(pk=order.pk)
+            _move(locked, S.FAILED, why=declined.code)
+        return f"order {order.reference}: declined ({declined.code})"
+    except GatewayError as error:
+        # Not reached: the order waits, and the next run charges it by the same key.
+        log.warning("order %s: the gateway could not charge the recharge: %s", order.pk, error)
+        return f"order {order.reference}: gateway unreachable, left for the next run"
+    Order.objects.filter(pk=order.pk, gateway_ref="").update(gateway_ref=ref, payment_ref=ref)
+    if order.gateway == TestGateway.name:
+        # The test gateway tells the outcome at once, by the signed event a card
+        # gateway would post (no money moves).
+        order.refresh_from_db()
+        confirm_on_test_gateway(order)
+    return f"order {order.reference}: charged, waiting for the gateway's word"
+
+
 # Bank transfer -------------------------------------------------------------------------------
 
 
@@ -572,6 +757,9 @@ TEST_OUTCOMES = {
         ("checkout.session.async_payment_failed", "unpaid"),
     ],
     "expire": [("checkout.session.expired", "unpaid")],
+    # The card is kept (an order that asked for it), and a later recharge of it is
+    # declined: what a card that expires or runs out does.
+    "pay_keep_declining": [("checkout.session.completed", "paid")],
 }
 
 
@@ -600,6 +788,8 @@ def pay_on_test_gateway(session: str, outcome: str) -> list[tuple[int, str]]:
     if order is None or outcome not in TEST_OUTCOMES:
         raise OrderRefused(_("There is no such payment session."))
     answers = []
+    saving = order.save_payment_method and outcome in ("pay", "pay_keep_declining")
+    customer = f"test_cus_{order.uuid.hex}" if saving else ""
     for kind, status in TEST_OUTCOMES[outcome]:
         body, headers = TestGateway.event(
             kind,
@@ -610,10 +800,47 @@ def pay_on_test_gateway(session: str, outcome: str) -> list[tuple[int, str]]:
                 "amount_total": cents(order.amount),
                 "currency": order.currency.lower(),
                 "payment_intent": f"test_pi_{order.uuid.hex}",
+                **({"customer": customer} if customer else {}),
+            },
+        )
+        answers.append(receive_webhook(TestGateway.name, body, headers))
+    if saving:
+        # The payment's own event names the payment method kept.
+        method = f"test_pm_{order.uuid.hex}"
+        if outcome == "pay_keep_declining":
+            method += "_declined"
+        body, headers = TestGateway.event(
+            "payment_intent.succeeded",
+            {
+                "object": "payment_intent",
+                "id": f"test_pi_{order.uuid.hex}",
+                "amount": cents(order.amount),
+                "currency": order.currency.lower(),
+                "customer": customer,
+                "payment_method": method,
+                "metadata": {"tidings_order": str(order.uuid)},
             },
         )
         answers.append(receive_webhook(TestGateway.name, body, headers))
     return answers
+
+
+def confirm_on_test_gateway(order: Order, outcome: str = "succeeded") -> tuple[int, str]:
+    """The test gateway's word on the off-session charge of the recharge `order`: the
+    signed payment_intent event a card gateway posts, to the one receiver."""
+    body, headers = TestGateway.event(
+        f"payment_intent.{outcome}",
+        {
+            "object": "payment_intent",
+            "id": order.gateway_ref,
+            "amount": cents(order.amount),
+            "currency": order.currency.lower(),
+            "customer": order.gateway_customer,
+            "payment_method": order.gateway_payment_method,
+            "metadata": {"tidings_order": str(order.uuid)},
+        },
+    )
+    return receive_webhook(TestGateway.name, body, headers)
 
 
 def renew_on_test_gateway(order: Order, outcome: str) -> tuple[int, str]:

@@ -13,8 +13,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
-from tidings.billing import credits, dunning, pdf, selectors, services
-from tidings.billing.forms import OrderForm
+from tidings.accounts.models import Account
+from tidings.billing import credits, dunning, pdf, recharge, selectors, services
+from tidings.billing.forms import OrderForm, RechargeForm
 from tidings.billing.gateways import BANK_TRANSFER, GATEWAYS, gateway
 from tidings.billing.models import Offer, Order, VatCheck
 from tidings.core import baseurl, clientip, headers
@@ -53,8 +54,77 @@ def billing(request: HttpRequest) -> HttpResponse:
             "orders": selectors.orders_of(account)[:50],
             "ledger": selectors.ledger_of(account),
             "invoices": selectors.invoices_of(account)[:100],
+            **_recharge_context(account),
         },
     )
+
+
+def _recharge_context(account: Account) -> dict[str, object]:
+    """Billing's automatic recharge: its setting, what one recharge costs, and the form
+    to set it up (with a payment method kept at the gateway)."""
+    setting = recharge.setting_of(account)
+    orders = recharge.payment_orders(account)
+    form = None
+    if orders:
+        initial = {}
+        if setting is not None:
+            initial = {
+                "payment_order": str(setting.payment_order.uuid),
+                "offer": str(setting.offer_id),
+                "threshold": setting.threshold,
+            }
+        form = RechargeForm(initial=initial, orders=orders, packs=_packs(orders))
+    return {
+        "recharge": setting,
+        "recharge_amount": recharge.amount_of(setting) if setting is not None else None,
+        "recharge_form": form,
+    }
+
+
+def _packs(orders: list[Order]) -> list[tuple[str, str]]:
+    """The packs on offer in the currency of any of the account's payment methods."""
+    return list(
+        {str(o.pk): o.name for order in orders for o, _p in recharge.packs_for(order)}.items()
+    )
+
+
+@customer_required
+@require_POST
+def recharge_settings(request: HttpRequest) -> HttpResponse:
+    """Automatic recharge: choose (then read and agree to the exact words of the
+    charges: they are kept as shown), or turn it off."""
+    account = account_of(request)
+    user = request.user
+    if request.POST.get("turn_off"):
+        if recharge.turn_off(account, by=user, reason="turned off by the customer"):  # type: ignore[arg-type]
+            messages.info(request, _("Automatic recharge is off: nothing will be charged."))
+        return redirect("billing:billing")
+    orders = recharge.payment_orders(account)
+    form = RechargeForm(request.POST, orders=orders, packs=_packs(orders))
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect("billing:billing")
+    chosen = {
+        "payment_order": form.cleaned_data["payment_order"],
+        "offer_id": form.cleaned_data["offer"],
+        "threshold": form.cleaned_data["threshold"],
+    }
+    try:
+        if request.POST.get("agreed") != "yes":
+            choice = recharge.check(account, **chosen)
+            return render(
+                request,
+                "billing/recharge_consent.html",
+                {"choice": choice, "form": form},
+            )
+        recharge.turn_on(account, by=user, agreed=True, **chosen)  # type: ignore[arg-type]
+    except recharge.RechargeRefused as refused:
+        messages.error(request, str(refused))
+        return redirect("billing:billing")
+    messages.success(request, _("Automatic recharge is on."))
+    return redirect("billing:billing")
 
 
 @customer_required
@@ -73,7 +143,9 @@ def order(request: HttpRequest, offer_id: int) -> HttpResponse:
     offer = get_object_or_404(selectors.offers_for_sale(), pk=offer_id)
     currencies = [p.currency for p in offer.prices.all()]
     _allow_hosted_page(request)
-    form = OrderForm(request.POST or None, currencies=currencies)
+    form = OrderForm(
+        request.POST or None, currencies=currencies, pack=offer.kind == Offer.Kind.PACK
+    )
     if request.method == "POST" and form.is_valid():
         try:
             placed = services.place_order(
