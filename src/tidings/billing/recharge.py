@@ -231,19 +231,35 @@ def turn_off(account: Account, *, by: User | None, reason: str) -> bool:
         )
         if setting is None:
             return False
-        setting.enabled = False
-        setting.turned_off_at = timezone.now()
-        setting.turned_off_reason = reason[:300]
-        setting.save(update_fields=["enabled", "turned_off_at", "turned_off_reason"])
-        audit.record(
-            audit.AuditEvent.Action.UPDATE,
-            setting,
-            by=by,
-            fields=["enabled"],
-            reason=f"automatic recharge off: {reason}"[:500],
-            account_id=account.pk,
-        )
+        _off(setting, why=reason, by=by, audit_reason=f"automatic recharge off: {reason}")
     return True
+
+
+def _off(
+    setting: AutoRecharge,
+    *,
+    why: str,
+    by: User | None,
+    audit_reason: str,
+    failed_order: Order | None = None,
+) -> None:
+    """Turn the (locked) setting off, saying why, audited."""
+    setting.enabled = False
+    setting.turned_off_at = timezone.now()
+    setting.turned_off_reason = why[:300]
+    fields = ["enabled", "turned_off_at", "turned_off_reason"]
+    if failed_order is not None:
+        setting.failed_order = failed_order
+        fields.append("failed_order")
+    setting.save(update_fields=fields)
+    audit.record(
+        audit.AuditEvent.Action.UPDATE,
+        setting,
+        by=by,
+        fields=["enabled"],
+        reason=audit_reason[:500],
+        account_id=setting.account_id,
+    )
 
 
 def turned_off_by_failure(order: Order, code: str) -> None:
@@ -253,20 +269,12 @@ def turned_off_by_failure(order: Order, code: str) -> None:
     if setting is None:
         return
     if setting.enabled:
-        setting.enabled = False
-        setting.turned_off_at = timezone.now()
-        setting.turned_off_reason = code[:300]
-        setting.failed_order = order
-        setting.save(
-            update_fields=["enabled", "turned_off_at", "turned_off_reason", "failed_order"]
-        )
-        audit.record(
-            audit.AuditEvent.Action.UPDATE,
+        _off(
             setting,
+            why=code,
             by=None,
-            fields=["enabled"],
-            reason=f"automatic recharge off: order {order.reference} declined ({code})"[:500],
-            account_id=order.account_id,
+            audit_reason=f"automatic recharge off: order {order.reference} declined ({code})",
+            failed_order=order,
         )
     users = list(account_users(order.account_id, Purpose.SERVICE))
     send_templated(
