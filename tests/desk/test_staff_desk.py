@@ -4,6 +4,7 @@ at their request and solves the conversation (P3, P6, P7, P32)."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import timedelta
@@ -153,6 +154,39 @@ def test_canned_answers_fill_in_their_variables(console, staff, customer, on_com
         f"Hello Ada Lovelace, Support Agent here about #{conversation.pk}. {{{{ unknown }}}}"
         in shown.text
     )
+
+
+def test_support_staff_find_the_desk_and_save_canned_answers_from_the_console(
+    console, staff, billing_staff, customer, db
+):
+    client = console(staff)
+    home = client.get("/staff/admin/")
+    assert 'href="/staff/desk/"' in home.text
+    assert client.get("/staff/admin/desk/cannedanswer/").status_code == 200
+    added = client.post(
+        "/staff/admin/desk/cannedanswer/add/",
+        {"title": "Draft", "body": "Hello {{ customer_name }}, about #{{ conversation_number }}."},
+    )
+    assert added.status_code == 302
+    canned = CannedAnswer.objects.get()
+    conversation = write_by_mail(customer)
+    shown = client.get(page(conversation.pk), {"canned": canned.pk})
+    assert f"Hello Ada Lovelace, about #{conversation.pk}." in shown.text
+    # A role without the desk sees neither the link nor the saved answers.
+    other = console(billing_staff)
+    assert 'href="/staff/desk/"' not in other.get("/staff/admin/").text
+    assert other.get("/staff/admin/desk/cannedanswer/").status_code in (403, 404)
+
+
+def test_each_label_of_the_conversation_page_names_its_own_field(console, staff, customer, db):
+    conversation = write_by_mail(customer)
+    shown = console(staff).get(page(conversation.pk)).text
+    ids = re.findall(r'\sid="([^"]+)"', shown)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    # The follow-up's "Message" is the follow-up's text, not the answer's.
+    assert re.search(r'<label for="id_body">Message:</label>', shown)
+    assert re.search(r'<textarea[^>]*name="body"[^>]*id="id_body"', shown)
+    assert '<label for="id_answer">' in shown and 'id="id_answer" name="body"' in shown
 
 
 @pytest.mark.promise("P6", "P18")

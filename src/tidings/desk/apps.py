@@ -20,6 +20,7 @@ def sla_settings(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
 class DeskConfig(AppConfig):
     name = "tidings.desk"
     label = "desk"
+    verbose_name = "Support desk"  # translated at display (privacy/labels.py)
 
     def ready(self) -> None:
         from anymail.signals import inbound as provider_inbound

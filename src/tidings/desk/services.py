@@ -496,6 +496,14 @@ def change_customer_data(
     return changes
 
 
+def save_canned_answer(canned: CannedAnswer) -> CannedAnswer:
+    """Add or change a saved answer (the console's page). Placeholders are kept as
+    written: they are filled in only when an agent inserts it (`fill_canned`)."""
+    canned.full_clean()
+    canned.save()
+    return canned
+
+
 _VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 

@@ -195,6 +195,7 @@ LABELS = [
     _("who asked (name and email)"),
     _("Support attachments"),
     _("Support conversations"),
+    _("Support desk"),
     _("Support follow-ups"),
     _("Support messages"),
     _("channel"),
