@@ -21,8 +21,9 @@ AFTER = BEFORE.replace(
 
 def _decided(apps, schema_editor):  # type: ignore[no-untyped-def]
     """Orders invoiced under the reverse charge keep that decision."""
+    db = schema_editor.connection.alias  # the database being migrated
     Order = apps.get_model("billing", "Order")
-    Order.objects.filter(invoices__reverse_charge=True).update(reverse_charge=True)
+    Order.objects.using(db).filter(invoices__reverse_charge=True).update(reverse_charge=True)
 
 
 class Migration(migrations.Migration):

@@ -14,19 +14,25 @@ RULED = {"GB", "CH", "US-TX", "US-FL", "US-CO"}  # jurisdictions of the table th
 def carry_over(apps, schema_editor):  # type: ignore[no-untyped-def]
     Incident = apps.get_model("breaches", "Incident")
     Scope = apps.get_model("breaches", "Scope")
+    db = schema_editor.connection.alias  # the database being migrated, not "default"
     country = settings.OPERATOR["country"]
     own = country if country in RULED else "EU"
-    for incident in Incident.objects.filter(escalated_hours__gt=0):
+    for incident in Incident.objects.using(db).filter(escalated_hours__gt=0):
         step = sum(1 for hours in OLD_STEPS if hours <= incident.escalated_hours)
         done = {f"authority:{own}": step}
-        scope = Scope.objects.filter(incident=incident).order_by("-computed_at", "-pk").first()
+        scope = (
+            Scope.objects.using(db)
+            .filter(incident=incident)
+            .order_by("-computed_at", "-pk")
+            .first()
+        )
         for row in scope.per_account if scope else []:
             if row.get("processor"):
                 done[f"processor:{row['account']}"] = step
             if row.get("users"):
                 done[f"controller:{row['account']}"] = step
         incident.escalations = done
-        incident.save(update_fields=["escalations"])
+        incident.save(using=db, update_fields=["escalations"])
 
 
 class Migration(migrations.Migration):

@@ -8,13 +8,15 @@ from django.db.models import F, OuterRef, Subquery
 
 
 def keep_the_customers_ties(apps, schema_editor):
+    db = schema_editor.connection.alias  # the database being migrated
     # Conversations tied to an account before verdicts existed keep that tie (a logged-in
     # form proved it; mail was trusted then); visitors' ones were never proven.
     Conversation = apps.get_model("desk", "Conversation")
-    Conversation.objects.filter(account__isnull=False).update(sender_verified=True)
+    Conversation.objects.using(db).filter(account__isnull=False).update(sender_verified=True)
 
 
 def start_the_clocks(apps, schema_editor):
+    db = schema_editor.connection.alias  # the database being migrated
     # Conversations opened before the clocks: due from when they opened, answered when
     # staff first answered, paused since their last activity if waiting or solved (the
     # pauses before that are not known: a clock may show overdue that was not). Three
@@ -22,17 +24,17 @@ def start_the_clocks(apps, schema_editor):
     Conversation = apps.get_model("desk", "Conversation")
     Message = apps.get_model("desk", "Message")
     first_answer = (
-        Message.objects.filter(conversation=OuterRef("pk"), direction="out")
+        Message.objects.using(db).filter(conversation=OuterRef("pk"), direction="out")
         .order_by("created_at")
         .values("created_at")[:1]
     )
-    Conversation.objects.update(
+    Conversation.objects.using(db).update(
         first_response_due_at=F("created_at")
         + timedelta(hours=settings.DESK["first_response_hours"]),
         resolution_due_at=F("created_at") + timedelta(hours=settings.DESK["resolution_hours"]),
         first_response_at=Subquery(first_answer),
     )
-    Conversation.objects.filter(status__in=("waiting", "solved")).update(paused_at=F("updated_at"))
+    Conversation.objects.using(db).filter(status__in=("waiting", "solved")).update(paused_at=F("updated_at"))
 
 
 class Migration(migrations.Migration):

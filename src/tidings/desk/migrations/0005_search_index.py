@@ -11,20 +11,23 @@ def index_existing(apps, schema_editor):
     Conversation = apps.get_model("desk", "Conversation")
     Message = apps.get_model("desk", "Message")
     SearchToken = apps.get_model("desk", "SearchToken")
+    db = schema_editor.connection.alias  # the database being migrated, not "default"
     key = keys()[0]
-    for conversation in Conversation.objects.order_by("pk").iterator(chunk_size=100):
+    for conversation in Conversation.objects.using(db).order_by("pk").iterator(chunk_size=100):
         rows = [
             SearchToken(conversation_id=conversation.pk, digest=digest(key, t))
             for t in terms(conversation.subject or "")
         ]
-        for pk, body in Message.objects.filter(conversation_id=conversation.pk).values_list(
-            "pk", "body"
+        for pk, body in (
+            Message.objects.using(db)
+            .filter(conversation_id=conversation.pk)
+            .values_list("pk", "body")
         ):
             rows += [
                 SearchToken(conversation_id=conversation.pk, message_id=pk, digest=digest(key, t))
                 for t in terms(body or "")
             ]
-        SearchToken.objects.bulk_create(rows, batch_size=1000)
+        SearchToken.objects.using(db).bulk_create(rows, batch_size=1000)
 
 
 class Migration(migrations.Migration):

@@ -7,11 +7,12 @@ from django.db import migrations, models
 
 
 def one_token_each(apps, schema_editor):  # type: ignore[no-untyped-def]
+    db = schema_editor.connection.alias  # the database being migrated
     # AddField gave every existing domain the same default: each needs its own. They are
     # unproven until the next check finds their records (sending.domains).
     SendingDomain = apps.get_model("sending", "SendingDomain")
-    for pk in SendingDomain.objects.values_list("pk", flat=True):
-        SendingDomain.objects.filter(pk=pk).update(token=secrets.token_hex(16))
+    for pk in SendingDomain.objects.using(db).values_list("pk", flat=True):
+        SendingDomain.objects.using(db).filter(pk=pk).update(token=secrets.token_hex(16))
 
 
 class Migration(migrations.Migration):
