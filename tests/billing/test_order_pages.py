@@ -27,6 +27,22 @@ def test_the_pricing_page_shows_plans_and_packs_to_anyone(client, pack, plan):
     assert 'src="http' not in page  # nothing loaded from a third party
 
 
+def test_the_buyer_sees_the_vat_rate_before_the_payment_page(client, customer, pack, plan):
+    """The pricing page and the order page say at which rate VAT is added (the total
+    charged on the provider's page is the price plus that VAT), not the console's label
+    for the operator."""
+    pricing = client.get("/pricing/").content.decode()
+    assert "9.90 EUR + VAT at 21 %" in pricing and "10.90 USD + VAT at 21 %" in pricing
+    assert "VAT added at the rate given" not in pricing
+    assert "Reverse charge for business buyers" in pricing  # the plan's treatment, told
+    client.force_login(customer)
+    order = client.get(f"/account/billing/order/{pack.pk}/").content.decode()
+    assert "9.90 EUR + VAT at 21 %" in order
+    pack.vat_treatment, pack.vat_rate = "included", "5.5"
+    pack.save()
+    assert "9.90 EUR VAT at 5.50 % included" in client.get("/pricing/").content.decode()
+
+
 @pytest.mark.promise("P1")
 def test_registration_asks_no_billing_identity_ordering_does(client, customer, pack):
     register = client.get("/register/").content.decode()

@@ -166,6 +166,26 @@ def test_mail_to_the_address_in_another_case_leaves_with_the_contact(account, ne
     assert not BounceRecord.objects.exists()
 
 
+def test_erasing_the_account_erases_the_local_copies_of_mail_to_its_contacts(
+    account, newsletter, customer, settings, transactional_db
+):
+    """A campaign's messages in the local outbox name the account's contacts: they go
+    with the account, not 30 days later (another account's mail stays)."""
+    from tidings.accounts import services as accounts
+    from tidings.outbox.services import store
+    from tidings.privacy.services import erase_account
+
+    services.add_contact(account, "Reader@Example.org", lists=[newsletter])
+    raw = b"Subject: Rye week\r\nFrom: news@bakery.example\r\n\r\nOur rye is back.\r\n"
+    store(sender="news@bakery.example", recipient="reader@example.org", data=raw)
+    store(sender="news@other.example", recipient="someone@else.example", data=raw)
+    accounts.close_account(account, by=customer)
+    erase_account(account.pk)
+    assert list(OutboxMessage.objects.values_list("recipients", flat=True)) == [
+        "someone@else.example"
+    ]
+
+
 @pytest.mark.promise("P17")
 def test_the_notice_to_an_erased_person_leaves_no_copy_in_the_local_outbox(
     account, newsletter, settings, transactional_db

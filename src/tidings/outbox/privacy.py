@@ -20,10 +20,22 @@ from tidings.outbox.models import OutboxMessage
 
 
 def _messages_to(account: Account) -> QuerySet[OutboxMessage]:
+    """The local copies of mail to the account's users and to its contacts (its
+    campaigns, confirmations, answers to their requests): erasing the account erases
+    them with it, as erasing one contact erases that contact's."""
+    from tidings.audience.models import Contact
+
     query = Q(pk__in=[])
     for email in account.users.values_list("email", flat=True):
         query |= Q(recipients__icontains=email)
-    return OutboxMessage.objects.filter(query)
+    contacts = (
+        Contact.objects.filter(account=account)
+        .annotate(address=Lower(Trim("email")))
+        .values("address")
+    )
+    return OutboxMessage.objects.annotate(to=Lower(Trim("recipients"))).filter(
+        query | Q(to__in=contacts)
+    )
 
 
 def _messages_to_contacts(contacts: Contacts) -> QuerySet[OutboxMessage]:
