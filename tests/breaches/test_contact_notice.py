@@ -4,6 +4,8 @@ mailability rule: hard bounces skipped, the unsubscribed told; never twice (P33)
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from tests.breaches.test_report import scoped_breach
@@ -62,3 +64,19 @@ def test_nothing_is_sent_without_a_text_nor_by_someone_else(
     with pytest.raises(services.BreachError, match="not yours"):
         services.send_contact_notice(controller, by=acme.users[0], subject="s", text="t")
     assert not mailbox
+
+
+@pytest.mark.promise("P33")
+def test_the_notice_page_shows_every_figure_of_the_severity_set(client, privacy_officer, acme):
+    incident = scoped_breach(privacy_officer)
+    services.assess_severity(
+        incident, by=privacy_officer, dpc=Decimal("1"), ei=Decimal("1"),
+        confidentiality=Decimal("0.25"), integrity=Decimal("0"), availability=Decimal("0"),
+        malicious=Decimal("0.5"), level="medium", reason="addresses only",
+    )  # fmt: skip
+    services.send_notices(incident, by=privacy_officer)
+    notice = Notice.objects.get(user=acme.users[0], role=Notice.Role.PROCESSOR)
+    client.force_login(acme.users[0])
+    page = client.get(f"/account/breach-notices/{notice.pk}/").content.decode()
+    # The circumstances' figures, not a bare "+ CB)": the customer weighs their own risk.
+    assert "EI 1.00 + CB 0.25 + 0.00 + 0.00 + 0.50)" in page

@@ -171,3 +171,21 @@ def test_a_filing_to_an_authority_of_the_scope_meets_its_obligation_alone(
     }
     assert met["authority:GB"] == filing.filed_at and met["authority:EU"] is None
     assert Disclosure.objects.get().authority == filing.authority
+
+
+@pytest.mark.promise("P33")
+def test_the_clock_still_shows_an_authority_owed_after_a_filing_to_another(
+    breach, privacy_officer, world, settings, console
+):
+    settings.BREACHES = {"jurisdictions": []}
+    services.scope_incident(breach, by=privacy_officer, entries=[USERS])
+    url = f"/staff/privacy-office/breaches/{breach.pk}/"
+    officer = console(privacy_officer)
+    officer.post(url, {"action": "file", "file-jurisdiction": "GB", "file-reference": "ICO-77"})
+    clock = officer.get(url).content.decode().split('class="breach-clock"')[1].split("</p>")[0]
+    # Filed with the ICO only: the EU's report is still owed, and its time shows.
+    assert "Reported to the authority on" in clock
+    assert "Still to report to " in clock and "(EU)" in clock and "due in" in clock
+    services.file_report(breach, by=privacy_officer, reference="DPA-1")
+    clock = officer.get(url).content.decode().split('class="breach-clock"')[1].split("</p>")[0]
+    assert "Still to report" not in clock and "OVERDUE" not in clock

@@ -158,3 +158,23 @@ def test_the_severity_set_is_in_the_report_and_the_processor_notice(mailbox, pri
 
 def _pdf_text(pdf: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+@pytest.mark.promise("P33")
+def test_the_pdf_shows_times_as_the_pages_do_and_the_authority_filed_with(
+    privacy_officer, acme, settings
+):
+    settings.TIME_ZONE = "UTC"
+    incident = scoped_breach(privacy_officer)
+    services.assess_severity(
+        incident, by=privacy_officer, dpc=Decimal("1"), ei=Decimal("1"),
+        confidentiality=Decimal("0.25"), integrity=Decimal("0"),
+        availability=Decimal("0"), malicious=Decimal("0"), level="medium",
+        reason="addresses only",
+    )  # fmt: skip
+    filing = services.file_report(incident, by=privacy_officer, reference="DPA-9")
+    text = _pdf_text(report.export(incident, "pdf")[0])
+    aware = timezone.localtime(incident.aware_at).strftime("%Y-%m-%d %H:%M UTC")
+    assert aware in text and filing.deadline.strftime("%Y-%m-%d %H:%M UTC") in text
+    assert "+00:00" not in text  # no raw ISO 8601 (with its microseconds) on the form
+    assert filing.authority in text.replace("\n", " ")

@@ -278,13 +278,20 @@ def incident(request: HttpRequest, pk: int) -> HttpResponse:
     audit.record(audit.AuditEvent.Action.READ, item, by=officer, reason=REASON)
     notices = Notice.objects.filter(incident=item)
     scope = services.current_scope(item)
+    duties = obligations.obligations_for(item, scope)
     context = {
         **site.each_context(request),
         "title": str(item),
         "item": item,
         "now": timezone.now(),
         "scope": scope,
-        "obligations": obligations.obligations_for(item, scope),
+        "obligations": duties,
+        # The clock's "reported" covers one authority: another still owed is shown too.
+        "authority_pending": min(
+            (o for o in duties if o.key.startswith("authority:") and o.open),
+            key=lambda o: o.target,
+            default=None,
+        ),
         "unruled": obligations.countries_without_rule(scope),
         "filings": list(item.filings.order_by("phase")),
         "proposal": proposal,

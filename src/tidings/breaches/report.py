@@ -5,6 +5,7 @@ an authority's form. Made from Tidings's own template; the PDF fetches nothing."
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.template.loader import render_to_string
@@ -35,6 +36,17 @@ def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
     raise ValueError(f"the breach report fetches nothing ({url})")
 
 
+DATED = ("detected_at", "aware_at", "window_start", "window_end", "deadline", "filed_at")
+
+
+def _dates(content: dict[str, Any]) -> dict[str, datetime | None]:
+    """The report's times (ISO 8601 in its structured data) as datetimes, for the PDF to
+    show as the staff pages do ("2026-12-06 19:37 UTC"), not as raw ISO strings."""
+    values = {name: content.get(name) for name in DATED}
+    values["decided_at"] = (content.get("severity") or {}).get("decided_at")
+    return {name: datetime.fromisoformat(v) if v else None for name, v in values.items()}
+
+
 def export(incident: Incident, fmt: str) -> tuple[bytes, str, str]:
     """(content, content type, file name) of the report as `fmt` ("json" or "pdf")."""
     content = content_of(incident)
@@ -49,7 +61,12 @@ def export(incident: Incident, fmt: str) -> tuple[bytes, str, str]:
 
     html = render_to_string(
         "breaches/report_pdf.html",
-        {"report": content, "incident": incident, "made_at": timezone.now()},
+        {
+            "report": content,
+            "incident": incident,
+            "made_at": timezone.now(),
+            "dates": _dates(content),
+        },
     )
     style = CSS(string=render_to_string("breaches/report_pdf.css"), url_fetcher=_refuse_fetch)
     pdf = HTML(string=html, url_fetcher=_refuse_fetch).write_pdf(stylesheets=[style])
