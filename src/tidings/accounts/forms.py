@@ -14,13 +14,8 @@ class RegistrationForm(forms.Form):
     password = forms.CharField(
         label=_("Password"), widget=forms.PasswordInput, min_length=10, max_length=128
     )
-    postal_address = forms.CharField(
-        label=_("Postal address (optional, for invoices)"),
-        required=False,
-        max_length=500,
-        widget=forms.Textarea(attrs={"rows": 3}),
-    )
-    phone = forms.CharField(label=_("Phone (optional)"), required=False, max_length=40)
+    # No postal address, no phone (P1): the address is asked when ordering, for the
+    # invoice; a phone only if the customer adds one in My Account.
 
 
 class LoginForm(AuthenticationForm):
