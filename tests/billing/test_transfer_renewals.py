@@ -16,6 +16,7 @@ from django.db import close_old_connections, connection
 from tests.billing.conftest import place
 from tests.billing.test_staff import billing_staff as billing_staff  # the fixture
 from tests.billing.test_staff import console as console  # the fixture
+from tidings.accounts import services as accounts
 from tidings.billing import dunning, renewals, services
 from tidings.billing.models import Invoice, Order, Subscription
 from tidings.billing.tasks import run_renewals
@@ -113,8 +114,6 @@ def test_a_transfer_received_during_the_reminders_ends_the_dunning_before_the_su
 
 
 def test_a_closed_accounts_transfer_plan_is_not_renewed(customer, transfer_sub, mailbox):
-    from tidings.accounts import services as accounts
-
     accounts.close_account(customer.account, by=customer)
     with time_machine.travel(transfer_sub.current_period_end + timedelta(minutes=5), tick=False):
         assert renewals.renew_due() == 0

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from tidings.desk import search
+from tidings.desk.models import Conversation as Current
+
 BEFORE = [("desk", "0002_ratings")]
 AFTER = [("desk", "0003_sender_verified_and_sla")]
 OPENED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -54,9 +57,6 @@ def test_old_conversations_keep_their_tie_and_get_clocks(transactional_db, custo
 
 
 def test_conversations_from_before_the_search_index_are_indexed(transactional_db):
-    from tidings.desk import search
-    from tidings.desk.models import Conversation as Current
-
     old = migrate([("desk", "0003_sender_verified_and_sla")])
     try:
         Conversation = old.get_model("desk", "Conversation")

@@ -8,11 +8,14 @@ import pytest
 from django.apps import apps
 from django.db import connection, models
 
+from tidings.accounts import services as accounts
 from tidings.audience import bulk, rights, services
 from tidings.audience.models import Contact, MailingList
 from tidings.core import datamap
 from tidings.core.datamap import ContactErasure, ContactPart
 from tidings.outbox.models import OutboxMessage
+from tidings.outbox.services import store
+from tidings.privacy.services import erase_account
 from tidings.sending.models import BounceRecord, OutboundMail
 
 
@@ -171,10 +174,6 @@ def test_erasing_the_account_erases_the_local_copies_of_mail_to_its_contacts(
 ):
     """A campaign's messages in the local outbox name the account's contacts: they go
     with the account, not 30 days later (another account's mail stays)."""
-    from tidings.accounts import services as accounts
-    from tidings.outbox.services import store
-    from tidings.privacy.services import erase_account
-
     services.add_contact(account, "Reader@Example.org", lists=[newsletter])
     raw = b"Subject: Rye week\r\nFrom: news@bakery.example\r\n\r\nOur rye is back.\r\n"
     store(sender="news@bakery.example", recipient="reader@example.org", data=raw)

@@ -4,12 +4,12 @@ from django.apps import AppConfig
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
+from tidings.desk import worktime
+
 
 def sla_settings(app_configs: Any, **kwargs: Any) -> list[checks.CheckMessage]:
     """The SLA clocks' settings (working hours, holidays, targets) read once at start:
     a bad one is named before Tidings runs, not at the first conversation."""
-    from tidings.desk import worktime
-
     try:
         worktime.check_settings()
     except ImproperlyConfigured as error:

@@ -23,13 +23,11 @@ def _messages_to(account: Account) -> QuerySet[OutboxMessage]:
     """The local copies of mail to the account's users and to its contacts (its
     campaigns, confirmations, answers to their requests): erasing the account erases
     them with it, as erasing one contact erases that contact's."""
-    from tidings.audience.models import Contact
-
     query = Q(pk__in=[])
     for email in account.users.values_list("email", flat=True):
         query |= Q(recipients__icontains=email)
     contacts = (
-        Contact.objects.filter(account=account)
+        account.contacts.all()
         .annotate(address=Lower(Trim("email")))
         .values("address")
     )

@@ -4,10 +4,10 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from tidings.desk.search import digest, keys, terms
+
 
 def index_existing(apps, schema_editor):
-    from tidings.desk.search import digest, keys, terms
-
     Conversation = apps.get_model("desk", "Conversation")
     Message = apps.get_model("desk", "Message")
     SearchToken = apps.get_model("desk", "SearchToken")
