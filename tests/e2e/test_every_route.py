@@ -40,6 +40,7 @@ from tests.locale.test_pseudo_locale import (
 from tidings.billing.models import Invoice, Order, Subscription
 from tidings.campaigns.models import SavedTemplate
 from tidings.consent.models import ConsentRecord, ThirdParty
+from tidings.desk.models import CannedAnswer
 from tidings.outbox.models import OutboxMessage
 from tidings.privacy.models import CollectionRecord, ErasureRecord
 from tidings.staff.admin_site import site as staff_site
@@ -157,6 +158,9 @@ def _console_records(w: World) -> None:
         purpose="the account", legal_basis="contract",
     )  # fmt: skip
     ErasureRecord.objects.create(account_ref=9001, notice_to="gone@example.org")
+    CannedAnswer.objects.get_or_create(
+        title="Export", defaults={"body": "Hello {{ name }}, the export is under Audience."}
+    )
     # A plan whose renewal failed: its dunning state on the console.
     order = Order.objects.filter(account=account).first()
     if order is not None and not Subscription.objects.filter(order=order).exists():
