@@ -26,11 +26,7 @@ def _messages_to(account: Account) -> QuerySet[OutboxMessage]:
     query = Q(pk__in=[])
     for email in account.users.values_list("email", flat=True):
         query |= Q(recipients__icontains=email)
-    contacts = (
-        account.contacts.all()
-        .annotate(address=Lower(Trim("email")))
-        .values("address")
-    )
+    contacts = account.contacts.all().annotate(address=Lower(Trim("email"))).values("address")
     return OutboxMessage.objects.annotate(to=Lower(Trim("recipients"))).filter(
         query | Q(to__in=contacts)
     )
