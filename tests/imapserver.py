@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import grp
 import imaplib
-import ipaddress
 import os
 import pwd
 import shutil
@@ -20,14 +19,11 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from tests.certificates import self_signed
 
 DOVECOT = "/usr/sbin/dovecot"
 USER, PASSWORD = "support", "s3cret-imap"
@@ -86,36 +82,6 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _certificate(directory: Path) -> None:
-    """A self-signed certificate for 127.0.0.1 (cert.pem, key.pem): the tests' own CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
 class Dovecot:
     """`tls`: with a test certificate (`self.ca_file`), STARTTLS on `port` and implicit
     TLS on `ssl_port`; without, plain IMAP on loopback only."""
@@ -133,7 +99,7 @@ class Dovecot:
             (self.dir / sub).mkdir()
         self.ca_file = self.dir / "cert.pem"
         if tls:
-            _certificate(self.dir)
+            self_signed(self.dir, "127.0.0.1", cert_file="cert.pem", key_file="key.pem")
             ssl = f"ssl = yes\nssl_cert = <{self.dir}/cert.pem\nssl_key = <{self.dir}/key.pem"
         else:
             ssl = "ssl = no"

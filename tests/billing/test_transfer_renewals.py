@@ -16,6 +16,7 @@ from django.db import close_old_connections, connection
 from tests.billing.conftest import place
 from tests.billing.test_staff import billing_staff as billing_staff  # the fixture
 from tests.billing.test_staff import console as console  # the fixture
+from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
 from tidings.accounts import services as accounts
 from tidings.billing import dunning, renewals, services
 from tidings.billing.models import Invoice, Order, Subscription
@@ -161,8 +162,6 @@ def test_two_renewal_runs_at_once_open_one_transfer_renewal(customer, plan):
 def test_the_billing_page_of_a_transfer_renewal_is_translated(
     client, customer, transfer_sub, mailbox, settings
 ):
-    from tests.locale.pseudo import pseudo_locale, unmarked_in_context, visible_texts
-
     with time_machine.travel(transfer_sub.current_period_end + timedelta(minutes=5), tick=False):
         renewals.renew_due()
     order = Order.objects.get(renewal_of=transfer_sub)

@@ -6,7 +6,6 @@ customer's and keep working on loopback."""
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -14,11 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from tests.certificates import self_signed
 from tests.conftest import SMTPSink, free_port
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
@@ -177,35 +173,6 @@ def test_the_operators_own_relay_on_loopback_is_not_a_customers(
     assert len(smtp_server.messages) == 2
 
 
-def _certificate(tmp_path, name: str) -> tuple[str, str]:
-    """A self-signed certificate for `name` (its own CA), as files."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / f"{name}.pem", tmp_path / f"{name}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return str(cert_file), str(key_file)
-
-
 @pytest.mark.parametrize("certified", ["the relay's name", "another name"])
 def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_address(
     tmp_path, settings, monkeypatch, certified
@@ -216,7 +183,12 @@ def test_tls_is_verified_against_the_name_while_connecting_to_the_checked_addres
     name = socket.gethostname()  # resolves to 127.0.0.1 here (/etc/hosts)
     if socket.getaddrinfo(name, 25)[0][4][0] != "127.0.0.1":
         pytest.skip("this machine's name does not resolve to loopback")
-    cert, key = _certificate(tmp_path, name if certified == "the relay's name" else "other.example")
+    cert, key = self_signed(
+        tmp_path,
+        name if certified == "the relay's name" else "other.example",
+        cert_file="relay.pem",
+        key_file="relay.key",
+    )
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
     monkeypatch.setenv("SSL_CERT_FILE", cert)  # the client trusts this certificate alone
