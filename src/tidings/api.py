@@ -23,6 +23,7 @@ from ninja.errors import Throttled, ValidationError
 
 from tidings.accounts.api import ApiKeyAuth, ApiParser, account_of
 from tidings.audience.api import router as audience
+from tidings.automations.api import router as automations
 from tidings.campaigns.api import router as campaigns
 from tidings.sending.api import router as sending
 from tidings.transfer.api import router as transfer
@@ -151,6 +152,7 @@ api.add_router("/", audience)
 api.add_router("/", transfer)
 api.add_router("/", campaigns)
 api.add_router("/", sending)
+api.add_router("/", automations)
 
 
 class AccountOut(Schema):
