@@ -15,8 +15,9 @@ from django.utils import timezone
 from tests.automations.webhook_receiver import Receiver, verify
 from tests.transfer.conftest import prepare, run
 from tidings.accounts import apikeys
-from tidings.audience import links, setup
+from tidings.audience import links, rights, setup
 from tidings.audience import services as audience
+from tidings.audience.models import ContactChange
 from tidings.automations import webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
 from tidings.campaigns.models import Campaign
@@ -285,3 +286,25 @@ def test_a_message_failed_for_good_no_longer_holds_the_next(
     assert types == ["contact.subscribed"] * (len(webhooks.BACKOFF) + 1) + ["contact.unsubscribed"]
     statuses = dict(WebhookMessage.objects.values_list("event", "status"))
     assert statuses == {"contact.subscribed": W.FAILED, "contact.unsubscribed": W.DELIVERED}
+
+
+# --- the data map (P20) -------------------------------------------------------------------
+
+
+@pytest.mark.promise("P20")
+def test_the_contact_sees_their_changes_and_events_and_erasure_removes_them(
+    client, account, customer, newsletter, tracked, receiver
+):
+    hook(account, customer, receiver, "contact.updated", "contact.opened")
+    sending.set_tracking(account, "contact")
+    ada = audience.add_contact(account, "ada@example.net", name="Ada", lists=[newsletter])
+    audience.update_contact(ada, attributes={"city": "London"})
+    open_and_click(client, tracked, sent_to(tracked, ada).pk)
+    webhooks.scan(timezone.now() + timedelta(seconds=1))
+    sections = {str(s.title): s for s in rights.contact_data(ada)}
+    changes = sections["Changes to your profile (the fields' names, not their values)"]
+    assert [row[0] for row in changes.rows] == ["attributes.city"]
+    told_about = sections["Events about you sent to the customer's systems"]
+    assert sorted(row[0] for row in told_about.rows) == ["contact.opened", "contact.updated"]
+    audience.erase_contact(ada)
+    assert not ContactChange.objects.exists() and not WebhookMessage.objects.exists()
