@@ -21,6 +21,7 @@ from tidings.audience.models import ContactChange
 from tidings.automations import webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
 from tidings.campaigns.models import Campaign
+from tidings.core import retention
 from tidings.sending import services as sending
 from tidings.sending import tokens, tracking
 from tidings.sending.models import Delivery, TrackingEvent
@@ -308,3 +309,12 @@ def test_the_contact_sees_their_changes_and_events_and_erasure_removes_them(
     assert sorted(row[0] for row in told_about.rows) == ["contact.opened", "contact.updated"]
     audience.erase_contact(ada)
     assert not ContactChange.objects.exists() and not WebhookMessage.objects.exists()
+
+
+@pytest.mark.promise("P12")
+def test_profile_changes_are_kept_thirty_days_then_deleted(account):
+    ada = audience.add_contact(account, "ada@example.net", name="Ada")
+    audience.update_contact(ada, name="Ada Lovelace")
+    assert retention.run("contacts' profile changes", now=timezone.now() + timedelta(days=29)) == 0
+    assert retention.run("contacts' profile changes", now=timezone.now() + timedelta(days=31)) == 1
+    assert not ContactChange.objects.exists()
