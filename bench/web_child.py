@@ -2,7 +2,7 @@
 Django is configured on the bench database (with bench/web_settings.py, from the
 environment the parent gives) before anything of Tidings is imported.
 
-    python bench/web_child.py setup N | recorded CAMPAIGN ACCOUNT | costs N < paths.json
+    python bench/web_child.py setup N | drain | recorded CAMPAIGN ACCOUNT | costs N < paths.json
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from tidings.accounts.models import Account  # noqa: E402
 from tidings.audience import links  # noqa: E402
 from tidings.audience.models import Contact, MailingList, Subscription, SubscriptionForm  # noqa: E402
 from tidings.campaigns.models import Campaign  # noqa: E402
-from tidings.sending import tokens  # noqa: E402
+from tidings.sending import tokens, tracking  # noqa: E402
+from tidings.sending.limits import shared_redis  # noqa: E402
 from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent  # noqa: E402
 
 
@@ -41,11 +42,14 @@ def setup(n: int) -> dict:
             "TRUNCATE audience_contact, audience_subscription, audience_consentproof, "
             "audience_mailinglist, audience_subscriptionform, campaigns_campaign, "
             "sending_delivery, sending_campaignstat, sending_trackingevent, "
-            "consent_pageview CASCADE"
+            "consent_pageview, sending_trackingstreammark, sending_linkclick CASCADE"
         )
         cursor.execute("DROP TABLE IF EXISTS bench_web_floor")
         cursor.execute("CREATE TABLE bench_web_floor (id int PRIMARY KEY, n bigint NOT NULL)")
         cursor.execute("INSERT INTO bench_web_floor SELECT i, 0 FROM generate_series(0, 999) i")
+    # Opens and clicks of an earlier run still queued are not this run's.
+    if (stream := shared_redis()) is not None:
+        stream.delete(tracking.STREAM)
     now = timezone.now()
     account = Account.objects.create(name="Bench web")
     SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
@@ -110,6 +114,21 @@ def _reverse(name: str, arg: str) -> str:
     return reverse(name, args=[arg])
 
 
+def drain() -> dict:
+    """Write what the stream of opens and clicks holds (the worker's task, run here until
+    the stream is empty): its entries, wall time and CPU time."""
+    queued = tracking.stream_length()
+    wall, cpu = time.perf_counter(), time.process_time()
+    handled = tracking.drain()
+    return {
+        "queued": queued,
+        "handled": handled,
+        "seconds": time.perf_counter() - wall,
+        "cpu": time.process_time() - cpu,
+        "left": tracking.stream_length(),
+    }
+
+
 def recorded(campaign_id: int, account_id: int) -> dict:
     """What the database holds after the run: the events each endpoint records."""
 
@@ -170,6 +189,8 @@ if __name__ == "__main__":
         print(json.dumps(setup(int(sys.argv[2]))))
     elif sys.argv[1] == "costs":
         print(json.dumps(costs(json.loads(sys.stdin.read()), int(sys.argv[2]))))
+    elif sys.argv[1] == "drain":
+        print(json.dumps(drain()))
     elif sys.argv[1] == "recorded":
         print(json.dumps(recorded(int(sys.argv[2]), int(sys.argv[3]))))
     else:

@@ -383,6 +383,17 @@ def main(size: int | None) -> None:
         f"{at_rate['rps']:.0f} req/s served, p50 "
         f"{at_rate['p50']:.1f} ms, p99 {at_rate['p99']:.1f} ms, errors {errors}"
     )
+    # Opens, clicks and unsubscriptions' counts queued in the stream are written by the
+    # worker's task: run here until the stream is empty, and timed on its own.
+    drained = _child("drain", env=env)
+    if drained["queued"] or drained["handled"]:
+        print(
+            f"stream drained after the run: {drained['handled']:,} entries written in "
+            f"{drained['seconds']:.2f} s ({drained['cpu'] / max(1, drained['handled']) * 1e6:.0f}"
+            f" µs CPU (Python) per entry), {drained['left']} left"
+        )
+    else:
+        print("no stream (events written in the requests)")
     counts = _child("recorded", str(paths["campaign"]), str(paths["account"]), env=env)
     # After the count of events: the cost probe records some of its own.
     cost = _child("costs", str(n + AT_RATE), env=env, stdin=json.dumps(paths))

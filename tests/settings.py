@@ -41,3 +41,7 @@ DATABASES["sqlite"] = {  # noqa: F405
     "NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "second.sqlite3"),
     "TEST": {"NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "test-second.sqlite3")},
 }
+
+# Opens and clicks are written in the request, as without Redis: the tests of the stream
+# (tests/sending/test_tracking_stream.py) turn it on themselves.
+SENDING = {**SENDING, "tracking_stream": False}  # noqa: F405

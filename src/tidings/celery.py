@@ -16,6 +16,12 @@ app.conf.beat_schedule = {
     # the bounce mailbox (docs/sending.md).
     "start-due-campaigns": {"task": "tidings.sending.tasks.start_due_campaigns", "schedule": 60.0},
     "recover-stalled-sending": {"task": "tidings.sending.tasks.recover_stalled", "schedule": 60.0},
+    # Opens, clicks and one-click unsubscriptions' counts queued by the public links
+    # (a Redis stream), written in batches (docs/sending.md).
+    "record-tracking-events": {
+        "task": "tidings.sending.tasks.record_tracking_events",
+        "schedule": 5.0,
+    },
     # Automations: new subscribers enter, the unmailable leave, due steps run.
     "run-automations": {"task": "tidings.automations.tasks.run_automations", "schedule": 60.0},
     # Outgoing webhooks: new events written, due messages sent or retried.

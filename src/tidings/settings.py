@@ -460,6 +460,10 @@ SENDING: dict[str, Any] = {
     # A click link in a campaign redirects this long after the campaign was sent, then
     # shows a page saying it has expired.
     "click_link_days": envint("TIDINGS_CLICK_LINK_DAYS", 365),
+    # Opens and clicks go to a Redis stream (one XADD in the request) and a worker task
+    # writes them in batches (`tracking.drain`, every few seconds); without Redis each
+    # request writes its own (the embedded default).
+    "tracking_stream": envbool("TIDINGS_TRACKING_STREAM", bool(REDIS_URL)),
     # The ledger of messages other than campaign deliveries (core.mail.post) keeps them
     # this long (TIDINGS_TRANSACTIONAL_DAYS is the older name of the same setting).
     "outbound_days": envint("TIDINGS_OUTBOUND_DAYS", envint("TIDINGS_TRANSACTIONAL_DAYS", 30)),

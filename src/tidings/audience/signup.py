@@ -68,15 +68,17 @@ def request_signup(
     lists: list[MailingList],
     ip: str | None,
     user_agent: str,
+    offered: list[MailingList] | None = None,
 ) -> SignupOutcome:
     """Someone submitted the form: record the consent, subscribe single opt-in lists at
     once, and mail a confirmation link for the rest. Raises InvalidEmail or AudienceError
-    (nothing stored) for a bad address or lists that are not on the form."""
+    (nothing stored) for a bad address or lists that are not on the form. `offered`: the
+    form's public lists, when the caller has just read them."""
     address = normalise_email(email)
-    offered = {m.pk for m in public_lists(form)}
+    offered_ids = {m.pk for m in (public_lists(form) if offered is None else offered)}
     if not lists:
         raise AudienceError(_("Choose at least one list to subscribe to."))
-    if any(m.pk not in offered for m in lists):
+    if any(m.pk not in offered_ids or m.account_id != form.account_id for m in lists):
         raise AudienceError(_("That list is not offered on this form."))
     account = form.account
     outcome = SignupOutcome()
@@ -104,6 +106,7 @@ def request_signup(
             )
             target = outcome.awaiting_confirmation if needs_confirmation else outcome.subscribed
             target.append(mailing_list)
+        created = contact is None
         if contact is None:
             contact = Contact.objects.create(
                 account=account,
@@ -123,10 +126,24 @@ def request_signup(
             # A pending signup's window starts again with each request (retention).
             contact.updated_at = now
             contact.save(update_fields=["status", "basis_at", "updated_at"])
-        for mailing_list in outcome.subscribed:
-            subscribe(contact, mailing_list, confirmed=True)
-        for mailing_list in outcome.awaiting_confirmation:
-            subscribe(contact, mailing_list, confirmed=False)
+        if created:
+            # A new contact is on no list yet: their subscriptions in one statement.
+            Subscription.objects.bulk_create(
+                Subscription(
+                    contact=contact,
+                    mailing_list=mailing_list,
+                    status=Subscription.Status.CONFIRMED
+                    if mailing_list in outcome.subscribed
+                    else Subscription.Status.UNCONFIRMED,
+                    confirmed_at=now if mailing_list in outcome.subscribed else None,
+                )
+                for mailing_list in lists
+            )
+        else:
+            for mailing_list in outcome.subscribed:
+                subscribe(contact, mailing_list, confirmed=True)
+            for mailing_list in outcome.awaiting_confirmation:
+                subscribe(contact, mailing_list, confirmed=False)
         ConsentProof.objects.bulk_create(
             ConsentProof(
                 contact=contact,

@@ -56,6 +56,12 @@ def allow(request: HttpRequest, directive: str, sources: Iterable[str]) -> None:
             extra.setdefault(directive, []).append(source)
 
 
+def allowed(request: HttpRequest, directive: str) -> list[str]:
+    """The sources this request's page was `allow`ed for `directive`."""
+    extra: dict[str, list[str]] = getattr(request, _EXTRA, {})
+    return list(extra.get(directive, []))
+
+
 def content_security_policy(request: HttpRequest) -> str:
     """The policy of this request's page: Tidings's own sources and what it `allow`ed."""
     extra: dict[str, list[str]] = getattr(request, _EXTRA, {})

@@ -313,6 +313,20 @@ class LinkClick(models.Model):
         return f"{self.url}: {self.clicks}"
 
 
+class TrackingStreamMark(models.Model):
+    """How far the recorder has read the stream of opens and clicks (Redis, when
+    configured: `tracking.note`): the last entry whose events are written, updated in
+    the same transaction as them, so a recorder killed after its commit but before its
+    acknowledgement skips what it already wrote (`tracking.drain`). Its lock also makes
+    one recorder write at a time."""
+
+    stream = models.CharField(max_length=100, unique=True)
+    last_id = models.CharField(max_length=40, default="0-0")
+
+    def __str__(self) -> str:
+        return f"{self.stream} at {self.last_id}"
+
+
 class OutboundMail(models.Model):
     """The ledger of every message that is not a campaign delivery: one row per message
     and recipient, written when a producer posts it (core.mail.post), in the producer's

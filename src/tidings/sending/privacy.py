@@ -34,6 +34,7 @@ from tidings.sending.models import (
     SendingDomain,
     SendingSettings,
     TrackingEvent,
+    TrackingStreamMark,
 )
 
 CONTACT_DATA = _("the customer's contacts (application data)")
@@ -220,6 +221,9 @@ declare_free_of_personal_data(
     LinkClick,
     "clicks per link of a campaign, nobody's identity; a link that held a contact's value "
     "is counted under its site only",
+)
+declare_free_of_personal_data(
+    TrackingStreamMark, "the id of the last open or click written from the stream, nobody's"
 )
 register(
     SendingSettings,

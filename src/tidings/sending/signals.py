@@ -11,10 +11,13 @@ from typing import Any
 
 from anymail.signals import tracking
 from celery.signals import worker_process_init, worker_ready
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
+from tidings.campaigns.models import Campaign
 from tidings.sending.bounces import handle_tracking_event
 from tidings.sending.mailer import start_render_process
+from tidings.sending.tracking import forget_click_checks
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,11 @@ log = logging.getLogger(__name__)
 def on_tracking_event(sender: Any, event: Any, esp_name: str, **kwargs: Any) -> None:
     outcome = handle_tracking_event(event)
     log.info("%s webhook %s: %s", esp_name, event.event_type, outcome)
+
+
+@receiver(post_delete, sender=Campaign)
+def on_campaign_deleted(sender: Any, instance: Campaign, **kwargs: Any) -> None:
+    forget_click_checks(instance.pk)
 
 
 @worker_ready.connect

@@ -19,6 +19,7 @@ from tidings.sending import (
     lifecycle,
     postman,
     spamassassin,
+    tracking,
 )
 
 
@@ -63,6 +64,13 @@ def recover_stalled() -> dict[str, int]:
     outcome = engine.recover_stalled()
     messages = postman.recover()
     return {**outcome.__dict__, "messages_unknown": messages.unknown, "messages": messages.requeued}
+
+
+@shared_task
+def record_tracking_events() -> int:
+    """Every few seconds: the opens and clicks the stream holds, written in batches
+    (tracking.drain: resumable, nothing written twice)."""
+    return tracking.drain()
 
 
 @shared_task

@@ -13,15 +13,18 @@ customer could hand out forever to any address they like.
 
 from __future__ import annotations
 
+import hashlib
 import html as html_lib
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -37,12 +40,14 @@ from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
 from tidings.core import baseurl
 from tidings.sending import tokens
+from tidings.sending.limits import shared_redis
 from tidings.sending.models import (
     CampaignStat,
     Delivery,
     LinkClick,
     SendingSettings,
     TrackingEvent,
+    TrackingStreamMark,
 )
 
 HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"'>\s]+)\2""", re.IGNORECASE)
@@ -194,49 +199,67 @@ def count(
         )
 
 
-def _per_contact(delivery_id: int | None, campaign_id: int) -> Delivery | None:
-    """The delivery whose contact may be tracked individually right now, if any."""
-    if delivery_id is None:
-        return None
-    delivery = (
-        Delivery.objects.select_related("contact", "campaign")
-        .filter(pk=delivery_id, campaign_id=campaign_id)
-        .first()
-    )
-    if delivery is None:
-        return None
-    mode = (
-        SendingSettings.objects.filter(account_id=delivery.campaign.account_id)
-        .values_list("tracking", flat=True)
-        .first()
-    )
-    if mode != SendingSettings.Tracking.PER_CONTACT:
-        return None
-    return delivery
+# How long a click link's check is kept in Redis (its campaign's deletion forgets it at
+# once: `forget_click_checks`).
+CLICK_CHECK_SECONDS = 60
 
 
 def click_destination(token: tokens.TrackingToken) -> str | None:
     """Where a click link leads, or None when it no longer may: its campaign is gone, was
     sent more than TIDINGS_CLICK_LINK_DAYS ago, or its content (body and layout) does not
-    name the link's site (scheme and host; a path may hold a contact's value)."""
+    name the link's site (scheme and host; a path may hold a contact's value). With Redis,
+    the answer is kept a minute, per campaign, under a hash of the link (which may hold a
+    contact's value): the moment the link expires, checked against the clock here, or 0
+    when it leads nowhere."""
+    stream = shared_redis()
+    if stream is None:
+        return _destination(token)[0]
+    key = _click_checks(token.campaign_id)
+    field = hashlib.blake2b(token.url.encode(), digest_size=16).hexdigest()
+    known = stream.hget(key, field)
+    if known is not None:
+        until = float(known)
+        return token.url if until and timezone.now().timestamp() < until else None
+    destination, expiry = _destination(token)
+    pipe = stream.pipeline(transaction=False)
+    pipe.hset(key, field, expiry.timestamp() if destination and expiry else 0)
+    pipe.expire(key, CLICK_CHECK_SECONDS, nx=True)
+    pipe.execute()
+    return destination
+
+
+def _click_checks(campaign_id: int) -> str:
+    return f"tidings:click-checks:{campaign_id}"
+
+
+def forget_click_checks(campaign_id: int) -> None:
+    """The campaign is deleted: its links stop redirecting now, not a minute later."""
+    stream = shared_redis()
+    if stream is not None:
+        stream.delete(_click_checks(campaign_id))
+
+
+def _destination(token: tokens.TrackingToken) -> tuple[str | None, datetime | None]:
+    """`click_destination` read from the database, and when the link expires."""
     row = (
         Campaign.objects.filter(pk=token.campaign_id)
         .values("body", "layout__html", "started_at", "created_at")
         .first()
     )
     if row is None:
-        return None
+        return None, None
     sent = row["started_at"] or row["created_at"]
-    if timezone.now() - sent > timedelta(days=int(settings.SENDING["click_link_days"])):
-        return None
+    until = sent + timedelta(days=int(settings.SENDING["click_link_days"]))
+    if timezone.now() > until:
+        return None, None
     parts = urlsplit(token.url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
+        return None, until
     content = html_lib.unescape(row["body"] + (row["layout__html"] or "")).lower()
     site = f"{parts.scheme}://{parts.netloc}".lower()
     if token.url.lower() in content or _names_site(content, site):
-        return token.url
-    return None
+        return token.url, until
+    return None, until
 
 
 def link_label(url: str, content: str) -> str:
@@ -256,20 +279,24 @@ def campaign_content(campaign_id: int) -> str | None:
     return html_lib.unescape(row["body"] + (row["layout__html"] or "")).lower()
 
 
-def count_link(campaign_id: int, url: str) -> None:
-    """One more click on `url` in the campaign's clicks per link (no identity); nothing
+def _count_links(campaign_id: int, urls: Counter[str]) -> None:
+    """More clicks on the campaign's links (no identity), each under its label; nothing
     once the campaign is gone."""
     content = campaign_content(campaign_id)
     if content is None:
         return
-    label = link_label(url, content)
+    labels: Counter[str] = Counter()
+    for url, n in urls.items():
+        labels[link_label(url, content)] += n
     table = LinkClick._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(  # the table name is the model's own
-            f"INSERT INTO {table} (campaign_id, url, clicks) VALUES (%s, %s, 1) "  # noqa: S608
-            f"ON CONFLICT (campaign_id, url) DO UPDATE SET clicks = {table}.clicks + 1",
-            [campaign_id, label],
-        )
+        for label, n in labels.items():
+            cursor.execute(  # the table name is the model's own
+                f"INSERT INTO {table} (campaign_id, url, clicks) VALUES (%s, %s, %s) "  # noqa: S608
+                f"ON CONFLICT (campaign_id, url) DO UPDATE SET clicks = {table}.clicks + "
+                "excluded.clicks",
+                [campaign_id, label, n],
+            )
 
 
 def _names_site(content: str, site: str) -> bool:
@@ -282,21 +309,6 @@ def _names_site(content: str, site: str) -> bool:
             return True
         at = content.find(site, at + 1)
     return False
-
-
-def _may_track(token: tokens.TrackingToken) -> tuple[bool, Delivery | None]:
-    """Whether to record anything, and the delivery to record it on (None: counts only).
-    A contact who objected to tracking since the message went is not counted at all."""
-    if not Campaign.objects.filter(pk=token.campaign_id).exists():
-        return False, None
-    delivery = _per_contact(token.delivery_id, token.campaign_id)
-    if token.delivery_id is not None:
-        allowed = Delivery.objects.filter(
-            pk=token.delivery_id, campaign_id=token.campaign_id, contact__allow_tracking=True
-        ).exists()
-        if not allowed:
-            return False, None
-    return True, delivery
 
 
 def engagement_events(
@@ -312,32 +324,244 @@ def engagement_events(
     return events.alias(contact_id=F("delivery__contact_id"))
 
 
+@dataclass(frozen=True)
+class Event:
+    """An open, a click or a one-click unsubscription to record: what its link said, and
+    when it happened."""
+
+    campaign_id: int
+    kind: str
+    at: datetime
+    # None when the link names its campaign only (aggregate tracking, an unsubscription).
+    delivery_id: int | None = None
+    url: str = ""
+
+
 def record(token: tokens.TrackingToken, kind: str) -> None:
-    """An open or a click happened."""
-    if token.delivery_id is None:
-        # A link that names its campaign only (aggregate tracking): a count, if the
-        # campaign still exists.
-        count(token.campaign_id, kind, if_campaign_exists=True)
-        if kind == "click" and token.url:
-            count_link(token.campaign_id, token.url)
-        return
-    ok, delivery = _may_track(token)
-    if not ok:
-        return
-    if kind == "click" and token.url:
-        count_link(token.campaign_id, token.url)
-    if delivery is None:
-        count(token.campaign_id, kind)
-        return
-    with transaction.atomic():
-        first = not TrackingEvent.objects.filter(delivery=delivery, kind=kind).exists()
-        TrackingEvent.objects.create(
-            campaign_id=token.campaign_id,
-            delivery=delivery,
-            kind=kind,
-            url=token.url[:2000],
-            first=first,
+    """An open or a click happened: written now (`note` queues it when it may)."""
+    record_events([Event(token.campaign_id, kind, timezone.now(), token.delivery_id, token.url)])
+
+
+def record_events(events: Iterable[Event]) -> None:
+    """Write opens, clicks and unsubscriptions, in as few statements as they allow: every
+    rule of what is recorded is here, for one request's event (`record`) as for the
+    stream's batches (`drain`). An event whose campaign is gone is dropped. A link that
+    names a delivery is recorded on it only while the account tracks per contact and the
+    contact allows it (P26); a contact who objected is not counted at all, and under
+    aggregate-only tracking the event is a count without identity."""
+    counts: Counter[tuple[int, str, datetime]] = Counter()
+    clicked: Counter[tuple[int, str]] = Counter()
+    personal: list[tuple[Event, int]] = []
+    events = list(events)
+    known = _deliveries({e.delivery_id for e in events if e.delivery_id is not None})
+    for event in events:
+        if event.delivery_id is not None:
+            found = known.get(event.delivery_id)
+            if found is None or found[0] != event.campaign_id or not found[1]:
+                continue  # another campaign's delivery, gone, or its contact objected
+            if found[2]:
+                personal.append((event, event.delivery_id))
+            else:
+                counts[(event.campaign_id, event.kind, hour_of(event.at))] += 1
+        else:
+            counts[(event.campaign_id, event.kind, hour_of(event.at))] += 1
+        if event.kind == "click" and event.url:
+            clicked[(event.campaign_id, event.url)] += 1
+    for (campaign_id, kind, hour), n in counts.items():
+        count(campaign_id, kind, n, at=hour, if_campaign_exists=True)
+    by_campaign: dict[int, Counter[str]] = defaultdict(Counter)
+    for (campaign_id, url), n in clicked.items():
+        by_campaign[campaign_id][url] += n
+    for campaign_id, urls in by_campaign.items():
+        _count_links(campaign_id, urls)
+    if personal:
+        _write_personal(personal)
+
+
+def _deliveries(ids: set[int]) -> dict[int, tuple[int, bool, bool]]:
+    """Per delivery: its campaign, whether its contact allows tracking, and whether its
+    account tracks per contact (two statements)."""
+    if not ids:
+        return {}
+    rows = Delivery.objects.filter(pk__in=ids).values_list(
+        "pk", "campaign_id", "contact__allow_tracking", "campaign__account_id"
+    )
+    found = {
+        pk: (campaign_id, allowed, account_id) for pk, campaign_id, allowed, account_id in rows
+    }
+    per_contact = (
+        set(
+            SendingSettings.objects.filter(
+                account_id__in={a for _, _, a in found.values()},
+                tracking=SendingSettings.Tracking.PER_CONTACT,
+            ).values_list("account_id", flat=True)
         )
+        if found
+        else set()
+    )
+    return {pk: (c, allowed, a in per_contact) for pk, (c, allowed, a) in found.items()}
+
+
+def _write_personal(events: list[tuple[Event, int]]) -> None:
+    """Per-contact events, each marked first when its delivery had none of its kind."""
+    seen = set(
+        TrackingEvent.objects.filter(
+            delivery_id__in={d for _, d in events}, kind__in={e.kind for e, _ in events}
+        )
+        .values_list("delivery_id", "kind")
+        .distinct()
+    )
+    rows = []
+    for event, delivery_id in events:
+        rows.append(
+            TrackingEvent(
+                campaign_id=event.campaign_id,
+                delivery_id=delivery_id,
+                kind=event.kind,
+                url=event.url[:2000],
+                first=(delivery_id, event.kind) not in seen,
+                at=event.at,
+            )
+        )
+        seen.add((delivery_id, event.kind))
+    TrackingEvent.objects.bulk_create(rows)
+
+
+# The stream: opens and clicks recorded outside the request -----------------------------
+
+STREAM = "tidings:tracking"
+GROUP = "recorders"
+# One consumer name: drains take turns (the mark's row lock), and each starts with the
+# entries a killed one read but did not acknowledge.
+CONSUMER = "recorder"
+BATCH = 2000
+
+
+def _stream() -> redis.Redis | None:
+    return shared_redis() if settings.SENDING["tracking_stream"] else None
+
+
+def note(token: tokens.TrackingToken | None, kind: str, *, campaign_id: int | None = None) -> None:
+    """An open, a click (`token`) or a one-click unsubscription of a campaign
+    (`campaign_id`) happened: one XADD to the stream when there is one (`drain` writes
+    it, by the same rules), else written now. The entry's id is its time."""
+    if token is not None:
+        campaign_id = token.campaign_id
+    assert campaign_id is not None
+    stream = _stream()
+    if stream is None:
+        if token is None:
+            count(campaign_id, kind, if_campaign_exists=True)
+        else:
+            record(token, kind)
+        return
+    fields: dict[Any, Any] = {"c": campaign_id, "k": kind}
+    if token is not None and token.delivery_id is not None:
+        fields["d"] = token.delivery_id
+    if token is not None and token.url:
+        fields["u"] = token.url
+    stream.xadd(STREAM, fields)
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> Event | None:
+    """An entry as an event; None if it is not one of ours (skipped, acknowledged)."""
+    try:
+        kind = fields[b"k"].decode()
+        if kind not in ("open", "click", "unsubscribe"):
+            return None
+        ms = int(entry_id.split(b"-")[0])
+        delivery = fields.get(b"d")
+        return Event(
+            campaign_id=int(fields[b"c"]),
+            kind=kind,
+            at=datetime.fromtimestamp(ms / 1000, tz=UTC),
+            delivery_id=int(delivery) if delivery is not None else None,
+            url=fields.get(b"u", b"").decode(),
+        )
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def _order(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def create_group(stream: redis.Redis) -> None:
+    """The recorders' group, reading the stream from its start (once)."""
+    try:
+        stream.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+def take(stream: redis.Redis, batch: int = BATCH) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """The next entries to write: those read before and not acknowledged (a recorder
+    died), else new ones. They stay pending until `acknowledge`."""
+    for start in ("0", ">"):
+        while True:
+            answer: Any = stream.xreadgroup(GROUP, CONSUMER, {STREAM: start}, count=batch)
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = answer[0][1] if answer else []
+            # An entry deleted while pending comes back without its fields: nothing to write.
+            if gone := [entry_id for entry_id, fields in entries if not fields]:
+                stream.xack(STREAM, GROUP, *gone)
+            if kept := [(entry_id, fields) for entry_id, fields in entries if fields]:
+                return kept
+            if not gone:
+                break
+    return []
+
+
+def write_next(stream: redis.Redis, batch: int = BATCH) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Take the next entries and write their events, moving the mark past them, in one
+    transaction that holds the mark's lock from the read on (recorders take turns, so a
+    later batch is never committed before an earlier one). Entries at or below the mark
+    were written by a recorder killed before it could acknowledge them: skipped. Returns
+    the entries, to acknowledge once committed."""
+    TrackingStreamMark.objects.get_or_create(stream=STREAM)
+    with transaction.atomic():
+        mark = TrackingStreamMark.objects.select_for_update().get(stream=STREAM)
+        entries = take(stream, batch)
+        done = _order(mark.last_id)
+        fresh = [(i, f) for i, f in entries if _order(i.decode()) > done]
+        if fresh:
+            record_events(e for i, f in fresh if (e := _event(i, f)) is not None)
+            mark.last_id = max((i.decode() for i, _ in fresh), key=_order)
+            mark.save(update_fields=["last_id"])
+    return entries
+
+
+def acknowledge(stream: redis.Redis, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    """The entries are written: out of the group's pending list and of the stream."""
+    if entries:
+        ids = [entry_id for entry_id, _ in entries]
+        pipe = stream.pipeline(transaction=False)
+        pipe.xack(STREAM, GROUP, *ids)
+        pipe.xdel(STREAM, *ids)
+        pipe.execute()
+
+
+def drain(*, batch: int = BATCH) -> int:
+    """Write what the stream holds, batch after batch, until it is empty; the entries
+    handled. Safe to run at any time and to kill at any point: an entry is acknowledged
+    only after its events are committed, and the mark keeps a commit from being written
+    twice."""
+    stream = _stream()
+    if stream is None:
+        return 0
+    create_group(stream)
+    handled = 0
+    while entries := write_next(stream, batch):
+        acknowledge(stream, entries)
+        handled += len(entries)
+    return handled
+
+
+def stream_length() -> int:
+    """Entries not yet written (0 without a stream)."""
+    stream = _stream()
+    return int(stream.xlen(STREAM)) if stream is not None else 0
 
 
 def fold(events: QuerySet[TrackingEvent]) -> None:

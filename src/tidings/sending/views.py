@@ -16,7 +16,6 @@ from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from anymail.webhooks.postmark import PostmarkTrackingWebhookView
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.http import (
     Http404,
     HttpRequest,
@@ -300,11 +299,11 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     contact = Contact.objects.filter(uuid=data.contact_uuid).first()
     if request.method == "POST":
         if contact is not None:
-            with transaction.atomic():
-                was_active = contact.status == Contact.Status.ACTIVE
-                audience.unsubscribe(contact)
-                if was_active and data.campaign_id is not None:
-                    tracking.count(data.campaign_id, "unsubscribe")
+            was_active = contact.status == Contact.Status.ACTIVE
+            # In effect (committed) before the answer: never queued.
+            audience.unsubscribe(contact)
+            if was_active and data.campaign_id is not None:
+                tracking.note(None, "unsubscribe", campaign_id=data.campaign_id)
         return render(request, "sending/unsubscribed.html")
     if request.method != "GET":
         return HttpResponse(status=405)
@@ -316,7 +315,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
 def open_pixel(request: HttpRequest, token: str) -> HttpResponse:
     # The image is served whatever the token: a broken pixel helps nobody.
     with contextlib.suppress(tokens.InvalidToken):
-        tracking.record(tokens.read_open_token(token), "open")
+        tracking.note(tokens.read_open_token(token), "open")
     return HttpResponse(PIXEL, content_type="image/gif")
 
 
@@ -332,7 +331,7 @@ def click(request: HttpRequest, token: str) -> HttpResponse:
     destination = tracking.click_destination(data)
     if destination is None:
         return render(request, "sending/link_expired.html", status=410)
-    tracking.record(data, "click")
+    tracking.note(data, "click")
     return HttpResponseRedirect(destination)
 
 

@@ -12,8 +12,11 @@ import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
+from django.utils.translation import get_language
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
@@ -39,8 +42,15 @@ def _invalid(request: HttpRequest, error: Exception, **extra: Any) -> HttpRespon
 
 # The hosted form is posted from the customer's own site (the snippet), where no CSRF
 # token can exist; the honeypot and the rate limits stand in for it.
+# The hosted form's page as shown before anything is typed: the same for every visitor
+# of a form (nothing personal, no token, no cookie), kept this long per form and language.
+FORM_PAGE_SECONDS = 30
+
+
 @csrf_exempt
 def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
+    if request.method != "POST" and (kept := _kept_form_page(request, form_uuid)) is not None:
+        return kept
     subscription_form = get_object_or_404(
         SubscriptionForm.objects.select_related("account"), uuid=form_uuid
     )
@@ -58,7 +68,9 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
         "form": form,
     }
     if request.method != "POST":
-        return render(request, "audience/public/subscribe.html", context)
+        response = render(request, "audience/public/subscribe.html", context)
+        _keep_form_page(request, form_uuid, response)
+        return response
     if request.POST.get("website"):
         # A bot: store nothing, and our own page, never a redirect elsewhere.
         return _thanks(request, subscription_form, chosen or offered, bot=True)
@@ -75,6 +87,7 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
             lists=chosen,
             ip=ip,
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            offered=offered,
         )
     except AudienceError as error:
         form.add_error("email" if isinstance(error, services.InvalidEmail) else None, str(error))
@@ -92,6 +105,31 @@ def _allow_thank_you_page(request: HttpRequest, subscription_form: SubscriptionF
     if url:
         parts = urlsplit(url)
         headers.allow(request, "form-action", [f"{parts.scheme}://{parts.netloc}"])
+
+
+def _form_page_key(form_uuid: uuid.UUID) -> str | None:
+    """The kept page's key: in Redis only (a cache in the database is a statement too)."""
+    if not settings.REDIS_URL:
+        return None
+    return f"tidings:form-page:{form_uuid.hex}:{get_language()}"
+
+
+def _kept_form_page(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse | None:
+    key = _form_page_key(form_uuid)
+    kept = cache.get(key) if key else None
+    if kept is None:
+        return None
+    content, form_action = kept
+    headers.allow(request, "form-action", form_action)
+    return HttpResponse(content, content_type="text/html; charset=utf-8")
+
+
+def _keep_form_page(request: HttpRequest, form_uuid: uuid.UUID, response: HttpResponse) -> None:
+    """The page just rendered, and the policy's sources it added, for the next visitors."""
+    key = _form_page_key(form_uuid)
+    if key and response.status_code == 200:
+        form_action = headers.allowed(request, "form-action")
+        cache.set(key, (response.content, form_action), FORM_PAGE_SECONDS)
 
 
 def _chosen_lists(request: HttpRequest, offered: list[MailingList]) -> list[MailingList]:
