@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sending', '0011_drill_kind'),
+        ('sending', '0012_tracking_campaign_at'),
     ]
 
     operations = [
