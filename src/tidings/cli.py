@@ -258,24 +258,13 @@ def _supervise(commands: dict[str, list[str]], listens: tuple[str, int] | None =
 
 def _clock(action: str, step: str | None) -> int:
     _django()
-    from tidings.core import clock
+    from django.core.management import CommandError, call_command
 
-    if not clock.enabled():
-        print(
-            "tidings clock: the test clock is off; start Tidings with TIDINGS_DEBUG=true "
-            "TIDINGS_TEST_CLOCK=true to use it (development only)",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        if action == "advance":
-            clock.advance(clock.parse_step(step or ""))
-        elif action == "reset":
-            clock.reset()
-    except ValueError as error:
+        call_command("clock", action, *([step] if step else []))
+    except CommandError as error:
         print(f"tidings clock: {error}", file=sys.stderr)
         return 2
-    print(f"test clock: {clock.now():%Y-%m-%d %H:%M:%S %Z} ({clock.offset()} ahead of real time)")
     return 0
 
 
