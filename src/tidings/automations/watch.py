@@ -29,7 +29,7 @@ LANGUAGE plpgsql AS $$
 BEGIN
   IF jsonb_typeof(NEW.tags) <> 'array' THEN RETURN NULL; END IF;
   INSERT INTO automations_pendingentry (automation_id, contact_id, at)
-  SELECT a.id, NEW.id, now()
+  SELECT a.id, NEW.id, clock_timestamp()
   FROM automations_automation a
   WHERE a.account_id = NEW.account_id AND a.trigger = 'tag_added'
     AND a.status IN ('active', 'paused')
