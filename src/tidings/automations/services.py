@@ -131,13 +131,24 @@ def _apply_trigger(automation: Automation, trigger: str, settings: dict[str, Any
 
 
 def set_trigger(
-    automation: Automation, *, trigger: str, by: User | None, **settings: Any
+    automation: Automation,
+    *,
+    trigger: str,
+    by: User | None,
+    name: str | None = None,
+    **settings: Any,
 ) -> Automation:
-    """Change the trigger (and whether contacts may enter again). Those already in stay
-    where they are."""
+    """Change the trigger (and whether contacts may enter again; the name, when given).
+    Those already in stay where they are."""
+    if name is not None:
+        name = " ".join(name.split())
+        if not name:
+            raise AutomationError(_("Give the automation a name."))
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
         _apply_trigger(locked, trigger, settings)
+        if name:
+            locked.name = name[:200]
         locked.save()
         audit.record("update", locked, by=by, fields=["trigger"], account_id=locked.account_id)
     return locked
