@@ -17,7 +17,7 @@ from uuid import UUID
 
 from django.db.models import Count
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 
 from tidings.accounts.api import MAX_ID, Input, account_of
@@ -335,7 +335,7 @@ def post_named_event(request: HttpRequest, payload: NamedEventIn) -> Any:
         new, count = services.record_event(
             account, contact=contact, client_id=payload.id, name=payload.name
         )
-    return 202, {"accepted": new, "automations": count}
+    return Status(202, {"accepted": new, "automations": count})
 
 
 @router.post(
@@ -356,7 +356,7 @@ def create_automation(request: HttpRequest, payload: AutomationIn) -> Any:
             trigger=payload.trigger,
             **_trigger_settings(account, payload),
         )
-    return 201, _out(_automation(account, automation.uuid))
+    return Status(201, _out(_automation(account, automation.uuid)))
 
 
 @router.get("/automations/{automation_uuid}", response={200: AutomationOut, 404: Error})
@@ -412,7 +412,7 @@ def add_step(request: HttpRequest, automation_uuid: UUID, payload: StepIn) -> An
             **message,
             **values,
         )
-    return 201, _out(_automation(account, automation_uuid))
+    return Status(201, _out(_automation(account, automation_uuid)))
 
 
 @router.patch(
@@ -502,4 +502,4 @@ def post_event(request: HttpRequest, automation_uuid: UUID, payload: EventIn) ->
         new, count = services.record_event(
             account, contact=contact, client_id=payload.id, automation=automation
         )
-    return 202, {"accepted": new, "automations": count}
+    return Status(202, {"accepted": new, "automations": count})
