@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.automations.models import SplitTest, Variant
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
+from tidings.core import clock
 from tidings.sending import checklist, lifecycle, recipients, reports
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff import audit
@@ -100,7 +100,7 @@ def _open(campaign_ids: list[int], now: datetime) -> None:
 
 def start_test(test: SplitTest, *, by: User | None, now: datetime | None = None) -> SplitTest:
     """Send each variant to its part of a random sample of the campaign's recipients."""
-    now = now or timezone.now()
+    now = now or clock.now()
     variants = _variants(test)
     for variant in variants:
         try:
@@ -181,7 +181,7 @@ def decide(
 ) -> SplitTest:
     """Send the winner (the best by the metric, or `label`) to every recipient the
     sample left out. Idempotent: a decided test is left as it is."""
-    now = now or timezone.now()
+    now = now or clock.now()
     variants = {v.label: v for v in _variants(test)}
     if label is not None and label not in variants:
         raise SplitTestError(_("No such variant."))
@@ -237,7 +237,7 @@ def decide(
 
 def decide_due(now: datetime | None = None) -> int:
     """Decide the tests whose wait is over (not those whose customer chooses)."""
-    now = now or timezone.now()
+    now = now or clock.now()
     due = SplitTest.objects.filter(status=T.TESTING, decide_at__lte=now).exclude(
         metric=SplitTest.Metric.MANUAL
     )
