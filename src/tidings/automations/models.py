@@ -86,6 +86,17 @@ class Automation(models.Model):
         return self.name
 
 
+WEEKDAY_NAMES = (
+    _("Monday"),
+    _("Tuesday"),
+    _("Wednesday"),
+    _("Thursday"),
+    _("Friday"),
+    _("Saturday"),
+    _("Sunday"),
+)
+
+
 class Step(models.Model):
     """One step of an automation (its `kind`); its settings are the fields of its kind.
 
@@ -168,6 +179,10 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.automation_id}#{self.position}"
+
+    @property
+    def weekday_name(self) -> str:
+        return str(WEEKDAY_NAMES[self.wait_weekday]) if self.wait_weekday is not None else ""
 
 
 class PendingEntry(models.Model):
