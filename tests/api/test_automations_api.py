@@ -38,7 +38,9 @@ def test_an_event_automation_built_run_and_watched_through_the_api(api, customer
     ).json()["steps"][1]
     first = api("get", f"/automations/{key}").json()["steps"][0]
     inserted = api(
-        "post", f"/automations/{key}/steps", {"kind": "add_tag", "tag": "buyer", "before": first["id"]}
+        "post",
+        f"/automations/{key}/steps",
+        {"kind": "add_tag", "tag": "buyer", "before": first["id"]},
     )
     assert [s["kind"] for s in inserted.json()["steps"]] == ["add_tag", "send", "wait"]
     changed = api("patch", f"/automations/{key}/steps/{wait['id']}", {"wait_amount": 5})

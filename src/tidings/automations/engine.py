@@ -309,6 +309,8 @@ def _met(step: Step, contact_ids: list[int]) -> set[int]:
         return set(contacts.filter(tags__has_element=key).values_list("pk", flat=True))
     if step.test in (Step.Test.OPENED, Step.Test.CLICKED) and step.about_id:
         about = Step.objects.filter(pk=step.about_id).values_list("campaign_id", flat=True).first()
+        if about is None:
+            return set()
         # Only what tracking recorded: per-contact tracking, for contacts who did not
         # object (P26); anyone else has not "opened" or "clicked" here.
         kind = (

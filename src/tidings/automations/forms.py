@@ -88,6 +88,10 @@ class AutomationForm(TriggerForm):
         field.queryset = MailingList.objects.filter(account=account).order_by("name")
 
 
+def _step_label(step: Step) -> str:
+    return str(_("Step %(n)s") % {"n": step.position + 1})
+
+
 class StepForm(forms.Form):
     """A step to add (at the end, or before another) or to change: the fields of its
     kind are read, the others left empty."""
@@ -165,7 +169,7 @@ class StepForm(forms.Form):
             field = self.fields[name]
             assert isinstance(field, forms.ModelChoiceField)
             field.queryset = steps
-            field.label_from_instance = lambda s: _("Step %(n)s") % {"n": s.position + 1}  # type: ignore[method-assign]
+            field.label_from_instance = _step_label  # type: ignore[method-assign,assignment]
         lists = self.fields["target_list"]
         assert isinstance(lists, forms.ModelChoiceField)
         lists.queryset = MailingList.objects.filter(account=automation.account_id).order_by("name")

@@ -308,12 +308,12 @@ def add_step(
         step.position = 9999  # free: the others are below, then moved up
         step.save()
         _renumber(locked, steps)
-        if kind == K.SEND and locked.status == A.ACTIVE:
+        if step.campaign is not None and locked.status == A.ACTIVE:
             # Running: the message must pass the checklist now, and opens at once.
             problems = _refusals(step)
             if problems:
                 raise AutomationError(" ".join(problems))
-            lifecycle.open_for_steps([step.campaign_id])
+            lifecycle.open_for_steps([step.campaign.pk])  # a send step's message
         audit.record("create", step, by=by, account_id=locked.account_id)
     return step
 
@@ -436,6 +436,7 @@ NOT_FOR_STEPS = frozenset({"recipients", "credits"})
 
 def _refusals(step: Step) -> list[str]:
     """Why the step's message may not go (the checklist's blocking lines)."""
+    assert step.campaign is not None, "only a send step has a message"
     found = checklist.checklist(step.campaign)
     return [
         f"{_('Step %(n)s') % {'n': step.position + 1}}: {c.detail} {c.hint}".strip()
@@ -453,19 +454,19 @@ def start(automation: Automation, *, by: User | None) -> Automation:
     steps = list(automation.steps.select_related("campaign", "campaign__account"))
     if not steps:
         raise AutomationError(_("Add a step first."))
-    sends = [step for step in steps if step.campaign is not None]
+    sends = [(step, step.campaign) for step in steps if step.campaign is not None]
     # A step's message sent, scheduled or cancelled on its own is no longer the step's.
     taken = [
         step
-        for step in sends
-        if step.campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SENDING)
+        for step, message in sends
+        if message.status not in (Campaign.Status.DRAFT, Campaign.Status.SENDING)
     ]
     if taken:
         raise AutomationError(
             _("The message of step %(n)s was sent or scheduled on its own: remove that step.")
             % {"n": taken[0].position + 1}
         )
-    problems = [problem for step in sends for problem in _refusals(step)]
+    problems = [problem for step, _message in sends for problem in _refusals(step)]
     if problems:
         raise AutomationError(" ".join(problems))
     with transaction.atomic():
@@ -475,7 +476,7 @@ def start(automation: Automation, *, by: User | None) -> Automation:
         # The steps' messages are open for the engine (sending.lifecycle); no other
         # path adds recipients to them.
         lifecycle.open_for_steps(
-            [s.campaign_id for s in sends if s.campaign.status == Campaign.Status.DRAFT]
+            [message.pk for _step, message in sends if message.status == Campaign.Status.DRAFT]
         )
         locked.status = A.ACTIVE
         locked.activated_at = locked.activated_at or timezone.now()

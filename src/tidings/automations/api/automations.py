@@ -395,7 +395,7 @@ def add_step(request: HttpRequest, automation_uuid: UUID, payload: StepIn) -> An
     account = account_of(request)
     automation = _automation(account, automation_uuid)
     values = _step_settings(automation, payload)
-    message = {}
+    message: dict[str, Any] = {}
     if payload.kind == Step.Kind.SEND:
         message = {
             "subject": payload.subject,
