@@ -216,6 +216,8 @@ class TriggerEvent(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = _("automation event")
+        verbose_name_plural = _("automation events")
         constraints = [
             models.UniqueConstraint(fields=["account", "client_id"], name="trigger_event_once")
         ]
