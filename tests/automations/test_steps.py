@@ -19,6 +19,8 @@ from tidings.audience.models import ConsentProof, Contact, MailingList, Subscrip
 from tidings.automations import engine, services, timing
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.automations.services import AutomationError
+from tidings.sending import tokens, tracking
+from tidings.sending.models import Delivery, SendingSettings
 
 E = Enrolment.Status
 K = Step.Kind
@@ -196,3 +198,37 @@ def test_bad_steps_are_refused_and_change_nothing(account, newsletter, customer,
         services.update_step(later, tag="x", by=customer)
     assert Automation.objects.get(pk=flow.pk).steps.count() == 2
     assert Contact.objects.count() == 0
+
+
+@pytest.mark.promise("P26")
+def test_a_condition_on_a_click_counts_only_what_tracking_may_record(
+    account, newsletter, customer, mailbox
+):
+    SendingSettings.objects.update_or_create(
+        account=account, defaults={"tracking": SendingSettings.Tracking.PER_CONTACT}
+    )
+    flow = services.create_automation(account, name="Clicks", mailing_list=newsletter, by=customer)
+    message = send(flow, customer, "Look")
+    services.add_step(flow, kind=K.WAIT, wait_amount=1, wait_unit="days", by=customer)
+    services.add_step(flow, kind=K.CONDITION, test="clicked", about=message, by=customer)
+    services.add_step(flow, kind=K.ADD_TAG, tag="clicker", by=customer)
+    services.start(flow, by=customer)
+    clicks = audience.add_contact(account, "c@example.net", lists=[newsletter])
+    objected = audience.add_contact(account, "o@example.net", lists=[newsletter])
+    idle = audience.add_contact(account, "i@example.net", lists=[newsletter])
+    now = timezone.now()
+    engine.run(now)
+    Contact.objects.filter(pk=objected.pk).update(allow_tracking=False)
+    for contact in (clicks, objected):
+        delivery = Delivery.objects.get(contact=contact, campaign=message.campaign)
+        token = tokens.TrackingToken(message.campaign.pk, delivery.pk, "https://example.org/")
+        tracking.record(token, "click")
+    engine.run(now + timedelta(days=1, seconds=1))
+    statuses = dict(Enrolment.objects.values_list("contact__email", "status"))
+    assert statuses == {
+        "c@example.net": E.DONE,
+        "o@example.net": E.EXITED,
+        "i@example.net": E.EXITED,
+    }
+    assert Contact.objects.get(pk=clicks.pk).tags == ["clicker"]
+    assert Contact.objects.get(pk=idle.pk).tags == []

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tidings.audience import bulk
+from tidings.audience import bulk, restriction, rights
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.automations import engine, services
@@ -232,3 +232,31 @@ def test_bad_trigger_settings_are_refused_and_change_nothing(
                 account, name="x", mailing_list=newsletter, by=customer, trigger=trigger, **settings
             )
     assert not Automation.objects.exists()
+
+
+@pytest.mark.promise("P18")
+@pytest.mark.promise("P21")
+def test_a_restricted_or_objecting_contact_enters_nothing_and_leaves_a_date_automation(
+    account, newsletter, customer, mailbox
+):
+    tagged = build(account, newsletter, customer, T.TAG_ADDED, trigger_tag="vip")
+    dated = build(account, newsletter, customer, T.DATE, date_attribute="renewal")
+    soon = (timezone.now() + timedelta(days=3)).date().isoformat()
+    held = audience.add_contact(account, "held@example.net", lists=[newsletter])
+    restriction.restrict(held, reason="accuracy contested")
+    objecting = audience.add_contact(account, "o@example.net", lists=[newsletter])
+    rights.request_from_contact(objecting, kind="objection")
+    for contact in (held, objecting):
+        audience.update_contact(contact, tags=["vip"], attributes={"renewal": soon})
+    waiting = audience.add_contact(
+        account, "w@example.net", lists=[newsletter], attributes={"renewal": soon}
+    )
+    now = timezone.now()
+    engine.run(now)
+    assert not Enrolment.objects.filter(contact__in=[held, objecting]).exists()
+    assert Enrolment.objects.get(contact=waiting).automation == dated
+    restriction.restrict(waiting, reason="objection pending")
+    assert engine.run(now + timedelta(seconds=1)).left == 1
+    engine.run(now + timedelta(days=5))
+    assert not [m for m in mailbox if m.subject.startswith("Hello")]  # notices only
+    assert not StepRun.objects.filter(step__automation=tagged).exists()
