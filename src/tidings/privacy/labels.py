@@ -55,6 +55,7 @@ LABELS = [
     _("consent text"),
     _("consented at"),
     _("Contact attributes"),
+    _("Contact changes"),
     _("Contact requests"),
     _("Contacts"),
     _("Cookie choices"),
