@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0004_language_and_time_zone"),
         ("audience", "0012_merge_0011_contact_attributes_0011_list_growth"),
-        ("automations", "0003_split_tests"),
+        ("automations", "0004_webhooks_complete"),
         ("campaigns", "0006_visual_design"),
         ("sending", "0011_drill_kind"),
     ]
