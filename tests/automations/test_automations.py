@@ -59,7 +59,9 @@ def test_a_due_step_taken_twice_runs_once(account, newsletter, welcome, customer
     now = timezone.now()
     engine.run(now)
     # As if a second scheduler had found the same enrolment due again.
-    Enrolment.objects.update(position=0, due_at=now)
+    Enrolment.objects.update(
+        step=welcome.steps.order_by("position").first(), due_at=now, status=E.ACTIVE
+    )
     engine.run(now)
     assert StepRun.objects.count() == 1
     assert Delivery.objects.count() == 1

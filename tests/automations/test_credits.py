@@ -46,7 +46,7 @@ def test_each_step_message_costs_a_credit_and_those_not_covered_wait(
     assert credits.balance_of(account).available == 0
     entry = CreditEntry.objects.get(account=account, kind=CreditEntry.Kind.STEP)
     assert (entry.credits, entry.messages) == (-3, 3)
-    waiting = Enrolment.objects.filter(position=0, status=E.ACTIVE)
+    waiting = Enrolment.objects.filter(step__position=0, status=E.ACTIVE)
     assert waiting.count() == 2
     assert all(e.due_at > now + timedelta(minutes=59) for e in waiting)
     engine.run(now + timedelta(hours=2))

@@ -81,3 +81,53 @@ def test_another_accounts_automation_is_not_found(client, other_customer, accoun
     answer = client.post(reverse("automations:action", args=[mine.uuid]), {"action": "start"})
     assert answer.status_code == 404
     assert "Mine" not in client.get(reverse("automations:list")).content.decode()
+
+
+def test_the_page_picks_a_trigger_and_adds_inserts_changes_and_removes_steps(
+    logged_in, account, newsletter, mailbox
+):
+    answer = logged_in.post(
+        reverse("automations:new"),
+        {
+            "name": "VIP",
+            "mailing_list": newsletter.pk,
+            "trigger": "tag_added",
+            "trigger_tag": "vip",
+            "reentry": "on",
+        },
+    )
+    automation = Automation.objects.get()
+    assert (automation.trigger, automation.trigger_tag, automation.reentry) == (
+        "tag_added",
+        "vip",
+        True,
+    )
+    page = reverse("automations:detail", args=[automation.uuid])
+    assert answer["Location"] == page
+    assert logged_in.post(page, {"op": "add", "kind": "send", **STEP}).status_code == 302
+    first = Step.objects.get()
+    wait = {"op": "add", "kind": "wait", "wait_weekday": "1", "wait_time": "09:00"}
+    assert logged_in.post(page, {**wait, "before": first.pk}).status_code == 302
+    tag = {"op": "add", "kind": "add_tag", "tag": "welcomed"}
+    assert logged_in.post(page, tag).status_code == 302
+    kinds = list(Step.objects.order_by("position").values_list("kind", flat=True))
+    assert kinds == ["wait", "send", "add_tag"]
+    edit = {"op": "edit", "step": first.pk, "wait_days": "2"}
+    assert logged_in.post(page, edit).status_code == 302
+    first.refresh_from_db()
+    assert first.wait_days == 2
+    text = logged_in.get(page).content.decode()
+    assert "the tag <strong>vip</strong>" in text and "may enter again" in text
+    assert "until the next Tuesday at 09:00" in text
+    removed = Step.objects.get(kind="add_tag")
+    assert logged_in.post(page, {"op": "remove", "step": removed.pk}).status_code == 302
+    assert Step.objects.count() == 2
+    trigger = {"op": "trigger", "trigger-trigger": "event", "trigger-event_name": "paid"}
+    assert logged_in.post(page, trigger).status_code == 302
+    automation.refresh_from_db()
+    assert (automation.trigger, automation.event_name) == ("event", "paid")
+    # Bad input: the reason shown, nothing changed.
+    bad = logged_in.post(page, {"op": "add", "kind": "add_tag", "tag": ""})
+    assert bad.status_code == 200 and "Name the tag." in bad.content.decode()
+    assert logged_in.post(page, {"op": "remove", "step": "999999"}).status_code == 404
+    assert Step.objects.count() == 2

@@ -30,7 +30,7 @@ def test_a_cancelled_step_message_pauses_the_automation_and_takes_nobody(
     welcome.refresh_from_db()
     assert welcome.status == Automation.Status.PAUSED
     assert Delivery.objects.count() == 0 and mailbox == []
-    assert Enrolment.objects.get().position == 0  # waiting where they were
+    assert Enrolment.objects.get().step == first  # waiting where they were
 
 
 def test_the_engines_pause_of_an_automation_is_audited(account, newsletter, welcome, customer):

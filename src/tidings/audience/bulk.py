@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
-from tidings.audience.lookups import AppendElement
+from tidings.audience.lookups import AppendElement, RemoveElement
 from tidings.audience.mailability import OPTED_OUT
 from tidings.audience.models import (
     ConsentProof,
@@ -113,9 +113,21 @@ def add_tag(contacts: QuerySet[Contact], tag: str) -> int:
     )
 
 
-def add_to_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
-    """Subscribe the contacts, on their own legal basis, with a proof row each. Those who
-    left (the list or everything) and pending signups are left as they are (P21)."""
+def remove_tag(contacts: QuerySet[Contact], tag: str) -> int:
+    return contacts.filter(tags__has_element=tag).update(
+        tags=RemoveElement("tags", tag), updated_at=timezone.now()
+    )
+
+
+def add_to_list(
+    contacts: QuerySet[Contact],
+    mailing_list: MailingList,
+    *,
+    note: str = "added to the list by the customer (bulk action)",
+) -> int:
+    """Subscribe the contacts, on their own legal basis, with a proof row each (`note`
+    says why). Those who left (the list or everything) and pending signups are left as
+    they are (P21)."""
     eligible = contacts.exclude(status__in=[*OPTED_OUT, Contact.Status.UNCONFIRMED])
     try:
         ids_sql, ids_params = eligible.values("pk").query.sql_with_params()
@@ -146,7 +158,7 @@ def add_to_list(contacts: QuerySet[Contact], mailing_list: MailingList) -> int:
                 ConsentProof.Method.MANUAL,
                 now,
                 False,
-                "added to the list by the customer (bulk action)",
+                note[:500],
                 mailing_list.pk,
                 now,
             ],

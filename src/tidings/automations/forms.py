@@ -9,42 +9,188 @@ from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
-from tidings.automations.models import SplitTest, WebhookEndpoint
+from tidings.automations.models import (
+    WEEKDAY_NAMES,
+    Automation,
+    SplitTest,
+    Step,
+    WebhookEndpoint,
+)
 from tidings.automations.services import MAX_WAIT_DAYS
 from tidings.campaigns.models import Campaign
 
+WEEKDAYS = [("", "—"), *((str(n), name) for n, name in enumerate(WEEKDAY_NAMES))]
 
-class AutomationForm(forms.Form):
+
+class TriggerForm(forms.Form):
+    """The trigger and its settings (each used by its own trigger only)."""
+
+    trigger = forms.ChoiceField(
+        label=_("Contacts enter when"),
+        choices=Automation.Trigger.choices,
+        initial=Automation.Trigger.JOINED_LIST,
+        required=False,
+    )
+    trigger_tag = forms.CharField(label=_("Tag (a tag added)"), max_length=100, required=False)
+    date_attribute = forms.CharField(
+        label=_("Date attribute (birthday, renewal…)"), max_length=64, required=False
+    )
+    date_yearly = forms.BooleanField(label=_("Every year"), required=False, initial=True)
+    date_time = forms.TimeField(
+        label=_("At (time of day)"),
+        required=False,
+        initial="09:00",
+        help_text=_("In the contact's time zone (attribute time_zone), else the account's."),
+    )
+    trigger_campaign = forms.ModelChoiceField(
+        label=_("Campaign (a click)"), queryset=Campaign.objects.none(), required=False
+    )
+    trigger_url = forms.CharField(
+        label=_("Link (empty: any link)"), max_length=2000, required=False
+    )
+    event_name = forms.CharField(label=_("Event name (API)"), max_length=100, required=False)
+    reentry = forms.BooleanField(
+        label=_("Contacts may enter again"),
+        required=False,
+        help_text=_("Again only after finishing or leaving; otherwise once each."),
+    )
+
+    def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["trigger_campaign"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Campaign.objects.filter(account=account).order_by("-created_at")
+
+    def settings(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        trigger = data.pop("trigger") or Automation.Trigger.JOINED_LIST
+        data.pop("name", None)
+        data.pop("mailing_list", None)
+        if data.get("date_time") is None:
+            data.pop("date_time")
+        return {"trigger": trigger, **data}
+
+
+class AutomationForm(TriggerForm):
     name = forms.CharField(label=_("Name"), max_length=200)
     mailing_list = forms.ModelChoiceField(
         label=_("Contacts enter when they subscribe to"),
         queryset=MailingList.objects.none(),
         empty_label=None,
+        help_text=_("Whatever the trigger, its messages go to this list's subscribers."),
     )
+    field_order = ["name", "mailing_list"]
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, account=account, **kwargs)
         field = self.fields["mailing_list"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = MailingList.objects.filter(account=account).order_by("name")
 
 
+def _step_label(step: Step) -> str:
+    return str(_("Step %(n)s") % {"n": step.position + 1})
+
+
 class StepForm(forms.Form):
+    """A step to add (at the end, or before another) or to change: the fields of its
+    kind are read, the others left empty."""
+
+    kind = forms.ChoiceField(
+        label=_("Kind"), choices=Step.Kind.choices, initial=Step.Kind.SEND, required=False
+    )
+    before = forms.ModelChoiceField(
+        label=_("Insert before"),
+        queryset=Step.objects.none(),
+        required=False,
+        empty_label=_("at the end"),
+    )
     wait_days = forms.IntegerField(
         label=_("Wait (days)"),
         min_value=0,
         max_value=MAX_WAIT_DAYS,
         initial=1,
+        required=False,
         help_text=_("After entering, or after the step before; 0 sends at once."),
     )
-    subject = forms.CharField(label=_("Subject"), max_length=300)
+    subject = forms.CharField(label=_("Subject"), max_length=300, required=False)
     from_name = forms.CharField(label=_("From name"), max_length=200, required=False)
-    from_email = forms.EmailField(label=_("From address"))
+    from_email = forms.EmailField(label=_("From address"), required=False)
     body = forms.CharField(
         label=_("Message"),
         widget=forms.Textarea(attrs={"rows": 6}),
+        required=False,
         help_text=_("Markdown; edit it further in the campaign editor before starting."),
     )
+    wait_amount = forms.IntegerField(label=_("Wait"), min_value=0, required=False)
+    wait_unit = forms.ChoiceField(label=_("Unit"), choices=Step.Unit.choices, required=False)
+    wait_weekday = forms.TypedChoiceField(
+        label=_("Or until the next"),
+        choices=WEEKDAYS,
+        coerce=int,
+        empty_value=None,
+        required=False,
+    )
+    wait_time = forms.TimeField(label=_("At (account's time zone)"), required=False)
+    test = forms.ChoiceField(
+        label=_("Condition"), choices=[("", "—"), *Step.Test.choices], required=False
+    )
+    key = forms.CharField(label=_("Attribute or tag"), max_length=100, required=False)
+    value = forms.CharField(label=_("Value"), max_length=200, required=False)
+    about = forms.ModelChoiceField(
+        label=_("Message of step"), queryset=Step.objects.none(), required=False
+    )
+    otherwise = forms.ModelChoiceField(
+        label=_("If not met, go to"),
+        queryset=Step.objects.none(),
+        required=False,
+        empty_label=_("leave the automation"),
+    )
+    tag = forms.CharField(label=_("Tag"), max_length=100, required=False)
+    target_list = forms.ModelChoiceField(
+        label=_("List"), queryset=MailingList.objects.none(), required=False
+    )
+
+    KIND_FIELDS = {
+        Step.Kind.SEND: ("wait_days", "subject", "from_name", "from_email", "body"),
+        Step.Kind.WAIT: ("wait_amount", "wait_unit", "wait_weekday", "wait_time"),
+        Step.Kind.CONDITION: ("test", "key", "value", "about", "otherwise"),
+        Step.Kind.ADD_TAG: ("tag",),
+        Step.Kind.REMOVE_TAG: ("tag",),
+        Step.Kind.ADD_TO_LIST: ("target_list",),
+        Step.Kind.REMOVE_FROM_LIST: ("target_list",),
+        Step.Kind.LEAVE: (),
+    }
+
+    def __init__(self, *args: Any, automation: Automation, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        steps = Step.objects.filter(automation=automation).order_by("position")
+        for name in ("before", "about", "otherwise"):
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = steps
+            field.label_from_instance = _step_label  # type: ignore[method-assign,assignment]
+        lists = self.fields["target_list"]
+        assert isinstance(lists, forms.ModelChoiceField)
+        lists.queryset = MailingList.objects.filter(account=automation.account_id).order_by("name")
+
+    def step_settings(self, kind: str) -> dict[str, Any]:
+        """The settings of `kind` from the form (the message's own fields included)."""
+        data = self.cleaned_data
+        values = {name: data.get(name) for name in self.KIND_FIELDS[Step.Kind(kind)]}
+        if kind == Step.Kind.CONDITION:
+            values["otherwise"] = data.get("otherwise")
+        if kind == Step.Kind.SEND:
+            values["wait_days"] = 0 if values["wait_days"] is None else values["wait_days"]
+            values = {k: ("" if v is None else v) for k, v in values.items()}
+        if kind == Step.Kind.WAIT and values.get("wait_weekday") is not None:
+            values.pop("wait_amount", None)
+            values.pop("wait_unit", None)
+        return {
+            k: v
+            for k, v in values.items()
+            if v not in (None, "") or k == "otherwise" or kind == Step.Kind.SEND
+        }
 
 
 class EndpointForm(forms.Form):

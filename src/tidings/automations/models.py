@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import secrets
 import uuid
+from datetime import time
 
 from django.db import models
 from django.utils import timezone
@@ -25,6 +26,10 @@ class Automation(models.Model):
 
     class Trigger(models.TextChoices):
         JOINED_LIST = "joined_list", _("subscribed to a list")
+        TAG_ADDED = "tag_added", _("a tag added")
+        DATE = "date", _("a date attribute")
+        CLICKED = "clicked", _("clicked a link of a campaign")
+        EVENT = "event", _("an event posted to the API")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="automations"
@@ -34,14 +39,35 @@ class Automation(models.Model):
     trigger = models.CharField(
         _("trigger"), max_length=16, choices=Trigger.choices, default=Trigger.JOINED_LIST
     )
-    # The list whose new subscribers enter; the steps' messages go to them as
-    # subscribers of this list (the mailability rule checks they still are).
+    # The list the steps' messages go to (the mailability rule checks each contact is
+    # still on it); with the trigger "subscribed to a list", also the list whose new
+    # subscribers enter. Whatever the trigger, only its subscribers enter.
     mailing_list = models.ForeignKey(
         "audience.MailingList",
         verbose_name=_("list"),
         on_delete=models.CASCADE,
         related_name="automations",
     )
+    # The trigger's settings (each used by its own trigger only).
+    trigger_tag = models.CharField(_("tag"), max_length=100, blank=True, default="")
+    date_attribute = models.CharField(_("date attribute"), max_length=64, blank=True, default="")
+    date_yearly = models.BooleanField(_("every year"), default=True)
+    date_time = models.TimeField(_("at"), default=time(9, 0))
+    trigger_campaign = models.ForeignKey(
+        "campaigns.Campaign",
+        verbose_name=_("campaign"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Empty: any link of the campaign.
+    trigger_url = models.CharField(_("link"), max_length=2000, blank=True, default="")
+    event_name = models.CharField(_("event name"), max_length=100, blank=True, default="")
+    # A contact who finished (or left) may enter again when the trigger fires again.
+    reentry = models.BooleanField(_("contacts may enter again"), default=False)
+    # The last sweep of the date attribute (hourly: engine.sweep_dates).
+    dates_swept_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # Contacts who subscribe from then on enter (those already there do not).
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -52,21 +78,95 @@ class Automation(models.Model):
         ordering = ["-created_at"]
         verbose_name = _("automation")
         verbose_name_plural = _("automations")
+        indexes = [
+            models.Index(fields=["account", "trigger", "status"], name="automation_trigger"),
+        ]
 
     def __str__(self) -> str:
         return self.name
 
 
+WEEKDAY_NAMES = (
+    _("Monday"),
+    _("Tuesday"),
+    _("Wednesday"),
+    _("Thursday"),
+    _("Friday"),
+    _("Saturday"),
+    _("Sunday"),
+)
+
+
 class Step(models.Model):
-    """Wait `wait_days` (after entering, or after the step before), then send `campaign`."""
+    """One step of an automation (its `kind`); its settings are the fields of its kind.
+
+    A send step waits `wait_days` (after entering, or after the step before), then
+    sends `campaign`. Enrolments point at a step (its identity, not its position), so
+    inserting or removing steps skips and repeats nobody."""
+
+    class Kind(models.TextChoices):
+        SEND = "send", _("send a message")
+        WAIT = "wait", _("wait")
+        CONDITION = "condition", _("condition")
+        ADD_TAG = "add_tag", _("add a tag")
+        REMOVE_TAG = "remove_tag", _("remove a tag")
+        ADD_TO_LIST = "add_to_list", _("add to a list")
+        REMOVE_FROM_LIST = "remove_from_list", _("remove from a list")
+        LEAVE = "leave", _("leave the automation")
+
+    class Unit(models.TextChoices):
+        MINUTES = "minutes", _("minutes")
+        HOURS = "hours", _("hours")
+        DAYS = "days", _("days")
+
+    class Test(models.TextChoices):
+        EQUALS = "equals", _("attribute equals")
+        CONTAINS = "contains", _("attribute contains")
+        IS_SET = "is_set", _("attribute is set")
+        HAS_TAG = "has_tag", _("has the tag")
+        OPENED = "opened", _("opened the message of step")
+        CLICKED = "clicked", _("clicked in the message of step")
 
     automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveSmallIntegerField()
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices, default=Kind.SEND)
     wait_days = models.PositiveIntegerField(_("wait (days)"), default=0)
     # Deleting the message (only a draft can be) deletes the step: an automation that
-    # ran has its steps' campaigns sending, which cannot be deleted.
+    # ran has its steps' messages sending, which cannot be deleted.
     campaign = models.OneToOneField(
-        "campaigns.Campaign", on_delete=models.CASCADE, related_name="automation_step"
+        "campaigns.Campaign",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="automation_step",
+    )
+    # Wait: `wait_amount` `wait_unit`, or (weekday set) until the next weekday (0 is
+    # Monday) at `wait_time` in the account's time zone.
+    wait_amount = models.PositiveIntegerField(_("wait"), default=0)
+    wait_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.DAYS)
+    wait_weekday = models.PositiveSmallIntegerField(null=True, blank=True)
+    wait_time = models.TimeField(null=True, blank=True)
+    # Condition: `test` on `key` (an attribute or a tag) with `value`, or on the message
+    # of `about` (an earlier send step). Met: the next step; not met: `otherwise` (a
+    # later step), or leave when empty.
+    test = models.CharField(max_length=8, choices=Test.choices, blank=True, default="")
+    key = models.CharField(max_length=100, blank=True, default="")
+    value = models.CharField(max_length=200, blank=True, default="")
+    about = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    otherwise = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Tag and list steps.
+    tag = models.CharField(_("tag"), max_length=100, blank=True, default="")
+    target_list = models.ForeignKey(
+        "audience.MailingList",
+        verbose_name=_("list"),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
     )
 
     class Meta:
@@ -80,14 +180,61 @@ class Step(models.Model):
     def __str__(self) -> str:
         return f"{self.automation_id}#{self.position}"
 
+    @property
+    def weekday_name(self) -> str:
+        return str(WEEKDAY_NAMES[self.wait_weekday]) if self.wait_weekday is not None else ""
+
+
+class PendingEntry(models.Model):
+    """A contact the trigger of an automation fired for, not entered yet: written in
+    the same transaction as what fired it, by database triggers (automations.watch) for
+    a tag added to a contact (whatever added it: a form, the API, an import, a bulk
+    action) and a click recorded by tracking, and by the API for a posted event. The
+    scheduler enters them and deletes the rows (no cursor, no scan)."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("audience.Contact", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("automation entry waiting")
+        verbose_name_plural = _("automation entries waiting")
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} for automation {self.automation_id}"
+
+
+class TriggerEvent(models.Model):
+    """An event posted to the API for a contact, once per client-given id."""
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(
+        "audience.Contact", on_delete=models.CASCADE, related_name="automation_events"
+    )
+    name = models.CharField(max_length=100)
+    client_id = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("automation event")
+        verbose_name_plural = _("automation events")
+        constraints = [
+            models.UniqueConstraint(fields=["account", "client_id"], name="trigger_event_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} for contact {self.contact_id}"
+
 
 class Enrolment(models.Model):
-    """One contact in one automation: enters once, moves from step to step."""
+    """One contact in one automation: enters once (again, in a new round, when the
+    automation allows re-entry), moves from step to step."""
 
     class Status(models.TextChoices):
         ACTIVE = "active", _("in the automation")
         DONE = "done", _("went through every step")
         LEFT = "left", _("left (may no longer be mailed)")
+        EXITED = "exited", _("left by a step of the automation")
 
     automation = models.ForeignKey(
         Automation, on_delete=models.CASCADE, related_name="enrolments", db_index=False
@@ -96,9 +243,14 @@ class Enrolment(models.Model):
         "audience.Contact", on_delete=models.CASCADE, related_name="automation_enrolments"
     )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
-    # The step it waits for (its position), and when that step is due.
-    position = models.PositiveSmallIntegerField(default=0)
+    # The step it waits for (empty once done or left), since when, and when it is due.
+    step = models.ForeignKey(
+        Step, null=True, blank=True, on_delete=models.SET_NULL, related_name="waiting"
+    )
+    arrived_at = models.DateTimeField(null=True, blank=True)
     due_at = models.DateTimeField(null=True, blank=True)
+    # 1 the first time; each re-entry adds one (StepRun is once per step and round).
+    round = models.PositiveIntegerField(default=1)
     entered_at = models.DateTimeField(default=timezone.now)
     left_at = models.DateTimeField(null=True, blank=True)
 
@@ -118,18 +270,22 @@ class Enrolment(models.Model):
 
 
 class StepRun(models.Model):
-    """A step done for a contact: at most one per (step, contact), whatever runs twice."""
+    """A step done for a contact: at most one per (step, contact, round), whatever runs
+    twice."""
 
     step = models.ForeignKey(Step, on_delete=models.CASCADE, related_name="runs", db_index=False)
     contact = models.ForeignKey(
         "audience.Contact", on_delete=models.CASCADE, related_name="automation_steps"
     )
+    round = models.PositiveIntegerField(default=1)
     ran_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         verbose_name = _("automation step done")
         verbose_name_plural = _("automation steps done")
-        constraints = [models.UniqueConstraint(fields=["step", "contact"], name="step_run_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "contact", "round"], name="step_run_once")
+        ]
 
     def __str__(self) -> str:
         return f"step {self.step_id} for contact {self.contact_id}"

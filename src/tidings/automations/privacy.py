@@ -11,9 +11,11 @@ from django.utils.translation import gettext_lazy as _
 from tidings.automations.models import (
     Automation,
     Enrolment,
+    PendingEntry,
     SplitTest,
     Step,
     StepRun,
+    TriggerEvent,
     Variant,
     WebhookEndpoint,
     WebhookMessage,
@@ -34,6 +36,8 @@ CONTACT_DATA = _("the customer's contacts (application data)")
 # The webhooks' delivery log (with the events' contents) is kept this long (the
 # entry's retention text says it in words).
 WEBHOOK_DAYS = 30
+# Events posted to start automations are kept this long (their ids deduplicate).
+EVENT_DAYS = 90
 
 declare_free_of_personal_data(
     Automation, "the customer's automations: name, trigger, status", account_path="account"
@@ -55,7 +59,7 @@ register(
     purpose=_("moving each contact through an automation once, step by step"),
     legal_basis=LegalBasis.CONTRACT,
     retention=_("as long as the automation and the contact exist; erased with either"),
-    personal_fields=["status", "position", "due_at", "entered_at", "left_at"],
+    personal_fields=["status", "step", "arrived_at", "due_at", "round", "entered_at", "left_at"],
     erase=Erasure.DELETE,
     account_path="automation__account",
     contact=ContactPart(
@@ -78,7 +82,7 @@ register(
     purpose=_("running each step of an automation at most once for each contact"),
     legal_basis=LegalBasis.CONTRACT,
     retention=_("as long as the automation and the contact exist; erased with either"),
-    personal_fields=["ran_at"],
+    personal_fields=["round", "ran_at"],
     erase=Erasure.DELETE,
     account_path="step__automation__account",
     contact=ContactPart(
@@ -87,9 +91,47 @@ register(
         columns=(
             Column(_("automation"), "step__automation__name"),
             Column(_("step"), "step__position"),
+            Column(_("round"), "round"),
             Column(_("done"), "ran_at"),
         ),
         position=63,
+        erase=ContactErasure.DELETE,
+    ),
+)
+
+register(
+    PendingEntry,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose=_("entering a contact into an automation whose trigger fired for them"),
+    legal_basis=LegalBasis.CONTRACT,
+    retention=_("until the next pass of the scheduler (a minute), then deleted"),
+    personal_fields=["at"],
+    erase=Erasure.DELETE,
+    account_path="automation__account",
+    contact=ContactPart(
+        title=_("Automations you are about to enter"),
+        path="contact",
+        columns=(Column(_("automation"), "automation__name"), Column(_("since"), "at")),
+        position=65,
+        erase=ContactErasure.DELETE,
+    ),
+)
+register(
+    TriggerEvent,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose=_("starting automations on events the customer's systems posted, once each"),
+    legal_basis=LegalBasis.CONTRACT,
+    retention=_("90 days, then deleted"),
+    personal_fields=["name", "client_id", "received_at"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    contact=ContactPart(
+        title=_("Events about you posted to start automations"),
+        path="contact",
+        columns=(Column(_("event"), "name"), Column(_("received"), "received_at")),
+        position=66,
         erase=ContactErasure.DELETE,
     ),
 )
@@ -132,6 +174,17 @@ def _old_webhook_messages(now: datetime) -> QuerySet[WebhookMessage]:
         status__in=[WebhookMessage.Status.DELIVERED, WebhookMessage.Status.FAILED],
     )
 
+
+def _old_trigger_events(now: datetime) -> QuerySet[TriggerEvent]:
+    """Events past the period in which a client may post the same id again."""
+    return TriggerEvent.objects.filter(received_at__lt=now - timedelta(days=EVENT_DAYS))
+
+
+retention.register(
+    "automation events",
+    why=lambda: f"events posted to start automations are kept {EVENT_DAYS} days",
+    expired=_old_trigger_events,
+)
 
 retention.register(
     "webhook messages",

@@ -8,16 +8,19 @@ the one place that says when a message may go) and opens it for the engine."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import datetime as dt
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-from django.db.models import Max
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
-from tidings.audience.models import MailingList
-from tidings.automations.models import Automation, Step
+from tidings.audience.models import Contact, MailingList
+from tidings.audience.services import clean_tags
+from tidings.automations import timing
+from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, TriggerEvent
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
 from tidings.sending import checklist, lifecycle
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from tidings.accounts.models import User
 
 A = Automation.Status
+K = Step.Kind
+T = Automation.Trigger
 # The most days a step may wait: ten years is a mistake, not a plan.
 MAX_WAIT_DAYS = 3660
 
@@ -36,61 +41,391 @@ class AutomationError(ValueError):
 
 
 def create_automation(
-    account: Account, *, name: str, mailing_list: MailingList, by: User | None
+    account: Account,
+    *,
+    name: str,
+    mailing_list: MailingList,
+    by: User | None,
+    trigger: str = T.JOINED_LIST,
+    **settings: Any,
 ) -> Automation:
-    """A new draft automation whose trigger is subscribing to `mailing_list`."""
+    """A new draft automation: its messages go to `mailing_list`'s subscribers; the
+    trigger (subscribing to that list by default) and its settings (`set_trigger`)."""
     name = " ".join((name or "").split())
     if not name:
         raise AutomationError(_("Give the automation a name."))
     if mailing_list.account_id != account.pk:
         raise AutomationError(_("Choose one of your lists."))
+    automation = Automation(account=account, name=name[:200], mailing_list=mailing_list)
+    _apply_trigger(automation, trigger, settings)
     with transaction.atomic():
-        automation = Automation.objects.create(
-            account=account, name=name[:200], mailing_list=mailing_list
-        )
+        automation.save()
         audit.record("create", automation, by=by, account_id=account.pk)
     return automation
+
+
+TRIGGER_FIELDS = (
+    "trigger_tag",
+    "date_attribute",
+    "date_yearly",
+    "date_time",
+    "trigger_campaign",
+    "trigger_url",
+    "event_name",
+    "reentry",
+)
+
+
+def _apply_trigger(automation: Automation, trigger: str, settings: dict[str, Any]) -> None:
+    """Check the trigger and its settings and set them on `automation` (not saved)."""
+    unknown = set(settings) - set(TRIGGER_FIELDS)
+    if unknown:
+        raise AutomationError(_("Unknown setting: %(name)s.") % {"name": sorted(unknown)[0]})
+    if trigger not in T.values:
+        raise AutomationError(_("Choose a trigger."))
+    automation.trigger = trigger
+    automation.reentry = bool(settings.get("reentry", automation.reentry))
+    if trigger == T.TAG_ADDED:
+        tags = (
+            clean_tags([str(settings.get("trigger_tag") or "")])
+            if settings.get("trigger_tag")
+            else []
+        )
+        if not tags:
+            raise AutomationError(_("Name the tag that starts the automation."))
+        automation.trigger_tag = tags[0]
+    elif trigger == T.DATE:
+        key = str(settings.get("date_attribute") or "").strip()
+        if not key or len(key) > 64:
+            raise AutomationError(_("Name the contact attribute that holds the date."))
+        at = settings.get("date_time", automation.date_time)
+        if isinstance(at, str):
+            try:
+                at = dt.time.fromisoformat(at)
+            except ValueError:
+                raise AutomationError(_("Give the time of day as HH:MM.")) from None
+        if not isinstance(at, dt.time):
+            raise AutomationError(_("Give the time of day as HH:MM."))
+        automation.date_attribute = key
+        automation.date_yearly = bool(settings.get("date_yearly", automation.date_yearly))
+        automation.date_time = at.replace(second=0, microsecond=0, tzinfo=None)
+    elif trigger == T.CLICKED:
+        campaign = settings.get("trigger_campaign")
+        if not isinstance(campaign, Campaign) or campaign.account_id != automation.account_id:
+            raise AutomationError(_("Choose one of your campaigns."))
+        url = str(settings.get("trigger_url") or "").strip()
+        if len(url) > 2000:
+            raise AutomationError(_("That link is too long."))
+        automation.trigger_campaign, automation.trigger_url = campaign, url
+    elif trigger == T.EVENT:
+        event = str(settings.get("event_name") or "").strip()
+        if (
+            not event
+            or len(event) > 100
+            or not event.replace(".", "").replace("_", "").replace("-", "").isalnum()
+        ):
+            raise AutomationError(
+                _("Name the event: letters, digits, dots, dashes and underscores, at most 100.")
+            )
+        automation.event_name = event
+
+
+def set_trigger(
+    automation: Automation,
+    *,
+    trigger: str,
+    by: User | None,
+    name: str | None = None,
+    **settings: Any,
+) -> Automation:
+    """Change the trigger (and whether contacts may enter again; the name, when given).
+    Those already in stay where they are."""
+    if name is not None:
+        name = " ".join(name.split())
+        if not name:
+            raise AutomationError(_("Give the automation a name."))
+    with transaction.atomic():
+        locked = Automation.objects.select_for_update().get(pk=automation.pk)
+        _apply_trigger(locked, trigger, settings)
+        if name:
+            locked.name = name[:200]
+        locked.save()
+        audit.record("update", locked, by=by, fields=["trigger"], account_id=locked.account_id)
+    return locked
+
+
+STEP_SETTINGS = {
+    K.SEND: ("wait_days",),
+    K.WAIT: ("wait_amount", "wait_unit", "wait_weekday", "wait_time"),
+    K.CONDITION: ("test", "key", "value", "about", "otherwise"),
+    K.ADD_TAG: ("tag",),
+    K.REMOVE_TAG: ("tag",),
+    K.ADD_TO_LIST: ("target_list",),
+    K.REMOVE_FROM_LIST: ("target_list",),
+    K.LEAVE: (),
+}
+# The longest wait of a wait step, in each unit (ten years is a mistake, not a plan).
+MAX_WAIT = {"minutes": 60 * 24 * 366, "hours": 24 * 3660, "days": MAX_WAIT_DAYS}
+
+
+def _set_settings(step: Step, settings: dict[str, Any], steps: list[Step]) -> None:
+    """Check `settings` for the step's kind and set them on `step` (not saved). `steps`:
+    the automation's steps in order, `step` among them at its place."""
+    allowed = STEP_SETTINGS[Step.Kind(step.kind)]
+    unknown = {k for k, v in settings.items() if v is not None and k not in allowed}
+    if unknown:
+        raise AutomationError(
+            _("A step of this kind has no setting %(name)s.") % {"name": sorted(unknown)[0]}
+        )
+    given = {k: v for k, v in settings.items() if v is not None}
+    account_id = step.automation.account_id
+    if step.kind == K.SEND and "wait_days" in given:
+        days = given["wait_days"]
+        if not isinstance(days, int) or not 0 <= days <= MAX_WAIT_DAYS:
+            raise AutomationError(
+                _("A wait is between 0 and %(days)s days.") % {"days": MAX_WAIT_DAYS}
+            )
+        step.wait_days = days
+    elif step.kind == K.WAIT:
+        weekday = given.get("wait_weekday", step.wait_weekday)
+        if weekday is not None:
+            if not isinstance(weekday, int) or not 0 <= weekday <= 6:
+                raise AutomationError(_("Choose a day of the week."))
+            at = given.get("wait_time", step.wait_time) or dt.time(9, 0)
+            if isinstance(at, str):
+                try:
+                    at = dt.time.fromisoformat(at)
+                except ValueError:
+                    raise AutomationError(_("Give the time of day as HH:MM.")) from None
+            step.wait_weekday, step.wait_time = weekday, at.replace(second=0, microsecond=0)
+        else:
+            unit = given.get("wait_unit", step.wait_unit)
+            amount = given.get("wait_amount", step.wait_amount)
+            if unit not in MAX_WAIT:
+                raise AutomationError(_("Wait in minutes, hours or days."))
+            if not isinstance(amount, int) or not 1 <= amount <= MAX_WAIT[unit]:
+                raise AutomationError(
+                    _("A wait is between 1 and %(most)s %(unit)s.")
+                    % {"most": MAX_WAIT[unit], "unit": Step.Unit(unit).label}
+                )
+            step.wait_amount, step.wait_unit = amount, unit
+            step.wait_weekday, step.wait_time = None, None
+    elif step.kind == K.CONDITION:
+        test = given.get("test", step.test)
+        if test not in Step.Test.values:
+            raise AutomationError(_("Choose what the condition checks."))
+        step.test = test
+        step.key = str(given.get("key", step.key) or "").strip()[:100]
+        step.value = str(given.get("value", step.value) or "").strip()[:200]
+        place = steps.index(step)
+        if test in (Step.Test.OPENED, Step.Test.CLICKED):
+            about = given.get("about", step.about)
+            if not isinstance(about, Step) or about not in steps[:place] or about.kind != K.SEND:
+                raise AutomationError(_("Choose an earlier step that sends a message."))
+            step.about, step.key = about, ""
+        else:
+            if not step.key:
+                raise AutomationError(_("Name the attribute or the tag the condition checks."))
+            if test == Step.Test.HAS_TAG:
+                step.key = clean_tags([step.key])[0]
+            step.about = None
+        if "otherwise" in settings:
+            otherwise = settings["otherwise"]
+            if otherwise is not None and (
+                not isinstance(otherwise, Step) or otherwise not in steps[place + 1 :]
+            ):
+                raise AutomationError(
+                    _("When the condition is not met, go to a later step or leave.")
+                )
+            step.otherwise = otherwise
+    elif step.kind in (K.ADD_TAG, K.REMOVE_TAG):
+        tag = str(given.get("tag", step.tag) or "").strip()
+        if not tag:
+            raise AutomationError(_("Name the tag."))
+        step.tag = clean_tags([tag])[0]
+    elif step.kind in (K.ADD_TO_LIST, K.REMOVE_FROM_LIST):
+        target = given.get("target_list", step.target_list)
+        if not isinstance(target, MailingList) or target.account_id != account_id:
+            raise AutomationError(_("Choose one of your lists."))
+        step.target_list = target
+
+
+def _renumber(automation: Automation, steps: list[Step]) -> None:
+    """Save the steps' positions as their order in `steps` (two passes: the positions
+    are unique)."""
+    Step.objects.filter(automation=automation).update(position=F("position") + 10000)
+    for n, step in enumerate(steps):
+        step.position = n
+        Step.objects.filter(pk=step.pk).update(position=n)
 
 
 def add_step(
     automation: Automation,
     *,
-    wait_days: int,
-    subject: str,
-    from_email: str,
+    kind: str = K.SEND,
+    wait_days: int | None = None,
+    subject: str = "",
+    from_email: str = "",
     from_name: str = "",
     body: str = "",
+    before: Step | None = None,
     by: User | None,
+    **settings: Any,
 ) -> Step:
-    """A step at the end: wait `wait_days`, then send a new message (a draft campaign to
-    the automation's list, edited in the campaign editor). Only while not running."""
-    if not 0 <= wait_days <= MAX_WAIT_DAYS:
-        raise AutomationError(_("A wait is between 0 and %(days)s days.") % {"days": MAX_WAIT_DAYS})
+    """A step at the end, or before `before`: a message (a draft campaign to the
+    automation's list, edited in the campaign editor; `wait_days` before it), a wait,
+    a condition, a tag or list change, or leaving. Allowed while the automation runs:
+    contacts wait at a step by its identity, so an inserted step is run by those who
+    have not passed its place, and nobody's step is skipped or repeated."""
+    if kind not in K.values:
+        raise AutomationError(_("Choose the kind of step."))
+    if kind == K.SEND:
+        settings["wait_days"] = 0 if wait_days is None else wait_days
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
-        if locked.status == A.ACTIVE:
-            raise AutomationError(_("Pause the automation before changing its steps."))
-        last = locked.steps.aggregate(m=Max("position"))["m"]
-        position = 0 if last is None else last + 1
-        try:
-            message = campaigns.create_campaign(
-                locked.account,
-                by=by,
-                lists=[locked.mailing_list],
-                name=_("%(automation)s: step %(n)s")
-                % {"automation": locked.name, "n": position + 1},
-                subject=subject,
-                from_email=from_email,
-                from_name=from_name,
-                body=body,
-            )
-        except campaigns.CampaignError as error:
-            raise AutomationError(str(error)) from None
-        step = Step.objects.create(
-            automation=locked, position=position, wait_days=wait_days, campaign=message
-        )
+        steps = list(locked.steps.order_by("position"))
+        if before is not None and before not in steps:
+            raise AutomationError(_("That step is not one of this automation's."))
+        place = steps.index(before) if before is not None else len(steps)
+        step = Step(automation=locked, kind=kind, position=place)
+        steps.insert(place, step)
+        _set_settings(step, settings, steps)
+        if kind == K.SEND:
+            try:
+                step.campaign = campaigns.create_campaign(
+                    locked.account,
+                    by=by,
+                    lists=[locked.mailing_list],
+                    name=_("%(automation)s: step %(n)s")
+                    % {"automation": locked.name, "n": place + 1},
+                    subject=subject,
+                    from_email=from_email,
+                    from_name=from_name,
+                    body=body,
+                )
+            except campaigns.CampaignError as error:
+                raise AutomationError(str(error)) from None
+        step.position = 9999  # free: the others are below, then moved up
+        step.save()
+        _renumber(locked, steps)
+        if step.campaign is not None and locked.status == A.ACTIVE:
+            # Running: the message must pass the checklist now, and opens at once.
+            problems = _refusals(step)
+            if problems:
+                raise AutomationError(" ".join(problems))
+            lifecycle.open_for_steps([step.campaign.pk])  # a send step's message
         audit.record("create", step, by=by, account_id=locked.account_id)
     return step
+
+
+def update_step(step: Step, *, by: User | None, **settings: Any) -> Step:
+    """Change a step's settings (a wait, a condition, a tag, a list), also while the
+    automation runs. Contacts waiting at a changed wait are due at their arrival plus
+    the new wait (now at the earliest)."""
+    with transaction.atomic():
+        locked = Automation.objects.select_for_update().get(pk=step.automation_id)
+        steps = list(locked.steps.order_by("position"))
+        found = next((s for s in steps if s.pk == step.pk), None)
+        if found is None:
+            raise AutomationError(_("That step is not one of this automation's."))
+        _set_settings(found, settings, steps)
+        found.save()
+        if found.kind in (K.SEND, K.WAIT):
+            _reschedule(locked, found)
+        audit.record("update", found, by=by, fields=sorted(settings), account_id=locked.account_id)
+    return found
+
+
+def _reschedule(automation: Automation, step: Step) -> None:
+    zone = timing.account_zone(automation.account_id)
+    at = timing.now()
+    waiting = list(
+        Enrolment.objects.select_for_update().filter(step=step, status=Enrolment.Status.ACTIVE)
+    )
+    for enrolment in waiting:
+        arrived = enrolment.arrived_at or at
+        enrolment.due_at = max(timing.due_on_arrival(step, arrived, zone), arrived)
+    Enrolment.objects.bulk_update(waiting, ["due_at"], batch_size=1000)
+
+
+def remove_step(step: Step, *, by: User | None) -> None:
+    """Remove a step, also while the automation runs: contacts waiting at it move on to
+    the step after (due by its own wait from now), or are done. Refused while a
+    condition refers to it."""
+    with transaction.atomic():
+        locked = Automation.objects.select_for_update().get(pk=step.automation_id)
+        steps = list(locked.steps.order_by("position"))
+        found = next((s for s in steps if s.pk == step.pk), None)
+        if found is None:
+            raise AutomationError(_("That step is not one of this automation's."))
+        for other in steps:
+            if other.pk != found.pk and found.pk in (other.about_id, other.otherwise_id):
+                raise AutomationError(
+                    _("The condition of step %(n)s refers to this step: change it first.")
+                    % {"n": other.position + 1}
+                )
+        place = steps.index(found)
+        following = steps[place + 1] if place + 1 < len(steps) else None
+        zone = timing.account_zone(locked.account_id)
+        at = timing.now()
+        waiting = Enrolment.objects.select_for_update().filter(
+            step=found, status=Enrolment.Status.ACTIVE
+        )
+        if following is None:
+            waiting.update(status=Enrolment.Status.DONE, step=None, due_at=None)
+        else:
+            waiting.update(
+                step=following, arrived_at=at, due_at=timing.due_on_arrival(following, at, zone)
+            )
+        audit.record("delete", found, by=by, account_id=locked.account_id)
+        found.delete()
+        _renumber(locked, steps[:place] + steps[place + 1 :])
+
+
+def record_event(
+    account: Account,
+    *,
+    contact: Contact,
+    client_id: str,
+    name: str = "",
+    automation: Automation | None = None,
+) -> tuple[bool, int]:
+    """An event posted to the API for `contact`: the automations listening to it (the
+    one given, or every one of the account whose event name is `name`) enter the contact
+    at their next pass. Idempotent by `client_id`: the same id again changes nothing.
+    Returns (new, how many automations it was queued for)."""
+    client_id = (client_id or "").strip()
+    if not client_id or len(client_id) > 100:
+        raise AutomationError(_("Give the event an id of at most 100 characters."))
+    if contact.account_id != account.pk:
+        raise AutomationError(_("That contact does not exist."))
+    if automation is not None:
+        if automation.account_id != account.pk:
+            raise AutomationError(_("That automation does not exist."))
+        if automation.trigger != T.EVENT:
+            raise AutomationError(_("This automation does not start with an event."))
+        name = automation.event_name
+    name = (name or "").strip()
+    if not name:
+        raise AutomationError(_("Name the event."))
+    listening = Automation.objects.filter(
+        account=account, trigger=T.EVENT, status__in=(A.ACTIVE, A.PAUSED)
+    )
+    listening = (
+        listening.filter(pk=automation.pk) if automation else listening.filter(event_name=name)
+    )
+    try:
+        with transaction.atomic():
+            TriggerEvent.objects.create(
+                account=account, contact=contact, name=name[:100], client_id=client_id
+            )
+            ids = list(listening.values_list("pk", flat=True))
+            PendingEntry.objects.bulk_create(
+                [PendingEntry(automation_id=pk, contact=contact) for pk in ids]
+            )
+    except IntegrityError:
+        return False, 0
+    return True, len(ids)
 
 
 # Checklist lines that do not hold for a step's message: its contacts come later (an
@@ -101,6 +436,7 @@ NOT_FOR_STEPS = frozenset({"recipients", "credits"})
 
 def _refusals(step: Step) -> list[str]:
     """Why the step's message may not go (the checklist's blocking lines)."""
+    assert step.campaign is not None, "only a send step has a message"
     found = checklist.checklist(step.campaign)
     return [
         f"{_('Step %(n)s') % {'n': step.position + 1}}: {c.detail} {c.hint}".strip()
@@ -118,18 +454,19 @@ def start(automation: Automation, *, by: User | None) -> Automation:
     steps = list(automation.steps.select_related("campaign", "campaign__account"))
     if not steps:
         raise AutomationError(_("Add a step first."))
+    sends = [(step, step.campaign) for step in steps if step.campaign is not None]
     # A step's message sent, scheduled or cancelled on its own is no longer the step's.
     taken = [
         step
-        for step in steps
-        if step.campaign.status not in (Campaign.Status.DRAFT, Campaign.Status.SENDING)
+        for step, message in sends
+        if message.status not in (Campaign.Status.DRAFT, Campaign.Status.SENDING)
     ]
     if taken:
         raise AutomationError(
             _("The message of step %(n)s was sent or scheduled on its own: remove that step.")
             % {"n": taken[0].position + 1}
         )
-    problems = [problem for step in steps for problem in _refusals(step)]
+    problems = [problem for step, _message in sends for problem in _refusals(step)]
     if problems:
         raise AutomationError(" ".join(problems))
     with transaction.atomic():
@@ -138,7 +475,9 @@ def start(automation: Automation, *, by: User | None) -> Automation:
             return locked
         # The steps' messages are open for the engine (sending.lifecycle); no other
         # path adds recipients to them.
-        lifecycle.open_for_steps([s.campaign_id for s in steps])
+        lifecycle.open_for_steps(
+            [message.pk for _step, message in sends if message.status == Campaign.Status.DRAFT]
+        )
         locked.status = A.ACTIVE
         locked.activated_at = locked.activated_at or timezone.now()
         locked.save(update_fields=["status", "activated_at", "updated_at"])

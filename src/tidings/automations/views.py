@@ -7,7 +7,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -15,11 +15,18 @@ from django.views.decorators.http import require_POST
 from tidings.accounts.decorators import account_of, customer_required
 from tidings.accounts.models import User
 from tidings.automations import engine, services, splittests, webhooks
-from tidings.automations.forms import AutomationForm, EndpointForm, SplitTestForm, StepForm
+from tidings.automations.forms import (
+    AutomationForm,
+    EndpointForm,
+    SplitTestForm,
+    StepForm,
+    TriggerForm,
+)
 from tidings.automations.models import (
     Automation,
     Enrolment,
     SplitTest,
+    Step,
     WebhookEndpoint,
 )
 from tidings.sending.models import Delivery
@@ -55,6 +62,7 @@ def automation_new(request: HttpRequest) -> HttpResponse:
                 name=form.cleaned_data["name"],
                 mailing_list=form.cleaned_data["mailing_list"],
                 by=_user(request),
+                **form.settings(),
             )
         except services.AutomationError as error:
             form.add_error(None, str(error))
@@ -63,18 +71,85 @@ def automation_new(request: HttpRequest) -> HttpResponse:
     return render(request, "automations/new.html", {"form": form})
 
 
+MESSAGE_FIELDS = ("subject", "from_email", "from_name", "body")
+
+
+def _step_of(automation: Automation, raw: str | None) -> Step:
+    try:
+        pk = int(raw or "")
+    except ValueError:
+        raise Http404 from None
+    return get_object_or_404(Step, automation=automation, pk=pk)
+
+
+def _change_steps(request: HttpRequest, automation: Automation, form: StepForm) -> str | None:
+    """Add, change or remove a step as the form asks: a message for the page, or None
+    when the form was not valid."""
+    op = request.POST.get("op", "add")
+    if op == "remove":
+        services.remove_step(_step_of(automation, request.POST.get("step")), by=_user(request))
+        return _("Step removed.")
+    if not form.is_valid():
+        return None
+    if op == "edit":
+        step = _step_of(automation, request.POST.get("step"))
+        settings = form.step_settings(step.kind)
+        for name in MESSAGE_FIELDS:
+            settings.pop(name, None)
+        services.update_step(step, by=_user(request), **settings)
+        return _("Step changed.")
+    kind = form.cleaned_data.get("kind") or Step.Kind.SEND
+    settings = form.step_settings(kind)
+    message = {name: settings.pop(name) for name in MESSAGE_FIELDS if name in settings}
+    services.add_step(
+        automation,
+        kind=kind,
+        before=form.cleaned_data.get("before"),
+        by=_user(request),
+        **message,
+        **settings,
+    )
+    return _("Step added.")
+
+
 @customer_required
 def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     automation = _automation(request, uuid)
-    form = StepForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    account = account_of(request)
+    posted = request.POST if request.method == "POST" else None
+    trigger_form = TriggerForm(
+        posted if posted and posted.get("op") == "trigger" else None,
+        account=account,
+        initial={
+            "trigger": automation.trigger,
+            "trigger_tag": automation.trigger_tag,
+            "date_attribute": automation.date_attribute,
+            "date_yearly": automation.date_yearly,
+            "date_time": automation.date_time,
+            "trigger_campaign": automation.trigger_campaign_id,
+            "trigger_url": automation.trigger_url,
+            "event_name": automation.event_name,
+            "reentry": automation.reentry,
+        },
+        prefix="trigger",
+    )
+    form = StepForm(
+        posted if posted and posted.get("op") != "trigger" else None, automation=automation
+    )
+    if posted is not None:
         try:
-            services.add_step(automation, by=_user(request), **form.cleaned_data)
+            if posted.get("op") == "trigger":
+                if trigger_form.is_valid():
+                    services.set_trigger(automation, by=_user(request), **trigger_form.settings())
+                    messages.success(request, _("Trigger saved."))
+                    return redirect("automations:detail", automation.uuid)
+            else:
+                done = _change_steps(request, automation, form)
+                if done is not None:
+                    messages.success(request, done)
+                    return redirect("automations:detail", automation.uuid)
         except services.AutomationError as error:
-            form.add_error(None, str(error))
-        else:
-            messages.success(request, _("Step added."))
-            return redirect("automations:detail", automation.uuid)
+            (trigger_form if posted.get("op") == "trigger" else form).add_error(None, str(error))
     steps = engine.step_counts(automation)
     totals = {
         status: automation.enrolments.filter(status=status).count()
@@ -87,9 +162,10 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
             "automation": automation,
             "steps": steps,
             "form": form,
+            "trigger_form": trigger_form,
             "entered": sum(totals.values()),
             "done": totals[Enrolment.Status.DONE],
-            "left": totals[Enrolment.Status.LEFT],
+            "left": totals[Enrolment.Status.LEFT] + totals[Enrolment.Status.EXITED],
         },
     )
 
@@ -103,6 +179,11 @@ def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
         if action == "start":
             services.start(automation, by=_user(request))
             messages.success(request, _("The automation is running."))
+        elif action == "resume":
+            services.start(automation, by=_user(request))
+            messages.success(
+                request, _("The automation goes on: each contact from where they were.")
+            )
         elif action == "pause":
             services.pause(automation, by=_user(request))
             messages.success(
