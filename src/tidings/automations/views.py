@@ -23,7 +23,6 @@ from tidings.automations.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from tidings.sending.models import Delivery
 
 
 def _user(request: HttpRequest) -> User:
@@ -180,7 +179,7 @@ def split_test_list(request: HttpRequest) -> HttpResponse:
     form = SplitTestForm(request.POST or None, account=account)
     if request.method == "POST" and form.is_valid():
         try:
-            test = splittests.create_test(by=_user(request), **form.cleaned_data)
+            test = splittests.create_test(by=_user(request), **form.arguments())
         except splittests.SplitTestError as error:
             form.add_error(None, str(error))
         else:
@@ -203,15 +202,5 @@ def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         except splittests.SplitTestError as error:
             messages.error(request, str(error))
         return redirect("automations:split_test", test.uuid)
-    rates, note = splittests.judged(test)
-    rows = [
-        (
-            variant,
-            Delivery.objects.filter(campaign=variant.campaign).count(),
-            rates.get(variant.label),
-        )
-        for variant in test.variants.select_related("campaign").order_by("label")
-    ]
-    return render(
-        request, "automations/split_test.html", {"test": test, "rows": rows, "note": note}
-    )
+    figures = splittests.report(test)
+    return render(request, "automations/split_test.html", {"test": test, "report": figures})
