@@ -26,6 +26,7 @@ COMMANDS = {
     "rotate-keys": "re-encrypt encrypted fields with the newest key",
     "inbound": "take mail to the support address over SMTP (the support desk)",
     "breach": "breach register: `drill --by EMAIL` rehearses a whole incident (mail to the outbox)",
+    "clock": "development only: show, `advance 2d` or `reset` the test clock (TIDINGS_TEST_CLOCK)",
     "manage": "run any Django management command (`tidings manage help`)",
 }
 
@@ -253,6 +254,29 @@ def _supervise(commands: dict[str, list[str]], listens: tuple[str, int] | None =
     return 0
 
 
+def _clock(action: str, step: str | None) -> int:
+    _django()
+    from tidings.core import clock
+
+    if not clock.enabled():
+        print(
+            "tidings clock: the test clock is off; start Tidings with TIDINGS_DEBUG=true "
+            "TIDINGS_TEST_CLOCK=true to use it (development only)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        if action == "advance":
+            clock.advance(clock.parse_step(step or ""))
+        elif action == "reset":
+            clock.reset()
+    except ValueError as error:
+        print(f"tidings clock: {error}", file=sys.stderr)
+        return 2
+    print(f"test clock: {clock.now():%Y-%m-%d %H:%M:%S %Z} ({clock.offset()} ahead of real time)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tidings",
@@ -287,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     breach = sub.add_parser("breach", help=COMMANDS["breach"])
     breach.add_argument("action", choices=["drill"])
     breach.add_argument("options", nargs=argparse.REMAINDER, help="see `tidings breach -h`")
+    clock = sub.add_parser("clock", help=COMMANDS["clock"])
+    clock.add_argument("action", nargs="?", choices=["show", "advance", "reset"], default="show")
+    clock.add_argument("step", nargs="?", help="with advance: 30m, 6h, 2d, 1w")
     manage = sub.add_parser("manage", help=COMMANDS["manage"])
     manage.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -364,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "breach":
         _call("breach", args.action, *args.options)
         return 0
+    if args.command == "clock":
+        return _clock(args.action, args.step)
     if args.command == "manage":
         _django()
         from django.core.management import execute_from_command_line

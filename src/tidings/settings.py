@@ -96,6 +96,15 @@ DEBUG = envbool("TIDINGS_DEBUG", False)
 # Production hardening (secure cookies, HSTS, SSL redirect) is on unless the operator
 # runs the local embedded default, which serves plain http on 127.0.0.1.
 SECURE = envbool("TIDINGS_SECURE", False)
+# A test clock the automations' scheduler and the A/B tests go by, moved forward with
+# `tidings clock advance 2d` (core/clock.py): for trying a series by hand in development,
+# never in production, so it needs TIDINGS_DEBUG and refuses TIDINGS_SECURE.
+TEST_CLOCK = envbool("TIDINGS_TEST_CLOCK", False)
+if TEST_CLOCK and (SECURE or not DEBUG):
+    raise ImproperlyConfigured(
+        "TIDINGS_TEST_CLOCK moves the schedulers' time and is for development only: it "
+        "needs TIDINGS_DEBUG=true and cannot run with TIDINGS_SECURE=true"
+    )
 SECRET_KEY = env("TIDINGS_SECRET_KEY") or _secret_file(
     "secret_key", lambda: secrets.token_urlsafe(50)
 )

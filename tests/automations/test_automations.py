@@ -16,6 +16,7 @@ from tidings.audience.models import MailingList
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment, StepRun
 from tidings.automations.services import AutomationError
+from tidings.core import clock
 from tidings.sending import engine as sending_engine
 from tidings.sending.models import Delivery
 
@@ -144,3 +145,27 @@ def test_bad_input_changes_nothing(account, newsletter, other_customer, customer
     assert Automation.objects.count() == 1 and not automation.steps.exists()
     automation.refresh_from_db()
     assert automation.status == Automation.Status.DRAFT
+
+
+@pytest.fixture
+def test_clock(settings):  # type: ignore[no-untyped-def]
+    settings.TEST_CLOCK = True
+    clock.reset()
+    yield clock
+    clock.reset()
+
+
+def test_a_welcome_series_waits_by_the_test_clock(
+    test_clock, account, newsletter, customer, mailbox
+):
+    series = welcome_series(account, newsletter, customer, waits=(0, 2))
+    services.start(series, by=customer)
+    audience.add_contact(account, "ada@example.net", name="Ada Byron", lists=[newsletter])
+    engine.run()
+    assert len(mailbox) == 1
+    test_clock.advance(timedelta(days=1))
+    engine.run()
+    assert len(mailbox) == 1  # a day is not two
+    test_clock.advance(timedelta(days=1, minutes=1))
+    engine.run()
+    assert sorted(m.subject for m in mailbox) == ["Welcome 1, Ada", "Welcome 2, Ada"]

@@ -29,7 +29,6 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Count
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
@@ -37,7 +36,7 @@ from tidings.automations import services
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
-from tidings.core import jobs
+from tidings.core import clock, jobs
 from tidings.core.mail import Purpose
 from tidings.sending.dispatcher import DISPATCH
 from tidings.sending.models import Delivery
@@ -175,7 +174,7 @@ def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
 
 def run(now: datetime | None = None) -> Run:
     """One pass of the scheduler: enter, leave, then every due step."""
-    now = now or timezone.now()
+    now = now or clock.now()
     outcome = Run()
     for automation in Automation.objects.filter(status=Automation.Status.ACTIVE):
         outcome.entered += enter(automation, now)

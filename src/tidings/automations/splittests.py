@@ -37,6 +37,7 @@ from tidings.automations import statistics
 from tidings.automations.models import SplitTest, Variant
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
+from tidings.core import clock
 from tidings.sending import checklist, lifecycle, recipients, reports
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff import audit
@@ -50,12 +51,6 @@ LABELS = "ABCD"
 CHUNK = 2000
 # How far ahead a send time may be.
 MAX_SEND_AHEAD = timedelta(days=365)
-
-
-def _now() -> datetime:
-    """The time the A/B tests read when none is given (the one place: to become
-    `tidings.core.clock.now()`)."""
-    return timezone.now()
 
 
 class SplitTestError(ValueError):
@@ -125,7 +120,7 @@ def create_test(
         raise SplitTestError(_("Choose how the winner is decided."))
     times: list[datetime] = []
     if kind == K.SEND_TIME:
-        times = _send_times(list(send_times), _now())
+        times = _send_times(list(send_times), clock.now())
         if metric == SplitTest.Metric.MANUAL:
             raise SplitTestError(_("A test of send time compares opens or clicks."))
         others: list[dict[str, str]] = [{} for _ in times[1:]]
@@ -187,7 +182,7 @@ def _open(campaign_ids: list[int], now: datetime) -> None:
 def start_test(test: SplitTest, *, by: User | None, now: datetime | None = None) -> SplitTest:
     """Send each variant to its part of a random sample of the campaign's recipients;
     for a test of send time, split every recipient evenly and schedule each part."""
-    moment = now or _now()
+    moment = now or clock.now()
     variants = _variants(test)
     for variant in variants:
         try:
@@ -459,7 +454,7 @@ def decide(
     the sample left out. Idempotent: a decided test is left as it is. The rule, when
     Tidings decides: the best rate, whether or not the difference is significant; a tie
     keeps the earlier variant; nothing to judge sends A."""
-    moment = now or _now()
+    moment = now or clock.now()
     if test.kind == K.SEND_TIME:
         raise SplitTestConflict(_("A test of send time has no winner: each part goes at its time."))
     variants = {v.label: v for v in _variants(test)}
@@ -528,7 +523,7 @@ def decide(
 
 def decide_due(now: datetime | None = None) -> int:
     """Decide the tests whose wait is over (not those whose customer chooses)."""
-    moment = now or _now()
+    moment = now or clock.now()
     due = SplitTest.objects.filter(status=T.TESTING, decide_at__lte=moment).exclude(
         metric=SplitTest.Metric.MANUAL
     )
