@@ -21,6 +21,7 @@ from tidings.automations.models import SplitTest
 from tidings.automations.splittests import SplitTestError
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
+from tidings.core import clock
 from tidings.sending import lifecycle, tokens, tracking
 from tidings.sending import services as sending
 from tidings.sending.models import CampaignStat, Delivery
@@ -397,3 +398,27 @@ def test_the_page_creates_a_test_of_send_time_in_the_chosen_time_zone(
     page = client.get(answer["Location"]).content.decode()
     assert "send time" in page and wanted[0].astimezone(UTC).strftime("%H:%M UTC") in page
     assert "Split the recipients and schedule each time" in page
+
+
+@pytest.fixture
+def moved_clock(settings):  # type: ignore[no-untyped-def]
+    settings.TEST_CLOCK = True
+    clock.reset()
+    yield clock
+    clock.reset()
+
+
+def test_the_decision_job_goes_by_the_clock(
+    moved_clock, account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 20)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=3, by=customer
+    )
+    splittests.start_test(test, by=customer)
+    assert splittests.decide_due() == 0
+    moved_clock.advance(timedelta(hours=2))
+    assert splittests.decide_due() == 0
+    moved_clock.advance(timedelta(hours=1, minutes=1))
+    assert splittests.decide_due() == 1
+    assert len(mailbox) == 20

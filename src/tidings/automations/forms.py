@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django import forms
@@ -16,6 +16,9 @@ from tidings.automations.models import SplitTest, WebhookEndpoint
 from tidings.automations.services import MAX_WAIT_DAYS
 from tidings.campaigns.models import Campaign
 from tidings.core.locales import time_zone_choices
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class AutomationForm(forms.Form):
@@ -64,7 +67,7 @@ class EndpointForm(forms.Form):
     )
 
 
-def _other(label: str, name: str, max_length: int) -> forms.CharField:
+def _other(label: str, name: StrOrPromise, max_length: int) -> forms.CharField:
     return forms.CharField(
         label=format_lazy(_("{what} of variant {label}"), what=name, label=label),
         max_length=max_length,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -67,7 +67,7 @@ def _clean(texts: list[str] | tuple[str, ...]) -> list[str]:
 
 def _other_values(
     kind: str, subjects: list[str], from_names: list[str], variants: int | None
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     """What each of variants B to D changes in its copy of the campaign."""
     if kind == K.SUBJECT:
         if not 1 <= len(subjects) <= 3:
@@ -109,7 +109,7 @@ def create_test(
     test_percent: int = 20,
     metric: str = SplitTest.Metric.OPENS,
     wait_hours: int = 4,
-    by: User,
+    by: User | None,
 ) -> SplitTest:
     """An A/B test of a draft campaign: variant A is the campaign, B to D copies of it
     with another subject, another sender name, the same content to edit, or (a test of
@@ -123,7 +123,7 @@ def create_test(
         times = _send_times(list(send_times), clock.now())
         if metric == SplitTest.Metric.MANUAL:
             raise SplitTestError(_("A test of send time compares opens or clicks."))
-        others: list[dict[str, str]] = [{} for _ in times[1:]]
+        others: list[dict[str, Any]] = [{} for _ in times[1:]]
         test_percent, wait_hours = 100, 0  # everyone, and no winner to wait for
     else:
         others = _other_values(kind, _clean(list(subjects)), _clean(list(from_names)), variants)
