@@ -103,6 +103,10 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
     test = splittests.create_test(
         campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
     )
+    for tested in Campaign.objects.all():  # A, or its copy B, in a second test
+        with pytest.raises(SplitTestError, match="has an A/B test already"):
+            splittests.create_test(tested, subjects=["C"], by=customer)
+    assert SplitTest.objects.count() == 1 and Campaign.objects.count() == 2
     with pytest.raises(SplitTestError, match="Too few"):
         splittests.start_test(test, by=customer)
     test.refresh_from_db()
@@ -352,7 +356,7 @@ def test_every_kind_is_judged_on_what_may_be_counted_and_says_so(
     _open(a, 3)  # the objector's first: their open is not counted
     report = splittests.report(test)
     assert "objected to tracking are not counted" in report.note
-    assert "1 recipients objected" in report.note
+    assert "1 recipient objected: left out of the rates and their base" in report.note
     row = report.variants[0]
     assert row.counted == row.delivered - 1 and row.successes == 2
     assert report.best == "A" and row.low is not None

@@ -140,7 +140,7 @@ class SplitTestForm(forms.Form):
         field = self.fields["campaign"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Campaign.objects.filter(
-            account=account, status=Campaign.Status.DRAFT, split_test__isnull=True
+            account=account, status=Campaign.Status.DRAFT, split_variant__isnull=True
         ).order_by("-created_at")
         if self.data.get("kind") == SplitTest.Kind.SEND_TIME:
             # Not asked of a test of send time (everyone, no wait).

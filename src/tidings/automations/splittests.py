@@ -32,6 +32,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from tidings.automations import statistics
 from tidings.automations.models import SplitTest, Variant
@@ -134,7 +135,8 @@ def create_test(
     if not campaign.is_editable or campaign.status != Campaign.Status.DRAFT:
         raise SplitTestError(_("Only a draft campaign can be tested."))
     with transaction.atomic():
-        if SplitTest.objects.filter(campaign=campaign).exists():
+        if Variant.objects.filter(campaign=campaign).exists():
+            # Variant A of a test, or one of its copies.
             raise SplitTestError(_("This campaign has an A/B test already."))
         test = SplitTest.objects.create(
             account=campaign.account,
@@ -414,8 +416,10 @@ def _tracking_note(test: SplitTest, *, asked: bool, per_contact: bool, objected:
     if per_contact:
         note = _("Judged on unique contacts; contacts who objected to tracking are not counted.")
         if objected:
-            note += " " + _(
-                "%(n)s recipients objected: they are left out of the rates and their base."
+            note += " " + ngettext(
+                "%(n)s recipient objected: left out of the rates and their base.",
+                "%(n)s recipients objected: left out of the rates and their base.",
+                objected,
             ) % {"n": objected}
         return note
     return _(

@@ -195,7 +195,10 @@ def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         try:
             if request.POST.get("action") == "start":
                 splittests.start_test(test, by=_user(request))
-                messages.success(request, _("The variants are being sent to the sample."))
+                if test.kind == SplitTest.Kind.SEND_TIME:
+                    messages.success(request, _("Each part is scheduled for its time."))
+                else:
+                    messages.success(request, _("The variants are being sent to the sample."))
             elif request.POST.get("action") == "choose" and test.status == SplitTest.Status.TESTING:
                 splittests.decide(test, label=request.POST.get("label", ""), by=_user(request))
                 messages.success(request, _("The winner is being sent to the rest."))
