@@ -29,6 +29,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
         "NAME": os.path.join(os.environ["TIDINGS_DATA_DIR"], "test-default.sqlite3")
     }
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":  # noqa: F405
+    # The same PostgreSQL, but a transactional test's flush deletes rows instead of
+    # truncating every table (seconds per test): tests/pgbackend/base.py.
+    DATABASES["default"]["ENGINE"] = "tests.pgbackend"  # noqa: F405
+
 # A second database, SQLite (the embedded default's), for the tests that prove a rule
 # gives the same answer on both (`@pytest.mark.django_db(databases=["default", "sqlite"])`).
 DATABASES["sqlite"] = {  # noqa: F405

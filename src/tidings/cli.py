@@ -54,6 +54,8 @@ def serve_at(host: str, port: int) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    # The first start creates every table: a minute, and nothing else to show meanwhile.
+    print("Setting up the database…", flush=True)
     _call("migrate", "--no-input", "-v", "0")
     _call("createcachetable")
     _call("createadmin", "--if-none")

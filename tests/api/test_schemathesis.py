@@ -2,11 +2,11 @@
 
 The schema is read where clients read it (`/api/v1/openapi.json`), and every operation in
 it is called in-process through the WSGI application on the test database, with the keys
-of two accounts that each hold lists, contacts, segments, campaigns, an import and an
-export. Path ids are drawn from the caller's own objects, the other account's, and
-made-up values; bodies and queries are generated from the schema, valid and not. Each
-answer must not be a 5xx, must have a documented status, content type and body (the
-422's included), and another account's id must never be a 2xx.
+of two accounts that each hold lists, contacts, segments, campaigns, an import, an export
+and a webhook endpoint. Path ids are drawn from the caller's own objects, the other
+account's, and made-up values; bodies and queries are generated from the schema, valid
+and not. Each answer must not be a 5xx, must have a documented status, content type and
+body (the 422's included), and another account's id must never be a 2xx.
 
 Bounded: MAX_EXAMPLES per operation, so the whole run takes a minute or two on two cores;
 `-m ""` runs it (it is marked slow). Reproduce a failure with the curl command it prints.
@@ -38,6 +38,7 @@ from tests.factories import UserFactory, populate_account
 from tests.sending.conftest import POSTAL_ADDRESS
 from tidings.accounts import apikeys
 from tidings.audience.models import Contact, MailingList, Segment
+from tidings.automations.models import WebhookEndpoint
 from tidings.campaigns.models import Campaign
 from tidings.sending import services as sending
 from tidings.wsgi import application
@@ -96,12 +97,14 @@ def _tenant(client: Any, n: int) -> Tenant:
     post("/segments", {"name": "Everyone", "rules": {"match": "all", "conditions": []}})
     imported = post("/imports?name=people.csv", b"email,name\nz@example.net,Z\n", "text/csv")
     exported = post("/exports", {"format": "csv"})
+    post("/webhooks", {"url": f"https://hooks{n}.example/in", "events": ["contact.updated"]})
     tenant = Tenant(key=key)
     tenant.ids = {
         "contact_uuid": _uuids(Contact, account),
         "list_uuid": _uuids(MailingList, account),
         "segment_uuid": _uuids(Segment, account),
         "campaign_uuid": _uuids(Campaign, account),
+        "endpoint_uuid": _uuids(WebhookEndpoint, account),
         "import_id": [str(imported["id"])],
         "export_id": [str(exported["id"])],
     }

@@ -8,19 +8,14 @@ contact."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.automations.webhook_receiver import Receiver, verify
 from tidings.accounts import services as accounts
 from tidings.audience import restriction
 from tidings.audience import services as audience
@@ -32,59 +27,9 @@ W = WebhookMessage.Status
 EVENTS = ["contact.subscribed", "contact.unsubscribed"]
 
 
-class Receiver:
-    """A real HTTP server: records each request, answers the codes it is given."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
-        self.codes: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((self.path, dict(self.headers), body))
-                code = receiver.codes.pop(0) if receiver.codes else 200
-                self.send_response(code)
-                if code in (301, 302, 307):
-                    self.send_header("Location", "/elsewhere")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks?from=tidings"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def bodies(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _, _, body in self.requests]
-
-
-@pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
-    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
-    server = Receiver()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
 @pytest.fixture
 def endpoint(account, customer, receiver) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
     return webhooks.create_endpoint(account, url=receiver.url, events=EVENTS, by=customer)
-
-
-def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """The receiver's side of Standard Webhooks, written from the specification."""
-    key = base64.b64decode(secret.split("_", 1)[1])
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(
-        hmac.compare_digest(part.split(",", 1)[1], expected)
-        for part in headers["webhook-signature"].split()
-    )
 
 
 def test_events_reach_the_endpoint_signed_once_each(

@@ -168,6 +168,28 @@ class Contact(models.Model):
         return self.name.split(" ", 1)[0] if self.name else ""
 
 
+class ContactChange(models.Model):
+    """Which fields of a contact's profile changed and when: the names only, never the
+    values ("name", "email", "attributes.<key>"). Written by the services that change a
+    profile (`services.update_contact`, `services.set_preferences`, an import that
+    updates); read by outgoing webhooks (`contact.updated`) by the (account, at) index,
+    so they never scan the contacts. Kept CHANGE_DAYS (audience.privacy), erased with
+    the contact."""
+
+    account = models.ForeignKey(
+        "accounts.Account", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="changes")
+    fields = models.JSONField(default=list)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "at"], name="contact_change_account_at")]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} changed {', '.join(self.fields)}"
+
+
 class Subscription(models.Model):
     class Status(models.TextChoices):
         UNCONFIRMED = "unconfirmed", _("waiting for confirmation")

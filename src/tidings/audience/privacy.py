@@ -17,6 +17,7 @@ from tidings.audience.models import (
     ConsentProof,
     Contact,
     ContactAttribute,
+    ContactChange,
     ContactRequest,
     ListGrowth,
     MailingList,
@@ -299,6 +300,36 @@ register(
         anonymise_with={"email": "", "details": "", "contact": None},
     ),
 )
+
+
+def _changed_fields(row: Any) -> str:
+    return ", ".join(row.fields)
+
+
+register(
+    ContactChange,
+    owner=Owner.CUSTOMER,
+    category=_("the customer's contacts (application data)"),
+    purpose=_(
+        "telling the customer's own systems which fields of a contact changed, as they asked "
+        "(outgoing webhooks)"
+    ),
+    legal_basis=LegalBasis.CONTRACT,
+    retention=_("30 days, then deleted; erased with the contact"),
+    personal_fields=["fields", "at"],
+    erase=Erasure.DELETE,
+    account_path="account",
+    contact=ContactPart(
+        title=_("Changes to your profile (the fields' names, not their values)"),
+        path="contact",
+        columns=(Column(_("changed"), _changed_fields), Column(_("when"), "at")),
+        order_by=("at", "pk"),
+        position=45,
+        erase=ContactErasure.DELETE,
+    ),
+)
+
+
 # The customer's own application data: no one's personal data, but in their archive (P20).
 # (declare_free_of_personal_data: no contact's data either.)
 declare_free_of_personal_data(
@@ -389,4 +420,20 @@ retention.register(
         f"{settings.RETENTION['audit_years']} years after it is closed"
     ),
     expired=_closed_requests,
+)
+
+
+# Which fields of a profile changed is kept long enough for a webhook endpoint that was
+# off a while to be told (a restricted account's endpoints wait for the lift), no longer.
+CHANGE_DAYS = 30
+
+
+def _old_changes(now: datetime) -> QuerySet[ContactChange]:
+    return ContactChange.objects.filter(at__lt=now - timedelta(days=CHANGE_DAYS))
+
+
+retention.register(
+    "contacts' profile changes",
+    why=lambda: f"which fields of a contact changed is kept {CHANGE_DAYS} days",
+    expired=_old_changes,
 )

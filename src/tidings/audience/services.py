@@ -26,6 +26,7 @@ from tidings.audience.models import (
     ConsentProof,
     Contact,
     ContactAttribute,
+    ContactChange,
     MailingList,
     Subscription,
     SuppressedContact,
@@ -364,6 +365,7 @@ def update_contact(
     """The customer changes a contact: each argument left None stays as it is.
     Everything is checked first; on any fault nothing is saved."""
     fields = ["updated_at"]
+    before = (contact.name, dict(contact.attributes))
     if name is not None:
         contact.name = clean_name(name)
         fields.append("name")
@@ -380,6 +382,7 @@ def update_contact(
     with transaction.atomic():
         contact.updated_at = timezone.now()
         contact.save(update_fields=fields)
+        record_change(contact, *before, at=contact.updated_at)
         if status == Contact.Status.UNSUBSCRIBED and contact.status != status:
             unsubscribe(contact)
         elif status is not None and status != contact.status:
@@ -474,6 +477,7 @@ def set_preferences(
     the customer lets them edit (other keys are ignored), and their objections to
     tracking and profiling (P18, P21)."""
     editable = set(editable_attributes(contact.account))
+    before = (contact.name, dict(contact.attributes))
     merged = dict(contact.attributes)
     for key, value in attributes.items():
         if key not in editable:
@@ -489,10 +493,45 @@ def set_preferences(
     contact.allow_tracking = allow_tracking
     contact.allow_profiling = allow_profiling
     contact.updated_at = timezone.now()
-    contact.save(
-        update_fields=["name", "attributes", "allow_tracking", "allow_profiling", "updated_at"]
-    )
+    with transaction.atomic():
+        contact.save(
+            update_fields=["name", "attributes", "allow_tracking", "allow_profiling", "updated_at"]
+        )
+        record_change(contact, *before, at=contact.updated_at)
     return contact
+
+
+def changed_fields(
+    before_name: str, before_attributes: dict[str, Any], contact: Contact
+) -> list[str]:
+    """The names of the profile fields that differ from before: "name", and
+    "attributes.<key>" for each attribute added, changed or removed (the import's SQL
+    form is in transfer.writers)."""
+    changed = ["name"] if contact.name != before_name else []
+    keys = set(before_attributes) | set(contact.attributes)
+    changed += [
+        f"attributes.{key}"
+        for key in sorted(keys)
+        if before_attributes.get(key) != contact.attributes.get(key)
+    ]
+    return changed
+
+
+def record_change(
+    contact: Contact,
+    before_name: str,
+    before_attributes: dict[str, Any],
+    *,
+    at: datetime,
+) -> ContactChange | None:
+    """Note which profile fields of `contact` changed (names only, never values), in the
+    caller's transaction: what outgoing webhooks tell as contact.updated."""
+    fields = changed_fields(before_name, before_attributes, contact)
+    if not fields:
+        return None
+    return ContactChange.objects.create(
+        account_id=contact.account_id, contact=contact, fields=fields, at=at
+    )
 
 
 # --- Lists, forms and settings -----------------------------------------------------

@@ -155,6 +155,12 @@ class WebhookEndpoint(models.Model):
         COMPLAINED = "contact.complained", _("a contact marked a message as spam")
         CAMPAIGN_SENT = "campaign.sent", _("a campaign was sent")
         STEP_DONE = "automation.step_done", _("an automation's step was done for a contact")
+        UPDATED = "contact.updated", _("a contact's name, email or attributes changed")
+        OPENED = "contact.opened", _("a contact opened a campaign (per-contact tracking only)")
+        CLICKED = (
+            "contact.clicked",
+            _("a contact clicked a link of a campaign (per-contact tracking only)"),
+        )
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="webhook_endpoints"
@@ -222,6 +228,13 @@ class WebhookMessage(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="webhook_due"),
             models.Index(fields=["created_at"], name="webhook_created"),
+            # Ordering per contact: an earlier message of the same contact to the same
+            # endpoint still to be sent holds the later ones (webhooks._claim).
+            models.Index(
+                fields=["endpoint", "contact", "id"],
+                condition=models.Q(status__in=["pending", "sending"]),
+                name="webhook_contact_unsent",
+            ),
         ]
 
     def __str__(self) -> str:

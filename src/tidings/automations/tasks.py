@@ -25,3 +25,9 @@ def run_automations() -> dict[str, int]:
 def run_webhooks() -> dict[str, int]:
     """The webhooks' pass (beat, every minute): new events written, due ones sent."""
     return {"written": webhooks.scan(), "delivered": webhooks.deliver_due()}
+
+
+@shared_task(acks_late=True)
+def deliver_webhooks() -> int:
+    """The due webhook messages sent now (a test message asked for in a page or the API)."""
+    return webhooks.deliver_due()

@@ -21,7 +21,6 @@ from tidings.automations.models import (
     Enrolment,
     SplitTest,
     WebhookEndpoint,
-    WebhookMessage,
 )
 
 
@@ -144,12 +143,18 @@ def webhook_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         if request.POST.get("action") == "enable":
             webhooks.enable(endpoint, by=_user(request))
             messages.success(request, _("The endpoint is on again."))
+        elif request.POST.get("action") == "test":
+            webhooks.send_test(endpoint, by=_user(request))
+            messages.success(request, _("A test event is on its way: see the log below."))
+        elif request.POST.get("action") == "rotate":
+            webhooks.rotate_secret(endpoint, by=_user(request))
+            messages.success(request, _("New signing secret: every message is signed with it now."))
         elif request.POST.get("action") == "delete":
             webhooks.delete_endpoint(endpoint, by=_user(request))
             messages.success(request, _("Endpoint deleted."))
             return redirect("automations:webhooks")
         return redirect("automations:webhook", endpoint.uuid)
-    log = WebhookMessage.objects.filter(endpoint=endpoint).order_by("-pk")[:50]
+    log = webhooks.delivery_log(endpoint)
     events = dict(WebhookEndpoint.Event.choices)
     return render(
         request,

@@ -5,17 +5,19 @@
   goes to the checked address; redirects are not followed). Plain http, or a loopback
   or private host, only where the operator allows the host
   (`TIDINGS_ALLOWED_WEBHOOK_HOSTS`).
-- **Events** (`scan`, every minute): read from the facts the other apps record, so
-  every path that changes them counts (a form, an import, the API, a bulk action, a
-  provider's webhook): subscriptions confirmed and ended, bounce and complaint records,
-  campaigns sent, automation steps done. Each scan looks back a little before its
-  cursor (rows committed late) and each event is written once per endpoint
-  (`webhook_event_once`).
+- **Events** (`scan`, every minute; what they are: `webhook_events`): read from the
+  facts the other apps record, so every path that changes them counts. Each scan looks
+  back a little before its cursor (rows committed late), writes the events oldest
+  first, and each once per endpoint (`webhook_event_once`).
 - **Delivery** (`deliver_due`): signed per Standard Webhooks (`webhook-id`,
   `webhook-timestamp`, `webhook-signature`: HMAC-SHA256 with the endpoint's secret),
   retried with backoff for about a day (`BACKOFF`), each attempt's response code in the
   log. An endpoint whose messages fail for good `DISABLE_AFTER` times in a row is
   disabled and the account's users are told.
+- **Ordering per contact** (`_claim`): a message is not sent while an earlier one about
+  the same contact to the same endpoint is pending or being sent (being retried, say):
+  it waits, and the log says so (`delivery_log`). One failed for good no longer holds
+  the others. Messages about no contact (campaign sent, a test) are not held.
 - **Closed and restricted** (P18, P21): a closed or restricted account's endpoints are
   neither scanned nor delivered to (a restricted account's wait where they are until the
   restriction is lifted), and a restricted contact is in no event and no delivery.
@@ -33,27 +35,23 @@ import logging
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
+import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.mailability import account_users
 from tidings.accounts.models import Account
-from tidings.audience.models import Subscription
-from tidings.automations.models import Step, StepRun, WebhookEndpoint, WebhookMessage
-from tidings.campaigns.models import Campaign
-from tidings.core import netguard
+from tidings.automations import webhook_events
+from tidings.automations.models import WebhookEndpoint, WebhookMessage, new_webhook_secret
+from tidings.core import jobs, netguard
 from tidings.core.mail import Purpose, send_templated
-from tidings.sending.models import BounceRecord
 from tidings.staff import audit
 
 if TYPE_CHECKING:
@@ -80,6 +78,9 @@ ATTEMPT_SECONDS = 30.0
 # The longest endpoint address (the column's length).
 URL_MAX = WebhookEndpoint._meta.get_field("url").max_length or 500
 TIMEOUT = 10.0
+# The type of the message `send_test` sends, and the task that delivers due messages now.
+TEST_EVENT = "webhook.test"
+DELIVER_TASK = "tidings.automations.tasks.deliver_webhooks"
 
 
 class WebhookError(ValueError):
@@ -121,12 +122,48 @@ def create_endpoint(
 ) -> WebhookEndpoint:
     """A new endpoint of `account` for `events`."""
     url = check_url(url)
-    chosen = sorted(set(events))
-    if not chosen or not set(chosen) <= set(Ev.values):
-        raise WebhookError(_("Choose at least one event."))
+    chosen = _events(events)
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.create(account=account, url=url, events=chosen)
         audit.record("create", endpoint, by=by, account_id=account.pk)
+    return endpoint
+
+
+def _events(events: list[str]) -> list[str]:
+    chosen = sorted(set(events))
+    if not chosen or not set(chosen) <= set(Ev.values):
+        raise WebhookError(_("Choose at least one event."))
+    return chosen
+
+
+def update_endpoint(
+    endpoint: WebhookEndpoint,
+    *,
+    url: str | None = None,
+    events: list[str] | None = None,
+    by: User | None,
+) -> WebhookEndpoint:
+    """Change an endpoint's address or events (each None stays); checked as when it was
+    made, and nothing is saved on a refusal. Messages already written keep theirs."""
+    fields = []
+    if url is not None:
+        endpoint.url = check_url(url)
+        fields.append("url")
+    if events is not None:
+        endpoint.events = _events(events)
+        fields.append("events")
+    with transaction.atomic():
+        endpoint.save(update_fields=fields)
+        audit.record("update", endpoint, by=by, fields=fields, account_id=endpoint.account_id)
+    return endpoint
+
+
+def rotate_secret(endpoint: WebhookEndpoint, *, by: User | None) -> WebhookEndpoint:
+    """A new signing secret: every attempt from now on (retries too) is signed with it."""
+    with transaction.atomic():
+        endpoint.secret = new_webhook_secret()
+        endpoint.save(update_fields=["secret"])
+        audit.record("update", endpoint, by=by, fields=["secret"], account_id=endpoint.account_id)
     return endpoint
 
 
@@ -148,126 +185,13 @@ def delete_endpoint(endpoint: WebhookEndpoint, *, by: User | None) -> None:
 # --- events ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Event:
-    type: str
-    key: str
-    at: datetime
-    data: dict[str, Any]
-    contact_id: int | None = None
-
-
-def _contact(contact: Any) -> dict[str, Any]:
-    return {"id": str(contact.uuid), "email": contact.email, "name": contact.name}
-
-
-def _subscription(row: Subscription) -> dict[str, Any]:
-    return {
-        "contact": _contact(row.contact),
-        "list": {"id": str(row.mailing_list.uuid), "name": row.mailing_list.name},
-    }
-
-
-def events(account_id: int, since: datetime, until: datetime) -> Iterator[Event]:
-    """What happened in the account between the two times, oldest first by kind."""
-    subs = Subscription.objects.filter(
-        mailing_list__account_id=account_id, contact__restricted_at__isnull=True
-    ).select_related("contact", "mailing_list")
-    confirmed = (
-        subs.filter(status=Subscription.Status.CONFIRMED)
-        .annotate(at=Coalesce("confirmed_at", "created_at"))
-        .filter(at__gt=since, at__lte=until)
-        .order_by("at", "pk")
-    )
-    for joined in confirmed:
-        yield Event(
-            Ev.SUBSCRIBED,
-            f"subscribed:{joined.pk}:{joined.at.timestamp()}",
-            joined.at,
-            _subscription(joined),
-            joined.contact_id,
-        )
-    ended = subs.filter(unsubscribed_at__gt=since, unsubscribed_at__lte=until).order_by(
-        "unsubscribed_at", "pk"
-    )
-    for gone in ended:
-        assert gone.unsubscribed_at is not None
-        yield Event(
-            Ev.UNSUBSCRIBED,
-            f"unsubscribed:{gone.pk}:{gone.unsubscribed_at.timestamp()}",
-            gone.unsubscribed_at,
-            _subscription(gone),
-            gone.contact_id,
-        )
-    bounces = (
-        BounceRecord.objects.filter(
-            account_id=account_id,
-            contact__isnull=False,
-            contact__restricted_at__isnull=True,
-            received_at__gt=since,
-            received_at__lte=until,
-        )
-        .exclude(kind=BounceRecord.Kind.SOFT)
-        .select_related("contact")
-        .order_by("received_at", "pk")
-    )
-    for record in bounces:
-        kind = Ev.COMPLAINED if record.kind == BounceRecord.Kind.COMPLAINT else Ev.BOUNCED
-        yield Event(
-            kind,
-            f"bounce:{record.pk}",
-            record.received_at,
-            {"contact": _contact(record.contact), "kind": record.kind},
-            record.contact_id,
-        )
-    runs = (
-        StepRun.objects.filter(
-            step__automation__account_id=account_id,
-            contact__restricted_at__isnull=True,
-            ran_at__gt=since,
-            ran_at__lte=until,
-        )
-        .select_related("contact", "step__automation")
-        .order_by("ran_at", "pk")
-    )
-    for run in runs:
-        automation = run.step.automation
-        yield Event(
-            Ev.STEP_DONE,
-            f"step:{run.pk}",
-            run.ran_at,
-            {
-                "contact": _contact(run.contact),
-                "automation": {"id": str(automation.uuid), "name": automation.name},
-                "step": run.step.position + 1,
-            },
-            run.contact_id,
-        )
-    sent = (
-        Campaign.objects.filter(
-            account_id=account_id,
-            status=Campaign.Status.SENT,
-            finished_at__gt=since,
-            finished_at__lte=until,
-        )
-        .exclude(pk__in=Step.objects.values("campaign_id"))
-        .order_by("finished_at", "pk")
-    )
-    for campaign in sent:
-        assert campaign.finished_at is not None
-        yield Event(
-            Ev.CAMPAIGN_SENT,
-            f"campaign:{campaign.pk}",
-            campaign.finished_at,
-            {"campaign": {"id": str(campaign.uuid), "name": campaign.name}},
-        )
-
-
 def scan(now: datetime | None = None) -> int:
-    """Write the events of every enabled endpoint since its cursor; the number written.
-    A closed or restricted account's endpoints keep their cursor: nothing is read."""
+    """Write the events of every enabled endpoint since its cursor, oldest first; the
+    number written. A closed or restricted account's endpoints keep their cursor:
+    nothing is read."""
     now = now or timezone.now()
     written = 0
+    drop_objected()
     for endpoint in WebhookEndpoint.objects.filter(
         Account.may_process_q("account__"), enabled=True
     ):
@@ -285,14 +209,57 @@ def scan(now: datetime | None = None) -> int:
                 },
                 next_attempt_at=now,
             )
-            for event in events(endpoint.account_id, endpoint.cursor - OVERLAP, now)
-            if event.type in wanted
+            for event in webhook_events.events(
+                endpoint.account_id, endpoint.cursor - OVERLAP, now, wanted
+            )
         ]
         with transaction.atomic():
             made = WebhookMessage.objects.bulk_create(rows, ignore_conflicts=True)
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(cursor=now)
         written += len(made)
     return written
+
+
+def drop_objected() -> int:
+    """Delete the opens and clicks not yet sent of contacts who objected to tracking
+    since (P26): they are never told, and what waited behind them goes on."""
+    deleted, _kinds = WebhookMessage.objects.filter(
+        status__in=[W.PENDING, W.SENDING],
+        event__in=webhook_events.TRACKING,
+        contact__allow_tracking=False,
+    ).delete()
+    return deleted
+
+
+def send_test(endpoint: WebhookEndpoint, *, by: User | None) -> WebhookMessage:
+    """A `webhook.test` message to the endpoint, delivered at once by the worker (the
+    delivery log shows the answer)."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = WebhookMessage.objects.create(
+            endpoint=endpoint,
+            event=TEST_EVENT,
+            key=f"test:{uuid.uuid4()}",
+            payload={
+                "type": TEST_EVENT,
+                "timestamp": now.isoformat(),
+                "data": {"endpoint": {"id": str(endpoint.uuid)}},
+            },
+            next_attempt_at=now,
+        )
+        audit.record("update", endpoint, by=by, fields=["test"], account_id=endpoint.account_id)
+        jobs.enqueue(DELIVER_TASK)
+    return message
+
+
+def delivery_log(endpoint: WebhookEndpoint, limit: int = 50) -> QuerySet[WebhookMessage]:
+    """The endpoint's last messages, newest first, each with `waiting`: an earlier
+    message about the same contact is still to be sent, so it is held (`_claim`)."""
+    return (
+        WebhookMessage.objects.filter(endpoint=endpoint)
+        .annotate(waiting=Q(status=W.PENDING) & Exists(_earlier_unsent()))
+        .order_by("-pk")[:limit]
+    )
 
 
 # --- delivery ----------------------------------------------------------------------------
@@ -355,16 +322,33 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
         raw.close()
 
 
+def _earlier_unsent() -> QuerySet[WebhookMessage]:
+    """For a message (OuterRef), the earlier ones about the same contact to the same
+    endpoint not yet delivered nor failed for good (index webhook_contact_unsent)."""
+    return WebhookMessage.objects.filter(
+        endpoint_id=OuterRef("endpoint_id"),
+        contact_id=OuterRef("contact_id"),
+        pk__lt=OuterRef("pk"),
+        status__in=[W.PENDING, W.SENDING],
+    )
+
+
 def _claim(now: datetime) -> WebhookMessage | None:
     """One due message of an enabled endpoint of an account that may process, about no
     restricted contact, claimed (committed)."""
-    due = WebhookMessage.objects.filter(
-        Q(status=W.PENDING, next_attempt_at__lte=now)
-        | Q(status=W.SENDING, claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS)),
-        Q(contact__isnull=True) | Q(contact__restricted_at__isnull=True),
-        Account.may_process_q("endpoint__account__"),
-        endpoint__enabled=True,
-    ).order_by("next_attempt_at", "pk")
+    due = (
+        WebhookMessage.objects.filter(
+            Q(status=W.PENDING, next_attempt_at__lte=now)
+            | Q(status=W.SENDING, claimed_at__lt=now - timedelta(seconds=CLAIM_SECONDS)),
+            Q(contact__isnull=True) | Q(contact__restricted_at__isnull=True),
+            Account.may_process_q("endpoint__account__"),
+            endpoint__enabled=True,
+        )
+        # Ordering per contact: held while an earlier one about the same contact to
+        # the same endpoint is still to be sent (pending, or being sent elsewhere).
+        .exclude(Exists(_earlier_unsent()))
+        .order_by("next_attempt_at", "pk")
+    )
     with transaction.atomic():
         message = due.select_for_update(skip_locked=True, of=("self",)).first()
         if message is None:

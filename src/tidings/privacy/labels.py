@@ -53,6 +53,7 @@ LABELS = [
     _("consent text"),
     _("consented at"),
     _("Contact attributes"),
+    _("Contact changes"),
     _("Contact requests"),
     _("Contacts"),
     _("Cookie choices"),

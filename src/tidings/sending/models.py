@@ -255,7 +255,12 @@ class TrackingEvent(models.Model):
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["delivery", "kind"], name="tracking_delivery_kind")]
+        indexes = [
+            models.Index(fields=["delivery", "kind"], name="tracking_delivery_kind"),
+            # Outgoing webhooks read an account's new opens and clicks by time
+            # (automations.webhook_events), campaign by campaign.
+            models.Index(fields=["campaign", "at"], name="tracking_campaign_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} of delivery {self.delivery_id}"

@@ -248,7 +248,8 @@ def link_label(url: str, content: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/"[:2000]
 
 
-def _content(campaign_id: int) -> str | None:
+def campaign_content(campaign_id: int) -> str | None:
+    """The campaign's body and layout as `link_label` reads them; None once it is gone."""
     row = Campaign.objects.filter(pk=campaign_id).values("body", "layout__html").first()
     if row is None:
         return None
@@ -258,7 +259,7 @@ def _content(campaign_id: int) -> str | None:
 def count_link(campaign_id: int, url: str) -> None:
     """One more click on `url` in the campaign's clicks per link (no identity); nothing
     once the campaign is gone."""
-    content = _content(campaign_id)
+    content = campaign_content(campaign_id)
     if content is None:
         return
     label = link_label(url, content)

@@ -33,8 +33,14 @@ from typing import Any
 from django.db import connection
 from django.db.models import Field, Model
 
-from tidings.audience.models import ConsentProof, Contact, Subscription, SuppressedContact
-from tidings.audience.services import MAX_ATTRIBUTES
+from tidings.audience.models import (
+    ConsentProof,
+    Contact,
+    ContactChange,
+    Subscription,
+    SuppressedContact,
+)
+from tidings.audience.services import MAX_ATTRIBUTES, changed_fields
 from tidings.transfer.models import ImportJob, transfer_path
 from tidings.transfer.rows import Contact as Row
 
@@ -309,14 +315,33 @@ class PostgresWriter:
             if lists
             else "NULL::jsonb"
         )
+        # An update notes which profile fields it changed (audience.ContactChange, read
+        # by outgoing webhooks), as services.changed_fields does. Every sub-statement
+        # sees the table as it was before the statement: `b`, probed by its primary key
+        # for each row written (LIMIT keeps the probe per row), holds the old values.
+        # (Never a join of two CTEs: with hash and merge joins off, that is a nested loop
+        # of rows x rows, measured 25 times slower.)
+        changes = ""
+        if self.update:
+            changes = (
+                ", changes AS (INSERT INTO audience_contactchange (account_id, contact_id, "
+                "fields, at) SELECT %(account)s, up.id, f.fields, %(stamp)s "
+                "FROM up CROSS JOIN LATERAL (SELECT o.name, o.attributes "
+                "FROM audience_contact o WHERE o.id = up.id LIMIT 1) AS b CROSS JOIN LATERAL ("
+                'SELECT jsonb_agg(n ORDER BY o, n COLLATE "C") AS fields FROM ('
+                "SELECT 'name' AS n, 0 AS o WHERE up.name IS DISTINCT FROM b.name "
+                "UNION ALL SELECT 'attributes.' || e.k, 1 FROM jsonb_each(up.attributes) "
+                "AS e(k, v) WHERE b.attributes -> e.k IS DISTINCT FROM e.v) AS x) AS f "
+                "WHERE NOT up.inserted AND f.fields IS NOT NULL)"
+            )
         return (
             f"WITH up AS (INSERT INTO audience_contact AS c ({', '.join(c_cols)}) "  # noqa: S608
             f"SELECT {', '.join(c_sql)} FROM transfer_stage s "
             "WHERE NOT EXISTS (SELECT 1 FROM audience_suppressedcontact x "
             f"WHERE x.account_id = {ACCOUNT} AND x.digest = s.digest) "
             f"ON CONFLICT (account_id, email) {conflict} "
-            "RETURNING c.id, c.email, (c.xmax = 0) AS inserted)"
-            f"{written} "
+            "RETURNING c.id, c.email, (c.xmax = 0) AS inserted, c.name, c.attributes)"
+            f"{written}{changes} "
             f"SELECT email, inserted, {per_list} FROM up"
         )
 
@@ -424,6 +449,7 @@ class OrmWriter:
                 existing[contact.email] = contact
         new: list[Contact] = []
         changed: list[Contact] = []
+        notes: list[ContactChange] = []
         for row in rows:
             found = existing.get(row.email)
             if row.digest in suppressed:
@@ -437,12 +463,19 @@ class OrmWriter:
             elif not self.update:
                 result.unchanged += 1
             else:
+                before = (found.name, dict(found.attributes))
                 self._merge(found, row)
                 changed.append(found)
+                fields = changed_fields(*before, found)
+                if fields:
+                    notes.append(
+                        ContactChange(account_id=account_id, contact=found, fields=fields, at=stamp)
+                    )
         Contact.objects.bulk_create(new, batch_size=self.BATCH)
         Contact.objects.bulk_update(
             changed, ["name", "attributes", "tags", "updated_at"], batch_size=self.BATCH
         )
+        ContactChange.objects.bulk_create(notes, batch_size=self.BATCH)
         written = new + changed
         if self.lists:
             assert self.proof is not None

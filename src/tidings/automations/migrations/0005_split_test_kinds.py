@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0003_split_tests'),
+        ('automations', '0004_webhooks_complete'),
     ]
 
     operations = [
