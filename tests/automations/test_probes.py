@@ -171,7 +171,10 @@ def test_another_accounts_ab_test_and_campaign_are_out_of_reach(
     test.refresh_from_db()
     assert test.status == SplitTest.Status.DRAFT
     other = draft(account, newsletter)  # a second draft of the first account
-    form = {"campaign": other.pk, "subjects": "B", "test_percent": 20, "metric": "opens"}
+    form = {
+        "campaign": other.pk, "kind": "subject", "subject_b": "B", "test_percent": 20,
+        "metric": "opens", "timezone": "UTC",
+    }  # fmt: skip
     answer = client.post(reverse("automations:split_tests"), {**form, "wait_hours": 1})
     assert answer.status_code == 200
     assert SplitTest.objects.count() == 1
@@ -235,15 +238,24 @@ def test_a_bad_automation_name_changes_nothing(logged_in, account, newsletter, n
         {"wait_hours": "-4"},
         {"wait_hours": "0"},
         {"wait_hours": "100000"},
-        {"subjects": "\x00"},
-        {"subjects": "B\nC\nD\nE"},
-        {"subjects": "   "},
+        {"subject_b": "\x00"},
+        {"subject_b": "   "},
+        {"subject_b": "s" * 5000},
         {"metric": "revenue"},
+        {"kind": "colour"},
+        {"kind": "from_name", "from_name_b": "a\x00b"},
+        {"kind": "content", "variants": "9"},
+        {"kind": "send_time", "send_time_a": "2001-01-01T09:00", "send_time_b": "2001-01-01T10:00"},
+        {"kind": "send_time", "send_time_a": "\x00", "send_time_b": "tomorrow"},
+        {"kind": "send_time", "send_time_a": "2030-01-01T09:00", "timezone": "Mars/Olympus"},
     ],
 )
 def test_a_bad_ab_test_changes_nothing(logged_in, account, newsletter, change):
     campaign = draft(account, newsletter)
-    form = {"campaign": campaign.pk, "subjects": "B", "test_percent": "20", "metric": "opens"}
+    form = {
+        "campaign": campaign.pk, "kind": "subject", "subject_b": "B", "test_percent": "20",
+        "metric": "opens", "timezone": "UTC",
+    }  # fmt: skip
     answer = logged_in.post(
         reverse("automations:split_tests"), {**form, "wait_hours": "4", **change}
     )

@@ -1,23 +1,30 @@
-"""A/B tests: each variant to an equal part of a random sample, the winner by what the
-account's tracking can count (P26) to everyone else after the wait; nobody mailed twice,
-whatever decides twice."""
+"""A/B tests: each variant (subject, sender name, content) to an equal part of a random
+sample, the winner by what the account's tracking can count (P26) to everyone else after
+the wait; send times split everyone, each part at its time through the engine's
+scheduler; the report's intervals and tests; nobody mailed twice, whatever decides
+twice."""
 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
-from tidings.automations import splittests
+from tidings.audience import services as audience
+from tidings.automations import splittests, statistics
 from tidings.automations.models import SplitTest
 from tidings.automations.splittests import SplitTestError
+from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
-from tidings.sending import tracking
-from tidings.sending.models import CampaignStat, Delivery, SendingSettings
+from tidings.core import clock
+from tidings.sending import lifecycle, tokens, tracking
+from tidings.sending import services as sending
+from tidings.sending.models import CampaignStat, Delivery
 
 READERS = 50
 
@@ -65,35 +72,9 @@ def test_the_winner_by_opens_goes_to_everyone_else_and_nobody_twice(
         assert variant.status == Campaign.Status.SENT
 
 
-@pytest.mark.promise("P26")
-def test_what_tracking_cannot_count_is_not_judged_and_the_page_says_so(
-    account, newsletter, campaign, customer, mailbox
-):
-    add_contacts(account, newsletter, 20)
-    test = splittests.create_test(
-        campaign, subjects=["B"], test_percent=20, metric="clicks", wait_hours=1, by=customer
-    )
-    splittests.start_test(test, by=customer)
-    rates, note = splittests.judged(test)
-    assert rates == {"A": None, "B": None} and "does not ask" in note
-    test = splittests.decide(test)
-    assert test.winner == campaign  # nothing to judge: A
-    SendingSettings.objects.update_or_create(
-        account=account, defaults={"tracking": SendingSettings.Tracking.PER_CONTACT}
-    )
-    other = Campaign.objects.create(
-        account=account, name="Dec", subject="Dec", from_email="news@news.example.org",
-        body="<p>Hi</p>", track_opens=True,
-    )  # fmt: skip
-    other.lists.add(newsletter)
-    second = splittests.create_test(
-        other, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
-    )
-    assert "objected to tracking are not counted" in splittests.judged(second)[1]
-
-
 def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mailbox):
     add_contacts(account, newsletter, 3)
+    soon, naive = timezone.now() + timedelta(hours=1), datetime(2030, 1, 1)
     for values in (
         {"subjects": []},
         {"subjects": ["b", "c", "d", "e"]},
@@ -101,6 +82,18 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
         {"wait_hours": 0},
         {"metric": "luck"},
         {"subjects": ["{% if %}"]},
+        {"subjects": ["x" * 301]},
+        {"kind": "colour"},
+        {"kind": "from_name", "from_names": []},
+        {"kind": "from_name", "from_names": ["n" * 201]},
+        {"kind": "content", "variants": 5},
+        {"kind": "content", "variants": 1},
+        {"kind": "send_time", "send_times": [soon]},
+        {"kind": "send_time", "send_times": [soon, soon]},
+        {"kind": "send_time", "send_times": [soon, timezone.now() - timedelta(minutes=1)]},
+        {"kind": "send_time", "send_times": [soon, naive]},
+        {"kind": "send_time", "send_times": [soon, soon + timedelta(days=400)]},
+        {"kind": "send_time", "send_times": [soon, soon + timedelta(hours=1)], "metric": "manual"},
     ):
         arguments = {"subjects": ["B"], "test_percent": 20, "metric": "opens", "wait_hours": 1}
         with pytest.raises(SplitTestError):
@@ -110,6 +103,10 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
     test = splittests.create_test(
         campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
     )
+    for tested in Campaign.objects.all():  # A, or its copy B, in a second test
+        with pytest.raises(SplitTestError, match="has an A/B test already"):
+            splittests.create_test(tested, subjects=["C"], by=customer)
+    assert SplitTest.objects.count() == 1 and Campaign.objects.count() == 2
     with pytest.raises(SplitTestError, match="Too few"):
         splittests.start_test(test, by=customer)
     test.refresh_from_db()
@@ -122,10 +119,14 @@ def test_the_pages_create_start_and_decide_a_test(
     add_contacts(account, newsletter, 20)
     client.force_login(customer)
     url = reverse("automations:split_tests")
-    form = {"campaign": campaign.pk, "test_percent": 30, "metric": "manual", "wait_hours": 2}
-    bad = client.post(url, {**form, "subjects": ""})
+    form = {
+        "campaign": campaign.pk, "kind": "subject", "test_percent": 30, "metric": "manual",
+        "wait_hours": 2, "timezone": "UTC",
+    }  # fmt: skip
+    bad = client.post(url, form)
     assert bad.status_code == 200 and not SplitTest.objects.exists()
-    answer = client.post(url, {**form, "subjects": "Second\nThird"})
+    assert "Give one to three other subjects." in bad.content.decode()
+    answer = client.post(url, {**form, "subject_b": "Second", "subject_c": "Third"})
     test = SplitTest.objects.get()
     page = reverse("automations:split_test", args=[test.uuid])
     assert answer["Location"] == page
@@ -152,3 +153,276 @@ def test_a_variant_sent_on_its_own_stops_the_test(account, newsletter, campaign,
     with pytest.raises(SplitTestError, match="draft"):
         splittests.start_test(test, by=customer)
     assert not Delivery.objects.exists()
+
+
+# --- the kinds of variant -----------------------------------------------------------------
+
+
+def test_sender_name_variants_go_out_under_their_names(
+    account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 30)
+    test = splittests.create_test(
+        campaign, kind="from_name", from_names=["Ann at News", "", "  The   Team "],
+        test_percent=40, metric="opens", wait_hours=1, by=customer,
+    )  # fmt: skip
+    names = [v.campaign.from_name for v in test.variants.order_by("label")]
+    assert names == ["", "Ann at News", "The Team"]
+    splittests.start_test(test, by=customer)
+    assert len(mailbox) == 12
+    senders = Counter(m["From"].addresses[0].display_name for m in mailbox)
+    assert senders["Ann at News"] == 4 and senders["The Team"] == 4
+    assert len({m.to[0] for m in mailbox}) == 12
+
+
+def test_content_variants_are_drafts_the_editor_changes(
+    client, account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 30)
+    test = splittests.create_test(
+        campaign, kind="content", variants=3, test_percent=30, metric="clicks", wait_hours=1,
+        by=customer,
+    )  # fmt: skip
+    a, b, c = (v.campaign for v in test.variants.order_by("label"))
+    assert b.body == c.body == a.body and b.subject == a.subject
+    client.force_login(customer)
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    for variant in (a, b, c):
+        assert reverse("campaigns:edit", args=[variant.uuid]) in page
+    campaigns.update_campaign(b, by=customer, body="<p>Second text {{ contact.name }}</p>")
+    campaigns.update_campaign(c, by=customer, body="<p>Third text {{ contact.name }}</p>")
+    splittests.start_test(test, by=customer)
+    bodies = Counter(
+        "Second" if "Second text" in m.body else "Third" if "Third text" in m.body else "A"
+        for m in mailbox
+    )
+    assert bodies == {"A": 3, "Second": 3, "Third": 3}
+
+
+def test_send_times_split_everyone_once_and_each_part_goes_at_its_time(
+    account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 31)
+    now = timezone.now()
+    times = [now + timedelta(hours=h) for h in (5, 1, 3)]
+    test = splittests.create_test(
+        campaign, kind="send_time", send_times=times, metric="opens", by=customer
+    )
+    assert test.test_percent == 100
+    splittests.start_test(test, by=customer)
+    test.refresh_from_db()
+    assert test.status == SplitTest.Status.TIMED and not mailbox
+    parts = [v.campaign for v in test.variants.order_by("label")]
+    for part, when in zip(parts, times, strict=True):
+        part.refresh_from_db()
+        assert part.status == Campaign.Status.SCHEDULED and part.scheduled_at == when
+    sizes = sorted(Delivery.objects.filter(campaign=p).count() for p in parts)
+    assert sizes == [10, 10, 11]
+    owners = Counter(Delivery.objects.values_list("contact_id", flat=True))
+    assert len(owners) == 31 and set(owners.values()) == {1}
+    assert splittests.decide_due(now + timedelta(days=1)) == 0  # no winner phase
+    # The engine's own scheduler sends each part at its time, and only that part.
+    assert lifecycle.start_due_campaigns(now + timedelta(minutes=30)) == []
+    assert lifecycle.start_due_campaigns(now + timedelta(hours=1)) == [parts[1].pk]
+    assert len(mailbox) == Delivery.objects.filter(campaign=parts[1]).count()
+    lifecycle.start_due_campaigns(now + timedelta(hours=5))
+    per_recipient = Counter(m.to[0] for m in mailbox)
+    assert len(per_recipient) == 31 and set(per_recipient.values()) == {1}
+    for part in parts:
+        part.refresh_from_db()
+        assert part.status == Campaign.Status.SENT
+    test.refresh_from_db()
+    assert test.status == SplitTest.Status.TIMED and test.rest is None
+
+
+def test_the_send_time_report_says_which_time_did_better(
+    account, newsletter, campaign, customer, mailbox
+):
+    sending.set_tracking(account, "contact")
+    add_contacts(account, newsletter, 40)
+    now = timezone.now()
+    test = splittests.create_test(
+        campaign, kind="send_time", metric="opens", by=customer,
+        send_times=[now + timedelta(hours=1), now + timedelta(hours=2)],
+    )  # fmt: skip
+    splittests.start_test(test, by=customer)
+    lifecycle.start_due_campaigns(now + timedelta(hours=2))
+    a, b = (v.campaign for v in test.variants.order_by("label"))
+    _open(a, 2)
+    _open(b, 16)
+    report = splittests.report(test)
+    assert report.best == "B"
+    by_label = {f.label: f for f in report.variants}
+    assert (by_label["A"].counted, by_label["A"].successes) == (20, 2)
+    assert by_label["B"].rate == pytest.approx(0.8)
+    assert by_label["A"].significant and by_label["A"].p_value < 0.001
+    assert "significant" in report.verdict and "not significant" not in report.verdict
+
+
+def _open(campaign: Campaign, n: int) -> None:
+    """`n` recipients of `campaign` open it, as the pixel records it (per contact)."""
+    for delivery in Delivery.objects.filter(campaign=campaign).order_by("pk")[:n]:
+        tracking.record(tokens.TrackingToken(campaign.pk, delivery.pk), "open")
+
+
+# --- the statistics -----------------------------------------------------------------------
+
+
+def test_wilson_intervals_match_known_values():
+    low, high = statistics.wilson_interval(10, 100)
+    assert (low, high) == (pytest.approx(0.0552, abs=1e-4), pytest.approx(0.1744, abs=1e-4))
+    # Newcombe (1998), table I: 81/263 -> 0.2553..0.3662; 0/10 -> 0..0.2775
+    assert statistics.wilson_interval(81, 263) == (
+        pytest.approx(0.2553, abs=1e-4), pytest.approx(0.3662, abs=1e-4),
+    )  # fmt: skip
+    assert statistics.wilson_interval(0, 10) == (0.0, pytest.approx(0.2775, abs=1e-4))
+    assert statistics.wilson_interval(0, 0) is None
+    with pytest.raises(ValueError):
+        statistics.wilson_interval(11, 10)
+
+
+def test_the_two_proportion_test_matches_known_values():
+    # 10/100 against 20/100: z = 1.980, two-sided p = 0.0477 (pooled proportion 0.15)
+    assert statistics.two_proportion_p_value(20, 100, 10, 100) == pytest.approx(0.0477, abs=1e-4)
+    assert statistics.significant(statistics.two_proportion_p_value(20, 100, 10, 100))
+    # 12/100 against 10/100: p = 0.652, not significant
+    p = statistics.two_proportion_p_value(12, 100, 10, 100)
+    assert p == pytest.approx(0.652, abs=1e-3) and not statistics.significant(p)
+    assert statistics.two_proportion_p_value(0, 10, 0, 10) == 1.0
+    assert statistics.two_proportion_p_value(1, 0, 0, 10) is None
+
+
+def test_a_winner_that_is_not_significant_is_still_sent_by_the_rule_and_says_so(
+    client, account, newsletter, campaign, customer, mailbox
+):
+    sending.set_tracking(account, "contact")
+    add_contacts(account, newsletter, 40)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=50, metric="opens", wait_hours=1, by=customer
+    )
+    now = timezone.now()
+    splittests.start_test(test, by=customer, now=now)
+    a, b = (v.campaign for v in test.variants.order_by("label"))
+    _open(a, 3)
+    _open(b, 4)
+    report = splittests.report(test)
+    assert report.best == "B" and "not significant" in report.verdict
+    a_row = report.variants[0]
+    assert (a_row.low, a_row.high) == statistics.wilson_interval(3, 10)
+    client.force_login(customer)
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    assert "the difference with A is not significant" in page
+    assert "30.0 %" in page and "not significant (p = " in page
+    splittests.decide_due(now + timedelta(hours=1))
+    test.refresh_from_db()
+    assert test.winner == b and "not significant" in test.note and "by the rule" in test.note
+    assert len(mailbox) == 40
+
+
+# --- what may be counted (P26), for every kind ----------------------------------------------
+
+
+@pytest.mark.promise("P26")
+@pytest.mark.parametrize("kind", ["subject", "from_name", "content", "send_time"])
+def test_every_kind_is_judged_on_what_may_be_counted_and_says_so(
+    account, newsletter, campaign, customer, mailbox, kind
+):
+    contacts = add_contacts(account, newsletter, 20)
+    now = timezone.now()
+    arguments = {
+        "subject": {"subjects": ["B"]},
+        "from_name": {"from_names": ["B"]},
+        "content": {"variants": 2},
+        "send_time": {"send_times": [now + timedelta(hours=1), now + timedelta(hours=2)]},
+    }[kind]
+    test = splittests.create_test(
+        campaign, kind=kind, test_percent=50, metric="opens", wait_hours=1, by=customer,
+        **arguments,
+    )  # fmt: skip
+    splittests.start_test(test, by=customer)
+    lifecycle.start_due_campaigns(now + timedelta(hours=2))
+    a, b = (v.campaign for v in test.variants.order_by("label"))
+    # Aggregate only (the default): events, not people; no interval nor test.
+    tracking.count(b.pk, CampaignStat.Kind.OPEN, 3)
+    report = splittests.report(test)
+    assert "aggregate only" in report.note and "no confidence interval" in report.note
+    assert report.best == "B" and all(f.low is None and f.p_value is None for f in report.variants)
+    # Per contact: people, and those who objected are out of the rate and its base.
+    sending.set_tracking(account, "contact")
+    objector = Delivery.objects.filter(campaign=a).first().contact
+    audience.set_preferences(
+        objector, name="", attributes={}, allow_tracking=False, allow_profiling=True
+    )
+    _open(a, 3)  # the objector's first: their open is not counted
+    report = splittests.report(test)
+    assert "objected to tracking are not counted" in report.note
+    assert "1 recipient objected: left out of the rates and their base" in report.note
+    row = report.variants[0]
+    assert row.counted == row.delivered - 1 and row.successes == 2
+    assert report.best == "A" and row.low is not None
+    assert len(contacts) == 20
+
+
+@pytest.mark.promise("P26")
+def test_a_measure_the_campaign_does_not_ask_for_is_not_judged(
+    account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 20)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=20, metric="clicks", wait_hours=1, by=customer
+    )
+    splittests.start_test(test, by=customer)
+    report = splittests.report(test)
+    assert [f.rate for f in report.variants] == [None, None] and "does not ask" in report.note
+    assert report.verdict == "Nothing to compare yet."
+    test = splittests.decide(test)
+    assert test.winner == campaign  # nothing to judge: A
+
+
+def test_the_page_creates_a_test_of_send_time_in_the_chosen_time_zone(
+    client, account, newsletter, campaign, customer
+):
+    client.force_login(customer)
+    url = reverse("automations:split_tests")
+    day = (timezone.now() + timedelta(days=60)).date()
+    answer = client.post(url, {
+        "campaign": campaign.pk, "kind": "send_time", "metric": "clicks",
+        "send_time_a": f"{day}T09:00", "send_time_b": f"{day}T18:30",
+        "timezone": "Europe/Brussels",
+    })  # fmt: skip
+    assert answer.status_code == 302, answer.content.decode()
+    test = SplitTest.objects.get()
+    assert answer["Location"] == reverse("automations:split_test", args=[test.uuid])
+    brussels = ZoneInfo("Europe/Brussels")
+    wanted = [
+        datetime.combine(day, time(9, 0), brussels),
+        datetime.combine(day, time(18, 30), brussels),
+    ]
+    assert [v.send_at for v in test.variants.order_by("label")] == wanted
+    page = client.get(answer["Location"]).content.decode()
+    assert "send time" in page and wanted[0].astimezone(UTC).strftime("%H:%M UTC") in page
+    assert "Split the recipients and schedule each time" in page
+
+
+@pytest.fixture
+def moved_clock(settings):  # type: ignore[no-untyped-def]
+    settings.TEST_CLOCK = True
+    clock.reset()
+    yield clock
+    clock.reset()
+
+
+def test_the_decision_job_goes_by_the_clock(
+    moved_clock, account, newsletter, campaign, customer, mailbox
+):
+    add_contacts(account, newsletter, 20)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=3, by=customer
+    )
+    splittests.start_test(test, by=customer)
+    assert splittests.decide_due() == 0
+    moved_clock.advance(timedelta(hours=2))
+    assert splittests.decide_due() == 0
+    moved_clock.advance(timedelta(hours=1, minutes=1))
+    assert splittests.decide_due() == 1
+    assert len(mailbox) == 20

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django import forms
+from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
@@ -18,6 +21,10 @@ from tidings.automations.models import (
 )
 from tidings.automations.services import MAX_WAIT_DAYS
 from tidings.campaigns.models import Campaign
+from tidings.core.locales import time_zone_choices
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 WEEKDAYS = [("", "—"), *((str(n), name) for n, name in enumerate(WEEKDAY_NAMES))]
 
@@ -206,23 +213,70 @@ class EndpointForm(forms.Form):
     )
 
 
+def _other(label: str, name: StrOrPromise, max_length: int) -> forms.CharField:
+    return forms.CharField(
+        label=format_lazy(_("{what} of variant {label}"), what=name, label=label),
+        max_length=max_length,
+        required=False,
+    )
+
+
+def _time(label: str) -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=format_lazy(_("Send time of variant {label}"), label=label),
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"],
+    )
+
+
 class SplitTestForm(forms.Form):
+    """One form for every kind of test: the fields of the kind chosen are read, the
+    others ignored (the page groups them by kind)."""
+
     campaign = forms.ModelChoiceField(
         label=_("Campaign (variant A)"), queryset=Campaign.objects.none(), empty_label=None
     )
-    subjects = forms.CharField(
-        label=_("Other subjects"),
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("One to three, one per line: variants B, C and D."),
+    kind = forms.ChoiceField(
+        label=_("What is tested"),
+        choices=SplitTest.Kind.choices,
+        initial=SplitTest.Kind.SUBJECT,
+        widget=forms.RadioSelect,
     )
+    subject_b = _other("B", _("Subject"), 300)
+    subject_c = _other("C", _("Subject"), 300)
+    subject_d = _other("D", _("Subject"), 300)
+    from_name_b = _other("B", _("Sender name"), 200)
+    from_name_c = _other("C", _("Sender name"), 200)
+    from_name_d = _other("D", _("Sender name"), 200)
+    variants = forms.IntegerField(
+        label=_("Number of variants"),
+        min_value=2,
+        max_value=4,
+        initial=2,
+        required=False,
+        help_text=_("Content: B to D start as copies of A; edit each in the campaign editor."),
+    )
+    send_time_a = _time("A")
+    send_time_b = _time("B")
+    send_time_c = _time("C")
+    send_time_d = _time("D")
+    timezone = forms.ChoiceField(label=_("Time zone"), initial="UTC", choices=time_zone_choices)
     test_percent = forms.IntegerField(
         label=_("Test share (%)"),
         min_value=2,
         max_value=50,
         initial=20,
-        help_text=_("Split evenly between the variants; the winner goes to the rest."),
+        help_text=_(
+            "Split evenly between the variants; the winner goes to the rest. A test of "
+            "send time goes to everyone."
+        ),
     )
-    metric = forms.ChoiceField(label=_("Winner by"), choices=SplitTest.Metric.choices)
+    metric = forms.ChoiceField(
+        label=_("Winner by"),
+        choices=SplitTest.Metric.choices,
+        help_text=_("A test of send time compares opens or clicks; it has no winner."),
+    )
     wait_hours = forms.IntegerField(
         label=_("Decide after (hours)"), min_value=1, max_value=24 * 14, initial=4
     )
@@ -232,8 +286,30 @@ class SplitTestForm(forms.Form):
         field = self.fields["campaign"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Campaign.objects.filter(
-            account=account, status=Campaign.Status.DRAFT, split_test__isnull=True
+            account=account, status=Campaign.Status.DRAFT, split_variant__isnull=True
         ).order_by("-created_at")
+        if self.data.get("kind") == SplitTest.Kind.SEND_TIME:
+            # Not asked of a test of send time (everyone, no wait).
+            self.fields["test_percent"].required = False
+            self.fields["wait_hours"].required = False
 
-    def clean_subjects(self) -> list[str]:
-        return [line.strip() for line in self.cleaned_data["subjects"].splitlines() if line.strip()]
+    def arguments(self) -> dict[str, Any]:
+        """The service's arguments (`splittests.create_test`) from the cleaned form."""
+        data = self.cleaned_data
+        zone = ZoneInfo(data["timezone"])
+        times = [
+            timezone.make_aware(data[f"send_time_{x}"].replace(tzinfo=None), zone)
+            for x in "abcd"
+            if data.get(f"send_time_{x}")
+        ]
+        return {
+            "campaign": data["campaign"],
+            "kind": data["kind"],
+            "subjects": [data[f"subject_{x}"] for x in "bcd"],
+            "from_names": [data[f"from_name_{x}"] for x in "bcd"],
+            "variants": data.get("variants"),
+            "send_times": times,
+            "test_percent": data.get("test_percent") or 20,
+            "metric": data["metric"],
+            "wait_hours": data.get("wait_hours") or 4,
+        }

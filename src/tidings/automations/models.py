@@ -398,8 +398,16 @@ class WebhookMessage(models.Model):
 
 
 class SplitTest(models.Model):
-    """An A/B test of a campaign: variants of its subject go to a random sample, split
-    evenly; after the wait, the winner goes to everyone else (docs/automations.md)."""
+    """An A/B test of a campaign: variants of its subject, sender name or content go to
+    a random sample, split evenly, and after the wait the winner goes to everyone else;
+    variants of send time split everyone evenly, each part at its time, with no winner
+    (docs/automations.md)."""
+
+    class Kind(models.TextChoices):
+        SUBJECT = "subject", _("subject")
+        FROM_NAME = "from_name", _("sender name")
+        CONTENT = "content", _("content")
+        SEND_TIME = "send_time", _("send time")
 
     class Metric(models.TextChoices):
         OPENS = "opens", _("opens")
@@ -410,6 +418,8 @@ class SplitTest(models.Model):
         DRAFT = "draft", _("draft")
         TESTING = "testing", _("testing on a sample")
         DECIDED = "decided", _("winner sent to the rest")
+        # Send time: everyone is split between the variants, each sent at its time.
+        TIMED = "timed", _("each part sent at its time")
 
     account = models.ForeignKey(
         "accounts.Account", on_delete=models.CASCADE, related_name="split_tests"
@@ -418,6 +428,9 @@ class SplitTest(models.Model):
     # The campaign tested: variant A, and what the winner's send copies.
     campaign = models.OneToOneField(
         "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_test"
+    )
+    kind = models.CharField(
+        _("what is tested"), max_length=9, choices=Kind.choices, default=Kind.SUBJECT
     )
     test_percent = models.PositiveSmallIntegerField(_("test share (%)"), default=20)
     metric = models.CharField(
@@ -454,6 +467,8 @@ class Variant(models.Model):
     campaign = models.OneToOneField(
         "campaigns.Campaign", on_delete=models.CASCADE, related_name="split_variant"
     )
+    # A test of send time: when this variant's part goes out.
+    send_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["test", "label"]

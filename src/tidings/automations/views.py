@@ -29,7 +29,6 @@ from tidings.automations.models import (
     Step,
     WebhookEndpoint,
 )
-from tidings.sending.models import Delivery
 
 
 def _user(request: HttpRequest) -> User:
@@ -266,7 +265,7 @@ def split_test_list(request: HttpRequest) -> HttpResponse:
     form = SplitTestForm(request.POST or None, account=account)
     if request.method == "POST" and form.is_valid():
         try:
-            test = splittests.create_test(by=_user(request), **form.cleaned_data)
+            test = splittests.create_test(by=_user(request), **form.arguments())
         except splittests.SplitTestError as error:
             form.add_error(None, str(error))
         else:
@@ -282,22 +281,15 @@ def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         try:
             if request.POST.get("action") == "start":
                 splittests.start_test(test, by=_user(request))
-                messages.success(request, _("The variants are being sent to the sample."))
+                if test.kind == SplitTest.Kind.SEND_TIME:
+                    messages.success(request, _("Each part is scheduled for its time."))
+                else:
+                    messages.success(request, _("The variants are being sent to the sample."))
             elif request.POST.get("action") == "choose" and test.status == SplitTest.Status.TESTING:
                 splittests.decide(test, label=request.POST.get("label", ""), by=_user(request))
                 messages.success(request, _("The winner is being sent to the rest."))
         except splittests.SplitTestError as error:
             messages.error(request, str(error))
         return redirect("automations:split_test", test.uuid)
-    rates, note = splittests.judged(test)
-    rows = [
-        (
-            variant,
-            Delivery.objects.filter(campaign=variant.campaign).count(),
-            rates.get(variant.label),
-        )
-        for variant in test.variants.select_related("campaign").order_by("label")
-    ]
-    return render(
-        request, "automations/split_test.html", {"test": test, "rows": rows, "note": note}
-    )
+    figures = splittests.report(test)
+    return render(request, "automations/split_test.html", {"test": test, "report": figures})

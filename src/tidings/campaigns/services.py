@@ -175,7 +175,7 @@ def update_campaign(
         return _save(locked, values, lists, segments)
 
 
-def duplicate_campaign(campaign: Campaign, *, by: User) -> Campaign:
+def duplicate_campaign(campaign: Campaign, *, by: User | None) -> Campaign:
     """A new draft with the same content, audience and settings, not scheduled."""
     with transaction.atomic():
         copy = Campaign.objects.create(

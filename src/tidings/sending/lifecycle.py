@@ -86,6 +86,11 @@ TRANSITIONS: dict[str, Transition] = {
     # Not the customer's: another part fixed the recipients (an A/B test's sample, its
     # winner's rest) or adds them one by one (an automation's step).
     "start fixed": Transition(frozenset({S.DRAFT}), S.SENDING, "Only a draft can be started."),
+    # An A/B test of send time: each part's recipients are fixed at once, and the part
+    # is scheduled for its time; beat starts it as any scheduled campaign.
+    "schedule fixed": Transition(
+        frozenset({S.DRAFT}), S.SCHEDULED, "Only a draft can be scheduled."
+    ),
     "open for steps": Transition(
         frozenset({S.DRAFT, S.SENDING}), S.SENDING, "Only a draft can be an automation's step."
     ),
@@ -159,6 +164,16 @@ def _start(campaign: Campaign, confirmed_recipients: int | None, *, confirming: 
         locked = _locked(campaign)
         _move(locked, "start")
         locked.started_at = timezone.now()
+        if locked.recipients_fixed_at is not None:
+            # Fixed by another part before it was scheduled (an A/B test's part for one
+            # send time, `schedule_with_fixed_recipients`): those, and nobody else.
+            count = Delivery.objects.filter(campaign=locked).count()
+            if credits.needs_credits(locked.account):
+                _reserve_credits(locked, count)
+            locked.save(update_fields=["status", "started_at", "updated_at"])
+            dispatch(locked.pk)
+            campaign.refresh_from_db()
+            return count
         if credits.needs_credits(locked.account):
             _reserve_credits(locked, count_recipients(locked))
         # The first batch's recipients now, queued at once; a large audience's rest is
@@ -200,6 +215,25 @@ def start_with_fixed_recipients(campaign_ids: list[int], now: datetime) -> None:
             _reserve_credits(locked, Delivery.objects.filter(campaign_id=campaign_id).count())
         locked.save(update_fields=["status", "started_at", "recipients_fixed_at", "updated_at"])
         dispatch(locked.pk)
+
+
+def schedule_with_fixed_recipients(campaign_id: int, when: datetime) -> None:
+    """Schedule a draft whose deliveries the caller wrote in its transaction (an A/B
+    test's part for one send time) for `when`: beat starts it as any scheduled campaign
+    (`start_due_campaigns`, the blocking rules and credits then), with those recipients
+    only. Each is checked by the mailability rule again as it is sent."""
+    if timezone.is_naive(when):
+        raise SendingError(_("Give the time with its time zone."))
+    locked = Campaign.objects.select_for_update().get(pk=campaign_id)
+    _move(locked, "schedule fixed")
+    locked.scheduled_at = when
+    locked.schedule_timezone = getattr(when.tzinfo, "key", None) or "UTC"
+    locked.recipients_fixed_at = timezone.now()
+    locked.save(
+        update_fields=[
+            "status", "scheduled_at", "schedule_timezone", "recipients_fixed_at", "updated_at"
+        ]
+    )  # fmt: skip
 
 
 def open_for_steps(campaign_ids: list[int]) -> None:

@@ -515,6 +515,12 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
             # aggregate-only tracking.
             "opens_per_message": rate(s["opened"], s["delivered"]),
             "clicks_per_message": rate(s["clicked"], s["delivered"]),
+            # The counts behind the rates (an A/B test's intervals need them).
+            "delivered": s["delivered"],
+            "opened": opened if known else 0,
+            "clicked": clicked if known else 0,
+            "opens": s["opens"],
+            "clicks": s["clicks"],
         }
     return rates
 
