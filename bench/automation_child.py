@@ -1,0 +1,279 @@
+"""The automation benchmark's side in Django (bench/automation.py runs it as a child
+process, so each measurement's peak RSS is its own): Django is configured on the bench
+database, with a real broker (the scheduler's dispatch jobs go to Redis, not run here),
+before anything of Tidings is imported.
+
+    python bench/automation_child.py load N DUE PORT | due N DUE K | idle N | counts N
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ["TIDINGS_TASKS_EAGER"] = "false"
+# The bench's account has the credits its steps need (one per message).
+os.environ.setdefault("TIDINGS_FREE_CREDITS", "100000000")
+os.environ.setdefault("TIDINGS_ALLOWED_RELAY_HOSTS", "127.0.0.1")
+
+import benchdb
+
+benchdb.setup()
+
+# Django is configured just above: the rest may be imported now.
+from django.db import connection, transaction  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from tidings.accounts.models import Account  # noqa: E402
+from tidings.audience.models import MailingList  # noqa: E402
+from tidings.automations import engine, services  # noqa: E402
+from tidings.automations.models import Automation, Enrolment, Step  # noqa: E402
+from tidings.sending.models import Relay, SendingSettings  # noqa: E402
+
+# The three steps: wait a day then send; wait two days then send (where the condition
+# step will stand once the engine has one); wait three days then send.
+WAITS = (1, 2, 3)
+# Share of the contacts who went through every step already; the others wait, at
+# every position, for a step due within the next month.
+DONE_SHARE = 0.3
+
+
+def _name(n: int) -> str:
+    return f"Automation bench {n}"
+
+
+def _sql(statement: str, params: list[object]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+def load(n: int, due: int, port: int) -> dict:
+    """An account of `n` contacts on one list, all enrolled in a running three-step
+    automation (set-based SQL: INSERT ... SELECT generate_series), with the steps they
+    passed done (their StepRun and sent Delivery); made once and kept between runs."""
+    t = time.perf_counter()
+    account = Account.objects.filter(name=_name(n)).first()
+    automation = Automation.objects.filter(account=account).first() if account else None
+    if automation is None or Enrolment.objects.filter(automation=automation).count() != n:
+        if account:
+            account.delete()
+        automation = _make(n)
+        _enrol(automation, n, due)
+    Relay.objects.filter(account=automation.account).update(port=port)
+    return {"automation": automation.pk, "seconds": time.perf_counter() - t}
+
+
+def _make(n: int) -> Automation:
+    account = Account.objects.create(name=_name(n))
+    SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
+    Relay.objects.create(
+        account=account, name="sink", host="127.0.0.1", port=25, security="none",
+        max_connections=16,
+    )  # fmt: skip
+    newsletter = MailingList.objects.create(account=account, name="Welcome")
+    _sql(
+        "INSERT INTO audience_contact (account_id, uuid, email, digest, name, status,"
+        " attributes, tags, legal_basis, basis_at, source, soft_bounces, allow_tracking,"
+        " allow_profiling, restriction_reason, created_at, updated_at) "
+        "SELECT %s, gen_random_uuid(), 'person' || i || '@example.org',"
+        " md5(i::text || '-' || %s), 'Person ' || i, 'active',"
+        " jsonb_build_object('city', 'City ' || (i %% 100)), '[]'::jsonb, 'consent',"
+        " now() - interval '60 days', 'import', 0, true, true, '',"
+        " now() - interval '60 days', now() - interval '60 days' "
+        "FROM generate_series(1, %s) AS i",
+        [account.pk, account.pk, n],
+    )
+    _sql(
+        "INSERT INTO audience_subscription (contact_id, mailing_list_id, status, created_at,"
+        " confirmed_at) SELECT id, %s, 'confirmed', now() - interval '60 days',"
+        " now() - interval '60 days' FROM audience_contact WHERE account_id = %s",
+        [newsletter.pk, account.pk],
+    )
+    automation = services.create_automation(
+        account, name="Welcome series", mailing_list=newsletter, by=None
+    )
+    for number, wait in enumerate(WAITS, start=1):
+        services.add_step(
+            automation,
+            wait_days=wait,
+            subject=f"Welcome {number}, {{{{ contact.first_name }}}}",
+            from_email="news@news.example.org",
+            body=f"<p>Message {number} for {{{{ contact.name }}}}, from City Bench.</p>",
+            by=None,
+        )
+    return services.start(automation, by=None)
+
+
+def _enrol(automation: Automation, n: int, due: int) -> None:
+    """Everyone enrolled 30 days ago; the first `due` contacts (by id) wait for the
+    second step, due within the last hour; of the rest, the last DONE_SHARE went
+    through every step and the others wait at positions 0 to 2 for a step due within
+    the next month."""
+    done_from = int(n * (1 - DONE_SHARE))
+    _sql(
+        "INSERT INTO automations_enrolment (automation_id, contact_id, status, position,"
+        " due_at, entered_at) "
+        "SELECT %s, id, CASE WHEN rank > %s THEN 'done' ELSE 'active' END,"
+        " CASE WHEN rank <= %s THEN 1 WHEN rank > %s THEN 3 ELSE rank %% 3 END,"
+        " CASE WHEN rank <= %s THEN now() - (rank %% 3600) * interval '1 second'"
+        " WHEN rank > %s THEN NULL"
+        " ELSE now() + interval '1 hour' + (rank %% 43200) * interval '1 minute' END,"
+        " now() - interval '30 days' "
+        "FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM audience_contact"
+        " WHERE account_id = %s) c",
+        [automation.pk, done_from, due, done_from, due, done_from, automation.account_id],
+    )
+    # The steps each contact passed: done once, its message sent.
+    passed = (
+        "FROM automations_enrolment e JOIN automations_step s"
+        " ON s.automation_id = e.automation_id AND s.position < e.position"
+        " WHERE e.automation_id = %s"
+    )
+    _sql(
+        "INSERT INTO automations_steprun (step_id, contact_id, ran_at)"
+        f" SELECT s.id, e.contact_id, now() - interval '10 days' {passed}",
+        [automation.pk],
+    )
+    _sql(
+        "INSERT INTO sending_delivery (campaign_id, contact_id, status, attempts, message_id,"
+        " claimed_by, sent_at, created_at, last_error)"
+        " SELECT s.campaign_id, e.contact_id, 'sent', 1, '', '', now() - interval '10 days',"
+        f" now() - interval '10 days', '' {passed}",
+        [automation.pk],
+    )
+    for table in (
+        "audience_contact", "audience_subscription", "automations_enrolment",
+        "automations_steprun", "sending_delivery",
+    ):  # fmt: skip
+        _sql(f"VACUUM ANALYZE {table}", [])
+
+
+def _automation(n: int) -> Automation:
+    return Automation.objects.get(account__name=_name(n))
+
+
+def reset(automation: Automation, due: int, due_now: int) -> None:
+    """The first `due` contacts wait for the second step again, as loaded: the first
+    `due_now` of them due within the last hour, the others tomorrow (their second step,
+    its message and anything the last run queued undone)."""
+    second = Step.objects.get(automation=automation, position=1)
+    group = "SELECT id FROM audience_contact WHERE account_id = %s ORDER BY id LIMIT %s"
+    _sql(
+        "UPDATE automations_enrolment e SET status = 'active', position = 1, left_at = NULL,"
+        " due_at = CASE WHEN c.rank <= %s THEN now() - (c.rank %% 3600) * interval '1 second'"
+        " ELSE now() + interval '1 day' END"
+        " FROM (SELECT id, row_number() OVER (ORDER BY id) AS rank FROM audience_contact"
+        " WHERE account_id = %s ORDER BY id LIMIT %s) c"
+        " WHERE e.automation_id = %s AND e.contact_id = c.id",
+        [due_now, automation.account_id, due, automation.pk],
+    )
+    _sql(
+        f"DELETE FROM automations_steprun WHERE step_id = %s AND contact_id IN ({group})",  # noqa: S608
+        [second.pk, automation.account_id, due],
+    )
+    _sql(
+        f"DELETE FROM sending_delivery WHERE campaign_id = %s AND contact_id IN ({group})",  # noqa: S608
+        [second.campaign_id, automation.account_id, due],
+    )
+    for table in ("automations_enrolment", "automations_steprun", "sending_delivery"):
+        _sql(f"VACUUM ANALYZE {table}", [])
+
+
+def run_due(n: int, due: int, due_now: int) -> dict:
+    """The scheduler's work on `due_now` due steps, up to their deliveries queued and
+    the dispatch jobs on the broker: `engine.run_due` until nothing is due."""
+    automation = _automation(n)
+    reset(automation, due, due_now)
+    now = timezone.now()
+    t = time.perf_counter()
+    taken = steps = 0
+    while True:
+        got, done = engine.run_due(now)
+        taken, steps = taken + got, steps + done
+        if not got:
+            break
+    seconds = time.perf_counter() - t
+    campaign = Step.objects.get(automation=automation, position=1).campaign_id
+    return {
+        "seconds": seconds,
+        "taken": taken,
+        "steps": steps,
+        "campaign": campaign,
+        "peak_rss_mb": benchdb.peak_rss_mb(),
+    }
+
+
+def idle(n: int) -> dict:
+    """Nothing due: one `run_due` (the due query finding nothing), median of 9, with
+    the due query's plan; then a whole pass of the scheduler (enter, leave, due)."""
+    automation = _automation(n)
+    now = timezone.now()
+    times = []
+    for _ in range(9):
+        t = time.perf_counter()
+        got, _steps = engine.run_due(now)
+        times.append((time.perf_counter() - t) * 1000)
+        assert got == 0, f"{got} steps were due"
+    due = (
+        Enrolment.objects.filter(
+            status=engine.E.ACTIVE, due_at__lte=now, automation__status=Automation.Status.ACTIVE
+        )
+        .order_by("due_at")
+        .select_for_update(skip_locked=True, of=("self",))[: engine.CHUNK]
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        sql, params = due.query.sql_with_params()
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        plan = [row[0] for row in cursor.fetchall()]
+    parts = {}
+    for label, work in (
+        ("enter", lambda: engine.enter(automation, timezone.now())),
+        ("leave", lambda: engine.leave_unmailable(automation, timezone.now())),
+        ("whole pass", lambda: engine.run(timezone.now())),
+    ):
+        t = time.perf_counter()
+        work()
+        parts[label] = (time.perf_counter() - t) * 1000
+    return {
+        "median_ms": statistics.median(times),
+        "min_ms": min(times),
+        "max_ms": max(times),
+        "plan": plan,
+        "parts_ms": parts,
+        "peak_rss_mb": benchdb.peak_rss_mb(),
+    }
+
+
+def counts(campaign_id: int) -> dict:
+    """The step's deliveries by status, and when the first and last were sent."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, count(*), extract(epoch FROM min(sent_at)),"
+            " extract(epoch FROM max(sent_at)) FROM sending_delivery"
+            " WHERE campaign_id = %s AND created_at > now() - interval '1 day' GROUP BY status",
+            [campaign_id],
+        )
+        rows = cursor.fetchall()
+    return {
+        "statuses": {status: count for status, count, _lo, _hi in rows},
+        "first": min((lo for *_, lo, _hi in rows if lo is not None), default=None),
+        "last": max((hi for *_, hi in rows if hi is not None), default=None),
+    }
+
+
+if __name__ == "__main__":
+    step, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
+    if step == "load":
+        print(json.dumps(load(*args)))
+    elif step == "due":
+        print(json.dumps(run_due(*args)))
+    elif step == "idle":
+        print(json.dumps(idle(*args)))
+    elif step == "counts":
+        print(json.dumps(counts(*args)))
+    else:
+        sys.exit(f"unknown step {step!r}")
