@@ -25,6 +25,7 @@ benchdb.setup()
 
 # Django is configured just above: the rest may be imported now.
 from django.db import connection, transaction  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
 from tidings.accounts.models import Account  # noqa: E402
@@ -218,16 +219,12 @@ def idle(n: int) -> dict:
         got, _steps = engine.run_due(now)
         times.append((time.perf_counter() - t) * 1000)
         assert got == 0, f"{got} steps were due"
-    due = (
-        Enrolment.objects.filter(
-            status=engine.E.ACTIVE, due_at__lte=now, automation__status=Automation.Status.ACTIVE
-        )
-        .order_by("due_at")
-        .select_for_update(skip_locked=True, of=("self",))[: engine.CHUNK]
-    )
+    # The plan of the due query the engine runs (captured, so it follows engine.py).
+    with CaptureQueriesContext(connection) as queries:
+        engine.run_due(now)
+    (sql,) = [q["sql"] for q in queries.captured_queries if "SKIP LOCKED" in q["sql"]]
     with transaction.atomic(), connection.cursor() as cursor:
-        sql, params = due.query.sql_with_params()
-        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+        cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
         plan = [row[0] for row in cursor.fetchall()]
     parts = {}
     for label, work in (

@@ -101,23 +101,30 @@ def leave_unmailable(automation: Automation, now: datetime) -> int:
 def run_due(now: datetime, *, limit: int = CHUNK) -> tuple[int, int]:
     """Run one chunk of due steps (one transaction): (enrolments taken, steps run)."""
     with transaction.atomic():
+        # The running automations' ids first, then the due rows in the index's order
+        # (status, due_at), LIMIT stopping the scan: joined to the automations, the
+        # planner read every due row, sorted them and kept `limit`, in each chunk
+        # (100,000 due: 0.5 s per chunk, quadratic overall; bench/README.md).
+        running = Automation.objects.filter(status=Automation.Status.ACTIVE)
         due = list(
             Enrolment.objects.filter(
-                status=E.ACTIVE, due_at__lte=now, automation__status=Automation.Status.ACTIVE
+                status=E.ACTIVE,
+                due_at__lte=now,
+                automation_id__in=list(running.values_list("pk", flat=True)),
             )
             .order_by("due_at")
-            .select_for_update(skip_locked=True, of=("self",))
-            .select_related("automation")[:limit]
+            .select_for_update(skip_locked=True)[:limit]
         )
         if not due:
             return 0, 0
+        automations = Automation.objects.in_bulk({e.automation_id for e in due})
         by_automation: dict[int, list[Enrolment]] = defaultdict(list)
         for enrolment in due:
             by_automation[enrolment.automation_id].append(enrolment)
         runs, deliveries, campaigns = [], [], set()
         for automation_id, enrolments in by_automation.items():
             steps = _steps(automation_id)
-            automation = enrolments[0].automation
+            automation = automations[automation_id]
             may = mailable_ids(
                 Purpose.MARKETING, [e.contact_id for e in enrolments], [automation.mailing_list_id]
             )
