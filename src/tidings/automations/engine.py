@@ -25,6 +25,7 @@ import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count
@@ -191,7 +192,7 @@ def _save_moves(enrolments: list[Enrolment]) -> None:
         return
     table = Enrolment._meta.db_table
     rows = ", ".join(["(%s, %s, %s, %s::timestamptz, %s::timestamptz)"] * len(enrolments))
-    params: list[object] = []
+    params: list[Any] = []
     for e in enrolments:
         params += [e.pk, e.status, e.position, e.due_at, e.left_at]
     with connection.cursor() as cursor:
