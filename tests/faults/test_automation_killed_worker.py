@@ -257,5 +257,3 @@ def test_workers_killed_mid_step_send_each_step_once_to_each_contact(
     assert not twice, f"sent twice: {twice}"
     everyone = {(n, f"r{i}@example.net") for n in range(1, STEPS + 1) for i in range(CONTACTS)}
     assert everyone - unknown <= set(handler.count) <= everyone
-    # The message whose answer the server held when its worker died arrived.
-    assert unknown & set(handler.count), "the held message is not among the unknown ones"
