@@ -20,7 +20,10 @@ def benchmarks() -> dict:
     sys.path.insert(0, str(HERE))
     found: dict = {}
     for path in sorted(HERE.glob("*.py")):
-        if path.stem in {"run", "benchdb", "chat_child", "web_child", "web_settings", "web_urls"}:
+        if path.stem in {
+            "run", "benchdb", "chat_child", "web_child", "web_settings", "web_urls",
+            "automation_child",
+        }:  # fmt: skip
             continue
         module = importlib.import_module(path.stem)
         found.update(getattr(module, "BENCHMARKS", {}))
