@@ -5,6 +5,14 @@ from tidings.audience.views import settings as audience_settings
 
 app_name = "audience"
 urlpatterns = [
+    # Public pages for the customer's contacts (no login), first: a big campaign's
+    # readers open them at once, and Django tries the patterns in order.
+    path("subscribe/<uuid:form_uuid>/", public.subscribe, name="subscribe"),
+    path("subscribe/confirm/<str:token>/", public.confirm, name="confirm"),
+    path("p/<str:token>/", public.preferences, name="preferences"),
+    path("p/<str:token>/data/", public.my_data, name="my_data"),
+    path("p/<str:token>/data/<str:fmt>/", public.my_data_download, name="my_data_download"),
+    path("u/<str:token>/", public.unsubscribe, name="unsubscribe"),
     path("lists/", lists.lists, name="lists"),
     path("lists/new/", lists.list_edit, name="list_new"),
     path("lists/<uuid:list_uuid>/", lists.list_edit, name="list"),
@@ -37,11 +45,4 @@ urlpatterns = [
     path("audience/settings/", audience_settings.audience_settings, name="settings"),
     path("requests/", requests.inbox, name="requests"),
     path("requests/<uuid:request_uuid>/", requests.detail, name="request"),
-    # Public pages for the customer's contacts (no login).
-    path("subscribe/<uuid:form_uuid>/", public.subscribe, name="subscribe"),
-    path("subscribe/confirm/<str:token>/", public.confirm, name="confirm"),
-    path("p/<str:token>/", public.preferences, name="preferences"),
-    path("p/<str:token>/data/", public.my_data, name="my_data"),
-    path("p/<str:token>/data/<str:fmt>/", public.my_data_download, name="my_data_download"),
-    path("u/<str:token>/", public.unsubscribe, name="unsubscribe"),
 ]
