@@ -101,6 +101,7 @@ def test_bad_input_is_a_422_with_detail_and_changes_nothing(api, customer):
         {"kind": "condition", "test": "equals"},
         {"kind": "add_tag"},
         {"kind": "teleport"},
+        {"kind": "send", "subject": "Hi", "body": "Hello."},  # no From address: not a 500
     ]:
         answer = api("post", f"/automations/{key}/steps", body)
         assert answer.status_code == 422, (body, answer.content)

@@ -171,3 +171,41 @@ def test_a_welcome_series_waits_by_the_test_clock(
     test_clock.advance(timedelta(days=1, minutes=1))
     engine.run()
     assert sorted(m.subject for m in mailbox) == ["Welcome 1, Ada", "Welcome 2, Ada"]
+
+
+@pytest.mark.parametrize("trigger", ["list", "event"])
+def test_a_first_wait_counts_from_the_entry_on_the_test_clock(
+    trigger, test_clock, account, newsletter, customer, mailbox
+):
+    """What fires a trigger is stamped with the real time; once the clock was moved a day
+    ahead, the first wait (two hours) must still be waited, not skipped by the offset."""
+    test_clock.advance(timedelta(days=1))
+    automation = services.create_automation(
+        account,
+        name="Order follow-up",
+        mailing_list=newsletter,
+        by=customer,
+        trigger=Automation.Trigger.JOINED_LIST if trigger == "list" else Automation.Trigger.EVENT,
+        event_name="" if trigger == "list" else "order.placed",
+    )
+    services.add_step(automation, kind="wait", wait_amount=2, wait_unit="hours", by=customer)
+    services.add_step(
+        automation,
+        wait_days=0,
+        subject="How was it?",
+        from_email="a@b.org",
+        body="<p>Tell us.</p>",
+        by=customer,
+    )
+    services.start(automation, by=customer)
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    if trigger == "event":
+        services.record_event(account, contact=ada, client_id="o-1", name="order.placed")
+    assert engine.run().entered == 1
+    assert mailbox == []
+    test_clock.advance(timedelta(hours=1))
+    engine.run()
+    assert mailbox == []  # an hour is not two
+    test_clock.advance(timedelta(hours=1, minutes=1))
+    engine.run()
+    assert [m.subject for m in mailbox] == ["How was it?"]

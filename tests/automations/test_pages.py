@@ -131,3 +131,28 @@ def test_the_page_picks_a_trigger_and_adds_inserts_changes_and_removes_steps(
     assert bad.status_code == 200 and "Name the tag." in bad.content.decode()
     assert logged_in.post(page, {"op": "remove", "step": "999999"}).status_code == 404
     assert Step.objects.count() == 2
+
+
+def test_a_message_step_without_a_from_address_is_refused_with_the_reason(
+    logged_in, customer, newsletter
+):
+    """Found walking issue 21: an empty From address was a 500 (the campaign's own model
+    check escaped the step's service); it is the form's error now, and the field starts
+    with the user's address, as in the campaign editor."""
+    logged_in.post(reverse("automations:new"), {"name": "Welcome", "mailing_list": newsletter.pk})
+    page = reverse("automations:detail", args=[Automation.objects.get().uuid])
+    assert f'value="{customer.email}"' in logged_in.get(page).content.decode()
+    answer = logged_in.post(page, {**STEP, "from_email": ""})
+    assert answer.status_code == 200 and not Step.objects.exists()
+    assert "From address: This field cannot be blank." in answer.content.decode()
+
+
+def test_a_wait_reads_in_the_singular_and_the_plural(logged_in, newsletter):
+    logged_in.post(reverse("automations:new"), {"name": "Welcome", "mailing_list": newsletter.pk})
+    page = reverse("automations:detail", args=[Automation.objects.get().uuid])
+    for amount, unit in (("1", "days"), ("3", "hours"), ("1", "minutes")):
+        wait = {"op": "add", "kind": "wait", "wait_amount": amount, "wait_unit": unit}
+        assert logged_in.post(page, wait).status_code == 302
+    text = logged_in.get(page).content.decode()
+    assert "1 day" in text and "3 hours" in text and "1 minute" in text
+    assert "1 days" not in text and "1 minutes" not in text

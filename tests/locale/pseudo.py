@@ -30,8 +30,9 @@ WORD = re.compile(r"[^\W\d_]{2,}")
 PO = Path(settings.LOCALE_PATHS[0]) / "fr" / "LC_MESSAGES" / "django.po"
 # Strings wrapped for translation but not in the French catalog yet (new in a branch;
 # the catalog is made after the merge): marked all the same, so a string that was never
-# wrapped still shows.
-PENDING = Path(__file__).with_name("pending.po")
+# wrapped still shows. One file per branch (`pending-NAME.po`, as helpers are asked to
+# write them) or the merged `pending.po`.
+PENDING = sorted(Path(__file__).parent.glob("pending*.po"))
 VISIBLE_ATTRIBUTES = ("placeholder", "title", "alt", "aria-label")
 # Not prose: code, identifiers (cookie names, API syntax) and form contents.
 HIDDEN_ELEMENTS = {"script", "style", "textarea", "template", "noscript", "code", "kbd", "samp"}
@@ -60,7 +61,7 @@ def _catalog(french: Any) -> _PseudoCatalog:
             catalog[key] = pseudo(key[0].split("\x04")[-1])
         elif key:
             catalog[key] = pseudo(key.split("\x04")[-1])
-    pending = list(polib.pofile(str(PENDING))) if PENDING.exists() else []
+    pending = [entry for path in PENDING for entry in polib.pofile(str(path))]
     for entry in [*polib.pofile(str(PO)), *pending]:
         key = f"{entry.msgctxt}\x04{entry.msgid}" if entry.msgctxt else entry.msgid
         if entry.msgid_plural:

@@ -16,6 +16,7 @@ from datetime import time
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 
 class Automation(models.Model):
@@ -179,6 +180,16 @@ class Step(models.Model):
 
     def __str__(self) -> str:
         return f"{self.automation_id}#{self.position}"
+
+    @property
+    def duration_text(self) -> str:
+        """A wait step's duration in words, singular or plural: "1 day", "3 hours"."""
+        n = self.wait_amount or 0
+        if self.wait_unit == self.Unit.MINUTES:
+            return ngettext("%(n)s minute", "%(n)s minutes", n) % {"n": n}
+        if self.wait_unit == self.Unit.HOURS:
+            return ngettext("%(n)s hour", "%(n)s hours", n) % {"n": n}
+        return ngettext("%(n)s day", "%(n)s days", n) % {"n": n}
 
     @property
     def weekday_name(self) -> str:

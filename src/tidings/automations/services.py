@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -259,6 +260,22 @@ def _renumber(automation: Automation, steps: list[Step]) -> None:
         Step.objects.filter(pk=step.pk).update(position=n)
 
 
+def _message_problems(error: ValidationError) -> str:
+    """A step's message refused by the campaign's own checks, in words: each field as
+    the step's form names it, and what is wrong with it."""
+    labels = {
+        "subject": _("Subject"),
+        "from_name": _("From name"),
+        "from_email": _("From address"),
+        "body": _("Message"),
+    }
+    return " ".join(
+        f"{labels[field]}: {text}" if field in labels else text
+        for field, texts in error.message_dict.items()
+        for text in texts
+    )
+
+
 def add_step(
     automation: Automation,
     *,
@@ -305,6 +322,8 @@ def add_step(
                 )
             except campaigns.CampaignError as error:
                 raise AutomationError(str(error)) from None
+            except ValidationError as error:  # a field the message needs: its sender's address
+                raise AutomationError(_message_problems(error)) from None
         step.position = 9999  # free: the others are below, then moved up
         step.save()
         _renumber(locked, steps)

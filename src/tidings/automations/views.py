@@ -133,7 +133,9 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         prefix="trigger",
     )
     form = StepForm(
-        posted if posted and posted.get("op") != "trigger" else None, automation=automation
+        posted if posted and posted.get("op") != "trigger" else None,
+        automation=automation,
+        initial={"from_email": _user(request).email},  # as the campaign editor does
     )
     if posted is not None:
         try:
