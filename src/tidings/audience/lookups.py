@@ -123,53 +123,45 @@ class AttributeLess(_AttributeOrder):
     operator = "<"
 
 
-class AppendElement(models.Func):
+class _ElementFunc(models.Func):
+    """`tags` changed by one string: each subclass writes the SQL of the change."""
+
+    output_field = models.JSONField()
+
+    def __init__(self, field: str, element: str) -> None:
+        self.element = str(element)
+        super().__init__(models.F(field))
+
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
+        field_sql, field_params = compiler.compile(self.source_expressions[0])
+        sql = self.change(field_sql, connection.vendor == "postgresql")
+        return sql, [*field_params, self.element]
+
+    def change(self, field_sql: str, postgresql: bool) -> str:
+        raise NotImplementedError
+
+
+class AppendElement(_ElementFunc):
     """`tags` with one more string at its end (callers exclude rows that have it)."""
 
-    output_field = models.JSONField()
-
-    def __init__(self, field: str, element: str) -> None:
-        self.element = str(element)
-        super().__init__(models.F(field))
-
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> Any:
-        field_sql, field_params = compiler.compile(self.source_expressions[0])
-        element = self.element
-        if connection.vendor == "postgresql":
-            return f"({field_sql} || jsonb_build_array(%s::text))", [*field_params, element]
-        return f"json_insert({field_sql}, '$[#]', %s)", [*field_params, element]
+    def change(self, field_sql: str, postgresql: bool) -> str:
+        if postgresql:
+            return f"({field_sql} || jsonb_build_array(%s::text))"
+        return f"json_insert({field_sql}, '$[#]', %s)"
 
 
-class RemoveElement(models.Func):
+class RemoveElement(_ElementFunc):
     """`tags` without the string `element` (callers take only rows that have it)."""
 
-    output_field = models.JSONField()
-
-    def __init__(self, field: str, element: str) -> None:
-        self.element = str(element)
-        super().__init__(models.F(field))
-
-    def as_sql(
-        self,
-        compiler: SQLCompiler,
-        connection: BaseDatabaseWrapper,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> Any:
-        field_sql, field_params = compiler.compile(self.source_expressions[0])
-        if connection.vendor == "postgresql":
-            return f"({field_sql} - %s::text)", [*field_params, self.element]
-        return (
-            f"(SELECT json_group_array(value) FROM json_each({field_sql}) WHERE value <> %s)",  # noqa: S608 (compiled SQL)
-            [*field_params, self.element],
-        )
+    def change(self, field_sql: str, postgresql: bool) -> str:
+        if postgresql:
+            return f"({field_sql} - %s::text)"
+        return f"(SELECT json_group_array(value) FROM json_each({field_sql}) WHERE value <> %s)"  # noqa: S608 (compiled SQL)
