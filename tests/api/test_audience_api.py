@@ -54,20 +54,20 @@ def test_create_get_update_and_erase_a_contact(api, customer, news):
 
 def test_contacts_are_listed_by_pages_with_a_cursor(api, customer):
     for i in range(7):
-        services.add_contact(customer.account, f"p{i}@example.org", tags=["t"] if i % 2 else [])
+        services.add_contact(customer.account, f"guest{i}@example.org", tags=["t"] if i % 2 else [])
     first = api("get", "/contacts?limit=3").json()
     assert [c["email"] for c in first["items"]] == [
-        "p6@example.org",
-        "p5@example.org",
-        "p4@example.org",
+        "guest6@example.org",
+        "guest5@example.org",
+        "guest4@example.org",
     ]
     second = api("get", f"/contacts?limit=3&after={first['next']}").json()
-    assert second["items"][0]["email"] == "p3@example.org"
+    assert second["items"][0]["email"] == "guest3@example.org"
     third = api("get", f"/contacts?limit=3&after={second['next']}").json()
     assert len(third["items"]) == 1 and third["next"] is None
     tagged = api("get", "/contacts?tag=t").json()
     assert len(tagged["items"]) == 3
-    assert api("get", "/contacts?q=p5@").json()["items"][0]["email"] == "p5@example.org"
+    assert api("get", "/contacts?q=guest5@").json()["items"][0]["email"] == "guest5@example.org"
 
 
 @pytest.mark.parametrize(

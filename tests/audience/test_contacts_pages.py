@@ -12,7 +12,7 @@ from tidings.audience.models import ConsentProof, Contact, Subscription
 from tidings.audience.selectors import PAGE_SIZE, ContactSearch, page_of
 
 
-def make(account, n, *, prefix="p", **extra):  # type: ignore[no-untyped-def]
+def make(account, n, *, prefix="guest", **extra):  # type: ignore[no-untyped-def]
     return [
         services.add_contact(account, f"{prefix}{i:04d}@example.org", **extra) for i in range(n)
     ]
@@ -20,16 +20,16 @@ def make(account, n, *, prefix="p", **extra):  # type: ignore[no-untyped-def]
 
 def test_contacts_are_browsed_newest_first_by_numbered_pages_of_fifty(logged_in, account):
     Contact.objects.bulk_create(
-        Contact(account=account, email=f"p{i:04d}@example.org") for i in range(120)
+        Contact(account=account, email=f"guest{i:04d}@example.org") for i in range(120)
     )
     first = logged_in.get("/contacts/")
     page = first.context["page"]
-    assert [c.email for c in page.contacts][:2] == ["p0119@example.org", "p0118@example.org"]
+    assert [c.email for c in page.contacts][:2] == ["guest0119@example.org", "guest0118@example.org"]
     assert (page.first, page.last, page.total, page.pages) == (1, 50, 120, 3)
     assert "1\N{EN DASH}50 of 120" in first.content.decode()
     assert 'href="?page=2" aria-label="Page 2"' in first.content.decode()
     second = logged_in.get("/contacts/?page=2").context["page"]
-    assert second.contacts[0].email == "p0069@example.org" and second.first == 51
+    assert second.contacts[0].email == "guest0069@example.org" and second.first == 51
     third = logged_in.get("/contacts/?page=3").context["page"]
     assert len(third.contacts) == 20 and third.next is None and third.previous == 2
     # A page past the end (or no number) shows the nearest page, not an error.
@@ -83,7 +83,7 @@ def test_a_whole_list_is_counted_from_its_counters_and_a_search_exactly(
     counted = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert not [sql for sql in counted if "audience_subscription" in sql], counted
     assert logged_in.get("/contacts/").context["page"].total == 120
-    assert logged_in.get("/contacts/?q=p00").context["page"].total == 100  # p0000 to p0099
+    assert logged_in.get("/contacts/?q=guest00").context["page"].total == 100  # guest0000 to guest0099
     page = logged_in.get(f"/contacts/?list={newsletter.uuid.hex}&page=3").context["page"]
     assert (page.number, len(page.contacts), page.pages) == (3, 2, 3)
 

@@ -53,14 +53,14 @@ def test_a_double_opt_in_counts_when_it_is_confirmed(customer):
 def test_a_bulk_update_and_an_import_are_counted_too(customer):
     account = customer.account
     news = mailing_lists.save_list(account, name="News", optin="single")
-    rows = "email\n" + "".join(f"p{i}@example.net\n" for i in range(30))
+    rows = "email\n" + "".join(f"guest{i}@example.net\n" for i in range(30))
     run(prepare(customer, rows.encode(), lists=[news]))
     assert totals(account, 1) == [(30, 0)]
     # Raw SQL as much as the ORM: the triggers see every statement.
-    ended = Subscription.objects.filter(mailing_list=news, contact__email__lt="p2").update(
+    ended = Subscription.objects.filter(mailing_list=news, contact__email__lt="guest2").update(
         status=Subscription.Status.UNSUBSCRIBED
     )
-    assert ended == 12  # p0, p1, p10 to p19
+    assert ended == 12  # guest0, guest1, guest10 to guest19
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE audience_subscription SET status = 'confirmed' WHERE mailing_list_id = %s"
