@@ -156,3 +156,18 @@ def test_a_wait_reads_in_the_singular_and_the_plural(logged_in, newsletter):
     text = logged_in.get(page).content.decode()
     assert "1 day" in text and "3 hours" in text and "1 minute" in text
     assert "1 days" not in text and "1 minutes" not in text
+
+
+def test_only_a_paused_automation_is_resumed_on_the_page_as_in_the_api(
+    logged_in, welcome, customer
+):
+    action = reverse("automations:action", args=[welcome.uuid])
+    answer = logged_in.post(action, {"action": "resume"}, follow=True)
+    assert "Only a paused automation can be resumed." in answer.content.decode()
+    welcome.refresh_from_db()
+    assert welcome.status == Automation.Status.DRAFT  # a draft is not started by "resume"
+    logged_in.post(action, {"action": "start"})
+    logged_in.post(action, {"action": "pause"})
+    logged_in.post(action, {"action": "resume"})
+    welcome.refresh_from_db()
+    assert welcome.status == Automation.Status.ACTIVE

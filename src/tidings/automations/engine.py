@@ -43,12 +43,7 @@ from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
 from tidings.automations import services
 from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, StepRun
-from tidings.automations.timing import (
-    account_zone,
-    contact_zone,
-    due_on_arrival,
-    now,
-)
+from tidings.automations.timing import account_zone, contact_zone, due_on_arrival
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
 from tidings.core import clock, jobs
@@ -533,7 +528,7 @@ def _save_moves(enrolments: list[Enrolment]) -> None:
 
 def run(at: datetime | None = None) -> Run:
     """One pass of the scheduler: enter, leave, then every due step."""
-    at = at or now()
+    at = at or clock.now()
     outcome = Run()
     for automation in Automation.objects.filter(status=Automation.Status.ACTIVE):
         outcome.entered += enter(automation, at)

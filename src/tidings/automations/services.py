@@ -24,6 +24,7 @@ from tidings.automations import timing
 from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, TriggerEvent
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
+from tidings.core import clock
 from tidings.sending import checklist, lifecycle
 from tidings.staff import audit
 
@@ -357,7 +358,7 @@ def update_step(step: Step, *, by: User | None, **settings: Any) -> Step:
 
 def _reschedule(automation: Automation, step: Step) -> None:
     zone = timing.account_zone(automation.account_id)
-    at = timing.now()
+    at = clock.now()
     waiting = list(
         Enrolment.objects.select_for_update().filter(step=step, status=Enrolment.Status.ACTIVE)
     )
@@ -386,7 +387,7 @@ def remove_step(step: Step, *, by: User | None) -> None:
         place = steps.index(found)
         following = steps[place + 1] if place + 1 < len(steps) else None
         zone = timing.account_zone(locked.account_id)
-        at = timing.now()
+        at = clock.now()
         waiting = Enrolment.objects.select_for_update().filter(
             step=found, status=Enrolment.Status.ACTIVE
         )
@@ -509,6 +510,14 @@ def start(automation: Automation, *, by: User | None) -> Automation:
             account_id=locked.account_id,
         )
     return locked
+
+
+def resume(automation: Automation, *, by: User | None) -> Automation:
+    """Go on with a paused automation, each contact from where they were (the same
+    checks as starting it)."""
+    if automation.status != A.PAUSED:
+        raise AutomationError(_("Only a paused automation can be resumed."))
+    return start(automation, by=by)
 
 
 def pause(automation: Automation, *, by: User | None, reason: str = "paused") -> Automation:

@@ -11,17 +11,11 @@ from django.conf import settings
 
 from tidings.accounts.models import User
 from tidings.automations.models import Step
-from tidings.core import clock
 
 K = Step.Kind
 # The contact attributes that may hold a contact's own time zone (an IANA name).
 CONTACT_ZONE_KEYS = ("time_zone", "timezone")
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
-
-
-def now() -> datetime:
-    """The scheduler's "now": the test clock's in development (tidings.core.clock)."""
-    return clock.now()
 
 
 def _zone(name: str) -> zoneinfo.ZoneInfo | None:

@@ -181,7 +181,7 @@ def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
             services.start(automation, by=_user(request))
             messages.success(request, _("The automation is running."))
         elif action == "resume":
-            services.start(automation, by=_user(request))
+            services.resume(automation, by=_user(request))
             messages.success(
                 request, _("The automation goes on: each contact from where they were.")
             )

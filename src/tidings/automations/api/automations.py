@@ -454,8 +454,8 @@ def _action(request: HttpRequest, automation_uuid: UUID, action: str) -> Any:
     with _refusals():
         if action == "pause":
             services.pause(automation, by=_actor(request))
-        elif action == "resume" and automation.status != Automation.Status.PAUSED:
-            raise services.AutomationError("Only a paused automation can be resumed.")
+        elif action == "resume":
+            services.resume(automation, by=_actor(request))
         else:
             services.start(automation, by=_actor(request))
     return _out(_automation(account, automation_uuid))
