@@ -24,7 +24,8 @@ def test_contacts_are_browsed_newest_first_by_numbered_pages_of_fifty(logged_in,
     )
     first = logged_in.get("/contacts/")
     page = first.context["page"]
-    assert [c.email for c in page.contacts][:2] == ["guest0119@example.org", "guest0118@example.org"]
+    newest = ["guest0119@example.org", "guest0118@example.org"]
+    assert [c.email for c in page.contacts][:2] == newest
     assert (page.first, page.last, page.total, page.pages) == (1, 50, 120, 3)
     assert "1\N{EN DASH}50 of 120" in first.content.decode()
     assert 'href="?page=2" aria-label="Page 2"' in first.content.decode()
@@ -83,7 +84,8 @@ def test_a_whole_list_is_counted_from_its_counters_and_a_search_exactly(
     counted = [q["sql"] for q in queries if "COUNT(" in q["sql"].upper()]
     assert not [sql for sql in counted if "audience_subscription" in sql], counted
     assert logged_in.get("/contacts/").context["page"].total == 120
-    assert logged_in.get("/contacts/?q=guest00").context["page"].total == 100  # guest0000 to guest0099
+    # guest0000 to guest0099
+    assert logged_in.get("/contacts/?q=guest00").context["page"].total == 100
     page = logged_in.get(f"/contacts/?list={newsletter.uuid.hex}&page=3").context["page"]
     assert (page.number, len(page.contacts), page.pages) == (3, 2, 3)
 
