@@ -14,9 +14,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/tidings_bench"
+# Set once Django is configured: a child that imports another child's helpers (which
+# calls setup() at its top too) does not migrate twice.
+_done = False
 
 
 def setup() -> None:
+    global _done
+    if _done:
+        return
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
     name = url.rsplit("/", 1)[-1]
     if "bench" not in name:
@@ -35,6 +41,7 @@ def setup() -> None:
     # Without REDIS_URL the cache (and the rate limits in it) is a table, as `tidings
     # migrate` makes it.
     call_command("createcachetable")
+    _done = True
 
 
 def _create_database(url: str, name: str) -> None:

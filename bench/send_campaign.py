@@ -14,6 +14,10 @@ size. The last line is `send floor_ratio=R`; the goal is R >= 0.5 on 2 cores.
 BENCH_DKIM=1 gives the account a DKIM key, so every message is signed (one RSA-2048
 signature each).
 
+What runs in Django (the two campaigns through fresh workers, then building the
+pre-rendered messages) runs in bench/send_campaign_child.py, one process for all three,
+one after the other; the bare senders run here.
+
 The sink is Postfix's `smtp-sink` when found (PATH, or TIDINGS_SMTP_SINK; it can be
 taken from Debian's package without installing or starting Postfix:
 `apt-get download postfix && dpkg -x postfix_*.deb /opt/postfix`, then
@@ -28,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
-import signal
 import smtplib
 import socket
 import subprocess
@@ -39,7 +43,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import redis
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/tidings_bench_send"
 DEFAULT_BROKER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/6")
 BODY = (
@@ -210,108 +217,7 @@ def bare_pipelined(
     return rate
 
 
-# The whole path ------------------------------------------------------------------------------
-
-
-def setup_django(broker: str) -> None:
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
-    name = url.rsplit("/", 1)[-1]
-    if "bench" not in name:
-        raise SystemExit(f"BENCH_DATABASE_URL must name a database for benchmarks, not {name!r}")
-    import psycopg
-
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = url
-    os.environ["CELERY_BROKER_URL"] = broker
-    os.environ["TIDINGS_TASKS_EAGER"] = "false"
-    # The bench's customer relay is smtp-sink on loopback: the operator allows it.
-    os.environ.setdefault("TIDINGS_ALLOWED_RELAY_HOSTS", "127.0.0.1")
-    os.environ.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-bench-"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tidings.settings")
-    # The bench's account has the credits its campaign needs (one per message).
-    os.environ.setdefault("TIDINGS_FREE_CREDITS", "100000000")
-    sys.path.insert(0, str(ROOT / "src"))
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("createcachetable")  # as `tidings up` does: the cache without Redis
-
-
-def make_campaign(size: int, port: int):  # type: ignore[no-untyped-def]
-    from django.utils import timezone
-
-    from tidings.accounts.models import Account
-    from tidings.audience.models import Contact, MailingList, Subscription
-    from tidings.campaigns.models import Campaign
-    from tidings.sending.models import Relay, SendingSettings
-
-    account = Account.objects.create(name=f"Bench {size}")
-    newsletter = MailingList.objects.create(account=account, name="Everyone")
-    now = timezone.now()
-    batch = 5000
-    for start in range(0, size, batch):
-        contacts = Contact.objects.bulk_create(
-            [
-                Contact(
-                    account=account,
-                    email=f"reader{i}@example.net",
-                    name=f"Reader Number{i}",
-                    attributes={"city": "Ghent"},
-                    basis_at=now,
-                )
-                for i in range(start, min(size, start + batch))
-            ]
-        )
-        Subscription.objects.bulk_create(
-            [Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts]
-        )
-    SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
-    Relay.objects.create(
-        account=account, name="sink", host="127.0.0.1", port=port, security="none",
-        max_connections=16,
-    )  # fmt: skip
-    if os.environ.get("BENCH_DKIM"):
-        from tidings.sending.services import add_sending_domain
-
-        # Proven as a customer proves it in DNS (sending.domains): signed with its key.
-        add_sending_domain(account, "news.example.org")
-        account.sending_domains.update(proven_at=now)
-    campaign = Campaign.objects.create(
-        account=account,
-        name="Bench",
-        subject="News for {{ contact.first_name }}",
-        from_name="Bench News",
-        from_email="news@news.example.org",
-        body=BODY,
-    )
-    campaign.lists.add(newsletter)
-    return campaign
-
-
-def prerendered(campaign, limit: int) -> list[tuple[str, bytes]]:  # type: ignore[no-untyped-def]
-    """The campaign's messages as the engine builds them (dot-stuffed, as they go over
-    SMTP), made before timing."""
-    from tidings.audience.models import Contact
-    from tidings.sending.mailer import CampaignMailer, Recipient
-
-    mailer = CampaignMailer(campaign)
-    out = []
-    for contact in Contact.objects.filter(account=campaign.account).order_by("pk")[:limit]:
-        recipient = Recipient(
-            delivery_id=contact.pk,
-            message_id=f"<bare.{contact.pk}@news.example.org>",
-            email=contact.email,
-            name=contact.name,
-            attributes=contact.attributes,
-            uuid=contact.uuid.hex,
-            allow_tracking=contact.allow_tracking,
-        )
-        out.append((contact.email, mailer.wire_for(recipient)))
-    return out
+# The whole path (the Django side in bench/send_campaign_child.py) ----------------------------
 
 
 def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
@@ -343,15 +249,6 @@ def start_workers(count: int, env: dict[str, str]) -> list[subprocess.Popen[byte
     ]
 
 
-def wait_for_workers(count: int) -> None:
-    from tidings.celery import app
-
-    for _ in range(120):
-        if len(app.control.ping(timeout=0.5)) >= count:
-            return
-    raise SystemExit("the workers did not start")
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (load on the machine does not change
     it, unlike wall time)."""
@@ -380,68 +277,56 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def run_campaign(size: int, workers: int, port: int) -> dict[str, float]:
-    """One campaign of `size` through fresh workers: rate, first-message delay, memory."""
-    from django.db.models import Min
+def _child(env: dict[str, str], *args: object) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "send_campaign_child.py"), *map(str, args)],
+        capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        sys.exit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
-    from tidings.campaigns.models import Campaign
-    from tidings.sending import lifecycle
-    from tidings.sending.models import Delivery
 
-    campaign = make_campaign(size, port)
-    procs = start_workers(workers, dict(os.environ))
-    wait_for_workers(workers)  # the clock starts when every worker listens
-    cpu_before = sum(cpu_seconds(p.pid) for p in procs)
-    groups = {p.pid for p in procs}
-    all_before = group_cpu_seconds(groups)
-    try:
-        start = time.perf_counter()
-        started_at = time.time()
-        lifecycle.start_campaign(campaign, confirmed_recipients=size)  # as the page asks
-        while Campaign.objects.get(pk=campaign.pk).status != Campaign.Status.SENT:
-            time.sleep(0.2)
-            if time.perf_counter() - start > 3600:
-                raise SystemExit("the campaign did not finish within an hour")
-        elapsed = time.perf_counter() - start
-        first = Delivery.objects.filter(campaign=campaign).aggregate(m=Min("sent_at"))["m"]
-        sent = Delivery.objects.filter(campaign=campaign, status="sent").count()
-        memory = max(peak_rss_mb(p.pid) for p in procs)
-        cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
-        all_cpu = group_cpu_seconds(groups) - all_before
-    finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            p.wait()
-    return {
-        "rate": sent / elapsed,
-        "sent": sent,
-        "elapsed": elapsed,
-        "first": first.timestamp() - started_at,
-        "memory": memory,
-        "cpu_ms": cpu * 1000 / max(1, sent),
-        "all_cpu_ms": all_cpu * 1000 / max(1, sent),
-    }
+def read_messages(path: Path) -> list[tuple[str, bytes]]:
+    """The messages send_campaign_child.py wrote: per message its address on a line, the
+    length of its bytes on the next, then the bytes."""
+    out = []
+    with open(path, "rb") as handle:
+        while rcpt := handle.readline():
+            length = int(handle.readline())
+            out.append((rcpt.decode().rstrip("\n"), handle.read(length)))
+    return out
 
 
 def main(size: int | None = None, workers: int = 1) -> None:
     size = size or 100_000
     broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER)
-    setup_django(broker)
-    import redis
-
+    # The children's environment: one database, broker and data directory (its field
+    # keys) for every child and its workers.
+    env = dict(os.environ)
+    env["BENCH_BROKER_URL"] = broker
+    env.setdefault("BENCH_DATABASE_URL", DEFAULT_DB)
+    env.setdefault("TIDINGS_DATA_DIR", tempfile.mkdtemp(prefix="tidings-bench-"))
     redis.Redis.from_url(broker).flushdb()
     port = free_port()
     sink, sink_name = start_sink(port)
     try:
         print(f"sink: {sink_name} on 127.0.0.1:{port}; {os.cpu_count()} cores")
         small = max(1000, size // 10)
-        low = run_campaign(small, workers, port)
+        # Both campaigns, then the messages for the bare senders, in one child process.
+        handle, name = tempfile.mkstemp(prefix="tidings-bench-prerendered-")
+        os.close(handle)
+        wire = Path(name)
+        try:
+            got = _child(env, "campaigns", small, size, workers, port, min(size, 20_000), wire)
+            sample = read_messages(wire)
+        finally:
+            wire.unlink()
+        low, full, build_ms = got["low"], got["full"], got["build_ms"]
         print(
             f"whole path, {small:,} recipients, {workers} workers: {low['rate']:,.0f} msg/s, "
             f"peak worker memory {low['memory']:.0f} MB"
         )
-        full = run_campaign(size, workers, port)
         print(
             f"whole path, {size:,} recipients, {workers} workers: {full['rate']:,.0f} msg/s "
             f"({full['sent']:,} sent in {full['elapsed']:.1f} s), "
@@ -453,18 +338,13 @@ def main(size: int | None = None, workers: int = 1) -> None:
             f"{full['memory']:.0f} MB (x{full['memory'] / low['memory']:.2f}; flat is x1)"
         )
 
-        from tidings.campaigns.models import Campaign
-
-        cpu = time.process_time()
-        sample = prerendered(Campaign.objects.order_by("-pk").first(), min(size, 20_000))
-        build_ms = (time.process_time() - cpu) * 1000 / len(sample)
         avg = sum(len(d) for _, d in sample) / len(sample)
         print(f"bare senders, {len(sample):,} pre-rendered messages of {avg / 1024:.1f} KB:")
         smtplib_rate, smtplib_cpu = bare_smtplib(port, sample)
         pipelined_rate = max(bare_pipelined(port, sample, n) for n in (4, 8))
         print(f"  smtplib, one connection: {smtplib_rate:,.0f} msg/s, {smtplib_cpu:.2f} ms CPU/msg")
         print(f"  asyncio, 4-8 connections, pipelining: {pipelined_rate:,.0f} msg/s (the limit)")
-        marked_rate = bare_pipelined(port, sample, 8, dsn=os.environ["DATABASE_URL"])
+        marked_rate = bare_pipelined(port, sample, 8, dsn=env["BENCH_DATABASE_URL"])
         print(
             f"  the same, 8 connections, one database statement per message: "
             f"{marked_rate:,.0f} msg/s (ratio {marked_rate / pipelined_rate:.2f}: the floor of "
