@@ -15,9 +15,13 @@ from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.utils import translation
 
+from tests.apiclient import Api
+from tests.automations.webhook_receiver import Receiver
 from tests.commits import run_on_commit_callbacks
 from tests.dnsserver import dns_server  # noqa: F401  (a fixture: a real DNS server on loopback)
 from tests.factories import PASSWORD, AccountFactory, StaffFactory, UserFactory
+from tidings.accounts import apikeys
+from tidings.core import clock
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -150,3 +154,36 @@ def smtp_mail(smtp_server: SMTPSink, settings, on_commit_runs) -> SMTPSink:  # t
 
 
 __all__ = ["AccountFactory", "StaffFactory", "UserFactory"]
+
+
+@pytest.fixture
+def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
+    """The HTTP API with a key of the customer's account."""
+    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
+    return Api(client, key)
+
+
+@pytest.fixture
+def other_api(client, other_customer) -> Api:  # type: ignore[no-untyped-def]
+    """The HTTP API with a key of another account."""
+    _, key = apikeys.create_api_key(other_customer.account, name="theirs", by=other_customer)
+    return Api(client, key)
+
+
+@pytest.fixture
+def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
+    """A real HTTP server on 127.0.0.1 that webhooks may reach (allowed explicitly)."""
+    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+@pytest.fixture
+def test_clock(settings) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """The development test clock on, at the real time (core/clock.py)."""
+    settings.TEST_CLOCK = True
+    clock.reset()
+    yield clock
+    clock.reset()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import Api
+from tests.apiclient import Api
 from tidings.accounts import apikeys
 from tidings.audience.models import MailingList
 

@@ -11,10 +11,8 @@ import json
 import openpyxl
 import pytest
 
-from tests.api.conftest import Api
 from tests.audience.conftest import path_of
 from tests.transfer.conftest import prepare, report_rows, run
-from tidings.accounts import apikeys
 from tidings.audience import links, services
 from tidings.audience.models import Contact
 from tidings.transfer import exporter, importer, mapping, writers
@@ -27,13 +25,6 @@ FORMULA = '=HYPERLINK("http://evil.example","x")'
 @pytest.fixture(autouse=True)
 def _transfer_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
     settings.TRANSFER_DIR = tmp_path / "transfer"
-
-
-@pytest.fixture
-def api(client, customer):  # type: ignore[no-untyped-def]
-
-    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
-    return Api(client, key)
 
 
 # --- the rule, through each path -------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.api.conftest import Api
+from tests.apiclient import Api
 from tests.audience.conftest import path_of
 from tidings.accounts import apikeys
 from tidings.audience import attribute_types, links, segments, services, setup

@@ -3,12 +3,10 @@ series of two steps."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.automations.webhook_receiver import Receiver
 from tidings.audience.models import MailingList
 from tidings.automations import services
 from tidings.automations.models import Automation
@@ -47,12 +45,3 @@ def welcome_series(account: Any, mailing_list: MailingList, by: Any, waits=(0, 2
 @pytest.fixture
 def welcome(account, newsletter, customer):  # type: ignore[no-untyped-def]
     return welcome_series(account, newsletter, customer)
-
-
-@pytest.fixture
-def receiver(settings) -> Iterator[Receiver]:  # type: ignore[no-untyped-def]
-    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1"]
-    server = Receiver()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()

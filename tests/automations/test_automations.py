@@ -16,7 +16,6 @@ from tidings.audience.models import MailingList
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment, StepRun
 from tidings.automations.services import AutomationError
-from tidings.core import clock
 from tidings.sending import engine as sending_engine
 from tidings.sending.models import Delivery
 
@@ -147,14 +146,6 @@ def test_bad_input_changes_nothing(account, newsletter, other_customer, customer
     assert Automation.objects.count() == 1 and not automation.steps.exists()
     automation.refresh_from_db()
     assert automation.status == Automation.Status.DRAFT
-
-
-@pytest.fixture
-def test_clock(settings):  # type: ignore[no-untyped-def]
-    settings.TEST_CLOCK = True
-    clock.reset()
-    yield clock
-    clock.reset()
 
 
 def test_a_welcome_series_waits_by_the_test_clock(

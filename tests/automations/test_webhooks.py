@@ -21,7 +21,7 @@ from tidings.audience import restriction
 from tidings.audience import services as audience
 from tidings.automations import engine, services, webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
-from tidings.core import clock, retention
+from tidings.core import retention
 
 W = WebhookMessage.Status
 EVENTS = ["contact.subscribed", "contact.unsubscribed"]
@@ -192,28 +192,23 @@ def test_an_automation_step_done_is_told(account, newsletter, welcome, customer,
 
 
 def test_a_step_done_on_a_moved_test_clock_is_told_all_the_same(
-    account, newsletter, welcome, customer, receiver, settings
+    account, newsletter, welcome, customer, receiver, test_clock
 ):
     # The clock decides what is due; the step's record keeps the real time, which the
     # scan reads (docs/automations.md, "The test clock").
-    settings.TEST_CLOCK = True
-    clock.reset()
-    try:
-        webhooks.create_endpoint(
-            account, url=receiver.url, events=["automation.step_done"], by=customer
-        )
-        services.start(welcome, by=customer)
-        audience.add_contact(account, "ada@example.net", lists=[newsletter])
-        for days in (1, 3):  # the first step, then the second two days after it
-            clock.advance(timedelta(days=days))
-            engine.run()
-        real = timezone.now() + timedelta(seconds=1)
-        webhooks.scan(real)
-        webhooks.deliver_due(real)
-        steps = sorted(json.loads(body)["data"]["step"] for _, _, body in receiver.requests)
-        assert steps == [1, 2]
-    finally:
-        clock.reset()
+    webhooks.create_endpoint(
+        account, url=receiver.url, events=["automation.step_done"], by=customer
+    )
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    for days in (1, 3):  # the first step, then the second two days after it
+        test_clock.advance(timedelta(days=days))
+        engine.run()
+    real = timezone.now() + timedelta(seconds=1)
+    webhooks.scan(real)
+    webhooks.deliver_due(real)
+    steps = sorted(json.loads(body)["data"]["step"] for _, _, body in receiver.requests)
+    assert steps == [1, 2]
 
 
 @pytest.mark.promise("P12")

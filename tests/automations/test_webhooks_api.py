@@ -10,27 +10,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.api.conftest import Api
 from tests.automations.webhook_receiver import Receiver, verify
-from tidings.accounts import apikeys
 from tidings.audience import services as audience
 from tidings.automations import webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
 from tidings.staff.models import AuditEvent
 
 EVENTS = ["contact.subscribed", "contact.updated"]
-
-
-@pytest.fixture
-def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
-    return Api(client, key)
-
-
-@pytest.fixture
-def other_api(client, other_customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(other_customer.account, name="theirs", by=other_customer)
-    return Api(client, key)
 
 
 def test_an_endpoint_is_added_read_changed_rotated_and_deleted(api, receiver: Receiver):

@@ -15,14 +15,6 @@ from tidings import cli
 from tidings.core import clock
 
 
-@pytest.fixture
-def test_clock(settings):  # type: ignore[no-untyped-def]
-    settings.TEST_CLOCK = True
-    clock.reset()
-    yield clock
-    clock.reset()
-
-
 def _start(env: dict[str, str], tmp_path) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TIDINGS_", "DATABASE_URL"))}
     return subprocess.run(

@@ -14,9 +14,7 @@ import xlwt
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.api.conftest import Api
 from tests.transfer.conftest import prepare, run, upload
-from tidings.accounts import apikeys
 from tidings.audience.models import Contact
 from tidings.transfer import services
 from tidings.transfer.models import ImportJob
@@ -87,12 +85,6 @@ def _lying(data: bytes, member: str, declared: int) -> bytes:
             struct.pack_into("<L", out, at + 24, declared)
             return bytes(out)
         at += 4
-
-
-@pytest.fixture
-def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
-    return Api(client, key)
 
 
 @pytest.fixture

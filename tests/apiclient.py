@@ -1,13 +1,10 @@
-"""An API client with an account's key, for the HTTP API tests."""
+"""An HTTP API client with an account's key, for the tests that call the API."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-import pytest
-
-from tidings.accounts import apikeys
 from tidings.transfer import services
 
 
@@ -39,15 +36,3 @@ class Api:
         assert response.json()["status"] == "analysing"
         services.analyse_upload(response.json()["id"])
         return self("get", f"/imports/{response.json()['id']}").json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def api(client, customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(customer.account, name="tests", by=customer)
-    return Api(client, key)
-
-
-@pytest.fixture
-def other_api(client, other_customer) -> Api:  # type: ignore[no-untyped-def]
-    _, key = apikeys.create_api_key(other_customer.account, name="theirs", by=other_customer)
-    return Api(client, key)
