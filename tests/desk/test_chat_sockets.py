@@ -10,6 +10,7 @@ the in-memory one, and Redis's where a test says so."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -61,8 +62,26 @@ def layer(request, settings) -> str:  # type: ignore[no-untyped-def]
     return str(request.param)
 
 
+# The sockets the running test opened, each disconnected before its event loop closes.
+_opened: list[WebsocketCommunicator] = []
+
+
 def run(test: Callable[[], Awaitable[None]]) -> None:
-    async_to_sync(test)()
+    """Run a test's coroutine, then disconnect every socket it opened and left open,
+    refused ones included: a refused consumer still waits for its disconnect, and a
+    consumer left to be cancelled when the loop closes can hang it in Redis's layer
+    (seen under load: the tampered-token test never returned)."""
+
+    async def whole() -> None:
+        try:
+            await test()
+        finally:
+            while _opened:
+                communicator = _opened.pop()
+                with contextlib.suppress(Exception):
+                    await communicator.disconnect(timeout=5)
+
+    async_to_sync(whole)()
 
 
 def cookie_of(client: Client) -> str:
@@ -76,7 +95,8 @@ async def socket(
     if cookie:
         headers.append((b"cookie", cookie.encode()))
     communicator = WebsocketCommunicator(application, path, headers=headers)
-    connected, _code = await communicator.connect()
+    _opened.append(communicator)
+    connected, _code = await communicator.connect(timeout=5)
     return communicator, connected
 
 
