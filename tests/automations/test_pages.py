@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
-from tidings.automations import engine
+from tidings.automations import engine, services
 from tidings.automations.models import Automation, Step
 
 STEP = {
@@ -171,3 +171,24 @@ def test_only_a_paused_automation_is_resumed_on_the_page_as_in_the_api(
     logged_in.post(action, {"action": "resume"})
     welcome.refresh_from_db()
     assert welcome.status == Automation.Status.ACTIVE
+
+
+def test_the_whole_step_form_as_a_browser_posts_it_adds_the_chosen_kind(
+    logged_in, account, newsletter
+):
+    """A browser without the page's script sends every kind's fields (those of the
+    other kinds empty or at their initial value): only the chosen kind's are read."""
+    automation = services.create_automation(
+        account, name="Series", mailing_list=newsletter, by=None
+    )
+    page = reverse("automations:detail", args=[automation.uuid])
+    form = {
+        "op": "add", "kind": "wait", "before": "", "wait_days": "1", "subject": "",
+        "from_name": "", "from_email": "owner@example.com", "body": "", "wait_amount": "2",
+        "wait_unit": "hours", "wait_weekday": "", "wait_time": "", "test": "", "key": "",
+        "value": "", "about": "", "otherwise": "", "tag": "", "target_list": "",
+    }  # fmt: skip
+    answer = logged_in.post(page, form)
+    assert answer.status_code == 302, answer.content.decode()
+    step = Step.objects.get(automation=automation)
+    assert (step.kind, step.wait_amount, step.wait_unit) == ("wait", 2, "hours")

@@ -319,6 +319,29 @@ def test_a_winner_that_is_not_significant_is_still_sent_by_the_rule_and_says_so(
     assert len(mailbox) == 40
 
 
+@pytest.mark.parametrize("opens", [0, 2])
+def test_level_variants_are_said_level_not_a_winner(
+    client, account, newsletter, campaign, customer, mailbox, opens
+):
+    """The same rate (none opened yet, or two each) names no winner on the page; the
+    rule, decided now, would send the first."""
+    sending.set_tracking(account, "contact")
+    add_contacts(account, newsletter, 40)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=50, metric="opens", wait_hours=1, by=customer
+    )
+    splittests.start_test(test, by=customer)
+    a, b = (v.campaign for v in test.variants.order_by("label"))
+    _open(a, opens)
+    _open(b, opens)
+    report = splittests.report(test)
+    assert "did best" not in report.verdict
+    assert report.verdict.startswith("Variants A, B are level")
+    client.force_login(customer)
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    assert "are level: nothing tells them apart yet" in page and "did best" not in page
+
+
 # --- what may be counted (P26), for every kind ----------------------------------------------
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 from django import forms
 from django.utils import timezone
-from django.utils.text import format_lazy
+from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
@@ -29,7 +29,56 @@ if TYPE_CHECKING:
 WEEKDAYS = [("", "—"), *((str(n), name) for n, name in enumerate(WEEKDAY_NAMES))]
 
 
-class TriggerForm(forms.Form):
+class Group:
+    """The fields some choices use (a trigger's, a step kind's), shown under their
+    names, each field once (adding and removing a tag share theirs): the page shows only
+    the chosen one's (automations/grouped.js), and all of them without JavaScript."""
+
+    def __init__(self, value: str, label: StrOrPromise, fields: list[forms.BoundField]) -> None:
+        self.values, self.label, self.fields = [value], capfirst(str(label)), fields
+
+    @property
+    def choices(self) -> str:
+        return " ".join(self.values)
+
+
+class Grouped:
+    """A form whose fields depend on one choice: `switch` names the choosing field,
+    `common` the fields every choice uses (before the groups), `after` those after."""
+
+    switch: str
+    common: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    @property
+    def switch_name(self) -> str:
+        """The choosing field's name in the page (with the form's prefix)."""
+        return self[self.switch].html_name  # type: ignore[index,no-any-return]
+
+    def common_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.common]  # type: ignore[index]
+
+    def after_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.after]  # type: ignore[index]
+
+
+def _groups(
+    form: forms.Form, choices: list[tuple[str, StrOrPromise]], fields: dict[Any, tuple[str, ...]]
+) -> list[Group]:
+    groups: dict[tuple[str, ...], Group] = {}
+    for value, label in choices:
+        names = tuple(fields.get(value, ()))
+        if not names:
+            continue
+        if names in groups:
+            groups[names].values.append(value)
+            groups[names].label += " / " + str(label)
+        else:
+            groups[names] = Group(value, label, [form[name] for name in names])
+    return list(groups.values())
+
+
+class TriggerForm(Grouped, forms.Form):
     """The trigger and its settings (each used by its own trigger only)."""
 
     trigger = forms.ChoiceField(
@@ -62,11 +111,26 @@ class TriggerForm(forms.Form):
         help_text=_("Again only after finishing or leaving; otherwise once each."),
     )
 
+    TRIGGER_FIELDS = {
+        Automation.Trigger.JOINED_LIST: (),
+        Automation.Trigger.TAG_ADDED: ("trigger_tag",),
+        Automation.Trigger.DATE: ("date_attribute", "date_yearly", "date_time"),
+        Automation.Trigger.CLICKED: ("trigger_campaign", "trigger_url"),
+        Automation.Trigger.EVENT: ("event_name",),
+    }
+    # The field whose value chooses the group shown, and the fields every choice uses.
+    switch = "trigger"
+    common = ("trigger",)
+    after = ("reentry",)
+
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["trigger_campaign"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Campaign.objects.filter(account=account).order_by("-created_at")
+
+    def groups(self) -> list[Group]:
+        return _groups(self, Automation.Trigger.choices, self.TRIGGER_FIELDS)
 
     def settings(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
@@ -81,12 +145,15 @@ class TriggerForm(forms.Form):
 class AutomationForm(TriggerForm):
     name = forms.CharField(label=_("Name"), max_length=200)
     mailing_list = forms.ModelChoiceField(
-        label=_("Contacts enter when they subscribe to"),
+        label=_("List"),
         queryset=MailingList.objects.none(),
         empty_label=None,
-        help_text=_("Whatever the trigger, its messages go to this list's subscribers."),
+        help_text=_(
+            "Its subscribers enter by the trigger below, and its messages go to them only."
+        ),
     )
     field_order = ["name", "mailing_list"]
+    common = ("name", "mailing_list", "trigger")
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
         super().__init__(*args, account=account, **kwargs)
@@ -99,7 +166,7 @@ def _step_label(step: Step) -> str:
     return str(_("Step %(n)s") % {"n": step.position + 1})
 
 
-class StepForm(forms.Form):
+class StepForm(Grouped, forms.Form):
     """A step to add (at the end, or before another) or to change: the fields of its
     kind are read, the others left empty."""
 
@@ -168,6 +235,13 @@ class StepForm(forms.Form):
         Step.Kind.REMOVE_FROM_LIST: ("target_list",),
         Step.Kind.LEAVE: (),
     }
+
+    switch = "kind"
+    common = ("kind", "before")
+    after = ()
+
+    def groups(self) -> list[Group]:
+        return _groups(self, Step.Kind.choices, self.KIND_FIELDS)
 
     def __init__(self, *args: Any, automation: Automation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -431,6 +431,14 @@ def _tracking_note(test: SplitTest, *, asked: bool, per_contact: bool, objected:
 def _verdict(figures: list[VariantFigures], best: str | None, *, per_contact: bool) -> str:
     if best is None or not any(f.counted for f in figures):
         return _("Nothing to compare yet.")
+    top = next(f for f in figures if f.best)
+    level = [f.label for f in figures if f.rate is not None and f.rate == top.rate]
+    if len(level) > 1:
+        # Not "A did best" when nothing tells them apart (0 % each, say).
+        return _(
+            "Variants %(labels)s are level: nothing tells them apart yet. Decided now, "
+            "the first of them, %(label)s, would be sent."
+        ) % {"labels": ", ".join(level), "label": level[0]}
     if not per_contact:
         return _(
             "Variant %(label)s has the most events per message; whether that is more than "

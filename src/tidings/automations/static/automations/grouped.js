@@ -1,0 +1,19 @@
+// A form's fields that depend on one choice (a trigger, a step's kind): only the chosen
+// one's fieldset shows, and the others are disabled, so only its fields are sent.
+// Without this script every fieldset shows, each under its name, and the server reads
+// only the chosen one's.
+(function () {
+  document.querySelectorAll(".grouped[data-switch]").forEach(function (form) {
+    var choice = form.querySelector('[name="' + form.dataset.switch + '"]');
+    if (!choice) { return; }
+    function show() {
+      form.querySelectorAll("fieldset[data-choices]").forEach(function (fieldset) {
+        var chosen = fieldset.dataset.choices.split(" ").indexOf(choice.value) !== -1;
+        fieldset.hidden = !chosen;
+        fieldset.disabled = !chosen;
+      });
+    }
+    choice.addEventListener("change", show);
+    show();
+  });
+})();
