@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -53,7 +54,7 @@ class Grouped:
     @property
     def switch_name(self) -> str:
         """The choosing field's name in the page (with the form's prefix)."""
-        return self[self.switch].html_name  # type: ignore[index,no-any-return]
+        return self[self.switch].html_name  # type: ignore[index]
 
     def common_fields(self) -> list[forms.BoundField]:
         return [self[name] for name in self.common]  # type: ignore[index]
@@ -63,7 +64,9 @@ class Grouped:
 
 
 def _groups(
-    form: forms.Form, choices: list[tuple[str, StrOrPromise]], fields: dict[Any, tuple[str, ...]]
+    form: forms.Form,
+    choices: Sequence[tuple[str, StrOrPromise]],
+    fields: dict[Any, tuple[str, ...]],
 ) -> list[Group]:
     groups: dict[tuple[str, ...], Group] = {}
     for value, label in choices:
@@ -120,8 +123,8 @@ class TriggerForm(Grouped, forms.Form):
     }
     # The field whose value chooses the group shown, and the fields every choice uses.
     switch = "trigger"
-    common = ("trigger",)
-    after = ("reentry",)
+    common: tuple[str, ...] = ("trigger",)
+    after: tuple[str, ...] = ("reentry",)
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -237,8 +240,8 @@ class StepForm(Grouped, forms.Form):
     }
 
     switch = "kind"
-    common = ("kind", "before")
-    after = ()
+    common: tuple[str, ...] = ("kind", "before")
+    after: tuple[str, ...] = ()
 
     def groups(self) -> list[Group]:
         return _groups(self, Step.Kind.choices, self.KIND_FIELDS)
