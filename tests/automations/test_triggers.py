@@ -189,6 +189,24 @@ def test_an_event_enters_the_automations_listening_once_per_id(
 
 
 @pytest.mark.promise("P21")
+def test_an_event_answers_only_the_automations_the_contact_enters(account, newsletter, customer):
+    """The API's answer goes by the scheduler's rule of entry: not for a contact who
+    unsubscribed, nor one off the list, nor one in it already (no re-entry)."""
+    build(account, newsletter, customer, T.EVENT, event_name="order.paid")
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    off = audience.add_contact(account, "off@example.net")
+    gone = audience.add_contact(account, "gone@example.net", lists=[newsletter])
+    audience.unsubscribe(gone, newsletter)
+    paid = {"name": "order.paid"}
+    assert services.record_event(account, contact=off, client_id="e-1", **paid) == (True, 0)
+    assert services.record_event(account, contact=gone, client_id="e-2", **paid) == (True, 0)
+    assert services.record_event(account, contact=ada, client_id="e-3", **paid) == (True, 1)
+    assert engine.run(timezone.now()).entered == 1
+    assert services.record_event(account, contact=ada, client_id="e-4", **paid) == (True, 0)
+    assert list(Enrolment.objects.values_list("contact__email", flat=True)) == ["ada@example.net"]
+
+
+@pytest.mark.promise("P21")
 def test_leaving_at_once_holds_for_every_trigger_and_a_paused_automation(
     account, newsletter, customer, mailbox
 ):

@@ -43,6 +43,7 @@ from tidings.audience import bulk
 from tidings.audience.mailability import contacts_q, mailable_ids
 from tidings.audience.models import Contact, Subscription
 from tidings.automations import services
+from tidings.automations.entry import entering
 from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, StepRun
 from tidings.automations.timing import account_zone, contact_zone, due_on_arrival
 from tidings.billing import credits
@@ -84,9 +85,9 @@ def _steps(automation_id: int) -> list[Step]:
 
 
 def admit(automation: Automation, arrivals: Iterable[tuple[int, datetime]], at: datetime) -> int:
-    """Enter these (contact, when) into the automation: subscribers of its list who may
-    be mailed, once each, or again (a new round) after finishing or leaving when it
-    allows re-entry. Returns how many entered."""
+    """Enter these (contact, when) into the automation, as `entry.entering` says who:
+    subscribers of its list who may be mailed, once each, or again (a new round) after
+    finishing or leaving when it allows re-entry. Returns how many entered."""
     steps = _steps(automation.pk)
     if not steps:
         return 0
@@ -97,32 +98,24 @@ def admit(automation: Automation, arrivals: Iterable[tuple[int, datetime]], at: 
         when.setdefault(contact_id, moment)
     if not when:
         return 0
-    may = mailable_ids(Purpose.MARKETING, list(when), [automation.mailing_list_id])
-    existing = {
-        e.contact_id: e
-        for e in Enrolment.objects.filter(automation=automation, contact_id__in=list(may))
-    }
-    fresh, again = [], []
-    for contact_id in sorted(may):
-        moment = when[contact_id]
-        enrolment = existing.get(contact_id)
-        if enrolment is None:
-            fresh.append(
-                Enrolment(
-                    automation=automation,
-                    contact_id=contact_id,
-                    step=first,
-                    arrived_at=moment,
-                    entered_at=moment,
-                    due_at=due_on_arrival(first, moment, zone),
-                )
-            )
-        elif automation.reentry and enrolment.status != E.ACTIVE and enrolment.entered_at < moment:
-            enrolment.status, enrolment.step, enrolment.left_at = E.ACTIVE, first, None
-            enrolment.round += 1
-            enrolment.entered_at = enrolment.arrived_at = moment
-            enrolment.due_at = due_on_arrival(first, moment, zone)
-            again.append(enrolment)
+    first_time, again = entering(automation, when)
+    fresh = [
+        Enrolment(
+            automation=automation,
+            contact_id=contact_id,
+            step=first,
+            arrived_at=when[contact_id],
+            entered_at=when[contact_id],
+            due_at=due_on_arrival(first, when[contact_id], zone),
+        )
+        for contact_id in first_time
+    ]
+    for enrolment in again:
+        moment = when[enrolment.contact_id]
+        enrolment.status, enrolment.step, enrolment.left_at = E.ACTIVE, first, None
+        enrolment.round += 1
+        enrolment.entered_at = enrolment.arrived_at = moment
+        enrolment.due_at = due_on_arrival(first, moment, zone)
     Enrolment.objects.bulk_create(fresh, batch_size=1000, ignore_conflicts=True)
     fields = ["status", "step", "left_at", "round", "entered_at", "arrived_at", "due_at"]
     Enrolment.objects.bulk_update(again, fields, batch_size=1000)

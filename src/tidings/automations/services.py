@@ -21,6 +21,7 @@ from tidings.accounts.models import Account
 from tidings.audience.models import Contact, MailingList
 from tidings.audience.services import clean_tags
 from tidings.automations import timing
+from tidings.automations.entry import entering
 from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, TriggerEvent
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
@@ -413,7 +414,9 @@ def record_event(
     """An event posted to the API for `contact`: the automations listening to it (the
     one given, or every one of the account whose event name is `name`) enter the contact
     at their next pass. Idempotent by `client_id`: the same id again changes nothing.
-    Returns (new, how many automations it was queued for)."""
+    Returns (new, how many of those automations the contact enters, as things stand:
+    `entry.entering`, the scheduler's rule; none for a contact who may not be mailed,
+    is not on the list, or is in it already)."""
     client_id = (client_id or "").strip()
     if not client_id or len(client_id) > 100:
         raise AutomationError(_("Give the event an id of at most 100 characters."))
@@ -445,7 +448,11 @@ def record_event(
             )
     except IntegrityError:
         return False, 0
-    return True, len(ids)
+    now = clock.now()
+    entering_now = [
+        a for a in Automation.objects.filter(pk__in=ids) if any(entering(a, {contact.pk: now}))
+    ]
+    return True, len(entering_now)
 
 
 # Checklist lines that do not hold for a step's message: its contacts come later (an

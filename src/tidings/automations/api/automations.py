@@ -164,7 +164,14 @@ class NamedEventIn(EventIn):
 
 class EventOut(Schema):
     accepted: bool = Field(..., description="False: an event with this id came before.")
-    automations: int = Field(..., description="Automations the contact will enter.")
+    automations: int = Field(
+        ...,
+        description=(
+            "Automations the contact enters at the scheduler's next pass, as things stand: "
+            "none for a contact who may not be mailed, is not on the automation's list, or "
+            "is in it already."
+        ),
+    )
 
 
 # --- helpers -------------------------------------------------------------------------
