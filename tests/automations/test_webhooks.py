@@ -12,6 +12,7 @@ import json
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -55,6 +56,23 @@ def test_events_reach_the_endpoint_signed_once_each(
     assert not verify("whsec_" + base64.b64encode(b"x" * 24).decode(), *receiver.requests[0][1:])
     log = WebhookMessage.objects.order_by("pk")
     assert [(m.status, m.response_code, m.attempts) for m in log] == [(W.DELIVERED, 200, 1)] * 2
+
+
+def test_a_new_endpoint_is_told_nothing_of_what_happened_before_it(
+    account, customer, newsletter, receiver
+):
+    """The scan looks back over its cursor (rows committed late), never before the
+    endpoint was made: a subscription a minute earlier is not told."""
+    audience.add_contact(account, "before@example.net", lists=[newsletter])
+    later = timezone.now() + timedelta(minutes=1)
+    with time_machine.travel(later, tick=True):
+        endpoint = webhooks.create_endpoint(account, url=receiver.url, events=EVENTS, by=customer)
+        audience.add_contact(account, "after@example.net", lists=[newsletter])
+        now = timezone.now() + timedelta(seconds=1)
+    assert webhooks.scan(now) == 1
+    webhooks.deliver_due(now)
+    assert [b["data"]["contact"]["email"] for b in receiver.bodies()] == ["after@example.net"]
+    assert endpoint.created_at > later - timedelta(seconds=1)
 
 
 def test_failures_are_retried_with_backoff_then_the_endpoint_is_disabled_and_told(

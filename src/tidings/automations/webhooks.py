@@ -210,7 +210,7 @@ def scan(now: datetime | None = None) -> int:
                 next_attempt_at=now,
             )
             for event in webhook_events.events(
-                endpoint.account_id, endpoint.cursor - OVERLAP, now, wanted
+                endpoint.account_id, _since(endpoint), now, wanted
             )
         ]
         with transaction.atomic():
@@ -218,6 +218,12 @@ def scan(now: datetime | None = None) -> int:
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(cursor=now)
         written += len(made)
     return written
+
+
+def _since(endpoint: WebhookEndpoint) -> datetime:
+    """Where a scan of the endpoint starts: its cursor less the overlap, but never
+    before the endpoint was made (what happened before, it is not told)."""
+    return max(endpoint.cursor - OVERLAP, endpoint.created_at)
 
 
 def drop_objected() -> int:
