@@ -209,9 +209,7 @@ def scan(now: datetime | None = None) -> int:
                 },
                 next_attempt_at=now,
             )
-            for event in webhook_events.events(
-                endpoint.account_id, _since(endpoint), now, wanted
-            )
+            for event in webhook_events.events(endpoint.account_id, _since(endpoint), now, wanted)
         ]
         with transaction.atomic():
             made = WebhookMessage.objects.bulk_create(rows, ignore_conflicts=True)
