@@ -21,7 +21,6 @@ from tidings.automations.models import SplitTest
 from tidings.automations.splittests import SplitTestError
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
-from tidings.core import clock
 from tidings.sending import lifecycle, tokens, tracking
 from tidings.sending import services as sending
 from tidings.sending.models import CampaignStat, Delivery
@@ -427,16 +426,8 @@ def test_the_page_creates_a_test_of_send_time_in_the_chosen_time_zone(
     assert "Split the recipients and schedule each time" in page
 
 
-@pytest.fixture
-def moved_clock(settings):  # type: ignore[no-untyped-def]
-    settings.TEST_CLOCK = True
-    clock.reset()
-    yield clock
-    clock.reset()
-
-
 def test_the_decision_job_goes_by_the_clock(
-    moved_clock, account, newsletter, campaign, customer, mailbox
+    test_clock, account, newsletter, campaign, customer, mailbox
 ):
     add_contacts(account, newsletter, 20)
     test = splittests.create_test(
@@ -444,8 +435,30 @@ def test_the_decision_job_goes_by_the_clock(
     )
     splittests.start_test(test, by=customer)
     assert splittests.decide_due() == 0
-    moved_clock.advance(timedelta(hours=2))
+    test_clock.advance(timedelta(hours=2))
     assert splittests.decide_due() == 0
-    moved_clock.advance(timedelta(hours=1, minutes=1))
+    test_clock.advance(timedelta(hours=1, minutes=1))
     assert splittests.decide_due() == 1
     assert len(mailbox) == 20
+
+
+def test_send_time_parts_start_by_the_clock(
+    test_clock, account, newsletter, campaign, customer, mailbox
+):
+    """Scheduled campaigns, send-time parts among them, start when the test clock
+    reaches their time, as the automations and the decisions do: trying one by hand
+    needs no waiting."""
+    add_contacts(account, newsletter, 4)
+    now = timezone.now()
+    times = [now + timedelta(hours=h) for h in (1, 2)]
+    test = splittests.create_test(
+        campaign, kind="send_time", send_times=times, metric="opens", by=customer
+    )
+    splittests.start_test(test, by=customer)
+    first, second = (v.campaign for v in test.variants.order_by("label"))
+    assert lifecycle.start_due_campaigns() == []
+    test_clock.advance(timedelta(hours=1, minutes=1))
+    assert lifecycle.start_due_campaigns() == [first.pk]
+    test_clock.advance(timedelta(hours=1))
+    assert lifecycle.start_due_campaigns() == [second.pk]
+    assert len(mailbox) == 4

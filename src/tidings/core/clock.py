@@ -8,9 +8,10 @@ offset is kept in the shared cache: the database's on the embedded default, Redi
 otherwise), `tidings clock reset` brings it back. Time only moves forward, so nothing
 that was due becomes not due.
 
-What goes by this clock: the automations' scheduler and the A/B tests' decisions
-(docs/automations.md). Everything else (sessions, tokens, audit times, retention) keeps
-the real time, so a moved clock never expires a login or erases data early.
+What goes by this clock: the automations' scheduler, the A/B tests' decisions and the
+start of scheduled campaigns (send-time variants among them; docs/automations.md).
+Everything else (sessions, tokens, audit times, retention) keeps the real time, so a
+moved clock never expires a login or erases data early.
 """
 
 from __future__ import annotations

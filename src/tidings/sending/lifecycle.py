@@ -22,7 +22,7 @@ from tidings.accounts.mailability import account_users
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
 from tidings.campaigns.rendering import TemplateError, check
-from tidings.core import jobs
+from tidings.core import clock, jobs
 from tidings.core.mail import Purpose, send_templated
 from tidings.sending import checklist
 from tidings.sending.dispatcher import DISPATCH, MATERIALISE, dispatch
@@ -385,8 +385,9 @@ def resend_unknown(campaign: Campaign) -> int:
 
 
 def start_due_campaigns(now: datetime | None = None) -> list[int]:
-    """Start every scheduled campaign whose time has come (beat, every minute)."""
-    now = now or timezone.now()
+    """Start every scheduled campaign whose time has come (beat, every minute), by the
+    schedulers' clock (`core.clock`: the real time, or a development test clock)."""
+    now = now or clock.now()
     started = []
     for campaign in Campaign.objects.filter(status=S.SCHEDULED, scheduled_at__lte=now):
         try:
