@@ -7,12 +7,15 @@ them itself. Real Redis and PostgreSQL (or SQLite) throughout."""
 from __future__ import annotations
 
 import pytest
+from celery import Celery
 from django.urls import reverse
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
+from tidings.celery import app as tidings_app
+from tidings.celery import leave_out_what_cannot_run
 from tidings.sending import services, tokens, tracking
 from tidings.sending.limits import shared_redis
 from tidings.sending.models import CampaignStat, Delivery, LinkClick, TrackingEvent
@@ -226,3 +229,16 @@ def test_without_redis_the_request_writes_the_event_itself(client, account, sent
     assert tracking.drain() == 0
     Campaign.objects.filter(pk=campaign.pk).delete()
     assert client.get(click_link(campaign.pk, None)).status_code == 410
+
+
+@pytest.mark.parametrize("redis", [True, False])
+def test_beat_drains_the_stream_only_where_there_can_be_one(settings, redis):
+    """With Redis, beat drains the stream every five seconds; without it (the embedded
+    default) there is none, and the drain is left out of beat's schedule."""
+    settings.REDIS_URL = "redis://127.0.0.1:6379/0" if redis else ""
+    app = Celery("schedule-under-test")
+    app.conf.beat_schedule = dict(tidings_app.conf.beat_schedule)
+    leave_out_what_cannot_run(app)
+    tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
+    assert ("tidings.sending.tasks.record_tracking_events" in tasks) is redis
+    assert "tidings.sending.tasks.start_due_campaigns" in tasks
