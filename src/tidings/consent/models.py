@@ -143,3 +143,15 @@ class PageView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.path}: {self.count}"
+
+
+class PageViewFlush(models.Model):
+    """A batch of page views moved out of Redis and written (`services.flush_page_views`):
+    written in the same transaction as its counts, so a batch written by a flush killed
+    before it could delete the batch is never written twice. Kept a day."""
+
+    batch = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.batch} {self.at:%Y-%m-%d %H:%M}"
