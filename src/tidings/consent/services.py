@@ -27,6 +27,7 @@ from tidings.consent.models import (
     PageViewFlush,
     ThirdParty,
 )
+from tidings.consent.state import active_third_parties
 from tidings.core.mail import send_templated
 from tidings.core.sharedredis import shared_redis
 
@@ -176,7 +177,10 @@ def _customers_to_notify() -> Iterator[str]:
 
 def upcoming_third_parties(now: datetime | None = None) -> list[ThirdParty]:
     now = now or timezone.now()
-    return list(ThirdParty.objects.filter(active=True, effective_at__gt=now))
+    active = active_third_parties()
+    if active is None:
+        return list(ThirdParty.objects.filter(active=True, effective_at__gt=now))
+    return [p for p in active if p.effective_at > now]
 
 
 # Page views with Redis (PAGE_VIEW_BUFFER): one HINCRBY per view into the live hash, a
