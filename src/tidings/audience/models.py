@@ -11,7 +11,10 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -500,6 +503,25 @@ class AudienceSettings(models.Model):
 
     def __str__(self) -> str:
         return f"audience settings of account {self.account_id}"
+
+
+# The attribute names an account's contacts may edit, read by every preference page:
+# kept in the cache with Redis (services.editable_attributes; the account's settings,
+# nothing personal), forgotten whenever the account's settings row is saved or deleted,
+# at once and again at the commit.
+def editable_attributes_key(account_id: int) -> str:
+    return f"tidings:editable-attributes:{account_id}"
+
+
+def forget_editable_attributes(account_id: int) -> None:
+    key = editable_attributes_key(account_id)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
+
+
+@receiver([post_save, post_delete], sender=AudienceSettings)
+def _audience_settings_written(instance: AudienceSettings, **kwargs: Any) -> None:
+    forget_editable_attributes(instance.account_id)
 
 
 class SuppressedContact(models.Model):
