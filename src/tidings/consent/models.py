@@ -90,7 +90,7 @@ class ThirdPartyQuerySet(models.QuerySet["ThirdParty"]):
         forget_third_parties()
         return super().update(**kwargs)
 
-    def bulk_create(self, *args: Any, **kwargs: Any) -> list[ThirdParty]:
+    def bulk_create(self, *args: Any, **kwargs: Any) -> Any:
         forget_third_parties()
         return super().bulk_create(*args, **kwargs)
 

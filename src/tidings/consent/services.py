@@ -245,18 +245,22 @@ def flush_page_views() -> int:
         _MOVE_ASIDE, 3, PAGE_VIEWS, f"{PAGE_VIEW_BATCH}{uuid.uuid4().hex}", PAGE_VIEW_BATCHES
     )
     written = 0
-    for key in sorted(buffer.smembers(PAGE_VIEW_BATCHES)):  # type: ignore[union-attr]
-        written += write_page_view_batch(buffer, key.decode())
+    for key in sorted(_text(k) for k in buffer.smembers(PAGE_VIEW_BATCHES)):
+        written += write_page_view_batch(buffer, key)
     PageViewFlush.objects.filter(
         at__lt=timezone.now() - timedelta(days=PAGE_VIEW_MARK_DAYS)
     ).delete()
     return written
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def read_page_view_batch(buffer: redis.Redis, key: str) -> Counter[tuple[date, str]]:
     counts: Counter[tuple[date, str]] = Counter()
-    for field, n in buffer.hgetall(key).items():  # type: ignore[union-attr]
-        day, _, path = field.decode().partition(" ")
+    for field, n in buffer.hgetall(key).items():
+        day, _, path = _text(field).partition(" ")
         try:
             counts[(date.fromisoformat(day), path)] += int(n)
         except ValueError:
