@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+import redis
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -155,3 +156,23 @@ def test_without_redis_each_view_is_written_in_its_request(client, db, settings)
     services.count_page_view("/", day=DAY)
     assert counts() == {(DAY, "/"): 2}
     assert services.flush_page_views() == 0
+
+
+@pytest.mark.promise("P26")
+def test_with_redis_away_a_view_is_written_in_its_request(db, buffered, monkeypatch):
+    def away(*args: Any) -> None:
+        raise redis.ConnectionError("Redis is away")
+
+    monkeypatch.setattr(buffered, "hincrby", away)
+    services.count_page_view("/", day=DAY)
+    assert counts() == {(DAY, "/"): 1}
+
+
+@pytest.mark.promise("P26")
+def test_views_counted_before_the_buffer_was_turned_off_are_still_written(db, buffered, settings):
+    services.count_page_view("/", day=DAY)
+    settings.PAGE_VIEW_BUFFER = False
+    services.count_page_view("/", day=DAY)
+    assert counts() == {(DAY, "/"): 1}
+    assert services.flush_page_views() == 1
+    assert counts() == {(DAY, "/"): 2}

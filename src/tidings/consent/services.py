@@ -214,8 +214,11 @@ def count_page_view(path: str, day: date | None = None) -> None:
     path = path[:500]
     buffer = _page_view_buffer()
     if buffer is not None:
-        buffer.hincrby(PAGE_VIEWS, f"{day.isoformat()} {path}", 1)
-        return
+        try:
+            buffer.hincrby(PAGE_VIEWS, f"{day.isoformat()} {path}", 1)
+            return
+        except redis.RedisError:
+            pass  # Redis is away: the page is not refused for its counter, written here
     _add_page_views({(day, path): 1})
 
 
@@ -237,8 +240,9 @@ def flush_page_views() -> int:
     """Write the page views counted in Redis, exactly once: the live hash is moved aside
     as a new batch, then every batch not yet deleted is written (with its mark, in one
     transaction) and deleted. Safe to run at any time, at once with another, and to kill
-    at any point. Returns the views written."""
-    buffer = _page_view_buffer()
+    at any point. Returns the views written. With Redis it runs even when the buffer has
+    been turned off since: what it held is written."""
+    buffer = shared_redis()
     if buffer is None:
         return 0
     buffer.eval(
