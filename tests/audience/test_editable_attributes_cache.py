@@ -6,6 +6,8 @@ web load)."""
 from __future__ import annotations
 
 import pytest
+import redis
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -101,3 +103,16 @@ def test_one_accounts_names_are_not_anothers(account, other_customer):
     setup.set_editable_attributes(account, ["city"])
     assert editable(account) == ["city"]
     assert editable(other_account) == []
+
+
+def test_with_redis_away_the_page_reads_the_database_and_saves_go_on(account, monkeypatch):
+    setup.set_editable_attributes(account, ["city"])
+    assert editable(account) == ["city"]
+
+    def away(*args: object, **kwargs: object) -> None:
+        raise redis.ConnectionError("Redis is away")
+
+    for name in ("get", "set", "delete"):
+        monkeypatch.setattr(cache, name, away)
+    setup.set_editable_attributes(account, ["plan"])
+    assert editable(account) == ["plan"]

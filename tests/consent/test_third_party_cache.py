@@ -8,6 +8,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+import redis
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -147,3 +149,13 @@ def test_a_party_takes_effect_at_its_date_while_kept(known, settings):
     assert [p.name for p in upcoming_third_parties()] == ["Coming"]
     later = timezone.now() + dt.timedelta(days=2)
     assert [p.name for p in effective_third_parties(later)] == ["Example Analytics", "Coming"]
+
+
+def test_with_redis_away_pages_read_the_database_and_writes_go_on(known, monkeypatch):
+    def away(*args: Any, **kwargs: Any) -> None:
+        raise redis.ConnectionError("Redis is away")
+
+    monkeypatch.setattr(cache, "get", away)
+    monkeypatch.setattr(cache, "delete", away)
+    set_third_party_active(known, active=False)
+    assert names() == []

@@ -7,10 +7,12 @@ processor. Every row belongs to exactly one account, and every query starts from
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import redis
 from django.core.cache import cache
 from django.db import models, transaction
 from django.db.models.signals import post_delete, post_save
@@ -515,8 +517,15 @@ def editable_attributes_key(account_id: int) -> str:
 
 def forget_editable_attributes(account_id: int) -> None:
     key = editable_attributes_key(account_id)
-    cache.delete(key)
-    transaction.on_commit(lambda: cache.delete(key))
+    _forget(key)
+    transaction.on_commit(lambda: _forget(key))
+
+
+def _forget(key: str) -> None:
+    # With Redis away nothing is read from it (services.editable_attributes) and a save
+    # goes on; what it kept is forgotten at its expiry at the latest.
+    with contextlib.suppress(redis.RedisError):
+        cache.delete(key)
 
 
 @receiver([post_save, post_delete], sender=AudienceSettings)

@@ -6,11 +6,13 @@ never touch another tenant's rows by passing an id.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -548,8 +550,11 @@ def editable_attributes(account: Account) -> list[str]:
     """The attribute names the account's contacts may edit on their preference page;
     with Redis kept in the cache (a cache in the database is a statement too)."""
     key = editable_attributes_key(account.pk) if settings.REDIS_URL else None
-    if key is not None and (kept := cache.get(key)) is not None:
-        return list(kept)
+    try:
+        if key is not None and (kept := cache.get(key)) is not None:
+            return list(kept)
+    except redis.RedisError:
+        key = None  # Redis is away: read from the database, as without it
     row = (
         AudienceSettings.objects.filter(account_id=account.pk)
         .values_list("editable_attributes", flat=True)
@@ -557,7 +562,8 @@ def editable_attributes(account: Account) -> list[str]:
     )
     found = list(row) if row else []
     if key is not None:
-        cache.set(key, found, EDITABLE_ATTRIBUTES_SECONDS)
+        with contextlib.suppress(redis.RedisError):
+            cache.set(key, found, EDITABLE_ATTRIBUTES_SECONDS)
     return found
 
 

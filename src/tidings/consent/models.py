@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -79,8 +81,15 @@ THIRD_PARTIES_KEY = "tidings:third-parties"
 
 
 def forget_third_parties() -> None:
-    cache.delete(THIRD_PARTIES_KEY)
-    transaction.on_commit(lambda: cache.delete(THIRD_PARTIES_KEY))
+    _forget(THIRD_PARTIES_KEY)
+    transaction.on_commit(lambda: _forget(THIRD_PARTIES_KEY))
+
+
+def _forget(key: str) -> None:
+    # With Redis away nothing is read from it (consent.state) and a write goes on; what
+    # it kept is forgotten at its expiry at the latest.
+    with contextlib.suppress(redis.RedisError):
+        cache.delete(key)
 
 
 class ThirdPartyQuerySet(models.QuerySet["ThirdParty"]):

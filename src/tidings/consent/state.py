@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
@@ -37,10 +38,13 @@ def active_third_parties() -> list[ThirdParty] | None:
     cache in the database is a statement too: None without it). Nothing personal."""
     if not settings.REDIS_URL:
         return None
-    kept = cache.get(THIRD_PARTIES_KEY)
-    if kept is None:
-        kept = list(ThirdParty.objects.filter(active=True))
-        cache.set(THIRD_PARTIES_KEY, kept, THIRD_PARTIES_SECONDS)
+    try:
+        kept = cache.get(THIRD_PARTIES_KEY)
+        if kept is None:
+            kept = list(ThirdParty.objects.filter(active=True))
+            cache.set(THIRD_PARTIES_KEY, kept, THIRD_PARTIES_SECONDS)
+    except redis.RedisError:
+        return None  # Redis is away: every page reads the database, as without it
     return list(kept)
 
 
