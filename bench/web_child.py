@@ -2,7 +2,8 @@
 Django is configured on the bench database (with bench/web_settings.py, from the
 environment the parent gives) before anything of Tidings is imported.
 
-    python bench/web_child.py setup N | drain | recorded CAMPAIGN ACCOUNT | costs N < paths.json
+    python bench/web_child.py setup N | drain | recorded CAMPAIGN ACCOUNT FORM_PATH
+                              | costs N < paths.json
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from tidings.accounts.models import Account  # noqa: E402
 from tidings.audience import links  # noqa: E402
 from tidings.audience.models import Contact, MailingList, Subscription, SubscriptionForm  # noqa: E402
 from tidings.campaigns.models import Campaign  # noqa: E402
+from tidings.consent import services as consent  # noqa: E402
+from tidings.consent.models import PageView  # noqa: E402
 from tidings.sending import tokens, tracking  # noqa: E402
 from tidings.sending.limits import shared_redis  # noqa: E402
 from tidings.sending.models import CampaignStat, Delivery, SendingSettings, TrackingEvent  # noqa: E402
@@ -50,6 +53,9 @@ def setup(n: int) -> dict:
     # Opens and clicks of an earlier run still queued are not this run's.
     if (stream := shared_redis()) is not None:
         stream.delete(tracking.STREAM)
+        # Page views of an earlier run still in Redis are not this run's either.
+        batches = [key.decode() for key in stream.smembers(consent.PAGE_VIEW_BATCHES)]  # type: ignore[union-attr]
+        stream.delete(consent.PAGE_VIEWS, consent.PAGE_VIEW_BATCHES, *batches)
     now = timezone.now()
     account = Account.objects.create(name="Bench web")
     SendingSettings.objects.create(account=account, postal_address="1 Bench Street, 1000 City")
@@ -129,8 +135,13 @@ def drain() -> dict:
     }
 
 
-def recorded(campaign_id: int, account_id: int) -> dict:
-    """What the database holds after the run: the events each endpoint records."""
+def recorded(campaign_id: int, account_id: int, form_path: str) -> dict:
+    """What the database holds after the run: the events each endpoint records, and the
+    page views (once those counted in Redis are written, as the worker's task does)."""
+    consent.flush_page_views()
+
+    def views(path: str) -> int:
+        return PageView.objects.filter(path=path).aggregate(n=Sum("count"))["n"] or 0
 
     def stat(kind: str) -> int:
         counted = CampaignStat.objects.filter(campaign_id=campaign_id, kind=kind).aggregate(
@@ -146,6 +157,8 @@ def recorded(campaign_id: int, account_id: int) -> dict:
         "unsubscribe": contacts.filter(status="unsubscribed").count(),
         "unsubscribe_counted": stat("unsubscribe"),
         "form_post": contacts.filter(source="form").count(),
+        "page_views_preferences": views("/p/<str:token>/"),
+        "page_views_form": views(form_path),
     }
 
 
@@ -161,7 +174,7 @@ def costs(paths: dict, n: int) -> dict:
         "one-click unsubscribe (POST)": lambda i: client.post(
             paths["unsubscribe"][n + i], {"List-Unsubscribe": "One-Click"}
         ),
-        "preference page": lambda i: client.get(paths["preferences"][n + i]),
+        "preference page": lambda i: client.get(paths["preferences"][n + COST_SAMPLES + 2 + i]),
         "hosted form (GET)": lambda i: client.get(paths["form"]),
         "hosted form (POST)": lambda i: client.post(
             paths["form"], {**body, "email": f"cost{i}@example.org"}
@@ -170,8 +183,11 @@ def costs(paths: dict, n: int) -> dict:
         "bare view + 1 statement": lambda i: client.get(FLOOR),
     }
     found = {}
-    for name, call in calls.items():
+    # Every endpoint once before any is measured: the first measured no longer pays the
+    # process's own warm-up (its imports, its connections).
+    for call in calls.values():
         call(0)
+    for name, call in calls.items():
         with CaptureQueriesContext(connection) as queries:
             call(1)
         # Now: each request starts by emptying the log the count is read from.
@@ -192,6 +208,6 @@ if __name__ == "__main__":
     elif sys.argv[1] == "drain":
         print(json.dumps(drain()))
     elif sys.argv[1] == "recorded":
-        print(json.dumps(recorded(int(sys.argv[2]), int(sys.argv[3]))))
+        print(json.dumps(recorded(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])))
     else:
         sys.exit(f"unknown step {sys.argv[1]!r}")

@@ -45,3 +45,7 @@ DATABASES["sqlite"] = {  # noqa: F405
 # Opens and clicks are written in the request, as without Redis: the tests of the stream
 # (tests/sending/test_tracking_stream.py) turn it on themselves.
 SENDING = {**SENDING, "tracking_stream": False}  # noqa: F405
+
+# Page views are counted in the request, as without Redis: the tests of the buffer
+# (tests/consent/test_page_view_buffer.py) turn it on themselves.
+PAGE_VIEW_BUFFER = False

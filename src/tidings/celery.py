@@ -23,6 +23,8 @@ app.conf.beat_schedule = {
         "task": "tidings.sending.tasks.record_tracking_events",
         "schedule": 5.0,
     },
+    # Our own page views counted in Redis (P26), written exactly once (consent.services).
+    "flush-page-views": {"task": "tidings.consent.tasks.flush_page_views", "schedule": 10.0},
     # Automations: new subscribers enter, the unmailable leave, due steps run.
     "run-automations": {"task": "tidings.automations.tasks.run_automations", "schedule": 60.0},
     # Outgoing webhooks: new events written, due messages sent or retried.

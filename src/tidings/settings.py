@@ -316,6 +316,10 @@ CSRF_COOKIE_SECURE = SECURE
 CSRF_COOKIE_HTTPONLY = True
 # The cookie that remembers a visitor's consent choice (consent.cookies lists them all).
 CONSENT_COOKIE_NAME = "tidings_consent"
+# Our own page views (consent.services, P26): with Redis, each view is one HINCRBY and a
+# worker task writes the counts every few seconds (`flush_page_views`, exactly once);
+# without Redis each view writes its counter in the request (the embedded default).
+PAGE_VIEW_BUFFER = envbool("TIDINGS_PAGE_VIEW_BUFFER", bool(REDIS_URL))
 SECURE_SSL_REDIRECT = SECURE
 SECURE_HSTS_SECONDS = 31536000 if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE

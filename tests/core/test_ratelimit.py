@@ -61,3 +61,19 @@ def test_any_configured_cache_holds_the_counts(settings, backend):
         True,
         False,
     ]
+
+
+def test_with_redis_a_counter_and_its_end_always_expire_with_their_window():
+    """One script creates the counter with its expiry and increments it: no counter is
+    ever left without one (a window ending between two round trips once could)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for _ in range(3):
+        ratelimit.allow("t.expiry", "z", limit=5, seconds=120)
+    item = ratelimit._item(5, 120)
+    key = cache.make_key(item.key_for("t.expiry", ratelimit._key("t.expiry", "z")))
+    assert int(client.get(key)) == 3
+    assert 0 < client.ttl(key) <= 120 and 0 < client.ttl(f"{key}/ends") <= 120
+    # A counter whose window ended is started again, with its expiry.
+    client.delete(key)
+    assert ratelimit.allow("t.expiry", "z", limit=5, seconds=120)
+    assert int(client.get(key)) == 1 and 0 < client.ttl(key) <= 120

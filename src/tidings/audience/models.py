@@ -7,11 +7,16 @@ processor. Every row belongs to exactly one account, and every query starts from
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+import redis
+from django.core.cache import cache
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -500,6 +505,32 @@ class AudienceSettings(models.Model):
 
     def __str__(self) -> str:
         return f"audience settings of account {self.account_id}"
+
+
+# The attribute names an account's contacts may edit, read by every preference page:
+# kept in the cache with Redis (services.editable_attributes; the account's settings,
+# nothing personal), forgotten whenever the account's settings row is saved or deleted,
+# at once and again at the commit.
+def editable_attributes_key(account_id: int) -> str:
+    return f"tidings:editable-attributes:{account_id}"
+
+
+def forget_editable_attributes(account_id: int) -> None:
+    key = editable_attributes_key(account_id)
+    _forget(key)
+    transaction.on_commit(lambda: _forget(key))
+
+
+def _forget(key: str) -> None:
+    # With Redis away nothing is read from it (services.editable_attributes) and a save
+    # goes on; what it kept is forgotten at its expiry at the latest.
+    with contextlib.suppress(redis.RedisError):
+        cache.delete(key)
+
+
+@receiver([post_save, post_delete], sender=AudienceSettings)
+def _audience_settings_written(instance: AudienceSettings, **kwargs: Any) -> None:
+    forget_editable_attributes(instance.account_id)
 
 
 class SuppressedContact(models.Model):

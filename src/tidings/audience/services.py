@@ -6,11 +6,15 @@ never touch another tenant's rows by passing an id.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import redis
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -30,6 +34,7 @@ from tidings.audience.models import (
     MailingList,
     Subscription,
     SuppressedContact,
+    editable_attributes_key,
 )
 from tidings.core import addresses
 from tidings.core.datamap import Contacts
@@ -537,9 +542,29 @@ def record_change(
 # --- Lists, forms and settings -----------------------------------------------------
 
 
+# How long an account's editable attributes are kept at most (a save forgets them).
+EDITABLE_ATTRIBUTES_SECONDS = 300
+
+
 def editable_attributes(account: Account) -> list[str]:
-    row = AudienceSettings.objects.filter(account=account).first()
-    return list(row.editable_attributes) if row else []
+    """The attribute names the account's contacts may edit on their preference page;
+    with Redis kept in the cache (a cache in the database is a statement too)."""
+    key = editable_attributes_key(account.pk) if settings.REDIS_URL else None
+    try:
+        if key is not None and (kept := cache.get(key)) is not None:
+            return list(kept)
+    except redis.RedisError:
+        key = None  # Redis is away: read from the database, as without it
+    row = (
+        AudienceSettings.objects.filter(account_id=account.pk)
+        .values_list("editable_attributes", flat=True)
+        .first()
+    )
+    found = list(row) if row else []
+    if key is not None:
+        with contextlib.suppress(redis.RedisError):
+            cache.set(key, found, EDITABLE_ATTRIBUTES_SECONDS)
+    return found
 
 
 # Contacts read and rewritten at a time when a declaration converts existing values.

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
+import redis
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -68,6 +74,40 @@ class ConsentRecord(models.Model):
         return f"{self.consent_id} {self.given_at:%Y-%m-%d %H:%M}"
 
 
+# The active third parties, read by every page (the cookie banner's version and tags):
+# kept in the cache with Redis (consent.state), forgotten on every write of a party, at
+# once and again at the commit (a page rendered meanwhile may have kept the old rows).
+THIRD_PARTIES_KEY = "tidings:third-parties"
+
+
+def forget_third_parties() -> None:
+    _forget(THIRD_PARTIES_KEY)
+    transaction.on_commit(lambda: _forget(THIRD_PARTIES_KEY))
+
+
+def _forget(key: str) -> None:
+    # With Redis away nothing is read from it (consent.state) and a write goes on; what
+    # it kept is forgotten at its expiry at the latest.
+    with contextlib.suppress(redis.RedisError):
+        cache.delete(key)
+
+
+class ThirdPartyQuerySet(models.QuerySet["ThirdParty"]):
+    """Writes in bulk forget the kept parties too (a save or a delete sends its signal)."""
+
+    def update(self, **kwargs: Any) -> int:
+        forget_third_parties()
+        return super().update(**kwargs)
+
+    def bulk_create(self, *args: Any, **kwargs: Any) -> Any:
+        forget_third_parties()
+        return super().bulk_create(*args, **kwargs)
+
+    def bulk_update(self, *args: Any, **kwargs: Any) -> int:
+        forget_third_parties()
+        return super().bulk_update(*args, **kwargs)
+
+
 class ThirdParty(models.Model):
     """A service that receives data from visitors' browsers (P27), announced first (P24)."""
 
@@ -84,6 +124,8 @@ class ThirdParty(models.Model):
     effective_at = models.DateTimeField()
     announced_at = models.DateTimeField(null=True, blank=True, editable=False)
     active = models.BooleanField(default=True)
+
+    objects = ThirdPartyQuerySet.as_manager()
 
     class Meta:
         verbose_name = "third party"
@@ -112,6 +154,11 @@ class ThirdParty(models.Model):
     @property
     def is_server_side(self) -> bool:
         return self.category in SERVER_SIDE
+
+
+@receiver([post_save, post_delete], sender=ThirdParty)
+def _third_party_written(**kwargs: Any) -> None:
+    forget_third_parties()
 
 
 def notice_errors(party: ThirdParty) -> dict[str, str]:
@@ -143,3 +190,15 @@ class PageView(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.path}: {self.count}"
+
+
+class PageViewFlush(models.Model):
+    """A batch of page views moved out of Redis and written (`services.flush_page_views`):
+    written in the same transaction as its counts, so a batch written by a flush killed
+    before it could delete the batch is never written twice. Kept a day."""
+
+    batch = models.CharField(max_length=64, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.batch} {self.at:%Y-%m-%d %H:%M}"

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from tidings.consent.models import ConsentRecord, PageView, ThirdParty
+from tidings.consent.models import ConsentRecord, PageView, PageViewFlush, ThirdParty
 from tidings.core import retention
 from tidings.core.datamap import (
     Erasure,
@@ -46,6 +46,9 @@ register(
 )
 declare_free_of_personal_data(
     PageView, "a counter per page and day: no cookie, no IP address, no visitor id (P26)"
+)
+declare_free_of_personal_data(
+    PageViewFlush, "which batches of page views were written: a random name and a time"
 )
 declare_free_of_personal_data(
     ThirdParty, "companies the operator works with: names, purposes and addresses of services"

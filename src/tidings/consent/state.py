@@ -9,12 +9,15 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import redis
+from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils import timezone
 
 from tidings.consent.cookies import CONSENT_COOKIE, CONSENT_MAX_AGE, own_cookies
-from tidings.consent.models import OPTIONAL, TRACKING, Category, ThirdParty
+from tidings.consent.models import OPTIONAL, THIRD_PARTIES_KEY, TRACKING, Category, ThirdParty
 
 SALT = "tidings.consent.cookie"
 # A real consent cookie is about 200 characters; anything much longer is not ours.
@@ -26,10 +29,32 @@ BANNER_TEXT = (
 )
 
 
+# How long the active third parties are kept at most (every write forgets them at once).
+THIRD_PARTIES_SECONDS = 300
+
+
+def active_third_parties() -> list[ThirdParty] | None:
+    """Every active third party, in the model's order, kept in the cache with Redis (a
+    cache in the database is a statement too: None without it). Nothing personal."""
+    if not settings.REDIS_URL:
+        return None
+    try:
+        kept = cache.get(THIRD_PARTIES_KEY)
+        if kept is None:
+            kept = list(ThirdParty.objects.filter(active=True))
+            cache.set(THIRD_PARTIES_KEY, kept, THIRD_PARTIES_SECONDS)
+    except redis.RedisError:
+        return None  # Redis is away: every page reads the database, as without it
+    return list(kept)
+
+
 def effective_third_parties(now: datetime | None = None) -> list[ThirdParty]:
     """The third parties whose notice period is over: the only ones ever rendered."""
     now = now or timezone.now()
-    return list(ThirdParty.objects.filter(active=True, effective_at__lte=now))
+    active = active_third_parties()
+    if active is None:
+        return list(ThirdParty.objects.filter(active=True, effective_at__lte=now))
+    return [p for p in active if p.effective_at <= now]
 
 
 def banner_version(parties: list[ThirdParty] | None = None) -> str:

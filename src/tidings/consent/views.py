@@ -21,7 +21,12 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from tidings.consent.cookies import CONSENT_COOKIE, CONSENT_MAX_AGE, own_cookies
 from tidings.consent.models import OPTIONAL, SERVER_SIDE, ConsentRecord, PageView
-from tidings.consent.services import ChoiceRejected, record_choice, upcoming_third_parties
+from tidings.consent.services import (
+    ChoiceRejected,
+    flush_page_views,
+    record_choice,
+    upcoming_third_parties,
+)
 from tidings.consent.state import ConsentState, encode_choice
 from tidings.core.clientip import client_ip
 from tidings.staff.admin_site import site
@@ -135,6 +140,8 @@ def page_views(request: HttpRequest) -> HttpResponse:
     """The operator's own traffic figures: counts per page and day, nothing per visitor."""
     if not request.user.has_perm("consent.view_pageview"):
         raise PermissionDenied
+    # The views still counted in Redis first: the figures are up to this moment.
+    flush_page_views()
     since = timezone.localdate() - timedelta(days=PAGE_VIEW_DAYS - 1)
     recent = PageView.objects.filter(day__gte=since)
     by_day = recent.values("day").annotate(total=Sum("count")).order_by("-day")

@@ -13,13 +13,32 @@ relay's sending rate is `sending.limits` (a sliding window in Redis): neither is
 from __future__ import annotations
 
 import math
+import pickle
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
 from django.utils.crypto import salted_hmac
 from limits import RateLimitItemPerSecond
 from limits.storage import Storage
 from limits.strategies import FixedWindowRateLimiter
+
+# With Redis as the cache, a count is one round trip: the window's counter is created
+# with its expiry when it is not there (its end written beside it), then incremented, in
+# one script, so a window that ends between two steps never leaves a counter without
+# expiry. KEYS: the counter, its end (the cache's own keys). ARGV: the amount, the
+# window's seconds, its end as the cache stores a float (pickled).
+_INCR = """
+if redis.call('SET', KEYS[1], 0, 'EX', ARGV[2], 'NX') then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[2])
+end
+return redis.call('INCRBY', KEYS[1], ARGV[1])
+"""
+
+
+def _redis_cache() -> RedisCache | None:
+    backend = caches["default"]
+    return backend if isinstance(backend, RedisCache) else None
 
 
 class CacheStorage(Storage):
@@ -32,6 +51,12 @@ class CacheStorage(Storage):
         return ()
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        if (backend := _redis_cache()) is not None:
+            # The cache's own client (its `_cache`: Django's, stable since 4.0) and keys.
+            client = backend._cache.get_client(write=True)
+            ends = pickle.dumps(time.time() + expiry, pickle.HIGHEST_PROTOCOL)
+            keys = [backend.make_and_validate_key(k) for k in (key, f"{key}/ends")]
+            return int(client.eval(_INCR, 2, *keys, amount, max(1, int(expiry)), ends))
         if cache.add(key, amount, timeout=expiry):
             cache.set(f"{key}/ends", time.time() + expiry, timeout=expiry)
             return amount

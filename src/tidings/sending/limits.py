@@ -11,11 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from functools import cache
 
-import redis
-from django.conf import settings
-
+# The Redis client lives in core now (the consent app, below, uses it too).
+from tidings.core.sharedredis import shared_redis as shared_redis
 from tidings.sending.relays import RelayConfig
 
 # A sliding window per limit (a second, an hour): a message goes only if fewer than the
@@ -66,16 +64,6 @@ if held or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 0
 """
-
-
-@cache
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url)
-
-
-def shared_redis() -> redis.Redis | None:
-    url = settings.REDIS_URL
-    return _redis(url) if url else None
 
 
 class _Local:
