@@ -120,12 +120,17 @@ app.conf.beat_schedule = {
     },
 }
 
+# What beat runs only where there is Redis (leave_out_what_cannot_run).
+WITH_REDIS_ONLY = ("record-tracking-events", "flush-page-views")
+
 
 @app.on_after_finalize.connect
 def leave_out_what_cannot_run(sender: Celery, **_kwargs: object) -> None:
     """Once the app is set up (before beat reads its schedule), what this installation
     has nothing for is left out: without Redis there is no stream of opens and clicks
-    to drain (the links write them directly), so the embedded default's terminal is not
-    told every five seconds that nothing was done."""
+    to drain and no buffer of page views to flush (the requests write them directly),
+    so the embedded default's terminal is not told every few seconds that nothing was
+    done."""
     if not settings.REDIS_URL:
-        sender.conf.beat_schedule.pop("record-tracking-events", None)
+        for name in WITH_REDIS_ONLY:
+            sender.conf.beat_schedule.pop(name, None)

@@ -233,12 +233,14 @@ def test_without_redis_the_request_writes_the_event_itself(client, account, sent
 
 @pytest.mark.parametrize("redis", [True, False])
 def test_beat_drains_the_stream_only_where_there_can_be_one(settings, redis):
-    """With Redis, beat drains the stream every five seconds; without it (the embedded
-    default) there is none, and the drain is left out of beat's schedule."""
+    """With Redis, beat drains the stream every five seconds and flushes the page views
+    every ten; without it (the embedded default) there is neither, and both are left
+    out of beat's schedule."""
     settings.REDIS_URL = "redis://127.0.0.1:6379/0" if redis else ""
     app = Celery("schedule-under-test")
     app.conf.beat_schedule = dict(tidings_app.conf.beat_schedule)
     leave_out_what_cannot_run(app)
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert ("tidings.sending.tasks.record_tracking_events" in tasks) is redis
+    assert ("tidings.consent.tasks.flush_page_views" in tasks) is redis
     assert "tidings.sending.tasks.start_due_campaigns" in tasks
