@@ -424,7 +424,7 @@ def _requeue_for_new_round(campaign_id: int, contact_ids: list[int]) -> None:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Due:
     """A due enrolment taken: the few values the statements need (no model built), and
     what its chunk changes (`moves`: the fields to write, None while it has not moved)."""
