@@ -16,11 +16,24 @@
    when it claims each message, so nothing is sent in between.
 3. **Run the due steps.** The due enrolments are found by one indexed query
    (`enrolment_due`: status, due_at), locked (`skip_locked`: two schedulers never take
-   the same one) 500 at a time; each step done gets its `StepRun`, unique per (step,
-   contact, round), in the same transaction as its effect (a `Delivery` for a send
-   step, the tag or list change) and as the enrolment moving on (to the step after, by
-   identity, or the condition's other step), so a step runs at most once for a contact
-   in a round, whatever runs twice.
+   the same one) in chunks of `settings.AUTOMATIONS_CHUNK` (25,000), one transaction
+   each, under the automation's share lock (`_hold`). A chunk is done set-based, a few
+   statements per (automation, step) whatever the number of enrolments, the ids passed
+   as one parameter (`_rows`: an array on PostgreSQL, a JSON text on SQLite, the one
+   difference between the two): those the rule (`mailability.contacts_q`, compiled
+   into the statement) no longer allows leave; each step's effect (`INSERT ... SELECT
+   ... ON CONFLICT DO NOTHING` of its `Delivery` rows, the tag or list change through
+   `audience.bulk`), its `StepRun` rows (unique per (step, contact, round), the same
+   way), a condition evaluated in the database (in Python, on the contacts' attributes
+   only, for equals and contains); a contact whose next step is due at once (after a
+   condition, a message without a wait) runs it in the same chunk; then one `UPDATE`
+   per outcome moves the enrolments on (to the step after, by identity, or the
+   condition's other step; everyone arrives at `at`, so the next step's due time is
+   one value). Effect, `StepRun` and move share the transaction, so a step runs at most
+   once for a contact in a round, whatever runs twice. Messages are paid per step
+   (`billing.credits.spend_for_step`; those not covered wait `WAIT_FOR_CREDITS`), and a
+   step whose message is not sending pauses the automation. One dispatch job per
+   step's message is queued at the end of the pass (`run_all_due`).
 """
 
 from __future__ import annotations
@@ -329,8 +342,11 @@ def _rows(*columns: list[int]) -> tuple[str, list[Any]]:
     send. The one difference between the two databases in the statements below."""
     names = ", ".join(f"c{n}" for n in range(len(columns)))
     if connection.vendor == "postgresql":
+        # Each array as the text of its literal, joined here: psycopg's adaptation of a
+        # list of 25,000 ints, one by one, took 14 ms per list.
         arrays = ", ".join(["%s::bigint[]"] * len(columns))
-        return f"SELECT {names} FROM unnest({arrays}) AS t({names})", list(columns)  # noqa: S608
+        literals = ["{" + ",".join(map(str, column)) + "}" for column in columns]
+        return f"SELECT {names} FROM unnest({arrays}) AS t({names})", literals  # noqa: S608
     if len(columns) == 1:
         return "SELECT value AS c0 FROM json_each(%s)", [json.dumps(columns[0])]
     picks = ", ".join(f"json_extract(value, '$[{n}]') AS c{n}" for n in range(len(columns)))
