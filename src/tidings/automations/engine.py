@@ -562,21 +562,25 @@ def _run_automation(
     while reaching:  # step after step, in order: a move goes to a later step
         step = min((by_id[pk] for pk in reaching), key=lambda s: s.position)
         waiting = reaching.pop(step.pk)
-        for enrolment, target in _run_step(
+        for target, group in _run_step(
             automation, step, waiting, at, after[step.pk], open_, campaigns
-        ):
-            done += 1
+        ).items():
+            # Where the group goes, worked out once for all of it.
+            if not group:
+                continue
+            done += len(group)
             if target is None:
-                enrolment.moves = _out(E.DONE, None)
+                moves = _out(E.DONE, None)
             elif target == -1:
-                enrolment.moves = _out(E.EXITED, at)
+                moves = _out(E.EXITED, at)
             else:
                 arriving = by_id[target]
                 due_at = due_on_arrival(arriving, at, zone)
-                enrolment.step_id = arriving.pk
-                enrolment.moves = (("step_id", arriving.pk), ("arrived_at", at), ("due_at", due_at))
+                moves = (("step_id", target), ("arrived_at", at), ("due_at", due_at))
                 if due_at <= at and arriving.position > step.position:
-                    reaching[arriving.pk].append(enrolment)
+                    reaching[target].extend(group)
+            for enrolment in group:
+                enrolment.moves = moves
     return done
 
 
@@ -592,11 +596,11 @@ def _run_step(
     next_step: Step | None,
     open_: set[int],
     campaigns: set[int],
-) -> list[tuple[_Due, int | None]]:
+) -> dict[int | None, list[_Due]]:
     """One step for these enrolments of it, set-based: its effect (the deliveries with
     `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, the tag or list change) and its
-    `StepRun` rows, the same way. Returns the enrolments whose step was done, each with
-    where it goes: a step's id, None (done) or -1 (exits)."""
+    `StepRun` rows, the same way. Returns the enrolments whose step was done by where
+    they go: a step's id, None (done) or -1 (exit)."""
     done = waiting
     if step.kind == K.SEND:
         if step.campaign_id not in open_:
@@ -604,7 +608,7 @@ def _run_step(
             with contextlib.suppress(services.AutomationError):
                 services.pause(automation, by=None, reason=STEP_NOT_SENDING)
             _wait(waiting, at)
-            return []
+            return {}
         # Each message is paid when it is added; those the credits do not cover
         # wait, due, for the next pass (billing.credits).
         assert step.campaign_id is not None
@@ -612,7 +616,7 @@ def _run_step(
         _wait(waiting[paid:], at)
         done = waiting[:paid]
         if not done:
-            return []
+            return {}
         _requeue_for_new_round(step.campaign_id, [e.contact_id for e in done if e.round > 1])
         rows, params = _rows([e.contact_id for e in done])
         _sql(
@@ -648,18 +652,21 @@ def _run_step(
     # Where each goes: the step after, or (a condition not met) its other step, or out.
     onward = next_step.pk if next_step else None
     if step.kind == K.LEAVE:
-        return [(e, -1) for e in done]
+        return {-1: done}
     if step.kind == K.CONDITION:
         met = _met(step, contact_ids)
-        otherwise = step.otherwise_id or -1
-        return [(e, onward if e.contact_id in met else otherwise) for e in done]
-    return [(e, onward) for e in done]
+        split: dict[int | None, list[_Due]] = {onward: [], step.otherwise_id or -1: []}
+        for e in done:
+            split[onward if e.contact_id in met else step.otherwise_id or -1].append(e)
+        return split
+    return {onward: done}
 
 
 def _wait(enrolments: list[_Due], at: datetime) -> None:
     """These wait where they are (credits, a paused message) until the next try."""
     for enrolment in enrolments:
-        enrolment.moves = (*(enrolment.moves or ()), ("due_at", at + WAIT_FOR_CREDITS))
+        moves = dict(enrolment.moves or ()) | {"due_at": at + WAIT_FOR_CREDITS}
+        enrolment.moves = tuple(moves.items())
 
 
 def _save_moves(enrolments: list[_Due]) -> None:
@@ -669,7 +676,7 @@ def _save_moves(enrolments: list[_Due]) -> None:
     outcomes: dict[tuple[tuple[str, Any], ...], list[int]] = defaultdict(list)
     for enrolment in enrolments:
         if enrolment.moves:
-            outcomes[tuple(dict(enrolment.moves).items())].append(enrolment.id)
+            outcomes[enrolment.moves].append(enrolment.id)
     for fields, ids in outcomes.items():
         Enrolment.objects.filter(pk__in=_where_in(ids)).update(**dict(fields))
 
