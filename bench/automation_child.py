@@ -3,7 +3,8 @@ process, so each measurement's peak RSS is its own): Django is configured on the
 database, with a real broker (the scheduler's dispatch jobs go to Redis, not run here),
 before anything of Tidings is imported.
 
-    python bench/automation_child.py load N DUE PORT | due N DUE K | idle N | counts N
+    python bench/automation_child.py load N DUE PORT | due N DUE K | floor N DUE | idle N
+    | counts N
 """
 
 from __future__ import annotations
@@ -206,17 +207,13 @@ def reset(automation: Automation, due: int, due_now: int) -> None:
 
 def run_due(n: int, due: int, due_now: int) -> dict:
     """The scheduler's work on `due_now` due steps, up to their deliveries queued and
-    the dispatch jobs on the broker: `engine.run_due` until nothing is due."""
+    the dispatch jobs on the broker: `engine.run_all_due` (`run_due` until nothing is
+    due, then one dispatch job per step's message)."""
     automation = _automation(n)
     reset(automation, due, due_now)
     now = timezone.now()
     t = time.perf_counter()
-    taken = steps = 0
-    while True:
-        got, done = engine.run_due(now)
-        taken, steps = taken + got, steps + done
-        if not got:
-            break
+    taken, steps = engine.run_all_due(now)
     seconds = time.perf_counter() - t
     campaign = Step.objects.get(automation=automation, position=SEND).campaign_id
     return {
@@ -226,6 +223,52 @@ def run_due(n: int, due: int, due_now: int) -> dict:
         "campaign": campaign,
         "peak_rss_mb": benchdb.peak_rss_mb(),
     }
+
+
+def floor(n: int, due: int) -> dict:
+    """The bare writes of the same due steps, on the same rows: the `due` contacts due
+    (reset as for `run_due`), in one transaction, their two `StepRun` rows (the
+    condition's, the message's), their `Delivery` and their enrolment done, each one
+    plain `INSERT ... SELECT` or `UPDATE` of the due rows, then the commit (where
+    PostgreSQL checks the deferred foreign keys). Undone by the next reset."""
+    automation = _automation(n)
+    reset(automation, due, due)
+    condition = Step.objects.get(automation=automation, position=CONDITION)
+    send = Step.objects.get(automation=automation, position=SEND)
+    due_rows = "e.status = 'active' AND e.due_at <= now() AND e.automation_id = %s"
+    parts: dict[str, float] = {}
+    t = time.perf_counter()
+    with transaction.atomic():
+        for label, statement, params in (
+            (
+                "StepRun",
+                "INSERT INTO automations_steprun (step_id, contact_id, round, ran_at)"  # noqa: S608
+                " SELECT s.id, e.contact_id, e.round, now()"
+                " FROM (VALUES (%s), (%s)) AS s(id), automations_enrolment e"
+                f" WHERE {due_rows}",
+                [condition.pk, send.pk, automation.pk],
+            ),
+            (
+                "Delivery",
+                "INSERT INTO sending_delivery (campaign_id, contact_id, status, attempts,"  # noqa: S608
+                " message_id, claimed_by, created_at, last_error)"
+                " SELECT %s, e.contact_id, 'queued', 0, '', '', now(), ''"
+                f" FROM automations_enrolment e WHERE {due_rows}",
+                [send.campaign_id, automation.pk],
+            ),
+            (
+                "Enrolment",
+                "UPDATE automations_enrolment e SET status = 'done', step_id = NULL,"  # noqa: S608
+                f" due_at = NULL, arrived_at = now() WHERE {due_rows}",
+                [automation.pk],
+            ),
+        ):
+            started = time.perf_counter()
+            _sql(statement, params)
+            parts[label] = time.perf_counter() - started
+        started = time.perf_counter()
+    parts["commit"] = time.perf_counter() - started
+    return {"seconds": time.perf_counter() - t, "parts": parts}
 
 
 def idle(n: int) -> dict:
@@ -296,6 +339,8 @@ if __name__ == "__main__":
         print(json.dumps(load(*args)))
     elif step == "due":
         print(json.dumps(run_due(*args)))
+    elif step == "floor":
+        print(json.dumps(floor(*args)))
     elif step == "idle":
         print(json.dumps(idle(*args)))
     elif step == "counts":

@@ -484,6 +484,9 @@ SENDING: dict[str, Any] = {
 ALLOWED_RELAY_HOSTS = [
     h.strip() for h in env("TIDINGS_ALLOWED_RELAY_HOSTS").split(",") if h.strip()
 ]
+# Due enrolments the automations' scheduler takes per transaction (docs/automations.md):
+# each (automation, step) of them is done by a few set-based statements.
+AUTOMATIONS_CHUNK = envint("TIDINGS_AUTOMATIONS_CHUNK", 25_000)
 # The same for the customers' webhook endpoints (docs/automations.md): an endpoint is
 # https on a public address, or plain http on a host the operator allows here.
 ALLOWED_WEBHOOK_HOSTS = [

@@ -1,17 +1,22 @@
 """An automation's steps with real parts: `celery worker` processes on the suite's Redis
 run the scheduler (`run_automations`, beat's task) and send the steps' messages to a
 real SMTP server (aiosmtpd, in this process). The first worker is SIGKILLed with one of
-its processes mid-step in the scheduler (its chunk of enrolments locked, the step's
-`StepRun` rows written, not committed) and the other mid-message (the SMTP server holds
-a message's answer); a second worker runs two schedulers at once and the engine's
-recovery. Then every contact has got each step's message exactly once at the server,
-and the rows say the same: one `StepRun` and one `Delivery` per (step, contact), every
-enrolment done.
+its processes mid-step in the scheduler (its second chunk of enrolments locked, its
+`StepRun` rows written, not committed; the first chunk's three steps committed) and the
+other mid-message (the SMTP server holds a message's answer); a second worker runs two
+schedulers at once and the engine's recovery. Then every contact has got each step's
+message exactly once at the server, and the rows say the same: one `StepRun` and one
+`Delivery` per (step, contact), every enrolment done.
 
-Where the kill falls is made certain, not timed: a transaction of the test's own holds
-uncommitted deliveries of the second step's message for every contact, so the
-scheduler's insert of that step waits on them (seen in `pg_stat_activity`), and the
-SMTP server keeps the answer to the 101st message until the kill is over.
+Where the kill falls is made certain, not timed: the workers' scheduler takes CHUNK
+enrolments per transaction (`TIDINGS_AUTOMATIONS_CHUNK`), the first CHUNK contacts
+entered before the others (so their enrolments are due first: the first chunk), and a
+transaction of the test's own holds uncommitted deliveries of the second step's message
+for the other contacts, so the scheduler's insert of that step for the second chunk
+waits on them (seen in `pg_stat_activity`); the test then queues the engine's recovery,
+which dispatches the first chunk's messages (the scheduler queues its dispatch jobs at
+the end of its pass), and the SMTP server keeps the answer to the 101st message until
+the kill is over.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import email
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -46,8 +52,10 @@ pytestmark = [
     pytest.mark.usefixtures("customer_relays_on_loopback"),
 ]
 
-# More than one chunk of the scheduler (engine.CHUNK, 500): the kill falls between two.
+# Two chunks of the scheduler (CHUNK enrolments each, then the rest): the kill falls
+# in the second, the first committed (a chunk runs every step due at once: all three).
 CONTACTS = 600
+CHUNK = 500
 STEPS = 3
 LEASE = 3  # seconds: a killed worker's claims are recovered quickly
 STREAMS = 1
@@ -109,7 +117,12 @@ def workers() -> Iterator[Workers]:
     # The suite's own Redis database (emptied here): a fixed one would collide with
     # other runs on the same Redis.
     redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
-    pool = Workers(django_settings.REDIS_URL, lease=LEASE, streams=STREAMS)
+    pool = Workers(
+        django_settings.REDIS_URL,
+        lease=LEASE,
+        streams=STREAMS,
+        extra={"TIDINGS_AUTOMATIONS_CHUNK": str(CHUNK)},
+    )
     try:
         yield pool
     finally:
@@ -131,7 +144,8 @@ def held() -> Iterator[psycopg.Connection]:
 
 
 def running_automation(account, newsletter, customer, port: int) -> Automation:  # type: ignore[no-untyped-def]
-    """Three steps, no wait between them (time need not move), CONTACTS subscribers."""
+    """Three steps, no wait between them (time need not move), CONTACTS subscribers:
+    the first CHUNK subscribed (so entered, so due) before the others."""
     Relay.objects.create(
         account=account, name="sink", host="127.0.0.1", port=port, security="none",
         max_connections=10,
@@ -145,21 +159,28 @@ def running_automation(account, newsletter, customer, port: int) -> Automation: 
             for i in range(CONTACTS)
         ]
     )
+    later = now + timedelta(milliseconds=1)
     Subscription.objects.bulk_create(
-        [Subscription(contact=c, mailing_list=newsletter, confirmed_at=now) for c in contacts]
+        [
+            Subscription(
+                contact=c, mailing_list=newsletter, confirmed_at=now if n < CHUNK else later
+            )
+            for n, c in enumerate(contacts)
+        ]
     )
     return automation
 
 
 def hold_deliveries(conn: psycopg.Connection, campaign_id: int, account_id: int) -> None:
-    """Deliveries of `campaign_id` for every contact, inserted and not committed: an
-    insert of the same (campaign, contact) waits for this transaction."""
+    """Deliveries of `campaign_id` for the contacts of the second chunk (after the first
+    CHUNK), inserted and not committed: an insert of the same (campaign, contact) waits
+    for this transaction."""
     conn.execute(
         "INSERT INTO sending_delivery (campaign_id, contact_id, status, attempts, message_id,"
         " claimed_by, created_at, last_error)"
         " SELECT %s, id, 'queued', 0, '', '', now(), '' FROM audience_contact"
-        " WHERE account_id = %s",
-        [campaign_id, account_id],
+        " WHERE account_id = %s ORDER BY id OFFSET %s",
+        [campaign_id, account_id, CHUNK],
     )
 
 
@@ -195,19 +216,22 @@ def test_workers_killed_mid_step_send_each_step_once_to_each_contact(
     first = workers.start("first")
     workers.client.send_task(RUN)
     # One process of the worker is mid-step in the scheduler (its second chunk locked,
-    # its StepRun rows written, its deliveries' insert waiting), the other mid-message.
-    wait_until(lambda: bool(waiting_inserts()) and handler.holding.is_set(), 60)
+    # its StepRun rows written, its deliveries' insert waiting), the other, once the
+    # recovery dispatched the first chunk's messages, mid-message.
+    wait_until(lambda: bool(waiting_inserts()), 60)
+    workers.client.send_task(RECOVER)
+    wait_until(handler.holding.is_set, 60)
     stuck = waiting_inserts()
-    assert StepRun.objects.count() == 500, "the first chunk's steps are committed"
+    assert StepRun.objects.count() == STEPS * CHUNK, "the first chunk's steps are committed"
     received_at_kill = sum(handler.count.values())
-    assert received_at_kill == HOLD_AFTER < 500
+    assert received_at_kill == HOLD_AFTER < CHUNK
 
     workers.kill(first)
     with connection.cursor() as cursor:  # the database notices its client is gone
         cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", [stuck])
     held.rollback()
     handler.release()  # the message whose answer the killed worker never read arrives
-    assert StepRun.objects.count() == 500, "the killed scheduler's chunk left nothing"
+    assert StepRun.objects.count() == STEPS * CHUNK, "the killed scheduler's chunk left nothing"
 
     workers.start("second")
     # Two schedulers at once (the worker runs two processes), then beat's tasks.
@@ -240,7 +264,8 @@ def test_workers_killed_mid_step_send_each_step_once_to_each_contact(
     ) == {("done", None): CONTACTS}
     # A message its dead worker may have had in flight is "unknown", never retried (at
     # most once: docs/sending.md): one per stream of each killed process at most, all
-    # of the first step. Every other message is "sent".
+    # to contacts of the first chunk (the only messages committed before the kill).
+    # Every other message is "sent".
     step_of = {s.campaign_id: s.position + 1 for s in steps}
     unknown = {
         (step_of[campaign_id], address)
@@ -248,7 +273,9 @@ def test_workers_killed_mid_step_send_each_step_once_to_each_contact(
             "campaign_id", "contact__email"
         )
     }
-    assert 1 <= len(unknown) <= 2 * STREAMS and {n for n, _ in unknown} == {1}, unknown
+    first_chunk = {f"r{i}@example.net" for i in range(CHUNK)}
+    assert 1 <= len(unknown) <= 2 * STREAMS, unknown
+    assert {address for _, address in unknown} <= first_chunk, unknown
     assert deliveries.filter(status="sent").count() == STEPS * CONTACTS - len(unknown)
 
     # At the SMTP server: nobody got a step's message twice; each contact got each

@@ -1,0 +1,151 @@
+"""The scheduler's due steps, set-based (engine.run_due): a condition evaluated in the
+database says what the Python rule said (an attribute is set: present and neither null,
+"" nor []; equals trims; contains ignores case; the tag), on PostgreSQL and SQLite; two
+schedulers at once take disjoint chunks; a pass of several chunks queues one dispatch
+job per step's message."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.automations.conftest import welcome_series
+from tidings.audience import services as audience
+from tidings.audience.models import Contact, MailingList
+from tidings.automations import engine, services
+from tidings.automations.models import Enrolment, Step, StepRun
+from tidings.core import jobs
+from tidings.sending.dispatcher import DISPATCH
+from tidings.sending.models import Delivery
+
+K = Step.Kind
+
+# (test, value, the contact's attributes or tags, met)
+CASES: list[tuple[str, str, dict[str, Any] | list[str], bool]] = [
+    ("is_set", "", {"k": "x"}, True),
+    ("is_set", "", {"k": " "}, True),
+    ("is_set", "", {"k": 0}, True),
+    ("is_set", "", {"k": False}, True),
+    ("is_set", "", {"k": {}}, True),
+    ("is_set", "", {"k": [1]}, True),
+    ("is_set", "", {"k": ""}, False),
+    ("is_set", "", {"k": None}, False),
+    ("is_set", "", {"k": []}, False),
+    ("is_set", "", {"other": "x"}, False),
+    ("is_set", "", {}, False),
+    ("equals", " Paris", {"k": "Paris  "}, True),
+    ("equals", "Paris", {"k": "paris"}, False),
+    ("equals", "3", {"k": 3}, True),
+    ("equals", "", {"k": ""}, True),
+    ("equals", "", {}, False),
+    ("contains", "PAR", {"k": "Paris"}, True),
+    ("contains", "straße", {"k": "STRASSE 1"}, True),
+    ("contains", "x", {"k": "Paris"}, False),
+    ("has_tag", "vip", ["vip", "new"], True),
+    ("has_tag", "vip", ["VIP"], False),
+    ("has_tag", "vip", [], False),
+]
+
+
+@pytest.mark.django_db
+def test_a_condition_run_set_based_says_what_the_rule_says(account, customer):
+    steps: list[Step] = []
+    for n, (test, value, facts, _met) in enumerate(CASES):
+        # One automation per case, on a list of its own with one contact: the
+        # condition, then a tag for those who met it (the others leave).
+        own = MailingList.objects.create(account=account, name=f"Case {n}")
+        flow = services.create_automation(account, name=f"Case {n}", mailing_list=own, by=customer)
+        steps.append(
+            services.add_step(
+                flow,
+                kind=K.CONDITION,
+                test=test,
+                key="k" if test != "has_tag" else value,
+                value=value,
+                by=customer,
+            )
+        )
+        services.add_step(flow, kind=K.ADD_TAG, tag="met", by=customer)
+        services.start(flow, by=customer)
+        contact = audience.add_contact(account, f"case{n}@example.net", lists=[own])
+        fields = {"tags": facts} if test == "has_tag" else {"attributes": facts}
+        Contact.objects.filter(pk=contact.pk).update(**fields)
+    engine.run(timezone.now())
+    for (test, value, facts, met), step in zip(CASES, steps, strict=True):
+        enrolment = Enrolment.objects.get(automation=step.automation)
+        contact = Contact.objects.get(pk=enrolment.contact_id)
+        assert StepRun.objects.filter(step=step, contact=contact).exists(), (test, facts)
+        said = "met" in contact.tags
+        assert said == met, f"{test} {value!r} on {facts!r}: {said}, not {met}"
+        assert enrolment.status == (Enrolment.Status.DONE if met else Enrolment.Status.EXITED)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_schedulers_at_once_take_disjoint_chunks(
+    account, newsletter, customer, mailoutbox, monkeypatch
+):
+    contacts = 40
+    automation = welcome_series(account, newsletter, customer, waits=(0, 1))
+    services.start(automation, by=customer)
+    for i in range(contacts):
+        audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
+    now = timezone.now()
+    engine.run(now)  # everyone enters and gets the first step
+    # Each scheduler waits, its chunk locked, until the other has locked its own: had
+    # the second waited on the first's rows instead of skipping them, neither would
+    # get past the barrier.
+    both = threading.Barrier(2, timeout=20)
+    hold = engine._hold
+
+    def held(automation_id: int) -> bool:
+        both.wait()
+        return hold(automation_id)
+
+    monkeypatch.setattr(engine, "_hold", held)
+    results: list[tuple[int, int]] = []
+    errors: list[BaseException] = []
+
+    def scheduler() -> None:
+        try:
+            results.append(engine.run_due(now + timedelta(days=1, seconds=1), limit=contacts // 2))
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scheduler) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert results == [(contacts // 2, contacts // 2)] * 2
+    assert StepRun.objects.count() == Delivery.objects.count() == 2 * contacts
+    assert set(Enrolment.objects.values_list("status", flat=True)) == {Enrolment.Status.DONE}
+
+
+@pytest.mark.django_db
+def test_a_pass_of_several_chunks_queues_one_dispatch_job_per_message(
+    account, newsletter, customer, monkeypatch
+):
+    automation = welcome_series(account, newsletter, customer, waits=(0, 0))
+    services.start(automation, by=customer)
+    for i in range(5):
+        audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
+    queued: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(jobs, "enqueue", lambda name, *args, **kw: queued.append((name, args)))
+    with override_settings(AUTOMATIONS_CHUNK=2):  # three chunks
+        outcome = engine.run(timezone.now())
+    assert outcome.steps == 10  # both steps, each contact: the second due at once
+    campaigns = sorted(
+        Step.objects.filter(automation=automation).values_list("campaign_id", flat=True)
+    )
+    assert sorted(args[0] for name, args in queued if name == DISPATCH) == campaigns
+    assert Delivery.objects.count() == 10
