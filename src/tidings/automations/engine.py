@@ -56,7 +56,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from tidings.audience import bulk
-from tidings.audience.mailability import contacts_q, mailable_ids
+from tidings.audience.mailability import contacts_q
 from tidings.audience.models import Contact, Subscription
 from tidings.automations import services
 from tidings.automations.entry import entering
