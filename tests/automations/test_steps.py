@@ -232,3 +232,44 @@ def test_a_condition_on_a_click_counts_only_what_tracking_may_record(
     }
     assert Contact.objects.get(pk=clicks.pk).tags == ["clicker"]
     assert Contact.objects.get(pk=idle.pk).tags == []
+
+
+def test_a_click_of_the_first_rounds_message_does_not_meet_the_second_rounds_condition(
+    account, newsletter, customer, mailbox
+):
+    """Re-entry: each round's condition counts that round's message only (the
+    delivery is the same row, queued again; its first round's click came before)."""
+    SendingSettings.objects.update_or_create(
+        account=account, defaults={"tracking": SendingSettings.Tracking.PER_CONTACT}
+    )
+    flow = services.create_automation(
+        account,
+        name="Orders",
+        mailing_list=newsletter,
+        by=customer,
+        trigger=Automation.Trigger.EVENT,
+        event_name="order.paid",
+        reentry=True,
+    )
+    message = send(flow, customer, "Thanks")
+    services.add_step(flow, kind=K.WAIT, wait_amount=1, wait_unit="days", by=customer)
+    services.add_step(flow, kind=K.CONDITION, test="clicked", about=message, by=customer)
+    services.start(flow, by=customer)
+    ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    services.record_event(account, contact=ada, client_id="first", name="order.paid")
+    now = timezone.now()
+    engine.run(now)
+    delivery = Delivery.objects.get(contact=ada, campaign=message.campaign)
+    token = tokens.TrackingToken(message.campaign.pk, delivery.pk, "https://example.org/")
+    tracking.record(token, "click")
+    engine.run(now + timedelta(days=1, seconds=1))
+    assert Enrolment.objects.get(contact=ada).status == E.DONE  # clicked: met
+    services.record_event(account, contact=ada, client_id="second", name="order.paid")
+    later = timezone.now() + timedelta(days=2)
+    engine.run(later)
+    enrolment = Enrolment.objects.get(contact=ada)
+    assert (enrolment.round, enrolment.status) == (2, E.ACTIVE)
+    engine.run(later + timedelta(days=1, seconds=1))
+    enrolment.refresh_from_db()
+    assert enrolment.status == E.EXITED  # no click in this round: not met
+    assert StepRun.objects.filter(contact=ada, round=2).count() == 3

@@ -372,11 +372,14 @@ def _is_set_sql(key: str) -> tuple[str, list[Any]]:
     )
 
 
-def _met(step: Step, contact_ids: list[int]) -> set[int]:
+def _met(step: Step, contact_ids: list[int], rounds: list[int] | None = None) -> set[int]:
     """The contacts for whom the condition holds: one statement, evaluated in the
     database, but for an attribute's equality or content, whose text Python compares
     (`str()` of any JSON value, Unicode `strip()` and `casefold()`: the database's
-    trimming and case folding differ), reading only the contacts that have it."""
+    trimming and case folding differ), reading only the contacts that have it. Opened
+    or clicked counts the message of the contact's round (`rounds`, in the order of
+    `contact_ids`; the first when not given): an open of the first round's message does
+    not meet the condition in the second."""
     contacts = Contact.objects.filter(pk__in=_where_in(contact_ids)).order_by()
     key, value = step.key, step.value
     if step.test == Step.Test.EQUALS:
@@ -405,11 +408,27 @@ def _met(step: Step, contact_ids: list[int]) -> set[int]:
         kind = (
             TrackingEvent.Kind.OPEN if step.test == Step.Test.OPENED else TrackingEvent.Kind.CLICK
         )
-        return set(
-            TrackingEvent.objects.filter(
-                campaign_id=about, kind=kind, delivery__contact_id__in=_where_in(contact_ids)
-            ).values_list("delivery__contact_id", flat=True)
-        )
+        by_round: dict[int, list[int]] = defaultdict(list)
+        for contact_id, round_ in zip(contact_ids, rounds or [1] * len(contact_ids), strict=True):
+            by_round[round_].append(contact_id)
+        met: set[int] = set()
+        for round_, ids in by_round.items():
+            # Since that round's message was queued (its StepRun; both times are real).
+            this_round = StepRun.objects.filter(
+                step_id=step.about_id,
+                contact_id=OuterRef("delivery__contact_id"),
+                round=round_,
+                ran_at__lte=OuterRef("at"),
+            )
+            met |= set(
+                TrackingEvent.objects.filter(
+                    Exists(this_round),
+                    campaign_id=about,
+                    kind=kind,
+                    delivery__contact_id__in=_where_in(ids),
+                ).values_list("delivery__contact_id", flat=True)
+            )
+        return met
     return set()
 
 
@@ -647,7 +666,7 @@ def _run_step(
     if step.kind == K.LEAVE:
         return {-1: done}
     if step.kind == K.CONDITION:
-        met = _met(step, contact_ids)
+        met = _met(step, contact_ids, [e.round for e in done])
         split: dict[int | None, list[_Due]] = {onward: [], step.otherwise_id or -1: []}
         for e in done:
             split[onward if e.contact_id in met else step.otherwise_id or -1].append(e)
