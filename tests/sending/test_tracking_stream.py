@@ -237,7 +237,8 @@ def test_beat_drains_the_stream_only_where_there_can_be_one(settings, redis):
     every ten; without it (the embedded default) there is neither, and both are left
     out of beat's schedule."""
     settings.REDIS_URL = "redis://127.0.0.1:6379/0" if redis else ""
-    app = Celery("schedule-under-test")
+    # Not the current app: the jobs of the tests after this one must find the real one.
+    app = Celery("schedule-under-test", set_as_current=False)
     app.conf.beat_schedule = dict(tidings_app.conf.beat_schedule)
     leave_out_what_cannot_run(app)
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}

@@ -4,12 +4,17 @@
   var out = document.getElementById("segment-count");
   var problem = document.getElementById("count-error");
   var timer = null;
+  // Each count asked is numbered: only the last one asked is shown, whatever order the
+  // answers come back in (a slow answer to an older rule never overwrites a newer one).
+  var asked = 0;
   function refresh() {
     var data = new FormData(form);
+    var mine = ++asked;
     fetch(form.dataset.countUrl, { method: "POST", body: data, credentials: "same-origin",
       headers: { "X-CSRFToken": data.get("csrfmiddlewaretoken") } })
       .then(function (r) { return r.json(); })
       .then(function (body) {
+        if (mine !== asked) { return; }
         if (body.error) { problem.textContent = body.error; out.textContent = "—"; }
         else { problem.textContent = ""; out.textContent = body.count; }
       });
