@@ -7,6 +7,7 @@ took (12.6 s a recipient), or until memory ran out."""
 from __future__ import annotations
 
 import re
+import resource
 import sys
 from collections.abc import Iterator
 
@@ -129,3 +130,19 @@ def comparable(data: bytes) -> bytes:
     data = re.sub(rb"\r\nDate: [^\r]*", b"", data).replace(boundary, b"BOUNDARY")
     data = data.replace(b"=\r\n", b"")  # quoted-printable's soft line breaks
     return re.sub(rb":[0-9A-Za-z]{6}:[0-9A-Za-z_-]{43}", b":SIGNED-AT:SIGNATURE", data)
+
+
+def _cpu_left_after_arming() -> Iterator[float]:
+    renderpool.one_message_at_most()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    yield resource.getrlimit(resource.RLIMIT_CPU)[0] - (usage.ru_utime + usage.ru_stime)
+
+
+def test_a_template_run_during_a_preparation_gets_one_messages_time(settings):
+    """A preparation (compiling, inlining the CSS) may take PREPARE_SECONDS, but the
+    customer's template it runs to check the inlining gets one message's CPU time: a
+    template too slow for one message held the preview's checklist 50 s, not 2."""
+    settings.RENDER = {"timeout": 2, "memory_mb": 500, "processes": 2}
+    outcome = renderpool.run(_cpu_left_after_arming, prepare=True)
+    assert outcome.error is None
+    assert 0 < outcome.results[0] <= 2 + 2 < renderpool.PREPARE_SECONDS

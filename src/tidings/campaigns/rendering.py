@@ -247,6 +247,8 @@ def _inlined_template(
             return None
         template = compile_template(inlined, html=True)
         for person in _CHECK_CONTACTS:
+            # The customer's template runs here, in a preparation: one message's time.
+            renderpool.one_message_at_most()
             contact = Contact(email=person["email"], name=person["name"], attributes={})
             context = {
                 "contact": contact_context(contact),

@@ -65,6 +65,8 @@ START_SECONDS = 120.0
 PREPARE_SECONDS = 60.0
 
 _in_child = False
+# In a render process, the limits of the call it runs (`one_message_at_most`).
+_call_limits: Limits | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,16 @@ def _limit_cpu(seconds: float) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
+def one_message_at_most() -> None:
+    """In a render process, before a customer's template runs during a preparation (the
+    check renders of the inlined template): from here, the CPU it may take is one
+    message's (the call's timeout), not the preparation's PREPARE_SECONDS. Past it the
+    process dies of SIGXCPU and the caller reports the limit, as for a message. Outside
+    a render process, nothing."""
+    if _in_child and _call_limits is not None:
+        _limit_cpu(_call_limits.timeout)
+
+
 def _limit_memory(base: int, megabytes: int) -> None:
     if not base:
         return
@@ -162,7 +174,7 @@ def _context() -> Any:
 
 def _child(conn: Connection, settings_module: str) -> None:
     """A render process: set up Django, then run calls until the pipe closes."""
-    global _in_child
+    global _in_child, _call_limits
     _in_child = True
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     django.setup()
@@ -176,6 +188,7 @@ def _child(conn: Connection, settings_module: str) -> None:
         if request is None:
             return
         fn, args, limits, mirrored, prepare = request
+        _call_limits = limits
         # Unpickling the call imported what it needs: done, the units' time starts now.
         conn.send(("start", None))
         _limit_memory(base, limits.memory_mb)
