@@ -55,8 +55,20 @@ def test_each_trigger_and_step_kind_shows_only_its_own_fields(
     expect(unit).to_be_visible()
     expect(page.get_by_label("Attribute or tag")).to_be_hidden()
     page.get_by_label("Kind").select_option("condition")
-    expect(page.get_by_label("Attribute or tag")).to_be_visible()
     expect(unit).to_be_hidden()
+    # Within a condition, only the fields of the test chosen (walk22: a value and a
+    # message of step were asked of "attribute is set").
+    key = page.get_by_label("Attribute or tag")
+    value = page.get_by_label("Value:", exact=True)
+    about = page.get_by_label("Message of step")
+    test = page.get_by_label("Condition:", exact=True)
+    for chosen, shown in [
+        ("", ()), ("is_set", (key,)), ("has_tag", (key,)), ("equals", (key, value)),
+        ("contains", (key, value)), ("opened", (about,)), ("clicked", (about,)),
+    ]:  # fmt: skip
+        test.select_option(chosen)
+        for field in (key, value, about):
+            expect(field).to_be_visible() if field in shown else expect(field).to_be_hidden()
     page.get_by_label("Kind").select_option("leave")
     expect(page.locator("form .grouped").last.locator("fieldset:visible")).to_have_count(0)
     page.get_by_label("Kind").select_option("wait")
@@ -76,3 +88,14 @@ def test_each_trigger_and_step_kind_shows_only_its_own_fields(
     page.get_by_role("button", name="Add the step").click()
     expect(page.locator("ol.flow li")).to_have_count(2)
     assert automation.steps.get(kind="add_tag").tag == "welcomed"
+    # A condition made with the fields shown: the hidden value is not sent.
+    page.get_by_label("Kind").select_option("condition")
+    page.get_by_label("Condition:", exact=True).select_option("equals")
+    page.get_by_label("Value:", exact=True).fill("Paris")
+    page.get_by_label("Condition:", exact=True).select_option("is_set")
+    page.get_by_label("Attribute or tag").fill("city")
+    screenshot(page, "automation-condition-is-set")
+    page.get_by_role("button", name="Add the step").click()
+    expect(page.locator("ol.flow li")).to_have_count(3)
+    condition = automation.steps.get(kind="condition")
+    assert (condition.test, condition.key, condition.value) == ("is_set", "city", "")

@@ -212,10 +212,27 @@ class StepForm(Grouped, forms.Form):
     test = forms.ChoiceField(
         label=_("Condition"), choices=[("", "—"), *Step.Test.choices], required=False
     )
-    key = forms.CharField(label=_("Attribute or tag"), max_length=100, required=False)
-    value = forms.CharField(label=_("Value"), max_length=200, required=False)
+    # Each used by some conditions only: automations/grouped.js shows it for those
+    # (`data-when` names the choosing field, `data-values` its values), all without JS.
+    key = forms.CharField(
+        label=_("Attribute or tag"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(
+            attrs={"data-when": "test", "data-values": "equals contains is_set has_tag"}
+        ),
+    )
+    value = forms.CharField(
+        label=_("Value"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"data-when": "test", "data-values": "equals contains"}),
+    )
     about = forms.ModelChoiceField(
-        label=_("Message of step"), queryset=Step.objects.none(), required=False
+        label=_("Message of step"),
+        queryset=Step.objects.none(),
+        required=False,
+        widget=forms.Select(attrs={"data-when": "test", "data-values": "opened clicked"}),
     )
     otherwise = forms.ModelChoiceField(
         label=_("If not met, go to"),

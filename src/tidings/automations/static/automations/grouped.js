@@ -16,4 +16,19 @@
     choice.addEventListener("change", show);
     show();
   });
+  // A field that only some values of another field use (a condition's value: only
+  // "equals" and "contains"): shown and sent for those values only.
+  document.querySelectorAll(".grouped [data-when]").forEach(function (field) {
+    var form = field.closest(".grouped");
+    var choice = form.querySelector('[name="' + field.dataset.when + '"]');
+    if (!choice) { return; }
+    var wrapper = field.closest("div") || field;
+    function show() {
+      var used = field.dataset.values.split(" ").indexOf(choice.value) !== -1;
+      wrapper.hidden = !used;
+      field.disabled = !used;
+    }
+    choice.addEventListener("change", show);
+    show();
+  });
 })();
