@@ -355,7 +355,10 @@ class SplitTestForm(forms.Form):
     send_time_b = _time("B")
     send_time_c = _time("C")
     send_time_d = _time("D")
-    timezone = forms.ChoiceField(label=_("Time zone"), initial="UTC", choices=time_zone_choices)
+    # Not required: the page sends only the chosen kind's fields (automations/grouped.js).
+    timezone = forms.ChoiceField(
+        label=_("Time zone"), initial="UTC", choices=time_zone_choices, required=False
+    )
     test_percent = forms.IntegerField(
         label=_("Test share (%)"),
         min_value=2,
@@ -390,7 +393,7 @@ class SplitTestForm(forms.Form):
     def arguments(self) -> dict[str, Any]:
         """The service's arguments (`splittests.create_test`) from the cleaned form."""
         data = self.cleaned_data
-        zone = ZoneInfo(data["timezone"])
+        zone = ZoneInfo(data.get("timezone") or "UTC")
         times = [
             timezone.make_aware(data[f"send_time_{x}"].replace(tzinfo=None), zone)
             for x in "abcd"
