@@ -278,3 +278,55 @@ def test_the_service_refuses_what_the_form_would(account, newsletter, customer):
             automation, wait_days=-3, subject="s", from_email="a@news.example.org", by=customer
         )
     assert not SplitTest.objects.exists() and not Step.objects.exists()
+
+
+# A tag the audience cannot store (a comma, more than 64 characters) ------------------------
+
+
+@pytest.mark.parametrize("tag", ["new,customer", "t" * 65])
+def test_a_tag_that_cannot_be_one_is_refused_with_the_reason_on_the_pages(
+    logged_in, account, newsletter, customer, tag
+):
+    """It was a 500: the audience's refusal (`clean_tags`) escaped the step's checks."""
+    automation = services.create_automation(
+        account, name="Welcome", mailing_list=newsletter, by=customer
+    )
+    kept = services.add_step(automation, kind="add_tag", tag="welcomed", by=customer)
+    page = reverse("automations:detail", args=[automation.uuid])
+    for form in (
+        {"op": "add", "kind": "add_tag", "tag": tag},
+        {"op": "add", "kind": "remove_tag", "tag": tag},
+        {"op": "add", "kind": "condition", "test": "has_tag", "key": tag},
+        {"op": "edit", "step": kept.pk, "tag": tag},
+        {"op": "trigger", "trigger-trigger": "tag_added", "trigger-trigger_tag": tag},
+    ):
+        answer = logged_in.post(page, form)
+        assert answer.status_code == 200, form
+        assert "is not a tag" in answer.content.decode(), form
+    new = {"name": "Tagged", "mailing_list": newsletter.pk, "trigger": "tag_added"}
+    answer = logged_in.post(reverse("automations:new"), {**new, "trigger_tag": tag})
+    assert answer.status_code == 200 and "is not a tag" in answer.content.decode()
+    assert list(Step.objects.values_list("kind", "tag")) == [("add_tag", "welcomed")]
+    automation.refresh_from_db()
+    assert automation.trigger == "joined_list" and Automation.objects.count() == 1
+
+
+@pytest.mark.parametrize("tag", ["new,customer", "t" * 65])
+def test_a_tag_that_cannot_be_one_is_a_422_in_the_api(api, account, newsletter, tag):
+    made = api("post", "/automations", {"name": "Mine", "list": str(newsletter.uuid)})
+    key = made.json()["uuid"]
+    step = api("post", f"/automations/{key}/steps", {"kind": "add_tag", "tag": "welcomed"})
+    kept = step.json()["steps"][0]["id"]
+    for method, path, body in [
+        ("post", f"/automations/{key}/steps", {"kind": "add_tag", "tag": tag}),
+        ("post", f"/automations/{key}/steps", {"kind": "condition", "test": "has_tag", "key": tag}),
+        ("patch", f"/automations/{key}/steps/{kept}", {"tag": tag}),
+        ("patch", f"/automations/{key}", {"trigger": "tag_added", "tag": tag}),
+        ("post", "/automations", {"name": "T", "list": str(newsletter.uuid),
+                                  "trigger": "tag_added", "tag": tag}),
+    ]:  # fmt: skip
+        answer = api(method, path, body)
+        assert answer.status_code == 422, (path, body, answer.content)
+        assert "is not a tag" in answer.json()["detail"]
+    assert list(Step.objects.values_list("kind", "tag")) == [("add_tag", "welcomed")]
+    assert Automation.objects.get().trigger == "joined_list"

@@ -341,6 +341,49 @@ def test_level_variants_are_said_level_not_a_winner(
     assert "are level: nothing tells them apart yet" in page and "did best" not in page
 
 
+def test_a_send_time_test_read_in_another_time_zone_says_utc_and_sends_no_winner(
+    client, account, newsletter, campaign, customer, mailbox
+):
+    """Walk22: a user in Paris read 12:00 UTC for a part sent at 11:00 UTC (the reader's
+    time labelled UTC), and level parts "would be sent", though a test of send time
+    has no winner."""
+    customer.time_zone = "Europe/Paris"
+    customer.save(update_fields=["time_zone"])
+    sending.set_tracking(account, "contact")
+    add_contacts(account, newsletter, 10)
+    day = (timezone.now() + timedelta(days=60)).date()
+    times = [datetime.combine(day, time(h, 0), UTC) for h in (11, 17)]
+    test = splittests.create_test(
+        campaign, kind="send_time", send_times=times, metric="opens", by=customer
+    )
+    splittests.start_test(test, by=customer)
+    lifecycle.start_due_campaigns(times[1])
+    assert len(mailbox) == 10
+    client.force_login(customer)
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    assert "11:00 UTC" in page and "17:00 UTC" in page
+    assert "12:00 UTC" not in page and "18:00 UTC" not in page
+    assert "are level: nothing tells them apart yet" in page
+    assert "would be sent" not in page and "chooses the winner" not in page
+    assert "nothing more is sent" in page
+
+
+def test_the_decision_time_is_said_in_utc_to_a_reader_elsewhere(
+    client, account, newsletter, campaign, customer, mailbox
+):
+    customer.time_zone = "Europe/Paris"
+    customer.save(update_fields=["time_zone"])
+    add_contacts(account, newsletter, 20)
+    test = splittests.create_test(
+        campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
+    )
+    now = datetime(2030, 1, 15, 8, 0, tzinfo=UTC)
+    splittests.start_test(test, by=customer, now=now)
+    client.force_login(customer)
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    assert "by itself at 15 Jan 2030, 09:00 UTC" in page
+
+
 # --- what may be counted (P26), for every kind ----------------------------------------------
 
 

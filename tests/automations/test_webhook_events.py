@@ -18,6 +18,7 @@ from tidings.accounts import apikeys
 from tidings.audience import links, rights, setup
 from tidings.audience import services as audience
 from tidings.audience.models import ContactChange
+from tidings.automations import services as automations
 from tidings.automations import webhooks
 from tidings.automations.models import WebhookEndpoint, WebhookMessage
 from tidings.campaigns.models import Campaign
@@ -228,6 +229,39 @@ def test_a_contact_who_objected_to_tracking_is_never_told_of(
     pass_(2)
     assert [kind for kind, _ in told(receiver)] == ["contact.unsubscribed"]
     assert not WebhookMessage.objects.filter(event__in=["contact.opened", "contact.clicked"])
+
+
+# --- campaign.sent ------------------------------------------------------------------------
+
+
+def test_a_campaign_sent_is_told_once_in_an_account_with_automations(
+    account, customer, newsletter, receiver
+):
+    """Walk22: an account with any step but a message (a wait, a condition: no campaign)
+    was never told of a campaign sent. The steps' campaigns were left out by `NOT IN`
+    a subquery holding NULL, which leaves out every row."""
+    welcome = automations.create_automation(
+        account, name="Welcome", mailing_list=newsletter, by=customer
+    )
+    automations.add_step(welcome, kind="wait", wait_amount=1, wait_unit="days", by=customer)
+    step = automations.add_step(
+        welcome, subject="Hello", from_email="news@news.example.org", body="Hi.", by=customer
+    )
+    hook(account, customer, receiver, "campaign.sent")
+    now = timezone.now()
+    november = Campaign.objects.create(
+        account=account, name="November", subject="News", from_email="news@news.example.org",
+        status=Campaign.Status.SENT, finished_at=now,
+    )  # fmt: skip
+    assert step.campaign is not None
+    Campaign.objects.filter(pk=step.campaign.pk).update(
+        status=Campaign.Status.SENT, finished_at=now
+    )  # a step's message is never "a campaign sent", whatever its status
+    pass_()
+    pass_(2)
+    assert told(receiver) == [
+        ("campaign.sent", {"campaign": {"id": str(november.uuid), "name": "November"}})
+    ]
 
 
 # --- ordering per contact -----------------------------------------------------------------

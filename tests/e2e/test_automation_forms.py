@@ -10,7 +10,8 @@ from playwright.sync_api import Page, expect
 from tests.e2e.conftest import Screenshot
 from tests.factories import PASSWORD
 from tidings.audience.models import MailingList
-from tidings.automations.models import Automation
+from tidings.automations.models import Automation, SplitTest
+from tidings.campaigns.models import Campaign
 
 pytestmark = pytest.mark.browser
 
@@ -55,8 +56,20 @@ def test_each_trigger_and_step_kind_shows_only_its_own_fields(
     expect(unit).to_be_visible()
     expect(page.get_by_label("Attribute or tag")).to_be_hidden()
     page.get_by_label("Kind").select_option("condition")
-    expect(page.get_by_label("Attribute or tag")).to_be_visible()
     expect(unit).to_be_hidden()
+    # Within a condition, only the fields of the test chosen (walk22: a value and a
+    # message of step were asked of "attribute is set").
+    key = page.get_by_label("Attribute or tag")
+    value = page.get_by_label("Value:", exact=True)
+    about = page.get_by_label("Message of step")
+    test = page.get_by_label("Condition:", exact=True)
+    for chosen, shown in [
+        ("", ()), ("is_set", (key,)), ("has_tag", (key,)), ("equals", (key, value)),
+        ("contains", (key, value)), ("opened", (about,)), ("clicked", (about,)),
+    ]:  # fmt: skip
+        test.select_option(chosen)
+        for field in (key, value, about):
+            expect(field).to_be_visible() if field in shown else expect(field).to_be_hidden()
     page.get_by_label("Kind").select_option("leave")
     expect(page.locator("form .grouped").last.locator("fieldset:visible")).to_have_count(0)
     page.get_by_label("Kind").select_option("wait")
@@ -76,3 +89,59 @@ def test_each_trigger_and_step_kind_shows_only_its_own_fields(
     page.get_by_role("button", name="Add the step").click()
     expect(page.locator("ol.flow li")).to_have_count(2)
     assert automation.steps.get(kind="add_tag").tag == "welcomed"
+    # A condition made with the fields shown: the hidden value is not sent.
+    page.get_by_label("Kind").select_option("condition")
+    page.get_by_label("Condition:", exact=True).select_option("equals")
+    page.get_by_label("Value:", exact=True).fill("Paris")
+    page.get_by_label("Condition:", exact=True).select_option("is_set")
+    page.get_by_label("Attribute or tag").fill("city")
+    screenshot(page, "automation-condition-is-set")
+    page.get_by_role("button", name="Add the step").click()
+    expect(page.locator("ol.flow li")).to_have_count(3)
+    condition = automation.steps.get(kind="condition")
+    assert (condition.test, condition.key, condition.value) == ("is_set", "city", "")
+
+
+def test_the_ab_test_form_shows_only_the_chosen_kinds_fields(
+    live_server, settings, customer, page: Page, screenshot: Screenshot
+) -> None:
+    """Walk22: every kind's fields showed at once (subjects, sender names, variants,
+    four send times, the sample), whatever was tested."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    site = str(live_server.url)
+    news = MailingList.objects.create(account=customer.account, name="Bakery news")
+    campaign = Campaign.objects.create(
+        account=customer.account, name="Winter bread", subject="Our winter bread",
+        from_email="news@news.example.org", body="<p>Hello</p>", track_opens=True,
+    )  # fmt: skip
+    campaign.lists.add(news)
+    page.goto(site + "/login/")
+    page.get_by_label("Email:", exact=True).fill(customer.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(site + "/ab-tests/")
+    subject_b = page.get_by_label("Subject of variant B")
+    sender_b = page.get_by_label("Sender name of variant B")
+    variants = page.get_by_label("Number of variants")
+    time_a = page.get_by_label("Send time of variant A")
+    share = page.get_by_label("Test share (%)")
+    metric = page.get_by_label("Winner by")
+    fields = (subject_b, sender_b, variants, time_a, share)
+    for kind, shown in [
+        ("subject", (subject_b, share)), ("from_name", (sender_b, share)),
+        ("content", (variants, share)), ("send_time", (time_a,)), ("subject", (subject_b, share)),
+    ]:  # fmt: skip
+        page.locator(f"input[name=kind][value={kind}]").check()
+        for field in fields:
+            expect(field).to_be_visible() if field in shown else expect(field).to_be_hidden()
+        expect(metric).to_be_visible()
+    subject_b.fill("Fresh rye, just for you")
+    screenshot(page, "ab-test-subject")
+    page.get_by_role("button", name="Create the test").click()
+    expect(page.get_by_role("heading", name="A/B test of Winter bread")).to_be_visible()
+    test = SplitTest.objects.get()
+    assert (test.kind, test.test_percent) == ("subject", 20)
+    assert list(test.variants.order_by("label").values_list("campaign__subject", flat=True)) == [
+        "Our winter bread",
+        "Fresh rye, just for you",
+    ]

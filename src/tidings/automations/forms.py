@@ -212,10 +212,27 @@ class StepForm(Grouped, forms.Form):
     test = forms.ChoiceField(
         label=_("Condition"), choices=[("", "—"), *Step.Test.choices], required=False
     )
-    key = forms.CharField(label=_("Attribute or tag"), max_length=100, required=False)
-    value = forms.CharField(label=_("Value"), max_length=200, required=False)
+    # Each used by some conditions only: automations/grouped.js shows it for those
+    # (`data-when` names the choosing field, `data-values` its values), all without JS.
+    key = forms.CharField(
+        label=_("Attribute or tag"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(
+            attrs={"data-when": "test", "data-values": "equals contains is_set has_tag"}
+        ),
+    )
+    value = forms.CharField(
+        label=_("Value"),
+        max_length=200,
+        required=False,
+        widget=forms.TextInput(attrs={"data-when": "test", "data-values": "equals contains"}),
+    )
     about = forms.ModelChoiceField(
-        label=_("Message of step"), queryset=Step.objects.none(), required=False
+        label=_("Message of step"),
+        queryset=Step.objects.none(),
+        required=False,
+        widget=forms.Select(attrs={"data-when": "test", "data-values": "opened clicked"}),
     )
     otherwise = forms.ModelChoiceField(
         label=_("If not met, go to"),
@@ -338,7 +355,10 @@ class SplitTestForm(forms.Form):
     send_time_b = _time("B")
     send_time_c = _time("C")
     send_time_d = _time("D")
-    timezone = forms.ChoiceField(label=_("Time zone"), initial="UTC", choices=time_zone_choices)
+    # Not required: the page sends only the chosen kind's fields (automations/grouped.js).
+    timezone = forms.ChoiceField(
+        label=_("Time zone"), initial="UTC", choices=time_zone_choices, required=False
+    )
     test_percent = forms.IntegerField(
         label=_("Test share (%)"),
         min_value=2,
@@ -373,7 +393,7 @@ class SplitTestForm(forms.Form):
     def arguments(self) -> dict[str, Any]:
         """The service's arguments (`splittests.create_test`) from the cleaned form."""
         data = self.cleaned_data
-        zone = ZoneInfo(data["timezone"])
+        zone = ZoneInfo(data.get("timezone") or "UTC")
         times = [
             timezone.make_aware(data[f"send_time_{x}"].replace(tzinfo=None), zone)
             for x in "abcd"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.models import Account
+from tidings.audience.errors import AudienceError
 from tidings.audience.models import Contact, MailingList
 from tidings.audience.services import clean_tags
 from tidings.automations import timing
@@ -41,6 +42,17 @@ MAX_WAIT_DAYS = 3660
 
 class AutomationError(ValueError):
     """The change is refused; the text says why (nothing was changed)."""
+
+
+def _tag(text: str) -> str:
+    """`text` as the one tag the audience would store (the trigger's, a tag step's, a
+    condition's), or AutomationError saying why it cannot be one (a comma, too long):
+    the audience's refusal is the step's, never an error of the page or the API."""
+    try:
+        tags = clean_tags([text])
+    except AudienceError as error:
+        raise AutomationError(str(error)) from None
+    return tags[0] if tags else ""
 
 
 def create_automation(
@@ -89,14 +101,10 @@ def _apply_trigger(automation: Automation, trigger: str, settings: dict[str, Any
     automation.trigger = trigger
     automation.reentry = bool(settings.get("reentry", automation.reentry))
     if trigger == T.TAG_ADDED:
-        tags = (
-            clean_tags([str(settings.get("trigger_tag") or "")])
-            if settings.get("trigger_tag")
-            else []
-        )
-        if not tags:
+        tag = _tag(str(settings.get("trigger_tag") or ""))
+        if not tag:
             raise AutomationError(_("Name the tag that starts the automation."))
-        automation.trigger_tag = tags[0]
+        automation.trigger_tag = tag
     elif trigger == T.DATE:
         key = str(settings.get("date_attribute") or "").strip()
         if not key or len(key) > 64:
@@ -230,7 +238,7 @@ def _set_settings(step: Step, settings: dict[str, Any], steps: list[Step]) -> No
             if not step.key:
                 raise AutomationError(_("Name the attribute or the tag the condition checks."))
             if test == Step.Test.HAS_TAG:
-                step.key = clean_tags([step.key])[0]
+                step.key = _tag(step.key)
             step.about = None
         if "otherwise" in settings:
             otherwise = settings["otherwise"]
@@ -245,7 +253,7 @@ def _set_settings(step: Step, settings: dict[str, Any], steps: list[Step]) -> No
         tag = str(given.get("tag", step.tag) or "").strip()
         if not tag:
             raise AutomationError(_("Name the tag."))
-        step.tag = clean_tags([tag])[0]
+        step.tag = _tag(tag)
     elif step.kind in (K.ADD_TO_LIST, K.REMOVE_FROM_LIST):
         target = given.get("target_list", step.target_list)
         if not isinstance(target, MailingList) or target.account_id != account_id:

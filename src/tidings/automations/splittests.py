@@ -403,11 +403,14 @@ def report(test: SplitTest) -> Report:
         note=_tracking_note(
             test, asked=asked, per_contact=per_contact, objected=sum(objected.values())
         ),
-        verdict=_verdict(figures, best, per_contact=per_contact),
+        verdict=_verdict(figures, best, per_contact=per_contact, timed=test.kind == K.SEND_TIME),
     )
 
 
 def _tracking_note(test: SplitTest, *, asked: bool, per_contact: bool, objected: int) -> str:
+    if not asked and test.kind == K.SEND_TIME:
+        # Everyone has it already: no winner is sent, whatever the figures.
+        return _("The campaign does not ask for this measure: nothing can be compared.")
     if not asked:
         return _(
             "The campaign does not ask for this measure: nothing can be judged, so variant A "
@@ -428,11 +431,19 @@ def _tracking_note(test: SplitTest, *, asked: bool, per_contact: bool, objected:
     )
 
 
-def _verdict(figures: list[VariantFigures], best: str | None, *, per_contact: bool) -> str:
+def _verdict(
+    figures: list[VariantFigures], best: str | None, *, per_contact: bool, timed: bool = False
+) -> str:
+    """What the figures say. `timed`: a test of send time, which has no winner to send
+    (everyone got one of the times), so nothing "would be sent"."""
     if best is None or not any(f.counted for f in figures):
         return _("Nothing to compare yet.")
     top = next(f for f in figures if f.best)
     level = [f.label for f in figures if f.rate is not None and f.rate == top.rate]
+    if len(level) > 1 and timed:
+        return _("Variants %(labels)s are level: nothing tells them apart yet.") % {
+            "labels": ", ".join(level)
+        }
     if len(level) > 1:
         # Not "A did best" when nothing tells them apart (0 % each, say).
         return _(

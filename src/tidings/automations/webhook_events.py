@@ -267,7 +267,9 @@ def _campaigns(
             finished_at__gt=since,
             finished_at__lte=until,
         )
-        .exclude(pk__in=Step.objects.values("campaign_id"))
+        # Not the steps' messages. Only steps that have a campaign: `NOT IN` a list
+        # holding NULL (a wait's, a condition's) is never true, and told nothing at all.
+        .exclude(pk__in=Step.objects.filter(campaign__isnull=False).values("campaign_id"))
         .order_by("finished_at", "pk")
     )
     for campaign in sent:
