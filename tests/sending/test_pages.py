@@ -208,3 +208,27 @@ def test_the_customer_menu_leads_to_the_sending_settings(client, customer):
     page = client.get("/campaigns/").content.decode()
     menu = page[page.index('<nav aria-label="Main">') : page.index("</nav>")]
     assert '<a href="/sending/">Sending settings</a>' in menu
+
+
+def test_times_said_in_utc_are_utc_for_a_reader_in_another_time_zone(
+    client, customer, campaign
+):
+    """The walk's find: a Paris reader read 10:00 UTC for 09:00 UTC (their own time
+    labelled UTC) on the dashboard, the send controls, the campaign and its report."""
+    customer.time_zone = "Europe/Paris"
+    customer.save(update_fields=["time_zone"])
+    at = datetime(2031, 3, 3, 9, 0, tzinfo=UTC)
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.SCHEDULED, scheduled_at=at, schedule_timezone="Europe/Paris"
+    )
+    client.force_login(customer)
+    for url in ("/dashboard/", f"/campaigns/{campaign.uuid}/send/"):
+        page = client.get(url).content.decode()
+        assert "09:00 UTC" in page and "10:00 UTC" not in page, url
+    Campaign.objects.filter(pk=campaign.pk).update(
+        status=Campaign.Status.SENT, started_at=at, finished_at=at.replace(hour=12)
+    )
+    for url in (f"/campaigns/{campaign.uuid}/", f"/campaigns/{campaign.uuid}/report/"):
+        page = client.get(url).content.decode()
+        assert "09:00 UTC" in page and "10:00 UTC" not in page, url
+        assert "13:00 UTC" not in page, url
