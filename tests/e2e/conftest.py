@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.factories import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -83,3 +85,13 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
         return path
 
     return take
+
+
+def log_in(page: Page, site: str, email: str) -> None:
+    """Log in on the login page as a customer (the factories' password), as a person
+    does, and wait for the dashboard."""
+    page.goto(site + "/login/")
+    page.get_by_label("Email:", exact=True).fill(email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()

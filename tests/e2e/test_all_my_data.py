@@ -10,9 +10,9 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import SMTPSink
-from tests.e2e.conftest import Screenshot
+from tests.e2e.conftest import Screenshot, log_in
 from tests.e2e.test_customer_journey import mail_to, text_of
-from tests.factories import PASSWORD, UserFactory, populate_account
+from tests.factories import UserFactory, populate_account
 
 pytestmark = pytest.mark.browser
 
@@ -25,12 +25,8 @@ def site(live_server, smtp_mail: SMTPSink, settings, tmp_path) -> str:  # type: 
     return str(live_server.url)
 
 
-def log_in(page: Page, site: str, email: str) -> None:
-    page.goto(site + "/login/")
-    page.get_by_label("Email:", exact=True).fill(email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+def log_in_to_my_account(page: Page, site: str, email: str) -> None:
+    log_in(page, site, email)
     page.get_by_role("link", name="My Account").click()
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
 
@@ -43,7 +39,7 @@ def test_a_customer_downloads_all_their_data_from_the_link_in_the_mail(
     populate_account(ada.account)
     UserFactory(email="grace@example.org", name="Grace Hopper")
 
-    log_in(page, site, "ada@example.org")
+    log_in_to_my_account(page, site, "ada@example.org")
     section = page.get_by_role("region", name="Download all my data")
     section.get_by_label("Excel 97-2003 (XLS").check()
     screenshot(page, "all-my-data-ask")
@@ -68,6 +64,6 @@ def test_a_customer_downloads_all_their_data_from_the_link_in_the_mail(
 
     # Another customer, logged in, gets nothing from the link.
     page.get_by_role("button", name="Log out").click()
-    log_in(page, site, "grace@example.org")
+    log_in_to_my_account(page, site, "grace@example.org")
     response = page.goto(link.group(0))
     assert response is not None and response.status == 404

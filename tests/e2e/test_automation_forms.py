@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Screenshot
-from tests.factories import PASSWORD
+from tests.e2e.conftest import Screenshot, log_in
 from tidings.audience.models import MailingList
 from tidings.automations.models import Automation, SplitTest
 from tidings.campaigns.models import Campaign
@@ -22,10 +21,7 @@ def test_each_trigger_and_step_kind_shows_only_its_own_fields(
     settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
     site = str(live_server.url)
     MailingList.objects.create(account=customer.account, name="Bakery news")
-    page.goto(site + "/login/")
-    page.get_by_label("Email:", exact=True).fill(customer.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, site, customer.email)
 
     page.goto(site + "/automations/new/")
     tag = page.get_by_label("Tag (a tag added)")
@@ -115,10 +111,7 @@ def test_the_ab_test_form_shows_only_the_chosen_kinds_fields(
         from_email="news@news.example.org", body="<p>Hello</p>", track_opens=True,
     )  # fmt: skip
     campaign.lists.add(news)
-    page.goto(site + "/login/")
-    page.get_by_label("Email:", exact=True).fill(customer.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, site, customer.email)
     page.goto(site + "/ab-tests/")
     subject_b = page.get_by_label("Subject of variant B")
     sender_b = page.get_by_label("Sender name of variant B")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.factories import PASSWORD
+from tests.e2e.conftest import log_in
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 
@@ -22,10 +22,7 @@ def test_a_late_answer_to_an_older_rule_does_not_overwrite_the_count(
     site = str(live_server.url)
     letter = MailingList.objects.create(account=customer.account, name="Monthly letter")
     audience.add_contact(customer.account, "reader@example.org", lists=[letter])
-    page.goto(site + "/login/")
-    page.get_by_label("Email:", exact=True).fill(customer.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    log_in(page, site, customer.email)
 
     held: list[Route] = []
 
