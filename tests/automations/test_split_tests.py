@@ -137,7 +137,15 @@ def test_the_pages_create_start_and_decide_a_test(
     assert client.get(page).status_code == 404
     assert client.post(page, {"action": "choose", "label": "B"}).status_code == 404
     client.force_login(customer)
-    client.post(page, {"action": "choose", "label": "C"})
+    # Sending to the rest is asked again first: nothing goes until it is confirmed.
+    asked = client.post(page, {"action": "choose", "label": "C"}).content.decode()
+    assert "Send variant C to the rest?" in asked and "cannot be undone" in asked
+    test.refresh_from_db()
+    assert test.status == SplitTest.Status.TESTING and len(mailbox) == 6
+    client.post(page, {"action": "choose", "label": "C", "confirm": "B"})  # not what was asked
+    test.refresh_from_db()
+    assert test.status == SplitTest.Status.TESTING and len(mailbox) == 6
+    client.post(page, {"action": "choose", "label": "C", "confirm": "C"})
     test.refresh_from_db()
     assert test.status == SplitTest.Status.DECIDED and test.winner.subject == "Third"
     assert len(mailbox) == 20 and sum(m.subject == "Third" for m in mailbox) == 2 + 14

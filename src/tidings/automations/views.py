@@ -288,7 +288,14 @@ def split_test_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
                 else:
                     messages.success(request, _("The variants are being sent to the sample."))
             elif request.POST.get("action") == "choose" and test.status == SplitTest.Status.TESTING:
-                splittests.decide(test, label=request.POST.get("label", ""), by=_user(request))
+                label = request.POST.get("label", "")
+                if request.POST.get("confirm") != label:
+                    # Sending to the rest cannot be undone: asked again, with the button's
+                    # label typed in a hidden field only the confirmation's form carries.
+                    figures = splittests.report(test)
+                    context = {"test": test, "report": figures, "confirming": label}
+                    return render(request, "automations/split_test.html", context)
+                splittests.decide(test, label=label, by=_user(request))
                 messages.success(request, _("The winner is being sent to the rest."))
         except splittests.SplitTestError as error:
             messages.error(request, str(error))
