@@ -210,9 +210,7 @@ def test_the_customer_menu_leads_to_the_sending_settings(client, customer):
     assert '<a href="/sending/">Sending settings</a>' in menu
 
 
-def test_times_said_in_utc_are_utc_for_a_reader_in_another_time_zone(
-    client, customer, campaign
-):
+def test_times_said_in_utc_are_utc_for_a_reader_in_another_time_zone(client, customer, campaign):
     """The walk's find: a Paris reader read 10:00 UTC for 09:00 UTC (their own time
     labelled UTC) on the dashboard, the send controls, the campaign and its report."""
     customer.time_zone = "Europe/Paris"
