@@ -192,3 +192,27 @@ def test_the_whole_step_form_as_a_browser_posts_it_adds_the_chosen_kind(
     assert answer.status_code == 302, answer.content.decode()
     step = Step.objects.get(automation=automation)
     assert (step.kind, step.wait_amount, step.wait_unit) == ("wait", 2, "hours")
+
+
+def test_removing_a_step_contacts_wait_at_is_asked_again(
+    logged_in, account, newsletter, welcome, customer, mailbox
+):
+    """A step with contacts waiting at it is removed only once confirmed: the page says
+    how many move on at once. A step nobody waits at goes at the first click."""
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    engine.run(timezone.now())  # the first message sent; Ada waits two days for the second
+    first, second = welcome.steps.order_by("position")
+    page = reverse("automations:detail", args=[welcome.uuid])
+    asked = logged_in.post(page, {"op": "remove", "step": second.pk})
+    text = asked.content.decode()
+    assert asked.status_code == 200 and "Remove step 2?" in text
+    assert "1 contact waits at it: they move on to the step after it at once." in text
+    assert welcome.steps.count() == 2
+    wrong = {"op": "remove", "step": second.pk, "confirm": first.pk}
+    assert logged_in.post(page, wrong).status_code == 200 and welcome.steps.count() == 2
+    confirmed = {"op": "remove", "step": second.pk, "confirm": second.pk}
+    assert logged_in.post(page, confirmed).status_code == 302
+    assert list(welcome.steps.all()) == [first]
+    assert logged_in.post(page, {"op": "remove", "step": first.pk}).status_code == 302
+    assert not welcome.steps.exists()

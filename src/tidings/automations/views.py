@@ -81,12 +81,21 @@ def _step_of(automation: Automation, raw: str | None) -> Step:
     return get_object_or_404(Step, automation=automation, pk=pk)
 
 
+# What `_change_steps` answers when a step with contacts waiting at it is to be removed:
+# the page asks again, saying how many move on.
+CONFIRM_REMOVAL = "confirm-removal"
+
+
 def _change_steps(request: HttpRequest, automation: Automation, form: StepForm) -> str | None:
     """Add, change or remove a step as the form asks: a message for the page, or None
     when the form was not valid."""
     op = request.POST.get("op", "add")
     if op == "remove":
-        services.remove_step(_step_of(automation, request.POST.get("step")), by=_user(request))
+        step = _step_of(automation, request.POST.get("step"))
+        waiting = automation.enrolments.filter(status=Enrolment.Status.ACTIVE, step=step).count()
+        if waiting and request.POST.get("confirm") != str(step.pk):
+            return CONFIRM_REMOVAL  # asked again: its contacts would move on at once
+        services.remove_step(step, by=_user(request))
         return _("Step removed.")
     if not form.is_valid():
         return None
@@ -116,6 +125,7 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     automation = _automation(request, uuid)
     account = account_of(request)
     posted = request.POST if request.method == "POST" else None
+    removing: Step | None = None
     trigger_form = TriggerForm(
         posted if posted and posted.get("op") == "trigger" else None,
         account=account,
@@ -146,7 +156,10 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
                     return redirect("automations:detail", automation.uuid)
             else:
                 done = _change_steps(request, automation, form)
-                if done is not None:
+                if done == CONFIRM_REMOVAL:
+                    removing = _step_of(automation, posted.get("step"))
+                    form = StepForm(None, automation=automation)
+                elif done is not None:
                     messages.success(request, done)
                     return redirect("automations:detail", automation.uuid)
         except services.AutomationError as error:
@@ -167,6 +180,8 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
             "entered": sum(totals.values()),
             "done": totals[Enrolment.Status.DONE],
             "left": totals[Enrolment.Status.LEFT] + totals[Enrolment.Status.EXITED],
+            "removing": removing,
+            "removing_waiting": next((w for s, w, _p in steps if s == removing), 0),
         },
     )
 
