@@ -79,7 +79,7 @@ def test_each_gallery_template_fits_a_phone_and_is_readable_in_light_and_dark(
     template, phone, client: Client, customer
 ):
     if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: `npm ci --prefix tests/consent/axe` (./dev test does it)")
+        pytest.fail(f"{AXE} is missing: `npm ci --prefix tools/axe` (./dev test does it)")
     client.force_login(customer)
     response = client.get(reverse("campaigns:gallery_preview_html", args=[template.slug]))
     assert response.status_code == 200

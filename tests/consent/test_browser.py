@@ -195,7 +195,7 @@ def test_banner_and_main_pages_have_no_serious_accessibility_violation(
     fresh: Visit, tracker: ThirdParty
 ) -> None:
     if not AXE.exists():
-        pytest.fail(f"{AXE} is missing: `npm ci --prefix tests/consent/axe` (./dev test does it)")
+        pytest.fail(f"{AXE} is missing: `npm ci --prefix tools/axe` (./dev test does it)")
     found = {}
     for path in (
         "/",
