@@ -7,9 +7,9 @@ from django.contrib.auth.models import Group
 
 from tests.factories import StaffFactory
 from tidings.accounts.models import User
+from tidings.accounts.staff_roles import StaffError, set_staff_role
 from tidings.staff import roles
 from tidings.staff.models import AuditEvent
-from tidings.staff.services import StaffError, set_staff_role
 
 pytestmark = pytest.mark.promise("P7")
 

@@ -1,16 +1,13 @@
-"""Writes to staff members: their role, and with it what they may reach (P7)."""
+"""Writes to staff members: their role, and with it what they may reach (P7). In
+accounts, the user model's own app: staff (the roles, the audit) sits below it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.db import transaction
 
+from tidings.accounts.models import User
 from tidings.staff import audit
 from tidings.staff.models import StaffRole
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 
 class StaffError(Exception):

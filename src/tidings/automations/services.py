@@ -9,7 +9,7 @@ the one place that says when a message may go) and opens it for the engine."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.audience.errors import AudienceError
 from tidings.audience.models import Contact, MailingList
 from tidings.audience.services import clean_tags
@@ -29,9 +29,6 @@ from tidings.campaigns.models import Campaign
 from tidings.core import clock
 from tidings.sending import checklist, lifecycle
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 A = Automation.Status
 K = Step.Kind

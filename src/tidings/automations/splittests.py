@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -34,6 +34,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from tidings.accounts.models import User
 from tidings.automations import statistics
 from tidings.automations.models import SplitTest, Variant
 from tidings.campaigns import services as campaigns
@@ -42,9 +43,6 @@ from tidings.core import clock
 from tidings.sending import checklist, lifecycle, recipients, reports
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 T = SplitTest.Status
 K = SplitTest.Kind

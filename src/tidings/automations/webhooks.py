@@ -37,7 +37,7 @@ import ssl
 import threading
 import uuid
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -47,15 +47,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from tidings.accounts.mailability import account_users
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.automations import webhook_events
 from tidings.automations.models import WebhookEndpoint, WebhookMessage, new_webhook_secret
 from tidings.core import jobs, netguard
 from tidings.core.mail import Purpose, send_templated
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 log = logging.getLogger(__name__)
 

@@ -26,19 +26,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
 
+from tidings.accounts.models import Account, User
 from tidings.billing import dunning
 from tidings.billing.gateways import GATEWAYS, GatewayError
 from tidings.billing.models import GatewayCancellation, Subscription
 from tidings.core import jobs
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import Account, User
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +30,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from stdnum.eu import vat as eu_vat
 
+from tidings.accounts.models import User
 from tidings.billing import invoice_mail
 from tidings.billing.models import (
     Invoice,
@@ -42,9 +42,6 @@ from tidings.billing.models import (
     VatTreatment,
 )
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 CENT = Decimal("0.01")
 SERIES = {Invoice.Kind.INVOICE: "INV", Invoice.Kind.CREDIT_NOTE: "CN"}

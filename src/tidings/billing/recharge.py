@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -37,16 +36,13 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from tidings.accounts.mailability import account_users
-from tidings.accounts.models import Account
+from tidings.accounts.models import Account, User
 from tidings.billing import invoices
 from tidings.billing.gateways import gateway
 from tidings.billing.models import AutoRecharge, CreditBalance, Offer, Order, Price, Subscription
 from tidings.core import jobs
 from tidings.core.mail import Purpose, send_templated
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 RUN = "tidings.billing.tasks.run_recharge"
 # The largest threshold taken: beyond it, a typo (a recharge after every campaign).

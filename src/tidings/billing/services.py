@@ -28,7 +28,6 @@ import uuid as uuid_module
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -38,6 +37,7 @@ from django.utils.translation import gettext as _
 from django_countries.data import COUNTRIES
 
 from tidings.accounts.mailability import account_users
+from tidings.accounts.models import User
 from tidings.billing import cards, credits, dunning, invoices, recharge, renewals, vies
 from tidings.billing.gateways import (
     BANK_TRANSFER,
@@ -63,9 +63,6 @@ from tidings.core import collection
 from tidings.core.mail import Purpose, send_templated
 from tidings.core.text import nul_at
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 log = logging.getLogger(__name__)
 

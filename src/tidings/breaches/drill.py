@@ -14,17 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils import timezone
 
+from tidings.accounts.models import User
 from tidings.breaches import report, services, severity
 from tidings.breaches.models import Incident, Scope
 from tidings.privacy import breach_scope
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 SUMMARY = "DRILL: rehearsal of the breach procedure"
 

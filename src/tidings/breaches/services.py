@@ -27,7 +27,7 @@ import hashlib
 import logging
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -35,6 +35,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from tidings.accounts.models import User
 from tidings.audience import mailability
 from tidings.audience.notices import mail_contact
 from tidings.breaches import obligations, severity
@@ -50,9 +51,6 @@ from tidings.core.mail import Purpose, send_templated
 from tidings.core.text import NUL
 from tidings.privacy import breach_scope, office
 from tidings.staff import audit
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
 
 Action = audit.AuditEvent.Action
 logger = logging.getLogger("tidings")

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -14,16 +14,14 @@ from django.utils import timezone
 
 from tidings.staff import checkpoints, db_guard
 from tidings.staff.models import GENESIS_HASH, AuditEvent, AuditExpiry
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
+from tidings.staff.people import Person
 
 # One constant for the advisory lock that serialises appends on PostgreSQL (the database's
 # expiry function takes the same one).
 _CHAIN_LOCK = db_guard.CHAIN_LOCK
 
 
-def _actor(by: User | None) -> tuple[int | None, str, str]:
+def _actor(by: Person | None) -> tuple[int | None, str, str]:
     if by is None:
         return None, "system", ""
     if by.is_staff:
@@ -35,7 +33,7 @@ def record(
     action: str,
     target: models.Model | None = None,
     *,
-    by: User | None,
+    by: Person | None,
     fields: Iterable[str] = (),
     reason: str = "",
     account_id: int | None = None,
@@ -61,7 +59,7 @@ def record_many(
     action: str,
     targets: Iterable[models.Model],
     *,
-    by: User | None,
+    by: Person | None,
     fields: Iterable[str] = (),
     reason: str = "",
     account_id_of: Callable[[Any], int | None] | None = None,
@@ -91,7 +89,7 @@ def _event(
     action: str,
     target: models.Model | None,
     *,
-    by: User | None,
+    by: Person | None,
     fields: Iterable[str],
     reason: str,
     account_id: int | None,

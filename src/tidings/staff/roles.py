@@ -7,7 +7,7 @@ database is removed again: roles are code, reviewed like code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.apps import apps as global_apps
 from django.contrib.auth.management import create_permissions
@@ -16,9 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS
 
 from tidings.staff.models import StaffRole
-
-if TYPE_CHECKING:
-    from tidings.accounts.models import User
+from tidings.staff.people import Person
 
 Role = StaffRole
 
@@ -137,7 +135,7 @@ def ensure_role_groups(using: str = DEFAULT_DB_ALIAS) -> dict[str, Group]:
     return groups
 
 
-def sync_role_group(user: User) -> None:
+def sync_role_group(user: Person) -> None:
     """Put a staff user in the group of their role and in no other role's group."""
     wanted = ROLE_GROUPS.get(user.staff_role) if user.is_staff else None
     role_groups = Group.objects.filter(name__in=ROLE_GROUPS.values())
@@ -153,7 +151,7 @@ def on_post_migrate(sender: Any, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -
 
 def on_user_saved(
     sender: Any,
-    instance: User,
+    instance: Person,
     created: bool = False,
     raw: bool = False,
     update_fields: Any = None,

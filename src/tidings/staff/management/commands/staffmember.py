@@ -18,10 +18,10 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tidings.accounts.models import User
+from tidings.accounts.staff_roles import StaffError, set_staff_role
 from tidings.core import baseurl
 from tidings.core.addresses import canonical
 from tidings.staff import audit
-from tidings.staff.services import StaffError, set_staff_role
 
 ROLES = [role for role in User.StaffRole.values if role]
 
