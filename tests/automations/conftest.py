@@ -3,9 +3,12 @@ series of two steps."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from tidings.audience.models import MailingList
 from tidings.automations import services
@@ -45,3 +48,24 @@ def welcome_series(account: Any, mailing_list: MailingList, by: Any, waits=(0, 2
 @pytest.fixture
 def welcome(account, newsletter, customer):  # type: ignore[no-untyped-def]
     return welcome_series(account, newsletter, customer)
+
+
+def at_once(work: Callable[[], None], times: int = 2) -> list[BaseException]:
+    """Run `work` in `times` threads at once (each with its own database connection,
+    closed at its end); the errors they raised."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as error:  # reported to the caller
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from tests.automations.conftest import welcome_series
+from tests.automations.conftest import at_once, welcome_series
 from tidings.audience import services as audience
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment, StepRun
@@ -32,24 +32,14 @@ def test_two_schedulers_at_once_run_each_step_once_for_each_contact(
         audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
     now = timezone.now()
     engine.run(now)  # everyone enters and gets the first step
-    errors: list[BaseException] = []
     start = threading.Barrier(2)
 
     def scheduler() -> None:
-        try:
-            start.wait()
-            while engine.run_due(now + timedelta(days=1, seconds=1), limit=10)[0]:
-                pass
-        except BaseException as error:  # reported below
-            errors.append(error)
-        finally:
-            connection.close()
+        start.wait()
+        while engine.run_due(now + timedelta(days=1, seconds=1), limit=10)[0]:
+            pass
 
-    threads = [threading.Thread(target=scheduler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(scheduler)
     assert errors == []
     assert StepRun.objects.count() == 2 * CONTACTS
     assert Delivery.objects.count() == 2 * CONTACTS

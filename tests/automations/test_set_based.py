@@ -11,11 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
-from tests.automations.conftest import welcome_series
+from tests.automations.conftest import at_once, welcome_series
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.automations import engine, services
@@ -110,21 +109,11 @@ def test_two_schedulers_at_once_take_disjoint_chunks(
 
     monkeypatch.setattr(engine, "_hold", held)
     results: list[tuple[int, int]] = []
-    errors: list[BaseException] = []
 
     def scheduler() -> None:
-        try:
-            results.append(engine.run_due(now + timedelta(days=1, seconds=1), limit=contacts // 2))
-        except BaseException as error:  # reported below
-            errors.append(error)
-        finally:
-            connection.close()
+        results.append(engine.run_due(now + timedelta(days=1, seconds=1), limit=contacts // 2))
 
-    threads = [threading.Thread(target=scheduler) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    errors = at_once(scheduler)
     assert errors == []
     assert results == [(contacts // 2, contacts // 2)] * 2
     assert StepRun.objects.count() == Delivery.objects.count() == 2 * contacts
