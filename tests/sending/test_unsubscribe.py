@@ -71,3 +71,24 @@ def test_an_altered_token_changes_nothing(client, account, newsletter):
     assert client.post(forged, data={"List-Unsubscribe": "One-Click"}).status_code == 400
     contact.refresh_from_db()
     assert contact.status == Contact.Status.ACTIVE
+
+
+def test_the_unsubscribe_pages_are_the_contacts_not_the_platforms_site(
+    client, account, newsletter, campaign
+):
+    """The pages say whose mail it is (the sender's name), like the preference page, and
+    carry none of the platform's own site: no menu to log in or sign up, no cookie
+    banner, no tag of the operator's third parties."""
+    (contact,) = add_contacts(account, newsletter, 1)
+    pages = {
+        "the button": client.get(url_for(contact, campaign.pk)),
+        "the answer": client.post(url_for(contact, campaign.pk), {"List-Unsubscribe": "One-Click"}),
+        "a link cut short": client.get("/oneclick/nonsense/"),
+    }
+    for name, response in pages.items():
+        html = response.content.decode()
+        assert 'class="public-card"' in html, name
+        assert "/login/" not in html and "/register/" not in html, name
+        assert "consent-banner" not in html and "<script" not in html, name
+    for name in ("the button", "the answer"):
+        assert account.name in pages[name].content.decode(), name
