@@ -55,6 +55,25 @@ def test_a_customer_builds_starts_watches_and_pauses_a_welcome_series(
     assert automation.status == Automation.Status.PAUSED
 
 
+def test_a_condition_shows_how_many_met_it_and_how_many_did_not(
+    logged_in, account, newsletter, customer
+):
+    flow = services.create_automation(account, name="Cities", mailing_list=newsletter, by=None)
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="is_set", key="city", by=customer)
+    services.add_step(flow, kind=Step.Kind.WAIT, wait_amount=1, wait_unit="days", by=customer)
+    services.start(flow, by=customer)
+    for i, city in enumerate(["Paris", "", "Lyon"]):
+        attributes = {"city": city} if city else {}
+        audience.add_contact(
+            account, f"r{i}@example.net", attributes=attributes, lists=[newsletter]
+        )
+    engine.run(timezone.now())
+    text = logged_in.get(reverse("automations:detail", args=[flow.uuid])).content.decode()
+    assert "0 waiting for it now · 2 met · 1 did not · 3 passed" in text
+    assert text.count(" did not") == 1  # the condition's only: not the wait's
+    assert "2 waiting for it now · 0 passed" in text
+
+
 def test_bad_input_is_refused_with_the_reason(logged_in, account, newsletter, other_customer):
     theirs = MailingList.objects.create(account=other_customer.account, name="Theirs")
     answer = logged_in.post(reverse("automations:new"), {"name": "X", "mailing_list": theirs.pk})

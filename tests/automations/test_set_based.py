@@ -2,7 +2,8 @@
 database says what the Python rule said (an attribute is set: present and neither null,
 "" nor []; equals trims; contains ignores case; the tag), on PostgreSQL and SQLite; two
 schedulers at once take disjoint chunks; a pass of several chunks queues one dispatch
-job per step's message."""
+job per step's message; a condition's outcome is recorded for each contact, in as many
+statements for many contacts as for a few."""
 
 from __future__ import annotations
 
@@ -11,14 +12,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.automations.conftest import at_once, welcome_series
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.automations import engine, services
-from tidings.automations.models import Enrolment, Step, StepRun
+from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.core import jobs
 from tidings.sending.dispatcher import DISPATCH
 from tidings.sending.models import Delivery
@@ -138,3 +141,55 @@ def test_a_pass_of_several_chunks_queues_one_dispatch_job_per_message(
     )
     assert sorted(args[0] for name, args in queued if name == DISPATCH) == campaigns
     assert Delivery.objects.count() == 10
+
+
+def plans_flow(account: Any, mailing_list: MailingList, by: Any) -> tuple[Automation, Step, Step]:
+    """A tag for everyone, then a condition (the plan is "pro"), then a tag for those
+    who met it (the others leave), started: it, its first step and its condition."""
+    flow = services.create_automation(account, name="Plans", mailing_list=mailing_list, by=by)
+    first = services.add_step(flow, kind=K.ADD_TAG, tag="seen", by=by)
+    condition = services.add_step(
+        flow, kind=K.CONDITION, test="equals", key="plan", value="pro", by=by
+    )
+    services.add_step(flow, kind=K.ADD_TAG, tag="pro", by=by)
+    return services.start(flow, by=by), first, condition
+
+
+@pytest.mark.django_db
+def test_a_condition_records_for_each_contact_whether_it_was_met(account, newsletter, customer):
+    """The outcome is written with the condition's runs (`StepRun.met`), on PostgreSQL
+    and on SQLite; the other steps' runs leave it empty."""
+    flow, first, condition = plans_flow(account, newsletter, customer)
+    plans = {f"reader{i}@example.net": p for i, p in enumerate(["pro", "free", "pro", "", "x"])}
+    for email, plan in plans.items():
+        audience.add_contact(account, email, attributes={"plan": plan}, lists=[newsletter])
+    now = timezone.now()
+    engine.enter(flow, now)
+    assert engine.run_due(now) == (5, 5 + 5 + 2)  # taken; the steps run
+    met = dict(StepRun.objects.filter(step=condition).values_list("contact__email", "met"))
+    assert met == {email: plan == "pro" for email, plan in plans.items()}
+    assert list(StepRun.objects.filter(step=first).values_list("met", flat=True)) == [None] * 5
+    assert sorted(Enrolment.objects.values_list("status", flat=True)) == sorted(
+        [Enrolment.Status.DONE] * 2 + [Enrolment.Status.EXITED] * 3
+    )
+
+
+@pytest.mark.django_db
+def test_recording_a_conditions_outcome_takes_as_many_statements_for_many_contacts(
+    account, customer
+):
+    statements = []
+    for contacts in (2, 12):
+        own = MailingList.objects.create(account=account, name=f"{contacts} readers")
+        flow, _, condition = plans_flow(account, own, customer)
+        for i in range(contacts):
+            plan = "pro" if i % 2 else "free"
+            email = f"r{i}-of-{contacts}@example.net"
+            audience.add_contact(account, email, attributes={"plan": plan}, lists=[own])
+        now = timezone.now()
+        engine.enter(flow, now)
+        with CaptureQueriesContext(connection) as queries:
+            engine.run_due(now)
+        statements.append(len(queries))
+        assert StepRun.objects.filter(step=condition, met=True).count() == contacts // 2
+    assert statements[0] == statements[1]

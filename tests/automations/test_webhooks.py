@@ -21,7 +21,7 @@ from tidings.accounts import services as accounts
 from tidings.audience import restriction
 from tidings.audience import services as audience
 from tidings.automations import engine, services, webhooks
-from tidings.automations.models import WebhookEndpoint, WebhookMessage
+from tidings.automations.models import Step, WebhookEndpoint, WebhookMessage
 from tidings.core import retention
 
 W = WebhookMessage.Status
@@ -227,6 +227,31 @@ def test_a_step_done_on_a_moved_test_clock_is_told_all_the_same(
     webhooks.deliver_due(real)
     steps = sorted(json.loads(body)["data"]["step"] for _, _, body in receiver.requests)
     assert steps == [1, 2]
+
+
+def test_a_condition_step_done_tells_whether_it_was_met(account, newsletter, customer, receiver):
+    webhooks.create_endpoint(
+        account, url=receiver.url, events=["automation.step_done"], by=customer
+    )
+    flow = services.create_automation(account, name="VIP", mailing_list=newsletter, by=customer)
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="has_tag", key="vip", by=customer)
+    services.add_step(flow, kind=Step.Kind.ADD_TAG, tag="welcomed", by=customer)
+    services.start(flow, by=customer)
+    audience.add_contact(account, "ada@example.net", tags=["vip"], lists=[newsletter])
+    audience.add_contact(account, "bob@example.net", lists=[newsletter])  # not met: leaves
+    now = timezone.now() + timedelta(seconds=1)
+    engine.run(now)
+    webhooks.scan(now)
+    webhooks.deliver_due(now)
+    told = sorted(
+        (b["data"]["contact"]["email"], b["data"]["step"], b["data"].get("condition_met", "-"))
+        for b in receiver.bodies()
+    )
+    assert told == [
+        ("ada@example.net", 1, True),
+        ("ada@example.net", 2, "-"),  # not a condition: no outcome
+        ("bob@example.net", 1, False),
+    ]
 
 
 @pytest.mark.promise("P12")

@@ -20,20 +20,20 @@
    each, under the automation's share lock (`_hold`). A chunk is done set-based, a few
    statements per (automation, step) whatever the number of enrolments, the ids passed
    as one parameter (`_rows`: an array on PostgreSQL, a JSON text on SQLite, the one
-   difference between the two): those the rule (`mailability.contacts_q`, compiled
-   into the statement) no longer allows leave; each step's effect (`INSERT ... SELECT
-   ... ON CONFLICT DO NOTHING` of its `Delivery` rows, the tag or list change through
+   difference between the two): those the rule (`mailability.contacts_q`, compiled into
+   the statement) no longer allows leave; each step's effect (`INSERT ... SELECT ... ON
+   CONFLICT DO NOTHING` of its `Delivery` rows, the tag or list change through
    `audience.bulk`), its `StepRun` rows (unique per (step, contact, round), the same
-   way), a condition evaluated in the database (in Python, on the contacts' attributes
-   only, for equals and contains); a contact whose next step is due at once (after a
-   condition, a message without a wait) runs it in the same chunk; then one `UPDATE`
-   per outcome moves the enrolments on (to the step after, by identity, or the
-   condition's other step; everyone arrives at `at`, so the next step's due time is
-   one value). Effect, `StepRun` and move share the transaction, so a step runs at most
-   once for a contact in a round, whatever runs twice. Messages are paid per step
-   (`billing.credits.spend_for_step`; those not covered wait `WAIT_FOR_CREDITS`), and a
-   step whose message is not sending pauses the automation. One dispatch job per
-   step's message is queued at the end of the pass (`run_all_due`).
+   way; a condition's with its outcome, `met`), a condition evaluated in the database
+   (in Python, on the contacts' attributes only, for equals and contains); a contact
+   whose next step is due at once (after a condition, a message without a wait) runs it
+   in the same chunk; then one `UPDATE` per outcome moves the enrolments on (to the step
+   after, by identity, or the condition's other step; everyone arrives at `at`, so the
+   next step's due time is one value). Effect, `StepRun` and move share the transaction,
+   so a step runs at most once for a contact in a round, whatever runs twice. Messages
+   are paid per step (`billing.credits.spend_for_step`; those not covered wait
+   `WAIT_FOR_CREDITS`), and a step whose message is not sending pauses the automation.
+   One dispatch job per step's message is queued at the end of the pass (`run_all_due`).
 """
 
 from __future__ import annotations
@@ -611,8 +611,9 @@ def _run_step(
 ) -> dict[int | None, list[_Due]]:
     """One step for these enrolments of it, set-based: its effect (the deliveries with
     `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, the tag or list change) and its
-    `StepRun` rows, the same way. Returns the enrolments whose step was done by where
-    they go: a step's id, None (done) or -1 (exit)."""
+    `StepRun` rows, the same way (a condition is evaluated first: its rows say whether
+    it was met). Returns the enrolments whose step was done by where they go: a step's
+    id, None (done) or -1 (exit)."""
     done = waiting
     if step.kind == K.SEND:
         if step.campaign_id not in open_:
@@ -653,25 +654,37 @@ def _run_step(
         )
     elif step.kind == K.REMOVE_FROM_LIST and step.target_list is not None:
         bulk.remove_from_list(contacts, step.target_list)
-    # When it ran, really: the record of what happened (the webhooks' scan reads it by
-    # the real time); `at`, the test clock's in development, decides what is due.
-    rows, params = _rows(contact_ids, [e.round for e in done])
-    _sql(
-        f"INSERT INTO {_STEP_RUNS} (step_id, contact_id, round, ran_at)"  # noqa: S608
-        f" SELECT %s, t.c0, t.c1, %s FROM ({rows}) AS t WHERE true ON CONFLICT DO NOTHING",
-        [step.pk, _when(timezone.now()), *params],
-    )
+    met = _met(step, contact_ids, [e.round for e in done]) if step.kind == K.CONDITION else None
+    _record(step, done, met)
     # Where each goes: the step after, or (a condition not met) its other step, or out.
     onward = next_step.pk if next_step else None
     if step.kind == K.LEAVE:
         return {-1: done}
-    if step.kind == K.CONDITION:
-        met = _met(step, contact_ids, [e.round for e in done])
+    if met is not None:
         split: dict[int | None, list[_Due]] = {onward: [], step.otherwise_id or -1: []}
         for e in done:
             split[onward if e.contact_id in met else step.otherwise_id or -1].append(e)
         return split
     return {onward: done}
+
+
+def _record(step: Step, done: list[_Due], met: set[int] | None) -> None:
+    """The step's `StepRun` rows, one statement: for a condition (`met` given) with its
+    outcome for each contact, a third column of the rows (1 met, 0 not), else NULL.
+    When it ran, really: the record of what happened (the webhooks' scan reads it by
+    the real time); `at`, the test clock's in development, decides what is due."""
+    columns = [[e.contact_id for e in done], [e.round for e in done]]
+    outcome = "NULL"
+    if met is not None:
+        columns.append([int(e.contact_id in met) for e in done])
+        outcome = "t.c2 <> 0"  # a boolean on PostgreSQL (bigint has no cast to it)
+    rows, params = _rows(*columns)
+    _sql(
+        f"INSERT INTO {_STEP_RUNS} (step_id, contact_id, round, ran_at, met)"  # noqa: S608
+        f" SELECT %s, t.c0, t.c1, %s, {outcome} FROM ({rows}) AS t WHERE true"
+        " ON CONFLICT DO NOTHING",
+        [step.pk, _when(timezone.now()), *params],
+    )
 
 
 def _wait(enrolments: list[_Due], at: datetime) -> None:
@@ -712,7 +725,9 @@ def run(at: datetime | None = None) -> Run:
 
 def step_counts(automation: Automation) -> list[tuple[Step, int, int]]:
     """Each step, in order, with the contacts waiting for it now and the times it was
-    done (every round)."""
+    done (every round); a condition also with the times it was met and not met
+    (`step.met`, `step.not_met`: its runs from before the outcome was recorded are in
+    neither)."""
     waiting = dict(
         Enrolment.objects.filter(automation=automation, status=E.ACTIVE)
         .values("step")
@@ -722,7 +737,11 @@ def step_counts(automation: Automation) -> list[tuple[Step, int, int]]:
     steps = (
         Step.objects.filter(automation=automation)
         .select_related("campaign", "target_list", "about", "otherwise")
-        .annotate(n=Count("runs"))
+        .annotate(
+            n=Count("runs"),
+            met=Count("runs", filter=Q(runs__met=True)),
+            not_met=Count("runs", filter=Q(runs__met=False)),
+        )
         .order_by("position")
     )
     return [(step, waiting.get(step.pk, 0), step.n) for step in steps]

@@ -290,6 +290,15 @@ class StepRun(models.Model):
     )
     round = models.PositiveIntegerField(default=1)
     ran_at = models.DateTimeField(default=timezone.now)
+    # A condition's outcome (met: on to the next step; not: its other step, or out),
+    # what the page's counts and the webhook tell; empty for the other kinds of step,
+    # and for the conditions run before it was recorded.
+    met = models.BooleanField(
+        _("condition met"),
+        null=True,
+        blank=True,
+        help_text=_("a condition's outcome; empty for the other kinds of step"),
+    )
 
     class Meta:
         verbose_name = _("automation step done")

@@ -82,7 +82,7 @@ register(
     purpose=_("running each step of an automation at most once for each contact"),
     legal_basis=LegalBasis.CONTRACT,
     retention=_("as long as the automation and the contact exist; erased with either"),
-    personal_fields=["round", "ran_at"],
+    personal_fields=["round", "ran_at", "met"],
     erase=Erasure.DELETE,
     account_path="step__automation__account",
     contact=ContactPart(
@@ -93,6 +93,8 @@ register(
             Column(_("step"), "step__position"),
             Column(_("round"), "round"),
             Column(_("done"), "ran_at"),
+            # A condition's outcome (yes or no); empty for the other steps.
+            Column(_("condition met"), "met"),
         ),
         position=63,
         erase=ContactErasure.DELETE,

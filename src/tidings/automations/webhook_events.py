@@ -18,7 +18,8 @@ from the rows those paths write, by indexed time ranges, never by a scan of cont
   open), a click each time, with the link as the campaign's report shows it (its site
   only when the address held a contact's value);
 - campaign sent: `campaigns.Campaign.finished_at` (automation steps' messages are not
-  campaigns sent); automation step done: `StepRun.ran_at`.
+  campaigns sent); automation step done: `StepRun.ran_at` (a condition's with whether
+  it was met, `StepRun.met`).
 
 Payloads carry the least personal data that makes them useful: the contact's uuid and
 email address (never their name or attributes' values), the ids (and names) of the
@@ -244,17 +245,15 @@ def _steps(account_id: int, since: datetime, until: datetime, wanted: set[str]) 
     )
     for run in runs:
         automation = run.step.automation
-        yield Event(
-            Ev.STEP_DONE,
-            f"step:{run.pk}",
-            run.ran_at,
-            {
-                "contact": contact_data(run.contact),
-                "automation": {"id": str(automation.uuid), "name": automation.name},
-                "step": run.step.position + 1,
-            },
-            run.contact_id,
-        )
+        data: dict[str, Any] = {
+            "contact": contact_data(run.contact),
+            "automation": {"id": str(automation.uuid), "name": automation.name},
+            "step": run.step.position + 1,
+        }
+        if run.step.kind == Step.Kind.CONDITION:
+            # Which way the contact went: on to the next step (true), or the other way.
+            data["condition_met"] = run.met
+        yield Event(Ev.STEP_DONE, f"step:{run.pk}", run.ran_at, data, run.contact_id)
 
 
 def _campaigns(

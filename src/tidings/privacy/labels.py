@@ -47,6 +47,7 @@ LABELS = [
     _("closed at"),
     _("collected at"),
     _("Collection records"),
+    _("condition met"),
     _("confirmed"),
     _("confirmed at"),
     _("Consent"),
