@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
@@ -513,3 +514,26 @@ def test_send_time_parts_start_by_the_clock(
     test_clock.advance(timedelta(hours=1))
     assert lifecycle.start_due_campaigns() == [second.pk]
     assert len(mailbox) == 4
+
+
+def test_without_a_draft_campaign_the_page_links_to_a_new_one_and_refuses_with_the_reason(
+    client, account, customer, other_customer
+):
+    """The Campaign select was empty, with nothing said, for an account whose campaigns
+    are all sent (or that has none): only a draft can be variant A. Another account's
+    draft counts for nothing."""
+    Campaign.objects.create(account=account, name="Sent", status=Campaign.Status.SENT)
+    Campaign.objects.create(account=other_customer.account, name="Their draft")
+    client.force_login(customer)
+    url = reverse("automations:split_tests")
+    page = client.get(url).content.decode()
+    assert "You have no draft campaign to test" in page and reverse("campaigns:new") in page
+    assert 'name="campaign"' not in page and "Their draft" not in page
+    answer = client.post(url, {
+        "kind": "subject", "subject_b": "Second", "test_percent": 20, "metric": "opens",
+        "wait_hours": 4, "timezone": "UTC",
+    })  # fmt: skip
+    text = answer.content.decode()
+    assert answer.status_code == 200 and not SplitTest.objects.exists()
+    assert escape("Write a draft campaign first: it is the test's variant A.") in text
+    assert "This field is required." not in text and reverse("campaigns:new") in text
