@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.automations import webhooks
 from tidings.automations.models import (
     WEEKDAY_NAMES,
     Automation,
@@ -336,16 +337,28 @@ class StepForm(Grouped, forms.Form):
 
 
 class EndpointForm(forms.Form):
-    url = forms.CharField(
-        label=_("Endpoint URL"),
-        max_length=500,
-        help_text=_("https only; Tidings signs each message (Standard Webhooks)."),
-    )
+    url = forms.CharField(label=_("Endpoint URL"), max_length=500)
     events = forms.MultipleChoiceField(
         label=_("Events"),
         choices=WebhookEndpoint.Event.choices,
         widget=forms.CheckboxSelectMultiple,
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["url"].help_text = _endpoint_help()
+
+
+def _endpoint_help() -> StrOrPromise:
+    """What this installation accepts, read when the form is made as `webhooks.check_url`
+    reads it: plain http too where the operator allows hosts for it (a local receiver).
+    The hosts are not named: they may be the operator's internal names."""
+    if webhooks.http_hosts():
+        return _(
+            "https, or plain http to a host the operator of this installation allows; "
+            "Tidings signs each message (Standard Webhooks)."
+        )
+    return _("https only; Tidings signs each message (Standard Webhooks).")
 
 
 def _other(label: str, name: StrOrPromise, max_length: int) -> forms.CharField:
