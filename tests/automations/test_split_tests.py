@@ -94,6 +94,7 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
         {"kind": "send_time", "send_times": [soon, naive]},
         {"kind": "send_time", "send_times": [soon, soon + timedelta(days=400)]},
         {"kind": "send_time", "send_times": [soon, soon + timedelta(hours=1)], "metric": "manual"},
+        {"kind": "send_time", "send_times": [soon, soon + timedelta(hours=1)], "time_zone": "Mars"},
     ):
         arguments = {"subjects": ["B"], "test_percent": 20, "metric": "opens", "wait_hours": 1}
         with pytest.raises(SplitTestError):
@@ -474,7 +475,7 @@ def test_the_page_creates_a_test_of_send_time_in_the_chosen_time_zone(
     ]
     assert [v.send_at for v in test.variants.order_by("label")] == wanted
     page = client.get(answer["Location"]).content.decode()
-    assert "send time" in page and wanted[0].astimezone(UTC).strftime("%H:%M UTC") in page
+    assert "send time" in page and "09:00 Europe/Brussels" in page
     assert "Split the recipients and schedule each time" in page
 
 
@@ -537,3 +538,33 @@ def test_without_a_draft_campaign_the_page_links_to_a_new_one_and_refuses_with_t
     assert answer.status_code == 200 and not SplitTest.objects.exists()
     assert escape("Write a draft campaign first: it is the test's variant A.") in text
     assert "This field is required." not in text and reverse("campaigns:new") in text
+
+
+def test_the_send_times_are_shown_in_the_time_zone_chosen_for_the_test(
+    client, account, newsletter, campaign, customer
+):
+    """The parts' times were shown in UTC, though the customer chose Brussels' time
+    for the test: 09:00 there read 08:00 (or 07:00) UTC."""
+    add_contacts(account, newsletter, 4)
+    client.force_login(customer)
+    day = (timezone.now() + timedelta(days=60)).date()
+    answer = client.post(reverse("automations:split_tests"), {
+        "campaign": campaign.pk, "kind": "send_time", "metric": "opens",
+        "send_time_a": f"{day}T09:00", "send_time_b": f"{day}T18:30",
+        "timezone": "Europe/Brussels",
+    })  # fmt: skip
+    test = SplitTest.objects.get()
+    assert test.time_zone == "Europe/Brussels"
+    page = answer["Location"]
+    before = client.get(page).content.decode()
+    client.post(page, {"action": "start"})
+    after = client.get(page).content.decode()  # the same once the parts are scheduled
+    shown = f"{day.day} {day.strftime('%b %Y')}"
+    for text in (before, after):
+        assert f"{shown}, 09:00 Europe/Brussels" in text
+        assert f"{shown}, 18:30 Europe/Brussels" in text and "UTC" not in text
+    parts = [v.campaign for v in test.variants.order_by("label")]
+    for part in parts:
+        part.refresh_from_db()
+        assert part.status == Campaign.Status.SCHEDULED
+        assert part.schedule_timezone == "Europe/Brussels"

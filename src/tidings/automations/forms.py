@@ -467,6 +467,7 @@ class SplitTestForm(forms.Form):
             "from_names": [data[f"from_name_{x}"] for x in "bcd"],
             "variants": data.get("variants"),
             "send_times": times,
+            "time_zone": zone.key,
             "test_percent": data.get("test_percent") or 20,
             "metric": data["metric"],
             "wait_hours": data.get("wait_hours") or 4,
