@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
@@ -235,3 +236,20 @@ def test_removing_a_step_contacts_wait_at_is_asked_again(
     assert list(welcome.steps.all()) == [first]
     assert logged_in.post(page, {"op": "remove", "step": first.pk}).status_code == 302
     assert not welcome.steps.exists()
+
+
+def test_without_a_list_the_page_links_to_a_new_one_and_refuses_with_the_reason(
+    logged_in, account, other_customer
+):
+    """A new customer's List select was empty, with nothing said; sent so, the form
+    answered "This field is required." Another account's list counts for nothing."""
+    MailingList.objects.create(account=other_customer.account, name="Theirs")
+    url = reverse("automations:new")
+    page = logged_in.get(url).content.decode()
+    assert "You have no list yet" in page and reverse("audience:list_new") in page
+    assert 'name="mailing_list"' not in page and "Theirs" not in page
+    answer = logged_in.post(url, {"name": "Welcome", "trigger": "joined_list"})
+    text = answer.content.decode()
+    assert answer.status_code == 200 and not Automation.objects.exists()
+    assert escape("Create a list first: an automation's messages go to its subscribers.") in text
+    assert "This field is required." not in text and reverse("audience:list_new") in text

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
@@ -93,6 +94,7 @@ def test_bad_input_changes_nothing(account, newsletter, campaign, customer, mail
         {"kind": "send_time", "send_times": [soon, naive]},
         {"kind": "send_time", "send_times": [soon, soon + timedelta(days=400)]},
         {"kind": "send_time", "send_times": [soon, soon + timedelta(hours=1)], "metric": "manual"},
+        {"kind": "send_time", "send_times": [soon, soon + timedelta(hours=1)], "time_zone": "Mars"},
     ):
         arguments = {"subjects": ["B"], "test_percent": 20, "metric": "opens", "wait_hours": 1}
         with pytest.raises(SplitTestError):
@@ -473,7 +475,7 @@ def test_the_page_creates_a_test_of_send_time_in_the_chosen_time_zone(
     ]
     assert [v.send_at for v in test.variants.order_by("label")] == wanted
     page = client.get(answer["Location"]).content.decode()
-    assert "send time" in page and wanted[0].astimezone(UTC).strftime("%H:%M UTC") in page
+    assert "send time" in page and "09:00 Europe/Brussels" in page
     assert "Split the recipients and schedule each time" in page
 
 
@@ -513,3 +515,56 @@ def test_send_time_parts_start_by_the_clock(
     test_clock.advance(timedelta(hours=1))
     assert lifecycle.start_due_campaigns() == [second.pk]
     assert len(mailbox) == 4
+
+
+def test_without_a_draft_campaign_the_page_links_to_a_new_one_and_refuses_with_the_reason(
+    client, account, customer, other_customer
+):
+    """The Campaign select was empty, with nothing said, for an account whose campaigns
+    are all sent (or that has none): only a draft can be variant A. Another account's
+    draft counts for nothing."""
+    Campaign.objects.create(account=account, name="Sent", status=Campaign.Status.SENT)
+    Campaign.objects.create(account=other_customer.account, name="Their draft")
+    client.force_login(customer)
+    url = reverse("automations:split_tests")
+    page = client.get(url).content.decode()
+    assert "You have no draft campaign to test" in page and reverse("campaigns:new") in page
+    assert 'name="campaign"' not in page and "Their draft" not in page
+    answer = client.post(url, {
+        "kind": "subject", "subject_b": "Second", "test_percent": 20, "metric": "opens",
+        "wait_hours": 4, "timezone": "UTC",
+    })  # fmt: skip
+    text = answer.content.decode()
+    assert answer.status_code == 200 and not SplitTest.objects.exists()
+    assert escape("Write a draft campaign first: it is the test's variant A.") in text
+    assert "This field is required." not in text and reverse("campaigns:new") in text
+
+
+def test_the_send_times_are_shown_in_the_time_zone_chosen_for_the_test(
+    client, account, newsletter, campaign, customer
+):
+    """The parts' times were shown in UTC, though the customer chose Brussels' time
+    for the test: 09:00 there read 08:00 (or 07:00) UTC."""
+    add_contacts(account, newsletter, 4)
+    client.force_login(customer)
+    day = (timezone.now() + timedelta(days=60)).date()
+    answer = client.post(reverse("automations:split_tests"), {
+        "campaign": campaign.pk, "kind": "send_time", "metric": "opens",
+        "send_time_a": f"{day}T09:00", "send_time_b": f"{day}T18:30",
+        "timezone": "Europe/Brussels",
+    })  # fmt: skip
+    test = SplitTest.objects.get()
+    assert test.time_zone == "Europe/Brussels"
+    page = answer["Location"]
+    before = client.get(page).content.decode()
+    client.post(page, {"action": "start"})
+    after = client.get(page).content.decode()  # the same once the parts are scheduled
+    shown = f"{day.day} {day.strftime('%b %Y')}"
+    for text in (before, after):
+        assert f"{shown}, 09:00 Europe/Brussels" in text
+        assert f"{shown}, 18:30 Europe/Brussels" in text and "UTC" not in text
+    parts = [v.campaign for v in test.variants.order_by("label")]
+    for part in parts:
+        part.refresh_from_db()
+        assert part.status == Campaign.Status.SCHEDULED
+        assert part.schedule_timezone == "Europe/Brussels"

@@ -192,6 +192,23 @@ def test_the_pages_add_an_endpoint_and_show_its_log(
     assert WebhookEndpoint.objects.exists()
 
 
+def test_the_endpoint_form_says_what_this_installation_accepts(client, customer, settings):
+    """It said "https only" where the operator allows plain http to a host (a local
+    receiver). A network allowed by CIDR takes https only (`webhooks.http_hosts`); the
+    hosts are not named to customers (the operator's internal names)."""
+    client.force_login(customer)
+    url = reverse("automations:webhooks")
+    settings.ALLOWED_WEBHOOK_HOSTS = ["10.0.5.0/24"]
+    assert "https only;" in client.get(url).content.decode()
+    settings.ALLOWED_WEBHOOK_HOSTS = ["127.0.0.1", "hooks.internal", "10.0.5.0/24"]
+    text = client.get(url).content.decode()
+    assert "https only" not in text
+    assert "https, or plain http to a host the operator of this installation allows;" in text
+    assert "127.0.0.1" not in text and "hooks.internal" not in text
+    answer = client.post(url, {"url": "http://127.0.0.1:9/hook", "events": EVENTS})
+    assert answer.status_code == 302 and WebhookEndpoint.objects.get().url.startswith("http:")
+
+
 def test_an_automation_step_done_is_told(account, newsletter, welcome, customer, receiver, mailbox):
     endpoint = webhooks.create_endpoint(
         account, url=receiver.url, events=["automation.step_done"], by=customer

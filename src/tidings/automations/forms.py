@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from django import forms
+from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import capfirst, format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tidings.accounts.models import Account
 from tidings.audience.models import MailingList
+from tidings.automations import webhooks
 from tidings.automations.models import (
     WEEKDAY_NAMES,
     Automation,
@@ -79,6 +82,38 @@ def _groups(
         else:
             groups[names] = Group(value, label, [form[name] for name in names])
     return list(groups.values())
+
+
+class Missing(forms.Widget):
+    """In place of a select with nothing to choose from: what is missing and a link to
+    where it is made (a new customer met an empty select and no word)."""
+
+    template_name = "automations/_missing.html"
+
+    def __init__(self, text: StrOrPromise, link: StrOrPromise, url: str) -> None:
+        super().__init__()
+        self.text, self.link, self.url = text, link, url
+
+    def id_for_label(self, id_: str) -> str:
+        return ""  # nothing to focus: the label stands over the hint
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        context["widget"].update(text=self.text, link=self.link, url=self.url)
+        return context
+
+
+def _choose_from(
+    field: forms.Field, queryset: QuerySet[Any], missing: Missing, required: StrOrPromise
+) -> None:
+    """`field` chooses from `queryset`; when it is empty, the page shows `missing`
+    instead, and the form sent without a choice says `required`."""
+    assert isinstance(field, forms.ModelChoiceField)
+    field.queryset = queryset
+    if not queryset.exists():
+        field.widget = missing
+        field.help_text = ""
+        field.error_messages = {**field.error_messages, "required": required}
 
 
 class TriggerForm(Grouped, forms.Form):
@@ -160,9 +195,16 @@ class AutomationForm(TriggerForm):
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
         super().__init__(*args, account=account, **kwargs)
-        field = self.fields["mailing_list"]
-        assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = MailingList.objects.filter(account=account).order_by("name")
+        _choose_from(
+            self.fields["mailing_list"],
+            MailingList.objects.filter(account=account).order_by("name"),
+            Missing(
+                _("You have no list yet: an automation's messages go to the subscribers of one."),
+                _("New list"),
+                reverse("audience:list_new"),
+            ),
+            _("Create a list first: an automation's messages go to its subscribers."),
+        )
 
 
 def _step_label(step: Step) -> str:
@@ -295,16 +337,28 @@ class StepForm(Grouped, forms.Form):
 
 
 class EndpointForm(forms.Form):
-    url = forms.CharField(
-        label=_("Endpoint URL"),
-        max_length=500,
-        help_text=_("https only; Tidings signs each message (Standard Webhooks)."),
-    )
+    url = forms.CharField(label=_("Endpoint URL"), max_length=500)
     events = forms.MultipleChoiceField(
         label=_("Events"),
         choices=WebhookEndpoint.Event.choices,
         widget=forms.CheckboxSelectMultiple,
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["url"].help_text = _endpoint_help()
+
+
+def _endpoint_help() -> StrOrPromise:
+    """What this installation accepts, read when the form is made as `webhooks.check_url`
+    reads it: plain http too where the operator allows hosts for it (a local receiver).
+    The hosts are not named: they may be the operator's internal names."""
+    if webhooks.http_hosts():
+        return _(
+            "https, or plain http to a host the operator of this installation allows; "
+            "Tidings signs each message (Standard Webhooks)."
+        )
+    return _("https only; Tidings signs each message (Standard Webhooks).")
 
 
 def _other(label: str, name: StrOrPromise, max_length: int) -> forms.CharField:
@@ -380,11 +434,18 @@ class SplitTestForm(forms.Form):
 
     def __init__(self, *args: Any, account: Account, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["campaign"]
-        assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = Campaign.objects.filter(
-            account=account, status=Campaign.Status.DRAFT, split_variant__isnull=True
-        ).order_by("-created_at")
+        _choose_from(
+            self.fields["campaign"],
+            Campaign.objects.filter(
+                account=account, status=Campaign.Status.DRAFT, split_variant__isnull=True
+            ).order_by("-created_at"),
+            Missing(
+                _("You have no draft campaign to test: variant A is a draft campaign."),
+                _("New campaign"),
+                reverse("campaigns:new"),
+            ),
+            _("Write a draft campaign first: it is the test's variant A."),
+        )
         if self.data.get("kind") == SplitTest.Kind.SEND_TIME:
             # Not asked of a test of send time (everyone, no wait).
             self.fields["test_percent"].required = False
@@ -406,6 +467,7 @@ class SplitTestForm(forms.Form):
             "from_names": [data[f"from_name_{x}"] for x in "bcd"],
             "variants": data.get("variants"),
             "send_times": times,
+            "time_zone": zone.key,
             "test_percent": data.get("test_percent") or 20,
             "metric": data["metric"],
             "wait_hours": data.get("wait_hours") or 4,

@@ -457,6 +457,8 @@ class SplitTest(models.Model):
         _("winner by"), max_length=6, choices=Metric.choices, default=Metric.OPENS
     )
     wait_hours = models.PositiveIntegerField(_("wait (hours)"), default=4)
+    # A test of send time: the zone its times were given in, and are shown in.
+    time_zone = models.CharField(_("time zone"), max_length=64, default="UTC")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     started_at = models.DateTimeField(null=True, blank=True)
     decide_at = models.DateTimeField(null=True, blank=True)

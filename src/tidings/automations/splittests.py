@@ -26,6 +26,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -40,6 +41,7 @@ from tidings.automations.models import SplitTest, Variant
 from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
 from tidings.core import clock
+from tidings.core.locales import is_time_zone
 from tidings.sending import checklist, lifecycle, recipients, reports
 from tidings.sending.models import Delivery, SendingSettings
 from tidings.staff import audit
@@ -105,6 +107,7 @@ def create_test(
     from_names: list[str] | tuple[str, ...] = (),
     variants: int | None = None,
     send_times: list[datetime] | tuple[datetime, ...] = (),
+    time_zone: str = "UTC",
     test_percent: int = 20,
     metric: str = SplitTest.Metric.OPENS,
     wait_hours: int = 4,
@@ -112,7 +115,8 @@ def create_test(
 ) -> SplitTest:
     """An A/B test of a draft campaign: variant A is the campaign, B to D copies of it
     with another subject, another sender name, the same content to edit, or (a test of
-    send time) the same message at another time."""
+    send time) the same message at another time; `time_zone` is the zone the times
+    were chosen in, which the page shows them in."""
     if kind not in K.values:
         raise SplitTestError(_("Choose what is tested."))
     if metric not in SplitTest.Metric.values:
@@ -120,6 +124,8 @@ def create_test(
     times: list[datetime] = []
     if kind == K.SEND_TIME:
         times = _send_times(list(send_times), clock.now())
+        if not is_time_zone(time_zone):
+            raise SplitTestError(_("Choose a time zone from the list."))
         if metric == SplitTest.Metric.MANUAL:
             raise SplitTestError(_("A test of send time compares opens or clicks."))
         others: list[dict[str, Any]] = [{} for _ in times[1:]]
@@ -143,6 +149,7 @@ def create_test(
             test_percent=test_percent,
             metric=metric,
             wait_hours=wait_hours,
+            time_zone=time_zone if kind == K.SEND_TIME else "UTC",
         )
         Variant.objects.create(
             test=test, label="A", campaign=campaign, send_at=times[0] if times else None
@@ -258,10 +265,13 @@ def _split_everyone(locked: SplitTest, variants: list[Variant], moment: datetime
     Delivery.objects.bulk_create(batch, ignore_conflicts=True)
     if total < len(variants):
         raise SplitTestError(_("Too few recipients for this test: %(n)s.") % {"n": total})
+    zone = ZoneInfo(locked.time_zone)
     for variant in variants:
         assert variant.send_at is not None
         try:
-            lifecycle.schedule_with_fixed_recipients(variant.campaign_id, variant.send_at)
+            # In the test's zone, which the parts' campaigns then show their time in.
+            when = variant.send_at.astimezone(zone)
+            lifecycle.schedule_with_fixed_recipients(variant.campaign_id, when)
         except lifecycle.SendingError as error:
             raise SplitTestError(f"{variant.label}: {error}") from None
     locked.status = T.TIMED

@@ -87,6 +87,12 @@ class WebhookError(ValueError):
 # --- endpoints ----------------------------------------------------------------------------
 
 
+def http_hosts() -> list[str]:
+    """The hosts plain http may point at: those the operator allows by name or address
+    (a network allowed by CIDR is let through the guard, over https only)."""
+    return [host for host in settings.ALLOWED_WEBHOOK_HOSTS if "/" not in host]
+
+
 def check_url(url: str) -> str:
     """The URL as stored, or WebhookError: https (or http on an allowed host), and a
     host that is not, and does not resolve to, the platform's own network."""
@@ -104,7 +110,7 @@ def check_url(url: str) -> str:
         raise WebhookError(_("Give a full address starting with https://."))
     if parts.username or parts.password:
         raise WebhookError(_("An endpoint's address may not hold a login."))
-    if parts.scheme == "http" and host not in allow:
+    if parts.scheme == "http" and host not in http_hosts():
         raise WebhookError(_("Only https addresses may receive webhooks."))
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
