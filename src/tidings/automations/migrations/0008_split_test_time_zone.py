@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('automations', '0006_split_test_kinds'),
+        ('automations', '0007_step_run_met'),
     ]
 
     operations = [
