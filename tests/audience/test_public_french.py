@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import path_of
-from tidings.audience import links, services
-from tidings.audience.models import Contact
+from tidings.audience import links, services, setup
+from tidings.audience.models import Contact, Subscription
 
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}
 
@@ -42,7 +42,7 @@ def prefs(contact: Contact) -> str:
     return path_of(links.preference_url(contact))
 
 
-# --- the language of the page ------------------------------------------------------
+# --- the language of the page --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -66,3 +66,76 @@ def test_every_public_page_says_it_is_in_the_readers_language(
         french = client.get(paths[page], **FRENCH)
         english = client.get(paths[page], HTTP_ACCEPT_LANGUAGE="en")
     assert (lang(french), lang(english)) == ("fr", "en")
+
+
+# --- notices of the preference and unsubscribe pages ---------------------------------
+
+
+def test_leaving_a_list_is_said_in_french(client, reader, newsletter):
+    response = client.post(prefs(reader), {"action": "leave", "list": newsletter.uuid}, **FRENCH)
+    assert "Vous avez quitté «\xa0Newsletter\xa0». C'est effectif immédiatement." in read(response)
+    assert Subscription.objects.get(contact=reader, mailing_list=newsletter).status == (
+        "unsubscribed"
+    )
+
+
+def test_leaving_everything_is_said_in_french(client, reader):
+    response = client.post(prefs(reader), {"action": "leave_all"}, **FRENCH)
+    page = read(response)
+    assert "Vous avez quitté toutes les listes. Vous ne recevrez plus d'e-mails de notre part." in (
+        page
+    )
+    assert "You have left" not in page
+
+
+def test_saved_details_are_said_in_french(client, reader):
+    response = client.post(prefs(reader), {"action": "save", "name": "Rea"}, **FRENCH)
+    assert "Vos informations sont enregistrées." in read(response)
+
+
+def test_a_yes_or_no_attribute_is_shown_and_read_in_french(client, account, reader):
+    setup.set_editable_attributes(account, ["vip"])
+    page = read(client.get(prefs(reader), **FRENCH))
+    assert 'name="attr:vip" value="oui"' in page
+    client.post(prefs(reader), {"action": "save", "name": "Rea Der", "attr:vip": "oui"}, **FRENCH)
+    reader.refresh_from_db()
+    assert reader.attributes["vip"] is True
+
+
+def ask(client, contact: Contact, kind: str):  # type: ignore[no-untyped-def]
+    return client.post(prefs(contact), {"action": "request", "kind": kind}, **FRENCH)
+
+
+def test_a_request_is_acknowledged_in_french_with_french_dates(client, account, reader):
+    with time_machine.travel(datetime(2026, 3, 10, 12, tzinfo=UTC)):
+        page = read(ask(client, reader, "access"))
+        assert (
+            f"{account.name} a bien reçu votre demande (accès à mes données) et doit y répondre "
+            "au plus tard le 10 avril 2026\xa0; la réponse sera envoyée à reader@example.org."
+        ) in page
+        again = read(ask(client, reader, "access"))
+    assert (
+        "Vous l'avez déjà demandé le 10 mars 2026\xa0: la demande est ouverte et doit recevoir "
+        "une réponse au plus tard le 10 avril 2026."
+    ) in again
+    assert "April" not in page + again and "March" not in again
+
+
+def test_an_expired_preference_link_answers_in_french(client, reader, settings, mailbox):
+    path = prefs(reader)
+    later = timezone.now() + timedelta(days=settings.PREFERENCE_LINK_DAYS + 1)
+    with time_machine.travel(later):
+        sent = read(client.post(path, {"action": "send_link"}, **FRENCH))
+        left = read(client.post(path, {"action": "leave_all"}, **FRENCH))
+    assert "Un nouveau lien est en route vers votre boîte de réception." in sent
+    assert "Vous avez quitté toutes les listes." in left
+
+
+def test_an_old_unsubscribe_link_mails_a_new_link_in_french(
+    client, reader, newsletter, settings, mailbox
+):
+    path = path_of(links.unsubscribe_url(reader, newsletter))
+    later = timezone.now() + timedelta(days=settings.PREFERENCE_LINK_DAYS + 1)
+    with time_machine.travel(later):
+        response = client.post(path, {"action": "send_link"}, **FRENCH)
+    assert "Un nouveau lien est en route vers votre boîte de réception." in read(response)
