@@ -13,7 +13,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.audience.conftest import path_of
-from tidings.audience import links, services, setup
+from tidings.audience import links, rights, services, setup
 from tidings.audience.models import Contact, Subscription
 
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}
@@ -139,3 +139,48 @@ def test_an_old_unsubscribe_link_mails_a_new_link_in_french(
     with time_machine.travel(later):
         response = client.post(path, {"action": "send_link"}, **FRENCH)
     assert "Un nouveau lien est en route vers votre boîte de réception." in read(response)
+
+
+# --- links that do not work, requests refused ----------------------------------------
+
+
+def test_a_changed_link_is_refused_in_french(client, reader):
+    response = client.get(prefs(reader)[:-3] + "xx/", **FRENCH)
+    assert response.status_code == 400
+    assert "Ce lien n'est pas valide\xa0: il a peut-être été coupé ou modifié." in read(response)
+
+
+def test_the_link_of_an_erased_contact_says_so_in_french(client, reader):
+    path = prefs(reader)
+    services.erase_contact(reader)
+    response = client.get(path, **FRENCH)
+    assert "Nous ne détenons plus cette adresse\xa0: il n'y a rien à modifier." in read(response)
+
+
+def test_an_expired_link_to_the_contacts_data_is_refused_in_french(client, reader, settings):
+    later = timezone.now() + timedelta(days=settings.PREFERENCE_LINK_DAYS + 1)
+    path = f"{prefs(reader)}data/"
+    with time_machine.travel(later):
+        response = client.get(path, **FRENCH)
+    assert response.status_code == 400
+    assert "Ce lien n'est pas valide ou a expiré." in read(response)
+
+
+def test_an_expired_confirmation_link_is_refused_in_french(client, reader, newsletter):
+    path = path_of(links.confirmation_url(reader, [newsletter]))
+    with time_machine.travel(timezone.now() + timedelta(days=30)):
+        response = client.post(path, **FRENCH)
+    assert response.status_code == 400
+    assert "Ce lien de confirmation a expiré\xa0: aucune inscription n'a été faite." in read(
+        response
+    )
+
+
+def test_too_many_requests_are_refused_in_french(client, account, reader, monkeypatch):
+    monkeypatch.setattr(rights, "REQUESTS_PER_IP_HOUR", 1)
+    assert ask(client, reader, "access").status_code == 200
+    response = ask(client, reader, "erasure")
+    assert response.status_code == 429
+    assert "Trop de demandes depuis votre réseau\xa0: veuillez réessayer plus tard." in read(
+        response
+    )

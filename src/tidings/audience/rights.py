@@ -119,11 +119,11 @@ def request_from_contact(
     if existing is not None:
         return existing, False
     if ip and not ratelimit.allow("request.ip", ip, limit=REQUESTS_PER_IP_HOUR, seconds=3600):
-        raise TooManyRequests("Too many requests from your network: please try again later.")
+        raise TooManyRequests(_("Too many requests from your network: please try again later."))
     if not ratelimit.allow(
         "request.contact", contact.uuid.hex, limit=REQUESTS_PER_CONTACT_DAY, seconds=86400
     ):
-        raise TooManyRequests("You have sent many requests today: please try again tomorrow.")
+        raise TooManyRequests(_("You have sent many requests today: please try again tomorrow."))
     received = timezone.now()
     try:
         with transaction.atomic():
