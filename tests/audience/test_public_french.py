@@ -15,6 +15,7 @@ from django.utils import timezone
 from tests.audience.conftest import path_of
 from tidings.audience import links, rights, services, setup
 from tidings.audience.models import Contact, Subscription
+from tidings.sending import tokens as sending_tokens
 
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}
 
@@ -184,3 +185,18 @@ def test_too_many_requests_are_refused_in_french(client, account, reader, monkey
     assert "Trop de demandes depuis votre réseau\xa0: veuillez réessayer plus tard." in read(
         response
     )
+
+
+# --- the titles of the pages that say it is done -------------------------------------
+
+
+def test_the_one_click_unsubscribe_page_is_titled_in_french(client, reader):
+    path = f"/oneclick/{sending_tokens.unsubscribe_token(reader.uuid.hex)}/"
+    page = read(client.post(path, **FRENCH))
+    assert "<title>Vous êtes désinscrit ·" in page and "Désinscrit le" not in page
+
+
+def test_the_confirmed_page_is_titled_in_french(client, reader, newsletter):
+    path = path_of(links.confirmation_url(reader, [newsletter]))
+    page = read(client.post(path, **FRENCH))
+    assert "<title>Vous êtes inscrit ·" in page and "Inscrits" not in page
