@@ -4,10 +4,13 @@ data, the unsubscribe pages) in French when their browser asks for it: the page 
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import pytest
 import time_machine
 from django.utils import timezone
@@ -140,6 +143,18 @@ def test_an_old_unsubscribe_link_mails_a_new_link_in_french(
     with time_machine.travel(later):
         response = client.post(path, {"action": "send_link"}, **FRENCH)
     assert "Un nouveau lien est en route vers votre boîte de réception." in read(response)
+
+
+def test_the_contacts_data_downloads_in_french(client, reader):
+    response = client.get(f"{prefs(reader)}data/csv/", **FRENCH)
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert rows[0] == ["tableau", "ligne", "colonne", "valeur"]
+    assert ("Vos informations", "reader@example.org") in {(r[0], r[3]) for r in rows[1:]}
+    response = client.get(f"{prefs(reader)}data/xlsx/", **FRENCH)
+    book = openpyxl.load_workbook(io.BytesIO(response.content), read_only=True)
+    assert next(book.worksheets[0].iter_rows(values_only=True)) == (
+        "tableau", "ligne", "colonne", "valeur"
+    )  # fmt: skip
 
 
 # --- links that do not work, requests refused ----------------------------------------
