@@ -331,9 +331,15 @@ def _editable_rows(contact: Contact) -> list[dict[str, str]]:
     for key in editable:
         value = contact.attributes.get(key)
         kind = declared.get(key) or (type_of(value) if value is not None else "text")
-        shown = (_("yes") if value else _("no")) if isinstance(value, bool) else str(value or "")
-        rows.append({"key": key, "type": kind, "value": shown})
+        rows.append({"key": key, "type": kind, "value": _shown(value)})
     return rows
+
+
+def _shown(value: Any) -> str:
+    """An attribute as its field shows it, to be sent back as it is (a 0 stays 0)."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return "" if value is None else str(value)
 
 
 def _save_preferences(request: HttpRequest, contact: Contact) -> list[str]:
