@@ -3,6 +3,7 @@ correct their details, refuse tracking. Tampered links change nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -93,6 +94,18 @@ def test_the_contact_edits_their_name_and_the_attributes_the_customer_allows(
     assert reader.name == "Rea King"
     assert reader.attributes == {"city": "Antwerp", "vip": True, "birthday": "1990-04-01"}
     assert reader.allow_tracking and not reader.allow_profiling
+
+
+def test_a_detail_that_is_zero_is_shown_and_kept_when_saving(client, account, reader):
+    """The form sends back what it shows: a 0 shown as an empty field was erased."""
+    services.update_contact(reader, attributes={"children": 0})
+    setup.set_editable_attributes(account, ["children"])
+    path = path_of(links.preference_url(reader))
+    shown = re.search(r'name="attr:children" value="([^"]*)"', client.get(path).content.decode())
+    assert shown is not None and shown.group(1) == "0"
+    client.post(path, {"action": "save", "name": "Rea Der", "attr:children": shown.group(1)})
+    reader.refresh_from_db()
+    assert reader.attributes["children"] == 0
 
 
 def test_by_default_contacts_edit_only_their_name(client, reader):

@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from tidings.audience.models import Contact, MailingList
 from tidings.core import baseurl
@@ -101,25 +102,25 @@ def confirmation_url(contact: Contact, lists: list[MailingList]) -> str:
 def _load(token: str, salt: str, max_age_days: int | None) -> tuple[Any, bool]:
     """The payload of an authentic token and whether it has expired."""
     if len(token) > 2000:
-        raise InvalidLink("This link is not valid.")
+        raise InvalidLink(_("This link is not valid."))
     max_age = max_age_days * 86400 if max_age_days else None
     try:
         return signing.loads(token, salt=salt, max_age=max_age), False
     except signing.SignatureExpired:
         return signing.loads(token, salt=salt), True
     except signing.BadSignature:
-        raise InvalidLink("This link is not valid: it may have been cut or changed.") from None
+        raise InvalidLink(_("This link is not valid: it may have been cut or changed.")) from None
 
 
 def _contact(hex_uuid: Any) -> Contact:
     try:
         key = uuid.UUID(str(hex_uuid))
     except ValueError:
-        raise InvalidLink("This link is not valid.") from None
+        raise InvalidLink(_("This link is not valid.")) from None
     contact = Contact.objects.select_related("account").filter(uuid=key).first()
     if contact is None:
         # Erased, or a signup that was never confirmed and has been deleted.
-        raise InvalidLink("We no longer hold this address: there is nothing to change.")
+        raise InvalidLink(_("We no longer hold this address: there is nothing to change."))
     return contact
 
 
@@ -129,7 +130,7 @@ def _lists(contact: Contact, hex_uuids: list[Any]) -> list[MailingList]:
         try:
             keys.append(uuid.UUID(str(value)))
         except ValueError:
-            raise InvalidLink("This link is not valid.") from None
+            raise InvalidLink(_("This link is not valid.")) from None
     return list(MailingList.objects.filter(account_id=contact.account_id, uuid__in=keys))
 
 
@@ -143,22 +144,24 @@ def open_unsubscribe(token: str) -> Opened:
     preference link may be, so that it no longer leads to the contact's data."""
     payload, expired = _load(token, UNSUBSCRIBE, settings.PREFERENCE_LINK_DAYS)
     if not (isinstance(payload, list) and len(payload) == 2):
-        raise InvalidLink("This link is not valid.")
+        raise InvalidLink(_("This link is not valid."))
     contact = _contact(payload[0])
     lists = _lists(contact, [payload[1]]) if payload[1] else []
     if payload[1] and not lists:
-        raise InvalidLink("That list no longer exists: you receive nothing from it.")
+        raise InvalidLink(_("That list no longer exists: you receive nothing from it."))
     return Opened(contact, lists, expired=expired)
 
 
 def open_confirmation(token: str) -> Opened:
     payload, expired = _load(token, CONFIRM, settings.SIGNUP["confirm_days"])
     if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[1], list)):
-        raise InvalidLink("This link is not valid.")
+        raise InvalidLink(_("This link is not valid."))
     if expired:
         raise InvalidLink(
-            "This confirmation link has expired: nothing was subscribed. Sign up again on "
-            "the form to get a new one."
+            _(
+                "This confirmation link has expired: nothing was subscribed. Sign up again on "
+                "the form to get a new one."
+            )
         )
     contact = _contact(payload[0])
     return Opened(contact, _lists(contact, payload[1]), expired=False)

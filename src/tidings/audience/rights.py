@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from tidings.accounts.models import Account, User
 from tidings.audience import notices, restriction, services
@@ -65,7 +66,13 @@ def contact_data(contact: Contact) -> list[Section]:
     return privacy_contacts.sections(services.contacts_ref(contact.account_id, [contact]))
 
 
-EXPORT_HEADER = ["table", "row", "column", "value"]
+# In the reader's language, as the tables' titles and columns are.
+EXPORT_HEADER = [
+    pgettext_lazy("contact's data download", "table"),
+    pgettext_lazy("contact's data download", "row"),
+    pgettext_lazy("contact's data download", "column"),
+    pgettext_lazy("contact's data download", "value"),
+]
 EXPORT_FORMATS = {
     "csv": ("text/csv", "csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
@@ -87,7 +94,8 @@ def export_contact_data(contact: Contact, fmt: str) -> bytes:
         raise RequestError(_("Choose CSV or XLSX."))
     with tempfile.TemporaryDirectory(prefix="tidings-contact-") as tmp:
         path = Path(tmp) / f"data.{fmt}"
-        sink = CsvSink(path, EXPORT_HEADER) if fmt == "csv" else XlsxSink(path, EXPORT_HEADER)
+        header = [str(name) for name in EXPORT_HEADER]
+        sink = CsvSink(path, header) if fmt == "csv" else XlsxSink(path, header)
         try:
             sink.write(list(_export_rows(contact_data(contact))))
         finally:
@@ -119,11 +127,11 @@ def request_from_contact(
     if existing is not None:
         return existing, False
     if ip and not ratelimit.allow("request.ip", ip, limit=REQUESTS_PER_IP_HOUR, seconds=3600):
-        raise TooManyRequests("Too many requests from your network: please try again later.")
+        raise TooManyRequests(_("Too many requests from your network: please try again later."))
     if not ratelimit.allow(
         "request.contact", contact.uuid.hex, limit=REQUESTS_PER_CONTACT_DAY, seconds=86400
     ):
-        raise TooManyRequests("You have sent many requests today: please try again tomorrow.")
+        raise TooManyRequests(_("You have sent many requests today: please try again tomorrow."))
     received = timezone.now()
     try:
         with transaction.atomic():

@@ -175,7 +175,7 @@ def confirm_signup(token: str) -> links.Opened:
     """The contact followed the link in the confirmation mail (and pressed Confirm)."""
     opened = links.open_confirmation(token)
     if not opened.mailing_lists:
-        raise links.InvalidLink("These lists no longer exist: there is nothing to confirm.")
+        raise links.InvalidLink(_("These lists no longer exist: there is nothing to confirm."))
     confirm_subscriptions(opened.contact, opened.mailing_lists)
     opened.contact.refresh_from_db()
     return opened

@@ -9,6 +9,7 @@ address is on a list.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,7 +17,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.utils.translation import get_language
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
@@ -32,6 +36,10 @@ from tidings.audience.models import (
 from tidings.audience.services import AudienceError
 from tidings.core import headers
 from tidings.core.clientip import client_ip
+
+# Notices that two of the pages below each give.
+LEFT_EVERYTHING = gettext_lazy("You have left every list. You will get no more mail from us.")
+NEW_LINK_SENT = gettext_lazy("A new link is on its way to your mailbox.")
 
 
 def _invalid(request: HttpRequest, error: Exception, **extra: Any) -> HttpResponse:
@@ -207,14 +215,16 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         mailing_list = _subscribed_list(contact, request.POST.get("list", ""))
         if mailing_list is not None:
             services.unsubscribe(contact, mailing_list)
-            notice = f"You have left “{mailing_list.name}”. It takes effect now."
+            notice = _("You have left “%(name)s”. It takes effect now.") % {
+                "name": mailing_list.name
+            }
     elif action == "leave_all":
         services.unsubscribe(contact)
-        notice = "You have left every list. You will get no more mail from us."
+        notice = str(LEFT_EVERYTHING)
     elif action == "save":
         errors = _save_preferences(request, contact)
         if not errors:
-            notice = "Your details are saved."
+            notice = _("Your details are saved.")
     elif action == "request":
         notice, errors, status = _send_request(request, contact)
     if action:
@@ -241,18 +251,27 @@ def _send_request(request: HttpRequest, contact: Contact) -> tuple[str, list[str
         return "", [str(error)], 429
     except rights.RequestError as error:
         return "", [str(error)], 400
-    due = f"{made.due_at:%-d %B %Y}"
     if new:
-        notice = (
-            f"{contact.account.name} has your request ({made.get_kind_display()}). "
-            f"They must answer by {due}; the answer comes to {contact.email}."
-        )
+        notice = _(
+            "%(account)s has your request (%(kind)s) and must answer by %(due)s; the answer "
+            "comes to %(email)s."
+        ) % {
+            "account": contact.account.name,
+            "kind": made.get_kind_display(),
+            "due": _day(made.due_at),
+            "email": contact.email,
+        }
     else:
-        notice = (
-            f"You already asked for this on {made.received_at:%-d %B %Y}: the request is "
-            f"open and must be answered by {due}."
-        )
+        notice = _(
+            "You already asked for this on %(received)s: the request is open and must be "
+            "answered by %(due)s."
+        ) % {"received": _day(made.received_at), "due": _day(made.due_at)}
     return notice, [], 200
+
+
+def _day(moment: datetime) -> str:
+    """A day as the reader reads it, in their language (as the page's list of requests)."""
+    return date_format(timezone.localtime(moment), "j F Y")
 
 
 def _opened_fresh(token: str) -> Contact:
@@ -272,7 +291,7 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
     try:
         contact = _opened_fresh(token)
     except Http404:
-        return _invalid(request, links.InvalidLink("This link is not valid or has expired."))
+        return _invalid(request, links.InvalidLink(_("This link is not valid or has expired.")))
     return render(
         request,
         "audience/public/my_data.html",
@@ -312,9 +331,15 @@ def _editable_rows(contact: Contact) -> list[dict[str, str]]:
     for key in editable:
         value = contact.attributes.get(key)
         kind = declared.get(key) or (type_of(value) if value is not None else "text")
-        shown = ("yes" if value else "no") if isinstance(value, bool) else str(value or "")
-        rows.append({"key": key, "type": kind, "value": shown})
+        rows.append({"key": key, "type": kind, "value": _shown(value)})
     return rows
+
+
+def _shown(value: Any) -> str:
+    """An attribute as its field shows it, to be sent back as it is (a 0 stays 0)."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return "" if value is None else str(value)
 
 
 def _save_preferences(request: HttpRequest, contact: Contact) -> list[str]:
@@ -368,10 +393,10 @@ def _expired_preferences(request: HttpRequest, contact: Contact, action: str) ->
     notice = ""
     if action == "leave_all":
         services.unsubscribe(contact)
-        notice = "You have left every list. You will get no more mail from us."
+        notice = str(LEFT_EVERYTHING)
     elif action == "send_link":
         signup.send_preference_link(contact)
-        notice = "A new link is on its way to your mailbox."
+        notice = str(NEW_LINK_SENT)
     return render(
         request,
         "audience/public/preferences_expired.html",
@@ -402,7 +427,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "audience/public/unsubscribe.html", context)
     if opened.expired and request.POST.get("action") == "send_link":
         signup.send_preference_link(contact)
-        context["notice"] = "A new link is on its way to your mailbox."
+        context["notice"] = str(NEW_LINK_SENT)
         return render(request, "audience/public/unsubscribe.html", context)
     # Anything else posted here (RFC 8058's "List-Unsubscribe=One-Click") leaves.
     services.unsubscribe(contact, mailing_list)
