@@ -215,3 +215,41 @@ def test_the_confirmed_page_is_titled_in_french(client, reader, newsletter):
     path = path_of(links.confirmation_url(reader, [newsletter]))
     page = read(client.post(path, **FRENCH))
     assert "<title>Vous êtes inscrit ·" in page and "Inscrits" not in page
+
+
+# --- the same card on every contact's page ---------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["preferences", "invalid link", "closed form"])
+def test_every_contact_page_names_its_icon(client, signup_form, reader, page):
+    """A page without `<link rel="icon">` makes the browser ask for /favicon.ico, which
+    Tidings does not serve: a 404 in the reader's console on every contact page."""
+    if page == "closed form":
+        signup_form.lists.clear()
+    paths = {
+        "preferences": prefs(reader),
+        "invalid link": prefs(reader)[:-3] + "xx/",
+        "closed form": f"/subscribe/{signup_form.uuid}/",
+    }
+    assert '<link rel="icon" href="/static/favicon.svg' in read(client.get(paths[page]))
+
+
+def test_a_closed_form_says_whose_it_is(client, account, signup_form):
+    signup_form.lists.clear()
+    response = client.get(f"/subscribe/{signup_form.uuid}/", **FRENCH)
+    page = read(response)
+    assert response.status_code == 404
+    assert f'<p class="muted">{account.name}</p>' in page
+    assert f"<title>Formulaire indisponible · {account.name}</title>" in page
+
+
+def test_the_customers_pages_count_those_who_left_and_date_when(client, customer, reader):
+    """One English word, two French ones: "Désinscrits" counts (the lists), "Désinscrit
+    le" dates a subscription (the contact's page)."""
+    customer.language = "fr"
+    customer.save(update_fields=["language"])
+    client.force_login(customer)
+    lists = read(client.get("/lists/"))
+    contact = read(client.get(f"/contacts/{reader.uuid}/"))
+    assert '<th scope="col">Désinscrits</th>' in lists and "Désinscrit le" not in lists
+    assert '<th scope="col">Désinscrit le</th>' in contact
