@@ -253,3 +253,52 @@ def test_the_customers_pages_count_those_who_left_and_date_when(client, customer
     contact = read(client.get(f"/contacts/{reader.uuid}/"))
     assert '<th scope="col">Désinscrits</th>' in lists and "Désinscrit le" not in lists
     assert '<th scope="col">Désinscrit le</th>' in contact
+
+
+# --- why an address is refused -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("email", "reason"),
+    [
+        ("plain", "elle ne contient pas de signe @."),
+        ("@example.org", "rien ne précède le signe @."),
+        (
+            "a b@example.org",
+            "la partie avant le signe @ contient des caractères interdits dans une adresse\xa0:"
+            " un espace.",
+        ),
+        (
+            "ann@example",
+            "la partie après le signe @ ne contient pas de point (un nom de domaine en a un,"
+            " comme example.com).",
+        ),
+        ("a..b@example.org", "elle ne peut pas contenir deux points à la suite."),
+        ("x" * 250 + "@example.org", "elle est trop longue (8 caractères de trop)."),
+    ],
+)
+def test_the_form_says_in_french_why_an_address_is_refused(
+    client, signup_form, mailbox, email, reason
+):
+    """email-validator explains in English only: its words would sit in a French sentence."""
+    response = client.post(
+        f"/subscribe/{signup_form.uuid}/",
+        {"email": email, "name": "Ann", "consent": "yes"},
+        REMOTE_ADDR="203.0.113.7",
+        **FRENCH,
+    )
+    assert response.status_code == 400
+    assert f"n'est pas une adresse e-mail valide\xa0: {reason}" in read(response)
+    assert "@-sign" not in read(response)
+    assert not Contact.objects.exists() and mailbox == []
+
+
+def test_adding_a_contact_says_in_french_why_an_address_is_refused(client, customer, account):
+    customer.language = "fr"
+    customer.save(update_fields=["language"])
+    client.force_login(customer)
+    response = client.post("/contacts/new/", {"email": "ann@", "legal_basis": "consent"})
+    assert "«\xa0ann@\xa0» n'est pas une adresse e-mail valide\xa0: rien ne suit le signe @." in (
+        read(response)
+    )
+    assert not Contact.objects.filter(account=account).exists()
