@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -84,6 +85,46 @@ def test_a_test_of_send_time_is_made_and_scheduled(api, campaign, mailbox):
     assert started["status"] == "timed" and started["test_percent"] == 100
     assert sum(v["recipients"] for v in started["variants"]) == 20 and not mailbox
     assert api("post", f"{path}/winner", {"label": "A"}).status_code == 409
+
+
+def test_a_test_of_send_time_keeps_its_time_zone(api, campaign):
+    """As the web form does: the zone the times were chosen in, which the test's page
+    shows them in and the parts' campaigns are scheduled in."""
+    paris = ZoneInfo("Europe/Paris")
+    times = [(timezone.now() + timedelta(days=d)).astimezone(paris).isoformat() for d in (2, 3)]
+    made = api("post", "/ab-tests", {
+        "campaign": str(campaign.uuid), "kind": "send_time", "send_times": times,
+        "time_zone": "Europe/Paris",
+    })  # fmt: skip
+    assert made.status_code == 201, made.content
+    assert made.json()["time_zone"] == "Europe/Paris"
+    assert api("get", f"/ab-tests/{made.json()['uuid']}").json()["time_zone"] == "Europe/Paris"
+    assert SplitTest.objects.get().time_zone == "Europe/Paris"
+    listed = api("get", "/ab-tests").json()["items"]
+    assert [t["time_zone"] for t in listed] == ["Europe/Paris"]
+    started = api("post", f"/ab-tests/{made.json()['uuid']}/start")
+    assert started.status_code == 200, started.content
+    parts = Campaign.objects.filter(account=campaign.account)
+    assert {c.schedule_timezone for c in parts} == {"Europe/Paris"} and parts.count() == 2
+
+
+def test_a_test_of_another_kind_keeps_utc(api, campaign):
+    made = api("post", "/ab-tests", {"campaign": str(campaign.uuid), "subjects": ["B"]})
+    assert made.status_code == 201 and made.json()["time_zone"] == "UTC"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "europe/paris", "", "Europe/Paris "])
+def test_an_unknown_time_zone_is_a_422_that_says_so_and_writes_nothing(api, campaign, zone):
+    answer = api("post", "/ab-tests", {
+        "campaign": str(campaign.uuid), "kind": "send_time", "time_zone": zone,
+        "send_times": ["2030-01-01T09:00:00+01:00", "2030-01-01T18:00:00+01:00"],
+    })  # fmt: skip
+    assert answer.status_code == 422, answer.content
+    assert answer.json()["detail"] == (
+        f"time_zone: “{zone}” is not a time zone: give its IANA name, e.g. Europe/Paris."
+    )
+    assert [e["loc"] for e in answer.json()["errors"]] == [["body", "payload", "time_zone"]]
+    assert not SplitTest.objects.exists() and Campaign.objects.count() == 1
 
 
 def test_another_accounts_test_and_campaign_are_not_found_and_unchanged(
