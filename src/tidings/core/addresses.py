@@ -75,19 +75,14 @@ def _reason(explanation: str) -> str | None:
         found = pattern.search(explanation)
         if found:
             listed, count = found.groupdict().get("characters"), found.groupdict().get("count")
-            return str(
-                reason
-                % {
-                    "characters": _characters(listed) if listed else "",
-                    "count": int(count) if count else 0,
-                }
-            )
+            values = {"characters": _characters(listed or ""), "count": int(count or 0)}
+            return str(reason % values)
     return None
 
 
 # email-validator's messages (its version 2: syntax.py, validate_email.py), most specific
-# first. Not listed, as Tidings never meets them: DNS checks (never made), a quoted or
-# internationalised local part refused by an option, the strict length of a local part.
+# first. Not listed, as Tidings never meets them: DNS checks (never made), an
+# internationalised local part refused (it is allowed), the strict length of a local part.
 _REASONS: tuple[tuple[re.Pattern[str], Promise], ...] = tuple(
     (re.compile(pattern), reason)
     for pattern, reason in [
@@ -203,7 +198,8 @@ _REASONS: tuple[tuple[re.Pattern[str], Promise], ...] = tuple(
         (
             r"should have a period",
             _(
-                "the part after the @ sign has no period (a domain name has one, as in example.com)."
+                "the part after the @ sign has no period "
+                "(a domain name has one, as in example.com)."
             ),
         ),
         (
@@ -226,8 +222,8 @@ _LISTED = re.compile(r"""'(.)'|"(.)"|(U\+[0-9A-F]+|[A-Z][A-Z0-9 -]*[A-Z0-9])""")
 
 
 def _characters(listed: str) -> str:
-    """The characters email-validator listed, in words that need no translation: each
-    visible one in quotes, the others (whose names are English) as code points."""
+    """The characters email-validator listed, without its English names: each visible
+    one in quotes, a space in words, the others as their code points."""
     shown = []
     for single, double, name in _LISTED.findall(listed):
         character = single or double
