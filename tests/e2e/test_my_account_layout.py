@@ -8,6 +8,8 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Screenshot
 from tests.factories import PASSWORD, UserFactory, populate_account
+from tidings.audience.models import SubscriptionForm
+from tidings.automations.models import WebhookEndpoint
 
 pytestmark = pytest.mark.browser
 
@@ -108,3 +110,32 @@ def test_a_customers_pages_fit_a_phone_375_px_wide(
             too_wide[path] = (width, page.evaluate(WIDEST))
             screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
     assert too_wide == {}
+
+
+def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product at 375 px: a saved form's page was 381 px wide (its
+    hosted page's address, one long word) and a webhook endpoint's page 460 px (its
+    address as the heading). A word longer than the line breaks instead."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    form = SubscriptionForm.objects.get(account=ada.account)
+    endpoint = WebhookEndpoint.objects.get(account=ada.account)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    too_wide = {}
+    for path in (f"/forms/{form.uuid}/", f"/webhooks/{endpoint.uuid}/"):
+        response = page.goto(str(live_server.url) + path)
+        assert response is not None and response.status == 200, path
+        width = page.evaluate(PAGE_WIDTH)
+        if width > 375:
+            too_wide[path] = (width, page.evaluate(WIDEST))
+        screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
+    assert too_wide == {}
+
