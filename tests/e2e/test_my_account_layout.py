@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from tests.e2e.conftest import Screenshot
 from tests.factories import PASSWORD, UserFactory, populate_account
 from tidings.audience.models import SubscriptionForm
-from tidings.automations.models import WebhookEndpoint
+from tidings.automations.models import Automation, SplitTest, WebhookEndpoint
 
 pytestmark = pytest.mark.browser
 
@@ -139,3 +139,30 @@ def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
         screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
     assert too_wide == {}
 
+
+def test_the_status_of_an_automation_and_an_ab_test_stands_out(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product: an automation's heading read "Welcome series running"
+    and an A/B test's line "Tested: subject. draft", the status in the same plain text
+    as the words around it (the badge's style was only in the audience's and campaigns'
+    stylesheets). Every page now draws it as a badge."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    automation = Automation.objects.get(account=ada.account)
+    test = SplitTest.objects.get(campaign__account=ada.account)
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    for path in (f"/automations/{automation.uuid}/", "/automations/", f"/ab-tests/{test.uuid}/"):
+        page.goto(str(live_server.url) + path)
+        badge = page.locator("main .status").first
+        expect(badge).to_be_visible()
+        screenshot(page, "status" + path.replace("/", "-").rstrip("-"))
+        style = badge.evaluate(
+            "e => [getComputedStyle(e).display, getComputedStyle(e).backgroundColor]"
+        )
+        assert style[0] == "inline-block" and style[1] != "rgba(0, 0, 0, 0)", (path, style)
