@@ -166,3 +166,30 @@ def test_the_status_of_an_automation_and_an_ab_test_stands_out(
             "e => [getComputedStyle(e).display, getComputedStyle(e).backgroundColor]"
         )
         assert style[0] == "inline-block" and style[1] != "rgba(0, 0, 0, 0)", (path, style)
+
+
+def test_number_date_and_time_fields_look_like_the_text_fields_beside_them(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product: the sending settings' port, an automation step's wait
+    and the A/B test's send times were the browser's bare small fields beside styled
+    text fields (their style was only in the audience's stylesheet)."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    automation = Automation.objects.get(account=ada.account)
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    look = "e => { const s = getComputedStyle(e); return [s.paddingTop, s.borderTopColor]; }"
+    for path, field in (
+        ("/sending/", "input[type=number]"),
+        (f"/automations/{automation.uuid}/", "input[name=wait_days]"),
+        ("/ab-tests/", "input[type=datetime-local]"),
+    ):
+        page.goto(str(live_server.url) + path)
+        screenshot(page, "fields" + path.replace("/", "-").rstrip("-"))
+        text = page.locator("main input[type=text]").first.evaluate(look)
+        assert page.locator(f"main {field}").first.evaluate(look) == text, (path, field)
