@@ -13,6 +13,8 @@ from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Step
+from tidings.campaigns.models import Campaign
+from tidings.sending.models import SendingSettings
 
 STEP = {
     "wait_days": "0",
@@ -253,3 +255,27 @@ def test_without_a_list_the_page_links_to_a_new_one_and_refuses_with_the_reason(
     assert answer.status_code == 200 and not Automation.objects.exists()
     assert escape("Create a list first: an automation's messages go to its subscribers.") in text
     assert "This field is required." not in text and reverse("audience:list_new") in text
+
+
+def test_a_condition_on_an_open_nobody_can_meet_says_why(logged_in, account, newsletter, customer):
+    """Found walking the product: a condition "opened the message of step 1" on a
+    message that tracks no opens (a step's campaign asks for none by default) sent every
+    contact to "did not", and nothing on the page said why. It says so now, and what
+    would count: the message's tracking, then the account's per-contact tracking (P26)."""
+    flow = services.create_automation(account, name="Opens", mailing_list=newsletter, by=None)
+    welcome = services.add_step(
+        flow, wait_days=0, subject="Welcome", from_email="news@news.example.org", by=customer
+    )
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="opened", about=welcome, by=customer)
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="clicked", about=welcome, by=customer)
+    page = reverse("automations:detail", args=[flow.uuid])
+    text = logged_in.get(page).content.decode()
+    assert "Nobody can meet this condition: the message of step 1 does not track opens." in text
+    assert "Nobody can meet this condition: the message of step 1 does not track clicks." in text
+    Campaign.objects.filter(pk=welcome.campaign_id).update(track_opens=True, track_clicks=True)
+    text = logged_in.get(page).content.decode()
+    assert text.count(escape("your account tracks opens and clicks in aggregate only")) == 2
+    SendingSettings.objects.update_or_create(
+        account=account, defaults={"tracking": SendingSettings.Tracking.PER_CONTACT}
+    )
+    assert "Nobody can meet this condition" not in logged_in.get(page).content.decode()

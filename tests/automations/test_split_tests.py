@@ -568,3 +568,22 @@ def test_the_send_times_are_shown_in_the_time_zone_chosen_for_the_test(
         part.refresh_from_db()
         assert part.status == Campaign.Status.SCHEDULED
         assert part.schedule_timezone == "Europe/Brussels"
+
+
+def test_the_pages_say_the_best_is_compared_with_each_of_the_others(
+    client, account, newsletter, campaign, customer
+):
+    """Found walking the product: "the best variant is compared with each other by a
+    two-proportion z-test" (and "the best time"), which says nothing one can follow."""
+    day = (timezone.now() + timedelta(days=60)).date()
+    times = [datetime.combine(day, time(h, 0), UTC) for h in (11, 17)]
+    subjects = splittests.create_test(campaign, subjects=["Other"], by=customer)
+    other = Campaign.objects.create(
+        account=account, name="Times", subject="S", from_email="news@news.example.org"
+    )
+    sends = splittests.create_test(other, kind="send_time", send_times=times, by=customer)
+    client.force_login(customer)
+    for test, best in ((subjects, "the best variant"), (sends, "the best time")):
+        page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+        assert f"{best} is compared with each of the others by a two-proportion" in page
+        assert "compared with each other" not in page

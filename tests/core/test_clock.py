@@ -77,3 +77,15 @@ def test_the_command_moves_the_clock_and_refuses_when_off(test_clock, settings, 
     settings.TEST_CLOCK = False
     assert cli.main(["clock", "advance", "1d"]) == 2
     assert "development only" in capsys.readouterr().err
+
+
+def test_the_command_off_says_it_needs_the_settings_tidings_runs_with(settings, capsys):
+    """Found walking the product: with Tidings started as the docs say, `tidings clock
+    advance 2d` in another terminal (without the two variables) answered "start Tidings
+    with TIDINGS_DEBUG=true TIDINGS_TEST_CLOCK=true", which it already was. The command
+    reads its own environment: the answer says to give it the same settings."""
+    settings.TEST_CLOCK = False
+    assert cli.main(["clock", "advance", "2d"]) == 2
+    err = capsys.readouterr().err
+    assert "TIDINGS_DEBUG=true TIDINGS_TEST_CLOCK=true tidings clock advance 2d" in err
+    assert "start Tidings with" not in err

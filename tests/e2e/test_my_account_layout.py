@@ -8,6 +8,8 @@ from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Screenshot
 from tests.factories import PASSWORD, UserFactory, populate_account
+from tidings.audience.models import SubscriptionForm
+from tidings.automations.models import Automation, SplitTest, WebhookEndpoint
 
 pytestmark = pytest.mark.browser
 
@@ -108,3 +110,86 @@ def test_a_customers_pages_fit_a_phone_375_px_wide(
             too_wide[path] = (width, page.evaluate(WIDEST))
             screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
     assert too_wide == {}
+
+
+def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product at 375 px: a saved form's page was 381 px wide (its
+    hosted page's address, one long word) and a webhook endpoint's page 460 px (its
+    address as the heading). A word longer than the line breaks instead."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    form = SubscriptionForm.objects.get(account=ada.account)
+    endpoint = WebhookEndpoint.objects.get(account=ada.account)
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    too_wide = {}
+    for path in (f"/forms/{form.uuid}/", f"/webhooks/{endpoint.uuid}/"):
+        response = page.goto(str(live_server.url) + path)
+        assert response is not None and response.status == 200, path
+        width = page.evaluate(PAGE_WIDTH)
+        if width > 375:
+            too_wide[path] = (width, page.evaluate(WIDEST))
+        screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
+    assert too_wide == {}
+
+
+def test_the_status_of_an_automation_and_an_ab_test_stands_out(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product: an automation's heading read "Welcome series running"
+    and an A/B test's line "Tested: subject. draft", the status in the same plain text
+    as the words around it (the badge's style was only in the audience's and campaigns'
+    stylesheets). Every page now draws it as a badge."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    automation = Automation.objects.get(account=ada.account)
+    test = SplitTest.objects.get(campaign__account=ada.account)
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    for path in (f"/automations/{automation.uuid}/", "/automations/", f"/ab-tests/{test.uuid}/"):
+        page.goto(str(live_server.url) + path)
+        badge = page.locator("main .status").first
+        expect(badge).to_be_visible()
+        screenshot(page, "status" + path.replace("/", "-").rstrip("-"))
+        style = badge.evaluate(
+            "e => [getComputedStyle(e).display, getComputedStyle(e).backgroundColor]"
+        )
+        assert style[0] == "inline-block" and style[1] != "rgba(0, 0, 0, 0)", (path, style)
+
+
+def test_number_date_and_time_fields_look_like_the_text_fields_beside_them(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product: the sending settings' port, an automation step's wait
+    and the A/B test's send times were the browser's bare small fields beside styled
+    text fields (their style was only in the audience's stylesheet)."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    automation = Automation.objects.get(account=ada.account)
+    page.goto(str(live_server.url) + "/login/")
+    page.get_by_label("Email:", exact=True).fill(ada.email)
+    page.get_by_label("Password:", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")
+    look = "e => { const s = getComputedStyle(e); return [s.paddingTop, s.borderTopColor]; }"
+    for path, field in (
+        ("/sending/", "input[type=number]"),
+        (f"/automations/{automation.uuid}/", "input[name=wait_days]"),
+        ("/ab-tests/", "input[type=datetime-local]"),
+    ):
+        page.goto(str(live_server.url) + path)
+        screenshot(page, "fields" + path.replace("/", "-").rstrip("-"))
+        text = page.locator("main input[type=text]").first.evaluate(look)
+        assert page.locator(f"main {field}").first.evaluate(look) == text, (path, field)

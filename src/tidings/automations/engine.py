@@ -736,7 +736,7 @@ def step_counts(automation: Automation) -> list[tuple[Step, int, int]]:
     )
     steps = (
         Step.objects.filter(automation=automation)
-        .select_related("campaign", "target_list", "about", "otherwise")
+        .select_related("campaign", "target_list", "about__campaign", "otherwise")
         .annotate(
             n=Count("runs"),
             met=Count("runs", filter=Q(runs__met=True)),

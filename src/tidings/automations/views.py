@@ -29,6 +29,8 @@ from tidings.automations.models import (
     Step,
     WebhookEndpoint,
 )
+from tidings.sending.models import SendingSettings
+from tidings.sending.reports import tracking_mode
 
 
 def _user(request: HttpRequest) -> User:
@@ -120,6 +122,36 @@ def _change_steps(request: HttpRequest, automation: Automation, form: StepForm) 
     return _("Step added.")
 
 
+def _unmeetable(steps: list[tuple[Step, int, int]]) -> None:
+    """Say, on each condition on an open or a click that nobody can meet, why (P26: only
+    what per-contact tracking recorded counts, so every contact goes to "did not" and the
+    counts alone would not tell the customer why): `step.unmeetable`, else empty."""
+    for step, _waiting, _passed in steps:
+        step.unmeetable = ""  # type: ignore[attr-defined]
+        if step.test not in (Step.Test.OPENED, Step.Test.CLICKED) or step.about is None:
+            continue
+        message = step.about.campaign
+        if message is None:  # `about` is a send step, which always has its message
+            continue
+        n = step.about.position + 1
+        if step.test == Step.Test.OPENED and not message.track_opens:
+            reason = _(
+                "Nobody can meet this condition: the message of step %(n)s does not track opens."
+            ) % {"n": n}
+        elif step.test == Step.Test.CLICKED and not message.track_clicks:
+            reason = _(
+                "Nobody can meet this condition: the message of step %(n)s does not track clicks."
+            ) % {"n": n}
+        elif tracking_mode(message) != SendingSettings.Tracking.PER_CONTACT:
+            reason = _(
+                "Nobody can meet this condition: your account tracks opens and clicks in "
+                "aggregate only (Sending settings)."
+            )
+        else:
+            continue
+        step.unmeetable = reason  # type: ignore[attr-defined]
+
+
 @customer_required
 def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
     automation = _automation(request, uuid)
@@ -165,6 +197,7 @@ def automation_detail(request: HttpRequest, uuid: UUID) -> HttpResponse:
         except services.AutomationError as error:
             (trigger_form if posted.get("op") == "trigger" else form).add_error(None, str(error))
     steps = engine.step_counts(automation)
+    _unmeetable(steps)
     totals = {
         status: automation.enrolments.filter(status=status).count()
         for status in Enrolment.Status.values

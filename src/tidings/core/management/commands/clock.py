@@ -21,9 +21,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, action: str, step: str | None, **options: Any) -> None:
         if not clock.enabled():
+            # This process reads its own environment, not the running Tidings's: the
+            # usual miss is a second terminal without the two variables.
+            again = " ".join(["tidings clock", action, step or ""]).strip()
             raise CommandError(
-                "the test clock is off; start Tidings with TIDINGS_DEBUG=true "
-                "TIDINGS_TEST_CLOCK=true to use it (development only)"
+                "the test clock is off in this command's settings (development only): "
+                "give it the settings Tidings runs with, as in "
+                f"`TIDINGS_DEBUG=true TIDINGS_TEST_CLOCK=true {again}`"
             )
         try:
             if action == "advance":
