@@ -64,12 +64,8 @@ def subscribe(request: HttpRequest, form_uuid: uuid.UUID) -> HttpResponse:
     )
     offered = signup.public_lists(subscription_form)
     if not offered or not subscription_form.account.may_process:
-        return render(
-            request,
-            "audience/public/form_closed.html",
-            {"account": subscription_form.account},
-            status=404,
-        )
+        # Whose it was is not said: the account may be closed or restricted.
+        return render(request, "audience/public/form_closed.html", status=404)
     form = SubscribeForm(request.POST or None)
     chosen = _chosen_lists(request, offered)
     _allow_thank_you_page(request, subscription_form)
