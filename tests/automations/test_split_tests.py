@@ -326,6 +326,9 @@ def test_a_winner_that_is_not_significant_is_still_sent_by_the_rule_and_says_so(
     test.refresh_from_db()
     assert test.winner == b and "not significant" in test.note and "by the rule" in test.note
     assert len(mailbox) == 40
+    # The page says what the figures are judged on once, and why this winner once.
+    page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
+    assert page.count("Judged on unique contacts") == 1 and page.count("by the rule") == 1
 
 
 @pytest.mark.parametrize("opens", [0, 2])

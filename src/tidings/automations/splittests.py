@@ -497,16 +497,14 @@ def decide(
         note = figures.note
         unclear = [f for f in figures.variants if not f.best and not f.significant]
         if figures.best is not None and figures.per_contact and unclear:
-            note = (
-                _(
-                    "No clear winner: the difference is not significant, so the best rate was "
-                    "sent by the rule (a tie keeps the earlier variant)."
-                )
-                + " "
-                + note
+            # Why this winner; what the figures are judged on is the report's own note,
+            # which the page shows above them (not twice).
+            note = _(
+                "No clear winner: the difference is not significant, so the best rate was "
+                "sent by the rule (a tie keeps the earlier variant)."
             )
     else:
-        note = _("Chosen by you.") + " " + figures.note
+        note = _("Chosen by you.")
     winner = variants[label]
     with transaction.atomic():
         locked = SplitTest.objects.select_for_update().get(pk=test.pk)
