@@ -17,6 +17,7 @@ from tests.automations.conftest import welcome_series
 from tidings.audience import services as audience
 from tidings.audience.models import ConsentProof, Contact, MailingList, Subscription
 from tidings.automations import engine, services, timing
+from tidings.automations.forms import StepForm
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.automations.services import AutomationError
 from tidings.sending import tokens, tracking
@@ -273,3 +274,26 @@ def test_a_click_of_the_first_rounds_message_does_not_meet_the_second_rounds_con
     enrolment.refresh_from_db()
     assert enrolment.status == E.EXITED  # no click in this round: not met
     assert StepRun.objects.filter(contact=ada, round=2).count() == 3
+
+
+def test_a_step_is_chosen_by_what_it_does_and_a_message_by_its_subject(
+    account, newsletter, customer
+):
+    """The step form's choices (insert before, the condition's message, where to go if
+    not met) said only "Step 2", "Step 3"; a condition's message offered waits too."""
+    flow = services.create_automation(account, name="Nurture", mailing_list=newsletter, by=customer)
+    send(flow, customer, "Hello")
+    services.add_step(flow, kind=K.WAIT, wait_amount=2, wait_unit="hours", by=customer)
+    services.add_step(flow, kind=K.ADD_TAG, tag="warm", by=customer)
+    form = StepForm(automation=flow)
+
+    def labels(name: str) -> list[str]:
+        return [str(label) for value, label in form.fields[name].choices if value != ""]
+
+    assert labels("before") == [
+        "Step 1 · send a message: “Hello”",
+        "Step 2 · wait",
+        "Step 3 · add a tag",
+    ]
+    assert labels("about") == ["Step 1 · send a message: “Hello”"]
+    assert labels("otherwise") == labels("before")

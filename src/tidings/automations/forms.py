@@ -208,7 +208,14 @@ class AutomationForm(TriggerForm):
 
 
 def _step_label(step: Step) -> str:
-    return str(_("Step %(n)s") % {"n": step.position + 1})
+    """A step in a choice: its number and what it does, a message with its subject
+    (the number alone said nothing; a new customer chose among "Step 2", "Step 3")."""
+    values = {"n": step.position + 1, "kind": step.get_kind_display()}
+    if step.kind == Step.Kind.SEND and step.campaign is not None:
+        return str(
+            _("Step %(n)s · %(kind)s: “%(subject)s”") % {**values, "subject": step.campaign.subject}
+        )
+    return str(_("Step %(n)s · %(kind)s") % values)
 
 
 class StepForm(Grouped, forms.Form):
@@ -307,11 +314,16 @@ class StepForm(Grouped, forms.Form):
 
     def __init__(self, *args: Any, automation: Automation, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        steps = Step.objects.filter(automation=automation).order_by("position")
+        steps = (
+            Step.objects.filter(automation=automation)
+            .select_related("campaign")
+            .order_by("position")
+        )
         for name in ("before", "about", "otherwise"):
             field = self.fields[name]
             assert isinstance(field, forms.ModelChoiceField)
-            field.queryset = steps
+            # Opened or clicked is asked of a message: only the steps that send one.
+            field.queryset = steps.filter(kind=Step.Kind.SEND) if name == "about" else steps
             field.label_from_instance = _step_label  # type: ignore[method-assign,assignment]
         lists = self.fields["target_list"]
         assert isinstance(lists, forms.ModelChoiceField)
