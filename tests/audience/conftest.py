@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tidings.audience import mailing_lists
+from tidings.audience import mailing_lists, services
 from tidings.audience.models import MailingList, SubscriptionForm
 
 
@@ -45,6 +45,18 @@ def signup_form(account, newsletter, offers) -> SubscriptionForm:  # type: ignor
         name="Website footer",
         lists=[newsletter, offers],
         consent_text="I agree to receive the newsletter by email.",
+    )
+
+
+@pytest.fixture
+def reader(account, newsletter, offers):  # type: ignore[no-untyped-def]
+    """A contact on both lists, with two attributes (the contact's pages' tests)."""
+    return services.add_contact(
+        account,
+        "reader@example.org",
+        name="Rea Der",
+        attributes={"city": "Ghent", "vip": True},
+        lists=[newsletter, offers],
     )
 
 

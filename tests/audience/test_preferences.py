@@ -16,17 +16,6 @@ from tidings.audience.models import Contact, Subscription
 from tidings.sending import tracking
 
 
-@pytest.fixture
-def reader(account, newsletter, offers):  # type: ignore[no-untyped-def]
-    return services.add_contact(
-        account,
-        "reader@example.org",
-        name="Rea Der",
-        attributes={"city": "Ghent", "vip": True},
-        lists=[newsletter, offers],
-    )
-
-
 def test_links_are_absolute_and_carry_no_address(reader, settings):
     for url in (links.preference_url(reader), links.unsubscribe_url(reader)):
         assert url.startswith(settings.BASE_URL + "/")

@@ -23,17 +23,6 @@ from tidings.sending import tokens as sending_tokens
 FRENCH = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.9"}
 
 
-@pytest.fixture
-def reader(account, newsletter, offers):  # type: ignore[no-untyped-def]
-    return services.add_contact(
-        account,
-        "reader@example.org",
-        name="Rea Der",
-        attributes={"city": "Ghent", "vip": True},
-        lists=[newsletter, offers],
-    )
-
-
 def read(response) -> str:  # type: ignore[no-untyped-def]
     return html.unescape(response.content.decode())
 

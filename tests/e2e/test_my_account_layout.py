@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Screenshot
-from tests.factories import PASSWORD, UserFactory, populate_account
+from tests.e2e.conftest import Screenshot, log_in
+from tests.factories import UserFactory, populate_account
 from tidings.audience.models import SubscriptionForm
 from tidings.automations.models import Automation, SplitTest, WebhookEndpoint
 
@@ -27,11 +27,7 @@ def test_my_account_tables_fit_their_cards_at_1280_px(
     ada = UserFactory(email="ada.lovelace-byron@analytical-engine.example.org", name="Ada Lovelace")
     populate_account(ada.account)
     page.set_viewport_size({"width": 1280, "height": 900})
-    page.goto(str(live_server.url) + "/login/")
-    page.get_by_label("Email:", exact=True).fill(ada.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard/")  # where a customer lands
+    log_in(page, str(live_server.url), ada.email)  # lands on the dashboard
     page.goto(str(live_server.url) + "/account/")
     expect(page.get_by_role("heading", name="My Account")).to_be_visible()
     shot = screenshot(page, "my-account-1280")
@@ -96,11 +92,7 @@ def test_a_customers_pages_fit_a_phone_375_px_wide(
     ada = UserFactory(email="ada.lovelace-byron@analytical-engine.example.org", name="Ada Lovelace")
     populate_account(ada.account)
     page.set_viewport_size({"width": 375, "height": 800})
-    page.goto(str(live_server.url) + "/login/")
-    page.get_by_label("Email:", exact=True).fill(ada.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard/")
+    log_in(page, str(live_server.url), ada.email)
     too_wide = {}
     for path in PHONE_PAGES:
         response = page.goto(str(live_server.url) + path)
@@ -124,11 +116,7 @@ def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
     form = SubscriptionForm.objects.get(account=ada.account)
     endpoint = WebhookEndpoint.objects.get(account=ada.account)
     page.set_viewport_size({"width": 375, "height": 800})
-    page.goto(str(live_server.url) + "/login/")
-    page.get_by_label("Email:", exact=True).fill(ada.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard/")
+    log_in(page, str(live_server.url), ada.email)
     too_wide = {}
     for path in (f"/forms/{form.uuid}/", f"/webhooks/{endpoint.uuid}/"):
         response = page.goto(str(live_server.url) + path)
@@ -152,11 +140,7 @@ def test_the_status_of_an_automation_and_an_ab_test_stands_out(
     populate_account(ada.account)
     automation = Automation.objects.get(account=ada.account)
     test = SplitTest.objects.get(campaign__account=ada.account)
-    page.goto(str(live_server.url) + "/login/")
-    page.get_by_label("Email:", exact=True).fill(ada.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard/")
+    log_in(page, str(live_server.url), ada.email)
     for path in (f"/automations/{automation.uuid}/", "/automations/", f"/ab-tests/{test.uuid}/"):
         page.goto(str(live_server.url) + path)
         badge = page.locator("main .status").first
@@ -178,11 +162,7 @@ def test_number_date_and_time_fields_look_like_the_text_fields_beside_them(
     ada = UserFactory(email="ada@analytical-engine.example.org", name="Ada Lovelace")
     populate_account(ada.account)
     automation = Automation.objects.get(account=ada.account)
-    page.goto(str(live_server.url) + "/login/")
-    page.get_by_label("Email:", exact=True).fill(ada.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/dashboard/")
+    log_in(page, str(live_server.url), ada.email)
     look = "e => { const s = getComputedStyle(e); return [s.paddingTop, s.borderTopColor]; }"
     for path, field in (
         ("/sending/", "input[type=number]"),
