@@ -18,6 +18,7 @@ from django.utils import timezone
 from tests.dnsserver import DnsServer
 from tests.sending.conftest import add_contacts
 from tidings.accounts import apikeys
+from tidings.campaigns.models import Campaign
 from tidings.sending import domains, lifecycle, services
 from tidings.sending.models import SendingDomain
 from tidings.sending.tasks import recheck_sending_domains
@@ -183,6 +184,15 @@ def test_check_now_is_for_the_owners_domain_only(client, other_customer, account
 
 
 def test_the_campaign_page_says_which_from_it_will_go_out_with(client, customer, campaign):
+    client.force_login(customer)
+    page = client.get(f"/campaigns/{campaign.uuid}/").content.decode()
+    assert "goes out from no-reply@example.com, with replies to news@news.example.org" in page
+
+
+def test_a_campaign_going_out_still_says_which_from_it_goes_out_with(client, customer, campaign):
+    """An automation's message is always sending: its page showed the From asked for,
+    and not the operator's it went out with (the walk)."""
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
     client.force_login(customer)
     page = client.get(f"/campaigns/{campaign.uuid}/").content.decode()
     assert "goes out from no-reply@example.com, with replies to news@news.example.org" in page
