@@ -26,6 +26,7 @@ from tidings.automations.models import (
 from tidings.automations.services import MAX_WAIT_DAYS
 from tidings.campaigns.models import Campaign
 from tidings.core.locales import time_zone_choices
+from tidings.sending.reports import readable_subject
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -208,13 +209,13 @@ class AutomationForm(TriggerForm):
 
 
 def _step_label(step: Step) -> str:
-    """A step in a choice: its number and what it does, a message with its subject
-    (the number alone said nothing; a new customer chose among "Step 2", "Step 3")."""
+    """A step in a choice: its number and what it does, a message with its subject as
+    people read it, tags as words (the number alone said nothing; a new customer chose
+    among "Step 2", "Step 3")."""
     values = {"n": step.position + 1, "kind": step.get_kind_display()}
     if step.kind == Step.Kind.SEND and step.campaign is not None:
-        return str(
-            _("Step %(n)s · %(kind)s: “%(subject)s”") % {**values, "subject": step.campaign.subject}
-        )
+        subject = readable_subject(step.campaign.subject)
+        return str(_("Step %(n)s · %(kind)s: “%(subject)s”") % {**values, "subject": subject})
     return str(_("Step %(n)s · %(kind)s") % values)
 
 
