@@ -3,6 +3,8 @@ included, without a horizontal scroll bar. Screenshots go to test-artifacts/e2e/
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -18,6 +20,23 @@ OVERFLOWING = """() => Array.from(document.querySelectorAll('.table-scroll, sect
   .filter(box => box.scrollWidth > box.clientWidth + 1)
   .map(box => (box.previousElementSibling && box.previousElementSibling.textContent.trim())
               || box.id || box.className)"""
+
+
+def wider_than_a_phone(
+    page: Page, site: str, paths: Sequence[str], screenshot: Screenshot, every: bool = False
+) -> dict[str, tuple[int, str]]:
+    """Each page (answered 200) wider than 375 px: its width and its widest elements,
+    with a screenshot of it (of `every` page when asked)."""
+    too_wide = {}
+    for path in paths:
+        response = page.goto(site + path)
+        assert response is not None and response.status == 200, path
+        width = page.evaluate(PAGE_WIDTH)
+        if width > 375:
+            too_wide[path] = (width, page.evaluate(WIDEST))
+        if width > 375 or every:
+            screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
+    return too_wide
 
 
 def test_my_account_tables_fit_their_cards_at_1280_px(
@@ -93,15 +112,7 @@ def test_a_customers_pages_fit_a_phone_375_px_wide(
     populate_account(ada.account)
     page.set_viewport_size({"width": 375, "height": 800})
     log_in(page, str(live_server.url), ada.email)
-    too_wide = {}
-    for path in PHONE_PAGES:
-        response = page.goto(str(live_server.url) + path)
-        assert response is not None and response.status == 200, path
-        width = page.evaluate(PAGE_WIDTH)
-        if width > 375:
-            too_wide[path] = (width, page.evaluate(WIDEST))
-            screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
-    assert too_wide == {}
+    assert wider_than_a_phone(page, str(live_server.url), PHONE_PAGES, screenshot) == {}
 
 
 def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
@@ -117,15 +128,8 @@ def test_a_forms_and_a_webhooks_pages_fit_a_phone_375_px_wide(
     endpoint = WebhookEndpoint.objects.get(account=ada.account)
     page.set_viewport_size({"width": 375, "height": 800})
     log_in(page, str(live_server.url), ada.email)
-    too_wide = {}
-    for path in (f"/forms/{form.uuid}/", f"/webhooks/{endpoint.uuid}/"):
-        response = page.goto(str(live_server.url) + path)
-        assert response is not None and response.status == 200, path
-        width = page.evaluate(PAGE_WIDTH)
-        if width > 375:
-            too_wide[path] = (width, page.evaluate(WIDEST))
-        screenshot(page, "phone" + path.replace("/", "-").rstrip("-"))
-    assert too_wide == {}
+    paths = (f"/forms/{form.uuid}/", f"/webhooks/{endpoint.uuid}/")
+    assert wider_than_a_phone(page, str(live_server.url), paths, screenshot, every=True) == {}
 
 
 def test_the_status_of_an_automation_and_an_ab_test_stands_out(
