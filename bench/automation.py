@@ -12,19 +12,22 @@ others wait at one of the three steps, due within the next month; the steps pass
 (`StepRun`) and their messages sent (`Delivery`).
 
 Printed, each in a process of its own (its peak RSS its own):
-- the scheduler's work on the due steps, up to their deliveries queued and the dispatch
-  jobs on the broker (`engine.run_all_due`: `run_due` until nothing is due), at a tenth
-  of DUE and at DUE: time and peak RSS (memory flat);
+- the scheduler's pass on the due steps: found and queued, one `run_steps` job per
+  chunk on the broker (`engine.queue_due`), at a tenth of DUE and at DUE: time and peak
+  RSS (memory flat);
 - the floor: the bare writes of the same steps on the same rows (their `StepRun` and
   `Delivery` rows inserted and the enrolments updated by plain `INSERT ... SELECT` and
-  `UPDATE` statements, one transaction, its commit), printed before the DUE run with
-  the DUE run's ratio to it;
-- the messages per second through the engine: Celery workers (`--pool solo`, like the
-  send benchmark) take the dispatch jobs and send the DUE messages to an SMTP sink;
-- nothing due: the due query's time (one `run_due`, median of 9) and its plan, and a
+  `UPDATE` statements, one transaction, its commit);
+- the same steps run in one process (`engine.run_all_due`: every chunk's work, one
+  after the other, up to the deliveries queued), against the floor: what the
+  scheduler did itself before it handed the chunks to the workers;
+- the workers: Celery workers (`--pool solo`, like the send benchmark) take the queued
+  jobs, run the steps (time from the first step run to no step due, against the floor)
+  and send the DUE messages to an SMTP sink (messages per second);
+- nothing due: the due query's time (one `queue_due`, median of 9) and its plan, and a
   whole pass of the scheduler (enter, leave, due) on the million.
-Last line `automation due_ms=M`: finding and queueing the DUE due steps. Goals: under
-2,000 ms; under 50 ms when nothing is due; memory flat.
+Last line `automation due_ms=M`: finding and queueing the DUE due steps (the
+scheduler's pass). Goals: under 2,000 ms; under 50 ms when nothing is due; memory flat.
 
 BENCH_DATABASE_URL (default tidings_bench_automation on 127.0.0.1, created and migrated
 when missing); the broker is BENCH_BROKER_URL, else REDIS_URL, and it is EMPTIED first.
@@ -78,19 +81,43 @@ def _progress(url: str, campaign_id: int) -> tuple[int, int, float, float]:
     return counts.get("queued", 0) + counts.get("sending", 0), counts.get("sent", 0), first, last
 
 
-def _send(env: dict[str, str], broker: str, workers: int, campaign_id: int, due: int) -> dict:
-    """Workers take the dispatch jobs the scheduler queued and send the step's messages."""
+def _steps_progress(url: str, queued: dict, since: float) -> tuple[int, float | None]:
+    """(enrolments still due, when the first step of this run ran, Unix seconds)."""
+    with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
+        (due,) = conn.execute(
+            "SELECT count(*) FROM automations_enrolment WHERE automation_id = %s"
+            " AND status = 'active' AND due_at <= now()",
+            [queued["automation"]],
+        ).fetchone()
+        (first,) = conn.execute(
+            "SELECT extract(epoch FROM min(ran_at)) FROM automations_steprun"
+            " WHERE step_id = %s AND ran_at >= to_timestamp(%s)",
+            [queued["condition"], since],
+        ).fetchone()
+    return due, None if first is None else float(first)
+
+
+def _work(env: dict[str, str], workers: int, queued: dict, due: int) -> dict:
+    """Workers take the jobs the scheduler queued: they run the steps (each chunk's
+    dispatch job queued at its commit), then send the step's messages."""
     url = env["BENCH_DATABASE_URL"]
+    campaign_id = queued["campaign"]
     started = time.time()
     procs = start_workers(workers, env)
+    steps_done = first_step = None
     try:
         while True:
+            now = time.time()
+            if steps_done is None:
+                still, first_step = _steps_progress(url, queued, started)
+                if not still:
+                    steps_done = now
             left, sent, first, last = _progress(url, campaign_id)
-            if not left:
+            if steps_done is not None and not left:
                 break
-            if time.time() - started > 3600:
+            if now - started > 3600:
                 sys.exit(f"the step's messages were not sent within an hour ({sent:,} sent)")
-            time.sleep(0.5)
+            time.sleep(0.1 if steps_done is None else 0.5)
         memory = max(peak_rss_mb(p.pid) for p in procs)
     finally:
         for p in procs:
@@ -99,7 +126,14 @@ def _send(env: dict[str, str], broker: str, workers: int, campaign_id: int, due:
             p.wait()
     # From the first message to the last (the workers' start-up left out), and from the
     # workers' start (a new process loads Tidings in 3 to 10 s here) to the last.
-    return {"sent": sent, "elapsed": last - first, "from_start": last - started, "memory": memory}
+    return {
+        "steps": steps_done - (first_step or started),
+        "steps_from_start": steps_done - started,
+        "sent": sent,
+        "elapsed": last - first,
+        "from_start": last - started,
+        "memory": memory,
+    }
 
 
 def main(size: int | None, workers: int = 1) -> None:
@@ -131,9 +165,8 @@ def main(size: int | None, workers: int = 1) -> None:
               f"{loaded['seconds']:.1f} s")  # fmt: skip
 
         queue.flushdb()
-        low = _child(env, "due", size, due, small)
-        # Each contact due runs two steps: the condition, then the message it leads to.
-        print(f"due steps, {small:,} contacts due ({low['steps']:,} steps): found and queued in "
+        low = _child(env, "queue", size, due, small)
+        print(f"the scheduler's pass, {small:,} contacts due: found and queued in "
               f"{low['seconds'] * 1000:,.0f} ms, peak RSS {low['peak_rss_mb']:.0f} MB")  # fmt: skip
         bare = _child(env, "floor", size, due)
         floor_ms = bare["seconds"] * 1000
@@ -144,14 +177,23 @@ def main(size: int | None, workers: int = 1) -> None:
             f"plain INSERT ... SELECT and UPDATE): {floor_ms:,.0f} ms ({parts})"
         )
         queue.flushdb()
-        full = _child(env, "due", size, due, due)
-        due_ms = full["seconds"] * 1000
-        assert full["taken"] == due and full["steps"] == 2 * due, full
+        one = _child(env, "due", size, due, due)
+        one_ms = one["seconds"] * 1000
+        assert one["taken"] == due and one["steps"] == 2 * due, one
         print(
-            f"due steps, {due:,} contacts due ({full['steps']:,} steps: the condition, then the "
-            f"message): found and queued in {due_ms:,.0f} ms "
-            f"({full['steps'] / full['seconds']:,.0f} steps/s; goal < {DUE_GOAL_MS:,} ms: "
-            f"ratio {due_ms / DUE_GOAL_MS:.2f}; over the floor: x{due_ms / floor_ms:.2f}), "
+            f"the same steps run in one process (every chunk in turn, up to the deliveries "
+            f"queued; what the pass did itself before it handed them to the workers): "
+            f"{one_ms:,.0f} ms ({one['steps'] / one['seconds']:,.0f} steps/s; over the floor "
+            f"x{one_ms / floor_ms:.2f}), peak RSS {one['peak_rss_mb']:.0f} MB"
+        )
+        queue.flushdb()
+        full = _child(env, "queue", size, due, due)
+        due_ms = full["seconds"] * 1000
+        assert full["queued"] == due, full
+        print(
+            f"the scheduler's pass, {due:,} contacts due ({2 * due:,} steps: the condition, then "
+            f"the message): found and queued in {due_ms:,.0f} ms ({queue.llen('celery'):,} jobs "
+            f"on the broker; goal < {DUE_GOAL_MS:,} ms: ratio {due_ms / DUE_GOAL_MS:.2f}), "
             f"peak RSS {full['peak_rss_mb']:.0f} MB"
         )
         print(
@@ -160,7 +202,15 @@ def main(size: int | None, workers: int = 1) -> None:
             f"(x{full['peak_rss_mb'] / low['peak_rss_mb']:.2f}; flat is x1)"
         )
 
-        sent = _send(env, broker, workers, full["campaign"], due)
+        sent = _work(env, workers, full, due)
+        steps_ms = sent["steps"] * 1000
+        rate = 2 * due / sent["steps"]
+        print(
+            f"the workers run the steps, {workers} worker(s): {2 * due:,} steps in "
+            f"{steps_ms:,.0f} ms from the first step run to none due ({rate:,.0f} steps/s; "
+            f"over the floor x{steps_ms / floor_ms:.2f}; against one process "
+            f"x{steps_ms / one_ms:.2f}), {sent['steps_from_start']:.1f} s from the workers' start"
+        )
         rate = sent["sent"] / max(sent["elapsed"], 0.001)
         print(
             f"the step's messages through the engine, {workers} worker(s): {rate:,.0f} msg/s "
@@ -172,9 +222,9 @@ def main(size: int | None, workers: int = 1) -> None:
 
         quiet = _child(env, "idle", size)
         print(
-            f"nothing due: the due query (one run_due) {quiet['median_ms']:.1f} ms (median of 9, "
-            f"min {quiet['min_ms']:.1f}, max {quiet['max_ms']:.1f}; goal < {IDLE_GOAL_MS} ms: "
-            f"ratio {quiet['median_ms'] / IDLE_GOAL_MS:.2f})"
+            f"nothing due: the due query (the pass's, queue_due) {quiet['median_ms']:.1f} ms "
+            f"(median of 9, min {quiet['min_ms']:.1f}, max {quiet['max_ms']:.1f}; "
+            f"goal < {IDLE_GOAL_MS} ms: ratio {quiet['median_ms'] / IDLE_GOAL_MS:.2f})"
         )
         print("  its plan:")
         for line in quiet["plan"]:

@@ -3,7 +3,8 @@ process, so each measurement's peak RSS is its own): Django is configured on the
 database, with a real broker (the scheduler's dispatch jobs go to Redis, not run here),
 before anything of Tidings is imported.
 
-    python bench/automation_child.py load N DUE PORT | due N DUE K | floor N DUE | idle N
+    python bench/automation_child.py load N DUE PORT | queue N DUE K | due N DUE K
+    | floor N DUE | idle N
     | counts N
 """
 
@@ -205,10 +206,30 @@ def reset(automation: Automation, due: int, due_now: int) -> None:
         _sql(f"VACUUM ANALYZE {table}", [])
 
 
+def queue_due(n: int, due: int, due_now: int) -> dict:
+    """The scheduler's work on `due_now` due steps: found and queued, one `run_steps`
+    job per chunk on the broker (`engine.queue_due`, what its pass does)."""
+    automation = _automation(n)
+    reset(automation, due, due_now)
+    now = timezone.now()
+    t = time.perf_counter()
+    queued = engine.queue_due(now)
+    seconds = time.perf_counter() - t
+    condition = Step.objects.get(automation=automation, position=CONDITION)
+    return {
+        "seconds": seconds,
+        "queued": queued,
+        "automation": automation.pk,
+        "condition": condition.pk,
+        "campaign": Step.objects.get(automation=automation, position=SEND).campaign_id,
+        "peak_rss_mb": benchdb.peak_rss_mb(),
+    }
+
+
 def run_due(n: int, due: int, due_now: int) -> dict:
-    """The scheduler's work on `due_now` due steps, up to their deliveries queued and
-    the dispatch jobs on the broker: `engine.run_all_due` (`run_due` until nothing is
-    due, then one dispatch job per step's message)."""
+    """The due steps run in this one process, up to their deliveries queued and the
+    dispatch jobs on the broker: `engine.run_all_due` (`run_due` until nothing is due,
+    then one dispatch job per step's message): what the workers' jobs do, together."""
     automation = _automation(n)
     reset(automation, due, due_now)
     now = timezone.now()
@@ -272,20 +293,20 @@ def floor(n: int, due: int) -> dict:
 
 
 def idle(n: int) -> dict:
-    """Nothing due: one `run_due` (the due query finding nothing), median of 9, with
-    the due query's plan; then a whole pass of the scheduler (enter, leave, due)."""
+    """Nothing due: the scheduler's due query (one `queue_due`, finding nothing), median
+    of 9, with its plan; then a whole pass of the scheduler (enter, leave, due)."""
     automation = _automation(n)
     now = timezone.now()
     times = []
     for _ in range(9):
         t = time.perf_counter()
-        got, _steps = engine.run_due(now)
+        got = engine.queue_due(now)
         times.append((time.perf_counter() - t) * 1000)
         assert got == 0, f"{got} steps were due"
     # The plan of the due query the engine runs (captured, so it follows engine.py).
     with CaptureQueriesContext(connection) as queries:
-        engine.run_due(now)
-    (sql,) = [q["sql"] for q in queries.captured_queries if "SKIP LOCKED" in q["sql"]]
+        engine.queue_due(now)
+    (sql,) = [q["sql"] for q in queries.captured_queries if '"due_at" <=' in q["sql"]]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}")
         plan = [row[0] for row in cursor.fetchall()]
@@ -337,6 +358,8 @@ if __name__ == "__main__":
     step, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
     if step == "load":
         print(json.dumps(load(*args)))
+    elif step == "queue":
+        print(json.dumps(queue_due(*args)))
     elif step == "due":
         print(json.dumps(run_due(*args)))
     elif step == "floor":

@@ -1,9 +1,9 @@
 """The scheduler's due steps, set-based (engine.run_due): a condition evaluated in the
 database says what the Python rule said (an attribute is set: present and neither null,
 "" nor []; equals trims; contains ignores case; the tag), on PostgreSQL and SQLite; two
-schedulers at once take disjoint chunks; a pass of several chunks queues one dispatch
-job per step's message; a condition's outcome is recorded for each contact, in as many
-statements for many contacts as for a few."""
+schedulers at once take disjoint chunks; the pass hands the due steps to the workers
+in chunks and each chunk's dispatch starts at its own deliveries; a condition's outcome
+is recorded for each contact, in as many statements for many contacts as for a few."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from django.utils import timezone
 from tests.automations.conftest import at_once, welcome_series
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
-from tidings.automations import engine, services
+from tidings.automations import engine, services, tasks
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.core import jobs
 from tidings.sending.dispatcher import DISPATCH
@@ -124,23 +124,97 @@ def test_two_schedulers_at_once_take_disjoint_chunks(
 
 
 @pytest.mark.django_db
-def test_a_pass_of_several_chunks_queues_one_dispatch_job_per_message(
+def test_the_pass_hands_the_due_steps_to_the_workers_in_chunks_and_runs_none_itself(
     account, newsletter, customer, monkeypatch
 ):
+    """The scheduler's pass finds the due enrolments and queues one job per chunk of an
+    automation's, oldest due first, without locking or writing anything; each job runs
+    its chunk once, however often it is delivered."""
+    automation = services.start(welcome_series(account, newsletter, customer, (0, 0)), by=customer)
+    other = services.start(welcome_series(account, newsletter, customer, (0,)), by=customer)
+    for i in range(5):
+        audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
+    now = timezone.now()
+    for flow in (automation, other):
+        engine.enter(flow, now)
+    Enrolment.objects.filter(automation=automation, contact__email="reader4@example.net").update(
+        due_at=now - timedelta(hours=1)
+    )
+    handed: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(jobs, "send_now", lambda name, *args, **kw: handed.append((name, args)))
+    with override_settings(AUTOMATIONS_CHUNK=2), CaptureQueriesContext(connection) as queries:
+        outcome = engine.run(now)
+    assert outcome.queued == 10
+    assert not [q for q in queries if "FOR UPDATE" in q["sql"] or "INSERT" in q["sql"]]
+    assert not StepRun.objects.exists() and not Delivery.objects.exists()
+    assert {name for name, _ in handed} == {engine.STEPS}
+    chunks = [ids for _, (ids, _at) in handed]
+    assert sorted(len(ids) for ids in chunks) == [1, 1, 2, 2, 2, 2]
+    of = dict(Enrolment.objects.values_list("pk", "automation_id"))
+    assert all(len({of[pk] for pk in ids}) == 1 for ids in chunks)  # one automation each
+    first = Enrolment.objects.get(automation=automation, contact__email="reader4@example.net")
+    assert chunks[0][0] == first.pk  # the oldest due first
+
+    for ids, moment in [args for _, args in handed] * 2:  # each job delivered twice
+        tasks.run_steps(ids, moment)
+    assert StepRun.objects.count() == 5 * 2 + 5 * 1
+    assert Delivery.objects.count() == 15
+    assert set(Enrolment.objects.values_list("status", flat=True)) == {Enrolment.Status.DONE}
+
+
+@pytest.mark.django_db
+def test_each_chunk_dispatches_its_messages_from_its_first_delivery(
+    account, newsletter, customer, monkeypatch
+):
+    """A chunk's dispatch job starts at the first delivery it added (`after`), so the
+    chunks of a million due steps do not each read the message's earlier deliveries;
+    together they cover every delivery."""
     automation = welcome_series(account, newsletter, customer, waits=(0, 0))
     services.start(automation, by=customer)
     for i in range(5):
         audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
-    queued: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(jobs, "enqueue", lambda name, *args, **kw: queued.append((name, args)))
+    queued: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(jobs, "enqueue", lambda name, *args, **kw: queued.append((name, args, kw)))
     with override_settings(AUTOMATIONS_CHUNK=2):  # three chunks
-        outcome = engine.run(timezone.now())
-    assert outcome.steps == 10  # both steps, each contact: the second due at once
-    campaigns = sorted(
+        engine.run(timezone.now())
+    assert StepRun.objects.count() == 10  # both steps, each contact: the second due at once
+    dispatched: dict[int, list[int]] = {}
+    for name, args, kw in queued:
+        if name == DISPATCH:
+            dispatched.setdefault(args[0], []).append(kw["after"])
+    for campaign_id, afters in dispatched.items():
+        ids = sorted(Delivery.objects.filter(campaign_id=campaign_id).values_list("pk", flat=True))
+        firsts = sorted(after + 1 for after in afters)
+        assert len(firsts) == 3 and firsts[0] == ids[0]
+        assert set(firsts) <= set(ids)  # each the first of its own chunk's
+    assert sorted(dispatched) == sorted(
         Step.objects.filter(automation=automation).values_list("campaign_id", flat=True)
     )
-    assert sorted(args[0] for name, args in queued if name == DISPATCH) == campaigns
     assert Delivery.objects.count() == 10
+
+
+@pytest.mark.django_db
+def test_a_pass_in_one_process_queues_one_dispatch_job_per_message(
+    account, newsletter, customer, monkeypatch
+):
+    automation = services.start(welcome_series(account, newsletter, customer, (0, 0)), by=customer)
+    for i in range(5):
+        audience.add_contact(account, f"reader{i}@example.net", lists=[newsletter])
+    now = timezone.now()
+    engine.enter(automation, now)
+    queued: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    monkeypatch.setattr(jobs, "enqueue", lambda name, *args, **kw: queued.append((name, args, kw)))
+    with override_settings(AUTOMATIONS_CHUNK=2):  # three chunks
+        assert engine.run_all_due(now) == (5, 10)
+    firsts = {
+        campaign_id: Delivery.objects.filter(campaign_id=campaign_id).order_by("pk")[0].pk
+        for campaign_id in Step.objects.filter(automation=automation).values_list(
+            "campaign_id", flat=True
+        )
+    }
+    assert sorted((args[0], kw["after"] + 1) for name, args, kw in queued if name == DISPATCH) == (
+        sorted(firsts.items())
+    )
 
 
 def plans_flow(account: Any, mailing_list: MailingList, by: Any) -> tuple[Automation, Step, Step]:

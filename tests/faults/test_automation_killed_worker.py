@@ -1,22 +1,22 @@
 """An automation's steps with real parts: `celery worker` processes on the suite's Redis
-run the scheduler (`run_automations`, beat's task) and send the steps' messages to a
-real SMTP server (aiosmtpd, in this process). The first worker is SIGKILLed with one of
-its processes mid-step in the scheduler (its second chunk of enrolments locked, its
-`StepRun` rows written, not committed; the first chunk's three steps committed) and the
-other mid-message (the SMTP server holds a message's answer); a second worker runs two
-schedulers at once and the engine's recovery. Then every contact has got each step's
+run the scheduler (`run_automations`, beat's task), the chunks of due steps it hands
+them (`run_steps`) and send the steps' messages to a real SMTP server (aiosmtpd, in this
+process). The first worker is SIGKILLed with one of its processes mid-step (the second
+chunk of enrolments locked, its `StepRun` rows written, not committed; the first
+chunk's three steps committed) and the other mid-message (the SMTP server holds a
+message's answer); a second worker runs two schedulers at once and the engine's
+recovery. Then every contact has got each step's
 message exactly once at the server, and the rows say the same: one `StepRun` and one
 `Delivery` per (step, contact), every enrolment done.
 
-Where the kill falls is made certain, not timed: the workers' scheduler takes CHUNK
-enrolments per transaction (`TIDINGS_AUTOMATIONS_CHUNK`), the first CHUNK contacts
-entered before the others (so their enrolments are due first: the first chunk), and a
+Where the kill falls is made certain, not timed: the scheduler hands the workers CHUNK
+enrolments per job (`TIDINGS_AUTOMATIONS_CHUNK`), the first CHUNK contacts entered
+before the others (so their enrolments are due first: the first chunk), and a
 transaction of the test's own holds uncommitted deliveries of the second step's message
-for the other contacts, so the scheduler's insert of that step for the second chunk
-waits on them (seen in `pg_stat_activity`); the test then queues the engine's recovery,
-which dispatches the first chunk's messages (the scheduler queues its dispatch jobs at
-the end of its pass), and the SMTP server keeps the answer to the 101st message until
-the kill is over.
+for the other contacts, so the second chunk's insert of that step waits on them (seen
+in `pg_stat_activity`); the first chunk's messages are dispatched at its commit (the
+test also queues the engine's recovery, as beat would), and the SMTP server keeps the
+answer to the 101st message until the kill is over.
 """
 
 from __future__ import annotations

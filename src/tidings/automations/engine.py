@@ -14,15 +14,21 @@
    restricted, erased, left the list, the account closed or restricted) leaves at once,
    in every running or paused automation (P21). The engine checks the same rule again
    when it claims each message, so nothing is sent in between.
-3. **Run the due steps.** The due enrolments are found by one indexed query
-   (`enrolment_due`: status, due_at), locked (`skip_locked`: two schedulers never take
-   the same one) in chunks of `settings.AUTOMATIONS_CHUNK` (25,000), one transaction
-   each, under the automation's share lock (`_hold`). A chunk is done set-based, a few
-   statements per (automation, step) whatever the number of enrolments, the ids passed
-   as one parameter (`_rows`: an array on PostgreSQL, a JSON text on SQLite, the one
-   difference between the two): those the rule (`mailability.contacts_q`, compiled into
-   the statement) no longer allows leave; each step's effect (`INSERT ... SELECT ... ON
-   CONFLICT DO NOTHING` of its `Delivery` rows, the tag or list change through
+3. **Queue the due steps.** The due enrolments are found by one indexed query
+   (`enrolment_due`: status, due_at; no lock, nothing written) and handed to the
+   workers, one job (`tasks.run_steps`) per chunk of an automation's due enrolments
+   (`settings.AUTOMATIONS_CHUNK`, 25,000), oldest due first: the pass stays short
+   whatever is due, one account's backlog does not hold up the others' entries and
+   leaves, and the steps run on every worker at once.
+4. **Run the due steps** (each job, `run_due` with its ids): its enrolments still due
+   are locked (`skip_locked`: two jobs never take the same one; a job queued twice, or
+   for rows another job moved on, does nothing), in one transaction, under the
+   automation's share lock (`_hold`). A chunk is done set-based, a few statements per
+   (automation, step) whatever the number of enrolments, the ids passed as one
+   parameter (`_rows`: an array on PostgreSQL, a JSON text on SQLite, the one
+   difference between the two): those the rule (`mailability.contacts_q`, compiled
+   into the statement) no longer allows leave; each step's effect (`INSERT ... SELECT
+   ... ON CONFLICT DO NOTHING` of its `Delivery` rows, the tag or list change through
    `audience.bulk`), its `StepRun` rows (unique per (step, contact, round), the same
    way; a condition's with its outcome, `met`), a condition evaluated in the database
    (in Python, on the contacts' attributes only, for equals and contains); a contact
@@ -33,7 +39,8 @@
    so a step runs at most once for a contact in a round, whatever runs twice. Messages
    are paid per step (`billing.credits.spend_for_step`; those not covered wait
    `WAIT_FOR_CREDITS`), and a step whose message is not sending pauses the automation.
-   One dispatch job per step's message is queued at the end of the pass (`run_all_due`).
+   At the commit, each step's message that got deliveries is dispatched from the first
+   of them (`after`: the dispatch reads this chunk's deliveries, not the campaign's).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import datetime as dt
 import json
 import zoneinfo
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -88,7 +95,7 @@ DATE_SWEEP = timedelta(hours=1)
 class Run:
     entered: int = 0
     left: int = 0
-    steps: int = 0
+    queued: int = 0  # due enrolments handed to the workers (`queue_due`)
 
 
 def _table(model: Any) -> str:
@@ -432,24 +439,26 @@ def _met(step: Step, contact_ids: list[int], rounds: list[int] | None = None) ->
     return set()
 
 
-def _requeue_for_new_round(campaign_id: int, contact_ids: list[int]) -> None:
+def _requeue_for_new_round(campaign_id: int, contact_ids: list[int]) -> int:
     """A contact in a second round gets the step's message again: its one delivery
-    (unique per campaign and contact) is queued again once the first is over."""
-    if contact_ids:
-        Delivery.objects.filter(
-            campaign_id=campaign_id,
-            contact_id__in=_where_in(contact_ids),
-            status__in=[Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED],
-        ).update(
-            status=Delivery.Status.QUEUED,
-            attempts=0,
-            claimed_by="",
-            claimed_at=None,
-            dispatched_at=None,
-            not_before=None,
-            sent_at=None,
-            last_error="",
-        )
+    (unique per campaign and contact) is queued again once the first is over. Returns
+    the deliveries queued again."""
+    if not contact_ids:
+        return 0
+    return Delivery.objects.filter(
+        campaign_id=campaign_id,
+        contact_id__in=_where_in(contact_ids),
+        status__in=[Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED],
+    ).update(
+        status=Delivery.Status.QUEUED,
+        attempts=0,
+        claimed_by="",
+        claimed_at=None,
+        dispatched_at=None,
+        not_before=None,
+        sent_at=None,
+        last_error="",
+    )
 
 
 @dataclass(slots=True)
@@ -465,16 +474,67 @@ class _Due:
     moves: tuple[tuple[str, Any], ...] | None = None
 
 
+STEPS = "tidings.automations.tasks.run_steps"
+
+
+def queue_due(at: datetime) -> int:
+    """Hand the due steps to the workers: the running automations' due enrolments (one
+    indexed query, oldest due first; nothing locked, nothing written), one `run_steps`
+    job per chunk of an automation's (`settings.AUTOMATIONS_CHUNK`). Returns the due
+    enrolments queued. A job queued twice (this pass again before the first job ran)
+    finds its rows moved on or locked and does nothing: `run_due` takes only what is
+    still due."""
+    running = list(
+        Automation.objects.filter(status=Automation.Status.ACTIVE).values_list("pk", flat=True)
+    )
+    if not running:
+        return 0
+    chunks = _due_chunks(at, running, settings.AUTOMATIONS_CHUNK)
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # An eager job runs here and now, moving the rows the scan is reading.
+        chunks = iter(list(chunks))
+    queued = 0
+    moment = at.isoformat()
+    for ids in chunks:
+        jobs.send_now(STEPS, ids, moment)
+        queued += len(ids)
+    return queued
+
+
+def _due_chunks(at: datetime, running: list[int], size: int) -> Iterator[list[int]]:
+    """The due enrolments' ids, `size` at most per list, each list one automation's."""
+    pending: dict[int, list[int]] = defaultdict(list)
+    due = (
+        Enrolment.objects.filter(status=E.ACTIVE, due_at__lte=at, automation_id__in=running)
+        .order_by("due_at")
+        .values_list("automation_id", "pk")
+        .iterator(chunk_size=size)
+    )
+    for automation_id, pk in due:
+        ids = pending[automation_id]
+        ids.append(pk)
+        if len(ids) == size:
+            yield ids
+            pending[automation_id] = []
+    yield from (ids for ids in pending.values() if ids)
+
+
 def run_due(
-    at: datetime, *, limit: int | None = None, campaigns: set[int] | None = None
+    at: datetime,
+    *,
+    limit: int | None = None,
+    ids: list[int] | None = None,
+    campaigns: dict[int, int] | None = None,
 ) -> tuple[int, int]:
     """Run one chunk of due steps (one transaction): (enrolments taken, steps run). A
-    chunk is `limit` enrolments, by default `settings.AUTOMATIONS_CHUNK` (25,000).
+    chunk is the enrolments `ids` that are still due (a `run_steps` job's), else the
+    first `limit` due, by default `settings.AUTOMATIONS_CHUNK` (25,000).
 
     The dispatch job of each step's message that got deliveries is queued at the
-    commit, or, when `campaigns` is given, its id added there for the caller to queue
-    once for a whole pass (`run_all_due`)."""
-    queued: set[int] = set()
+    commit, from the first of them; or, when `campaigns` is given, the message and its
+    first delivery's id are put there for the caller to dispatch once for a whole pass
+    (`run_all_due`)."""
+    queued: dict[int, int] = {}
     with transaction.atomic():
         # The running automations' ids first, then the due rows in the index's order
         # (status, due_at), LIMIT stopping the scan: joined to the automations, the
@@ -483,16 +543,16 @@ def run_due(
         running = list(
             Automation.objects.filter(status=Automation.Status.ACTIVE).values_list("pk", flat=True)
         )
+        rows = Enrolment.objects.filter(status=E.ACTIVE, due_at__lte=at, automation_id__in=running)
+        if ids is not None:
+            rows = rows.filter(pk__in=_where_in(ids))
+        else:
+            rows = rows.order_by("due_at")[: limit or settings.AUTOMATIONS_CHUNK]
         due = [
             _Due(*row)
-            for row in Enrolment.objects.filter(
-                status=E.ACTIVE, due_at__lte=at, automation_id__in=running
+            for row in rows.select_for_update(skip_locked=True).values_list(
+                "pk", "automation_id", "step_id", "contact_id", "round"
             )
-            .order_by("due_at")
-            .select_for_update(skip_locked=True)
-            .values_list("pk", "automation_id", "step_id", "contact_id", "round")[
-                : limit or settings.AUTOMATIONS_CHUNK
-            ]
         ]
         if not due:
             return 0, 0
@@ -507,32 +567,35 @@ def run_due(
                 done += _run_automation(automations[automation_id], enrolments, at, queued)
                 _save_moves(enrolments)
         if campaigns is None:
-            for campaign_id in sorted(queued):
-                jobs.enqueue(DISPATCH, campaign_id)
+            for campaign_id, first in sorted(queued.items()):
+                jobs.enqueue(DISPATCH, campaign_id, after=first - 1)
     if campaigns is not None:
-        campaigns |= queued
+        for campaign_id, first in queued.items():
+            campaigns[campaign_id] = min(first, campaigns.get(campaign_id, first))
     return taken, done
 
 
 def run_all_due(at: datetime, *, limit: int | None = None) -> tuple[int, int]:
-    """Run every due step, chunk after chunk, then queue one dispatch job per step's
-    message that got deliveries (not one per chunk): (enrolments taken, steps run). A
-    pass stopped half-way leaves its chunks' deliveries queued without a job: the
-    engine's recovery dispatches them within a minute (sending.engine.recover_stalled)."""
-    campaigns: set[int] = set()
+    """Run every due step in this process, chunk after chunk, then queue one dispatch
+    job per step's message that got deliveries: (enrolments taken, steps run). The
+    scheduler hands them to the workers instead (`queue_due`); this is the whole work
+    in one process (tests, the benchmark's comparison). A pass stopped half-way leaves
+    its chunks' deliveries queued without a job: the engine's recovery dispatches them
+    within a minute (sending.engine.recover_stalled)."""
+    campaigns: dict[int, int] = {}
     taken = done = 0
     while True:
         got, ran = run_due(at, limit=limit, campaigns=campaigns)
         taken, done = taken + got, done + ran
         if not got:
             break
-    for campaign_id in sorted(campaigns):
-        jobs.enqueue(DISPATCH, campaign_id)
+    for campaign_id, first in sorted(campaigns.items()):
+        jobs.enqueue(DISPATCH, campaign_id, after=first - 1)
     return taken, done
 
 
 def _run_automation(
-    automation: Automation, enrolments: list[_Due], at: datetime, campaigns: set[int]
+    automation: Automation, enrolments: list[_Due], at: datetime, campaigns: dict[int, int]
 ) -> int:
     """Run the due steps of one automation's enrolments (in the caller's transaction),
     a few statements per step whatever the number of enrolments; a contact whose next
@@ -607,7 +670,7 @@ def _run_step(
     at: datetime,
     next_step: Step | None,
     open_: set[int],
-    campaigns: set[int],
+    campaigns: dict[int, int],
 ) -> dict[int | None, list[_Due]]:
     """One step for these enrolments of it, set-based: its effect (the deliveries with
     `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, the tag or list change) and its
@@ -630,16 +693,22 @@ def _run_step(
         done = waiting[:paid]
         if not done:
             return {}
-        _requeue_for_new_round(step.campaign_id, [e.contact_id for e in done if e.round > 1])
-        rows, params = _rows([e.contact_id for e in done])
-        _sql(
-            f"INSERT INTO {_DELIVERIES} (campaign_id, contact_id, status, attempts, message_id,"  # noqa: S608
-            " claimed_by, created_at, last_error)"
-            f" SELECT %s, t.c0, %s, 0, '', '', %s, '' FROM ({rows}) AS t WHERE true"
-            " ON CONFLICT DO NOTHING",
-            [step.campaign_id, Delivery.Status.QUEUED, _when(timezone.now()), *params],
+        again = _requeue_for_new_round(
+            step.campaign_id, [e.contact_id for e in done if e.round > 1]
         )
-        campaigns.add(step.campaign_id)
+        rows, params = _rows([e.contact_id for e in done])
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {_DELIVERIES} (campaign_id, contact_id, status, attempts,"  # noqa: S608
+                " message_id, claimed_by, created_at, last_error)"
+                f" SELECT %s, t.c0, %s, 0, '', '', %s, '' FROM ({rows}) AS t WHERE true"
+                " ON CONFLICT DO NOTHING RETURNING id",
+                [step.campaign_id, Delivery.Status.QUEUED, _when(timezone.now()), *params],
+            )
+            added = [pk for (pk,) in cursor.fetchall()]
+        if added or again:  # dispatched from the first (from the start: queued again)
+            first = 1 if again else min(added)
+            campaigns[step.campaign_id] = min(first, campaigns.get(step.campaign_id, first))
     contact_ids = [e.contact_id for e in done]
     contacts = Contact.objects.filter(pk__in=_where_in(contact_ids))
     if step.kind == K.ADD_TAG:
@@ -712,14 +781,14 @@ def _when(moment: datetime) -> Any:
 
 
 def run(at: datetime | None = None) -> Run:
-    """One pass of the scheduler: enter, leave, then every due step."""
+    """One pass of the scheduler: enter, leave, then the due steps to the workers."""
     at = at or clock.now()
     outcome = Run()
     for automation in Automation.objects.filter(status=Automation.Status.ACTIVE):
         outcome.entered += enter(automation, at)
     for automation in Automation.objects.filter(status__in=LISTENING):
         outcome.left += leave_unmailable(automation, at)
-    outcome.steps = run_all_due(at)[1]
+    outcome.queued = queue_due(at)
     return outcome
 
 

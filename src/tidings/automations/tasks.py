@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 
 from tidings.automations import engine, splittests, webhooks
@@ -16,9 +18,18 @@ def run_automations() -> dict[str, int]:
     return {
         "entered": outcome.entered,
         "left": outcome.left,
-        "steps": outcome.steps,
+        "queued": outcome.queued,
         "ab_tests_decided": decided,
     }
+
+
+@shared_task(acks_late=True)
+def run_steps(ids: list[int], at: str) -> dict[str, int]:
+    """The due steps of these enrolments, those still due at `at` (an ISO moment: the
+    scheduler's pass), queued by the pass (`engine.queue_due`): idempotent, so a job
+    queued twice or re-delivered does nothing twice."""
+    taken, steps = engine.run_due(datetime.fromisoformat(at), ids=ids)
+    return {"taken": taken, "steps": steps}
 
 
 @shared_task(acks_late=True)
