@@ -111,3 +111,21 @@ def test_bad_input_is_a_422_with_detail_and_changes_nothing(api, customer):
     missing = api("post", f"/automations/{key}/steps", {"kind": "leave", "before": 999999})
     assert missing.status_code == 404
     assert Automation.objects.count() == 1 and not Step.objects.exists()
+
+
+def test_a_conditions_outcomes_are_counted_in_the_api_as_on_its_page(api, customer):
+    """A condition says how often it was met and not met (the page's "N met · M did
+    not"); the other steps say null."""
+    news = MailingList.objects.create(account=customer.account, name="News")
+    key = api("post", "/automations", {"name": "Plans", "list": str(news.uuid)}).json()["uuid"]
+    api("post", f"/automations/{key}/steps", {"kind": "add_tag", "tag": "seen"})
+    condition = {"kind": "condition", "test": "equals", "key": "plan", "value": "pro"}
+    assert api("post", f"/automations/{key}/steps", condition).status_code == 201
+    assert api("post", f"/automations/{key}/start").status_code == 200
+    for n, plan in enumerate(["pro", "free", "pro"]):
+        audience.add_contact(
+            customer.account, f"r{n}@example.net", attributes={"plan": plan}, lists=[news]
+        )
+    engine.run(timezone.now())
+    steps = api("get", f"/automations/{key}").json()["steps"]
+    assert [(s["passed"], s["met"], s["not_met"]) for s in steps] == [(3, None, None), (3, 2, 1)]

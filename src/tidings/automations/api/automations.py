@@ -67,6 +67,12 @@ class StepOut(Schema):
     subject: str
     waiting: int = Field(..., description="Contacts waiting at this step now.")
     passed: int = Field(..., description="Times the step was done (every round).")
+    met: int | None = Field(
+        None,
+        description="Conditions: times it was met (runs from before outcomes were recorded"
+        " are in neither count); null for other steps.",
+    )
+    not_met: int | None = Field(None, description="Conditions: times it was not met.")
 
 
 class CountsOut(Schema):
@@ -276,6 +282,8 @@ def _out(automation: Automation) -> dict[str, Any]:
                 "subject": step.campaign.subject if step.campaign else "",
                 "waiting": waiting,
                 "passed": passed,
+                "met": step.met if step.kind == Step.Kind.CONDITION else None,
+                "not_met": step.not_met if step.kind == Step.Kind.CONDITION else None,
             }
         )
     return {
