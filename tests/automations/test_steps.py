@@ -297,3 +297,29 @@ def test_a_step_is_chosen_by_what_it_does_and_a_message_by_its_subject(
     ]
     assert labels("about") == ["Step 1 · send a message: “Hello”"]
     assert labels("otherwise") == labels("before")
+
+
+def test_a_steps_message_is_named_after_its_place_as_steps_move_and_the_automation_is_renamed(
+    account, newsletter, customer
+):
+    """ "Welcome: step 2" follows its step when one is inserted before it or removed, and
+    the automation's new name; a name the customer gave the message stays."""
+    flow = welcome_series(account, newsletter, customer, waits=(0, 2, 1))
+    first, second, third = flow.steps.order_by("position")
+
+    def names() -> list[str]:
+        return [
+            s.campaign.name
+            for s in Step.objects.filter(automation=flow, kind=K.SEND).order_by("position")
+        ]
+
+    assert names() == ["Welcome: step 1", "Welcome: step 2", "Welcome: step 3"]
+    third.campaign.name = "The last word"
+    third.campaign.save()
+    services.add_step(flow, kind=K.ADD_TAG, tag="new", before=first, by=customer)
+    assert names() == ["Welcome: step 2", "Welcome: step 3", "The last word"]
+    services.set_trigger(flow, trigger=flow.trigger, name="Onboarding", by=customer)
+    assert names() == ["Onboarding: step 2", "Onboarding: step 3", "The last word"]
+    services.remove_step(Step.objects.get(automation=flow, kind=K.ADD_TAG), by=customer)
+    assert names() == ["Onboarding: step 1", "Onboarding: step 2", "The last word"]
+    assert second.campaign.pk == Step.objects.get(pk=second.pk).campaign_id

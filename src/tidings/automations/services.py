@@ -155,7 +155,9 @@ def set_trigger(
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=automation.pk)
         _apply_trigger(locked, trigger, settings)
-        if name:
+        if name and name[:200] != locked.name:
+            for step in locked.steps.exclude(campaign=None):
+                _rename_message(step, (locked.name, step.position), (name[:200], step.position))
             locked.name = name[:200]
         locked.save()
         audit.record("update", locked, by=by, fields=["trigger"], account_id=locked.account_id)
@@ -260,11 +262,30 @@ def _set_settings(step: Step, settings: dict[str, Any], steps: list[Step]) -> No
 
 def _renumber(automation: Automation, steps: list[Step]) -> None:
     """Save the steps' positions as their order in `steps` (two passes: the positions
-    are unique)."""
+    are unique); a message named after its place follows it (`_rename_message`)."""
     Step.objects.filter(automation=automation).update(position=F("position") + 10000)
     for n, step in enumerate(steps):
+        if step.position != n:
+            _rename_message(step, (automation.name, step.position), (automation.name, n))
         step.position = n
         Step.objects.filter(pk=step.pk).update(position=n)
+
+
+def _message_name(automation_name: str, position: int) -> str:
+    """The name a send step's message (its campaign) is given: the automation's and the
+    step's place, as the campaign list and the reports show it."""
+    return _("%(automation)s: step %(n)s") % {"automation": automation_name, "n": position + 1}
+
+
+def _rename_message(step: Step, was: tuple[str, int], now: tuple[str, int]) -> None:
+    """The step's message, while it still has the name it was given for `was` (the
+    automation's name, the step's place), is renamed for `now`: a step moved by an
+    insert or a removal, or an automation renamed, no longer leaves "step 2" on what
+    is step 3. A name the customer chose is kept."""
+    if step.campaign_id is not None:
+        Campaign.objects.filter(pk=step.campaign_id, name=_message_name(*was)).update(
+            name=_message_name(*now)
+        )
 
 
 def _message_problems(error: ValidationError) -> str:
@@ -320,8 +341,7 @@ def add_step(
                     locked.account,
                     by=by,
                     lists=[locked.mailing_list],
-                    name=_("%(automation)s: step %(n)s")
-                    % {"automation": locked.name, "n": place + 1},
+                    name=_message_name(locked.name, place),
                     subject=subject,
                     from_email=from_email,
                     from_name=from_name,
