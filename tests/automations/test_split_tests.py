@@ -381,7 +381,7 @@ def test_a_send_time_test_read_in_another_time_zone_says_utc_and_sends_no_winner
     assert "nothing more is sent" in page
 
 
-def test_the_decision_time_is_said_in_utc_to_a_reader_elsewhere(
+def test_the_decision_time_is_said_in_the_readers_time_zone_named(
     client, account, newsletter, campaign, customer, mailbox
 ):
     customer.time_zone = "Europe/Paris"
@@ -394,7 +394,7 @@ def test_the_decision_time_is_said_in_utc_to_a_reader_elsewhere(
     splittests.start_test(test, by=customer, now=now)
     client.force_login(customer)
     page = client.get(reverse("automations:split_test", args=[test.uuid])).content.decode()
-    assert "by itself at 15 Jan 2030, 09:00 UTC" in page
+    assert "by itself at 15 Jan 2030, 10:00 (Europe/Paris)" in page  # 09:00 UTC
 
 
 # --- what may be counted (P26), for every kind ----------------------------------------------
