@@ -77,6 +77,7 @@ def test_a_customer_imports_a_file_through_the_three_steps(client_in, customer, 
     page = client_in.get(reverse("transfer:import_detail", args=[job.pk])).content.decode()
     # Nothing was refused: no link to a report of refused rows.
     assert "Finished" in page and "rejected.csv" not in page and "refused rows" not in page
+    assert f"Put on the lists</th><td>{newsletter.name}</td>" in page
     status = client_in.get(reverse("transfer:import_status", args=[job.pk])).json()
     assert status["finished"] and status["counts"]["added"] == 1
     report = client_in.get(reverse("transfer:import_report", args=[job.pk]))

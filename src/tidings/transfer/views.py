@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from tidings.accounts.decorators import account_of, customer_required
+from tidings.audience.models import MailingList
 from tidings.core.uploads import size_label
 from tidings.transfer import services
 from tidings.transfer.errors import TransferError
@@ -154,7 +155,13 @@ def import_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ImportJob.Status.MAPPED,
     ):
         return redirect("transfer:import_map", pk=job.pk)
-    return render(request, "transfer/import_detail.html", {"job": job})
+    # The lists the rows were put on, by name (one deleted since is no longer named).
+    lists = MailingList.objects.filter(account_id=job.account_id, pk__in=job.list_ids)
+    return render(
+        request,
+        "transfer/import_detail.html",
+        {"job": job, "lists": lists.order_by("name").values_list("name", flat=True)},
+    )
 
 
 @customer_required
