@@ -4,14 +4,17 @@ included, without a horizontal scroll bar. Screenshots go to test-artifacts/e2e/
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Screenshot, log_in
 from tests.factories import UserFactory, populate_account
 from tidings.audience.models import SubscriptionForm
 from tidings.automations.models import Automation, SplitTest, WebhookEndpoint
+from tidings.campaigns.models import Campaign
 
 pytestmark = pytest.mark.browser
 
@@ -177,3 +180,32 @@ def test_number_date_and_time_fields_look_like_the_text_fields_beside_them(
         screenshot(page, "fields" + path.replace("/", "-").rstrip("-"))
         text = page.locator("main input[type=text]").first.evaluate(look)
         assert page.locator(f"main {field}").first.evaluate(look) == text, (path, field)
+
+
+def test_the_campaigns_table_fits_at_1280_px_with_every_column(
+    live_server, settings, page: Page, screenshot: Screenshot
+) -> None:
+    """Found walking the product: at 1280 px the campaigns table scrolled in its box and
+    cut "Duplicate" in two, with a sent campaign (its rates and report) and a scheduled
+    one (its time zone) in the list."""
+    settings.CSRF_TRUSTED_ORIGINS = [live_server.url]
+    ada = UserFactory(email="ada@example.org", name="Ada Lovelace")
+    populate_account(ada.account)
+    now = timezone.now()
+    Campaign.objects.create(
+        account=ada.account, name="November newsletter for the whole list", subject="Our news",
+        from_email="news@example.net", status=Campaign.Status.SENT, started_at=now,
+        finished_at=now,
+    )  # fmt: skip
+    Campaign.objects.create(
+        account=ada.account, name="December newsletter",
+        subject="{{ contact.first_name }}, our news",
+        from_email="news@example.net", status=Campaign.Status.SCHEDULED,
+        scheduled_at=now + timedelta(days=3), schedule_timezone="America/Argentina/Buenos_Aires",
+    )  # fmt: skip
+    page.set_viewport_size({"width": 1280, "height": 900})
+    log_in(page, str(live_server.url), ada.email)
+    page.goto(str(live_server.url) + "/campaigns/")
+    expect(page.get_by_role("heading", name="Campaigns", exact=True)).to_be_visible()
+    screenshot(page, "campaigns-1280")
+    assert page.evaluate(OVERFLOWING) == []
