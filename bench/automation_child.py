@@ -316,9 +316,12 @@ def idle(n: int) -> dict:
     parts: dict[str, float | None] = {}
     with connection.cursor() as cursor:
         cursor.execute(f"SET statement_timeout = {PASS_LIMIT * 1000}")
+    Automation.objects.filter(pk=automation.pk).update(leave_swept_at=None)
     for label, work in (
         ("enter", lambda: engine.enter(automation, timezone.now())),
-        ("leave", lambda: engine.leave_unmailable(automation, timezone.now())),
+        # The first, every contact against the rule (hourly); then the minute's.
+        ("leave, every contact", lambda: engine.leave_unmailable(_automation(n), timezone.now())),
+        ("leave, the rechecks", lambda: engine.leave_unmailable(_automation(n), timezone.now())),
         ("whole pass", lambda: engine.run(timezone.now())),
     ):
         t = time.perf_counter()

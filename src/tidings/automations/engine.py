@@ -62,12 +62,20 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from tidings.accounts.models import Account
 from tidings.audience import bulk
 from tidings.audience.mailability import contacts_q
 from tidings.audience.models import Contact, Subscription
 from tidings.automations import services
 from tidings.automations.entry import entering
-from tidings.automations.models import Automation, Enrolment, PendingEntry, Step, StepRun
+from tidings.automations.models import (
+    Automation,
+    Enrolment,
+    PendingEntry,
+    Recheck,
+    Step,
+    StepRun,
+)
 from tidings.automations.timing import account_zone, contact_zone, due_on_arrival
 from tidings.billing import credits
 from tidings.campaigns.models import Campaign
@@ -89,6 +97,9 @@ STEP_NOT_SENDING = "paused: a step's message is not sending"
 # How often a date trigger's contacts are read again (the only read of an account's
 # contacts: hourly, not every minute).
 DATE_SWEEP = timedelta(hours=1)
+# How often every active contact of an automation is checked against the rule (in
+# between, only those the database triggers wrote a `Recheck` row for).
+LEAVE_SWEEP = timedelta(hours=1)
 
 
 @dataclass
@@ -301,7 +312,46 @@ def enter(automation: Automation, at: datetime) -> int:
 
 
 def leave_unmailable(automation: Automation, at: datetime) -> int:
-    """Take out at once the contacts the automation may no longer mail (P21)."""
+    """Take out at once the contacts the automation may no longer mail (P21): those
+    whose mailability may have changed since the last pass (the `Recheck` rows the
+    database triggers wrote, automations.watch), checked against the rule; every active
+    contact hourly (`LEAVE_SWEEP`), and whenever the account is not open (its own state
+    is not watched). Returns how many left."""
+    account_open = Account.objects.filter(
+        pk=automation.account_id, status=Account.Status.ACTIVE, restricted_at__isnull=True
+    ).exists()
+    swept = automation.leave_swept_at
+    if not account_open or swept is None or swept <= at - LEAVE_SWEEP:
+        with transaction.atomic():
+            # The rows deleted first: the sweep's statement, after, sees their changes
+            # (each was committed with its change); one committed meanwhile stays.
+            Recheck.objects.filter(automation=automation).delete()
+            left = _leave(automation, at, None)
+            Automation.objects.filter(pk=automation.pk).update(leave_swept_at=at)
+        return left
+    left = 0
+    size = settings.AUTOMATIONS_CHUNK
+    while True:
+        # A chunk of rows read (and locked: two schedulers take each once), then their
+        # contacts checked by a later statement, which sees every change a row was
+        # written for (a list of a million unsubscribed at once: forty chunks).
+        with transaction.atomic():
+            rows = list(
+                Recheck.objects.filter(automation=automation)
+                .order_by("pk")
+                .select_for_update(skip_locked=True)
+                .values_list("pk", "contact_id")[:size]
+            )
+            if rows:
+                left += _leave(automation, at, sorted({contact for _, contact in rows}))
+                Recheck.objects.filter(pk__in=_where_in([pk for pk, _ in rows])).delete()
+        if len(rows) < size:
+            return left
+
+
+def _leave(automation: Automation, at: datetime, contact_ids: list[int] | None) -> int:
+    """The active enrolments (of these contacts; of everyone when None) whose contact
+    the rule no longer allows the automation's mail leave, in one statement."""
     # NOT EXISTS, not NOT IN: past `work_mem` (about 900,000 mailable contacts)
     # PostgreSQL cannot hash a NOT IN list and read it again for every enrolment (hours
     # at a million, bench/README.md); the anti-join takes seconds.
@@ -310,10 +360,11 @@ def leave_unmailable(automation: Automation, at: datetime) -> int:
         account_id=automation.account_id,
         pk=OuterRef("contact_id"),
     )
-    return (
-        Enrolment.objects.filter(automation=automation, status=E.ACTIVE)
-        .exclude(Exists(mailable))
-        .update(status=E.LEFT, left_at=at, due_at=None, step=None)
+    active = Enrolment.objects.filter(automation=automation, status=E.ACTIVE)
+    if contact_ids is not None:
+        active = active.filter(contact_id__in=_where_in(contact_ids))
+    return active.exclude(Exists(mailable)).update(
+        status=E.LEFT, left_at=at, due_at=None, step=None
     )
 
 

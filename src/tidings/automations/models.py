@@ -69,6 +69,9 @@ class Automation(models.Model):
     reentry = models.BooleanField(_("contacts may enter again"), default=False)
     # The last sweep of the date attribute (hourly: engine.sweep_dates).
     dates_swept_at = models.DateTimeField(null=True, blank=True)
+    # The last check of every active contact against the rule (hourly, and whenever the
+    # account is not open: engine.leave_unmailable; in between, only the `Recheck` rows).
+    leave_swept_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     # Contacts who subscribe from then on enter (those already there do not).
     activated_at = models.DateTimeField(null=True, blank=True)
@@ -213,6 +216,27 @@ class PendingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"contact {self.contact_id} for automation {self.automation_id}"
+
+
+class Recheck(models.Model):
+    """A contact in an automation whose mailability may have changed: written in the
+    same transaction as the change, by database triggers (automations.watch) on what the
+    rule reads (`audience.mailability`: the contact's status, restriction and address,
+    its subscriptions, objections, the suppression list), for each automation the
+    contact is active in. The scheduler checks those contacts against the rule, takes
+    out those it no longer allows, and deletes the rows (engine.leave_unmailable): a
+    minute's pass reads what changed, not every contact of every automation."""
+
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey("audience.Contact", on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("automation contact to check again")
+        verbose_name_plural = _("automation contacts to check again")
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} of automation {self.automation_id} to check"
 
 
 class TriggerEvent(models.Model):

@@ -12,6 +12,7 @@ from tidings.automations.models import (
     Automation,
     Enrolment,
     PendingEntry,
+    Recheck,
     SplitTest,
     Step,
     StepRun,
@@ -116,6 +117,27 @@ register(
         path="contact",
         columns=(Column(_("automation"), "automation__name"), Column(_("since"), "at")),
         position=65,
+        erase=ContactErasure.DELETE,
+    ),
+)
+register(
+    Recheck,
+    owner=Owner.CUSTOMER,
+    category=CONTACT_DATA,
+    purpose=_(
+        "taking a contact out of an automation at once when they may no longer be mailed"
+        " (they unsubscribed, objected, bounced or were restricted)"
+    ),
+    legal_basis=LegalBasis.LEGAL_OBLIGATION,
+    retention=_("until the next pass of the scheduler (a minute), then deleted"),
+    personal_fields=["at"],
+    erase=Erasure.DELETE,
+    account_path="automation__account",
+    contact=ContactPart(
+        title=_("Automations checking whether they may still write to you"),
+        path="contact",
+        columns=(Column(_("automation"), "automation__name"), Column(_("since"), "at")),
+        position=66,
         erase=ContactErasure.DELETE,
     ),
 )

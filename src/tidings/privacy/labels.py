@@ -24,6 +24,7 @@ LABELS = [
     _("Audience settings"),
     _("Audit events"),
     _("Automatic recharges"),
+    _("Automation contacts to check again"),
     _("Automation enrolments"),
     _("Automation entries waiting"),
     _("Automation events"),

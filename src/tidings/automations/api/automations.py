@@ -282,8 +282,9 @@ def _out(automation: Automation) -> dict[str, Any]:
                 "subject": step.campaign.subject if step.campaign else "",
                 "waiting": waiting,
                 "passed": passed,
-                "met": step.met if step.kind == Step.Kind.CONDITION else None,
-                "not_met": step.not_met if step.kind == Step.Kind.CONDITION else None,
+                # Annotated by engine.step_counts.
+                "met": step.met if step.kind == Step.Kind.CONDITION else None,  # type: ignore[attr-defined]
+                "not_met": step.not_met if step.kind == Step.Kind.CONDITION else None,  # type: ignore[attr-defined]
             }
         )
     return {
