@@ -12,8 +12,11 @@
 2. **Leave.** An active enrolment whose contact may no longer get the automation's
    marketing mail (`audience.mailability`: unsubscribed, bounced, complained, objected,
    restricted, erased, left the list, the account closed or restricted) leaves at once,
-   in every running or paused automation (P21). The engine checks the same rule again
-   when it claims each message, so nothing is sent in between.
+   in every running or paused automation (P21): the contacts whose mailability may
+   have changed (the `Recheck` rows database triggers wrote, automations.watch), and
+   every contact hourly and while the account is not open. The engine checks the same
+   rule again when it runs a step and when it claims each message, so nothing is sent
+   in between.
 3. **Queue the due steps.** The due enrolments are found by one indexed query
    (`enrolment_due`: status, due_at; no lock, nothing written) and handed to the
    workers, one job (`tasks.run_steps`) per chunk of an automation's due enrolments
