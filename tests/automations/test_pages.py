@@ -293,7 +293,7 @@ def test_a_step_message_offers_no_send_now_and_is_never_sent_to_the_whole_list(
     message = step.campaign
     page = logged_in.get(reverse("campaigns:edit", args=[message.uuid])).content.decode()
     assert 'value="send"' not in page and 'value="schedule"' not in page
-    assert 'id="step-message"' in page
+    assert 'id="step-message"' in page and "would receive it now" not in page
     for action in ("send", "schedule"):
         data = {"action": action, "when": "2030-01-01T09:00", "timezone": "UTC"}
         response = logged_in.post(reverse("sending:send", args=[message.uuid]), data, follow=True)
