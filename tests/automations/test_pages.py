@@ -282,6 +282,38 @@ def test_a_condition_on_an_open_nobody_can_meet_says_why(logged_in, account, new
     assert "Nobody can meet this condition" not in logged_in.get(page).content.decode()
 
 
+def test_a_condition_nobody_could_meet_is_refused_at_the_start_while_it_can_be_mended(
+    logged_in, account, newsletter, customer
+):
+    """Walkpg: the walk started a series whose condition asks for an open of step 1's
+    message, which counted none (the page's warning was there, the Start button too).
+    Once started, the message is sending and can no longer change: every contact went
+    to "did not" for good. The start is refused with the reason while the message is a
+    draft; once it counts opens, the series starts."""
+    flow = services.create_automation(account, name="Opens", mailing_list=newsletter, by=None)
+    welcome = services.add_step(
+        flow, wait_days=0, subject="Welcome", from_email="news@news.example.org",
+        body="<p>Hello {{ contact.name }}</p>", by=customer,
+    )  # fmt: skip
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="opened", about=welcome, by=customer)
+    response = logged_in.post(
+        reverse("automations:action", args=[flow.uuid]), {"action": "start"}, follow=True
+    )
+    assert (
+        escape(
+            "Step 2: Nobody can meet this condition: the message of step 1 does not track opens. "
+            "Switch it on in the message before starting."
+        )
+        in response.content.decode()
+    )
+    flow.refresh_from_db()
+    assert flow.status == Automation.Status.DRAFT
+    assert Campaign.objects.get(pk=welcome.campaign_id).status == Campaign.Status.DRAFT
+    Campaign.objects.filter(pk=welcome.campaign_id).update(track_opens=True)
+    services.start(flow, by=customer)
+    assert Automation.objects.get(pk=flow.pk).status == Automation.Status.ACTIVE
+
+
 def test_a_step_message_offers_no_send_now_and_is_never_sent_to_the_whole_list(
     logged_in, account, newsletter, welcome, customer, mailbox
 ):
