@@ -9,12 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Step
 from tidings.campaigns.models import Campaign
-from tidings.sending.models import SendingSettings
+from tidings.sending.models import Delivery, SendingSettings
 
 STEP = {
     "wait_days": "0",
@@ -279,3 +280,58 @@ def test_a_condition_on_an_open_nobody_can_meet_says_why(logged_in, account, new
         account=account, defaults={"tracking": SendingSettings.Tracking.PER_CONTACT}
     )
     assert "Nobody can meet this condition" not in logged_in.get(page).content.decode()
+
+
+def test_a_condition_nobody_could_meet_is_refused_at_the_start_while_it_can_be_mended(
+    logged_in, account, newsletter, customer
+):
+    """Walkpg: the walk started a series whose condition asks for an open of step 1's
+    message, which counted none (the page's warning was there, the Start button too).
+    Once started, the message is sending and can no longer change: every contact went
+    to "did not" for good. The start is refused with the reason while the message is a
+    draft; once it counts opens, the series starts."""
+    flow = services.create_automation(account, name="Opens", mailing_list=newsletter, by=None)
+    welcome = services.add_step(
+        flow, wait_days=0, subject="Welcome", from_email="news@news.example.org",
+        body="<p>Hello {{ contact.name }}</p>", by=customer,
+    )  # fmt: skip
+    services.add_step(flow, kind=Step.Kind.CONDITION, test="opened", about=welcome, by=customer)
+    response = logged_in.post(
+        reverse("automations:action", args=[flow.uuid]), {"action": "start"}, follow=True
+    )
+    assert (
+        escape(
+            "Step 2: Nobody can meet this condition: the message of step 1 does not track opens. "
+            "Switch it on in the message before starting."
+        )
+        in response.content.decode()
+    )
+    flow.refresh_from_db()
+    assert flow.status == Automation.Status.DRAFT
+    assert Campaign.objects.get(pk=welcome.campaign_id).status == Campaign.Status.DRAFT
+    Campaign.objects.filter(pk=welcome.campaign_id).update(track_opens=True)
+    services.start(flow, by=customer)
+    assert Automation.objects.get(pk=flow.pk).status == Automation.Status.ACTIVE
+
+
+def test_a_step_message_offers_no_send_now_and_is_never_sent_to_the_whole_list(
+    logged_in, account, newsletter, welcome, customer, mailbox
+):
+    """Walkpg: the step's message, opened from the automation's page to edit it, offered
+    Send now ("3 contacts would receive it now"): pressed, the welcome went to every
+    subscriber of the list at once, and the automation could no longer start."""
+    add_contacts(account, newsletter, 3)
+    step = welcome.steps.first()
+    message = step.campaign
+    page = logged_in.get(reverse("campaigns:edit", args=[message.uuid])).content.decode()
+    assert 'value="send"' not in page and 'value="schedule"' not in page
+    assert 'id="step-message"' in page and "would receive it now" not in page
+    for action in ("send", "schedule"):
+        data = {"action": action, "when": "2030-01-01T09:00", "timezone": "UTC"}
+        response = logged_in.post(reverse("sending:send", args=[message.uuid]), data, follow=True)
+        assert "the automation sends it to each contact" in response.content.decode()
+    message.refresh_from_db()
+    assert message.status == Campaign.Status.DRAFT
+    assert not Delivery.objects.exists() and mailbox == []
+    services.start(welcome, by=customer)
+    assert Automation.objects.get(pk=welcome.pk).status == Automation.Status.ACTIVE

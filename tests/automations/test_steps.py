@@ -20,6 +20,7 @@ from tidings.automations import engine, services, timing
 from tidings.automations.forms import StepForm
 from tidings.automations.models import Automation, Enrolment, Step, StepRun
 from tidings.automations.services import AutomationError
+from tidings.campaigns.models import Campaign
 from tidings.sending import tokens, tracking
 from tidings.sending.models import Delivery, SendingSettings
 
@@ -213,6 +214,7 @@ def test_a_condition_on_a_click_counts_only_what_tracking_may_record(
     services.add_step(flow, kind=K.WAIT, wait_amount=1, wait_unit="days", by=customer)
     services.add_step(flow, kind=K.CONDITION, test="clicked", about=message, by=customer)
     services.add_step(flow, kind=K.ADD_TAG, tag="clicker", by=customer)
+    Campaign.objects.filter(pk=message.campaign_id).update(track_clicks=True)
     services.start(flow, by=customer)
     clicks = audience.add_contact(account, "c@example.net", lists=[newsletter])
     objected = audience.add_contact(account, "o@example.net", lists=[newsletter])
@@ -255,6 +257,7 @@ def test_a_click_of_the_first_rounds_message_does_not_meet_the_second_rounds_con
     message = send(flow, customer, "Thanks")
     services.add_step(flow, kind=K.WAIT, wait_amount=1, wait_unit="days", by=customer)
     services.add_step(flow, kind=K.CONDITION, test="clicked", about=message, by=customer)
+    Campaign.objects.filter(pk=message.campaign_id).update(track_clicks=True)
     services.start(flow, by=customer)
     ada = audience.add_contact(account, "ada@example.net", lists=[newsletter])
     services.record_event(account, contact=ada, client_id="first", name="order.paid")

@@ -73,3 +73,13 @@ def test_without_the_2fa_requirement_a_password_is_enough(client, staff, setting
     settings.STAFF_REQUIRE_2FA = False
     assert log_in(client, staff).status_code == 302
     assert client.get("/staff/admin/").status_code == 200
+
+
+def test_the_console_names_its_icon_so_no_browser_asks_for_a_missing_one(client, staff):
+    """Walkpg: every page of the staff console (its login first) made the browser ask
+    for /favicon.ico, which Tidings does not serve: a 404 in the console each time."""
+    icon = '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
+    assert icon in client.get("/staff/admin/login/").content.decode()
+    device = TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    log_in(client, staff, token=current_token(device))
+    assert icon in client.get("/staff/admin/").content.decode()

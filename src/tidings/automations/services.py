@@ -497,13 +497,50 @@ def _refusals(step: Step) -> list[str]:
     ]
 
 
+def untracked(step: Step) -> str:
+    """Why nobody can meet `step`, a condition on an open or a click of a message that
+    does not count them (P26: only what tracking recorded counts), else empty."""
+    if step.test not in (Step.Test.OPENED, Step.Test.CLICKED) or step.about is None:
+        return ""
+    message = step.about.campaign
+    if message is None:  # `about` is a send step, which always has its message
+        return ""
+    n = step.about.position + 1
+    if step.test == Step.Test.OPENED and not message.track_opens:
+        return _(
+            "Nobody can meet this condition: the message of step %(n)s does not track opens."
+        ) % {"n": n}
+    if step.test == Step.Test.CLICKED and not message.track_clicks:
+        return _(
+            "Nobody can meet this condition: the message of step %(n)s does not track clicks."
+        ) % {"n": n}
+    return ""
+
+
+def _untracked_drafts(steps: list[Step]) -> list[str]:
+    """The conditions nobody could meet because a message still a draft counts no opens
+    or clicks: once started, its message can no longer be changed (it is sending), so
+    the condition would send everyone to "did not" for good."""
+    return [
+        f"{_('Step %(n)s') % {'n': step.position + 1}}: {reason} "
+        f"{_('Switch it on in the message before starting.')}"
+        for step in steps
+        if (reason := untracked(step))
+        and step.about is not None
+        and step.about.campaign is not None
+        and step.about.campaign.status == Campaign.Status.DRAFT
+    ]
+
+
 def start(automation: Automation, *, by: User | None) -> Automation:
     """Run it: from now on, contacts who subscribe to its list enter. Refused with the
     reasons when a step's message may not go; resumes a paused automation."""
     account = automation.account
     if not account.is_processing_allowed or account.is_restricted:
         raise AutomationError(_("This account may not send now: nothing was started."))
-    steps = list(automation.steps.select_related("campaign", "campaign__account"))
+    steps = list(
+        automation.steps.select_related("campaign", "campaign__account", "about__campaign")
+    )
     if not steps:
         raise AutomationError(_("Add a step first."))
     sends = [(step, step.campaign) for step in steps if step.campaign is not None]
@@ -519,6 +556,7 @@ def start(automation: Automation, *, by: User | None) -> Automation:
             % {"n": taken[0].position + 1}
         )
     problems = [problem for step, _message in sends for problem in _refusals(step)]
+    problems += _untracked_drafts(steps)
     if problems:
         raise AutomationError(" ".join(problems))
     with transaction.atomic():

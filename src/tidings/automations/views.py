@@ -133,22 +133,12 @@ def _unmeetable(steps: list[tuple[Step, int, int]]) -> None:
         message = step.about.campaign
         if message is None:  # `about` is a send step, which always has its message
             continue
-        n = step.about.position + 1
-        if step.test == Step.Test.OPENED and not message.track_opens:
-            reason = _(
-                "Nobody can meet this condition: the message of step %(n)s does not track opens."
-            ) % {"n": n}
-        elif step.test == Step.Test.CLICKED and not message.track_clicks:
-            reason = _(
-                "Nobody can meet this condition: the message of step %(n)s does not track clicks."
-            ) % {"n": n}
-        elif tracking_mode(message) != SendingSettings.Tracking.PER_CONTACT:
+        reason = services.untracked(step)
+        if not reason and tracking_mode(message) != SendingSettings.Tracking.PER_CONTACT:
             reason = _(
                 "Nobody can meet this condition: your account tracks opens and clicks in "
                 "aggregate only (Sending settings)."
             )
-        else:
-            continue
         step.unmeetable = reason  # type: ignore[attr-defined]
 
 

@@ -42,6 +42,8 @@ def context_for(
     # The buttons are the actions the lifecycle's table allows now, nothing of their own.
     allowed = lifecycle.allowed(campaign)
     not_started = "start" in allowed
+    # A step's message is sent by its automation alone: no Send now nor Schedule.
+    step_message = not_started and lifecycle.is_automation_step(campaign)
     # The rails: every check of the message as it would go out, before it may go.
     rails = checklist.checklist(campaign) if not_started else None
     sender = sender_for(
@@ -75,6 +77,7 @@ def context_for(
         ),
         "has_report": campaign.status in (S.SENT, S.CANCELLED),
         "started": not not_started,
+        "step_message": step_message,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),
         # The From it actually goes out with: the operator's until the domain is proven.
         "sender": sender,

@@ -127,6 +127,17 @@ def _check_content(campaign: Campaign) -> None:
         ) from None
 
 
+STEP_SENT_BY_AUTOMATION = _(
+    "This is the message of an automation's step: the automation sends it to each contact "
+    "who reaches the step, never to the whole list at once."
+)
+
+
+def is_automation_step(campaign: Campaign) -> bool:
+    """Whether the campaign is an automation's step message (sent only by the steps)."""
+    return Campaign.objects.filter(pk=campaign.pk, automation_step__isnull=False).exists()
+
+
 def _check_ready(
     campaign: Campaign, action: str, confirmed_recipients: int | None, *, confirming: bool
 ) -> None:
@@ -137,6 +148,10 @@ def _check_ready(
     transition = TRANSITIONS[action]
     if campaign.status not in transition.sources:
         raise SendingError(transition.refusal.format(status=campaign.get_status_display()))
+    if is_automation_step(campaign):
+        # Its draft has the automation's list: sent now, it would mail every subscriber
+        # the step's message at once and leave the automation unable to start.
+        raise SendingError(STEP_SENT_BY_AUTOMATION)
     _check_content(campaign)
     try:
         checklist.refuse_unready(
