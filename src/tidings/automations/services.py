@@ -521,9 +521,9 @@ def _untracked_drafts(steps: list[Step]) -> list[str]:
     """The conditions nobody could meet because a message still a draft counts no opens
     or clicks: once started, its message can no longer be changed (it is sending), so
     the condition would send everyone to "did not" for good."""
+    step_n, switch_on = _("Step %(n)s"), _("Switch it on in the message before starting.")
     return [
-        f"{_('Step %(n)s') % {'n': step.position + 1}}: {reason} "
-        f"{_('Switch it on in the message before starting.')}"
+        f"{step_n % {'n': step.position + 1}}: {reason} {switch_on}"
         for step in steps
         if (reason := untracked(step))
         and step.about is not None
