@@ -23,7 +23,8 @@ by tests/automations/test_leave.py) changes:
 - one of its subscriptions changes status or list, or is deleted (statement-level on
   PostgreSQL, one set-based insert for a list's million);
 - an objection of the contact is made, or changes status;
-- its address is put on the account's suppression list.
+- its address is put on the account's suppression list (statement-level on PostgreSQL
+  too: closing an account suppresses a million addresses in one statement).
 
 The account's own state (closed, restricted) is not watched: the scheduler checks every
 contact of an automation whose account is not open (engine.leave_unmailable)."""
@@ -93,19 +94,32 @@ END $$;
 CREATE OR REPLACE FUNCTION automations_recheck_suppressed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  IF NOT EXISTS (SELECT 1 FROM accounts_account WHERE status = 'active'
+                 AND id IN (SELECT DISTINCT account_id FROM added)) THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO automations_recheck (automation_id, contact_id, at)
   SELECT e.automation_id, e.contact_id, clock_timestamp()
-  FROM audience_contact c JOIN automations_enrolment e ON e.contact_id = c.id
-  WHERE c.account_id = NEW.account_id AND c.digest = NEW.digest AND e.status = 'active' AND {OPEN};
+  FROM added s
+  JOIN accounts_account ac ON ac.id = s.account_id AND ac.status = 'active'
+  JOIN audience_contact c ON c.account_id = s.account_id AND c.digest = s.digest
+  JOIN automations_enrolment e ON e.contact_id = c.id AND e.status = 'active';
   RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION automations_recheck_subscriptions_gone() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  -- An account being erased (closed) writes nothing: one look at its lists.
+  IF NOT EXISTS (SELECT 1 FROM audience_mailinglist l JOIN accounts_account ac
+                 ON ac.id = l.account_id AND ac.status = 'active'
+                 WHERE l.id IN (SELECT DISTINCT mailing_list_id FROM gone)) THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO automations_recheck (automation_id, contact_id, at)
   SELECT e.automation_id, e.contact_id, clock_timestamp()
   FROM (SELECT DISTINCT contact_id FROM gone) g
-  JOIN automations_enrolment e ON e.contact_id = g.contact_id AND e.status = 'active' AND {OPEN};
+  JOIN automations_enrolment e ON e.contact_id = g.contact_id AND e.status = 'active'
+  WHERE {OPEN};
   RETURN NULL;
 END $$;
 CREATE OR REPLACE FUNCTION automations_recheck_subscriptions_changed() RETURNS trigger
@@ -116,7 +130,8 @@ BEGIN
   FROM (SELECT DISTINCT o.contact_id FROM was o JOIN now_ n ON n.id = o.id
         WHERE o.status IS DISTINCT FROM n.status
            OR o.mailing_list_id IS DISTINCT FROM n.mailing_list_id) g
-  JOIN automations_enrolment e ON e.contact_id = g.contact_id AND e.status = 'active' AND {OPEN};
+  JOIN automations_enrolment e ON e.contact_id = g.contact_id AND e.status = 'active'
+  WHERE {OPEN};
   RETURN NULL;
 END $$;
 """.replace("{OPEN}", _OPEN)
@@ -131,7 +146,8 @@ _PG_RECHECK_TRIGGERS = {
     "automations_recheck_objection_upd": "AFTER UPDATE OF status ON audience_contactrequest"
     " FOR EACH ROW WHEN (NEW.kind = 'objection' AND OLD.status IS DISTINCT FROM NEW.status)"
     " EXECUTE FUNCTION automations_recheck_request()",
-    "automations_recheck_suppressed": "AFTER INSERT ON audience_suppressedcontact FOR EACH ROW"
+    "automations_recheck_suppressed": "AFTER INSERT ON audience_suppressedcontact"
+    " REFERENCING NEW TABLE AS added FOR EACH STATEMENT"
     " EXECUTE FUNCTION automations_recheck_suppressed()",
     "automations_recheck_subscriptions_gone": "AFTER DELETE ON audience_subscription"
     " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT"
