@@ -121,7 +121,11 @@ def workers() -> Iterator[Workers]:
         django_settings.REDIS_URL,
         lease=LEASE,
         streams=STREAMS,
-        extra={"TIDINGS_AUTOMATIONS_CHUNK": str(CHUNK)},
+        # Credits off: two chunks of one account take turns at its balance row (each
+        # holds it to its commit), so the second chunk, held mid-step, would hold the
+        # first too whenever it took the row first, and the kill would find nothing
+        # committed. This test is about a kill; credits have tests/automations/test_credits.py.
+        extra={"TIDINGS_AUTOMATIONS_CHUNK": str(CHUNK), "TIDINGS_CREDITS_REQUIRED": "false"},
     )
     try:
         yield pool
