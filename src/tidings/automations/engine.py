@@ -65,7 +65,6 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from tidings.accounts.models import Account
 from tidings.audience import bulk
 from tidings.audience.mailability import contacts_q
 from tidings.audience.models import Contact, Subscription
@@ -320,11 +319,8 @@ def leave_unmailable(automation: Automation, at: datetime) -> int:
     database triggers wrote, automations.watch), checked against the rule; every active
     contact hourly (`LEAVE_SWEEP`), and whenever the account is not open (its own state
     is not watched). Returns how many left."""
-    account_open = Account.objects.filter(
-        pk=automation.account_id, status=Account.Status.ACTIVE, restricted_at__isnull=True
-    ).exists()
     swept = automation.leave_swept_at
-    if not account_open or swept is None or swept <= at - LEAVE_SWEEP:
+    if not automation.account.may_process or swept is None or swept <= at - LEAVE_SWEEP:
         with transaction.atomic():
             # The rows deleted first: the sweep's statement, after, sees their changes
             # (each was committed with its change); one committed meanwhile stays.
@@ -531,6 +527,14 @@ class _Due:
 STEPS = "tidings.automations.tasks.run_steps"
 
 
+def _running() -> list[int]:
+    """The running automations' ids, read first: joined to them, the due query read,
+    sorted and lock-filtered every due row (bench/README.md)."""
+    return list(
+        Automation.objects.filter(status=Automation.Status.ACTIVE).values_list("pk", flat=True)
+    )
+
+
 def queue_due(at: datetime) -> int:
     """Hand the due steps to the workers: the running automations' due enrolments (one
     indexed query, oldest due first; nothing locked, nothing written), one `run_steps`
@@ -538,9 +542,7 @@ def queue_due(at: datetime) -> int:
     enrolments queued. A job queued twice (this pass again before the first job ran)
     finds its rows moved on or locked and does nothing: `run_due` takes only what is
     still due."""
-    running = list(
-        Automation.objects.filter(status=Automation.Status.ACTIVE).values_list("pk", flat=True)
-    )
+    running = _running()
     if not running:
         return 0
     chunks = _due_chunks(at, running, settings.AUTOMATIONS_CHUNK)
@@ -594,10 +596,9 @@ def run_due(
         # (status, due_at), LIMIT stopping the scan: joined to the automations, the
         # planner read every due row, sorted them and kept `limit`, in each chunk
         # (100,000 due: 0.5 s per chunk, quadratic overall; bench/README.md).
-        running = list(
-            Automation.objects.filter(status=Automation.Status.ACTIVE).values_list("pk", flat=True)
+        rows = Enrolment.objects.filter(
+            status=E.ACTIVE, due_at__lte=at, automation_id__in=_running()
         )
-        rows = Enrolment.objects.filter(status=E.ACTIVE, due_at__lte=at, automation_id__in=running)
         if ids is not None:
             rows = rows.filter(pk__in=_where_in(ids))
         else:
@@ -840,7 +841,7 @@ def run(at: datetime | None = None) -> Run:
     outcome = Run()
     for automation in Automation.objects.filter(status=Automation.Status.ACTIVE):
         outcome.entered += enter(automation, at)
-    for automation in Automation.objects.filter(status__in=LISTENING):
+    for automation in Automation.objects.filter(status__in=LISTENING).select_related("account"):
         outcome.left += leave_unmailable(automation, at)
     outcome.queued = queue_due(at)
     return outcome
