@@ -75,6 +75,18 @@ def erasure(size: int | None) -> None:
         f"goal: under {ERASURE_GOAL_S} s at 1,000,000 contacts; ratio to the goal "
         f"{got['seconds'] / ERASURE_GOAL_S:.2f} (under 1 meets it)"
     )
+    # The same work bare, in the same run: a second account like the first, its rows
+    # deleted by one statement per table in one transaction (bench/account_data_child.py,
+    # FLOOR_STATEMENTS). What separates the erasure from it is the erasure's own work
+    # (batches that commit and resume, the data map's order, the counts).
+    bare_account = _run_child("prepare-erasure", n)["account"]
+    bare = _run_child("floor", n, bare_account)
+    print(
+        f"floor: the same rows of a second such account ({bare['rows']:,}) deleted by one "
+        f"bare statement per table in one transaction: {bare['seconds']:.1f} s "
+        f"(PostgreSQL backend CPU {bare['backend_cpu']:.1f} s); erasure / floor "
+        f"{got['seconds'] / bare['seconds']:.2f}"
+    )
     print(f"erasure s={got['seconds']:.1f} rss_mb={got['peak_rss_mb']:.0f}")
 
 

@@ -4,7 +4,7 @@ is its own): Django is configured on the bench database before anything of Tidin
 imported.
 
     python bench/account_data_child.py prepare-export N | prepare-erasure N
-    BENCH_ACCOUNT=ID python bench/account_data_child.py account-export N | erasure N
+    BENCH_ACCOUNT=ID python bench/account_data_child.py account-export N | erasure N | floor N
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ def child(kind: str, n: int) -> dict:
             "peak_rss_mb": benchdb.peak_rss_mb(),
         }
 
+    if kind == "floor":
+        return floor(account_id)
     Account.objects.filter(pk=account_id).update(
         status=Account.Status.CLOSED, closed_at=timezone.now(), erase_after=timezone.now()
     )
@@ -149,6 +151,48 @@ def child(kind: str, n: int) -> dict:
         "backend_cpu": backend_cpu,
         "python_cpu": python_cpu,
         "load": os.getloadavg()[0],
+    }
+
+
+# The erasure's floor: the same account's rows deleted by bare statements, one per table,
+# in one transaction, in the order the foreign keys allow (every key and index of the
+# tables in place: PostgreSQL checks each deleted contact against every table that
+# points at it, as it does for the erasure).
+FLOOR_STATEMENTS = [
+    "DELETE FROM sending_trackingevent WHERE campaign_id IN"
+    " (SELECT id FROM campaigns_campaign WHERE account_id = %(a)s)",
+    "DELETE FROM sending_delivery WHERE campaign_id IN"
+    " (SELECT id FROM campaigns_campaign WHERE account_id = %(a)s)",
+    "DELETE FROM audience_subscription WHERE mailing_list_id IN"
+    " (SELECT id FROM audience_mailinglist WHERE account_id = %(a)s)",
+    "DELETE FROM audience_consentproof WHERE account_id = %(a)s",
+    "DELETE FROM audience_contact WHERE account_id = %(a)s",
+    "DELETE FROM audience_listcount WHERE mailing_list_id IN"
+    " (SELECT id FROM audience_mailinglist WHERE account_id = %(a)s)",
+    "DELETE FROM audience_listgrowth WHERE account_id = %(a)s",
+    "DELETE FROM campaigns_campaign WHERE account_id = %(a)s",
+    "DELETE FROM audience_mailinglist WHERE account_id = %(a)s",
+    "DELETE FROM accounts_user WHERE account_id = %(a)s",
+    "DELETE FROM accounts_account WHERE id = %(a)s",
+]
+
+
+def floor(account_id: int) -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    t = time.perf_counter()
+    cpu = _cpu_seconds(backend)
+    rows = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        for statement in FLOOR_STATEMENTS:
+            cursor.execute(statement, {"a": account_id})
+            rows += cursor.rowcount
+    return {
+        "seconds": time.perf_counter() - t,
+        "rows": rows,
+        "backend_cpu": _cpu_seconds(backend) - cpu,
     }
 
 

@@ -396,9 +396,11 @@ def main(size: int | None) -> None:
     finally:
         stop_server(server)
     load_after = os.getloadavg()[0]
+    workers = os.environ.get("TIDINGS_WEB_WORKERS", "2")
+    threads = os.environ.get("TIDINGS_WEB_THREADS", "4")
     print(
         f"{CLIENTS} clients, {n:,} requests per endpoint, gunicorn as `tidings web` runs it "
-        f"({os.environ.get('TIDINGS_WEB_WORKERS', '2')} workers x 4 threads); load average "
+        f"({workers} workers x {threads} threads); load average "
         f"{load_before:.1f} -> {load_after:.1f} on {os.cpu_count()} cores shared with other jobs"
     )
     print(f"{'endpoint':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  errors")

@@ -86,7 +86,7 @@ def _web_command(host: str, port: int) -> list[str]:
         sys.executable, "-m", "gunicorn", "tidings.wsgi:application",
         "--bind", f"{host}:{port}",
         "--workers", os.environ.get("TIDINGS_WEB_WORKERS", "2"),
-        "--threads", "4",
+        "--threads", os.environ.get("TIDINGS_WEB_THREADS", "4"),
         "--graceful-timeout", "5",
     ]  # fmt: skip
     # An access log holds visitors' IP addresses and the signed tokens in confirmation

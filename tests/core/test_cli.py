@@ -57,6 +57,22 @@ def test_pages_are_served_by_gunicorn_and_the_chat_by_uvicorn_beside_them():
     assert _asgi_command("127.0.0.1", 8001)[2] == "uvicorn"
 
 
+def test_the_web_servers_size_is_the_documented_variables(monkeypatch):
+    """README: TIDINGS_WEB_WORKERS processes of TIDINGS_WEB_THREADS threads (2 and 4)."""
+
+    def option(command: list[str], name: str) -> str:
+        return command[command.index(name) + 1]
+
+    monkeypatch.delenv("TIDINGS_WEB_WORKERS", raising=False)
+    monkeypatch.delenv("TIDINGS_WEB_THREADS", raising=False)
+    command = _web_command("127.0.0.1", 8000)
+    assert (option(command, "--workers"), option(command, "--threads")) == ("2", "4")
+    monkeypatch.setenv("TIDINGS_WEB_WORKERS", "3")
+    monkeypatch.setenv("TIDINGS_WEB_THREADS", "2")
+    command = _web_command("127.0.0.1", 8000)
+    assert (option(command, "--workers"), option(command, "--threads")) == ("3", "2")
+
+
 def test_the_chat_server_without_redis_refuses_to_start_and_says_why():
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     run = subprocess.run(
