@@ -169,7 +169,8 @@ FLOOR_STATEMENTS = [
     "DELETE FROM audience_contact WHERE account_id = %(a)s",
     "DELETE FROM audience_listcount WHERE mailing_list_id IN"
     " (SELECT id FROM audience_mailinglist WHERE account_id = %(a)s)",
-    "DELETE FROM audience_listgrowth WHERE account_id = %(a)s",
+    "DELETE FROM audience_listgrowth WHERE mailing_list_id IN"
+    " (SELECT id FROM audience_mailinglist WHERE account_id = %(a)s)",
     "DELETE FROM campaigns_campaign WHERE account_id = %(a)s",
     "DELETE FROM audience_mailinglist WHERE account_id = %(a)s",
     "DELETE FROM accounts_user WHERE account_id = %(a)s",

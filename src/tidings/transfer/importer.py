@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 # Records per transaction: large enough that per-statement costs vanish, small enough
 # that a chunk's rows (kept for the report) stay a few megabytes.
-CHUNK_ROWS = 25_000
+CHUNK_ROWS = 20_000
 REPORT_HEADER = ["line", "reason"]
 # Allocations between two collections of the youngest generation during a job (the
 # default is 700): see _rare_collections.
