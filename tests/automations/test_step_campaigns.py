@@ -1,15 +1,23 @@
 """An automation's step messages are campaigns only the automation sends: they are not
-"sending now" on the dashboard, and one the customer cancels takes nobody more."""
+"sending now" on the dashboard, one the customer cancels takes nobody more, and their
+links live as long as they are sent."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import re
+from datetime import timedelta
+
+import time_machine
+from django.conf import settings
 from django.utils import timezone
 
 from tidings.audience import services as audience
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment
 from tidings.campaigns.models import Campaign
-from tidings.sending import dashboard, lifecycle
+from tidings.sending import dashboard, lifecycle, tracking
 from tidings.sending.models import Delivery
 from tidings.staff.models import AuditEvent
 
@@ -44,3 +52,55 @@ def test_the_engines_pause_of_an_automation_is_audited(account, newsletter, welc
     ).exclude(reason="started")
     assert (paused.fields, paused.actor_kind) == (["status"], "system")
     assert (paused.account_id, paused.reason) == (account.pk, engine.STEP_NOT_SENDING)
+
+
+def _click_link(message) -> str:  # type: ignore[no-untyped-def]
+    parsed = email.message_from_bytes(message.raw, policy=email.policy.default)
+    html = parsed.get_body(("html",)).get_content()
+    (link,) = [u for u in re.findall(r'href="([^"]+)"', html) if "/t/c/" in u]
+    return link.replace("&amp;", "&").removeprefix("http://127.0.0.1:8000")
+
+
+def test_a_step_messages_links_work_for_who_reaches_it_after_the_links_lifetime(
+    account, newsletter, customer, client, mailbox
+):
+    """A link expires TIDINGS_CLICK_LINK_DAYS after its message was sent. A step's
+    message is sent for as long as its automation runs: its links count from the day it
+    stops, not from the day it was written."""
+    welcome = services.create_automation(
+        account, name="Welcome", mailing_list=newsletter, by=customer
+    )
+    services.add_step(
+        welcome,
+        wait_days=0,
+        subject="Welcome",
+        from_email="news@news.example.org",
+        body='<p>Read <a href="https://example.org/start">how to start</a>.</p>',
+        by=customer,
+    )
+    step = welcome.steps.get()
+    Campaign.objects.filter(pk=step.campaign_id).update(track_clicks=True)
+    services.start(welcome, by=customer)
+    days = settings.SENDING["click_link_days"]
+    later = timezone.now() + timedelta(days=days + 30)
+    with time_machine.travel(later, tick=False):
+        audience.add_contact(account, "ada@example.net", lists=[newsletter])
+        engine.run(later)
+        (message,) = mailbox
+        click = _click_link(message)
+        response = client.get(click)
+    assert response.status_code == 302
+    assert response["Location"] == "https://example.org/start"
+
+    def click_on(day: int):  # type: ignore[no-untyped-def]
+        # Days later: the check kept a minute with Redis is long gone.
+        tracking.forget_click_checks(step.campaign_id)
+        with time_machine.travel(later + timedelta(days=day), tick=False):
+            return client.get(click)
+
+    # Once it is no longer sent, its links live their days from then, and no longer.
+    with time_machine.travel(later + timedelta(days=1), tick=False):
+        lifecycle.cancel_campaign(Campaign.objects.get(pk=step.campaign_id))
+    assert click_on(days).status_code == 302
+    response = click_on(days + 2)
+    assert response.status_code == 410 and "Location" not in response

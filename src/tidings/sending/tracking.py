@@ -243,12 +243,23 @@ def _destination(token: tokens.TrackingToken) -> tuple[str | None, datetime | No
     """`click_destination` read from the database, and when the link expires."""
     row = (
         Campaign.objects.filter(pk=token.campaign_id)
-        .values("body", "layout__html", "started_at", "created_at")
+        .values(
+            "body", "layout__html", "started_at", "created_at", "status", "updated_at",
+            "automation_step",
+        )
         .first()
-    )
+    )  # fmt: skip
     if row is None:
         return None, None
-    sent = row["started_at"] or row["created_at"]
+    sent = row["started_at"]
+    if sent is None and row["automation_step"] is not None:
+        # An automation's step message goes to each contact who reaches its step, for as
+        # long as it is open for the steps (`lifecycle.open_for_steps`: never "started"):
+        # its links count from the last day it was open, today while it is. Counted from
+        # its writing, a welcome series would mail dead links after a year.
+        open_ = row["status"] == Campaign.Status.SENDING
+        sent = timezone.now() if open_ else row["updated_at"]
+    sent = sent or row["created_at"]
     until = sent + timedelta(days=int(settings.SENDING["click_link_days"]))
     if timezone.now() > until:
         return None, None
