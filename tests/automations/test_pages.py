@@ -4,6 +4,8 @@ automation is a 404; bad input is refused with the reason and changes nothing.""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -335,3 +337,27 @@ def test_a_step_message_offers_no_send_now_and_is_never_sent_to_the_whole_list(
     assert not Delivery.objects.exists() and mailbox == []
     services.start(welcome, by=customer)
     assert Automation.objects.get(pk=welcome.pk).status == Automation.Status.ACTIVE
+
+
+def test_a_running_step_message_shows_what_it_sent_not_a_percentage(
+    logged_in, account, newsletter, welcome, customer, mailbox
+):
+    """Walkpg, left alone then: the running step message's page said "0 % done, 0 per
+    minute" (it has no end: its recipients are who reaches the step), polled its progress
+    every 1.5 s forever, and the campaigns list showed "—" for what it had sent."""
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    engine.run(timezone.now())
+    assert len(mailbox) == 1
+    message = welcome.steps.order_by("position").first().campaign
+    page = logged_in.get(reverse("campaigns:edit", args=[message.uuid])).content.decode()
+    assert "Sent by the automation “Welcome” to each contact who reaches its step 1" in page
+    assert reverse("automations:detail", args=[welcome.uuid]) in page
+    assert re.search(r'<dd id="p-sent">1</dd>', page)
+    assert "% done" not in page and "per minute" not in page
+    assert "progress.js" not in page and "progress-box" not in page
+    assert reverse("sending:report", args=[message.uuid]) in page
+    listing = logged_in.get(reverse("campaigns:list")).content.decode()
+    row = next(r for r in listing.split("<tr>") if message.name in r)
+    assert re.search(r'<td class="num">1</td>', row)
+    assert reverse("sending:report", args=[message.uuid]) in row

@@ -42,8 +42,10 @@ def context_for(
     # The buttons are the actions the lifecycle's table allows now, nothing of their own.
     allowed = lifecycle.allowed(campaign)
     not_started = "start" in allowed
-    # A step's message is sent by its automation alone: no Send now nor Schedule.
-    step_message = not_started and lifecycle.is_automation_step(campaign)
+    # A step's message is sent by its automation alone: no Send now nor Schedule, and
+    # once open it has no end of its own (no "% done", no rate).
+    automation_step = lifecycle.automation_step_of(campaign)
+    step_message = not_started and automation_step is not None
     # The rails: every check of the message as it would go out, before it may go.
     rails = checklist.checklist(campaign) if not_started else None
     sender = sender_for(
@@ -75,9 +77,12 @@ def context_for(
         "unknown_recipients": (
             engine.unknown_recipients(campaign, limit=UNKNOWN_SHOWN) if progress["unknown"] else []
         ),
-        "has_report": campaign.status in (S.SENT, S.CANCELLED),
+        # A step's message reports from its first day: it never finishes by itself.
+        "has_report": campaign.status in (S.SENT, S.CANCELLED)
+        or (automation_step is not None and not not_started),
         "started": not not_started,
         "step_message": step_message,
+        "automation_step": automation_step,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),
         # The From it actually goes out with: the operator's until the domain is proven.
         "sender": sender,

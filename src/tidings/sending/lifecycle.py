@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -133,9 +134,30 @@ STEP_SENT_BY_AUTOMATION = _(
 )
 
 
+def automation_step_of(campaign: Campaign) -> dict[str, Any] | None:
+    """The automation (its name and uuid) and the step number whose message the campaign
+    is, or None when it is not an automation's step message."""
+    row = (
+        Campaign.objects.filter(pk=campaign.pk, automation_step__isnull=False)
+        .values(
+            "automation_step__automation__name",
+            "automation_step__automation__uuid",
+            "automation_step__position",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return {
+        "name": row["automation_step__automation__name"],
+        "uuid": row["automation_step__automation__uuid"],
+        "number": row["automation_step__position"] + 1,
+    }
+
+
 def is_automation_step(campaign: Campaign) -> bool:
     """Whether the campaign is an automation's step message (sent only by the steps)."""
-    return Campaign.objects.filter(pk=campaign.pk, automation_step__isnull=False).exists()
+    return automation_step_of(campaign) is not None
 
 
 def _check_ready(

@@ -462,8 +462,14 @@ def chart_data(report: Report) -> dict[str, Any]:
 
 def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
     """For each campaign that has started: sent, and its open, click and bounce rates,
-    from three grouped queries for all of them."""
-    ids = [c.pk for c in campaigns if c.started_at is not None]
+    from three grouped queries for all of them. An automation's step message is never
+    "started" (`lifecycle.open_for_steps`), but sends from the day it opens."""
+    ids = [
+        c.pk
+        for c in campaigns
+        if c.started_at is not None
+        or c.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+    ]
     found: dict[int, dict[str, dict[Any, int]]] = {
         i: defaultdict(lambda: defaultdict(int)) for i in ids
     }
