@@ -15,6 +15,7 @@ from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList
 from tidings.automations import engine, services
+from tidings.automations.forms import StepForm
 from tidings.automations.models import Automation, Step
 from tidings.campaigns.models import Campaign
 from tidings.sending.models import Delivery, SendingSettings
@@ -361,3 +362,14 @@ def test_a_running_step_message_shows_what_it_sent_not_a_percentage(
     row = next(r for r in listing.split("<tr>") if message.name in r)
     assert re.search(r'<td class="num">1</td>', row)
     assert reverse("sending:report", args=[message.uuid]) in row
+
+
+def test_the_first_message_of_a_series_goes_at_once_unless_asked(account, newsletter, customer):
+    """The add-step form offered "Wait (days): 1" for a series' first message, its
+    welcome: it now offers 0 there, and 1 after."""
+    flow = services.create_automation(account, name="Flow", mailing_list=newsletter, by=customer)
+    assert StepForm(automation=flow)["wait_days"].value() == 0
+    services.add_step(
+        flow, wait_days=0, subject="Welcome", from_email="news@news.example.org", by=customer
+    )
+    assert StepForm(automation=flow)["wait_days"].value() == 1

@@ -329,6 +329,9 @@ class StepForm(Grouped, forms.Form):
         lists = self.fields["target_list"]
         assert isinstance(lists, forms.ModelChoiceField)
         lists.queryset = MailingList.objects.filter(account=automation.account_id).order_by("name")
+        if not steps.exists():
+            # The first message of a series is the welcome: at once, unless asked.
+            self.fields["wait_days"].initial = 0
 
     def step_settings(self, kind: str) -> dict[str, Any]:
         """The settings of `kind` from the form (the message's own fields included)."""
