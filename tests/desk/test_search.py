@@ -116,7 +116,10 @@ def test_the_index_holds_no_plain_text(customer, staff, db):
     assert len(stored) >= len(words)
     assert all(re.fullmatch(r"[0-9a-f]{32}", d) for d in stored)
     assert not set(stored) & words
-    assert not any(w in d for d in stored for w in words if len(w) >= 4 and not w.isdigit())
+    # A term made of hex digits only ("dece", of "Décembre") turns up inside a random
+    # 32-digit digest by chance (about 2 % of runs for one term among 50 digests).
+    readable = [w for w in words if len(w) >= 4 and not re.fullmatch(r"[0-9a-f]+", w)]
+    assert readable and not any(w in d for d in stored for w in readable)
     # The digests depend on the key: without it, "zeppelin" cannot be tried against them.
     unkeyed = {search.digest(b"\0" * 32, t) for t in words}
     assert not set(stored) & unkeyed
