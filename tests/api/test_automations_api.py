@@ -1,6 +1,7 @@
 """The automations' HTTP API: create with a trigger, add, insert, change and remove
-steps, start, pause and resume, post events (idempotent by id), the counts per step;
-another account's ids are a 404 and change nothing, bad input a 422 with `detail`."""
+steps, start, pause and resume, delete one that never ran, post events (idempotent by
+id), the counts per step; another account's ids are a 404 and change nothing, bad input
+a 422 with `detail`."""
 
 from __future__ import annotations
 
@@ -78,6 +79,7 @@ def test_another_accounts_ids_are_not_found_and_nothing_changes(api, other_api, 
         ("post", f"/automations/{key}/steps", {"kind": "leave"}),
         ("patch", f"/automations/{key}/steps/{step}", {"tag": "x"}),
         ("delete", f"/automations/{key}/steps/{step}", None),
+        ("delete", f"/automations/{key}", None),
         ("post", f"/automations/{key}/start", None),
         ("post", f"/automations/{key}/events", {"id": "e", "email": "a@example.net"}),
     ]:
@@ -129,3 +131,24 @@ def test_a_conditions_outcomes_are_counted_in_the_api_as_on_its_page(api, custom
     engine.run(timezone.now())
     steps = api("get", f"/automations/{key}").json()["steps"]
     assert [(s["passed"], s["met"], s["not_met"]) for s in steps] == [(3, None, None), (3, 2, 1)]
+
+
+def test_an_automation_that_never_ran_is_deleted_one_that_ran_is_refused(api, customer):
+    sending.set_postal_address(customer.account, "12 Baker Lane, Brussels", by=customer)
+    news = MailingList.objects.create(account=customer.account, name="News")
+    keys = []
+    for name in ("Draft", "Ran"):
+        key = api("post", "/automations", {"name": name, "list": str(news.uuid)}).json()["uuid"]
+        assert api("post", f"/automations/{key}/steps", MESSAGE).status_code == 201
+        keys.append(key)
+    draft, ran = keys
+    assert api("post", f"/automations/{ran}/start").status_code == 200
+    assert api("post", f"/automations/{ran}/pause").status_code == 200
+
+    assert api("delete", f"/automations/{draft}").status_code == 204
+    assert api("get", f"/automations/{draft}").status_code == 404
+    refused = api("delete", f"/automations/{ran}")
+    assert refused.status_code == 422
+    assert "This automation has run" in refused.json()["detail"]
+    assert list(Automation.objects.values_list("name", flat=True)) == ["Ran"]
+    assert Step.objects.count() == 1

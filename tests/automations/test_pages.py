@@ -19,6 +19,7 @@ from tidings.automations.forms import StepForm
 from tidings.automations.models import Automation, Step
 from tidings.campaigns.models import Campaign
 from tidings.sending.models import Delivery, SendingSettings
+from tidings.staff.models import AuditEvent
 
 STEP = {
     "wait_days": "0",
@@ -373,3 +374,59 @@ def test_the_first_message_of_a_series_goes_at_once_unless_asked(account, newsle
         flow, wait_days=0, subject="Welcome", from_email="news@news.example.org", by=customer
     )
     assert StepForm(automation=flow)["wait_days"].value() == 1
+
+
+def test_an_automation_that_never_ran_is_deleted_with_its_steps_and_drafts(
+    logged_in, account, newsletter, welcome, customer
+):
+    """Left alone before: a wrongly built series could only be paused, and stayed in the
+    list for good."""
+    drafts = list(welcome.steps.values_list("campaign_id", flat=True))
+    detail = logged_in.get(reverse("automations:detail", args=[welcome.uuid])).content.decode()
+    delete = reverse("automations:delete", args=[welcome.uuid])
+    assert delete in detail
+    confirm = logged_in.get(delete).content.decode()
+    assert "It has never run. Its 2 steps and the drafts of their messages are deleted" in confirm
+    response = logged_in.post(delete)
+    assert response.status_code == 302 and response["Location"] == reverse("automations:list")
+    assert not Automation.objects.filter(pk=welcome.pk).exists()
+    assert not Step.objects.exists() and not Campaign.objects.filter(pk__in=drafts).exists()
+    (event,) = AuditEvent.objects.filter(target_type="automations.Automation", action="delete")
+    assert (event.target_id, event.account_id) == (str(welcome.pk), account.pk)
+    listing = logged_in.get(reverse("automations:list")).content.decode()
+    assert "Deleted “Welcome”." in listing
+    assert reverse("automations:detail", args=[welcome.uuid]) not in listing
+
+
+def test_an_automation_that_ran_is_not_deleted_its_reports_stay(
+    logged_in, account, newsletter, welcome, customer, mailbox
+):
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    engine.run(timezone.now())
+    services.pause(welcome, by=customer)
+    delete = reverse("automations:delete", args=[welcome.uuid])
+    detail = logged_in.get(reverse("automations:detail", args=[welcome.uuid])).content.decode()
+    assert delete not in detail
+    response = logged_in.post(delete, follow=True)
+    assert "This automation has run: its messages went out and their reports stay." in (
+        response.content.decode()
+    )
+    assert Automation.objects.filter(pk=welcome.pk).exists()
+    assert Step.objects.filter(automation=welcome).count() == 2
+    assert Delivery.objects.filter(contact__email="ada@example.net").count() == 1
+
+
+def test_another_customers_automation_cannot_be_deleted(
+    logged_in, other_customer, newsletter, welcome
+):
+    theirs = services.create_automation(
+        other_customer.account,
+        name="Theirs",
+        mailing_list=MailingList.objects.create(account=other_customer.account, name="Theirs"),
+        by=other_customer,
+    )
+    delete = reverse("automations:delete", args=[theirs.uuid])
+    assert logged_in.get(delete).status_code == 404
+    assert logged_in.post(delete).status_code == 404
+    assert Automation.objects.filter(pk=theirs.pk).exists()

@@ -89,6 +89,11 @@ class Automation(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_deletable(self) -> bool:
+        """Never started: nothing of it went out (services.delete_automation)."""
+        return self.activated_at is None
+
 
 WEEKDAY_NAMES = (
     _("Monday"),

@@ -394,6 +394,29 @@ def _reschedule(automation: Automation, step: Step) -> None:
     Enrolment.objects.bulk_update(waiting, ["due_at"], batch_size=1000)
 
 
+def delete_automation(automation: Automation, *, by: User | None) -> None:
+    """Delete an automation that never ran, with its steps and their messages still
+    drafts (a message sent on its own stays, as a campaign). One that ran stays: its
+    messages went out and their reports count; pausing it stops it."""
+    with transaction.atomic():
+        locked = Automation.objects.select_for_update().get(pk=automation.pk)
+        if not locked.is_deletable:
+            raise AutomationError(
+                _(
+                    "This automation has run: its messages went out and their reports stay. "
+                    "Pause it to stop it."
+                )
+            )
+        drafts = list(
+            Campaign.objects.filter(
+                automation_step__automation=locked, status=Campaign.Status.DRAFT
+            ).values_list("pk", flat=True)
+        )
+        audit.record("delete", locked, by=by, account_id=locked.account_id)
+        locked.delete()
+        Campaign.objects.filter(pk__in=drafts).delete()
+
+
 def remove_step(step: Step, *, by: User | None) -> None:
     """Remove a step, also while the automation runs: contacts waiting at it move on to
     the step after (due by its own wait from now), or are done. Refused while a

@@ -235,6 +235,21 @@ def automation_action(request: HttpRequest, uuid: UUID) -> HttpResponse:
     return redirect("automations:detail", automation.uuid)
 
 
+@customer_required
+def automation_delete(request: HttpRequest, uuid: UUID) -> HttpResponse:
+    automation = _automation(request, uuid)
+    if request.method == "POST":
+        try:
+            services.delete_automation(automation, by=_user(request))
+        except services.AutomationError as error:
+            messages.error(request, str(error))
+            return redirect("automations:detail", automation.uuid)
+        messages.success(request, _("Deleted “%(name)s”.") % {"name": automation.name})
+        return redirect("automations:list")
+    steps = automation.steps.count()
+    return render(request, "automations/delete.html", {"automation": automation, "steps": steps})
+
+
 # Webhooks --------------------------------------------------------------------------------
 
 

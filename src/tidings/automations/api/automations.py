@@ -400,6 +400,20 @@ def update_automation(request: HttpRequest, automation_uuid: UUID, payload: Auto
     return _out(_automation(account, automation_uuid))
 
 
+@router.delete(
+    "/automations/{automation_uuid}",
+    response={204: None, 404: Error, 422: Error},
+    summary="Delete an automation that never ran, with its steps and their draft messages",
+    description="One that ran is refused (422): its messages went out and their reports "
+    "stay; pause it to stop it.",
+)
+def delete_automation(request: HttpRequest, automation_uuid: UUID) -> Status[None]:
+    automation = _automation(account_of(request), automation_uuid)
+    with _refusals():
+        services.delete_automation(automation, by=_actor(request))
+    return Status(204, None)
+
+
 @router.post(
     "/automations/{automation_uuid}/steps",
     response={201: AutomationOut, 404: Error, 422: Error},
