@@ -156,6 +156,7 @@ ROUTES: dict[str, tuple[str, Args]] = {
     "automations:list": ("customer", NONE),
     "automations:new": ("customer", NONE),
     "automations:detail": ("customer", lambda w: {"uuid": _automation(w).uuid}),
+    "automations:delete": ("customer", lambda w: {"uuid": _automation(w).uuid}),
     "automations:split_tests": ("customer", NONE),
     "automations:split_test": ("customer", lambda w: {"uuid": _split_test(w).uuid}),
     "automations:webhooks": ("customer", NONE),
