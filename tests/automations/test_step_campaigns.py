@@ -17,7 +17,7 @@ from tidings.audience import services as audience
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment
 from tidings.campaigns.models import Campaign
-from tidings.sending import dashboard, lifecycle, tracking
+from tidings.sending import dashboard, lifecycle, reports, tracking
 from tidings.sending.models import Delivery
 from tidings.staff.models import AuditEvent
 
@@ -104,3 +104,21 @@ def test_a_step_messages_links_work_for_who_reaches_it_after_the_links_lifetime(
     assert click_on(days).status_code == 302
     response = click_on(days + 2)
     assert response.status_code == 410 and "Location" not in response
+
+
+def test_figures_of_a_step_message_but_none_of_a_campaign_cancelled_before_it_started(
+    account, newsletter, welcome, customer, mailbox
+):
+    """The campaigns list's figures: a step message is never "started" and has them from
+    its first day; a campaign scheduled, then cancelled before its time, sent nothing."""
+    services.start(welcome, by=customer)
+    audience.add_contact(account, "ada@example.net", lists=[newsletter])
+    engine.run(timezone.now())
+    step_message = Campaign.objects.get(pk=welcome.steps.order_by("position").first().campaign_id)
+    never_went = Campaign.objects.create(
+        account=account, name="Never went", subject="Hi", from_email="news@news.example.org",
+        status=Campaign.Status.CANCELLED,
+    )  # fmt: skip
+    rates = reports.key_rates([step_message, never_went])
+    assert rates[step_message.pk]["sent"] == 1
+    assert never_went.pk not in rates

@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from tidings.campaigns.models import Campaign
 from tidings.core.spreadsheets import SINKS
-from tidings.sending import tracking
+from tidings.sending import lifecycle, tracking
 from tidings.sending.models import (
     BounceRecord,
     CampaignStat,
@@ -463,13 +463,13 @@ def chart_data(report: Report) -> dict[str, Any]:
 def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
     """For each campaign that has started: sent, and its open, click and bounce rates,
     from three grouped queries for all of them. An automation's step message is never
-    "started" (`lifecycle.open_for_steps`), but sends from the day it opens."""
-    ids = [
-        c.pk
-        for c in campaigns
-        if c.started_at is not None
-        or c.status not in (Campaign.Status.DRAFT, Campaign.Status.SCHEDULED)
+    "started" (`lifecycle.open_for_steps`), but sends from the day it opens; a campaign
+    cancelled before it started sent nothing and has no figures."""
+    unstarted = [
+        c.pk for c in campaigns if c.started_at is None and c.status != Campaign.Status.DRAFT
     ]
+    steps = lifecycle.automation_step_ids(unstarted)
+    ids = [c.pk for c in campaigns if c.started_at is not None or c.pk in steps]
     found: dict[int, dict[str, dict[Any, int]]] = {
         i: defaultdict(lambda: defaultdict(int)) for i in ids
     }
