@@ -225,12 +225,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # Cache: Redis when configured (login throttling is shared by every web process),
-# otherwise a table in the database (atomic counters, which a file cache lacks).
+# otherwise a table in the database (atomic counters, which a file cache lacks). Django's
+# Redis cache, with its client kept for the process (tidings/core/rediscache.py).
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
-    CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-    }
+    CACHES = {"default": {"BACKEND": "tidings.core.rediscache.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {
         "default": {
