@@ -44,7 +44,12 @@ class HasElement(models.Lookup):
     def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper) -> Any:
         lhs, params = self.process_lhs(compiler, connection)
         if connection.vendor == "postgresql":
-            return f"{lhs} @> %s::jsonb", [*params, json.dumps([str(self.rhs)])]
+            # An empty array holds nothing; said here, it lets the planner use the tags'
+            # index, which leaves contacts without a tag out (migration 0014).
+            return (
+                f"({lhs} @> %s::jsonb AND {lhs} <> '[]'::jsonb)",
+                [*params, json.dumps([str(self.rhs)]), *params],
+            )
         return (
             f"EXISTS (SELECT 1 FROM json_each({lhs}) AS e WHERE e.value = %s)",  # noqa: S608
             [*params, str(self.rhs)],
