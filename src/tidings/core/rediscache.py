@@ -24,12 +24,13 @@ class KeptClient(RedisCacheClient):
         # id(pool) -> its client; the pools themselves are kept for the process.
         self._clients: dict[int, Any] = {}
 
+    # The stubs leave out Django's private helpers used below (stable since Django 4.0).
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
-        pool = self._get_connection_pool(write)
+        pool = self._get_connection_pool(write)  # type: ignore[attr-defined]
         client = self._clients.get(id(pool))
         if client is None:
             # Two threads may both build one at first: either serves, the other is dropped.
-            client = self._clients[id(pool)] = self._client(connection_pool=pool)
+            client = self._clients[id(pool)] = self._client(connection_pool=pool)  # type: ignore[attr-defined]
         return client
 
 
