@@ -241,8 +241,15 @@ def test_removing_a_step_contacts_wait_at_is_asked_again(
     confirmed = {"op": "remove", "step": second.pk, "confirm": second.pk}
     assert logged_in.post(page, confirmed).status_code == 302
     assert list(welcome.steps.all()) == [first]
-    assert logged_in.post(page, {"op": "remove", "step": first.pk}).status_code == 302
+    # The second step's message went to nobody: it went with its step. The first one's
+    # went to Ada: it is stopped, and the page says where it is.
+    assert not Campaign.objects.filter(pk=second.campaign_id).exists()
+    removed = logged_in.post(page, {"op": "remove", "step": first.pk}, follow=True)
+    assert "Step removed. Its message is stopped; its report stays in Campaigns." in (
+        removed.content.decode()
+    )
     assert not welcome.steps.exists()
+    assert Campaign.objects.get(pk=first.campaign_id).status == Campaign.Status.CANCELLED
 
 
 def test_without_a_list_the_page_links_to_a_new_one_and_refuses_with_the_reason(

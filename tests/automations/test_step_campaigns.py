@@ -122,3 +122,63 @@ def test_figures_of_a_step_message_but_none_of_a_campaign_cancelled_before_it_st
     rates = reports.key_rates([step_message, never_went])
     assert rates[step_message.pk]["sent"] == 1
     assert never_went.pk not in rates
+
+
+def test_removing_a_send_step_stops_its_message_whose_links_count_from_then(
+    account, newsletter, customer, client, mailbox
+):
+    """Untied from its removed step, an open message read as a campaign sending for ever
+    and its links counted from the day it was written (dead after a year)."""
+    welcome = services.create_automation(
+        account, name="Welcome", mailing_list=newsletter, by=customer
+    )
+    services.add_step(
+        welcome,
+        wait_days=0,
+        subject="Welcome",
+        from_email="news@news.example.org",
+        body='<p>Read <a href="https://example.org/start">how to start</a>.</p>',
+        by=customer,
+    )
+    step = welcome.steps.get()
+    Campaign.objects.filter(pk=step.campaign_id).update(track_clicks=True)
+    services.start(welcome, by=customer)
+    days = settings.SENDING["click_link_days"]
+    later = timezone.now() + timedelta(days=days + 30)
+    with time_machine.travel(later, tick=False):
+        audience.add_contact(account, "ada@example.net", lists=[newsletter])
+        engine.run(later)
+        (message,) = mailbox
+        click = _click_link(message)
+        services.remove_step(step, by=customer)
+    stopped = Campaign.objects.get(pk=step.campaign_id)
+    assert stopped.status == Campaign.Status.CANCELLED and stopped.finished_at == later
+    assert Delivery.objects.get(campaign=stopped).status == Delivery.Status.SENT
+    assert lifecycle.automation_step_of(stopped) is None
+    welcome.refresh_from_db()
+    assert welcome.status == Automation.Status.ACTIVE and not welcome.steps.exists()
+
+    def click_on(day: int):  # type: ignore[no-untyped-def]
+        tracking.forget_click_checks(stopped.pk)
+        with time_machine.travel(later + timedelta(days=day), tick=False):
+            return client.get(click)
+
+    assert click_on(days - 1).status_code == 302
+    assert click_on(days + 1).status_code == 410
+
+
+def test_removing_a_send_step_of_an_automation_never_started_deletes_its_draft(
+    account, newsletter, customer
+):
+    flow = services.create_automation(account, name="Flow", mailing_list=newsletter, by=customer)
+    services.add_step(
+        flow, wait_days=0, subject="Hi", from_email="news@news.example.org", body="<p>Hi</p>",
+        by=customer,
+    )  # fmt: skip
+    kept = Campaign.objects.create(
+        account=account, name="My own draft", subject="Mine", from_email="news@news.example.org"
+    )
+    step = flow.steps.get()
+    services.remove_step(step, by=customer)
+    assert not Campaign.objects.filter(pk=step.campaign_id).exists()
+    assert Campaign.objects.filter(pk=kept.pk).exists()  # a draft of no step stays

@@ -28,6 +28,7 @@ from tidings.campaigns import services as campaigns
 from tidings.campaigns.models import Campaign
 from tidings.core import clock
 from tidings.sending import checklist, lifecycle
+from tidings.sending.models import Delivery
 from tidings.staff import audit
 
 A = Automation.Status
@@ -417,10 +418,13 @@ def delete_automation(automation: Automation, *, by: User | None) -> None:
         Campaign.objects.filter(pk__in=drafts).delete()
 
 
-def remove_step(step: Step, *, by: User | None) -> None:
+def remove_step(step: Step, *, by: User | None) -> Campaign | None:
     """Remove a step, also while the automation runs: contacts waiting at it move on to
     the step after (due by its own wait from now), or are done. Refused while a
-    condition refers to it."""
+    condition refers to it. A send step's message goes with it while it went to nobody;
+    one that went out is stopped as Cancel stops it (what is not sent yet is not sent)
+    and stays as a campaign that ended, its report kept and its links counting from
+    today: that message is returned."""
     with transaction.atomic():
         locked = Automation.objects.select_for_update().get(pk=step.automation_id)
         steps = list(locked.steps.order_by("position"))
@@ -446,9 +450,21 @@ def remove_step(step: Step, *, by: User | None) -> None:
             waiting.update(
                 step=following, arrived_at=at, due_at=timing.due_on_arrival(following, at, zone)
             )
+        message = found.campaign
         audit.record("delete", found, by=by, account_id=locked.account_id)
         found.delete()
         _renumber(locked, steps[:place] + steps[place + 1 :])
+        if message is None:
+            return None
+        # No step runs meanwhile: the scheduler waits for the automation's row.
+        if not Delivery.objects.filter(campaign=message).exists():
+            message.delete()
+            return None
+        if message.status in lifecycle.TRANSITIONS["cancel"].sources:
+            # Untied from its step, an open message would read as a campaign sending
+            # for ever, and its links would count from the day it was written.
+            lifecycle.cancel_campaign(message)
+        return message
 
 
 def record_event(

@@ -97,7 +97,8 @@ def _change_steps(request: HttpRequest, automation: Automation, form: StepForm) 
         waiting = automation.enrolments.filter(status=Enrolment.Status.ACTIVE, step=step).count()
         if waiting and request.POST.get("confirm") != str(step.pk):
             return CONFIRM_REMOVAL  # asked again: its contacts would move on at once
-        services.remove_step(step, by=_user(request))
+        if services.remove_step(step, by=_user(request)) is not None:
+            return _("Step removed. Its message is stopped; its report stays in Campaigns.")
         return _("Step removed.")
     if not form.is_valid():
         return None

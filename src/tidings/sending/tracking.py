@@ -245,7 +245,7 @@ def _destination(token: tokens.TrackingToken) -> tuple[str | None, datetime | No
         Campaign.objects.filter(pk=token.campaign_id)
         .values(
             "body", "layout__html", "started_at", "created_at", "status", "updated_at",
-            "automation_step",
+            "finished_at", "automation_step",
         )
         .first()
     )  # fmt: skip
@@ -259,7 +259,9 @@ def _destination(token: tokens.TrackingToken) -> tuple[str | None, datetime | No
         # its writing, a welcome series would mail dead links after a year.
         open_ = row["status"] == Campaign.Status.SENDING
         sent = timezone.now() if open_ else row["updated_at"]
-    sent = sent or row["created_at"]
+    # Never started yet finished: the message of a step since removed (stopped then,
+    # `automations.services.remove_step`), whose links count from that day.
+    sent = sent or row["finished_at"] or row["created_at"]
     until = sent + timedelta(days=int(settings.SENDING["click_link_days"]))
     if timezone.now() > until:
         return None, None

@@ -467,6 +467,10 @@ def update_step(
     "/automations/{automation_uuid}/steps/{step_id}",
     response={200: AutomationOut, 404: Error, 422: Error},
     summary="Remove a step; contacts waiting at it move on to the next",
+    description=(
+        "A send step's message goes with it when it went to nobody; one that went out is "
+        "stopped (as `cancel` stops a campaign) and stays a campaign, with its report."
+    ),
 )
 def remove_step(request: HttpRequest, automation_uuid: UUID, step_id: int) -> Any:
     account = account_of(request)
