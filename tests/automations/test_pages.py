@@ -393,7 +393,9 @@ def test_an_automation_that_never_ran_is_deleted_with_its_steps_and_drafts(
     delete = reverse("automations:delete", args=[welcome.uuid])
     assert delete in detail
     confirm = logged_in.get(delete).content.decode()
-    assert "It has never run. Its 2 steps and the drafts of their messages are deleted" in confirm
+    assert "It has never run. It is deleted with its 2 steps and their messages (drafts)." in (
+        confirm
+    )
     response = logged_in.post(delete)
     assert response.status_code == 302 and response["Location"] == reverse("automations:list")
     assert not Automation.objects.filter(pk=welcome.pk).exists()
@@ -403,6 +405,15 @@ def test_an_automation_that_never_ran_is_deleted_with_its_steps_and_drafts(
     listing = logged_in.get(reverse("automations:list")).content.decode()
     assert "Deleted “Welcome”." in listing
     assert reverse("automations:detail", args=[welcome.uuid]) not in listing
+
+
+def test_the_deletion_page_counts_the_steps_in_words(logged_in, account, newsletter, customer):
+    flow = services.create_automation(account, name="Flow", mailing_list=newsletter, by=customer)
+    page = reverse("automations:delete", args=[flow.uuid])
+    assert "It has never run and has no step." in logged_in.get(page).content.decode()
+    services.add_step(flow, kind="leave", by=customer)
+    one = logged_in.get(page).content.decode()
+    assert "It is deleted with its step, and that step's message if it has one" in one
 
 
 def test_an_automation_that_ran_is_not_deleted_its_reports_stay(
