@@ -155,6 +155,8 @@ def test_removing_a_send_step_stops_its_message_whose_links_count_from_then(
     assert stopped.status == Campaign.Status.CANCELLED and stopped.finished_at == later
     assert Delivery.objects.get(campaign=stopped).status == Delivery.Status.SENT
     assert lifecycle.automation_step_of(stopped) is None
+    # What it sent stays in the campaigns list's figures, with its report.
+    assert reports.key_rates([stopped])[stopped.pk]["sent"] == 1
     welcome.refresh_from_db()
     assert welcome.status == Automation.Status.ACTIVE and not welcome.steps.exists()
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Count, Q, Sum, Value
+from django.db.models import Count, Exists, OuterRef, Q, Sum, Value
 from django.db.models.functions import Lower, StrIndex, Substr, TruncMinute
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -463,12 +463,20 @@ def chart_data(report: Report) -> dict[str, Any]:
 def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
     """For each campaign that has started: sent, and its open, click and bounce rates,
     from three grouped queries for all of them. An automation's step message is never
-    "started" (`lifecycle.open_for_steps`), but sends from the day it opens; a campaign
-    cancelled before it started sent nothing and has no figures."""
+    "started" (`lifecycle.open_for_steps`), but sends from the day it opens, and keeps
+    what it sent once its step is removed (stopped then); a campaign cancelled before it
+    started sent nothing and has no figures."""
     unstarted = [
         c.pk for c in campaigns if c.started_at is None and c.status != Campaign.Status.DRAFT
     ]
     steps = lifecycle.automation_step_ids(unstarted)
+    rest = [pk for pk in unstarted if pk not in steps]
+    if rest:
+        steps |= set(
+            Campaign.objects.filter(pk__in=rest)
+            .filter(Exists(Delivery.objects.filter(campaign_id=OuterRef("pk"))))
+            .values_list("pk", flat=True)
+        )
     ids = [c.pk for c in campaigns if c.started_at is not None or c.pk in steps]
     found: dict[int, dict[str, dict[Any, int]]] = {
         i: defaultdict(lambda: defaultdict(int)) for i in ids
