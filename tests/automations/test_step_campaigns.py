@@ -61,12 +61,10 @@ def _click_link(message) -> str:  # type: ignore[no-untyped-def]
     return link.replace("&amp;", "&").removeprefix("http://127.0.0.1:8000")
 
 
-def test_a_step_messages_links_work_for_who_reaches_it_after_the_links_lifetime(
-    account, newsletter, customer, client, mailbox
-):
-    """A link expires TIDINGS_CLICK_LINK_DAYS after its message was sent. A step's
-    message is sent for as long as its automation runs: its links count from the day it
-    stops, not from the day it was written."""
+def _link_reached_after_its_lifetime(account, newsletter, customer, mailbox):  # type: ignore[no-untyped-def]
+    """A one-step series whose message has a tracked link, started now; a contact who
+    reaches the step 30 days after the links' lifetime. Returns (welcome, step, when
+    they reached it, the click link they were mailed)."""
     welcome = services.create_automation(
         account, name="Welcome", mailing_list=newsletter, by=customer
     )
@@ -81,13 +79,25 @@ def test_a_step_messages_links_work_for_who_reaches_it_after_the_links_lifetime(
     step = welcome.steps.get()
     Campaign.objects.filter(pk=step.campaign_id).update(track_clicks=True)
     services.start(welcome, by=customer)
-    days = settings.SENDING["click_link_days"]
-    later = timezone.now() + timedelta(days=days + 30)
+    later = timezone.now() + timedelta(days=settings.SENDING["click_link_days"] + 30)
     with time_machine.travel(later, tick=False):
         audience.add_contact(account, "ada@example.net", lists=[newsletter])
         engine.run(later)
-        (message,) = mailbox
-        click = _click_link(message)
+    (message,) = mailbox
+    return welcome, step, later, _click_link(message)
+
+
+def test_a_step_messages_links_work_for_who_reaches_it_after_the_links_lifetime(
+    account, newsletter, customer, client, mailbox
+):
+    """A link expires TIDINGS_CLICK_LINK_DAYS after its message was sent. A step's
+    message is sent for as long as its automation runs: its links count from the day it
+    stops, not from the day it was written."""
+    _welcome, step, later, click = _link_reached_after_its_lifetime(
+        account, newsletter, customer, mailbox
+    )
+    days = settings.SENDING["click_link_days"]
+    with time_machine.travel(later, tick=False):
         response = client.get(click)
     assert response.status_code == 302
     assert response["Location"] == "https://example.org/start"
@@ -129,27 +139,11 @@ def test_removing_a_send_step_stops_its_message_whose_links_count_from_then(
 ):
     """Untied from its removed step, an open message read as a campaign sending for ever
     and its links counted from the day it was written (dead after a year)."""
-    welcome = services.create_automation(
-        account, name="Welcome", mailing_list=newsletter, by=customer
+    welcome, step, later, click = _link_reached_after_its_lifetime(
+        account, newsletter, customer, mailbox
     )
-    services.add_step(
-        welcome,
-        wait_days=0,
-        subject="Welcome",
-        from_email="news@news.example.org",
-        body='<p>Read <a href="https://example.org/start">how to start</a>.</p>',
-        by=customer,
-    )
-    step = welcome.steps.get()
-    Campaign.objects.filter(pk=step.campaign_id).update(track_clicks=True)
-    services.start(welcome, by=customer)
     days = settings.SENDING["click_link_days"]
-    later = timezone.now() + timedelta(days=days + 30)
     with time_machine.travel(later, tick=False):
-        audience.add_contact(account, "ada@example.net", lists=[newsletter])
-        engine.run(later)
-        (message,) = mailbox
-        click = _click_link(message)
         services.remove_step(step, by=customer)
     stopped = Campaign.objects.get(pk=step.campaign_id)
     assert stopped.status == Campaign.Status.CANCELLED and stopped.finished_at == later
