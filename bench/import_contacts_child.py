@@ -26,7 +26,7 @@ import psycopg
 benchdb.setup()
 
 # Django is configured just above: the rest may be imported now.
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection  # noqa: E402
 
 from tidings.accounts.models import Account, User  # noqa: E402
 from tidings.audience.models import Contact, MailingList, SuppressedContact  # noqa: E402
@@ -64,25 +64,46 @@ def generate(path: Path, n: int) -> None:
 WRITTEN = ["audience_consentproof", "audience_contact", "audience_subscription"]
 
 
+def _dump(query: str) -> Any:
+    """The rows of `query`, in COPY's binary form, in a temporary file."""
+    handle = tempfile.TemporaryFile()  # noqa: SIM115
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy,
+    ):
+        for block in copy:
+            handle.write(block)
+    return handle
+
+
+def _empty_written() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(WRITTEN)} CASCADE")
+        cursor.execute("CHECKPOINT")
+
+
+def _load(parts: list[tuple[str, Any]]) -> None:
+    """Each (table, dump) by one COPY, all in one transaction on a connection of its own."""
+    with (
+        psycopg.connect(os.environ["DATABASE_URL"]) as conn,
+        conn.transaction(),
+        conn.cursor() as cursor,
+    ):
+        for table, handle in parts:
+            handle.seek(0)
+            with cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
+                while block := handle.read(1 << 20):
+                    copy.write(block)
+
+
 def same_tables_load() -> float:
     """Copy out what the import wrote, empty those tables, and time loading it back with
     one COPY per table in one transaction: every index and foreign key checked as the
     import's are. Returns the seconds of the load (commit included)."""
-    dumps = {table: tempfile.TemporaryFile() for table in WRITTEN}  # noqa: SIM115
-    with connection.cursor() as cursor:
-        for table, dump in dumps.items():
-            with cursor.copy(f"COPY {table} TO STDOUT (FORMAT binary)") as copy:
-                for block in copy:
-                    dump.write(block)
-            dump.seek(0)
-        cursor.execute(f"TRUNCATE {', '.join(WRITTEN)} CASCADE")
-        cursor.execute("CHECKPOINT")
+    dumps = [(table, _dump(f"SELECT * FROM {table}")) for table in WRITTEN]  # noqa: S608
+    _empty_written()
     t = time.perf_counter()
-    with transaction.atomic(), connection.cursor() as cursor:
-        for table, dump in dumps.items():
-            with cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
-                while block := dump.read(1 << 20):
-                    copy.write(block)
+    _load(dumps)
     return time.perf_counter() - t
 
 
@@ -92,41 +113,18 @@ def two_lane_load() -> float:
     contact's id), each half in one transaction on a connection of its own, at once.
     The least an import on two connections could take on this machine, whatever its
     Python does (which needs the same cores). Returns the seconds (commits included)."""
-
-    def dump(query: str) -> Any:
-        handle = tempfile.TemporaryFile()  # noqa: SIM115
-        with (
-            connection.cursor() as cursor,
-            cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy,
-        ):
-            for block in copy:
-                handle.write(block)
-        return handle
-
-    proofs = dump("SELECT * FROM audience_consentproof")
+    proofs = _dump("SELECT * FROM audience_consentproof")
     halves = [
-        [("audience_contact", dump(f"SELECT * FROM audience_contact WHERE id % 2 = {k}")),  # noqa: S608
+        [("audience_contact", _dump(f"SELECT * FROM audience_contact WHERE id % 2 = {k}")),  # noqa: S608
          ("audience_subscription",
-          dump(f"SELECT * FROM audience_subscription WHERE contact_id % 2 = {k}"))]  # noqa: S608
+          _dump(f"SELECT * FROM audience_subscription WHERE contact_id % 2 = {k}"))]  # noqa: S608
         for k in (0, 1)  # two numbers, nothing from outside (hence the noqa)
     ]  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(f"TRUNCATE {', '.join(WRITTEN)} CASCADE")
-        cursor.execute("CHECKPOINT")
-
-    def load(parts: list[tuple[str, Any]]) -> None:
-        url = os.environ["DATABASE_URL"]
-        with psycopg.connect(url) as conn, conn.transaction(), conn.cursor() as cur:
-            for table, handle in parts:
-                handle.seek(0)
-                with cur.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
-                    while block := handle.read(1 << 20):
-                        copy.write(block)
-
+    _empty_written()
     t = time.perf_counter()
-    load([("audience_consentproof", proofs)])
+    _load([("audience_consentproof", proofs)])
     with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(load, half) for half in halves]:
+        for done in [pool.submit(_load, half) for half in halves]:
             done.result()
     return time.perf_counter() - t
 

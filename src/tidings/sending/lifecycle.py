@@ -155,17 +155,6 @@ def automation_step_of(campaign: Campaign) -> dict[str, Any] | None:
     }
 
 
-def automation_step_ids(campaign_ids: list[int]) -> set[int]:
-    """Of these campaigns, the automations' step messages (one query for all)."""
-    if not campaign_ids:
-        return set()
-    return set(
-        Campaign.objects.filter(pk__in=campaign_ids, automation_step__isnull=False).values_list(
-            "pk", flat=True
-        )
-    )
-
-
 def is_automation_step(campaign: Campaign) -> bool:
     """Whether the campaign is an automation's step message (sent only by the steps)."""
     return automation_step_of(campaign) is not None

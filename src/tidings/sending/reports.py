@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from tidings.campaigns.models import Campaign
 from tidings.core.spreadsheets import SINKS
-from tidings.sending import lifecycle, tracking
+from tidings.sending import tracking
 from tidings.sending.models import (
     BounceRecord,
     CampaignStat,
@@ -461,23 +461,22 @@ def chart_data(report: Report) -> dict[str, Any]:
 
 
 def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
-    """For each campaign that has started: sent, and its open, click and bounce rates,
-    from three grouped queries for all of them. An automation's step message is never
-    "started" (`lifecycle.open_for_steps`), but sends from the day it opens, and keeps
-    what it sent once its step is removed (stopped then); a campaign cancelled before it
-    started sent nothing and has no figures."""
+    """For each campaign that has started or sent something: sent, and its open, click
+    and bounce rates, from three grouped queries for all of them. An automation's step
+    message is never "started" (`lifecycle.open_for_steps`) but sends from the day it
+    opens, and keeps what it sent once its step is removed; a campaign cancelled before
+    it started sent nothing and has no figures."""
     unstarted = [
         c.pk for c in campaigns if c.started_at is None and c.status != Campaign.Status.DRAFT
     ]
-    steps = lifecycle.automation_step_ids(unstarted)
-    rest = [pk for pk in unstarted if pk not in steps]
-    if rest:
-        steps |= set(
-            Campaign.objects.filter(pk__in=rest)
-            .filter(Exists(Delivery.objects.filter(campaign_id=OuterRef("pk"))))
-            .values_list("pk", flat=True)
-        )
-    ids = [c.pk for c in campaigns if c.started_at is not None or c.pk in steps]
+    went = set(
+        Campaign.objects.filter(pk__in=unstarted)
+        .filter(Exists(Delivery.objects.filter(campaign_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
+        if unstarted
+        else ()
+    )
+    ids = [c.pk for c in campaigns if c.started_at is not None or c.pk in went]
     found: dict[int, dict[str, dict[Any, int]]] = {
         i: defaultdict(lambda: defaultdict(int)) for i in ids
     }
