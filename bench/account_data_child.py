@@ -56,6 +56,7 @@ def make_account(name: str, n: int) -> int:
             subject="Hello",
             from_email="news@example.org",
             status="sent",
+            finished_at=timezone.now(),
             body="Hello {{ contact.name }}",
         )
         with connection.cursor() as cursor:

@@ -66,6 +66,7 @@ def ensure_campaign(account_id: int) -> int:
         from_email="bench@example.org",
         body='<a href="https://example.org/a">a</a> <a href="https://example.org/b">b</a>',
         status="sent",
+        finished_at=timezone.now(),
         track_opens=True,
         track_clicks=True,
     )

@@ -1,5 +1,6 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.utils import timezone
@@ -20,6 +21,13 @@ from tidings.desk import services as desk
 from tidings.privacy.models import AccountExport
 
 PASSWORD = "correct horse battery staple"
+
+
+def campaign_status(status: str, at: datetime | None = None) -> dict[str, Any]:
+    """The fields of a campaign put straight into `status`: one that ended (sent or
+    cancelled) has its end, any other has none (the model's constraint)."""
+    ended = status in (Campaign.Status.SENT, Campaign.Status.CANCELLED)
+    return {"status": status, "finished_at": (at or timezone.now()) if ended else None}
 
 
 class AccountFactory(factory.django.DjangoModelFactory):

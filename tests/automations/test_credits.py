@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.automations import engine, services, splittests
@@ -78,7 +79,7 @@ def test_a_step_message_sent_on_its_own_cannot_be_opened_for_an_automation(
     account, newsletter, welcome, customer
 ):
     step = welcome.steps.first()
-    Campaign.objects.filter(pk=step.campaign_id).update(status=Campaign.Status.SENT)
+    Campaign.objects.filter(pk=step.campaign_id).update(**campaign_status(Campaign.Status.SENT))
     with pytest.raises(services.AutomationError):
         services.start(welcome, by=customer)
     assert Campaign.objects.get(pk=step.campaign_id).status == Campaign.Status.SENT

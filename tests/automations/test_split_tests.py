@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.automations import splittests, statistics
@@ -158,7 +159,7 @@ def test_a_variant_sent_on_its_own_stops_the_test(account, newsletter, campaign,
     test = splittests.create_test(
         campaign, subjects=["B"], test_percent=20, metric="opens", wait_hours=1, by=customer
     )
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(Campaign.Status.SENT))
     with pytest.raises(SplitTestError, match="draft"):
         splittests.start_test(test, by=customer)
     assert not Delivery.objects.exists()
@@ -526,7 +527,7 @@ def test_without_a_draft_campaign_the_page_links_to_a_new_one_and_refuses_with_t
     """The Campaign select was empty, with nothing said, for an account whose campaigns
     are all sent (or that has none): only a draft can be variant A. Another account's
     draft counts for nothing."""
-    Campaign.objects.create(account=account, name="Sent", status=Campaign.Status.SENT)
+    Campaign.objects.create(account=account, name="Sent", **campaign_status(Campaign.Status.SENT))
     Campaign.objects.create(account=other_customer.account, name="Their draft")
     client.force_login(customer)
     url = reverse("automations:split_tests")

@@ -13,6 +13,7 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tidings.audience import services as audience
 from tidings.automations import engine, services
 from tidings.automations.models import Automation, Enrolment
@@ -127,7 +128,7 @@ def test_figures_of_a_step_message_but_none_of_a_campaign_cancelled_before_it_st
     step_message = Campaign.objects.get(pk=welcome.steps.order_by("position").first().campaign_id)
     never_went = Campaign.objects.create(
         account=account, name="Never went", subject="Hi", from_email="news@news.example.org",
-        status=Campaign.Status.CANCELLED,
+        **campaign_status(Campaign.Status.CANCELLED),
     )  # fmt: skip
     rates = reports.key_rates([step_message, never_went])
     assert rates[step_message.pk]["sent"] == 1

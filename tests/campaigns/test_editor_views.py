@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.urls import reverse
 
+from tests.factories import campaign_status
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList, Segment
 from tidings.campaigns import services
@@ -175,7 +176,7 @@ def test_save_and_preview_goes_to_the_preview(logged_in, customer):
 @pytest.mark.parametrize("status", ["sending", "sent"])
 def test_a_campaign_that_started_is_read_only(logged_in, customer, status):
     campaign = make_campaign(customer, name="Going out")
-    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(status))
     url = reverse("campaigns:edit", kwargs={"uuid": campaign.uuid})
     page = logged_in.get(url).content.decode()
     assert "can no longer be changed" in page and "<textarea" not in page
@@ -311,7 +312,7 @@ def test_duplicate_and_delete(logged_in, customer):
 
 def test_a_sent_campaign_is_not_deleted(logged_in, customer):
     campaign = make_campaign(customer)
-    Campaign.objects.filter(pk=campaign.pk).update(status="sent")
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status("sent"))
     response = logged_in.post(
         reverse("campaigns:delete", kwargs={"uuid": campaign.uuid}), follow=True
     )

@@ -7,6 +7,7 @@ import datetime as dt
 
 import pytest
 
+from tests.factories import campaign_status
 from tidings.audience import services as audience
 from tidings.audience.models import MailingList, Segment
 from tidings.campaigns import rendering, services
@@ -133,7 +134,7 @@ def test_a_campaign_with_a_layout_checks_the_layout_too(customer):
 @pytest.mark.parametrize("status", ["sending", "paused", "sent", "cancelled"])
 def test_a_campaign_that_started_cannot_change(customer, status):
     campaign = services.create_campaign(customer.account, by=customer, **values())
-    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(status))
     with pytest.raises(CampaignError, match="can no longer be changed"):
         services.update_campaign(campaign, by=customer, **values(subject="Changed"))
     campaign.refresh_from_db()
@@ -167,7 +168,7 @@ def test_duplicate_is_an_unscheduled_draft_with_the_same_content(customer):
     original = services.create_campaign(
         account, by=customer, lists=[news], **values(track_opens=True, archived=True)
     )
-    Campaign.objects.filter(pk=original.pk).update(status="sent")
+    Campaign.objects.filter(pk=original.pk).update(**campaign_status("sent"))
     copy = services.duplicate_campaign(original, by=customer)
     assert copy.pk != original.pk and copy.uuid != original.uuid
     assert copy.name == "Copy of November news" and copy.status == "draft"
@@ -179,7 +180,7 @@ def test_duplicate_is_an_unscheduled_draft_with_the_same_content(customer):
 def test_only_drafts_are_deleted(customer):
     draft = services.create_campaign(customer.account, by=customer, **values())
     sent = services.create_campaign(customer.account, by=customer, **values(name="Sent"))
-    Campaign.objects.filter(pk=sent.pk).update(status="sent")
+    Campaign.objects.filter(pk=sent.pk).update(**campaign_status("sent"))
     services.delete_campaign(draft, by=customer)
     with pytest.raises(CampaignError, match="Only drafts"):
         services.delete_campaign(sent, by=customer)
@@ -190,7 +191,7 @@ def test_a_layout_used_beyond_drafts_is_kept_and_drafts_fall_back(customer):
     layout = services.create_layout(customer.account, name="L", html="{{ content }}", by=customer)
     draft = services.create_campaign(customer.account, by=customer, **values(layout=layout))
     sent = services.create_campaign(customer.account, by=customer, **values(layout=layout))
-    Campaign.objects.filter(pk=sent.pk).update(status="sent")
+    Campaign.objects.filter(pk=sent.pk).update(**campaign_status("sent"))
     with pytest.raises(CampaignError, match="1 campaign beyond drafts"):
         services.delete_layout(layout, by=customer)
     Campaign.objects.filter(pk=sent.pk).delete()

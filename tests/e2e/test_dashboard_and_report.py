@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import Screenshot
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, campaign_status
 from tidings.audience import mailing_lists
 from tidings.audience import services as audience
 from tidings.campaigns.models import Campaign
@@ -36,7 +36,7 @@ def sent_campaign(account) -> Campaign:  # type: ignore[no-untyped-def]
         body='<p><a href="https://bakery.example/rye">Rye</a></p>',
         track_opens=True,
         track_clicks=True,
-        status="sent",
+        **campaign_status("sent"),
         started_at=timezone.now() - timedelta(hours=1),
     )
     start = timezone.now() - timedelta(minutes=55)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact, SuppressedContact
 from tidings.audience.services import contact_digest
@@ -29,7 +30,7 @@ DSN = Path(__file__).parent / "dsn"
 def sent(account, newsletter, campaign):  # type: ignore[no-untyped-def]
     """reader0 and reader1 have been sent the campaign."""
     add_contacts(account, newsletter, 2)
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENT)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(Campaign.Status.SENT))
     recipients.materialise(campaign)
     for d in Delivery.objects.all():
         d.status, d.message_id = "sent", f"<{campaign.uuid.hex}.{d.pk}@news.example.org>"

@@ -13,7 +13,7 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import PASSWORD
+from tests.factories import PASSWORD, campaign_status
 from tidings.audience import mailing_lists, rights
 from tidings.audience import services as audience
 from tidings.campaigns.models import Campaign
@@ -122,7 +122,7 @@ def test_the_last_campaigns_with_their_rates(client, customer):
     contacts = [audience.add_contact(account, f"r{i}@example.org", lists=[news]) for i in range(4)]
     done = Campaign.objects.create(
         account=account, name="Autumn", subject="s", from_email="a@b.example",
-        status="sent", started_at=timezone.now(), track_opens=True,
+        **campaign_status("sent"), started_at=timezone.now(), track_opens=True,
     )  # fmt: skip
     deliveries = [
         Delivery.objects.create(campaign=done, contact=c, status="sent", sent_at=timezone.now())

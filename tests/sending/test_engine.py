@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, Subscription
@@ -50,7 +51,7 @@ def test_starting_twice_or_redelivering_a_batch_sends_nobody_twice(
         lifecycle.start_campaign(campaign)
     first, last = Delivery.objects.order_by("pk").values_list("pk", flat=True)[::4]
     # The broker hands the same batch to a worker again: nothing is queued any more.
-    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(Campaign.Status.SENDING))
     result = engine.send_batch(campaign.pk, first, last)
     assert result.sent == 0
     assert recipients.materialise(campaign) == 0

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.audience.models import Contact
 from tidings.campaigns.models import Campaign
@@ -49,7 +50,7 @@ def test_the_table_knows_every_state_and_every_customer_action():
 def test_each_action_moves_or_is_refused_by_the_table(account, newsletter, action, status):
     campaign = Campaign.objects.create(
         account=account, name="c", subject="Hello", from_email="news@example.org", body="Hi",
-        status=status,
+        **campaign_status(status),
     )  # fmt: skip
     campaign.lists.add(newsletter)
     add_contacts(account, newsletter, 1)  # someone to send to, or nothing can be scheduled

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
 from tidings.sending import lifecycle, recipients
@@ -172,7 +173,7 @@ def test_a_started_campaign_shows_progress_and_the_actions_its_status_allows(
     Delivery.objects.filter(pk__in=Delivery.objects.order_by("pk")[:3].values("pk")).update(
         status="sent", sent_at=timezone.now()
     )
-    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(status))
     client.force_login(customer)
     controls = controls_of(client.get(f"/campaigns/{campaign.uuid}/").content)
     for button in shown:

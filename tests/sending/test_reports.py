@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from pypdf import PdfReader
 
+from tests.factories import campaign_status
 from tidings.audience import services as audience
 from tidings.audience.models import Contact, MailingList
 from tidings.automations import services as automation_services
@@ -30,7 +31,7 @@ def sent(
     campaign: Campaign, contacts: list[Contact], *, at: datetime = START, **kw
 ) -> list[Delivery]:  # type: ignore[no-untyped-def]
     """Deliveries as the engine leaves them once the messages went out."""
-    Campaign.objects.filter(pk=campaign.pk).update(status="sent", started_at=at)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status("sent"), started_at=at)
     campaign.refresh_from_db()
     return [
         Delivery.objects.create(

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tests.sending.conftest import add_contacts
@@ -167,6 +168,43 @@ def test_a_click_link_expires_after_the_configured_days(
         response = client.get(click)
     assert response.status_code == 410 and "Location" not in response
     assert dict(CampaignStat.objects.values_list("kind", "count")) == {"click": 1}
+
+
+def test_a_click_link_lives_while_its_campaign_sends_and_counts_from_its_end(
+    client, account, newsletter, tracked, raw_sink, settings
+):
+    """A campaign paused (or sending, or open for an automation's step) may still send:
+    its links live. Its days count from when it stopped sending, not from its start."""
+    click = _sent_click(client, account, newsletter, tracked, raw_sink)
+    days = settings.SENDING["click_link_days"]
+    Campaign.objects.filter(pk=tracked.pk).update(status=Campaign.Status.PAUSED, finished_at=None)
+    later = timezone.now() + timedelta(days=days + 30)
+
+    def click_on(moment):  # type: ignore[no-untyped-def]
+        tracking.forget_click_checks(tracked.pk)  # kept a minute with Redis
+        with time_machine.travel(moment, tick=False):
+            return client.get(click)
+
+    assert click_on(later).status_code == 302
+    with time_machine.travel(later, tick=False):
+        lifecycle.cancel_campaign(Campaign.objects.get(pk=tracked.pk))
+    assert click_on(later + timedelta(days=days - 1)).status_code == 302
+    response = click_on(later + timedelta(days=days + 1))
+    assert response.status_code == 410 and "Location" not in response
+
+
+def test_a_campaign_has_an_end_exactly_when_it_ended(campaign):
+    """The database holds the rule the links' days count by."""
+    for status, finished_at in [
+        (Campaign.Status.SENT, None),
+        (Campaign.Status.CANCELLED, None),
+        (Campaign.Status.SENDING, timezone.now()),
+        (Campaign.Status.DRAFT, timezone.now()),
+    ]:
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Campaign.objects.filter(pk=campaign.pk).update(status=status, finished_at=finished_at)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT and campaign.finished_at is None
 
 
 def test_a_click_link_dies_with_its_campaign(client, account, newsletter, tracked, raw_sink):

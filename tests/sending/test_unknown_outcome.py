@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.accounts import apikeys
 from tidings.audience import services as audience
@@ -76,7 +77,7 @@ def test_a_campaign_in_another_state_sends_nothing_again(
     client, customer, account, newsletter, campaign, status
 ):
     lost_mid_send(campaign, add_contacts(account, newsletter, 2), unknown=1)
-    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    Campaign.objects.filter(pk=campaign.pk).update(**campaign_status(status))
     client.force_login(customer)
     response = client.post(
         f"/campaigns/{campaign.uuid}/send/", {"action": "resend_unknown"}, follow=True

@@ -462,7 +462,7 @@ def remove_step(step: Step, *, by: User | None) -> Campaign | None:
             return None
         if message.status in lifecycle.TRANSITIONS["cancel"].sources:
             # Untied from its step, an open message would read as a campaign sending
-            # for ever, and its links would count from the day it was written.
+            # for ever, and its links would never expire.
             lifecycle.cancel_campaign(message)
         return message
 

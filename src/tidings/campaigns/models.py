@@ -10,6 +10,7 @@ import secrets
 import uuid
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -89,6 +90,16 @@ class Campaign(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "scheduled_at"], name="campaign_due")]
+        constraints = [
+            # A campaign has an end exactly when it ended (sent, or cancelled): its click
+            # links count their days from it (`sending.tracking`), and one that sends
+            # again (`lifecycle.resend_unknown`) loses it.
+            models.CheckConstraint(
+                condition=Q(status__in=["sent", "cancelled"], finished_at__isnull=False)
+                | (~Q(status__in=["sent", "cancelled"]) & Q(finished_at__isnull=True)),
+                name="campaign_finished_when_ended",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -6,9 +6,9 @@ an account on aggregate-only tracking gets links that do not say who the recipie
 events are kept TIDINGS_TRACKING_DAYS, then folded into counts and deleted.
 
 A click link redirects only while it is bound to its campaign (`click_destination`): the
-campaign still exists, was sent less than TIDINGS_CLICK_LINK_DAYS ago, and its content
-names the link's site. A signed link is thus no redirect on the operator's domain that a
-customer could hand out forever to any address they like.
+campaign still exists, stopped sending less than TIDINGS_CLICK_LINK_DAYS ago (or sends
+still), and its content names the link's site. A signed link is thus no redirect on the
+operator's domain that a customer could hand out forever to any address they like.
 """
 
 from __future__ import annotations
@@ -205,12 +205,12 @@ CLICK_CHECK_SECONDS = 60
 
 
 def click_destination(token: tokens.TrackingToken) -> str | None:
-    """Where a click link leads, or None when it no longer may: its campaign is gone, was
-    sent more than TIDINGS_CLICK_LINK_DAYS ago, or its content (body and layout) does not
-    name the link's site (scheme and host; a path may hold a contact's value). With Redis,
-    the answer is kept a minute, per campaign, under a hash of the link (which may hold a
-    contact's value): the moment the link expires, checked against the clock here, or 0
-    when it leads nowhere."""
+    """Where a click link leads, or None when it no longer may: its campaign is gone,
+    stopped sending more than TIDINGS_CLICK_LINK_DAYS ago, or its content (body and
+    layout) does not name the link's site (scheme and host; a path may hold a contact's
+    value). With Redis, the answer is kept a minute, per campaign, under a hash of the
+    link (which may hold a contact's value): the moment the link expires, checked
+    against the clock here, or 0 when it leads nowhere."""
     stream = shared_redis()
     if stream is None:
         return _destination(token)[0]
@@ -243,26 +243,16 @@ def _destination(token: tokens.TrackingToken) -> tuple[str | None, datetime | No
     """`click_destination` read from the database, and when the link expires."""
     row = (
         Campaign.objects.filter(pk=token.campaign_id)
-        .values(
-            "body", "layout__html", "started_at", "created_at", "status", "updated_at",
-            "finished_at", "automation_step",
-        )
+        .values("body", "layout__html", "finished_at")
         .first()
-    )  # fmt: skip
+    )
     if row is None:
         return None, None
-    sent = row["started_at"]
-    if sent is None and row["automation_step"] is not None:
-        # An automation's step message goes to each contact who reaches its step, for as
-        # long as it is open for the steps (`lifecycle.open_for_steps`: never "started"):
-        # its links count from the last day it was open, today while it is. Counted from
-        # its writing, a welcome series would mail dead links after a year.
-        open_ = row["status"] == Campaign.Status.SENDING
-        sent = timezone.now() if open_ else row["updated_at"]
-    # Never started yet finished: the message of a step since removed (stopped then,
-    # `automations.services.remove_step`), whose links count from that day.
-    sent = sent or row["finished_at"] or row["created_at"]
-    until = sent + timedelta(days=int(settings.SENDING["click_link_days"]))
+    # Its links live for their days after the campaign stopped sending: from its end
+    # once it ended (sent or cancelled, the model's constraint), from today while it
+    # may still send (sending, paused, an automation's step message open for its step).
+    ended = row["finished_at"] or timezone.now()
+    until = ended + timedelta(days=int(settings.SENDING["click_link_days"]))
     if timezone.now() > until:
         return None, None
     parts = urlsplit(token.url)
