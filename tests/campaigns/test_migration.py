@@ -6,19 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
+from tests.migrating import migrate, migrate_to_latest
 
 BEFORE = [("campaigns", "0006_visual_design")]
 AFTER = [("campaigns", "0007_campaign_finished_when_ended")]
 CHANGED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-def migrate(target):  # type: ignore[no-untyped-def]
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target)
-    return executor.loader.project_state(target).apps
 
 
 def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_db, customer):
@@ -27,8 +19,8 @@ def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_
         Campaign = old.get_model("campaigns", "Campaign")
         made = {
             (status, ended): Campaign.objects.create(
-                account_id=customer.account_id, name=status, subject="s", from_email="a@example.org",
-                status=status, finished_at=ended,
+                account_id=customer.account_id, name=status, subject="s",
+                from_email="a@example.org", status=status, finished_at=ended,
             ).pk
             for status, ended in [
                 ("sent", None), ("cancelled", None), ("sent", CHANGED), ("sending", CHANGED),
@@ -44,4 +36,4 @@ def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_
         assert ends[made["sending", CHANGED]] is None
         assert ends[made["paused", None]] is None
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()

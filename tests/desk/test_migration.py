@@ -5,22 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-
+from tests.migrating import migrate, migrate_to_latest
 from tidings.desk import search
 from tidings.desk.models import Conversation as Current
 
 BEFORE = [("desk", "0002_ratings")]
 AFTER = [("desk", "0003_sender_verified_and_sla")]
 OPENED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-def migrate(target):  # type: ignore[no-untyped-def]
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(target)
-    return executor.loader.project_state(target).apps
 
 
 def test_old_conversations_keep_their_tie_and_get_clocks(transactional_db, customer, settings):
@@ -53,7 +44,7 @@ def test_old_conversations_keep_their_tie_and_get_clocks(transactional_db, custo
         assert theirs.paused_at == OPENED + timedelta(hours=3)
         assert visitor.first_response_at is None and visitor.paused_at is None
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
 
 
 def test_conversations_from_before_the_search_index_are_indexed(transactional_db):
@@ -79,4 +70,4 @@ def test_conversations_from_before_the_search_index_are_indexed(transactional_db
                 conversation.pk
             ]
     finally:
-        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to_latest()
