@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.conftest import free_port
+from tests.factories import campaign_status
 from tests.sending.workers import (
     PrivatePostgres,
     PrivateRedis,
@@ -162,7 +163,7 @@ def test_a_worker_killed_mid_campaign_sends_nobody_twice(account, counting_smtp,
             Delivery.objects.filter(campaign=campaign).order_by("pk").values_list("pk", flat=True)
         )
         before = sum(server.count.values())
-        Campaign.objects.filter(pk=campaign.pk).update(status="sending")
+        Campaign.objects.filter(pk=campaign.pk).update(**campaign_status("sending"))
         workers.send("send_batch", campaign.pk, ids[0], ids[-1])
         workers.send("send_batch", campaign.pk, ids[0], ids[-1])
         wait_until(lambda: finished(campaign), 60, every=lambda: workers.send("recover_stalled"))
