@@ -138,8 +138,8 @@ def test_figures_of_a_step_message_but_none_of_a_campaign_cancelled_before_it_st
 def test_removing_a_send_step_stops_its_message_whose_links_count_from_then(
     account, newsletter, customer, client, mailbox
 ):
-    """Untied from its removed step, an open message read as a campaign sending for ever
-    and its links counted from the day it was written (dead after a year)."""
+    """Untied from its removed step, an open message would read as a campaign sending
+    for ever, its links never expiring: it is stopped, and they count from then."""
     welcome, step, later, click = _link_reached_after_its_lifetime(
         account, newsletter, customer, mailbox
     )

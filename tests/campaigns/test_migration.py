@@ -11,6 +11,7 @@ from tests.migrating import migrate, migrate_to_latest
 BEFORE = [("campaigns", "0006_visual_design")]
 AFTER = [("campaigns", "0007_campaign_finished_when_ended")]
 CHANGED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+ENDED = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
 
 
 def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_db, customer):
@@ -23,8 +24,8 @@ def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_
                 from_email="a@example.org", status=status, finished_at=ended,
             ).pk
             for status, ended in [
-                ("sent", None), ("cancelled", None), ("sent", CHANGED), ("sending", CHANGED),
-                ("paused", None),
+                ("sent", None), ("cancelled", None), ("sent", ENDED), ("cancelled", ENDED),
+                ("sending", ENDED), ("paused", ENDED), ("draft", None),
             ]
         }  # fmt: skip
         Campaign.objects.filter(pk__in=made.values()).update(updated_at=CHANGED)
@@ -32,8 +33,11 @@ def test_campaigns_from_before_get_an_end_exactly_when_they_ended(transactional_
         ends = dict(new.objects.filter(pk__in=made.values()).values_list("pk", "finished_at"))
         assert ends[made["sent", None]] == CHANGED
         assert ends[made["cancelled", None]] == CHANGED
-        assert ends[made["sent", CHANGED]] == CHANGED
-        assert ends[made["sending", CHANGED]] is None
-        assert ends[made["paused", None]] is None
+        # An end it had stays as it was; one it should not have goes.
+        assert ends[made["sent", ENDED]] == ENDED
+        assert ends[made["cancelled", ENDED]] == ENDED
+        assert ends[made["sending", ENDED]] is None
+        assert ends[made["paused", ENDED]] is None
+        assert ends[made["draft", None]] is None
     finally:
         migrate_to_latest()

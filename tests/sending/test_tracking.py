@@ -193,6 +193,23 @@ def test_a_click_link_lives_while_its_campaign_sends_and_counts_from_its_end(
     assert response.status_code == 410 and "Location" not in response
 
 
+def test_a_long_send_s_links_count_from_its_end_not_its_start(
+    client, account, newsletter, tracked, raw_sink, settings
+):
+    """A campaign that took a month to send (a slow relay, a pause): its last readers
+    get a link that lives its days from the end, as the first readers' does."""
+    click = _sent_click(client, account, newsletter, tracked, raw_sink)
+    days = settings.SENDING["click_link_days"]
+    ended = Campaign.objects.get(pk=tracked.pk).finished_at
+    Campaign.objects.filter(pk=tracked.pk).update(started_at=ended - timedelta(days=30))
+    tracking.forget_click_checks(tracked.pk)
+    with time_machine.travel(ended + timedelta(days=days - 1), tick=False):
+        assert client.get(click).status_code == 302
+    tracking.forget_click_checks(tracked.pk)
+    with time_machine.travel(ended + timedelta(days=days + 1), tick=False):
+        assert client.get(click).status_code == 410
+
+
 def test_a_campaign_has_an_end_exactly_when_it_ended(campaign):
     """The database holds the rule the links' days count by."""
     for status, finished_at in [
