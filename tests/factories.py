@@ -26,8 +26,8 @@ PASSWORD = "correct horse battery staple"
 def campaign_status(status: str, at: datetime | None = None) -> dict[str, Any]:
     """The fields of a campaign put straight into `status`: one that ended (sent or
     cancelled) has its end, any other has none (the model's constraint)."""
-    ended = status in (Campaign.Status.SENT, Campaign.Status.CANCELLED)
-    return {"status": status, "finished_at": (at or timezone.now()) if ended else None}
+    ended = (at or timezone.now()) if status in Campaign.ENDED else None
+    return {"status": status, "finished_at": ended}
 
 
 class AccountFactory(factory.django.DjangoModelFactory):

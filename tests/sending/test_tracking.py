@@ -14,6 +14,7 @@ import time_machine
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from tests.factories import campaign_status
 from tests.sending.conftest import add_contacts
 from tidings.campaigns.models import Campaign
 from tidings.core import retention
@@ -177,7 +178,7 @@ def test_a_click_link_lives_while_its_campaign_sends_and_counts_from_its_end(
     its links live. Its days count from when it stopped sending, not from its start."""
     click = _sent_click(client, account, newsletter, tracked, raw_sink)
     days = settings.SENDING["click_link_days"]
-    Campaign.objects.filter(pk=tracked.pk).update(status=Campaign.Status.PAUSED, finished_at=None)
+    Campaign.objects.filter(pk=tracked.pk).update(**campaign_status(Campaign.Status.PAUSED))
     later = timezone.now() + timedelta(days=days + 30)
 
     def click_on(moment):  # type: ignore[no-untyped-def]

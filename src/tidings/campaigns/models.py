@@ -33,6 +33,12 @@ class Layout(models.Model):
         return self.name
 
 
+# A campaign ended once sent or cancelled, and has an end (`finished_at`) exactly then
+# (its constraint below): its click links count their days from it (`sending.tracking`);
+# one that sends again (`lifecycle.resend_unknown`) loses it.
+ENDED_STATUSES = ("sent", "cancelled")
+
+
 class Campaign(models.Model):
     class Status(models.TextChoices):
         DRAFT = "draft", _("draft")
@@ -91,12 +97,9 @@ class Campaign(models.Model):
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "scheduled_at"], name="campaign_due")]
         constraints = [
-            # A campaign has an end exactly when it ended (sent, or cancelled): its click
-            # links count their days from it (`sending.tracking`), and one that sends
-            # again (`lifecycle.resend_unknown`) loses it.
             models.CheckConstraint(
-                condition=Q(status__in=["sent", "cancelled"], finished_at__isnull=False)
-                | (~Q(status__in=["sent", "cancelled"]) & Q(finished_at__isnull=True)),
+                condition=Q(status__in=ENDED_STATUSES, finished_at__isnull=False)
+                | (~Q(status__in=ENDED_STATUSES) & Q(finished_at__isnull=True)),
                 name="campaign_finished_when_ended",
             )
         ]
@@ -106,6 +109,7 @@ class Campaign(models.Model):
 
     # Content may change only before the first message goes out.
     EDITABLE = frozenset({Status.DRAFT, Status.SCHEDULED})
+    ENDED = frozenset(ENDED_STATUSES)
 
     @property
     def is_editable(self) -> bool:

@@ -13,7 +13,6 @@ from tidings.sending.forms import ScheduleForm
 from tidings.sending.senders import sender_for
 from tidings.sending.services import postal_address_of
 
-S = Campaign.Status
 # Addresses of messages with an unknown outcome listed on the page (the count is exact).
 UNKNOWN_SHOWN = 50
 FAILURE_REASONS_SHOWN = 5
@@ -78,7 +77,7 @@ def context_for(
             engine.unknown_recipients(campaign, limit=UNKNOWN_SHOWN) if progress["unknown"] else []
         ),
         # A step's message reports from its first day: it never finishes by itself.
-        "has_report": campaign.status in (S.SENT, S.CANCELLED)
+        "has_report": campaign.status in Campaign.ENDED
         or (automation_step is not None and not not_started),
         "started": not not_started,
         "step_message": step_message,

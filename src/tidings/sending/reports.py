@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, Sum, Value
+from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Lower, StrIndex, Substr, TruncMinute
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -466,22 +466,12 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
     message is never "started" (`lifecycle.open_for_steps`) but sends from the day it
     opens, and keeps what it sent once its step is removed; a campaign cancelled before
     it started sent nothing and has no figures."""
-    unstarted = [
-        c.pk for c in campaigns if c.started_at is None and c.status != Campaign.Status.DRAFT
-    ]
-    went = set(
-        Campaign.objects.filter(pk__in=unstarted)
-        .filter(Exists(Delivery.objects.filter(campaign_id=OuterRef("pk"))))
-        .values_list("pk", flat=True)
-        if unstarted
-        else ()
-    )
-    ids = [c.pk for c in campaigns if c.started_at is not None or c.pk in went]
+    ids = [c.pk for c in campaigns if c.status != Campaign.Status.DRAFT]
+    if not ids:
+        return {}
     found: dict[int, dict[str, dict[Any, int]]] = {
         i: defaultdict(lambda: defaultdict(int)) for i in ids
     }
-    if not ids:
-        return {}
     for campaign_id, n in (
         Delivery.objects.filter(campaign_id__in=ids, sent_at__isnull=False)
         .values("campaign_id")
@@ -490,6 +480,12 @@ def key_rates(campaigns: list[Campaign]) -> dict[int, dict[str, Any]]:
         .order_by()
     ):
         found[campaign_id]["sent"][None] += n
+    # Never started, it has figures once it sent something (the count just read).
+    unstarted = {c.pk for c in campaigns if c.started_at is None}
+    found = {i: f for i, f in found.items() if i not in unstarted or "sent" in f}
+    ids = list(found)
+    if not ids:
+        return {}
     for campaign_id, kind, n in (
         CampaignStat.objects.filter(campaign_id__in=ids)
         .values("campaign_id", "kind")
