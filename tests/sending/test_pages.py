@@ -4,7 +4,7 @@ archive shows no personal data."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -183,6 +183,21 @@ def test_a_started_campaign_shows_progress_and_the_actions_its_status_allows(
     assert '<progress id="p-bar" max="4" value="3"' in controls
     assert '<span id="p-percent">75</span>' in controls
     assert ("Open the report" in controls) == (status == "sent")
+
+
+def test_a_campaign_cancelled_before_its_time_shows_no_progress_nor_report(
+    client, customer, account, newsletter, campaign
+):
+    """Scheduled, then cancelled: nothing went out. The page said "0% done" and offered a
+    report, while the campaigns list rightly shows no figures for it."""
+    add_contacts(account, newsletter, 2)
+    lifecycle.schedule_campaign(campaign, timezone.now() + timedelta(days=3))
+    lifecycle.cancel_campaign(campaign)
+    client.force_login(customer)
+    controls = controls_of(client.get(f"/campaigns/{campaign.uuid}/").content)
+    assert "Cancelled before it went out: nobody received it." in controls
+    assert "<progress" not in controls and "Open the report" not in controls
+    assert "goes out from" not in controls
 
 
 def test_actions_from_the_campaign_page_return_to_it_and_never_elsewhere(

@@ -45,6 +45,11 @@ def context_for(
     # once open it has no end of its own (no "% done", no rate).
     automation_step = lifecycle.automation_step_of(campaign)
     step_message = not_started and automation_step is not None
+    # Past draft and scheduled, it went out, unless it was cancelled before its time:
+    # nothing then to show progress or a report of (the campaigns list shows no figures).
+    went = not not_started and (
+        campaign.started_at is not None or automation_step is not None or progress["total"] > 0
+    )
     # The rails: every check of the message as it would go out, before it may go.
     rails = checklist.checklist(campaign) if not_started else None
     sender = sender_for(
@@ -77,9 +82,8 @@ def context_for(
             engine.unknown_recipients(campaign, limit=UNKNOWN_SHOWN) if progress["unknown"] else []
         ),
         # A step's message reports from its first day: it never finishes by itself.
-        "has_report": campaign.status in Campaign.ENDED
-        or (automation_step is not None and not not_started),
-        "started": not not_started,
+        "has_report": went and (campaign.status in Campaign.ENDED or automation_step is not None),
+        "started": went,
         "step_message": step_message,
         "automation_step": automation_step,
         "needs_postal_address": not_started and not postal_address_of(campaign.account),
